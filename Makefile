@@ -1,0 +1,162 @@
+# Countersign -- one GNU Makefile for the C core, its tests and its docs.
+#
+#   make                 build every binary into build/
+#   make run             start Postgres, Kafka and every process locally
+#   make test            every test (style, docs, unit under ASan/UBSan and
+#                        valgrind, integration on real Postgres and Kafka, SDKs)
+#   make SANITIZER=address,undefined   build into build/address-undefined/
+#   make help            list the targets
+#
+# Sources are listed explicitly; unit tests are discovered (tests/unit/test_*.c).
+
+CC ?= cc
+SANITIZER ?=
+TEST_SANITIZER ?= address,undefined
+PYTHON ?= python3
+
+comma := ,
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+ifeq ($(SANITIZER),)
+BUILD ?= build
+SAN_FLAGS :=
+else
+BUILD ?= build/$(subst $(comma),-,$(SANITIZER))
+SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS := rdkafka libcurl json-c libpq libcrypto libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's libpq-dev puts libpq-fe.h in /usr/include/postgresql.
+PG_INC := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wshadow -Wvla \
+        -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -MMD -MP \
+              -Iinclude -I$(BUILD)/gen -I$(PG_INC) $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
+
+# ---- sources ---------------------------------------------------------------
+
+LIB_SRCS := \
+	lib/cs_err.c lib/cs_mem.c lib/cs_buf.c lib/cs_log.c lib/cs_config.c \
+	lib/cs_crypto.c lib/cs_json.c lib/cs_map.c lib/cs_db.c lib/cs_link.c lib/cs_url.c \
+	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c \
+	lib/cs_audit.c lib/cs_kafka.c lib/cs_process.c
+GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
+WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/relay.c
+SCHEDULER_SRCS := scheduler/main.c scheduler/elector.c scheduler/expirer.c \
+	scheduler/rescuer.c scheduler/sealer.c scheduler/retention.c
+CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
+
+QUERY_FILES := $(sort $(wildcard sql/queries/*.sql))
+MIGRATION_FILES := $(sort $(wildcard sql/migrations/*.sql))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJS := $(call obj,$(LIB_SRCS)) $(BUILD)/obj/gen/cs_sql_gen.o
+
+BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-scheduler
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all run test unit valgrind integration check-style docs docs-check help clean \
+        test-asan-build fuzz bench
+
+all: $(BINS) ## Build every binary into $(BUILD)/
+
+# ---- generated SQL ---------------------------------------------------------
+
+$(BUILD)/gen/cs_sql_gen.h: tools/sqlgen.awk $(QUERY_FILES)
+	@mkdir -p $(@D)
+	$(Q)awk -v mode=header -f tools/sqlgen.awk $(QUERY_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/cs_sql_gen.c: tools/sqlgen.awk $(QUERY_FILES) $(MIGRATION_FILES) $(BUILD)/gen/cs_sql_gen.h
+	@mkdir -p $(@D)
+	$(Q)awk -v mode=source -f tools/sqlgen.awk $(QUERY_FILES) $(MIGRATION_FILES) > $@.tmp && mv $@.tmp $@
+
+# ---- compile and link ------------------------------------------------------
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/gen/cs_sql_gen.h
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcountersign.a: $(LIB_OBJS)
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/countersign-worker: $(call obj,$(WORKER_SRCS)) $(BUILD)/libcountersign.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/countersign-scheduler: $(call obj,$(SCHEDULER_SRCS)) $(BUILD)/libcountersign.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/countersign: $(call obj,$(CLI_SRCS)) $(BUILD)/libcountersign.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/cs_test.h $(BUILD)/libcountersign.a
+	@mkdir -p $(@D)
+	@echo "  CC LD   $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libcountersign.a $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
+
+# ---- run and test ----------------------------------------------------------
+
+run: all ## Start Postgres, Kafka, api, worker and scheduler locally; prints where to go
+	tools/run-local.sh $(BUILD)
+
+unit: $(UNIT_BINS) ## Run the unit tests (with SANITIZER=... for sanitizers)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+valgrind: ## Run the unit tests under valgrind (leaks are errors)
+	$(MAKE) SANITIZER= BUILD=build/valgrind CFLAGS="-O0 -g" $(patsubst $(BUILD)/%,build/valgrind/%,$(UNIT_BINS))
+	@set -e; for t in $(patsubst $(BUILD)/%,build/valgrind/%,$(UNIT_BINS)); do \
+	  echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --suppressions=tests/valgrind.supp $$t >/dev/null; done
+
+integration: all ## Integration tests: real binaries, private Postgres, real Kafka broker
+	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+
+test: ## Every test: style, docs, unit (ASan/UBSan + valgrind), integration under ASan/UBSan
+	$(MAKE) check-style
+	$(MAKE) docs-check
+	$(MAKE) SANITIZER=$(TEST_SANITIZER) unit
+	$(MAKE) valgrind
+	$(MAKE) SANITIZER=$(TEST_SANITIZER) integration
+
+check-style: ## Banned functions, file headers, sizes
+	tools/check-style.sh
+
+docs: $(BUILD)/countersign ## Regenerate docs/CONFIGURATION.md and docs/ERRORS.md
+	$(BUILD)/countersign docs config > docs/CONFIGURATION.md
+	$(BUILD)/countersign docs errors > docs/ERRORS.md
+
+docs-check: $(BUILD)/countersign ## Fail when generated docs are stale
+	@$(BUILD)/countersign docs config | diff -u docs/CONFIGURATION.md - \
+	  || { echo "docs/CONFIGURATION.md is stale: run make docs"; exit 1; }
+	@$(BUILD)/countersign docs errors | diff -u docs/ERRORS.md - \
+	  || { echo "docs/ERRORS.md is stale: run make docs"; exit 1; }
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+clean: ## Remove build/
+	rm -rf build

@@ -1,0 +1,253 @@
+/*
+ * approvals.c -- operator commands on approvals and the audit log
+ * (see cli.h for conventions). Votes go through cs_approval_vote(), the
+ * same function the approval pages call: no rule is restated here.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cs_approval.h"
+#include "cs_audit.h"
+#include "cs_json.h"
+#include "cs_link.h"
+#include "cs_mem.h"
+
+/* approval_status columns (sql/queries/approval.sql) */
+enum { S_ID, S_STATUS, S_AGENT_ID, S_AGENT, S_GRANT, S_METHOD, S_URL, S_CREATED, S_EXPIRES,
+       S_DECIDED, S_DECIDED_BY, S_REASON, S_EXECUTED, S_HAS_RESULT, S_APPROVALS, S_QUORUM,
+       S_ERROR_CODE, S_ERROR_MESSAGE, S_DIGEST, S_REQ_REASON, S_BATCH, S_REQUEST_ID, S_ATTEMPTS };
+
+static void add_str(json_object *o, const char *k, const PGresult *res, int col)
+{
+    const char *v = cs_db_str(res, 0, col);
+    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static int approval_show(struct cli_ctx *c, const char *id)
+{
+    char err[CS_ERRLEN];
+    if (!cs_uuid_valid(id))
+        return cli_fail(CS_ERR_INVALID, "the approval id must be a UUID");
+    const char *p[] = {id, NULL};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVAL_STATUS, 2, p, &res, err);
+    if (rc)
+        return cli_fail(rc, err);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cli_fail(CS_ERR_NOT_FOUND, "no such approval");
+    }
+    json_object *o = json_object_new_object();
+    static const struct {
+        const char *key;
+        int col;
+    } cols[] = {{"approval_id", S_ID}, {"status", S_STATUS}, {"agent", S_AGENT},
+                {"grant_id", S_GRANT}, {"method", S_METHOD}, {"url", S_URL},
+                {"reason", S_REQ_REASON}, {"digest", S_DIGEST}, {"decided_by", S_DECIDED_BY},
+                {"decision_reason", S_REASON}, {"error_code", S_ERROR_CODE},
+                {"error_message", S_ERROR_MESSAGE}, {"request_id", S_REQUEST_ID},
+                {"batch_id", S_BATCH}};
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        add_str(o, cols[i].key, res, cols[i].col);
+    json_object_object_add(o, "approvals_received",
+                           json_object_new_int64(cs_db_int(res, 0, S_APPROVALS)));
+    json_object_object_add(o, "approvals_required",
+                           json_object_new_int64(cs_db_int(res, 0, S_QUORUM)));
+    json_object_object_add(o, "attempts", json_object_new_int64(cs_db_int(res, 0, S_ATTEMPTS)));
+    PQclear(res);
+    printf("%s\n", cs_json_text(o, NULL));
+    json_object_put(o);
+    return 0;
+}
+
+/* approval_links columns */
+enum { L_ID, L_EXPIRES, L_APPROVER, L_VOTER, L_NAME };
+
+static int approval_links(struct cli_ctx *c, const char *id)
+{
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_config_require_master_key(c->cfg, err);
+    if (rc)
+        return cli_fail(rc, err);
+    if (!cs_uuid_valid(id))
+        return cli_fail(CS_ERR_INVALID, "the approval id must be a UUID");
+    unsigned char key[32];
+    cs_link_key(c->cfg->master_key, key);
+    const char *p[] = {id};
+    PGresult *res = NULL;
+    if ((rc = cs_db_exec(c->db, CSQ_APPROVAL_LINKS, 1, p, &res, err)))
+        return cli_fail(rc, err);
+    for (int r = 0; r < PQntuples(res); r++) {
+        struct cs_link l;
+        char token[CS_LINK_TOKEN_LEN + 1];
+        cs_strlcpy(l.approval_id, cs_db_str(res, r, L_ID), sizeof(l.approval_id));
+        cs_strlcpy(l.approver_id, cs_db_str(res, r, L_APPROVER), sizeof(l.approver_id));
+        cs_strlcpy(l.voter_id, cs_db_str(res, r, L_VOTER), sizeof(l.voter_id));
+        l.expires_ms = cs_db_int(res, r, L_EXPIRES);
+        if (cs_link_sign(key, &l, token) != CS_OK)
+            continue;
+        char *url = cs_link_url(c->cfg->public_url, "approve", token);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "approver_id", json_object_new_string(l.approver_id));
+        json_object_object_add(o, "approver", json_object_new_string(cs_db_str(res, r, L_NAME)));
+        json_object_object_add(o, "voter_id", json_object_new_string(l.voter_id));
+        json_object_object_add(o, "url", json_object_new_string(url));
+        printf("%s\n", cs_json_text(o, NULL));
+        json_object_put(o);
+        cs_free(url);
+    }
+    PQclear(res);
+    cs_wipe(key, sizeof(key));
+    return 0;
+}
+
+static int approval_vote(struct cli_ctx *c, const char *id, bool approve)
+{
+    static const char *const known[] = {"as", "reason", NULL};
+    if (!args_only(c->args, known))
+        return 2;
+    const char *as = args_get(c->args, "as"), *reason = args_get(c->args, "reason");
+    if (!as || (!approve && !reason)) {
+        fprintf(stderr, "countersign: approval %s ID --as APPROVER%s\n",
+                approve ? "approve" : "deny", approve ? " [--reason TEXT]" : " --reason TEXT");
+        return 2;
+    }
+    char err[CS_ERRLEN], approver[CS_UUID_STRLEN + 1];
+    const char *p[] = {as};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    if (rc)
+        return cli_fail(rc, err);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cli_fail(CS_ERR_NOT_APPROVER, "no enabled approver by that name");
+    }
+    cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
+    PQclear(res);
+    char *actor = cs_asprintf("cli:%s", as);
+    struct cs_vote v = {id, approver, approver, approve, reason, actor};
+    struct cs_vote_outcome out;
+    rc = cs_approval_vote(c->db, &v, &out, err);
+    cs_free(actor);
+    if (rc)
+        return cli_fail(rc, err);
+    printf("{\"approval_id\":\"%s\",\"status\":\"%s\",\"approvals_received\":%d,"
+           "\"approvals_required\":%d}\n", id, cs_status_name(out.status), out.approvals,
+           out.quorum);
+    return 0;
+}
+
+static int audit_verify(struct cli_ctx *c)
+{
+    char err[CS_ERRLEN];
+    struct cs_audit_report r;
+    enum cs_err rc = cs_audit_verify(c->db, &r, err);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(r.ok));
+    json_object_object_add(o, "seals", json_object_new_int64(r.seals));
+    json_object_object_add(o, "entries", json_object_new_int64(r.entries));
+    json_object_object_add(o, "unsealed_tail", json_object_new_int64(r.unsealed_tail));
+    if (!r.ok) {
+        json_object_object_add(o, "broken_seal", json_object_new_int64(r.broken_seq));
+        json_object_object_add(o, "problem", json_object_new_string(r.problem));
+    }
+    printf("%s\n", cs_json_text(o, NULL));
+    json_object_put(o);
+    return r.ok ? 0 : 1;
+}
+
+/* audit_export / audit_tail print rows as JSON lines. */
+static int audit_rows(struct cli_ctx *c, bool export)
+{
+    static const char *const known[] = {"limit", "approval", "after", NULL};
+    if (!args_only(c->args, known))
+        return 2;
+    bool ok = true;
+    long limit = args_int(c->args, "limit", 50, 1, 100000, &ok);
+    long after = args_int(c->args, "after", 0, 0, INT64_MAX > LONG_MAX ? LONG_MAX : INT64_MAX, &ok);
+    if (!ok)
+        return 2;
+    char err[CS_ERRLEN], lim[24], aft[24];
+    snprintf(lim, sizeof(lim), "%ld", export ? 5000 : limit);
+    const char *approval = args_get(c->args, "approval");
+    if (approval && !cs_uuid_valid(approval))
+        return cli_fail(CS_ERR_INVALID, "--approval must be a UUID");
+    for (;;) {
+        snprintf(aft, sizeof(aft), "%ld", after);
+        const char *tp[] = {lim, approval}, *ep[] = {aft, lim};
+        PGresult *res = NULL;
+        enum cs_err rc = cs_db_exec(c->db, export ? CSQ_AUDIT_EXPORT : CSQ_AUDIT_TAIL, 2,
+                                    export ? ep : tp, &res, err);
+        if (rc)
+            return cli_fail(rc, err);
+        int n = PQntuples(res);
+        for (int r = 0; r < n; r++) {
+            json_object *o = json_object_new_object();
+            for (int f = 0; f < PQnfields(res); f++) {
+                const char *v = cs_db_str(res, r, f), *name = PQfname(res, f);
+                json_object *val = NULL;
+                if (v && !strcmp(name, "detail") && cs_json_parse(v, strlen(v), &val, err) != CS_OK)
+                    val = NULL;
+                else if (v && strcmp(name, "detail"))
+                    val = json_object_new_string(v);
+                json_object_object_add(o, name, val);
+            }
+            printf("%s\n", cs_json_text(o, NULL));
+            json_object_put(o);
+            after = (long)cs_db_int(res, r, 0);
+        }
+        PQclear(res);
+        if (!export || n == 0)
+            return 0;
+    }
+}
+
+/* Returns -1 when noun/verb is not an approvals or audit command. */
+int approvals_main(struct cli_ctx *c, const char *noun, const char *verb)
+{
+    const char *arg = c->args->npos > 0 ? c->args->pos[0] : NULL;
+    if (!strcmp(noun, "approval")) {
+        if (!strcmp(verb, "list")) {
+            static const char *const known[] = {"status", "limit", NULL};
+            bool ok = args_only(c->args, known);
+            long limit = args_int(c->args, "limit", 50, 1, 10000, &ok);
+            if (!ok)
+                return 2;
+            char lim[24], err[CS_ERRLEN];
+            snprintf(lim, sizeof(lim), "%ld", limit);
+            const char *p[] = {args_get(c->args, "status"), lim};
+            PGresult *res = NULL;
+            enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVAL_LIST, 2, p, &res, err);
+            if (rc)
+                return cli_fail(rc, err);
+            for (int r = 0; r < PQntuples(res); r++)
+                for (int f = 0; f < PQnfields(res); f++)
+                    printf("%s%c", cs_db_str(res, r, f) ? cs_db_str(res, r, f) : "-",
+                           f + 1 == PQnfields(res) ? '\n' : '\t');
+            PQclear(res);
+            return 0;
+        }
+        if (!strcmp(verb, "show") && arg)
+            return approval_show(c, arg);
+        if (!strcmp(verb, "links") && arg)
+            return approval_links(c, arg);
+        if ((!strcmp(verb, "approve") || !strcmp(verb, "deny")) && arg)
+            return approval_vote(c, arg, !strcmp(verb, "approve"));
+    } else if (!strcmp(noun, "audit")) {
+        if (!strcmp(verb, "verify"))
+            return audit_verify(c);
+        if (!strcmp(verb, "tail"))
+            return audit_rows(c, false);
+        if (!strcmp(verb, "export"))
+            return audit_rows(c, true);
+    } else {
+        return -1;
+    }
+    fprintf(stderr, "countersign: bad or incomplete \"%s %s\" command (try --help)\n", noun, verb);
+    return 2;
+}

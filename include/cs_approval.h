@@ -1,0 +1,107 @@
+/*
+ * cs_approval.h -- the approval lifecycle, owned here.
+ *
+ *                 approve (quorum reached)        claim (lease)
+ *   pending ─────────────────────────> approved ──────────> executing ──> executed
+ *      │                                  ^                     │    └──> failed
+ *      │ deny | window elapsed | cancel   └─────────────────────┘
+ *      v                                 lease lapsed and the provider
+ *   denied | expired | cancelled         honours idempotency keys
+ *
+ *   (no approval required) is inserted as approved, decided_by = "policy".
+ *
+ * Terminal: executed, failed, denied, expired, cancelled. Every transition
+ * is one guarded UPDATE ... WHERE status = <from> that writes its audit
+ * entry and outbox event in the same statement (sql/queries/approval.sql,
+ * execution.sql); the database refuses any other transition, a decision at
+ * or after expires_at, and any change to the stored request
+ * (sql/migrations/001_core.sql, approvals_guard).
+ *
+ * Checklist when adding a status: the CHECK and approvals_guard in a new
+ * migration, cs_status_names[] in lib/cs_approval.c, this diagram, and the
+ * terminal list in approvals_notify and retention.sql.
+ */
+#ifndef CS_APPROVAL_H
+#define CS_APPROVAL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cs_catalog.h"
+#include "cs_db.h"
+#include "cs_err.h"
+#include "cs_request.h"
+
+enum cs_status {
+    CS_ST_PENDING, CS_ST_APPROVED, CS_ST_EXECUTING, CS_ST_EXECUTED, CS_ST_FAILED,
+    CS_ST_DENIED, CS_ST_EXPIRED, CS_ST_CANCELLED, CS_ST__COUNT
+};
+
+const char *cs_status_name(enum cs_status s);
+int cs_status_parse(const char *s);          /* -1 when unknown */
+bool cs_status_terminal(enum cs_status s);
+
+/*
+ * Checks a parsed request against its agent and grant -- the grant is
+ * bound to the agent, the URL is under an allowed base, the caller does
+ * not set the grant's injected header -- and evaluates the policy.
+ * Returns the refusal (CS_ERR_FORBIDDEN, CS_ERR_HOST_NOT_ALLOWED,
+ * CS_ERR_FORBIDDEN_HEADER, CS_ERR_POLICY) or CS_OK with *needs_approval.
+ */
+enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent *agent,
+                              const struct cs_grant *g, bool *needs_approval,
+                              char *err) CS_MUSTCHECK;
+
+/*
+ * Builds one row for cs_approval_insert(): a fresh UUIDv7 id (copied to
+ * id), status pending or approved, expires_at = now + the policy window,
+ * the policy snapshot, and -- when pending -- one signed link per approver
+ * slot for the pending event. Returns a new object owned by the caller.
+ */
+json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
+                             const struct cs_grant *g, bool needs_approval,
+                             const unsigned char link_key[32], const char *public_url,
+                             const char *actor, char id[CS_UUID_STRLEN + 1],
+                             int64_t *expires_ms);
+
+/*
+ * Inserts rows (a JSON array of cs_approval_row()s) with their audit
+ * entries and events in one statement. *res lists the rows inserted:
+ * (id, request_id, status, expires_ms); duplicates of (agent, request_id)
+ * are absent. The caller PQclear()s *res.
+ */
+enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res,
+                               char *err) CS_MUSTCHECK;
+
+struct cs_vote {
+    const char *approval_id;
+    const char *approver_id;   /* whose vote (an approver slot of the approval) */
+    const char *cast_by;       /* who votes: the approver, or their active delegate */
+    bool approve;
+    const char *reason;        /* optional */
+    const char *actor;         /* audit actor, e.g. "approver:<id>" or "operator:<name>" */
+};
+
+struct cs_vote_outcome {
+    enum cs_status status;     /* after the vote */
+    int approvals;             /* approve votes counted in the database */
+    int quorum;
+};
+
+/*
+ * Records a vote in one transaction: the approval is locked, must be
+ * pending and inside its window (CS_ERR_EXPIRED), the approver must hold a
+ * slot (CS_ERR_NOT_APPROVER), a delegate must hold an active delegation,
+ * neither may operate the requesting agent (CS_ERR_SELF_APPROVAL), and
+ * each approver and each person votes once (CS_ERR_ALREADY_VOTED). A deny
+ * denies; the quorum-th approval approves. A refused vote is audited.
+ */
+enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
+                             struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
+
+/* pending -> cancelled by its own agent; CS_ERR_NOT_FOUND / CS_ERR_NOT_PENDING. */
+enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const char *agent_id,
+                               const char *actor, const char *reason, char *err) CS_MUSTCHECK;
+
+#endif

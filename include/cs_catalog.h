@@ -1,0 +1,79 @@
+/*
+ * cs_catalog.h -- agents and grants (with their policies), cached.
+ *
+ * Ingest and the api look these up for every request; the catalog keeps
+ * them in memory for CS_CATALOG_TTL_MS, including "not found" answers, so
+ * a flood of bad messages does not become a flood of queries. A grant
+ * keeps its secret encrypted; cs_grant_secret() decrypts it on demand into
+ * a buffer the caller wipes and frees.
+ *
+ * Lifetime: pointers returned by lookups stay valid until the next
+ * cs_catalog_tick() on the same catalog; call it at a safe point of the
+ * loop (e.g. before each batch). Thread: one catalog per thread.
+ */
+#ifndef CS_CATALOG_H
+#define CS_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cs_crypto.h"
+#include "cs_db.h"
+#include "cs_err.h"
+#include "cs_policy.h"
+
+struct cs_agent {
+    char id[CS_UUID_STRLEN + 1];
+    char *name;
+    bool disabled;
+};
+
+enum cs_inject { CS_INJECT_BEARER, CS_INJECT_BASIC, CS_INJECT_HEADER };
+
+struct cs_grant {
+    char *id;
+    enum cs_inject inject;
+    char *inject_header;          /* CS_INJECT_HEADER only */
+    char **bases;                 /* allowed base URLs */
+    int nbases;
+    bool idempotency_keys;        /* the provider honours Idempotency-Key */
+    bool disabled;
+    unsigned char *secret_blob;   /* AES-256-GCM, see cs_crypto.h */
+    size_t secret_len;
+    char (*agents)[CS_UUID_STRLEN + 1];
+    int nagents;
+    struct cs_policy *policy;
+};
+
+struct cs_catalog;
+
+struct cs_catalog *cs_catalog_new(int64_t ttl_ms);
+void cs_catalog_free(struct cs_catalog *c);
+/* Frees entries replaced since the last tick. */
+void cs_catalog_tick(struct cs_catalog *c);
+
+/* CS_ERR_UNKNOWN_AGENT when no enabled agent has this name. */
+enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char *name,
+                             const struct cs_agent **out, char *err) CS_MUSTCHECK;
+/* CS_ERR_UNKNOWN_GRANT when no enabled grant has this id. */
+enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char *id,
+                             const struct cs_grant **out, char *err) CS_MUSTCHECK;
+
+bool cs_grant_bound(const struct cs_grant *g, const char *agent_id);
+
+/*
+ * Decrypts the grant's secret into *secret (cs_malloc'd, NUL-terminated);
+ * the caller cs_wipe()s and cs_free()s it. CS_ERR_CRYPTO on a wrong key.
+ */
+enum cs_err cs_grant_secret(const struct cs_grant *g, const unsigned char master[32],
+                            unsigned char **secret, size_t *len, char *err) CS_MUSTCHECK;
+
+/* Encrypts a secret for grant `id` (for the CLI / admin API). */
+void cs_grant_seal_secret(const unsigned char master[32], const char *id,
+                          const unsigned char *secret, size_t len, unsigned char **blob,
+                          size_t *bloblen);
+
+/* "bearer" | "basic" | "header" -> enum; -1 otherwise. */
+int cs_inject_parse(const char *s);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * cs_json.h -- strict reading of untrusted JSON with json-c.
+ *
+ * Every HTTP body and Kafka envelope goes through cs_json_parse (depth and
+ * size capped, trailing garbage refused) and then through these getters,
+ * which name the offending field in err. Unknown fields are refused by
+ * cs_json_only_keys so a typo never silently drops a setting.
+ *
+ * Ownership: objects returned by getters are borrowed from their parent.
+ */
+#ifndef CS_JSON_H
+#define CS_JSON_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_err.h"
+
+#define CS_JSON_MAX_DEPTH 32
+
+/* Parses s[n] as one JSON value; *out is owned by the caller (json_object_put). */
+enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err) CS_MUSTCHECK;
+
+/* Refuses any key of obj not in the NULL-terminated list `allowed`. */
+enum cs_err cs_json_only_keys(json_object *obj, const char *const *allowed, char *err) CS_MUSTCHECK;
+
+/*
+ * Reads a string field. Missing or null: CS_OK with *out = NULL when not
+ * required, CS_ERR_INVALID when required. Wrong type, longer than maxlen
+ * bytes, or holding a NUL: CS_ERR_INVALID. *out is borrowed.
+ */
+enum cs_err cs_json_str(json_object *obj, const char *key, bool required, size_t maxlen,
+                        const char **out, char *err) CS_MUSTCHECK;
+
+/* Reads an integer field within [min, max]; missing -> *out = def when not required. */
+enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min,
+                        int64_t max, int64_t def, int64_t *out, char *err) CS_MUSTCHECK;
+
+/* Reads a field that must be of type t (json_type_object, json_type_array, ...). */
+enum cs_err cs_json_typed(json_object *obj, const char *key, bool required, json_type t,
+                          json_object **out, char *err) CS_MUSTCHECK;
+
+/* Reads a boolean field; missing -> def. */
+enum cs_err cs_json_bool(json_object *obj, const char *key, bool def, bool *out,
+                         char *err) CS_MUSTCHECK;
+
+/* Compact serialization (borrowed from obj, valid until obj changes or is freed). */
+const char *cs_json_text(json_object *obj, size_t *len);
+
+#endif

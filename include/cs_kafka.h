@@ -1,0 +1,38 @@
+/*
+ * cs_kafka.h -- librdkafka clients configured one way for every process.
+ *
+ * Producers are idempotent (acks=all, ordered retries), so a relay
+ * retrying after a broker outage never reorders or duplicates within a
+ * session; consumers never auto-commit (ingest commits offsets only after
+ * the Postgres commit). librdkafka's own log lines go through cs_log.
+ */
+#ifndef CS_KAFKA_H
+#define CS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "cs_config.h"
+#include "cs_err.h"
+
+/*
+ * A producer. dr_cb (may be NULL) receives delivery reports from
+ * rd_kafka_poll()/rd_kafka_flush() on the caller's thread; opaque is
+ * passed to it. Returns NULL with err set on a configuration error.
+ */
+rd_kafka_t *cs_kafka_producer(const struct cs_config *cfg, const char *client_id,
+                              void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                                            void *opaque),
+                              void *opaque, char *err);
+
+/* A consumer in group `group` with manual offset storage and commits. */
+rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id,
+                              const char *group, char *err);
+
+/*
+ * Creates the topics that do not exist yet (n names, `partitions` each),
+ * waiting at most timeout_ms. Existing topics are left as they are.
+ */
+enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
+                                   int partitions, int timeout_ms, char *err) CS_MUSTCHECK;
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * cs_approval.c -- creating approvals and deciding them (see cs_approval.h).
+ *
+ * Runs in the worker (Kafka ingest), the api (HTTP submit, approval pages)
+ * and the CLI (operator votes). Every rule about who may vote is checked
+ * here, once, inside the voting transaction.
+ */
+#include "cs_approval.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "cs_json.h"
+#include "cs_link.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+#include "cs_url.h"
+
+static const char *const status_names[CS_ST__COUNT] = {
+    "pending", "approved", "executing", "executed", "failed", "denied", "expired", "cancelled"};
+
+const char *cs_status_name(enum cs_status s)
+{
+    return (int)s >= 0 && s < CS_ST__COUNT ? status_names[s] : "unknown";
+}
+
+int cs_status_parse(const char *s)
+{
+    for (int i = 0; i < CS_ST__COUNT; i++)
+        if (s && strcmp(s, status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool cs_status_terminal(enum cs_status s)
+{
+    return s == CS_ST_EXECUTED || s == CS_ST_FAILED || s == CS_ST_DENIED || s == CS_ST_EXPIRED ||
+           s == CS_ST_CANCELLED;
+}
+
+/* ---- creation ---- */
+
+enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent *agent,
+                              const struct cs_grant *g, bool *needs_approval, char *err)
+{
+    if (!cs_grant_bound(g, agent->id))
+        return cs_err_set(err, CS_ERR_FORBIDDEN, "grant %s is not bound to agent %s", g->id,
+                          agent->name);
+    if (g->inject == CS_INJECT_HEADER) {
+        json_object_object_foreach(rq->headers, name, v) {
+            (void)v;
+            if (strcasecmp(name, g->inject_header) == 0)
+                return cs_err_set(err, CS_ERR_FORBIDDEN_HEADER,
+                                  "the %s header carries the grant's secret; callers may not set it",
+                                  g->inject_header);
+        }
+    }
+    struct cs_url u;
+    enum cs_err rc = cs_url_parse(rq->url, &u, err);
+    if (rc)
+        return rc;
+    int idx = 0;
+    rc = cs_url_allowed(&u, g->bases, g->nbases, &idx, err);
+    cs_url_free(&u);
+    if (rc)
+        return rc;
+    return cs_policy_evaluate(g->policy, rq, needs_approval, err);
+}
+
+static json_object *links_for(const char *id, const struct cs_policy *p, int64_t expires_ms,
+                              const unsigned char link_key[32], const char *public_url)
+{
+    json_object *links = json_object_new_array();
+    for (int i = 0; i < p->napprovers; i++) {
+        struct cs_link l;
+        char token[CS_LINK_TOKEN_LEN + 1];
+        cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
+        cs_strlcpy(l.approver_id, p->approvers[i].approver_id, sizeof(l.approver_id));
+        cs_strlcpy(l.voter_id, p->approvers[i].voter_id, sizeof(l.voter_id));
+        l.expires_ms = expires_ms;
+        if (cs_link_sign(link_key, &l, token) != CS_OK)
+            continue; /* ids come from the database as UUIDs; cannot happen */
+        char *url = cs_link_url(public_url, "approve", token);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "approver_id", json_object_new_string(l.approver_id));
+        if (strcmp(l.approver_id, l.voter_id) != 0)
+            json_object_object_add(o, "delegate_id", json_object_new_string(l.voter_id));
+        json_object_object_add(o, "url", json_object_new_string(url));
+        json_object_array_add(links, o);
+        cs_free(url);
+    }
+    return links;
+}
+
+json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
+                             const struct cs_grant *g, bool needs_approval,
+                             const unsigned char link_key[32], const char *public_url,
+                             const char *actor, char id[CS_UUID_STRLEN + 1],
+                             int64_t *expires_ms)
+{
+    const struct cs_policy *p = g->policy;
+    char hex[2 * CS_SHA256_LEN + 1];
+    char request_id[CS_UUID_STRLEN + 1];
+    cs_uuid_v7(id);
+    *expires_ms = cs_now_ms() + (int64_t)p->window_seconds * 1000;
+
+    json_object *row = json_object_new_object();
+    json_object_object_add(row, "id", json_object_new_string(id));
+    if (!rq->request_id)
+        cs_strlcpy(request_id, id, sizeof(request_id));
+    json_object_object_add(row, "request_id",
+                           json_object_new_string(rq->request_id ? rq->request_id : request_id));
+    json_object_object_add(row, "agent_id", json_object_new_string(agent->id));
+    json_object_object_add(row, "grant_id", json_object_new_string(g->id));
+    json_object_object_add(row, "policy_id", json_object_new_string(p->id));
+    if (rq->batch_id)
+        json_object_object_add(row, "batch_id", json_object_new_string(rq->batch_id));
+    json_object_object_add(row, "method", json_object_new_string(rq->method));
+    json_object_object_add(row, "url", json_object_new_string(rq->url));
+    json_object_object_add(row, "headers", json_object_get(rq->headers));
+    char *b64 = cs_b64_encode(rq->body, rq->body_len, false);
+    json_object_object_add(row, "body_b64", json_object_new_string(b64));
+    cs_free(b64);
+    json_object_object_add(row, "reason", json_object_new_string(rq->reason));
+    json_object_object_add(row, "context", json_object_get(rq->context));
+    cs_hex_encode(rq->digest, CS_SHA256_LEN, hex);
+    json_object_object_add(row, "digest_hex", json_object_new_string(hex));
+    json_object_object_add(row, "policy", cs_policy_snapshot(p, g->idempotency_keys));
+    json_object *approvers = json_object_new_array();
+    for (int i = 0; needs_approval && i < p->napprovers; i++)
+        json_object_array_add(approvers, json_object_new_string(p->approvers[i].approver_id));
+    json_object_object_add(row, "approvers", approvers);
+    json_object_object_add(row, "quorum", json_object_new_int(needs_approval ? p->quorum : 0));
+    json_object_object_add(row, "status",
+                           json_object_new_string(needs_approval ? "pending" : "approved"));
+    json_object_object_add(row, "expires_ms", json_object_new_int64(*expires_ms));
+    if (needs_approval)
+        json_object_object_add(row, "links",
+                               links_for(id, p, *expires_ms, link_key, public_url));
+    json_object_object_add(row, "actor", json_object_new_string(actor));
+    return row;
+}
+
+enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res, char *err)
+{
+    const char *p[] = {cs_json_text(rows, NULL)};
+    return cs_db_exec(db, CSQ_INSERT_APPROVALS, 1, p, res, err);
+}
+
+/* ---- votes ---- */
+
+/* vote_lock columns */
+enum { VL_STATUS, VL_AGENT, VL_QUORUM, VL_EXPIRED, VL_IS_APPROVER };
+/* approver_get columns */
+enum { AP_ID, AP_NAME, AP_AGENT, AP_DISABLED };
+
+/* Loads an approver; fills *agent_id (may be empty) and refuses disabled ones. */
+static enum cs_err approver_agent(struct cs_db *db, const char *id, char agent_id[CS_UUID_STRLEN + 1],
+                                  char *err)
+{
+    PGresult *res = NULL;
+    const char *p[] = {id};
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_GET, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0 || cs_db_bool(res, 0, AP_DISABLED))
+        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "approver %s is unknown or disabled", id);
+    else
+        cs_strlcpy(agent_id, cs_db_str(res, 0, AP_AGENT) ? cs_db_str(res, 0, AP_AGENT) : "",
+                   CS_UUID_STRLEN + 1);
+    PQclear(res);
+    return rc;
+}
+
+static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_vote_outcome *out,
+                           char *err)
+{
+    PGresult *res = NULL;
+    enum cs_err rc;
+    char requester[CS_UUID_STRLEN + 1], slot_agent[CS_UUID_STRLEN + 1],
+        voter_agent[CS_UUID_STRLEN + 1];
+    const char *lp[] = {v->approval_id, v->approver_id};
+
+    if ((rc = cs_db_exec(db, CSQ_VOTE_LOCK, 2, lp, &res, err)))
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", v->approval_id);
+    }
+    int st = cs_status_parse(cs_db_str(res, 0, VL_STATUS));
+    cs_strlcpy(requester, cs_db_str(res, 0, VL_AGENT), sizeof(requester));
+    out->quorum = (int)cs_db_int(res, 0, VL_QUORUM);
+    out->status = (enum cs_status)st;
+    bool expired = cs_db_bool(res, 0, VL_EXPIRED), is_approver = cs_db_bool(res, 0, VL_IS_APPROVER);
+    PQclear(res);
+
+    if (st == CS_ST_EXPIRED || (st == CS_ST_PENDING && expired))
+        return cs_err_set(err, CS_ERR_EXPIRED, "the approval window has elapsed");
+    if (st != CS_ST_PENDING)
+        return cs_err_set(err, CS_ERR_NOT_PENDING, "the approval is already %s",
+                          cs_status_name((enum cs_status)st));
+    if (!is_approver)
+        return cs_err_set(err, CS_ERR_NOT_APPROVER, "not an approver of this approval");
+    if ((rc = approver_agent(db, v->approver_id, slot_agent, err)))
+        return rc;
+    if (strcmp(v->cast_by, v->approver_id) != 0) {
+        const char *dp[] = {v->approver_id, v->cast_by};
+        if ((rc = cs_db_exec(db, CSQ_DELEGATION_ACTIVE, 2, dp, &res, err)))
+            return rc;
+        bool ok = cs_db_bool(res, 0, 0);
+        PQclear(res);
+        if (!ok)
+            return cs_err_set(err, CS_ERR_NOT_APPROVER,
+                              "no active delegation lets this person vote for the approver");
+        if ((rc = approver_agent(db, v->cast_by, voter_agent, err)))
+            return rc;
+    } else {
+        cs_strlcpy(voter_agent, slot_agent, sizeof(voter_agent));
+    }
+    if (strcmp(slot_agent, requester) == 0 || strcmp(voter_agent, requester) == 0)
+        return cs_err_set(err, CS_ERR_SELF_APPROVAL,
+                          "the requesting agent's operator cannot vote on its own request");
+
+    const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
+                        v->approve ? "approve" : "deny", v->reason, v->actor};
+    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 6, ip, &res, err)))
+        return rc;
+    out->approvals = (int)cs_db_int(res, 0, 0);
+    bool inserted = cs_db_int(res, 0, 1) == 1;
+    PQclear(res);
+    if (!inserted)
+        return cs_err_set(err, CS_ERR_ALREADY_VOTED, "this approver has already voted");
+
+    if (!v->approve || out->approvals >= out->quorum) {
+        const char *to = v->approve ? "approved" : "denied";
+        const char *dp[] = {v->approval_id, to, v->cast_by, v->reason, v->actor};
+        if ((rc = cs_db_exec(db, CSQ_APPROVAL_DECIDE, 5, dp, &res, err)))
+            return rc;
+        bool changed = PQntuples(res) == 1;
+        PQclear(res);
+        if (!changed) /* the window closed between the check and the update */
+            return cs_err_set(err, CS_ERR_EXPIRED, "the approval window has elapsed");
+        out->status = v->approve ? CS_ST_APPROVED : CS_ST_DENIED;
+    }
+    return CS_OK;
+}
+
+enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
+                             struct cs_vote_outcome *out, char *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!cs_uuid_valid(v->approval_id) || !cs_uuid_valid(v->approver_id) ||
+        !cs_uuid_valid(v->cast_by))
+        return cs_err_set(err, CS_ERR_INVALID, "approval and approver ids must be UUIDs");
+    if (v->reason && strlen(v->reason) > CS_REASON_MAX)
+        return cs_err_set(err, CS_ERR_INVALID, "the reason is longer than %d bytes", CS_REASON_MAX);
+    enum cs_err rc = cs_db_begin(db, err);
+    if (!rc)
+        rc = vote_tx(db, v, out, err);
+    if (!rc)
+        rc = cs_db_commit(db, err);
+    if (!rc) {
+        cs_log_ap(CS_LOG_INFO, "approval", v->approval_id, "vote %s by %s: %d/%d, now %s",
+                  v->approve ? "approve" : "deny", v->actor, out->approvals, out->quorum,
+                  cs_status_name(out->status));
+        return CS_OK;
+    }
+    cs_db_rollback(db);
+    if (!cs_err_info(rc)->retriable && rc != CS_ERR_NOT_FOUND && rc != CS_ERR_INTERNAL) {
+        /* Audit the refusal in its own transaction; its failure does not mask rc. */
+        char detail[512], ignore[CS_ERRLEN];
+        snprintf(detail, sizeof(detail),
+                 "{\"code\":\"%s\",\"approver_id\":\"%s\",\"cast_by\":\"%s\",\"decision\":\"%s\"}",
+                 cs_err_code(rc), v->approver_id, v->cast_by, v->approve ? "approve" : "deny");
+        const char *ap[] = {v->actor, "vote.refused", v->approval_id, detail};
+        if (cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, ignore) != CS_OK)
+            cs_log_ap(CS_LOG_WARN, "approval", v->approval_id, "cannot audit a refused vote: %s",
+                      ignore);
+    }
+    return rc;
+}
+
+enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const char *agent_id,
+                               const char *actor, const char *reason, char *err)
+{
+    if (!cs_uuid_valid(approval_id))
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %.64s", approval_id);
+    PGresult *res = NULL;
+    const char *p[] = {approval_id, agent_id, actor, reason};
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_CANCEL, 4, p, &res, err);
+    if (rc)
+        return rc;
+    bool changed = PQntuples(res) == 1;
+    PQclear(res);
+    if (changed)
+        return CS_OK;
+    const char *sp[] = {approval_id, agent_id};
+    if ((rc = cs_db_exec(db, CSQ_APPROVAL_STATUS, 2, sp, &res, err)))
+        return rc;
+    if (PQntuples(res) == 0)
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", approval_id);
+    else
+        rc = cs_err_set(err, CS_ERR_NOT_PENDING, "the approval is already %s",
+                        cs_db_str(res, 0, 1));
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,289 @@
+/*
+ * cs_catalog.c -- cached agents and grants (see cs_catalog.h).
+ *
+ * Each entry remembers when it was loaded; a lookup past the TTL reloads
+ * it and retires the old entry to a list freed by cs_catalog_tick(), so a
+ * pointer handed out earlier in the same batch stays valid.
+ */
+#include "cs_catalog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_json.h"
+#include "cs_link.h"
+#include "cs_map.h"
+#include "cs_mem.h"
+
+struct entry {
+    int64_t loaded_ms;
+    bool missing;                 /* cached "not found" */
+    bool is_grant;
+    union {
+        struct cs_agent agent;
+        struct cs_grant grant;
+    } u;
+    struct entry *retired_next;
+};
+
+struct cs_catalog {
+    int64_t ttl_ms;
+    struct cs_map *agents;        /* name -> entry */
+    struct cs_map *grants;        /* id -> entry */
+    struct entry *retired;
+};
+
+static const char *const inject_names[] = {"bearer", "basic", "header"};
+
+int cs_inject_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, inject_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void entry_free(void *p)
+{
+    struct entry *e = p;
+    if (!e)
+        return;
+    if (e->is_grant) {
+        struct cs_grant *g = &e->u.grant;
+        cs_free(g->id);
+        cs_free(g->inject_header);
+        for (int i = 0; i < g->nbases; i++)
+            cs_free(g->bases[i]);
+        cs_free(g->bases);
+        if (g->secret_blob)
+            cs_wipe(g->secret_blob, g->secret_len);
+        cs_free(g->secret_blob);
+        cs_free(g->agents);
+        cs_policy_free(g->policy);
+    } else {
+        cs_free(e->u.agent.name);
+    }
+    cs_free(e);
+}
+
+struct cs_catalog *cs_catalog_new(int64_t ttl_ms)
+{
+    struct cs_catalog *c = cs_calloc(1, sizeof(*c));
+    c->ttl_ms = ttl_ms;
+    c->agents = cs_map_new();
+    c->grants = cs_map_new();
+    return c;
+}
+
+void cs_catalog_tick(struct cs_catalog *c)
+{
+    while (c->retired) {
+        struct entry *e = c->retired;
+        c->retired = e->retired_next;
+        entry_free(e);
+    }
+}
+
+void cs_catalog_free(struct cs_catalog *c)
+{
+    if (!c)
+        return;
+    cs_catalog_tick(c);
+    cs_map_free(c->agents, entry_free);
+    cs_map_free(c->grants, entry_free);
+    cs_free(c);
+}
+
+static struct entry *fresh(struct cs_catalog *c, struct cs_map *m, const char *key, int64_t now)
+{
+    struct entry *e = cs_map_get(m, key);
+    if (e && now - e->loaded_ms < c->ttl_ms)
+        return e;
+    return NULL;
+}
+
+static void store(struct cs_catalog *c, struct cs_map *m, const char *key, struct entry *e)
+{
+    struct entry *old = cs_map_put(m, key, e);
+    if (old) {
+        old->retired_next = c->retired;
+        c->retired = old;
+    }
+}
+
+enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char *name,
+                             const struct cs_agent **out, char *err)
+{
+    int64_t now = cs_now_ms();
+    struct entry *e = fresh(c, c->agents, name, now);
+    if (!e) {
+        PGresult *res = NULL;
+        const char *p[] = {name};
+        enum cs_err rc = cs_db_exec(db, CSQ_AGENT_BY_NAME, 1, p, &res, err);
+        if (rc)
+            return rc;
+        e = cs_calloc(1, sizeof(*e));
+        e->loaded_ms = now;
+        e->missing = PQntuples(res) == 0;
+        if (!e->missing) {
+            cs_strlcpy(e->u.agent.id, cs_db_str(res, 0, 0), sizeof(e->u.agent.id));
+            e->u.agent.name = cs_strdup(cs_db_str(res, 0, 1));
+            e->u.agent.disabled = cs_db_bool(res, 0, 2);
+        }
+        PQclear(res);
+        store(c, c->agents, name, e);
+    }
+    if (e->missing || e->u.agent.disabled)
+        return cs_err_set(err, CS_ERR_UNKNOWN_AGENT, "no enabled agent named \"%.64s\"", name);
+    *out = &e->u.agent;
+    return CS_OK;
+}
+
+/* Columns of grant_load (sql/queries/catalog.sql). */
+enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
+       P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
+       P_APPROVERS };
+
+static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
+                            char *err)
+{
+    const char *s = cs_db_str(res, 0, col);
+    if (!s || cs_json_parse(s, strlen(s), out, err) != CS_OK || !json_object_is_type(*out, t)) {
+        if (*out)
+            json_object_put(*out);
+        *out = NULL;
+        return cs_err_set(err, CS_ERR_INTERNAL, "grant_load: column %d is not a JSON %s", col,
+                          json_type_to_name(t));
+    }
+    return CS_OK;
+}
+
+static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err)
+{
+    json_object *bases = NULL, *agents = NULL, *approvers = NULL;
+    enum cs_err rc;
+    g->id = cs_strdup(cs_db_str(res, 0, G_ID));
+    size_t blen = 0;
+    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, G_SECRET), &blen);
+    cs_assert(blob);
+    g->secret_blob = cs_memdup(blob, blen);
+    g->secret_len = blen;
+    cs_wipe(blob, blen);
+    PQfreemem(blob);
+    g->inject = (enum cs_inject)cs_inject_parse(cs_db_str(res, 0, G_INJECT));
+    g->inject_header = cs_strdup(cs_db_str(res, 0, G_HEADER));
+    g->idempotency_keys = cs_db_bool(res, 0, G_IDEM);
+    g->disabled = cs_db_bool(res, 0, G_DISABLED);
+    if ((rc = json_col(res, G_BASES, json_type_array, &bases, err)) ||
+        (rc = json_col(res, G_AGENTS, json_type_array, &agents, err)) ||
+        (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)))
+        goto done;
+    g->nbases = (int)json_object_array_length(bases);
+    g->bases = cs_calloc((size_t)g->nbases, sizeof(char *));
+    for (int i = 0; i < g->nbases; i++)
+        g->bases[i] = cs_strdup(json_object_get_string(json_object_array_get_idx(bases, (size_t)i)));
+    g->nagents = (int)json_object_array_length(agents);
+    g->agents = cs_calloc((size_t)g->nagents, sizeof(*g->agents));
+    for (int i = 0; i < g->nagents; i++)
+        cs_strlcpy(g->agents[i], json_object_get_string(json_object_array_get_idx(agents, (size_t)i)),
+                   sizeof(g->agents[i]));
+
+    struct cs_policy *p = g->policy = cs_calloc(1, sizeof(*p));
+    p->id = cs_strdup(cs_db_str(res, 0, P_ID));
+    p->mode = (enum cs_policy_mode)cs_policy_mode_parse(cs_db_str(res, 0, P_MODE));
+    if ((rc = json_col(res, P_RULES, json_type_array, &p->rules, err)))
+        goto done;
+    if ((int)p->mode < 0 || cs_policy_rules_validate(p->rules, err) != CS_OK) {
+        /* A stored policy we cannot read is unevaluable: every call is refused. */
+        p->mode = CS_POLICY_ALWAYS;
+        p->quorum = 0;
+    } else {
+        p->quorum = (int)cs_db_int(res, 0, P_QUORUM);
+    }
+    p->window_seconds = (int)cs_db_int(res, 0, P_WINDOW);
+    p->exec_timeout_ms = (int)cs_db_int(res, 0, P_TIMEOUT);
+    p->max_attempts = (int)cs_db_int(res, 0, P_ATTEMPTS);
+    p->amount_field = cs_strdup(cs_db_str(res, 0, P_AMOUNT));
+    p->reminder_interval_s = (int)cs_db_int(res, 0, P_REMIND);
+    p->escalate_after_s = (int)cs_db_int(res, 0, P_ESCALATE);
+    p->napprovers = (int)json_object_array_length(approvers);
+    p->approvers = cs_calloc((size_t)p->napprovers, sizeof(*p->approvers));
+    for (int i = 0; i < p->napprovers; i++) {
+        json_object *pair = json_object_array_get_idx(approvers, (size_t)i);
+        cs_strlcpy(p->approvers[i].approver_id,
+                   json_object_get_string(json_object_array_get_idx(pair, 0)),
+                   sizeof(p->approvers[i].approver_id));
+        cs_strlcpy(p->approvers[i].voter_id,
+                   json_object_get_string(json_object_array_get_idx(pair, 1)),
+                   sizeof(p->approvers[i].voter_id));
+    }
+done:
+    json_object_put(bases);
+    json_object_put(agents);
+    json_object_put(approvers);
+    return rc;
+}
+
+enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char *id,
+                             const struct cs_grant **out, char *err)
+{
+    int64_t now = cs_now_ms();
+    struct entry *e = fresh(c, c->grants, id, now);
+    if (!e) {
+        PGresult *res = NULL;
+        const char *p[] = {id};
+        enum cs_err rc = cs_db_exec(db, CSQ_GRANT_LOAD, 1, p, &res, err);
+        if (rc)
+            return rc;
+        e = cs_calloc(1, sizeof(*e));
+        e->is_grant = true;
+        e->loaded_ms = now;
+        e->missing = PQntuples(res) == 0;
+        if (!e->missing)
+            rc = load_grant(res, &e->u.grant, err);
+        PQclear(res);
+        if (rc) {
+            entry_free(e);
+            return rc;
+        }
+        store(c, c->grants, id, e);
+    }
+    if (e->missing || e->u.grant.disabled)
+        return cs_err_set(err, CS_ERR_UNKNOWN_GRANT, "no enabled grant \"%.64s\"", id);
+    *out = &e->u.grant;
+    return CS_OK;
+}
+
+bool cs_grant_bound(const struct cs_grant *g, const char *agent_id)
+{
+    for (int i = 0; i < g->nagents; i++)
+        if (strcmp(g->agents[i], agent_id) == 0)
+            return true;
+    return false;
+}
+
+static char *aad_for(const char *id)
+{
+    return cs_asprintf("grant:%s", id);
+}
+
+enum cs_err cs_grant_secret(const struct cs_grant *g, const unsigned char master[32],
+                            unsigned char **secret, size_t *len, char *err)
+{
+    char *aad = aad_for(g->id);
+    enum cs_err rc = cs_aead_open(master, g->secret_blob, g->secret_len, aad, secret, len);
+    cs_free(aad);
+    if (rc)
+        return cs_err_set(err, CS_ERR_CRYPTO,
+                          "cannot decrypt the secret of grant %s (wrong master key?)", g->id);
+    return CS_OK;
+}
+
+void cs_grant_seal_secret(const unsigned char master[32], const char *id,
+                          const unsigned char *secret, size_t len, unsigned char **blob,
+                          size_t *bloblen)
+{
+    char *aad = aad_for(id);
+    cs_aead_seal(master, secret, len, aad, blob, bloblen);
+    cs_free(aad);
+}

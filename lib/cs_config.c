@@ -1,0 +1,300 @@
+/*
+ * cs_config.c -- the configuration table and its loader (see cs_config.h).
+ *
+ * Checklist when adding a key: field in struct cs_config (cs_config.h),
+ * row below, `make docs` (docs/CONFIGURATION.md is generated from here).
+ */
+#include "cs_config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cs_crypto.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+
+#define F(field) offsetof(struct cs_config, field)
+#define W CS_PROC_WORKER
+#define S CS_PROC_SCHEDULER
+#define A CS_PROC_API
+#define C CS_PROC_CLI
+#define ALL CS_PROC_ALL
+#define DAY 86400000LL
+
+const struct cs_config_key cs_config_keys[] = {
+    {"CS_PG_URL", CS_CFG_STRING, F(pg_url), "postgresql://cs@127.0.0.1:5432/countersign", 0, 0,
+     ALL, "libpq connection URL of the Countersign database"},
+    {"CS_KAFKA_BROKERS", CS_CFG_STRING, F(kafka_brokers), "127.0.0.1:9092", 0, 0, W | A | C,
+     "Kafka bootstrap servers (host:port,...)"},
+    {"CS_TOPIC_PREFIX", CS_CFG_STRING, F(topic_prefix), "countersign", 0, 0, W | A | C,
+     "topic names are <prefix>.requests, .events, .results and .dlq"},
+    {"CS_KAFKA_GROUP", CS_CFG_STRING, F(kafka_group), "countersign-ingest", 0, 0, W,
+     "consumer group of the ingest consumers on the requests topic"},
+    {"CS_KAFKA_PARTITIONS", CS_CFG_INT, F(kafka_partitions), "6", 1, 1024, W | C,
+     "partitions for topics Countersign creates when they are missing"},
+    {"CS_MASTER_KEY", CS_CFG_SECRET, F(master_key_b64), NULL, 0, 0, ALL,
+     "master key: 32 bytes as base64 or 64 hex digits; encrypts grant secrets and derives "
+     "the link-signing key (or use CS_MASTER_KEY_FILE)"},
+    {"CS_MASTER_KEY_FILE", CS_CFG_STRING, F(master_key_file), NULL, 0, 0, ALL,
+     "file holding the master key (same format); used when CS_MASTER_KEY is unset"},
+    {"CS_PUBLIC_URL", CS_CFG_STRING, F(public_url), "http://127.0.0.1:8080", 0, 0, ALL,
+     "base URL of the api as approvers reach it; approval links start with it"},
+    {"CS_INSTANCE_ID", CS_CFG_STRING, F(instance_id), NULL, 0, 0, ALL,
+     "name of this process in leases and logs (default: hostname:pid)"},
+    {"CS_LOG_LEVEL", CS_CFG_STRING, F(log_level), "info", 0, 0, ALL,
+     "debug, info, warn, error or off"},
+    {"CS_MIGRATE_ON_START", CS_CFG_BOOL, F(migrate_on_start), "1", 0, 0, A | W | S,
+     "apply pending database migrations at start (safe with many processes)"},
+    {"CS_INGEST_BATCH", CS_CFG_INT, F(ingest_batch), "1000", 1, 10000, W,
+     "most Kafka requests stored in one Postgres transaction"},
+    {"CS_INGEST_LINGER_MS", CS_CFG_INT, F(ingest_linger_ms), "20", 0, 1000, W,
+     "how long ingest waits to fill a batch"},
+    {"CS_REQUEST_MAX_BYTES", CS_CFG_INT, F(request_max_bytes), "1048576", 1024, 64LL << 20, W | A,
+     "largest request envelope or submit body accepted"},
+    {"CS_CATALOG_TTL_MS", CS_CFG_INT, F(catalog_ttl_ms), "2000", 0, 600000, W | A,
+     "how long agents, grants and policies are cached in memory"},
+    {"CS_EXEC_CONCURRENCY", CS_CFG_INT, F(exec_concurrency), "256", 1, 10000, W,
+     "provider calls in flight per worker process"},
+    {"CS_EXEC_CLAIM_BATCH", CS_CFG_INT, F(exec_claim_batch), "100", 1, 1000, W,
+     "most approved calls claimed in one statement"},
+    {"CS_LEASE_MARGIN_MS", CS_CFG_INT, F(lease_margin_ms), "30000", 1000, DAY, W | S,
+     "a claim's lease is the execution timeout plus this margin"},
+    {"CS_RESPONSE_MAX_BYTES", CS_CFG_INT, F(response_max_bytes), "1048576", 0, 64LL << 20, W,
+     "provider response bodies are stored up to this size, then truncated (flagged)"},
+    {"CS_EXEC_CA_FILE", CS_CFG_STRING, F(exec_ca_file), NULL, 0, 0, W,
+     "CA bundle for provider TLS (default: the system store)"},
+    {"CS_POLL_INTERVAL_MS", CS_CFG_INT, F(poll_interval_ms), "1000", 10, 60000, W | A,
+     "fallback polling when no LISTEN/NOTIFY wake-up arrives"},
+    {"CS_SHUTDOWN_GRACE_MS", CS_CFG_INT, F(shutdown_grace_ms), "30000", 0, 600000, W | A,
+     "on SIGTERM, how long in-flight work may finish before its leases are released"},
+    {"CS_RELAY_BATCH", CS_CFG_INT, F(relay_batch), "1000", 1, 10000, W,
+     "most outbox events published per round"},
+    {"CS_SWEEP_INTERVAL_MS", CS_CFG_INT, F(sweep_interval_ms), "1000", 50, 3600000, S,
+     "how often the scheduler's duties run"},
+    {"CS_SWEEP_BATCH", CS_CFG_INT, F(sweep_batch), "1000", 1, 100000, S,
+     "most rows one duty changes per transaction"},
+    {"CS_RETENTION_DAYS", CS_CFG_INT, F(retention_days), "30", 1, 36500, S,
+     "terminal approvals and published outbox rows are deleted after this many days"},
+    {"CS_HTTP_ADDR", CS_CFG_STRING, F(http_addr), "127.0.0.1", 0, 0, A,
+     "address the api listens on"},
+    {"CS_HTTP_PORT", CS_CFG_INT, F(http_port), "8080", 0, 65535, A,
+     "port the api listens on (0 picks a free port and logs it)"},
+    {"CS_HTTP_THREADS", CS_CFG_INT, F(http_threads), "4", 1, 256, A,
+     "api threads serving HTTP"},
+    {"CS_ADMIN_TOKEN", CS_CFG_SECRET, F(admin_token), NULL, 0, 0, A,
+     "bearer token for /v1/admin/* (admin API disabled when unset)"},
+};
+const size_t cs_config_nkeys = sizeof(cs_config_keys) / sizeof(cs_config_keys[0]);
+
+static enum cs_err parse_int(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        return CS_ERR_CONFIG;
+    *out = v;
+    return CS_OK;
+}
+
+static enum cs_err parse_master_key(const char *text, unsigned char out[CS_MASTER_KEY_LEN])
+{
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        n--;
+    if (n == 2 * CS_MASTER_KEY_LEN && cs_hex_decode(text, n, out, CS_MASTER_KEY_LEN) == CS_OK)
+        return CS_OK;
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    if (cs_b64_decode(text, n, false, &raw, &rawlen) != CS_OK)
+        return CS_ERR_CONFIG;
+    enum cs_err rc = rawlen == CS_MASTER_KEY_LEN ? CS_OK : CS_ERR_CONFIG;
+    if (rc == CS_OK)
+        memcpy(out, raw, CS_MASTER_KEY_LEN);
+    cs_wipe(raw, rawlen);
+    cs_free(raw);
+    return rc;
+}
+
+static enum cs_err load_master_key(struct cs_config *cfg, char *err)
+{
+    if (cfg->master_key_b64) {
+        if (parse_master_key(cfg->master_key_b64, cfg->master_key) != CS_OK)
+            return cs_err_set(err, CS_ERR_CONFIG,
+                              "CS_MASTER_KEY: expected 32 bytes as base64 or 64 hex digits");
+        cfg->have_master_key = true;
+        return CS_OK;
+    }
+    if (!cfg->master_key_file)
+        return CS_OK;
+    FILE *f = fopen(cfg->master_key_file, "r");
+    if (!f)
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_MASTER_KEY_FILE: cannot open %s: %s",
+                          cfg->master_key_file, strerror(errno));
+    char text[256] = {0};
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    enum cs_err rc = parse_master_key(text, cfg->master_key);
+    cs_wipe(text, sizeof(text));
+    if (rc != CS_OK)
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_MASTER_KEY_FILE: expected 32 bytes as base64 or 64 hex digits");
+    cfg->have_master_key = true;
+    return CS_OK;
+}
+
+static bool valid_topic_prefix(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 120)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
+                           const char *(*get)(const char *name), char *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < cs_config_nkeys; i++) {
+        const struct cs_config_key *k = &cs_config_keys[i];
+        const char *v = get ? get(k->env) : getenv(k->env);
+        if (v && !*v)
+            v = NULL; /* an empty variable means "unset" */
+        if (!(k->procs & procs))
+            v = NULL; /* other processes' keys keep their defaults */
+        if (!v)
+            v = k->def;
+        char *field = (char *)cfg + k->offset;
+        switch (k->type) {
+        case CS_CFG_STRING:
+        case CS_CFG_SECRET:
+            *(char **)field = cs_strdup(v);
+            break;
+        case CS_CFG_INT: {
+            int64_t n = 0;
+            if (!v || parse_int(v, &n) != CS_OK)
+                return cs_err_set(err, CS_ERR_CONFIG, "%s: expected an integer", k->env);
+            if (n < k->min || n > k->max)
+                return cs_err_set(err, CS_ERR_CONFIG, "%s: %lld is out of range [%lld, %lld]",
+                                  k->env, (long long)n, (long long)k->min, (long long)k->max);
+            *(int64_t *)field = n;
+            break;
+        }
+        case CS_CFG_BOOL:
+            if (v && strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "true") && strcmp(v, "false"))
+                return cs_err_set(err, CS_ERR_CONFIG, "%s: expected 0, 1, true or false", k->env);
+            *(bool *)field = v && (!strcmp(v, "1") || !strcmp(v, "true"));
+            break;
+        }
+    }
+    if (cs_log_level_parse(cfg->log_level) < 0)
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_LOG_LEVEL: expected debug, info, warn, error or off");
+    if (!valid_topic_prefix(cfg->topic_prefix))
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_TOPIC_PREFIX: 1-120 characters of [A-Za-z0-9._-]");
+    if (strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8))
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_PUBLIC_URL: must start with http:// or https://");
+    if (!cfg->instance_id) {
+        char host[128] = "host";
+        gethostname(host, sizeof(host) - 1);
+        cfg->instance_id = cs_asprintf("%s:%d", host, (int)getpid());
+    }
+    snprintf(cfg->topic_requests, sizeof(cfg->topic_requests), "%s.requests", cfg->topic_prefix);
+    snprintf(cfg->topic_events, sizeof(cfg->topic_events), "%s.events", cfg->topic_prefix);
+    snprintf(cfg->topic_results, sizeof(cfg->topic_results), "%s.results", cfg->topic_prefix);
+    snprintf(cfg->topic_dlq, sizeof(cfg->topic_dlq), "%s.dlq", cfg->topic_prefix);
+    return load_master_key(cfg, err);
+}
+
+enum cs_err cs_config_require_master_key(const struct cs_config *cfg, char *err)
+{
+    if (!cfg->have_master_key)
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_MASTER_KEY or CS_MASTER_KEY_FILE must be set (32 bytes, base64 or "
+                          "hex; e.g. `openssl rand -base64 32`)");
+    return CS_OK;
+}
+
+void cs_config_free(struct cs_config *cfg)
+{
+    for (size_t i = 0; i < cs_config_nkeys; i++) {
+        const struct cs_config_key *k = &cs_config_keys[i];
+        if (k->type == CS_CFG_STRING || k->type == CS_CFG_SECRET) {
+            char **p = (char **)((char *)cfg + k->offset);
+            if (*p && k->type == CS_CFG_SECRET)
+                cs_wipe(*p, strlen(*p));
+            cs_free(*p);
+            *p = NULL;
+        }
+    }
+    cs_wipe(cfg->master_key, sizeof(cfg->master_key));
+}
+
+static const char *type_name(enum cs_config_type t)
+{
+    switch (t) {
+    case CS_CFG_INT:
+        return "integer";
+    case CS_CFG_BOOL:
+        return "boolean";
+    case CS_CFG_SECRET:
+        return "secret";
+    default:
+        return "string";
+    }
+}
+
+void cs_config_print_help(FILE *out, unsigned procs)
+{
+    fprintf(out, "Configuration (environment variables):\n");
+    for (size_t i = 0; i < cs_config_nkeys; i++) {
+        const struct cs_config_key *k = &cs_config_keys[i];
+        if (!(k->procs & procs))
+            continue;
+        fprintf(out, "  %-22s %s", k->env, k->help);
+        if (k->def && k->type != CS_CFG_SECRET)
+            fprintf(out, " (default: %s)", k->def);
+        fputc('\n', out);
+    }
+}
+
+void cs_config_print_markdown(FILE *out)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } procs[] = {{CS_PROC_API, "api"},
+                 {CS_PROC_WORKER, "worker"},
+                 {CS_PROC_SCHEDULER, "scheduler"},
+                 {CS_PROC_CLI, "cli"}};
+    fprintf(out, "# Configuration\n\n"
+                 "<!-- Generated by `countersign docs config` from cs_config_keys[] in "
+                 "lib/cs_config.c. Do not edit; run `make docs`. -->\n\n"
+                 "Every process reads its settings from environment variables, once, at start. "
+                 "A bad value stops the process with a message naming the variable. "
+                 "An empty variable counts as unset.\n\n"
+                 "| Variable | Type | Default | Range | Used by | Meaning |\n"
+                 "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < cs_config_nkeys; i++) {
+        const struct cs_config_key *k = &cs_config_keys[i];
+        char range[64] = "";
+        if (k->type == CS_CFG_INT)
+            snprintf(range, sizeof(range), "%lld..%lld", (long long)k->min, (long long)k->max);
+        fprintf(out, "| `%s` | %s | %s%s%s | %s | ", k->env, type_name(k->type),
+                k->def ? "`" : "", k->def ? k->def : "(unset)", k->def ? "`" : "", range);
+        const char *sep = "";
+        for (size_t p = 0; p < sizeof(procs) / sizeof(procs[0]); p++)
+            if (k->procs & procs[p].bit) {
+                fprintf(out, "%s%s", sep, procs[p].name);
+                sep = ", ";
+            }
+        fprintf(out, " | %s |\n", k->help);
+    }
+}

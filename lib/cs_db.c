@@ -1,0 +1,310 @@
+/*
+ * cs_db.c -- Postgres connections, named queries, migrations (see cs_db.h).
+ *
+ * Queries are prepared lazily, per connection, the first time they run, so
+ * a connection opened before the schema exists (the migrator's) still works
+ * and a process only prepares what it uses.
+ */
+#include "cs_db.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cs_log.h"
+#include "cs_mem.h"
+
+/* Copies a server or libpq message into err without its trailing newline. */
+static void set_msg(char *err, const char *msg)
+{
+    if (!err)
+        return;
+    cs_strlcpy(err, msg ? msg : "", CS_ERRLEN);
+    size_t len = strlen(err);
+    while (len && (err[len - 1] == '\n' || err[len - 1] == ' '))
+        err[--len] = '\0';
+}
+
+static void copy_pg_error(const PGconn *pg, char *err)
+{
+    set_msg(err, pg ? PQerrorMessage(pg) : "not connected");
+}
+
+/* Server notices (e.g. "relation already exists, skipping") go to the debug log. */
+static void on_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    cs_log(CS_LOG_DEBUG, "db", "notice: %s", msg);
+}
+
+static enum cs_err connect_now(struct cs_db *db, char *err)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {db->url, db->app, "10", NULL};
+    if (db->pg)
+        PQfinish(db->pg);
+    memset(db->prepared, 0, sizeof(db->prepared));
+    db->pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(db->pg) != CONNECTION_OK) {
+        copy_pg_error(db->pg, err);
+        return CS_ERR_DB;
+    }
+    PQsetNoticeProcessor(db->pg, on_notice, NULL);
+    for (int i = 0; i < db->nlisten; i++) {
+        PGresult *res = NULL;
+        enum cs_err rc = cs_db_exec(db, db->listen[i], 0, NULL, &res, err);
+        PQclear(res);
+        if (rc)
+            return rc;
+    }
+    return CS_OK;
+}
+
+enum cs_err cs_db_open(struct cs_db **out, const char *url, const char *app, char *err)
+{
+    struct cs_db *db = cs_calloc(1, sizeof(*db));
+    db->url = cs_strdup(url);
+    db->app = cs_strdup(app);
+    *out = db;
+    return connect_now(db, err);
+}
+
+void cs_db_close(struct cs_db *db)
+{
+    if (!db)
+        return;
+    if (db->pg)
+        PQfinish(db->pg);
+    cs_free(db->url);
+    cs_free(db->app);
+    cs_free(db);
+}
+
+bool cs_db_connected(const struct cs_db *db)
+{
+    return db->pg && PQstatus(db->pg) == CONNECTION_OK;
+}
+
+enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err)
+{
+    static struct cs_log_limit lim;
+    if (db->backoff_ms == 0)
+        db->backoff_ms = 100;
+    for (;;) {
+        if (stop && atomic_load(stop))
+            return cs_err_set(err, CS_ERR_UNAVAILABLE, "shutting down");
+        if (connect_now(db, err) == CS_OK) {
+            cs_log(CS_LOG_INFO, "db", "connected to Postgres");
+            db->backoff_ms = 100;
+            return CS_OK;
+        }
+        unsigned suppressed = 0;
+        if (cs_log_limit_allow(&lim, 10, &suppressed))
+            cs_log(CS_LOG_WARN, "db", "Postgres unavailable, retrying in %u ms (%u similar "
+                   "suppressed): %s", db->backoff_ms, suppressed, err ? err : "");
+        /* Sleep in short slices so a stop request is honoured promptly. */
+        for (unsigned slept = 0; slept < db->backoff_ms && !(stop && atomic_load(stop)); slept += 50)
+            poll(NULL, 0, 50);
+        db->backoff_ms = db->backoff_ms * 2 > 5000 ? 5000 : db->backoff_ms * 2;
+    }
+}
+
+static enum cs_err classify(const PGresult *res, const PGconn *pg, char *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (msg && *msg)
+        set_msg(err, msg);
+    else
+        copy_pg_error(pg, err);
+    if (PQstatus(pg) != CONNECTION_OK || !state)
+        return CS_ERR_DB;
+    if (strcmp(state, "23505") == 0)
+        return CS_ERR_DUPLICATE;
+    if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
+        return CS_ERR_INVALID;
+    if (strncmp(state, "42", 2) == 0)
+        return CS_ERR_INTERNAL; /* our SQL is wrong: a bug */
+    return CS_ERR_DB;          /* 08 connection, 40 serialization, 53, 57 shutdown, ... */
+}
+
+static enum cs_err prepare(struct cs_db *db, enum cs_query q, char *err)
+{
+    if (db->prepared[q])
+        return CS_OK;
+    if (!db->pg)
+        return cs_err_set(err, CS_ERR_DB, "not connected");
+    PGresult *res = PQprepare(db->pg, cs_queries[q].name, cs_queries[q].sql, 0, NULL);
+    enum cs_err rc = CS_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = classify(res, db->pg, err);
+        if (rc == CS_ERR_INTERNAL)
+            cs_log(CS_LOG_ERROR, "db", "cannot prepare %s (%s): %s", cs_queries[q].name,
+                   cs_queries[q].file, err ? err : "");
+    } else {
+        db->prepared[q] = true;
+    }
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char *const *params,
+                           const int *lengths, const int *formats, PGresult **res, char *err)
+{
+    cs_assert(q >= 0 && q < CSQ__COUNT);
+    if (res)
+        *res = NULL;
+    enum cs_err rc = prepare(db, q, err);
+    if (rc)
+        return rc;
+    PGresult *r = PQexecPrepared(db->pg, cs_queries[q].name, n, params, lengths, formats, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        rc = classify(r, db->pg, err);
+        if (rc == CS_ERR_INTERNAL)
+            cs_log(CS_LOG_ERROR, "db", "query %s failed: %s", cs_queries[q].name, err ? err : "");
+        PQclear(r);
+        return rc;
+    }
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return CS_OK;
+}
+
+enum cs_err cs_db_exec(struct cs_db *db, enum cs_query q, int n, const char *const *params,
+                       PGresult **res, char *err)
+{
+    return cs_db_exec_bin(db, q, n, params, NULL, NULL, res, err);
+}
+
+enum cs_err cs_db_exec_script(struct cs_db *db, const char *sql, char *err)
+{
+    PGresult *r = PQexec(db->pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    enum cs_err rc = CS_OK;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+        rc = classify(r, db->pg, err);
+    PQclear(r);
+    return rc;
+}
+
+enum cs_err cs_db_begin(struct cs_db *db, char *err)
+{
+    return cs_db_exec(db, CSQ_BEGIN, 0, NULL, NULL, err);
+}
+
+enum cs_err cs_db_commit(struct cs_db *db, char *err)
+{
+    return cs_db_exec(db, CSQ_COMMIT, 0, NULL, NULL, err);
+}
+
+void cs_db_rollback(struct cs_db *db)
+{
+    if (db->pg && PQtransactionStatus(db->pg) != PQTRANS_IDLE &&
+        PQtransactionStatus(db->pg) != PQTRANS_UNKNOWN) {
+        PGresult *r = PQexec(db->pg, "ROLLBACK");
+        PQclear(r);
+    }
+}
+
+enum cs_err cs_db_listen(struct cs_db *db, enum cs_query q, char *err)
+{
+    cs_assert(db->nlisten < CS_DB_MAX_LISTEN);
+    db->listen[db->nlisten++] = q;
+    return cs_db_exec(db, q, 0, NULL, NULL, err);
+}
+
+int cs_db_socket(const struct cs_db *db)
+{
+    return cs_db_connected(db) ? PQsocket(db->pg) : -1;
+}
+
+int cs_db_notifies(struct cs_db *db, void (*fn)(void *arg, const char *channel,
+                                                const char *payload), void *arg)
+{
+    if (!cs_db_connected(db) || PQconsumeInput(db->pg) == 0)
+        return -1;
+    int n = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(db->pg)) != NULL) {
+        if (fn)
+            fn(arg, nt->relname, nt->extra);
+        PQfreemem(nt);
+        n++;
+    }
+    return n;
+}
+
+const char *cs_db_str(const PGresult *res, int r, int c)
+{
+    return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+int64_t cs_db_int(const PGresult *res, int r, int c)
+{
+    return PQgetisnull(res, r, c) ? 0 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+bool cs_db_bool(const PGresult *res, int r, int c)
+{
+    return !PQgetisnull(res, r, c) && PQgetvalue(res, r, c)[0] == 't';
+}
+
+/* ---- migrations ---- */
+
+enum cs_err cs_db_schema_version(struct cs_db *db, int *version, char *err)
+{
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_INIT, 0, NULL, NULL, err);
+    if (!rc)
+        rc = cs_db_exec(db, CSQ_MIGRATE_VERSION, 0, NULL, &res, err);
+    if (!rc)
+        *version = (int)cs_db_int(res, 0, 0);
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
+{
+    char key[32], ver[16];
+    snprintf(key, sizeof(key), "%lld", CS_LOCK_MIGRATE);
+    const char *kp[] = {key};
+    int current = 0;
+    *applied = 0;
+    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_LOCK, 1, kp, NULL, err);
+    if (rc)
+        return rc;
+    rc = cs_db_schema_version(db, &current, err);
+    for (int i = 0; !rc && i < cs_nmigrations; i++) {
+        const struct cs_migration *m = &cs_migrations[i];
+        if (m->version <= current)
+            continue;
+        snprintf(ver, sizeof(ver), "%d", m->version);
+        const char *rp[] = {ver, m->name};
+        rc = cs_db_begin(db, err);
+        if (!rc)
+            rc = cs_db_exec_script(db, m->sql, err);
+        if (!rc)
+            rc = cs_db_exec(db, CSQ_MIGRATE_RECORD, 2, rp, NULL, err);
+        if (!rc)
+            rc = cs_db_commit(db, err);
+        if (rc) {
+            char detail[CS_ERRLEN];
+            cs_strlcpy(detail, err ? err : "", sizeof(detail));
+            cs_db_rollback(db);
+            cs_err_set(err, rc, "migration %s: %s", m->name, detail);
+            break;
+        }
+        cs_log(CS_LOG_INFO, "migrate", "applied %s", m->name);
+        (*applied)++;
+    }
+    if (cs_db_connected(db)) {
+        char ignore[CS_ERRLEN];
+        enum cs_err urc = cs_db_exec(db, CSQ_MIGRATE_UNLOCK, 1, kp, NULL, ignore);
+        (void)urc;
+    }
+    return rc;
+}

@@ -1,0 +1,139 @@
+/*
+ * cs_kafka.c -- librdkafka configuration and topic creation (see cs_kafka.h).
+ */
+#include "cs_kafka.h"
+
+#include <string.h>
+
+#include "cs_log.h"
+#include "cs_mem.h"
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    enum cs_log_level l = level <= 3 ? CS_LOG_ERROR : level == 4 ? CS_LOG_WARN
+                        : level <= 6 ? CS_LOG_INFO : CS_LOG_DEBUG;
+    cs_log(l, "kafka", "%s: %s", fac, buf);
+}
+
+static bool set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err)
+{
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        cs_err_set(err, CS_ERR_CONFIG, "kafka %s: %s", k, e);
+        return false;
+    }
+    return true;
+}
+
+static rd_kafka_conf_t *base_conf(const struct cs_config *cfg, const char *client_id, char *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (!set(conf, "bootstrap.servers", cfg->kafka_brokers, err) ||
+        !set(conf, "client.id", client_id, err) ||
+        !set(conf, "reconnect.backoff.ms", "100", err) ||
+        !set(conf, "reconnect.backoff.max.ms", "5000", err) ||
+        !set(conf, "log.connection.close", "false", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+rd_kafka_t *cs_kafka_producer(const struct cs_config *cfg, const char *client_id,
+                              void (*dr_cb)(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                                            void *opaque),
+                              void *opaque, char *err)
+{
+    rd_kafka_conf_t *conf = base_conf(cfg, client_id, err);
+    if (!conf)
+        return NULL;
+    if (!set(conf, "enable.idempotence", "true", err) || !set(conf, "acks", "all", err) ||
+        !set(conf, "linger.ms", "5", err) || !set(conf, "message.timeout.ms", "30000", err) ||
+        !set(conf, "compression.type", "lz4", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (dr_cb)
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        cs_err_set(err, CS_ERR_KAFKA, "cannot create producer: %s", e);
+    }
+    return rk;
+}
+
+rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id,
+                              const char *group, char *err)
+{
+    rd_kafka_conf_t *conf = base_conf(cfg, client_id, err);
+    if (!conf)
+        return NULL;
+    if (!set(conf, "group.id", group, err) || !set(conf, "enable.auto.commit", "false", err) ||
+        !set(conf, "enable.auto.offset.store", "false", err) ||
+        !set(conf, "auto.offset.reset", "earliest", err) ||
+        !set(conf, "enable.partition.eof", "false", err) ||
+        !set(conf, "fetch.wait.max.ms", "50", err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        cs_err_set(err, CS_ERR_KAFKA, "cannot create consumer: %s", e);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
+                                   int partitions, int timeout_ms, char *err)
+{
+    char e[512];
+    rd_kafka_NewTopic_t **nt = cs_calloc((size_t)n, sizeof(*nt));
+    for (int i = 0; i < n; i++) {
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, e, sizeof(e));
+        cs_assert(nt[i]);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, e, sizeof(e));
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof(e));
+    rd_kafka_CreateTopics(rk, nt, (size_t)n, opt, q);
+    enum cs_err rc = CS_OK;
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (!ev) {
+        rc = cs_err_set(err, CS_ERR_KAFKA, "creating topics timed out");
+    } else if (rd_kafka_event_error(ev)) {
+        rc = cs_err_set(err, CS_ERR_KAFKA, "creating topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        for (size_t i = 0; i < cnt && !rc; i++) {
+            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                rc = cs_err_set(err, CS_ERR_KAFKA, "creating topic %s: %s",
+                                rd_kafka_topic_result_name(tr[i]),
+                                rd_kafka_topic_result_error_string(tr[i]));
+            else if (!te)
+                cs_log(CS_LOG_INFO, "kafka", "created topic %s (%d partitions)",
+                       rd_kafka_topic_result_name(tr[i]), partitions);
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    for (int i = 0; i < n; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    cs_free(nt);
+    return rc;
+}

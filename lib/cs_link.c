@@ -1,0 +1,81 @@
+/*
+ * cs_link.c -- approval link tokens (see cs_link.h).
+ */
+#include "cs_link.h"
+
+#include <string.h>
+#include <sys/time.h>
+
+#include "cs_mem.h"
+
+#define LINK_VERSION 1
+#define LINK_BODY (1 + 16 + 16 + 16 + 8)
+#define LINK_RAW (LINK_BODY + CS_SHA256_LEN)
+
+void cs_link_key(const unsigned char master[32], unsigned char key[32])
+{
+    cs_key_derive(master, "countersign/approval-link/v1", key);
+}
+
+int64_t cs_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+enum cs_err cs_link_sign(const unsigned char key[32], const struct cs_link *l,
+                         char out[CS_LINK_TOKEN_LEN + 1])
+{
+    unsigned char raw[LINK_RAW];
+    raw[0] = LINK_VERSION;
+    if (cs_uuid_parse(l->approval_id, raw + 1) || cs_uuid_parse(l->approver_id, raw + 17) ||
+        cs_uuid_parse(l->voter_id, raw + 33))
+        return CS_ERR_INVALID;
+    uint64_t e = (uint64_t)l->expires_ms;
+    for (int i = 0; i < 8; i++)
+        raw[49 + i] = (unsigned char)(e >> (56 - 8 * i));
+    cs_hmac_sha256(key, 32, raw, LINK_BODY, raw + LINK_BODY);
+    cs_b64_encode_to(raw, LINK_RAW, true, out);
+    return CS_OK;
+}
+
+enum cs_err cs_link_verify(const unsigned char key[32], const char *token, int64_t now_ms,
+                           struct cs_link *out, char *err)
+{
+    unsigned char *raw = NULL, mac[CS_SHA256_LEN];
+    size_t len = 0;
+    size_t tl = strnlen(token, CS_LINK_TOKEN_LEN + 1);
+    if (tl != CS_LINK_TOKEN_LEN || cs_b64_decode(token, tl, true, &raw, &len) != CS_OK)
+        return cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed approval link");
+    enum cs_err rc = CS_OK;
+    if (len != LINK_RAW || raw[0] != LINK_VERSION) {
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed approval link");
+        goto done;
+    }
+    cs_hmac_sha256(key, 32, raw, LINK_BODY, mac);
+    if (!cs_ct_equal(mac, raw + LINK_BODY, CS_SHA256_LEN)) {
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "approval link signature does not verify");
+        goto done;
+    }
+    cs_uuid_format(raw + 1, out->approval_id);
+    cs_uuid_format(raw + 17, out->approver_id);
+    cs_uuid_format(raw + 33, out->voter_id);
+    uint64_t e = 0;
+    for (int i = 0; i < 8; i++)
+        e = e << 8 | raw[49 + i];
+    out->expires_ms = (int64_t)e;
+    if (now_ms >= out->expires_ms)
+        rc = cs_err_set(err, CS_ERR_EXPIRED, "the approval link has expired");
+done:
+    cs_free(raw);
+    return rc;
+}
+
+char *cs_link_url(const char *public_url, const char *path, const char *token)
+{
+    size_t n = strlen(public_url);
+    while (n && public_url[n - 1] == '/')
+        n--;
+    return cs_asprintf("%.*s/%s/%s", (int)n, public_url, path, token);
+}

@@ -1,0 +1,129 @@
+/*
+ * main.c -- the countersign-scheduler process: wiring only.
+ *
+ * Start: configuration -> signals -> Postgres (migrations) -> loop.
+ * Every CS_SWEEP_INTERVAL_MS, while elector.c says this process leads:
+ * expirer, rescuer, sealer (each repeated while its batch was full, within
+ * the interval), and retention once a minute. Any number of schedulers may
+ * run; one leads, the others stand by and take over when its session ends.
+ * Stop (SIGTERM/SIGINT): finish the duty in hand (one transaction), close.
+ */
+#include <poll.h>
+#include <stdio.h>
+
+#include "cs_link.h"
+#include "cs_log.h"
+#include "cs_process.h"
+#include "scheduler.h"
+
+#define RETENTION_EVERY_MS 60000
+
+typedef enum cs_err (*duty_fn)(struct cs_db *db, const void *c, struct duty_result *out,
+                               char *err);
+
+/* Adapters so the loop can hold the duties in one table without casting functions. */
+static enum cs_err expire(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return expirer_run_once(db, c, out, err);
+}
+static enum cs_err rescue(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return rescuer_run_once(db, c, out, err);
+}
+static enum cs_err seal(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return sealer_run_once(db, c, out, err);
+}
+static enum cs_err retain(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return retention_run_once(db, c, out, err);
+}
+
+/* Runs one duty's batches until it is caught up, the budget is spent, or a stop. */
+static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, const void *c,
+                            int64_t deadline, char *err)
+{
+    struct duty_result r = {0, true};
+    int64_t total = 0;
+    enum cs_err rc = CS_OK;
+    while (r.more && !atomic_load(&cs_stopping) && cs_now_ms() < deadline) {
+        if ((rc = fn(db, c, &r, err)))
+            break;
+        total += r.changed;
+    }
+    if (total)
+        cs_log(CS_LOG_INFO, name, "%lld row(s)", (long long)total);
+    return rc;
+}
+
+static int loop(const struct cs_config *cfg, struct cs_db *db)
+{
+    struct elector el = {db, false};
+    const struct expirer_config ec = expirer_config_from(cfg);
+    const struct rescuer_config rsc = rescuer_config_from(cfg);
+    const struct sealer_config sc = sealer_config_from(cfg);
+    const struct retention_config tc = retention_config_from(cfg);
+    const struct {
+        const char *name;
+        duty_fn fn;
+        const void *c;
+        int64_t every_ms;    /* 0: every sweep */
+    } duties[] = {{"expirer", expire, &ec, 0},
+                  {"rescuer", rescue, &rsc, 0},
+                  {"sealer", seal, &sc, 0},
+                  {"retention", retain, &tc, RETENTION_EVERY_MS}};
+    int64_t next[sizeof(duties) / sizeof(duties[0])] = {0};
+    char err[CS_ERRLEN];
+    while (!atomic_load(&cs_stopping)) {
+        int64_t start = cs_now_ms(), deadline = start + cfg->sweep_interval_ms;
+        if (!cs_db_connected(db) && cs_db_reconnect(db, &cs_stopping, err) != CS_OK)
+            break;
+        enum cs_err rc = CS_OK;
+        for (size_t i = 0; i < sizeof(duties) / sizeof(duties[0]) && !rc; i++) {
+            if (start < next[i] || !elector_lead(&el))
+                continue;
+            rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline, err);
+            next[i] = start + duties[i].every_ms;
+        }
+        if (rc) {
+            static struct cs_log_limit lim;
+            if (cs_log_limit_allow(&lim, 10, NULL))
+                cs_log(CS_LOG_WARN, "scheduler", "sweep failed, retrying: %s: %s",
+                       cs_err_code(rc), err);
+        }
+        int64_t left = deadline - cs_now_ms();
+        struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
+        if (left > 0)
+            poll(&p, 1, (int)left);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct cs_process_info info = {
+        "scheduler", CS_PROC_SCHEDULER,
+        "expiry sweeps, recovery of lapsed executions, audit sealing, retention"};
+    struct cs_config cfg;
+    int status = cs_process_init(argc, argv, &info, &cfg);
+    if (status >= 0)
+        return status;
+    cs_process_signals();
+    struct cs_db *db = NULL;
+    char err[CS_ERRLEN];
+    cs_log(CS_LOG_INFO, "scheduler", "starting %s (%s)", CS_VERSION, cfg.instance_id);
+    if (cs_process_db(&cfg, "countersign-scheduler", &cs_stopping, &db, err) != CS_OK) {
+        if (!atomic_load(&cs_stopping)) {
+            cs_log(CS_LOG_ERROR, "scheduler", "cannot start: %s", err);
+            status = 1;
+        } else {
+            status = 0;
+        }
+    } else {
+        status = loop(&cfg, db);
+    }
+    cs_log(CS_LOG_INFO, "scheduler", "stopped");
+    cs_db_close(db);
+    cs_config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,141 @@
+-- Operator commands (cli/admin.c, and later the api's /v1/admin/*).
+
+-- name: agent_create
+INSERT INTO agents (id, name) VALUES ($1::uuid, $2::text) RETURNING id;
+
+-- name: agent_list
+SELECT a.id, a.name, a.created_at, a.disabled_at,
+       (SELECT count(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL)
+FROM agents a ORDER BY a.name;
+
+-- name: agent_disable
+UPDATE agents SET disabled_at = now() WHERE name = $1::text AND disabled_at IS NULL RETURNING id;
+
+-- name: api_key_create
+-- $1 id, $2 agent name, $3 sha256 of the key (hex), $4 display prefix, $5 scopes (text[] literal)
+INSERT INTO api_keys (id, agent_id, key_hash, prefix, scopes)
+SELECT $1::uuid, a.id, decode($3::text, 'hex'), $4::text, $5::text[]
+FROM agents a WHERE a.name = $2::text AND a.disabled_at IS NULL
+RETURNING id;
+
+-- name: api_key_revoke
+UPDATE api_keys SET revoked_at = now()
+WHERE (id::text = $1::text OR prefix = $1::text) AND revoked_at IS NULL RETURNING id, prefix;
+
+-- name: api_key_list
+SELECT k.id, a.name, k.prefix, k.scopes::text, k.created_at, k.revoked_at
+FROM api_keys k JOIN agents a ON a.id = k.agent_id
+WHERE $1::text IS NULL OR a.name = $1::text ORDER BY k.created_at;
+
+-- name: api_key_lookup
+-- Authenticates a presented key by its hash; revoked keys and disabled agents do not match.
+SELECT k.id, a.id, a.name, k.scopes::text FROM api_keys k JOIN agents a ON a.id = k.agent_id
+WHERE k.key_hash = decode($1::text, 'hex') AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
+
+-- name: approver_create
+-- $1 id, $2 name, $3 email, $4 webhook url, $5 slack webhook url, $6 agent name the person operates (or NULL)
+INSERT INTO approvers (id, name, email, webhook_url, slack_webhook_url, agent_id)
+VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text,
+        (SELECT id FROM agents WHERE name = $6::text))
+RETURNING id, agent_id IS NOT NULL OR $6::text IS NULL;
+
+-- name: approver_list
+SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name, p.disabled_at
+FROM approvers p LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.name;
+
+-- name: approver_by_name
+SELECT id FROM approvers WHERE name = $1::text AND disabled_at IS NULL;
+
+-- name: policy_upsert
+-- $1 id, $2 mode, $3 rules json, $4 quorum, $5 window s, $6 exec timeout ms, $7 max attempts,
+-- $8 amount field, $9 reminder interval s, $10 escalate after s
+INSERT INTO policies (id, mode, rules, quorum, window_seconds, exec_timeout_ms, max_attempts,
+                      amount_field, reminder_interval_s, escalate_after_s)
+VALUES ($1::text, $2::text, $3::jsonb, $4::int, $5::int, $6::int, $7::int, $8::text, $9::int, $10::int)
+ON CONFLICT (id) DO UPDATE SET mode = EXCLUDED.mode, rules = EXCLUDED.rules,
+    quorum = EXCLUDED.quorum, window_seconds = EXCLUDED.window_seconds,
+    exec_timeout_ms = EXCLUDED.exec_timeout_ms, max_attempts = EXCLUDED.max_attempts,
+    amount_field = EXCLUDED.amount_field, reminder_interval_s = EXCLUDED.reminder_interval_s,
+    escalate_after_s = EXCLUDED.escalate_after_s, updated_at = now()
+RETURNING id;
+
+-- name: policy_clear_approvers
+DELETE FROM policy_approvers WHERE policy_id = $1::text;
+
+-- name: policy_add_approver
+-- $1 policy, $2 approver name, $3 escalation tier
+INSERT INTO policy_approvers (policy_id, approver_id, escalation)
+SELECT $1::text, id, $3::boolean FROM approvers WHERE name = $2::text AND disabled_at IS NULL
+RETURNING approver_id;
+
+-- name: policy_list
+SELECT p.id, p.mode, p.rules::text, p.quorum, p.window_seconds, p.exec_timeout_ms,
+       p.max_attempts,
+       (SELECT string_agg(a.name || CASE WHEN pa.escalation THEN '*' ELSE '' END, ',' ORDER BY a.name)
+        FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
+        WHERE pa.policy_id = p.id)
+FROM policies p ORDER BY p.id;
+
+-- name: grant_upsert
+-- $1 id, $2 secret blob (hex), $3 inject, $4 inject header, $5 allowed bases (text[] as JSON),
+-- $6 idempotency keys, $7 policy id
+INSERT INTO grants (id, secret, inject, inject_header, allowed_bases, idempotency_keys, policy_id)
+VALUES ($1::text, decode($2::text, 'hex'), $3::text, $4::text,
+        ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::boolean, $7::text)
+ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, inject = EXCLUDED.inject,
+    inject_header = EXCLUDED.inject_header, allowed_bases = EXCLUDED.allowed_bases,
+    idempotency_keys = EXCLUDED.idempotency_keys, policy_id = EXCLUDED.policy_id,
+    updated_at = now(), disabled_at = NULL
+RETURNING id;
+
+-- name: grant_set_bases
+UPDATE grants SET allowed_bases = ARRAY(SELECT jsonb_array_elements_text($2::jsonb)),
+    updated_at = now()
+WHERE id = $1::text RETURNING id;
+
+-- name: grant_bind_agent
+INSERT INTO grant_agents (grant_id, agent_id)
+SELECT $1::text, id FROM agents WHERE name = $2::text
+ON CONFLICT DO NOTHING
+RETURNING agent_id;
+
+-- name: grant_unbind_agent
+DELETE FROM grant_agents WHERE grant_id = $1::text
+    AND agent_id = (SELECT id FROM agents WHERE name = $2::text) RETURNING agent_id;
+
+-- name: grant_disable
+UPDATE grants SET disabled_at = now() WHERE id = $1::text RETURNING id;
+
+-- name: grant_list
+-- Never returns the secret.
+SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text, g.idempotency_keys,
+       g.policy_id, g.disabled_at,
+       (SELECT string_agg(a.name, ',' ORDER BY a.name) FROM grant_agents ga
+        JOIN agents a ON a.id = ga.agent_id WHERE ga.grant_id = g.id)
+FROM grants g ORDER BY g.id;
+
+-- name: delegation_create
+-- $1 id, $2 approver name, $3 delegate name, $4 starts (timestamptz), $5 ends
+INSERT INTO delegations (id, approver_id, delegate_id, starts_at, ends_at)
+SELECT $1::uuid, a.id, d.id, $4::timestamptz, $5::timestamptz
+FROM approvers a, approvers d WHERE a.name = $2::text AND d.name = $3::text
+RETURNING id;
+
+-- name: approval_list
+-- $1 status or NULL, $2 limit
+SELECT a.id, a.status, ag.name, a.grant_id, a.method, a.url, a.created_at, a.expires_at
+FROM approvals a JOIN agents ag ON ag.id = a.agent_id
+WHERE $1::text IS NULL OR a.status = $1::text
+ORDER BY a.created_at DESC LIMIT $2::int;
+
+-- name: approval_links
+-- The approver slots of a pending approval with who holds each link now.
+SELECT a.id, (extract(epoch FROM a.expires_at) * 1000)::bigint, s.approver,
+       coalesce((SELECT d.delegate_id FROM delegations d
+                 WHERE d.approver_id = s.approver AND d.revoked_at IS NULL
+                   AND now() >= d.starts_at AND now() < d.ends_at
+                 ORDER BY d.created_at DESC LIMIT 1), s.approver),
+       p.name
+FROM approvals a CROSS JOIN LATERAL unnest(a.approvers) AS s(approver)
+JOIN approvers p ON p.id = s.approver
+WHERE a.id = $1::uuid;

@@ -1,0 +1,149 @@
+-- The approval lifecycle (lib/cs_approval.c, worker/, scheduler/).
+--
+-- Every transition is one statement: a guarded UPDATE ... WHERE status =
+-- <expected> that writes its audit entry and its outbox event(s) in the
+-- same statement, hence the same transaction. Zero rows returned means
+-- another process won the race; callers treat that as "nothing to do".
+-- Terminal transitions write both an 'events' and a 'results' outbox row.
+
+-- name: insert_approvals
+-- $1: JSON array of rows built by cs_approval_row(). Duplicates of
+-- (agent_id, request_id) are skipped; returns the rows actually inserted.
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+        id uuid, request_id text, agent_id uuid, grant_id text, policy_id text,
+        batch_id text, method text, url text, headers jsonb, body_b64 text, reason text,
+        context jsonb, digest_hex text, policy jsonb, approvers uuid[], quorum int,
+        status text, expires_ms bigint, links jsonb, actor text)
+), ins AS (
+    INSERT INTO approvals AS a (id, request_id, agent_id, grant_id, policy_id, batch_id,
+        method, url, headers, body, reason, context, digest, policy, approvers, quorum,
+        status, expires_at, decided_at, decided_by)
+    SELECT id, request_id, agent_id, grant_id, policy_id, batch_id, method, url, headers,
+        decode(body_b64, 'base64'), reason, context, decode(digest_hex, 'hex'), policy,
+        approvers, quorum, status, to_timestamp(expires_ms / 1000.0),
+        CASE WHEN status = 'approved' THEN clock_timestamp() END,
+        CASE WHEN status = 'approved' THEN 'policy' END
+    FROM r
+    ON CONFLICT (agent_id, request_id) DO NOTHING
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT r.actor, 'approval.created', (i.a).id, jsonb_build_object(
+        'status', (i.a).status, 'request_id', (i.a).request_id, 'grant_id', (i.a).grant_id,
+        'policy_id', (i.a).policy_id, 'method', (i.a).method, 'url', (i.a).url,
+        'digest', encode((i.a).digest, 'hex'), 'reason', (i.a).reason,
+        'quorum', (i.a).quorum, 'batch_id', (i.a).batch_id)
+    FROM ins i JOIN r ON r.id = (i.a).id
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (i.a).id::text,
+           cs_event(i.a) || jsonb_strip_nulls(jsonb_build_object('approval_links', r.links))
+    FROM ins i JOIN r ON r.id = (i.a).id
+)
+SELECT (i.a).id, (i.a).request_id, (i.a).status,
+       (extract(epoch FROM (i.a).expires_at) * 1000)::bigint
+FROM ins i;
+
+-- name: approval_by_request
+-- The stored approval for an (agent, request id), for idempotent resubmission.
+SELECT id, status, encode(digest, 'hex'), (extract(epoch FROM expires_at) * 1000)::bigint
+FROM approvals WHERE agent_id = $1::uuid AND request_id = $2;
+
+-- name: approver_get
+SELECT id, name, agent_id, disabled_at IS NOT NULL FROM approvers WHERE id = $1::uuid;
+
+-- name: delegation_active
+SELECT EXISTS (
+    SELECT 1 FROM delegations
+    WHERE approver_id = $1::uuid AND delegate_id = $2::uuid AND revoked_at IS NULL
+      AND clock_timestamp() >= starts_at AND clock_timestamp() < ends_at);
+
+-- name: vote_lock
+-- Locks the approval for the voting transaction.
+SELECT status, agent_id, quorum, expires_at <= clock_timestamp(), $2::uuid = ANY (approvers)
+FROM approvals WHERE id = $1::uuid
+FOR UPDATE;
+
+-- name: vote_insert
+-- $1 approval, $2 approver (whose vote), $3 cast_by (who voted), $4 'approve'|'deny',
+-- $5 reason, $6 audit actor. Returns (approve votes now counted, inserted 0|1).
+WITH v AS (
+    INSERT INTO votes (approval_id, approver_id, cast_by, decision, reason)
+    VALUES ($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text)
+    ON CONFLICT DO NOTHING
+    RETURNING approval_id
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $6::text, 'vote.' || $4::text, v.approval_id, jsonb_strip_nulls(jsonb_build_object(
+        'approver_id', $2::uuid, 'cast_by', $3::uuid, 'reason', $5::text,
+        'on_behalf_of', CASE WHEN $2::uuid <> $3::uuid THEN $2::uuid END))
+    FROM v
+)
+SELECT (SELECT count(*) FROM votes WHERE approval_id = $1::uuid AND decision = 'approve')
+       + (SELECT count(*) FROM v WHERE $4::text = 'approve'),
+       (SELECT count(*) FROM v);
+
+-- name: approval_decide
+-- pending -> approved | denied. $1 id, $2 new status, $3 decided_by, $4 reason, $5 actor.
+WITH u AS (
+    UPDATE approvals a SET status = $2::text, decided_at = clock_timestamp(),
+        decided_by = $3::text, decision_reason = $4::text
+    WHERE a.id = $1::uuid AND a.status = 'pending' AND a.expires_at > clock_timestamp()
+      AND $2::text IN ('approved', 'denied')
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $5::text, 'approval.' || (u.a).status, (u.a).id, jsonb_strip_nulls(
+        jsonb_build_object('decided_by', $3::text, 'reason', $4::text))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
+)
+SELECT (u.a).status FROM u;
+
+-- name: approval_cancel
+-- pending -> cancelled by the requesting agent. $1 id, $2 agent id, $3 actor, $4 reason.
+WITH u AS (
+    UPDATE approvals a SET status = 'cancelled', decided_at = clock_timestamp(),
+        decided_by = $3::text, decision_reason = $4::text
+    WHERE a.id = $1::uuid AND a.agent_id = $2::uuid AND a.status = 'pending'
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $3::text, 'approval.cancelled', (u.a).id,
+           jsonb_strip_nulls(jsonb_build_object('reason', $4::text))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+)
+SELECT (u.a).status FROM u;
+
+-- name: approval_status
+-- What a status read returns. $1 id, $2 agent id (NULL for operators).
+SELECT a.id, a.status, a.agent_id, ag.name, a.grant_id, a.method, a.url,
+       (extract(epoch FROM a.created_at) * 1000)::bigint,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint,
+       (extract(epoch FROM a.decided_at) * 1000)::bigint,
+       a.decided_by, a.decision_reason,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint,
+       a.response_status IS NOT NULL OR a.error_code IS NOT NULL,
+       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve'),
+       a.quorum, a.error_code, a.error_message, encode(a.digest, 'hex'), a.reason,
+       a.batch_id, a.request_id, a.attempts
+FROM approvals a JOIN agents ag ON ag.id = a.agent_id
+WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
+
+-- name: approval_result
+-- The stored outcome. $1 id, $2 agent id (NULL for operators).
+SELECT a.status, a.response_status, a.response_headers::text,
+       translate(encode(a.response_body, 'base64'), E'\n', ''), a.response_truncated,
+       a.error_code, a.error_message, a.decision_reason
+FROM approvals a
+WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);

@@ -1,0 +1,77 @@
+-- The audit log: appending, sealing (scheduler/sealer.c) and verifying
+-- (lib/cs_audit.c). See sql/migrations/001_core.sql for the chain.
+
+-- name: audit_insert
+INSERT INTO audit (actor, action, approval_id, detail)
+VALUES ($1::text, $2::text, $3::uuid, coalesce($4::jsonb, '{}'::jsonb));
+
+-- name: seal_plan
+-- The next seal: from the last seal's to_txid up to the oldest transaction
+-- still running (everything below it has finished), cut after about $1
+-- entries at a transaction boundary. Returns head seq, head hash (hex),
+-- lo, horizon, cut (NULL when the range holds fewer than $1 entries) and
+-- whether [lo, cut) would be empty.
+WITH h AS (
+    SELECT seq, to_txid, hash FROM audit_seal ORDER BY seq DESC LIMIT 1
+), b AS (
+    SELECT coalesce((SELECT to_txid FROM h), '1'::xid8) AS lo,
+           pg_snapshot_xmin(pg_current_snapshot()) AS horizon
+), c AS (
+    SELECT (SELECT a.txid FROM audit a WHERE a.txid >= b.lo AND a.txid < b.horizon
+            ORDER BY a.txid OFFSET $1::int LIMIT 1) AS cut
+    FROM b
+)
+SELECT coalesce((SELECT seq FROM h), 0), coalesce(encode((SELECT hash FROM h), 'hex'), ''),
+       b.lo::text, b.horizon::text, c.cut::text,
+       NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut)
+FROM b, c;
+
+-- name: seal_insert
+-- $1 seq, $2 from_txid, $3 to_txid, $4 prev hash (hex). Inserts nothing
+-- when the range is empty. Checklist: the hash input here and in
+-- lib/cs_audit.c (seal_hash) change together.
+WITH e AS (
+    SELECT count(*) AS n,
+           sha256(convert_to(coalesce(string_agg(cs_audit_line(a), '' ORDER BY a.txid, a.id), ''),
+                             'UTF8')) AS h
+    FROM audit a WHERE a.txid >= $2::xid8 AND a.txid < $3::xid8
+)
+INSERT INTO audit_seal (seq, from_txid, to_txid, entries, entries_hash, prev_hash, hash)
+SELECT $1::bigint, $2::xid8, $3::xid8, e.n, e.h, decode($4::text, 'hex'),
+       sha256(decode($4::text, 'hex')
+              || convert_to($1::bigint || '|' || $2::text || '|' || $3::text || '|' || e.n || '|',
+                            'UTF8')
+              || e.h)
+FROM e WHERE e.n > 0
+RETURNING seq, entries;
+
+-- name: seal_list
+SELECT seq, from_txid::text, to_txid::text, entries, encode(entries_hash, 'hex'),
+       encode(prev_hash, 'hex'), encode(hash, 'hex')
+FROM audit_seal WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int;
+
+-- name: audit_range
+-- Entries of one seal in chain order, with the fields cs_audit_line() hashes.
+SELECT id, txid::text, (extract(epoch FROM at) * 1000000)::bigint, actor, action,
+       coalesce(approval_id::text, ''), detail::text
+FROM audit WHERE txid >= $1::xid8 AND txid < $2::xid8
+ORDER BY txid, id;
+
+-- name: audit_unsealed
+-- Entries not covered by any seal: older than the first seal (must be 0)
+-- and newer than the last (the tail the sealer has not reached yet).
+SELECT (SELECT count(*) FROM audit WHERE txid < coalesce(
+            (SELECT from_txid FROM audit_seal ORDER BY seq LIMIT 1), '1'::xid8)),
+       (SELECT count(*) FROM audit WHERE txid >= coalesce(
+            (SELECT to_txid FROM audit_seal ORDER BY seq DESC LIMIT 1), '1'::xid8));
+
+-- name: audit_tail
+-- Newest entries first, for `countersign audit tail`. $1 limit, $2 approval id or NULL.
+SELECT id, at, actor, action, approval_id, detail::text FROM audit
+WHERE $2::uuid IS NULL OR approval_id = $2::uuid
+ORDER BY id DESC LIMIT $1::int;
+
+-- name: audit_export
+-- Entries after id $1 in id order, for JSON-lines export.
+SELECT id, txid::text, at, actor, action, approval_id, detail::text FROM audit
+WHERE id > $1::bigint ORDER BY id LIMIT $2::int;

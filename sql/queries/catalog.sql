@@ -1,0 +1,30 @@
+-- Agents, grants and policies as the engine reads them (lib/cs_catalog.c).
+-- Columns are read by position: keep the C enums beside their use in step.
+
+-- name: agent_by_name
+SELECT id, name, disabled_at IS NOT NULL FROM agents WHERE name = $1;
+
+-- name: agent_by_id
+SELECT id, name, disabled_at IS NOT NULL FROM agents WHERE id = $1::uuid;
+
+-- name: grant_load
+-- A grant with its bound agents and its policy, approvers resolved to the
+-- person holding their link right now (an active delegate, one hop only).
+SELECT g.id, g.secret, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text,
+       g.idempotency_keys, g.disabled_at IS NOT NULL,
+       coalesce((SELECT json_agg(ga.agent_id)::text FROM grant_agents ga
+                 WHERE ga.grant_id = g.id), '[]'),
+       p.id, p.mode, p.rules::text, p.quorum, p.window_seconds, p.exec_timeout_ms,
+       p.max_attempts, p.amount_field, p.reminder_interval_s, p.escalate_after_s,
+       coalesce((SELECT json_agg(json_build_array(a.id,
+                    coalesce((SELECT d.delegate_id FROM delegations d
+                              JOIN approvers da ON da.id = d.delegate_id AND da.disabled_at IS NULL
+                              WHERE d.approver_id = a.id AND d.revoked_at IS NULL
+                                AND now() >= d.starts_at AND now() < d.ends_at
+                              ORDER BY d.created_at DESC LIMIT 1), a.id))
+                    ORDER BY a.id)::text
+                 FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
+                 WHERE pa.policy_id = p.id AND NOT pa.escalation AND a.disabled_at IS NULL),
+                '[]')
+FROM grants g JOIN policies p ON p.id = g.policy_id
+WHERE g.id = $1;

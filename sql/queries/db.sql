@@ -1,0 +1,39 @@
+-- Transactions and migrations (lib/cs_db.c).
+
+-- name: begin
+BEGIN;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- name: migrate_lock
+-- Held for the whole migration run; released by migrate_unlock.
+SELECT pg_advisory_lock($1::bigint);
+
+-- name: migrate_unlock
+SELECT pg_advisory_unlock($1::bigint);
+
+-- name: migrate_init
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migrate_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;
+
+-- name: migrate_record
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
+
+-- name: listen_approved
+LISTEN cs_approved;
+
+-- name: listen_done
+LISTEN cs_done;
+
+-- name: listen_outbox
+LISTEN cs_outbox;

@@ -1,0 +1,167 @@
+-- Claiming and completing provider calls (worker/executor.c) and
+-- recovering calls whose worker died (scheduler/rescuer.c).
+
+-- name: claim_approved
+-- approved -> executing for up to $2 rows, leased to worker $1 for the
+-- policy's execution timeout plus $3 ms. SKIP LOCKED: workers never wait
+-- on each other.
+WITH c AS (
+    SELECT id FROM approvals WHERE status = 'approved'
+    ORDER BY decided_at LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE approvals a SET status = 'executing', lease_owner = $1::text,
+        attempts = a.attempts + 1,
+        lease_expires_at = clock_timestamp() + make_interval(
+            secs => ((a.policy->>'exec_timeout_ms')::int + $3::int) / 1000.0)
+    FROM c WHERE a.id = c.id AND a.status = 'approved'
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'worker:' || $1::text, 'approval.executing', (u.a).id,
+           jsonb_build_object('attempt', (u.a).attempts)
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+)
+SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
+       translate(encode((u.a).body, 'base64'), E'\n', ''), encode((u.a).digest, 'hex'),
+       (u.a).attempts, ((u.a).policy->>'exec_timeout_ms')::int,
+       ((u.a).policy->>'max_attempts')::int, ((u.a).policy->>'idempotency_keys')::boolean,
+       (u.a).agent_id
+FROM u;
+
+-- name: renew_lease
+-- Before a retry: extends the lease by $3 ms and counts the attempt.
+WITH u AS (
+    UPDATE approvals a SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0),
+        attempts = a.attempts + 1
+    WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'worker:' || $2::text, 'execution.retry', (u.a).id,
+           jsonb_build_object('attempt', (u.a).attempts, 'after', $4::text)
+    FROM u
+)
+SELECT (u.a).attempts FROM u;
+
+-- name: release_lease
+-- executing -> approved for a call this worker will not make after all
+-- (shutdown while it waited to retry). Safe: only calls whose retry is
+-- already known to be safe wait.
+WITH u AS (
+    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
+    WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'worker:' || $2::text, 'approval.released', (u.a).id, '{}'::jsonb FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+)
+SELECT (u.a).id FROM u;
+
+-- name: complete_executions
+-- executing -> executed | failed for a batch of finished calls of worker $1.
+-- $2: JSON array of {id, status, response_status, response_headers,
+-- body_b64, truncated, error_code, error_message}. Returns updated ids.
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
+        id uuid, status text, response_status int, response_headers jsonb, body_b64 text,
+        truncated boolean, error_code text, error_message text)
+), u AS (
+    UPDATE approvals a SET status = r.status, executed_at = clock_timestamp(),
+        response_status = r.response_status, response_headers = r.response_headers,
+        response_body = decode(r.body_b64, 'base64'),
+        response_truncated = coalesce(r.truncated, false),
+        error_code = r.error_code, error_message = r.error_message,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM r
+    WHERE a.id = r.id AND a.status = 'executing' AND a.lease_owner = $1::text
+      AND r.status IN ('executed', 'failed')
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'worker:' || $1::text, 'approval.' || (u.a).status, (u.a).id,
+           jsonb_strip_nulls(jsonb_build_object(
+               'status_code', (u.a).response_status, 'error_code', (u.a).error_code,
+               'body_bytes', length((u.a).response_body),
+               'body_truncated', (u.a).response_truncated, 'attempts', (u.a).attempts))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+)
+SELECT (u.a).id FROM u;
+
+-- name: rescue_lapsed
+-- executing rows whose lease lapsed (their worker died or hung): back to
+-- approved, same idempotency key, when the grant's provider honours
+-- idempotency keys and attempts remain; otherwise failed/outcome_unknown.
+-- Never re-runs a call blindly. $1 batch size, $2 actor.
+WITH c AS (
+    SELECT id, lease_owner FROM approvals
+    WHERE status = 'executing' AND lease_expires_at < clock_timestamp()
+    ORDER BY lease_expires_at LIMIT $1::int
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE approvals a SET
+        status = CASE WHEN retry THEN 'approved' ELSE 'failed' END,
+        error_code = CASE WHEN retry THEN NULL ELSE 'outcome_unknown' END,
+        error_message = CASE WHEN retry THEN NULL ELSE
+            'the worker executing this call stopped before recording its outcome; the '
+            'provider may have received it, and it is not re-run without idempotency-key '
+            'support' END,
+        executed_at = CASE WHEN retry THEN NULL ELSE clock_timestamp() END,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM (SELECT c.id, c.lease_owner,
+                 coalesce((x.policy->>'idempotency_keys')::boolean, false)
+                 AND x.attempts < (x.policy->>'max_attempts')::int AS retry
+          FROM c JOIN approvals x ON x.id = c.id) d
+    WHERE a.id = d.id AND a.status = 'executing' AND a.lease_expires_at < clock_timestamp()
+    RETURNING a, d.lease_owner AS owner
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $2::text, CASE WHEN (u.a).status = 'approved' THEN 'execution.requeued'
+                          ELSE 'approval.failed' END,
+           (u.a).id, jsonb_strip_nulls(jsonb_build_object(
+               'lease_owner', u.owner, 'attempts', (u.a).attempts,
+               'error_code', (u.a).error_code))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'failed'
+)
+SELECT count(*), count(*) FILTER (WHERE (u.a).status = 'approved') FROM u;
+
+-- name: expire_due
+-- pending -> expired for up to $1 approvals past their window. $2 actor.
+WITH c AS (
+    SELECT id FROM approvals
+    WHERE status = 'pending' AND expires_at <= clock_timestamp()
+    ORDER BY expires_at LIMIT $1::int
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE approvals a SET status = 'expired', decided_at = clock_timestamp(),
+        decided_by = $2::text
+    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.expires_at <= clock_timestamp()
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $2::text, 'approval.expired', (u.a).id,
+           jsonb_build_object('expires_at', (u.a).expires_at)
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+)
+SELECT count(*) FROM u;

@@ -1,0 +1,15 @@
+-- The outbox relay (worker/relay.c).
+
+-- name: relay_try_lock
+-- Only the holder of this session lock relays, so events leave in id order.
+SELECT pg_try_advisory_lock($1::bigint);
+
+-- name: outbox_fetch
+SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::int;
+
+-- name: outbox_delete
+-- Called with the ids the broker acknowledged.
+DELETE FROM outbox WHERE id = ANY ($1::bigint[]);
+
+-- name: outbox_depth
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox;

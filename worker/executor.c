@@ -1,0 +1,674 @@
+/*
+ * executor.c -- the worker's executor: approved -> provider call -> outcome.
+ *
+ * Claims approved rows with FOR UPDATE SKIP LOCKED under a lease
+ * (claim_approved), woken by LISTEN cs_approved with polling only as a
+ * fallback, and runs the calls concurrently on one libcurl multi handle.
+ * Before a call it re-checks the stored request against its digest, the
+ * URL against the grant's allowed bases, and at connect time refuses
+ * private addresses the grant did not name (cs_url.h). The secret is
+ * decrypted only to build the injected header and never logged. Finished
+ * calls are written back in batches (complete_executions): the terminal
+ * state, its audit entry and its outbox events in one statement, guarded
+ * by status = 'executing' AND lease_owner = us.
+ *
+ * Retries (documented in docs/EXECUTION.md): nothing sent (connect or DNS
+ * failure) -> retried up to the policy's max_attempts; 429 or 5xx, or no
+ * answer after sending -> retried with the same Idempotency-Key only when
+ * the grant says the provider honours idempotency keys; TLS failure ->
+ * failed/tls_error. Retry-After is honoured (capped at 60 s).
+ *
+ * Shutdown: stop claiming; calls waiting to retry are released back to
+ * approved; calls in flight get CS_SHUTDOWN_GRACE_MS, after which their
+ * leases are left to lapse and the scheduler's rescuer decides.
+ */
+#include <curl/curl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cs_approval.h"
+#include "cs_buf.h"
+#include "cs_catalog.h"
+#include "cs_json.h"
+#include "cs_link.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+#include "cs_process.h"
+#include "cs_url.h"
+#include "worker.h"
+
+#define RESP_HEADERS_MAX 64
+#define RESP_HEADER_BYTES_MAX 16384
+#define RETRY_AFTER_CAP_MS 60000
+#define DONE_FLUSH_BYTES (8u << 20)
+
+struct job {
+    struct job *next;              /* retry-wait list */
+    struct job *prev_active, *next_active;   /* every job, for shutdown */
+    struct executor *ex;
+    char id[CS_UUID_STRLEN + 1];
+    char *grant_id, *agent_id, *method, *url;
+    unsigned char *body;
+    size_t body_len;
+    json_object *req_headers;
+    int attempt, max_attempts, timeout_ms;
+    bool idempotent;               /* from the policy snapshot */
+    bool allow_private;            /* the matching base names this IP literally */
+    bool blocked;                  /* opensocket refused a private address */
+    bool prepared;                 /* grant checked and headers built */
+    CURL *easy;
+    struct curl_slist *hdrs;       /* holds the injected secret: wiped on free */
+    struct cs_buf resp;
+    json_object *resp_headers;
+    size_t resp_header_bytes;
+    long retry_after_ms;           /* from the last response, -1 when absent */
+    int64_t retry_at_ms;
+};
+
+struct executor {
+    const struct cs_config *cfg;
+    struct worker_role *role;
+    struct cs_db *db;
+    struct cs_catalog *cat;
+    CURLM *cm;
+    struct job *active;            /* every job this executor holds */
+    int inflight;
+    int nwaiting;
+    struct job *waiting;
+    json_object *done;             /* completion rows not yet written */
+    size_t done_bytes;
+    bool wake;
+    int64_t next_poll_ms;
+    uint64_t executed, failed;
+};
+
+/* claim_approved columns (sql/queries/execution.sql) */
+enum { C_ID, C_GRANT, C_METHOD, C_URL, C_HEADERS, C_BODY, C_DIGEST, C_ATTEMPTS, C_TIMEOUT,
+       C_MAX_ATTEMPTS, C_IDEMPOTENT, C_AGENT };
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    if (j->prev_active)
+        j->prev_active->next_active = j->next_active;
+    else
+        j->ex->active = j->next_active;
+    if (j->next_active)
+        j->next_active->prev_active = j->prev_active;
+    if (j->easy) {
+        curl_multi_remove_handle(j->ex->cm, j->easy);
+        curl_easy_cleanup(j->easy);
+    }
+    for (struct curl_slist *s = j->hdrs; s; s = s->next)
+        cs_wipe(s->data, strlen(s->data));
+    curl_slist_free_all(j->hdrs);
+    cs_free(j->grant_id);
+    cs_free(j->agent_id);
+    cs_free(j->method);
+    cs_free(j->url);
+    cs_free(j->body);
+    json_object_put(j->req_headers);
+    json_object_put(j->resp_headers);
+    cs_buf_free(&j->resp);
+    cs_free(j);
+}
+
+/* ---- outcomes ---- */
+
+static void record(struct executor *ex, struct job *j, json_object *row)
+{
+    json_object_object_add(row, "id", json_object_new_string(j->id));
+    size_t len = 0;
+    cs_json_text(row, &len);
+    ex->done_bytes += len;
+    json_object_array_add(ex->done, row);
+}
+
+static void fail(struct executor *ex, struct job *j, enum cs_err rc, const char *msg)
+{
+    json_object *row = json_object_new_object();
+    json_object_object_add(row, "status", json_object_new_string("failed"));
+    json_object_object_add(row, "error_code", json_object_new_string(cs_err_code(rc)));
+    json_object_object_add(row, "error_message", json_object_new_string(msg));
+    record(ex, j, row);
+    ex->failed++;
+    cs_log_ap(CS_LOG_INFO, "executor", j->id, "failed after %d attempt(s): %s: %s", j->attempt,
+              cs_err_code(rc), msg);
+    job_free(j);
+}
+
+static void executed(struct executor *ex, struct job *j, long code)
+{
+    json_object *row = json_object_new_object();
+    json_object_object_add(row, "status", json_object_new_string("executed"));
+    json_object_object_add(row, "response_status", json_object_new_int((int)code));
+    json_object_object_add(row, "response_headers", json_object_get(j->resp_headers));
+    char *b64 = cs_b64_encode(j->resp.data ? j->resp.data : "", j->resp.len, false);
+    json_object_object_add(row, "body_b64", json_object_new_string(b64));
+    cs_free(b64);
+    json_object_object_add(row, "truncated", json_object_new_boolean(j->resp.truncated));
+    record(ex, j, row);
+    ex->executed++;
+    cs_log_ap(CS_LOG_INFO, "executor", j->id, "executed: provider answered %ld (%zu bytes%s)",
+              code, j->resp.len, j->resp.truncated ? ", truncated" : "");
+    job_free(j);
+}
+
+/* ---- libcurl callbacks ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct job *j = arg;
+    cs_buf_append_trunc(&j->resp, p, size * n);
+    return size * n; /* keep reading past the cap: the call has happened */
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct job *j = arg;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* A new response (e.g. after 100 Continue): start over. */
+        json_object_put(j->resp_headers);
+        j->resp_headers = json_object_new_object();
+        j->resp_header_bytes = 0;
+        j->retry_after_ms = -1;
+        return len;
+    }
+    const char *colon = memchr(p, ':', len);
+    if (!colon || colon == p)
+        return len;
+    j->resp_header_bytes += len;
+    if (j->resp_header_bytes > RESP_HEADER_BYTES_MAX ||
+        json_object_object_length(j->resp_headers) >= RESP_HEADERS_MAX)
+        return len;
+    char *name = cs_strndup(p, (size_t)(colon - p));
+    for (char *c = name; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    const char *v = colon + 1, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    char *value = cs_strndup(v, (size_t)(end - v));
+    json_object *prev = NULL;
+    if (json_object_object_get_ex(j->resp_headers, name, &prev)) {
+        char *joined = cs_asprintf("%s, %s", json_object_get_string(prev), value);
+        json_object_object_add(j->resp_headers, name, json_object_new_string(joined));
+        cs_free(joined);
+    } else {
+        json_object_object_add(j->resp_headers, name, json_object_new_string(value));
+    }
+    if (strcmp(name, "retry-after") == 0) {
+        char *e = NULL;
+        long s = strtol(value, &e, 10);
+        if (e != value && *e == '\0' && s >= 0)
+            j->retry_after_ms = s * 1000 > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : s * 1000;
+    }
+    cs_free(name);
+    cs_free(value);
+    return len;
+}
+
+static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct job *j = arg;
+    (void)purpose;
+    if (cs_addr_is_private(&addr->addr) && !j->allow_private) {
+        j->blocked = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+/* ---- starting a call ---- */
+
+static enum cs_err inject(struct job *j, const struct cs_grant *g, const unsigned char *secret,
+                          size_t len)
+{
+    char *line;
+    if (g->inject == CS_INJECT_BEARER) {
+        line = cs_asprintf("Authorization: Bearer %.*s", (int)len, secret);
+    } else if (g->inject == CS_INJECT_BASIC) {
+        char *b64 = cs_b64_encode(secret, len, false);
+        line = cs_asprintf("Authorization: Basic %s", b64);
+        cs_wipe(b64, strlen(b64));
+        cs_free(b64);
+    } else {
+        line = cs_asprintf("%s: %.*s", g->inject_header, (int)len, secret);
+    }
+    struct curl_slist *s = curl_slist_append(j->hdrs, line);
+    cs_wipe(line, strlen(line));
+    cs_free(line);
+    if (!s)
+        return CS_ERR_INTERNAL;
+    j->hdrs = s;
+    return CS_OK;
+}
+
+/* Builds the request headers once per job: caller's, ours, the secret. */
+static enum cs_err build_headers(struct executor *ex, struct job *j, const struct cs_grant *g,
+                                 char *err)
+{
+    bool has_ct = false;
+    json_object_object_foreach(j->req_headers, name, val) {
+        if (cs_header_forbidden(name) ||
+            (g->inject == CS_INJECT_HEADER && strcasecmp(name, g->inject_header) == 0))
+            return cs_err_set(err, CS_ERR_FORBIDDEN_HEADER, "stored request sets %s", name);
+        has_ct = has_ct || strcasecmp(name, "content-type") == 0;
+        char *line = cs_asprintf("%s: %s", name, json_object_get_string(val));
+        j->hdrs = curl_slist_append(j->hdrs, line);
+        cs_free(line);
+    }
+    char *idem = cs_asprintf("Idempotency-Key: countersign-%s", j->id);
+    j->hdrs = curl_slist_append(j->hdrs, idem);
+    cs_free(idem);
+    j->hdrs = curl_slist_append(j->hdrs, "Expect:");
+    if (!has_ct)
+        j->hdrs = curl_slist_append(j->hdrs, "Content-Type:");
+    unsigned char *secret = NULL;
+    size_t slen = 0;
+    enum cs_err rc = cs_grant_secret(g, ex->cfg->master_key, &secret, &slen, err);
+    if (rc)
+        return rc;
+    rc = inject(j, g, secret, slen);
+    cs_wipe(secret, slen);
+    cs_free(secret);
+    return rc;
+}
+
+static void start_transfer(struct executor *ex, struct job *j)
+{
+    CURL *e = j->easy = curl_easy_init();
+    cs_assert(e);
+    cs_buf_free(&j->resp);
+    cs_buf_init(&j->resp, (size_t)ex->cfg->response_max_bytes);
+    json_object_put(j->resp_headers);
+    j->resp_headers = json_object_new_object();
+    j->resp_header_bytes = 0;
+    j->retry_after_ms = -1;
+    j->blocked = false;
+    curl_easy_setopt(e, CURLOPT_URL, j->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "countersign/" CS_VERSION);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
+    if (ex->cfg->exec_ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ex->cfg->exec_ca_file);
+    if (!strcmp(j->method, "HEAD"))
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    else if (strcmp(j->method, "GET") || j->body_len)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, j->method);
+    if (j->body_len || !strcmp(j->method, "POST") || !strcmp(j->method, "PUT") ||
+        !strcmp(j->method, "PATCH")) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body ? (char *)j->body : "");
+    }
+    cs_assert(curl_multi_add_handle(ex->cm, e) == CURLM_OK);
+    ex->inflight++;
+}
+
+static void wait_for(struct executor *ex, struct job *j, int64_t delay_ms)
+{
+    j->retry_at_ms = cs_now_ms() + delay_ms;
+    j->next = ex->waiting;
+    ex->waiting = j;
+    ex->nwaiting++;
+}
+
+/* Checks the grant as it is now and builds the headers, then starts the call. */
+static void prepare(struct executor *ex, struct job *j)
+{
+    char err[CS_ERRLEN];
+    const struct cs_grant *g = NULL;
+    enum cs_err rc = cs_catalog_grant(ex->cat, ex->db, j->grant_id, &g, err);
+    if (rc && cs_err_info(rc)->retriable) {
+        /* Nothing was sent; check again shortly rather than guess. */
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "grant lookup failed, retrying: %s", err);
+        return wait_for(ex, j, 1000);
+    }
+    if (rc)
+        return fail(ex, j, rc, err);
+    if (!cs_grant_bound(g, j->agent_id))
+        return fail(ex, j, CS_ERR_FORBIDDEN, "the grant is no longer bound to the agent");
+    struct cs_url u, base;
+    int idx = 0;
+    if ((rc = cs_url_parse(j->url, &u, err)))
+        return fail(ex, j, rc, err);
+    rc = cs_url_allowed(&u, g->bases, g->nbases, &idx, err);
+    cs_url_free(&u);
+    if (rc)
+        return fail(ex, j, rc, err);
+    if (cs_url_parse(g->bases[idx], &base, NULL) == CS_OK) {
+        j->allow_private = base.host_is_ip;
+        cs_url_free(&base);
+    }
+    if ((rc = build_headers(ex, j, g, err)))
+        return fail(ex, j, rc, err);
+    j->prepared = true;
+    start_transfer(ex, j);
+}
+
+/* Takes a claimed row; a request that fails its digest is failed without any call. */
+static void start(struct executor *ex, const PGresult *res, int r)
+{
+    struct job *j = cs_calloc(1, sizeof(*j));
+    char err[CS_ERRLEN];
+    j->ex = ex;
+    j->next_active = ex->active;
+    if (ex->active)
+        ex->active->prev_active = j;
+    ex->active = j;
+    cs_strlcpy(j->id, cs_db_str(res, r, C_ID), sizeof(j->id));
+    j->grant_id = cs_strdup(cs_db_str(res, r, C_GRANT));
+    j->agent_id = cs_strdup(cs_db_str(res, r, C_AGENT));
+    j->method = cs_strdup(cs_db_str(res, r, C_METHOD));
+    j->url = cs_strdup(cs_db_str(res, r, C_URL));
+    j->attempt = (int)cs_db_int(res, r, C_ATTEMPTS);
+    j->timeout_ms = (int)cs_db_int(res, r, C_TIMEOUT);
+    j->max_attempts = (int)cs_db_int(res, r, C_MAX_ATTEMPTS);
+    j->idempotent = cs_db_bool(res, r, C_IDEMPOTENT);
+    const char *h = cs_db_str(res, r, C_HEADERS), *b = cs_db_str(res, r, C_BODY);
+    unsigned char want[CS_SHA256_LEN], got[CS_SHA256_LEN];
+    const char *digest = cs_db_str(res, r, C_DIGEST);
+    if (cs_json_parse(h, strlen(h), &j->req_headers, err) != CS_OK ||
+        cs_b64_decode(b, strlen(b), false, &j->body, &j->body_len) != CS_OK ||
+        cs_hex_decode(digest, strlen(digest), want, sizeof(want)) != CS_OK)
+        return fail(ex, j, CS_ERR_DIGEST_MISMATCH, "the stored request cannot be read");
+    cs_request_digest(j->method, j->url, j->grant_id, j->req_headers, j->body, j->body_len, got);
+    if (!cs_ct_equal(want, got, sizeof(want)))
+        return fail(ex, j, CS_ERR_DIGEST_MISMATCH,
+                    "the stored request does not match the digest the approvers saw");
+    prepare(ex, j);
+}
+
+/* ---- finishing a call ---- */
+
+static void retry_later(struct executor *ex, struct job *j, const char *why)
+{
+    long delay = j->retry_after_ms >= 0 ? j->retry_after_ms : 500L << (j->attempt - 1);
+    if (delay > 30000 && j->retry_after_ms < 0)
+        delay = 30000;
+    delay += rand() % 100; /* jitter */
+    char lease[24], err[CS_ERRLEN];
+    snprintf(lease, sizeof(lease), "%lld",
+             (long long)(delay + j->timeout_ms + ex->cfg->lease_margin_ms));
+    const char *p[] = {j->id, ex->cfg->instance_id, lease, why};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(ex->db, CSQ_RENEW_LEASE, 4, p, &res, err);
+    bool ours = !rc && PQntuples(res) == 1;
+    if (ours)
+        j->attempt = (int)cs_db_int(res, 0, 0);
+    PQclear(res);
+    if (!ours) {
+        /* The lease is gone (or the database is): the rescuer owns the outcome. */
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot renew the lease to retry (%s)",
+                  rc ? err : "lease lost");
+        return job_free(j);
+    }
+    cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (attempt %d of %d): %s", delay,
+              j->attempt, j->max_attempts, why);
+    wait_for(ex, j, delay);
+}
+
+static bool tls_error(CURLcode c)
+{
+    return c == CURLE_SSL_CONNECT_ERROR || c == CURLE_PEER_FAILED_VERIFICATION ||
+           c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_CIPHER ||
+           c == CURLE_SSL_CACERT_BADFILE || c == CURLE_SSL_ISSUER_ERROR ||
+           c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_SSL_INVALIDCERTSTATUS ||
+           c == CURLE_SSL_CRL_BADFILE || c == CURLE_SSL_ENGINE_INITFAILED;
+}
+
+static void finish(struct executor *ex, struct job *j, CURLcode c)
+{
+    long code = 0, sent = 0;
+    char msg[CS_ERRLEN];
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent);
+    curl_multi_remove_handle(ex->cm, j->easy);
+    curl_easy_cleanup(j->easy);
+    j->easy = NULL;
+    ex->inflight--;
+    bool more = j->attempt < j->max_attempts;
+
+    if (j->blocked)
+        return fail(ex, j, CS_ERR_HOST_NOT_ALLOWED,
+                    "the host resolved to a private address the grant does not name");
+    if (c == CURLE_OK) {
+        if ((code == 429 || code >= 500) && j->idempotent && more) {
+            snprintf(msg, sizeof(msg), "provider answered %ld", code);
+            return retry_later(ex, j, msg);
+        }
+        return executed(ex, j, code);
+    }
+    snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(c));
+    if (tls_error(c))
+        return fail(ex, j, CS_ERR_TLS, msg);
+    if (sent == 0 && more) /* nothing reached the provider: always safe */
+        return retry_later(ex, j, msg);
+    if (sent > 0 && j->idempotent && more)
+        return retry_later(ex, j, msg);
+    if (c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST)
+        return fail(ex, j, CS_ERR_CONNECT, msg);
+    if (c == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(msg, sizeof(msg), "no answer within %d ms%s", j->timeout_ms,
+                 sent ? "; the provider may have received the call, and it is not re-run" : "");
+        return fail(ex, j, CS_ERR_TIMEOUT, msg);
+    }
+    if (sent > 0) {
+        snprintf(msg, sizeof(msg), "%s after the call was sent; the provider may have received "
+                 "it, and it is not re-run", curl_easy_strerror(c));
+        return fail(ex, j, CS_ERR_OUTCOME_UNKNOWN, msg);
+    }
+    return fail(ex, j, CS_ERR_PROVIDER, msg);
+}
+
+/* ---- the loop ---- */
+
+static enum cs_err flush_done(struct executor *ex, char *err)
+{
+    if (json_object_array_length(ex->done) == 0)
+        return CS_OK;
+    PGresult *res = NULL;
+    const char *p[] = {ex->cfg->instance_id, cs_json_text(ex->done, NULL)};
+    enum cs_err rc = cs_db_exec(ex->db, CSQ_COMPLETE_EXECUTIONS, 2, p, &res, err);
+    if (rc)
+        return rc;
+    int written = PQntuples(res);
+    int total = (int)json_object_array_length(ex->done);
+    PQclear(res);
+    if (written < total)
+        cs_log(CS_LOG_WARN, "executor", "%d outcome(s) not recorded: their lease was lost to "
+               "the rescuer", total - written);
+    json_object_put(ex->done);
+    ex->done = json_object_new_array();
+    ex->done_bytes = 0;
+    return CS_OK;
+}
+
+static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
+{
+    char lim[16], margin[24];
+    snprintf(lim, sizeof(lim), "%d", n);
+    snprintf(margin, sizeof(margin), "%lld", (long long)ex->cfg->lease_margin_ms);
+    const char *p[] = {ex->cfg->instance_id, lim, margin};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(ex->db, CSQ_CLAIM_APPROVED, 3, p, &res, err);
+    if (rc)
+        return rc;
+    int got = PQntuples(res);
+    *full = got == n;
+    cs_catalog_tick(ex->cat);
+    for (int r = 0; r < got; r++)
+        start(ex, res, r);
+    PQclear(res);
+    if (got)
+        cs_log(CS_LOG_DEBUG, "executor", "claimed %d", got);
+    return CS_OK;
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct executor *ex = arg;
+    (void)payload;
+    if (strcmp(channel, "cs_approved") == 0)
+        ex->wake = true;
+}
+
+static void restart_due(struct executor *ex, int64_t now)
+{
+    for (struct job **pj = &ex->waiting; *pj;) {
+        struct job *j = *pj;
+        if (j->retry_at_ms > now) {
+            pj = &j->next;
+            continue;
+        }
+        *pj = j->next;
+        ex->nwaiting--;
+        if (j->prepared)
+            start_transfer(ex, j);
+        else
+            prepare(ex, j);
+    }
+}
+
+static void release_waiting(struct executor *ex)
+{
+    char err[CS_ERRLEN];
+    while (ex->waiting) {
+        struct job *j = ex->waiting;
+        ex->waiting = j->next;
+        const char *p[] = {j->id, ex->cfg->instance_id};
+        if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 2, p, NULL, err) != CS_OK)
+            cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot release (the lease will lapse): %s", err);
+        job_free(j);
+    }
+    ex->nwaiting = 0;
+}
+
+static int next_timeout(struct executor *ex, int64_t now)
+{
+    int64_t t = ex->next_poll_ms - now;
+    for (struct job *j = ex->waiting; j; j = j->next)
+        if (j->retry_at_ms - now < t)
+            t = j->retry_at_ms - now;
+    return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
+}
+
+static void run(struct executor *ex)
+{
+    char err[CS_ERRLEN];
+    bool full = false;
+    int64_t stop_at = 0;
+    for (;;) {
+        int64_t now = cs_now_ms();
+        bool stopping = atomic_load(&ex->role->stop);
+        if (stopping && !stop_at) {
+            stop_at = now + ex->cfg->shutdown_grace_ms;
+            release_waiting(ex);
+            cs_log(CS_LOG_INFO, "executor", "stopping: %d call(s) in flight", ex->inflight);
+        }
+        if (stopping && (ex->inflight == 0 || now >= stop_at))
+            break;
+        int free_slots = (int)ex->cfg->exec_concurrency - ex->inflight - ex->nwaiting;
+        if (!stopping && free_slots > 0 && (ex->wake || full || now >= ex->next_poll_ms)) {
+            ex->wake = false;
+            ex->next_poll_ms = now + ex->cfg->poll_interval_ms;
+            int n = free_slots < ex->cfg->exec_claim_batch ? free_slots : (int)ex->cfg->exec_claim_batch;
+            enum cs_err rc = claim(ex, n, &full, err);
+            if (rc == CS_ERR_DB && !cs_db_connected(ex->db)) {
+                full = false;
+                if (cs_db_reconnect(ex->db, &ex->role->stop, err) == CS_OK)
+                    ex->wake = true; /* catch up on what was approved meanwhile */
+                continue;
+            }
+            if (rc) {
+                full = false;
+                cs_log(CS_LOG_ERROR, "executor", "claim failed: %s", err);
+            }
+        }
+        /* Wake on a notification, or on a stop request until we have seen it. */
+        struct curl_waitfd extra[2];
+        unsigned nextra = 0;
+        if (cs_db_socket(ex->db) >= 0)
+            extra[nextra++] = (struct curl_waitfd){cs_db_socket(ex->db), CURL_WAIT_POLLIN, 0};
+        if (!stopping)
+            extra[nextra++] = (struct curl_waitfd){ex->role->wake[0], CURL_WAIT_POLLIN, 0};
+        int running = 0;
+        curl_multi_poll(ex->cm, extra, nextra, full ? 0 : next_timeout(ex, now), NULL);
+        curl_multi_perform(ex->cm, &running);
+        CURLMsg *msg;
+        int left = 0;
+        while ((msg = curl_multi_info_read(ex->cm, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct job *j = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            finish(ex, j, msg->data.result);
+        }
+        restart_due(ex, cs_now_ms());
+        while (flush_done(ex, err) != CS_OK) {
+            cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
+            if (cs_db_reconnect(ex->db, &ex->role->stop, err) != CS_OK)
+                break;
+        }
+        if (cs_db_notifies(ex->db, on_notify, ex) < 0 && !cs_db_connected(ex->db))
+            ex->next_poll_ms = 0; /* reconnect on the next claim */
+    }
+}
+
+void *executor_main(void *arg)
+{
+    struct worker_role *role = arg;
+    struct executor ex = {.cfg = role->cfg, .role = role};
+    char err[CS_ERRLEN];
+    ex.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
+    ex.done = json_object_new_array();
+    ex.cm = curl_multi_init();
+    cs_assert(ex.cm);
+    curl_multi_setopt(ex.cm, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    srand((unsigned)getpid());
+    if (cs_process_db(role->cfg, "countersign-executor", &role->stop, &ex.db, err) != CS_OK ||
+        cs_db_listen(ex.db, CSQ_LISTEN_APPROVED, err) != CS_OK) {
+        if (!atomic_load(&role->stop)) {
+            cs_log(CS_LOG_ERROR, "executor", "cannot start: %s", err);
+            role->status = 1;
+        }
+    } else {
+        cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once",
+               role->cfg->instance_id, (long long)role->cfg->exec_concurrency);
+        run(&ex);
+        if (flush_done(&ex, err) != CS_OK)
+            cs_log(CS_LOG_WARN, "executor", "outcomes not recorded at exit (leases will lapse): %s", err);
+        if (ex.inflight)
+            cs_log(CS_LOG_WARN, "executor", "%d call(s) still in flight at exit: leases left to lapse",
+                   ex.inflight);
+        cs_log(CS_LOG_INFO, "executor", "stopped: %llu executed, %llu failed",
+               (unsigned long long)ex.executed, (unsigned long long)ex.failed);
+    }
+    release_waiting(&ex);
+    while (ex.active) /* calls abandoned after the grace period: their leases lapse */
+        job_free(ex.active);
+    json_object_put(ex.done);
+    curl_multi_cleanup(ex.cm);
+    cs_catalog_free(ex.cat);
+    cs_db_close(ex.db);
+    atomic_store(&role->done, 1);
+    return NULL;
+}

@@ -1,0 +1,121 @@
+/*
+ * main.c -- the countersign-worker process: wiring only.
+ *
+ * Start: configuration -> signals -> Kafka topics (created if missing) ->
+ * one thread per role (ingest, executor, relay), each with its own
+ * Postgres connection.
+ *
+ * Stop (SIGTERM/SIGINT), in this order, so that nothing accepted is lost:
+ *   1. ingest: stop consuming; the batch in hand is stored and committed,
+ *      or left uncommitted for redelivery;
+ *   2. executor: stop claiming; calls waiting to retry are released; calls
+ *      in flight finish within CS_SHUTDOWN_GRACE_MS (else their leases
+ *      lapse and the scheduler's rescuer decides);
+ *   3. relay: one last pass publishes the outcomes recorded in step 2.
+ * A role that fails to start stops the whole process with status 1.
+ */
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cs_kafka.h"
+#include "cs_log.h"
+#include "cs_process.h"
+#include "worker.h"
+
+void worker_sleep(struct worker_role *role, int ms)
+{
+    struct pollfd p = {role->wake[0], POLLIN, 0};
+    if (!atomic_load(&role->stop))
+        poll(&p, 1, ms);
+}
+
+static int ensure_topics(const struct cs_config *cfg)
+{
+    char err[CS_ERRLEN];
+    rd_kafka_t *rk = cs_kafka_producer(cfg, "countersign-worker-admin", NULL, NULL, err);
+    if (!rk) {
+        cs_log(CS_LOG_ERROR, "worker", "%s", err);
+        return 1;
+    }
+    const char *topics[] = {cfg->topic_requests, cfg->topic_events, cfg->topic_results,
+                            cfg->topic_dlq};
+    enum cs_err rc;
+    int delay = 200;
+    /* The broker may still be starting: retry until it answers or we are stopped. */
+    while ((rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions, 10000, err)) &&
+           !atomic_load(&cs_stopping)) {
+        cs_log(CS_LOG_WARN, "worker", "Kafka not ready, retrying: %s", err);
+        struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
+        poll(&p, 1, delay);
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+    }
+    rd_kafka_destroy(rk);
+    return rc ? 1 : 0;
+}
+
+static void stop_role(struct worker_role *r)
+{
+    atomic_store(&r->stop, 1);
+    ssize_t w = write(r->wake[1], "x", 1);
+    (void)w;
+    pthread_join(r->thread, NULL);
+    close(r->wake[0]);
+    close(r->wake[1]);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct cs_process_info info = {
+        "worker", CS_PROC_WORKER,
+        "Kafka ingest, provider-call executor and outbox relay"};
+    struct cs_config cfg;
+    int status = cs_process_init(argc, argv, &info, &cfg);
+    if (status >= 0)
+        return status;
+    char err[CS_ERRLEN];
+    if (cs_config_require_master_key(&cfg, err) != CS_OK) {
+        fprintf(stderr, "countersign-worker: %s\n", err);
+        cs_config_free(&cfg);
+        return 2;
+    }
+    cs_process_signals();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    cs_log(CS_LOG_INFO, "worker", "starting %s (%s)", CS_VERSION, cfg.instance_id);
+
+    struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"}, {.name = "relay"}};
+    void *(*mains[])(void *) = {ingest_main, executor_main, relay_main};
+    const int n = 3;
+    status = ensure_topics(&cfg);
+    int started = 0;
+    for (int i = 0; i < n && status == 0 && !atomic_load(&cs_stopping); i++, started++) {
+        roles[i].cfg = &cfg;
+        if (pipe(roles[i].wake) != 0 ||
+            pthread_create(&roles[i].thread, NULL, mains[i], &roles[i]) != 0) {
+            cs_log(CS_LOG_ERROR, "worker", "cannot start the %s thread", roles[i].name);
+            status = 1;
+            break;
+        }
+    }
+    /* Run until a signal, or until a role ends on its own (a failure). */
+    while (status == 0 && !atomic_load(&cs_stopping)) {
+        struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
+        poll(&p, 1, 500);
+        for (int i = 0; i < started; i++)
+            if (atomic_load(&roles[i].done) && !atomic_load(&roles[i].stop))
+                status = 1;
+    }
+    cs_log(CS_LOG_INFO, "worker", "stopping");
+    for (int i = 0; i < started; i++) {
+        stop_role(&roles[i]);
+        if (roles[i].status)
+            status = 1;
+    }
+    cs_log(CS_LOG_INFO, "worker", "stopped");
+    curl_global_cleanup();
+    cs_config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,207 @@
+/*
+ * relay.c -- the worker's outbox relay: outbox rows -> Kafka.
+ *
+ * Publishes every transition event to <prefix>.events and every terminal
+ * outcome to <prefix>.results, keyed by approval id, through an idempotent
+ * producer. A row is deleted only after the broker acknowledged it, so a
+ * broker outage delays publishing and loses nothing; a crash between the
+ * acknowledgement and the delete republishes (at least once: consumers
+ * deduplicate on the payload's event_id).
+ *
+ * One relay is active at a time (a session advisory lock, CS_LOCK_RELAY),
+ * so events leave in outbox order; the others stand by and take over when
+ * the holder's connection ends. Woken by LISTEN cs_outbox.
+ */
+#include <poll.h>
+#include <string.h>
+
+#include "cs_buf.h"
+#include "cs_db.h"
+#include "cs_kafka.h"
+#include "cs_link.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+#include "cs_process.h"
+#include "worker.h"
+
+#define STANDBY_MS 2000
+
+struct relay {
+    const struct cs_config *cfg;
+    struct worker_role *role;
+    struct cs_db *db;
+    rd_kafka_t *rk;
+    bool leader;
+    bool wake;
+    char *acked;          /* per row of the current round: delivered */
+    int nacked_fail;
+    uint64_t published;
+};
+
+/* outbox_fetch columns */
+enum { O_ID, O_TOPIC, O_KEY, O_PAYLOAD };
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct relay *r = opaque;
+    (void)rk;
+    intptr_t row = (intptr_t)m->_private;
+    if (m->err)
+        r->nacked_fail++;
+    else
+        r->acked[row] = 1;
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct relay *r = arg;
+    (void)channel;
+    (void)payload;
+    r->wake = true;
+}
+
+/* Publishes one round; *n is how many rows it fetched. */
+static enum cs_err round_once(struct relay *r, int *n, char *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%lld", (long long)r->cfg->relay_batch);
+    const char *p[] = {lim};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(r->db, CSQ_OUTBOX_FETCH, 1, p, &res, err);
+    if (rc)
+        return rc;
+    *n = PQntuples(res);
+    if (*n == 0) {
+        PQclear(res);
+        return CS_OK;
+    }
+    r->acked = cs_calloc((size_t)*n, 1);
+    r->nacked_fail = 0;
+    for (int i = 0; i < *n; i++) {
+        const char *topic = strcmp(cs_db_str(res, i, O_TOPIC), "results") == 0
+                                ? r->cfg->topic_results : r->cfg->topic_events;
+        const char *key = cs_db_str(res, i, O_KEY), *val = cs_db_str(res, i, O_PAYLOAD);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_KEY(key, strlen(key)),
+                                      RD_KAFKA_V_VALUE((void *)val, strlen(val)),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_OPAQUE((void *)(intptr_t)i),
+                                      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(r->rk, 50);
+        if (e)
+            r->nacked_fail++;
+    }
+    rd_kafka_flush(r->rk, 35000); /* > message.timeout.ms: every message gets its report */
+    struct cs_buf ids;
+    cs_buf_init(&ids, (size_t)*n * 24 + 8);
+    int acked = 0;
+    enum cs_err brc = cs_buf_puts(&ids, "{");
+    for (int i = 0; i < *n && !brc; i++)
+        if (r->acked[i])
+            brc = cs_buf_printf(&ids, "%s%s", acked++ ? "," : "", cs_db_str(res, i, O_ID));
+    if (!brc)
+        brc = cs_buf_puts(&ids, "}");
+    cs_assert(brc == CS_OK);
+    PQclear(res);
+    if (acked) {
+        const char *dp[] = {ids.data};
+        rc = cs_db_exec(r->db, CSQ_OUTBOX_DELETE, 1, dp, NULL, err);
+        if (!rc)
+            r->published += (uint64_t)acked;
+    }
+    cs_buf_free(&ids);
+    cs_free(r->acked);
+    r->acked = NULL;
+    if (!rc && acked < *n)
+        rc = cs_err_set(err, CS_ERR_KAFKA, "%d of %d events not acknowledged by the broker",
+                        *n - acked, *n);
+    return rc;
+}
+
+static bool try_lead(struct relay *r, char *err)
+{
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", CS_LOCK_RELAY);
+    const char *p[] = {key};
+    PGresult *res = NULL;
+    if (cs_db_exec(r->db, CSQ_RELAY_TRY_LOCK, 1, p, &res, err) != CS_OK)
+        return false;
+    bool got = cs_db_bool(res, 0, 0);
+    PQclear(res);
+    if (got)
+        cs_log(CS_LOG_INFO, "relay", "active: publishing the outbox");
+    return got;
+}
+
+static void run(struct relay *r)
+{
+    char err[CS_ERRLEN];
+    int delay = 100;
+    /* After a stop request: one last drain so outcomes recorded at shutdown leave too. */
+    for (bool last = false; !last;) {
+        last = atomic_load(&r->role->stop);
+        if (!cs_db_connected(r->db)) {
+            r->leader = false;
+            if (cs_db_reconnect(r->db, &r->role->stop, err) != CS_OK)
+                break;
+        }
+        if (!r->leader && !(r->leader = try_lead(r, err))) {
+            worker_sleep(r->role, STANDBY_MS);
+            continue;
+        }
+        int n = 0;
+        enum cs_err rc = round_once(r, &n, err);
+        if (rc) {
+            static struct cs_log_limit lim;
+            unsigned suppressed = 0;
+            if (cs_log_limit_allow(&lim, 10, &suppressed))
+                cs_log(CS_LOG_WARN, "relay", "publishing stalled, retrying: %s (%u similar "
+                       "suppressed)", err, suppressed);
+            if (last)
+                break;
+            worker_sleep(r->role, delay);
+            delay = delay * 2 > 5000 ? 5000 : delay * 2;
+            continue;
+        }
+        delay = 100;
+        if (n == r->cfg->relay_batch && !last)
+            continue; /* a backlog: keep going */
+        if (last)
+            break;
+        /* Idle: wait for a NOTIFY cs_outbox, a stop, or the fallback poll. */
+        struct pollfd fds[2] = {{cs_db_socket(r->db), POLLIN, 0}, {r->role->wake[0], POLLIN, 0}};
+        r->wake = false;
+        if (cs_db_notifies(r->db, on_notify, r) > 0)
+            continue;
+        poll(fds, 2, (int)r->cfg->poll_interval_ms);
+        cs_db_notifies(r->db, on_notify, r);
+    }
+}
+
+void *relay_main(void *arg)
+{
+    struct worker_role *role = arg;
+    struct relay r = {.cfg = role->cfg, .role = role};
+    char err[CS_ERRLEN], client[200];
+    snprintf(client, sizeof(client), "countersign-relay-%s", role->cfg->instance_id);
+    if (cs_process_db(role->cfg, "countersign-relay", &role->stop, &r.db, err) != CS_OK ||
+        cs_db_listen(r.db, CSQ_LISTEN_OUTBOX, err) != CS_OK ||
+        !(r.rk = cs_kafka_producer(role->cfg, client, on_delivery, &r, err))) {
+        if (!atomic_load(&role->stop)) {
+            cs_log(CS_LOG_ERROR, "relay", "cannot start: %s", err);
+            role->status = 1;
+        }
+    } else {
+        run(&r);
+        cs_log(CS_LOG_INFO, "relay", "stopped: %llu events published",
+               (unsigned long long)r.published);
+    }
+    if (r.rk) {
+        rd_kafka_flush(r.rk, 5000);
+        rd_kafka_destroy(r.rk);
+    }
+    cs_db_close(r.db);
+    atomic_store(&role->done, 1);
+    return NULL;
+}
