@@ -38,6 +38,7 @@ struct cs_config {
     char *topic_prefix;
     char *kafka_group;
     int64_t kafka_partitions;
+    int64_t kafka_session_timeout_ms;
     /* Identity and keys. */
     char *master_key_b64;   /* secret: never printed */
     char *master_key_file;

@@ -34,6 +34,8 @@ const struct cs_config_key cs_config_keys[] = {
      "consumer group of the ingest consumers on the requests topic"},
     {"CS_KAFKA_PARTITIONS", CS_CFG_INT, F(kafka_partitions), "6", 1, 1024, W | C,
      "partitions for topics Countersign creates when they are missing"},
+    {"CS_KAFKA_SESSION_TIMEOUT_MS", CS_CFG_INT, F(kafka_session_timeout_ms), "10000", 6000,
+     300000, W, "how soon the group reassigns the partitions of an ingest consumer that died"},
     {"CS_MASTER_KEY", CS_CFG_SECRET, F(master_key_b64), NULL, 0, 0, ALL,
      "master key: 32 bytes as base64 or 64 hex digits; encrypts grant secrets and derives "
      "the link-signing key (or use CS_MASTER_KEY_FILE)"},

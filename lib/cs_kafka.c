@@ -3,6 +3,7 @@
  */
 #include "cs_kafka.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "cs_log.h"
@@ -72,13 +73,18 @@ rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id
                               const char *group, char *err)
 {
     rd_kafka_conf_t *conf = base_conf(cfg, client_id, err);
+    char session[24], heartbeat[24];
+    snprintf(session, sizeof(session), "%lld", (long long)cfg->kafka_session_timeout_ms);
+    snprintf(heartbeat, sizeof(heartbeat), "%lld", (long long)cfg->kafka_session_timeout_ms / 5);
     if (!conf)
         return NULL;
     if (!set(conf, "group.id", group, err) || !set(conf, "enable.auto.commit", "false", err) ||
         !set(conf, "enable.auto.offset.store", "false", err) ||
         !set(conf, "auto.offset.reset", "earliest", err) ||
         !set(conf, "enable.partition.eof", "false", err) ||
-        !set(conf, "fetch.wait.max.ms", "50", err)) {
+        !set(conf, "fetch.wait.max.ms", "50", err) ||
+        !set(conf, "session.timeout.ms", session, err) ||
+        !set(conf, "heartbeat.interval.ms", heartbeat, err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

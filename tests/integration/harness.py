@@ -1,0 +1,284 @@
+"""The Countersign system under test: real binaries on a private Postgres and Kafka.
+
+A :class:`System` is one isolated deployment for one test: its own database
+(cloned from a migrated template), its own topic prefix and consumer group, its
+own master key, and the worker/scheduler processes the test starts. Process
+output goes to ``tests/log/<test>/<name>.log``; on teardown the logs are
+checked for sanitizer reports and for the grant secret, and printed when the
+test failed.
+
+Binaries come from ``$CS_BUILD_DIR`` (``make integration`` sets it; the default
+is ``build/``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from services import REPO_ROOT, Kafka, Postgres, StubProvider, scaled, wait_for
+
+BUILD_DIR = Path(os.environ.get("CS_BUILD_DIR", REPO_ROOT / "build"))
+LOG_ROOT = REPO_ROOT / "tests" / "log"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
+TERMINAL = {"executed", "failed", "denied", "expired", "cancelled"}
+
+
+class Proc:
+    """A Countersign process started by a test."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._fh = open(log, "ab")
+        self.p = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        if self.alive():
+            self.p.send_signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=scaled(timeout))
+        finally:
+            self._fh.close()
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.alive():
+            self.p.kill()
+        self.p.wait(timeout=scaled(30))
+        self._fh.close()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class System:
+    """One isolated Countersign deployment (see the module docstring)."""
+
+    def __init__(self, name: str, pg: Postgres, kafka: Kafka, stub: StubProvider,
+                 template: str) -> None:
+        self.name = name
+        self.pg = pg
+        self.kafka = kafka
+        self.stub = stub
+        self.db_name = f"t_{name}"[:60]
+        pg.drop_database(self.db_name)
+        self.db_url = pg.create_database(self.db_name, template=template)
+        self.prefix = f"t.{name}"[:100]
+        self.secret = "sk_live_" + secrets.token_hex(16)
+        self.master_key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.log_dir = LOG_ROOT / name
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.log_dir.glob("*.log"):
+            old.unlink()
+        self.procs: list[Proc] = []
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CS_")},
+            "CS_TEST_TIMEOUT_MULT": os.environ.get("CS_TEST_TIMEOUT_MULT", "1"),
+            "CS_PG_URL": self.db_url,
+            "CS_KAFKA_BROKERS": kafka.bootstrap,
+            "CS_TOPIC_PREFIX": self.prefix,
+            "CS_KAFKA_GROUP": f"{self.prefix}.ingest",
+            "CS_KAFKA_PARTITIONS": "4",
+            "CS_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "CS_MASTER_KEY": self.master_key,
+            "CS_PUBLIC_URL": "http://127.0.0.1:8080",
+            "CS_SWEEP_INTERVAL_MS": "200",
+            "CS_POLL_INTERVAL_MS": "500",
+            "CS_LOG_LEVEL": "debug",
+            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
+            "UBSAN_OPTIONS": "print_stacktrace=1",
+        }
+        self.topics = {t: f"{self.prefix}.{t}" for t in ("requests", "events", "results", "dlq")}
+        self._n = 0
+
+    # ---- processes -------------------------------------------------------
+
+    def _start(self, kind: str, name: str | None, env: dict[str, str] | None) -> Proc:
+        self._n += 1
+        name = name or f"{kind}{self._n}"
+        full_env = {**self.env, "CS_INSTANCE_ID": name, **(env or {})}
+        proc = Proc(name, [str(BUILD_DIR / f"countersign-{kind}")], full_env,
+                    self.log_dir / f"{name}.log")
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, name: str | None = None, wait_ready: bool = True, **env: str) -> Proc:
+        """Starts a worker; by default waits until its ingest has joined the group."""
+        proc = self._start("worker", name, env)
+        if wait_ready:
+            wait_for(lambda: "consuming" in proc.text() and "executing as" in proc.text()
+                     or not proc.alive(), 60, what=f"{proc.name} to start")
+            assert proc.alive(), proc.text()[-3000:]
+        return proc
+
+    def scheduler(self, name: str | None = None, **env: str) -> Proc:
+        return self._start("scheduler", name, env)
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Runs `countersign ARGS`; with check, a non-zero exit fails the test."""
+        res = subprocess.run([str(BUILD_DIR / "countersign"), *args], input=input,
+                             capture_output=True, text=True, env={**self.env, **(env or {})},
+                             timeout=scaled(60))
+        with open(self.log_dir / "cli.log", "a") as fh:
+            fh.write(f"$ countersign {' '.join(args)}\n{res.stdout}{res.stderr}")
+        if check:
+            assert res.returncode == 0, f"countersign {' '.join(args)}: {res.stderr}"
+        return res
+
+    def cli_json(self, *args: str, input: str | None = None) -> Any:
+        return json.loads(self.cli(*args, input=input).stdout)
+
+    # ---- fixtures of data ------------------------------------------------
+
+    def setup(self, *, approvers: tuple[str, ...] = ("alice", "bob"), quorum: int = 1,
+              mode: str = "rules", rules: list[dict[str, Any]] | None = None,
+              window: int = 3600, timeout_ms: int = 10000, attempts: int = 3,
+              idempotency_keys: bool = False, bases: tuple[str, ...] | None = None,
+              operator_of_agent: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Agent bot1, approvers, policy 'pay' and grant 'stripe' aimed at the stub.
+
+        Default rule: POST /v1/refunds* with amount > 100 needs approval.
+        `operator_of_agent` names approvers created as operators of bot1.
+        """
+        ids: dict[str, Any] = {"agent": self.cli_json("agent", "create", "bot1")["agent_id"]}
+        for a in approvers:
+            extra = ["--agent", "bot1"] if a in operator_of_agent else []
+            ids[a] = self.cli_json("approver", "create", a, *extra)["approver_id"]
+        if rules is None:
+            rules = [{"method": "POST", "path": "/v1/refunds*", "field": "amount", "op": ">",
+                      "value": 100}]
+        self.cli("policy", "set", "pay", "--mode", mode, "--rules", json.dumps(rules),
+                 "--quorum", str(quorum), "--approvers", ",".join(approvers),
+                 "--window", str(window), "--timeout", str(timeout_ms),
+                 "--attempts", str(attempts))
+        args = ["grant", "set", "stripe", "--policy", "pay", "--agents", "bot1",
+                "--secret-stdin"]
+        for b in bases or (self.stub.url,):
+            args += ["--allow", b]
+        if idempotency_keys:
+            args.append("--idempotency-keys")
+        self.cli(*args, input=self.secret + "\n")
+        return ids
+
+    def envelope(self, request_id: str, *, amount: int = 500, path: str = "/v1/refunds",
+                 url: str | None = None, **extra: Any) -> dict[str, Any]:
+        env: dict[str, Any] = {
+            "request_id": request_id, "agent": "bot1", "grant_id": "stripe", "method": "POST",
+            "url": url or f"{self.stub.url}{path}", "json": {"amount": amount},
+            "reason": f"refund for {request_id}",
+        }
+        env.update(extra)
+        return env
+
+    def produce(self, *envelopes: dict[str, Any] | bytes) -> None:
+        msgs = []
+        for e in envelopes:
+            if isinstance(e, dict):
+                msgs.append((e["request_id"].encode(), json.dumps(e).encode()))
+            else:
+                msgs.append((b"raw", e))
+        self.kafka.produce_many(self.topics["requests"], msgs)
+
+    # ---- reading state ---------------------------------------------------
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def approval(self, request_id: str) -> dict[str, Any] | None:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute("SELECT * FROM approvals WHERE request_id = %s", (request_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            return dict(zip([d.name for d in cur.description], row))
+
+    def wait_status(self, request_id: str, status: str | set[str], timeout: float = 30) -> dict[str, Any]:
+        want = {status} if isinstance(status, str) else status
+
+        def check() -> dict[str, Any] | None:
+            a = self.approval(request_id)
+            return a if a and a["status"] in want else None
+
+        try:
+            return wait_for(check, timeout, what=f"{request_id} to become {sorted(want)}")
+        except TimeoutError:
+            a = self.approval(request_id)
+            raise AssertionError(f"{request_id} is {a and a['status']}, wanted {sorted(want)}; "
+                                 f"error={a and a.get('error_code')}") from None
+
+    def topic(self, name: str, expect: int | None = None, timeout: float = 30) -> list[dict[str, Any]]:
+        """Messages of one of our topics, as dicts with key and value (parsed JSON)."""
+        out = []
+        for key, value, _ in self.kafka.consume_all(self.topics[name], expect=expect, timeout=timeout):
+            out.append({"key": key.decode() if key else None,
+                        "value": json.loads(value) if value else None,
+                        "raw": value or b""})
+        return out
+
+    # ---- teardown checks -------------------------------------------------
+
+    def close(self, failed: bool) -> None:
+        for p in self.procs:
+            if p.alive():
+                status = p.stop()
+                if status != 0:
+                    failed = True
+                    print(f"{p.name} exited with {status}")
+        problems = []
+        for log in sorted(self.log_dir.glob("*.log")):
+            text = log.read_text(errors="replace")
+            if self.secret in text:
+                problems.append(f"{log.name}: the grant secret appears in the log")
+            for marker in SANITIZER_MARKERS:
+                if marker in text:
+                    problems.append(f"{log.name}: {marker}")
+            for line in text.splitlines():
+                if line.startswith("{") and not _json_line(line):
+                    problems.append(f"{log.name}: not a JSON log line: {line[:200]}")
+                    break
+        if failed or problems:
+            for log in sorted(self.log_dir.glob("*.log")):
+                tail = log.read_text(errors="replace")[-6000:]
+                print(f"\n===== {log} (tail) =====\n{tail}")
+        assert not problems, problems
+
+
+def _json_line(line: str) -> bool:
+    try:
+        json.loads(line)
+        return True
+    except ValueError:
+        return False
+
+
+def safe_name(nodeid: str) -> str:
+    base = nodeid.split("::")[-1]
+    return re.sub(r"[^a-z0-9_]", "_", base.lower())[:40]
+
+
+def deadline(seconds: float) -> float:
+    return time.monotonic() + scaled(seconds)
