@@ -8,6 +8,7 @@
  * come from a file or stdin, API keys are printed once and stored hashed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -149,7 +150,9 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return 2;
     }
-    cs_log_init("cli", (enum cs_log_level)cs_log_level_parse(cfg.log_level));
+    /* A command's output is its result: the CLI logs only warnings unless asked. */
+    cs_log_init("cli", getenv("CS_LOG_LEVEL") ? (enum cs_log_level)cs_log_level_parse(cfg.log_level)
+                                              : CS_LOG_WARN);
     int status;
     if (!strcmp(noun, "topics") && !strcmp(verb, "create")) {
         status = topics_create(&cfg);

@@ -29,7 +29,7 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_KAFKA_BROKERS", CS_CFG_STRING, F(kafka_brokers), "127.0.0.1:9092", 0, 0, W | A | C,
      "Kafka bootstrap servers (host:port,...)"},
     {"CS_TOPIC_PREFIX", CS_CFG_STRING, F(topic_prefix), "countersign", 0, 0, W | A | C,
-     "topic names are <prefix>.requests, .events, .results and .dlq"},
+     "topic names are PREFIX.requests, PREFIX.events, PREFIX.results and PREFIX.dlq"},
     {"CS_KAFKA_GROUP", CS_CFG_STRING, F(kafka_group), "countersign-ingest", 0, 0, W,
      "consumer group of the ingest consumers on the requests topic"},
     {"CS_KAFKA_PARTITIONS", CS_CFG_INT, F(kafka_partitions), "6", 1, 1024, W | C,

@@ -205,8 +205,9 @@ void cs_db_rollback(struct cs_db *db)
 {
     if (db->pg && PQtransactionStatus(db->pg) != PQTRANS_IDLE &&
         PQtransactionStatus(db->pg) != PQTRANS_UNKNOWN) {
-        PGresult *r = PQexec(db->pg, "ROLLBACK");
-        PQclear(r);
+        char ignore[CS_ERRLEN];
+        if (cs_db_exec(db, CSQ_ROLLBACK, 0, NULL, NULL, ignore) != CS_OK)
+            cs_log(CS_LOG_DEBUG, "db", "rollback failed: %s", ignore);
     }
 }
 
@@ -258,10 +259,14 @@ bool cs_db_bool(const PGresult *res, int r, int c)
 enum cs_err cs_db_schema_version(struct cs_db *db, int *version, char *err)
 {
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_INIT, 0, NULL, NULL, err);
-    if (!rc)
+    *version = 0;
+    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_EXISTS, 0, NULL, &res, err);
+    bool exists = !rc && cs_db_bool(res, 0, 0);
+    PQclear(res);
+    res = NULL;
+    if (exists)
         rc = cs_db_exec(db, CSQ_MIGRATE_VERSION, 0, NULL, &res, err);
-    if (!rc)
+    if (!rc && exists)
         *version = (int)cs_db_int(res, 0, 0);
     PQclear(res);
     return rc;
@@ -277,7 +282,8 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
     enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_LOCK, 1, kp, NULL, err);
     if (rc)
         return rc;
-    rc = cs_db_schema_version(db, &current, err);
+    if (!(rc = cs_db_exec(db, CSQ_MIGRATE_INIT, 0, NULL, NULL, err)))
+        rc = cs_db_schema_version(db, &current, err);
     for (int i = 0; !rc && i < cs_nmigrations; i++) {
         const struct cs_migration *m = &cs_migrations[i];
         if (m->version <= current)

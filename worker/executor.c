@@ -12,7 +12,7 @@
  * state, its audit entry and its outbox events in one statement, guarded
  * by status = 'executing' AND lease_owner = us.
  *
- * Retries (documented in docs/EXECUTION.md): nothing sent (connect or DNS
+ * Retries (documented in README.md, "Execution"): nothing sent (connect or DNS
  * failure) -> retried up to the policy's max_attempts; 429 or 5xx, or no
  * answer after sending -> retried with the same Idempotency-Key only when
  * the grant says the provider honours idempotency keys; TLS failure ->

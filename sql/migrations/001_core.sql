@@ -8,8 +8,9 @@
 --   pending -> approved -> executing -> executed | failed
 --   pending -> denied | expired | cancelled
 --   executing -> approved      (lease lapsed, provider honours idempotency keys)
--- The database refuses any other transition, any change to a stored request,
--- any decision after expires_at, and any UPDATE or DELETE of the audit log.
+-- The database refuses any other transition, any change to a stored request
+-- or to its window and quorum, any decision after expires_at, and any UPDATE
+-- or DELETE of the audit log.
 
 -- Identities --------------------------------------------------------------
 
@@ -177,11 +178,11 @@ CREATE FUNCTION approvals_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (NEW.id, NEW.request_id, NEW.agent_id, NEW.grant_id, NEW.policy_id, NEW.batch_id,
         NEW.method, NEW.url, NEW.headers, NEW.body, NEW.reason, NEW.context, NEW.digest,
-        NEW.policy, NEW.created_at)
+        NEW.policy, NEW.created_at, NEW.expires_at, NEW.quorum)
        IS DISTINCT FROM
        (OLD.id, OLD.request_id, OLD.agent_id, OLD.grant_id, OLD.policy_id, OLD.batch_id,
         OLD.method, OLD.url, OLD.headers, OLD.body, OLD.reason, OLD.context, OLD.digest,
-        OLD.policy, OLD.created_at) THEN
+        OLD.policy, OLD.created_at, OLD.expires_at, OLD.quorum) THEN
         RAISE EXCEPTION 'approval %: the stored request is immutable', OLD.id
             USING ERRCODE = 'check_violation';
     END IF;

@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- name: migrate_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
 -- name: migrate_version
 SELECT coalesce(max(version), 0) FROM schema_migrations;
 

@@ -1,0 +1,135 @@
+"""What the database itself guarantees: migrations, immutability, the audit chain."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from harness import BUILD_DIR, System
+from services import Postgres, wait_for
+
+
+def test_concurrent_migrations_apply_once(pg: Postgres) -> None:
+    pg.drop_database("t_migrate_race")
+    url = pg.create_database("t_migrate_race")
+    try:
+        def migrate(_: int) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(BUILD_DIR / "countersign"), "migrate"], text=True,
+                                  capture_output=True, env={"CS_PG_URL": url, "PATH": "/usr/bin"},
+                                  timeout=60)
+
+        with ThreadPoolExecutor(6) as pool:
+            runs = list(pool.map(migrate, range(6)))
+        assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+        applied = sorted(int(r.stdout.split('"applied":')[1].split(",")[0]) for r in runs)
+        assert applied == [0, 0, 0, 0, 0, 1]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 1
+    finally:
+        pg.drop_database("t_migrate_race")
+
+
+def test_database_refuses_tampering(system: System) -> None:
+    system.setup()
+    system.worker()
+    system.produce(system.envelope("r1"))
+    a = system.wait_status("r1", "pending")
+    refusals = {
+        "UPDATE approvals SET url = 'https://evil.example/' WHERE id = %s": "immutable",
+        "UPDATE approvals SET body = 'x' WHERE id = %s": "immutable",
+        "UPDATE approvals SET status = 'executing' WHERE id = %s": "illegal transition",
+        "UPDATE approvals SET status = 'executed' WHERE id = %s": "illegal transition",
+        "UPDATE approvals SET expires_at = now() + interval '1 day' WHERE id = %s": "immutable",
+        "UPDATE approvals SET quorum = 0 WHERE id = %s": "immutable",
+    }
+    for stmt, why in refusals.items():
+        with pytest.raises(psycopg.errors.CheckViolation, match=why):
+            system.sql(stmt, a["id"])
+    for stmt in ("UPDATE audit SET actor = 'someone else'", "DELETE FROM audit",
+                 "TRUNCATE audit"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            system.sql(stmt)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        system.sql("UPDATE policies SET quorum = 0")
+    assert system.approval("r1")["status"] == "pending"
+
+
+def test_database_refuses_a_decision_after_expiry(system: System) -> None:
+    system.setup(window=1)
+    system.worker()
+    system.produce(system.envelope("r1"))
+    a = system.wait_status("r1", "pending")
+    wait_for(lambda: system.sql("SELECT expires_at < now() FROM approvals WHERE id = %s",
+                                a["id"])[0][0], 10, what="the deadline")
+    for status in ("approved", "denied"):
+        with pytest.raises(psycopg.errors.CheckViolation, match="after expiry"):
+            system.sql("UPDATE approvals SET status = %s WHERE id = %s", status, a["id"])
+
+
+def test_audit_chain_verifies_and_detects_tampering(system: System) -> None:
+    system.setup()
+    system.worker()
+    system.scheduler()
+    system.produce(system.envelope("r1"), system.envelope("r2", amount=50))
+    a = system.wait_status("r1", "pending")
+    system.cli("approval", "approve", str(a["id"]), "--as", "alice")
+    system.wait_status("r1", "executed")
+    system.wait_status("r2", "executed")
+    total = system.sql("SELECT count(*) FROM audit")[0][0]
+
+    def sealed() -> dict | None:
+        v = system.cli_json("audit", "verify")
+        return v if v["entries"] == total else None
+
+    v = wait_for(sealed, 20, what="the sealer to cover every entry")
+    assert v["ok"] and v["seals"] >= 1 and v["unsealed_tail"] == 0
+    actions = [r[0] for r in system.sql("SELECT action FROM audit WHERE approval_id = %s "
+                                         "ORDER BY id", a["id"])]
+    assert actions == ["approval.created", "vote.approve", "approval.approved",
+                       "approval.executing", "approval.executed"]
+
+    # A superuser can switch the trigger off; the chain still tells.
+    system.sql("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+    system.sql("UPDATE audit SET detail = '{\"reason\": \"forged\"}' "
+               "WHERE action = 'vote.approve'")
+    system.sql("ALTER TABLE audit ENABLE TRIGGER audit_append_only")
+    bad = system.cli("audit", "verify", check=False)
+    assert bad.returncode == 1 and '"ok":false' in bad.stdout and "changed" in bad.stdout
+
+
+def test_audit_chain_detects_a_deleted_entry(system: System) -> None:
+    system.setup(mode="never", rules=[])
+    system.worker()
+    system.scheduler()
+    system.produce(*[system.envelope(f"r{i}") for i in range(5)])
+    for i in range(5):
+        system.wait_status(f"r{i}", "executed")
+    total = system.sql("SELECT count(*) FROM audit")[0][0]
+    wait_for(lambda: system.cli_json("audit", "verify")["entries"] == total, 20,
+             what="sealing")
+    system.sql("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+    system.sql("DELETE FROM audit WHERE id = (SELECT min(id) FROM audit WHERE action = "
+               "'approval.executing')")
+    system.sql("ALTER TABLE audit ENABLE TRIGGER audit_append_only")
+    bad = system.cli("audit", "verify", check=False)
+    assert bad.returncode == 1 and "entries but" in bad.stdout
+
+
+def test_cancelled_by_its_agent(system: System) -> None:
+    """The library's cancel is guarded like every transition (the HTTP call comes later)."""
+    system.setup()
+    system.worker()
+    system.produce(system.envelope("r1"))
+    a = system.wait_status("r1", "pending")
+    other = system.sql("INSERT INTO agents (id, name) VALUES (gen_random_uuid(), 'other') "
+                       "RETURNING id")[0][0]
+    # Only the requesting agent's id matches the guarded update.
+    assert system.sql("SELECT (cs_event(a)) IS NOT NULL FROM approvals a WHERE id = %s",
+                      a["id"])[0][0]
+    rows = system.sql("""
+        WITH u AS (UPDATE approvals SET status = 'cancelled' WHERE id = %s AND agent_id = %s
+                   AND status = 'pending' RETURNING id) SELECT count(*) FROM u""", a["id"], other)
+    assert rows[0][0] == 0

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# run-local.sh -- `make run`: the whole system on this machine, no Docker.
+#
+# Starts a private Postgres and a Kafka broker (state in .run/, kept between
+# runs), a demo provider, the worker and the scheduler; on the first run it
+# creates a master key, demo data (agent, API key, approvers, policy, grant)
+# and prints what to do next. Ctrl-C stops everything it started.
+#
+# Usage: tools/run-local.sh [BUILD_DIR]     (ports: CS_RUN_PG_PORT,
+#        CS_RUN_KAFKA_PORT, CS_RUN_PROVIDER_PORT, CS_RUN_API_PORT)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="$(cd "${1:-$ROOT/build}" && pwd)"
+STATE="${CS_RUN_DIR:-$ROOT/.run}"
+PG_PORT="${CS_RUN_PG_PORT:-54329}"
+KAFKA_PORT="${CS_RUN_KAFKA_PORT:-59192}"
+CTRL_PORT="$((KAFKA_PORT + 1))"
+PROVIDER_PORT="${CS_RUN_PROVIDER_PORT:-18080}"
+API_PORT="${CS_RUN_API_PORT:-8080}"
+CLI="$BUILD/countersign"
+
+mkdir -p "$STATE/logs"
+pids=()
+stopping=0
+cleanup() {
+    stopping=1
+    trap - INT TERM EXIT
+    echo
+    echo "run-local: stopping"
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    "$ROOT/tools/kafka.sh" stop "$STATE/kafka" || true
+    "$ROOT/tools/pg.sh" stop "$STATE/pg" || true
+}
+trap cleanup INT TERM EXIT
+
+echo "run-local: starting Postgres on 127.0.0.1:$PG_PORT and Kafka on 127.0.0.1:$KAFKA_PORT"
+"$ROOT/tools/pg.sh" start "$STATE/pg" "$PG_PORT"
+"$ROOT/tools/kafka.sh" start "$STATE/kafka" "$KAFKA_PORT" "$CTRL_PORT"
+
+if [[ ! -s "$STATE/master.key" ]]; then
+    (umask 077 && "$CLI" keygen > "$STATE/master.key")
+fi
+export CS_PG_URL="postgresql://cs@127.0.0.1:$PG_PORT/countersign"
+export CS_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export CS_MASTER_KEY_FILE="$STATE/master.key"
+export CS_PUBLIC_URL="http://127.0.0.1:$API_PORT"
+export CS_HTTP_PORT="$API_PORT"
+"$CLI" migrate >/dev/null
+"$CLI" topics create >/dev/null
+
+if [[ ! -f "$STATE/demo.done" ]]; then
+    "$CLI" agent create demo-agent >/dev/null
+    "$CLI" key create demo-agent 2>/dev/null | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' > "$STATE/api-key"
+    "$CLI" approver create alice --email alice@example.com >/dev/null
+    "$CLI" approver create bob --email bob@example.com >/dev/null
+    "$CLI" policy set refunds --mode rules --quorum 1 --approvers alice,bob --window 3600 \
+        --rules '[{"method":"POST","path":"/v1/refunds*","field":"amount","op":">","value":100}]' >/dev/null
+    printf 'sk_demo_%s' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" |
+        "$CLI" grant set demo-payments --policy refunds --allow "http://127.0.0.1:$PROVIDER_PORT" \
+            --agents demo-agent --secret-stdin >/dev/null
+    touch "$STATE/demo.done"
+fi
+
+python3 "$ROOT/tools/demo-provider.py" "$PROVIDER_PORT" > "$STATE/logs/provider.log" 2>&1 &
+pids+=($!)
+"$BUILD/countersign-worker" > "$STATE/logs/worker.log" 2>&1 &
+pids+=($!)
+"$BUILD/countersign-scheduler" > "$STATE/logs/scheduler.log" 2>&1 &
+pids+=($!)
+if [[ -x "$BUILD/countersign-api" ]]; then
+    "$BUILD/countersign-api" > "$STATE/logs/api.log" 2>&1 &
+    pids+=($!)
+fi
+
+cat <<EOT
+
+Countersign is running.
+  Postgres   $CS_PG_URL
+  Kafka      $CS_KAFKA_BROKERS   (topics countersign.requests, .events, .results, .dlq)
+  Provider   http://127.0.0.1:$PROVIDER_PORT   (a demo payments API; grant "demo-payments")
+  Logs       $STATE/logs/   (JSON lines)
+  API key    $STATE/api-key   (agent "demo-agent")
+
+Try it (in another terminal, from $ROOT):
+  export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE
+  # a refund over 100 needs approval:
+  echo '{"request_id":"demo-1","agent":"demo-agent","grant_id":"demo-payments","method":"POST",
+         "url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","json":{"amount":2500},
+         "reason":"customer charged twice, ticket #4312"}' | tr -d '\n' |
+    kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P -k demo-1
+  $CLI approval list                       # it is pending
+  $CLI approval links <approval_id>        # each approver's signed link
+  $CLI approval approve <approval_id> --as alice --reason "checked the ticket"
+  kcat -b $CS_KAFKA_BROKERS -t countersign.results -C -e   # the provider's response
+  tail -f $STATE/logs/provider.log          # the call, made once, with the secret injected
+
+Press Ctrl-C to stop.
+EOT
+wait -n "${pids[@]}" || true
+((stopping)) || echo "run-local: a process exited; see $STATE/logs/"
