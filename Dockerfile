@@ -13,6 +13,8 @@ COPY tools/sqlgen.awk tools/sqlgen.awk
 COPY cli cli
 COPY worker worker
 COPY scheduler scheduler
+COPY api api
+COPY tools/embed.awk tools/embed.awk
 RUN make -j"$(nproc)" all
 
 FROM debian:12-slim

@@ -48,12 +48,14 @@ LIB_SRCS := \
 	lib/cs_err.c lib/cs_mem.c lib/cs_buf.c lib/cs_log.c lib/cs_config.c \
 	lib/cs_crypto.c lib/cs_json.c lib/cs_map.c lib/cs_db.c lib/cs_link.c lib/cs_url.c \
 	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c \
-	lib/cs_audit.c lib/cs_kafka.c lib/cs_process.c
+	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
 WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/relay.c
 SCHEDULER_SRCS := scheduler/main.c scheduler/elector.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
+API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pages.c \
+	api/form.c api/admin.c api/metrics.c
 
 QUERY_FILES := $(sort $(wildcard sql/queries/*.sql))
 MIGRATION_FILES := $(sort $(wildcard sql/migrations/*.sql))
@@ -61,7 +63,8 @@ MIGRATION_FILES := $(sort $(wildcard sql/migrations/*.sql))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJS := $(call obj,$(LIB_SRCS)) $(BUILD)/obj/gen/cs_sql_gen.o
 
-BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-scheduler
+BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-scheduler \
+	$(BUILD)/countersign-api
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -103,6 +106,14 @@ $(BUILD)/countersign-worker: $(call obj,$(WORKER_SRCS)) $(BUILD)/libcountersign.
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/countersign-scheduler: $(call obj,$(SCHEDULER_SRCS)) $(BUILD)/libcountersign.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/gen/api_openapi.c: api/openapi.json tools/embed.awk
+	@mkdir -p $(@D)
+	$(Q)awk -v name=api_openapi_json -f tools/embed.awk api/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/countersign-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/api_openapi.o $(BUILD)/libcountersign.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -15,49 +15,14 @@
 #include "cs_link.h"
 #include "cs_mem.h"
 
-/* approval_status columns (sql/queries/approval.sql) */
-enum { S_ID, S_STATUS, S_AGENT_ID, S_AGENT, S_GRANT, S_METHOD, S_URL, S_CREATED, S_EXPIRES,
-       S_DECIDED, S_DECIDED_BY, S_REASON, S_EXECUTED, S_HAS_RESULT, S_APPROVALS, S_QUORUM,
-       S_ERROR_CODE, S_ERROR_MESSAGE, S_DIGEST, S_REQ_REASON, S_BATCH, S_REQUEST_ID, S_ATTEMPTS };
-
-static void add_str(json_object *o, const char *k, const PGresult *res, int col)
-{
-    const char *v = cs_db_str(res, 0, col);
-    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
-}
-
 static int approval_show(struct cli_ctx *c, const char *id)
 {
     char err[CS_ERRLEN];
-    if (!cs_uuid_valid(id))
-        return cli_fail(CS_ERR_INVALID, "the approval id must be a UUID");
-    const char *p[] = {id, NULL};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVAL_STATUS, 2, p, &res, err);
+    json_object *o = NULL;
+    enum cs_status st;
+    enum cs_err rc = cs_approval_status(c->db, id, NULL, &o, &st, err);
     if (rc)
         return cli_fail(rc, err);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return cli_fail(CS_ERR_NOT_FOUND, "no such approval");
-    }
-    json_object *o = json_object_new_object();
-    static const struct {
-        const char *key;
-        int col;
-    } cols[] = {{"approval_id", S_ID}, {"status", S_STATUS}, {"agent", S_AGENT},
-                {"grant_id", S_GRANT}, {"method", S_METHOD}, {"url", S_URL},
-                {"reason", S_REQ_REASON}, {"digest", S_DIGEST}, {"decided_by", S_DECIDED_BY},
-                {"decision_reason", S_REASON}, {"error_code", S_ERROR_CODE},
-                {"error_message", S_ERROR_MESSAGE}, {"request_id", S_REQUEST_ID},
-                {"batch_id", S_BATCH}};
-    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-        add_str(o, cols[i].key, res, cols[i].col);
-    json_object_object_add(o, "approvals_received",
-                           json_object_new_int64(cs_db_int(res, 0, S_APPROVALS)));
-    json_object_object_add(o, "approvals_required",
-                           json_object_new_int64(cs_db_int(res, 0, S_QUORUM)));
-    json_object_object_add(o, "attempts", json_object_new_int64(cs_db_int(res, 0, S_ATTEMPTS)));
-    PQclear(res);
     printf("%s\n", cs_json_text(o, NULL));
     json_object_put(o);
     return 0;

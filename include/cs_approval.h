@@ -100,7 +100,35 @@ struct cs_vote_outcome {
 enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
                              struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
 
-/* pending -> cancelled by its own agent; CS_ERR_NOT_FOUND / CS_ERR_NOT_PENDING. */
+/*
+ * Reads approval `id` -- only agent_id's when agent_id is not NULL -- as
+ * the status object of the HTTP API (approval_id, status, is_terminal,
+ * expires_at, decided_at, decision_reason, executed_at, has_result,
+ * approvals_received, approvals_required, ...). *out is new; *status set.
+ * CS_ERR_NOT_FOUND when there is none (or it is another agent's).
+ */
+enum cs_err cs_approval_status(struct cs_db *db, const char *id, const char *agent_id,
+                               json_object **out, enum cs_status *status,
+                               char *err) CS_MUSTCHECK;
+
+/*
+ * The outcome of a terminal approval, as the HTTP API reports it:
+ *   executed  -> CS_OK, *body = {type: "result", approval_id, status,
+ *                status_code, headers, body_b64, body_truncated, executed_at}
+ *   denied    -> CS_ERR_DENIED, *body = details {reason, decided_by, decided_at}
+ *   expired   -> CS_ERR_EXPIRED; cancelled -> CS_ERR_CANCELLED (details likewise)
+ *   failed    -> CS_ERR_EXECUTION_FAILED, *body = {error_code, error_message}
+ * For a non-terminal approval *outcome is CS_ERR_NOT_PENDING and *body NULL.
+ * The function's own return value reports database errors and NOT_FOUND.
+ */
+enum cs_err cs_approval_outcome(struct cs_db *db, const char *id, const char *agent_id,
+                                enum cs_err *outcome, json_object **body, char *message,
+                                size_t message_len, char *err) CS_MUSTCHECK;
+
+/*
+ * pending -> cancelled by its own agent (agent_id), or by an operator
+ * (agent_id NULL); CS_ERR_NOT_FOUND / CS_ERR_NOT_PENDING.
+ */
 enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const char *agent_id,
                                const char *actor, const char *reason, char *err) CS_MUSTCHECK;
 

@@ -66,6 +66,8 @@ void cs_db_close(struct cs_db *db);
  */
 enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err) CS_MUSTCHECK;
 bool cs_db_connected(const struct cs_db *db);
+/* One reconnection attempt, no backoff (for request handlers). */
+enum cs_err cs_db_reset(struct cs_db *db, char *err) CS_MUSTCHECK;
 
 /*
  * Runs query q with n text parameters (NULL = SQL NULL). On success *res

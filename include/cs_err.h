@@ -48,6 +48,12 @@ enum cs_err {
     CS_ERR_BAD_TOKEN,         /* approval link forged, tampered or malformed */
     CS_ERR_CONFLICT,          /* the object changed since it was shown, or exists */
     CS_ERR_DUPLICATE,         /* an object with this identity already exists */
+    CS_ERR_CSRF,              /* a decision form without a valid same-site token */
+    CS_ERR_METHOD,            /* the route does not take this HTTP method */
+    /* Outcomes reported to a waiting caller. */
+    CS_ERR_DENIED,            /* an approver denied the request */
+    CS_ERR_CANCELLED,         /* the requester cancelled the request */
+    CS_ERR_EXECUTION_FAILED,  /* approved, but the call failed (details carry why) */
     /* Execution outcomes (stored as error_code of a failed approval). */
     CS_ERR_CONNECT,           /* could not connect to the provider (nothing sent) */
     CS_ERR_TLS,               /* TLS handshake or certificate failure (nothing sent) */

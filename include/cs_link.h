@@ -18,6 +18,7 @@
 
 #include "cs_crypto.h"
 #include "cs_err.h"
+#include "cs_time.h"
 
 #define CS_LINK_TOKEN_LEN 119
 
@@ -28,7 +29,13 @@ struct cs_link {
     int64_t expires_ms;
 };
 
-/* The link-signing key derived from the master key. */
+/* Purposes of the other signed links (sub-keys via cs_key_derive). */
+#define CS_LINK_VIEW_PURPOSE "countersign/status-link/v1"   /* read-only status page */
+#define CS_LINK_INBOX_PURPOSE "countersign/inbox-link/v1"   /* an approver's inbox */
+#define CS_LINK_CSRF_PURPOSE "countersign/csrf/v1"          /* decision form tokens */
+#define CS_NIL_UUID "00000000-0000-0000-0000-000000000000"
+
+/* The approval-link signing key derived from the master key. */
 void cs_link_key(const unsigned char master[32], unsigned char key[32]);
 
 /* Signs l into out[CS_LINK_TOKEN_LEN + 1]; CS_ERR_INVALID if an id is not a UUID. */
@@ -45,8 +52,5 @@ enum cs_err cs_link_verify(const unsigned char key[32], const char *token, int64
 
 /* "<public_url>/approve/<token>", cs_malloc'd. */
 char *cs_link_url(const char *public_url, const char *path, const char *token);
-
-/* Milliseconds since the epoch (wall clock). */
-int64_t cs_now_ms(void);
 
 #endif

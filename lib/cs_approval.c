@@ -13,6 +13,7 @@
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_log.h"
+#include "cs_time.h"
 #include "cs_mem.h"
 #include "cs_url.h"
 
@@ -304,4 +305,153 @@ enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const 
                         cs_db_str(res, 0, 1));
     PQclear(res);
     return rc;
+}
+
+/* ---- reads ---- */
+
+/* approval_status columns (sql/queries/approval.sql) */
+enum { S_ID, S_STATUS, S_AGENT_ID, S_AGENT, S_GRANT, S_METHOD, S_URL, S_CREATED, S_EXPIRES,
+       S_DECIDED, S_DECIDED_BY, S_REASON, S_EXECUTED, S_HAS_RESULT, S_APPROVALS, S_QUORUM,
+       S_ERROR_CODE, S_ERROR_MESSAGE, S_DIGEST, S_REQ_REASON, S_BATCH, S_REQUEST_ID, S_ATTEMPTS };
+
+static void add_str(json_object *o, const char *k, const PGresult *res, int col)
+{
+    const char *v = cs_db_str(res, 0, col);
+    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void add_time(json_object *o, const char *k, const PGresult *res, int col)
+{
+    char iso[CS_TIME_ISO_LEN];
+    json_object_object_add(o, k, cs_db_str(res, 0, col)
+                                     ? json_object_new_string(cs_time_iso(cs_db_int(res, 0, col), iso))
+                                     : NULL);
+}
+
+enum cs_err cs_approval_status(struct cs_db *db, const char *id, const char *agent_id,
+                               json_object **out, enum cs_status *status, char *err)
+{
+    *out = NULL;
+    if (!cs_uuid_valid(id))
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
+    const char *p[] = {id, agent_id};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_STATUS, 2, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
+    }
+    int st = cs_status_parse(cs_db_str(res, 0, S_STATUS));
+    *status = (enum cs_status)st;
+    json_object *o = json_object_new_object();
+    add_str(o, "approval_id", res, S_ID);
+    add_str(o, "status", res, S_STATUS);
+    json_object_object_add(o, "is_terminal",
+                           json_object_new_boolean(st >= 0 && cs_status_terminal((enum cs_status)st)));
+    add_time(o, "created_at", res, S_CREATED);
+    add_time(o, "expires_at", res, S_EXPIRES);
+    add_time(o, "decided_at", res, S_DECIDED);
+    add_str(o, "decided_by", res, S_DECIDED_BY);
+    add_str(o, "decision_reason", res, S_REASON);
+    add_time(o, "executed_at", res, S_EXECUTED);
+    json_object_object_add(o, "has_result", json_object_new_boolean(cs_db_bool(res, 0, S_HAS_RESULT)));
+    json_object_object_add(o, "approvals_received",
+                           json_object_new_int64(cs_db_int(res, 0, S_APPROVALS)));
+    json_object_object_add(o, "approvals_required", json_object_new_int64(cs_db_int(res, 0, S_QUORUM)));
+    add_str(o, "agent", res, S_AGENT);
+    add_str(o, "grant_id", res, S_GRANT);
+    add_str(o, "method", res, S_METHOD);
+    add_str(o, "url", res, S_URL);
+    add_str(o, "reason", res, S_REQ_REASON);
+    add_str(o, "digest", res, S_DIGEST);
+    add_str(o, "request_id", res, S_REQUEST_ID);
+    add_str(o, "batch_id", res, S_BATCH);
+    add_str(o, "error_code", res, S_ERROR_CODE);
+    add_str(o, "error_message", res, S_ERROR_MESSAGE);
+    json_object_object_add(o, "attempts", json_object_new_int64(cs_db_int(res, 0, S_ATTEMPTS)));
+    PQclear(res);
+    *out = o;
+    return CS_OK;
+}
+
+/* approval_result columns */
+enum { R_STATUS, R_CODE, R_HEADERS, R_BODY, R_TRUNCATED, R_ERROR_CODE, R_ERROR_MESSAGE,
+       R_REASON, R_DECIDED_BY, R_DECIDED, R_EXECUTED };
+
+enum cs_err cs_approval_outcome(struct cs_db *db, const char *id, const char *agent_id,
+                                enum cs_err *outcome, json_object **body, char *message,
+                                size_t message_len, char *err)
+{
+    *body = NULL;
+    *outcome = CS_ERR_NOT_PENDING;
+    message[0] = '\0';
+    if (!cs_uuid_valid(id))
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
+    const char *p[] = {id, agent_id};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_RESULT, 2, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
+    }
+    int st = cs_status_parse(cs_db_str(res, 0, R_STATUS));
+    json_object *o = json_object_new_object();
+    char iso[CS_TIME_ISO_LEN];
+    switch (st) {
+    case CS_ST_EXECUTED: {
+        json_object *headers = NULL;
+        const char *h = cs_db_str(res, 0, R_HEADERS);
+        if (!h || cs_json_parse(h, strlen(h), &headers, err) != CS_OK)
+            headers = json_object_new_object();
+        json_object_object_add(o, "type", json_object_new_string("result"));
+        json_object_object_add(o, "approval_id", json_object_new_string(id));
+        json_object_object_add(o, "status", json_object_new_string("executed"));
+        json_object_object_add(o, "status_code", json_object_new_int((int)cs_db_int(res, 0, R_CODE)));
+        json_object_object_add(o, "headers", headers);
+        json_object_object_add(o, "body_b64", json_object_new_string(cs_db_str(res, 0, R_BODY)
+                                                                          ? cs_db_str(res, 0, R_BODY) : ""));
+        json_object_object_add(o, "body_truncated", json_object_new_boolean(cs_db_bool(res, 0, R_TRUNCATED)));
+        if (cs_db_str(res, 0, R_EXECUTED))
+            json_object_object_add(o, "executed_at",
+                                   json_object_new_string(cs_time_iso(cs_db_int(res, 0, R_EXECUTED), iso)));
+        *outcome = CS_OK;
+        break;
+    }
+    case CS_ST_FAILED:
+        add_str(o, "error_code", res, R_ERROR_CODE);
+        add_str(o, "error_message", res, R_ERROR_MESSAGE);
+        snprintf(message, message_len, "the call failed: %s", cs_db_str(res, 0, R_ERROR_CODE)
+                                                                ? cs_db_str(res, 0, R_ERROR_CODE) : "unknown");
+        *outcome = CS_ERR_EXECUTION_FAILED;
+        break;
+    case CS_ST_DENIED:
+    case CS_ST_EXPIRED:
+    case CS_ST_CANCELLED:
+        add_str(o, "reason", res, R_REASON);
+        add_str(o, "decided_by", res, R_DECIDED_BY);
+        if (cs_db_str(res, 0, R_DECIDED))
+            json_object_object_add(o, "decided_at",
+                                   json_object_new_string(cs_time_iso(cs_db_int(res, 0, R_DECIDED), iso)));
+        *outcome = st == CS_ST_DENIED ? CS_ERR_DENIED : st == CS_ST_EXPIRED ? CS_ERR_EXPIRED
+                                                                            : CS_ERR_CANCELLED;
+        if (st == CS_ST_DENIED)
+            snprintf(message, message_len, "denied%s%s", cs_db_str(res, 0, R_REASON) ? ": " : "",
+                     cs_db_str(res, 0, R_REASON) ? cs_db_str(res, 0, R_REASON) : "");
+        else
+            snprintf(message, message_len, "%s", st == CS_ST_EXPIRED
+                                                    ? "the approval window elapsed without a decision"
+                                                    : "the request was cancelled");
+        break;
+    default:
+        json_object_put(o);
+        o = NULL;
+        break;
+    }
+    PQclear(res);
+    *body = o;
+    return CS_OK;
 }

@@ -81,6 +81,11 @@ void cs_db_close(struct cs_db *db)
     cs_free(db);
 }
 
+enum cs_err cs_db_reset(struct cs_db *db, char *err)
+{
+    return connect_now(db, err);
+}
+
 bool cs_db_connected(const struct cs_db *db)
 {
     return db->pg && PQstatus(db->pg) == CONNECTION_OK;

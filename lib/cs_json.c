@@ -6,6 +6,62 @@
 #include <errno.h>
 #include <string.h>
 
+/* Length of the well-formed UTF-8 sequence at p[n] (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 0;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/*
+ * json-c (0.16) accepts more than RFC 8259: overlong and surrogate UTF-8,
+ * NaN and Infinity, single-quoted names, raw control characters inside
+ * strings. Postgres refuses the first two in text and jsonb columns, so
+ * one such request would fail a whole ingest batch: refuse them all here.
+ * Returns what is wrong (NULL when nothing) and its offset in *at.
+ */
+static const char *lex_check(const char *s, size_t n, size_t *at)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        *at = i;
+        if (p[i] >= 0x80) {
+            size_t len = utf8_seq(p + i, n - i);
+            if (!len)
+                return "invalid UTF-8";
+            i += len - 1;
+        } else if (in_str) {
+            if (p[i] < 0x20)
+                return "control character in a string";
+            if (p[i] == '\\' && i + 1 < n && p[i + 1] < 0x80)
+                i++;
+            else if (p[i] == '"')
+                in_str = false;
+        } else if (p[i] == '"') {
+            in_str = true;
+        } else if (p[i] == '\'' || p[i] == 'N' || p[i] == 'I') {
+            return "single quote, NaN or Infinity (not JSON)";
+        }
+    }
+    return NULL;
+}
+
 enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
 {
     *out = NULL;
@@ -13,6 +69,10 @@ enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
         return cs_err_set(err, CS_ERR_TOO_LARGE, "JSON document too large");
     if (memchr(s, '\0', n))
         return cs_err_set(err, CS_ERR_MALFORMED_JSON, "JSON document contains a NUL byte");
+    size_t at = 0;
+    const char *bad = lex_check(s, n, &at);
+    if (bad)
+        return cs_err_set(err, CS_ERR_MALFORMED_JSON, "malformed JSON at offset %zu: %s", at, bad);
     json_tokener *tok = json_tokener_new_ex(CS_JSON_MAX_DEPTH);
     if (!tok)
         return cs_err_set(err, CS_ERR_INTERNAL, "out of memory");

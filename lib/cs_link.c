@@ -4,7 +4,6 @@
 #include "cs_link.h"
 
 #include <string.h>
-#include <sys/time.h>
 
 #include "cs_mem.h"
 
@@ -15,13 +14,6 @@
 void cs_link_key(const unsigned char master[32], unsigned char key[32])
 {
     cs_key_derive(master, "countersign/approval-link/v1", key);
-}
-
-int64_t cs_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 enum cs_err cs_link_sign(const unsigned char key[32], const struct cs_link *l,

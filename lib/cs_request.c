@@ -67,6 +67,26 @@ static bool valid_id(const char *s, size_t max, bool strict)
     return true;
 }
 
+/* True when a string anywhere in v holds U+0000, which a jsonb column refuses
+ * (one such envelope would fail its whole ingest batch). */
+static bool has_nul(json_object *v)
+{
+    if (json_object_is_type(v, json_type_string))
+        return strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
+    if (json_object_is_type(v, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(v); i++)
+            if (has_nul(json_object_array_get_idx(v, i)))
+                return true;
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, key, val) {
+            (void)key;
+            if (has_nul(val))
+                return true;
+        }
+    }
+    return false;
+}
+
 static bool header_name_ok(const char *s)
 {
     if (!*s || strlen(s) > 256)
@@ -153,7 +173,6 @@ static enum cs_err substitute_path(const char *url, json_object *params, char **
     struct cs_buf b;
     cs_buf_init(&b, CS_URL_MAX);
     enum cs_err rc = CS_OK;
-    int used = 0;
     for (const char *p = url; *p && !rc;) {
         const char *close = *p == '{' ? strchr(p, '}') : NULL;
         if (!close) {
@@ -179,12 +198,28 @@ static enum cs_err substitute_path(const char *url, json_object *params, char **
             rc = cs_err_set(err, CS_ERR_INVALID, "\"path_params\": {%s} is empty", name);
             break;
         }
+        if (!strcmp(text, ".") || !strcmp(text, "..")) {
+            /* Unreserved, so not encoded: it would climb out of its segment. */
+            rc = cs_err_set(err, CS_ERR_INVALID, "\"path_params\": {%s} must not be . or ..", name);
+            break;
+        }
         rc = put_encoded(&b, text);
-        used++;
         p = close + 1;
     }
-    if (!rc && params && used < json_object_object_length(params))
-        rc = cs_err_set(err, CS_ERR_INVALID, "\"path_params\": a parameter is not used in \"url\"");
+    if (!rc && params) {
+        /* Checked by name: a placeholder used twice must not hide an unused one. */
+        json_object_object_foreach(params, key, val) {
+            (void)val;
+            char *ph = cs_asprintf("{%s}", key);
+            bool found = strstr(url, ph) != NULL;
+            cs_free(ph);
+            if (!found) {
+                rc = cs_err_set(err, CS_ERR_INVALID,
+                                "\"path_params\": %.64s is not used in \"url\"", key);
+                break;
+            }
+        }
+    }
     if (rc == CS_ERR_TOO_LARGE)
         rc = cs_err_set(err, CS_ERR_BAD_URL, "URL longer than %d bytes", CS_URL_MAX);
     if (rc) {
@@ -212,10 +247,10 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
             json_object *v = json_object_is_type(val, json_type_array)
                                  ? json_object_array_get_idx(val, (size_t)i) : val;
             const char *text = scalar_text(v);
-            if (!text || !*key) {
+            if (!text || !*key || strchr(key, '=')) {
                 rc = cs_err_set(err, CS_ERR_INVALID,
-                                "\"query_params\": %.64s must be a string, number, boolean or "
-                                "an array of them", key);
+                                "\"query_params\": %.64s must be a name without '=' and a string, "
+                                "number, boolean or an array of them", key);
                 break;
             }
             char *pair = cs_asprintf("%s=%s", key, text);
@@ -347,6 +382,10 @@ enum cs_err cs_request_parse(json_object *obj, unsigned mode, size_t max_body,
         if (clen > CS_CONTEXT_MAX) {
             rc = cs_err_set(err, CS_ERR_TOO_LARGE, "\"context\" is larger than %d bytes",
                             CS_CONTEXT_MAX);
+            goto fail;
+        }
+        if (has_nul(context)) {
+            rc = cs_err_set(err, CS_ERR_INVALID, "\"context\" contains a NUL character");
             goto fail;
         }
     }

@@ -88,12 +88,17 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
     }
     for (char *c = u->host; *c; c++)
         *c = (char)tolower((unsigned char)*c);
+    char *zone = part(h, CURLUPART_ZONEID, 0);
+    bool scoped = zone != NULL;
+    cs_free(zone);
+    /* The full URL carries the lower-case host too (curl keeps the case given). */
+    curl_url_set(h, CURLUPART_HOST, u->host, 0);
     size_t hl = strlen(u->host);
     if (u->host[0] == '[' && hl > 2 && u->host[hl - 1] == ']') {
         memmove(u->host, u->host + 1, hl - 2);
         u->host[hl - 2] = '\0';
     }
-    if (strchr(u->host, '%')) {
+    if (scoped || strchr(u->host, '%')) {
         rc = cs_err_set(err, CS_ERR_BAD_URL, "URL host must not be percent-encoded or scoped");
         goto done;
     }

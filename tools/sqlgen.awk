@@ -9,7 +9,7 @@
 # The build runs this; nobody edits the output.
 
 function cstr(s) {
-    gsub(/\\/, "\\\\", s)
+    gsub(/\\/, "\\\\\\\\", s)
     gsub(/"/, "\\\"", s)
     gsub(/\t/, "    ", s)
     return "\"" s "\\n\""

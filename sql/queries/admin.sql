@@ -94,9 +94,10 @@ UPDATE grants SET allowed_bases = ARRAY(SELECT jsonb_array_elements_text($2::jso
 WHERE id = $1::text RETURNING id;
 
 -- name: grant_bind_agent
+-- Returns the agent's id whether or not it was bound already; no row: no such agent.
 INSERT INTO grant_agents (grant_id, agent_id)
 SELECT $1::text, id FROM agents WHERE name = $2::text
-ON CONFLICT DO NOTHING
+ON CONFLICT (grant_id, agent_id) DO UPDATE SET grant_id = EXCLUDED.grant_id
 RETURNING agent_id;
 
 -- name: grant_unbind_agent
@@ -115,10 +116,17 @@ SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text, g.
 FROM grants g ORDER BY g.id;
 
 -- name: delegation_create
--- $1 id, $2 approver name, $3 delegate name, $4 starts (timestamptz), $5 ends
+-- $1 id, $2 approver name, $3 delegate name, $4 starts (timestamptz), $5 ends.
+-- Refused (no row) when the delegate delegates back to the approver in an
+-- overlapping period: a chain never loops.
 INSERT INTO delegations (id, approver_id, delegate_id, starts_at, ends_at)
 SELECT $1::uuid, a.id, d.id, $4::timestamptz, $5::timestamptz
-FROM approvers a, approvers d WHERE a.name = $2::text AND d.name = $3::text
+FROM approvers a, approvers d
+WHERE a.name = $2::text AND d.name = $3::text
+  AND NOT EXISTS (
+      SELECT 1 FROM delegations x
+      WHERE x.approver_id = d.id AND x.delegate_id = a.id AND x.revoked_at IS NULL
+        AND x.starts_at < $5::timestamptz AND x.ends_at > $4::timestamptz)
 RETURNING id;
 
 -- name: approval_list

@@ -106,11 +106,13 @@ WITH u AS (
 SELECT (u.a).status FROM u;
 
 -- name: approval_cancel
--- pending -> cancelled by the requesting agent. $1 id, $2 agent id, $3 actor, $4 reason.
+-- pending -> cancelled by the requesting agent ($2), or by an operator ($2 NULL).
+-- $1 id, $2 agent id, $3 actor, $4 reason.
 WITH u AS (
     UPDATE approvals a SET status = 'cancelled', decided_at = clock_timestamp(),
         decided_by = $3::text, decision_reason = $4::text
-    WHERE a.id = $1::uuid AND a.agent_id = $2::uuid AND a.status = 'pending'
+    WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid)
+      AND a.status = 'pending'
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
@@ -144,6 +146,46 @@ WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
 -- The stored outcome. $1 id, $2 agent id (NULL for operators).
 SELECT a.status, a.response_status, a.response_headers::text,
        translate(encode(a.response_body, 'base64'), E'\n', ''), a.response_truncated,
-       a.error_code, a.error_message, a.decision_reason
+       a.error_code, a.error_message, a.decision_reason, a.decided_by,
+       (extract(epoch FROM a.decided_at) * 1000)::bigint,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint
 FROM approvals a
 WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
+
+-- name: page_view
+-- What the review page shows. $1 approval id.
+SELECT a.id, a.status, ag.name, a.grant_id, a.method, a.url, a.headers::text,
+       translate(encode(a.body, 'base64'), E'\n', ''), a.reason, a.context::text,
+       encode(a.digest, 'hex'), (extract(epoch FROM a.created_at) * 1000)::bigint,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint, a.quorum,
+       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve'),
+       a.decision_reason, a.batch_id, a.policy_id, a.error_code, a.response_status
+FROM approvals a JOIN agents ag ON ag.id = a.agent_id
+WHERE a.id = $1::uuid;
+
+-- name: page_votes
+-- The votes so far, oldest first. $1 approval id.
+SELECT p.name, v.decision, v.reason, c.name, (extract(epoch FROM v.created_at) * 1000)::bigint,
+       v.approver_id::text
+FROM votes v JOIN approvers p ON p.id = v.approver_id JOIN approvers c ON c.id = v.cast_by
+WHERE v.approval_id = $1::uuid
+ORDER BY v.created_at;
+
+-- name: inbox_pending
+-- Pending approvals whose approver slot $1 holds, or holds by an active
+-- delegation; oldest deadline first. Returns the slot to sign the link for.
+SELECT a.id, s.slot, (extract(epoch FROM a.expires_at) * 1000)::bigint, ag.name, a.method,
+       a.url, a.reason
+FROM approvals a
+JOIN agents ag ON ag.id = a.agent_id
+CROSS JOIN LATERAL (
+    SELECT x FROM unnest(a.approvers) AS x
+    WHERE x = $1::uuid OR EXISTS (
+        SELECT 1 FROM delegations d
+        WHERE d.approver_id = x AND d.delegate_id = $1::uuid AND d.revoked_at IS NULL
+          AND now() >= d.starts_at AND now() < d.ends_at)
+    LIMIT 1) AS s(slot)
+WHERE a.status = 'pending' AND a.expires_at > now()
+  AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.approval_id = a.id AND v.cast_by = $1::uuid)
+ORDER BY a.expires_at
+LIMIT 200;

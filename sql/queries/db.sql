@@ -40,3 +40,15 @@ LISTEN cs_done;
 
 -- name: listen_outbox
 LISTEN cs_outbox;
+
+-- name: ping
+SELECT 1;
+
+-- name: queue_depths
+-- Gauges for /metrics: approvals not yet terminal by status (each an index
+-- scan of a partial index), and the outbox backlog.
+SELECT (SELECT count(*) FROM approvals WHERE status = 'pending'),
+       (SELECT count(*) FROM approvals WHERE status = 'approved'),
+       (SELECT count(*) FROM approvals WHERE status = 'executing'),
+       (SELECT count(*) FROM outbox),
+       coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox), 0)::float8;

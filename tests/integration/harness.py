@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
-from services import REPO_ROOT, Kafka, Postgres, StubProvider, scaled, wait_for
+from services import REPO_ROOT, Kafka, Postgres, StubProvider, free_port, scaled, wait_for
 
 BUILD_DIR = Path(os.environ.get("CS_BUILD_DIR", REPO_ROOT / "build"))
 LOG_ROOT = REPO_ROOT / "tests" / "log"
@@ -134,6 +135,35 @@ class System:
 
     def scheduler(self, name: str | None = None, **env: str) -> Proc:
         return self._start("scheduler", name, env)
+
+    def api(self, name: str | None = None, **env: str) -> Proc:
+        """Starts an api on a free port and waits for /healthz; its base URL is `.url`."""
+        port = free_port()
+        proc = self._start("api", name, {"CS_HTTP_PORT": str(port),
+                                         "CS_PUBLIC_URL": f"http://127.0.0.1:{port}", **env})
+        proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+
+        def up() -> bool:
+            if not proc.alive():
+                return True
+            try:
+                return httpx.get(f"{proc.url}/healthz", timeout=1).status_code == 200  # type: ignore[attr-defined]
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 30, what=f"{proc.name} to listen")
+        assert proc.alive(), proc.text()[-3000:]
+        self.env["CS_PUBLIC_URL"] = proc.url  # type: ignore[attr-defined]
+        return proc
+
+    def api_key(self, agent: str = "bot1") -> str:
+        """Issues a new API key for `agent` (printed once by the CLI)."""
+        return str(self.cli_json("key", "create", agent)["api_key"])
+
+    def links(self, approval_id: str) -> list[dict[str, Any]]:
+        """Each approver slot's signed link (countersign approval links)."""
+        out = self.cli("approval", "links", str(approval_id)).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def cli(self, *args: str, input: str | None = None, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,403 @@
+/*
+ * admin.c -- the operator API, /v1/admin/..., behind CS_ADMIN_TOKEN.
+ *
+ * The same actions as the CLI, through the same functions (lib/cs_admin.c,
+ * cs_approval_vote, cs_approval_cancel, cs_audit_verify): this file only
+ * maps JSON to their arguments and rows back to JSON. When CS_ADMIN_TOKEN
+ * is unset the whole prefix answers 404. Secrets are accepted (grant
+ * secret, in the body) but never returned; an API key is returned once, at
+ * creation.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "cs_admin.h"
+#include "cs_approval.h"
+#include "cs_audit.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+
+#define LIST_MAX 64
+
+/* Rows as an array of objects keyed by column name (values as text or null). */
+static json_object *rows_json(const PGresult *res)
+{
+    json_object *arr = json_object_new_array();
+    for (int r = 0; r < PQntuples(res); r++) {
+        json_object *o = json_object_new_object();
+        for (int f = 0; f < PQnfields(res); f++) {
+            const char *v = cs_db_str(res, r, f);
+            json_object_object_add(o, PQfname(res, f), v ? json_object_new_string(v) : NULL);
+        }
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static enum MHD_Result list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                            enum cs_query q, int n, const char *const *p)
+{
+    char err[CS_ERRLEN];
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(d->db, q, n, p, &res, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "items", rows_json(res));
+    PQclear(res);
+    return reply_json(r, c, 200, o);
+}
+
+static enum MHD_Result created(struct api_req *r, struct MHD_Connection *c, const char *key,
+                               const char *id)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, key, json_object_new_string(id));
+    return reply_json(r, c, 201, o);
+}
+
+/* Reads an array of strings (at most LIST_MAX) into out; borrowed from obj. */
+static enum cs_err strings(json_object *obj, const char *key, const char **out, int *n, char *err)
+{
+    json_object *arr = NULL;
+    enum cs_err rc = cs_json_typed(obj, key, false, json_type_array, &arr, err);
+    *n = 0;
+    if (rc || !arr)
+        return rc;
+    if (json_object_array_length(arr) > LIST_MAX)
+        return cs_err_set(err, CS_ERR_INVALID, "\"%s\": at most %d items", key, LIST_MAX);
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *v = json_object_array_get_idx(arr, i);
+        if (!json_object_is_type(v, json_type_string))
+            return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must hold strings", key);
+        out[(*n)++] = json_object_get_string(v);
+    }
+    return CS_OK;
+}
+
+static enum cs_err body_object(struct api_req *r, const char *const *keys, json_object **obj,
+                               char *err)
+{
+    enum cs_err rc = cs_json_parse(r->body.data ? r->body.data : "", r->body.len, obj, err);
+    if (!rc && !json_object_is_type(*obj, json_type_object))
+        rc = cs_err_set(err, CS_ERR_INVALID, "the body must be a JSON object");
+    if (!rc)
+        rc = cs_json_only_keys(*obj, keys, err);
+    return rc;
+}
+
+static enum cs_err int_field(json_object *o, const char *k, int64_t min, int64_t max, int64_t def,
+                             int *out, char *err)
+{
+    int64_t v = def;
+    enum cs_err rc = cs_json_int(o, k, false, min, max, def, &v, err);
+    *out = (int)v;
+    return rc;
+}
+
+/* ---- handlers that take a body ---- */
+
+static enum MHD_Result agent_create(struct api_req *r, struct MHD_Connection *c,
+                                    struct api_db *d, json_object *o)
+{
+    const char *name = NULL;
+    char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
+    enum cs_err rc = cs_json_str(o, "name", true, 64, &name, err);
+    if (!rc)
+        rc = cs_admin_agent_create(d->db, name, id, err);
+    return rc ? reply_error(r, c, rc, err, NULL) : created(r, c, "agent_id", id);
+}
+
+static enum MHD_Result key_create(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                  json_object *o, const char *agent)
+{
+    const char *scopes = NULL;
+    char err[CS_ERRLEN], key[CS_API_KEY_LEN + 1], id[CS_UUID_STRLEN + 1], prefix[16];
+    enum cs_err rc = cs_json_str(o, "scopes", false, 100, &scopes, err);
+    if (!rc)
+        rc = cs_admin_key_create(d->db, agent, scopes, key, id, prefix, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "key_id", json_object_new_string(id));
+    json_object_object_add(out, "prefix", json_object_new_string(prefix));
+    json_object_object_add(out, "api_key", json_object_new_string(key));
+    cs_wipe(key, sizeof(key));
+    return reply_json(r, c, 201, out);
+}
+
+static enum MHD_Result approver_create(struct api_req *r, struct MHD_Connection *c,
+                                       struct api_db *d, json_object *o)
+{
+    struct cs_approver_spec s = {0};
+    char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
+    enum cs_err rc;
+    if ((rc = cs_json_str(o, "name", true, 128, &s.name, err)) ||
+        (rc = cs_json_str(o, "email", false, 320, &s.email, err)) ||
+        (rc = cs_json_str(o, "webhook_url", false, 2048, &s.webhook_url, err)) ||
+        (rc = cs_json_str(o, "slack_webhook_url", false, 2048, &s.slack_webhook_url, err)) ||
+        (rc = cs_json_str(o, "agent", false, 64, &s.agent, err)) ||
+        (rc = cs_admin_approver_create(d->db, &s, id, err)))
+        return reply_error(r, c, rc, err, NULL);
+    return created(r, c, "approver_id", id);
+}
+
+static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                  json_object *o, const char *id)
+{
+    struct cs_policy_spec s = {.id = id};
+    const char *approvers[LIST_MAX], *escalation[LIST_MAX];
+    char err[CS_ERRLEN];
+    enum cs_err rc;
+    s.approvers = approvers;
+    s.escalation = escalation;
+    if ((rc = cs_json_str(o, "mode", true, 16, &s.mode, err)) ||
+        (rc = cs_json_typed(o, "rules", false, json_type_array, &s.rules, err)) ||
+        (rc = int_field(o, "quorum", 1, 100, 1, &s.quorum, err)) ||
+        (rc = int_field(o, "window_seconds", 1, 2592000, 3600, &s.window_seconds, err)) ||
+        (rc = int_field(o, "exec_timeout_ms", 100, 600000, 30000, &s.exec_timeout_ms, err)) ||
+        (rc = int_field(o, "max_attempts", 1, 20, 3, &s.max_attempts, err)) ||
+        (rc = cs_json_str(o, "amount_field", false, 128, &s.amount_field, err)) ||
+        (rc = int_field(o, "reminder_interval_s", 60, 2592000, 0, &s.reminder_interval_s, err)) ||
+        (rc = int_field(o, "escalate_after_s", 60, 2592000, 0, &s.escalate_after_s, err)) ||
+        (rc = strings(o, "approvers", approvers, &s.napprovers, err)) ||
+        (rc = strings(o, "escalation", escalation, &s.nescalation, err)) ||
+        (rc = cs_admin_policy_set(d->db, &s, err)))
+        return reply_error(r, c, rc, err, NULL);
+    return created(r, c, "policy_id", id);
+}
+
+static enum MHD_Result grant_put(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                 json_object *o, const char *id)
+{
+    struct cs_grant_spec s = {.id = id};
+    const char *bases[LIST_MAX], *agents[LIST_MAX], *secret = NULL;
+    char err[CS_ERRLEN];
+    enum cs_err rc;
+    s.bases = bases;
+    s.agents = agents;
+    if ((rc = cs_json_str(o, "secret", true, 65536, &secret, err)) ||
+        (rc = cs_json_str(o, "policy_id", true, 64, &s.policy_id, err)) ||
+        (rc = cs_json_str(o, "inject", false, 16, &s.inject, err)) ||
+        (rc = cs_json_str(o, "inject_header", false, 256, &s.inject_header, err)) ||
+        (rc = cs_json_bool(o, "idempotency_keys", false, &s.idempotency_keys, err)) ||
+        (rc = strings(o, "allowed_bases", bases, &s.nbases, err)) ||
+        (rc = strings(o, "agents", agents, &s.nagents, err)))
+        return reply_error(r, c, rc, err, NULL);
+    s.secret = (const unsigned char *)secret;
+    s.secret_len = strlen(secret);
+    if ((rc = cs_config_require_master_key(r->api->cfg, err)) ||
+        (rc = cs_admin_grant_set(d->db, r->api->cfg->master_key, &s, err)))
+        return reply_error(r, c, rc, err, NULL);
+    return created(r, c, "grant_id", id);
+}
+
+static enum MHD_Result delegation_create(struct api_req *r, struct MHD_Connection *c,
+                                         struct api_db *d, json_object *o)
+{
+    const char *approver = NULL, *delegate = NULL, *from = NULL, *until = NULL;
+    char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
+    enum cs_err rc;
+    if ((rc = cs_json_str(o, "approver", true, 128, &approver, err)) ||
+        (rc = cs_json_str(o, "delegate", true, 128, &delegate, err)) ||
+        (rc = cs_json_str(o, "starts_at", false, 64, &from, err)) ||
+        (rc = cs_json_str(o, "ends_at", true, 64, &until, err)) ||
+        (rc = cs_admin_delegate(d->db, approver, delegate, from, until, id, err)))
+        return reply_error(r, c, rc, err, NULL);
+    return created(r, c, "delegation_id", id);
+}
+
+static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection *c,
+                                       struct api_db *d, json_object *o, const char *id)
+{
+    const char *as = NULL, *decision = NULL, *reason = NULL;
+    char err[CS_ERRLEN], approver[CS_UUID_STRLEN + 1], actor[160];
+    enum cs_err rc;
+    if ((rc = cs_json_str(o, "approver", true, 128, &as, err)) ||
+        (rc = cs_json_str(o, "decision", true, 16, &decision, err)) ||
+        (rc = cs_json_str(o, "reason", false, CS_REASON_MAX, &reason, err)))
+        return reply_error(r, c, rc, err, NULL);
+    if (strcmp(decision, "approve") && strcmp(decision, "deny"))
+        return reply_error(r, c, CS_ERR_INVALID, "decision must be approve or deny", NULL);
+    const char *p[] = {as};
+    PGresult *res = NULL;
+    if ((rc = cs_db_exec(d->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err)))
+        return reply_error(r, c, rc, err, NULL);
+    bool found = PQntuples(res) == 1;
+    if (found)
+        cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
+    PQclear(res);
+    if (!found)
+        return reply_error(r, c, CS_ERR_NOT_APPROVER, "no enabled approver by that name", NULL);
+    snprintf(actor, sizeof(actor), "operator:%s", as);
+    struct cs_vote v = {id, approver, approver, strcmp(decision, "approve") == 0, reason, actor};
+    struct cs_vote_outcome out;
+    if ((rc = cs_approval_vote(d->db, &v, &out, err)))
+        return reply_error(r, c, rc, err, NULL);
+    json_object *st = NULL;
+    enum cs_status status;
+    if ((rc = cs_approval_status(d->db, id, NULL, &st, &status, err)))
+        return reply_error(r, c, rc, err, NULL);
+    return reply_json(r, c, 200, st);
+}
+
+/* ---- dispatch ---- */
+
+static bool authorized(struct api *a, struct MHD_Connection *c)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *tok = a->cfg->admin_token;
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    unsigned char h1[CS_SHA256_LEN], h2[CS_SHA256_LEN];
+    cs_sha256(auth + 7, strlen(auth + 7), h1);  /* equal-length, constant-time compare */
+    cs_sha256(tok, strlen(tok), h2);
+    return cs_ct_equal(h1, h2, sizeof(h1));
+}
+
+static enum MHD_Result with_body(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                 const char *const *keys,
+                                 enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
+                                                       struct api_db *, json_object *))
+{
+    char err[CS_ERRLEN];
+    json_object *o = NULL;
+    enum cs_err rc = body_object(r, keys, &o, err);
+    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : fn(r, c, d, o);
+    json_object_put(o);
+    return ret;
+}
+
+static enum MHD_Result with_body_id(struct api_req *r, struct MHD_Connection *c,
+                                    struct api_db *d, const char *const *keys,
+                                    enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
+                                                          struct api_db *, json_object *,
+                                                          const char *))
+{
+    char err[CS_ERRLEN];
+    json_object *o = NULL;
+    enum cs_err rc = body_object(r, keys, &o, err);
+    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : fn(r, c, d, o, r->params[0]);
+    json_object_put(o);
+    return ret;
+}
+
+static enum MHD_Result route(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                             const char *m, const char *path)
+{
+    static const char *const agent_keys[] = {"name", NULL};
+    static const char *const key_keys[] = {"scopes", NULL};
+    static const char *const approver_keys[] = {"name", "email", "webhook_url",
+                                                "slack_webhook_url", "agent", NULL};
+    static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
+                                              "exec_timeout_ms", "max_attempts", "amount_field",
+                                              "reminder_interval_s", "escalate_after_s",
+                                              "approvers", "escalation", NULL};
+    static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
+                                             "idempotency_keys", "allowed_bases", "agents", NULL};
+    static const char *const delegation_keys[] = {"approver", "delegate", "starts_at",
+                                                  "ends_at", NULL};
+    static const char *const decide_keys[] = {"approver", "decision", "reason", NULL};
+    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
+    char err[CS_ERRLEN];
+
+    if (router_match("/agents", path, r))
+        return get ? list(r, c, d, CSQ_AGENT_LIST, 0, NULL)
+             : post ? with_body(r, c, d, agent_keys, agent_create)
+                    : reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
+    if (post && router_match("/agents/{}/keys", path, r)) {
+        json_object *o = NULL;
+        enum cs_err rc = r->body.len ? body_object(r, key_keys, &o, err) : CS_OK;
+        enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL)
+                                 : key_create(r, c, d, o, r->params[0]);
+        json_object_put(o);
+        return ret;
+    }
+    if (get && router_match("/keys", path, r)) {
+        const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
+        return list(r, c, d, CSQ_API_KEY_LIST, 1, p);
+    }
+    if (post && router_match("/keys/{}/revoke", path, r)) {
+        const char *p[] = {r->params[0]};
+        return list(r, c, d, CSQ_API_KEY_REVOKE, 1, p);
+    }
+    if (router_match("/approvers", path, r))
+        return get ? list(r, c, d, CSQ_APPROVER_LIST, 0, NULL)
+             : post ? with_body(r, c, d, approver_keys, approver_create)
+                    : reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
+    if (get && router_match("/policies", path, r))
+        return list(r, c, d, CSQ_POLICY_LIST, 0, NULL);
+    if (put && router_match("/policies/{}", path, r))
+        return with_body_id(r, c, d, policy_keys, policy_put);
+    if (get && router_match("/grants", path, r))
+        return list(r, c, d, CSQ_GRANT_LIST, 0, NULL);
+    if (put && router_match("/grants/{}", path, r))
+        return with_body_id(r, c, d, grant_keys, grant_put);
+    if (post && router_match("/delegations", path, r))
+        return with_body(r, c, d, delegation_keys, delegation_create);
+    if (get && router_match("/approvals", path, r)) {
+        const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        long n = lim ? strtol(lim, NULL, 10) : 50;
+        char nbuf[16];
+        snprintf(nbuf, sizeof(nbuf), "%ld", n < 1 ? 1 : n > 1000 ? 1000 : n);
+        const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"), nbuf};
+        return list(r, c, d, CSQ_APPROVAL_LIST, 2, p);
+    }
+    if (get && router_match("/approvals/{}", path, r)) {
+        json_object *st = NULL;
+        enum cs_status status;
+        enum cs_err rc = cs_approval_status(d->db, r->params[0], NULL, &st, &status, err);
+        return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, st);
+    }
+    if (post && router_match("/approvals/{}/decide", path, r))
+        return with_body_id(r, c, d, decide_keys, approval_decide);
+    if (post && router_match("/approvals/{}/cancel", path, r)) {
+        enum cs_err rc = cs_approval_cancel(d->db, r->params[0], NULL, "operator:api", NULL, err);
+        json_object *st = NULL;
+        enum cs_status status;
+        if (!rc)
+            rc = cs_approval_status(d->db, r->params[0], NULL, &st, &status, err);
+        return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, st);
+    }
+    if (get && router_match("/audit", path, r)) {
+        const char *after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+        char a[24], lim[16];
+        snprintf(a, sizeof(a), "%lld", after ? strtoll(after, NULL, 10) : 0LL);
+        snprintf(lim, sizeof(lim), "%d", 1000);
+        const char *p[] = {a, lim};
+        return list(r, c, d, CSQ_AUDIT_EXPORT, 2, p);
+    }
+    if (get && router_match("/audit/verify", path, r)) {
+        struct cs_audit_report rep;
+        enum cs_err rc = cs_audit_verify(d->db, &rep, err);
+        if (rc)
+            return reply_error(r, c, rc, err, NULL);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(rep.ok));
+        json_object_object_add(o, "seals", json_object_new_int64(rep.seals));
+        json_object_object_add(o, "entries", json_object_new_int64(rep.entries));
+        json_object_object_add(o, "unsealed_tail", json_object_new_int64(rep.unsealed_tail));
+        if (!rep.ok)
+            json_object_object_add(o, "problem", json_object_new_string(rep.problem));
+        return reply_json(r, c, 200, o);
+    }
+    return reply_error(r, c, CS_ERR_NOT_FOUND, "no such admin route", NULL);
+}
+
+enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,
+                            const char *path)
+{
+    struct api *a = r->api;
+    if (!a->cfg->admin_token)
+        return reply_error(r, c, CS_ERR_NOT_FOUND, "the admin API is disabled (CS_ADMIN_TOKEN)",
+                           NULL);
+    if (!authorized(a, c))
+        return reply_error(r, c, CS_ERR_UNAUTHENTICATED, "admin token required", NULL);
+    struct api_db *d = pool_get(a->pool);
+    enum MHD_Result ret = route(r, c, d, method, path);
+    pool_put(a->pool, d);
+    return ret;
+}

@@ -1,0 +1,360 @@
+/*
+ * agent.c -- the agent API: submit a call, read its status, wait for its
+ * outcome, cancel it.
+ *
+ * Authentication: an API key in "Authorization: Bearer" or "X-Api-Key",
+ * looked up by its SHA-256 (revoked keys and disabled agents do not match);
+ * scopes "submit" (proxy, cancel) and "read" (status, result). An agent
+ * sees only its own approvals: another agent's id answers 404.
+ *
+ * Submitting runs the same lib/ code as Kafka ingest (cs_request_parse,
+ * cs_approval_check, cs_approval_row, cs_approval_insert). When no approval
+ * is needed the row is inserted approved and the request waits -- suspended,
+ * see waiters.c -- for the worker to execute it, up to the policy's
+ * execution timeout (at most 60 s), then answers 200 with the result, or
+ * 202 if it is still running. A repeated idempotency_key returns the first
+ * answer; with a different request it is 409.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "cs_approval.h"
+#include "cs_json.h"
+#include "cs_link.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+#include "cs_request.h"
+
+#define INLINE_WAIT_MAX_MS 60000
+#define VIEW_LINK_DAYS 30
+
+enum { WAIT_NONE, WAIT_RESULT, WAIT_INLINE };
+
+/* api_key_lookup columns */
+enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SCOPES };
+
+static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                const char *scope, char *err)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0)
+            return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "use Authorization: Bearer <api key>");
+        key = auth + 7;
+    }
+    if (!key || !*key)
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "missing API key");
+    if (strlen(key) > 128)
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown or revoked API key");
+    unsigned char hash[CS_SHA256_LEN];
+    char hex[2 * CS_SHA256_LEN + 1];
+    cs_sha256(key, strlen(key), hash);
+    cs_hex_encode(hash, sizeof(hash), hex);
+    const char *p[] = {hex};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(d->db, CSQ_API_KEY_LOOKUP, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown or revoked API key");
+    }
+    bool scoped = strstr(cs_db_str(res, 0, K_SCOPES), scope) != NULL;
+    cs_strlcpy(r->who.key_id, cs_db_str(res, 0, K_ID), sizeof(r->who.key_id));
+    cs_strlcpy(r->who.agent.id, cs_db_str(res, 0, K_AGENT_ID), sizeof(r->who.agent.id));
+    cs_strlcpy(r->who.name_buf, cs_db_str(res, 0, K_AGENT_NAME), sizeof(r->who.name_buf));
+    r->who.agent.name = r->who.name_buf;
+    PQclear(res);
+    if (!scoped)
+        return cs_err_set(err, CS_ERR_FORBIDDEN, "this API key lacks the %s scope", scope);
+    return CS_OK;
+}
+
+/* The read-only status link surfaced to the agent as approval_url. */
+static char *view_url(struct api *a, const char *id, int64_t expires_ms)
+{
+    struct cs_link l;
+    char token[CS_LINK_TOKEN_LEN + 1];
+    cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
+    cs_strlcpy(l.approver_id, CS_NIL_UUID, sizeof(l.approver_id));
+    cs_strlcpy(l.voter_id, CS_NIL_UUID, sizeof(l.voter_id));
+    l.expires_ms = expires_ms + (int64_t)VIEW_LINK_DAYS * 86400000;
+    if (cs_link_sign(a->view_key, &l, token) != CS_OK)
+        return cs_strdup("");
+    return cs_link_url(a->cfg->public_url, "status", token);
+}
+
+static enum MHD_Result pending_reply(struct api_req *r, struct MHD_Connection *c, const char *id,
+                                     const char *status, int64_t expires_ms)
+{
+    char iso[CS_TIME_ISO_LEN];
+    char *url = view_url(r->api, id, expires_ms);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("pending_approval"));
+    json_object_object_add(o, "approval_id", json_object_new_string(id));
+    json_object_object_add(o, "approval_url", json_object_new_string(url));
+    json_object_object_add(o, "expires_at", json_object_new_string(cs_time_iso(expires_ms, iso)));
+    json_object_object_add(o, "status", json_object_new_string(status));
+    cs_free(url);
+    return reply_json(r, c, 202, o);
+}
+
+/*
+ * Answers with the approval's outcome, or -- when it is not terminal --
+ * with `not_terminal` (202 status object, or a pending_approval for a
+ * submission). Borrows d.
+ */
+static enum MHD_Result outcome_reply(struct api_req *r, struct MHD_Connection *c,
+                                     struct api_db *d, bool as_submission)
+{
+    char err[CS_ERRLEN], message[512];
+    enum cs_err outcome;
+    json_object *body = NULL;
+    enum cs_err rc = cs_approval_outcome(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
+                                         message, sizeof(message), err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    if (outcome == CS_OK)
+        return reply_json(r, c, 200, body);
+    if (outcome != CS_ERR_NOT_PENDING) {
+        json_object_object_add(body, "approval_id", json_object_new_string(r->approval_id));
+        return reply_error(r, c, outcome, message, body);
+    }
+    json_object *st = NULL;
+    enum cs_status status;
+    if ((rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &st, &status, err)))
+        return reply_error(r, c, rc, err, NULL);
+    if (!as_submission)
+        return reply_json(r, c, 202, st);
+    enum MHD_Result ret = pending_reply(r, c, r->approval_id, cs_status_name(status),
+                                        r->inline_expires_ms);
+    json_object_put(st);
+    return ret;
+}
+
+/* Suspends the connection until the approval changes or deadline_ms. */
+static enum MHD_Result suspend_for(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                   int why, int64_t deadline_ms)
+{
+    r->waits = why;
+    MHD_suspend_connection(c);
+    r->waiter = waiters_add(r->api->waiters, r->approval_id, c, deadline_ms);
+    /* It may have finished between our read and the registration. */
+    enum cs_status st = CS_ST_PENDING;
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    if (cs_approval_status(d->db, r->approval_id, r->who.agent.id, &o, &st, err) != CS_OK ||
+        cs_status_terminal(st))
+        waiters_fire(r->api->waiters, r->waiter);
+    json_object_put(o);
+    pool_put(r->api->pool, d);
+    return MHD_YES;
+}
+
+/* Called again after a suspension ends: answer with what is there now. */
+static enum MHD_Result resumed(struct api_req *r, struct MHD_Connection *c)
+{
+    waiters_remove(r->api->waiters, r->waiter);
+    r->waiter = NULL;
+    struct api_db *d = pool_get(r->api->pool);
+    enum MHD_Result ret = outcome_reply(r, c, d, r->waits == WAIT_INLINE);
+    pool_put(r->api->pool, d);
+    return ret;
+}
+
+/* ---- POST /v1/proxy ---- */
+
+static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *c,
+                                      struct api_db *d, const struct cs_request *rq)
+{
+    char err[CS_ERRLEN], hex[2 * CS_SHA256_LEN + 1];
+    const char *p[] = {r->who.agent.id, rq->request_id};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(d->db, CSQ_APPROVAL_BY_REQUEST, 2, p, &res, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return reply_error(r, c, CS_ERR_CONFLICT, "the idempotency key is being used", NULL);
+    }
+    cs_hex_encode(rq->digest, CS_SHA256_LEN, hex);
+    bool same = strcmp(hex, cs_db_str(res, 0, 2)) == 0;
+    cs_strlcpy(r->approval_id, cs_db_str(res, 0, 0), sizeof(r->approval_id));
+    int st = cs_status_parse(cs_db_str(res, 0, 1));
+    r->inline_expires_ms = cs_db_int(res, 0, 3);
+    PQclear(res);
+    if (!same)
+        return reply_error(r, c, CS_ERR_CONFLICT,
+                           "this idempotency_key was used for a different request", NULL);
+    if (st == CS_ST_PENDING)
+        return pending_reply(r, c, r->approval_id, "pending", r->inline_expires_ms);
+    return outcome_reply(r, c, d, true);
+}
+
+enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
+{
+    if (r->waiter)
+        return resumed(r, c);
+    struct api *a = r->api;
+    char err[CS_ERRLEN];
+    struct api_db *d = pool_get(a->pool);
+    enum MHD_Result ret;
+    json_object *obj = NULL, *rows = NULL;
+    struct cs_request rq = {0};
+    const struct cs_grant *g = NULL;
+    bool needs = true;
+    enum cs_err rc = authenticate(r, c, d, "submit", err);
+    if (!rc)
+        rc = cs_json_parse(r->body.data ? r->body.data : "", r->body.len, &obj, err);
+    if (!rc)
+        rc = cs_request_parse(obj, CS_REQ_SUBMIT, (size_t)a->cfg->request_max_bytes, &rq, err);
+    if (!rc)
+        rc = cs_catalog_grant(d->cat, d->db, rq.grant_id, &g, err);
+    if (!rc)
+        rc = cs_approval_check(&rq, &r->who.agent, g, &needs, err);
+    if (rc) {
+        ret = reply_error(r, c, rc, err, NULL);
+        goto done;
+    }
+    char actor[96];
+    int64_t expires_ms = 0;
+    snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
+    rows = json_object_new_array();
+    json_object_array_add(rows, cs_approval_row(&rq, &r->who.agent, g, needs, a->link_key,
+                                                a->cfg->public_url, actor, r->approval_id,
+                                                &expires_ms));
+    PGresult *res = NULL;
+    if ((rc = cs_approval_insert(d->db, rows, &res, err))) {
+        ret = reply_error(r, c, rc, err, NULL);
+        goto done;
+    }
+    bool inserted = PQntuples(res) == 1;
+    PQclear(res);
+    r->inline_expires_ms = expires_ms;
+    if (!inserted) {
+        ret = proxy_existing(r, c, d, &rq);
+        goto done;
+    }
+    cs_log_ap(CS_LOG_INFO, "api", r->approval_id, "submitted by %s: %s", r->who.agent.name,
+              needs ? "pending approval" : "approved by policy");
+    if (needs) {
+        ret = pending_reply(r, c, r->approval_id, "pending", expires_ms);
+        goto done;
+    }
+    int64_t wait = g->policy->exec_timeout_ms + 2000;
+    ret = suspend_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
+    d = NULL; /* suspend_for returned it to the pool */
+done:
+    json_object_put(obj);
+    json_object_put(rows);
+    cs_request_free(&rq);
+    if (d)
+        pool_put(a->pool, d);
+    return ret;
+}
+
+/* ---- GET /v1/approvals/{id}, /result, POST /cancel ---- */
+
+/* Authenticates and checks the approval id; on failure *ret holds the reply. */
+static struct api_db *begin(struct api_req *r, struct MHD_Connection *c, const char *scope,
+                            enum MHD_Result *ret)
+{
+    char err[CS_ERRLEN];
+    struct api_db *d = pool_get(r->api->pool);
+    enum cs_err rc = authenticate(r, c, d, scope, err);
+    if (!rc && !cs_uuid_valid(r->params[0]))
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
+    if (rc) {
+        *ret = reply_error(r, c, rc, err, NULL);
+        pool_put(r->api->pool, d);
+        return NULL;
+    }
+    cs_strlcpy(r->approval_id, r->params[0], sizeof(r->approval_id));
+    return d;
+}
+
+enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c)
+{
+    enum MHD_Result ret;
+    struct api_db *d = begin(r, c, "read", &ret);
+    if (!d)
+        return ret;
+    char err[CS_ERRLEN];
+    json_object *o = NULL;
+    enum cs_status st;
+    enum cs_err rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &o, &st, err);
+    pool_put(r->api->pool, d);
+    return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, o);
+}
+
+enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c)
+{
+    if (r->waiter)
+        return resumed(r, c);
+    const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
+    long wait = 0;
+    if (w) {
+        char *end = NULL;
+        wait = strtol(w, &end, 10);
+        if (!*w || *end || wait < 0 || wait > 60)
+            return reply_error(r, c, CS_ERR_INVALID, "wait must be an integer from 0 to 60", NULL);
+    }
+    enum MHD_Result ret;
+    struct api_db *d = begin(r, c, "read", &ret);
+    if (!d)
+        return ret;
+    char err[CS_ERRLEN], message[512];
+    enum cs_err outcome;
+    json_object *body = NULL;
+    enum cs_err rc = cs_approval_outcome(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
+                                         message, sizeof(message), err);
+    json_object_put(body);
+    if (rc) {
+        pool_put(r->api->pool, d);
+        return reply_error(r, c, rc, err, NULL);
+    }
+    if (outcome != CS_ERR_NOT_PENDING || wait == 0) {
+        ret = outcome_reply(r, c, d, false);
+        pool_put(r->api->pool, d);
+        return ret;
+    }
+    return suspend_for(r, c, d, WAIT_RESULT, cs_now_ms() + wait * 1000);
+}
+
+enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c)
+{
+    enum MHD_Result ret;
+    struct api_db *d = begin(r, c, "submit", &ret);
+    if (!d)
+        return ret;
+    char err[CS_ERRLEN], actor[96];
+    const char *reason = NULL;
+    json_object *obj = NULL;
+    enum cs_err rc = CS_OK;
+    if (r->body.len) {
+        static const char *const keys[] = {"reason", NULL};
+        if (!(rc = cs_json_parse(r->body.data, r->body.len, &obj, err)) &&
+            !json_object_is_type(obj, json_type_object))
+            rc = cs_err_set(err, CS_ERR_INVALID, "the body must be a JSON object");
+        if (!rc)
+            rc = cs_json_only_keys(obj, keys, err);
+        if (!rc)
+            rc = cs_json_str(obj, "reason", false, CS_REASON_MAX, &reason, err);
+    }
+    snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
+    if (!rc)
+        rc = cs_approval_cancel(d->db, r->approval_id, r->who.agent.id, actor, reason, err);
+    json_object *st = NULL;
+    enum cs_status status;
+    if (!rc)
+        rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &st, &status, err);
+    json_object_put(obj);
+    pool_put(r->api->pool, d);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    cs_log_ap(CS_LOG_INFO, "api", r->approval_id, "cancelled by %s", r->who.agent.name);
+    return reply_json(r, c, 200, st);
+}

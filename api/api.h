@@ -1,0 +1,165 @@
+/*
+ * api.h -- shared by the files of the countersign-api process (this folder only).
+ *
+ * The api serves three audiences on one libmicrohttpd daemon (a pool of
+ * CS_HTTP_THREADS threads, epoll, suspend/resume):
+ *   agents     /v1/proxy, /v1/approvals/...        agent.c  (API key)
+ *   approvers  /approve/, /inbox/, /status/         pages.c  (signed links)
+ *   operators  /v1/admin/...                        admin.c  (admin token)
+ * plus /healthz, /readyz, /metrics, /openapi.json (router.c, metrics.c).
+ *
+ * Every rule lives in lib/ (cs_request, cs_approval, cs_link, ...); these
+ * files only translate HTTP to those calls and back. A handler borrows a
+ * database connection from pool.c for the duration of one call and never
+ * holds it while a connection is suspended (waiters.c).
+ */
+#ifndef API_H
+#define API_H
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cs_buf.h"
+#include "cs_catalog.h"
+#include "cs_config.h"
+#include "cs_crypto.h"
+#include "cs_db.h"
+#include "cs_err.h"
+
+#define API_MAX_PARAMS 2
+
+struct api;
+
+/* One pooled database connection with its own catalog cache. */
+struct api_db {
+    struct cs_db *db;
+    struct cs_catalog *cat;
+    struct api_db *next;
+};
+
+/* pool.c -- a fixed set of connections shared by the HTTP threads. */
+struct api_pool;
+enum cs_err pool_new(const struct cs_config *cfg, int n, struct api_pool **out,
+                     char *err) CS_MUSTCHECK;
+/* Blocks until a connection is free; reconnects it if it was lost. */
+struct api_db *pool_get(struct api_pool *p);
+void pool_put(struct api_pool *p, struct api_db *d);
+void pool_free(struct api_pool *p);
+
+/* The authenticated caller of an agent route. */
+struct api_agent {
+    char key_id[CS_UUID_STRLEN + 1];
+    struct cs_agent agent;          /* id and name (name points into name_buf) */
+    char name_buf[72];
+};
+
+/* waiters.c -- suspended long-poll connections, woken by LISTEN cs_done. */
+struct api_waiters;
+struct api_waiter;
+enum cs_err waiters_start(struct api *a, struct api_waiters **out, char *err) CS_MUSTCHECK;
+/* Registers c (already suspended) until approval `id` changes or deadline_ms. */
+struct api_waiter *waiters_add(struct api_waiters *w, const char *id,
+                               struct MHD_Connection *c, int64_t deadline_ms);
+/* Resumes the waiter's connection now (idempotent). */
+void waiters_fire(struct api_waiters *w, struct api_waiter *x);
+/* Unregisters and frees x (after its connection was resumed). */
+void waiters_remove(struct api_waiters *w, struct api_waiter *x);
+int waiters_count(struct api_waiters *w);
+/* Resumes every waiter and stops the thread. */
+void waiters_stop(struct api_waiters *w);
+void waiters_free(struct api_waiters *w);
+
+/* Per-request state, the libmicrohttpd request closure. */
+struct api_req {
+    struct api *api;
+    struct cs_buf body;
+    bool too_large;
+    int64_t started_us;
+    int route;                       /* index in router.c's table, -1 unknown */
+    const char *params[API_MAX_PARAMS];
+    char pathbuf[512];
+    struct api_waiter *waiter;       /* set while suspended */
+    int waits;                       /* what the suspension is for (agent.c) */
+    int64_t inline_expires_ms;       /* expiry of the approval a submission created */
+    char approval_id[CS_UUID_STRLEN + 1];
+    struct api_agent who;
+    unsigned status;                 /* HTTP status answered, for metrics */
+};
+
+/* metrics.c */
+struct api_metrics;
+struct api_metrics *metrics_new(void);
+void metrics_free(struct api_metrics *m);
+void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t micros);
+enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r);
+
+struct api {
+    const struct cs_config *cfg;
+    struct MHD_Daemon *d;
+    struct api_pool *pool;
+    struct api_waiters *waiters;
+    struct api_metrics *metrics;
+    unsigned char link_key[32];      /* approver links (cs_link.h) */
+    unsigned char view_key[32];      /* read-only status links */
+    unsigned char csrf_key[32];      /* decision forms */
+    unsigned char inbox_key[32];     /* an approver's inbox links */
+    char origin[256];                /* scheme://host[:port] of CS_PUBLIC_URL */
+    const char *openapi;             /* api/openapi.json, embedded */
+    bool (*kafka_ok)(struct api *a); /* readiness probe of the broker (main.c) */
+    void *kafka;                     /* main.c's librdkafka handle for that probe */
+    atomic_int stopping;
+};
+
+/* router.c -- responses. Each returns what MHD_queue_response returned. */
+enum MHD_Result reply_json(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           json_object *body);  /* takes body */
+enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
+                            const char *message, json_object *details);  /* takes details */
+enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           struct cs_buf *html, const char *set_cookie);  /* takes html */
+enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           const char *type, const char *text, size_t len);
+
+/* router.c -- the MHD callbacks. */
+enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls);
+void router_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                      enum MHD_RequestTerminationCode toe);
+/* Matches path against pattern, capturing "{}" segments into r->params. */
+bool router_match(const char *pattern, const char *path, struct api_req *r);
+int router_nroutes(void);
+const char *router_route_name(int route);
+
+/* agent.c */
+enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c);
+
+/* pages.c */
+enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c);
+
+/* admin.c */
+enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,
+                            const char *path);
+
+/* form.c -- application/x-www-form-urlencoded, strict. */
+#define FORM_MAX_FIELDS 8
+struct form {
+    char *names[FORM_MAX_FIELDS];
+    char *values[FORM_MAX_FIELDS];
+    int n;
+};
+enum cs_err form_parse(const char *body, size_t len, struct form *f, char *err) CS_MUSTCHECK;
+const char *form_get(const struct form *f, const char *name);
+void form_free(struct form *f);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * metrics.c -- the api's /metrics (Prometheus text format).
+ *
+ * Requests by route and status with a latency histogram per route, the
+ * long-poll waiters suspended right now, and -- read from Postgres at each
+ * scrape -- approvals waiting by status and the outbox backlog. Execution
+ * latency and throughput are measured where calls are made: on the
+ * worker's own /metrics (CS_METRICS_PORT).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cs_mem.h"
+#include "cs_metrics.h"
+
+#define CODES 6   /* 1xx..5xx by class, plus "other" */
+
+struct api_metrics {
+    int nroutes;
+    atomic_uint_fast64_t *requests;        /* [route][status class] */
+    struct cs_histogram *latency;          /* [route] */
+};
+
+struct api_metrics *metrics_new(void)
+{
+    struct api_metrics *m = cs_calloc(1, sizeof(*m));
+    m->nroutes = router_nroutes();
+    m->requests = cs_calloc((size_t)(m->nroutes * CODES), sizeof(*m->requests));
+    m->latency = cs_calloc((size_t)m->nroutes, sizeof(*m->latency));
+    return m;
+}
+
+void metrics_free(struct api_metrics *m)
+{
+    if (!m)
+        return;
+    cs_free(m->requests);
+    cs_free(m->latency);
+    cs_free(m);
+}
+
+void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t micros)
+{
+    if (route < 0 || route >= m->nroutes)
+        return;
+    int cls = status >= 100 && status < 600 ? (int)status / 100 - 1 : CODES - 1;
+    atomic_fetch_add(&m->requests[route * CODES + cls], 1);
+    cs_histogram_observe_us(&m->latency[route], micros);
+}
+
+enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r)
+{
+    static const char *const classes[CODES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+    struct api_metrics *m = a->metrics;
+    struct cs_buf b;
+    char labels[128];
+    cs_buf_init(&b, 1u << 20);
+    cs_metrics_family(&b, "countersign_http_requests_total", "counter",
+                      "HTTP requests answered, by route and status class");
+    for (int i = 0; i < m->nroutes; i++)
+        for (int k = 0; k < CODES; k++) {
+            uint64_t n = atomic_load(&m->requests[i * CODES + k]);
+            if (!n)
+                continue;
+            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%s\"", router_route_name(i),
+                     classes[k]);
+            cs_metrics_value(&b, "countersign_http_requests_total", labels, (double)n);
+        }
+    cs_metrics_family(&b, "countersign_http_request_duration_seconds", "histogram",
+                      "time from the request's first byte to its completion");
+    for (int i = 0; i < m->nroutes; i++) {
+        if (!atomic_load(&m->latency[i].count))
+            continue;
+        snprintf(labels, sizeof(labels), "route=\"%s\"", router_route_name(i));
+        cs_metrics_histogram(&b, "countersign_http_request_duration_seconds", labels,
+                             &m->latency[i]);
+    }
+    cs_metrics_family(&b, "countersign_longpoll_waiters", "gauge",
+                      "connections suspended waiting for an outcome");
+    cs_metrics_value(&b, "countersign_longpoll_waiters", NULL, waiters_count(a->waiters));
+
+    struct api_db *d = pool_get(a->pool);
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    if (cs_db_exec(d->db, CSQ_QUEUE_DEPTHS, 0, NULL, &res, err) == CS_OK) {
+        static const char *const st[] = {"pending", "approved", "executing"};
+        cs_metrics_family(&b, "countersign_approvals", "gauge",
+                          "approvals not yet terminal, by status (approved = waiting for a worker)");
+        for (int i = 0; i < 3; i++) {
+            snprintf(labels, sizeof(labels), "status=\"%s\"", st[i]);
+            cs_metrics_value(&b, "countersign_approvals", labels, (double)cs_db_int(res, 0, i));
+        }
+        cs_metrics_family(&b, "countersign_outbox_depth", "gauge", "events not yet published to Kafka");
+        cs_metrics_value(&b, "countersign_outbox_depth", NULL, (double)cs_db_int(res, 0, 3));
+        cs_metrics_family(&b, "countersign_outbox_oldest_seconds", "gauge",
+                          "age of the oldest unpublished event");
+        cs_metrics_value(&b, "countersign_outbox_oldest_seconds", NULL,
+                         strtod(cs_db_str(res, 0, 4), NULL));
+    }
+    PQclear(res);
+    pool_put(a->pool, d);
+    size_t len = 0;
+    char *text = cs_buf_take(&b, &len);
+    enum MHD_Result ret = reply_text(r, c, 200, "text/plain; version=0.0.4", text, len);
+    cs_free(text);
+    return ret;
+}

@@ -1,0 +1,275 @@
+/*
+ * router.c -- the api's libmicrohttpd callbacks: request bodies, routing,
+ * responses, and the operational endpoints (/healthz, /readyz, /openapi.json).
+ *
+ * Bodies are accumulated into a capped buffer (CS_REQUEST_MAX_BYTES; more
+ * is answered 413 at once). A route is a method and a pattern whose "{}"
+ * segments become r->params. Every JSON error is built from the cs_err
+ * table (code, HTTP status, default message). Every response carries
+ * no-store and nosniff; HTML adds a strict Content-Security-Policy, no
+ * framing and no referrer (approval links carry their token in the path).
+ *
+ * Checklist when adding a route: the table below, api/openapi.json, and
+ * tests/integration/test_api.py (which checks the two agree).
+ */
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include "api.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_mem.h"
+
+static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c);
+static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c);
+static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c);
+static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c);
+
+static const struct route {
+    const char *method;
+    const char *pattern;
+    enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c);
+    const char *name;
+    bool html;                  /* errors as pages rather than JSON */
+} routes[] = {
+    {"POST", "/v1/proxy", agent_proxy, "proxy", false},
+    {"GET", "/v1/approvals/{}", agent_status, "approval_status", false},
+    {"GET", "/v1/approvals/{}/result", agent_result, "approval_result", false},
+    {"POST", "/v1/approvals/{}/cancel", agent_cancel, "approval_cancel", false},
+    {"GET", "/approve/{}", page_review, "review_page", true},
+    {"POST", "/approve/{}", page_decide, "decide", true},
+    {"GET", "/inbox/{}", page_inbox, "inbox_page", true},
+    {"GET", "/status/{}", page_status, "status_page", true},
+    {"GET", "/healthz", healthz, "healthz", false},
+    {"GET", "/readyz", readyz, "readyz", false},
+    {"GET", "/metrics", metrics, "metrics", false},
+    {"GET", "/openapi.json", openapi, "openapi", false},
+};
+#define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
+#define ROUTE_ADMIN NROUTES
+#define ROUTE_OTHER (NROUTES + 1)
+
+int router_nroutes(void)
+{
+    return NROUTES + 2;
+}
+
+const char *router_route_name(int route)
+{
+    return route < NROUTES ? routes[route].name : route == ROUTE_ADMIN ? "admin" : "other";
+}
+
+/* ---- responses ---- */
+
+static void common_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+}
+
+static enum MHD_Result queue(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                             struct MHD_Response *resp)
+{
+    r->status = status;
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           const char *type, const char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", type);
+    common_headers(resp);
+    return queue(r, c, status, resp);
+}
+
+enum MHD_Result reply_json(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           json_object *body)
+{
+    size_t len = 0;
+    const char *text = cs_json_text(body, &len);
+    enum MHD_Result ret = reply_text(r, c, status, "application/json", text, len);
+    json_object_put(body);
+    return ret;
+}
+
+enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
+                            const char *message, json_object *details)
+{
+    const struct cs_err_info *e = cs_err_info(rc);
+    if (e->http_status >= 500)
+        cs_log(CS_LOG_ERROR, "api", "%s %s: %s", router_route_name(r->route), e->code,
+               message ? message : e->message);
+    json_object *err = json_object_new_object(), *o = json_object_new_object();
+    json_object_object_add(err, "code", json_object_new_string(e->code));
+    /* Internal details stay in the log: a 500 says only what the table says. */
+    json_object_object_add(err, "message",
+                           json_object_new_string(message && *message && rc != CS_ERR_INTERNAL
+                                                      ? message : e->message));
+    if (details)
+        json_object_object_add(err, "details", details);
+    json_object_object_add(o, "error", err);
+    return reply_json(r, c, (unsigned)e->http_status, o);
+}
+
+enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                           struct cs_buf *html, const char *set_cookie)
+{
+    size_t len = 0;
+    char *text = cs_buf_take(html, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, text, cs_free);
+    MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                            "frame-ancestors 'none'; base-uri 'none'");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (set_cookie)
+        MHD_add_response_header(resp, "Set-Cookie", set_cookie);
+    common_headers(resp);
+    return queue(r, c, status, resp);
+}
+
+/* ---- operational endpoints ---- */
+
+static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c)
+{
+    return reply_text(r, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
+{
+    struct api_db *d = pool_get(r->api->pool);
+    char err[CS_ERRLEN];
+    PGresult *res = NULL;
+    bool pg = cs_db_exec(d->db, CSQ_PING, 0, NULL, &res, err) == CS_OK;
+    PQclear(res);
+    pool_put(r->api->pool, d);
+    bool kafka = r->api->kafka_ok && r->api->kafka_ok(r->api);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "status", json_object_new_string(pg && kafka ? "ready" : "not ready"));
+    json_object_object_add(o, "postgres", json_object_new_boolean(pg));
+    json_object_object_add(o, "kafka", json_object_new_boolean(kafka));
+    return reply_json(r, c, pg && kafka ? 200 : 503, o);
+}
+
+static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c)
+{
+    return metrics_reply(r->api, c, r);
+}
+
+static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c)
+{
+    return reply_text(r, c, 200, "application/json", r->api->openapi, strlen(r->api->openapi));
+}
+
+/* ---- routing ---- */
+
+bool router_match(const char *pattern, const char *path, struct api_req *r)
+{
+    int np = 0;
+    char *out = r->pathbuf;
+    size_t room = sizeof(r->pathbuf);
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= room || np == API_MAX_PARAMS)
+                return false;
+            memcpy(out, path, n);
+            out[n] = '\0';
+            r->params[np++] = out;
+            out += n + 1;
+            room -= n + 1;
+            path += n;
+            pattern += 2;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, const char *url,
+                                const char *method)
+{
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    if (strncmp(url, "/v1/admin/", 10) == 0) {
+        r->route = ROUTE_ADMIN;
+        return admin_route(r, c, m, url + 9);
+    }
+    bool other_method = false;
+    for (int i = 0; i < NROUTES; i++) {
+        if (!router_match(routes[i].pattern, url, r))
+            continue;
+        if (strcmp(routes[i].method, m) != 0) {
+            other_method = true;
+            continue;
+        }
+        r->route = i;
+        return routes[i].fn(r, c);
+    }
+    r->route = ROUTE_OTHER;
+    if (other_method)
+        return reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
+    return reply_error(r, c, CS_ERR_NOT_FOUND, "no such route", NULL);
+}
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    struct api *a = cls;
+    struct api_req *r = *req_cls;
+    (void)version;
+    if (!r) {
+        r = cs_calloc(1, sizeof(*r));
+        r->api = a;
+        r->route = ROUTE_OTHER;
+        r->started_us = now_us();
+        cs_buf_init(&r->body, (size_t)a->cfg->request_max_bytes);
+        *req_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!r->too_large && cs_buf_append(&r->body, upload, *upload_size) != CS_OK) {
+            r->too_large = true;
+            cs_buf_free(&r->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return reply_error(r, c, CS_ERR_TOO_LARGE, "the request body is too large", NULL);
+    return dispatch(r, c, url, method);
+}
+
+void router_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct api *a = cls;
+    struct api_req *r = *req_cls;
+    (void)c;
+    (void)toe;
+    if (!r)
+        return;
+    if (r->waiter)
+        waiters_remove(a->waiters, r->waiter);
+    metrics_request(a->metrics, r->route, r->status, now_us() - r->started_us);
+    cs_log(CS_LOG_DEBUG, "http", "%s %u %lldus", router_route_name(r->route), r->status,
+           (long long)(now_us() - r->started_us));
+    cs_buf_free(&r->body);
+    cs_free(r);
+    *req_cls = NULL;
+}

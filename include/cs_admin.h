@@ -1,0 +1,81 @@
+/*
+ * cs_admin.h -- operator actions, shared by the CLI and the admin API.
+ *
+ * Each function validates its input with the engine's own rules
+ * (cs_policy_rules_validate, cs_url_base_valid, cs_header_forbidden), then
+ * writes in one transaction. Grant secrets are encrypted here, before they
+ * leave the process; API keys are generated here and only their SHA-256 is
+ * stored. Strings in the specs are borrowed.
+ */
+#ifndef CS_ADMIN_H
+#define CS_ADMIN_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cs_crypto.h"
+#include "cs_db.h"
+#include "cs_err.h"
+
+#define CS_API_KEY_LEN 46     /* "cs_" + 43 base64url characters */
+
+enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
+                                  char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+
+/*
+ * Issues an API key for `agent` with comma-separated scopes (NULL: submit,read).
+ * key receives the key itself -- show it once; it is not stored.
+ */
+enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char *scopes,
+                                char key[CS_API_KEY_LEN + 1], char id[CS_UUID_STRLEN + 1],
+                                char prefix[16], char *err) CS_MUSTCHECK;
+
+struct cs_approver_spec {
+    const char *name, *email, *webhook_url, *slack_webhook_url;
+    const char *agent;        /* the agent this person operates, or NULL */
+};
+enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_spec *s,
+                                     char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+
+struct cs_policy_spec {
+    const char *id, *mode;
+    json_object *rules;       /* array, or NULL for none */
+    int quorum, window_seconds, exec_timeout_ms, max_attempts;
+    const char *amount_field;
+    int reminder_interval_s, escalate_after_s;   /* 0: none */
+    const char *const *approvers;                /* approver names */
+    int napprovers;
+    const char *const *escalation;               /* further approvers after escalate_after_s */
+    int nescalation;
+};
+/* Creates or replaces a policy and its approvers. */
+enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s,
+                                char *err) CS_MUSTCHECK;
+
+struct cs_grant_spec {
+    const char *id, *policy_id;
+    const char *inject;       /* "bearer" (default when NULL), "basic", "header" */
+    const char *inject_header;
+    const char *const *bases;
+    int nbases;
+    const char *const *agents;  /* agent names bound to the grant (added) */
+    int nagents;
+    bool idempotency_keys;
+    const unsigned char *secret;
+    size_t secret_len;
+};
+/* Creates or replaces a grant; encrypts the secret with the master key. */
+enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
+                               const struct cs_grant_spec *s, char *err) CS_MUSTCHECK;
+
+/* Replaces a grant's allowed bases. */
+enum cs_err cs_admin_grant_bases(struct cs_db *db, const char *id, const char *const *bases,
+                                 int nbases, char *err) CS_MUSTCHECK;
+
+/* Approver `approver` is away: delegate votes to `delegate` in [from, until). */
+enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
+                              const char *from, const char *until,
+                              char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+
+#endif

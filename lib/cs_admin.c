@@ -1,0 +1,234 @@
+/*
+ * cs_admin.c -- operator actions for the CLI and the admin API (see cs_admin.h).
+ */
+#include "cs_admin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cs_catalog.h"
+#include "cs_json.h"
+#include "cs_mem.h"
+#include "cs_policy.h"
+#include "cs_request.h"
+#include "cs_url.h"
+
+/* Runs q expecting a row back; `what` names the refusal when none. */
+static enum cs_err exec_one(struct cs_db *db, enum cs_query q, int n, const char *const *p,
+                            enum cs_err none, const char *what, char *err)
+{
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, q, n, p, &res, err);
+    if (!rc && PQntuples(res) == 0)
+        rc = cs_err_set(err, none, "%s", what);
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
+                                  char id[CS_UUID_STRLEN + 1], char *err)
+{
+    cs_uuid_v7(id);
+    const char *p[] = {id, name};
+    enum cs_err rc = exec_one(db, CSQ_AGENT_CREATE, 2, p, CS_ERR_INTERNAL, "not created", err);
+    if (rc == CS_ERR_INVALID)
+        return cs_err_set(err, rc, "an agent name is 1-64 of letters, digits and ._:@-");
+    if (rc == CS_ERR_DUPLICATE)
+        return cs_err_set(err, rc, "an agent named \"%.64s\" exists", name);
+    return rc;
+}
+
+enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char *scopes,
+                                char key[CS_API_KEY_LEN + 1], char id[CS_UUID_STRLEN + 1],
+                                char prefix[16], char *err)
+{
+    unsigned char raw[32], hash[CS_SHA256_LEN];
+    char hex[2 * CS_SHA256_LEN + 1], scope_list[128];
+    const char *s = scopes ? scopes : "submit,read";
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || *c == ','))
+            return cs_err_set(err, CS_ERR_INVALID, "scopes are comma-separated: submit,read");
+    snprintf(scope_list, sizeof(scope_list), "{%s}", s);
+    cs_random_bytes(raw, sizeof(raw));
+    memcpy(key, "cs_", 3);
+    cs_b64_encode_to(raw, sizeof(raw), true, key + 3);
+    cs_wipe(raw, sizeof(raw));
+    cs_sha256(key, strlen(key), hash);
+    cs_hex_encode(hash, sizeof(hash), hex);
+    cs_strlcpy(prefix, key, 12);
+    cs_uuid_v7(id);
+    const char *p[] = {id, agent, hex, prefix, scope_list};
+    enum cs_err rc = exec_one(db, CSQ_API_KEY_CREATE, 5, p, CS_ERR_UNKNOWN_AGENT,
+                              "no enabled agent by that name", err);
+    if (rc)
+        cs_wipe(key, CS_API_KEY_LEN + 1);
+    return rc;
+}
+
+enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_spec *s,
+                                     char id[CS_UUID_STRLEN + 1], char *err)
+{
+    const char *urls[] = {s->webhook_url, s->slack_webhook_url};
+    for (int i = 0; i < 2; i++) {
+        enum cs_err rc = urls[i] ? cs_url_base_valid(urls[i], err) : CS_OK;
+        if (rc)
+            return rc;
+    }
+    if (s->email && (!strchr(s->email, '@') || strpbrk(s->email, " <>\r\n,;")))
+        return cs_err_set(err, CS_ERR_INVALID, "not an email address");
+    cs_uuid_v7(id);
+    const char *p[] = {id, s->name, s->email, s->webhook_url, s->slack_webhook_url, s->agent};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_CREATE, 6, p, &res, err);
+    bool agent_ok = !rc && cs_db_bool(res, 0, 1);
+    PQclear(res);
+    if (rc == CS_ERR_DUPLICATE)
+        return cs_err_set(err, rc, "an approver named \"%.64s\" exists", s->name);
+    if (!rc && !agent_ok)
+        return cs_err_set(err, CS_ERR_UNKNOWN_AGENT,
+                          "approver created, but no agent is named \"%.64s\"", s->agent);
+    return rc;
+}
+
+static enum cs_err policy_tx(struct cs_db *db, const struct cs_policy_spec *s, const char *rules,
+                             char *err)
+{
+    char q[16], w[16], t[16], at[16], rm[16], es[16];
+    snprintf(q, sizeof(q), "%d", s->quorum);
+    snprintf(w, sizeof(w), "%d", s->window_seconds);
+    snprintf(t, sizeof(t), "%d", s->exec_timeout_ms);
+    snprintf(at, sizeof(at), "%d", s->max_attempts);
+    snprintf(rm, sizeof(rm), "%d", s->reminder_interval_s);
+    snprintf(es, sizeof(es), "%d", s->escalate_after_s);
+    const char *p[] = {s->id, s->mode, rules, q, w, t, at, s->amount_field,
+                       s->reminder_interval_s ? rm : NULL, s->escalate_after_s ? es : NULL};
+    enum cs_err rc = exec_one(db, CSQ_POLICY_UPSERT, 10, p, CS_ERR_INTERNAL, "not stored", err);
+    if (!rc)
+        rc = cs_db_exec(db, CSQ_POLICY_CLEAR_APPROVERS, 1, p, NULL, err);
+    for (int tier = 0; tier < 2 && !rc; tier++) {
+        const char *const *names = tier ? s->escalation : s->approvers;
+        int n = tier ? s->nescalation : s->napprovers;
+        for (int i = 0; i < n && !rc; i++) {
+            const char *ap[] = {s->id, names[i], tier ? "true" : "false"};
+            rc = exec_one(db, CSQ_POLICY_ADD_APPROVER, 3, ap, CS_ERR_NOT_FOUND, "", err);
+            if (rc == CS_ERR_NOT_FOUND)
+                cs_err_set(err, rc, "no enabled approver named \"%.64s\"", names[i]);
+        }
+    }
+    return rc;
+}
+
+enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s, char *err)
+{
+    int mode = s->mode ? cs_policy_mode_parse(s->mode) : -1;
+    if (mode < 0)
+        return cs_err_set(err, CS_ERR_INVALID, "mode must be always, never or rules");
+    json_object *empty = json_object_new_array();
+    json_object *rules = s->rules ? s->rules : empty;
+    enum cs_err rc = cs_policy_rules_validate(rules, err);
+    if (!rc && mode == CS_POLICY_RULES && json_object_array_length(rules) == 0)
+        rc = cs_err_set(err, CS_ERR_INVALID, "mode rules needs at least one rule");
+    if (!rc && (s->quorum < 1 || (mode != CS_POLICY_NEVER && s->quorum > s->napprovers)))
+        rc = cs_err_set(err, CS_ERR_POLICY,
+                        "quorum %d needs at least as many approvers (got %d): refused", s->quorum,
+                        s->napprovers);
+    if (!rc && (s->window_seconds < 1 || s->window_seconds > 2592000))
+        rc = cs_err_set(err, CS_ERR_INVALID, "the window is 1 s to 30 days");
+    if (!rc)
+        rc = cs_db_begin(db, err);
+    if (!rc)
+        rc = policy_tx(db, s, cs_json_text(rules, NULL), err);
+    if (!rc)
+        rc = cs_db_commit(db, err);
+    if (rc)
+        cs_db_rollback(db);
+    json_object_put(empty);
+    return rc;
+}
+
+static json_object *bases_json(const char *const *bases, int n, enum cs_err *rc, char *err)
+{
+    json_object *arr = json_object_new_array();
+    for (int i = 0; i < n && !*rc; i++) {
+        *rc = cs_url_base_valid(bases[i], err);
+        json_object_array_add(arr, json_object_new_string(bases[i]));
+    }
+    if (!*rc && n == 0)
+        *rc = cs_err_set(err, CS_ERR_INVALID, "at least one allowed base URL is required");
+    return arr;
+}
+
+enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
+                               const struct cs_grant_spec *s, char *err)
+{
+    const char *inject = s->inject ? s->inject : "bearer";
+    int kind = cs_inject_parse(inject);
+    if (kind < 0)
+        return cs_err_set(err, CS_ERR_INVALID, "inject must be bearer, basic or header");
+    if ((kind == CS_INJECT_HEADER) != (s->inject_header != NULL))
+        return cs_err_set(err, CS_ERR_INVALID, "a header name goes with inject=header, and only with it");
+    if (s->inject_header && cs_header_forbidden(s->inject_header))
+        return cs_err_set(err, CS_ERR_INVALID, "the header %s is managed by Countersign",
+                          s->inject_header);
+    if (!s->policy_id)
+        return cs_err_set(err, CS_ERR_INVALID, "a policy is required");
+    if (!s->secret || s->secret_len == 0 || s->secret_len > 65536)
+        return cs_err_set(err, CS_ERR_INVALID, "the secret must be 1..65536 bytes");
+    enum cs_err rc = CS_OK;
+    json_object *bases = bases_json(s->bases, s->nbases, &rc, err);
+    unsigned char *blob = NULL;
+    size_t bloblen = 0;
+    char *hex = NULL;
+    if (!rc) {
+        cs_grant_seal_secret(master, s->id, s->secret, s->secret_len, &blob, &bloblen);
+        hex = cs_malloc(2 * bloblen + 1);
+        cs_hex_encode(blob, bloblen, hex);
+        cs_free(blob);
+    }
+    const char *p[] = {s->id, hex, inject, s->inject_header, cs_json_text(bases, NULL),
+                       s->idempotency_keys ? "true" : "false", s->policy_id};
+    if (!rc)
+        rc = cs_db_begin(db, err);
+    if (!rc)
+        rc = exec_one(db, CSQ_GRANT_UPSERT, 7, p, CS_ERR_INTERNAL, "not stored", err);
+    if (rc == CS_ERR_INVALID && strstr(err, "policies"))
+        cs_err_set(err, rc = CS_ERR_NOT_FOUND, "no policy \"%.64s\"", s->policy_id);
+    for (int i = 0; i < s->nagents && !rc; i++) {
+        const char *bp[] = {s->id, s->agents[i]};
+        rc = cs_db_exec(db, CSQ_GRANT_BIND_AGENT, 2, bp, NULL, err);
+        if (rc == CS_ERR_INVALID)
+            cs_err_set(err, rc = CS_ERR_UNKNOWN_AGENT, "no agent \"%.64s\"", s->agents[i]);
+    }
+    if (!rc)
+        rc = cs_db_commit(db, err);
+    if (rc)
+        cs_db_rollback(db);
+    cs_free(hex);
+    json_object_put(bases);
+    return rc;
+}
+
+enum cs_err cs_admin_grant_bases(struct cs_db *db, const char *id, const char *const *bases,
+                                 int nbases, char *err)
+{
+    enum cs_err rc = CS_OK;
+    json_object *arr = bases_json(bases, nbases, &rc, err);
+    const char *p[] = {id, cs_json_text(arr, NULL)};
+    if (!rc)
+        rc = exec_one(db, CSQ_GRANT_SET_BASES, 2, p, CS_ERR_UNKNOWN_GRANT, "no such grant", err);
+    json_object_put(arr);
+    return rc;
+}
+
+enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
+                              const char *from, const char *until,
+                              char id[CS_UUID_STRLEN + 1], char *err)
+{
+    if (strcmp(approver, delegate) == 0)
+        return cs_err_set(err, CS_ERR_INVALID, "an approver cannot delegate to themselves");
+    cs_uuid_v7(id);
+    const char *p[] = {id, approver, delegate, from ? from : "now", until};
+    return exec_one(db, CSQ_DELEGATION_CREATE, 5, p, CS_ERR_CONFLICT,
+                    "no such approvers, or the delegate already delegates to this approver "
+                    "in that period (a loop)", err);
+}
