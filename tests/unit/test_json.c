@@ -1,0 +1,296 @@
+/*
+ * test_json.c -- unit tests of strict JSON input (lib/cs_json.c).
+ *
+ * Every HTTP body and Kafka envelope goes through cs_json_parse, so these
+ * tests feed it what an attacker or a sloppy client would send: trailing
+ * garbage, NUL bytes, nesting deeper than CS_JSON_MAX_DEPTH, invalid UTF-8
+ * (overlong forms, surrogates, truncated sequences), and the extensions
+ * json-c accepts on its own (NaN, single quotes, raw control characters).
+ * The getters must name the offending field in err, and cs_json_only_keys
+ * must refuse an unknown key.
+ */
+#include <string.h>
+
+#include "cs_json.h"
+#include "cs_test.h"
+
+/* Parses a string literal (its length from sizeof, so it may hold NULs). */
+#define PARSE(lit, out, err) cs_json_parse((lit), sizeof(lit) - 1, (out), (err))
+
+static json_object *doc(const char *s)
+{
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    if (cs_json_parse(s, strlen(s), &o, err) != CS_OK)
+        printf("  fixture does not parse: %s\n", err);
+    return o;
+}
+
+CS_TEST(parse_accepts_json)
+{
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    CS_CHECK_RC(PARSE(" {\"a\": [1, 2.5, \"x\", true, null, {}]}\r\n\t ", &o, err), CS_OK);
+    CS_CHECK(json_object_is_type(o, json_type_object));
+    json_object_put(o);
+    CS_CHECK_RC(PARSE("[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"]", &o, err), CS_OK);
+    json_object_put(o);
+    CS_CHECK_RC(PARSE("[\"\\u00e9\\ud83d\\ude00\\n\"]", &o, err), CS_OK);
+    json_object_put(o);
+    CS_CHECK_RC(PARSE("\"scalar\"", &o, err), CS_OK);
+    json_object_put(o);
+}
+
+CS_TEST(parse_refuses_trailing_garbage)
+{
+    static const char *const bad[] = {"{} x", "{}{}", "[1] [2]", "{\"a\":1}}", "[1]\n,",
+                                      "{} // comment", NULL};
+    for (const char *const *s = bad; *s; s++) {
+        json_object *o = (json_object *)1;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", *s);
+        CS_CHECK(o == NULL);
+        CS_CHECK(err[0] != '\0');
+    }
+}
+
+CS_TEST(parse_refuses_incomplete_and_malformed)
+{
+    static const char *const bad[] = {"", "   ", "{", "{\"a\":", "[1,2", "{\"a\":1,}", "[1,]",
+                                      "{a:1}", "/* c */{}", "[01]", "[+1]", "[.5]", "[True]",
+                                      "[\"\\x41\"]", NULL};
+    for (const char *const *s = bad; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", *s);
+        json_object_put(o);
+    }
+}
+
+CS_TEST(parse_refuses_nul_bytes)
+{
+    json_object *o = NULL;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(PARSE("{\"a\":\"b\0c\"}", &o, err), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_HAS(err, "NUL");
+    CS_CHECK_RC(PARSE("{\"a\":1}\0", &o, err), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_RC(PARSE("\0{}", &o, err), CS_ERR_MALFORMED_JSON);
+    CS_CHECK(o == NULL);
+}
+
+static enum cs_err parse_nested(int depth, bool objects)
+{
+    char s[16 * 64];
+    size_t k = 0;
+    for (int i = 0; i < depth; i++) {
+        const char *open = objects ? "{\"a\":" : "[";
+        memcpy(s + k, open, strlen(open));
+        k += strlen(open);
+    }
+    s[k++] = '1';
+    for (int i = 0; i < depth; i++)
+        s[k++] = objects ? '}' : ']';
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_json_parse(s, k, &o, err);
+    json_object_put(o);
+    return rc;
+}
+
+CS_TEST(parse_refuses_deep_nesting)
+{
+    /* json-c counts the innermost scalar as a level of its own. */
+    CS_CHECK_RC(parse_nested(CS_JSON_MAX_DEPTH - 1, false), CS_OK);
+    CS_CHECK_RC(parse_nested(CS_JSON_MAX_DEPTH, false), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_RC(parse_nested(CS_JSON_MAX_DEPTH + 1, false), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_RC(parse_nested(CS_JSON_MAX_DEPTH + 1, true), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_RC(parse_nested(60, false), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_RC(parse_nested(CS_JSON_MAX_DEPTH / 2, true), CS_OK);
+}
+
+CS_TEST(parse_refuses_invalid_utf8)
+{
+    static const char *const bad[] = {
+        "[\"\xff\"]",             /* never valid */
+        "[\"\x80\"]",             /* lone continuation byte */
+        "[\"\xc3\"]",             /* truncated 2-byte sequence */
+        "[\"\xe2\x82\"]",         /* truncated 3-byte sequence */
+        "[\"\xc0\xaf\"]",         /* overlong '/' */
+        "[\"\xe0\x80\xaf\"]",     /* overlong '/', 3 bytes */
+        "[\"\xed\xa0\x80\"]",     /* UTF-16 surrogate D800 */
+        "[\"\xf4\x90\x80\x80\"]", /* above U+10FFFF */
+        "[\"\xf8\x88\x80\x80\x80\"]",
+        "{\"\xc1\xbf\":1}", /* in a name */
+        NULL};
+    for (const char *const *s = bad; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input #%d\n", (int)(s - bad));
+        json_object_put(o);
+    }
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    /* The edges of the valid ranges. */
+    CS_CHECK_RC(PARSE("[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
+                      "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]", &o, err), CS_OK);
+    json_object_put(o);
+}
+
+CS_TEST(parse_refuses_json_c_extensions)
+{
+    static const char *const bad[] = {"[NaN]", "{\"a\":Infinity}", "[-Infinity]",
+                                      "{'a':1}", "['a']", "[\"tab\there\"]",
+                                      "[\"line\nbreak\"]", NULL};
+    for (const char *const *s = bad; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", *s);
+        json_object_put(o);
+    }
+    /* The same characters are fine inside strings. */
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    CS_CHECK_RC(PARSE("{\"NaN\":\"it's Infinity\\t\\\"'\"}", &o, err), CS_OK);
+    json_object_put(o);
+}
+
+CS_TEST(only_keys)
+{
+    static const char *const allowed[] = {"a", "b", NULL};
+    static const char *const none[] = {NULL};
+    json_object *o = doc("{\"a\":1,\"b\":2}");
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_json_only_keys(o, allowed, err), CS_OK);
+    CS_CHECK_RC(cs_json_only_keys(o, none, err), CS_ERR_INVALID);
+    json_object_put(o);
+
+    o = doc("{\"a\":1,\"bee\":2}");
+    CS_CHECK_RC(cs_json_only_keys(o, allowed, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"bee\"");
+    json_object_put(o);
+
+    o = doc("{}");
+    CS_CHECK_RC(cs_json_only_keys(o, none, err), CS_OK);
+    json_object_put(o);
+}
+
+CS_TEST(str_getter)
+{
+    json_object *o = doc("{\"name\":\"abc\",\"empty\":\"\",\"num\":5,\"nul\":null,"
+                         "\"zero\":\"a\\u0000b\"}");
+    const char *s = NULL;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_json_str(o, "name", true, 3, &s, err), CS_OK);
+    CS_CHECK_EQ_STR(s, "abc");
+    CS_CHECK_RC(cs_json_str(o, "name", true, 2, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"name\" is longer than 2");
+    CS_CHECK(s == NULL);
+
+    CS_CHECK_RC(cs_json_str(o, "missing", false, 10, &s, err), CS_OK);
+    CS_CHECK(s == NULL);
+    CS_CHECK_RC(cs_json_str(o, "missing", true, 10, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"missing\" is required");
+    CS_CHECK_RC(cs_json_str(o, "nul", false, 10, &s, err), CS_OK);
+    CS_CHECK(s == NULL);
+    CS_CHECK_RC(cs_json_str(o, "nul", true, 10, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"nul\"");
+
+    CS_CHECK_RC(cs_json_str(o, "num", false, 10, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"num\" must be a string");
+    CS_CHECK_RC(cs_json_str(o, "empty", true, 10, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"empty\" must not be empty");
+    CS_CHECK_RC(cs_json_str(o, "empty", false, 10, &s, err), CS_OK);
+    CS_CHECK_EQ_STR(s, "");
+    CS_CHECK_RC(cs_json_str(o, "zero", false, 10, &s, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"zero\" contains a NUL");
+    json_object_put(o);
+}
+
+CS_TEST(int_getter)
+{
+    json_object *o = doc("{\"n\":42,\"neg\":-7,\"big\":9223372036854775807,\"d\":1.5,"
+                         "\"e\":1e3,\"s\":\"42\",\"b\":true,\"nul\":null}");
+    int64_t v = 0;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_json_int(o, "n", true, 0, 100, 0, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, 42);
+    CS_CHECK_RC(cs_json_int(o, "n", true, 42, 42, 0, &v, err), CS_OK);
+    CS_CHECK_RC(cs_json_int(o, "n", true, 43, 100, 0, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"n\" must be between 43 and 100");
+    CS_CHECK_RC(cs_json_int(o, "n", true, 0, 41, 0, &v, err), CS_ERR_INVALID);
+    CS_CHECK_RC(cs_json_int(o, "neg", true, -10, 10, 0, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, -7);
+    CS_CHECK_RC(cs_json_int(o, "big", true, 0, INT64_MAX, 0, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, INT64_MAX);
+    CS_CHECK_RC(cs_json_int(o, "big", true, 0, INT32_MAX, 0, &v, err), CS_ERR_INVALID);
+
+    CS_CHECK_RC(cs_json_int(o, "missing", false, 0, 10, 9, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, 9);
+    CS_CHECK_RC(cs_json_int(o, "nul", false, 0, 10, 8, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, 8);
+    CS_CHECK_RC(cs_json_int(o, "missing", true, 0, 10, 9, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"missing\" is required");
+
+    static const char *const wrong[] = {"d", "e", "s", "b", NULL};
+    for (const char *const *k = wrong; *k; k++) {
+        CS_CHECK_RC(cs_json_int(o, *k, true, 0, 10000, 0, &v, err), CS_ERR_INVALID);
+        char want[32];
+        snprintf(want, sizeof(want), "\"%s\" must be an integer", *k);
+        CS_CHECK_HAS(err, want);
+    }
+    json_object_put(o);
+}
+
+CS_TEST(typed_and_bool_getters)
+{
+    json_object *o = doc("{\"obj\":{},\"arr\":[1],\"t\":true,\"f\":false,\"s\":\"true\","
+                         "\"n\":1}");
+    json_object *v = NULL;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_json_typed(o, "obj", true, json_type_object, &v, err), CS_OK);
+    CS_CHECK(json_object_is_type(v, json_type_object));
+    CS_CHECK_RC(cs_json_typed(o, "arr", true, json_type_array, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(json_object_array_length(v), 1);
+    CS_CHECK_RC(cs_json_typed(o, "arr", true, json_type_object, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"arr\" must be an object");
+    CS_CHECK(v == NULL);
+    CS_CHECK_RC(cs_json_typed(o, "obj", true, json_type_array, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"obj\" must be an array");
+    CS_CHECK_RC(cs_json_typed(o, "missing", false, json_type_array, &v, err), CS_OK);
+    CS_CHECK(v == NULL);
+    CS_CHECK_RC(cs_json_typed(o, "missing", true, json_type_array, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"missing\" is required");
+
+    bool b = false;
+    CS_CHECK_RC(cs_json_bool(o, "t", false, &b, err), CS_OK);
+    CS_CHECK(b);
+    CS_CHECK_RC(cs_json_bool(o, "f", true, &b, err), CS_OK);
+    CS_CHECK(!b);
+    CS_CHECK_RC(cs_json_bool(o, "missing", true, &b, err), CS_OK);
+    CS_CHECK(b);
+    CS_CHECK_RC(cs_json_bool(o, "s", false, &b, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"s\" must be true or false");
+    CS_CHECK_RC(cs_json_bool(o, "n", false, &b, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"n\"");
+    json_object_put(o);
+}
+
+CS_TEST(text_is_compact)
+{
+    json_object *o = doc(" { \"a\" : [ 1 , 2 ] ,\n \"b\" : \"/x/\" , \"c\" : { } } ");
+    size_t len = 0;
+    const char *t = cs_json_text(o, &len);
+    CS_CHECK_EQ_STR(t, "{\"a\":[1,2],\"b\":\"/x/\",\"c\":{}}");
+    CS_CHECK_EQ_INT(len, strlen(t));
+    json_object_put(o);
+}
+
+CS_TEST_MAIN(CS_RUN(parse_accepts_json), CS_RUN(parse_refuses_trailing_garbage),
+             CS_RUN(parse_refuses_incomplete_and_malformed), CS_RUN(parse_refuses_nul_bytes),
+             CS_RUN(parse_refuses_deep_nesting), CS_RUN(parse_refuses_invalid_utf8),
+             CS_RUN(parse_refuses_json_c_extensions), CS_RUN(only_keys), CS_RUN(str_getter),
+             CS_RUN(int_getter), CS_RUN(typed_and_bool_getters), CS_RUN(text_is_compact))
