@@ -246,6 +246,13 @@ class System:
                 return None
             return dict(zip([d.name for d in cur.description], row))
 
+    def approval_by_id(self, approval_id: str) -> dict[str, Any]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cur = conn.execute("SELECT * FROM approvals WHERE id = %s", (approval_id,))
+            row = cur.fetchone()
+            assert row is not None, f"no approval {approval_id}"
+            return dict(zip([d.name for d in cur.description], row))
+
     def wait_status(self, request_id: str, status: str | set[str], timeout: float = 30) -> dict[str, Any]:
         want = {status} if isinstance(status, str) else status
 
