@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "cs_admin.h"
+#include "cs_link.h"
 #include "cs_crypto.h"
 #include "cs_json.h"
 #include "cs_mem.h"
@@ -97,6 +98,45 @@ static int approver_create(struct cli_ctx *c, const char *name)
                                  args_get(c->args, "slack"), args_get(c->args, "agent")};
     enum cs_err rc = cs_admin_approver_create(c->db, &s, id, err);
     return rc ? cli_fail(rc, err) : print_id("approver_id", id, "name", name);
+}
+
+/* Prints a signed link to the approver's inbox page, valid for --days (default 30). */
+static int inbox_link(struct cli_ctx *c, const char *name)
+{
+    static const char *const known[] = {"days", NULL};
+    bool ok = args_only(c->args, known);
+    long days = args_int(c->args, "days", 30, 1, 365, &ok);
+    if (!ok)
+        return 2;
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_config_require_master_key(c->cfg, err);
+    if (rc)
+        return cli_fail(rc, err);
+    const char *p[] = {name};
+    PGresult *res = NULL;
+    if ((rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err)))
+        return cli_fail(rc, err);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return cli_fail(CS_ERR_NOT_FOUND, "no enabled approver by that name");
+    }
+    struct cs_link l;
+    unsigned char key[32];
+    char token[CS_LINK_TOKEN_LEN + 1];
+    cs_strlcpy(l.approval_id, CS_NIL_UUID, sizeof(l.approval_id));
+    cs_strlcpy(l.approver_id, cs_db_str(res, 0, 0), sizeof(l.approver_id));
+    cs_strlcpy(l.voter_id, l.approver_id, sizeof(l.voter_id));
+    PQclear(res);
+    l.expires_ms = cs_now_ms() + days * 86400000LL;
+    cs_key_derive(c->cfg->master_key, CS_LINK_INBOX_PURPOSE, key);
+    rc = cs_link_sign(key, &l, token);
+    cs_wipe(key, sizeof(key));
+    if (rc)
+        return cli_fail(rc, "cannot sign");
+    char *url = cs_link_url(c->cfg->public_url, "inbox", token);
+    int status = print_id("url", url, "approver", name);
+    cs_free(url);
+    return status;
 }
 
 static int delegate(struct cli_ctx *c, const char *approver, const char *delegate_name)
@@ -296,6 +336,8 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return approver_create(c, arg);
         if (!strcmp(verb, "list"))
             return list(c, CSQ_APPROVER_LIST, 0, NULL);
+        if (!strcmp(verb, "inbox-link") && arg)
+            return inbox_link(c, arg);
     } else if (!strcmp(noun, "delegate")) {
         return delegate(c, verb[0] ? verb : NULL, arg);
     } else if (!strcmp(noun, "policy")) {

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "cs_crypto.h"
 #include "cs_kafka.h"
+#include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
 #include "cs_process.h"
@@ -27,6 +28,7 @@ static const char usage[] =
     "  migrate                              apply database migrations\n"
     "  topics create                        create the Kafka topics if missing\n"
     "  keygen                               print a new master key (base64)\n"
+    "  webhook-key                          print the key approver webhooks are signed with (hex)\n"
     "  docs config|errors                   print docs/CONFIGURATION.md or docs/ERRORS.md\n"
     "\n"
     "Identities\n"
@@ -36,7 +38,7 @@ static const char usage[] =
     "  key list [AGENT] | key revoke ID|PREFIX\n"
     "  approver create NAME [--email ADDR] [--webhook URL] [--slack URL] [--agent AGENT]\n"
     "                                       --agent: the agent this person operates\n"
-    "  approver list\n"
+    "  approver list | approver inbox-link NAME [--days N]   a link to NAME's pending list\n"
     "  delegate APPROVER DELEGATE --until TIME [--from TIME]   out of office\n"
     "\n"
     "Policies and grants\n"
@@ -86,6 +88,20 @@ static int keygen(void)
     printf("%s\n", b64);
     cs_wipe(key, sizeof(key));
     cs_free(b64);
+    return 0;
+}
+
+/* Prints the key approver webhooks are signed with (derived from the master key). */
+static int webhook_key(const struct cs_config *cfg)
+{
+    char err[CS_ERRLEN], hex[65];
+    if (cs_config_require_master_key(cfg, err) != CS_OK)
+        return cli_fail(CS_ERR_CONFIG, err);
+    unsigned char key[32];
+    cs_key_derive(cfg->master_key, CS_WEBHOOK_PURPOSE, key);
+    cs_hex_encode(key, sizeof(key), hex);
+    printf("%s\n", hex);
+    cs_wipe(key, sizeof(key));
     return 0;
 }
 
@@ -154,6 +170,11 @@ int main(int argc, char **argv)
     cs_log_init("cli", getenv("CS_LOG_LEVEL") ? (enum cs_log_level)cs_log_level_parse(cfg.log_level)
                                               : CS_LOG_WARN);
     int status;
+    if (!strcmp(noun, "webhook-key")) {
+        status = webhook_key(&cfg);
+        cs_config_free(&cfg);
+        return status;
+    }
     if (!strcmp(noun, "topics") && !strcmp(verb, "create")) {
         status = topics_create(&cfg);
         cs_config_free(&cfg);

@@ -59,6 +59,14 @@ struct cs_config {
     char *exec_ca_file;
     int64_t poll_interval_ms;
     int64_t shutdown_grace_ms;
+    /* Notifier. */
+    char *smtp_url;
+    char *smtp_from;
+    char *smtp_user;
+    char *smtp_password;    /* secret: never printed */
+    int64_t notify_max_attempts;
+    int64_t notify_timeout_ms;
+    int64_t notify_backoff_ms;
     /* Relay. */
     int64_t relay_batch;
     /* Scheduler. */

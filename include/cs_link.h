@@ -33,6 +33,7 @@ struct cs_link {
 #define CS_LINK_VIEW_PURPOSE "countersign/status-link/v1"   /* read-only status page */
 #define CS_LINK_INBOX_PURPOSE "countersign/inbox-link/v1"   /* an approver's inbox */
 #define CS_LINK_CSRF_PURPOSE "countersign/csrf/v1"          /* decision form tokens */
+#define CS_WEBHOOK_PURPOSE "countersign/webhook/v1"         /* approver webhook signatures */
 #define CS_NIL_UUID "00000000-0000-0000-0000-000000000000"
 
 /* The approval-link signing key derived from the master key. */

@@ -2,7 +2,7 @@
  * main.c -- the countersign-worker process: wiring only.
  *
  * Start: configuration -> signals -> Kafka topics (created if missing) ->
- * one thread per role (ingest, executor, relay), each with its own
+ * one thread per role (ingest, executor, notifier, relay), each with its own
  * Postgres connection.
  *
  * Stop (SIGTERM/SIGINT), in this order, so that nothing accepted is lost:
@@ -11,7 +11,8 @@
  *   2. executor: stop claiming; calls waiting to retry are released; calls
  *      in flight finish within CS_SHUTDOWN_GRACE_MS (else their leases
  *      lapse and the scheduler's rescuer decides);
- *   3. relay: one last pass publishes the outcomes recorded in step 2.
+ *   3. notifier: the round of messages in hand is delivered or left to retry;
+ *   4. relay: one last pass publishes the outcomes recorded in step 2.
  * A role that fails to start stops the whole process with status 1.
  */
 #include <curl/curl.h>
@@ -86,9 +87,10 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cs_log(CS_LOG_INFO, "worker", "starting %s (%s)", CS_VERSION, cfg.instance_id);
 
-    struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"}, {.name = "relay"}};
-    void *(*mains[])(void *) = {ingest_main, executor_main, relay_main};
-    const int n = 3;
+    struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"},
+                                  {.name = "notifier"}, {.name = "relay"}};
+    void *(*mains[])(void *) = {ingest_main, executor_main, notifier_main, relay_main};
+    const int n = 4;
     status = ensure_topics(&cfg);
     int started = 0;
     for (int i = 0; i < n && status == 0 && !atomic_load(&cs_stopping); i++, started++) {

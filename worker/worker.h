@@ -5,6 +5,7 @@
  * stops when cs_stopping is set, in the order main.c documents:
  *   ingest   -- Kafka requests topic -> approvals (ingest.c)
  *   executor -- approved -> provider call -> executed | failed (executor.c)
+ *   notifier -- approver emails and webhooks with their links (notifier.c)
  *   relay    -- outbox -> events and results topics (relay.c)
  */
 #ifndef WORKER_H
@@ -30,6 +31,7 @@ void worker_sleep(struct worker_role *role, int ms);
 
 void *ingest_main(void *role);
 void *executor_main(void *role);
+void *notifier_main(void *role);
 void *relay_main(void *role);
 
 #endif

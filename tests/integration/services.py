@@ -686,3 +686,123 @@ class StubProvider:
 
     def __repr__(self) -> str:
         return f"StubProvider(url={self.url!r})"
+
+
+# ---------------------------------------------------------------------------
+# SMTP sink
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Mail:
+    """One message the SMTP sink accepted."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class SmtpSink:
+    """A minimal SMTP server on 127.0.0.1 that keeps every message it accepts.
+
+    Speaks enough of RFC 5321 for libcurl (EHLO/HELO, MAIL, RCPT, DATA with
+    dot-unstuffing, RSET, NOOP, QUIT). `fail_next(n)` answers the next n
+    DATA commands with a temporary failure (451).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self.mails: list[Mail] = []
+        self._fail = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
+        self._closing = False
+        threading.Thread(target=self._accept, daemon=True, name=f"smtp-{self.port}").start()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def fail_next(self, n: int) -> None:
+        with self._lock:
+            self._fail = n
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[Mail]:
+        limit = time.monotonic() + scaled(timeout)
+        with self._lock:
+            while len(self.mails) < count:
+                left = limit - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(self.mails)} of {count} mails arrived")
+                self._lock.wait(left)
+            return list(self.mails)
+
+    def close(self) -> None:
+        self._closing = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        f = conn.makefile("rwb")
+
+        def say(line: str) -> None:
+            f.write(line.encode() + b"\r\n")
+            f.flush()
+
+        sender, rcpts = "", []
+        try:
+            say("220 sink ESMTP")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line.decode(errors="replace").strip()
+                up = cmd.upper()
+                if up.startswith(("EHLO", "HELO")):
+                    say("250 sink")
+                elif up.startswith("MAIL FROM:"):
+                    sender, rcpts = cmd[10:].strip(), []
+                    say("250 ok")
+                elif up.startswith("RCPT TO:"):
+                    rcpts.append(cmd[8:].strip())
+                    say("250 ok")
+                elif up == "DATA":
+                    say("354 go ahead")
+                    data = b""
+                    while True:
+                        chunk = f.readline()
+                        if chunk in (b".\r\n", b".\n", b""):
+                            break
+                        data += chunk[1:] if chunk.startswith(b"..") else chunk
+                    with self._lock:
+                        if self._fail > 0:
+                            self._fail -= 1
+                            say("451 try again later")
+                            continue
+                        self.mails.append(Mail(sender, rcpts, data))
+                        self._lock.notify_all()
+                    say("250 queued")
+                elif up in ("RSET", "NOOP"):
+                    say("250 ok")
+                elif up == "QUIT":
+                    say("221 bye")
+                    return
+                else:
+                    say("502 not implemented")
+        except OSError:
+            return
+        finally:
+            conn.close()
