@@ -50,7 +50,8 @@ LIB_SRCS := \
 	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c \
 	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
-WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/notifier.c worker/relay.c
+WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/notifier.c worker/relay.c \
+	worker/metrics.c
 SCHEDULER_SRCS := scheduler/main.c scheduler/elector.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c

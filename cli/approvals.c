@@ -203,6 +203,15 @@ int approvals_main(struct cli_ctx *c, const char *noun, const char *verb)
             return approval_links(c, arg);
         if ((!strcmp(verb, "approve") || !strcmp(verb, "deny")) && arg)
             return approval_vote(c, arg, !strcmp(verb, "approve"));
+        if (!strcmp(verb, "cancel") && arg) {
+            static const char *const known[] = {"reason", NULL};
+            if (!args_only(c->args, known))
+                return 2;
+            char err[CS_ERRLEN];
+            enum cs_err rc = cs_approval_cancel(c->db, arg, NULL, "operator:cli",
+                                                args_get(c->args, "reason"), err);
+            return rc ? cli_fail(rc, err) : approval_show(c, arg);
+        }
     } else if (!strcmp(noun, "audit")) {
         if (!strcmp(verb, "verify"))
             return audit_verify(c);

@@ -56,6 +56,7 @@ static const char usage[] =
     "  approval list [--status S] [--limit N] | approval show ID | approval links ID\n"
     "  approval approve ID --as APPROVER [--reason TEXT]\n"
     "  approval deny ID --as APPROVER --reason TEXT\n"
+    "  approval cancel ID [--reason TEXT]   cancel a pending approval as an operator\n"
     "  audit verify | audit tail [--limit N] [--approval ID] | audit export [--after ID]\n"
     "\n";
 

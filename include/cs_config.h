@@ -78,6 +78,7 @@ struct cs_config {
     int64_t http_port;
     int64_t http_threads;
     char *admin_token;      /* secret: never printed */
+    int64_t metrics_port;
 
     /* Derived by cs_config_load (not in the table). */
     unsigned char master_key[CS_MASTER_KEY_LEN];

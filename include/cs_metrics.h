@@ -35,4 +35,16 @@ void cs_metrics_value(struct cs_buf *b, const char *name, const char *labels, do
 void cs_metrics_histogram(struct cs_buf *b, const char *name, const char *labels,
                           const struct cs_histogram *h);
 
+/*
+ * A tiny HTTP server for processes without an api: GET /metrics answers
+ * render(arg, buf) as Prometheus text, GET /healthz answers ok. Runs on its
+ * own libmicrohttpd thread on addr:port; NULL when it cannot listen.
+ * render is called on that thread.
+ */
+struct cs_metrics_server;
+struct cs_metrics_server *cs_metrics_serve(const char *addr, int port,
+                                           void (*render)(void *arg, struct cs_buf *b),
+                                           void *arg);
+void cs_metrics_server_stop(struct cs_metrics_server *s);
+
 #endif

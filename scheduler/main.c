@@ -13,6 +13,7 @@
 
 #include "cs_link.h"
 #include "cs_log.h"
+#include "cs_metrics.h"
 #include "cs_process.h"
 #include "scheduler.h"
 
@@ -39,9 +40,35 @@ static enum cs_err retain(struct cs_db *db, const void *c, struct duty_result *o
     return retention_run_once(db, c, out, err);
 }
 
+/* Rows changed per duty and sweeps run, for /metrics (CS_METRICS_PORT). */
+static const char *const duty_names[] = {"expirer", "rescuer", "sealer", "retention"};
+struct sched_metrics {
+    atomic_uint_fast64_t rows[4];
+    atomic_uint_fast64_t sweeps, failures;
+    atomic_int leader;
+};
+
+static void render(void *arg, struct cs_buf *b)
+{
+    struct sched_metrics *m = arg;
+    char labels[64];
+    cs_metrics_family(b, "countersign_scheduler_rows_total", "counter",
+                      "rows each duty changed (expired, rescued, sealed entries, deleted)");
+    for (int i = 0; i < 4; i++) {
+        snprintf(labels, sizeof(labels), "duty=\"%s\"", duty_names[i]);
+        cs_metrics_value(b, "countersign_scheduler_rows_total", labels, (double)atomic_load(&m->rows[i]));
+    }
+    cs_metrics_family(b, "countersign_scheduler_sweeps_total", "counter", "sweeps run while leading");
+    cs_metrics_value(b, "countersign_scheduler_sweeps_total", NULL, (double)atomic_load(&m->sweeps));
+    cs_metrics_family(b, "countersign_scheduler_failures_total", "counter", "sweeps that failed");
+    cs_metrics_value(b, "countersign_scheduler_failures_total", NULL, (double)atomic_load(&m->failures));
+    cs_metrics_family(b, "countersign_scheduler_leader", "gauge", "1 when this scheduler leads");
+    cs_metrics_value(b, "countersign_scheduler_leader", NULL, atomic_load(&m->leader));
+}
+
 /* Runs one duty's batches until it is caught up, the budget is spent, or a stop. */
 static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, const void *c,
-                            int64_t deadline, char *err)
+                            int64_t deadline, atomic_uint_fast64_t *rows, char *err)
 {
     struct duty_result r = {0, true};
     int64_t total = 0;
@@ -51,12 +78,13 @@ static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, cons
             break;
         total += r.changed;
     }
+    atomic_fetch_add(rows, (uint_fast64_t)total);
     if (total)
         cs_log(CS_LOG_INFO, name, "%lld row(s)", (long long)total);
     return rc;
 }
 
-static int loop(const struct cs_config *cfg, struct cs_db *db)
+static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metrics *m)
 {
     struct elector el = {db, false};
     const struct expirer_config ec = expirer_config_from(cfg);
@@ -82,10 +110,14 @@ static int loop(const struct cs_config *cfg, struct cs_db *db)
         for (size_t i = 0; i < sizeof(duties) / sizeof(duties[0]) && !rc; i++) {
             if (start < next[i] || !elector_lead(&el))
                 continue;
-            rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline, err);
+            rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline, &m->rows[i], err);
             next[i] = start + duties[i].every_ms;
         }
+        atomic_store(&m->leader, el.leader);
+        if (el.leader)
+            atomic_fetch_add(&m->sweeps, 1);
         if (rc) {
+            atomic_fetch_add(&m->failures, 1);
             static struct cs_log_limit lim;
             if (cs_log_limit_allow(&lim, 10, NULL))
                 cs_log(CS_LOG_WARN, "scheduler", "sweep failed, retrying: %s: %s",
@@ -120,7 +152,15 @@ int main(int argc, char **argv)
             status = 0;
         }
     } else {
-        status = loop(&cfg, db);
+        static struct sched_metrics m;
+        struct cs_metrics_server *ms =
+            cfg.metrics_port ? cs_metrics_serve(cfg.http_addr, (int)cfg.metrics_port, render, &m)
+                             : NULL;
+        if (cfg.metrics_port && !ms)
+            cs_log(CS_LOG_ERROR, "scheduler", "cannot serve /metrics on port %lld",
+                   (long long)cfg.metrics_port);
+        status = loop(&cfg, db, &m);
+        cs_metrics_server_stop(ms);
     }
     cs_log(CS_LOG_INFO, "scheduler", "stopped");
     cs_db_close(db);

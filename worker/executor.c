@@ -65,6 +65,8 @@ struct job {
     json_object *resp_headers;
     size_t resp_header_bytes;
     long retry_after_ms;           /* from the last response, -1 when absent */
+    int64_t decided_ms;            /* when it was approved (decision or policy) */
+    int64_t started_ms;            /* when the current attempt started */
     int64_t retry_at_ms;
 };
 
@@ -87,7 +89,7 @@ struct executor {
 
 /* claim_approved columns (sql/queries/execution.sql) */
 enum { C_ID, C_GRANT, C_METHOD, C_URL, C_HEADERS, C_BODY, C_DIGEST, C_ATTEMPTS, C_TIMEOUT,
-       C_MAX_ATTEMPTS, C_IDEMPOTENT, C_AGENT };
+       C_MAX_ATTEMPTS, C_IDEMPOTENT, C_AGENT, C_DECIDED };
 
 static void job_free(struct job *j)
 {
@@ -136,6 +138,7 @@ static void fail(struct executor *ex, struct job *j, enum cs_err rc, const char 
     json_object_object_add(row, "error_message", json_object_new_string(msg));
     record(ex, j, row);
     ex->failed++;
+    atomic_fetch_add(&ex->role->m->failed, 1);
     cs_log_ap(CS_LOG_INFO, "executor", j->id, "failed after %d attempt(s): %s: %s", j->attempt,
               cs_err_code(rc), msg);
     job_free(j);
@@ -153,6 +156,7 @@ static void executed(struct executor *ex, struct job *j, long code)
     json_object_object_add(row, "truncated", json_object_new_boolean(j->resp.truncated));
     record(ex, j, row);
     ex->executed++;
+    atomic_fetch_add(&ex->role->m->executed, 1);
     cs_log_ap(CS_LOG_INFO, "executor", j->id, "executed: provider answered %ld (%zu bytes%s)",
               code, j->resp.len, j->resp.truncated ? ", truncated" : "");
     job_free(j);
@@ -321,6 +325,10 @@ static void start_transfer(struct executor *ex, struct job *j)
     }
     cs_assert(curl_multi_add_handle(ex->cm, e) == CURLM_OK);
     ex->inflight++;
+    atomic_fetch_add(&ex->role->m->inflight, 1);
+    j->started_ms = cs_now_ms();
+    if (j->attempt == 1) /* the first attempt of the first claim */
+        cs_histogram_observe_us(&ex->role->m->decision_to_call, (j->started_ms - j->decided_ms) * 1000);
 }
 
 static void wait_for(struct executor *ex, struct job *j, int64_t delay_ms)
@@ -383,6 +391,7 @@ static void start(struct executor *ex, const PGresult *res, int r)
     j->timeout_ms = (int)cs_db_int(res, r, C_TIMEOUT);
     j->max_attempts = (int)cs_db_int(res, r, C_MAX_ATTEMPTS);
     j->idempotent = cs_db_bool(res, r, C_IDEMPOTENT);
+    j->decided_ms = cs_db_int(res, r, C_DECIDED);
     const char *h = cs_db_str(res, r, C_HEADERS), *b = cs_db_str(res, r, C_BODY);
     unsigned char want[CS_SHA256_LEN], got[CS_SHA256_LEN];
     const char *digest = cs_db_str(res, r, C_DIGEST);
@@ -423,6 +432,7 @@ static void retry_later(struct executor *ex, struct job *j, const char *why)
     }
     cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (attempt %d of %d): %s", delay,
               j->attempt, j->max_attempts, why);
+    atomic_fetch_add(&ex->role->m->retries, 1);
     wait_for(ex, j, delay);
 }
 
@@ -445,6 +455,8 @@ static void finish(struct executor *ex, struct job *j, CURLcode c)
     curl_easy_cleanup(j->easy);
     j->easy = NULL;
     ex->inflight--;
+    atomic_fetch_sub(&ex->role->m->inflight, 1);
+    cs_histogram_observe_us(&ex->role->m->call, (cs_now_ms() - j->started_ms) * 1000);
     bool more = j->attempt < j->max_attempts;
 
     if (j->blocked)

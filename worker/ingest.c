@@ -38,6 +38,7 @@ struct ingest {
     char actor_prefix[16];
     rd_kafka_message_t **msgs;    /* the current batch */
     int nmsgs;
+    int64_t first_ms;             /* when the batch's first message was polled */
     atomic_int dlq_failed;        /* delivery reports of the current flush */
 };
 
@@ -145,10 +146,40 @@ static void fill_batch(struct ingest *in)
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (in->nmsgs == 0)
-            deadline = cs_now_ms() + in->cfg->ingest_linger_ms;
+        if (in->nmsgs == 0) {
+            in->first_ms = cs_now_ms();
+            deadline = in->first_ms + in->cfg->ingest_linger_ms;
+        }
         in->msgs[in->nmsgs++] = m;
     }
+}
+
+/*
+ * The database refused the batch as a whole for a reason that is not an
+ * outage (a row it cannot store): store the rows one by one, so only the
+ * offending messages go to the dead-letter topic.
+ */
+static enum cs_err insert_one_by_one(struct ingest *in, json_object *rows, const int *origin,
+                                     int *stored, int *ndlq, char *err)
+{
+    for (size_t i = 0; i < json_object_array_length(rows); i++) {
+        json_object *one = json_object_new_array();
+        json_object_array_add(one, json_object_get(json_object_array_get_idx(rows, i)));
+        PGresult *res = NULL;
+        char why[CS_ERRLEN];
+        enum cs_err rc = cs_approval_insert(in->db, one, &res, why);
+        json_object_put(one);
+        if (!rc)
+            *stored += PQntuples(res);
+        PQclear(res);
+        if (rc && cs_err_info(rc)->retriable)
+            return cs_err_set(err, rc, "%s", why);
+        if (rc) {
+            dead_letter(in, in->msgs[origin[i]], rc, why);
+            (*ndlq)++;
+        }
+    }
+    return CS_OK;
 }
 
 /*
@@ -158,6 +189,7 @@ static void fill_batch(struct ingest *in)
 static enum cs_err process_batch(struct ingest *in, int *stored, int *dead, char *err)
 {
     json_object *rows = json_object_new_array();
+    int *origin = cs_calloc((size_t)in->nmsgs, sizeof(*origin)); /* row -> message */
     enum cs_err rc = CS_OK;
     int ndlq = 0;
     *stored = *dead = 0;
@@ -165,7 +197,10 @@ static enum cs_err process_batch(struct ingest *in, int *stored, int *dead, char
     atomic_store(&in->dlq_failed, 0);
     for (int i = 0; i < in->nmsgs && !rc; i++) {
         char why[CS_ERRLEN];
+        size_t before = json_object_array_length(rows);
         enum cs_err r = admit(in, in->msgs[i], rows, why);
+        if (json_object_array_length(rows) > before)
+            origin[before] = i;
         if (r && cs_err_info(r)->retriable) {
             rc = cs_err_set(err, r, "%s", why);
         } else if (r) {
@@ -179,7 +214,12 @@ static enum cs_err process_batch(struct ingest *in, int *stored, int *dead, char
         if (!rc)
             *stored = PQntuples(res);
         PQclear(res);
+        if (rc && !cs_err_info(rc)->retriable) {
+            cs_log(CS_LOG_WARN, "ingest", "batch refused (%s), storing row by row", err);
+            rc = insert_one_by_one(in, rows, origin, stored, &ndlq, err);
+        }
     }
+    cs_free(origin);
     json_object_put(rows);
     if (ndlq) {
         /* Wait for every dead letter to be acknowledged before offsets move. */
@@ -221,9 +261,15 @@ static void run(struct ingest *in)
             int stored = 0, dead = 0;
             enum cs_err rc = process_batch(in, &stored, &dead, err);
             if (!rc) {
+                struct worker_metrics *wm = in->role->m;
+                atomic_fetch_add(&wm->ingested, (uint_fast64_t)stored);
+                atomic_fetch_add(&wm->dead_lettered, (uint_fast64_t)dead);
+                atomic_fetch_add(&wm->duplicates, (uint_fast64_t)(in->nmsgs - stored - dead));
                 cs_log(CS_LOG_DEBUG, "ingest", "batch of %d: %d stored, %d duplicate, %d dead-lettered",
                        in->nmsgs, stored, in->nmsgs - stored - dead, dead);
                 commit_batch(in);
+                cs_histogram_observe_us(&in->role->m->ingest_batch,
+                                        (cs_now_ms() - in->first_ms) * 1000);
                 delay = 100;
                 break;
             }

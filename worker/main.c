@@ -87,6 +87,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cs_log(CS_LOG_INFO, "worker", "starting %s (%s)", CS_VERSION, cfg.instance_id);
 
+    static struct worker_metrics metrics; /* outlives the threads and the server */
     struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"},
                                   {.name = "notifier"}, {.name = "relay"}};
     void *(*mains[])(void *) = {ingest_main, executor_main, notifier_main, relay_main};
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
     int started = 0;
     for (int i = 0; i < n && status == 0 && !atomic_load(&cs_stopping); i++, started++) {
         roles[i].cfg = &cfg;
+        roles[i].m = &metrics;
         if (pipe(roles[i].wake) != 0 ||
             pthread_create(&roles[i].thread, NULL, mains[i], &roles[i]) != 0) {
             cs_log(CS_LOG_ERROR, "worker", "cannot start the %s thread", roles[i].name);
@@ -102,6 +104,12 @@ int main(int argc, char **argv)
             break;
         }
     }
+    struct cs_metrics_server *ms = NULL;
+    if (status == 0 && cfg.metrics_port &&
+        !(ms = cs_metrics_serve(cfg.http_addr, (int)cfg.metrics_port, worker_metrics_render,
+                                &metrics)))
+        cs_log(CS_LOG_ERROR, "worker", "cannot serve /metrics on port %lld",
+               (long long)cfg.metrics_port);
     /* Run until a signal, or until a role ends on its own (a failure). */
     while (status == 0 && !atomic_load(&cs_stopping)) {
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
@@ -116,6 +124,7 @@ int main(int argc, char **argv)
         if (roles[i].status)
             status = 1;
     }
+    cs_metrics_server_stop(ms);
     cs_log(CS_LOG_INFO, "worker", "stopped");
     curl_global_cleanup();
     cs_config_free(&cfg);

@@ -219,10 +219,13 @@ static void finish(struct notifier *n, struct message *m, const char *status, co
     const char *p[] = {m->id, status, error, retry, action, detail};
     if (cs_db_exec(n->db, CSQ_NOTIFICATION_DONE, 6, p, NULL, err) != CS_OK)
         cs_log_ap(CS_LOG_WARN, "notifier", m->approval, "cannot record a delivery: %s", err);
-    if (!strcmp(status, "sent"))
+    if (!strcmp(status, "sent")) {
         n->sent++;
-    else if (strcmp(status, "skipped"))
+        atomic_fetch_add(&n->role->m->notified, 1);
+    } else if (strcmp(status, "skipped")) {
         n->failed++;
+        atomic_fetch_add(&n->role->m->notify_failures, 1);
+    }
     if (error)
         cs_log_ap(CS_LOG_WARN, "notifier", m->approval, "%s message %s: %s (attempt %d)",
                   m->channel, !strcmp(status, "queued") ? "will be retried" : "failed", error,

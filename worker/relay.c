@@ -107,12 +107,16 @@ static enum cs_err round_once(struct relay *r, int *n, char *err)
     if (acked) {
         const char *dp[] = {ids.data};
         rc = cs_db_exec(r->db, CSQ_OUTBOX_DELETE, 1, dp, NULL, err);
-        if (!rc)
+        if (!rc) {
             r->published += (uint64_t)acked;
+            atomic_fetch_add(&r->role->m->published, (uint_fast64_t)acked);
+        }
     }
     cs_buf_free(&ids);
     cs_free(r->acked);
     r->acked = NULL;
+    if (acked < *n)
+        atomic_fetch_add(&r->role->m->publish_failures, (uint_fast64_t)(*n - acked));
     if (!rc && acked < *n)
         rc = cs_err_set(err, CS_ERR_KAFKA, "%d of %d events not acknowledged by the broker",
                         *n - acked, *n);

@@ -15,6 +15,22 @@
 #include <stdatomic.h>
 
 #include "cs_config.h"
+#include "cs_metrics.h"
+
+/* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */
+struct worker_metrics {
+    atomic_uint_fast64_t ingested, duplicates, dead_lettered;
+    struct cs_histogram ingest_batch;        /* first message polled -> offsets committed */
+    atomic_uint_fast64_t executed, failed, retries;
+    atomic_int inflight;
+    struct cs_histogram call;                /* provider call, request to response */
+    struct cs_histogram decision_to_call;    /* decided_at -> call started */
+    atomic_uint_fast64_t published, publish_failures;
+    atomic_uint_fast64_t notified, notify_failures;
+};
+
+/* metrics.c: renders m (the cs_metrics_serve callback). */
+void worker_metrics_render(void *m, struct cs_buf *b);
 
 struct worker_role {
     const char *name;
@@ -24,6 +40,7 @@ struct worker_role {
     atomic_int stop;          /* set by main to end the role (after cs_stopping) */
     int wake[2];              /* main writes a byte after setting stop; roles poll wake[0] */
     int status;               /* 0 ok, else the role failed to start */
+    struct worker_metrics *m; /* shared by every role */
 };
 
 /* Waits up to ms for the role's wake pipe (a stop request). */

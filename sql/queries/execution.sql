@@ -29,7 +29,7 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        translate(encode((u.a).body, 'base64'), E'\n', ''), encode((u.a).digest, 'hex'),
        (u.a).attempts, ((u.a).policy->>'exec_timeout_ms')::int,
        ((u.a).policy->>'max_attempts')::int, ((u.a).policy->>'idempotency_keys')::boolean,
-       (u.a).agent_id
+       (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint
 FROM u;
 
 -- name: renew_lease

@@ -112,3 +112,20 @@ def test_secret_in_no_log_or_kafka_message(system: System) -> None:
     # The stub (the allowed provider) did receive it, as intended.
     assert system.stub.requests("/v1/refunds")[0].headers["authorization"].endswith(system.secret)
     assert json.dumps(system.sql("SELECT * FROM approvals")[0], default=str).find(system.secret) < 0
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_alone(system: System) -> None:
+    """A row that passes validation but that the database refuses (simulated with a
+    constraint the test adds) must not stall its batch: the others are stored, it
+    alone goes to the dead-letter topic."""
+    system.setup(mode="never", rules=[])
+    system.sql("ALTER TABLE approvals ADD CONSTRAINT test_poison CHECK (reason <> 'poison')")
+    system.worker(CS_INGEST_LINGER_MS="500")
+    system.produce(system.envelope("before"), system.envelope("poison", reason="poison"),
+                   system.envelope("after"))
+    system.wait_status("before", "executed")
+    system.wait_status("after", "executed")
+    (dead,) = system.topic("dlq", expect=1)
+    assert dead["value"]["reason"] == "invalid_request"
+    assert "test_poison" in dead["value"]["message"]
+    assert system.approval("poison") is None

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
+
 from harness import System
-from services import wait_for
+from services import free_port, wait_for
 
 
 def test_pending_approve_executed_result(system: System) -> None:
@@ -180,3 +182,24 @@ def test_policy_unevaluable_is_refused(system: System) -> None:
     dlq = system.topic("dlq", expect=1)
     assert [m["value"]["reason"] for m in dlq] == ["policy_unevaluable"]
     assert system.approval("no-amount") is None
+
+
+def test_operator_cancel_and_worker_metrics(system: System) -> None:
+    system.setup()
+    port = free_port()
+    system.worker(CS_METRICS_PORT=str(port))
+    system.produce(system.envelope("r1"), system.envelope("small", amount=5))
+    a = system.wait_status("r1", "pending")
+    system.wait_status("small", "executed")
+    out = system.cli_json("approval", "cancel", str(a["id"]), "--reason", "duplicate ticket")
+    assert out["status"] == "cancelled" and out["decision_reason"] == "duplicate ticket"
+    again = system.cli("approval", "cancel", str(a["id"]), check=False)
+    assert again.returncode == 1 and "not_pending" in again.stderr
+    def published() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        return text if "countersign_relay_published_total 0\n" not in text else None
+
+    m = wait_for(published, 20, what="events to be published")
+    assert "countersign_ingest_stored_total 2" in m
+    assert "countersign_executions_executed_total 1" in m
+    assert 'countersign_decision_to_call_seconds_count 1' in m
