@@ -71,7 +71,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all run test unit valgrind integration check-style docs docs-check help clean \
-        test-asan-build fuzz bench
+        sdk-python sdk-typescript fuzz bench
 
 all: $(BINS) ## Build every binary into $(BUILD)/
 
@@ -147,11 +147,20 @@ valgrind: ## Run the unit tests under valgrind (leaks are errors)
 integration: all ## Integration tests: real binaries, private Postgres, real Kafka broker
 	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
-test: ## Every test: style, docs, unit (ASan/UBSan + valgrind), integration under ASan/UBSan
+sdk-python: ## Python SDK: unit tests and strict type check
+	$(PYTHON) -m pytest -q sdk/python/tests
+	cd sdk/python && $(PYTHON) -m mypy
+
+sdk-typescript: ## TypeScript SDK: install (lockfile), build, unit and README tests
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build && npm test
+
+test: ## Every test: style, docs, unit (ASan/UBSan + valgrind), SDKs, integration under ASan/UBSan
 	$(MAKE) check-style
 	$(MAKE) docs-check
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) unit
 	$(MAKE) valgrind
+	$(MAKE) sdk-python
+	$(MAKE) sdk-typescript
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) integration
 
 check-style: ## Banned functions, file headers, sizes

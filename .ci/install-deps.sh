@@ -96,9 +96,21 @@ install_python_packages() {
 
 # ---------------------------------------------------------------------------
 
+# The TypeScript SDK needs Node.js >= 20 with npm. Machines of this kind ship
+# it; Debian 12's own nodejs (18) is too old, so it is checked, not installed.
+check_node() {
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        die "node and npm are required (Node.js >= 20) for the TypeScript SDK"
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((major >= 20)) || die "Node.js $(node --version) is too old: the TypeScript SDK needs >= 20"
+    step "Node.js $(node --version), npm $(npm --version)"
+}
+
 main() {
     install_apt_packages
     install_python_packages
+    check_node
     step "fetching the Kafka broker jars"
     bash "$REPO_ROOT/tools/kafka.sh" fetch
     step "done"

@@ -314,6 +314,13 @@ static void start_transfer(struct executor *ex, struct job *j)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
     if (ex->cfg->exec_ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, ex->cfg->exec_ca_file);
+    if (!j->idempotent) {
+        /* libcurl silently re-sends a request once when a reused keep-alive
+         * connection dies before any answer. Without idempotency keys that
+         * could run the call twice: such calls get a connection of their own. */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (!strcmp(j->method, "HEAD"))
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     else if (strcmp(j->method, "GET") || j->body_len)

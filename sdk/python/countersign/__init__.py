@@ -1,0 +1,66 @@
+"""Countersign's Python SDK: submit third-party API calls through Countersign,
+wait for the approvers, get the provider's response.
+
+    from countersign import Agent, HttpMethod
+
+    async with Agent(api_key=os.environ["COUNTERSIGN_API_KEY"]) as agent:
+        outcome = await agent.proxy_request(
+            HttpMethod.POST, "https://api.stripe.com/v1/refunds", grant_id="stripe",
+            json={"charge": "ch_1", "amount": 2500}, reason="customer charged twice, ticket #4312")
+
+See README.md for the whole flow, the retry rules and the error table.
+"""
+
+from ._agent import DEFAULT_BASE_URL, ENV_BASE_URL, MAX_WAIT_SECONDS, MISSING, Agent
+from ._version import __version__
+from .errors import (
+    ApprovalCancelledError,
+    ApprovalDeniedError,
+    ApprovalExecutionFailedError,
+    ApprovalExpiredError,
+    ApprovalTimeoutError,
+    AuthenticationError,
+    ConflictError,
+    CountersignConnectionError,
+    CountersignError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from .models import (
+    TERMINAL_STATUSES,
+    ApprovalResult,
+    ApprovalStatus,
+    HttpMethod,
+    PendingApproval,
+)
+
+__all__ = [
+    "Agent",
+    "HttpMethod",
+    "PendingApproval",
+    "ApprovalResult",
+    "ApprovalStatus",
+    "TERMINAL_STATUSES",
+    "MISSING",
+    "DEFAULT_BASE_URL",
+    "ENV_BASE_URL",
+    "MAX_WAIT_SECONDS",
+    "CountersignError",
+    "ApprovalDeniedError",
+    "ApprovalExpiredError",
+    "ApprovalTimeoutError",
+    "ApprovalExecutionFailedError",
+    "ApprovalCancelledError",
+    "AuthenticationError",
+    "NotFoundError",
+    "ValidationError",
+    "PermissionDeniedError",
+    "ConflictError",
+    "CountersignConnectionError",
+    "TransportError",
+    "ServerError",
+    "__version__",
+]

@@ -1,0 +1,31 @@
+"""Fixtures of the SDK's unit tests (no network: httpx.MockTransport).
+
+The tests import the package from this checkout (sdk/python), installed or not.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import countersign._agent as agent_module  # noqa: E402
+from sdkhelpers import FakeClock  # noqa: E402
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
+    c = FakeClock()
+    monkeypatch.setattr(agent_module, "_now", c.now)
+    monkeypatch.setattr(agent_module, "_sleep", c.sleep)
+    yield c

@@ -1,0 +1,47 @@
+/**
+ * countersign: the TypeScript/JavaScript SDK of Countersign, the human-in-the-loop
+ * approval gateway. See README.md for the full flow.
+ *
+ *   import { Agent, PendingApproval } from "countersign";
+ */
+
+export {
+  Agent,
+  HttpMethod,
+  VERSION,
+  DEFAULT_BASE_URL,
+  MAX_LONG_POLL_SECONDS,
+  longPollWait,
+} from "./agent.js";
+export type {
+  AgentOptions,
+  ProxyRequestOptions,
+  AwaitApprovalOptions,
+  CancelApprovalOptions,
+  QueryValue,
+} from "./agent.js";
+export { PendingApproval, ApprovalResult, ApprovalStatus, TERMINAL_STATUSES } from "./models.js";
+export type {
+  ApprovalState,
+  PendingApprovalInit,
+  ApprovalResultInit,
+  ApprovalStatusInit,
+} from "./models.js";
+export {
+  CountersignError,
+  ApprovalDeniedError,
+  ApprovalExpiredError,
+  ApprovalTimeoutError,
+  ApprovalExecutionFailedError,
+  ApprovalCancelledError,
+  AuthenticationError,
+  NotFoundError,
+  ValidationError,
+  PermissionDeniedError,
+  ConflictError,
+  TransportError,
+  CountersignConnectionError,
+  ServerError,
+  errorFromResponse,
+} from "./errors.js";
+export type { ErrorDetails, CountersignErrorInit } from "./errors.js";

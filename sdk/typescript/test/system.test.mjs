@@ -1,0 +1,463 @@
+// The SDK against the real running system: countersign-api, worker and
+// scheduler on a private Postgres and Kafka, a stub provider on loopback.
+// tests/integration/test_sdk_typescript.py starts all of that, programs the
+// stub, and runs this file once per scenario with:
+//
+//   COUNTERSIGN_URL      the api's base URL
+//   COUNTERSIGN_API_KEY  a key of agent bot1
+//   CS_STUB_URL          the stub provider's base URL (grant "stripe" allows it)
+//   CS_CLI               the countersign binary (for `approval links`)
+//   CS_SDK_SCENARIO      main (window 1 h) | expiry (window 2 s)
+//   CS_PG_URL, CS_MASTER_KEY, CS_PUBLIC_URL, ...  for the CLI
+//
+// Policy "pay" (harness System.setup): POST /v1/refunds* with amount > 100
+// needs one approval of alice or bob; everything else runs inline. Approvers
+// decide as people do: GET their signed link (the review page sets the cs_csrf
+// cookie and has a <form method="post"> with a hidden csrf input), then POST the
+// form with the cookie and an Origin header.
+//
+// Stub programming done by the Python side (the paths below must match):
+//   /v1/refunds/approve  201 {"refund":"re_approved"}, X-Provider: stub
+//   /v1/refunds/later    201 {"refund":"re_later"}
+//   /v1/refunds/broken   closes the connection without an answer
+//   anything else        200 {"ok":true,"path":PATH}
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+
+import {
+  Agent,
+  HttpMethod,
+  PendingApproval,
+  ApprovalResult,
+  ApprovalStatus,
+  CountersignError,
+  ApprovalDeniedError,
+  ApprovalExpiredError,
+  ApprovalTimeoutError,
+  ApprovalExecutionFailedError,
+  ApprovalCancelledError,
+  AuthenticationError,
+  NotFoundError,
+  ValidationError,
+  ConflictError,
+} from "countersign";
+
+for (const name of ["COUNTERSIGN_URL", "COUNTERSIGN_API_KEY", "CS_STUB_URL", "CS_CLI"]) {
+  if (!process.env[name]) {
+    throw new Error(`${name} is not set: run this through tests/integration/test_sdk_typescript.py`);
+  }
+}
+const BASE = process.env.COUNTERSIGN_URL.replace(/\/+$/, "");
+const KEY = process.env.COUNTERSIGN_API_KEY;
+const STUB = process.env.CS_STUB_URL.replace(/\/+$/, "");
+const CLI = process.env.CS_CLI;
+const SCENARIO = process.env.CS_SDK_SCENARIO ?? "main";
+const MULT = Number(process.env.CS_TEST_TIMEOUT_MULT ?? "1") || 1;
+const scaled = (seconds) => seconds * MULT;
+
+// The default agent: base URL and key from the environment, as a user would.
+const agent = new Agent({ apiKey: KEY });
+
+// ---- helpers ------------------------------------------------------------------
+
+/** Submits a refund that needs approval and checks the pending answer. */
+async function submitRefund(path, { amount = 500, reason, ...extra } = {}) {
+  const before = Date.now();
+  const p = await agent.proxyRequest(HttpMethod.POST, `${STUB}${path}`, {
+    grantId: "stripe",
+    json: { charge: "ch_" + path.split("/").pop(), amount },
+    reason: reason ?? `refund of ${amount} for ${path}: customer charged twice (ticket #4312)`,
+    ...extra,
+  });
+  assert.ok(p instanceof PendingApproval, `expected a PendingApproval, got ${p?.constructor?.name}`);
+  assert.ok(!(p instanceof ApprovalResult));
+  assert.match(p.approvalId, /^[0-9a-f-]{36}$/);
+  assert.equal(p.status, "pending");
+  assert.ok(p.expiresAt instanceof Date && p.expiresAt.getTime() > before - 5000);
+  assert.equal(typeof p.approvalUrl, "string");
+  assert.ok(p.approvalUrl.startsWith("http"), p.approvalUrl);
+  return p;
+}
+
+/** Each approver's signed link, by approver name (countersign approval links). */
+function links(approvalId) {
+  const out = execFileSync(CLI, ["approval", "links", approvalId], {
+    env: process.env,
+    encoding: "utf8",
+    timeout: scaled(60) * 1000,
+  });
+  const byName = {};
+  for (const line of out.split("\n")) {
+    if (!line.trim()) continue;
+    const l = JSON.parse(line);
+    assert.equal(typeof l.url, "string", line);
+    byName[l.approver ?? l.approver_id] = l.url;
+  }
+  return byName;
+}
+
+function htmlUnescape(s) {
+  return s
+    .replace(/&quot;/g, '"')
+    .replace(/&#0*39;|&#x0*27;|&apos;/gi, "'")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
+}
+
+/** GETs an approver's link like a browser: the page, its cs_csrf cookie and form token. */
+async function openLink(url) {
+  const res = await fetch(url, { redirect: "manual" });
+  const html = await res.text();
+  assert.equal(res.status, 200, `GET ${url} -> ${res.status}: ${html.slice(0, 300)}`);
+  assert.match(res.headers.get("content-type") ?? "", /text\/html/);
+  const cookie = res.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0].trim())
+    .find((c) => c.startsWith("cs_csrf="));
+  assert.ok(cookie, `the review page set no cs_csrf cookie: ${JSON.stringify(res.headers.getSetCookie())}`);
+  assert.match(html, /<form\b[^>]*\bmethod\s*=\s*["']?post\b/i, "no <form method=post> on the review page");
+  let csrf;
+  for (const tag of html.match(/<input\b[^>]*>/gi) ?? []) {
+    if (/\bname\s*=\s*["']?csrf["'\s/>]/i.test(tag)) {
+      csrf = /\bvalue\s*=\s*"([^"]*)"|\bvalue\s*=\s*'([^']*)'|\bvalue\s*=\s*([^\s>]+)/i.exec(tag);
+      csrf = csrf && htmlUnescape(csrf[1] ?? csrf[2] ?? csrf[3]);
+      break;
+    }
+  }
+  assert.ok(csrf, "no hidden csrf input on the review page");
+  return { html, cookie, csrf };
+}
+
+/** Approves or denies through the approver's link, as a person with a browser would. */
+async function decide(url, decision, reason) {
+  const page = await openLink(url);
+  const res = await fetch(url, {
+    method: "POST",
+    redirect: "manual",
+    headers: {
+      "Content-Type": "application/x-www-form-urlencoded",
+      Cookie: page.cookie,
+      Origin: BASE,
+    },
+    body: new URLSearchParams({ decision, reason, csrf: page.csrf }).toString(),
+  });
+  const html = await res.text();
+  assert.ok(res.status === 200 || res.status === 303, `POST ${decision} -> ${res.status}: ${html.slice(0, 500)}`);
+  return page;
+}
+
+async function rejects(promise, Class, check = () => {}) {
+  let caught;
+  try {
+    await promise;
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught, `expected ${Class.name}, the call succeeded`);
+  assert.ok(
+    caught instanceof Class,
+    `expected ${Class.name}, got ${caught?.name} ${caught?.code} ${caught?.statusCode}: ${caught?.message}`,
+  );
+  assert.ok(caught instanceof CountersignError);
+  check(caught);
+  return caught;
+}
+
+/** Polls getApprovalStatus until `pred` holds. */
+async function waitStatus(approvalId, pred, seconds = 30) {
+  const end = Date.now() + scaled(seconds) * 1000;
+  for (;;) {
+    const s = await agent.getApprovalStatus(approvalId);
+    if (pred(s)) return s;
+    if (Date.now() > end) assert.fail(`approval ${approvalId} stayed ${s.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ---- main: window 1 h ------------------------------------------------------------
+
+if (SCENARIO === "main") {
+  describe("no approval needed", () => {
+    it("a small refund executes inline and returns the provider's answer", async () => {
+      let r = await agent.proxyRequest("post", `${STUB}/v1/refunds/small`, {
+        grantId: "stripe",
+        json: { charge: "ch_small", amount: 50 },
+        reason: "refund of 50 cents for a rounding error on order #17",
+      });
+      if (r instanceof PendingApproval) {
+        // Allowed by the contract when the inline wait ran out: still executing, no approval.
+        assert.ok(["approved", "executing"].includes(r.status), `inline call came back ${r.status}`);
+        r = await agent.awaitApproval(r.approvalId, { timeout: scaled(30) });
+      }
+      assert.ok(r instanceof ApprovalResult);
+      assert.equal(r.status, "executed");
+      assert.equal(r.statusCode, 200);
+      assert.equal(r.bodyTruncated, false);
+      assert.match(r.headers["content-type"], /application\/json/);
+      assert.deepEqual(r.bodyJson(), { ok: true, path: "/v1/refunds/small" });
+      assert.equal(r.bodyText(), new TextDecoder().decode(r.bodyBytes()));
+      const s = await agent.getApprovalStatus(r.approvalId);
+      assert.equal(s.status, "executed");
+      assert.equal(s.isTerminal, true);
+      assert.equal(s.hasResult, true);
+      // The result can be fetched again.
+      const again = await agent.awaitApproval(r.approvalId, { timeout: 0 });
+      assert.equal(again.bodyB64, r.bodyB64);
+    });
+
+    it("path and query parameters are filled in (GET, no body)", async () => {
+      let r = await agent.proxyRequest(HttpMethod.GET, `${STUB}/v1/charges/{charge}`, {
+        grantId: "stripe",
+        pathParams: { charge: "ch_42" },
+        queryParams: { expand: ["customer", "invoice"], limit: 3 },
+        reason: "look up the charge disputed in ticket #4400",
+      });
+      if (r instanceof PendingApproval) r = await agent.awaitApproval(r.approvalId, { timeout: scaled(30) });
+      const path = r.bodyJson().path;
+      assert.ok(path.startsWith("/v1/charges/ch_42?"), path);
+      assert.ok(path.includes("customer") && path.includes("invoice") && path.includes("limit=3"), path);
+    });
+
+    it("a binary body is sent as is", async () => {
+      let r = await agent.proxyRequest(HttpMethod.PUT, `${STUB}/v1/files/receipt-17`, {
+        grantId: "stripe",
+        body: new Uint8Array([0, 1, 2, 253, 254, 255]),
+        extraHeaders: { "Content-Type": "application/octet-stream" },
+        reason: "upload the receipt for order #17",
+      });
+      if (r instanceof PendingApproval) r = await agent.awaitApproval(r.approvalId, { timeout: scaled(30) });
+      assert.equal(r.statusCode, 200);
+    });
+  });
+
+  describe("approval needed", () => {
+    it("pending -> approved through alice's link -> the provider's result", async () => {
+      const reason = "customer charged twice for order #4312, refunding the duplicate";
+      const p = await submitRefund("/v1/refunds/approve", {
+        reason,
+        context: { ticket: 4312 },
+        extraHeaders: { "X-Trace": "sdk-ts-approve" },
+      });
+      assert.ok(p.expiresAt.getTime() - Date.now() > 30 * 60 * 1000, "window of 1 h");
+
+      const s = await agent.getApprovalStatus(p.approvalId);
+      assert.ok(s instanceof ApprovalStatus);
+      assert.equal(s.approvalId, p.approvalId);
+      assert.equal(s.status, "pending");
+      assert.equal(s.isTerminal, false);
+      assert.equal(s.hasResult, false);
+      assert.equal(s.approvalsRequired, 1);
+      assert.equal(s.approvalsReceived, 0);
+      assert.equal(s.expiresAt.getTime(), p.expiresAt.getTime());
+
+      // approval_url is a page for people.
+      const status = await fetch(p.approvalUrl);
+      assert.equal(status.status, 200);
+      await status.text();
+
+      const l = links(p.approvalId);
+      assert.ok(l.alice && l.bob, `links: ${JSON.stringify(l)}`);
+      // The review page shows the request and the agent's reason; opening it changes nothing.
+      const page = await openLink(l.alice);
+      assert.ok(page.html.includes("charged twice for order"), "the reason is not on the review page");
+      assert.equal((await agent.getApprovalStatus(p.approvalId)).status, "pending");
+
+      await decide(l.alice, "approve", "ticket checked, duplicate confirmed");
+      const r = await agent.awaitApproval(p.approvalId, { timeout: scaled(60) });
+      assert.ok(r instanceof ApprovalResult);
+      assert.equal(r.approvalId, p.approvalId);
+      assert.equal(r.statusCode, 201);
+      assert.equal(r.headers["x-provider"], "stub");
+      assert.deepEqual(r.bodyJson(), { refund: "re_approved" });
+      assert.equal(Buffer.from(r.bodyBytes()).toString(), '{"refund":"re_approved"}');
+
+      const done = await agent.getApprovalStatus(p.approvalId);
+      assert.equal(done.status, "executed");
+      assert.equal(done.isTerminal, true);
+      assert.equal(done.hasResult, true);
+      assert.equal(done.approvalsReceived, 1);
+      assert.ok(done.decidedAt instanceof Date);
+      assert.ok(done.executedAt instanceof Date);
+    });
+
+    it("denied through bob's link: ApprovalDeniedError carries his reason", async () => {
+      const p = await submitRefund("/v1/refunds/deny");
+      await decide(links(p.approvalId).bob, "deny", "duplicate refund, already paid in re_77");
+      const e = await rejects(agent.awaitApproval(p.approvalId, { timeout: scaled(60) }), ApprovalDeniedError);
+      assert.equal(e.code, "denied");
+      assert.equal(e.statusCode, 409);
+      assert.equal(e.details.reason, "duplicate refund, already paid in re_77");
+      assert.equal(e.reason, "duplicate refund, already paid in re_77");
+      assert.ok(e.decidedBy, "decided_by is reported");
+      assert.equal(e.approvalId, p.approvalId);
+      const s = await agent.getApprovalStatus(p.approvalId);
+      assert.equal(s.status, "denied");
+      assert.equal(s.isTerminal, true);
+      assert.equal(s.hasResult, false);
+      assert.equal(s.decisionReason, "duplicate refund, already paid in re_77");
+      // A second await says the same.
+      await rejects(agent.awaitApproval(p.approvalId, { timeout: 0 }), ApprovalDeniedError);
+    });
+
+    it("the local wait gives up while pending; a later await gets the result", async () => {
+      const p = await submitRefund("/v1/refunds/later");
+      const t0 = Date.now();
+      const e = await rejects(agent.awaitApproval(p.approvalId, { timeout: 2 }), ApprovalTimeoutError, (err) => {
+        assert.equal(err.approvalId, p.approvalId);
+        assert.equal(err.statusCode, null);
+        assert.equal(err.code, "timeout");
+      });
+      const took = (Date.now() - t0) / 1000;
+      assert.ok(took >= 1.9 && took < scaled(2) + 8, `waited ${took}s for a 2 s timeout`);
+      assert.equal(e.details.status, "pending");
+      assert.ok(e.lastStatus instanceof ApprovalStatus && e.lastStatus.status === "pending");
+      assert.equal((await agent.getApprovalStatus(p.approvalId)).status, "pending");
+
+      await decide(links(p.approvalId).alice, "approve", "ok after the call with the customer");
+      const r = await agent.awaitApproval(p.approvalId, { timeout: scaled(60) });
+      assert.equal(r.statusCode, 201);
+      assert.deepEqual(r.bodyJson(), { refund: "re_later" });
+    });
+
+    it("execution failure after approval: ApprovalExecutionFailedError with details", async () => {
+      const p = await submitRefund("/v1/refunds/broken/approved");
+      await decide(links(p.approvalId).alice, "approve", "approved; provider will drop the line");
+      const e = await rejects(
+        agent.awaitApproval(p.approvalId, { timeout: scaled(90) }),
+        ApprovalExecutionFailedError,
+      );
+      assert.equal(e.code, "execution_failed");
+      assert.equal(e.statusCode, 502);
+      assert.equal(e.details.error_code, "outcome_unknown");
+      assert.equal(e.errorCode, "outcome_unknown");
+      assert.equal(typeof e.details.error_message, "string");
+      const s = await agent.getApprovalStatus(p.approvalId);
+      assert.equal(s.status, "failed");
+      assert.equal(s.isTerminal, true);
+      assert.equal(s.errorCode, "outcome_unknown");
+    });
+
+    it("execution failure of an inline call", async () => {
+      let e;
+      try {
+        const r = await agent.proxyRequest("POST", `${STUB}/v1/refunds/broken/inline`, {
+          grantId: "stripe",
+          json: { charge: "ch_inline", amount: 5 },
+          reason: "refund of 5 cents, no approval needed",
+        });
+        assert.ok(r instanceof PendingApproval, `expected a failure, got ${r.constructor.name} ${r.statusCode}`);
+        assert.ok(["approved", "executing"].includes(r.status), r.status);
+        await agent.awaitApproval(r.approvalId, { timeout: scaled(90) });
+      } catch (err) {
+        e = err;
+      }
+      assert.ok(e instanceof ApprovalExecutionFailedError, `got ${e?.name} ${e?.code}: ${e?.message}`);
+      assert.equal(e.details.error_code, "outcome_unknown");
+    });
+
+    it("cancel: ApprovalStatus cancelled, then ApprovalCancelledError; cancelling again conflicts", async () => {
+      const p = await submitRefund("/v1/refunds/cancel");
+      const s = await agent.cancelApproval(p.approvalId, { reason: "customer withdrew the request" });
+      assert.ok(s instanceof ApprovalStatus);
+      assert.equal(s.status, "cancelled");
+      assert.equal(s.isTerminal, true);
+      const e = await rejects(agent.awaitApproval(p.approvalId, { timeout: scaled(10) }), ApprovalCancelledError);
+      assert.equal(e.code, "cancelled");
+      assert.equal(e.statusCode, 409);
+      await rejects(agent.cancelApproval(p.approvalId), ConflictError, (err) => assert.equal(err.statusCode, 409));
+    });
+
+    it("an idempotency key returns the first answer", async () => {
+      const key = `refund-${randomUUID()}`;
+      const a = await submitRefund("/v1/refunds/idem", { idempotencyKey: key });
+      const b = await submitRefund("/v1/refunds/idem", { idempotencyKey: key });
+      assert.equal(b.approvalId, a.approvalId);
+      await agent.cancelApproval(a.approvalId, { reason: "test cleanup" });
+    });
+  });
+
+  describe("refusals", () => {
+    it("a bad API key is an AuthenticationError (and the key is not echoed)", async () => {
+      const bogus = `cs_bogus_${randomUUID().replace(/-/g, "")}`;
+      const bad = new Agent({ apiKey: bogus, baseUrl: BASE });
+      const e = await rejects(
+        bad.proxyRequest("POST", `${STUB}/v1/refunds/x`, { grantId: "stripe", json: { amount: 1 } }),
+        AuthenticationError,
+      );
+      assert.equal(e.statusCode, 401);
+      assert.equal(e.code, "unauthenticated");
+      assert.ok(!JSON.stringify(e).includes(bogus) && !e.message.includes(bogus));
+      await rejects(bad.getApprovalStatus(randomUUID()), AuthenticationError);
+      await rejects(bad.awaitApproval(randomUUID(), { timeout: 0 }), AuthenticationError);
+      // The X-Api-Key header is accepted as well.
+      const viaHeader = new Agent({ apiKey: KEY, baseUrl: BASE, authHeader: "x-api-key" });
+      await rejects(viaHeader.getApprovalStatus(randomUUID()), NotFoundError);
+    });
+
+    it("a forbidden header is a ValidationError forbidden_header", async () => {
+      for (const name of ["Authorization", "Cookie", "X-Api-Key", "Idempotency-Key"]) {
+        const e = await rejects(
+          agent.proxyRequest("POST", `${STUB}/v1/refunds/hdr`, {
+            grantId: "stripe",
+            json: { amount: 500 },
+            extraHeaders: { [name]: "Bearer sk_live_stolen" },
+            reason: "trying to smuggle a credential",
+          }),
+          ValidationError,
+        );
+        assert.equal(e.code, "forbidden_header", `${name}: ${e.code}`);
+        assert.equal(e.statusCode, 400);
+      }
+    });
+
+    it("an unknown grant is a NotFoundError unknown_grant", async () => {
+      const e = await rejects(
+        agent.proxyRequest("POST", `${STUB}/v1/refunds/nogrant`, { grantId: "no-such-grant", json: { amount: 500 } }),
+        NotFoundError,
+      );
+      assert.equal(e.code, "unknown_grant");
+      assert.equal(e.statusCode, 404);
+    });
+
+    it("an unknown approval is a NotFoundError", async () => {
+      const id = randomUUID();
+      await rejects(agent.getApprovalStatus(id), NotFoundError, (e) => assert.equal(e.statusCode, 404));
+      await rejects(agent.awaitApproval(id, { timeout: 0 }), NotFoundError);
+      await rejects(agent.cancelApproval(id), NotFoundError);
+    });
+  });
+}
+
+// ---- expiry: window 2 s ------------------------------------------------------------
+
+if (SCENARIO === "expiry") {
+  describe("expiry", () => {
+    it("nobody decides: ApprovalExpiredError, the link is dead, nothing executes", async () => {
+      const p = await submitRefund("/v1/refunds/expire");
+      const left = p.expiresAt.getTime() - Date.now();
+      assert.ok(left < 10_000, `expires in ${left} ms with a 2 s window`);
+      const l = links(p.approvalId);
+      const t0 = Date.now();
+      const e = await rejects(agent.awaitApproval(p.approvalId, { timeout: scaled(30) }), ApprovalExpiredError);
+      assert.equal(e.code, "expired");
+      assert.equal(e.statusCode, 410);
+      assert.equal(e.approvalId, p.approvalId);
+      assert.ok(Date.now() - t0 < scaled(20) * 1000);
+      const s = await waitStatus(p.approvalId, (x) => x.isTerminal);
+      assert.equal(s.status, "expired");
+      assert.equal(s.hasResult, false);
+      // The approver's link died with the window.
+      const res = await fetch(l.alice, { redirect: "manual" });
+      await res.text();
+      assert.equal(res.status, 410);
+      // Cancelling an expired approval conflicts.
+      await rejects(agent.cancelApproval(p.approvalId), ConflictError);
+    });
+  });
+}
+
+if (!["main", "expiry"].includes(SCENARIO)) throw new Error(`unknown CS_SDK_SCENARIO ${SCENARIO}`);
