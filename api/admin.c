@@ -112,8 +112,9 @@ static enum MHD_Result agent_create(struct api_req *r, struct MHD_Connection *c,
 }
 
 static enum MHD_Result key_create(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                                  json_object *o, const char *agent)
+                                  json_object *o)
 {
+    const char *agent = r->params[0];
     const char *scopes = NULL;
     char err[CS_ERRLEN], key[CS_API_KEY_LEN + 1], id[CS_UUID_STRLEN + 1], prefix[16];
     enum cs_err rc = cs_json_str(o, "scopes", false, 100, &scopes, err);
@@ -146,8 +147,9 @@ static enum MHD_Result approver_create(struct api_req *r, struct MHD_Connection 
 }
 
 static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                                  json_object *o, const char *id)
+                                  json_object *o)
 {
+    const char *id = r->params[0];
     struct cs_policy_spec s = {.id = id};
     const char *approvers[LIST_MAX], *escalation[LIST_MAX];
     char err[CS_ERRLEN];
@@ -171,8 +173,9 @@ static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, s
 }
 
 static enum MHD_Result grant_put(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                                 json_object *o, const char *id)
+                                 json_object *o)
 {
+    const char *id = r->params[0];
     struct cs_grant_spec s = {.id = id};
     const char *bases[LIST_MAX], *agents[LIST_MAX], *secret = NULL;
     char err[CS_ERRLEN];
@@ -211,8 +214,9 @@ static enum MHD_Result delegation_create(struct api_req *r, struct MHD_Connectio
 }
 
 static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection *c,
-                                       struct api_db *d, json_object *o, const char *id)
+                                       struct api_db *d, json_object *o)
 {
+    const char *id = r->params[0];
     const char *as = NULL, *decision = NULL, *reason = NULL;
     char err[CS_ERRLEN], approver[CS_UUID_STRLEN + 1], actor[160];
     enum cs_err rc;
@@ -258,132 +262,184 @@ static bool authorized(struct api *a, struct MHD_Connection *c)
     return cs_ct_equal(h1, h2, sizeof(h1));
 }
 
-static enum MHD_Result with_body(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                                 const char *const *keys,
-                                 enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
-                                                       struct api_db *, json_object *))
+/* ---- handlers without a body ---- */
+
+static enum MHD_Result agents_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                   json_object *o)
 {
-    char err[CS_ERRLEN];
-    json_object *o = NULL;
-    enum cs_err rc = body_object(r, keys, &o, err);
-    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : fn(r, c, d, o);
-    json_object_put(o);
-    return ret;
+    (void)o;
+    return list(r, c, d, CSQ_AGENT_LIST, 0, NULL);
 }
 
-static enum MHD_Result with_body_id(struct api_req *r, struct MHD_Connection *c,
-                                    struct api_db *d, const char *const *keys,
-                                    enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
-                                                          struct api_db *, json_object *,
-                                                          const char *))
+static enum MHD_Result keys_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                 json_object *o)
 {
-    char err[CS_ERRLEN];
-    json_object *o = NULL;
-    enum cs_err rc = body_object(r, keys, &o, err);
-    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : fn(r, c, d, o, r->params[0]);
-    json_object_put(o);
-    return ret;
+    (void)o;
+    const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
+    return list(r, c, d, CSQ_API_KEY_LIST, 1, p);
 }
+
+static enum MHD_Result key_revoke(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                  json_object *o)
+{
+    (void)o;
+    const char *p[] = {r->params[0]};
+    return list(r, c, d, CSQ_API_KEY_REVOKE, 1, p);
+}
+
+static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *c,
+                                      struct api_db *d, json_object *o)
+{
+    (void)o;
+    return list(r, c, d, CSQ_APPROVER_LIST, 0, NULL);
+}
+
+static enum MHD_Result policies_list(struct api_req *r, struct MHD_Connection *c,
+                                     struct api_db *d, json_object *o)
+{
+    (void)o;
+    return list(r, c, d, CSQ_POLICY_LIST, 0, NULL);
+}
+
+static enum MHD_Result grants_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                   json_object *o)
+{
+    (void)o;
+    return list(r, c, d, CSQ_GRANT_LIST, 0, NULL);
+}
+
+static enum MHD_Result approvals_list(struct api_req *r, struct MHD_Connection *c,
+                                      struct api_db *d, json_object *o)
+{
+    (void)o;
+    const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    long n = lim ? strtol(lim, NULL, 10) : 50;
+    char nbuf[16];
+    snprintf(nbuf, sizeof(nbuf), "%ld", n < 1 ? 1 : n > 1000 ? 1000 : n);
+    const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"), nbuf};
+    return list(r, c, d, CSQ_APPROVAL_LIST, 2, p);
+}
+
+static enum MHD_Result approval_get(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                    json_object *o)
+{
+    (void)o;
+    char err[CS_ERRLEN];
+    json_object *st = NULL;
+    enum cs_status status;
+    enum cs_err rc = cs_approval_status(d->db, r->params[0], NULL, &st, &status, err);
+    return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, st);
+}
+
+static enum MHD_Result approval_cancel(struct api_req *r, struct MHD_Connection *c,
+                                       struct api_db *d, json_object *o)
+{
+    (void)o;
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_approval_cancel(d->db, r->params[0], NULL, "operator:api", NULL, err);
+    return rc ? reply_error(r, c, rc, err, NULL) : approval_get(r, c, d, NULL);
+}
+
+static enum MHD_Result audit_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                  json_object *o)
+{
+    (void)o;
+    const char *after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    char a[24];
+    snprintf(a, sizeof(a), "%lld", after ? strtoll(after, NULL, 10) : 0LL);
+    const char *p[] = {a, "1000"};
+    return list(r, c, d, CSQ_AUDIT_EXPORT, 2, p);
+}
+
+static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
+                                    struct api_db *d, json_object *o)
+{
+    (void)o;
+    char err[CS_ERRLEN];
+    struct cs_audit_report rep;
+    enum cs_err rc = cs_audit_verify(d->db, &rep, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "ok", json_object_new_boolean(rep.ok));
+    json_object_object_add(out, "seals", json_object_new_int64(rep.seals));
+    json_object_object_add(out, "entries", json_object_new_int64(rep.entries));
+    json_object_object_add(out, "unsealed_tail", json_object_new_int64(rep.unsealed_tail));
+    if (!rep.ok)
+        json_object_object_add(out, "problem", json_object_new_string(rep.problem));
+    return reply_json(r, c, 200, out);
+}
+
+/* ---- dispatch ---- */
+
+static const char *const agent_keys[] = {"name", NULL};
+static const char *const key_keys[] = {"scopes", NULL};
+static const char *const approver_keys[] = {"name", "email", "webhook_url", "slack_webhook_url",
+                                            "agent", NULL};
+static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
+                                          "exec_timeout_ms", "max_attempts", "amount_field",
+                                          "reminder_interval_s", "escalate_after_s", "approvers",
+                                          "escalation", NULL};
+static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
+                                         "idempotency_keys", "allowed_bases", "agents", NULL};
+static const char *const delegation_keys[] = {"approver", "delegate", "starts_at", "ends_at",
+                                              NULL};
+static const char *const decide_keys[] = {"approver", "decision", "reason", NULL};
+
+/* Checklist when adding a route: this table and api/openapi.json (test_api.py compares). */
+static const struct admin_route {
+    const char *method;
+    const char *pattern;
+    enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                          json_object *body);
+    const char *const *keys;       /* accepted body fields; NULL: no body */
+} admin_routes[] = {
+    {"GET", "/agents", agents_list, NULL},
+    {"POST", "/agents", agent_create, agent_keys},
+    {"POST", "/agents/{}/keys", key_create, key_keys},
+    {"GET", "/keys", keys_list, NULL},
+    {"POST", "/keys/{}/revoke", key_revoke, NULL},
+    {"GET", "/approvers", approvers_list, NULL},
+    {"POST", "/approvers", approver_create, approver_keys},
+    {"GET", "/policies", policies_list, NULL},
+    {"PUT", "/policies/{}", policy_put, policy_keys},
+    {"GET", "/grants", grants_list, NULL},
+    {"PUT", "/grants/{}", grant_put, grant_keys},
+    {"POST", "/delegations", delegation_create, delegation_keys},
+    {"GET", "/approvals", approvals_list, NULL},
+    {"GET", "/approvals/{}", approval_get, NULL},
+    {"POST", "/approvals/{}/decide", approval_decide, decide_keys},
+    {"POST", "/approvals/{}/cancel", approval_cancel, NULL},
+    {"GET", "/audit", audit_list, NULL},
+    {"GET", "/audit/verify", audit_verify, NULL},
+};
 
 static enum MHD_Result route(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                              const char *m, const char *path)
 {
-    static const char *const agent_keys[] = {"name", NULL};
-    static const char *const key_keys[] = {"scopes", NULL};
-    static const char *const approver_keys[] = {"name", "email", "webhook_url",
-                                                "slack_webhook_url", "agent", NULL};
-    static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
-                                              "exec_timeout_ms", "max_attempts", "amount_field",
-                                              "reminder_interval_s", "escalate_after_s",
-                                              "approvers", "escalation", NULL};
-    static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
-                                             "idempotency_keys", "allowed_bases", "agents", NULL};
-    static const char *const delegation_keys[] = {"approver", "delegate", "starts_at",
-                                                  "ends_at", NULL};
-    static const char *const decide_keys[] = {"approver", "decision", "reason", NULL};
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0, put = strcmp(m, "PUT") == 0;
-    char err[CS_ERRLEN];
-
-    if (router_match("/agents", path, r))
-        return get ? list(r, c, d, CSQ_AGENT_LIST, 0, NULL)
-             : post ? with_body(r, c, d, agent_keys, agent_create)
-                    : reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
-    if (post && router_match("/agents/{}/keys", path, r)) {
+    bool other_method = false;
+    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
+        const struct admin_route *rt = &admin_routes[i];
+        if (!router_match(rt->pattern, path, r))
+            continue;
+        if (strcmp(rt->method, m) != 0) {
+            other_method = true;
+            continue;
+        }
+        if (!rt->keys)
+            return rt->fn(r, c, d, NULL);
+        char err[CS_ERRLEN];
         json_object *o = NULL;
-        enum cs_err rc = r->body.len ? body_object(r, key_keys, &o, err) : CS_OK;
-        enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL)
-                                 : key_create(r, c, d, o, r->params[0]);
+        /* A route with a body accepts an empty one as {} (e.g. a key with default scopes). */
+        enum cs_err rc = r->body.len ? body_object(r, rt->keys, &o, err) : CS_OK;
+        if (!rc && !o)
+            o = json_object_new_object();
+        enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : rt->fn(r, c, d, o);
         json_object_put(o);
         return ret;
     }
-    if (get && router_match("/keys", path, r)) {
-        const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
-        return list(r, c, d, CSQ_API_KEY_LIST, 1, p);
-    }
-    if (post && router_match("/keys/{}/revoke", path, r)) {
-        const char *p[] = {r->params[0]};
-        return list(r, c, d, CSQ_API_KEY_REVOKE, 1, p);
-    }
-    if (router_match("/approvers", path, r))
-        return get ? list(r, c, d, CSQ_APPROVER_LIST, 0, NULL)
-             : post ? with_body(r, c, d, approver_keys, approver_create)
-                    : reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
-    if (get && router_match("/policies", path, r))
-        return list(r, c, d, CSQ_POLICY_LIST, 0, NULL);
-    if (put && router_match("/policies/{}", path, r))
-        return with_body_id(r, c, d, policy_keys, policy_put);
-    if (get && router_match("/grants", path, r))
-        return list(r, c, d, CSQ_GRANT_LIST, 0, NULL);
-    if (put && router_match("/grants/{}", path, r))
-        return with_body_id(r, c, d, grant_keys, grant_put);
-    if (post && router_match("/delegations", path, r))
-        return with_body(r, c, d, delegation_keys, delegation_create);
-    if (get && router_match("/approvals", path, r)) {
-        const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-        long n = lim ? strtol(lim, NULL, 10) : 50;
-        char nbuf[16];
-        snprintf(nbuf, sizeof(nbuf), "%ld", n < 1 ? 1 : n > 1000 ? 1000 : n);
-        const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"), nbuf};
-        return list(r, c, d, CSQ_APPROVAL_LIST, 2, p);
-    }
-    if (get && router_match("/approvals/{}", path, r)) {
-        json_object *st = NULL;
-        enum cs_status status;
-        enum cs_err rc = cs_approval_status(d->db, r->params[0], NULL, &st, &status, err);
-        return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, st);
-    }
-    if (post && router_match("/approvals/{}/decide", path, r))
-        return with_body_id(r, c, d, decide_keys, approval_decide);
-    if (post && router_match("/approvals/{}/cancel", path, r)) {
-        enum cs_err rc = cs_approval_cancel(d->db, r->params[0], NULL, "operator:api", NULL, err);
-        json_object *st = NULL;
-        enum cs_status status;
-        if (!rc)
-            rc = cs_approval_status(d->db, r->params[0], NULL, &st, &status, err);
-        return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, st);
-    }
-    if (get && router_match("/audit", path, r)) {
-        const char *after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
-        char a[24], lim[16];
-        snprintf(a, sizeof(a), "%lld", after ? strtoll(after, NULL, 10) : 0LL);
-        snprintf(lim, sizeof(lim), "%d", 1000);
-        const char *p[] = {a, lim};
-        return list(r, c, d, CSQ_AUDIT_EXPORT, 2, p);
-    }
-    if (get && router_match("/audit/verify", path, r)) {
-        struct cs_audit_report rep;
-        enum cs_err rc = cs_audit_verify(d->db, &rep, err);
-        if (rc)
-            return reply_error(r, c, rc, err, NULL);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "ok", json_object_new_boolean(rep.ok));
-        json_object_object_add(o, "seals", json_object_new_int64(rep.seals));
-        json_object_object_add(o, "entries", json_object_new_int64(rep.entries));
-        json_object_object_add(o, "unsealed_tail", json_object_new_int64(rep.unsealed_tail));
-        if (!rep.ok)
-            json_object_object_add(o, "problem", json_object_new_string(rep.problem));
-        return reply_json(r, c, 200, o);
-    }
+    if (other_method)
+        return reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
     return reply_error(r, c, CS_ERR_NOT_FOUND, "no such admin route", NULL);
 }
 

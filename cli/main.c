@@ -71,7 +71,12 @@ static int docs(const char *what)
                "in lib/cs_err.c. Do not edit; run `make docs`. -->\n\n"
                "Every error Countersign reports -- an HTTP `{\"error\": {\"code\", \"message\"}}`, "
                "a dead-letter record's `reason`, an approval's `error_code` -- uses one of these "
-               "codes.\n\n| Code | HTTP | Retriable | Meaning |\n|---|---|---|---|\n");
+               "codes. The execution outcomes (`connect_failed`, `tls_error`, `timeout`, "
+               "`outcome_unknown`, `digest_mismatch`, `provider_error`, and `host_not_allowed` "
+               "or `forbidden` found at execution time) are an approval's `error_code`; over HTTP "
+               "they arrive as `details.error_code` of an `execution_failed` error, so their HTTP "
+               "column applies only where noted in api/openapi.json.\n\n"
+               "| Code | HTTP | Retriable | Meaning |\n|---|---|---|---|\n");
         for (int i = 1; i < CS_ERR__COUNT; i++)
             printf("| `%s` | %d | %s | %s |\n", cs_err_table[i].code, cs_err_table[i].http_status,
                    cs_err_table[i].retriable ? "yes" : "no", cs_err_table[i].message);

@@ -403,16 +403,22 @@ def test_openapi_matches_the_routes(api: Api) -> None:
     served = re.findall(r'\{"(GET|POST)", "([^"]+)", \w+, "\w+", (?:true|false)\}',
                         (REPO_ROOT / "api" / "router.c").read_text())
     assert len(served) >= 10
+    admin = re.findall(r'\{"(GET|POST|PUT)", "([^"]+)", \w+, (?:\w+|NULL)\}',
+                       (REPO_ROOT / "api" / "admin.c").read_text())
+    assert len(admin) >= 15
+    served += [(m, "/v1/admin" + p) for m, p in admin]
     documented = {(m.upper(), re.sub(r"\{[^}]+\}", "{}", p))
                   for p, ops in OPENAPI["paths"].items() for m in ops}
-    assert set(served) == documented
+    assert set(served) == documented, (set(served) ^ documented)
     assert api.http.get("/openapi.json").json() == OPENAPI
     for method, path in documented:
         url = path.replace("{}", str(uuid.uuid4()))
-        r = api.http.request(method, url, headers=api.auth())
+        auth = {"Authorization": "Bearer admin-secret-token"} if "/admin/" in path else api.auth()
+        r = api.http.request(method, url, headers=auth, json={} if method != "GET" else None)
         assert r.status_code not in (405,), (method, path)
         if r.headers.get("content-type", "").startswith("application/json") and r.status_code == 404:
-            assert r.json()["error"]["message"] != "no such route", (method, path)
+            assert r.json()["error"]["message"] not in ("no such route", "no such admin route"), \
+                (method, path)
 
 
 def test_many_waiters_are_woken(api: Api) -> None:
