@@ -6,7 +6,7 @@
  *   - a GET never changes anything (mail scanners and unfurlers fetch links);
  *   - a decision is a POST carrying a CSRF token that this page issued for
  *     this link (HMAC, double-submitted as a SameSite=Strict cookie) and,
- *     when the browser says so, a same-origin Origin / Sec-Fetch-Site;
+ *     when the browser says so, a same-origin Sec-Fetch-Site / Origin;
  *   - the link itself is verified (cs_link_verify, constant time) and the
  *     vote goes through cs_approval_vote(), which enforces every rule
  *     (window, slot, delegation, self-approval, one vote each) inside one
@@ -375,15 +375,22 @@ enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- POST /approve/{token} ---- */
 
+/*
+ * A decision must come from this page: a browser's Sec-Fetch-Site (which
+ * pages cannot forge) must say same-origin; without it, an Origin other than
+ * "null" must be ours ("null" is what browsers send under our no-referrer
+ * policy); and in every case the form's token must match the SameSite=Strict
+ * cookie this link's page set, and verify for this link.
+ */
 static enum cs_err same_site(struct api *a, struct MHD_Connection *c, const char *form_csrf,
                              const char *token, char *err)
 {
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
     const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
     const char *ck = cookie(c, "cs_csrf");
-    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+    if (site && strcmp(site, "same-origin") != 0)
         return cs_err_set(err, CS_ERR_CSRF, "the decision was sent from another site");
-    if (origin && strcmp(origin, a->origin) != 0)
+    if (!site && origin && strcmp(origin, "null") != 0 && strcmp(origin, a->origin) != 0)
         return cs_err_set(err, CS_ERR_CSRF, "the decision was sent from another origin");
     if (!ck || !form_csrf || strcmp(ck, form_csrf) != 0 || !csrf_valid(a, token, form_csrf))
         return cs_err_set(err, CS_ERR_CSRF,

@@ -2,7 +2,7 @@
 # run-local.sh -- `make run`: the whole system on this machine, no Docker.
 #
 # Starts a private Postgres and a Kafka broker (state in .run/, kept between
-# runs), a demo provider, the worker and the scheduler; on the first run it
+# runs), a demo provider, the api, the worker and the scheduler; on the first run it
 # creates a master key, demo data (agent, API key, approvers, policy, grant)
 # and prints what to do next. Ctrl-C stops everything it started.
 #
@@ -68,32 +68,51 @@ pids+=($!)
 pids+=($!)
 "$BUILD/countersign-scheduler" > "$STATE/logs/scheduler.log" 2>&1 &
 pids+=($!)
-if [[ -x "$BUILD/countersign-api" ]]; then
-    "$BUILD/countersign-api" > "$STATE/logs/api.log" 2>&1 &
-    pids+=($!)
-fi
+"$BUILD/countersign-api" > "$STATE/logs/api.log" 2>&1 &
+pids+=($!)
+
+API="http://127.0.0.1:$API_PORT"
+for _ in $(seq 1 100); do
+    curl -fsS "$API/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+KEY="$(cat "$STATE/api-key")"
+# A demo request that needs approval, submitted as the agent would.
+DEMO="$(curl -fsS -X POST "$API/v1/proxy" -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json' \
+    -d "{\"method\":\"POST\",\"url\":\"http://127.0.0.1:$PROVIDER_PORT/v1/refunds\",
+         \"grant_id\":\"demo-payments\",\"json\":{\"charge\":\"ch_demo\",\"amount\":2500},
+         \"reason\":\"customer charged twice, ticket #4312\"}" || true)"
+DEMO_ID="$(sed -n 's/.*"approval_id":"\([^"]*\)".*/\1/p' <<<"$DEMO")"
+LINK=""
+[[ -n "$DEMO_ID" ]] && LINK="$("$CLI" approval links "$DEMO_ID" | sed -n 's/.*"approver":"alice".*"url":"\([^"]*\)".*/\1/p')"
 
 cat <<EOT
 
 Countersign is running.
+  API        $API   (OpenAPI at $API/openapi.json, metrics at $API/metrics)
   Postgres   $CS_PG_URL
   Kafka      $CS_KAFKA_BROKERS   (topics countersign.requests, .events, .results, .dlq)
   Provider   http://127.0.0.1:$PROVIDER_PORT   (a demo payments API; grant "demo-payments")
   Logs       $STATE/logs/   (JSON lines)
   API key    $STATE/api-key   (agent "demo-agent")
 
-Try it (in another terminal, from $ROOT):
-  export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE
-  # a refund over 100 needs approval:
-  echo '{"request_id":"demo-1","agent":"demo-agent","grant_id":"demo-payments","method":"POST",
-         "url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","json":{"amount":2500},
-         "reason":"customer charged twice, ticket #4312"}' | tr -d '\n' |
-    kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P -k demo-1
-  $CLI approval list                       # it is pending
-  $CLI approval links <approval_id>        # each approver's signed link
-  $CLI approval approve <approval_id> --as alice --reason "checked the ticket"
-  kcat -b $CS_KAFKA_BROKERS -t countersign.results -C -e   # the provider's response
-  tail -f $STATE/logs/provider.log          # the call, made once, with the secret injected
+A demo refund of 2500 is waiting for approval ($DEMO_ID).
+Open alice's approval link in a browser, read the request, press Approve:
+
+  $LINK
+
+Then see the provider's answer, as the agent would:
+  curl -s -H "Authorization: Bearer \$(cat $STATE/api-key)" $API/v1/approvals/$DEMO_ID/result?wait=30
+  tail $STATE/logs/provider.log          # the call, made once, with the secret injected
+
+Submit your own (a refund over 100 needs approval):
+  curl -s -X POST $API/v1/proxy -H "Authorization: Bearer \$(cat $STATE/api-key)" \\
+    -d '{"method":"POST","url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","grant_id":"demo-payments",
+         "json":{"amount":50},"reason":"small refund"}'
+Or through Kafka:  kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P   (envelopes: README.md)
+Operator CLI (export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE):
+  $CLI approval list | $CLI audit verify | $CLI --help
 
 Press Ctrl-C to stop.
 EOT

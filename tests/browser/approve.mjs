@@ -1,0 +1,52 @@
+// approve.mjs -- a person approves in a real browser.
+//
+// Opens the approver link in headless Chromium (Debian's /usr/bin/chromium,
+// never a downloaded browser), checks that the review page shows the reason
+// and the payload, saves a screenshot, presses the button, checks the
+// outcome page, then waits until the same link shows the executed status.
+// Driven by tests/integration/test_browser.py through env:
+//   CS_LINK        the approver's link            CS_REASON  the reason to expect
+//   CS_PAYLOAD     a payload fragment to expect   CS_SHOT    screenshot path
+//   CS_DECISION    approve | deny (default approve)
+//   CS_FINAL       the status to wait for on the page (default executed)
+//   CS_VIEWPORT    WIDTHxHEIGHT (default 390x844, a phone)
+import { chromium } from 'playwright-core';
+
+const env = (k, d) => process.env[k] ?? d;
+const link = env('CS_LINK');
+const [w, h] = env('CS_VIEWPORT', '390x844').split('x').map(Number);
+const fail = (msg) => { console.error(`FAIL ${msg}`); process.exitCode = 1; };
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  // playwright gives every launch a fresh, empty profile directory of its own.
+});
+try {
+  const page = await browser.newPage({ viewport: { width: w, height: h } });
+  await page.goto(link);
+  const text = await page.textContent('body');
+  if (!text.includes(env('CS_REASON'))) fail('the reason is not shown');
+  if (!text.includes(env('CS_PAYLOAD'))) fail('the payload is not shown');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  if (overflow) fail(`the page is wider than a ${w} px screen`);
+  await page.screenshot({ path: env('CS_SHOT'), fullPage: true });
+  const decision = env('CS_DECISION', 'approve');
+  await page.fill('textarea[name=reason]', `decided in Chromium: ${decision}`);
+  await page.click(`button[value=${decision}]`);
+  await page.waitForLoadState('load');
+  const outcome = await page.textContent('body');
+  if (!/Thank you/.test(outcome)) fail(`no outcome page: ${outcome.slice(0, 300)}`);
+  const final = env('CS_FINAL', 'executed');
+  let seen = '';
+  for (let i = 0; i < 100 && !seen.includes(`is ${final}`); i++) {
+    await page.goto(link);
+    seen = await page.textContent('body');
+    if (!seen.includes(`is ${final}`)) await page.waitForTimeout(200);
+  }
+  if (!seen.includes(`is ${final}`)) fail(`the link never showed "${final}"`);
+  console.log(`ok ${decision} -> ${final}`);
+} finally {
+  await browser.close();
+}
