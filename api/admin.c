@@ -163,8 +163,8 @@ static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, s
         (rc = int_field(o, "exec_timeout_ms", 100, 600000, 30000, &s.exec_timeout_ms, err)) ||
         (rc = int_field(o, "max_attempts", 1, 20, 3, &s.max_attempts, err)) ||
         (rc = cs_json_str(o, "amount_field", false, 128, &s.amount_field, err)) ||
-        (rc = int_field(o, "reminder_interval_s", 60, 2592000, 0, &s.reminder_interval_s, err)) ||
-        (rc = int_field(o, "escalate_after_s", 60, 2592000, 0, &s.escalate_after_s, err)) ||
+        (rc = int_field(o, "reminder_interval_s", 1, 2592000, 0, &s.reminder_interval_s, err)) ||
+        (rc = int_field(o, "escalate_after_s", 1, 2592000, 0, &s.escalate_after_s, err)) ||
         (rc = strings(o, "approvers", approvers, &s.napprovers, err)) ||
         (rc = strings(o, "escalation", escalation, &s.nescalation, err)) ||
         (rc = cs_admin_policy_set(d->db, &s, err)))

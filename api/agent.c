@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "cs_approval.h"
+#include "cs_batch.h"
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_log.h"
@@ -194,6 +195,32 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
     return outcome_reply(r, c, d, true);
 }
 
+/* Stores one submission; a batch member is admitted to its batch in the same transaction. */
+static enum cs_err store(struct api *a, struct api_db *d, json_object *rows,
+                         const struct cs_request *rq, const struct cs_grant *g,
+                         const struct cs_agent *agent, PGresult **res, char *err)
+{
+    if (!rq->batch_id)
+        return cs_approval_insert(d->db, rows, res, err);
+    struct cs_batch_tx *t = cs_batch_tx_new();
+    enum cs_err rc = cs_db_begin(d->db, err);
+    if (!rc)
+        rc = cs_batch_tx_admit(t, d->db, json_object_array_get_idx(rows, 0), rq, agent, g, err);
+    if (!rc)
+        rc = cs_approval_insert(d->db, rows, res, err);
+    if (!rc)
+        rc = cs_batch_tx_finish(t, d->db, *res, a->batch_key, a->cfg->public_url, "api", err);
+    if (!rc)
+        rc = cs_db_commit(d->db, err);
+    if (rc) {
+        cs_db_rollback(d->db);
+        PQclear(*res);
+        *res = NULL;
+    }
+    cs_batch_tx_free(t);
+    return rc;
+}
+
 enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
 {
     if (r->waiter)
@@ -222,16 +249,19 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
     char actor[96];
     int64_t expires_ms = 0;
     snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
+    needs = needs || rq.batch_id; /* a batch member waits for the batch decision */
     rows = json_object_new_array();
     json_object_array_add(rows, cs_approval_row(&rq, &r->who.agent, g, needs, a->link_key,
                                                 a->cfg->public_url, actor, r->approval_id,
                                                 &expires_ms));
     PGresult *res = NULL;
-    if ((rc = cs_approval_insert(d->db, rows, &res, err))) {
+    if ((rc = store(a, d, rows, &rq, g, &r->who.agent, &res, err))) {
         ret = reply_error(r, c, rc, err, NULL);
         goto done;
     }
     bool inserted = PQntuples(res) == 1;
+    if (inserted)
+        expires_ms = cs_db_int(res, 0, 3); /* a batch member takes the batch's window */
     PQclear(res);
     r->inline_expires_ms = expires_ms;
     if (!inserted) {
@@ -357,4 +387,51 @@ enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c)
         return reply_error(r, c, rc, err, NULL);
     cs_log_ap(CS_LOG_INFO, "api", r->approval_id, "cancelled by %s", r->who.agent.name);
     return reply_json(r, c, 200, st);
+}
+
+/* ---- POST /v1/batches/{id}/seal, GET /v1/batches/{id} ---- */
+
+static enum MHD_Result batch_reply(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                   unsigned status)
+{
+    char err[CS_ERRLEN];
+    json_object *o = NULL;
+    enum cs_err rc = cs_batch_status(d->db, r->who.agent.id, r->params[0], &o, err);
+    return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, status, o);
+}
+
+enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c)
+{
+    char err[CS_ERRLEN], actor[96];
+    struct api_db *d = pool_get(r->api->pool);
+    json_object *obj = NULL;
+    int64_t count = 0;
+    static const char *const keys[] = {"count", NULL};
+    enum cs_err rc = authenticate(r, c, d, "submit", err);
+    if (!rc)
+        rc = cs_json_parse(r->body.data ? r->body.data : "", r->body.len, &obj, err);
+    if (!rc && !json_object_is_type(obj, json_type_object))
+        rc = cs_err_set(err, CS_ERR_INVALID, "the body must be a JSON object");
+    if (!rc)
+        rc = cs_json_only_keys(obj, keys, err);
+    if (!rc)
+        rc = cs_json_int(obj, "count", true, 1, CS_BATCH_MAX, 0, &count, err);
+    snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
+    if (!rc)
+        rc = cs_batch_seal(d->db, r->who.agent.id, r->params[0], (int)count, r->api->batch_key,
+                           r->api->cfg->public_url, actor, err);
+    json_object_put(obj);
+    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
+    pool_put(r->api->pool, d);
+    return ret;
+}
+
+enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c)
+{
+    char err[CS_ERRLEN];
+    struct api_db *d = pool_get(r->api->pool);
+    enum cs_err rc = authenticate(r, c, d, "read", err);
+    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
+    pool_put(r->api->pool, d);
+    return ret;
 }

@@ -31,6 +31,7 @@
 #include "cs_err.h"
 
 #define API_MAX_PARAMS 2
+#define API_PAGE_MAX (8u << 20)     /* cap on one rendered HTML page */
 
 struct api;
 
@@ -107,6 +108,7 @@ struct api {
     unsigned char view_key[32];      /* read-only status links */
     unsigned char csrf_key[32];      /* decision forms */
     unsigned char inbox_key[32];     /* an approver's inbox links */
+    unsigned char batch_key[32];     /* batch links */
     char origin[256];                /* scheme://host[:port] of CS_PUBLIC_URL */
     const char *openapi;             /* api/openapi.json, embedded */
     bool (*kafka_ok)(struct api *a); /* readiness probe of the broker (main.c) */
@@ -140,12 +142,40 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c);
 
 /* pages.c */
 enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c);
+
+/* html.c -- the approval pages' frame and escaping. */
+void html_esc(struct cs_buf *b, const char *s);
+void html_raw(struct cs_buf *b, const char *s);
+void html_head(struct cs_buf *b, const char *title);
+void html_foot(struct cs_buf *b);
+void html_time_left(char *out, size_t n, int64_t ms);   /* "in 42 min" ... "passed" */
+/* A page with a heading and a sentence (outcomes and refusals). */
+enum MHD_Result html_message(struct api_req *r, struct MHD_Connection *c, unsigned status,
+                             const char *title, const char *text);
+/* The refusal page for rc, with its HTTP status from the cs_err table. */
+enum MHD_Result html_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
+                           const char *detail);
+
+/* csrf.c -- the decision forms' tokens (see the file's comment). */
+void csrf_make(struct api *a, const char *token, const char *nonce, char *out, size_t n);
+/* A fresh form token for link `token` into csrf, and its Set-Cookie value (cookie_path). */
+void csrf_issue(struct api *a, const char *token, const char *cookie_path, char csrf[160],
+                char set_cookie[320]);
+enum cs_err csrf_check(struct api *a, struct MHD_Connection *c, const char *form_csrf,
+                       const char *token, char *err) CS_MUSTCHECK;
+
+/* batch_pages.c */
+enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c);
 
 /* admin.c */
 enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,

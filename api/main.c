@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include "api.h"
+#include "cs_batch.h"
 #include "cs_kafka.h"
 #include "cs_link.h"
 #include "cs_log.h"
@@ -119,6 +120,7 @@ int main(int argc, char **argv)
     cs_key_derive(cfg.master_key, CS_LINK_VIEW_PURPOSE, a.view_key);
     cs_key_derive(cfg.master_key, CS_LINK_INBOX_PURPOSE, a.inbox_key);
     cs_key_derive(cfg.master_key, CS_LINK_CSRF_PURPOSE, a.csrf_key);
+    cs_key_derive(cfg.master_key, CS_BATCH_LINK_PURPOSE, a.batch_key);
     set_origin(&a);
     a.metrics = metrics_new();
     cs_log(CS_LOG_INFO, "api", "starting %s (%s)", CS_VERSION, cfg.instance_id);
@@ -146,6 +148,7 @@ int main(int argc, char **argv)
     cs_wipe(a.view_key, 32);
     cs_wipe(a.inbox_key, 32);
     cs_wipe(a.csrf_key, 32);
+    cs_wipe(a.batch_key, 32);
     cs_log(CS_LOG_INFO, "api", "stopped");
     cs_config_free(&cfg);
     return status;

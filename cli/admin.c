@@ -196,8 +196,8 @@ static int policy_set(struct cli_ctx *c, const char *id)
     s.window_seconds = (int)args_int(c->args, "window", 3600, 1, 2592000, &ok);
     s.exec_timeout_ms = (int)args_int(c->args, "timeout", 30000, 100, 600000, &ok);
     s.max_attempts = (int)args_int(c->args, "attempts", 3, 1, 20, &ok);
-    s.reminder_interval_s = (int)args_int(c->args, "remind", 0, 60, 2592000, &ok);
-    s.escalate_after_s = (int)args_int(c->args, "escalate-after", 0, 60, 2592000, &ok);
+    s.reminder_interval_s = (int)args_int(c->args, "remind", 0, 1, 2592000, &ok);
+    s.escalate_after_s = (int)args_int(c->args, "escalate-after", 0, 1, 2592000, &ok);
     s.amount_field = args_get(c->args, "amount-field");
     if (!ok)
         return 2;

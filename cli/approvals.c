@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cs_approval.h"
 #include "cs_audit.h"
+#include "cs_batch.h"
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_mem.h"
@@ -172,6 +173,59 @@ static int audit_rows(struct cli_ctx *c, bool export)
     }
 }
 
+/* `batch show|links AGENT BATCH_ID`: the batch's status, or each approver's batch link. */
+static int batch_cmd(struct cli_ctx *c, const char *verb, const char *agent, const char *id)
+{
+    char err[CS_ERRLEN];
+    const char *ap[] = {agent};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(c->db, CSQ_AGENT_BY_NAME, 1, ap, &res, err);
+    if (!rc && PQntuples(res) == 0)
+        rc = cs_err_set(err, CS_ERR_UNKNOWN_AGENT, "no agent by that name");
+    char agent_id[CS_UUID_STRLEN + 1] = "";
+    if (!rc)
+        cs_strlcpy(agent_id, cs_db_str(res, 0, 0), sizeof(agent_id));
+    PQclear(res);
+    json_object *st = NULL;
+    if (!rc)
+        rc = cs_batch_status(c->db, agent_id, id, &st, err);
+    if (rc)
+        return cli_fail(rc, err);
+    if (!strcmp(verb, "show")) {
+        printf("%s\n", cs_json_text(st, NULL));
+        json_object_put(st);
+        return 0;
+    }
+    json_object *uid = NULL;
+    json_object_object_get_ex(st, "batch_uid", &uid);
+    unsigned char key[32];
+    if ((rc = cs_config_require_master_key(c->cfg, err))) {
+        json_object_put(st);
+        return cli_fail(rc, err);
+    }
+    cs_key_derive(c->cfg->master_key, CS_BATCH_LINK_PURPOSE, key);
+    const char *lp[] = {json_object_get_string(uid)};
+    rc = cs_db_exec(c->db, CSQ_BATCH_LINKS, 1, lp, &res, err);
+    for (int r = 0; !rc && r < PQntuples(res); r++) {
+        struct cs_link l;
+        char token[CS_LINK_TOKEN_LEN + 1];
+        cs_strlcpy(l.approval_id, json_object_get_string(uid), sizeof(l.approval_id));
+        cs_strlcpy(l.approver_id, cs_db_str(res, r, 0), sizeof(l.approver_id));
+        cs_strlcpy(l.voter_id, cs_db_str(res, r, 1), sizeof(l.voter_id));
+        l.expires_ms = cs_db_int(res, r, 3);
+        if (cs_link_sign(key, &l, token) != CS_OK)
+            continue;
+        char *url = cs_link_url(c->cfg->public_url, "batch", token);
+        printf("{\"approver\":\"%s\",\"approver_id\":\"%s\",\"url\":\"%s\"}\n",
+               cs_db_str(res, r, 2), l.approver_id, url);
+        cs_free(url);
+    }
+    PQclear(res);
+    cs_wipe(key, sizeof(key));
+    json_object_put(st);
+    return rc ? cli_fail(rc, err) : 0;
+}
+
 /* Returns -1 when noun/verb is not an approvals or audit command. */
 int approvals_main(struct cli_ctx *c, const char *noun, const char *verb)
 {
@@ -212,6 +266,9 @@ int approvals_main(struct cli_ctx *c, const char *noun, const char *verb)
                                                 args_get(c->args, "reason"), err);
             return rc ? cli_fail(rc, err) : approval_show(c, arg);
         }
+    } else if (!strcmp(noun, "batch")) {
+        if ((!strcmp(verb, "show") || !strcmp(verb, "links")) && c->args->npos == 2)
+            return batch_cmd(c, verb, c->args->pos[0], c->args->pos[1]);
     } else if (!strcmp(noun, "audit")) {
         if (!strcmp(verb, "verify"))
             return audit_verify(c);

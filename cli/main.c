@@ -57,6 +57,7 @@ static const char usage[] =
     "  approval approve ID --as APPROVER [--reason TEXT]\n"
     "  approval deny ID --as APPROVER --reason TEXT\n"
     "  approval cancel ID [--reason TEXT]   cancel a pending approval as an operator\n"
+    "  batch show AGENT BATCH_ID | batch links AGENT BATCH_ID   a batch and its approver links\n"
     "  audit verify | audit tail [--limit N] [--approval ID] | audit export [--after ID]\n"
     "\n";
 

@@ -90,6 +90,15 @@ struct cs_vote_outcome {
 };
 
 /*
+ * Who may vote in approver slot `slot`: the approver (enabled) or a person
+ * holding an active delegation from them (CS_ERR_NOT_APPROVER otherwise),
+ * and neither may operate the requesting agent (CS_ERR_SELF_APPROVAL).
+ * Shared by single and batch votes; runs inside the caller's transaction.
+ */
+enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const char *cast_by,
+                                    const char *requester, char *err) CS_MUSTCHECK;
+
+/*
  * Records a vote in one transaction: the approval is locked, must be
  * pending and inside its window (CS_ERR_EXPIRED), the approver must hold a
  * slot (CS_ERR_NOT_APPROVER), a delegate must hold an active delegation,

@@ -48,6 +48,8 @@ struct cs_policy {
     int escalate_after_s;        /* 0 when unset */
     struct cs_policy_approver *approvers;
     int napprovers;
+    char (*escalation)[CS_UUID_STRLEN + 1];  /* added after escalate_after_s */
+    int nescalation;
 };
 
 /* Parses "always" | "never" | "rules"; -1 otherwise. */

@@ -135,9 +135,17 @@ json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent 
     json_object_object_add(row, "status",
                            json_object_new_string(needs_approval ? "pending" : "approved"));
     json_object_object_add(row, "expires_ms", json_object_new_int64(*expires_ms));
-    if (needs_approval)
+    if (needs_approval) {
         json_object_object_add(row, "links",
                                links_for(id, p, *expires_ms, link_key, public_url));
+        int64_t now = *expires_ms - (int64_t)p->window_seconds * 1000;
+        int64_t remind = now + (int64_t)p->reminder_interval_s * 1000;
+        int64_t escalate = now + (int64_t)p->escalate_after_s * 1000;
+        if (p->reminder_interval_s && remind < *expires_ms)
+            json_object_object_add(row, "next_reminder_ms", json_object_new_int64(remind));
+        if (p->escalate_after_s && p->nescalation && escalate < *expires_ms)
+            json_object_object_add(row, "escalate_ms", json_object_new_int64(escalate));
+    }
     json_object_object_add(row, "actor", json_object_new_string(actor));
     return row;
 }
@@ -173,13 +181,40 @@ static enum cs_err approver_agent(struct cs_db *db, const char *id, char agent_i
     return rc;
 }
 
+enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const char *cast_by,
+                                    const char *requester, char *err)
+{
+    char slot_agent[CS_UUID_STRLEN + 1], voter_agent[CS_UUID_STRLEN + 1];
+    PGresult *res = NULL;
+    enum cs_err rc = approver_agent(db, slot, slot_agent, err);
+    if (rc)
+        return rc;
+    if (strcmp(cast_by, slot) != 0) {
+        const char *dp[] = {slot, cast_by};
+        if ((rc = cs_db_exec(db, CSQ_DELEGATION_ACTIVE, 2, dp, &res, err)))
+            return rc;
+        bool ok = cs_db_bool(res, 0, 0);
+        PQclear(res);
+        if (!ok)
+            return cs_err_set(err, CS_ERR_NOT_APPROVER,
+                              "no active delegation lets this person vote for the approver");
+        if ((rc = approver_agent(db, cast_by, voter_agent, err)))
+            return rc;
+    } else {
+        cs_strlcpy(voter_agent, slot_agent, sizeof(voter_agent));
+    }
+    if (strcmp(slot_agent, requester) == 0 || strcmp(voter_agent, requester) == 0)
+        return cs_err_set(err, CS_ERR_SELF_APPROVAL,
+                          "the requesting agent's operator cannot vote on its own request");
+    return CS_OK;
+}
+
 static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_vote_outcome *out,
                            char *err)
 {
     PGresult *res = NULL;
     enum cs_err rc;
-    char requester[CS_UUID_STRLEN + 1], slot_agent[CS_UUID_STRLEN + 1],
-        voter_agent[CS_UUID_STRLEN + 1];
+    char requester[CS_UUID_STRLEN + 1];
     const char *lp[] = {v->approval_id, v->approver_id};
 
     if ((rc = cs_db_exec(db, CSQ_VOTE_LOCK, 2, lp, &res, err)))
@@ -202,25 +237,8 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
                           cs_status_name((enum cs_status)st));
     if (!is_approver)
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "not an approver of this approval");
-    if ((rc = approver_agent(db, v->approver_id, slot_agent, err)))
+    if ((rc = cs_approval_check_voter(db, v->approver_id, v->cast_by, requester, err)))
         return rc;
-    if (strcmp(v->cast_by, v->approver_id) != 0) {
-        const char *dp[] = {v->approver_id, v->cast_by};
-        if ((rc = cs_db_exec(db, CSQ_DELEGATION_ACTIVE, 2, dp, &res, err)))
-            return rc;
-        bool ok = cs_db_bool(res, 0, 0);
-        PQclear(res);
-        if (!ok)
-            return cs_err_set(err, CS_ERR_NOT_APPROVER,
-                              "no active delegation lets this person vote for the approver");
-        if ((rc = approver_agent(db, v->cast_by, voter_agent, err)))
-            return rc;
-    } else {
-        cs_strlcpy(voter_agent, slot_agent, sizeof(voter_agent));
-    }
-    if (strcmp(slot_agent, requester) == 0 || strcmp(voter_agent, requester) == 0)
-        return cs_err_set(err, CS_ERR_SELF_APPROVAL,
-                          "the requesting agent's operator cannot vote on its own request");
 
     const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
                         v->approve ? "approve" : "deny", v->reason, v->actor};

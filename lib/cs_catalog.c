@@ -142,7 +142,7 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* Columns of grant_load (sql/queries/catalog.sql). */
 enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
        P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS };
+       P_APPROVERS, P_ESCALATION };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -160,7 +160,7 @@ static enum cs_err json_col(const PGresult *res, int col, json_type t, json_obje
 
 static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err)
 {
-    json_object *bases = NULL, *agents = NULL, *approvers = NULL;
+    json_object *bases = NULL, *agents = NULL, *approvers = NULL, *escalation = NULL;
     enum cs_err rc;
     g->id = cs_strdup(cs_db_str(res, 0, G_ID));
     size_t blen = 0;
@@ -176,7 +176,8 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->disabled = cs_db_bool(res, 0, G_DISABLED);
     if ((rc = json_col(res, G_BASES, json_type_array, &bases, err)) ||
         (rc = json_col(res, G_AGENTS, json_type_array, &agents, err)) ||
-        (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)))
+        (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)) ||
+        (rc = json_col(res, P_ESCALATION, json_type_array, &escalation, err)))
         goto done;
     g->nbases = (int)json_object_array_length(bases);
     g->bases = cs_calloc((size_t)g->nbases, sizeof(char *));
@@ -217,7 +218,14 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
                    json_object_get_string(json_object_array_get_idx(pair, 1)),
                    sizeof(p->approvers[i].voter_id));
     }
+    p->nescalation = (int)json_object_array_length(escalation);
+    p->escalation = cs_calloc((size_t)p->nescalation, sizeof(*p->escalation));
+    for (int i = 0; i < p->nescalation; i++)
+        cs_strlcpy(p->escalation[i],
+                   json_object_get_string(json_object_array_get_idx(escalation, (size_t)i)),
+                   sizeof(p->escalation[i]));
 done:
+    json_object_put(escalation);
     json_object_put(bases);
     json_object_put(agents);
     json_object_put(approvers);

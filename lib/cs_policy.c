@@ -237,6 +237,12 @@ json_object *cs_policy_snapshot(const struct cs_policy *p, bool idempotency_keys
         json_object_object_add(o, "reminder_interval_s", json_object_new_int(p->reminder_interval_s));
     if (p->escalate_after_s)
         json_object_object_add(o, "escalate_after_s", json_object_new_int(p->escalate_after_s));
+    if (p->nescalation) {
+        json_object *esc = json_object_new_array();
+        for (int i = 0; i < p->nescalation; i++)
+            json_object_array_add(esc, json_object_new_string(p->escalation[i]));
+        json_object_object_add(o, "escalation", esc);
+    }
     return o;
 }
 
@@ -248,5 +254,6 @@ void cs_policy_free(struct cs_policy *p)
     json_object_put(p->rules);
     cs_free(p->amount_field);
     cs_free(p->approvers);
+    cs_free(p->escalation);
     cs_free(p);
 }

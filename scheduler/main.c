@@ -39,11 +39,25 @@ static enum cs_err retain(struct cs_db *db, const void *c, struct duty_result *o
 {
     return retention_run_once(db, c, out, err);
 }
+static enum cs_err remind(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return reminder_run_once(db, c, out, err);
+}
+static enum cs_err escalate(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return escalator_run_once(db, c, out, err);
+}
+static enum cs_err finish(struct cs_db *db, const void *c, struct duty_result *out, char *err)
+{
+    return finisher_run_once(db, c, out, err);
+}
 
 /* Rows changed per duty and sweeps run, for /metrics (CS_METRICS_PORT). */
-static const char *const duty_names[] = {"expirer", "rescuer", "sealer", "retention"};
+#define NDUTIES 7
+static const char *const duty_names[NDUTIES] = {"expirer", "rescuer", "reminder", "escalator",
+                                                "finisher", "sealer", "retention"};
 struct sched_metrics {
-    atomic_uint_fast64_t rows[4];
+    atomic_uint_fast64_t rows[NDUTIES];
     atomic_uint_fast64_t sweeps, failures;
     atomic_int leader;
 };
@@ -54,7 +68,7 @@ static void render(void *arg, struct cs_buf *b)
     char labels[64];
     cs_metrics_family(b, "countersign_scheduler_rows_total", "counter",
                       "rows each duty changed (expired, rescued, sealed entries, deleted)");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NDUTIES; i++) {
         snprintf(labels, sizeof(labels), "duty=\"%s\"", duty_names[i]);
         cs_metrics_value(b, "countersign_scheduler_rows_total", labels, (double)atomic_load(&m->rows[i]));
     }
@@ -91,15 +105,21 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
     const struct rescuer_config rsc = rescuer_config_from(cfg);
     const struct sealer_config sc = sealer_config_from(cfg);
     const struct retention_config tc = retention_config_from(cfg);
+    const struct reminder_config mc = reminder_config_from(cfg);
+    const struct escalator_config xc = escalator_config_from(cfg);
+    const struct finisher_config fc = finisher_config_from(cfg);
     const struct {
         const char *name;
         duty_fn fn;
         const void *c;
         int64_t every_ms;    /* 0: every sweep */
-    } duties[] = {{"expirer", expire, &ec, 0},
-                  {"rescuer", rescue, &rsc, 0},
-                  {"sealer", seal, &sc, 0},
-                  {"retention", retain, &tc, RETENTION_EVERY_MS}};
+    } duties[NDUTIES] = {{"expirer", expire, &ec, 0},       /* checklist: the order of */
+                         {"rescuer", rescue, &rsc, 0},      /* duty_names[] above */
+                         {"reminder", remind, &mc, 0},
+                         {"escalator", escalate, &xc, 0},
+                         {"finisher", finish, &fc, 0},
+                         {"sealer", seal, &sc, 0},
+                         {"retention", retain, &tc, RETENTION_EVERY_MS}};
     int64_t next[sizeof(duties) / sizeof(duties[0])] = {0};
     char err[CS_ERRLEN];
     while (!atomic_load(&cs_stopping)) {

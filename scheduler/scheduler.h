@@ -54,6 +54,30 @@ struct sealer_config sealer_config_from(const struct cs_config *cfg);
 enum cs_err sealer_run_once(struct cs_db *db, const struct sealer_config *c,
                             struct duty_result *out, char *err) CS_MUSTCHECK;
 
+/* reminder.c: due reminders, once per interval. */
+struct reminder_config {
+    int batch;
+};
+struct reminder_config reminder_config_from(const struct cs_config *cfg);
+enum cs_err reminder_run_once(struct cs_db *db, const struct reminder_config *c,
+                              struct duty_result *out, char *err) CS_MUSTCHECK;
+
+/* escalator.c: adds escalation approvers once their delay has passed. */
+struct escalator_config {
+    int batch;
+};
+struct escalator_config escalator_config_from(const struct cs_config *cfg);
+enum cs_err escalator_run_once(struct cs_db *db, const struct escalator_config *c,
+                               struct duty_result *out, char *err) CS_MUSTCHECK;
+
+/* finisher.c: publishes the summary of batches whose members are all terminal. */
+struct finisher_config {
+    int batch;
+};
+struct finisher_config finisher_config_from(const struct cs_config *cfg);
+enum cs_err finisher_run_once(struct cs_db *db, const struct finisher_config *c,
+                              struct duty_result *out, char *err) CS_MUSTCHECK;
+
 /* retention.c: deletes terminal approvals older than the retention period. */
 struct retention_config {
     int days;

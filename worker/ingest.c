@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cs_approval.h"
+#include "cs_batch.h"
 #include "cs_catalog.h"
 #include "cs_json.h"
 #include "cs_kafka.h"
@@ -35,7 +36,7 @@ struct ingest {
     rd_kafka_t *dlq;
     struct cs_catalog *cat;
     unsigned char link_key[32];
-    char actor_prefix[16];
+    unsigned char batch_key[32];
     rd_kafka_message_t **msgs;    /* the current batch */
     int nmsgs;
     int64_t first_ms;             /* when the batch's first message was polled */
@@ -83,17 +84,24 @@ static void dead_letter(struct ingest *in, const rd_kafka_message_t *m, enum cs_
                detail, suppressed);
 }
 
+/* One message of the current batch, parsed. */
+struct item {
+    int msg;                          /* index in in->msgs */
+    struct cs_request rq;             /* kept until the row is stored */
+    const struct cs_agent *agent;
+    const struct cs_grant *grant;
+    json_object *row;                 /* the approval row, NULL once refused */
+    struct cs_seal seal;              /* count > 0: a seal message */
+};
+
 /*
- * Turns message m into an approval row appended to rows, or returns the
- * refusal. Retriable errors (database) are returned as such.
+ * Turns message m into an approval row (it->row) or a seal (it->seal), or
+ * returns the refusal. Retriable errors (database) are returned as such.
  */
-static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, json_object *rows,
-                         char *err)
+static enum cs_err admit(struct ingest *in, struct item *it, char *err)
 {
+    const rd_kafka_message_t *m = in->msgs[it->msg];
     json_object *obj = NULL;
-    struct cs_request rq;
-    const struct cs_agent *agent = NULL;
-    const struct cs_grant *grant = NULL;
     bool needs = true;
     enum cs_err rc;
 
@@ -104,21 +112,36 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, json_ob
                           (long long)in->cfg->request_max_bytes);
     if ((rc = cs_json_parse(m->payload, m->len, &obj, err)))
         return rc;
-    rc = cs_request_parse(obj, CS_REQ_ENVELOPE, (size_t)in->cfg->request_max_bytes, &rq, err);
+    if (cs_batch_is_seal(obj)) {
+        rc = cs_batch_seal_parse(obj, &it->seal, err);
+        json_object_put(obj);
+        if (!rc && !(rc = cs_catalog_agent(in->cat, in->db, it->seal.agent, &it->agent, err)))
+            return CS_OK;
+        it->seal.count = 0;
+        return rc;
+    }
+    rc = cs_request_parse(obj, CS_REQ_ENVELOPE, (size_t)in->cfg->request_max_bytes, &it->rq, err);
     json_object_put(obj);
     if (rc)
         return rc;
-    if (!(rc = cs_catalog_agent(in->cat, in->db, rq.agent, &agent, err)) &&
-        !(rc = cs_catalog_grant(in->cat, in->db, rq.grant_id, &grant, err)) &&
-        !(rc = cs_approval_check(&rq, agent, grant, &needs, err))) {
+    if (!(rc = cs_catalog_agent(in->cat, in->db, it->rq.agent, &it->agent, err)) &&
+        !(rc = cs_catalog_grant(in->cat, in->db, it->rq.grant_id, &it->grant, err)) &&
+        !(rc = cs_approval_check(&it->rq, it->agent, it->grant, &needs, err))) {
         char id[CS_UUID_STRLEN + 1], actor[96];
         int64_t expires_ms;
-        snprintf(actor, sizeof(actor), "agent:%s", agent->name);
-        json_object_array_add(rows, cs_approval_row(&rq, agent, grant, needs, in->link_key,
-                                                    in->cfg->public_url, actor, id, &expires_ms));
+        snprintf(actor, sizeof(actor), "agent:%s", it->agent->name);
+        it->row = cs_approval_row(&it->rq, it->agent, it->grant, needs || it->rq.batch_id,
+                                  in->link_key, in->cfg->public_url, actor, id, &expires_ms);
     }
-    cs_request_free(&rq);
     return rc;
+}
+
+/* Batch members are admitted in (agent, batch) order so ingest consumers never deadlock. */
+static int member_order(const void *a, const void *b)
+{
+    const struct item *x = *(const struct item *const *)a, *y = *(const struct item *const *)b;
+    int c = strcmp(x->agent->id, y->agent->id);
+    return c ? c : strcmp(x->rq.batch_id, y->rq.batch_id);
 }
 
 /* Reads up to CS_INGEST_BATCH messages, waiting at most the linger after the first. */
@@ -155,31 +178,56 @@ static void fill_batch(struct ingest *in)
 }
 
 /*
- * The database refused the batch as a whole for a reason that is not an
- * outage (a row it cannot store): store the rows one by one, so only the
- * offending messages go to the dead-letter topic.
+ * Stores items[0..n) (rows not yet refused) in one transaction: batch
+ * members are admitted (locking their batches), rows inserted, complete
+ * batches made decidable. Refusals go to the dead-letter topic; a
+ * non-retriable failure of the whole is reported as such.
  */
-static enum cs_err insert_one_by_one(struct ingest *in, json_object *rows, const int *origin,
-                                     int *stored, int *ndlq, char *err)
+static enum cs_err store(struct ingest *in, struct item **items, int n, int *stored, int *ndlq,
+                         char *err)
 {
-    for (size_t i = 0; i < json_object_array_length(rows); i++) {
-        json_object *one = json_object_new_array();
-        json_object_array_add(one, json_object_get(json_object_array_get_idx(rows, i)));
-        PGresult *res = NULL;
+    struct item **members = cs_calloc((size_t)(n ? n : 1), sizeof(*members));
+    int nm = 0;
+    for (int i = 0; i < n; i++)
+        if (items[i]->row && items[i]->rq.batch_id)
+            members[nm++] = items[i];
+    qsort(members, (size_t)nm, sizeof(*members), member_order);
+    struct cs_batch_tx *t = cs_batch_tx_new();
+    json_object *rows = json_object_new_array();
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_begin(in->db, err);
+    for (int i = 0; i < nm && !rc; i++) {
         char why[CS_ERRLEN];
-        enum cs_err rc = cs_approval_insert(in->db, one, &res, why);
-        json_object_put(one);
-        if (!rc)
-            *stored += PQntuples(res);
-        PQclear(res);
-        if (rc && cs_err_info(rc)->retriable)
-            return cs_err_set(err, rc, "%s", why);
-        if (rc) {
-            dead_letter(in, in->msgs[origin[i]], rc, why);
+        enum cs_err r = cs_batch_tx_admit(t, in->db, members[i]->row, &members[i]->rq,
+                                          members[i]->agent, members[i]->grant, why);
+        if (r && cs_err_info(r)->retriable) {
+            rc = cs_err_set(err, r, "%s", why);
+        } else if (r) {
+            dead_letter(in, in->msgs[members[i]->msg], r, why);
+            json_object_put(members[i]->row);
+            members[i]->row = NULL;
             (*ndlq)++;
         }
     }
-    return CS_OK;
+    for (int i = 0; i < n && !rc; i++)
+        if (items[i]->row)
+            json_object_array_add(rows, json_object_get(items[i]->row));
+    if (!rc && json_object_array_length(rows) > 0)
+        rc = cs_approval_insert(in->db, rows, &res, err);
+    if (!rc)
+        rc = cs_batch_tx_finish(t, in->db, res, in->batch_key, in->cfg->public_url,
+                                "worker:ingest", err);
+    if (!rc)
+        rc = cs_db_commit(in->db, err);
+    if (!rc && res)
+        *stored += PQntuples(res);
+    if (rc)
+        cs_db_rollback(in->db);
+    PQclear(res);
+    json_object_put(rows);
+    cs_batch_tx_free(t);
+    cs_free(members);
+    return rc;
 }
 
 /*
@@ -188,39 +236,71 @@ static enum cs_err insert_one_by_one(struct ingest *in, json_object *rows, const
  */
 static enum cs_err process_batch(struct ingest *in, int *stored, int *dead, char *err)
 {
-    json_object *rows = json_object_new_array();
-    int *origin = cs_calloc((size_t)in->nmsgs, sizeof(*origin)); /* row -> message */
+    struct item *items = cs_calloc((size_t)in->nmsgs, sizeof(*items));
+    struct item **todo = cs_calloc((size_t)in->nmsgs, sizeof(*todo));
     enum cs_err rc = CS_OK;
-    int ndlq = 0;
+    int ndlq = 0, ntodo = 0;
     *stored = *dead = 0;
     cs_catalog_tick(in->cat);
     atomic_store(&in->dlq_failed, 0);
     for (int i = 0; i < in->nmsgs && !rc; i++) {
         char why[CS_ERRLEN];
-        size_t before = json_object_array_length(rows);
-        enum cs_err r = admit(in, in->msgs[i], rows, why);
-        if (json_object_array_length(rows) > before)
-            origin[before] = i;
+        items[i].msg = i;
+        enum cs_err r = admit(in, &items[i], why);
+        if (r && cs_err_info(r)->retriable) {
+            rc = cs_err_set(err, r, "%s", why);
+        } else if (r) {
+            dead_letter(in, in->msgs[i], r, why);
+            json_object_put(items[i].row);
+            items[i].row = NULL;
+            ndlq++;
+        } else if (items[i].row) {
+            todo[ntodo++] = &items[i];
+        }
+    }
+    if (!rc && ntodo > 0) {
+        rc = store(in, todo, ntodo, stored, &ndlq, err);
+        if (rc && !cs_err_info(rc)->retriable) {
+            /* The database refused the whole for a row it cannot store: store the
+             * rows one by one, so only the offending messages are dead-lettered. */
+            cs_log(CS_LOG_WARN, "ingest", "batch refused (%s), storing row by row", err);
+            rc = CS_OK;
+            for (int i = 0; i < ntodo && !rc; i++) {
+                char why[CS_ERRLEN];
+                enum cs_err r = todo[i]->row ? store(in, &todo[i], 1, stored, &ndlq, why) : CS_OK;
+                if (r && cs_err_info(r)->retriable) {
+                    rc = cs_err_set(err, r, "%s", why);
+                } else if (r) {
+                    dead_letter(in, in->msgs[todo[i]->msg], r, why);
+                    ndlq++;
+                }
+            }
+        }
+    }
+    /* Seals after the members: whatever arrives in whichever order, the last piece wins. */
+    for (int i = 0; i < in->nmsgs && !rc; i++) {
+        if (items[i].seal.count <= 0)
+            continue;
+        char why[CS_ERRLEN];
+        enum cs_err r = cs_batch_seal(in->db, items[i].agent->id, items[i].seal.batch_id,
+                                      items[i].seal.count, in->batch_key, in->cfg->public_url,
+                                      "worker:ingest", why);
         if (r && cs_err_info(r)->retriable) {
             rc = cs_err_set(err, r, "%s", why);
         } else if (r) {
             dead_letter(in, in->msgs[i], r, why);
             ndlq++;
+        } else {
+            (*stored)++;
         }
     }
-    if (!rc && json_object_array_length(rows) > 0) {
-        PGresult *res = NULL;
-        rc = cs_approval_insert(in->db, rows, &res, err);
-        if (!rc)
-            *stored = PQntuples(res);
-        PQclear(res);
-        if (rc && !cs_err_info(rc)->retriable) {
-            cs_log(CS_LOG_WARN, "ingest", "batch refused (%s), storing row by row", err);
-            rc = insert_one_by_one(in, rows, origin, stored, &ndlq, err);
-        }
+    for (int i = 0; i < in->nmsgs; i++) {
+        json_object_put(items[i].row);
+        cs_request_free(&items[i].rq);
+        cs_batch_seal_free(&items[i].seal);
     }
-    cs_free(origin);
-    json_object_put(rows);
+    cs_free(items);
+    cs_free(todo);
     if (ndlq) {
         /* Wait for every dead letter to be acknowledged before offsets move. */
         if (rd_kafka_flush(in->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
@@ -295,6 +375,7 @@ void *ingest_main(void *arg)
     char err[CS_ERRLEN], client[200];
     snprintf(client, sizeof(client), "countersign-ingest-%s", role->cfg->instance_id);
     cs_link_key(role->cfg->master_key, in.link_key);
+    cs_key_derive(role->cfg->master_key, CS_BATCH_LINK_PURPOSE, in.batch_key);
     in.msgs = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*in.msgs));
     in.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
     if (cs_process_db(role->cfg, "countersign-ingest", &role->stop, &in.db, err) != CS_OK ||
@@ -334,6 +415,7 @@ out:
     cs_db_close(in.db);
     cs_free(in.msgs);
     cs_wipe(in.link_key, sizeof(in.link_key));
+    cs_wipe(in.batch_key, sizeof(in.batch_key));
     atomic_store(&role->done, 1);
     return NULL;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cs_batch.h"
 #include "cs_buf.h"
 #include "cs_db.h"
 #include "cs_json.h"
@@ -35,7 +36,7 @@
 /* notifications_claim columns (sql/queries/notification.sql) */
 enum { N_ID, N_APPROVAL, N_SLOT, N_RECIPIENT, N_KIND, N_CHANNEL, N_ATTEMPTS, N_STATUS,
        N_EXPIRES, N_AGENT, N_METHOD, N_URL, N_REASON, N_NAME, N_EMAIL, N_SLACK, N_WEBHOOK,
-       N_GRANT, N_SLOT_NAME };
+       N_GRANT, N_SLOT_NAME, N_IS_BATCH };
 
 struct message {
     char id[24];
@@ -54,7 +55,7 @@ struct notifier {
     struct worker_role *role;
     struct cs_db *db;
     CURLM *cm;
-    unsigned char link_key[32], hook_key[32];
+    unsigned char link_key[32], hook_key[32], batch_key[32];
     bool wake;
     uint64_t sent, failed;
 };
@@ -275,9 +276,10 @@ static int round_once(struct notifier *n, char *err)
         cs_strlcpy(l.approver_id, cs_db_str(res, r, N_SLOT), sizeof(l.approver_id));
         cs_strlcpy(l.voter_id, cs_db_str(res, r, N_RECIPIENT), sizeof(l.voter_id));
         l.expires_ms = cs_db_int(res, r, N_EXPIRES);
-        if (cs_link_sign(n->link_key, &l, token) != CS_OK)
+        bool batch = cs_db_bool(res, r, N_IS_BATCH);
+        if (cs_link_sign(batch ? n->batch_key : n->link_key, &l, token) != CS_OK)
             continue;
-        char *link = cs_link_url(n->cfg->public_url, "approve", token);
+        char *link = cs_link_url(n->cfg->public_url, batch ? "batch" : "approve", token);
         m->easy = curl_easy_init();
         cs_assert(m->easy);
         curl_easy_setopt(m->easy, CURLOPT_PRIVATE, m);
@@ -354,6 +356,7 @@ void *notifier_main(void *arg)
     char err[CS_ERRLEN];
     cs_link_key(role->cfg->master_key, n.link_key);
     cs_key_derive(role->cfg->master_key, CS_WEBHOOK_PURPOSE, n.hook_key);
+    cs_key_derive(role->cfg->master_key, CS_BATCH_LINK_PURPOSE, n.batch_key);
     n.cm = curl_multi_init();
     cs_assert(n.cm);
     if (cs_process_db(role->cfg, "countersign-notifier", &role->stop, &n.db, err) != CS_OK ||
@@ -373,6 +376,7 @@ void *notifier_main(void *arg)
     cs_db_close(n.db);
     cs_wipe(n.link_key, sizeof(n.link_key));
     cs_wipe(n.hook_key, sizeof(n.hook_key));
+    cs_wipe(n.batch_key, sizeof(n.batch_key));
     atomic_store(&role->done, 1);
     return NULL;
 }

@@ -74,8 +74,8 @@ CREATE TABLE policies (
     exec_timeout_ms     int NOT NULL DEFAULT 30000 CHECK (exec_timeout_ms BETWEEN 100 AND 600000),
     max_attempts        int NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 20),
     amount_field        text,
-    reminder_interval_s int CHECK (reminder_interval_s IS NULL OR reminder_interval_s >= 60),
-    escalate_after_s    int CHECK (escalate_after_s IS NULL OR escalate_after_s >= 60),
+    reminder_interval_s int CHECK (reminder_interval_s IS NULL OR reminder_interval_s >= 1),
+    escalate_after_s    int CHECK (escalate_after_s IS NULL OR escalate_after_s >= 1),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );

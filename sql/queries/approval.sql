@@ -14,16 +14,18 @@ WITH r AS (
         id uuid, request_id text, agent_id uuid, grant_id text, policy_id text,
         batch_id text, method text, url text, headers jsonb, body_b64 text, reason text,
         context jsonb, digest_hex text, policy jsonb, approvers uuid[], quorum int,
-        status text, expires_ms bigint, links jsonb, actor text)
+        status text, expires_ms bigint, links jsonb, actor text, next_reminder_ms bigint,
+        escalate_ms bigint)
 ), ins AS (
     INSERT INTO approvals AS a (id, request_id, agent_id, grant_id, policy_id, batch_id,
         method, url, headers, body, reason, context, digest, policy, approvers, quorum,
-        status, expires_at, decided_at, decided_by)
+        status, expires_at, decided_at, decided_by, next_reminder_at, escalate_at)
     SELECT id, request_id, agent_id, grant_id, policy_id, batch_id, method, url, headers,
         decode(body_b64, 'base64'), reason, context, decode(digest_hex, 'hex'), policy,
         approvers, quorum, status, to_timestamp(expires_ms / 1000.0),
         CASE WHEN status = 'approved' THEN clock_timestamp() END,
-        CASE WHEN status = 'approved' THEN 'policy' END
+        CASE WHEN status = 'approved' THEN 'policy' END,
+        to_timestamp(next_reminder_ms / 1000.0), to_timestamp(escalate_ms / 1000.0)
     FROM r
     ON CONFLICT (agent_id, request_id) DO NOTHING
     RETURNING a
@@ -52,7 +54,7 @@ WITH r AS (
     WHERE (i.a).status = 'pending' AND ch.target IS NOT NULL AND p.disabled_at IS NULL
 )
 SELECT (i.a).id, (i.a).request_id, (i.a).status,
-       (extract(epoch FROM (i.a).expires_at) * 1000)::bigint
+       (extract(epoch FROM (i.a).expires_at) * 1000)::bigint, (i.a).batch_id, (i.a).agent_id
 FROM ins i;
 
 -- name: approval_by_request

@@ -18,13 +18,19 @@ WITH c AS (
     FROM c WHERE n.id = c.id
     RETURNING n.*
 )
-SELECT u.id, u.approval_id, u.approver_id, u.recipient_id, u.kind, u.channel, u.attempts,
-       a.status, (extract(epoch FROM a.expires_at) * 1000)::bigint, ag.name, a.method, a.url,
-       a.reason, p.name, p.email, p.slack_webhook_url, p.webhook_url, a.grant_id,
-       (SELECT name FROM approvers WHERE id = u.approver_id)
+-- A batch message (batch_uid set) reads as pending while the batch is decidable.
+SELECT u.id, coalesce(u.approval_id, u.batch_uid), u.approver_id, u.recipient_id, u.kind,
+       u.channel, u.attempts,
+       coalesce(a.status, CASE WHEN b.status = 'decidable' THEN 'pending' ELSE b.status END),
+       (extract(epoch FROM coalesce(a.expires_at, b.expires_at)) * 1000)::bigint, ag.name,
+       coalesce(a.method, 'BATCH'),
+       coalesce(a.url, b.members || ' calls as batch ' || b.id), coalesce(a.reason, ''), p.name,
+       p.email, p.slack_webhook_url, p.webhook_url, coalesce(a.grant_id, b.grant_id),
+       (SELECT name FROM approvers WHERE id = u.approver_id), u.batch_uid IS NOT NULL
 FROM u
-JOIN approvals a ON a.id = u.approval_id
-JOIN agents ag ON ag.id = a.agent_id
+LEFT JOIN approvals a ON a.id = u.approval_id
+LEFT JOIN batches b ON b.uid = u.batch_uid
+JOIN agents ag ON ag.id = coalesce(a.agent_id, b.agent_id)
 JOIN approvers p ON p.id = u.recipient_id;
 
 -- name: notification_done
@@ -36,9 +42,11 @@ WITH u AS (
         next_attempt_at = CASE WHEN $2::text = 'queued'
                                THEN now() + make_interval(secs => $4::float8) ELSE next_attempt_at END
     WHERE id = $1::bigint
-    RETURNING approval_id
+    RETURNING approval_id, batch_uid
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
-    SELECT 'worker:notifier', $5::text, u.approval_id, $6::jsonb FROM u WHERE $5::text IS NOT NULL
+    SELECT 'worker:notifier', $5::text, u.approval_id,
+           $6::jsonb || jsonb_strip_nulls(jsonb_build_object('batch_uid', u.batch_uid))
+    FROM u WHERE $5::text IS NOT NULL
 )
 SELECT count(*) FROM u;

@@ -5,8 +5,8 @@
 // and the payload, saves a screenshot, presses the button, checks the
 // outcome page, then waits until the same link shows the executed status.
 // Driven by tests/integration/test_browser.py through env:
-//   CS_LINK        the approver's link            CS_REASON  the reason to expect
-//   CS_PAYLOAD     a payload fragment to expect   CS_SHOT    screenshot path
+//   CS_LINK        the approver's (or batch) link CS_REASON  text to expect (the reason)
+//   CS_PAYLOAD     more text to expect            CS_SHOT    screenshot path
 //   CS_DECISION    approve | deny (default approve)
 //   CS_FINAL       the status to wait for on the page (default executed)
 //   CS_VIEWPORT    WIDTHxHEIGHT (default 390x844, a phone)

@@ -1,0 +1,34 @@
+/*
+ * escalator.c -- brings in further approvers when an approval waits too long.
+ *
+ * A policy with escalate_after_s and escalation approvers gives each
+ * pending approval an escalate_at; this duty (escalate_due in
+ * sql/queries/reminder.sql) adds the escalation approvers to its slots
+ * once, queues a message with each new approver's own link, audits it and
+ * publishes an approval.escalated event. The quorum and the window do not
+ * change.
+ */
+#include <stdio.h>
+
+#include "scheduler.h"
+
+struct escalator_config escalator_config_from(const struct cs_config *cfg)
+{
+    return (struct escalator_config){.batch = (int)cfg->sweep_batch};
+}
+
+enum cs_err escalator_run_once(struct cs_db *db, const struct escalator_config *c,
+                               struct duty_result *out, char *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", c->batch);
+    const char *p[] = {lim, "scheduler:escalator"};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_ESCALATE_DUE, 2, p, &res, err);
+    if (rc)
+        return rc;
+    out->changed = cs_db_int(res, 0, 0);
+    out->more = out->changed == c->batch;
+    PQclear(res);
+    return CS_OK;
+}

@@ -1,0 +1,35 @@
+/*
+ * reminder.c -- reminds the approvers of approvals that wait.
+ *
+ * A policy with reminder_interval_s gives each pending approval a
+ * next_reminder_at; this duty sends the due ones (remind_due in
+ * sql/queries/reminder.sql) and moves next_reminder_at on by one interval
+ * from now in the same guarded UPDATE, so a reminder goes out at most once
+ * per interval however many schedulers run. Only slots that have not voted
+ * are reminded; a reminder never extends the window, and an approval that
+ * expired or was decided gets none.
+ */
+#include <stdio.h>
+
+#include "scheduler.h"
+
+struct reminder_config reminder_config_from(const struct cs_config *cfg)
+{
+    return (struct reminder_config){.batch = (int)cfg->sweep_batch};
+}
+
+enum cs_err reminder_run_once(struct cs_db *db, const struct reminder_config *c,
+                              struct duty_result *out, char *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", c->batch);
+    const char *p[] = {lim, "scheduler:reminder"};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_REMIND_DUE, 2, p, &res, err);
+    if (rc)
+        return rc;
+    out->changed = cs_db_int(res, 0, 0);
+    out->more = out->changed == c->batch;
+    PQclear(res);
+    return CS_OK;
+}

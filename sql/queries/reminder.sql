@@ -1,0 +1,95 @@
+-- Reminders and escalation (scheduler/reminder.c, scheduler/escalator.c).
+
+-- name: remind_due
+-- Pending approvals whose reminder is due: next_reminder_at moves on by one
+-- interval from now (NULL when that passes the deadline) in a guarded
+-- UPDATE, so each reminder goes out once however many schedulers run; each
+-- approver slot that has not voted gets one message per channel of whoever
+-- holds its link now. A reminder never changes the window. $1 limit, $2 actor.
+WITH c AS (
+    SELECT id FROM approvals
+    WHERE status = 'pending' AND next_reminder_at <= clock_timestamp()
+      AND expires_at > clock_timestamp()
+    ORDER BY next_reminder_at LIMIT $1::int
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE approvals a SET next_reminder_at = CASE
+        WHEN clock_timestamp() + make_interval(secs => (a.policy->>'reminder_interval_s')::int)
+             < a.expires_at
+        THEN clock_timestamp() + make_interval(secs => (a.policy->>'reminder_interval_s')::int)
+        END
+    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.next_reminder_at <= clock_timestamp()
+    RETURNING a
+), nt AS (
+    INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
+    SELECT (u.a).id, s.slot, p.id, 'reminder', ch.channel
+    FROM u CROSS JOIN LATERAL unnest((u.a).approvers) AS s(slot)
+    JOIN approvers p ON p.id = coalesce((
+        SELECT d.delegate_id FROM delegations d
+        WHERE d.approver_id = s.slot AND d.revoked_at IS NULL
+          AND now() >= d.starts_at AND now() < d.ends_at
+        ORDER BY d.created_at DESC LIMIT 1), s.slot)
+    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
+                               ('webhook', p.webhook_url)) AS ch(channel, target)
+    WHERE ch.target IS NOT NULL AND p.disabled_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM votes v
+                      WHERE v.approval_id = (u.a).id AND v.approver_id = s.slot)
+    RETURNING approval_id
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $2::text, 'approval.reminded', (u.a).id, jsonb_strip_nulls(jsonb_build_object(
+        'messages', (SELECT count(*) FROM nt WHERE nt.approval_id = (u.a).id),
+        'next_reminder_at', (u.a).next_reminder_at))
+    FROM u
+)
+SELECT count(*) FROM u;
+
+-- name: escalate_due
+-- Pending approvals whose escalation delay has passed: the policy's
+-- escalation approvers join the approver slots (each gets a message with
+-- their own link, and may vote from now on), once. $1 limit, $2 actor.
+WITH c AS (
+    SELECT id, approvers AS before FROM approvals
+    WHERE status = 'pending' AND escalate_at <= clock_timestamp()
+      AND expires_at > clock_timestamp()
+    ORDER BY escalate_at LIMIT $1::int
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE approvals a SET escalate_at = NULL,
+        approvers = a.approvers || ARRAY(
+            SELECT x::uuid FROM jsonb_array_elements_text(coalesce(a.policy->'escalation', '[]')) AS x
+            WHERE NOT (x::uuid = ANY (c.before)))
+    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.escalate_at IS NOT NULL
+    RETURNING a, c.before
+), added AS (
+    SELECT (u.a).id AS approval_id, s.slot
+    FROM u CROSS JOIN LATERAL unnest((u.a).approvers) AS s(slot)
+    WHERE NOT (s.slot = ANY (u.before))
+), nt AS (
+    INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
+    SELECT ad.approval_id, ad.slot, p.id, 'escalation', ch.channel
+    FROM added ad
+    JOIN approvers p ON p.id = coalesce((
+        SELECT d.delegate_id FROM delegations d
+        WHERE d.approver_id = ad.slot AND d.revoked_at IS NULL
+          AND now() >= d.starts_at AND now() < d.ends_at
+        ORDER BY d.created_at DESC LIMIT 1), ad.slot)
+    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
+                               ('webhook', p.webhook_url)) AS ch(channel, target)
+    WHERE ch.target IS NOT NULL AND p.disabled_at IS NULL
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $2::text, 'approval.escalated', (u.a).id, jsonb_build_object(
+        'added', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
+                  WHERE ad.approval_id = (u.a).id))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) || jsonb_build_object(
+        'type', 'approval.escalated',
+        'event_id', (u.a).id::text || ':escalated',
+        'added_approvers', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
+                            WHERE ad.approval_id = (u.a).id))
+    FROM u
+)
+SELECT count(*) FROM u;

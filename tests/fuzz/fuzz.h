@@ -1,0 +1,107 @@
+/*
+ * fuzz.h -- what every libFuzzer target in tests/fuzz shares.
+ *
+ * FUZZ_CHECK states a property that must hold for every input: when it
+ * does not, the target prints which one and traps, so libFuzzer records
+ * the input as a crash like any sanitizer report. fuzz_cstr() turns the
+ * fuzzer's bytes (not NUL-terminated, may hold NULs) into the C string a
+ * parser of text would receive; the caller cs_free()s it.
+ *
+ * FUZZ_TOLERATE_KNOWN (make FUZZ_TOLERATE=1) builds variants that step
+ * over bugs already reported and not yet fixed, each marked KNOWN-<n> in
+ * the target and listed in README.md, so a long run can go past them.
+ * The default build checks everything; regressions/ replays each known
+ * bug's input and fails until it is fixed.
+ *
+ * Header-only on purpose: each target is one .c plus the library sources
+ * it exercises (tests/fuzz/Makefile), nothing else.
+ */
+#ifndef FUZZ_H
+#define FUZZ_H
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cs_mem.h"
+
+#define FUZZ_CHECK(cond)                                                              \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "FUZZ PROPERTY FAILED %s:%d: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                           \
+            __builtin_trap();                                                         \
+        }                                                                             \
+    } while (0)
+
+/*
+ * KNOWN-1: cs_json_parse refuses a document that is a bare number or
+ * literal ending the input ("5", "true", "null"), though it accepts "5 ".
+ * True, in a tolerant build, when the compact JSON text[n] is one.
+ */
+static inline int fuzz_known_1(const char *text, size_t n)
+{
+#ifdef FUZZ_TOLERATE_KNOWN
+    return n && text[0] != '{' && text[0] != '[' && text[0] != '"';
+#else
+    (void)text;
+    (void)n;
+    return 0;
+#endif
+}
+
+/*
+ * KNOWN-2: cs_url_parse takes the host after libcurl decoded its percent
+ * escapes, so "http://0x7f%2e1/" comes out as host "0x7f.1" (which the
+ * next parse turns into 127.0.0.1) and "http://a%7fb/" as a host with a
+ * DEL byte (which the next parse refuses). True, in a tolerant build, for
+ * such a host: a byte outside [a-z0-9._~-], or a numeric IPv4 form that
+ * is not a dotted quad.
+ */
+static inline int fuzz_known_2(const char *host)
+{
+#ifdef FUZZ_TOLERATE_KNOWN
+    struct in_addr a;
+    unsigned char b[16];
+    if (inet_aton(host, &a) && inet_pton(AF_INET, host, b) != 1 && !strchr(host, ':'))
+        return 1;
+    if (strchr(host, ':'))
+        return 0; /* an IPv6 literal */
+    for (const char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("._~-", *c)))
+            return 1;
+    return 0;
+#else
+    (void)host;
+    return 0;
+#endif
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* data[size] as a NUL-terminated string, cut at the first NUL (as C sees it). */
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
+{
+    const void *nul = memchr(data, '\0', size);
+    size_t n = nul ? (size_t)((const uint8_t *)nul - data) : size;
+    return cs_strndup((const char *)data, n);
+}
+
+/* Splits data at the first `sep` byte: the head is data[0..*head_len), the tail follows. */
+static inline const uint8_t *fuzz_split(const uint8_t *data, size_t size, uint8_t sep,
+                                        size_t *head_len, size_t *tail_len)
+{
+    const uint8_t *s = memchr(data, sep, size);
+    if (!s) {
+        *head_len = size;
+        *tail_len = 0;
+        return data + size;
+    }
+    *head_len = (size_t)(s - data);
+    *tail_len = size - *head_len - 1;
+    return s + 1;
+}
+
+#endif

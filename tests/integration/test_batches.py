@@ -1,0 +1,255 @@
+"""Batches, reminders, escalation and delegation (issue 8), on the real system."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import BUILD_DIR, System
+from services import SmtpSink, wait_for
+from test_browser import run_browser
+
+
+def member(system: System, batch: str, i: int, amount: int = 100, **extra: Any) -> dict[str, Any]:
+    return system.envelope(f"{batch}-{i:04d}", amount=amount, path=f"/v1/refunds/{i}",
+                           batch_id=batch, **extra)
+
+
+def seal(batch: str, count: int, agent: str = "bot1") -> bytes:
+    return json.dumps({"type": "seal", "agent": agent, "batch_id": batch, "count": count}).encode()
+
+
+def batch(system: System, batch_id: str) -> dict[str, Any]:
+    """The batch's status ({} while it does not exist yet)."""
+    r = system.cli("batch", "show", "bot1", batch_id, check=False)
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def batch_link(system: System, batch_id: str, approver: str = "alice") -> str:
+    for line in system.cli("batch", "links", "bot1", batch_id).stdout.splitlines():
+        link = json.loads(line)
+        if link["approver"] == approver:
+            return str(link["url"])
+    raise AssertionError(f"no batch link for {approver}")
+
+
+def decide(link: str, origin: str, decision: str, **fields: str) -> httpx.Response:
+    c = httpx.Client(timeout=30)
+    page = c.get(link)
+    form = dict(re.findall(r'name="(csrf|digest)" value="([^"]*)"', page.text))
+    assert "csrf" in form, page.text[:400]
+    return c.post(link, data={**form, "decision": decision, **fields}, headers={"Origin": origin})
+
+
+@pytest.fixture
+def running(system: System) -> Iterator[tuple[System, str]]:
+    system.setup(mode="always", rules=[], approvers=("alice", "bob"), quorum=1)
+    system.cli("policy", "set", "pay", "--mode", "always", "--quorum", "1", "--approvers",
+               "alice,bob", "--amount-field", "amount")
+    api = system.api()
+    system.worker(CS_INGEST_LINGER_MS="50")
+    system.scheduler()
+    yield system, api.url  # type: ignore[attr-defined]
+
+
+def test_shuffled_batch_with_the_seal_in_the_middle_approved_in_chromium(
+        running: tuple[System, str]) -> None:
+    system, url = running
+    members = [member(system, "b500", i, amount=10 + i) for i in range(500)]
+    random.Random(7).shuffle(members)
+    last = members.pop()
+    msgs = [(m["request_id"].encode(), json.dumps(m).encode()) for m in members]
+    msgs.insert(250, (b"seal", seal("b500", 500)))
+    system.kafka.produce_many(system.topics["requests"], msgs)
+    wait_for(lambda: batch(system, "b500").get("members") == 499, 60, what="499 members stored")
+    b = batch(system, "b500")
+    assert b["status"] == "open" and b["expected"] == 500 and b["digest"] is None
+    assert not [e for e in system.topic("events", timeout=2) if e["value"]["type"] == "batch.decidable"]
+
+    system.produce(last)
+    wait_for(lambda: batch(system, "b500").get("status") == "decidable", 30, what="decidable")
+    (ev,) = [e for e in system.topic("events", expect=501 + 499) if e["value"]["type"] == "batch.decidable"]
+    assert ev["value"]["members"] == 500 and len(ev["value"]["approval_links"]) == 2
+
+    link = batch_link(system, "b500")
+    page = httpx.get(link).text
+    total = sum(10 + i for i in range(500))
+    assert f"{total} (sum of amount)" in page and "page 1 of 10" in page
+    assert "POST http://127.0.0.1" in page and "500 calls" in page
+    csv = httpx.get(link + "/items.csv").text.splitlines()
+    assert len(csv) == 501 and csv[0].startswith("request_id,status")
+    shots = BUILD_DIR / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    out = run_browser({"CS_LINK": link, "CS_REASON": "b500", "CS_PAYLOAD": "b500-0000",
+                       "CS_SHOT": str(shots / "batch-page.png"), "CS_FINAL": "decided"})
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    wait_for(lambda: system.stub.count("/v1/refunds/") == 500, 120, what="500 calls")
+    wait_for(lambda: batch(system, "b500")["counts"] == {"executed": 500}, 60, what="all executed")
+    keys = collections.Counter(r.headers["idempotency-key"] for r in system.stub.requests())
+    assert len(keys) == 500 and set(keys.values()) == {1}
+    summary = wait_for(lambda: [r for r in system.topic("results", timeout=3)
+                                if r["value"].get("type") == "batch.summary"], 60,
+                       what="the batch summary")
+    assert summary[0]["value"]["counts"] == {"executed": 500}
+    assert summary[0]["key"].endswith(":b500")
+
+
+def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None:
+    system, url = running
+    system.produce(*[member(system, "b20", i) for i in range(20)])
+    system.kafka.produce(system.topics["requests"], b"seal", seal("b20", 20))
+    system.produce(*[member(system, "d5", i) for i in range(5)])
+    system.kafka.produce(system.topics["requests"], b"seal", seal("d5", 5))
+    wait_for(lambda: batch(system, "b20").get("status") == "decidable"
+             and batch(system, "d5").get("status") == "decidable", 30, what="both decidable")
+
+    denied = ["b20-0003", "b20-0011", "b20-0019"]
+    r = decide(batch_link(system, "b20"), url, "approve", except_="", reason="duplicate refunds",
+               **{"except": "\n".join(denied)})
+    assert r.status_code == 200 and "listed items denied" in r.text
+    wait_for(lambda: batch(system, "b20")["counts"] == {"executed": 17, "denied": 3}, 60,
+             what="17 executed, 3 denied")
+    rows = dict(system.sql("SELECT request_id, decision_reason FROM approvals "
+                           "WHERE batch_id = 'b20' AND status = 'denied'"))
+    assert rows == {d: "duplicate refunds" for d in denied}
+
+    r = decide(batch_link(system, "d5", "bob"), url, "deny", reason="not today")
+    assert r.status_code == 200
+    wait_for(lambda: batch(system, "d5")["counts"] == {"denied": 5}, 30, what="all denied")
+    assert system.stub.count("/v1/refunds/") == 17
+
+
+def test_refusals_stale_digest_late_member_other_grant_conflicting_seal(
+        running: tuple[System, str]) -> None:
+    system, url = running
+    system.cli("policy", "set", "other", "--mode", "always", "--quorum", "1", "--approvers", "alice")
+    system.cli("grant", "set", "second", "--policy", "other", "--agents", "bot1", "--allow",
+               system.stub.url, "--secret-stdin", input="sk_second")
+    system.produce(*[member(system, "b3", i) for i in range(3)])
+    system.produce(member(system, "b3", 9, grant_id="second"))             # another grant
+    system.kafka.produce(system.topics["requests"], b"seal", seal("b3", 3))
+    wait_for(lambda: batch(system, "b3").get("status") == "decidable", 30, what="decidable")
+    system.produce(member(system, "b3", 4))                                # after the seal
+    system.kafka.produce(system.topics["requests"], b"seal2", seal("b3", 4))  # conflicting seal
+    system.kafka.produce(system.topics["requests"], b"seal3", seal("b3", 3))  # the same: no-op
+    dead = system.topic("dlq", expect=3)
+    reasons = sorted(d["value"]["message"] for d in dead)
+    assert any("uses grant stripe" in m and "this member uses grant second" in m for m in reasons)
+    assert any("member after" in m for m in reasons)
+    assert any("already sealed for 3 members" in m for m in reasons)
+    assert {d["value"]["reason"] for d in dead} == {"conflict"}
+
+    before = batch(system, "b3")
+    link = batch_link(system, "b3")
+    c = httpx.Client()
+    page = c.get(link)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = c.post(link, data={"csrf": csrf, "digest": "0" * 64, "decision": "approve"},
+               headers={"Origin": url})
+    assert r.status_code == 409 and "reload" in r.text
+    after = batch(system, "b3")
+    assert after == before and after["counts"] == {"pending": 3}
+    assert system.stub.count() == 0
+
+
+def test_batch_over_http(running: tuple[System, str]) -> None:
+    system, url = running
+    key = system.api_key()
+    h = {"Authorization": f"Bearer {key}"}
+    for i in range(3):
+        r = httpx.post(f"{url}/v1/proxy", headers=h, json={
+            "method": "POST", "url": f"{system.stub.url}/v1/refunds/{i}", "grant_id": "stripe",
+            "json": {"amount": i}, "reason": f"item {i}", "batch_id": "h3",
+            "idempotency_key": f"h3-{i}"})
+        assert r.status_code == 202, r.text
+    r = httpx.post(f"{url}/v1/batches/h3/seal", headers=h, json={"count": 3})
+    assert r.status_code == 200 and r.json()["status"] == "decidable"
+    assert httpx.post(f"{url}/v1/batches/h3/seal", headers=h, json={"count": 3}).status_code == 200
+    bad = httpx.post(f"{url}/v1/batches/h3/seal", headers=h, json={"count": 2})
+    assert bad.status_code == 409 and bad.json()["error"]["code"] == "conflict"
+    late = httpx.post(f"{url}/v1/proxy", headers=h, json={
+        "method": "POST", "url": f"{system.stub.url}/v1/refunds/9", "grant_id": "stripe",
+        "json": {"amount": 9}, "batch_id": "h3"})
+    assert late.status_code == 409
+    assert decide(batch_link(system, "h3"), url, "approve").status_code == 200
+    wait_for(lambda: httpx.get(f"{url}/v1/batches/h3", headers=h).json()["is_terminal"], 60,
+             what="the batch to finish")
+    st = httpx.get(f"{url}/v1/batches/h3", headers=h).json()
+    assert st["counts"] == {"executed": 3} and st["members"] == 3
+    assert httpx.get(f"{url}/v1/batches/nope", headers=h).status_code == 404
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    yield sink
+    sink.close()
+
+
+def test_reminders_once_per_interval_with_two_schedulers_and_escalation(
+        system: System, smtp: SmtpSink) -> None:
+    system.cli("agent", "create", "bot1")
+    system.cli("approver", "create", "alice", "--email", "alice@example.com")
+    system.cli("approver", "create", "carol", "--email", "carol@example.com")
+    system.cli("policy", "set", "slow", "--mode", "always", "--quorum", "1", "--approvers", "alice",
+               "--escalation", "carol", "--window", "7", "--remind", "2", "--escalate-after", "3")
+    system.cli("grant", "set", "stripe", "--policy", "slow", "--agents", "bot1", "--allow",
+               system.stub.url, "--secret-stdin", input=system.secret)
+    api = system.api()
+    system.worker(CS_SMTP_URL=smtp.url)
+    system.scheduler("s1")
+    system.scheduler("s2")
+    system.produce(system.envelope("r1"))
+    a = system.wait_status("r1", "pending")
+    carol = wait_for(lambda: [m for m in smtp.mails if "carol@" in m.recipients[0]], 15,
+                     what="the escalation message")[0]
+    assert "Escalated to you" in carol.text()
+    system.wait_status("r1", "expired", timeout=15)
+    wait_for(lambda: system.sql("SELECT count(*) FROM notifications WHERE status = 'queued'")[0][0]
+             == 0, 15, what="messages delivered")
+    rows = system.sql("SELECT recipient_id, created_at FROM notifications "
+                      "WHERE kind = 'reminder' ORDER BY created_at")
+    by_person: dict[Any, list[Any]] = collections.defaultdict(list)
+    for who, at in rows:
+        by_person[who].append(at)
+    assert len(by_person) == 2, rows  # alice from the start, carol once escalated
+    for times in by_person.values():
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+        assert all(g >= 1.9 for g in gaps), f"two reminders within one interval: {gaps}"
+    # Two schedulers ran: still one reminder round per interval (about 2, 4 and 6 s).
+    audits = system.sql("SELECT count(*) FROM audit WHERE action = 'approval.reminded'")[0][0]
+    assert audits == 3
+    assert system.sql("SELECT count(*) FROM audit WHERE action = 'approval.escalated'")[0][0] == 1
+    late = system.sql("SELECT count(*) FROM notifications n JOIN approvals a ON a.id = n.approval_id "
+                      "WHERE n.created_at >= a.expires_at")[0][0]
+    assert late == 0
+    assert str(a["id"]) in carol.text() or "/approve/" in carol.text()
+    del api
+
+
+def test_requester_as_delegate_is_refused(system: System) -> None:
+    system.setup(mode="always", rules=[], approvers=("alice", "bob"),
+                 operator_of_agent=("mallory",))
+    system.cli("approver", "create", "mallory", "--agent", "bot1")
+    system.cli("delegate", "alice", "mallory", "--until", "2099-01-01T00:00:00Z")
+    api = system.api()
+    system.worker()
+    system.produce(system.envelope("r1"))
+    a = system.wait_status("r1", "pending")
+    links = {x["approver"]: x for x in system.links(str(a["id"]))}
+    assert links["alice"]["voter_id"] != links["alice"]["approver_id"]  # goes to mallory
+    c = httpx.Client()
+    page = c.get(links["alice"]["url"])
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = c.post(links["alice"]["url"], data={"decision": "approve", "csrf": csrf},
+               headers={"Origin": api.url})  # type: ignore[attr-defined]
+    assert r.status_code == 403 and "own request" in r.text
+    assert system.approval("r1")["status"] == "pending"
