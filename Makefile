@@ -145,8 +145,9 @@ valgrind: ## Run the unit tests under valgrind (leaks are errors)
 	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    --suppressions=tests/valgrind.supp $$t >/dev/null; done
 
-integration: all ## Integration tests: real binaries, private Postgres, real Kafka broker
-	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+integration: all ## Integration, security and fault suites: real binaries, Postgres, Kafka
+	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  tests/integration $(wildcard tests/security) $(wildcard tests/fault)
 
 sdk-python: ## Python SDK: unit tests and strict type check
 	$(PYTHON) -m pytest -q sdk/python/tests

@@ -40,13 +40,17 @@ _build_lock = threading.Lock()
 # ---- building and running ------------------------------------------------
 
 def _sanitizer_of(build_dir: Path) -> str:
-    """The SANITIZER a build directory was made with (build/address-undefined -> address,undefined)."""
+    """The SANITIZER the build directory's binaries were made with (read from
+    the CLI binary's sanitizer runtime symbols; $CS_SANITIZER wins)."""
     if "CS_SANITIZER" in os.environ:
         return os.environ["CS_SANITIZER"]
-    parts = build_dir.name.split("-")
-    if all(p in ("address", "undefined", "thread", "leak", "memory") for p in parts):
-        return ",".join(parts)
-    return ""
+    try:
+        data = (build_dir / "countersign").read_bytes()
+    except OSError:
+        return ""
+    return ",".join(name for name, symbol in (("address", b"__asan_init"),
+                                                ("undefined", b"__ubsan_handle"),
+                                                ("thread", b"__tsan_init")) if symbol in data)
 
 
 @pytest.fixture(scope="session")

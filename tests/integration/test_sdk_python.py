@@ -13,6 +13,7 @@ they need no pytest async plugin.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import threading
@@ -41,6 +42,8 @@ from countersign import (  # noqa: E402
     ApprovalResult,
     ApprovalTimeoutError,
     AuthenticationError,
+    BatchRequest,
+    BatchStatus,
     ConflictError,
     CountersignError,
     HttpMethod,
@@ -119,6 +122,55 @@ def decide_via_link(system: System, api_url: str, approval_id: str, decision: st
                    if f.get("method", "").lower() == "post"), "")
     target = urljoin(url, action) if action else url
     resp = httpx.post(target, data={"decision": decision, "reason": reason, "csrf": form.csrf},
+                      headers={"Cookie": f"cs_csrf={cookie}", "Origin": api_url},
+                      timeout=scaled(10))
+    assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
+    return resp
+
+
+class _BatchPage(HTMLParser):
+    """The hidden inputs (csrf, digest) of a batch page's decision form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: dict[str, str] = {}
+        self.post_form = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "form" and a.get("method", "").lower() == "post":
+            self.post_form = True
+        elif tag == "input" and a.get("type") == "hidden" and a.get("name"):
+            self.hidden[a["name"]] = a.get("value", "")
+
+
+def batch_link(system: System, batch_id: str, approver: str = "alice") -> str:
+    out = system.cli("batch", "links", "bot1", batch_id).stdout
+    for line in out.splitlines():
+        link = json.loads(line)
+        if link.get("approver") == approver:
+            return str(link["url"])
+    raise AssertionError(f"no batch link of {approver} in {out}")
+
+
+def decide_batch(system: System, api_url: str, batch_id: str, decision: str, reason: str,
+                 deny_only: tuple[str, ...] = (), approver: str = "alice") -> httpx.Response:
+    """Decides a batch as a person: opens the approver's batch link, then posts
+    its form (hidden csrf and digest, the cs_csrf cookie, Origin) with
+    ``except`` listing the request ids to deny."""
+    url = batch_link(system, batch_id, approver)
+    assert url.startswith(f"{api_url}/batch/"), url
+    page = httpx.get(url, timeout=scaled(10))
+    assert page.status_code == 200, (page.status_code, page.text[:1000])
+    cookie = next((m.group(1) for h in page.headers.get_list("set-cookie")
+                   if (m := re.match(r"\s*cs_csrf=([^;]*)", h))), None)
+    assert cookie, f"the batch page set no cs_csrf cookie: {page.headers}"
+    form = _BatchPage()
+    form.feed(page.text)
+    assert form.post_form and form.hidden.get("csrf") and form.hidden.get("digest"), \
+        page.text[-2000:]
+    resp = httpx.post(url, data={**form.hidden, "decision": decision, "reason": reason,
+                                 "except": "\n".join(deny_only)},
                       headers={"Cookie": f"cs_csrf={cookie}", "Origin": api_url},
                       timeout=scaled(10))
     assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
@@ -477,6 +529,167 @@ def test_idempotency_key(system: System) -> None:
     assert first.approval_id == second.approval_id
     assert e.status_code == 409
     assert len(approval_rows(system)) == 1
+
+
+# ---- batches -----------------------------------------------------------------
+
+def _refunds(system: System, n: int, amount: int = 500) -> list[BatchRequest]:
+    return [BatchRequest("POST", f"{system.stub.url}/v1/refunds/{i}", grant_id="stripe",
+                         json={"charge": f"ch_{i:03d}", "amount": amount + i},
+                         reason=f"order {7000 + i} came back unopened (ticket #{88000 + i})",
+                         context={"order": 7000 + i})
+            for i in range(n)]
+
+
+def test_batch_approved_all_but_two_through_the_batch_page(system: System) -> None:
+    url, key, _ = start(system, scheduler=True, mode="always", rules=[],
+                        approvers=("alice", "bob"), quorum=1)
+    system.stub.program("/v1/refunds/", status=201, body=b'{"refund":"re_ok"}',
+                        headers={"Content-Type": "application/json"})
+    deny = ("nightly-1:3", "nightly-1:7")
+    why = "orders 7003 and 7007 were already refunded by hand"
+
+    async def main() -> tuple[Any, ...]:
+        async with Agent(key, base_url=url) as agent:
+            submitted = await agent.submit_batch("nightly-1", _refunds(system, 10))
+            member = await agent.get_approval_status(submitted.approval_ids[0])
+            with pytest.raises(ApprovalTimeoutError) as early:
+                await agent.await_batch("nightly-1", timeout=1, poll_interval=0.2)
+            assert system.stub.count("/v1/refunds/") == 0
+            waiter = asyncio.create_task(agent.await_batch("nightly-1", timeout=scaled(90),
+                                                           poll_interval=0.5))
+            await asyncio.to_thread(decide_batch, system, url, "nightly-1", "approve", why, deny)
+            final = await waiter
+            again = await agent.get_batch_status("nightly-1")
+            results = []
+            for aid in submitted.approval_ids:
+                try:
+                    results.append(await agent.await_approval(aid, timeout=scaled(10)))
+                except ApprovalDeniedError as e:
+                    results.append(e)
+            return submitted, member, early.value, final, again, results
+
+    submitted, member, early, final, again, results = run(main)
+    assert isinstance(submitted, BatchStatus)
+    assert submitted.batch_id == "nightly-1" and submitted.status == "decidable"
+    assert submitted.expected == 10 and submitted.members == 10 and submitted.sealed
+    assert submitted.counts == {"pending": 10} and len(submitted.digest or "") == 64
+    assert submitted.approvals_required == 1 and not submitted.is_terminal
+    assert submitted.expires_at is not None and submitted.grant_id == "stripe"
+    assert len(set(submitted.approval_ids)) == 10
+    assert member.status == "pending" and member.batch_id == "nightly-1"
+    assert early.code == "timeout" and early.last_batch_status is not None
+    assert early.last_batch_status.status == "decidable"
+    assert final.is_terminal and final.status == "decided"
+    assert final.counts == {"executed": 8, "denied": 2}
+    assert final.count("executed") == 8 and final.decided_at is not None
+    assert final.finished_at is not None and final.approval_ids == ()
+    assert again.counts == final.counts and again.is_terminal
+    denied = [r for r in results if isinstance(r, ApprovalDeniedError)]
+    assert [results.index(d) for d in denied] == [3, 7]
+    assert all(d.reason == why for d in denied)
+    assert all(isinstance(r, ApprovalResult) and r.status_code == 201
+               for i, r in enumerate(results) if i not in (3, 7))
+    paths = sorted(r.path for r in system.stub.requests("/v1/refunds/"))
+    assert paths == sorted(f"/v1/refunds/{i}" for i in range(10) if i not in (3, 7))
+    rows = dict(system.sql("SELECT request_id, status FROM approvals WHERE batch_id = 'nightly-1'"))
+    assert rows == {f"nightly-1:{i}": "denied" if i in (3, 7) else "executed" for i in range(10)}
+
+
+def test_batch_members_wait_even_when_the_policy_would_not(system: System) -> None:
+    # Default rule: only refunds over 100 need approval; these are all small.
+    url, key, _ = start(system, scheduler=True)
+
+    async def main() -> tuple[Any, ...]:
+        async with Agent(key, base_url=url) as agent:
+            alone = await agent.proxy_request("POST", f"{system.stub.url}/v1/refunds/solo",
+                                              grant_id="stripe", json={"amount": 5},
+                                              reason="small refund, ticket #1")
+            b = await agent.submit_batch("small-ones", _refunds(system, 4, amount=5))
+            statuses = [await agent.get_approval_status(a) for a in b.approval_ids]
+            await asyncio.sleep(1)
+            assert system.stub.count("/v1/refunds/") == 1  # only the one outside the batch
+            await asyncio.to_thread(decide_batch, system, url, "small-ones", "deny",
+                                    "not this week", (), "bob")
+            final = await agent.await_batch("small-ones", timeout=scaled(60),
+                                            poll_interval=0.5)
+            return alone, b, statuses, final
+
+    alone, b, statuses, final = run(main)
+    assert isinstance(alone, ApprovalResult)
+    assert b.status == "decidable" and [s.status for s in statuses] == ["pending"] * 4
+    assert final.counts == {"denied": 4} and final.decision == "denied"
+    assert system.stub.count("/v1/refunds/") == 1
+
+
+def test_batch_refusals(system: System) -> None:
+    url, key, _ = start(system, mode="always", rules=[], approvers=("alice", "bob"), quorum=1)
+    system.cli("policy", "set", "other", "--mode", "always", "--quorum", "1", "--approvers",
+               "alice")
+    system.cli("grant", "set", "second", "--policy", "other", "--agents", "bot1", "--allow",
+               system.stub.url, "--secret-stdin", input="sk_second\n")
+
+    async def main() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Agent(key, base_url=url) as agent:
+            first = await agent.submit_batch("r3", _refunds(system, 3))
+            out["again"] = await agent.submit_batch("r3", _refunds(system, 3))
+            out["first"] = first
+            # The same seal is a no-op; another count is a conflict.
+            out["same_seal"] = await agent.seal_batch("r3", 3)
+            with pytest.raises(ConflictError) as seal:
+                await agent.seal_batch("r3", 4)
+            out["seal"] = seal.value
+            # A member after the seal (the batch is complete) is refused.
+            with pytest.raises(ConflictError) as late:
+                await agent.submit_batch("r3", _refunds(system, 4))
+            out["late"] = late.value
+            with pytest.raises(ConflictError) as late_proxy:
+                await agent.proxy_request("POST", f"{system.stub.url}/v1/refunds/9",
+                                          grant_id="stripe", json={"amount": 9},
+                                          batch_id="r3", idempotency_key="r3-late")
+            out["late_proxy"] = late_proxy.value
+            # A member with another grant than the batch's.
+            mixed = _refunds(system, 2) + [BatchRequest(
+                "POST", f"{system.stub.url}/v1/refunds/x", grant_id="second",
+                json={"amount": 1}, reason="wrong grant")]
+            with pytest.raises(ConflictError) as grant:
+                await agent.submit_batch("mixed", mixed, concurrency=1)
+            out["grant"] = grant.value
+            out["mixed"] = await agent.get_batch_status("mixed")
+            # A seal for fewer members than already stored.
+            with pytest.raises(ConflictError) as fewer:
+                await agent.seal_batch("mixed", 1)
+            out["fewer"] = fewer.value
+            with pytest.raises(ValidationError) as bad:
+                await agent.submit_batch("bad", [{"method": "POST", "url": "ftp://x/y",
+                                                  "grant_id": "stripe"}])
+            out["bad"] = bad.value
+            with pytest.raises(NotFoundError):
+                await agent.get_batch_status("never-used")
+            with pytest.raises(NotFoundError):
+                await agent.await_batch("never-used", timeout=1)
+        return out
+
+    out = run(main)
+    first, again = out["first"], out["again"]
+    assert again.approval_ids == first.approval_ids and again.members == 3
+    assert out["same_seal"].expected == 3 and out["same_seal"].status == "decidable"
+    e = out["seal"]
+    assert e.status_code == 409 and e.code == "conflict" and "already sealed for 3" in e.message
+    e = out["late"]
+    assert e.status_code == 409 and "member after" in e.message
+    assert e.details["batch_id"] == "r3" and e.details["batch_index"] == 3
+    assert out["late_proxy"].status_code == 409 and "member after" in out["late_proxy"].message
+    e = out["grant"]
+    assert e.status_code == 409 and "this member uses grant second" in e.message
+    assert e.details["batch_index"] == 2
+    assert out["mixed"].members == 2 and not out["mixed"].sealed
+    assert out["mixed"].status == "open"
+    assert out["fewer"].status_code == 409 and "more than the seal" in out["fewer"].message
+    assert out["bad"].status_code == 400 and out["bad"].details["batch_index"] == 0
+    assert system.stub.count() == 0
+    assert system.sql("SELECT count(*) FROM approvals WHERE batch_id = 'r3'")[0][0] == 3
 
 
 # ---- the README's examples -------------------------------------------------

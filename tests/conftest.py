@@ -1,13 +1,18 @@
-"""pytest fixtures: one Postgres and one Kafka broker per run, a System per test.
+"""pytest fixtures for every suite (tests/integration, tests/security, tests/fault):
+one Postgres and one Kafka broker per run, a System per test.
 
 The services start once per session in temporary folders on free ports (see
-services.py). A migrated template database is made once with
+integration/services.py). A migrated template database is made once with
 `countersign migrate`; each test's database is a clone of it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
 import shutil
 import subprocess
 import tempfile
