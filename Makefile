@@ -74,7 +74,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .PHONY: all run test unit valgrind integration check-style docs docs-check help clean \
         sdk-python sdk-typescript fuzz bench
 
-all: $(BINS) ## Build every binary into $(BUILD)/
+all: $(BINS) client ## Build every binary, the C client library and the examples into $(BUILD)/
 
 # ---- generated SQL ---------------------------------------------------------
 
@@ -128,6 +128,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/cs_test.h $(BUILD)/libcountersign.a
 	@echo "  CC LD   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libcountersign.a $(LDLIBS)
 
+include client/client.mk
+
 -include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
 
 # ---- run and test ----------------------------------------------------------
@@ -179,7 +181,7 @@ docs-check: $(BUILD)/countersign ## Fail when generated docs are stale
 	  || { echo "docs/ERRORS.md is stale: run make docs"; exit 1; }
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 clean: ## Remove build/
 	rm -rf build

@@ -15,7 +15,7 @@
  *
  * Built on libcurl (easy interface) and json-c; the producer on librdkafka.
  * Link with libcountersign-client.a and `pkg-config --libs libcurl json-c
- * rdkafka` -lpthread. This header needs only the C11 standard library.
+ * rdkafka` -lpthread -lm. This header needs only the C11 standard library.
  *
  * Conventions, for every function below:
  *   - A function that can fail returns an enum countersign_code (COUNTERSIGN_OK
@@ -86,8 +86,8 @@ enum countersign_code {
     COUNTERSIGN_PERMISSION,       /* not allowed (403): key scope, URL outside the grant */
     COUNTERSIGN_CONFLICT,         /* another 409: not_pending, conflict (idempotency key reused) */
     COUNTERSIGN_CONNECTION,       /* no answer: [connect_error] (nothing was sent),
-                                     [request_timeout], [transport_error]; Kafka delivery
-                                     failures [kafka_error] */
+                                     [request_timeout], [transport_error]; for the producer:
+                                     the broker did not acknowledge the message */
     COUNTERSIGN_SERVER,           /* 5xx (database_unavailable, http_503...) or an answer the
                                      client cannot read [invalid_response] */
     COUNTERSIGN_INVALID_ARGUMENT  /* refused locally, nothing was sent [invalid_argument] */
@@ -363,9 +363,11 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
  * Enqueues one envelope, keyed by its request_id, and waits for the broker's
  * delivery report: COUNTERSIGN_OK means the broker has stored it (the worker
  * will ingest it; a repeated request_id is a no-op there). Blocks for at most
- * 30 s (message.timeout.ms), then COUNTERSIGN_CONNECTION [kafka_error];
- * COUNTERSIGN_INVALID_ARGUMENT for an envelope the worker would refuse
- * locally detectable (missing field, bad JSON, json and body both given).
+ * 30 s (message.timeout.ms), then COUNTERSIGN_CONNECTION with err saying
+ * why. COUNTERSIGN_INVALID_ARGUMENT, nothing sent, for what can be told
+ * wrong here: a missing field, an unknown method, JSON that does not parse,
+ * json and body both given, a message over the producer's size limit (the
+ * worker judges the rest and dead-letters what it refuses, with the reason).
  * There is no separate flush: nothing is left in flight after it returns.
  */
 enum countersign_code countersign_produce_request(struct countersign_producer *producer,

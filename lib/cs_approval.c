@@ -252,7 +252,7 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
 
     if (!v->approve || out->approvals >= out->quorum) {
         const char *to = v->approve ? "approved" : "denied";
-        const char *dp[] = {v->approval_id, to, v->cast_by, v->reason, v->actor};
+        const char *dp[] = {v->approval_id, to, v->actor, v->reason, v->actor};
         if ((rc = cs_db_exec(db, CSQ_APPROVAL_DECIDE, 5, dp, &res, err)))
             return rc;
         bool changed = PQntuples(res) == 1;

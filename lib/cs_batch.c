@@ -402,7 +402,7 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
     if (v->approve && out->approvals < out->quorum)
         return CS_OK;
     const char *to = v->approve ? "approved" : "denied";
-    const char *dp[] = {v->batch_uid, to, v->cast_by, v->reason, v->actor};
+    const char *dp[] = {v->batch_uid, to, v->actor, v->reason, v->actor};
     if ((rc = cs_db_exec(db, CSQ_BATCH_DECIDE, 5, dp, &res, err)))
         return rc;
     bool decided = PQntuples(res) == 1 && cs_db_int(res, 0, 0) == 1;

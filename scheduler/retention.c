@@ -2,9 +2,11 @@
  * retention.c -- keeps the approvals table bounded.
  *
  * Terminal approvals untouched for CS_RETENTION_DAYS are deleted with
- * their votes; what happened to them stays in the audit log. The outbox
- * needs no retention (the relay deletes what it published) and the audit
- * log is append-only by design.
+ * their votes and notifications, then finished batches whose members are
+ * gone; what happened to them stays in the audit log. The outbox needs no
+ * retention (the relay deletes what it published). The audit log and its
+ * seals are kept: they are the record, append-only by design, and grow by
+ * about 300 bytes per transition -- archive them out of band if needed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,12 @@ enum cs_err retention_run_once(struct cs_db *db, const struct retention_config *
         return rc;
     out->changed = strtoll(PQcmdTuples(res), NULL, 10);
     out->more = out->changed == c->batch;
+    PQclear(res);
+    if ((rc = cs_db_exec(db, CSQ_RETENTION_BATCHES, 2, p, &res, err)))
+        return rc;
+    int64_t batches = strtoll(PQcmdTuples(res), NULL, 10);
+    out->changed += batches;
+    out->more = out->more || batches == c->batch;
     PQclear(res);
     return CS_OK;
 }

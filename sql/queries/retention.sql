@@ -14,3 +14,15 @@ DELETE FROM approvals a USING d WHERE a.id = d.id;
 
 -- name: scheduler_try_lock
 SELECT pg_try_advisory_lock($1::bigint);
+
+-- name: retention_batches
+-- Deletes up to $2 finished batches older than $1 days whose members are
+-- gone (retention_approvals deletes them first); batch votes go with them.
+WITH d AS (
+    SELECT uid FROM batches b
+    WHERE b.finished_at < now() - make_interval(days => $1::int)
+      AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.agent_id = b.agent_id AND a.batch_id = b.id)
+    ORDER BY b.finished_at LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM batches b USING d WHERE b.uid = d.uid;

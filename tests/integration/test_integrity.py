@@ -134,3 +134,26 @@ def test_cancelled_by_its_agent(system: System) -> None:
         WITH u AS (UPDATE approvals SET status = 'cancelled' WHERE id = %s AND agent_id = %s
                    AND status = 'pending' RETURNING id) SELECT count(*) FROM u""", a["id"], other)
     assert rows[0][0] == 0
+
+
+def test_retention_keeps_tables_bounded(system: System) -> None:
+    """Terminal approvals past CS_RETENTION_DAYS go (with votes, notifications and
+    finished batches); live ones and the audit log stay."""
+    system.setup(mode="never", rules=[])
+    system.worker()
+    system.produce(*[system.envelope(f"old{i}") for i in range(30)])
+    for i in range(30):
+        system.wait_status(f"old{i}", "executed")
+    system.produce(system.envelope("new"))
+    system.wait_status("new", "executed")
+    audit_before = system.sql("SELECT count(*) FROM audit")[0][0]
+    # Age the first 30 by 40 days (the guard stamps updated_at on every update).
+    system.sql("ALTER TABLE approvals DISABLE TRIGGER approvals_guard")
+    system.sql("UPDATE approvals SET updated_at = now() - interval '40 days' "
+               "WHERE request_id LIKE 'old%%'")
+    system.sql("ALTER TABLE approvals ENABLE TRIGGER approvals_guard")
+    system.scheduler(CS_RETENTION_DAYS="30", CS_SWEEP_BATCH="7")
+    wait_for(lambda: system.sql("SELECT count(*) FROM approvals")[0][0] == 1, 30,
+             what="retention to delete the aged approvals")
+    assert system.approval("new")["status"] == "executed"
+    assert system.sql("SELECT count(*) FROM audit")[0][0] >= audit_before

@@ -1,0 +1,151 @@
+/*
+ * producer.c -- the Kafka side door of the C client: enqueues a request
+ * envelope on <prefix>.requests with librdkafka, keyed by its request_id,
+ * for the worker's ingest (README "Kafka topics and messages").
+ *
+ * Each produce waits for its delivery report, so a return of COUNTERSIGN_OK
+ * means the broker stored the message (acks=all, idempotent producer) and
+ * nothing is in flight between calls: countersign_producer_free() never
+ * hangs on an unreleased message (librdkafka #3470), and there is no flush
+ * to forget. A broker that stays away fails the call after
+ * message.timeout.ms (DELIVERY_TIMEOUT_MS). It does not read any topic, and
+ * it does not create topics (the worker does).
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+#include "cs_mem.h"
+
+#define DELIVERY_TIMEOUT_MS 30000
+#define CLOSE_FLUSH_MS 5000
+
+struct countersign_producer {
+    rd_kafka_t *rk;
+    char *topic; /* <prefix>.requests */
+};
+
+/* What one delivery report says; lives on the producing call's stack. */
+struct delivery {
+    bool done;
+    rd_kafka_resp_err_t err;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    struct delivery *d = msg->_private;
+    if (d) {
+        d->err = msg->err;
+        d->done = true;
+    }
+}
+
+/* librdkafka's own log lines go nowhere: the caller gets errors as return codes. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+struct countersign_producer *countersign_producer_new(const char *brokers,
+                                                      const char *topic_prefix,
+                                                      char err[COUNTERSIGN_ERRLEN])
+{
+    char errstr[512];
+    if (!brokers || !*brokers) {
+        client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "brokers are required (host:port,...)");
+        return NULL;
+    }
+    if (!topic_prefix || !*topic_prefix)
+        topic_prefix = "countersign";
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%d", DELIVERY_TIMEOUT_MS);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *const settings[][2] = {
+        {"bootstrap.servers", brokers},
+        {"client.id", "countersign-c"},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "0"},
+        {"message.timeout.ms", timeout},
+    };
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka %s: %s", settings[i][0], errstr);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) { /* on failure conf is still ours */
+        rd_kafka_conf_destroy(conf);
+        client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka producer: %s", errstr);
+        return NULL;
+    }
+    struct countersign_producer *p = cs_calloc(1, sizeof(*p));
+    p->rk = rk;
+    p->topic = cs_asprintf("%s.requests", topic_prefix);
+    if (err)
+        err[0] = '\0';
+    return p;
+}
+
+enum countersign_code countersign_produce_request(struct countersign_producer *p,
+                                                  const struct countersign_envelope *env,
+                                                  char err[COUNTERSIGN_ERRLEN])
+{
+    if (!p || !env)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a producer and an envelope are "
+                          "required");
+    struct client_fields f = {
+        .id = env->request_id, .agent = env->agent, .grant_id = env->grant_id,
+        .method = env->method, .url = env->url, .json = env->json, .reason = env->reason,
+        .context = env->context, .batch_id = env->batch_id, .body = env->body,
+        .body_len = env->body_len, .headers = env->headers, .n_headers = env->n_headers,
+        .query_params = env->query_params, .n_query_params = env->n_query_params,
+        .path_params = env->path_params, .n_path_params = env->n_path_params,
+    };
+    char *value = NULL;
+    enum countersign_code rc = client_request_json(&f, CLIENT_JSON_ENVELOPE, &value, err);
+    if (rc)
+        return rc;
+    struct delivery d = {0};
+    rd_kafka_resp_err_t kerr = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(env->request_id, strlen(env->request_id)),
+        RD_KAFKA_V_VALUE(value, strlen(value)), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    cs_free(value);
+    if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka: the envelope is larger "
+                          "than the producer's message.max.bytes");
+    if (kerr)
+        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: could not enqueue to %s: %s",
+                          p->topic, rd_kafka_err2str(kerr));
+    /* The report always comes, at the latest after message.timeout.ms. */
+    while (!d.done)
+        rd_kafka_poll(p->rk, 100);
+    if (d.err)
+        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: %s was not delivered to %s: %s",
+                          env->request_id, p->topic, rd_kafka_err2str(d.err));
+    if (err)
+        err[0] = '\0';
+    return COUNTERSIGN_OK;
+}
+
+void countersign_producer_free(struct countersign_producer *p)
+{
+    if (!p)
+        return;
+    rd_kafka_flush(p->rk, CLOSE_FLUSH_MS);
+    rd_kafka_destroy(p->rk);
+    cs_free(p->topic);
+    cs_free(p);
+}

@@ -1,0 +1,765 @@
+/*
+ * test_client.c -- the C client against the real system (api, worker,
+ * scheduler, Postgres, Kafka, a stub provider), one scenario per run:
+ *
+ *   test_client SCENARIO...   immediate approved denied expired timeout
+ *                             failure cancel errors produce retries
+ *
+ * Inputs from the environment (tests/integration/test_sdk_c.py sets them):
+ * COUNTERSIGN_URL, COUNTERSIGN_API_KEY, CS_STUB_URL (the stub provider the
+ * grant allows), CS_CLI (the countersign binary, for `approval links`, with
+ * the system's CS_* variables), CS_KAFKA_BROKERS, CS_TOPIC_PREFIX,
+ * CS_TEST_TIMEOUT_MULT. Approvers decide as people do: GET their signed link
+ * (the page sets the cs_csrf cookie and has a form with a hidden csrf
+ * field), then POST the form with the cookie and an Origin header.
+ *
+ * Prints one TAP line per check ("ok N - ..." / "not ok N - ... at line L"),
+ * then "1..N" and "N passed, N failed"; exits 1 if any check failed. It
+ * never prints the API key. Every object is freed, so LeakSanitizer stays
+ * quiet.
+ */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "countersign.h"
+#include "cs_mem.h"
+
+static int n_checks, n_failed;
+static const char *base_url, *api_key, *stub_url, *cli;
+static double mult = 1.0;
+static char scenario[32];
+
+/* ==== checks ============================================================= */
+
+static bool check(bool cond, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool check(bool cond, int line, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    n_checks++;
+    if (!cond)
+        n_failed++;
+    printf("%sok %d - %s: %s%s", cond ? "" : "not ", n_checks, scenario, what,
+           cond ? "\n" : "");
+    if (!cond)
+        printf(" (test_client.c line %d)\n", line);
+    fflush(stdout);
+    return cond;
+}
+#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
+
+/* A check on a returned code, showing the error when it is not the wanted one. */
+static bool check_code(enum countersign_code rc, enum countersign_code want,
+                       const struct countersign_error *e, const char *what, int line)
+{
+    if (rc == want)
+        return check(true, line, "%s -> %s", what, countersign_code_name(rc));
+    return check(false, line, "%s -> %s, want %s [http %d, %s: %s]", what,
+                 countersign_code_name(rc), countersign_code_name(want), e->http_status,
+                 e->server_code, e->message);
+}
+#define CHECK_CODE(rc, want, e, what) check_code((rc), (want), &(e), (what), __LINE__)
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pause_for(double seconds)
+{
+    struct timespec ts = {.tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* ==== acting as an approver ============================================== */
+
+/* The signed link of `approver` for an approval (countersign approval links). */
+static char *link_of(const char *approval_id, const char *approver, char *approver_id,
+                     size_t id_size)
+{
+    char cmd[1024], line[4096];
+    snprintf(cmd, sizeof(cmd), "'%s' approval links '%s'", cli, approval_id);
+    FILE *f = popen(cmd, "r");
+    char *url = NULL;
+    if (!f)
+        return NULL;
+    while (fgets(line, sizeof(line), f)) {
+        json_object *o = json_tokener_parse(line), *v = NULL;
+        if (o && json_object_object_get_ex(o, "approver", &v) &&
+            !strcmp(json_object_get_string(v), approver) && !url) {
+            json_object_object_get_ex(o, "url", &v);
+            url = cs_strdup(json_object_get_string(v));
+            if (approver_id && json_object_object_get_ex(o, "approver_id", &v))
+                cs_strlcpy(approver_id, json_object_get_string(v), id_size);
+        }
+        json_object_put(o);
+    }
+    pclose(f);
+    return url;
+}
+
+struct page {
+    char *data;
+    size_t len;
+};
+
+static size_t page_write(char *p, size_t size, size_t n, void *arg)
+{
+    struct page *pg = arg;
+    pg->data = cs_realloc(pg->data, pg->len + size * n + 1);
+    memcpy(pg->data + pg->len, p, size * n);
+    pg->len += size * n;
+    pg->data[pg->len] = '\0';
+    return size * n;
+}
+
+/* The value of the hidden csrf input of a review page (a fresh string), or NULL. */
+static char *csrf_field(const char *html)
+{
+    const char *at = strstr(html, "name=\"csrf\"");
+    if (!at)
+        return NULL;
+    const char *open = at;
+    while (open > html && *open != '<')
+        open--;
+    const char *close = strchr(at, '>');
+    const char *v = strstr(open, "value=\"");
+    if (!close || !v || v > close)
+        return NULL;
+    v += 7;
+    const char *end = strchr(v, '"');
+    return end && end < close ? cs_strndup(v, (size_t)(end - v)) : NULL;
+}
+
+/*
+ * Decides through `approver`'s link as a person with a browser: GET the
+ * page (cookie jar on), read its form, POST decision, reason, csrf with the
+ * cookie and Origin. Returns the POST's HTTP status (0 when it went wrong
+ * earlier; *why says what).
+ */
+static long decide(const char *approval_id, const char *approver, const char *decision,
+                   const char *reason, char *approver_id, size_t id_size, char *why, size_t wn)
+{
+    char *url = link_of(approval_id, approver, approver_id, id_size);
+    long status = 0;
+    snprintf(why, wn, "ok");
+    if (!url) {
+        snprintf(why, wn, "no link of %s for %s", approver, approval_id);
+        return 0;
+    }
+    CURL *h = curl_easy_init();
+    struct page pg = {0};
+    struct curl_slist *hdrs = NULL, *cookies = NULL;
+    char *csrf = NULL, *form = NULL;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(10000 * mult));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, page_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &pg);
+    if (curl_easy_perform(h) != CURLE_OK) {
+        snprintf(why, wn, "GET of the link failed");
+        goto done;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    bool has_cookie = false;
+    curl_easy_getinfo(h, CURLINFO_COOKIELIST, &cookies);
+    for (struct curl_slist *c = cookies; c; c = c->next)
+        has_cookie |= strstr(c->data, "\tcs_csrf\t") != NULL;
+    csrf = pg.data ? csrf_field(pg.data) : NULL;
+    if (status != 200 || !has_cookie || !csrf || !strstr(pg.data, "<form method=\"post\"")) {
+        snprintf(why, wn, "review page: HTTP %ld, cookie %d, csrf field %d", status, has_cookie,
+                 csrf != NULL);
+        status = 0;
+        goto done;
+    }
+    char *r = curl_easy_escape(h, reason, 0), *t = curl_easy_escape(h, csrf, 0);
+    form = cs_asprintf("decision=%s&reason=%s&csrf=%s", decision, r, t);
+    curl_free(r);
+    curl_free(t);
+    char *origin = cs_asprintf("Origin: %s", base_url);
+    hdrs = curl_slist_append(hdrs, origin);
+    cs_free(origin);
+    cs_free(pg.data);
+    pg.data = NULL;
+    pg.len = 0;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
+    status = 0;
+    if (curl_easy_perform(h) != CURLE_OK)
+        snprintf(why, wn, "POST of the form failed");
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+done:
+    curl_slist_free_all(cookies);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    cs_free(pg.data);
+    cs_free(csrf);
+    cs_free(form);
+    cs_free(url);
+    return status;
+}
+
+/* Approves as alice after a pause, on another thread (while the main one awaits). */
+struct later {
+    char approval_id[COUNTERSIGN_ID_LEN + 1];
+    double delay;
+    long status;
+    char why[256];
+};
+
+static void *approve_later(void *arg)
+{
+    struct later *l = arg;
+    pause_for(l->delay);
+    l->status = decide(l->approval_id, "alice", "approve",
+                       "checked ticket #4312: duplicate charge confirmed", NULL, 0, l->why,
+                       sizeof(l->why));
+    return NULL;
+}
+
+/* ==== helpers ============================================================ */
+
+static struct countersign_client *client(const char *key)
+{
+    char err[COUNTERSIGN_ERRLEN];
+    struct countersign_client *c = countersign_client_new(base_url, key, err);
+    if (!CHECK(c != NULL, "client_new: %s", c ? "ok" : err))
+        exit(1);
+    return c;
+}
+
+static char *stub(const char *path)
+{
+    return cs_asprintf("%s%s", stub_url, path);
+}
+
+/* Submits a refund of `amount` to the stub's `path`; *out as returned. */
+static enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
+                                    struct countersign_response **out,
+                                    struct countersign_error *e)
+{
+    char json[64];
+    snprintf(json, sizeof(json), "{\"amount\":%d}", amount);
+    char *url = stub(path);
+    struct countersign_request req = {
+        .method = "POST", .url = url, .grant_id = "stripe", .json = json,
+        .reason = "customer charged twice for order 1042, ticket #4312",
+        .context = "{\"ticket\":4312,\"order\":1042}",
+    };
+    enum countersign_code rc = countersign_proxy_request(c, &req, out, e);
+    cs_free(url);
+    return rc;
+}
+
+/* Submits a refund that needs approval; returns its pending response or NULL. */
+static struct countersign_response *pending(struct countersign_client *c, const char *path,
+                                            int amount)
+{
+    struct countersign_response *p = NULL;
+    struct countersign_error e;
+    enum countersign_code rc = refund(c, path, amount, &p, &e);
+    if (!CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit") ||
+        !CHECK(p->kind == COUNTERSIGN_PENDING, "pending (kind %d, status %s)", p->kind,
+               p->status)) {
+        countersign_response_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ==== scenarios ========================================================== */
+
+static void immediate(struct countersign_client *c)
+{
+    struct countersign_response *r = NULL, *again = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    enum countersign_code rc = refund(c, "/v1/refunds/small", 50, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit of a small refund") &&
+        CHECK(r->kind == COUNTERSIGN_RESULT, "no approval needed: a result")) {
+        CHECK(r->status_code == 201, "provider status %d", r->status_code);
+        CHECK(!strcmp(r->status, "executed"), "status %s", r->status);
+        CHECK(r->body_len == strlen("{\"id\":\"re_1\",\"amount\":50}") &&
+              !memcmp(r->body, "{\"id\":\"re_1\",\"amount\":50}", r->body_len),
+              "body %.*s", (int)r->body_len, (const char *)r->body);
+        const char *rid = countersign_response_header(r, "X-Request-Id");
+        CHECK(rid && !strcmp(rid, "req_1"), "header x-request-id %s", rid ? rid : "(none)");
+        CHECK(!r->body_truncated && r->executed_at[0], "not truncated, executed_at %s",
+              r->executed_at);
+        rc = countersign_get_approval_status(c, r->approval_id, &st, &e);
+        if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
+            CHECK(!strcmp(st->status, "executed") && st->is_terminal && st->has_result &&
+                  st->executed_at[0], "status executed, terminal, has_result");
+        rc = countersign_await_approval(c, r->approval_id, 0, &again, &e);
+        if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await with timeout 0 of an executed one"))
+            CHECK(again->status_code == 201 && again->body_len == r->body_len,
+                  "the same result again");
+    }
+    countersign_response_free(r);
+    countersign_response_free(again);
+    countersign_status_free(st);
+
+    /* Bytes, path and query parameters, extra headers. */
+    unsigned char raw[1024];
+    for (size_t i = 0; i < sizeof(raw); i++)
+        raw[i] = (unsigned char)i;
+    const struct countersign_header path[] = {{"file_id", "file_9"}};
+    const struct countersign_header query[] = {
+        {"purpose", "dispute_evidence"}, {"tag", "a"}, {"tag", "b"}};
+    const struct countersign_header hdrs[] = {
+        {"Content-Type", "application/octet-stream"}, {"X-Trace", "t-1"}};
+    char *url = stub("/v1/files/{file_id}");
+    struct countersign_request req = {
+        .method = "put", .url = url, .grant_id = "stripe", .body = raw, .body_len = sizeof(raw),
+        .path_params = path, .n_path_params = 1, .query_params = query, .n_query_params = 3,
+        .headers = hdrs, .n_headers = 2, .reason = "upload the dispute evidence for ticket #77",
+    };
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "PUT of 1024 bytes with parameters"))
+        CHECK(r->kind == COUNTERSIGN_RESULT && r->status_code == 200, "executed, 200");
+    countersign_response_free(r);
+    cs_free(url);
+    url = stub("/v1/ping");
+    struct countersign_request ping = {.method = "POST", .url = url, .grant_id = "stripe",
+                                       .json = "null", .reason = "health check"};
+    rc = countersign_proxy_request(c, &ping, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "POST of JSON null"))
+        CHECK(r->kind == COUNTERSIGN_RESULT && r->body[r->body_len] == '\0',
+              "a result, its body NUL-terminated");
+    countersign_response_free(r);
+    cs_free(url);
+}
+
+static void approved(struct countersign_client *c)
+{
+    struct countersign_response *p = pending(c, "/v1/refunds/approve", 500), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    if (!p)
+        return;
+    char *prefix = cs_asprintf("%s/status/", base_url);
+    CHECK(!strcmp(p->status, "pending") && p->expires_at[0], "pending, expires_at %s",
+          p->expires_at);
+    CHECK(!strncmp(p->approval_url, prefix, strlen(prefix)), "approval_url is a status page");
+    cs_free(prefix);
+    enum countersign_code rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status before the decision"))
+        CHECK(!strcmp(st->status, "pending") && !st->is_terminal && !st->has_result &&
+              st->approvals_received == 0 && st->approvals_required == 1 &&
+              !strcmp(st->expires_at, p->expires_at) && st->grant_id &&
+              !strcmp(st->grant_id, "stripe") && !strcmp(st->method, "POST"),
+              "pending 0/1, not terminal, same expiry");
+    countersign_status_free(st);
+    st = NULL;
+
+    struct later l = {.delay = 1.0};
+    cs_strlcpy(l.approval_id, p->approval_id, sizeof(l.approval_id));
+    pthread_t t;
+    pthread_create(&t, NULL, approve_later, &l);
+    double t0 = now();
+    rc = countersign_await_approval(c, p->approval_id, 60 * mult, &r, &e);
+    double took = now() - t0;
+    pthread_join(t, NULL);
+    CHECK(l.status == 200, "alice approved through her link (HTTP %ld, %s)", l.status, l.why);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await while alice decides")) {
+        CHECK(took >= 0.9, "await returned after the decision (%.2f s)", took);
+        CHECK(r->kind == COUNTERSIGN_RESULT && r->status_code == 201 &&
+              !strcmp(r->approval_id, p->approval_id), "the provider's answer 201");
+        CHECK(r->body_len && strstr((const char *)r->body, "re_approved"), "body %s",
+              (const char *)r->body);
+    }
+    rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after"))
+        CHECK(!strcmp(st->status, "executed") && st->is_terminal && st->has_result &&
+              st->decided_at[0] && st->approvals_received == 1, "executed, 1 approval");
+    countersign_status_free(st);
+    countersign_response_free(r);
+    countersign_response_free(p);
+}
+
+static void denied(struct countersign_client *c)
+{
+    const char *why_deny = "duplicate refund: already refunded as re_41";
+    struct countersign_response *p = pending(c, "/v1/refunds/deny", 700), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    char bob[64] = "", why[256];
+    if (!p)
+        return;
+    long s = decide(p->approval_id, "bob", "deny", why_deny, bob, sizeof(bob), why, sizeof(why));
+    CHECK(s == 200, "bob denied through his link (HTTP %ld, %s)", s, why);
+    enum countersign_code rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_DENIED, e, "await")) {
+        CHECK(e.http_status == 409 && !strcmp(e.server_code, "denied"), "409 denied");
+        CHECK(!strcmp(e.reason, why_deny), "the approver's reason: %s", e.reason);
+        CHECK(bob[0] && strstr(e.decided_by, bob), "decided_by %s names bob %s", e.decided_by,
+              bob);
+        CHECK(!strcmp(e.approval_id, p->approval_id) && e.decided_at[0], "approval id, when");
+    }
+    CHECK(r == NULL, "no result");
+    rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
+        CHECK(!strcmp(st->status, "denied") && st->is_terminal && !st->has_result &&
+              st->decision_reason && !strcmp(st->decision_reason, why_deny) &&
+              st->decided_at[0], "denied with the reason");
+    countersign_status_free(st);
+    countersign_response_free(p);
+}
+
+static void expired(struct countersign_client *c)
+{
+    struct countersign_response *p = pending(c, "/v1/refunds/expire", 900), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    if (!p)
+        return;
+    enum countersign_code rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_EXPIRED, e, "await"))
+        CHECK(e.http_status == 410 && !strcmp(e.server_code, "expired") &&
+              !strcmp(e.approval_id, p->approval_id), "410 expired, approval id");
+    rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
+        CHECK(!strcmp(st->status, "expired") && st->is_terminal && st->decided_at[0] &&
+              strcmp(st->decided_at, st->expires_at) >= 0, "expired at %s (deadline %s)",
+              st->decided_at, st->expires_at);
+    countersign_status_free(st);
+    countersign_response_free(p);
+}
+
+static void timeout(struct countersign_client *c)
+{
+    struct countersign_response *p = pending(c, "/v1/refunds/later", 250), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    char why[256];
+    if (!p)
+        return;
+    double t0 = now();
+    enum countersign_code rc = countersign_await_approval(c, p->approval_id, 2, &r, &e);
+    double took = now() - t0;
+    if (CHECK_CODE(rc, COUNTERSIGN_TIMEOUT, e, "await 2 s while pending")) {
+        CHECK(took >= 1.9 && took < 2 + 5 * mult, "gave up after %.2f s", took);
+        CHECK(e.http_status == 0 && !strcmp(e.server_code, "timeout") &&
+              !strcmp(e.last_status, "pending") && !strcmp(e.approval_id, p->approval_id),
+              "local timeout, last status %s", e.last_status);
+    }
+    rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
+        CHECK(!strcmp(st->status, "pending"), "still pending");
+    long s = decide(p->approval_id, "alice", "approve", "ok after the customer called back",
+                    NULL, 0, why, sizeof(why));
+    CHECK(s == 200, "alice approved (HTTP %ld, %s)", s, why);
+    rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "a later await"))
+        CHECK(r->status_code == 201, "the result (%d)", r->status_code);
+    countersign_response_free(r);
+    countersign_status_free(st);
+    countersign_response_free(p);
+}
+
+static void failure(struct countersign_client *c)
+{
+    struct countersign_response *p = pending(c, "/v1/refunds/broken", 300), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    char why[256];
+    if (!p)
+        return;
+    long s = decide(p->approval_id, "alice", "approve", "fine", NULL, 0, why, sizeof(why));
+    CHECK(s == 200, "alice approved (HTTP %ld, %s)", s, why);
+    enum countersign_code rc = countersign_await_approval(c, p->approval_id, 60 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_EXECUTION_FAILED, e, "await"))
+        CHECK(e.http_status == 502 && !strcmp(e.server_code, "execution_failed") &&
+              !strcmp(e.error_code, "outcome_unknown") && !strcmp(e.approval_id, p->approval_id),
+              "502, error_code %s (%s)", e.error_code, e.error_message);
+    rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
+        CHECK(!strcmp(st->status, "failed") && !strcmp(st->error_code, "outcome_unknown"),
+              "failed / outcome_unknown");
+    countersign_status_free(st);
+    countersign_response_free(r);
+    countersign_response_free(p);
+}
+
+static void cancel(struct countersign_client *c)
+{
+    struct countersign_response *p = pending(c, "/v1/refunds/cancel", 400), *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    if (!p)
+        return;
+    enum countersign_code rc = countersign_cancel_approval(c, p->approval_id,
+                                                           "customer withdrew the request", &st,
+                                                           &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "cancel"))
+        CHECK(!strcmp(st->status, "cancelled") && st->is_terminal &&
+              !strcmp(st->approval_id, p->approval_id), "cancelled, terminal");
+    rc = countersign_await_approval(c, p->approval_id, 10 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_CANCELLED, e, "await"))
+        CHECK(e.http_status == 409 && !strcmp(e.approval_id, p->approval_id) &&
+              !strcmp(e.reason, "customer withdrew the request"), "409, the reason: %s",
+              e.reason);
+    rc = countersign_cancel_approval(c, p->approval_id, NULL, NULL, &e);
+    CHECK((rc == COUNTERSIGN_CONFLICT || rc == COUNTERSIGN_CANCELLED) && e.http_status == 409,
+          "cancel again -> %s %d %s", countersign_code_name(rc), e.http_status, e.server_code);
+    countersign_status_free(st);
+    countersign_response_free(p);
+}
+
+static void errors(struct countersign_client *c)
+{
+    struct countersign_response *r = NULL;
+    struct countersign_status *st = NULL;
+    struct countersign_error e;
+    char *url = stub("/v1/refunds/x");
+
+    /* A bad key: 401, and the key never shows in the error. */
+    const char *bad = "cs_0000000000000000000000000000000000000000";
+    struct countersign_client *stranger = client(bad);
+    enum countersign_code rc = refund(stranger, "/v1/refunds/x", 500, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "submit with a bad key"))
+        CHECK(e.http_status == 401 && !strcmp(e.server_code, "unauthenticated") &&
+              !strstr(e.message, bad), "401 unauthenticated, key not in the message");
+    rc = countersign_get_approval_status(stranger, "00000000-0000-0000-0000-000000000001", &st,
+                                         &e);
+    CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "status with a bad key");
+    countersign_client_free(stranger);
+
+    /* A forbidden header: 400 forbidden_header. */
+    const struct countersign_header steal[] = {{"Authorization", "Bearer sk_live_stolen"}};
+    struct countersign_request req = {.method = "POST", .url = url, .grant_id = "stripe",
+                                      .json = "{\"amount\":5}", .headers = steal, .n_headers = 1,
+                                      .reason = "small refund"};
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_VALIDATION, e, "Authorization as an extra header"))
+        CHECK(e.http_status == 400 && !strcmp(e.server_code, "forbidden_header") &&
+              e.message[0], "400 forbidden_header: %s", e.message);
+
+    /* An unknown grant: 404 unknown_grant. */
+    req.headers = NULL;
+    req.n_headers = 0;
+    req.grant_id = "no-such-grant";
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "unknown grant"))
+        CHECK(e.http_status == 404 && !strcmp(e.server_code, "unknown_grant"),
+              "404 unknown_grant");
+
+    /* Refused locally: nothing is sent. */
+    req.grant_id = "stripe";
+    req.body = "x";
+    req.body_len = 1;
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.http_status == 0 && r == NULL,
+          "json and body both -> %s: %s", countersign_code_name(rc), e.message);
+    req.body = NULL;
+    req.body_len = 0;
+    req.method = "TRACE";
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "unknown method -> %s", countersign_code_name(rc));
+    req.method = "POST";
+    req.context = "[1,2]";
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "context not an object -> %s: %s",
+          countersign_code_name(rc), e.message);
+    req.context = NULL;
+    rc = countersign_get_approval_status(c, "../admin", &st, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && st == NULL, "a bad approval id is refused");
+    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-000000000001", &st, &e);
+    CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "an unknown approval");
+
+    /* Idempotency: the same key answers the first approval; another request conflicts. */
+    struct countersign_response *first = NULL, *second = NULL;
+    req.json = "{\"amount\":500}";
+    req.idempotency_key = "refund-ticket-4312";
+    rc = countersign_proxy_request(c, &req, &first, &e);
+    CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit with an idempotency key");
+    rc = countersign_proxy_request(c, &req, &second, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same again") && first)
+        CHECK(second->kind == COUNTERSIGN_PENDING &&
+              !strcmp(first->approval_id, second->approval_id), "the same approval");
+    req.json = "{\"amount\":501}";
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    CHECK(rc == COUNTERSIGN_CONFLICT && e.http_status == 409, "the key for another request -> "
+          "%s %d", countersign_code_name(rc), e.http_status);
+    countersign_response_free(first);
+    countersign_response_free(second);
+
+    /* Nobody listening: a connection error, retried, then reported. */
+    char err[COUNTERSIGN_ERRLEN];
+    struct countersign_client *dead = countersign_client_new("http://127.0.0.1:1", api_key, err);
+    rc = countersign_client_set_retries(dead, 2, 0.01, 0.02, err);
+    CHECK(rc == COUNTERSIGN_OK, "set_retries");
+    CHECK(countersign_client_set_timeout(dead, -1, err) == COUNTERSIGN_INVALID_ARGUMENT,
+          "a negative timeout is refused: %s", err);
+    rc = countersign_get_approval_status(dead, "00000000-0000-0000-0000-000000000001", &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_CONNECTION, e, "no server"))
+        CHECK(!strcmp(e.server_code, "connect_error") && !strstr(e.message, api_key),
+              "connect_error, no key in: %s", e.message);
+    countersign_client_free(dead);
+    CHECK(countersign_client_new("ftp://x", api_key, err) == NULL, "ftp:// refused: %s", err);
+    CHECK(countersign_client_new(base_url, "", err) == NULL, "an empty key refused: %s", err);
+    cs_free(url);
+}
+
+/*
+ * The retry policy, against the stub provider standing in for the API
+ * (CS_STUB_URL as base URL; test_sdk_c.py programs its answers and counts
+ * what arrived): reads retry 5xx and 429 (honouring Retry-After), a
+ * submission only with an idempotency key, nobody retries execution_failed.
+ */
+static void retries(void)
+{
+    char err[COUNTERSIGN_ERRLEN];
+    struct countersign_client *c = countersign_client_new(stub_url, api_key, err);
+    struct countersign_status *st = NULL;
+    struct countersign_response *r = NULL;
+    struct countersign_error e;
+    if (!CHECK(c != NULL, "client on the fake API"))
+        return;
+    CHECK(countersign_client_set_retries(c, 3, 0.01, 0.05, err) == COUNTERSIGN_OK &&
+          countersign_client_set_poll_interval(c, 0.1, err) == COUNTERSIGN_OK &&
+          countersign_client_set_user_agent(c, "c-test/1", err) == COUNTERSIGN_OK,
+          "settings");
+    enum countersign_code rc = countersign_get_approval_status(
+        c, "00000000-0000-0000-0000-0000000000aa", &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after two 503s"))
+        CHECK(!strcmp(st->status, "pending") && st->approvals_required == 2, "parsed");
+    countersign_status_free(st);
+    st = NULL;
+
+    double t0 = now();
+    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000cc", &st, &e);
+    double took = now() - t0;
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after a 429 with Retry-After: 1"))
+        CHECK(took >= 0.9, "waited %.2f s as told", took);
+    countersign_status_free(st);
+    st = NULL;
+
+    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000ee", &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a 500 page, four times"))
+        CHECK(e.http_status == 500 && !strcmp(e.server_code, "http_500") &&
+              strstr(e.message, "oops"), "http_500: %s", e.message);
+
+    rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000bb", 5, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_EXECUTION_FAILED, e, "execution_failed is not retried"))
+        CHECK(e.http_status == 502 && !strcmp(e.error_code, "connect_failed"), "502 %s",
+              e.error_code);
+
+    rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000dd", 10, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await through two 503s"))
+        CHECK(r->status_code == 200 && r->body_len == 2 && !memcmp(r->body, "ok", 2) &&
+              countersign_response_header(r, "CONTENT-TYPE") &&
+              !strcmp(countersign_response_header(r, "content-type"), "text/plain"),
+              "the result, headers lower-cased");
+    countersign_response_free(r);
+    r = NULL;
+
+    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000ff", &st, &e);
+    CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response"),
+          "a 200 that is not JSON -> %s %s", countersign_code_name(rc), e.server_code);
+
+    struct countersign_request req = {.method = "POST", .url = "https://x.test/",
+                                      .grant_id = "stripe", .reason = "retry test"};
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission without key, 503"))
+        CHECK(e.http_status == 503 && !strcmp(e.server_code, "unavailable"), "503 unavailable");
+    req.idempotency_key = "retry-1";
+    rc = countersign_proxy_request(c, &req, &r, &e);
+    CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission with a key, 503 four times");
+    countersign_client_free(c);
+}
+
+static void produce(void)
+{
+    char err[COUNTERSIGN_ERRLEN];
+    const char *brokers = getenv("CS_KAFKA_BROKERS"), *prefix = getenv("CS_TOPIC_PREFIX");
+    struct countersign_producer *p = countersign_producer_new(brokers, prefix, err);
+    if (!CHECK(p != NULL, "producer_new: %s", p ? "ok" : err))
+        return;
+    char *url = stub("/v1/refunds/kafka");
+    const struct countersign_header hdrs[] = {{"X-Trace", "c-kafka"}};
+    struct countersign_envelope env = {
+        .request_id = "c-produce-1", .agent = "bot1", .grant_id = "stripe", .method = "POST",
+        .url = url, .json = "{\"amount\":500,\"charge\":\"ch_1\"}", .headers = hdrs,
+        .n_headers = 1, .reason = "customer charged twice, ticket #4312",
+        .context = "{\"ticket\":4312}",
+    };
+    enum countersign_code rc = countersign_produce_request(p, &env, err);
+    CHECK(rc == COUNTERSIGN_OK, "produce c-produce-1 (needs approval): %s", err);
+    env.request_id = "c-produce-2";
+    env.json = "{\"amount\":20}";
+    rc = countersign_produce_request(p, &env, err);
+    CHECK(rc == COUNTERSIGN_OK, "produce c-produce-2 (no approval needed): %s", err);
+    env.agent = NULL;
+    rc = countersign_produce_request(p, &env, err);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "an envelope without agent is refused: %s", err);
+    countersign_producer_free(p);
+    CHECK(countersign_producer_new("", NULL, err) == NULL, "no brokers refused: %s", err);
+    cs_free(url);
+}
+
+/* ==== main =============================================================== */
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    base_url = getenv("COUNTERSIGN_URL");
+    api_key = getenv("COUNTERSIGN_API_KEY");
+    stub_url = getenv("CS_STUB_URL");
+    cli = getenv("CS_CLI");
+    const char *m = getenv("CS_TEST_TIMEOUT_MULT");
+    if (m && atof(m) > 0)
+        mult = atof(m);
+    if (argc < 2 || !base_url || !api_key || !stub_url || !cli) {
+        fprintf(stderr, "usage: test_client SCENARIO... with COUNTERSIGN_URL, "
+                        "COUNTERSIGN_API_KEY, CS_STUB_URL, CS_CLI set\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before the approver thread starts */
+    struct countersign_client *c = NULL;
+    for (int i = 1; i < argc; i++) {
+        cs_strlcpy(scenario, argv[i], sizeof(scenario));
+        if (!c && strcmp(argv[i], "produce") != 0 && strcmp(argv[i], "retries") != 0)
+            c = client(api_key);
+        if (!strcmp(argv[i], "immediate"))
+            immediate(c);
+        else if (!strcmp(argv[i], "approved"))
+            approved(c);
+        else if (!strcmp(argv[i], "denied"))
+            denied(c);
+        else if (!strcmp(argv[i], "expired"))
+            expired(c);
+        else if (!strcmp(argv[i], "timeout"))
+            timeout(c);
+        else if (!strcmp(argv[i], "failure"))
+            failure(c);
+        else if (!strcmp(argv[i], "cancel"))
+            cancel(c);
+        else if (!strcmp(argv[i], "errors"))
+            errors(c);
+        else if (!strcmp(argv[i], "produce"))
+            produce();
+        else if (!strcmp(argv[i], "retries"))
+            retries();
+        else
+            CHECK(false, "unknown scenario %s", argv[i]);
+    }
+    countersign_client_free(c);
+    curl_global_cleanup();
+    printf("1..%d\n%d passed, %d failed\n", n_checks, n_checks - n_failed, n_failed);
+    return n_failed ? 1 : 0;
+}
