@@ -52,7 +52,7 @@ LIB_SRCS := \
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
 WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/notifier.c worker/relay.c \
 	worker/metrics.c
-SCHEDULER_SRCS := scheduler/main.c scheduler/elector.c scheduler/expirer.c \
+SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/elector.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/reminder.c scheduler/escalator.c scheduler/finisher.c \
 	scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c

@@ -24,11 +24,13 @@
 #include <stdint.h>
 
 #include "cs_buf.h"
+#include "cs_approval.h"
 #include "cs_catalog.h"
 #include "cs_config.h"
 #include "cs_crypto.h"
 #include "cs_db.h"
 #include "cs_err.h"
+#include "cs_link.h"
 
 #define API_MAX_PARAMS 2
 #define API_PAGE_MAX (8u << 20)     /* cap on one rendered HTML page */
@@ -171,6 +173,21 @@ void csrf_issue(struct api *a, const char *token, const char *cookie_path, char 
                 char set_cookie[320]);
 enum cs_err csrf_check(struct api *a, struct MHD_Connection *c, const char *form_csrf,
                        const char *token, char *err) CS_MUSTCHECK;
+
+struct form;
+
+/*
+ * pages.c -- what the single and batch decision forms share: verifies the
+ * link with key into l, parses the form into f (the caller form_free()s
+ * it), checks its CSRF token and reads the decision into *approve.
+ */
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c,
+                           const unsigned char key[32], struct cs_link *l, struct form *f,
+                           bool *approve, char *err) CS_MUSTCHECK;
+/* The "thank you" page after a vote. */
+enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool approve,
+                              const struct cs_vote_outcome *out, const char *approved_text,
+                              const char *denied_text);
 
 /* batch_pages.c */
 enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c);

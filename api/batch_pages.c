@@ -267,44 +267,31 @@ static json_object *except_list(const char *text)
 
 enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
 {
-    struct api *a = r->api;
     struct cs_link l;
     struct form f = {0};
-    char err[CS_ERRLEN], actor[64];
-    enum cs_err rc = cs_link_verify(a->batch_key, r->params[0], cs_now_ms(), &l, err);
-    if (!rc)
-        rc = form_parse(r->body.data ? r->body.data : "", r->body.len, &f, err);
-    if (!rc)
-        rc = csrf_check(a, c, form_get(&f, "csrf"), r->params[0], err);
-    const char *decision = form_get(&f, "decision"), *reason = form_get(&f, "reason");
-    if (!rc && (!decision || (strcmp(decision, "approve") && strcmp(decision, "deny"))))
-        rc = cs_err_set(err, CS_ERR_INVALID, "choose approve or deny");
-    if (rc) {
-        form_free(&f);
-        return html_error(r, c, rc, err);
+    char err[CS_ERRLEN], actor[64], approved[128];
+    bool approve = false;
+    enum cs_err rc = pages_decision(r, c, r->api->batch_key, &l, &f, &approve, err);
+    if (!rc) {
+        json_object *except = except_list(form_get(&f, "except"));
+        const char *reason = form_get(&f, "reason");
+        snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
+        struct cs_batch_vote v = {l.approval_id, l.approver_id, l.voter_id, approve, except,
+                                  reason && *reason ? reason : NULL, form_get(&f, "digest"),
+                                  actor};
+        struct cs_vote_outcome out;
+        struct api_db *d = pool_get(r->api->pool);
+        rc = cs_batch_vote(d->db, &v, &out, err);
+        pool_put(r->api->pool, d);
+        snprintf(approved, sizeof(approved), "Approved%s. Each call will now be made, once.",
+                 json_object_array_length(except) ? " (the listed items denied)" : "");
+        json_object_put(except);
+        if (!rc) {
+            form_free(&f);
+            return pages_outcome(r, c, approve, &out, approved,
+                                 "Denied. None of the calls will be made.");
+        }
     }
-    json_object *except = except_list(form_get(&f, "except"));
-    snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
-    struct cs_batch_vote v = {l.approval_id, l.approver_id, l.voter_id, !strcmp(decision, "approve"),
-                              except, reason && *reason ? reason : NULL, form_get(&f, "digest"),
-                              actor};
-    struct cs_vote_outcome out;
-    struct api_db *d = pool_get(a->pool);
-    rc = cs_batch_vote(d->db, &v, &out, err);
-    pool_put(a->pool, d);
-    char text[256];
-    int n = (int)json_object_array_length(except);
-    json_object_put(except);
     form_free(&f);
-    if (rc)
-        return html_error(r, c, rc, err);
-    if (out.status == CS_ST_APPROVED)
-        snprintf(text, sizeof(text), "Approved%s. Each call will now be made, once.",
-                 n ? " (the listed items denied)" : "");
-    else if (out.status == CS_ST_DENIED)
-        snprintf(text, sizeof(text), "Denied. None of the calls will be made.");
-    else
-        snprintf(text, sizeof(text), "Your approval is recorded: %d of %d needed so far.",
-                 out.approvals, out.quorum);
-    return html_message(r, c, 200, v.approve ? "Thank you: approved" : "Thank you: denied", text);
+    return html_error(r, c, rc, err);
 }

@@ -102,17 +102,12 @@ static int serve(struct api *a)
 int main(int argc, char **argv)
 {
     static const struct cs_process_info info = {
-        "api", CS_PROC_API, "HTTP API for agents, approvers and operators; approval pages"};
+        "api", CS_PROC_API, "HTTP API for agents, approvers and operators; approval pages", true};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)
         return status;
     char err[CS_ERRLEN];
-    if (cs_config_require_master_key(&cfg, err) != CS_OK) {
-        fprintf(stderr, "countersign-api: %s\n", err);
-        cs_config_free(&cfg);
-        return 2;
-    }
     cs_process_signals();
     raise_fd_limit();
     struct api a = {.cfg = &cfg, .openapi = api_openapi_json, .kafka_ok = kafka_ok};

@@ -199,93 +199,102 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     return CS_OK;
 }
 
-enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c)
+/* The review of the link's approval: with the decision form, or read-only. */
+static enum MHD_Result review(struct api_req *r, struct MHD_Connection *c,
+                              const unsigned char key[32], bool form)
 {
     struct api *a = r->api;
     struct cs_link l;
-    char err[CS_ERRLEN];
-    enum cs_err rc = verify(r, a->link_key, &l, err);
+    char err[CS_ERRLEN], csrf[160], set_cookie[320];
+    enum cs_err rc = verify(r, key, &l, err);
     if (rc)
-        return html_error(r, c, rc, err);
-    char csrf[160], set_cookie[320];
-    csrf_issue(a, r->params[0], "/approve/", csrf, set_cookie);
+        return html_error(r, c, rc == CS_ERR_EXPIRED && !form ? CS_ERR_BAD_TOKEN : rc, err);
+    if (form)
+        csrf_issue(a, r->params[0], "/approve/", csrf, set_cookie);
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     struct api_db *d = pool_get(a->pool);
-    rc = render_review(r, d, &l, &b, csrf, err);
+    rc = render_review(r, d, &l, &b, form ? csrf : NULL, err);
     pool_put(a->pool, d);
     if (rc) {
         cs_buf_free(&b);
         return html_error(r, c, rc, err);
     }
-    return reply_html(r, c, 200, &b, set_cookie);
+    return reply_html(r, c, 200, &b, form ? set_cookie : NULL);
+}
+
+enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c)
+{
+    return review(r, c, r->api->link_key, true);
 }
 
 /* ---- POST /approve/{token} ---- */
 
-enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c,
+                           const unsigned char key[32], struct cs_link *l, struct form *f,
+                           bool *approve, char *err)
 {
-    struct api *a = r->api;
-    struct cs_link l;
-    char err[CS_ERRLEN];
-    struct form f = {0};
-    enum cs_err rc = verify(r, a->link_key, &l, err);
+    enum cs_err rc = verify(r, key, l, err);
     if (!rc)
-        rc = form_parse(r->body.data ? r->body.data : "", r->body.len, &f, err);
+        rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
     if (!rc)
-        rc = csrf_check(a, c, form_get(&f, "csrf"), r->params[0], err);
-    const char *decision = form_get(&f, "decision"), *reason = form_get(&f, "reason");
+        rc = csrf_check(r->api, c, form_get(f, "csrf"), r->params[0], err);
+    const char *decision = form_get(f, "decision");
     if (!rc && (!decision || (strcmp(decision, "approve") && strcmp(decision, "deny"))))
         rc = cs_err_set(err, CS_ERR_INVALID, "choose approve or deny");
-    if (rc) {
-        form_free(&f);
-        if (rc != CS_ERR_BAD_TOKEN)
-            cs_log(CS_LOG_WARN, "pages", "decision refused: %s: %s", cs_err_code(rc), err);
-        return html_error(r, c, rc, err);
-    }
-    bool approve = strcmp(decision, "approve") == 0;
-    if (reason && !*reason)
-        reason = NULL;
-    struct api_db *d = pool_get(a->pool);
-    char actor[64];
-    snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
-    struct cs_vote v = {l.approval_id, l.approver_id, l.voter_id, approve, reason, actor};
-    struct cs_vote_outcome out;
-    rc = cs_approval_vote(d->db, &v, &out, err);
-    pool_put(a->pool, d);
-    form_free(&f);
-    if (rc)
-        return html_error(r, c, rc, err);
+    if (rc && rc != CS_ERR_BAD_TOKEN)
+        cs_log(CS_LOG_WARN, "pages", "decision refused: %s: %s", cs_err_code(rc), err);
+    *approve = !rc && strcmp(decision, "approve") == 0;
+    return rc;
+}
+
+enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool approve,
+                              const struct cs_vote_outcome *out, const char *approved_text,
+                              const char *denied_text)
+{
     char text[256];
-    if (out.status == CS_ST_APPROVED)
-        snprintf(text, sizeof(text), "Approved. Countersign will now make the call, once.");
-    else if (out.status == CS_ST_DENIED)
-        snprintf(text, sizeof(text), "Denied. The call will not be made.");
+    if (out->status == CS_ST_APPROVED)
+        snprintf(text, sizeof(text), "%s", approved_text);
+    else if (out->status == CS_ST_DENIED)
+        snprintf(text, sizeof(text), "%s", denied_text);
     else
         snprintf(text, sizeof(text), "Your approval is recorded: %d of %d needed so far.",
-                 out.approvals, out.quorum);
+                 out->approvals, out->quorum);
     return html_message(r, c, 200, approve ? "Thank you: approved" : "Thank you: denied", text);
+}
+
+enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
+{
+    struct cs_link l;
+    struct form f = {0};
+    char err[CS_ERRLEN], actor[64];
+    bool approve = false;
+    enum cs_err rc = pages_decision(r, c, r->api->link_key, &l, &f, &approve, err);
+    if (!rc) {
+        const char *reason = form_get(&f, "reason");
+        snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
+        struct cs_vote v = {l.approval_id, l.approver_id, l.voter_id, approve,
+                            reason && *reason ? reason : NULL, actor};
+        struct cs_vote_outcome out;
+        struct api_db *d = pool_get(r->api->pool);
+        rc = cs_approval_vote(d->db, &v, &out, err);
+        pool_put(r->api->pool, d);
+        if (!rc) {
+            form_free(&f);
+            return pages_outcome(r, c, approve, &out,
+                                 "Approved. Countersign will now make the call, once.",
+                                 "Denied. The call will not be made.");
+        }
+    }
+    form_free(&f);
+    return html_error(r, c, rc, err);
 }
 
 /* ---- GET /status/{token} ---- */
 
 enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
 {
-    struct cs_link l;
-    char err[CS_ERRLEN];
-    enum cs_err rc = verify(r, r->api->view_key, &l, err);
-    if (rc)
-        return html_error(r, c, rc == CS_ERR_EXPIRED ? CS_ERR_BAD_TOKEN : rc, err);
-    struct cs_buf b;
-    cs_buf_init(&b, API_PAGE_MAX);
-    struct api_db *d = pool_get(r->api->pool);
-    rc = render_review(r, d, &l, &b, NULL, err);
-    pool_put(r->api->pool, d);
-    if (rc) {
-        cs_buf_free(&b);
-        return html_error(r, c, rc, err);
-    }
-    return reply_html(r, c, 200, &b, NULL);
+    return review(r, c, r->api->view_key, false);
 }
 
 /* ---- GET /inbox/{token} ---- */

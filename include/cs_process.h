@@ -12,6 +12,7 @@
 #define CS_PROCESS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "cs_config.h"
 #include "cs_db.h"
@@ -23,6 +24,7 @@ struct cs_process_info {
     const char *name;      /* "worker": logs, application_name, help */
     unsigned procs;        /* CS_PROC_* keys this process reads */
     const char *summary;   /* one line for --help */
+    bool needs_master_key; /* refuse to start without CS_MASTER_KEY(_FILE) */
 };
 
 /* Set by SIGTERM/SIGINT (lock-free, so signal-safe); the only mutable global. */

@@ -63,7 +63,8 @@ int cs_process_init(int argc, char **argv, const struct cs_process_info *pi,
         return 2;
     }
     char err[CS_ERRLEN];
-    if (cs_config_load(cfg, pi->procs, NULL, err) != CS_OK) {
+    if (cs_config_load(cfg, pi->procs, NULL, err) != CS_OK ||
+        (pi->needs_master_key && cs_config_require_master_key(cfg, err) != CS_OK)) {
         fprintf(stderr, "countersign-%s: %s\n", pi->name, err);
         cs_config_free(cfg);
         return 2;

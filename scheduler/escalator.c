@@ -8,8 +8,6 @@
  * publishes an approval.escalated event. The quorum and the window do not
  * change.
  */
-#include <stdio.h>
-
 #include "scheduler.h"
 
 struct escalator_config escalator_config_from(const struct cs_config *cfg)
@@ -20,15 +18,5 @@ struct escalator_config escalator_config_from(const struct cs_config *cfg)
 enum cs_err escalator_run_once(struct cs_db *db, const struct escalator_config *c,
                                struct duty_result *out, char *err)
 {
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", c->batch);
-    const char *p[] = {lim, "scheduler:escalator"};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_ESCALATE_DUE, 2, p, &res, err);
-    if (rc)
-        return rc;
-    out->changed = cs_db_int(res, 0, 0);
-    out->more = out->changed == c->batch;
-    PQclear(res);
-    return CS_OK;
+    return duty_run(db, CSQ_ESCALATE_DUE, c->batch, "scheduler:escalator", out, err);
 }

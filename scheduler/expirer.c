@@ -8,8 +8,6 @@
  * them lands, and the database refuses a decision at or after expires_at
  * anyway (approvals_guard).
  */
-#include <stdio.h>
-
 #include "scheduler.h"
 
 struct expirer_config expirer_config_from(const struct cs_config *cfg)
@@ -20,15 +18,5 @@ struct expirer_config expirer_config_from(const struct cs_config *cfg)
 enum cs_err expirer_run_once(struct cs_db *db, const struct expirer_config *c,
                              struct duty_result *out, char *err)
 {
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", c->batch);
-    const char *p[] = {lim, "scheduler:expirer"};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_EXPIRE_DUE, 2, p, &res, err);
-    if (rc)
-        return rc;
-    out->changed = cs_db_int(res, 0, 0);
-    out->more = out->changed == c->batch;
-    PQclear(res);
-    return CS_OK;
+    return duty_run(db, CSQ_EXPIRE_DUE, c->batch, "scheduler:expirer", out, err);
 }

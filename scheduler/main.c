@@ -155,7 +155,8 @@ int main(int argc, char **argv)
 {
     static const struct cs_process_info info = {
         "scheduler", CS_PROC_SCHEDULER,
-        "expiry sweeps, recovery of lapsed executions, audit sealing, retention"};
+        "expiry sweeps, lease rescue, reminders, escalation, batch summaries, audit sealing, "
+        "retention", false};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)

@@ -9,8 +9,6 @@
  * are reminded; a reminder never extends the window, and an approval that
  * expired or was decided gets none.
  */
-#include <stdio.h>
-
 #include "scheduler.h"
 
 struct reminder_config reminder_config_from(const struct cs_config *cfg)
@@ -21,15 +19,5 @@ struct reminder_config reminder_config_from(const struct cs_config *cfg)
 enum cs_err reminder_run_once(struct cs_db *db, const struct reminder_config *c,
                               struct duty_result *out, char *err)
 {
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", c->batch);
-    const char *p[] = {lim, "scheduler:reminder"};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_REMIND_DUE, 2, p, &res, err);
-    if (rc)
-        return rc;
-    out->changed = cs_db_int(res, 0, 0);
-    out->more = out->changed == c->batch;
-    PQclear(res);
-    return CS_OK;
+    return duty_run(db, CSQ_REMIND_DUE, c->batch, "scheduler:reminder", out, err);
 }

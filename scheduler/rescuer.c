@@ -8,8 +8,6 @@
  * otherwise it becomes failed with code outcome_unknown. It is never
  * re-run blindly. See rescue_lapsed in sql/queries/execution.sql.
  */
-#include <stdio.h>
-
 #include "scheduler.h"
 
 struct rescuer_config rescuer_config_from(const struct cs_config *cfg)
@@ -20,15 +18,5 @@ struct rescuer_config rescuer_config_from(const struct cs_config *cfg)
 enum cs_err rescuer_run_once(struct cs_db *db, const struct rescuer_config *c,
                              struct duty_result *out, char *err)
 {
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", c->batch);
-    const char *p[] = {lim, "scheduler:rescuer"};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_RESCUE_LAPSED, 2, p, &res, err);
-    if (rc)
-        return rc;
-    out->changed = cs_db_int(res, 0, 0);
-    out->more = out->changed == c->batch;
-    PQclear(res);
-    return CS_OK;
+    return duty_run(db, CSQ_RESCUE_LAPSED, c->batch, "scheduler:rescuer", out, err);
 }

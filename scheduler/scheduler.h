@@ -22,6 +22,13 @@ struct duty_result {
     bool more;         /* the batch was full: run again soon */
 };
 
+/*
+ * duty.c: runs query q (parameters: row limit, audit actor; first column of
+ * its one result row: rows changed) as one batch of a duty.
+ */
+enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *actor,
+                     struct duty_result *out, char *err) CS_MUSTCHECK;
+
 /* elector.c: leadership through a session advisory lock. */
 struct elector {
     struct cs_db *db;

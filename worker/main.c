@@ -72,17 +72,11 @@ int main(int argc, char **argv)
 {
     static const struct cs_process_info info = {
         "worker", CS_PROC_WORKER,
-        "Kafka ingest, provider-call executor and outbox relay"};
+        "Kafka ingest, provider-call executor, approver notifications and outbox relay", true};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)
         return status;
-    char err[CS_ERRLEN];
-    if (cs_config_require_master_key(&cfg, err) != CS_OK) {
-        fprintf(stderr, "countersign-worker: %s\n", err);
-        cs_config_free(&cfg);
-        return 2;
-    }
     cs_process_signals();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cs_log(CS_LOG_INFO, "worker", "starting %s (%s)", CS_VERSION, cfg.instance_id);

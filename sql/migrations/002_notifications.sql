@@ -34,3 +34,22 @@ END $$;
 
 CREATE TRIGGER notifications_notify AFTER INSERT ON notifications
     FOR EACH STATEMENT EXECUTE FUNCTION notifications_notify();
+
+-- Who holds an approver slot's link right now: the newest active delegate
+-- (an enabled approver), else the approver. One hop only, so a chain of
+-- delegations never loops.
+CREATE FUNCTION cs_link_holder(slot uuid) RETURNS uuid LANGUAGE sql STABLE AS $$
+    SELECT coalesce((
+        SELECT d.delegate_id FROM delegations d
+        JOIN approvers da ON da.id = d.delegate_id AND da.disabled_at IS NULL
+        WHERE d.approver_id = slot AND d.revoked_at IS NULL
+          AND now() >= d.starts_at AND now() < d.ends_at
+        ORDER BY d.created_at DESC LIMIT 1), slot)
+$$;
+
+-- The channels a person can be reached on.
+CREATE FUNCTION cs_channels(p approvers) RETURNS SETOF text LANGUAGE sql IMMUTABLE AS $$
+    SELECT v.channel FROM (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
+                                  ('webhook', p.webhook_url)) AS v(channel, target)
+    WHERE v.target IS NOT NULL
+$$;

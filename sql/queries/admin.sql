@@ -139,11 +139,7 @@ ORDER BY a.created_at DESC LIMIT $2::int;
 -- name: approval_links
 -- The approver slots of a pending approval with who holds each link now.
 SELECT a.id, (extract(epoch FROM a.expires_at) * 1000)::bigint, s.approver,
-       coalesce((SELECT d.delegate_id FROM delegations d
-                 WHERE d.approver_id = s.approver AND d.revoked_at IS NULL
-                   AND now() >= d.starts_at AND now() < d.ends_at
-                 ORDER BY d.created_at DESC LIMIT 1), s.approver),
-       p.name
+       cs_link_holder(s.approver), p.name
 FROM approvals a CROSS JOIN LATERAL unnest(a.approvers) AS s(approver)
 JOIN approvers p ON p.id = s.approver
 WHERE a.id = $1::uuid;

@@ -45,13 +45,12 @@ WITH r AS (
 ), nt AS (
     -- One message per approver slot and channel of the person holding its link.
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
-    SELECT (i.a).id, (l->>'approver_id')::uuid, p.id, 'request', ch.channel
+    SELECT (i.a).id, (l->>'approver_id')::uuid, p.id, 'request', ch
     FROM ins i JOIN r ON r.id = (i.a).id
     CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.links, '[]'::jsonb)) AS l
     JOIN approvers p ON p.id = coalesce(l->>'delegate_id', l->>'approver_id')::uuid
-    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
-                               ('webhook', p.webhook_url)) AS ch(channel, target)
-    WHERE (i.a).status = 'pending' AND ch.target IS NOT NULL AND p.disabled_at IS NULL
+    CROSS JOIN LATERAL cs_channels(p) AS ch
+    WHERE (i.a).status = 'pending' AND p.disabled_at IS NULL
 )
 SELECT (i.a).id, (i.a).request_id, (i.a).status,
        (extract(epoch FROM (i.a).expires_at) * 1000)::bigint, (i.a).batch_id, (i.a).agent_id

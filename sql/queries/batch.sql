@@ -53,16 +53,11 @@ WITH d AS (
     RETURNING b.*
 ), nt AS (
     INSERT INTO notifications (batch_uid, approver_id, recipient_id, kind, channel)
-    SELECT u.uid, s.slot, p.id, 'request', ch.channel
+    SELECT u.uid, s.slot, p.id, 'request', ch
     FROM u CROSS JOIN LATERAL unnest(u.approvers) AS s(slot)
-    JOIN approvers p ON p.id = coalesce((
-        SELECT d.delegate_id FROM delegations d
-        WHERE d.approver_id = s.slot AND d.revoked_at IS NULL
-          AND now() >= d.starts_at AND now() < d.ends_at
-        ORDER BY d.created_at DESC LIMIT 1), s.slot)
-    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
-                               ('webhook', p.webhook_url)) AS ch(channel, target)
-    WHERE ch.target IS NOT NULL AND p.disabled_at IS NULL
+    JOIN approvers p ON p.id = cs_link_holder(s.slot)
+    CROSS JOIN LATERAL cs_channels(p) AS ch
+    WHERE p.disabled_at IS NULL
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $2::text, 'batch.decidable', NULL, jsonb_build_object(
@@ -76,11 +71,7 @@ FROM u;
 
 -- name: batch_links
 -- The approver slots of a batch with who holds each link now. $1 uid.
-SELECT s.slot, coalesce((SELECT d.delegate_id FROM delegations d
-                         WHERE d.approver_id = s.slot AND d.revoked_at IS NULL
-                           AND now() >= d.starts_at AND now() < d.ends_at
-                         ORDER BY d.created_at DESC LIMIT 1), s.slot),
-       p.name, (extract(epoch FROM b.expires_at) * 1000)::bigint
+SELECT s.slot, cs_link_holder(s.slot), p.name, (extract(epoch FROM b.expires_at) * 1000)::bigint
 FROM batches b CROSS JOIN LATERAL unnest(b.approvers) AS s(slot)
 JOIN approvers p ON p.id = s.slot
 WHERE b.uid = $1::uuid;

@@ -16,13 +16,7 @@ SELECT g.id, g.secret, g.inject, g.inject_header, array_to_json(g.allowed_bases)
                  WHERE ga.grant_id = g.id), '[]'),
        p.id, p.mode, p.rules::text, p.quorum, p.window_seconds, p.exec_timeout_ms,
        p.max_attempts, p.amount_field, p.reminder_interval_s, p.escalate_after_s,
-       coalesce((SELECT json_agg(json_build_array(a.id,
-                    coalesce((SELECT d.delegate_id FROM delegations d
-                              JOIN approvers da ON da.id = d.delegate_id AND da.disabled_at IS NULL
-                              WHERE d.approver_id = a.id AND d.revoked_at IS NULL
-                                AND now() >= d.starts_at AND now() < d.ends_at
-                              ORDER BY d.created_at DESC LIMIT 1), a.id))
-                    ORDER BY a.id)::text
+       coalesce((SELECT json_agg(json_build_array(a.id, cs_link_holder(a.id)) ORDER BY a.id)::text
                  FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
                  WHERE pa.policy_id = p.id AND NOT pa.escalation AND a.disabled_at IS NULL),
                 '[]'),

@@ -22,16 +22,11 @@ WITH c AS (
     RETURNING a
 ), nt AS (
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
-    SELECT (u.a).id, s.slot, p.id, 'reminder', ch.channel
+    SELECT (u.a).id, s.slot, p.id, 'reminder', ch
     FROM u CROSS JOIN LATERAL unnest((u.a).approvers) AS s(slot)
-    JOIN approvers p ON p.id = coalesce((
-        SELECT d.delegate_id FROM delegations d
-        WHERE d.approver_id = s.slot AND d.revoked_at IS NULL
-          AND now() >= d.starts_at AND now() < d.ends_at
-        ORDER BY d.created_at DESC LIMIT 1), s.slot)
-    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
-                               ('webhook', p.webhook_url)) AS ch(channel, target)
-    WHERE ch.target IS NOT NULL AND p.disabled_at IS NULL
+    JOIN approvers p ON p.id = cs_link_holder(s.slot)
+    CROSS JOIN LATERAL cs_channels(p) AS ch
+    WHERE p.disabled_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM votes v
                       WHERE v.approval_id = (u.a).id AND v.approver_id = s.slot)
     RETURNING approval_id
@@ -67,16 +62,11 @@ WITH c AS (
     WHERE NOT (s.slot = ANY (u.before))
 ), nt AS (
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
-    SELECT ad.approval_id, ad.slot, p.id, 'escalation', ch.channel
+    SELECT ad.approval_id, ad.slot, p.id, 'escalation', ch
     FROM added ad
-    JOIN approvers p ON p.id = coalesce((
-        SELECT d.delegate_id FROM delegations d
-        WHERE d.approver_id = ad.slot AND d.revoked_at IS NULL
-          AND now() >= d.starts_at AND now() < d.ends_at
-        ORDER BY d.created_at DESC LIMIT 1), ad.slot)
-    CROSS JOIN LATERAL (VALUES ('email', p.email), ('slack', p.slack_webhook_url),
-                               ('webhook', p.webhook_url)) AS ch(channel, target)
-    WHERE ch.target IS NOT NULL AND p.disabled_at IS NULL
+    JOIN approvers p ON p.id = cs_link_holder(ad.slot)
+    CROSS JOIN LATERAL cs_channels(p) AS ch
+    WHERE p.disabled_at IS NULL
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $2::text, 'approval.escalated', (u.a).id, jsonb_build_object(
