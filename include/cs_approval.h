@@ -99,6 +99,16 @@ enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const ch
                                     const char *requester, char *err) CS_MUSTCHECK;
 
 /*
+ * Audits a refused vote (own transaction; a failure is logged, never
+ * returned). Outages and bugs are not refusals and are not audited. The
+ * ids are UUIDs the caller validated; approval_id or batch_uid may be NULL.
+ */
+void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *actor,
+                               const char *action, const char *approval_id,
+                               const char *batch_uid, const char *approver_id,
+                               const char *cast_by);
+
+/*
  * Records a vote in one transaction: the approval is locked, must be
  * pending and inside its window (CS_ERR_EXPIRED), the approver must hold a
  * slot (CS_ERR_NOT_APPROVER), a delegate must hold an active delegation,

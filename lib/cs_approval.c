@@ -264,6 +264,23 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     return CS_OK;
 }
 
+void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *actor,
+                               const char *action, const char *approval_id,
+                               const char *batch_uid, const char *approver_id,
+                               const char *cast_by)
+{
+    if (cs_err_info(rc)->retriable || rc == CS_ERR_INTERNAL)
+        return; /* an outage or a bug, not a refusal */
+    char detail[512], ignore[CS_ERRLEN];
+    snprintf(detail, sizeof(detail),
+             "{\"code\":\"%s\",%s%s%s\"approver_id\":\"%s\",\"cast_by\":\"%s\"}",
+             cs_err_code(rc), batch_uid ? "\"batch_uid\":\"" : "", batch_uid ? batch_uid : "",
+             batch_uid ? "\"," : "", approver_id, cast_by);
+    const char *ap[] = {actor, action, approval_id, detail};
+    if (cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, ignore) != CS_OK)
+        cs_log(CS_LOG_WARN, "approval", "cannot audit a refused vote: %s", ignore);
+}
+
 enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
                              struct cs_vote_outcome *out, char *err)
 {
@@ -285,17 +302,9 @@ enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
         return CS_OK;
     }
     cs_db_rollback(db);
-    if (!cs_err_info(rc)->retriable && rc != CS_ERR_NOT_FOUND && rc != CS_ERR_INTERNAL) {
-        /* Audit the refusal in its own transaction; its failure does not mask rc. */
-        char detail[512], ignore[CS_ERRLEN];
-        snprintf(detail, sizeof(detail),
-                 "{\"code\":\"%s\",\"approver_id\":\"%s\",\"cast_by\":\"%s\",\"decision\":\"%s\"}",
-                 cs_err_code(rc), v->approver_id, v->cast_by, v->approve ? "approve" : "deny");
-        const char *ap[] = {v->actor, "vote.refused", v->approval_id, detail};
-        if (cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, ignore) != CS_OK)
-            cs_log_ap(CS_LOG_WARN, "approval", v->approval_id, "cannot audit a refused vote: %s",
-                      ignore);
-    }
+    if (rc != CS_ERR_NOT_FOUND)
+        cs_approval_audit_refusal(db, rc, v->actor, "vote.refused", v->approval_id, NULL,
+                                  v->approver_id, v->cast_by);
     return rc;
 }
 

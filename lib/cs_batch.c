@@ -435,15 +435,8 @@ enum cs_err cs_batch_vote(struct cs_db *db, const struct cs_batch_vote *v,
     if (!rc)
         return CS_OK;
     cs_db_rollback(db);
-    if (!cs_err_info(rc)->retriable && rc != CS_ERR_INTERNAL) {
-        char detail[512], ignore[CS_ERRLEN];
-        snprintf(detail, sizeof(detail),
-                 "{\"code\":\"%s\",\"batch_uid\":\"%s\",\"approver_id\":\"%s\",\"cast_by\":\"%s\"}",
-                 cs_err_code(rc), v->batch_uid, v->approver_id, v->cast_by);
-        const char *ap[] = {v->actor, "batch.vote.refused", NULL, detail};
-        if (cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, ignore) != CS_OK)
-            cs_log(CS_LOG_WARN, "batch", "cannot audit a refused batch vote: %s", ignore);
-    }
+    cs_approval_audit_refusal(db, rc, v->actor, "batch.vote.refused", NULL, v->batch_uid,
+                              v->approver_id, v->cast_by);
     return rc;
 }
 
