@@ -253,14 +253,20 @@ enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
     return ret;
 }
 
-/* Splits the except field (ids separated by spaces, commas or newlines) into a JSON array. */
+/* Splits the except field (one request id per line, spaces around trimmed) into a JSON array. */
 static json_object *except_list(const char *text)
 {
     json_object *arr = json_object_new_array();
     char *copy = cs_strdup(text ? text : "");
-    for (char *save = NULL, *t = strtok_r(copy, " ,\t\r\n", &save); t; t = strtok_r(NULL, " ,\t\r\n", &save))
-        if (strlen(t) <= CS_REQ_ID_MAX)
+    for (char *save = NULL, *t = strtok_r(copy, "\r\n", &save); t; t = strtok_r(NULL, "\r\n", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t n = strlen(t);
+        while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+            t[--n] = '\0';
+        if (n)
             json_object_array_add(arr, json_object_new_string(t));
+    }
     cs_free(copy);
     return arr;
 }

@@ -171,13 +171,13 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
     }
     if (g->policy->quorum < 1 || g->policy->napprovers < g->policy->quorum)
         return cs_err_set(err, CS_ERR_POLICY, "a batch needs a policy with approvers and a quorum");
-    if (s->expired)
-        return cs_err_set(err, CS_ERR_EXPIRED, "batch %s: its approval window has elapsed",
-                          rq->batch_id);
     bool full = s->expected >= 0 && s->members + s->admitted >= s->expected;
-    if (strcmp(s->status, "open") != 0 || full) {
+    if (s->expired || strcmp(s->status, "open") != 0 || full) {
         if (member_exists(db, agent->id, rq->request_id))
             return CS_OK; /* a redelivered member: the insert skips it */
+        if (s->expired)
+            return cs_err_set(err, CS_ERR_EXPIRED, "batch %s: its approval window has elapsed",
+                              rq->batch_id);
         return cs_err_set(err, CS_ERR_CONFLICT,
                           "batch %s is %s (sealed for %d members, all stored): a member after "
                           "that is refused", rq->batch_id,
@@ -321,7 +321,8 @@ enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *ba
     enum cs_err rc = cs_db_begin(db, err);
     if (!rc)
         rc = lock(db, agent_id, batch_id, &s, err);
-    if (!rc && s.expired)
+    bool same = !rc && s.expected == count; /* the same seal again: a no-op, even late */
+    if (!rc && !same && s.expired)
         rc = cs_err_set(err, CS_ERR_EXPIRED, "batch %s: its approval window has elapsed", batch_id);
     if (!rc && s.expected >= 0 && s.expected != count)
         rc = cs_err_set(err, CS_ERR_CONFLICT,
@@ -384,6 +385,19 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
                           "the batch is not the one the page showed (digest changed): reload it");
     if (!is_slot)
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "not an approver of this batch");
+    if (v->approve && v->except && json_object_array_length(v->except) > 0) {
+        const char *xp[] = {v->batch_uid, cs_json_text(v->except, NULL)};
+        if ((rc = cs_db_exec(db, CSQ_BATCH_UNKNOWN_ITEMS, 2, xp, &res, err)))
+            return rc;
+        const char *unknown = cs_db_str(res, 0, 0);
+        if (unknown) {
+            cs_err_set(err, CS_ERR_INVALID,
+                       "not members of this batch (nothing was decided): %.160s", unknown);
+            PQclear(res);
+            return CS_ERR_INVALID;
+        }
+        PQclear(res);
+    }
     if ((rc = cs_approval_check_voter(db, v->approver_id, v->cast_by, requester, err)))
         return rc;
     json_object *none = json_object_new_array();

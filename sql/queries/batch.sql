@@ -27,9 +27,12 @@ UPDATE batches SET members = members + $2::int WHERE uid = $1::uuid
 RETURNING members, expected;
 
 -- name: batch_seal
--- $1 uid, $2 count, $3 actor. Only an unsealed batch is sealed here.
+-- $1 uid, $2 count, $3 actor. Only an unsealed batch is sealed here. A batch
+-- sealed before any member arrives expires after the longest window (30
+-- days) unless a member brings its policy's window.
 WITH u AS (
-    UPDATE batches SET expected = $2::int, sealed_at = clock_timestamp()
+    UPDATE batches SET expected = $2::int, sealed_at = clock_timestamp(),
+        expires_at = coalesce(expires_at, clock_timestamp() + interval '30 days')
     WHERE uid = $1::uuid AND expected IS NULL
     RETURNING uid, agent_id, members
 ), aud AS (
@@ -247,3 +250,11 @@ SELECT count(*) FROM u;
 -- name: batch_member_exists
 -- $1 agent id, $2 request id.
 SELECT EXISTS (SELECT 1 FROM approvals WHERE agent_id = $1::uuid AND request_id = $2::text);
+
+-- name: batch_unknown_items
+-- The request ids of $2 (JSON array) that are not members of batch $1,
+-- comma-separated, or NULL when all are.
+SELECT string_agg(x, ', ') FROM jsonb_array_elements_text($2::jsonb) AS x
+WHERE NOT EXISTS (SELECT 1 FROM batches b JOIN approvals a
+                      ON a.agent_id = b.agent_id AND a.batch_id = b.id
+                  WHERE b.uid = $1::uuid AND a.request_id = x);

@@ -112,7 +112,7 @@ def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None
              and batch(system, "d5").get("status") == "decidable", 30, what="both decidable")
 
     denied = ["b20-0003", "b20-0011", "b20-0019"]
-    r = decide(batch_link(system, "b20"), url, "approve", except_="", reason="duplicate refunds",
+    r = decide(batch_link(system, "b20"), url, "approve", reason="duplicate refunds",
                **{"except": "\n".join(denied)})
     assert r.status_code == 200 and "listed items denied" in r.text
     wait_for(lambda: batch(system, "b20")["counts"] == {"executed": 17, "denied": 3}, 60,
@@ -253,3 +253,17 @@ def test_requester_as_delegate_is_refused(system: System) -> None:
                headers={"Origin": api.url})  # type: ignore[attr-defined]
     assert r.status_code == 403 and "own request" in r.text
     assert system.approval("r1")["status"] == "pending"
+
+
+def test_unknown_item_in_the_except_list_decides_nothing(running: tuple[System, str]) -> None:
+    system, url = running
+    system.produce(*[member(system, "t4", i) for i in range(4)])
+    system.kafka.produce(system.topics["requests"], b"seal", seal("t4", 4))
+    wait_for(lambda: batch(system, "t4").get("status") == "decidable", 30, what="decidable")
+    r = decide(batch_link(system, "t4"), url, "approve", **{"except": "t4-0001\nt4-OOO2"})
+    assert r.status_code == 400 and "t4-OOO2" in r.text
+    assert batch(system, "t4")["counts"] == {"pending": 4}
+    r = decide(batch_link(system, "t4"), url, "approve", **{"except": "  t4-0001 \n\nt4-0002"})
+    assert r.status_code == 200
+    wait_for(lambda: batch(system, "t4")["counts"] == {"executed": 2, "denied": 2}, 30,
+             what="2 executed, 2 denied")

@@ -703,8 +703,10 @@ def test_readme_examples_run(system: System, monkeypatch: pytest.MonkeyPatch) ->
     """Every ``python`` block of sdk/python/README.md, as written, with
     COUNTERSIGN_URL / COUNTERSIGN_API_KEY set and https://api.stripe.com
     pointed at the stub. When an example prints "waiting for approval:", the
-    test approves what is pending through alice's link, as a person would."""
-    url, key, _ = start(system)
+    test approves what is pending through alice's link, as a person would;
+    when it prints "waiting for the batch decision on B:", it approves batch B
+    on alice's batch page, all but its first two members."""
+    url, key, _ = start(system, scheduler=True)
     monkeypatch.setenv("COUNTERSIGN_URL", url)
     monkeypatch.setenv("COUNTERSIGN_API_KEY", key)
     blocks = readme_blocks()
@@ -715,7 +717,7 @@ def test_readme_examples_run(system: System, monkeypatch: pytest.MonkeyPatch) ->
     def fake_print(*args: Any, **_: Any) -> None:
         line = " ".join(str(a) for a in args)
         lines.append(line)
-        if line.startswith("waiting for approval:"):
+        if line.startswith(("waiting for approval:", "waiting for the batch decision on ")):
             waiting.set()
 
     for n, block in enumerate(blocks, 1):
@@ -736,7 +738,16 @@ def test_readme_examples_run(system: System, monkeypatch: pytest.MonkeyPatch) ->
         while thread.is_alive() and time.monotonic() < deadline:
             if waiting.wait(0.1):
                 waiting.clear()
-                for (aid,) in system.sql("SELECT id FROM approvals WHERE status = 'pending'"):
+                batch = re.match(r"waiting for the batch decision on (\S+):", lines[-1])
+                if batch:
+                    first_two = [r[0] for r in system.sql(
+                        "SELECT request_id FROM approvals WHERE batch_id = %s "
+                        "ORDER BY request_id LIMIT 2", batch.group(1))]
+                    decide_batch(system, url, batch.group(1), "approve",
+                                 "these two were refunded by hand already", tuple(first_two))
+                    continue
+                for (aid,) in system.sql("SELECT id FROM approvals WHERE status = 'pending' "
+                                         "AND batch_id IS NULL"):
                     decide_via_link(system, url, str(aid), "approve",
                                     "checked the ticket (README example)")
         thread.join(timeout=1)
@@ -751,5 +762,13 @@ def test_readme_examples_run(system: System, monkeypatch: pytest.MonkeyPatch) ->
     assert re.search(r"^cancelled$", out, re.M), out
     assert "forbidden_header - " in out and re.search(r"^unknown_grant$", out, re.M), out
     assert "unexpected:" not in out, out
+    assert re.search(r"^waiting for the batch decision on refunds-2024-06-03: 100 refunds, "
+                     r"batch digest [0-9a-f]{64}$", out, re.M), out
+    assert re.search(r"^batch refunds-2024-06-03 approved: denied: 2, executed: 98$", out,
+                     re.M), out
+    assert len(re.findall(r"^not refunded: [0-9a-f-]{36} denied these two were refunded",
+                          out, re.M)) == 2, out
+    assert re.search(r"^98 refunds made$", out, re.M), out
+    assert system.stub.count("/v1/refunds") >= 98
     assert key not in out
     assert urlsplit(url).netloc in out  # the configuration example used COUNTERSIGN_URL

@@ -9,7 +9,10 @@ provider) once per scenario:
 - ``main``: policy window 1 h -- inline results, approve/deny through the
   approvers' signed links, local timeout then success, execution failure,
   cancel, idempotency, bad key, forbidden header, unknown grant;
-- ``expiry``: policy window 2 s -- the approval expires undecided.
+- ``expiry``: policy window 2 s -- the approval expires undecided;
+- ``batch``: policy "always" -- submitBatch of 10 refunds approved all but 2 on
+  the batch page (awaitBatch: 8 executed, 2 denied), resubmission, a
+  conflicting seal, a member after the seal, a member with another grant.
 
 Afterwards the provider side is checked here: what the stub received, and that
 denied, cancelled and expired calls never reached it.
@@ -149,6 +152,26 @@ def test_sdk_typescript_expiry(system: System, ts_sdk: str) -> None:
     passed = _system_tests(system, ts_sdk, url, key, "expiry")
     assert passed >= 1, passed
     assert system.stub.count() == 0
+
+
+def test_sdk_typescript_batch(system: System, ts_sdk: str) -> None:
+    url, key = _start(system, mode="always", rules=[], approvers=("alice", "bob"), quorum=1)
+    system.cli("policy", "set", "other", "--mode", "always", "--quorum", "1", "--approvers",
+               "alice")
+    system.cli("grant", "set", "second", "--policy", "other", "--agents", "bot1", "--allow",
+               system.stub.url, "--secret-stdin", input="sk_second\n")
+    passed = _system_tests(system, ts_sdk, url, key, "batch")
+    assert passed >= 6, passed
+    # The 8 approved members reached the provider once each; the denied ones,
+    # the refused and the never-decided ones did not.
+    paths = sorted(r.path for r in system.stub.requests("/v1/refunds/batch/"))
+    assert paths == sorted(f"/v1/refunds/batch/{i}" for i in range(10) if i not in (2, 5))
+    assert system.stub.count() == 8
+    rows = dict(system.sql("SELECT request_id, status FROM approvals "
+                           "WHERE batch_id = 'ts-nightly'"))
+    assert rows == {f"ts-nightly:{i}": "denied" if i in (2, 5) else "executed"
+                    for i in range(10)}
+    assert system.sql("SELECT count(*) FROM approvals WHERE batch_id = 'ts-late'")[0][0] == 2
 
 
 def test_sdk_is_self_contained() -> None:

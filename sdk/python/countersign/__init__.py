@@ -11,7 +11,15 @@ wait for the approvers, get the provider's response.
 See README.md for the whole flow, the retry rules and the error table.
 """
 
-from ._agent import DEFAULT_BASE_URL, ENV_BASE_URL, MAX_WAIT_SECONDS, MISSING, Agent
+from ._agent import (
+    BATCH_CONCURRENCY,
+    BATCH_MAX_MEMBERS,
+    DEFAULT_BASE_URL,
+    ENV_BASE_URL,
+    MAX_WAIT_SECONDS,
+    MISSING,
+    Agent,
+)
 from ._version import __version__
 from .errors import (
     ApprovalCancelledError,
@@ -30,9 +38,12 @@ from .errors import (
     ValidationError,
 )
 from .models import (
+    BATCH_STATUSES,
     TERMINAL_STATUSES,
     ApprovalResult,
     ApprovalStatus,
+    BatchRequest,
+    BatchStatus,
     HttpMethod,
     PendingApproval,
 )
@@ -43,7 +54,12 @@ __all__ = [
     "PendingApproval",
     "ApprovalResult",
     "ApprovalStatus",
+    "BatchRequest",
+    "BatchStatus",
     "TERMINAL_STATUSES",
+    "BATCH_STATUSES",
+    "BATCH_CONCURRENCY",
+    "BATCH_MAX_MEMBERS",
     "MISSING",
     "DEFAULT_BASE_URL",
     "ENV_BASE_URL",

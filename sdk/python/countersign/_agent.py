@@ -1,4 +1,5 @@
-"""The Agent: an async client of the Countersign agent API (api/openapi.json)."""
+"""The Agent: an async client of the Countersign agent API (api/openapi.json):
+submissions, approvals (long-poll waits), batches (members, seal, polling)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import os
 import platform
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
-from enum import Enum
 from types import TracebackType
-from typing import Any, Callable, Literal, TypeVar, Union
+from typing import Any, Callable, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -22,15 +23,38 @@ import httpx
 
 from ._version import __version__
 from .errors import (
+    ApprovalCancelledError,
+    ApprovalDeniedError,
+    ApprovalExecutionFailedError,
     ApprovalTimeoutError,
     CountersignConnectionError,
     CountersignError,
     ServerError,
     error_from_response,
 )
-from .models import ApprovalResult, ApprovalStatus, HttpMethod, PendingApproval
+from .models import (
+    MISSING,
+    ApprovalResult,
+    ApprovalStatus,
+    BatchRequest,
+    BatchStatus,
+    HttpMethod,
+    PendingApproval,
+    QueryValue,
+)
 
-__all__ = ["Agent", "DEFAULT_BASE_URL", "ENV_BASE_URL", "MAX_WAIT_SECONDS", "long_poll_wait"]
+__all__ = [
+    "Agent",
+    "DEFAULT_BASE_URL",
+    "ENV_BASE_URL",
+    "MAX_WAIT_SECONDS",
+    "MISSING",
+    "BATCH_MAX_MEMBERS",
+    "BATCH_CONCURRENCY",
+    "BATCH_POLL_MAX_SECONDS",
+    "long_poll_wait",
+    "batch_poll_delay",
+]
 
 logger = logging.getLogger("countersign")
 
@@ -48,25 +72,23 @@ INLINE_WAIT_SECONDS = 60
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: The longest Retry-After honoured, in seconds.
 MAX_RETRY_AFTER = 60.0
+#: The most members a batch may have (the API's limit).
+BATCH_MAX_MEMBERS = 100_000
+#: How many member submissions ``submit_batch`` has in flight at once by default.
+BATCH_CONCURRENCY = 16
+#: ``await_batch`` polls (there is no long-poll for batches) every
+#: ``poll_interval`` seconds, growing by half each time up to this.
+BATCH_POLL_MAX_SECONDS = 10.0
+#: The keyword arguments of ``proxy_request`` a batch member may carry.
+_MEMBER_FIELDS = ("method", "url", "grant_id", "json", "body", "extra_headers", "query_params",
+                  "path_params", "reason", "context", "idempotency_key")
 
-QueryValue = Union[str, int, float, bool]
 _T = TypeVar("_T")
 _RetryMode = Literal["all", "connect", "none"]
 
 # Indirections the unit tests replace (a fake clock); nothing else touches them.
 _sleep = anyio.sleep
 _now = time.monotonic
-
-
-class _Missing(Enum):
-    MISSING = "MISSING"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: "No value": lets ``json=None`` mean JSON ``null``.
-MISSING = _Missing.MISSING
 
 
 class _Secret:
@@ -95,6 +117,14 @@ def long_poll_wait(remaining: float) -> int:
     if math.isinf(remaining):
         return MAX_WAIT_SECONDS
     return min(MAX_WAIT_SECONDS, int(math.floor(remaining)))
+
+
+def batch_poll_delay(poll: int, poll_interval: float) -> float:
+    """The pause before poll number ``poll`` + 1 of ``await_batch`` (0 for the
+    pause after the first look): ``poll_interval``, growing by half each time,
+    at most :data:`BATCH_POLL_MAX_SECONDS` (or ``poll_interval`` if larger)."""
+    cap = max(BATCH_POLL_MAX_SECONDS, poll_interval)
+    return float(min(cap, poll_interval * (1.5 ** min(poll, 64))))
 
 
 def backoff_delay(retry: int, base: float, cap: float, rand: float | None = None) -> float:
@@ -154,6 +184,41 @@ def _check_id(approval_id: str) -> str:
     if not isinstance(approval_id, str) or not approval_id.strip():
         raise ValueError("approval_id must be a non-empty string")
     return approval_id.strip()
+
+
+def _check_batch_id(batch_id: str) -> str:
+    if not isinstance(batch_id, str) or not batch_id.strip():
+        raise ValueError("batch_id must be a non-empty string")
+    return batch_id.strip()
+
+
+def _check_count(count: int) -> int:
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TypeError("count must be an int")
+    if not 1 <= count <= BATCH_MAX_MEMBERS:
+        raise ValueError(f"count must be from 1 to {BATCH_MAX_MEMBERS}")
+    return count
+
+
+def _member_args(item: object, index: int) -> dict[str, Any]:
+    """The proxy_request arguments of one batch member: a mapping with those
+    keys (no others: a typo is an error), or an object (a BatchRequest, a
+    dataclass or model of your own) whose attributes of those names are read."""
+    if isinstance(item, Mapping):
+        args = {str(k): v for k, v in item.items()}
+        unknown = sorted(set(args) - set(_MEMBER_FIELDS))
+        if unknown:
+            extra = " (submit_batch sets batch_id)" if "batch_id" in unknown else ""
+            raise TypeError(f"requests[{index}] has unknown keys {unknown}{extra}")
+    elif isinstance(item, (str, bytes, type)) or item is None:
+        raise TypeError(f"requests[{index}] must be a BatchRequest, a mapping or an object "
+                        f"with the arguments of proxy_request, not {type(item).__name__}")
+    else:
+        args = {k: getattr(item, k) for k in _MEMBER_FIELDS if hasattr(item, k)}
+    for k in ("method", "url", "grant_id"):
+        if k not in args:
+            raise TypeError(f"requests[{index}] lacks {k!r}")
+    return args
 
 
 def _str_map(name: str, value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -329,70 +394,12 @@ class Agent:
         call failed), :class:`ConflictError`, :class:`CountersignConnectionError`,
         :class:`ServerError`.
         """
-        try:
-            verb = method if isinstance(method, HttpMethod) else HttpMethod(method)
-        except ValueError:
-            allowed = ", ".join(m.value for m in HttpMethod)
-            raise ValueError(f"method must be one of {allowed}, not {method!r}") from None
-        if not isinstance(url, str) or not url:
-            raise ValueError("url must be a non-empty string")
-        if not isinstance(grant_id, str) or not grant_id:
-            raise ValueError("grant_id must be a non-empty string")
-        payload: dict[str, Any] = {"method": verb.value, "url": url, "grant_id": grant_id}
-        if json is not MISSING and body is not None:
-            raise ValueError("pass json or body, not both")
-        if json is not MISSING:
-            payload["json"] = json
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            payload["body_b64"] = base64.b64encode(bytes(body)).decode("ascii")
-        elif isinstance(body, str):
-            payload["body"] = body
-        elif body is not None:
-            raise TypeError("body must be bytes or str")
-        headers = _str_map("extra_headers", extra_headers)
-        if headers is not None:
-            for k, v in headers.items():
-                if not isinstance(v, str):
-                    raise TypeError(f"extra_headers[{k!r}] must be a string")
-            payload["extra_headers"] = headers
-        query = _str_map("query_params", query_params)
-        if query is not None:
-            payload["query_params"] = {
-                k: list(v) if isinstance(v, (list, tuple)) else v for k, v in query.items()
-            }
-        params = _str_map("path_params", path_params)
-        if params is not None:
-            payload["path_params"] = params
-        if reason is not None:
-            payload["reason"] = reason
-        ctx = _str_map("context", context)
-        if ctx is not None:
-            payload["context"] = ctx
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not idempotency_key:
-                raise ValueError("idempotency_key must be a non-empty string")
-            payload["idempotency_key"] = idempotency_key
-        if batch_id is not None:
-            payload["batch_id"] = batch_id
-        try:
-            content = _json.dumps(
-                payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode("utf-8")
-        except ValueError as exc:
-            raise ValueError(f"the request is not valid JSON: {exc}") from None
-
-        resp = await self._request(
-            "POST",
-            "/v1/proxy",
-            content=content,
-            retry="all" if idempotency_key is not None else "connect",
-            extra_read=INLINE_WAIT_SECONDS,
+        content = self._proxy_content(
+            method, url, grant_id=grant_id, json=json, body=body, extra_headers=extra_headers,
+            query_params=query_params, path_params=path_params, reason=reason,
+            context=context, idempotency_key=idempotency_key, batch_id=batch_id,
         )
-        data = self._json(resp)
-        kind = data.get("type")
-        if kind == "result" or (kind is None and resp.status_code == 200):
-            return self._model(ApprovalResult.from_dict, data, resp)
-        return self._model(PendingApproval.from_dict, data, resp)
+        return await self._submit(content, idempotency_key is not None)
 
     async def get_approval_status(self, approval_id: str) -> ApprovalStatus:
         """The approval's current state (GET /v1/approvals/{id}).
@@ -494,6 +501,303 @@ class Agent:
                 # The server answered long before the wait it was asked for:
                 # do not hammer it.
                 await _sleep(min(poll_interval, left()))
+
+    # ---- batches -------------------------------------------------------
+
+    async def submit_batch(
+        self,
+        batch_id: str,
+        requests: Iterable[BatchRequest | Mapping[str, Any] | object],
+        *,
+        seal: bool = True,
+        concurrency: int = BATCH_CONCURRENCY,
+        first_index: int = 0,
+    ) -> BatchStatus:
+        """Submits every request as a member of batch ``batch_id``, then seals
+        the batch with its member count; returns the batch's state.
+
+        Each request holds the arguments of :meth:`proxy_request` (a
+        :class:`BatchRequest`, a dict with the same keys, or any object with
+        those attributes; ``batch_id`` is set here). A member without an
+        ``idempotency_key`` gets ``f"{batch_id}:{index}"`` (``index`` counts
+        from ``first_index``), so submitting the same batch again -- after a
+        crash, a timeout -- returns the members already stored instead of
+        adding new ones, and every member submission is retried like a read.
+        All members must use one grant (and so one policy).
+
+        A batch member waits for the batch decision even when its policy
+        alone would not require approval: approvers decide the whole batch on
+        one page (approve all, deny all, or approve all but listed members),
+        after which each member executes on its own. Nothing is decided or
+        executed before the batch is sealed and complete.
+
+        Members are sent ``concurrency`` at a time (default 16). Every request
+        is checked before anything is sent (ValueError / TypeError naming
+        ``requests[i]``, also for two members with one idempotency key). If a
+        member is refused, no further member is sent, the batch is not sealed
+        and the member's error is raised with ``details["batch_id"]`` and
+        ``details["batch_index"]`` added: :class:`ConflictError` (a member
+        after the seal, another grant or policy than the batch's, an
+        idempotency key reused for another request), :class:`ValidationError`,
+        :class:`NotFoundError` (``unknown_grant``),
+        :class:`PermissionDeniedError`, :class:`ApprovalExpiredError` (the
+        batch's window elapsed), :class:`CountersignConnectionError` /
+        :class:`ServerError` once retries are spent. Fix the cause and submit
+        the same requests again. A member that already has an outcome (a
+        resubmitted, decided batch) is not an error.
+
+        ``seal=False`` submits the members only (returning the state without
+        sealing): to submit a large batch in chunks, pass each chunk with the
+        ``first_index`` of its first member and ``seal=True`` on the last one
+        (the seal's count is ``first_index + len(requests)``), or seal later
+        with :meth:`seal_batch`.
+
+        The returned :class:`BatchStatus` has ``approval_ids``: the approval
+        id of each request, in order.
+        """
+        batch_id = _check_batch_id(batch_id)
+        if isinstance(requests, (str, bytes, Mapping)):
+            raise TypeError("requests must be a sequence of requests, not one request")
+        items = list(requests)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError("concurrency must be an int >= 1")
+        if isinstance(first_index, bool) or not isinstance(first_index, int) or first_index < 0:
+            raise ValueError("first_index must be an int >= 0")
+        if not items and seal:
+            raise ValueError("a batch needs at least one request")
+        total = first_index + len(items)
+        if total > BATCH_MAX_MEMBERS:
+            raise ValueError(f"a batch has at most {BATCH_MAX_MEMBERS} members")
+
+        bodies: list[tuple[bytes, str]] = []
+        seen: dict[str, int] = {}
+        for offset, item in enumerate(items):
+            index = first_index + offset
+            args = _member_args(item, offset)
+            if args.get("idempotency_key") is None:
+                args["idempotency_key"] = f"{batch_id}:{index}"
+            key = args["idempotency_key"]
+            if isinstance(key, str) and key in seen:
+                raise ValueError(f"requests[{seen[key]}] and requests[{offset}] have the same "
+                                 f"idempotency_key {key!r}: they would be one member")
+            try:
+                content = self._proxy_content(batch_id=batch_id, **args)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"requests[{offset}]: {exc}") from None
+            seen[key] = offset
+            bodies.append((content, key))
+
+        approval_ids: list[str | None] = [None] * len(bodies)
+        failures: list[tuple[int, Exception]] = []
+        next_member = 0
+
+        async def worker() -> None:
+            nonlocal next_member
+            while not failures and next_member < len(bodies):
+                offset = next_member
+                next_member += 1
+                content, _ = bodies[offset]
+                try:
+                    answer = await self._submit(content, True)
+                except (ApprovalDeniedError, ApprovalCancelledError,
+                        ApprovalExecutionFailedError) as exc:
+                    # Stored before and already decided: the first answer is an outcome.
+                    approval_ids[offset] = exc.approval_id
+                    continue
+                except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+                    if isinstance(exc, CountersignError):
+                        exc.details.setdefault("batch_id", batch_id)
+                        exc.details.setdefault("batch_index", first_index + offset)
+                    failures.append((offset, exc))
+                    return
+                approval_ids[offset] = answer.approval_id
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(concurrency, len(bodies))):
+                tg.start_soon(worker)
+        if failures:
+            offset, refused = min(failures, key=lambda f: f[0])
+            logger.debug("submit_batch %s: requests[%d] failed: %s", batch_id, offset,
+                         getattr(refused, "code", type(refused).__name__))
+            raise refused
+        if seal:
+            status = await self.seal_batch(batch_id, total)
+        else:
+            status = await self.get_batch_status(batch_id)
+        return replace(status, approval_ids=tuple(a or "" for a in approval_ids))
+
+    async def seal_batch(self, batch_id: str, count: int) -> BatchStatus:
+        """Seals the batch with its member count (POST /v1/batches/{id}/seal)
+        and returns its state. The batch becomes ``decidable`` once the seal
+        and all ``count`` members are stored, in any order.
+
+        Sealing again with the same count changes nothing (so it is retried
+        like a read). Raises :class:`ConflictError` when the batch is already
+        sealed for another count or already has more members,
+        :class:`ApprovalExpiredError` when its window has elapsed,
+        :class:`ValueError` for a count outside 1..100000.
+        """
+        batch_id = _check_batch_id(batch_id)
+        count = _check_count(count)
+        resp = await self._request(
+            "POST", f"/v1/batches/{quote(batch_id, safe='')}/seal",
+            content=_json.dumps({"count": count}).encode("utf-8"), retry="all",
+        )
+        return self._model(BatchStatus.from_dict, self._json(resp), resp)
+
+    async def get_batch_status(self, batch_id: str) -> BatchStatus:
+        """The batch's current state (GET /v1/batches/{id}).
+
+        Raises :class:`NotFoundError` for a batch id this agent never used.
+        """
+        batch_id = _check_batch_id(batch_id)
+        resp = await self._request(
+            "GET", f"/v1/batches/{quote(batch_id, safe='')}", retry="all",
+        )
+        return self._model(BatchStatus.from_dict, self._json(resp), resp)
+
+    async def await_batch(
+        self, batch_id: str, *, timeout: float | None = 300, poll_interval: float = 2
+    ) -> BatchStatus:
+        """Waits until the batch is terminal (every member finished and the
+        batch summary published) and returns its final state; read the
+        outcome per member status from ``counts`` (``{"executed": 98,
+        "denied": 2}``). Denied or expired members are not errors here.
+
+        There is no long-poll for batches: it polls GET /v1/batches/{id},
+        first after ``poll_interval`` seconds, then half as long again each
+        time, up to 10 s between polls (never past the deadline). ``timeout``
+        is in seconds (``None``: no local limit; 0: look once).
+
+        Raises :class:`ApprovalTimeoutError` when ``timeout`` passes first
+        (``.last_batch_status`` is the last state seen; the batch goes on:
+        await it again later), :class:`NotFoundError` for an unknown batch,
+        or, when the server could not be reached up to the deadline, the last
+        :class:`CountersignConnectionError` / :class:`ServerError`.
+        """
+        batch_id = _check_batch_id(batch_id)
+        if timeout is not None and not timeout >= 0:
+            raise ValueError("timeout must be >= 0 seconds, or None")
+        if not poll_interval > 0:
+            raise ValueError("poll_interval must be > 0 seconds")
+        path = f"/v1/batches/{quote(batch_id, safe='')}"
+        deadline = None if timeout is None else _now() + float(timeout)
+
+        def left() -> float:
+            return math.inf if deadline is None else max(0.0, deadline - _now())
+
+        last: BatchStatus | None = None
+        polls = 0
+        while True:
+            try:
+                resp = await self._request("GET", path, retry="none")
+            except CountersignError as exc:
+                if not _retriable(exc) or left() <= 0:
+                    raise
+                logger.debug("await_batch %s: %s; asking again", batch_id, exc.code)
+            else:
+                last = self._model(BatchStatus.from_dict, self._json(resp), resp)
+                if last.is_terminal:
+                    return last
+                if left() <= 0:
+                    status = last.status
+                    raise ApprovalTimeoutError(
+                        f"batch {batch_id} is still {status} ({last.counts}) after waiting "
+                        f"{timeout} s; it may still be decided: await it again later",
+                        details={"batch_id": batch_id, "status": status,
+                                 "counts": dict(last.counts), "timeout": timeout},
+                        last_batch_status=last,
+                    )
+            await _sleep(min(batch_poll_delay(polls, poll_interval), left()))
+            polls += 1
+
+    # ---- submissions -----------------------------------------------------
+
+    @staticmethod
+    def _proxy_content(
+        method: HttpMethod | str,
+        url: str,
+        *,
+        grant_id: str,
+        json: Any = MISSING,
+        body: bytes | bytearray | memoryview | str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        query_params: Mapping[str, QueryValue | Sequence[QueryValue]] | None = None,
+        path_params: Mapping[str, str | int | float] | None = None,
+        reason: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        batch_id: str | None = None,
+    ) -> bytes:
+        """The JSON body of POST /v1/proxy; raises ValueError / TypeError on
+        bad arguments (before any I/O)."""
+        try:
+            verb = method if isinstance(method, HttpMethod) else HttpMethod(method)
+        except ValueError:
+            allowed = ", ".join(m.value for m in HttpMethod)
+            raise ValueError(f"method must be one of {allowed}, not {method!r}") from None
+        if not isinstance(url, str) or not url:
+            raise ValueError("url must be a non-empty string")
+        if not isinstance(grant_id, str) or not grant_id:
+            raise ValueError("grant_id must be a non-empty string")
+        payload: dict[str, Any] = {"method": verb.value, "url": url, "grant_id": grant_id}
+        if json is not MISSING and body is not None:
+            raise ValueError("pass json or body, not both")
+        if json is not MISSING:
+            payload["json"] = json
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            payload["body_b64"] = base64.b64encode(bytes(body)).decode("ascii")
+        elif isinstance(body, str):
+            payload["body"] = body
+        elif body is not None:
+            raise TypeError("body must be bytes or str")
+        headers = _str_map("extra_headers", extra_headers)
+        if headers is not None:
+            for k, v in headers.items():
+                if not isinstance(v, str):
+                    raise TypeError(f"extra_headers[{k!r}] must be a string")
+            payload["extra_headers"] = headers
+        query = _str_map("query_params", query_params)
+        if query is not None:
+            payload["query_params"] = {
+                k: list(v) if isinstance(v, (list, tuple)) else v for k, v in query.items()
+            }
+        params = _str_map("path_params", path_params)
+        if params is not None:
+            payload["path_params"] = params
+        if reason is not None:
+            payload["reason"] = reason
+        ctx = _str_map("context", context)
+        if ctx is not None:
+            payload["context"] = ctx
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not idempotency_key:
+                raise ValueError("idempotency_key must be a non-empty string")
+            payload["idempotency_key"] = idempotency_key
+        if batch_id is not None:
+            payload["batch_id"] = batch_id
+        try:
+            content = _json.dumps(
+                payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        except ValueError as exc:
+            raise ValueError(f"the request is not valid JSON: {exc}") from None
+        return content
+
+    async def _submit(self, content: bytes, has_key: bool) -> PendingApproval | ApprovalResult:
+        """POST /v1/proxy; retried in full only when the body has an idempotency key."""
+        resp = await self._request(
+            "POST",
+            "/v1/proxy",
+            content=content,
+            retry="all" if has_key else "connect",
+            extra_read=INLINE_WAIT_SECONDS,
+        )
+        data = self._json(resp)
+        kind = data.get("type")
+        if kind == "result" or (kind is None and resp.status_code == 200):
+            return self._model(ApprovalResult.from_dict, data, resp)
+        return self._model(PendingApproval.from_dict, data, resp)
 
     # ---- plumbing ------------------------------------------------------
 

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import ApprovalStatus
+    from .models import ApprovalStatus, BatchStatus
 
 __all__ = [
     "CountersignError",
@@ -138,14 +138,18 @@ class ApprovalExpiredError(CountersignError):
 
 
 class ApprovalTimeoutError(CountersignError):
-    """The local wait of :meth:`Agent.await_approval` ran out.
+    """The local wait of :meth:`Agent.await_approval` (or
+    :meth:`Agent.await_batch`) ran out.
 
     Nothing happened on the server: the approval may still be pending, and a
     later ``await_approval`` can still succeed. :attr:`last_status` is the last
     status the server reported (``None`` if it never answered within the wait).
+    From ``await_batch``, :attr:`last_batch_status` is the batch's last state
+    and ``details`` holds ``batch_id``, ``status`` and ``counts``.
     """
 
     last_status: ApprovalStatus | None
+    last_batch_status: BatchStatus | None
 
     def __init__(
         self,
@@ -156,11 +160,13 @@ class ApprovalTimeoutError(CountersignError):
         details: Mapping[str, Any] | None = None,
         approval_id: str | None = None,
         last_status: ApprovalStatus | None = None,
+        last_batch_status: BatchStatus | None = None,
     ) -> None:
         super().__init__(
             message, code=code, status_code=status_code, details=details, approval_id=approval_id
         )
         self.last_status = last_status
+        self.last_batch_status = last_batch_status
 
 
 class ApprovalExecutionFailedError(CountersignError):
@@ -211,7 +217,8 @@ class PermissionDeniedError(CountersignError):
 class ConflictError(CountersignError):
     """A conflict (409) other than a denial or cancellation, e.g.
     ``not_pending`` (cancelling a decided approval) or ``conflict`` (an
-    idempotency key reused for a different request)."""
+    idempotency key reused for a different request; a batch member after the
+    seal or with another grant than the batch's; a seal with another count)."""
 
 
 class CountersignConnectionError(CountersignError, builtins.ConnectionError):

@@ -3,6 +3,8 @@
 * :class:`PendingApproval` -- a submission waits for approvers (HTTP 202).
 * :class:`ApprovalResult` -- the provider's response to an executed call (HTTP 200).
 * :class:`ApprovalStatus` -- an approval's state (GET /v1/approvals/{id}).
+* :class:`BatchStatus` -- a batch's state (GET /v1/batches/{id}, POST .../seal).
+* :class:`BatchRequest` -- one member of ``Agent.submit_batch`` (what you send).
 
 Timestamps are timezone-aware :class:`datetime.datetime` objects (UTC).
 Fields the server adds later are ignored, so an older SDK keeps working.
@@ -18,19 +20,40 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Union
 
 __all__ = [
     "HttpMethod",
     "PendingApproval",
     "ApprovalResult",
     "ApprovalStatus",
+    "BatchRequest",
+    "BatchStatus",
     "TERMINAL_STATUSES",
+    "BATCH_STATUSES",
     "parse_datetime",
 ]
 
+#: A query parameter's value (lists of them repeat the parameter).
+QueryValue = Union[str, int, float, bool]
+
+
+class _Missing(Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: "No value": lets ``json=None`` mean JSON ``null``.
+MISSING = _Missing.MISSING
+
 #: The statuses after which nothing changes any more.
 TERMINAL_STATUSES = frozenset({"executed", "failed", "denied", "expired", "cancelled"})
+#: The statuses of a batch: ``open`` (waiting for its seal or members),
+#: ``decidable`` (sealed and complete: approvers can decide), ``decided``,
+#: ``expired`` (its window elapsed first).
+BATCH_STATUSES = frozenset({"open", "decidable", "decided", "expired"})
 
 
 class HttpMethod(str, Enum):
@@ -276,4 +299,134 @@ class ApprovalStatus:
             url=_opt_str(data, "url"),
             error_code=_opt_str(data, "error_code"),
             batch_id=_opt_str(data, "batch_id"),
+        )
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"the server's {key!r} is not a number")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One member of a batch, for :meth:`Agent.submit_batch`: the arguments
+    of :meth:`Agent.proxy_request` as a value. A plain dict with the same keys
+    (``{"method": "POST", "url": ..., "grant_id": ..., "json": ...}``) works too.
+
+    ``json`` left out means no JSON body (``json=None`` sends JSON ``null``).
+    ``idempotency_key`` left out becomes ``f"{batch_id}:{index}"``; it is also
+    the member's request id, the name approvers see on the batch page and type
+    into its "deny only these" field (so avoid spaces and commas in your own).
+    """
+
+    method: str
+    url: str
+    grant_id: str
+    json: Any = MISSING
+    body: bytes | bytearray | memoryview | str | None = None
+    extra_headers: Mapping[str, str] | None = None
+    query_params: Mapping[str, QueryValue | list[QueryValue] | tuple[QueryValue, ...]] | None = None
+    path_params: Mapping[str, str | int | float] | None = None
+    reason: str | None = None
+    context: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch's state (GET /v1/batches/{id}; also what ``seal_batch``,
+    ``submit_batch`` and ``await_batch`` return).
+
+    Attributes:
+        batch_id: your batch id.
+        batch_uid: the server's id of the batch (what its approver links sign).
+        status: ``open`` (waiting for the seal or members), ``decidable``
+            (sealed and every member stored: the approvers have their batch
+            links), ``decided``, or ``expired`` (the window elapsed first).
+        expected: the sealed member count, ``None`` until sealed.
+        members: how many members are stored.
+        counts: the members per approval status, e.g. ``{"executed": 98,
+            "denied": 2}``; see :meth:`count`.
+        digest: the batch digest (hex SHA-256 over the members' digests) shown
+            on the batch page, ``None`` until decidable.
+        is_terminal: True once every member is terminal and the batch summary
+            was published; nothing changes after that.
+        expires_at: when the batch's approval window closes (``None`` until
+            the first member fixes it).
+        approvals_received, approvals_required: approving votes so far, and the
+            quorum.
+        decided_at, decided_by, decision: who decided, when, how
+            (``approved`` / ``denied``), once decided.
+        finished_at: when the batch became terminal.
+        grant_id, policy_id: fixed by the first member; every member must use them.
+        approval_ids: only on what :meth:`Agent.submit_batch` returns: the
+            approval id of each request it submitted, in the order given
+            (pass one to ``await_approval`` / ``get_approval_status``);
+            empty elsewhere.
+    """
+
+    batch_id: str
+    batch_uid: str
+    status: str
+    members: int
+    counts: dict[str, int] = field(default_factory=dict)
+    expected: int | None = None
+    digest: str | None = None
+    is_terminal: bool = False
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    decision: str | None = None
+    finished_at: datetime | None = None
+    approvals_received: int = 0
+    approvals_required: int = 0
+    grant_id: str | None = None
+    policy_id: str | None = None
+    agent: str | None = None
+    amount_field: str | None = None
+    approval_ids: tuple[str, ...] = ()
+
+    @property
+    def sealed(self) -> bool:
+        """True once the batch has its seal (``expected`` is set)."""
+        return self.expected is not None
+
+    def count(self, status: str) -> int:
+        """How many members are in ``status`` (0 when none)."""
+        return self.counts.get(status, 0)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchStatus:
+        """Builds one from the API's JSON object."""
+        counts = data.get("counts") or {}
+        if not isinstance(counts, Mapping):
+            raise ValueError("the server's batch counts are not an object")
+        is_terminal = data.get("is_terminal")
+        return cls(
+            batch_id=str(_require(data, "batch_id", "batch status")),
+            batch_uid=str(data.get("batch_uid") or ""),
+            status=str(_require(data, "status", "batch status")),
+            members=int(data.get("members") or 0),
+            counts={str(k): int(v) for k, v in counts.items()},
+            expected=_opt_int(data, "expected"),
+            digest=_opt_str(data, "digest"),
+            is_terminal=is_terminal if isinstance(is_terminal, bool)
+            else data.get("finished_at") is not None,
+            expires_at=_opt_datetime(data, "expires_at"),
+            created_at=_opt_datetime(data, "created_at"),
+            decided_at=_opt_datetime(data, "decided_at"),
+            decided_by=_opt_str(data, "decided_by"),
+            decision=_opt_str(data, "decision"),
+            finished_at=_opt_datetime(data, "finished_at"),
+            approvals_received=int(data.get("approvals_received") or 0),
+            approvals_required=int(data.get("approvals_required") or 0),
+            grant_id=_opt_str(data, "grant_id"),
+            policy_id=_opt_str(data, "policy_id"),
+            agent=_opt_str(data, "agent"),
+            amount_field=_opt_str(data, "amount_field"),
         )

@@ -12,16 +12,23 @@
  *   A 502 `execution_failed` is an outcome, never retried. Cancel is not retried.
  * - Waiting: awaitApproval long-polls GET /v1/approvals/{id}/result?wait=N with
  *   N <= 60 taken from the time left, so it never waits much past its timeout.
+ * - Batches: submitBatch sends the members (each with an idempotency key, so
+ *   retried) a bounded number at a time, then seals; awaitBatch polls
+ *   GET /v1/batches/{id} (no long-poll there) with a growing interval.
  */
 
 import {
+  ApprovalCancelledError,
+  ApprovalDeniedError,
+  ApprovalExecutionFailedError,
   ApprovalTimeoutError,
   CountersignError,
+  ServerError,
   TransportError,
   ValidationError,
   errorFromResponse,
 } from "./errors.js";
-import { ApprovalResult, ApprovalStatus, PendingApproval, bytesToBase64 } from "./models.js";
+import { ApprovalResult, ApprovalStatus, BatchStatus, PendingApproval, bytesToBase64 } from "./models.js";
 
 /** The SDK's version (sent in User-Agent). */
 export const VERSION = "0.1.0";
@@ -97,6 +104,54 @@ export interface CancelApprovalOptions {
   reason?: string;
 }
 
+/** One member of a batch: the arguments of proxyRequest in one object (submitBatch sets `batchId`). */
+export interface BatchRequest extends Omit<ProxyRequestOptions, "batchId"> {
+  /** An {@link HttpMethod} value or any-case string. */
+  method: HttpMethod | (string & {});
+  /** The URL (under one of the grant's allowed base URLs; may hold `{name}` placeholders). */
+  url: string;
+}
+
+/** Options of {@link Agent.submitBatch}. */
+export interface SubmitBatchOptions {
+  /** Seal the batch with `firstIndex + requests.length` members once all are stored (default true). */
+  seal?: boolean;
+  /** How many member submissions are in flight at once (default 16). */
+  concurrency?: number;
+  /** The index of the first request, for the default keys `${batchId}:${index}` (default 0). */
+  firstIndex?: number;
+}
+
+/** Options of {@link Agent.awaitBatch}. */
+export interface AwaitBatchOptions {
+  /** Seconds to wait in all (default 300). 0 checks once. */
+  timeout?: number;
+  /** Seconds before the second look (default 2); grows by half each time, up to 10 s. */
+  pollInterval?: number;
+}
+
+/** The most members a batch may have (the API's limit). */
+export const BATCH_MAX_MEMBERS = 100000;
+/** submitBatch's default number of member submissions in flight. */
+export const BATCH_CONCURRENCY = 16;
+/** The longest pause between two polls of awaitBatch, in seconds (unless pollInterval is longer). */
+export const BATCH_POLL_MAX_SECONDS = 10;
+
+const BATCH_REQUEST_KEYS = new Set([
+  "method", "url", "grantId", "json", "body", "extraHeaders", "queryParams", "pathParams", "reason",
+  "context", "idempotencyKey",
+]);
+
+/**
+ * The pause in seconds before poll number `poll` + 1 of awaitBatch (0: the pause
+ * after the first look): `pollInterval`, growing by half each time, at most
+ * {@link BATCH_POLL_MAX_SECONDS} (or `pollInterval` when that is longer).
+ */
+export function batchPollDelay(poll: number, pollInterval: number): number {
+  const cap = Math.max(BATCH_POLL_MAX_SECONDS, pollInterval);
+  return Math.min(cap, pollInterval * 1.5 ** Math.min(poll, 64));
+}
+
 /** Longest wait one long-poll may ask for (the API's maximum). */
 export const MAX_LONG_POLL_SECONDS = 60;
 const MAX_BACKOFF_MS = 8000;
@@ -143,6 +198,18 @@ function requireId(approvalId: unknown): string {
     throw invalid("approvalId must be a non-empty string");
   }
   return approvalId;
+}
+
+function requireBatchId(batchId: unknown): string {
+  if (typeof batchId !== "string" || batchId.trim() === "") {
+    throw invalid("batchId must be a non-empty string");
+  }
+  return batchId.trim();
+}
+
+/** Worth asking again later: no answer, or a 5xx that is not an outcome. */
+function transient(e: unknown): boolean {
+  return e instanceof TransportError || (e instanceof ServerError && e.code !== "execution_failed");
 }
 
 /** The client of one agent identity. */
@@ -212,51 +279,7 @@ export class Agent {
     url: string,
     options: ProxyRequestOptions,
   ): Promise<PendingApproval | ApprovalResult> {
-    if (typeof method !== "string" || method === "") throw invalid("method must be a non-empty string");
-    if (typeof url !== "string" || url === "") throw invalid("url must be a non-empty string");
-    if (!options || typeof options.grantId !== "string" || options.grantId === "") {
-      throw invalid("grantId is required");
-    }
-    const payload: Record<string, unknown> = {
-      method: method.toUpperCase(),
-      url,
-      grant_id: options.grantId,
-    };
-    if (options.json !== undefined && options.body !== undefined) {
-      throw invalid("give at most one of json and body");
-    }
-    if (options.json !== undefined) payload["json"] = options.json;
-    if (typeof options.body === "string") {
-      payload["body"] = options.body;
-    } else if (options.body instanceof Uint8Array) {
-      payload["body_b64"] = bytesToBase64(options.body);
-    } else if (options.body instanceof ArrayBuffer) {
-      payload["body_b64"] = bytesToBase64(new Uint8Array(options.body));
-    } else if (options.body !== undefined) {
-      throw invalid("body must be a string, a Uint8Array or an ArrayBuffer");
-    }
-    const optional: [keyof ProxyRequestOptions, string][] = [
-      ["extraHeaders", "extra_headers"],
-      ["queryParams", "query_params"],
-      ["pathParams", "path_params"],
-      ["reason", "reason"],
-      ["context", "context"],
-      ["idempotencyKey", "idempotency_key"],
-      ["batchId", "batch_id"],
-    ];
-    for (const [from, to] of optional) {
-      if (options[from] !== undefined) payload[to] = options[from];
-    }
-    const answer = await this.#send("POST", "/v1/proxy", {
-      body: payload,
-      retry: options.idempotencyKey !== undefined,
-      timeoutMs: this.timeout * 1000,
-    });
-    const type = answer.body["type"];
-    if (type === "result" || (type === undefined && answer.status === 200)) {
-      return ApprovalResult.fromWire(answer.body);
-    }
-    return PendingApproval.fromWire(answer.body);
+    return this.#submit(this.#proxyPayload(method, url, options), options.idempotencyKey !== undefined);
   }
 
   /**
@@ -339,6 +362,231 @@ export class Agent {
     });
     return ApprovalStatus.fromWire(answer.body);
   }
+
+  /**
+   * Submits every request as a member of batch `batchId`, then seals the batch
+   * with its member count; resolves to the batch's state, whose `approvalIds`
+   * are the members' approval ids in the order given.
+   *
+   * A request without an `idempotencyKey` gets `${batchId}:${index}` (index from
+   * `firstIndex`), so submitting the same batch again finds the members already
+   * stored, and every member submission is retried like a read. A batch member
+   * waits for the batch decision even when its policy alone would not require
+   * approval. Members go `concurrency` at a time (default 16); every request is
+   * checked first (ValidationError naming `requests[i]`). When a member is
+   * refused, no further member is sent, the batch is not sealed, and its error
+   * is thrown with `details.batch_id` and `details.batch_index`: ConflictError
+   * (a member after the seal, another grant than the batch's), ValidationError,
+   * NotFoundError, PermissionDeniedError, ApprovalExpiredError... A member that
+   * already has an outcome (a resubmitted, decided batch) is not an error.
+   * `seal: false` submits without sealing (chunks: pass each chunk's `firstIndex`).
+   */
+  async submitBatch(
+    batchId: string,
+    requests: readonly BatchRequest[],
+    options: SubmitBatchOptions = {},
+  ): Promise<BatchStatus> {
+    const id = requireBatchId(batchId);
+    if (!Array.isArray(requests)) throw invalid("requests must be an array of requests");
+    const seal = options.seal ?? true;
+    const concurrency = options.concurrency ?? BATCH_CONCURRENCY;
+    const firstIndex = options.firstIndex ?? 0;
+    if (typeof seal !== "boolean") throw invalid("seal must be a boolean");
+    if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw invalid("concurrency must be an integer >= 1");
+    if (!(Number.isInteger(firstIndex) && firstIndex >= 0)) throw invalid("firstIndex must be an integer >= 0");
+    if (requests.length === 0 && seal) throw invalid("a batch needs at least one request");
+    const total = firstIndex + requests.length;
+    if (total > BATCH_MAX_MEMBERS) throw invalid(`a batch has at most ${BATCH_MAX_MEMBERS} members`);
+
+    const payloads: Record<string, unknown>[] = [];
+    const seen = new Map<string, number>();
+    requests.forEach((r, i) => {
+      if (!r || typeof r !== "object" || Array.isArray(r)) throw invalid(`requests[${i}] must be an object`);
+      const unknown = Object.keys(r).filter((k) => !BATCH_REQUEST_KEYS.has(k));
+      if (unknown.length > 0) {
+        const hint = unknown.includes("batchId") ? " (submitBatch sets batchId)" : "";
+        throw invalid(`requests[${i}] has unknown keys ${unknown.join(", ")}${hint}`);
+      }
+      const key = r.idempotencyKey ?? `${id}:${firstIndex + i}`;
+      if (typeof key !== "string" || key === "") throw invalid(`requests[${i}]: idempotencyKey must be a non-empty string`);
+      const before = seen.get(key);
+      if (before !== undefined) {
+        throw invalid(`requests[${before}] and requests[${i}] have the same idempotencyKey ${JSON.stringify(key)}: they would be one member`);
+      }
+      seen.set(key, i);
+      try {
+        const payload = this.#proxyPayload(r.method, r.url, { ...r, idempotencyKey: key, batchId: id });
+        JSON.stringify(payload);
+        payloads.push(payload);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw new ValidationError("invalid_request", `requests[${i}]: ${message}`, { cause: e });
+      }
+    });
+
+    const approvalIds: string[] = new Array<string>(payloads.length).fill("");
+    const failures: { index: number; error: unknown }[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (failures.length === 0 && next < payloads.length) {
+        const i = next++;
+        try {
+          approvalIds[i] = (await this.#submit(payloads[i]!, true)).approvalId;
+        } catch (e) {
+          if (e instanceof ApprovalDeniedError || e instanceof ApprovalCancelledError || e instanceof ApprovalExecutionFailedError) {
+            // Stored before and already decided: its first answer is an outcome.
+            const fromDetails = e.details["approval_id"];
+            approvalIds[i] = e.approvalId ?? (typeof fromDetails === "string" ? fromDetails : "");
+            continue;
+          }
+          if (e instanceof CountersignError) {
+            e.details["batch_id"] ??= id;
+            e.details["batch_index"] ??= firstIndex + i;
+          }
+          failures.push({ index: i, error: e });
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, payloads.length) }, worker));
+    if (failures.length > 0) {
+      failures.sort((a, b) => a.index - b.index);
+      throw failures[0]!.error;
+    }
+    const status = seal ? await this.sealBatch(id, total) : await this.getBatchStatus(id);
+    return status.withApprovalIds(approvalIds);
+  }
+
+  /**
+   * Seals the batch with its member count (POST /v1/batches/{id}/seal) and
+   * resolves to its state; it becomes `decidable` once the seal and all
+   * members are stored, in any order. The same seal again changes nothing (so
+   * it is retried like a read); another count is a ConflictError, an elapsed
+   * window an ApprovalExpiredError.
+   */
+  async sealBatch(batchId: string, count: number): Promise<BatchStatus> {
+    const id = requireBatchId(batchId);
+    if (!(Number.isInteger(count) && count >= 1 && count <= BATCH_MAX_MEMBERS)) {
+      throw invalid(`count must be an integer from 1 to ${BATCH_MAX_MEMBERS}`);
+    }
+    const answer = await this.#send("POST", `/v1/batches/${encodeURIComponent(id)}/seal`, {
+      body: { count },
+      retry: true,
+      timeoutMs: this.timeout * 1000,
+    });
+    return BatchStatus.fromWire(answer.body);
+  }
+
+  /** The batch's current state (GET /v1/batches/{id}); NotFoundError for a batch id never used. */
+  async getBatchStatus(batchId: string): Promise<BatchStatus> {
+    const id = requireBatchId(batchId);
+    const answer = await this.#send("GET", `/v1/batches/${encodeURIComponent(id)}`, {
+      retry: true,
+      timeoutMs: this.timeout * 1000,
+    });
+    return BatchStatus.fromWire(answer.body);
+  }
+
+  /**
+   * Waits until the batch is terminal (every member finished and the batch
+   * summary published) and resolves to its final state; read the outcome from
+   * `counts`. Denied or expired members are not errors here. It polls (there is
+   * no long-poll for batches): first after `pollInterval` seconds (default 2),
+   * then half as long again each time, up to 10 s apart, never past the deadline.
+   * Rejects with ApprovalTimeoutError when `timeout` (seconds, default 300; 0
+   * looks once) passes first (`lastBatchStatus`; the batch goes on), NotFoundError
+   * for an unknown batch, or the last TransportError / ServerError when the
+   * server could not be reached up to the deadline.
+   */
+  async awaitBatch(batchId: string, options: AwaitBatchOptions = {}): Promise<BatchStatus> {
+    const id = requireBatchId(batchId);
+    const timeout = options.timeout ?? 300;
+    if (!(typeof timeout === "number" && timeout >= 0 && Number.isFinite(timeout))) {
+      throw invalid("timeout must be a non-negative number of seconds");
+    }
+    const pollInterval = options.pollInterval ?? 2;
+    if (!(typeof pollInterval === "number" && pollInterval > 0 && Number.isFinite(pollInterval))) {
+      throw invalid("pollInterval must be a positive number of seconds");
+    }
+    const path = `/v1/batches/${encodeURIComponent(id)}`;
+    const deadline = Date.now() + timeout * 1000;
+    for (let poll = 0; ; poll++) {
+      try {
+        const answer = await this.#send("GET", path, { retry: false, timeoutMs: this.timeout * 1000 });
+        const last = BatchStatus.fromWire(answer.body);
+        if (last.isTerminal) return last;
+        if (Date.now() >= deadline) {
+          throw new ApprovalTimeoutError(
+            "timeout",
+            `batch ${id} is still ${last.status} (${JSON.stringify(last.counts)}) after waiting ${timeout}s; ` +
+              "it may still be decided: await it again later",
+            {
+              details: { batch_id: id, status: last.status, counts: { ...last.counts }, timeout },
+              lastBatchStatus: last,
+            },
+          );
+        }
+      } catch (e) {
+        if (!transient(e) || Date.now() >= deadline) throw e;
+      }
+      await sleep(Math.min(batchPollDelay(poll, pollInterval) * 1000, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  /** The JSON body of POST /v1/proxy; throws ValidationError on bad arguments (before any I/O). */
+  #proxyPayload(method: unknown, url: unknown, options: ProxyRequestOptions): Record<string, unknown> {
+    if (typeof method !== "string" || method === "") throw invalid("method must be a non-empty string");
+    if (typeof url !== "string" || url === "") throw invalid("url must be a non-empty string");
+    if (!options || typeof options.grantId !== "string" || options.grantId === "") {
+      throw invalid("grantId is required");
+    }
+    const payload: Record<string, unknown> = {
+      method: method.toUpperCase(),
+      url,
+      grant_id: options.grantId,
+    };
+    if (options.json !== undefined && options.body !== undefined) {
+      throw invalid("give at most one of json and body");
+    }
+    if (options.json !== undefined) payload["json"] = options.json;
+    if (typeof options.body === "string") {
+      payload["body"] = options.body;
+    } else if (options.body instanceof Uint8Array) {
+      payload["body_b64"] = bytesToBase64(options.body);
+    } else if (options.body instanceof ArrayBuffer) {
+      payload["body_b64"] = bytesToBase64(new Uint8Array(options.body));
+    } else if (options.body !== undefined) {
+      throw invalid("body must be a string, a Uint8Array or an ArrayBuffer");
+    }
+    const optional: [keyof ProxyRequestOptions, string][] = [
+      ["extraHeaders", "extra_headers"],
+      ["queryParams", "query_params"],
+      ["pathParams", "path_params"],
+      ["reason", "reason"],
+      ["context", "context"],
+      ["idempotencyKey", "idempotency_key"],
+      ["batchId", "batch_id"],
+    ];
+    for (const [from, to] of optional) {
+      if (options[from] !== undefined) payload[to] = options[from];
+    }
+    return payload;
+  }
+
+  /** POST /v1/proxy; retried on transport failures and 5xx only when `retry` (the body has an idempotency key). */
+  async #submit(payload: Record<string, unknown>, retry: boolean): Promise<PendingApproval | ApprovalResult> {
+    const answer = await this.#send("POST", "/v1/proxy", {
+      body: payload,
+      retry,
+      timeoutMs: this.timeout * 1000,
+    });
+    const type = answer.body["type"];
+    if (type === "result" || (type === undefined && answer.status === 200)) {
+      return ApprovalResult.fromWire(answer.body);
+    }
+    return PendingApproval.fromWire(answer.body);
+  }
+
 
   /** One API call with its retries; resolves to a 2xx answer, throws the mapped error otherwise. */
   async #send(method: "GET" | "POST", path: string, opts: SendOptions): Promise<Answer> {

@@ -14,7 +14,7 @@
  * Agent before they are thrown.
  */
 
-import type { ApprovalStatus } from "./models.js";
+import type { ApprovalStatus, BatchStatus } from "./models.js";
 
 /** The JSON `details` of a server error (free-form; snake_case keys as sent). */
 export type ErrorDetails = Record<string, unknown>;
@@ -93,16 +93,25 @@ function detailString(details: ErrorDetails, key: string): string | null {
 export class ApprovalExpiredError extends CountersignError {}
 
 /**
- * The local wait (awaitApproval's `timeout`) gave up. Nothing happened on the
- * server: the approval may still be pending, and a later awaitApproval can succeed.
+ * The local wait (awaitApproval's or awaitBatch's `timeout`) gave up. Nothing
+ * happened on the server: the approval may still be pending, and a later
+ * awaitApproval can succeed. From awaitBatch, `lastBatchStatus` is the batch's
+ * last state and `details` holds `batch_id`, `status` and `counts`.
  */
 export class ApprovalTimeoutError extends CountersignError {
   /** The last status the server reported during the wait, or null. */
   readonly lastStatus: ApprovalStatus | null;
+  /** awaitBatch: the batch's last state seen during the wait, or null. */
+  readonly lastBatchStatus: BatchStatus | null;
 
-  constructor(code: string, message: string, init: CountersignErrorInit & { lastStatus?: ApprovalStatus | null } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    init: CountersignErrorInit & { lastStatus?: ApprovalStatus | null; lastBatchStatus?: BatchStatus | null } = {},
+  ) {
     super(code, message, init);
     this.lastStatus = init.lastStatus ?? null;
+    this.lastBatchStatus = init.lastBatchStatus ?? null;
   }
 }
 
@@ -137,7 +146,11 @@ export class ValidationError extends CountersignError {}
 /** Not allowed (403), e.g. `forbidden`, `host_not_allowed`. */
 export class PermissionDeniedError extends CountersignError {}
 
-/** Conflict (409) other than a denial or cancellation, e.g. `not_pending`, `conflict`. */
+/**
+ * Conflict (409) other than a denial or cancellation, e.g. `not_pending`, or
+ * `conflict`: an idempotency key reused for another request, a batch member
+ * after the seal or with another grant than the batch's, a seal with another count.
+ */
 export class ConflictError extends CountersignError {}
 
 /**

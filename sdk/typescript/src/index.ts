@@ -11,7 +11,11 @@ export {
   VERSION,
   DEFAULT_BASE_URL,
   MAX_LONG_POLL_SECONDS,
+  BATCH_MAX_MEMBERS,
+  BATCH_CONCURRENCY,
+  BATCH_POLL_MAX_SECONDS,
   longPollWait,
+  batchPollDelay,
 } from "./agent.js";
 export type {
   AgentOptions,
@@ -19,10 +23,15 @@ export type {
   AwaitApprovalOptions,
   CancelApprovalOptions,
   QueryValue,
+  BatchRequest,
+  SubmitBatchOptions,
+  AwaitBatchOptions,
 } from "./agent.js";
-export { PendingApproval, ApprovalResult, ApprovalStatus, TERMINAL_STATUSES } from "./models.js";
+export { PendingApproval, ApprovalResult, ApprovalStatus, BatchStatus, TERMINAL_STATUSES } from "./models.js";
 export type {
   ApprovalState,
+  BatchState,
+  BatchStatusInit,
   PendingApprovalInit,
   ApprovalResultInit,
   ApprovalStatusInit,

@@ -303,3 +303,161 @@ export class ApprovalStatus {
     });
   }
 }
+
+/** Statuses a batch can be in. */
+export type BatchState = "open" | "decidable" | "decided" | "expired";
+
+function optInt(o: Wire, key: string): number | null {
+  const v = o[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw badField(key, "a number");
+  return v;
+}
+
+/** Fields of a {@link BatchStatus}. */
+export interface BatchStatusInit {
+  batchId: string;
+  batchUid: string;
+  status: string;
+  expected: number | null;
+  members: number;
+  counts: Record<string, number>;
+  digest: string | null;
+  isTerminal: boolean;
+  createdAt: Date | null;
+  expiresAt: Date | null;
+  decidedAt: Date | null;
+  decidedBy: string | null;
+  decision: string | null;
+  finishedAt: Date | null;
+  approvalsReceived: number;
+  approvalsRequired: number;
+  grantId: string | null;
+  policyId: string | null;
+  agent: string | null;
+  amountField: string | null;
+  approvalIds?: readonly string[];
+}
+
+/**
+ * A batch's state (getBatchStatus; also what sealBatch, submitBatch and
+ * awaitBatch resolve to).
+ */
+export class BatchStatus {
+  /** Your batch id. */
+  readonly batchId: string;
+  /** The server's id of the batch (what its approver links sign). */
+  readonly batchUid: string;
+  /**
+   * One of {@link BatchState}: `open` (waiting for the seal or members),
+   * `decidable` (sealed and complete: the approvers have their batch links),
+   * `decided`, `expired` (the window elapsed first).
+   */
+  readonly status: string;
+  /** The sealed member count; null until sealed. */
+  readonly expected: number | null;
+  /** How many members are stored. */
+  readonly members: number;
+  /** Members per approval status, e.g. `{ executed: 98, denied: 2 }`. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** The batch digest shown on the batch page (hex); null until decidable. */
+  readonly digest: string | null;
+  /** True once every member is terminal and the batch summary was published. */
+  readonly isTerminal: boolean;
+  readonly createdAt: Date | null;
+  /** When the batch's approval window closes; null until the first member fixes it. */
+  readonly expiresAt: Date | null;
+  readonly decidedAt: Date | null;
+  readonly decidedBy: string | null;
+  /** `approved` or `denied`, once decided. */
+  readonly decision: string | null;
+  /** When the batch became terminal. */
+  readonly finishedAt: Date | null;
+  readonly approvalsReceived: number;
+  readonly approvalsRequired: number;
+  /** The grant (and policy) the first member fixed; every member must use it. */
+  readonly grantId: string | null;
+  readonly policyId: string | null;
+  /** The agent's name. */
+  readonly agent: string | null;
+  /** The policy's amount field, summed on the batch page. */
+  readonly amountField: string | null;
+  /**
+   * Only on what submitBatch resolves to: the approval id of each request it
+   * submitted, in the order given (for awaitApproval / getApprovalStatus). Empty elsewhere.
+   */
+  readonly approvalIds: readonly string[];
+
+  constructor(init: BatchStatusInit) {
+    this.batchId = init.batchId;
+    this.batchUid = init.batchUid;
+    this.status = init.status;
+    this.expected = init.expected;
+    this.members = init.members;
+    this.counts = Object.freeze({ ...init.counts });
+    this.digest = init.digest;
+    this.isTerminal = init.isTerminal;
+    this.createdAt = init.createdAt;
+    this.expiresAt = init.expiresAt;
+    this.decidedAt = init.decidedAt;
+    this.decidedBy = init.decidedBy;
+    this.decision = init.decision;
+    this.finishedAt = init.finishedAt;
+    this.approvalsReceived = init.approvalsReceived;
+    this.approvalsRequired = init.approvalsRequired;
+    this.grantId = init.grantId;
+    this.policyId = init.policyId;
+    this.agent = init.agent;
+    this.amountField = init.amountField;
+    this.approvalIds = Object.freeze([...(init.approvalIds ?? [])]);
+  }
+
+  /** True once the batch has its seal (`expected` is set). */
+  get sealed(): boolean {
+    return this.expected !== null;
+  }
+
+  /** How many members are in `status` (0 when none). */
+  count(status: string): number {
+    return this.counts[status] ?? 0;
+  }
+
+  /** A copy with `approvalIds` set. */
+  withApprovalIds(approvalIds: readonly string[]): BatchStatus {
+    return new BatchStatus({ ...this, counts: { ...this.counts }, approvalIds });
+  }
+
+  /** Reads the API's snake_case JSON. */
+  static fromWire(o: Wire): BatchStatus {
+    const c = o["counts"] ?? {};
+    if (!c || typeof c !== "object" || Array.isArray(c)) throw badField("counts", "an object");
+    const counts: Record<string, number> = {};
+    for (const [k, v] of Object.entries(c)) {
+      if (typeof v !== "number") throw badField(`counts.${k}`, "a number");
+      counts[k] = v;
+    }
+    const finishedAt = optDate(o, "finished_at");
+    return new BatchStatus({
+      batchId: str(o, "batch_id"),
+      batchUid: optStr(o, "batch_uid") ?? "",
+      status: str(o, "status"),
+      expected: optInt(o, "expected"),
+      members: int(o, "members", 0),
+      counts,
+      digest: optStr(o, "digest"),
+      isTerminal: bool(o, "is_terminal", finishedAt !== null),
+      createdAt: optDate(o, "created_at"),
+      expiresAt: optDate(o, "expires_at"),
+      decidedAt: optDate(o, "decided_at"),
+      decidedBy: optStr(o, "decided_by"),
+      decision: optStr(o, "decision"),
+      finishedAt,
+      approvalsReceived: int(o, "approvals_received", 0),
+      approvalsRequired: int(o, "approvals_required", 0),
+      grantId: optStr(o, "grant_id"),
+      policyId: optStr(o, "policy_id"),
+      agent: optStr(o, "agent"),
+      amountField: optStr(o, "amount_field"),
+    });
+  }
+}

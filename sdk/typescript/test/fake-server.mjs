@@ -128,3 +128,106 @@ export function statusWire(id = "0b7d9c1e-8f63-4c54-9a4e-3f1f7a2d5e10", status =
     ...extra,
   };
 }
+
+/** The wire form of a batch status. */
+export function batchWire(batchId = "b1", status = "open", extra = {}) {
+  return {
+    batch_id: batchId,
+    batch_uid: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+    status,
+    expected: null,
+    members: 0,
+    counts: {},
+    digest: null,
+    created_at: "2030-01-01T00:00:00Z",
+    expires_at: "2030-01-01T01:00:00Z",
+    decided_at: null,
+    decided_by: null,
+    decision: null,
+    finished_at: null,
+    grant_id: "stripe",
+    policy_id: "pay",
+    agent: "bot1",
+    amount_field: "amount",
+    agent_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a00",
+    approvals_received: 0,
+    approvals_required: 1,
+    is_terminal: false,
+    ...extra,
+  };
+}
+
+/**
+ * A handler playing the batch routes like the API: POST /v1/proxy members by
+ * idempotency key, POST /v1/batches/{id}/seal (another count: 409), GET
+ * /v1/batches/{id} (unknown: 404); a member after a complete seal is a 409.
+ * `refuse` maps an idempotency key to the answer its member gets;
+ * `delayMs` holds every answer that long; `inFlight`/`maxInFlight` count.
+ */
+export function fakeBatches({ refuse = {}, delayMs = 0 } = {}) {
+  const state = { members: new Map(), ids: new Map(), expected: new Map(), inFlight: 0, maxInFlight: 0, refuse };
+  const status = (batch) => {
+    const members = state.members.get(batch) ?? new Map();
+    const expected = state.expected.get(batch) ?? null;
+    const complete = expected !== null && members.size === expected;
+    return batchWire(batch, complete ? "decidable" : "open", {
+      expected,
+      members: members.size,
+      counts: members.size ? { pending: members.size } : {},
+      digest: complete ? "ab".repeat(32) : null,
+    });
+  };
+  const pending = (key) => ({
+    type: "pending_approval",
+    approval_id: state.ids.get(key),
+    approval_url: `http://127.0.0.1:8080/status/${key}`,
+    expires_at: "2030-01-01T01:00:00Z",
+    status: "pending",
+  });
+  const answer = (req) => {
+    if (req.method === "POST" && req.path === "/v1/proxy") {
+      const { idempotency_key: key, batch_id: batch } = req.json;
+      if (state.refuse[key]) return state.refuse[key];
+      if (!state.members.has(batch)) state.members.set(batch, new Map());
+      const members = state.members.get(batch);
+      if (members.has(key)) return { status: 202, json: pending(key) };
+      if (state.expected.has(batch) && members.size >= state.expected.get(batch)) {
+        return { status: 409, json: apiError("conflict", `batch ${batch} is decidable: a member after that is refused`) };
+      }
+      members.set(key, req.json);
+      state.ids.set(key, crypto.randomUUID());
+      return { status: 202, json: pending(key) };
+    }
+    const m = /^\/v1\/batches\/([^/]+)(\/seal)?$/.exec(req.path);
+    if (m) {
+      const batch = decodeURIComponent(m[1]);
+      if (req.method === "POST" && m[2]) {
+        const count = req.json.count;
+        if (state.expected.has(batch) && state.expected.get(batch) !== count) {
+          return {
+            status: 409,
+            json: apiError("conflict", `batch ${batch} is already sealed for ${state.expected.get(batch)} members: a seal for ${count} is refused`),
+          };
+        }
+        state.expected.set(batch, count);
+        return { status: 200, json: status(batch) };
+      }
+      if (req.method === "GET" && !m[2]) {
+        if (!state.members.has(batch) && !state.expected.has(batch)) return { status: 404, json: apiError("not_found", "no such batch") };
+        return { status: 200, json: status(batch) };
+      }
+    }
+    return { status: 404, json: apiError("not_found", "no route") };
+  };
+  const handler = async (req) => {
+    state.inFlight++;
+    state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
+    try {
+      if (delayMs) await sleep(delayMs);
+      return answer(req);
+    } finally {
+      state.inFlight--;
+    }
+  };
+  return { handler, state };
+}

@@ -3,7 +3,8 @@
 //      "countersign" exactly as a user would, and
 //   2. transpiled and run with node against a fake Countersign API on
 //      127.0.0.1 that plays out an outcome (approved, denied, expired, failed,
-//      cancelled, executed inline, bad key), checking what the example prints.
+//      cancelled, executed inline, bad key; a batch approved all but two, a
+//      refused batch member), checking what the example prints.
 //
 //   npm run build && node --test test/readme.test.mjs
 
@@ -16,7 +17,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
 
-import { startServer, apiError, resultWire, statusWire } from "./fake-server.mjs";
+import { startServer, apiError, resultWire, statusWire, batchWire } from "./fake-server.mjs";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const README = fileURLToPath(new URL("../README.md", import.meta.url));
@@ -39,7 +40,7 @@ function tsBlocks(markdown) {
 
 // ---- a fake Countersign API that plays one scenario --------------------------
 
-const fake = { scenario: "approve", decideMs: 0, approvals: new Map() };
+const fake = { scenario: "approve", decideMs: 0, approvals: new Map(), batches: new Map() };
 
 const OUTCOMES = {
   approve: { status: "executed" },
@@ -58,7 +59,71 @@ const OUTCOMES = {
 
 function outcomeOf(a) {
   if (a.cancelled) return { status: "cancelled", http: 409, error: apiError("cancelled", "cancelled by the requester", { reason: a.cancelReason }) };
+  if (a.outcome) return OUTCOMES[a.outcome];
   return OUTCOMES[fake.scenario] ?? OUTCOMES.approve;
+}
+
+// Batches: members are pending until decideMs after the seal; then the first
+// two members (by request id) are denied and the others executed.
+function batchOf(id) {
+  if (!fake.batches.has(id)) fake.batches.set(id, { members: new Map(), expected: null, decideAt: null });
+  return fake.batches.get(id);
+}
+
+function batchStatus(id, b) {
+  const complete = b.expected !== null && b.members.size === b.expected;
+  const decided = complete && Date.now() >= b.decideAt;
+  const counts = {};
+  for (const a of b.members.values()) {
+    const s = decided ? outcomeOf(a).status : "pending";
+    counts[s] = (counts[s] ?? 0) + 1;
+  }
+  return batchWire(id, decided ? "decided" : complete ? "decidable" : "open", {
+    expected: b.expected,
+    members: b.members.size,
+    counts,
+    digest: complete ? "5e".repeat(32) : null,
+    decision: decided ? "approved" : null,
+    decided_at: decided ? new Date(b.decideAt).toISOString() : null,
+    finished_at: decided ? new Date(b.decideAt).toISOString() : null,
+    is_terminal: decided,
+  });
+}
+
+function handleBatch(req) {
+  if (req.method === "POST" && req.path === "/v1/proxy") {
+    const b = batchOf(req.json.batch_id);
+    const key = req.json.idempotency_key;
+    if (fake.scenario === "batchconflict" && key.endsWith("1003")) {
+      return { status: 409, json: apiError("conflict", `batch ${req.json.batch_id} is decidable (sealed for 100 members, all stored): a member after that is refused`) };
+    }
+    if (!b.members.has(key)) {
+      const id = randomUUID();
+      const a = { id, key, decideAt: Infinity, cancelled: false };
+      b.members.set(key, a);
+      fake.approvals.set(id, a);
+      const first = [...b.members.keys()].sort().slice(0, 2);
+      for (const m of b.members.values()) m.outcome = first.includes(m.key) ? "deny" : "approve";
+    }
+    const a = b.members.get(key);
+    return {
+      status: 202,
+      json: { type: "pending_approval", approval_id: a.id, approval_url: `http://127.0.0.1:8080/status/${a.id}`, expires_at: new Date(Date.now() + 3600_000).toISOString(), status: "pending" },
+    };
+  }
+  const m = /^\/v1\/batches\/([^/]+)(\/seal)?$/.exec(req.path);
+  if (!m) return null;
+  const id = decodeURIComponent(m[1]);
+  if (req.method === "POST" && m[2]) {
+    const b = batchOf(id);
+    if (b.expected !== null && b.expected !== req.json.count) return { status: 409, json: apiError("conflict", "already sealed") };
+    b.expected = req.json.count;
+    b.decideAt = Date.now() + fake.decideMs;
+    for (const a of b.members.values()) a.decideAt = b.decideAt;
+    return { status: 200, json: batchStatus(id, b) };
+  }
+  if (!fake.batches.has(id)) return { status: 404, json: apiError("not_found", "no such batch") };
+  return { status: 200, json: batchStatus(id, fake.batches.get(id)) };
 }
 
 function statusOf(id, a) {
@@ -80,6 +145,10 @@ async function handle(req) {
   const auth = req.headers.authorization;
   if (fake.scenario === "badkey" || auth !== `Bearer ${KEY}`) {
     return { status: 401, json: apiError("unauthenticated", "missing, unknown or revoked API key") };
+  }
+  if (req.json?.batch_id !== undefined || req.path.startsWith("/v1/batches/")) {
+    const answer = handleBatch(req);
+    if (answer) return answer;
   }
   if (req.method === "POST" && req.path === "/v1/proxy") {
     const b = req.json ?? {};
@@ -158,6 +227,22 @@ const PLAYS = [
     runs: [{ scenario: "approve", decideMs: 3000, expect: /^Not decided yet \(pending\); telling the user and waiting longer\nPayout created: HTTP 200\n$/ }],
   },
   {
+    block: "submitBatch(",
+    runs: [
+      {
+        scenario: "approve",
+        decideMs: 300,
+        expect: new RegExp(
+          "^Waiting for the batch decision on refunds-2024-06-03: 100 refunds, batch digest (5e){32}\\n" +
+            "Batch refunds-2024-06-03 approved: denied: 2, executed: 98\\n" +
+            "(Not refunded: [0-9a-f-]{36} denied duplicate refund\\n){2}" +
+            "98 refunds made\\n$",
+        ),
+      },
+      { scenario: "batchconflict", expect: /^Refused \(request 3\): batch refunds-2024-06-03 is decidable .*a member after that is refused\n$/ },
+    ],
+  },
+  {
     block: "cancelApproval(",
     runs: [{ scenario: "approve", decideMs: 60_000, expect: /^Now cancelled\n$/ }],
   },
@@ -224,6 +309,7 @@ describe("README examples", () => {
         writeFileSync(file, js);
         fake.scenario = run.scenario;
         fake.decideMs = run.decideMs ?? 0;
+        fake.batches.clear();
         const { code, stdout, stderr } = await new Promise((resolve) => {
           execFile(
             process.execPath,

@@ -7,7 +7,8 @@
 //   COUNTERSIGN_API_KEY  a key of agent bot1
 //   CS_STUB_URL          the stub provider's base URL (grant "stripe" allows it)
 //   CS_CLI               the countersign binary (for `approval links`)
-//   CS_SDK_SCENARIO      main (window 1 h) | expiry (window 2 s)
+//   CS_SDK_SCENARIO      main (window 1 h) | expiry (window 2 s) | batch (policy
+//                        "always", grant "second" with another policy exists too)
 //   CS_PG_URL, CS_MASTER_KEY, CS_PUBLIC_URL, ...  for the CLI
 //
 // Policy "pay" (harness System.setup): POST /v1/refunds* with amount > 100
@@ -29,6 +30,7 @@ import { randomUUID } from "node:crypto";
 
 import {
   Agent,
+  BatchStatus,
   HttpMethod,
   PendingApproval,
   ApprovalResult,
@@ -148,6 +150,46 @@ async function decide(url, decision, reason) {
   const html = await res.text();
   assert.ok(res.status === 200 || res.status === 303, `POST ${decision} -> ${res.status}: ${html.slice(0, 500)}`);
   return page;
+}
+
+/** Each approver's signed batch link, by approver name (countersign batch links bot1 BATCH). */
+function batchLinks(batchId) {
+  const out = execFileSync(CLI, ["batch", "links", "bot1", batchId], {
+    env: process.env,
+    encoding: "utf8",
+    timeout: scaled(60) * 1000,
+  });
+  const byName = {};
+  for (const line of out.split("\n")) {
+    if (!line.trim()) continue;
+    const l = JSON.parse(line);
+    byName[l.approver ?? l.approver_id] = l.url;
+  }
+  return byName;
+}
+
+/**
+ * Decides a batch on its page as a person would: GET the link (cookie, hidden
+ * csrf and digest), POST the form with the cookie and Origin; `denyOnly` lists
+ * the request ids to deny while approving the rest.
+ */
+async function decideBatch(url, decision, reason, denyOnly = []) {
+  const page = await openLink(url);
+  const digest = /<input\b[^>]*\bname="digest"[^>]*\bvalue="([0-9a-f]*)"/i.exec(page.html);
+  assert.ok(digest && digest[1].length === 64, "no hidden digest input on the batch page");
+  const res = await fetch(url, {
+    method: "POST",
+    redirect: "manual",
+    headers: {
+      "Content-Type": "application/x-www-form-urlencoded",
+      Cookie: page.cookie,
+      Origin: BASE,
+    },
+    body: new URLSearchParams({ decision, reason, csrf: page.csrf, digest: digest[1], except: denyOnly.join("\n") }).toString(),
+  });
+  const html = await res.text();
+  assert.equal(res.status, 200, `POST ${decision} -> ${res.status}: ${html.slice(0, 500)}`);
+  return html;
 }
 
 async function rejects(promise, Class, check = () => {}) {
@@ -460,4 +502,123 @@ if (SCENARIO === "expiry") {
   });
 }
 
-if (!["main", "expiry"].includes(SCENARIO)) throw new Error(`unknown CS_SDK_SCENARIO ${SCENARIO}`);
+// ---- batch: policy "always" --------------------------------------------------------
+
+if (SCENARIO === "batch") {
+  const refunds = (n, prefix = "batch") =>
+    Array.from({ length: n }, (_, i) => ({
+      method: "POST",
+      url: `${STUB}/v1/refunds/${prefix}/${i}`,
+      grantId: "stripe",
+      json: { charge: `ch_${prefix}_${i}`, amount: 500 + i },
+      reason: `order ${7000 + i} came back unopened (ticket #${88000 + i}): refund it`,
+      context: { order: 7000 + i },
+    }));
+
+  describe("batches", () => {
+    it("10 refunds, approved all but 2 on the batch page: 8 executed, 2 denied", async () => {
+      const s = await agent.submitBatch("ts-nightly", refunds(10));
+      assert.ok(s instanceof BatchStatus);
+      assert.equal(s.batchId, "ts-nightly");
+      assert.equal(s.status, "decidable");
+      assert.equal(s.expected, 10);
+      assert.equal(s.members, 10);
+      assert.equal(s.sealed, true);
+      assert.deepEqual({ ...s.counts }, { pending: 10 });
+      assert.match(s.digest, /^[0-9a-f]{64}$/);
+      assert.equal(s.isTerminal, false);
+      assert.ok(s.expiresAt instanceof Date);
+      assert.equal(s.approvalIds.length, 10);
+      assert.equal(new Set(s.approvalIds).size, 10);
+      const member = await agent.getApprovalStatus(s.approvalIds[0]);
+      assert.equal(member.status, "pending");
+      assert.equal(member.batchId, "ts-nightly");
+
+      // The local wait gives up while the batch is undecided.
+      const early = await rejects(agent.awaitBatch("ts-nightly", { timeout: 1, pollInterval: 0.2 }), ApprovalTimeoutError);
+      assert.equal(early.lastBatchStatus.status, "decidable");
+      assert.deepEqual(early.details.counts, { pending: 10 });
+
+      const l = batchLinks("ts-nightly");
+      assert.ok(l.alice && l.bob, `links: ${JSON.stringify(l)}`);
+      assert.ok(l.alice.startsWith(`${BASE}/batch/`), l.alice);
+      const waiting = agent.awaitBatch("ts-nightly", { timeout: scaled(90), pollInterval: 0.5 });
+      const why = "orders 7002 and 7005 were refunded by hand already";
+      const html = await decideBatch(l.alice, "approve", why, ["ts-nightly:2", "ts-nightly:5"]);
+      assert.match(html, /listed items denied/);
+      const final = await waiting;
+      assert.equal(final.isTerminal, true);
+      assert.equal(final.status, "decided");
+      assert.equal(final.decision, "approved");
+      assert.deepEqual({ ...final.counts }, { executed: 8, denied: 2 });
+      assert.equal(final.count("executed"), 8);
+      assert.ok(final.finishedAt instanceof Date && final.decidedAt instanceof Date);
+      assert.deepEqual([...final.approvalIds], []);
+
+      for (const [i, id] of s.approvalIds.entries()) {
+        if (i === 2 || i === 5) {
+          const e = await rejects(agent.awaitApproval(id, { timeout: 0 }), ApprovalDeniedError);
+          assert.equal(e.reason, why);
+        } else {
+          const r = await agent.awaitApproval(id, { timeout: scaled(10) });
+          assert.equal(r.statusCode, 200);
+          assert.deepEqual(r.bodyJson(), { ok: true, path: `/v1/refunds/batch/${i}` });
+        }
+      }
+    });
+
+    it("the same batch submitted again returns its members; the same seal changes nothing", async () => {
+      const a = await agent.submitBatch("ts-again", refunds(3, "again"));
+      const b = await agent.submitBatch("ts-again", refunds(3, "again"));
+      assert.deepEqual(b.approvalIds, a.approvalIds);
+      assert.equal(b.members, 3);
+      const s = await agent.sealBatch("ts-again", 3);
+      assert.equal(s.expected, 3);
+    });
+
+    it("a conflicting seal is a ConflictError", async () => {
+      await agent.submitBatch("ts-seal", refunds(3, "seal"));
+      const e = await rejects(agent.sealBatch("ts-seal", 4), ConflictError);
+      assert.equal(e.statusCode, 409);
+      assert.equal(e.code, "conflict");
+      assert.match(e.message, /already sealed for 3/);
+      const fewer = await agent.submitBatch("ts-fewer", refunds(3, "fewer"), { seal: false });
+      assert.equal(fewer.sealed, false);
+      assert.equal(fewer.status, "open");
+      await rejects(agent.sealBatch("ts-fewer", 2), ConflictError, (err) => assert.match(err.message, /more than the seal/));
+    });
+
+    it("a member after the seal is refused", async () => {
+      await agent.submitBatch("ts-late", refunds(2, "late"));
+      const e = await rejects(agent.submitBatch("ts-late", refunds(3, "late")), ConflictError);
+      assert.match(e.message, /member after/);
+      assert.equal(e.details.batch_id, "ts-late");
+      assert.equal(e.details.batch_index, 2);
+      await rejects(
+        agent.proxyRequest("POST", `${STUB}/v1/refunds/late/9`, { grantId: "stripe", json: { amount: 9 }, batchId: "ts-late" }),
+        ConflictError,
+      );
+      assert.equal((await agent.getBatchStatus("ts-late")).members, 2);
+    });
+
+    it("a member with another grant than the batch's is refused", async () => {
+      const mixed = [
+        ...refunds(2, "mixed"),
+        { method: "POST", url: `${STUB}/v1/refunds/mixed/x`, grantId: "second", json: { amount: 1 }, reason: "wrong grant" },
+      ];
+      const e = await rejects(agent.submitBatch("ts-mixed", mixed, { concurrency: 1 }), ConflictError);
+      assert.match(e.message, /this member uses grant second/);
+      assert.equal(e.details.batch_index, 2);
+      const s = await agent.getBatchStatus("ts-mixed");
+      assert.equal(s.members, 2);
+      assert.equal(s.sealed, false);
+    });
+
+    it("an unknown batch is a NotFoundError", async () => {
+      await rejects(agent.getBatchStatus("ts-never"), NotFoundError);
+      await rejects(agent.awaitBatch("ts-never", { timeout: 1 }), NotFoundError);
+    });
+  });
+}
+
+if (!["main", "expiry", "batch"].includes(SCENARIO)) throw new Error(`unknown CS_SDK_SCENARIO ${SCENARIO}`);

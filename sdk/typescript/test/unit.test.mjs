@@ -16,6 +16,7 @@ import {
   PendingApproval,
   ApprovalResult,
   ApprovalStatus,
+  BatchStatus,
   CountersignError,
   ApprovalDeniedError,
   ApprovalExpiredError,
@@ -30,8 +31,9 @@ import {
   TransportError,
   ServerError,
   longPollWait,
+  batchPollDelay,
 } from "countersign";
-import { startServer, apiError, pendingWire, resultWire, statusWire } from "./fake-server.mjs";
+import { startServer, apiError, pendingWire, resultWire, statusWire, batchWire, fakeBatches } from "./fake-server.mjs";
 
 const KEY = "cs_test_0123456789abcdef0123456789abcdef";
 const ID = "0b7d9c1e-8f63-4c54-9a4e-3f1f7a2d5e10";
@@ -71,6 +73,7 @@ describe("package", () => {
       "ApprovalDeniedError", "ApprovalExpiredError", "ApprovalTimeoutError", "ApprovalExecutionFailedError",
       "ApprovalCancelledError", "AuthenticationError", "NotFoundError", "ValidationError",
       "PermissionDeniedError", "ConflictError", "TransportError", "CountersignConnectionError", "ServerError",
+      "BatchStatus", "batchPollDelay", "BATCH_MAX_MEMBERS", "BATCH_CONCURRENCY", "BATCH_POLL_MAX_SECONDS",
     ]) {
       assert.ok(cs[name], `missing export ${name}`);
     }
@@ -682,6 +685,352 @@ describe("getApprovalStatus and cancelApproval", () => {
   it("cancelling twice is a ConflictError", async () => {
     srv.setHandler(() => ({ status: 409, json: apiError("not_pending", "the approval is no longer pending") }));
     await rejects(agent().cancelApproval(ID), ConflictError, (e) => assert.equal(e.code, "not_pending"));
+  });
+});
+
+describe("batches", () => {
+  const URL_ = "https://api.example.com/v1/refunds";
+  const refunds = (n, from = 0) =>
+    Array.from({ length: n }, (_, k) => {
+      const i = from + k;
+      return {
+        method: "POST",
+        url: URL_,
+        grantId: "stripe",
+        json: { charge: `ch_${i}`, amount: 100 + i },
+        reason: `order ${7000 + i} returned unopened (ticket #${88000 + i})`,
+      };
+    });
+  const posted = () => srv.requests.filter((r) => r.path === "/v1/proxy").map((r) => r.json);
+
+  it("submitBatch sends every member, then seals with the count", async () => {
+    const fake = fakeBatches();
+    srv.setHandler(fake.handler);
+    const s = await agent().submitBatch("refunds-2030-01-02", refunds(40));
+    const bodies = posted();
+    assert.equal(bodies.length, 40);
+    const byKey = Object.fromEntries(bodies.map((b) => [b.idempotency_key, b]));
+    assert.deepEqual(
+      Object.keys(byKey).sort(),
+      Array.from({ length: 40 }, (_, i) => `refunds-2030-01-02:${i}`).sort(),
+    );
+    assert.deepEqual(byKey["refunds-2030-01-02:7"], {
+      method: "POST",
+      url: URL_,
+      grant_id: "stripe",
+      json: { charge: "ch_7", amount: 107 },
+      reason: "order 7007 returned unopened (ticket #88007)",
+      idempotency_key: "refunds-2030-01-02:7",
+      batch_id: "refunds-2030-01-02",
+    });
+    const seal = srv.requests.at(-1);
+    assert.equal(seal.method, "POST");
+    assert.equal(seal.path, "/v1/batches/refunds-2030-01-02/seal");
+    assert.deepEqual(seal.json, { count: 40 });
+    assert.equal(seal.headers["content-type"], "application/json");
+    assert.ok(s instanceof BatchStatus);
+    assert.equal(s.status, "decidable");
+    assert.equal(s.expected, 40);
+    assert.equal(s.members, 40);
+    assert.equal(s.sealed, true);
+    assert.deepEqual({ ...s.counts }, { pending: 40 });
+    assert.equal(s.count("pending"), 40);
+    assert.equal(s.count("executed"), 0);
+    assert.equal(s.digest, "ab".repeat(32));
+    assert.ok(s.expiresAt instanceof Date);
+    assert.deepEqual(
+      [...s.approvalIds],
+      Array.from({ length: 40 }, (_, i) => fake.state.ids.get(`refunds-2030-01-02:${i}`)),
+    );
+  });
+
+  it("members go with bounded concurrency (default 16)", async () => {
+    const fake = fakeBatches({ delayMs: 5 });
+    srv.setHandler(fake.handler);
+    await agent().submitBatch("b1", refunds(30), { concurrency: 4 });
+    assert.ok(fake.state.maxInFlight > 1 && fake.state.maxInFlight <= 4, `${fake.state.maxInFlight} in flight`);
+    fake.state.maxInFlight = 0;
+    await agent().submitBatch("b2", refunds(60));
+    assert.ok(fake.state.maxInFlight > 4 && fake.state.maxInFlight <= 16, `${fake.state.maxInFlight} in flight`);
+  });
+
+  it("explicit keys, bodies and parameters are kept", async () => {
+    srv.setHandler(fakeBatches().handler);
+    const s = await agent().submitBatch("b9", [
+      { method: "post", url: URL_, grantId: "stripe", json: null, idempotencyKey: "refund-order-1" },
+      {
+        method: HttpMethod.PUT,
+        url: `${URL_}/{id}`,
+        grantId: "stripe",
+        body: new Uint8Array([0, 1]),
+        pathParams: { id: "re_1" },
+        queryParams: { expand: ["a", "b"] },
+        extraHeaders: { "X-Trace": "t" },
+        context: { ticket: 4 },
+      },
+    ]);
+    const byKey = Object.fromEntries(posted().map((b) => [b.idempotency_key, b]));
+    assert.deepEqual(Object.keys(byKey).sort(), ["b9:1", "refund-order-1"]);
+    assert.equal(byKey["refund-order-1"].method, "POST");
+    assert.equal(byKey["refund-order-1"].json, null);
+    assert.equal(byKey["b9:1"].body_b64, "AAE=");
+    assert.deepEqual(byKey["b9:1"].path_params, { id: "re_1" });
+    assert.deepEqual(byKey["b9:1"].query_params, { expand: ["a", "b"] });
+    assert.deepEqual(byKey["b9:1"].extra_headers, { "X-Trace": "t" });
+    assert.ok(!("json" in byKey["b9:1"]));
+    assert.equal(s.approvalIds.length, 2);
+  });
+
+  it("resubmitting the same batch returns the members already stored", async () => {
+    srv.setHandler(fakeBatches().handler);
+    const a = await agent().submitBatch("b1", refunds(5));
+    const b = await agent().submitBatch("b1", refunds(5));
+    assert.deepEqual(b.approvalIds, a.approvalIds);
+    assert.equal(b.members, 5);
+  });
+
+  it("chunks: seal: false, firstIndex, then the last chunk seals with the total", async () => {
+    srv.setHandler(fakeBatches().handler);
+    const a = await agent().submitBatch("big", refunds(10), { seal: false });
+    const b = await agent().submitBatch("big", refunds(10, 10), { seal: false, firstIndex: 10 });
+    const c = await agent().submitBatch("big", refunds(5, 20), { firstIndex: 20 });
+    assert.equal(a.status, "open");
+    assert.equal(a.sealed, false);
+    assert.equal(b.members, 20);
+    assert.equal(c.expected, 25);
+    assert.equal(c.status, "decidable");
+    assert.deepEqual(
+      posted().map((p) => p.idempotency_key).sort(),
+      Array.from({ length: 25 }, (_, i) => `big:${i}`).sort(),
+    );
+    assert.deepEqual(srv.requests.filter((r) => r.path.endsWith("/seal")).map((r) => r.json), [{ count: 25 }]);
+    assert.equal(srv.requests.filter((r) => r.method === "GET" && r.path === "/v1/batches/big").length, 2);
+  });
+
+  it("a refused member throws its error class, sends nothing more and does not seal", async () => {
+    srv.setHandler(
+      fakeBatches({
+        refuse: {
+          "b1:3": {
+            status: 409,
+            json: apiError("conflict", "batch b1 uses grant stripe (policy pay); this member uses grant second (policy other): refused"),
+          },
+        },
+      }).handler,
+    );
+    const e = await rejects(agent().submitBatch("b1", refunds(10), { concurrency: 1 }), ConflictError);
+    assert.equal(e.statusCode, 409);
+    assert.equal(e.code, "conflict");
+    assert.match(e.message, /uses grant/);
+    assert.equal(e.details.batch_id, "b1");
+    assert.equal(e.details.batch_index, 3);
+    assert.deepEqual(posted().map((p) => p.idempotency_key), ["b1:0", "b1:1", "b1:2", "b1:3"]);
+    assert.ok(!srv.requests.some((r) => r.path.endsWith("/seal")));
+  });
+
+  it("a member after the seal is a ConflictError", async () => {
+    srv.setHandler(fakeBatches().handler);
+    await agent().submitBatch("b1", refunds(3));
+    const e = await rejects(agent().submitBatch("b1", refunds(4)), ConflictError);
+    assert.match(e.message, /member after/);
+    assert.equal(e.details.batch_index, 3);
+  });
+
+  for (const [status, code, Class] of [
+    [400, "forbidden_header", ValidationError],
+    [404, "unknown_grant", NotFoundError],
+    [403, "host_not_allowed", PermissionDeniedError],
+    [410, "expired", ApprovalExpiredError],
+  ]) {
+    it(`a member refused with ${status} ${code} -> ${Class.name}`, async () => {
+      srv.setHandler(fakeBatches({ refuse: { "b1:0": { status, json: apiError(code) } } }).handler);
+      await rejects(agent().submitBatch("b1", refunds(2), { concurrency: 1 }), Class, (e) => {
+        assert.equal(e.details.batch_index, 0);
+      });
+    });
+  }
+
+  it("a member already decided (resubmission) is not an error", async () => {
+    srv.setHandler(
+      fakeBatches({
+        refuse: { "b1:1": { status: 409, json: apiError("denied", "denied", { reason: "duplicate", approval_id: ID }) } },
+      }).handler,
+    );
+    const s = await agent().submitBatch("b1", refunds(2), { seal: false });
+    assert.equal(s.approvalIds[1], ID);
+  });
+
+  it("member submissions are retried (they carry idempotency keys)", async () => {
+    const fake = fakeBatches();
+    let failures = 2;
+    srv.setHandler((req, n) => {
+      if (req.path === "/v1/proxy" && req.json.idempotency_key === "b1:1" && failures > 0) {
+        failures--;
+        return { status: 503, json: apiError("unavailable") };
+      }
+      return fake.handler(req, n);
+    });
+    const s = await agent().submitBatch("b1", refunds(3));
+    assert.equal(s.members, 3);
+    assert.equal(posted().filter((p) => p.idempotency_key === "b1:1").length, 3);
+  });
+
+  it("bad requests are refused before anything is sent", async () => {
+    srv.setHandler(fakeBatches().handler);
+    const good = refunds(1)[0];
+    const a = agent();
+    const bad = [
+      [[good, { ...good, grantId: "" }], /requests\[1\].*grantId/],
+      [[{ method: "POST", grantId: "g" }], /requests\[0\].*url/],
+      [[{ ...good, grant_id: "g" }], /unknown keys grant_id/],
+      [[{ ...good, batchId: "b2" }], /submitBatch sets batchId/],
+      [[good, { ...good, idempotencyKey: "b1:0" }], /same idempotencyKey/],
+      [[{ ...good, body: "x" }], /json and body/],
+      [[{ ...good, json: 10n }], /requests\[0\]/],
+      [[], /at least one/],
+      [[null], /must be an object/],
+    ];
+    for (const [requests, pattern] of bad) {
+      await rejects(a.submitBatch("b1", requests), ValidationError, (e) => assert.match(e.message, pattern));
+    }
+    await rejects(a.submitBatch("b1", good), ValidationError);
+    await rejects(a.submitBatch(" ", [good]), ValidationError);
+    await rejects(a.submitBatch("b1", [good], { concurrency: 0 }), ValidationError);
+    await rejects(a.submitBatch("b1", [good], { firstIndex: -1 }), ValidationError);
+    await rejects(a.submitBatch("b1", [good], { firstIndex: 100000 }), ValidationError, (e) => assert.match(e.message, /at most/));
+    assert.equal(srv.requests.length, 0);
+  });
+
+  it("sealBatch: the same seal is a no-op, another count a ConflictError; the id is path-encoded", async () => {
+    srv.setHandler(fakeBatches().handler);
+    const s = await agent().sealBatch("b/1 x", 3);
+    assert.equal(s.expected, 3);
+    assert.equal(s.status, "open");
+    assert.equal((await agent().sealBatch("b/1 x", 3)).expected, 3);
+    const e = await rejects(agent().sealBatch("b/1 x", 4), ConflictError);
+    assert.match(e.message, /already sealed for 3/);
+    assert.equal(srv.requests[0].url, "/v1/batches/b%2F1%20x/seal");
+    for (const bad of [0, 100001, 1.5, "3"]) await rejects(agent().sealBatch("b1", bad), ValidationError);
+  });
+
+  it("sealBatch is retried on 5xx (sealing twice changes nothing)", async () => {
+    srv.setHandler((_, n) => (n === 1 ? { status: 503, json: apiError("database_unavailable") } : { status: 200, json: batchWire("b1", "open", { expected: 2 }) }));
+    const s = await agent().sealBatch("b1", 2);
+    assert.equal(s.expected, 2);
+    assert.equal(srv.requests.length, 2);
+  });
+
+  it("getBatchStatus parses camelCase fields and Dates; unknown batch is a NotFoundError", async () => {
+    srv.setHandler(() => ({
+      status: 200,
+      json: batchWire("b1", "decided", {
+        expected: 3,
+        members: 3,
+        counts: { executed: 2, denied: 1 },
+        digest: "cd".repeat(32),
+        decided_at: "2030-01-01T00:30:00.5Z",
+        decided_by: "alice",
+        decision: "approved",
+        finished_at: "2030-01-01T00:31:00Z",
+        approvals_received: 1,
+        is_terminal: true,
+        future_field: [1],
+      }),
+    }));
+    const s = await agent().getBatchStatus("b1");
+    assert.equal(srv.requests[0].method, "GET");
+    assert.equal(srv.requests[0].path, "/v1/batches/b1");
+    assert.ok(s instanceof BatchStatus);
+    assert.equal(s.batchId, "b1");
+    assert.equal(s.batchUid, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    assert.equal(s.status, "decided");
+    assert.equal(s.isTerminal, true);
+    assert.deepEqual({ ...s.counts }, { executed: 2, denied: 1 });
+    assert.equal(s.decidedAt.toISOString(), "2030-01-01T00:30:00.500Z");
+    assert.ok(s.finishedAt instanceof Date && s.createdAt instanceof Date);
+    assert.equal(s.decidedBy, "alice");
+    assert.equal(s.decision, "approved");
+    assert.equal(s.approvalsReceived, 1);
+    assert.equal(s.approvalsRequired, 1);
+    assert.equal(s.grantId, "stripe");
+    assert.equal(s.policyId, "pay");
+    assert.equal(s.agent, "bot1");
+    assert.equal(s.amountField, "amount");
+    assert.deepEqual([...s.approvalIds], []);
+    srv.setHandler(() => ({ status: 404, json: apiError("not_found", "no such batch") }));
+    await rejects(agent().getBatchStatus("nope"), NotFoundError);
+    await rejects(agent().awaitBatch("nope"), NotFoundError);
+  });
+
+  it("BatchStatus.fromWire: nulls before the seal; a bad answer is invalid_response", () => {
+    const s = BatchStatus.fromWire({ batch_id: "b", status: "open", expected: null, expires_at: null, counts: {} });
+    assert.equal(s.members, 0);
+    assert.equal(s.expected, null);
+    assert.equal(s.sealed, false);
+    assert.equal(s.expiresAt, null);
+    assert.equal(s.isTerminal, false);
+    assert.throws(() => BatchStatus.fromWire({ status: "open" }), CountersignError);
+    assert.throws(() => BatchStatus.fromWire({ batch_id: "b", status: "open", counts: [1] }), CountersignError);
+  });
+
+  it("batchPollDelay grows by half from pollInterval up to 10 s", () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => batchPollDelay(i, 2)), [2, 3, 4.5, 6.75, 10, 10]);
+    assert.equal(batchPollDelay(100, 0.5), 10);
+    assert.equal(batchPollDelay(3, 30), 30);
+    assert.equal(cs.BATCH_POLL_MAX_SECONDS, 10);
+  });
+
+  it("awaitBatch polls with a growing interval until the batch is terminal", async () => {
+    const done = batchWire("b1", "decided", { expected: 10, members: 10, counts: { executed: 8, denied: 2 }, finished_at: "2030-01-01T00:31:00Z", is_terminal: true });
+    srv.setHandler((_, n) => ({ status: 200, json: n < 4 ? batchWire("b1", "decidable", { counts: { pending: 10 } }) : done }));
+    const t0 = Date.now();
+    const s = await agent().awaitBatch("b1", { timeout: 10, pollInterval: 0.1 });
+    const took = Date.now() - t0;
+    assert.equal(s.isTerminal, true);
+    assert.deepEqual({ ...s.counts }, { executed: 8, denied: 2 });
+    assert.equal(srv.requests.length, 4);
+    const gaps = srv.requests.slice(1).map((r, i) => r.at - srv.requests[i].at);
+    // 100, 150, 225 ms apart
+    assert.ok(gaps[0] >= 90 && gaps[1] >= 140 && gaps[2] >= 210, `gaps ${gaps}`);
+    assert.ok(gaps[2] > gaps[0], `gaps ${gaps}`);
+    assert.ok(took < 2000, `took ${took} ms`);
+  });
+
+  it("awaitBatch: the local deadline gives an ApprovalTimeoutError with the last state", async () => {
+    srv.setHandler(() => ({ status: 200, json: batchWire("b1", "decidable", { counts: { pending: 10 } }) }));
+    const t0 = Date.now();
+    const e = await rejects(agent().awaitBatch("b1", { timeout: 1, pollInterval: 0.2 }), ApprovalTimeoutError);
+    const took = Date.now() - t0;
+    assert.ok(took >= 950 && took < 1800, `took ${took} ms`);
+    assert.equal(e.code, "timeout");
+    assert.equal(e.statusCode, null);
+    assert.equal(e.lastStatus, null);
+    assert.ok(e.lastBatchStatus instanceof BatchStatus);
+    assert.equal(e.lastBatchStatus.status, "decidable");
+    assert.deepEqual(e.details, { batch_id: "b1", status: "decidable", counts: { pending: 10 }, timeout: 1 });
+  });
+
+  it("awaitBatch timeout 0 looks once", async () => {
+    srv.setHandler(() => ({ status: 200, json: batchWire("b1", "open") }));
+    await rejects(agent().awaitBatch("b1", { timeout: 0 }), ApprovalTimeoutError);
+    assert.equal(srv.requests.length, 1);
+  });
+
+  it("awaitBatch rides out 5xx and dropped connections until the deadline", async () => {
+    const done = batchWire("b1", "decided", { finished_at: "2030-01-01T00:31:00Z", is_terminal: true });
+    srv.setHandler((_, n) => (n === 1 ? { status: 503, json: apiError("unavailable") } : n === 2 ? { destroy: true } : { status: 200, json: done }));
+    const s = await agent({ maxRetries: 0 }).awaitBatch("b1", { timeout: 10, pollInterval: 0.05 });
+    assert.equal(s.isTerminal, true);
+    assert.equal(srv.requests.length, 3);
+    srv.setHandler(() => ({ status: 500, json: apiError("internal_error") }));
+    await rejects(agent({ maxRetries: 0 }).awaitBatch("b1", { timeout: 0.5, pollInterval: 0.1 }), ServerError);
+  });
+
+  it("awaitBatch refuses bad arguments", async () => {
+    await rejects(agent().awaitBatch("b1", { timeout: -1 }), ValidationError);
+    await rejects(agent().awaitBatch("b1", { pollInterval: 0 }), ValidationError);
+    await rejects(agent().awaitBatch(""), ValidationError);
+    assert.equal(srv.requests.length, 0);
   });
 });
 
