@@ -34,7 +34,7 @@
 enum { WAIT_NONE, WAIT_RESULT, WAIT_INLINE };
 
 /* api_key_lookup columns */
-enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SCOPES };
+enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SCOPES };  /* K_SCOPES: holds the scope asked */
 
 static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                 const char *scope, char *err)
@@ -54,16 +54,16 @@ static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, str
     char hex[2 * CS_SHA256_LEN + 1];
     cs_sha256(key, strlen(key), hash);
     cs_hex_encode(hash, sizeof(hash), hex);
-    const char *p[] = {hex};
+    const char *p[] = {hex, scope};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_API_KEY_LOOKUP, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CSQ_API_KEY_LOOKUP, 2, p, &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown or revoked API key");
     }
-    bool scoped = strstr(cs_db_str(res, 0, K_SCOPES), scope) != NULL;
+    bool scoped = cs_db_bool(res, 0, K_SCOPES);
     cs_strlcpy(r->who.key_id, cs_db_str(res, 0, K_ID), sizeof(r->who.key_id));
     cs_strlcpy(r->who.agent.id, cs_db_str(res, 0, K_AGENT_ID), sizeof(r->who.agent.id));
     cs_strlcpy(r->who.name_buf, cs_db_str(res, 0, K_AGENT_NAME), sizeof(r->who.name_buf));

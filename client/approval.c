@@ -39,24 +39,6 @@ static enum countersign_code invalid_response(struct countersign_error *e, long 
     return e->code;
 }
 
-static bool get_bool(json_object *o, const char *key, bool *out)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
-        return false;
-    *out = json_object_get_boolean(v);
-    return true;
-}
-
-static bool get_int(json_object *o, const char *key, int *out)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-        return false;
-    *out = json_object_get_int(v);
-    return true;
-}
-
 /* ==== responses ========================================================== */
 
 void countersign_response_free(struct countersign_response *r)
@@ -93,8 +75,8 @@ static enum countersign_code parse_result(json_object *o, long http,
     struct countersign_response *r = cs_calloc(1, sizeof(*r));
     r->kind = COUNTERSIGN_RESULT;
     bool ok = client_json_copy(o, "approval_id", r->approval_id, sizeof(r->approval_id)) &&
-              get_int(o, "status_code", &r->status_code) && b64 &&
-              get_bool(o, "body_truncated", &r->body_truncated) &&
+              client_json_int(o, "status_code", &r->status_code) && b64 &&
+              client_json_bool(o, "body_truncated", &r->body_truncated) &&
               client_b64_decode(b64, strlen(b64), &r->body, &r->body_len);
     if (!client_json_copy(o, "status", r->status, sizeof(r->status)))
         cs_strlcpy(r->status, "executed", sizeof(r->status));
@@ -168,10 +150,10 @@ static enum countersign_code parse_status(json_object *o, long http,
     struct countersign_status *st = cs_calloc(1, sizeof(*st));
     bool ok = client_json_copy(o, "approval_id", st->approval_id, sizeof(st->approval_id)) &&
               client_json_copy(o, "status", st->status, sizeof(st->status)) &&
-              get_bool(o, "is_terminal", &st->is_terminal) &&
-              get_bool(o, "has_result", &st->has_result) &&
-              get_int(o, "approvals_received", &st->approvals_received) &&
-              get_int(o, "approvals_required", &st->approvals_required) &&
+              client_json_bool(o, "is_terminal", &st->is_terminal) &&
+              client_json_bool(o, "has_result", &st->has_result) &&
+              client_json_int(o, "approvals_received", &st->approvals_received) &&
+              client_json_int(o, "approvals_required", &st->approvals_required) &&
               client_json_copy(o, "expires_at", st->expires_at, sizeof(st->expires_at));
     if (!ok) {
         countersign_status_free(st);
@@ -188,22 +170,6 @@ static enum countersign_code parse_status(json_object *o, long http,
     st->batch_id = cs_strdup(client_json_str(o, "batch_id"));
     *out = st;
     return COUNTERSIGN_OK;
-}
-
-/* Parses a reply body that must be a JSON object. */
-static json_object *reply_object(const struct client_reply *rep, struct countersign_error *e,
-                                 const char *approval_id)
-{
-    json_object *o = client_json_parse(rep->body, rep->len);
-    if (!o || !json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        client_fail(e, COUNTERSIGN_SERVER, (int)rep->status, "invalid_response",
-                    "Countersign answered HTTP %ld without a JSON object", rep->status);
-        if (approval_id)
-            cs_strlcpy(e->approval_id, approval_id, sizeof(e->approval_id));
-        return NULL;
-    }
-    return o;
 }
 
 /* ==== the operations ===================================================== */
@@ -240,7 +206,7 @@ enum countersign_code countersign_proxy_request(struct countersign_client *c,
     cs_free(body);
     if (rc)
         return rc;
-    json_object *o = reply_object(&rep, e, NULL);
+    json_object *o = client_reply_object(&rep, e, NULL);
     if (o) {
         const char *type = client_json_str(o, "type");
         if (rep.status == 200 || (type && !strcmp(type, "result")))
@@ -275,7 +241,7 @@ enum countersign_code countersign_get_approval_status(struct countersign_client 
                                            approval_id, &rep, e);
     if (rc)
         return rc;
-    json_object *o = reply_object(&rep, e, approval_id);
+    json_object *o = client_reply_object(&rep, e, approval_id);
     rc = o ? parse_status(o, rep.status, out, e) : e->code;
     json_object_put(o);
     client_reply_free(&rep);
@@ -309,7 +275,7 @@ enum countersign_code countersign_cancel_approval(struct countersign_client *c,
     cs_free(body);
     if (rc)
         return rc;
-    json_object *o = reply_object(&rep, e, approval_id);
+    json_object *o = client_reply_object(&rep, e, approval_id);
     struct countersign_status *st = NULL;
     rc = o ? parse_status(o, rep.status, &st, e) : e->code;
     json_object_put(o);
@@ -370,7 +336,7 @@ enum countersign_code countersign_await_approval(struct countersign_client *c,
             client_sleep(fmin(poll, LEFT()));
             continue;
         }
-        json_object *o = reply_object(&rep, e, approval_id);
+        json_object *o = client_reply_object(&rep, e, approval_id);
         if (!o) {
             client_reply_free(&rep);
             return e->code;

@@ -4,8 +4,9 @@
  *
  * countersign.c owns the client and its one HTTP exchange with retries and
  * the mapping of answers to struct countersign_error; approval.c the four
- * agent operations; request.c the JSON of a request (HTTP and Kafka);
- * base64.c the body encoding; producer.c the Kafka producer.
+ * agent operations; batch.c the batch calls; request.c the JSON of a
+ * request (HTTP and Kafka); base64.c the body encoding; producer.c the Kafka
+ * producer.
  * Memory comes from lib/cs_mem.c (aborts on exhaustion), linked into
  * libcountersign-client.a; nothing else of lib/ is used.
  */
@@ -61,7 +62,7 @@ double client_now(void);
 enum countersign_code client_fail(struct countersign_error *e, enum countersign_code code,
                                   int http_status, const char *server_code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Zeroes e (may be NULL): code COUNTERSIGN_OK. */
+/* Zeroes e (may be NULL): code COUNTERSIGN_OK, batch_index -1. */
 void client_error_clear(struct countersign_error *e);
 /* Writes a formatted message into err[COUNTERSIGN_ERRLEN] (may be NULL), returns code. */
 enum countersign_code client_err(char *err, enum countersign_code code, const char *fmt, ...)
@@ -78,6 +79,18 @@ json_object *client_json_parse(const char *text, size_t len);
 const char *client_json_str(json_object *o, const char *key);
 /* Copies a string member into dst[size] ("" when absent); false when absent. */
 bool client_json_copy(json_object *o, const char *key, char *dst, size_t size);
+/* A boolean / integer (within int) member into *out; false when absent or another type. */
+bool client_json_bool(json_object *o, const char *key, bool *out);
+bool client_json_int(json_object *o, const char *key, int *out);
+/*
+ * The reply's body as a JSON object (the caller puts it), or NULL with e
+ * filled (SERVER, invalid_response; approval_id when given).
+ */
+json_object *client_reply_object(const struct client_reply *rep, struct countersign_error *e,
+                                 const char *approval_id);
+
+/* A batch id: 1..COUNTERSIGN_BATCH_ID_MAX letters, digits and ._:- (safe in a path). */
+bool client_batch_id_ok(const char *id);
 
 /*
  * The fields common to an HTTP submission and a Kafka envelope. The id is

@@ -14,13 +14,15 @@
 ifndef CLIENT_MK_INCLUDED
 CLIENT_MK_INCLUDED := 1
 
-CLIENT_SRCS := client/countersign.c client/approval.c client/request.c client/base64.c \
-	client/producer.c
+CLIENT_SRCS := client/countersign.c client/approval.c client/batch.c client/request.c \
+	client/base64.c client/producer.c
 CLIENT_LIB := $(BUILD)/libcountersign-client.a
 CLIENT_LIBS := $(shell pkg-config --libs libcurl json-c rdkafka 2>/dev/null) -lpthread -lm
-CLIENT_EXAMPLES := $(BUILD)/examples/submit_and_wait $(BUILD)/examples/produce_request
+CLIENT_EXAMPLES := $(BUILD)/examples/submit_and_wait $(BUILD)/examples/produce_request \
+	$(BUILD)/examples/submit_batch
 # Kept (not intermediate), so a second make has nothing to do.
-.SECONDARY: $(call obj,examples/submit_and_wait.c examples/produce_request.c client/test_client.c)
+.SECONDARY: $(call obj,examples/submit_and_wait.c examples/produce_request.c \
+	examples/submit_batch.c client/test_client.c)
 CLIENT_TEST := $(BUILD)/tests/test_client
 
 .PHONY: client client-check

@@ -69,8 +69,10 @@ const char *countersign_code_name(enum countersign_code code)
 
 void client_error_clear(struct countersign_error *e)
 {
-    if (e)
+    if (e) {
         memset(e, 0, sizeof(*e));
+        e->batch_index = -1;
+    }
 }
 
 enum countersign_code client_fail(struct countersign_error *e, enum countersign_code code,
@@ -250,6 +252,50 @@ bool client_json_copy(json_object *o, const char *key, char *dst, size_t size)
     const char *s = client_json_str(o, key);
     cs_strlcpy(dst, s ? s : "", size);
     return s != NULL;
+}
+
+bool client_json_bool(json_object *o, const char *key, bool *out)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+        return false;
+    *out = json_object_get_boolean(v);
+    return true;
+}
+
+bool client_json_int(json_object *o, const char *key, int *out)
+{
+    json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    int64_t n = json_object_get_int64(v);
+    if (n < INT32_MIN || n > INT32_MAX)
+        return false;
+    *out = (int)n;
+    return true;
+}
+
+json_object *client_reply_object(const struct client_reply *rep, struct countersign_error *e,
+                                 const char *approval_id)
+{
+    json_object *o = client_json_parse(rep->body, rep->len);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        client_fail(e, COUNTERSIGN_SERVER, (int)rep->status, "invalid_response",
+                    "Countersign answered HTTP %ld without a JSON object", rep->status);
+        if (approval_id)
+            cs_strlcpy(e->approval_id, approval_id, sizeof(e->approval_id));
+        return NULL;
+    }
+    return o;
+}
+
+bool client_batch_id_ok(const char *id)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789._:-";
+    size_t n = id ? strlen(id) : 0;
+    return n > 0 && n <= COUNTERSIGN_BATCH_ID_MAX && strspn(id, allowed) == n;
 }
 
 /* ==== time =============================================================== */

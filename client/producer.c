@@ -1,7 +1,9 @@
 /*
  * producer.c -- the Kafka side door of the C client: enqueues a request
  * envelope on <prefix>.requests with librdkafka, keyed by its request_id,
- * for the worker's ingest (README "Kafka topics and messages").
+ * or a batch's seal message ({"type": "seal", "agent", "batch_id",
+ * "count"}, keyed by the batch id), for the worker's ingest (README "Kafka
+ * topics and messages", "Batches").
  *
  * Each produce waits for its delivery report, so a return of COUNTERSIGN_OK
  * means the broker stored the message (acks=all, idempotent producer) and
@@ -98,6 +100,35 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
     return p;
 }
 
+/*
+ * Enqueues value (a JSON object text) keyed by key on the requests topic and
+ * waits for its delivery report; `key` also names it in errors.
+ */
+static enum countersign_code produce(struct countersign_producer *p, const char *key,
+                                     char *value, char *err)
+{
+    struct delivery d = {0};
+    rd_kafka_resp_err_t kerr = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, strlen(value)),
+        RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka: the message is larger "
+                          "than the producer's message.max.bytes");
+    if (kerr)
+        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: could not enqueue to %s: %s",
+                          p->topic, rd_kafka_err2str(kerr));
+    /* The report always comes, at the latest after message.timeout.ms. */
+    while (!d.done)
+        rd_kafka_poll(p->rk, 100);
+    if (d.err)
+        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: %s was not delivered to %s: %s",
+                          key, p->topic, rd_kafka_err2str(d.err));
+    if (err)
+        err[0] = '\0';
+    return COUNTERSIGN_OK;
+}
+
 enum countersign_code countersign_produce_request(struct countersign_producer *p,
                                                   const struct countersign_envelope *env,
                                                   char err[COUNTERSIGN_ERRLEN])
@@ -117,27 +148,35 @@ enum countersign_code countersign_produce_request(struct countersign_producer *p
     enum countersign_code rc = client_request_json(&f, CLIENT_JSON_ENVELOPE, &value, err);
     if (rc)
         return rc;
-    struct delivery d = {0};
-    rd_kafka_resp_err_t kerr = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(env->request_id, strlen(env->request_id)),
-        RD_KAFKA_V_VALUE(value, strlen(value)), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    rc = produce(p, env->request_id, value, err);
     cs_free(value);
-    if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka: the envelope is larger "
-                          "than the producer's message.max.bytes");
-    if (kerr)
-        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: could not enqueue to %s: %s",
-                          p->topic, rd_kafka_err2str(kerr));
-    /* The report always comes, at the latest after message.timeout.ms. */
-    while (!d.done)
-        rd_kafka_poll(p->rk, 100);
-    if (d.err)
-        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: %s was not delivered to %s: %s",
-                          env->request_id, p->topic, rd_kafka_err2str(d.err));
-    if (err)
-        err[0] = '\0';
-    return COUNTERSIGN_OK;
+    return rc;
+}
+
+enum countersign_code countersign_produce_seal(struct countersign_producer *p, const char *agent,
+                                               const char *batch_id, int count,
+                                               char err[COUNTERSIGN_ERRLEN])
+{
+    if (!p || !agent || !*agent)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a producer and an agent are "
+                          "required");
+    if (!client_batch_id_ok(batch_id))
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a batch id is 1-%d letters, "
+                          "digits and ._:- only", COUNTERSIGN_BATCH_ID_MAX);
+    if (count < 1 || count > COUNTERSIGN_BATCH_MAX)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "count must be from 1 to %d, "
+                          "not %d", COUNTERSIGN_BATCH_MAX, count);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("seal"));
+    json_object_object_add(o, "agent", json_object_new_string(agent));
+    json_object_object_add(o, "batch_id", json_object_new_string(batch_id));
+    json_object_object_add(o, "count", json_object_new_int(count));
+    char *value = cs_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    enum countersign_code rc = produce(p, batch_id, value, err);
+    cs_free(value);
+    return rc;
 }
 
 void countersign_producer_free(struct countersign_producer *p)

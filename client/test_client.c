@@ -4,6 +4,7 @@
  *
  *   test_client SCENARIO...   immediate approved denied expired timeout
  *                             failure cancel errors produce retries
+ *                             batch batch_kafka
  *
  * Inputs from the environment (tests/integration/test_sdk_c.py sets them):
  * COUNTERSIGN_URL, COUNTERSIGN_API_KEY, CS_STUB_URL (the stub provider the
@@ -11,7 +12,9 @@
  * the system's CS_* variables), CS_KAFKA_BROKERS, CS_TOPIC_PREFIX,
  * CS_TEST_TIMEOUT_MULT. Approvers decide as people do: GET their signed link
  * (the page sets the cs_csrf cookie and has a form with a hidden csrf
- * field), then POST the form with the cookie and an Origin header.
+ * field), then POST the form with the cookie and an Origin header. A batch
+ * page (`batch links AGENT BATCH_ID`) also has a hidden digest field, and
+ * its form takes except=<one request id per line>.
  *
  * Prints one TAP line per check ("ok N - ..." / "not ok N - ... at line L"),
  * then "1..N" and "N passed, N failed"; exits 1 if any check failed. It
@@ -126,10 +129,12 @@ static size_t page_write(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* The value of the hidden csrf input of a review page (a fresh string), or NULL. */
-static char *csrf_field(const char *html)
+/* The value of the hidden input `name` of a page (a fresh string), or NULL. */
+static char *hidden_field(const char *html, const char *name)
 {
-    const char *at = strstr(html, "name=\"csrf\"");
+    char attr[64];
+    snprintf(attr, sizeof(attr), "name=\"%s\"", name);
+    const char *at = strstr(html, attr);
     if (!at)
         return NULL;
     const char *open = at;
@@ -145,25 +150,20 @@ static char *csrf_field(const char *html)
 }
 
 /*
- * Decides through `approver`'s link as a person with a browser: GET the
- * page (cookie jar on), read its form, POST decision, reason, csrf with the
- * cookie and Origin. Returns the POST's HTTP status (0 when it went wrong
- * earlier; *why says what).
+ * Decides on the page at `url` as a person with a browser: GET the page
+ * (cookie jar on), read its form, POST decision, reason, csrf -- and, on a
+ * batch page, the digest it showed and the except list -- with the cookie and
+ * Origin. Returns the POST's HTTP status (0 when it went wrong earlier; *why
+ * says what).
  */
-static long decide(const char *approval_id, const char *approver, const char *decision,
-                   const char *reason, char *approver_id, size_t id_size, char *why, size_t wn)
+static long decide_on(const char *url, const char *decision, const char *reason, bool batch,
+                      const char *except, char *why, size_t wn)
 {
-    char *url = link_of(approval_id, approver, approver_id, id_size);
     long status = 0;
-    snprintf(why, wn, "ok");
-    if (!url) {
-        snprintf(why, wn, "no link of %s for %s", approver, approval_id);
-        return 0;
-    }
     CURL *h = curl_easy_init();
     struct page pg = {0};
     struct curl_slist *hdrs = NULL, *cookies = NULL;
-    char *csrf = NULL, *form = NULL;
+    char *csrf = NULL, *digest = NULL, *form = NULL;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -179,10 +179,13 @@ static long decide(const char *approval_id, const char *approver, const char *de
     curl_easy_getinfo(h, CURLINFO_COOKIELIST, &cookies);
     for (struct curl_slist *c = cookies; c; c = c->next)
         has_cookie |= strstr(c->data, "\tcs_csrf\t") != NULL;
-    csrf = pg.data ? csrf_field(pg.data) : NULL;
-    if (status != 200 || !has_cookie || !csrf || !strstr(pg.data, "<form method=\"post\"")) {
-        snprintf(why, wn, "review page: HTTP %ld, cookie %d, csrf field %d", status, has_cookie,
-                 csrf != NULL);
+    csrf = pg.data ? hidden_field(pg.data, "csrf") : NULL;
+    digest = pg.data && batch ? hidden_field(pg.data, "digest") : NULL;
+    if (status != 200 || !has_cookie || !csrf || (batch && (!digest || strlen(digest) != 64)) ||
+        !strstr(pg.data, "<form method=\"post\"")) {
+        snprintf(why, wn, "%s page: HTTP %ld, cookie %d, csrf field %d, digest field %s",
+                 batch ? "batch" : "review", status, has_cookie, csrf != NULL,
+                 digest ? digest : "(none)");
         status = 0;
         goto done;
     }
@@ -190,6 +193,14 @@ static long decide(const char *approval_id, const char *approver, const char *de
     form = cs_asprintf("decision=%s&reason=%s&csrf=%s", decision, r, t);
     curl_free(r);
     curl_free(t);
+    if (batch) {
+        char *d = curl_easy_escape(h, digest, 0), *x = curl_easy_escape(h, except, 0);
+        char *more = cs_asprintf("%s&digest=%s&except=%s", form, d, x);
+        curl_free(d);
+        curl_free(x);
+        cs_free(form);
+        form = more;
+    }
     char *origin = cs_asprintf("Origin: %s", base_url);
     hdrs = curl_slist_append(hdrs, origin);
     cs_free(origin);
@@ -202,13 +213,67 @@ static long decide(const char *approval_id, const char *approver, const char *de
     if (curl_easy_perform(h) != CURLE_OK)
         snprintf(why, wn, "POST of the form failed");
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        snprintf(why, wn, "POST answered %ld: %.160s", status, pg.data ? pg.data : "");
 done:
     curl_slist_free_all(cookies);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     cs_free(pg.data);
     cs_free(csrf);
+    cs_free(digest);
     cs_free(form);
+    return status;
+}
+
+/* Decides one approval through `approver`'s signed link. */
+static long decide(const char *approval_id, const char *approver, const char *decision,
+                   const char *reason, char *approver_id, size_t id_size, char *why, size_t wn)
+{
+    char *url = link_of(approval_id, approver, approver_id, id_size);
+    snprintf(why, wn, "ok");
+    if (!url) {
+        snprintf(why, wn, "no link of %s for %s", approver, approval_id);
+        return 0;
+    }
+    long status = decide_on(url, decision, reason, false, NULL, why, wn);
+    cs_free(url);
+    return status;
+}
+
+/* The batch link of `approver` (countersign batch links AGENT BATCH_ID), or NULL. */
+static char *batch_link_of(const char *batch_id, const char *approver)
+{
+    char cmd[1024], line[4096];
+    const char *agent = getenv("CS_AGENT") ? getenv("CS_AGENT") : "bot1";
+    snprintf(cmd, sizeof(cmd), "'%s' batch links '%s' '%s'", cli, agent, batch_id);
+    FILE *f = popen(cmd, "r");
+    char *url = NULL;
+    if (!f)
+        return NULL;
+    while (fgets(line, sizeof(line), f)) {
+        json_object *o = json_tokener_parse(line), *v = NULL;
+        if (o && json_object_object_get_ex(o, "approver", &v) &&
+            !strcmp(json_object_get_string(v), approver) && !url &&
+            json_object_object_get_ex(o, "url", &v))
+            url = cs_strdup(json_object_get_string(v));
+        json_object_put(o);
+    }
+    pclose(f);
+    return url;
+}
+
+/* Decides a whole batch on its page: approve (all but `except`, one id a line) or deny. */
+static long decide_batch(const char *batch_id, const char *approver, const char *decision,
+                         const char *except, const char *reason, char *why, size_t wn)
+{
+    char *url = batch_link_of(batch_id, approver);
+    snprintf(why, wn, "ok");
+    if (!url) {
+        snprintf(why, wn, "no batch link of %s for %s", approver, batch_id);
+        return 0;
+    }
+    long status = decide_on(url, decision, reason, true, except ? except : "", why, wn);
     cs_free(url);
     return status;
 }
@@ -680,6 +745,30 @@ static void retries(void)
     req.idempotency_key = "retry-1";
     rc = countersign_proxy_request(c, &req, &r, &e);
     CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission with a key, 503 four times");
+
+    /* Batches: await reads again after a 503, a seal is re-sent, odd answers are refused. */
+    struct countersign_batch_status *b = NULL;
+    rc = countersign_await_batch(c, "rb-await", 10, &b, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch through two 503s and an open batch"))
+        CHECK(b->is_terminal && countersign_batch_count(b, "executed") == 2 &&
+              countersign_batch_count(b, "denied") == 0 && b->expected == 2 &&
+              !strcmp(b->finished_at, "2030-01-01T00:00:00Z") && b->grant_id == NULL,
+              "terminal, executed 2");
+    countersign_batch_status_free(b);
+    b = NULL;
+    rc = countersign_seal_batch(c, "rb-seal", 3, &b, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "seal_batch through a 503"))
+        CHECK(!strcmp(b->status, "open") && b->expected == 3 && b->members == 1 &&
+              !b->is_terminal, "open, 1 of 3");
+    countersign_batch_status_free(b);
+    b = NULL;
+    rc = countersign_get_batch_status(c, "rb-bad", &b, &e);
+    CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response") && b == NULL &&
+          !strcmp(e.batch_id, "rb-bad"), "counts that are not an object -> %s %s",
+          countersign_code_name(rc), e.server_code);
+    rc = countersign_await_batch(c, "rb-gone", 10, &b, &e);
+    CHECK(rc == COUNTERSIGN_NOT_FOUND && b == NULL, "await of an unknown batch -> %s",
+          countersign_code_name(rc));
     countersign_client_free(c);
 }
 
@@ -710,6 +799,268 @@ static void produce(void)
     countersign_producer_free(p);
     CHECK(countersign_producer_new("", NULL, err) == NULL, "no brokers refused: %s", err);
     cs_free(url);
+}
+
+/* ==== batches ============================================================ */
+
+#define BATCH_N 6
+
+/* n refunds to the stub's /v1/batch/<prefix>/<i>; urls[] and json[] hold their strings. */
+static void batch_requests(struct countersign_request *reqs, size_t n, const char *prefix,
+                           char urls[][256], char json[][64])
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(urls[i], sizeof(urls[i]), "%s/v1/batch/%s/%zu", stub_url, prefix, i);
+        snprintf(json[i], sizeof(json[i]), "{\"amount\":%zu}", 100 + i);
+        reqs[i] = (struct countersign_request){
+            .method = "POST", .url = urls[i], .grant_id = "stripe", .json = json[i],
+            .reason = "refund of a duplicate charge (batch test)",
+        };
+    }
+}
+
+/* Reads the batch until its status is `want` (or the time is up); the last state read. */
+static struct countersign_batch_status *batch_until(struct countersign_client *c,
+                                                     const char *batch_id, const char *want,
+                                                     double seconds)
+{
+    struct countersign_batch_status *st = NULL;
+    struct countersign_error e;
+    for (double until = now() + seconds;; pause_for(0.2)) {
+        countersign_batch_status_free(st);
+        st = NULL;
+        enum countersign_code rc = countersign_get_batch_status(c, batch_id, &st, &e);
+        if ((rc == COUNTERSIGN_OK && !strcmp(st->status, want)) || now() > until)
+            return st;
+    }
+}
+
+/*
+ * A batch of 6 over HTTP: local refusals first (nothing sent), then submit
+ * and seal, resubmit (the same members), a conflicting seal, a wait that
+ * times out, approve all but one on the batch page, await: 5 executed, 1
+ * denied. Then a batch whose third member is refused: not sealed, fixed,
+ * submitted again.
+ */
+static void batch(struct countersign_client *c)
+{
+    struct countersign_request reqs[BATCH_N];
+    char urls[BATCH_N][256], json[BATCH_N][64], why[512];
+    struct countersign_batch_status *st = NULL, *again = NULL, *done = NULL;
+    struct countersign_response *r = NULL;
+    struct countersign_error e;
+    char err[COUNTERSIGN_ERRLEN];
+    batch_requests(reqs, BATCH_N, "cb6", urls, json);
+    CHECK(countersign_client_set_poll_interval(c, 0.5, err) == COUNTERSIGN_OK, "poll 0.5 s");
+
+    /* Refused locally: nothing is sent. */
+    enum countersign_code rc = countersign_submit_batch(c, "bad id", reqs, BATCH_N, true, &st,
+                                                        &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && st == NULL, "a batch id with a space -> %s: %s",
+          countersign_code_name(rc), e.message);
+    rc = countersign_submit_batch(c, "cb6", reqs, 0, true, &st, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "no requests and seal -> %s: %s",
+          countersign_code_name(rc), e.message);
+    reqs[1].idempotency_key = "dup";
+    reqs[4].idempotency_key = "dup";
+    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 4 &&
+          !strcmp(e.batch_id, "cb6") && strstr(e.message, "requests[1] and requests[4]"),
+          "two requests with one key -> %s, index %ld: %s", countersign_code_name(rc),
+          e.batch_index, e.message);
+    reqs[1].idempotency_key = reqs[4].idempotency_key = NULL;
+    reqs[3].batch_id = "other";
+    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 3,
+          "a request of another batch -> %s, index %ld", countersign_code_name(rc),
+          e.batch_index);
+    reqs[3].batch_id = "cb6"; /* the same batch id is fine */
+    reqs[5].json = "{not json";
+    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 5 &&
+          strstr(e.message, "requests[5]"), "bad JSON in requests[5] -> %s: %s",
+          countersign_code_name(rc), e.message);
+    reqs[5].json = json[5];
+    rc = countersign_get_batch_status(c, "cb6", &st, &e);
+    CHECK(rc == COUNTERSIGN_NOT_FOUND && e.http_status == 404 && st == NULL,
+          "nothing was sent: the batch is unknown -> %s", countersign_code_name(rc));
+
+    /* Submit and seal. */
+    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
+    if (!CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit_batch of 6, sealed"))
+        goto done;
+    CHECK(!strcmp(st->batch_id, "cb6") && strlen(st->batch_uid) == COUNTERSIGN_ID_LEN &&
+          !strcmp(st->status, "decidable") && st->expected == BATCH_N &&
+          st->members == BATCH_N && strlen(st->digest) == 64 && !st->is_terminal &&
+          st->expires_at[0] && st->grant_id && !strcmp(st->grant_id, "stripe"),
+          "decidable, 6 of 6, digest %s", st->digest);
+    CHECK(countersign_batch_count(st, "pending") == BATCH_N &&
+          countersign_batch_count(st, "executed") == 0, "6 pending");
+    bool ids_ok = st->n_approval_ids == BATCH_N;
+    for (size_t i = 0; ids_ok && i < BATCH_N; i++)
+        ids_ok = strlen(st->approval_ids[i]) == COUNTERSIGN_ID_LEN &&
+                 (i == 0 || strcmp(st->approval_ids[i], st->approval_ids[i - 1]) != 0);
+    CHECK(ids_ok, "an approval id per request");
+
+    /* Again: the same members (keys "cb6:<i>"), the same seal. */
+    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &again, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same batch again")) {
+        bool same = again->n_approval_ids == BATCH_N && again->members == BATCH_N;
+        for (size_t i = 0; same && i < BATCH_N; i++)
+            same = !strcmp(again->approval_ids[i], st->approval_ids[i]);
+        CHECK(same && !strcmp(again->digest, st->digest), "the same members, the same digest");
+    }
+    countersign_batch_status_free(again);
+    again = NULL;
+    rc = countersign_seal_batch(c, "cb6", BATCH_N, NULL, &e);
+    CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same seal again");
+    rc = countersign_seal_batch(c, "cb6", BATCH_N + 1, &again, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_CONFLICT, e, "a seal with another count"))
+        CHECK(e.http_status == 409 && !strcmp(e.server_code, "conflict") &&
+              !strcmp(e.batch_id, "cb6") && e.batch_index == -1 && again == NULL,
+              "409 conflict: %s", e.message);
+    rc = countersign_seal_batch(c, "cb6", 0, NULL, &e);
+    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "a count of 0 -> %s", countersign_code_name(rc));
+
+    /* Waiting while nobody decides. */
+    double t0 = now();
+    rc = countersign_await_batch(c, "cb6", 1, &done, &e);
+    double took = now() - t0;
+    if (CHECK_CODE(rc, COUNTERSIGN_TIMEOUT, e, "await 1 s while decidable"))
+        CHECK(took >= 0.9 && took < 1 + 5 * mult && !strcmp(e.last_status, "decidable") &&
+              !strcmp(e.server_code, "timeout") && strstr(e.message, "pending 6") &&
+              done == NULL, "gave up after %.2f s: %s", took, e.message);
+
+    /* Alice approves all but the third on the batch page. */
+    long s = decide_batch("cb6", "alice", "approve", "cb6:2",
+                          "refunds checked against the tickets; cb6:2 was already refunded",
+                          why, sizeof(why));
+    CHECK(s == 200, "alice approved all but cb6:2 on the batch page (HTTP %ld, %s)", s, why);
+    rc = countersign_await_batch(c, "cb6", 90 * mult, &done, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch")) {
+        CHECK(done->is_terminal && countersign_batch_count(done, "executed") == 5 &&
+              countersign_batch_count(done, "denied") == 1 && done->n_counts == 2,
+              "counts: executed %d, denied %d (%zu statuses)",
+              countersign_batch_count(done, "executed"), countersign_batch_count(done, "denied"),
+              done->n_counts);
+        CHECK(!strcmp(done->status, "decided") && !strcmp(done->decision, "approved") &&
+              done->decided_at[0] && done->finished_at[0] && done->decided_by[0] &&
+              done->approvals_received == 1 && done->n_approval_ids == 0,
+              "decided (%s, %s) by %s", done->status, done->decision, done->decided_by);
+    }
+    rc = countersign_await_approval(c, st->approval_ids[2], 10 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_DENIED, e, "await of the excepted member"))
+        CHECK(strstr(e.reason, "already refunded") != NULL, "its reason: %s", e.reason);
+    countersign_response_free(r);
+    r = NULL;
+    rc = countersign_await_approval(c, st->approval_ids[0], 10 * mult, &r, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await of an approved member"))
+        CHECK(r->status_code == 201, "executed: %d", r->status_code);
+    countersign_response_free(r);
+    r = NULL;
+    rc = countersign_get_batch_status(c, "nope", &again, &e);
+    CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "an unknown batch");
+
+    /* A refused member stops the submission; the batch is not sealed. */
+    countersign_batch_status_free(st);
+    st = NULL;
+    batch_requests(reqs, 4, "cbr", urls, json);
+    reqs[2].grant_id = "no-such-grant";
+    rc = countersign_submit_batch(c, "cbr", reqs, 4, true, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "a member with an unknown grant"))
+        CHECK(e.batch_index == 2 && !strcmp(e.batch_id, "cbr") &&
+              !strcmp(e.server_code, "unknown_grant") && st == NULL,
+              "index %ld, %s: %s", e.batch_index, e.server_code, e.message);
+    rc = countersign_get_batch_status(c, "cbr", &again, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the refused batch's status"))
+        CHECK(again->members == 2 && again->expected == -1 && !strcmp(again->status, "open") &&
+              !again->digest[0], "2 members, not sealed, open (%d, %d, %s)", again->members,
+              again->expected, again->status);
+    countersign_batch_status_free(again);
+    again = NULL;
+    reqs[2].grant_id = "stripe";
+    rc = countersign_submit_batch(c, "cbr", reqs, 4, false, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "fixed and submitted again, without the seal"))
+        CHECK(st->members == 4 && st->expected == -1 && st->n_approval_ids == 4,
+              "4 members, not sealed");
+    rc = countersign_seal_batch(c, "cbr", 4, &again, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "seal_batch 4"))
+        CHECK(!strcmp(again->status, "decidable") && again->expected == 4,
+              "decidable, expected 4");
+done:
+    countersign_batch_status_free(st);
+    countersign_batch_status_free(again);
+    countersign_batch_status_free(done);
+}
+
+/*
+ * Members produced on Kafka with batch_id, sealed with countersign_produce_seal
+ * (one batch seal last, one seal first): both become decidable; the first is
+ * approved and awaited over HTTP.
+ */
+static void batch_kafka(struct countersign_client *c)
+{
+    char err[COUNTERSIGN_ERRLEN], why[512];
+    const char *brokers = getenv("CS_KAFKA_BROKERS"), *prefix = getenv("CS_TOPIC_PREFIX");
+    struct countersign_producer *p = countersign_producer_new(brokers, prefix, err);
+    struct countersign_batch_status *st = NULL;
+    struct countersign_error e;
+    if (!CHECK(p != NULL, "producer_new: %s", p ? "ok" : err))
+        return;
+    CHECK(countersign_client_set_poll_interval(c, 0.5, err) == COUNTERSIGN_OK, "poll 0.5 s");
+    char url[256], id[64];
+    struct countersign_envelope env = {
+        .agent = "bot1", .grant_id = "stripe", .method = "POST", .url = url,
+        .json = "{\"amount\":300}", .reason = "refund of a duplicate charge (kafka batch)",
+        .request_id = id,
+    };
+    bool all = true;
+    for (int i = 0; i < 3; i++) {
+        snprintf(url, sizeof(url), "%s/v1/batch/ckb/%d", stub_url, i);
+        snprintf(id, sizeof(id), "ckb-%d", i);
+        env.batch_id = "ckb";
+        all &= countersign_produce_request(p, &env, err) == COUNTERSIGN_OK;
+    }
+    CHECK(all, "3 members of ckb produced: %s", err);
+    enum countersign_code rc = countersign_produce_seal(p, "bot1", "ckb", 3, err);
+    CHECK(rc == COUNTERSIGN_OK, "seal ckb for 3 produced: %s", err);
+
+    rc = countersign_produce_seal(p, "bot1", "ckf", 2, err);
+    CHECK(rc == COUNTERSIGN_OK, "seal ckf for 2 produced first: %s", err);
+    all = true;
+    for (int i = 0; i < 2; i++) {
+        snprintf(url, sizeof(url), "%s/v1/batch/ckf/%d", stub_url, i);
+        snprintf(id, sizeof(id), "ckf-%d", i);
+        env.batch_id = "ckf";
+        all &= countersign_produce_request(p, &env, err) == COUNTERSIGN_OK;
+    }
+    CHECK(all, "then its 2 members: %s", err);
+
+    CHECK(countersign_produce_seal(p, "bot1", "ckb", 0, err) == COUNTERSIGN_INVALID_ARGUMENT,
+          "a seal count of 0 is refused: %s", err);
+    CHECK(countersign_produce_seal(p, "bot1", "c/kb", 3, err) == COUNTERSIGN_INVALID_ARGUMENT,
+          "a bad batch id is refused: %s", err);
+    CHECK(countersign_produce_seal(p, NULL, "ckb", 3, err) == COUNTERSIGN_INVALID_ARGUMENT,
+          "a seal without agent is refused: %s", err);
+    countersign_producer_free(p);
+
+    st = batch_until(c, "ckb", "decidable", 30 * mult);
+    CHECK(st && !strcmp(st->status, "decidable") && st->expected == 3 && st->members == 3 &&
+          strlen(st->digest) == 64, "ckb decidable, 3 of 3 (%s)", st ? st->status : "unknown");
+    countersign_batch_status_free(st);
+    st = batch_until(c, "ckf", "decidable", 30 * mult);
+    CHECK(st && !strcmp(st->status, "decidable") && st->expected == 2 && st->members == 2,
+          "ckf (seal first) decidable, 2 of 2 (%s)", st ? st->status : "unknown");
+    countersign_batch_status_free(st);
+    st = NULL;
+
+    long s = decide_batch("ckb", "bob", "approve", NULL, "all three checked", why, sizeof(why));
+    CHECK(s == 200, "bob approved all of ckb (HTTP %ld, %s)", s, why);
+    rc = countersign_await_batch(c, "ckb", 90 * mult, &st, &e);
+    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch ckb"))
+        CHECK(countersign_batch_count(st, "executed") == 3 && st->n_counts == 1 &&
+              st->is_terminal, "3 executed");
+    countersign_batch_status_free(st);
 }
 
 /* ==== main =============================================================== */
@@ -755,6 +1106,10 @@ int main(int argc, char **argv)
             produce();
         else if (!strcmp(argv[i], "retries"))
             retries();
+        else if (!strcmp(argv[i], "batch"))
+            batch(c);
+        else if (!strcmp(argv[i], "batch_kafka"))
+            batch_kafka(c);
         else
             CHECK(false, "unknown scenario %s", argv[i]);
     }

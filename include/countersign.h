@@ -11,7 +11,12 @@
  *   countersign_await_approval()    -> the result, or DENIED / EXPIRED /
  *                                      CANCELLED / EXECUTION_FAILED / TIMEOUT
  *   countersign_get_approval_status(), countersign_cancel_approval()
- *   countersign_producer_*()        -> the same request as a Kafka envelope
+ *   countersign_submit_batch()      -> many calls decided at once by one batch
+ *                                      decision; countersign_seal_batch(),
+ *                                      countersign_get_batch_status(),
+ *                                      countersign_await_batch()
+ *   countersign_producer_*()        -> the same request as a Kafka envelope;
+ *                                      countersign_produce_seal() seals a batch
  *
  * Built on libcurl (easy interface) and json-c; the producer on librdkafka.
  * Link with libcountersign-client.a and `pkg-config --libs libcurl json-c
@@ -60,8 +65,12 @@ extern "C" {
 #define COUNTERSIGN_TIME_LEN 40
 /* The longest reason the server accepts (approver's, agent's, canceller's). */
 #define COUNTERSIGN_REASON_MAX 4096
-/* await_approval's timeout_seconds: no local limit. */
+/* await_approval's and await_batch's timeout_seconds: no local limit. */
 #define COUNTERSIGN_WAIT_FOREVER (-1.0)
+/* The longest batch id (letters, digits and ._:- only). */
+#define COUNTERSIGN_BATCH_ID_MAX 128
+/* The most members a batch may have (the largest seal count). */
+#define COUNTERSIGN_BATCH_MAX 100000
 
 /* ==== errors ============================================================= */
 
@@ -98,8 +107,9 @@ const char *countersign_code_name(enum countersign_code code);
 
 /*
  * Everything known about a failure. Filled by every call that takes one
- * (zeroed, code COUNTERSIGN_OK, on success). String fields are always
- * NUL-terminated, "" when unknown, and cut to fit (never an API key).
+ * (zeroed -- code COUNTERSIGN_OK, batch_index -1 -- on success). String
+ * fields are always NUL-terminated, "" when unknown, and cut to fit (never an
+ * API key).
  */
 struct countersign_error {
     enum countersign_code code;
@@ -116,8 +126,13 @@ struct countersign_error {
     char error_code[64];                      /* connect_failed, tls_error, timeout, outcome_unknown,
                                                  host_not_allowed, ... */
     char error_message[COUNTERSIGN_ERRLEN];
-    /* details of TIMEOUT: the status seen last ("pending", "approved", "executing") */
+    /* details of TIMEOUT: the status seen last ("pending", "approved", "executing";
+       for await_batch the batch's: "open", "decidable", "decided") */
     char last_status[16];
+    /* batch calls: the batch id; for submit_batch also the index in reqs of the
+       member that was refused (its own error is above), else -1 */
+    char batch_id[COUNTERSIGN_BATCH_ID_MAX + 1];
+    long batch_index;
 };
 
 /* ==== the client ========================================================= */
@@ -152,9 +167,11 @@ enum countersign_code countersign_client_set_timeout(struct countersign_client *
  * Retries of a retriable failure (0 turns them off); the pause before retry n
  * is min(backoff_max, backoff * 2^n), half of it random; a Retry-After header
  * (at most 60 s) wins. What is retried:
- *   get_approval_status: transport errors and 429, 500, 502, 503, 504;
- *   proxy_request with an idempotency_key: the same (the server answers a
- *     repeated key with the first answer);
+ *   get_approval_status, get_batch_status: transport errors and 429, 500,
+ *     502, 503, 504;
+ *   proxy_request with an idempotency_key, each member of submit_batch (it
+ *     always has one), seal_batch: the same (the server answers a repeated
+ *     key with the first answer; the same seal again changes nothing);
  *   proxy_request without one, cancel_approval: only a failure to connect
  *     (nothing was sent).
  */
@@ -163,7 +180,10 @@ enum countersign_code countersign_client_set_retries(struct countersign_client *
                                                      double backoff_max_seconds,
                                                      char err[COUNTERSIGN_ERRLEN]);
 
-/* await_approval's pause after a transport error or a retriable 5xx (> 0 s). */
+/*
+ * await_approval's pause after a transport error or a retriable 5xx, and
+ * await_batch's first pause between reads (> 0 s).
+ */
 enum countersign_code countersign_client_set_poll_interval(struct countersign_client *client,
                                                            double seconds,
                                                            char err[COUNTERSIGN_ERRLEN]);
@@ -206,7 +226,8 @@ struct countersign_request {
     const char *context;         /* JSON object text shown to approvers (at most 16 KiB) */
     const char *idempotency_key; /* your own identity of the operation ("refund-ticket-4312"):
                                     a resubmission returns the first answer */
-    const char *batch_id;
+    const char *batch_id;        /* makes the call a member of this batch: it waits for the
+                                    batch decision (countersign_submit_batch() sets it) */
 };
 
 enum countersign_kind {
@@ -319,6 +340,149 @@ enum countersign_code countersign_cancel_approval(struct countersign_client *cli
 /* Frees a status and everything in it. NULL does nothing. */
 void countersign_status_free(struct countersign_status *st);
 
+/* ==== batches ============================================================ */
+
+/*
+ * A batch is many calls (members, all with one grant and so one policy)
+ * that approvers decide at once on one page: approve all, deny all, or
+ * approve all but listed members (by request id: the idempotency key). Each
+ * member then executes, or not, on its own. Nothing is decided before the
+ * batch is sealed with its member count and every member is stored; members
+ * and the seal may arrive in any order (HTTP or Kafka).
+ */
+
+/* How many members are in one approval status. */
+struct countersign_batch_count {
+    char status[16];                          /* pending executed denied failed expired ... */
+    int count;
+};
+
+/*
+ * A batch's state (GET /v1/batches/{id}). Owned by the caller:
+ * countersign_batch_status_free(); every pointer inside is owned by it.
+ */
+struct countersign_batch_status {
+    char batch_id[COUNTERSIGN_BATCH_ID_MAX + 1];
+    char batch_uid[COUNTERSIGN_ID_LEN + 1];   /* the server's id (what batch links sign) */
+    char status[16];      /* open (the seal or members missing), decidable (approvers have
+                             their links), decided, expired (not decided within the window) */
+    int expected;         /* the sealed member count; -1 until sealed */
+    int members;          /* members stored */
+    struct countersign_batch_count *counts;   /* members per approval status, in no order;
+                                                 see countersign_batch_count() */
+    size_t n_counts;
+    char digest[65];      /* hex SHA-256 over the members' digests shown to approvers;
+                             "" until decidable */
+    bool is_terminal;     /* every member is terminal and the batch summary was published:
+                             nothing changes after that */
+    int approvals_received;
+    int approvals_required;
+    char created_at[COUNTERSIGN_TIME_LEN];
+    char expires_at[COUNTERSIGN_TIME_LEN];    /* "" until the first member fixes it */
+    char decided_at[COUNTERSIGN_TIME_LEN];    /* "" until decided */
+    char finished_at[COUNTERSIGN_TIME_LEN];   /* "" until terminal */
+    char decided_by[128];                     /* who decided ("approver:<id>"), or "" */
+    char decision[16];                        /* approved | denied, or "" */
+    char *grant_id, *policy_id;               /* NULL until the first member; owned */
+    /* Only from countersign_submit_batch(): the approval id of each of its
+       requests, in the order given (n_approval_ids == n); else NULL and 0. */
+    char **approval_ids;
+    size_t n_approval_ids;
+};
+
+/* How many members of st are in `status` ("executed", ...); 0 when none. */
+int countersign_batch_count(const struct countersign_batch_status *st, const char *status);
+
+/*
+ * Submits reqs[0..n-1] as the members of batch `batch_id` (POST /v1/proxy
+ * with batch_id, one member after the other), then -- when `seal` -- seals
+ * the batch with n members (countersign_seal_batch()). On COUNTERSIGN_OK,
+ * *out (when out is not NULL) is the batch's state with approval_ids.
+ *
+ * batch_id: 1..COUNTERSIGN_BATCH_ID_MAX letters, digits and ._:- . Each
+ * request is what countersign_proxy_request() takes; its batch_id must be
+ * NULL or this batch_id. A request without an idempotency_key gets
+ * "<batch_id>:<index>" (index in reqs), so submitting the same batch again
+ * -- after a crash, a timeout -- finds the members already stored instead
+ * of adding new ones, and every member submission is retried like a read.
+ * A member waits for the batch decision even when its policy alone would
+ * not require approval.
+ *
+ * Every request is checked before anything is sent: INVALID_ARGUMENT,
+ * nothing sent, for a bad batch_id, n == 0 with seal (a batch needs a
+ * member), n > COUNTERSIGN_BATCH_MAX, a request refused locally, or two
+ * requests with one idempotency key (they would be one member);
+ * error->batch_index names the request. If the server refuses a member, no
+ * further member is sent, the batch is NOT sealed, and that member's error
+ * is returned with error->batch_index: CONFLICT (a member after the batch
+ * was complete, another grant or policy than the batch's, an idempotency
+ * key reused for another request), VALIDATION, NOT_FOUND (unknown_grant),
+ * PERMISSION, EXPIRED (the batch's window elapsed), CONNECTION / SERVER once
+ * retries are spent. Fix the cause and submit the same requests again. A
+ * member that already has an outcome (a resubmitted, decided batch: DENIED,
+ * CANCELLED, EXECUTION_FAILED) is not an error. The seal's own errors are
+ * countersign_seal_batch()'s.
+ *
+ * seal false submits the members only: to send a large batch in parts, give
+ * each request its own idempotency_key (the default one counts from 0 in
+ * every call), then countersign_seal_batch() with the total.
+ */
+enum countersign_code countersign_submit_batch(struct countersign_client *client,
+                                               const char *batch_id,
+                                               const struct countersign_request *reqs, size_t n,
+                                               bool seal, struct countersign_batch_status **out,
+                                               struct countersign_error *error)
+    COUNTERSIGN_MUSTCHECK;
+
+/*
+ * Seals the batch with its member count, 1..COUNTERSIGN_BATCH_MAX (POST
+ * /v1/batches/{id}/seal). The batch becomes decidable once the seal and all
+ * `count` members are stored, in any order. On COUNTERSIGN_OK, *out (when
+ * out is not NULL) is its state. Sealing again with the same count changes
+ * nothing (so it is retried like a read). CONFLICT when the batch is
+ * already sealed for another count or has more members already, EXPIRED
+ * when its window has elapsed, INVALID_ARGUMENT for a bad batch_id or count.
+ */
+enum countersign_code countersign_seal_batch(struct countersign_client *client,
+                                             const char *batch_id, int count,
+                                             struct countersign_batch_status **out,
+                                             struct countersign_error *error)
+    COUNTERSIGN_MUSTCHECK;
+
+/*
+ * Reads the batch's state (GET /v1/batches/{id}). NOT_FOUND for a batch id
+ * this agent never used (no member, no seal).
+ */
+enum countersign_code countersign_get_batch_status(struct countersign_client *client,
+                                                   const char *batch_id,
+                                                   struct countersign_batch_status **out,
+                                                   struct countersign_error *error)
+    COUNTERSIGN_MUSTCHECK;
+
+/*
+ * Waits until the batch is terminal and returns its final state in *out:
+ * read the outcome from the counts (countersign_batch_count(st, "executed"));
+ * denied, expired or failed members are not errors here (await a member's
+ * approval id for its own result). There is no long-poll for batches: it
+ * reads GET /v1/batches/{id} at once, then after the poll interval (2 s by
+ * default), half as long again each time, at most 10 s between reads (or the
+ * poll interval when longer), never past the deadline. timeout_seconds >= 0,
+ * or COUNTERSIGN_WAIT_FOREVER; 0 looks once. Fails with TIMEOUT when the
+ * local wait gave up (error->last_status is the batch's status, the message
+ * has its counts; the batch goes on: await it again later, or read it with
+ * countersign_get_batch_status()), NOT_FOUND for an unknown batch, or --
+ * when the server could not be reached up to the deadline -- the last
+ * CONNECTION or SERVER error. Blocks the calling thread.
+ */
+enum countersign_code countersign_await_batch(struct countersign_client *client,
+                                              const char *batch_id, double timeout_seconds,
+                                              struct countersign_batch_status **out,
+                                              struct countersign_error *error)
+    COUNTERSIGN_MUSTCHECK;
+
+/* Frees a batch status and everything in it. NULL does nothing. */
+void countersign_batch_status_free(struct countersign_batch_status *st);
+
 /* ==== the Kafka producer ================================================= */
 
 /*
@@ -344,7 +508,8 @@ struct countersign_envelope {
     size_t n_path_params;
     const char *reason;
     const char *context;          /* JSON object text */
-    const char *batch_id;
+    const char *batch_id;         /* a member of this batch: seal it with
+                                     countersign_produce_seal() (or over HTTP) */
 };
 
 struct countersign_producer;
@@ -373,6 +538,22 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
 enum countersign_code countersign_produce_request(struct countersign_producer *producer,
                                                   const struct countersign_envelope *env,
                                                   char err[COUNTERSIGN_ERRLEN])
+    COUNTERSIGN_MUSTCHECK;
+
+/*
+ * Seals batch `batch_id` of `agent` with its member count
+ * (1..COUNTERSIGN_BATCH_MAX): {"type": "seal", "agent", "batch_id",
+ * "count"} on the requests topic, keyed by the batch id, and waits for the
+ * broker like countersign_produce_request(). The members
+ * (countersign_envelope.batch_id) and the seal may be produced in any order;
+ * the batch becomes decidable once the worker has stored both. The same
+ * seal again is a no-op there; a seal with another count is dead-lettered
+ * (conflict). INVALID_ARGUMENT, nothing sent, for a missing agent, a bad
+ * batch_id (1..COUNTERSIGN_BATCH_ID_MAX letters, digits and ._:-) or count.
+ */
+enum countersign_code countersign_produce_seal(struct countersign_producer *producer,
+                                               const char *agent, const char *batch_id,
+                                               int count, char err[COUNTERSIGN_ERRLEN])
     COUNTERSIGN_MUSTCHECK;
 
 /* Flushes (up to 5 s) and destroys the producer. NULL does nothing. */

@@ -7,6 +7,10 @@
  * keeps its secret encrypted; cs_grant_secret() decrypts it on demand into
  * a buffer the caller wipes and frees.
  *
+ * The executor expires the catalog at every claim and forgets a grant before
+ * every retry, so a call is always checked against the grant as it is when
+ * the call is made, not as it was cached.
+ *
  * Lifetime: pointers returned by lookups stay valid until the next
  * cs_catalog_tick() on the same catalog; call it at a safe point of the
  * loop (e.g. before each batch). Thread: one catalog per thread.
@@ -51,6 +55,10 @@ struct cs_catalog *cs_catalog_new(int64_t ttl_ms);
 void cs_catalog_free(struct cs_catalog *c);
 /* Frees entries replaced since the last tick. */
 void cs_catalog_tick(struct cs_catalog *c);
+/* Makes every entry stale: the next lookup of each reads the database again. */
+void cs_catalog_expire(struct cs_catalog *c);
+/* Makes grant `id` stale (its pointer stays valid until the next tick). */
+void cs_catalog_forget_grant(struct cs_catalog *c, const char *id);
 
 /* CS_ERR_UNKNOWN_AGENT when no enabled agent has this name. */
 enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char *name,

@@ -45,9 +45,13 @@ enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char 
     unsigned char raw[32], hash[CS_SHA256_LEN];
     char hex[2 * CS_SHA256_LEN + 1], scope_list[128];
     const char *s = scopes ? scopes : "submit,read";
-    for (const char *c = s; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || *c == ','))
-            return cs_err_set(err, CS_ERR_INVALID, "scopes are comma-separated: submit,read");
+    char *copy = cs_strdup(s);
+    bool ok = *s != '\0';
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save))
+        ok = !strcmp(t, "submit") || !strcmp(t, "read");
+    cs_free(copy);
+    if (!ok || strlen(s) > 20)
+        return cs_err_set(err, CS_ERR_INVALID, "scopes are submit, read or submit,read");
     snprintf(scope_list, sizeof(scope_list), "{%s}", s);
     cs_random_bytes(raw, sizeof(raw));
     memcpy(key, "cs_", 3);
@@ -132,6 +136,13 @@ enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s
         rc = cs_err_set(err, CS_ERR_POLICY,
                         "quorum %d needs at least as many approvers (got %d): refused", s->quorum,
                         s->napprovers);
+    for (int i = 0; !rc && i < s->napprovers + s->nescalation; i++)
+        for (int k = 0; !rc && k < i; k++) {
+            const char *x = i < s->napprovers ? s->approvers[i] : s->escalation[i - s->napprovers];
+            const char *y = k < s->napprovers ? s->approvers[k] : s->escalation[k - s->napprovers];
+            if (!strcmp(x, y))
+                rc = cs_err_set(err, CS_ERR_INVALID, "approver \"%.64s\" is listed twice", x);
+        }
     if (!rc && (s->window_seconds < 1 || s->window_seconds > 2592000))
         rc = cs_err_set(err, CS_ERR_INVALID, "the window is 1 s to 30 days");
     if (!rc)

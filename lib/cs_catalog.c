@@ -17,6 +17,7 @@
 
 struct entry {
     int64_t loaded_ms;
+    uint64_t gen;                 /* the catalog's generation when loaded */
     bool missing;                 /* cached "not found" */
     bool is_grant;
     union {
@@ -28,6 +29,7 @@ struct entry {
 
 struct cs_catalog {
     int64_t ttl_ms;
+    uint64_t gen;                 /* cs_catalog_expire() bumps it */
     struct cs_map *agents;        /* name -> entry */
     struct cs_map *grants;        /* id -> entry */
     struct entry *retired;
@@ -84,6 +86,20 @@ void cs_catalog_tick(struct cs_catalog *c)
     }
 }
 
+void cs_catalog_expire(struct cs_catalog *c)
+{
+    c->gen++;
+}
+
+void cs_catalog_forget_grant(struct cs_catalog *c, const char *id)
+{
+    struct entry *old = cs_map_del(c->grants, id);
+    if (old) {
+        old->retired_next = c->retired;
+        c->retired = old;
+    }
+}
+
 void cs_catalog_free(struct cs_catalog *c)
 {
     if (!c)
@@ -97,13 +113,14 @@ void cs_catalog_free(struct cs_catalog *c)
 static struct entry *fresh(struct cs_catalog *c, struct cs_map *m, const char *key, int64_t now)
 {
     struct entry *e = cs_map_get(m, key);
-    if (e && now - e->loaded_ms < c->ttl_ms)
+    if (e && e->gen == c->gen && now - e->loaded_ms < c->ttl_ms)
         return e;
     return NULL;
 }
 
 static void store(struct cs_catalog *c, struct cs_map *m, const char *key, struct entry *e)
 {
+    e->gen = c->gen;
     struct entry *old = cs_map_put(m, key, e);
     if (old) {
         old->retired_next = c->retired;

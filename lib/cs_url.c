@@ -35,17 +35,52 @@ void cs_url_free(struct cs_url *u)
     memset(u, 0, sizeof(*u));
 }
 
-static bool path_has_encoded_separator(const char *p)
+static int hexval(int c)
 {
-    for (; *p; p++) {
-        if (*p == '\\')
-            return true;
-        if (*p == '%' && p[1] && p[2]) {
-            if (p[1] == '2' && (p[2] == 'e' || p[2] == 'E' || p[2] == 'f' || p[2] == 'F'))
-                return true;
-            if (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))
-                return true;
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * Why path p cannot be trusted as the provider will read it, or NULL. A
+ * provider may decode or merge what curl keeps: percent-encoded unreserved
+ * characters (%72 is 'r'), encoded '/', '.' or '\', empty segments ("//"
+ * is merged by nginx and others), and dot segments hidden behind a ';'
+ * parameter ("..;" resolves as ".." on Tomcat and Jetty). Each could move
+ * the call outside the base it was allowed under, or past a policy rule.
+ */
+static const char *path_problem(const char *p)
+{
+    for (const char *c = p; *c; c++) {
+        if (*c == '\\')
+            return "a backslash";
+        if (*c == '%') {
+            int hi = hexval((unsigned char)c[1]), lo = hi < 0 ? -1 : hexval((unsigned char)c[2]);
+            if (hi < 0 || lo < 0)
+                return "a malformed percent escape";
+            int v = hi << 4 | lo;
+            if ((v >= 'a' && v <= 'z') || (v >= 'A' && v <= 'Z') || (v >= '0' && v <= '9') ||
+                v == '-' || v == '.' || v == '_' || v == '~')
+                return "a percent-encoded letter, digit or '-._~'";
+            if (v == '/' || v == '\\')
+                return "an encoded '/' or '\\'";
         }
+        if (*c == '/' && c[1] == '/')
+            return "an empty segment (\"//\")";
+    }
+    return NULL;
+}
+
+/* A dot segment carrying a ';' parameter anywhere in text ("..;" or ".;"). */
+static bool dot_param_segment(const char *p)
+{
+    for (const char *seg = p; *seg;) {
+        if (*seg == '/')
+            seg++;
+        size_t n = strcspn(seg, "/"), base = strcspn(seg, ";/");
+        if (base < n && ((base == 1 && seg[0] == '.') || (base == 2 && !strncmp(seg, "..", 2))))
+            return true;
+        seg += n;
     }
     return false;
 }
@@ -58,6 +93,11 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
     for (const char *c = s; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
             return cs_err_set(err, CS_ERR_BAD_URL, "URL contains a space or control character");
+    /* Checked before curl resolves dot segments: "/v1/.;/../x" must not slip through. */
+    const char *path = strstr(s, "://");
+    path = path ? path + 3 + strcspn(path + 3, "/?#") : s;
+    if (dot_param_segment(path))
+        return cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain a dot segment with a ';' parameter");
     CURLU *h = curl_url();
     cs_assert(h);
     enum cs_err rc = CS_OK;
@@ -110,8 +150,10 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
     u->path = part(h, CURLUPART_PATH, 0);
     if (!u->path)
         u->path = cs_strdup("/");
-    if (path_has_encoded_separator(u->path)) {
-        rc = cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain encoded '.', '/' or '\\'");
+    const char *why = dot_param_segment(u->path) ? "a dot segment with a ';' parameter"
+                                                 : path_problem(u->path);
+    if (why) {
+        rc = cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain %s", why);
         goto done;
     }
     u->query = part(h, CURLUPART_QUERY, 0);

@@ -534,6 +534,8 @@ static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
     int got = PQntuples(res);
     *full = got == n;
     cs_catalog_tick(ex->cat);
+    if (got)
+        cs_catalog_expire(ex->cat); /* check the claimed calls against the grants as they are now */
     for (int r = 0; r < got; r++)
         start(ex, res, r);
     PQclear(res);
@@ -560,10 +562,17 @@ static void restart_due(struct executor *ex, int64_t now)
         }
         *pj = j->next;
         ex->nwaiting--;
-        if (j->prepared)
-            start_transfer(ex, j);
-        else
-            prepare(ex, j);
+        if (j->prepared) {
+            /* A retry is a new call: check the grant again and rebuild its headers
+             * (the hosts may have narrowed, the secret may have rotated). */
+            for (struct curl_slist *s = j->hdrs; s; s = s->next)
+                cs_wipe(s->data, strlen(s->data));
+            curl_slist_free_all(j->hdrs);
+            j->hdrs = NULL;
+            j->prepared = false;
+            cs_catalog_forget_grant(ex->cat, j->grant_id);
+        }
+        prepare(ex, j);
     }
 }
 

@@ -28,7 +28,8 @@ CREATE TABLE api_keys (
     agent_id    uuid NOT NULL REFERENCES agents (id),
     key_hash    bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32),
     prefix      text NOT NULL,
-    scopes      text[] NOT NULL DEFAULT '{submit,read}',
+    scopes      text[] NOT NULL DEFAULT '{submit,read}'
+                    CHECK (scopes <@ '{submit,read}' AND cardinality(scopes) >= 1),
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );

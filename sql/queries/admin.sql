@@ -28,8 +28,10 @@ FROM api_keys k JOIN agents a ON a.id = k.agent_id
 WHERE $1::text IS NULL OR a.name = $1::text ORDER BY k.created_at;
 
 -- name: api_key_lookup
--- Authenticates a presented key by its hash; revoked keys and disabled agents do not match.
-SELECT k.id, a.id, a.name, k.scopes::text FROM api_keys k JOIN agents a ON a.id = k.agent_id
+-- Authenticates a presented key by its hash; revoked keys and disabled agents
+-- do not match. The last column: whether the key holds scope $2 (exactly).
+SELECT k.id, a.id, a.name, $2::text = ANY (k.scopes) FROM api_keys k
+JOIN agents a ON a.id = k.agent_id
 WHERE k.key_hash = decode($1::text, 'hex') AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
 
 -- name: approver_create

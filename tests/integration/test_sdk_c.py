@@ -33,7 +33,8 @@ from harness import BUILD_DIR, SANITIZER_MARKERS, System
 from services import REPO_ROOT, scaled
 
 TEST_BIN = BUILD_DIR / "tests" / "test_client"
-EXAMPLES = {name: BUILD_DIR / "examples" / name for name in ("submit_and_wait", "produce_request")}
+EXAMPLES = {name: BUILD_DIR / "examples" / name
+            for name in ("submit_and_wait", "produce_request", "submit_batch")}
 _build_lock = threading.Lock()
 
 
@@ -125,6 +126,25 @@ def decide_via_link(system: System, api_url: str, approval_id: str, decision: st
         m = re.search(r'<input[^>]*name="csrf"[^>]*value="([^"]*)"', page.text)
         assert m and '<form method="post"' in page.text, page.text[:2000]
         resp = http.post(url, data={"decision": decision, "reason": reason, "csrf": m.group(1)},
+                         headers={"Origin": api_url})
+        assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
+
+
+def decide_batch_via_link(system: System, api_url: str, batch_id: str, decision: str,
+                          reason: str, except_ids: tuple[str, ...] = (),
+                          approver: str = "alice") -> None:
+    """Decides a whole batch as a person: opens the batch link (countersign batch
+    links), posts its form with the digest it showed and the ids to deny."""
+    links = [json.loads(line) for line in
+             system.cli("batch", "links", "bot1", batch_id).stdout.splitlines() if line.strip()]
+    (url,) = [link["url"] for link in links if link["approver"] == approver]
+    with httpx.Client(timeout=scaled(10)) as http:
+        page = http.get(url)
+        assert page.status_code == 200 and http.cookies.get("cs_csrf"), page.text[:1000]
+        form = dict(re.findall(r'<input[^>]*name="(csrf|digest)"[^>]*value="([^"]*)"', page.text))
+        assert set(form) == {"csrf", "digest"}, page.text[:2000]
+        resp = http.post(url, data={**form, "decision": decision, "reason": reason,
+                                    "except": "\n".join(except_ids)},
                          headers={"Origin": api_url})
         assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
 
@@ -238,6 +258,23 @@ def test_c_retry_policy(stub: Any, c_bins: Path, tmp_path: Path) -> None:
         "body_b64": "b2s=", "body_truncated": False}))
     stub.program(ids["ff"], status=200, body=b"not json")
     stub.program("/v1/proxy", status=503, body=unavailable)
+    batch = {"batch_id": "rb-await", "batch_uid": "00000000-0000-0000-0000-0000000000b1",
+             "status": "decided", "expected": 2, "members": 2, "counts": {"approved": 2},
+             "digest": "ab" * 32, "is_terminal": False, "grant_id": None}
+    stub.program("/v1/batches/rb-await", status=503, body=unavailable, times=2)
+    stub.program("/v1/batches/rb-await", status=200, body=json.dumps(batch), times=1)
+    stub.program("/v1/batches/rb-await", status=200, body=json.dumps({
+        **batch, "counts": {"executed": 2}, "is_terminal": True,
+        "finished_at": "2030-01-01T00:00:00Z"}))
+    stub.program("/v1/batches/rb-seal/seal", status=503, body=unavailable, times=1)
+    stub.program("/v1/batches/rb-seal/seal", status=200, body=json.dumps({
+        "batch_id": "rb-seal", "status": "open", "expected": 3, "members": 1,
+        "counts": {"pending": 1}, "is_terminal": False, "digest": None}))
+    stub.program("/v1/batches/rb-bad", status=200, body=json.dumps({
+        "batch_id": "rb-bad", "status": "open", "members": 0, "counts": [],
+        "is_terminal": False}))
+    stub.program("/v1/batches/rb-gone", status=404, body=json.dumps({
+        "error": {"code": "not_found", "message": "no such batch"}}))
     key = "cs_retry_test_key_0123456789"
     env = {**os.environ, "COUNTERSIGN_URL": "http://127.0.0.1:1", "COUNTERSIGN_API_KEY": key,
            "CS_STUB_URL": stub.url, "CS_CLI": "/bin/false",
@@ -254,6 +291,10 @@ def test_c_retry_policy(stub: Any, c_bins: Path, tmp_path: Path) -> None:
     assert stub.count(ids["dd"] + "/result") == 3
     assert stub.count(ids["ff"]) == 1
     assert stub.count("/v1/proxy") == 1 + 4  # without a key once; with one, 1 + 3 retries
+    assert stub.count("/v1/batches/rb-await") == 4  # 503, 503, not terminal, terminal
+    seals = stub.requests("/v1/batches/rb-seal/seal")
+    assert len(seals) == 2 and all(r.method == "POST" and r.json() == {"count": 3} for r in seals)
+    assert stub.count("/v1/batches/rb-bad") == 1 and stub.count("/v1/batches/rb-gone") == 1
     first = stub.requests(ids["aa"])[0]
     assert first.headers["authorization"] == f"Bearer {key}"
     assert first.headers["user-agent"].startswith("countersign-c/0.1.0 ")
@@ -263,6 +304,60 @@ def test_c_retry_policy(stub: Any, c_bins: Path, tmp_path: Path) -> None:
     sub = stub.requests("/v1/proxy")[0]
     assert sub.method == "POST" and sub.json() == {
         "grant_id": "stripe", "method": "POST", "url": "https://x.test/", "reason": "retry test"}
+
+
+# ---- batches -------------------------------------------------------------
+
+def test_c_batch_approve_all_but_one_on_the_batch_page(system: System, c_bins: Path) -> None:
+    """countersign_submit_batch of 6 (local refusals first, then submitted,
+    resubmitted, a conflicting seal), approved all but cb6:2 on the batch page,
+    awaited: 5 executed, 1 denied; a batch with a refused member stays unsealed."""
+    system.stub.program("/v1/batch/", status=201, body=b'{"refund":"re_batch"}',
+                        headers={"Content-Type": "application/json"})
+    url, key = start(system, scheduler=True)  # the scheduler finishes batches
+    run_c(system, url, key, "batch", min_checks=35)
+    calls = system.stub.requests("/v1/batch/cb6/")
+    assert sorted(c.path for c in calls) == [f"/v1/batch/cb6/{i}" for i in (0, 1, 3, 4, 5)]
+    assert all(c.headers["authorization"] == f"Bearer {system.secret}" for c in calls)
+    assert len({c.headers["idempotency-key"] for c in calls}) == 5
+    rows = {r: (st, reason) for r, st, reason in system.sql(
+        "SELECT request_id, status, decision_reason FROM approvals WHERE batch_id = 'cb6'")}
+    assert {r: st for r, (st, _) in rows.items()} == {
+        f"cb6:{i}": "denied" if i == 2 else "executed" for i in range(6)}, rows
+    assert "already refunded" in (rows["cb6:2"][1] or ""), rows
+    # The member with the unknown grant was never stored; nothing after it went
+    # out until the requests were submitted again; cbr waits for its approvers.
+    cbr = system.sql("SELECT request_id, status FROM approvals WHERE batch_id = 'cbr' "
+                     "ORDER BY request_id")
+    assert cbr == [(f"cbr:{i}", "pending") for i in range(4)], cbr
+    assert system.stub.count("/v1/batch/cbr/") == 0
+    ((expected, status),) = system.sql("SELECT expected, status FROM batches WHERE id = 'cbr'")
+    assert (expected, status) == (4, "decidable")
+    assert not system.sql("SELECT id FROM batches WHERE id NOT IN ('cb6', 'cbr')")
+
+
+def test_c_batch_over_kafka_sealed_by_the_producer(system: System, c_bins: Path) -> None:
+    """Members through countersign_produce_request with batch_id, sealed with
+    countersign_produce_seal (last for ckb, first for ckf): both decidable; ckb
+    approved and awaited over HTTP."""
+    system.stub.program("/v1/batch/", status=201, body=b'{"refund":"re_kafka_batch"}')
+    url, key = start(system, scheduler=True)
+    run_c(system, url, key, "batch_kafka", min_checks=12)
+    msgs = system.topic("requests", expect=7)
+    seals = {m["key"]: m["value"] for m in msgs if m["value"].get("type") == "seal"}
+    assert seals == {
+        "ckb": {"type": "seal", "agent": "bot1", "batch_id": "ckb", "count": 3},
+        "ckf": {"type": "seal", "agent": "bot1", "batch_id": "ckf", "count": 2},
+    }, seals
+    members = [m["value"] for m in msgs if m["value"].get("type") != "seal"]
+    assert sorted(m["request_id"] for m in members) == ["ckb-0", "ckb-1", "ckb-2", "ckf-0",
+                                                         "ckf-1"]
+    assert all(m["batch_id"] == m["request_id"][:3] for m in members)
+    assert not system.topic("dlq", timeout=1)
+    assert sorted(c.path for c in system.stub.requests("/v1/batch/")) == [
+        f"/v1/batch/ckb/{i}" for i in range(3)]
+    assert dict(system.sql("SELECT id, status FROM batches")) == {"ckb": "decided",
+                                                                  "ckf": "decidable"}
 
 
 # ---- the examples --------------------------------------------------------
@@ -307,6 +402,36 @@ def test_c_examples_run(system: System, c_bins: Path) -> None:
     assert json.loads(bytes(row["body"])) == {"charge": "ch_1", "amount": 700}
     headers = {k.lower(): v for k, v in row["headers"].items()}
     assert headers.get("stripe-version") == "2024-06-20", row["headers"]
+
+
+def test_c_example_submit_batch(system: System, c_bins: Path) -> None:
+    """examples/submit_batch: 3 refunds as one batch; alice approves all but
+    the second on the batch page; it prints the counts and exits 1 (not all
+    executed)."""
+    system.stub.program("/v1/refunds/", status=201, body=b'{"refund":"re_batch_example"}')
+    url, key = start(system, scheduler=True)
+    env = _env(system, url, key)
+    p = subprocess.Popen([str(EXAMPLES["submit_batch"]), "eb1", f"{system.stub.url}/v1/refunds",
+                          "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    first = p.stdout.readline() if p.stdout else ""
+    try:
+        assert first.strip() == "batch eb1: 3 members, decidable; waiting for the approvers", first
+        decide_batch_via_link(system, url, "eb1", "approve", "order 2001 was refunded by hand",
+                              except_ids=("eb1:1",))
+        stdout, stderr = p.communicate(timeout=scaled(120))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    res = subprocess.CompletedProcess(p.args, p.returncode, first + stdout, stderr)
+    out = _clean(system, "submit_batch", key, res)
+    assert p.returncode == 1, out
+    assert "batch eb1 approved: executed 2, denied 1, failed 0, expired 0" in stdout, out
+    assert sorted(c.path for c in system.stub.requests("/v1/refunds/")) == [
+        "/v1/refunds/0", "/v1/refunds/2"]
+    reasons = dict(system.sql("SELECT request_id, reason FROM approvals WHERE batch_id = 'eb1'"))
+    assert reasons["eb1:1"] == "order 2001 was shipped twice and charged twice (ticket #4401)"
 
 
 def test_c_readme_and_header_compile() -> None:
