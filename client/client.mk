@@ -22,7 +22,8 @@ CLIENT_EXAMPLES := $(BUILD)/examples/submit_and_wait $(BUILD)/examples/produce_r
 	$(BUILD)/examples/submit_batch
 # Kept (not intermediate), so a second make has nothing to do.
 .SECONDARY: $(call obj,examples/submit_and_wait.c examples/produce_request.c \
-	examples/submit_batch.c client/test_client.c)
+	examples/submit_batch.c client/test_client.c client/test_batch.c \
+	client/test_failures.c)
 CLIENT_TEST := $(BUILD)/tests/test_client
 
 .PHONY: client client-check
@@ -39,10 +40,11 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(CLIENT_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
 
-$(CLIENT_TEST): $(BUILD)/obj/client/test_client.o $(CLIENT_LIB)
+$(CLIENT_TEST): $(BUILD)/obj/client/test_client.o $(BUILD)/obj/client/test_batch.o \
+		$(BUILD)/obj/client/test_failures.o $(CLIENT_LIB)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(CLIENT_LIB) $(CLIENT_LIBS)
 
 # The public header needs nothing but the C standard library, in C and C++.
 client-check: $(BUILD)/obj/client/header-c.ok $(BUILD)/obj/client/header-cxx.ok

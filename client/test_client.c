@@ -32,17 +32,18 @@
 
 #include "countersign.h"
 #include "cs_mem.h"
+#include "test_client.h"
 
 static int n_checks, n_failed;
-static const char *base_url, *api_key, *stub_url, *cli;
-static double mult = 1.0;
+const char *base_url, *api_key, *stub_url, *cli;
+double mult = 1.0;
 static char scenario[32];
 
 /* ==== checks ============================================================= */
 
-static bool check(bool cond, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool check(bool cond, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static bool check(bool cond, int line, const char *fmt, ...)
+bool check(bool cond, int line, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
@@ -59,10 +60,9 @@ static bool check(bool cond, int line, const char *fmt, ...)
     fflush(stdout);
     return cond;
 }
-#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
 
 /* A check on a returned code, showing the error when it is not the wanted one. */
-static bool check_code(enum countersign_code rc, enum countersign_code want,
+bool check_code(enum countersign_code rc, enum countersign_code want,
                        const struct countersign_error *e, const char *what, int line)
 {
     if (rc == want)
@@ -71,16 +71,15 @@ static bool check_code(enum countersign_code rc, enum countersign_code want,
                  countersign_code_name(rc), countersign_code_name(want), e->http_status,
                  e->server_code, e->message);
 }
-#define CHECK_CODE(rc, want, e, what) check_code((rc), (want), &(e), (what), __LINE__)
 
-static double now(void)
+double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void pause_for(double seconds)
+void pause_for(double seconds)
 {
     struct timespec ts = {.tv_sec = (time_t)seconds,
                           .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
@@ -264,7 +263,7 @@ static char *batch_link_of(const char *batch_id, const char *approver)
 }
 
 /* Decides a whole batch on its page: approve (all but `except`, one id a line) or deny. */
-static long decide_batch(const char *batch_id, const char *approver, const char *decision,
+long decide_batch(const char *batch_id, const char *approver, const char *decision,
                          const char *except, const char *reason, char *why, size_t wn)
 {
     char *url = batch_link_of(batch_id, approver);
@@ -298,7 +297,7 @@ static void *approve_later(void *arg)
 
 /* ==== helpers ============================================================ */
 
-static struct countersign_client *client(const char *key)
+struct countersign_client *client(const char *key)
 {
     char err[COUNTERSIGN_ERRLEN];
     struct countersign_client *c = countersign_client_new(base_url, key, err);
@@ -307,13 +306,13 @@ static struct countersign_client *client(const char *key)
     return c;
 }
 
-static char *stub(const char *path)
+char *stub(const char *path)
 {
     return cs_asprintf("%s%s", stub_url, path);
 }
 
 /* Submits a refund of `amount` to the stub's `path`; *out as returned. */
-static enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
+enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
                                     struct countersign_response **out,
                                     struct countersign_error *e)
 {
@@ -331,7 +330,7 @@ static enum countersign_code refund(struct countersign_client *c, const char *pa
 }
 
 /* Submits a refund that needs approval; returns its pending response or NULL. */
-static struct countersign_response *pending(struct countersign_client *c, const char *path,
+struct countersign_response *pending(struct countersign_client *c, const char *path,
                                             int amount)
 {
     struct countersign_response *p = NULL;
@@ -585,193 +584,6 @@ static void cancel(struct countersign_client *c)
     countersign_response_free(p);
 }
 
-static void errors(struct countersign_client *c)
-{
-    struct countersign_response *r = NULL;
-    struct countersign_status *st = NULL;
-    struct countersign_error e;
-    char *url = stub("/v1/refunds/x");
-
-    /* A bad key: 401, and the key never shows in the error. */
-    const char *bad = "cs_0000000000000000000000000000000000000000";
-    struct countersign_client *stranger = client(bad);
-    enum countersign_code rc = refund(stranger, "/v1/refunds/x", 500, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "submit with a bad key"))
-        CHECK(e.http_status == 401 && !strcmp(e.server_code, "unauthenticated") &&
-              !strstr(e.message, bad), "401 unauthenticated, key not in the message");
-    rc = countersign_get_approval_status(stranger, "00000000-0000-0000-0000-000000000001", &st,
-                                         &e);
-    CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "status with a bad key");
-    countersign_client_free(stranger);
-
-    /* A forbidden header: 400 forbidden_header. */
-    const struct countersign_header steal[] = {{"Authorization", "Bearer sk_live_stolen"}};
-    struct countersign_request req = {.method = "POST", .url = url, .grant_id = "stripe",
-                                      .json = "{\"amount\":5}", .headers = steal, .n_headers = 1,
-                                      .reason = "small refund"};
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_VALIDATION, e, "Authorization as an extra header"))
-        CHECK(e.http_status == 400 && !strcmp(e.server_code, "forbidden_header") &&
-              e.message[0], "400 forbidden_header: %s", e.message);
-
-    /* An unknown grant: 404 unknown_grant. */
-    req.headers = NULL;
-    req.n_headers = 0;
-    req.grant_id = "no-such-grant";
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "unknown grant"))
-        CHECK(e.http_status == 404 && !strcmp(e.server_code, "unknown_grant"),
-              "404 unknown_grant");
-
-    /* Refused locally: nothing is sent. */
-    req.grant_id = "stripe";
-    req.body = "x";
-    req.body_len = 1;
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.http_status == 0 && r == NULL,
-          "json and body both -> %s: %s", countersign_code_name(rc), e.message);
-    req.body = NULL;
-    req.body_len = 0;
-    req.method = "TRACE";
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "unknown method -> %s", countersign_code_name(rc));
-    req.method = "POST";
-    req.context = "[1,2]";
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "context not an object -> %s: %s",
-          countersign_code_name(rc), e.message);
-    req.context = NULL;
-    rc = countersign_get_approval_status(c, "../admin", &st, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && st == NULL, "a bad approval id is refused");
-    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-000000000001", &st, &e);
-    CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "an unknown approval");
-
-    /* Idempotency: the same key answers the first approval; another request conflicts. */
-    struct countersign_response *first = NULL, *second = NULL;
-    req.json = "{\"amount\":500}";
-    req.idempotency_key = "refund-ticket-4312";
-    rc = countersign_proxy_request(c, &req, &first, &e);
-    CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit with an idempotency key");
-    rc = countersign_proxy_request(c, &req, &second, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same again") && first)
-        CHECK(second->kind == COUNTERSIGN_PENDING &&
-              !strcmp(first->approval_id, second->approval_id), "the same approval");
-    req.json = "{\"amount\":501}";
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK(rc == COUNTERSIGN_CONFLICT && e.http_status == 409, "the key for another request -> "
-          "%s %d", countersign_code_name(rc), e.http_status);
-    countersign_response_free(first);
-    countersign_response_free(second);
-
-    /* Nobody listening: a connection error, retried, then reported. */
-    char err[COUNTERSIGN_ERRLEN];
-    struct countersign_client *dead = countersign_client_new("http://127.0.0.1:1", api_key, err);
-    rc = countersign_client_set_retries(dead, 2, 0.01, 0.02, err);
-    CHECK(rc == COUNTERSIGN_OK, "set_retries");
-    CHECK(countersign_client_set_timeout(dead, -1, err) == COUNTERSIGN_INVALID_ARGUMENT,
-          "a negative timeout is refused: %s", err);
-    rc = countersign_get_approval_status(dead, "00000000-0000-0000-0000-000000000001", &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_CONNECTION, e, "no server"))
-        CHECK(!strcmp(e.server_code, "connect_error") && !strstr(e.message, api_key),
-              "connect_error, no key in: %s", e.message);
-    countersign_client_free(dead);
-    CHECK(countersign_client_new("ftp://x", api_key, err) == NULL, "ftp:// refused: %s", err);
-    CHECK(countersign_client_new(base_url, "", err) == NULL, "an empty key refused: %s", err);
-    cs_free(url);
-}
-
-/*
- * The retry policy, against the stub provider standing in for the API
- * (CS_STUB_URL as base URL; test_sdk_c.py programs its answers and counts
- * what arrived): reads retry 5xx and 429 (honouring Retry-After), a
- * submission only with an idempotency key, nobody retries execution_failed.
- */
-static void retries(void)
-{
-    char err[COUNTERSIGN_ERRLEN];
-    struct countersign_client *c = countersign_client_new(stub_url, api_key, err);
-    struct countersign_status *st = NULL;
-    struct countersign_response *r = NULL;
-    struct countersign_error e;
-    if (!CHECK(c != NULL, "client on the fake API"))
-        return;
-    CHECK(countersign_client_set_retries(c, 3, 0.01, 0.05, err) == COUNTERSIGN_OK &&
-          countersign_client_set_poll_interval(c, 0.1, err) == COUNTERSIGN_OK &&
-          countersign_client_set_user_agent(c, "c-test/1", err) == COUNTERSIGN_OK,
-          "settings");
-    enum countersign_code rc = countersign_get_approval_status(
-        c, "00000000-0000-0000-0000-0000000000aa", &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after two 503s"))
-        CHECK(!strcmp(st->status, "pending") && st->approvals_required == 2, "parsed");
-    countersign_status_free(st);
-    st = NULL;
-
-    double t0 = now();
-    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000cc", &st, &e);
-    double took = now() - t0;
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after a 429 with Retry-After: 1"))
-        CHECK(took >= 0.9, "waited %.2f s as told", took);
-    countersign_status_free(st);
-    st = NULL;
-
-    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000ee", &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a 500 page, four times"))
-        CHECK(e.http_status == 500 && !strcmp(e.server_code, "http_500") &&
-              strstr(e.message, "oops"), "http_500: %s", e.message);
-
-    rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000bb", 5, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_EXECUTION_FAILED, e, "execution_failed is not retried"))
-        CHECK(e.http_status == 502 && !strcmp(e.error_code, "connect_failed"), "502 %s",
-              e.error_code);
-
-    rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000dd", 10, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await through two 503s"))
-        CHECK(r->status_code == 200 && r->body_len == 2 && !memcmp(r->body, "ok", 2) &&
-              countersign_response_header(r, "CONTENT-TYPE") &&
-              !strcmp(countersign_response_header(r, "content-type"), "text/plain"),
-              "the result, headers lower-cased");
-    countersign_response_free(r);
-    r = NULL;
-
-    rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000ff", &st, &e);
-    CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response"),
-          "a 200 that is not JSON -> %s %s", countersign_code_name(rc), e.server_code);
-
-    struct countersign_request req = {.method = "POST", .url = "https://x.test/",
-                                      .grant_id = "stripe", .reason = "retry test"};
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission without key, 503"))
-        CHECK(e.http_status == 503 && !strcmp(e.server_code, "unavailable"), "503 unavailable");
-    req.idempotency_key = "retry-1";
-    rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission with a key, 503 four times");
-
-    /* Batches: await reads again after a 503, a seal is re-sent, odd answers are refused. */
-    struct countersign_batch_status *b = NULL;
-    rc = countersign_await_batch(c, "rb-await", 10, &b, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch through two 503s and an open batch"))
-        CHECK(b->is_terminal && countersign_batch_count(b, "executed") == 2 &&
-              countersign_batch_count(b, "denied") == 0 && b->expected == 2 &&
-              !strcmp(b->finished_at, "2030-01-01T00:00:00Z") && b->grant_id == NULL,
-              "terminal, executed 2");
-    countersign_batch_status_free(b);
-    b = NULL;
-    rc = countersign_seal_batch(c, "rb-seal", 3, &b, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "seal_batch through a 503"))
-        CHECK(!strcmp(b->status, "open") && b->expected == 3 && b->members == 1 &&
-              !b->is_terminal, "open, 1 of 3");
-    countersign_batch_status_free(b);
-    b = NULL;
-    rc = countersign_get_batch_status(c, "rb-bad", &b, &e);
-    CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response") && b == NULL &&
-          !strcmp(e.batch_id, "rb-bad"), "counts that are not an object -> %s %s",
-          countersign_code_name(rc), e.server_code);
-    rc = countersign_await_batch(c, "rb-gone", 10, &b, &e);
-    CHECK(rc == COUNTERSIGN_NOT_FOUND && b == NULL, "await of an unknown batch -> %s",
-          countersign_code_name(rc));
-    countersign_client_free(c);
-}
-
 static void produce(void)
 {
     char err[COUNTERSIGN_ERRLEN];
@@ -800,270 +612,6 @@ static void produce(void)
     CHECK(countersign_producer_new("", NULL, err) == NULL, "no brokers refused: %s", err);
     cs_free(url);
 }
-
-/* ==== batches ============================================================ */
-
-#define BATCH_N 6
-
-/* n refunds to the stub's /v1/batch/<prefix>/<i>; urls[] and json[] hold their strings. */
-static void batch_requests(struct countersign_request *reqs, size_t n, const char *prefix,
-                           char urls[][256], char json[][64])
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(urls[i], sizeof(urls[i]), "%s/v1/batch/%s/%zu", stub_url, prefix, i);
-        snprintf(json[i], sizeof(json[i]), "{\"amount\":%zu}", 100 + i);
-        reqs[i] = (struct countersign_request){
-            .method = "POST", .url = urls[i], .grant_id = "stripe", .json = json[i],
-            .reason = "refund of a duplicate charge (batch test)",
-        };
-    }
-}
-
-/* Reads the batch until its status is `want` (or the time is up); the last state read. */
-static struct countersign_batch_status *batch_until(struct countersign_client *c,
-                                                     const char *batch_id, const char *want,
-                                                     double seconds)
-{
-    struct countersign_batch_status *st = NULL;
-    struct countersign_error e;
-    for (double until = now() + seconds;; pause_for(0.2)) {
-        countersign_batch_status_free(st);
-        st = NULL;
-        enum countersign_code rc = countersign_get_batch_status(c, batch_id, &st, &e);
-        if ((rc == COUNTERSIGN_OK && !strcmp(st->status, want)) || now() > until)
-            return st;
-    }
-}
-
-/*
- * A batch of 6 over HTTP: local refusals first (nothing sent), then submit
- * and seal, resubmit (the same members), a conflicting seal, a wait that
- * times out, approve all but one on the batch page, await: 5 executed, 1
- * denied. Then a batch whose third member is refused: not sealed, fixed,
- * submitted again.
- */
-static void batch(struct countersign_client *c)
-{
-    struct countersign_request reqs[BATCH_N];
-    char urls[BATCH_N][256], json[BATCH_N][64], why[512];
-    struct countersign_batch_status *st = NULL, *again = NULL, *done = NULL;
-    struct countersign_response *r = NULL;
-    struct countersign_error e;
-    char err[COUNTERSIGN_ERRLEN];
-    batch_requests(reqs, BATCH_N, "cb6", urls, json);
-    CHECK(countersign_client_set_poll_interval(c, 0.5, err) == COUNTERSIGN_OK, "poll 0.5 s");
-
-    /* Refused locally: nothing is sent. */
-    enum countersign_code rc = countersign_submit_batch(c, "bad id", reqs, BATCH_N, true, &st,
-                                                        &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && st == NULL, "a batch id with a space -> %s: %s",
-          countersign_code_name(rc), e.message);
-    rc = countersign_submit_batch(c, "cb6", reqs, 0, true, &st, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "no requests and seal -> %s: %s",
-          countersign_code_name(rc), e.message);
-    reqs[1].idempotency_key = "dup";
-    reqs[4].idempotency_key = "dup";
-    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 4 &&
-          !strcmp(e.batch_id, "cb6") && strstr(e.message, "requests[1] and requests[4]"),
-          "two requests with one key -> %s, index %ld: %s", countersign_code_name(rc),
-          e.batch_index, e.message);
-    reqs[1].idempotency_key = reqs[4].idempotency_key = NULL;
-    reqs[3].batch_id = "other";
-    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 3,
-          "a request of another batch -> %s, index %ld", countersign_code_name(rc),
-          e.batch_index);
-    reqs[3].batch_id = "cb6"; /* the same batch id is fine */
-    reqs[5].json = "{not json";
-    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT && e.batch_index == 5 &&
-          strstr(e.message, "requests[5]"), "bad JSON in requests[5] -> %s: %s",
-          countersign_code_name(rc), e.message);
-    reqs[5].json = json[5];
-    rc = countersign_get_batch_status(c, "cb6", &st, &e);
-    CHECK(rc == COUNTERSIGN_NOT_FOUND && e.http_status == 404 && st == NULL,
-          "nothing was sent: the batch is unknown -> %s", countersign_code_name(rc));
-
-    /* Submit and seal. */
-    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &st, &e);
-    if (!CHECK_CODE(rc, COUNTERSIGN_OK, e, "submit_batch of 6, sealed"))
-        goto done;
-    CHECK(!strcmp(st->batch_id, "cb6") && strlen(st->batch_uid) == COUNTERSIGN_ID_LEN &&
-          !strcmp(st->status, "decidable") && st->expected == BATCH_N &&
-          st->members == BATCH_N && strlen(st->digest) == 64 && !st->is_terminal &&
-          st->expires_at[0] && st->grant_id && !strcmp(st->grant_id, "stripe"),
-          "decidable, 6 of 6, digest %s", st->digest);
-    CHECK(countersign_batch_count(st, "pending") == BATCH_N &&
-          countersign_batch_count(st, "executed") == 0, "6 pending");
-    bool ids_ok = st->n_approval_ids == BATCH_N;
-    for (size_t i = 0; ids_ok && i < BATCH_N; i++)
-        ids_ok = strlen(st->approval_ids[i]) == COUNTERSIGN_ID_LEN &&
-                 (i == 0 || strcmp(st->approval_ids[i], st->approval_ids[i - 1]) != 0);
-    CHECK(ids_ok, "an approval id per request");
-
-    /* Again: the same members (keys "cb6:<i>"), the same seal. */
-    rc = countersign_submit_batch(c, "cb6", reqs, BATCH_N, true, &again, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same batch again")) {
-        bool same = again->n_approval_ids == BATCH_N && again->members == BATCH_N;
-        for (size_t i = 0; same && i < BATCH_N; i++)
-            same = !strcmp(again->approval_ids[i], st->approval_ids[i]);
-        CHECK(same && !strcmp(again->digest, st->digest), "the same members, the same digest");
-    }
-    countersign_batch_status_free(again);
-    again = NULL;
-    rc = countersign_seal_batch(c, "cb6", BATCH_N, NULL, &e);
-    CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same seal again");
-    rc = countersign_seal_batch(c, "cb6", BATCH_N + 1, &again, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_CONFLICT, e, "a seal with another count"))
-        CHECK(e.http_status == 409 && !strcmp(e.server_code, "conflict") &&
-              !strcmp(e.batch_id, "cb6") && e.batch_index == -1 && again == NULL,
-              "409 conflict: %s", e.message);
-    rc = countersign_seal_batch(c, "cb6", 0, NULL, &e);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "a count of 0 -> %s", countersign_code_name(rc));
-
-    /* Waiting while nobody decides. */
-    double t0 = now();
-    rc = countersign_await_batch(c, "cb6", 1, &done, &e);
-    double took = now() - t0;
-    if (CHECK_CODE(rc, COUNTERSIGN_TIMEOUT, e, "await 1 s while decidable"))
-        CHECK(took >= 0.9 && took < 1 + 5 * mult && !strcmp(e.last_status, "decidable") &&
-              !strcmp(e.server_code, "timeout") && strstr(e.message, "pending 6") &&
-              done == NULL, "gave up after %.2f s: %s", took, e.message);
-
-    /* Alice approves all but the third on the batch page. */
-    long s = decide_batch("cb6", "alice", "approve", "cb6:2",
-                          "refunds checked against the tickets; cb6:2 was already refunded",
-                          why, sizeof(why));
-    CHECK(s == 200, "alice approved all but cb6:2 on the batch page (HTTP %ld, %s)", s, why);
-    rc = countersign_await_batch(c, "cb6", 90 * mult, &done, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch")) {
-        CHECK(done->is_terminal && countersign_batch_count(done, "executed") == 5 &&
-              countersign_batch_count(done, "denied") == 1 && done->n_counts == 2,
-              "counts: executed %d, denied %d (%zu statuses)",
-              countersign_batch_count(done, "executed"), countersign_batch_count(done, "denied"),
-              done->n_counts);
-        CHECK(!strcmp(done->status, "decided") && !strcmp(done->decision, "approved") &&
-              done->decided_at[0] && done->finished_at[0] && done->decided_by[0] &&
-              done->approvals_received == 1 && done->n_approval_ids == 0,
-              "decided (%s, %s) by %s", done->status, done->decision, done->decided_by);
-    }
-    rc = countersign_await_approval(c, st->approval_ids[2], 10 * mult, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_DENIED, e, "await of the excepted member"))
-        CHECK(strstr(e.reason, "already refunded") != NULL, "its reason: %s", e.reason);
-    countersign_response_free(r);
-    r = NULL;
-    rc = countersign_await_approval(c, st->approval_ids[0], 10 * mult, &r, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await of an approved member"))
-        CHECK(r->status_code == 201, "executed: %d", r->status_code);
-    countersign_response_free(r);
-    r = NULL;
-    rc = countersign_get_batch_status(c, "nope", &again, &e);
-    CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "an unknown batch");
-
-    /* A refused member stops the submission; the batch is not sealed. */
-    countersign_batch_status_free(st);
-    st = NULL;
-    batch_requests(reqs, 4, "cbr", urls, json);
-    reqs[2].grant_id = "no-such-grant";
-    rc = countersign_submit_batch(c, "cbr", reqs, 4, true, &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "a member with an unknown grant"))
-        CHECK(e.batch_index == 2 && !strcmp(e.batch_id, "cbr") &&
-              !strcmp(e.server_code, "unknown_grant") && st == NULL,
-              "index %ld, %s: %s", e.batch_index, e.server_code, e.message);
-    rc = countersign_get_batch_status(c, "cbr", &again, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the refused batch's status"))
-        CHECK(again->members == 2 && again->expected == -1 && !strcmp(again->status, "open") &&
-              !again->digest[0], "2 members, not sealed, open (%d, %d, %s)", again->members,
-              again->expected, again->status);
-    countersign_batch_status_free(again);
-    again = NULL;
-    reqs[2].grant_id = "stripe";
-    rc = countersign_submit_batch(c, "cbr", reqs, 4, false, &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "fixed and submitted again, without the seal"))
-        CHECK(st->members == 4 && st->expected == -1 && st->n_approval_ids == 4,
-              "4 members, not sealed");
-    rc = countersign_seal_batch(c, "cbr", 4, &again, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "seal_batch 4"))
-        CHECK(!strcmp(again->status, "decidable") && again->expected == 4,
-              "decidable, expected 4");
-done:
-    countersign_batch_status_free(st);
-    countersign_batch_status_free(again);
-    countersign_batch_status_free(done);
-}
-
-/*
- * Members produced on Kafka with batch_id, sealed with countersign_produce_seal
- * (one batch seal last, one seal first): both become decidable; the first is
- * approved and awaited over HTTP.
- */
-static void batch_kafka(struct countersign_client *c)
-{
-    char err[COUNTERSIGN_ERRLEN], why[512];
-    const char *brokers = getenv("CS_KAFKA_BROKERS"), *prefix = getenv("CS_TOPIC_PREFIX");
-    struct countersign_producer *p = countersign_producer_new(brokers, prefix, err);
-    struct countersign_batch_status *st = NULL;
-    struct countersign_error e;
-    if (!CHECK(p != NULL, "producer_new: %s", p ? "ok" : err))
-        return;
-    CHECK(countersign_client_set_poll_interval(c, 0.5, err) == COUNTERSIGN_OK, "poll 0.5 s");
-    char url[256], id[64];
-    struct countersign_envelope env = {
-        .agent = "bot1", .grant_id = "stripe", .method = "POST", .url = url,
-        .json = "{\"amount\":300}", .reason = "refund of a duplicate charge (kafka batch)",
-        .request_id = id,
-    };
-    bool all = true;
-    for (int i = 0; i < 3; i++) {
-        snprintf(url, sizeof(url), "%s/v1/batch/ckb/%d", stub_url, i);
-        snprintf(id, sizeof(id), "ckb-%d", i);
-        env.batch_id = "ckb";
-        all &= countersign_produce_request(p, &env, err) == COUNTERSIGN_OK;
-    }
-    CHECK(all, "3 members of ckb produced: %s", err);
-    enum countersign_code rc = countersign_produce_seal(p, "bot1", "ckb", 3, err);
-    CHECK(rc == COUNTERSIGN_OK, "seal ckb for 3 produced: %s", err);
-
-    rc = countersign_produce_seal(p, "bot1", "ckf", 2, err);
-    CHECK(rc == COUNTERSIGN_OK, "seal ckf for 2 produced first: %s", err);
-    all = true;
-    for (int i = 0; i < 2; i++) {
-        snprintf(url, sizeof(url), "%s/v1/batch/ckf/%d", stub_url, i);
-        snprintf(id, sizeof(id), "ckf-%d", i);
-        env.batch_id = "ckf";
-        all &= countersign_produce_request(p, &env, err) == COUNTERSIGN_OK;
-    }
-    CHECK(all, "then its 2 members: %s", err);
-
-    CHECK(countersign_produce_seal(p, "bot1", "ckb", 0, err) == COUNTERSIGN_INVALID_ARGUMENT,
-          "a seal count of 0 is refused: %s", err);
-    CHECK(countersign_produce_seal(p, "bot1", "c/kb", 3, err) == COUNTERSIGN_INVALID_ARGUMENT,
-          "a bad batch id is refused: %s", err);
-    CHECK(countersign_produce_seal(p, NULL, "ckb", 3, err) == COUNTERSIGN_INVALID_ARGUMENT,
-          "a seal without agent is refused: %s", err);
-    countersign_producer_free(p);
-
-    st = batch_until(c, "ckb", "decidable", 30 * mult);
-    CHECK(st && !strcmp(st->status, "decidable") && st->expected == 3 && st->members == 3 &&
-          strlen(st->digest) == 64, "ckb decidable, 3 of 3 (%s)", st ? st->status : "unknown");
-    countersign_batch_status_free(st);
-    st = batch_until(c, "ckf", "decidable", 30 * mult);
-    CHECK(st && !strcmp(st->status, "decidable") && st->expected == 2 && st->members == 2,
-          "ckf (seal first) decidable, 2 of 2 (%s)", st ? st->status : "unknown");
-    countersign_batch_status_free(st);
-    st = NULL;
-
-    long s = decide_batch("ckb", "bob", "approve", NULL, "all three checked", why, sizeof(why));
-    CHECK(s == 200, "bob approved all of ckb (HTTP %ld, %s)", s, why);
-    rc = countersign_await_batch(c, "ckb", 90 * mult, &st, &e);
-    if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch ckb"))
-        CHECK(countersign_batch_count(st, "executed") == 3 && st->n_counts == 1 &&
-              st->is_terminal, "3 executed");
-    countersign_batch_status_free(st);
-}
-
-/* ==== main =============================================================== */
 
 int main(int argc, char **argv)
 {
@@ -1101,15 +649,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "cancel"))
             cancel(c);
         else if (!strcmp(argv[i], "errors"))
-            errors(c);
+            test_errors(c);
         else if (!strcmp(argv[i], "produce"))
             produce();
         else if (!strcmp(argv[i], "retries"))
-            retries();
+            test_retries();
         else if (!strcmp(argv[i], "batch"))
-            batch(c);
+            test_batch(c);
         else if (!strcmp(argv[i], "batch_kafka"))
-            batch_kafka(c);
+            test_batch_kafka(c);
         else
             CHECK(false, "unknown scenario %s", argv[i]);
     }
