@@ -73,6 +73,7 @@ struct cs_config {
     int64_t sweep_interval_ms;
     int64_t sweep_batch;
     int64_t retention_days;
+    int64_t audit_retention_days;
     /* API. */
     char *http_addr;
     int64_t http_port;

@@ -106,6 +106,25 @@ static enum cs_err check_seal(struct cs_db *db, const PGresult *seals, int r,
     return CS_OK;
 }
 
+/* After a prune: the anchor hash recorded for the seal before the first one left. */
+static enum cs_err anchor(struct cs_db *db, const PGresult *seals, unsigned char prev[32],
+                          char *expect_from, struct cs_audit_report *rep, char *err)
+{
+    char before[24];
+    snprintf(before, sizeof(before), "%lld", (long long)cs_db_int(seals, 0, S_SEQ) - 1);
+    const char *p[] = {before};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_AUDIT_ANCHOR, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) != 1 || !hex32(cs_db_str(res, 0, 0), prev))
+        snprintf(rep->problem, sizeof(rep->problem),
+                 "seals 1..%s are missing and no audit.pruned entry anchors the chain", before);
+    PQclear(res);
+    cs_strlcpy(expect_from, PQgetvalue(seals, 0, S_FROM), 32);
+    return CS_OK;
+}
+
 enum cs_err cs_audit_verify(struct cs_db *db, struct cs_audit_report *rep, char *err)
 {
     memset(rep, 0, sizeof(*rep));
@@ -119,6 +138,14 @@ enum cs_err cs_audit_verify(struct cs_db *db, struct cs_audit_report *rep, char 
         if ((rc = cs_db_exec(db, CSQ_SEAL_LIST, 2, p, &seals, err)))
             return rc;
         int n = PQntuples(seals);
+        if (n > 0 && rep->seals == 0 && cs_db_int(seals, 0, S_SEQ) > 1) {
+            /* The oldest seals were pruned: continue from the recorded anchor. */
+            rc = anchor(db, seals, prev, expect_from, rep, err);
+            if (rc || rep->problem[0]) {
+                PQclear(seals);
+                break;
+            }
+        }
         for (int r = 0; r < n && !rc && !rep->problem[0]; r++) {
             rc = check_seal(db, seals, r, prev, expect_from, rep, err);
             if (!rc && rep->problem[0])

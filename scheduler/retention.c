@@ -4,9 +4,10 @@
  * Terminal approvals untouched for CS_RETENTION_DAYS are deleted with
  * their votes and notifications, then finished batches whose members are
  * gone; what happened to them stays in the audit log. The outbox needs no
- * retention (the relay deletes what it published). The audit log and its
- * seals are kept: they are the record, append-only by design, and grow by
- * about 300 bytes per transition -- archive them out of band if needed.
+ * retention (the relay deletes what it published). The audit log is kept
+ * forever by default; with CS_AUDIT_RETENTION_DAYS its oldest whole seals
+ * are pruned with the entries they cover, and an 'audit.pruned' entry keeps
+ * the chain verifiable from there (migration 004).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 struct retention_config retention_config_from(const struct cs_config *cfg)
 {
     return (struct retention_config){.days = (int)cfg->retention_days,
+                                     .audit_days = (int)cfg->audit_retention_days,
                                      .batch = (int)cfg->sweep_batch};
 }
 
@@ -39,5 +41,18 @@ enum cs_err retention_run_once(struct cs_db *db, const struct retention_config *
     out->changed += batches;
     out->more = out->more || batches == c->batch;
     PQclear(res);
+    if (c->audit_days > 0) {
+        char adays[16], seals[16];
+        snprintf(adays, sizeof(adays), "%d", c->audit_days);
+        snprintf(seals, sizeof(seals), "%d", c->batch / 100 > 0 ? c->batch / 100 : 1);
+        const char *ap[] = {adays, seals, "scheduler:retention"};
+        if ((rc = cs_db_begin(db, err)) || (rc = cs_db_exec(db, CSQ_AUDIT_PRUNE_ALLOW, 0, NULL, NULL, err)) ||
+            (rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 3, ap, &res, err)) || (rc = cs_db_commit(db, err))) {
+            cs_db_rollback(db);
+            return rc;
+        }
+        out->changed += cs_db_int(res, 0, 0);
+        PQclear(res);
+    }
     return CS_OK;
 }

@@ -88,6 +88,7 @@ enum cs_err finisher_run_once(struct cs_db *db, const struct finisher_config *c,
 /* retention.c: deletes terminal approvals older than the retention period. */
 struct retention_config {
     int days;
+    int audit_days;            /* 0: keep the audit log forever */
     int batch;
 };
 struct retention_config retention_config_from(const struct cs_config *cfg);

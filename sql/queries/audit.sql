@@ -75,3 +75,38 @@ ORDER BY id DESC LIMIT $1::int;
 -- Entries after id $1 in id order, for JSON-lines export.
 SELECT id, txid::text, at, actor, action, approval_id, detail::text FROM audit
 WHERE id > $1::bigint ORDER BY id LIMIT $2::int;
+
+-- name: audit_prune_allow
+-- Lets this transaction's audit_prune delete (see migration 004).
+SELECT set_config('countersign.audit_prune', 'on', true);
+
+-- name: audit_prune
+-- Deletes the oldest $2 seals sealed more than $1 days ago, with the entries
+-- they cover, and records the anchor. Seals are sealed in seq order, so the
+-- selection is always a prefix of the chain. $3 actor.
+WITH s AS (
+    SELECT seq, from_txid, to_txid, hash FROM audit_seal
+    WHERE sealed_at < now() - make_interval(days => $1::int)
+    ORDER BY seq LIMIT $2::int
+), last AS (
+    SELECT s.seq, s.hash FROM s ORDER BY s.seq DESC LIMIT 1
+), de AS (
+    DELETE FROM audit a USING s WHERE a.txid >= s.from_txid AND a.txid < s.to_txid
+    RETURNING 1
+), ds AS (
+    DELETE FROM audit_seal x USING s WHERE x.seq = s.seq
+    RETURNING x.seq
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT $3::text, 'audit.pruned', NULL, jsonb_build_object(
+        'through_seq', last.seq, 'anchor', encode(last.hash, 'hex'),
+        'entries', (SELECT count(*) FROM de), 'older_than_days', $1::int)
+    FROM last
+)
+SELECT count(*) FROM ds;
+
+-- name: audit_anchor
+-- The hash the chain continues from after seal $1 was pruned, or no row.
+SELECT detail->>'anchor' FROM audit
+WHERE action = 'audit.pruned' AND (detail->>'through_seq')::bigint = $1::bigint
+ORDER BY id DESC LIMIT 1;

@@ -157,3 +157,55 @@ def test_retention_keeps_tables_bounded(system: System) -> None:
              what="retention to delete the aged approvals")
     assert system.approval("new")["status"] == "executed"
     assert system.sql("SELECT count(*) FROM audit")[0][0] >= audit_before
+
+
+def test_audit_retention_prunes_whole_seals_and_keeps_the_chain(system: System) -> None:
+    """CS_AUDIT_RETENTION_DAYS prunes the oldest seals with their entries; an
+    'audit.pruned' anchor keeps `audit verify` working and tampering visible."""
+    system.setup(mode="never", rules=[])
+    system.worker()
+    sealer = system.scheduler()
+
+    def all_sealed() -> dict | None:
+        total = system.sql("SELECT count(*) FROM audit")[0][0]
+        v = system.cli_json("audit", "verify")
+        return v if v["entries"] == total and v["unsealed_tail"] == 0 else None
+
+    for round_ in range(2):
+        system.produce(*[system.envelope(f"r{round_}.{i}") for i in range(3)])
+        for i in range(3):
+            system.wait_status(f"r{round_}.{i}", "executed")
+        wait_for(all_sealed, 20, what="sealing")
+    first = system.sql("SELECT min(seq), count(*) FROM audit_seal")[0]
+    assert first[1] >= 2
+    old_entries = system.sql("SELECT from_txid, to_txid FROM audit_seal WHERE seq = %s",
+                             first[0])[0]
+    # Age only the oldest seal past the retention.
+    system.sql("ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_append_only")
+    system.sql("UPDATE audit_seal SET sealed_at = now() - interval '3 days' WHERE seq = %s",
+               first[0])
+    system.sql("ALTER TABLE audit_seal ENABLE TRIGGER audit_seal_append_only")
+    sealer.stop()
+    system.scheduler(CS_AUDIT_RETENTION_DAYS="2")
+    wait_for(lambda: system.sql("SELECT count(*) FROM audit WHERE action = 'audit.pruned'")[0][0]
+             == 1, 30, what="the audit prune")
+    assert system.sql("SELECT count(*) FROM audit_seal WHERE seq = %s", first[0])[0][0] == 0
+    assert system.sql("SELECT count(*) FROM audit_seal")[0][0] == first[1] - 1
+    assert system.sql("SELECT count(*) FROM audit WHERE txid >= %s AND txid < %s",
+                      *old_entries)[0][0] == 0
+    detail = system.sql("SELECT detail FROM audit WHERE action = 'audit.pruned'")[0][0]
+    assert detail["through_seq"] == first[0] and detail["entries"] > 0
+    v = wait_for(all_sealed, 20, what="the anchor entry to be sealed")
+    assert v["ok"], v
+    # Newer seals were kept; a second pass prunes nothing more.
+    assert system.sql("SELECT count(*) FROM audit WHERE action = 'audit.pruned'")[0][0] == 1
+
+    # Still append-only outside the prune, and the chain still tells a forged delete.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+        system.sql("DELETE FROM audit WHERE action = 'approval.executed'")
+    system.sql("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+    system.sql("DELETE FROM audit WHERE id = (SELECT max(id) FROM audit "
+               "WHERE action = 'approval.executed')")
+    system.sql("ALTER TABLE audit ENABLE TRIGGER audit_append_only")
+    bad = system.cli("audit", "verify", check=False)
+    assert bad.returncode == 1 and '"ok":false' in bad.stdout
