@@ -99,6 +99,14 @@ enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const ch
                                     const char *requester, char *err) CS_MUSTCHECK;
 
 /*
+ * Reads the (approvals, inserted) row a vote insert returns into out, and
+ * frees it; CS_ERR_ALREADY_VOTED when the vote was not inserted. Shared by
+ * single and batch votes.
+ */
+enum cs_err cs_approval_vote_tally(PGresult *res, struct cs_vote_outcome *out,
+                                   char *err) CS_MUSTCHECK;
+
+/*
  * Audits a refused vote (own transaction; a failure is logged, never
  * returned). Outages and bugs are not refusals and are not audited. The
  * ids are UUIDs the caller validated; approval_id or batch_uid may be NULL.

@@ -181,6 +181,16 @@ static enum cs_err approver_agent(struct cs_db *db, const char *id, char agent_i
     return rc;
 }
 
+enum cs_err cs_approval_vote_tally(PGresult *res, struct cs_vote_outcome *out, char *err)
+{
+    out->approvals = (int)cs_db_int(res, 0, 0);
+    bool inserted = cs_db_int(res, 0, 1) == 1;
+    PQclear(res);
+    if (!inserted)
+        return cs_err_set(err, CS_ERR_ALREADY_VOTED, "this approver has already voted");
+    return CS_OK;
+}
+
 enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const char *cast_by,
                                     const char *requester, char *err)
 {
@@ -242,13 +252,9 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
 
     const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
                         v->approve ? "approve" : "deny", v->reason, v->actor};
-    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 6, ip, &res, err)))
+    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 6, ip, &res, err)) ||
+        (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
-    out->approvals = (int)cs_db_int(res, 0, 0);
-    bool inserted = cs_db_int(res, 0, 1) == 1;
-    PQclear(res);
-    if (!inserted)
-        return cs_err_set(err, CS_ERR_ALREADY_VOTED, "this approver has already voted");
 
     if (!v->approve || out->approvals >= out->quorum) {
         const char *to = v->approve ? "approved" : "denied";

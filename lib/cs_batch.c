@@ -406,13 +406,8 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
                         v->actor};
     rc = cs_db_exec(db, CSQ_BATCH_VOTE_INSERT, 7, ip, &res, err);
     json_object_put(none);
-    if (rc)
+    if (rc || (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
-    out->approvals = (int)cs_db_int(res, 0, 0);
-    bool inserted = cs_db_int(res, 0, 1) == 1;
-    PQclear(res);
-    if (!inserted)
-        return cs_err_set(err, CS_ERR_ALREADY_VOTED, "this approver has already voted");
     if (v->approve && out->approvals < out->quorum)
         return CS_OK;
     const char *to = v->approve ? "approved" : "denied";
