@@ -53,6 +53,10 @@ struct api_db *pool_get(struct api_pool *p)
     p->free = d->next;
     pthread_mutex_unlock(&p->mu);
     cs_catalog_tick(d->cat);
+    /* A connection the server closed while it sat in the pool (a restart) still
+     * says CONNECTION_OK until read: read what is pending so it shows. */
+    if (cs_db_connected(d->db) && cs_db_notifies(d->db, NULL, NULL) < 0)
+        cs_log(CS_LOG_INFO, "pool", "a pooled connection was closed by the server");
     if (!cs_db_connected(d->db)) {
         /* One attempt; a handler that still has no connection answers 503. */
         char err[CS_ERRLEN];

@@ -44,7 +44,7 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_PUBLIC_URL", CS_CFG_STRING, F(public_url), "http://127.0.0.1:8080", 0, 0, ALL,
      "base URL of the api as approvers reach it; approval links start with it"},
     {"CS_INSTANCE_ID", CS_CFG_STRING, F(instance_id), NULL, 0, 0, ALL,
-     "name of this process in leases and logs (default: hostname:pid)"},
+     "name of this process in leases and logs, 1-80 of [A-Za-z0-9._:-] (default: hostname:pid)"},
     {"CS_LOG_LEVEL", CS_CFG_STRING, F(log_level), "info", 0, 0, ALL,
      "debug, info, warn, error or off"},
     {"CS_MIGRATE_ON_START", CS_CFG_BOOL, F(migrate_on_start), "1", 0, 0, A | W | S,
@@ -164,6 +164,13 @@ static enum cs_err load_master_key(struct cs_config *cfg, char *err)
     return CS_OK;
 }
 
+static bool valid_instance_id(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 80 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
+}
+
 static bool valid_topic_prefix(const char *s)
 {
     size_t n = strlen(s);
@@ -220,10 +227,13 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
     if (strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8))
         return cs_err_set(err, CS_ERR_CONFIG, "CS_PUBLIC_URL: must start with http:// or https://");
     if (!cfg->instance_id) {
-        char host[128] = "host";
+        char host[64] = "host";
         gethostname(host, sizeof(host) - 1);
         cfg->instance_id = cs_asprintf("%s:%d", host, (int)getpid());
     }
+    if (!valid_instance_id(cfg->instance_id))
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_INSTANCE_ID: 1-80 characters of [A-Za-z0-9._:-]");
     snprintf(cfg->topic_requests, sizeof(cfg->topic_requests), "%s.requests", cfg->topic_prefix);
     snprintf(cfg->topic_events, sizeof(cfg->topic_events), "%s.events", cfg->topic_prefix);
     snprintf(cfg->topic_results, sizeof(cfg->topic_results), "%s.results", cfg->topic_prefix);

@@ -74,7 +74,7 @@ static void render(void *arg, struct cs_buf *b)
     }
     cs_metrics_family(b, "countersign_scheduler_sweeps_total", "counter", "sweeps run while leading");
     cs_metrics_value(b, "countersign_scheduler_sweeps_total", NULL, (double)atomic_load(&m->sweeps));
-    cs_metrics_family(b, "countersign_scheduler_failures_total", "counter", "sweeps that failed");
+    cs_metrics_family(b, "countersign_scheduler_failures_total", "counter", "duty runs that failed");
     cs_metrics_value(b, "countersign_scheduler_failures_total", NULL, (double)atomic_load(&m->failures));
     cs_metrics_family(b, "countersign_scheduler_leader", "gauge", "1 when this scheduler leads");
     cs_metrics_value(b, "countersign_scheduler_leader", NULL, atomic_load(&m->leader));
@@ -120,29 +120,31 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
                          {"finisher", finish, &fc, 0},
                          {"sealer", seal, &sc, 0},
                          {"retention", retain, &tc, RETENTION_EVERY_MS}};
-    int64_t next[sizeof(duties) / sizeof(duties[0])] = {0};
+    int64_t next[NDUTIES] = {0};
     char err[CS_ERRLEN];
     while (!atomic_load(&cs_stopping)) {
         int64_t start = cs_now_ms(), deadline = start + cfg->sweep_interval_ms;
         if (!cs_db_connected(db) && cs_db_reconnect(db, &cs_stopping, err) != CS_OK)
             break;
-        enum cs_err rc = CS_OK;
-        for (size_t i = 0; i < sizeof(duties) / sizeof(duties[0]) && !rc; i++) {
+        /* Each duty runs on its own: one failing (a bad row, a bug) does not
+         * starve the others. A lost connection ends the sweep. */
+        for (size_t i = 0; i < NDUTIES && cs_db_connected(db); i++) {
             if (start < next[i] || !elector_lead(&el))
                 continue;
-            rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline, &m->rows[i], err);
+            enum cs_err rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline,
+                                      &m->rows[i], err);
             next[i] = start + duties[i].every_ms;
+            if (rc) {
+                atomic_fetch_add(&m->failures, 1);
+                static struct cs_log_limit lim;
+                if (cs_log_limit_allow(&lim, 10, NULL))
+                    cs_log(CS_LOG_WARN, duties[i].name, "failed, retrying next sweep: %s: %s",
+                           cs_err_code(rc), err);
+            }
         }
         atomic_store(&m->leader, el.leader);
         if (el.leader)
             atomic_fetch_add(&m->sweeps, 1);
-        if (rc) {
-            atomic_fetch_add(&m->failures, 1);
-            static struct cs_log_limit lim;
-            if (cs_log_limit_allow(&lim, 10, NULL))
-                cs_log(CS_LOG_WARN, "scheduler", "sweep failed, retrying: %s: %s",
-                       cs_err_code(rc), err);
-        }
         int64_t left = deadline - cs_now_ms();
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
         if (left > 0)

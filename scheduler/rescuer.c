@@ -8,15 +8,29 @@
  * otherwise it becomes failed with code outcome_unknown. It is never
  * re-run blindly. See rescue_lapsed in sql/queries/execution.sql.
  */
+#include <stdio.h>
+
 #include "scheduler.h"
 
 struct rescuer_config rescuer_config_from(const struct cs_config *cfg)
 {
-    return (struct rescuer_config){.batch = (int)cfg->sweep_batch};
+    return (struct rescuer_config){.batch = (int)cfg->sweep_batch,
+                                   .margin_ms = (int)cfg->lease_margin_ms};
 }
 
 enum cs_err rescuer_run_once(struct cs_db *db, const struct rescuer_config *c,
                              struct duty_result *out, char *err)
 {
-    return duty_run(db, CSQ_RESCUE_LAPSED, c->batch, "scheduler:rescuer", out, err);
+    char lim[16], margin[16];
+    snprintf(lim, sizeof(lim), "%d", c->batch);
+    snprintf(margin, sizeof(margin), "%d", c->margin_ms);
+    const char *p[] = {lim, "scheduler:rescuer", margin};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_RESCUE_LAPSED, 3, p, &res, err);
+    if (rc)
+        return rc;
+    out->changed = cs_db_int(res, 0, 0);
+    out->more = out->changed == c->batch;
+    PQclear(res);
+    return CS_OK;
 }

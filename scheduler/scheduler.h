@@ -48,6 +48,7 @@ enum cs_err expirer_run_once(struct cs_db *db, const struct expirer_config *c,
 /* rescuer.c: executing with a lapsed lease -> approved (retry) or failed. */
 struct rescuer_config {
     int batch;
+    int margin_ms;   /* no rescue within this long of a database start */
 };
 struct rescuer_config rescuer_config_from(const struct cs_config *cfg);
 enum cs_err rescuer_run_once(struct cs_db *db, const struct rescuer_config *c,

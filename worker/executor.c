@@ -68,6 +68,7 @@ struct job {
     int64_t decided_ms;            /* when it was approved (decision or policy) */
     int64_t started_ms;            /* when the current attempt started */
     int64_t retry_at_ms;
+    int64_t renew_ms;              /* > 0: the lease still has to be renewed by this much */
 };
 
 struct executor {
@@ -75,6 +76,7 @@ struct executor {
     struct worker_role *role;
     struct cs_db *db;
     struct cs_catalog *cat;
+    char owner[96];                /* lease owner: instance id + per-start nonce */
     CURLM *cm;
     struct job *active;            /* every job this executor holds */
     int inflight;
@@ -84,6 +86,8 @@ struct executor {
     size_t done_bytes;
     bool wake;
     int64_t next_poll_ms;
+    int64_t reconnect_at_ms;       /* while disconnected: the next connection attempt */
+    int backoff_ms;
     uint64_t executed, failed;
 };
 
@@ -124,6 +128,7 @@ static void job_free(struct job *j)
 static void record(struct executor *ex, struct job *j, json_object *row)
 {
     json_object_object_add(row, "id", json_object_new_string(j->id));
+    json_object_object_add(row, "attempt", json_object_new_int(j->attempt));
     size_t len = 0;
     cs_json_text(row, &len);
     ex->done_bytes += len;
@@ -415,30 +420,49 @@ static void start(struct executor *ex, const PGresult *res, int r)
 
 /* ---- finishing a call ---- */
 
+enum renewal { RENEWED, LEASE_LOST, DB_DOWN };
+
+/* Extends the lease of the attempt held by renew_ms and counts a new attempt. */
+static enum renewal renew(struct executor *ex, struct job *j)
+{
+    char lease[24], attempt[16], err[CS_ERRLEN];
+    snprintf(lease, sizeof(lease), "%lld", (long long)j->renew_ms);
+    snprintf(attempt, sizeof(attempt), "%d", j->attempt);
+    const char *p[] = {j->id, ex->owner, lease, "retry", attempt};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_connected(ex->db)
+                         ? cs_db_exec(ex->db, CSQ_RENEW_LEASE, 5, p, &res, err)
+                         : cs_err_set(err, CS_ERR_DB, "not connected");
+    if (rc && !cs_db_connected(ex->db)) {
+        PQclear(res);
+        return DB_DOWN; /* keep the job: the lease may still be ours when Postgres is back */
+    }
+    bool ours = !rc && PQntuples(res) == 1;
+    if (ours)
+        j->attempt = (int)cs_db_int(res, 0, 0);
+    PQclear(res);
+    if (!ours)
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot renew the lease to retry (%s): the "
+                  "rescuer owns the outcome", rc ? err : "lease lost");
+    j->renew_ms = 0;
+    return ours ? RENEWED : LEASE_LOST;
+}
+
 static void retry_later(struct executor *ex, struct job *j, const char *why)
 {
     long delay = j->retry_after_ms >= 0 ? j->retry_after_ms : 500L << (j->attempt - 1);
     if (delay > 30000 && j->retry_after_ms < 0)
         delay = 30000;
     delay += rand() % 100; /* jitter */
-    char lease[24], err[CS_ERRLEN];
-    snprintf(lease, sizeof(lease), "%lld",
-             (long long)(delay + j->timeout_ms + ex->cfg->lease_margin_ms));
-    const char *p[] = {j->id, ex->cfg->instance_id, lease, why};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(ex->db, CSQ_RENEW_LEASE, 4, p, &res, err);
-    bool ours = !rc && PQntuples(res) == 1;
-    if (ours)
-        j->attempt = (int)cs_db_int(res, 0, 0);
-    PQclear(res);
-    if (!ours) {
-        /* The lease is gone (or the database is): the rescuer owns the outcome. */
-        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot renew the lease to retry (%s)",
-                  rc ? err : "lease lost");
+    j->renew_ms = delay + j->timeout_ms + ex->cfg->lease_margin_ms;
+    enum renewal r = renew(ex, j);
+    if (r == LEASE_LOST)
         return job_free(j);
-    }
-    cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (attempt %d of %d): %s", delay,
-              j->attempt, j->max_attempts, why);
+    if (r == DB_DOWN)
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "retry waits for Postgres (%s)", why);
+    else
+        cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (attempt %d of %d): %s",
+                  delay, j->attempt, j->max_attempts, why);
     atomic_fetch_add(&ex->role->m->retries, 1);
     wait_for(ex, j, delay);
 }
@@ -505,7 +529,7 @@ static enum cs_err flush_done(struct executor *ex, char *err)
     if (json_object_array_length(ex->done) == 0)
         return CS_OK;
     PGresult *res = NULL;
-    const char *p[] = {ex->cfg->instance_id, cs_json_text(ex->done, NULL)};
+    const char *p[] = {ex->owner, cs_json_text(ex->done, NULL)};
     enum cs_err rc = cs_db_exec(ex->db, CSQ_COMPLETE_EXECUTIONS, 2, p, &res, err);
     if (rc)
         return rc;
@@ -526,7 +550,7 @@ static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
     char lim[16], margin[24];
     snprintf(lim, sizeof(lim), "%d", n);
     snprintf(margin, sizeof(margin), "%lld", (long long)ex->cfg->lease_margin_ms);
-    const char *p[] = {ex->cfg->instance_id, lim, margin};
+    const char *p[] = {ex->owner, lim, margin};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(ex->db, CSQ_CLAIM_APPROVED, 3, p, &res, err);
     if (rc)
@@ -562,6 +586,17 @@ static void restart_due(struct executor *ex, int64_t now)
         }
         *pj = j->next;
         ex->nwaiting--;
+        if (j->renew_ms > 0) {
+            enum renewal r = renew(ex, j);
+            if (r == LEASE_LOST) {
+                job_free(j);
+                continue;
+            }
+            if (r == DB_DOWN) {
+                wait_for(ex, j, 1000);
+                continue;
+            }
+        }
         if (j->prepared) {
             /* A retry is a new call: check the grant again and rebuild its headers
              * (the hosts may have narrowed, the secret may have rotated). */
@@ -582,8 +617,10 @@ static void release_waiting(struct executor *ex)
     while (ex->waiting) {
         struct job *j = ex->waiting;
         ex->waiting = j->next;
-        const char *p[] = {j->id, ex->cfg->instance_id};
-        if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 2, p, NULL, err) != CS_OK)
+        char attempt[16];
+        snprintf(attempt, sizeof(attempt), "%d", j->attempt);
+        const char *p[] = {j->id, ex->owner, attempt};
+        if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 3, p, NULL, err) != CS_OK)
             cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot release (the lease will lapse): %s", err);
         job_free(j);
     }
@@ -597,6 +634,54 @@ static int next_timeout(struct executor *ex, int64_t now)
         if (j->retry_at_ms - now < t)
             t = j->retry_at_ms - now;
     return t < 0 ? 0 : t > 1000 ? 1000 : (int)t;
+}
+
+/*
+ * After a reconnect: a claim whose commit reached Postgres just as the
+ * connection died left rows leased to us that we never started. Every
+ * call we hold is in ex->active or, finished, in ex->done; the rest go
+ * back to approved (nothing was sent for them).
+ */
+static void release_unheld(struct executor *ex)
+{
+    json_object *held = json_object_new_array();
+    for (struct job *j = ex->active; j; j = j->next_active)
+        json_object_array_add(held, json_object_new_string(j->id));
+    for (size_t i = 0; i < json_object_array_length(ex->done); i++) {
+        json_object *id = NULL;
+        json_object_object_get_ex(json_object_array_get_idx(ex->done, i), "id", &id);
+        json_object_array_add(held, json_object_get(id));
+    }
+    char err[CS_ERRLEN];
+    const char *p[] = {ex->owner, cs_json_text(held, NULL)};
+    PGresult *res = NULL;
+    if (cs_db_exec(ex->db, CSQ_RELEASE_UNHELD, 2, p, &res, err) != CS_OK)
+        cs_log(CS_LOG_WARN, "executor", "cannot release unheld leases (they will lapse): %s", err);
+    else if (cs_db_int(res, 0, 0) > 0)
+        cs_log(CS_LOG_WARN, "executor", "released %lld claim(s) whose answer was lost with the "
+               "connection", (long long)cs_db_int(res, 0, 0));
+    PQclear(res);
+    json_object_put(held);
+}
+
+/* One connection attempt when due; never sleeps, so calls in flight keep moving. */
+static bool db_ready(struct executor *ex, int64_t now)
+{
+    if (cs_db_connected(ex->db))
+        return true;
+    if (now < ex->reconnect_at_ms)
+        return false;
+    char err[CS_ERRLEN];
+    if (cs_db_reset(ex->db, err) == CS_OK) {
+        cs_log(CS_LOG_INFO, "executor", "reconnected to Postgres");
+        release_unheld(ex);
+        ex->backoff_ms = 0;
+        ex->wake = true; /* catch up on what was approved meanwhile */
+        return true;
+    }
+    ex->backoff_ms = ex->backoff_ms ? (ex->backoff_ms * 2 > 5000 ? 5000 : ex->backoff_ms * 2) : 100;
+    ex->reconnect_at_ms = now + ex->backoff_ms;
+    return false;
 }
 
 static void run(struct executor *ex)
@@ -619,12 +704,12 @@ static void run(struct executor *ex)
             ex->wake = false;
             ex->next_poll_ms = now + ex->cfg->poll_interval_ms;
             int n = free_slots < ex->cfg->exec_claim_batch ? free_slots : (int)ex->cfg->exec_claim_batch;
-            enum cs_err rc = claim(ex, n, &full, err);
+            enum cs_err rc = db_ready(ex, now) ? claim(ex, n, &full, err) : CS_ERR_DB;
             if (rc == CS_ERR_DB && !cs_db_connected(ex->db)) {
                 full = false;
-                if (cs_db_reconnect(ex->db, &ex->role->stop, err) == CS_OK)
-                    ex->wake = true; /* catch up on what was approved meanwhile */
-                continue;
+                ex->wake = false;
+                ex->next_poll_ms = ex->reconnect_at_ms;
+                rc = CS_OK;
             }
             if (rc) {
                 full = false;
@@ -651,10 +736,11 @@ static void run(struct executor *ex)
             finish(ex, j, msg->data.result);
         }
         restart_due(ex, cs_now_ms());
-        while (flush_done(ex, err) != CS_OK) {
-            cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
-            if (cs_db_reconnect(ex->db, &ex->role->stop, err) != CS_OK)
-                break;
+        if (json_object_array_length(ex->done) > 0 && db_ready(ex, cs_now_ms()) &&
+            flush_done(ex, err) != CS_OK) {
+            static struct cs_log_limit lim;
+            if (cs_log_limit_allow(&lim, 10, NULL))
+                cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
         }
         if (cs_db_notifies(ex->db, on_notify, ex) < 0 && !cs_db_connected(ex->db))
             ex->next_poll_ms = 0; /* reconnect on the next claim */
@@ -670,8 +756,17 @@ void *executor_main(void *arg)
     ex.done = json_object_new_array();
     ex.cm = curl_multi_init();
     cs_assert(ex.cm);
-    curl_multi_setopt(ex.cm, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    /* As many connections per host as calls in flight: a call queued inside
+     * libcurl would spend its timeout (and its lease) waiting. */
+    curl_multi_setopt(ex.cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)role->cfg->exec_concurrency);
     srand((unsigned)getpid());
+    unsigned char nonce[4];
+    char hex[9];
+    cs_random_bytes(nonce, sizeof(nonce));
+    cs_hex_encode(nonce, sizeof(nonce), hex);
+    /* Unique per start: a restarted worker with the same instance id never
+     * mistakes its predecessor's leases for its own. */
+    snprintf(ex.owner, sizeof(ex.owner), "%s/%s", role->cfg->instance_id, hex);
     if (cs_process_db(role->cfg, "countersign-executor", &role->stop, &ex.db, err) != CS_OK ||
         cs_db_listen(ex.db, CSQ_LISTEN_APPROVED, err) != CS_OK) {
         if (!atomic_load(&role->stop)) {
@@ -680,7 +775,7 @@ void *executor_main(void *arg)
         }
     } else {
         cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once",
-               role->cfg->instance_id, (long long)role->cfg->exec_concurrency);
+               ex.owner, (long long)role->cfg->exec_concurrency);
         run(&ex);
         if (flush_done(&ex, err) != CS_OK)
             cs_log(CS_LOG_WARN, "executor", "outcomes not recorded at exit (leases will lapse): %s", err);

@@ -54,8 +54,8 @@ FROM audit_seal WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int;
 -- Entries of one seal in chain order, with the fields cs_audit_line() hashes.
 SELECT id, txid::text, (extract(epoch FROM at) * 1000000)::bigint, actor, action,
        coalesce(approval_id::text, ''), detail::text
-FROM audit WHERE txid >= $1::xid8 AND txid < $2::xid8
-ORDER BY txid, id;
+FROM audit a WHERE a.txid >= $1::xid8 AND a.txid < $2::xid8
+ORDER BY a.txid, a.id;
 
 -- name: audit_unsealed
 -- Entries not covered by any seal: older than the first seal (must be 0)

@@ -33,11 +33,14 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
 FROM u;
 
 -- name: renew_lease
--- Before a retry: extends the lease by $3 ms and counts the attempt.
+-- Before a retry: extends the lease by $3 ms and counts the attempt. The
+-- lease is (owner $2, attempt $5): a call the rescuer requeued and someone
+-- claimed again is no longer this one, even for the same worker.
 WITH u AS (
     UPDATE approvals a SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0),
         attempts = a.attempts + 1
     WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
+      AND a.attempts = $5::int
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
@@ -50,10 +53,11 @@ SELECT (u.a).attempts FROM u;
 -- name: release_lease
 -- executing -> approved for a call this worker will not make after all
 -- (shutdown while it waited to retry). Safe: only calls whose retry is
--- already known to be safe wait.
+-- already known to be safe wait. $3 the attempt held.
 WITH u AS (
     UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
     WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
+      AND a.attempts = $3::int
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
@@ -64,14 +68,35 @@ WITH u AS (
 )
 SELECT (u.a).id FROM u;
 
+-- name: release_unheld
+-- After the executor reconnects: executing rows leased to it ($1, unique
+-- per process start) that it does not hold ($2, a JSON array of ids) are
+-- claims whose commit reached the database but whose answer never came
+-- back. Nothing was sent for them: back to approved, audited.
+WITH u AS (
+    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
+    WHERE a.status = 'executing' AND a.lease_owner = $1::text
+      AND NOT a.id = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::uuid))
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'worker:' || $1::text, 'approval.released', (u.a).id,
+           '{"why": "claim answer lost with the connection"}'::jsonb FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+)
+SELECT count(*) FROM u;
+
 -- name: complete_executions
 -- executing -> executed | failed for a batch of finished calls of worker $1.
--- $2: JSON array of {id, status, response_status, response_headers,
--- body_b64, truncated, error_code, error_message}. Returns updated ids.
-WITH r AS (
+-- $2: JSON array of {id, attempt, status, response_status, response_headers,
+-- body_b64, truncated, error_code, error_message}; a row counts only while
+-- the lease (worker, attempt) is still the one held. Returns updated ids.
+WITH r AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
-        id uuid, status text, response_status int, response_headers jsonb, body_b64 text,
-        truncated boolean, error_code text, error_message text)
+        id uuid, attempt int, status text, response_status int, response_headers jsonb,
+        body_b64 text, truncated boolean, error_code text, error_message text)
 ), u AS (
     UPDATE approvals a SET status = r.status, executed_at = clock_timestamp(),
         response_status = r.response_status, response_headers = r.response_headers,
@@ -81,7 +106,7 @@ WITH r AS (
         lease_owner = NULL, lease_expires_at = NULL
     FROM r
     WHERE a.id = r.id AND a.status = 'executing' AND a.lease_owner = $1::text
-      AND r.status IN ('executed', 'failed')
+      AND a.attempts = r.attempt AND r.status IN ('executed', 'failed')
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
@@ -107,6 +132,9 @@ SELECT (u.a).id FROM u;
 WITH c AS (
     SELECT id, lease_owner FROM approvals
     WHERE status = 'executing' AND lease_expires_at < clock_timestamp()
+      -- After a database restart every worker had to reconnect: give them a
+      -- lease margin to record what they hold before their leases count.
+      AND clock_timestamp() > pg_postmaster_start_time() + make_interval(secs => $3::int / 1000.0)
     ORDER BY lease_expires_at LIMIT $1::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
