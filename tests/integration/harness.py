@@ -14,6 +14,7 @@ is ``build/``).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -45,6 +46,7 @@ class Proc:
         self._fh = open(log, "ab")
         self.p = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
                                   start_new_session=True)
+        self.ended_by_test = False  # stop() or kill(): any other exit is checked in close()
 
     @property
     def pid(self) -> int:
@@ -55,6 +57,7 @@ class Proc:
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM and wait; returns the exit status."""
+        self.ended_by_test = True
         if self.alive():
             self.p.send_signal(signal.SIGTERM)
         try:
@@ -64,6 +67,7 @@ class Proc:
 
     def kill(self) -> None:
         """SIGKILL and reap."""
+        self.ended_by_test = True
         if self.alive():
             self.p.kill()
         self.p.wait(timeout=scaled(30))
@@ -279,13 +283,15 @@ class System:
     # ---- teardown checks -------------------------------------------------
 
     def close(self, failed: bool) -> None:
+        problems = []
         for p in self.procs:
+            if not p.alive() and not p.ended_by_test and p.p.returncode != 0:
+                problems.append(f"{p.name} exited on its own with status {p.p.returncode}")
             if p.alive():
                 status = p.stop()
                 if status != 0:
                     failed = True
                     print(f"{p.name} exited with {status}")
-        problems = []
         for log in sorted(self.log_dir.glob("*.log")):
             text = log.read_text(errors="replace")
             if self.secret in text:
@@ -313,8 +319,9 @@ def _json_line(line: str) -> bool:
 
 
 def safe_name(nodeid: str) -> str:
-    base = nodeid.split("::")[-1]
-    return re.sub(r"[^a-z0-9_]", "_", base.lower())[:40]
+    """A database/topic-safe name, unique per test id (a hash keeps long names apart)."""
+    base = re.sub(r"[^a-z0-9_]", "_", nodeid.split("::")[-1].lower())
+    return f"{base[:32]}_{hashlib.sha1(nodeid.encode()).hexdigest()[:7]}"
 
 
 def deadline(seconds: float) -> float:

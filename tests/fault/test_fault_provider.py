@@ -1,0 +1,155 @@
+"""Provider faults, table-driven in one System: each gives the outcome README.md
+("Execution") documents, for a grant whose provider honours idempotency keys
+and for one whose provider does not.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faultlib import TlsStubProvider, keys_by_approval, make_certs, results_by_approval
+from harness import System
+from services import free_port, wait_for
+
+TIMEOUT_MS = 1500   # the policies' execution timeout
+ATTEMPTS = 3
+
+
+@dataclass
+class Case:
+    name: str
+    idempotent: bool
+    where: str                       # "http" stub, "tls" stub, "refused" port
+    program: dict[str, Any] = field(default_factory=dict)
+    status: str = "executed"
+    error: str | None = None
+    code: int | None = None          # stored provider status
+    calls: int | None = None         # requests the provider received
+    attempts: int | None = None
+    min_gap: float | None = None     # seconds between the first and the last call
+
+
+CASES = [
+    # No answer within the policy's timeout: failed/timeout, or retried with the same key.
+    Case("slow", False, "http", {"delay": 4}, "failed", "timeout", calls=1, attempts=1),
+    Case("slow-idem", True, "http", {"delay": 4, "times": 1}, code=200, calls=2, attempts=2),
+    # 5xx: executed with the 5xx stored; retried when idempotent, up to the attempts.
+    Case("5xx", False, "http", {"status": 503, "body": "down"}, code=503, calls=1, attempts=1),
+    Case("5xx-idem", True, "http", {"status": 502, "body": "bad"}, code=502, calls=ATTEMPTS,
+         attempts=ATTEMPTS),
+    Case("5xx-idem-once", True, "http", {"status": 500, "times": 1}, code=200, calls=2,
+         attempts=2),
+    # 429 with Retry-After: stored as the answer, or (idempotent) waited for, then retried.
+    Case("429", False, "http", {"status": 429, "retry_after": 2}, code=429, calls=1, attempts=1),
+    Case("429-idem", True, "http", {"status": 429, "retry_after": 2, "times": 1}, code=200,
+         calls=2, attempts=2, min_gap=2.0),
+    # Connection refused: nothing was sent, so retried either way, then failed/connect_failed.
+    Case("refused", False, "refused", {}, "failed", "connect_failed", calls=0, attempts=ATTEMPTS),
+    Case("refused-idem", True, "refused", {}, "failed", "connect_failed", calls=0,
+         attempts=ATTEMPTS),
+    # An untrusted certificate: failed/tls_error, not retried, nothing sent.
+    Case("tls", False, "tls", {}, "failed", "tls_error", calls=0, attempts=1),
+    Case("tls-idem", True, "tls", {}, "failed", "tls_error", calls=0, attempts=1),
+    # The connection closed after the call was sent: outcome_unknown unless idempotent.
+    Case("cut", False, "http", {"close_without_response": True}, "failed", "outcome_unknown",
+         calls=1, attempts=1),
+    Case("cut-idem", True, "http", {"close_without_response": True, "times": 1}, code=200,
+         calls=2, attempts=2),
+]
+# After the worker is restarted with CS_EXEC_CA_FILE pointing at the CA.
+TRUSTED = [
+    Case("tls-trusted", False, "tls", {}, code=200, calls=1, attempts=1),
+    Case("tls-trusted-idem", True, "tls", {"status": 503, "times": 1}, code=200, calls=2,
+         attempts=2),
+]
+
+
+def _check(system: System, bases: dict[str, Any], case: Case) -> dict[str, Any]:
+    a = system.wait_status(case.name, {"executed", "failed"}, timeout=30)
+    got = {"status": a["status"], "error": a["error_code"], "attempts": a["attempts"]}
+    stub = bases["stub"] if case.where == "http" else bases["tls_stub"]
+    calls = [] if case.where == "refused" else stub.requests(f"/v1/refunds/{case.name}/")
+    want = {"status": case.status, "error": case.error,
+            "attempts": case.attempts if case.attempts is not None else a["attempts"]}
+    assert got == want, f"{case.name}: {got} (message: {a['error_message']}), wanted {want}"
+    if case.code is not None:
+        assert a["response_status"] == case.code, f"{case.name}: stored {a['response_status']}"
+    if case.calls is not None:
+        assert len(calls) == case.calls, f"{case.name}: the provider saw {len(calls)} calls"
+    if calls:
+        assert set(keys_by_approval(calls)) == {str(a["id"])}, \
+            f"{case.name}: repeated deliveries carry different keys"
+        assert all(c.headers.get("authorization") == f"Bearer {system.secret}" for c in calls)
+    if case.min_gap is not None:
+        gap = calls[-1].monotonic - calls[0].monotonic
+        assert gap >= case.min_gap - 0.05, f"{case.name}: retried after {gap:.2f}s"
+    return a
+
+
+def test_provider_faults_give_the_documented_outcome(system: System) -> None:
+    certs_dir = Path(tempfile.mkdtemp(prefix="cs-fault-tls-"))
+    tls = TlsStubProvider(**{k: v for k, v in make_certs(certs_dir).items() if k != "ca"})
+    try:
+        refused = f"http://127.0.0.1:{free_port()}"   # nothing listens there
+        bases = {"http": system.stub.url, "tls": tls.url, "refused": refused,
+                 "stub": system.stub, "tls_stub": tls}
+        allow = (system.stub.url, tls.url, refused)
+        system.setup(mode="never", rules=[], timeout_ms=TIMEOUT_MS, attempts=ATTEMPTS,
+                     bases=allow)
+        system.cli("policy", "set", "pay-idem", "--mode", "never", "--rules", "[]", "--quorum",
+                   "1", "--approvers", "alice,bob", "--timeout", str(TIMEOUT_MS),
+                   "--attempts", str(ATTEMPTS))
+        args = ["grant", "set", "stripe-idem", "--policy", "pay-idem", "--agents", "bot1",
+                "--secret-stdin", "--idempotency-keys"]
+        for b in allow:
+            args += ["--allow", b]
+        system.cli(*args, input=system.secret + "\n")
+
+        def envelope(case: Case) -> dict[str, Any]:
+            return system.envelope(case.name, url=f"{bases[case.where]}/v1/refunds/{case.name}/",
+                                   grant_id="stripe-idem" if case.idempotent else "stripe")
+
+        for case in CASES + TRUSTED:
+            if case.program:
+                stub = system.stub if case.where == "http" else tls
+                stub.program(f"/v1/refunds/{case.name}/", **case.program)
+
+        # Phase 1: a worker that trusts only the system store.
+        w1 = system.worker("untrusting")
+        system.scheduler()
+        system.produce(*[envelope(c) for c in CASES])
+        outcomes = {c.name: _check(system, bases, c) for c in CASES}
+        assert tls.requests() == [] and tls.handshake_failures >= 2
+        assert w1.stop() == 0
+
+        # Phase 2: the same TLS stub, with CS_EXEC_CA_FILE naming its CA.
+        system.worker("trusting", CS_EXEC_CA_FILE=str(certs_dir / "ca.pem"))
+        system.produce(*[envelope(c) for c in TRUSTED])
+        outcomes.update({c.name: _check(system, bases, c) for c in TRUSTED})
+
+        # Retries of nothing-sent calls are audited, one per retry.
+        retries = dict(system.sql(
+            "SELECT a.request_id, count(*) FROM audit x JOIN approvals a ON a.id = x.approval_id "
+            "WHERE x.action = 'execution.retry' GROUP BY 1"))
+        assert retries.get("refused") == ATTEMPTS - 1 and retries.get("refused-idem") == ATTEMPTS - 1
+        assert "slow" not in retries and "cut" not in retries and "tls" not in retries
+
+        # Every outcome reached the results topic as stored.
+        grouped = results_by_approval(system, {str(a["id"]) for a in outcomes.values()})
+        for name, a in outcomes.items():
+            (msg, *_) = grouped[str(a["id"])]
+            assert (msg["status"], msg.get("error_code")) == (a["status"], a["error_code"]), name
+            if a["status"] == "executed":
+                assert msg["status_code"] == a["response_status"], name
+        wait_for(lambda: system.sql("SELECT count(*) FROM approvals WHERE status NOT IN "
+                                    "('executed', 'failed')")[0][0] == 0, 5)
+        print(json.dumps({n: [a["status"], a["error_code"], a["response_status"], a["attempts"]]
+                          for n, a in outcomes.items()}))
+    finally:
+        tls.close()
+        shutil.rmtree(certs_dir, ignore_errors=True)
