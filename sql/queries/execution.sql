@@ -14,7 +14,9 @@ WITH c AS (
         attempts = a.attempts + 1,
         lease_expires_at = clock_timestamp() + make_interval(
             secs => ((a.policy->>'exec_timeout_ms')::int + $3::int) / 1000.0)
-    FROM c WHERE a.id = c.id AND a.status = 'approved'
+    -- A primary-key lookup whatever the plan (a join let a generic plan hash
+    -- every approved row: O(backlog) per claim).
+    WHERE a.id = ANY (ARRAY(SELECT id FROM c)) AND a.status = 'approved'
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
