@@ -3,13 +3,17 @@
  *
  * Strict: at most FORM_MAX_FIELDS fields, each name once, names of
  * [a-z_], values percent-decoded ('+' is a space) and refused when a
- * percent escape is malformed or decodes to a NUL. The caller caps the body
- * size before calling. A fuzz target drives this parser (tests/fuzz).
+ * percent escape is malformed, when they hold a NUL (raw or %00: C would
+ * cut the value short) or when they are not UTF-8 (what Postgres text and
+ * the JSON of the audit log take; cs_json_utf8_valid). The caller caps the
+ * body size before calling. A fuzz target drives this parser (tests/fuzz),
+ * and tests/unit/test_form.c.
  */
 #include <ctype.h>
 #include <string.h>
 
 #include "api.h"
+#include "cs_json.h"
 #include "cs_mem.h"
 
 static int hexval(int c)
@@ -18,29 +22,43 @@ static int hexval(int c)
          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* Decodes s[n] into a new string; NULL when malformed. */
-static char *decode(const char *s, size_t n)
+/*
+ * Decodes s[n] into *out, a new string the caller cs_free()s. Returns NULL,
+ * or why the value is refused (and *out is NULL).
+ */
+static const char *decode(const char *s, size_t n, char **out)
 {
-    char *out = cs_malloc(n + 1);
+    char *d = cs_malloc(n + 1);
+    const char *why = NULL;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !why; i++) {
         if (s[i] == '+') {
-            out[o++] = ' ';
+            d[o++] = ' ';
         } else if (s[i] == '%') {
             int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
             int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                cs_free(out);
-                return NULL;
-            }
-            out[o++] = (char)(hi << 4 | lo);
+            if (hi < 0 || lo < 0)
+                why = "has a malformed percent escape";
+            else if (hi == 0 && lo == 0)
+                why = "contains a NUL character";
+            else
+                d[o++] = (char)(hi << 4 | lo);
             i += 2;
+        } else if (s[i] == '\0') {
+            why = "contains a NUL character";
         } else {
-            out[o++] = s[i];
+            d[o++] = s[i];
         }
     }
-    out[o] = '\0';
-    return out;
+    d[o] = '\0';
+    if (!why && !cs_json_utf8_valid(d, o))
+        why = "is not valid UTF-8";
+    if (why) {
+        cs_free(d);
+        d = NULL;
+    }
+    *out = d;
+    return why;
 }
 
 enum cs_err form_parse(const char *body, size_t len, struct form *f, char *err)
@@ -66,13 +84,22 @@ enum cs_err form_parse(const char *body, size_t len, struct form *f, char *err)
                 form_free(f);
                 return cs_err_set(err, CS_ERR_INVALID, "bad form field name");
             }
-        char *name = cs_strndup(body + i, nlen);
-        char *value = eq ? decode(eq + 1, (size_t)(body + end - (eq + 1))) : cs_strdup("");
-        if (!value || nlen == 0 || form_get(f, name)) {
+        char *name = cs_strndup(body + i, nlen), *value = NULL;
+        const char *why = NULL;
+        if (nlen == 0)
+            why = "has no name";
+        else if (form_get(f, name))
+            why = "is repeated";
+        else if (eq)
+            why = decode(eq + 1, (size_t)(body + end - (eq + 1)), &value);
+        else
+            value = cs_strdup("");
+        if (why) {
+            cs_err_set(err, CS_ERR_INVALID, "form field \"%.64s\" %s", name, why);
             cs_free(name);
             cs_free(value);
             form_free(f);
-            return cs_err_set(err, CS_ERR_INVALID, "malformed or repeated form field");
+            return CS_ERR_INVALID;
         }
         f->names[f->n] = name;
         f->values[f->n++] = value;

@@ -19,8 +19,21 @@
 #include "cs_err.h"
 
 #define CS_JSON_MAX_DEPTH 32
+#define CS_JSON_MAX_EXPONENT 1000  /* |e| of a number, far inside a Postgres numeric */
+#define CS_JSON_MAX_NUMBER 1000    /* characters of one number, sign included */
 
-/* Parses s[n] as one JSON value; *out is owned by the caller (json_object_put). */
+/*
+ * Parses s[n] as one RFC 8259 JSON value that Postgres json and jsonb also
+ * accept: RFC 3629 UTF-8, no NUL, nesting below CS_JSON_MAX_DEPTH, numbers
+ * by the RFC's grammar (no "1.", "-.5", "01") within CS_JSON_MAX_EXPONENT
+ * and CS_JSON_MAX_NUMBER, nothing but whitespace after the value. Any
+ * value may stand alone ("5", "true", "\"x\"").
+ *
+ * CS_OK: *out is owned by the caller (json_object_put) -- and is NULL when
+ * the document is a JSON null, so a caller that wants an object or an
+ * array checks the type (json_object_is_type(NULL, json_type_object) is
+ * false). CS_ERR_MALFORMED_JSON or CS_ERR_TOO_LARGE: *out is NULL.
+ */
 enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err) CS_MUSTCHECK;
 
 /* Refuses any key of obj not in the NULL-terminated list `allowed`. */
@@ -45,6 +58,13 @@ enum cs_err cs_json_typed(json_object *obj, const char *key, bool required, json
 /* Reads a boolean field; missing -> def. */
 enum cs_err cs_json_bool(json_object *obj, const char *key, bool def, bool *out,
                          char *err) CS_MUSTCHECK;
+
+/*
+ * True when s[n] is RFC 3629 UTF-8 (no overlong forms, surrogates or code
+ * points above U+10FFFF), as cs_json_parse and Postgres text require. NULs
+ * are not checked here.
+ */
+bool cs_json_utf8_valid(const char *s, size_t n);
 
 /* Compact serialization (borrowed from obj, valid until obj changes or is freed). */
 const char *cs_json_text(json_object *obj, size_t *len);

@@ -10,6 +10,8 @@
  *    "op": ">" | ">=" | "<" | "<=" | "==" | "!=",
  *    "value": 100,                        -- number (strings only with == / !=)
  *    "description": "..."}                -- shown to approvers, optional
+ * "field", "op" and "value" go together. A key holding null is refused
+ * (it does not read as missing).
  *
  * Fail closed: a rule that matches on method and path but cannot read its
  * field (body not JSON, field missing or of another type) makes the
@@ -60,8 +62,10 @@ const char *cs_policy_mode_name(enum cs_policy_mode m);
 enum cs_err cs_policy_rules_validate(json_object *rules, char *err) CS_MUSTCHECK;
 
 /*
- * Decides whether rq needs approval under p. CS_ERR_POLICY (with the
- * reason in err) when it cannot be decided or could never be approved.
+ * Decides whether rq needs approval under p (p->rules validated). CS_ERR_POLICY
+ * (with the reason in err, and *needs_approval true) when it cannot be
+ * decided or could never be approved: a rule's field unreadable because the
+ * body is not JSON, missing (a body of null has no fields) or of another type.
  */
 enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_request *rq,
                                bool *needs_approval, char *err) CS_MUSTCHECK;

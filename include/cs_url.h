@@ -6,7 +6,12 @@
  * to dotted quads), then checked against a grant's allowed bases:
  * same scheme, same host (case-insensitive), same port, and the path under
  * the base's path on a segment boundary. Credentials in a URL, schemes
- * other than http(s), and encoded dots or slashes in the path are refused.
+ * other than http(s), port 0, and encoded dots or slashes in the path are
+ * refused, and so are dot segments with a ';' parameter ("..;") in the
+ * path as written. A host is an IP literal in its standard form or a name
+ * of ASCII letters, digits and ".-_~" (an international name is written in
+ * punycode); a '%' anywhere in the authority is refused before curl
+ * decodes it, as is a numeric IPv4 form curl left as it was.
  * Plain http is only ever allowed by a base that says http:// itself.
  *
  * At connect time the executor also refuses private, loopback and
@@ -18,9 +23,11 @@
 #define CS_URL_H
 
 #include <stdbool.h>
-#include <sys/socket.h>
 
 #include "cs_err.h"
+
+/* Declared, not included: <sys/socket.h> would give every includer bind(), listen(), ... */
+struct sockaddr;
 
 #define CS_URL_MAX 8192
 

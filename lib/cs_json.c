@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <string.h>
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* Length of the well-formed UTF-8 sequence at p[n] (RFC 3629: no overlong
  * forms, no surrogates, nothing above U+10FFFF), or 0. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
@@ -28,12 +31,101 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return len;
 }
 
+bool cs_json_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < 0x80)
+            continue;
+        size_t len = utf8_seq(p + i, n - i);
+        if (!len)
+            return false;
+        i += len - 1;
+    }
+    return true;
+}
+
+/* Digits at p[i..n); returns the index after them. */
+static size_t skip_digits(const unsigned char *p, size_t i, size_t n)
+{
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    return i;
+}
+
+/*
+ * json-c keeps the text of decimals but stores integers as int64 or uint64
+ * and silently saturates beyond: such an integer would reach the provider
+ * (or the stored context) changed, so it is refused instead.
+ */
+static bool integer_fits(const unsigned char *d, size_t len, bool neg)
+{
+    const char *max = neg ? "9223372036854775808" : "18446744073709551615";
+    size_t mlen = strlen(max);
+    return len < mlen || (len == mlen && memcmp(d, max, mlen) <= 0);
+}
+
+/*
+ * Checks the number at p[*i] (a '-' or a digit, outside strings) against
+ * RFC 8259's grammar, -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and
+ * against what a Postgres numeric holds with room to spare: an exponent
+ * within +-CS_JSON_MAX_EXPONENT and at most CS_JSON_MAX_NUMBER characters.
+ * Nothing that could extend a number may follow it. Returns what is wrong
+ * (NULL when nothing) with *i at the offending byte, or on success at the
+ * number's last byte.
+ */
+static const char *number_check(const unsigned char *p, size_t n, size_t *i)
+{
+    size_t start = *i, k = *i;
+    if (p[k] == '-')
+        k++;
+    if (k == n || p[k] < '0' || p[k] > '9')
+        return *i = k, "a number needs a digit before any '.' or exponent";
+    if (p[k] == '0' && k + 1 < n && p[k + 1] >= '0' && p[k + 1] <= '9')
+        return *i = k, "a number must not have a leading zero";
+    size_t int_start = k;
+    k = skip_digits(p, k, n);
+    bool integer = !(k < n && (p[k] == '.' || p[k] == 'e' || p[k] == 'E'));
+    if (integer && !integer_fits(p + int_start, k - int_start, p[start] == '-'))
+        return *i = start, "integer outside -2^63 .. 2^64-1 (send it as a string or a decimal)";
+    if (k < n && p[k] == '.') {
+        size_t f = skip_digits(p, k + 1, n);
+        if (f == k + 1)
+            return *i = k, "a number needs a digit after '.'";
+        k = f;
+    }
+    if (k < n && (p[k] == 'e' || p[k] == 'E')) {
+        size_t e = k + 1;
+        bool neg = e < n && p[e] == '-';
+        if (e < n && (p[e] == '-' || p[e] == '+'))
+            e++;
+        size_t d = skip_digits(p, e, n);
+        if (d == e)
+            return *i = k, "a number needs a digit in its exponent";
+        long mag = 0; /* the exponent's magnitude, counted no further than past the cap */
+        for (size_t j = e; j < d && mag <= CS_JSON_MAX_EXPONENT; j++)
+            mag = mag * 10 + (p[j] - '0');
+        if (mag > CS_JSON_MAX_EXPONENT)
+            return *i = start, neg ? "number exponent below -" STR(CS_JSON_MAX_EXPONENT)
+                                   : "number exponent above " STR(CS_JSON_MAX_EXPONENT);
+        k = d;
+    }
+    if (k - start > CS_JSON_MAX_NUMBER)
+        return *i = start, "number longer than " STR(CS_JSON_MAX_NUMBER) " characters";
+    if (k < n && ((p[k] >= '0' && p[k] <= '9') || strchr(".eE+-", p[k])))
+        return *i = k, "malformed number";
+    *i = k - 1;
+    return NULL;
+}
+
 /*
  * json-c (0.16) accepts more than RFC 8259: overlong and surrogate UTF-8,
  * NaN and Infinity, single-quoted names, raw control characters inside
- * strings. Postgres refuses the first two in text and jsonb columns, so
- * one such request would fail a whole ingest batch: refuse them all here.
- * Returns what is wrong (NULL when nothing) and its offset in *at.
+ * strings, and numbers such as "1.", "-.3", "-012" or "1e200000" (json-c
+ * keeps a number's text). Postgres refuses the UTF-8, NaN and these numbers
+ * in text and jsonb columns, so one such request would fail a whole ingest
+ * batch: refuse them all here. Returns what is wrong (NULL when nothing)
+ * and its offset in *at.
  */
 static const char *lex_check(const char *s, size_t n, size_t *at)
 {
@@ -57,6 +149,14 @@ static const char *lex_check(const char *s, size_t n, size_t *at)
             in_str = true;
         } else if (p[i] == '\'' || p[i] == 'N' || p[i] == 'I') {
             return "single quote, NaN or Infinity (not JSON)";
+        } else if (p[i] == '-' || (p[i] >= '0' && p[i] <= '9')) {
+            const char *bad = number_check(p, n, &i);
+            if (bad) {
+                *at = i;
+                return bad;
+            }
+        } else if (p[i] == '.' || p[i] == '+') {
+            return "a number needs a digit before any '.' or exponent";
         }
     }
     return NULL;
@@ -80,13 +180,23 @@ enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
     json_object *obj = json_tokener_parse_ex(tok, s, (int)n);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue && used == n) {
+        /*
+         * json-c does not know that a number or literal ("5", "true",
+         * "null") ending the input is complete until a delimiter follows:
+         * give it one. What still continues is a truly incomplete document.
+         */
+        obj = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+    }
     enum cs_err rc = CS_OK;
-    if (jerr == json_tokener_continue || (!obj && jerr == json_tokener_success)) {
+    if (jerr == json_tokener_continue) {
         rc = cs_err_set(err, CS_ERR_MALFORMED_JSON, "JSON document is incomplete");
     } else if (jerr != json_tokener_success) {
         rc = cs_err_set(err, CS_ERR_MALFORMED_JSON, "malformed JSON at offset %zu: %s", used,
                         json_tokener_error_desc(jerr));
     } else {
+        /* Success with obj NULL is a top-level null, which is JSON too. */
         for (; used < n; used++)
             if (!strchr(" \t\r\n", s[used])) {
                 rc = cs_err_set(err, CS_ERR_MALFORMED_JSON,

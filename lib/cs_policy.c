@@ -42,6 +42,19 @@ static enum cs_err validate_rule(json_object *r, int i, char *err)
         return cs_err_set(err, CS_ERR_INVALID, "rule %d must be an object", i);
     if (cs_json_only_keys(r, keys, inner))
         return cs_err_set(err, CS_ERR_INVALID, "rule %d: %s", i, inner);
+    /*
+     * A key holding null is refused, not read as missing: evaluation sees
+     * the key present (json_object_object_get_ex) and must never meet a
+     * condition that validation did not check.
+     */
+    json_object_object_foreach(r, key, val) {
+        if (val)
+            continue;
+        if (strcmp(key, "value") == 0)
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "rule %d: \"value\" must be a number (or a string with == and !=)", i);
+        return cs_err_set(err, CS_ERR_INVALID, "rule %d: \"%s\" must not be null", i, key);
+    }
     json_object *m = NULL, *v = NULL;
     if (json_object_object_get_ex(r, "method", &m)) {
         bool ok = json_object_is_type(m, json_type_string);
@@ -160,7 +173,7 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
     *needs_approval = true;
     enum cs_err rc = CS_OK;
     json_object *doc = NULL;
-    bool doc_tried = false;
+    bool doc_tried = false, doc_ok = false;
 
     if (p->mode == CS_POLICY_ALWAYS)
         *needs_approval = true;
@@ -177,27 +190,33 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
             if (!method_matches(m, rq->method) ||
                 (pathv && fnmatch(json_object_get_string(pathv), rq->path, 0) != 0))
                 continue;
-            if (!json_object_object_get_ex(r, "field", &fieldv)) {
+            /* The objects are tested, not get_ex's answer: a key may hold null. */
+            json_object_object_get_ex(r, "field", &fieldv);
+            if (!fieldv) {
                 *needs_approval = true;
                 break;
             }
             json_object_object_get_ex(r, "op", &opv);
             json_object_object_get_ex(r, "value", &want);
+            if (!json_object_is_type(fieldv, json_type_string) ||
+                !json_object_is_type(opv, json_type_string) || !want) {
+                rc = cs_err_set(err, CS_ERR_POLICY, "policy %s rule %zu is malformed", p->id, i);
+                break;
+            }
             const char *field = json_object_get_string(fieldv);
             if (!doc_tried) {
                 doc_tried = true;
                 char ignore[CS_ERRLEN];
-                if (rq->body_len == 0 ||
-                    cs_json_parse((const char *)rq->body, rq->body_len, &doc, ignore) != CS_OK)
-                    doc = NULL;
+                doc_ok = rq->body_len > 0 && cs_json_parse((const char *)rq->body, rq->body_len,
+                                                           &doc, ignore) == CS_OK;
             }
-            if (!doc) {
+            if (!doc_ok) {
                 rc = cs_err_set(err, CS_ERR_POLICY,
                                 "policy %s rule %zu reads \"%s\" but the body is not JSON", p->id,
                                 i, field);
                 break;
             }
-            json_object *actual = lookup(doc, field);
+            json_object *actual = doc ? lookup(doc, field) : NULL; /* NULL doc: a body of null */
             bool ok = false;
             bool hit = actual && compare(json_object_get_string(opv), actual, want, &ok);
             if (!actual || !ok) {

@@ -71,18 +71,80 @@ static const char *path_problem(const char *p)
     return NULL;
 }
 
-/* A dot segment carrying a ';' parameter anywhere in text ("..;" or ".;"). */
-static bool dot_param_segment(const char *p)
+/* A dot segment carrying a ';' parameter ("..;" or ".;x") in the path p[n]. */
+static bool dot_param_segment(const char *p, size_t n)
 {
-    for (const char *seg = p; *seg;) {
-        if (*seg == '/')
-            seg++;
-        size_t n = strcspn(seg, "/"), base = strcspn(seg, ";/");
-        if (base < n && ((base == 1 && seg[0] == '.') || (base == 2 && !strncmp(seg, "..", 2))))
+    for (size_t i = 0; i < n;) {
+        if (p[i] == '/') {
+            i++;
+            continue;
+        }
+        size_t end = i, semi;
+        while (end < n && p[end] != '/')
+            end++;
+        for (semi = i; semi < end && p[semi] != ';'; semi++)
+            ;
+        size_t base = semi - i;
+        if (semi < end && ((base == 1 && p[i] == '.') || (base == 2 && !strncmp(p + i, "..", 2))))
             return true;
-        seg += n;
+        i = end;
     }
     return false;
+}
+
+/*
+ * Splits s as libcurl 7.88 reads it, before it decodes or resolves
+ * anything: "scheme:" (1-40 of [A-Za-z0-9+.-]), the slashes, the
+ * authority up to '/', '?' or '#', then the path up to '?' or '#'. Without
+ * a scheme (curl refuses such a URL) there is no authority and the path is
+ * everything before '?' or '#'.
+ */
+static void raw_split(const char *s, const char **auth, size_t *auth_len, const char **path,
+                      size_t *path_len)
+{
+    size_t k = 0;
+    while (k < 40 && (isalnum((unsigned char)s[k]) || s[k] == '+' || s[k] == '-' || s[k] == '.'))
+        k++;
+    const char *p = s;
+    *auth = s;
+    *auth_len = 0;
+    if (k > 0 && s[k] == ':') {
+        p = s + k + 1;
+        while (*p == '/')
+            p++;
+        *auth = p;
+        *auth_len = strcspn(p, "/?#");
+        p += *auth_len;
+    }
+    *path = p;
+    *path_len = strcspn(p, "?#");
+}
+
+/*
+ * Why host h (lower case, IPv6 without brackets) is not one the executor
+ * and the approvers can both take at face value, or NULL. An IP literal
+ * must be in its standard form: a numeric IPv4 form that curl did not
+ * rewrite (0x7f.1, 2130706433, 0177.0.0.1 reaching here) would still be
+ * read as an address by the resolver. A name is ASCII letters, digits and
+ * ".-_~": anything else would be shown to approvers as one host and
+ * resolved as another.
+ */
+static const char *host_problem(const char *h, bool *is_ip)
+{
+    unsigned char addr[16];
+    struct in_addr a4;
+    *is_ip = inet_pton(AF_INET, h, addr) == 1 || inet_pton(AF_INET6, h, addr) == 1;
+    if (*is_ip)
+        return NULL;
+    if (inet_aton(h, &a4))
+        return "is a numeric IPv4 address that is not a dotted quad (write a.b.c.d)";
+    for (const char *c = h; *c; c++) {
+        if ((unsigned char)*c >= 0x80)
+            return "is not ASCII (write an international name in punycode, xn--...)";
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr(".-_~", *c)))
+            return "holds a character other than letters, digits and \".-_~\"";
+    }
+    return NULL;
 }
 
 enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
@@ -93,10 +155,18 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
     for (const char *c = s; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
             return cs_err_set(err, CS_ERR_BAD_URL, "URL contains a space or control character");
-    /* Checked before curl resolves dot segments: "/v1/.;/../x" must not slip through. */
-    const char *path = strstr(s, "://");
-    path = path ? path + 3 + strcspn(path + 3, "/?#") : s;
-    if (dot_param_segment(path))
+    /*
+     * Checked on the text as written, before curl decodes the host (after
+     * its own checks: "0x7f%2e1" would become the loopback "0x7f.1") and
+     * resolves dot segments ("/v1/.;/../x" would become "/v1/x").
+     */
+    const char *auth, *raw_path;
+    size_t auth_len, raw_path_len;
+    raw_split(s, &auth, &auth_len, &raw_path, &raw_path_len);
+    if (memchr(auth, '%', auth_len))
+        return cs_err_set(err, CS_ERR_BAD_URL,
+                          "URL host must not be percent-encoded or carry an IPv6 zone");
+    if (dot_param_segment(raw_path, raw_path_len))
         return cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain a dot segment with a ';' parameter");
     CURLU *h = curl_url();
     cs_assert(h);
@@ -142,16 +212,24 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
         rc = cs_err_set(err, CS_ERR_BAD_URL, "URL host must not be percent-encoded or scoped");
         goto done;
     }
-    unsigned char addr[16];
-    u->host_is_ip = inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+    const char *bad_host = host_problem(u->host, &u->host_is_ip);
+    if (bad_host) {
+        rc = cs_err_set(err, CS_ERR_BAD_URL, "URL host %s", bad_host);
+        goto done;
+    }
     char *port = part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT);
     u->port = port ? atoi(port) : 0;
     cs_free(port);
+    if (u->port < 1 || u->port > 65535) {
+        rc = cs_err_set(err, CS_ERR_BAD_URL, "URL port must be between 1 and 65535");
+        goto done;
+    }
     u->path = part(h, CURLUPART_PATH, 0);
     if (!u->path)
         u->path = cs_strdup("/");
-    const char *why = dot_param_segment(u->path) ? "a dot segment with a ';' parameter"
-                                                 : path_problem(u->path);
+    const char *why = dot_param_segment(u->path, strlen(u->path))
+                          ? "a dot segment with a ';' parameter"
+                          : path_problem(u->path);
     if (why) {
         rc = cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain %s", why);
         goto done;

@@ -19,7 +19,7 @@
 #ifndef FUZZ_H
 #define FUZZ_H
 
-#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,47 +37,13 @@
     } while (0)
 
 /*
- * KNOWN-1: cs_json_parse refuses a document that is a bare number or
- * literal ending the input ("5", "true", "null"), though it accepts "5 ".
- * True, in a tolerant build, when the compact JSON text[n] is one.
+ * A bug reported and not yet fixed gets a predicate here,
+ *     static inline int fuzz_known_<n>(...) -- true, in a tolerant build,
+ *     for an input that shows bug <n>; always 0 otherwise,
+ * and the target skips the property it breaks when the predicate holds.
+ * None is open: KNOWN-1 to KNOWN-5 (regressions/README.md) are fixed and
+ * their inputs stay in regressions/.
  */
-static inline int fuzz_known_1(const char *text, size_t n)
-{
-#ifdef FUZZ_TOLERATE_KNOWN
-    return n && text[0] != '{' && text[0] != '[' && text[0] != '"';
-#else
-    (void)text;
-    (void)n;
-    return 0;
-#endif
-}
-
-/*
- * KNOWN-2: cs_url_parse takes the host after libcurl decoded its percent
- * escapes, so "http://0x7f%2e1/" comes out as host "0x7f.1" (which the
- * next parse turns into 127.0.0.1) and "http://a%7fb/" as a host with a
- * DEL byte (which the next parse refuses). True, in a tolerant build, for
- * such a host: a byte outside [a-z0-9._~-], or a numeric IPv4 form that
- * is not a dotted quad.
- */
-static inline int fuzz_known_2(const char *host)
-{
-#ifdef FUZZ_TOLERATE_KNOWN
-    struct in_addr a;
-    unsigned char b[16];
-    if (inet_aton(host, &a) && inet_pton(AF_INET, host, b) != 1 && !strchr(host, ':'))
-        return 1;
-    if (strchr(host, ':'))
-        return 0; /* an IPv6 literal */
-    for (const char *c = host; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || strchr("._~-", *c)))
-            return 1;
-    return 0;
-#else
-    (void)host;
-    return 0;
-#endif
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,12 +6,16 @@
  * Input: the raw request body. form_parse either refuses it (and leaves
  * nothing allocated) or returns at most FORM_MAX_FIELDS fields whose
  * names are non-empty [a-z_]+ and distinct, and form_get finds each one's
- * value. The parsed form must survive a round trip: re-encoded with every
- * value byte percent-escaped, it parses to the same fields. Also fed the
+ * value, and each value is RFC 3629 UTF-8 (a value with a raw or encoded
+ * NUL is refused: C would cut it short, so a value never holds fewer bytes
+ * than were decoded). The parsed form must survive a round trip:
+ * re-encoded with every value byte percent-escaped, it parses to the same
+ * fields. Also fed the
  * same bytes without a NUL terminator, so reading past `len` is caught.
  */
 #include "api.h"
 #include "cs_buf.h"
+#include "cs_json.h"
 #include "fuzz.h"
 
 static void check_form(const struct form *f)
@@ -22,6 +26,7 @@ static void check_form(const struct form *f)
         for (const char *c = f->names[i]; *c; c++)
             FUZZ_CHECK((*c >= 'a' && *c <= 'z') || *c == '_');
         FUZZ_CHECK(form_get(f, f->names[i]) == f->values[i]);
+        FUZZ_CHECK(cs_json_utf8_valid(f->values[i], strlen(f->values[i])));
         for (int j = 0; j < i; j++)
             FUZZ_CHECK(strcmp(f->names[i], f->names[j]) != 0);
     }

@@ -7,8 +7,9 @@
  * 4-5 mode: 0 and 1 rules, 2 always, 3 never), the rules array as JSON,
  * a NUL byte, and a POST /v1/proxy body (fuzz_request.h checks it).
  *
- * Rules that cs_policy_rules_validate refuses are never evaluated. For
- * valid ones, cs_policy_evaluate must fail closed:
+ * Rules that cs_policy_rules_validate refuses are never evaluated; a valid
+ * rule holds no key whose value is null (evaluation would read such a key
+ * as present). For valid ones, cs_policy_evaluate must fail closed:
  *   - it answers CS_OK or CS_ERR_POLICY, and on CS_ERR_POLICY it says
  *     "needs approval";
  *   - "always" needs approval, "never" does not;
@@ -75,6 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     enum cs_err rc = cs_policy_rules_validate(rules, err);
     FUZZ_CHECK(rc == CS_OK || (rc == CS_ERR_INVALID && err[0]));
+    if (rc == CS_OK)
+        for (size_t i = 0; i < json_object_array_length(rules); i++) {
+            json_object_object_foreach(json_object_array_get_idx(rules, i), key, val) {
+                (void)key;
+                FUZZ_CHECK(val != NULL);
+            }
+        }
     struct cs_request rq;
     if (rc != CS_OK || fuzz_request_parse(req, req_len, CS_REQ_SUBMIT, &rq) != CS_OK) {
         json_object_put(rules);

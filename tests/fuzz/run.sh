@@ -17,7 +17,7 @@
 # exit status 1 when any target crashed, leaked, timed out or ran out of
 # memory.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 2
 
 mode=$1 secs=$2 jobs=$3 timeout=$4
 shift 4
@@ -51,7 +51,8 @@ run_one() {
         if ! "$exe" -timeout="$timeout" -rss_limit_mb=2048 "${regs[@]}" >> "$log" 2>&1; then
             local which
             which=$(sed -n 's/^Running: //p' "$log" | tail -n 1)
-            echo "FAIL $t: regression ${which:-?} crashes (see $log)" > "$sum"
+            echo "FAIL $t: regression ${which:-?} crashes (see $log;" \
+                "reproduce: tests/fuzz/$exe tests/fuzz/${which:-?})" > "$sum"
             return
         fi
     fi

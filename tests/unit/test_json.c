@@ -6,8 +6,10 @@
  * garbage, NUL bytes, nesting deeper than CS_JSON_MAX_DEPTH, invalid UTF-8
  * (overlong forms, surrogates, truncated sequences), and the extensions
  * json-c accepts on its own (NaN, single quotes, raw control characters).
- * The getters must name the offending field in err, and cs_json_only_keys
- * must refuse an unknown key.
+ * Numbers must follow RFC 8259's grammar and fit what Postgres json and
+ * jsonb take, and a bare value ending the input ("5", "null") is a whole
+ * document (fuzz KNOWN-1 and KNOWN-4). The getters must name the offending
+ * field in err, and cs_json_only_keys must refuse an unknown key.
  */
 #include <string.h>
 
@@ -38,6 +40,136 @@ CS_TEST(parse_accepts_json)
     CS_CHECK_RC(PARSE("[\"\\u00e9\\ud83d\\ude00\\n\"]", &o, err), CS_OK);
     json_object_put(o);
     CS_CHECK_RC(PARSE("\"scalar\"", &o, err), CS_OK);
+    json_object_put(o);
+}
+
+/* KNOWN-1: json-c waits for a delimiter after a number or literal. */
+CS_TEST(parse_accepts_bare_values_at_the_end)
+{
+    static const char *const good[] = {"5", "-0", "1.5e-3", "true", "false", "5 ", "\n7\t",
+                                       "\"s\"", NULL};
+    for (const char *const *s = good; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_OK))
+            printf("  input: [%s]: %s\n", *s, err);
+        CS_CHECK(o != NULL);
+        json_object_put(o);
+    }
+    json_object *o = NULL;
+    char err[CS_ERRLEN];
+    CS_CHECK_RC(PARSE("5", &o, err), CS_OK);
+    CS_CHECK(json_object_is_type(o, json_type_int) && json_object_get_int(o) == 5);
+    json_object_put(o);
+    /* A top-level null is CS_OK with no object. */
+    o = (json_object *)1;
+    CS_CHECK_RC(PARSE("null", &o, err), CS_OK);
+    CS_CHECK(o == NULL);
+    o = (json_object *)1;
+    CS_CHECK_RC(PARSE(" null\n", &o, err), CS_OK);
+    CS_CHECK(o == NULL);
+    /* A literal or number cut short is still refused. */
+    static const char *const bad[] = {"nul", "tru", "-", "1e", "1.", "[1", "{\"a\":5", NULL};
+    for (const char *const *s = bad; *s; s++) {
+        o = NULL;
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: [%s]\n", *s);
+        CS_CHECK(o == NULL);
+    }
+    CS_CHECK_RC(PARSE("[1", &o, err), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_HAS(err, "incomplete");
+}
+
+/* KNOWN-4: numbers Postgres json and jsonb refuse, which would fail a whole insert. */
+CS_TEST(parse_refuses_numbers_outside_rfc8259)
+{
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"[1.]", "digit after '.'"},         {"[1.e5]", "digit after '.'"},
+        {"{\"a\":1.}", "digit after '.'"},   {"1.", "digit after '.'"},
+        {"[-012.5]", "leading zero"},        {"[00]", "leading zero"},
+        {"-01", "leading zero"},             {"[-.3]", "digit before"},
+        {"[.5]", "digit before"},            {"[+1]", "digit before"},
+        {"[-]", "digit before"},             {"[1e]", "exponent"},
+        {"[1e+]", "exponent"},               {"[1E-x]", "exponent"},
+        {"[1e200000]", "exponent above 1000"}, {"[1e1001]", "exponent above 1000"},
+        {"[1e-16384]", "exponent below -1000"}, {"[2E+00001001]", "exponent above 1000"},
+        {"[1-2]", "malformed number"},       {"[1.5.5]", "malformed number"},
+        {"[1e5e5]", "malformed number"},     {"[0-]", "malformed number"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(bad[i].text, strlen(bad[i].text), &o, err),
+                         CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", bad[i].text);
+        else if (!CS_CHECK_HAS(err, bad[i].why))
+            printf("  input: %s\n", bad[i].text);
+        CS_CHECK(o == NULL);
+    }
+    /* Not numbers: the same characters inside strings. */
+    json_object *o = NULL;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(PARSE("{\"1.\":\"-.3 00 1e200000\"}", &o, err), CS_OK);
+    json_object_put(o);
+    /* The edges that stay valid. */
+    static const char *const good[] = {
+        "[0]", "[-0]", "[0.0]", "[-0.05]", "[10]", "[1e1000]", "[-1E-1000]", "[1e+0999]",
+        "[0e0]", "[123.456e-7]", "[1,-2,3.5,4e1]", "{\"a\":[10,{\"b\":-1.25E+3}]}", NULL};
+    for (const char *const *s = good; *s; s++) {
+        o = NULL;
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_OK))
+            printf("  input: %s: %s\n", *s, err);
+        json_object_put(o);
+    }
+    /* At most CS_JSON_MAX_NUMBER characters, the sign included. */
+    char num[CS_JSON_MAX_NUMBER + 4];
+    num[0] = '[';
+    num[1] = '-';
+    num[2] = '7';
+    num[3] = '.';
+    memset(num + 4, '7', CS_JSON_MAX_NUMBER - 3);
+    num[CS_JSON_MAX_NUMBER + 1] = ']';
+    CS_CHECK_RC(cs_json_parse(num, CS_JSON_MAX_NUMBER + 2, &o, err), CS_OK);
+    json_object_put(o);
+    num[CS_JSON_MAX_NUMBER + 1] = '7';
+    num[CS_JSON_MAX_NUMBER + 2] = ']';
+    o = NULL;
+    CS_CHECK_RC(cs_json_parse(num, CS_JSON_MAX_NUMBER + 3, &o, err), CS_ERR_MALFORMED_JSON);
+    CS_CHECK_HAS(err, "longer than 1000");
+    CS_CHECK(o == NULL);
+}
+
+CS_TEST(parse_refuses_integers_json_c_would_saturate)
+{
+    static const char *const fits[] = {"[18446744073709551615]", "[-9223372036854775808]",
+                                       "[9223372036854775807]", "[0]", NULL};
+    for (const char *const *s = fits; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_OK))
+            printf("  input: %s: %s\n", *s, err);
+        else
+            CS_CHECK_EQ_STR(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), *s);
+        json_object_put(o);
+    }
+    static const char *const over[] = {"[18446744073709551616]", "[-9223372036854775809]",
+                                       "{\"amount\":123456789012345678901234567890}", NULL};
+    for (const char *const *s = over; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", *s);
+        CS_CHECK_HAS(err, "integer outside");
+        CS_CHECK(o == NULL);
+    }
+    /* The same digits as a decimal keep their text. */
+    json_object *o = NULL;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_json_parse("[123456789012345678901234567890.0]", 34, &o, err), CS_OK);
+    CS_CHECK_EQ_STR(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+                 "[123456789012345678901234567890.0]");
     json_object_put(o);
 }
 
@@ -289,7 +421,9 @@ CS_TEST(text_is_compact)
     json_object_put(o);
 }
 
-CS_TEST_MAIN(CS_RUN(parse_accepts_json), CS_RUN(parse_refuses_trailing_garbage),
+CS_TEST_MAIN(CS_RUN(parse_accepts_json), CS_RUN(parse_accepts_bare_values_at_the_end),
+             CS_RUN(parse_refuses_numbers_outside_rfc8259),
+             CS_RUN(parse_refuses_integers_json_c_would_saturate), CS_RUN(parse_refuses_trailing_garbage),
              CS_RUN(parse_refuses_incomplete_and_malformed), CS_RUN(parse_refuses_nul_bytes),
              CS_RUN(parse_refuses_deep_nesting), CS_RUN(parse_refuses_invalid_utf8),
              CS_RUN(parse_refuses_json_c_extensions), CS_RUN(only_keys), CS_RUN(str_getter),

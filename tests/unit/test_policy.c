@@ -260,6 +260,43 @@ CS_TEST(fails_closed)
     CS_CHECK_EQ_INT(decide(rule, "GET", "/v1/x", ",'body':'not json'", err), 0);
 }
 
+/*
+ * KNOWN-3: evaluation tests the objects it looks up, not whether a key is
+ * there, so even a rule that never went through validation cannot make it
+ * read a field name through a NULL pointer. A rule it cannot read refuses.
+ */
+CS_TEST(null_keys_do_not_crash_evaluation)
+{
+    /* A null field is no field condition: the rule matches on method and path. */
+    DECIDES("[{'method':'POST','field':null}]", "POST", "/v1/x", ",'json':{'amount':5}", 1);
+    DECIDES("[{'method':'POST','field':null}]", "GET", "/v1/x", ",'json':{'amount':5}", 0);
+    DECIDES("[{'method':'POST','field':null,'op':null,'value':null}]", "POST", "/v1/x",
+            ",'json':{'amount':5}", 1);
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_EQ_INT(decide("[{'field':'amount','op':null,'value':1}]", "POST", "/v1/x",
+                           ",'json':{'amount':5}", err), -1);
+    CS_CHECK_HAS(err, "rule 0 is malformed");
+    CS_CHECK_EQ_INT(decide("[{'field':'amount','op':'>','value':null}]", "POST", "/v1/x",
+                           ",'json':{'amount':5}", err), -1);
+    CS_CHECK_HAS(err, "rule 0 is malformed");
+}
+
+/* KNOWN-1: a body that is a bare JSON value is JSON: its fields are missing. */
+CS_TEST(bare_json_bodies)
+{
+    const char *rule = "[{'field':'amount','op':'>','value':100}]";
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_EQ_INT(decide(rule, "POST", "/v1/x", ",'json':5", err), -1);
+    CS_CHECK_HAS(err, "missing");
+    CS_CHECK_EQ_INT(decide(rule, "POST", "/v1/x", ",'body':'null'", err), -1);
+    CS_CHECK_HAS(err, "missing");
+    CS_CHECK_EQ_INT(decide(rule, "POST", "/v1/x", ",'body':'true'", err), -1);
+    CS_CHECK_HAS(err, "missing");
+    /* An empty field name reads the whole document. */
+    DECIDES("[{'field':'','op':'>','value':100}]", "POST", "/v1/x", ",'json':500", 1);
+    DECIDES("[{'field':'','op':'>','value':100}]", "POST", "/v1/x", ",'body':'50'", 0);
+}
+
 CS_TEST(first_matching_rule_wins)
 {
     const char *rules = "[{'method':'POST','path':'/v1/refunds*'},"
@@ -302,6 +339,15 @@ CS_TEST(rule_validation)
         {"[{'field':'a','op':'==','value':null}]", "\"value\" must be a number"},
         {"[{'field':'a','op':'==','value':[1]}]", "\"value\" must be a number"},
         {"[{}]", "rule 0 has no condition"},
+        /* KNOWN-3: a key holding null is refused, never read as missing. */
+        {"[{'method':'POST','field':null}]", "rule 0: \"field\" must not be null"},
+        {"[{'method':'POST','field':null,'op':null}]", "must not be null"},
+        {"[{'field':'a','op':null,'value':1}]", "rule 0: \"op\" must not be null"},
+        {"[{'method':'POST','path':null}]", "rule 0: \"path\" must not be null"},
+        {"[{'method':null,'path':'/x'}]", "rule 0: \"method\" must not be null"},
+        {"[{'path':'/x','description':null}]", "rule 0: \"description\" must not be null"},
+        {"[{'path':'/x','value':null}]", "rule 0: \"value\" must be a number"},
+        {"[{'path':'/x'},{'method':'GET','field':null}]", "rule 1: \"field\" must not be null"},
         {"[{'description':'everything'}]", "rule 0 has no condition"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -348,5 +394,6 @@ CS_TEST(snapshot)
 
 CS_TEST_MAIN(CS_RUN(modes), CS_RUN(quorum_fails_closed), CS_RUN(method_and_path),
              CS_RUN(numeric_operators), CS_RUN(string_operators), CS_RUN(nested_fields),
-             CS_RUN(fails_closed), CS_RUN(first_matching_rule_wins), CS_RUN(rule_validation),
+             CS_RUN(fails_closed), CS_RUN(null_keys_do_not_crash_evaluation),
+             CS_RUN(bare_json_bodies), CS_RUN(first_matching_rule_wins), CS_RUN(rule_validation),
              CS_RUN(snapshot))

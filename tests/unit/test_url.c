@@ -7,8 +7,10 @@
  * libcurl's URL API, whose real behaviour is what is asserted here): dot
  * segments removed, scheme and host lower-cased, numeric IPv4 forms such
  * as 0x7f000001, 2130706433, 0177.0.0.1 and 127.1 rewritten to 127.0.0.1;
- * credentials, other schemes, scoped IPv6 and encoded dots or slashes
- * refused. Matching: same scheme, host and port, path under the base on a
+ * credentials, other schemes, scoped IPv6, port 0, encoded dots or
+ * slashes, a '%' in the host and a host that is not ASCII [a-z0-9.-_~]
+ * refused, and dot segments with a ';' parameter refused in the path as
+ * written but not in the query (fuzz KNOWN-2 and KNOWN-5). Matching: same scheme, host and port, path under the base on a
  * segment boundary (/v1 is not /v10). cs_addr_is_private is checked on
  * every range the executor must never send a secret to.
  */
@@ -127,6 +129,88 @@ CS_TEST(refusals)
     CS_CHECK_RC(cs_url_parse(huge, &u, NULL), CS_ERR_BAD_URL);
     /* An encoded slash in the query is data, not a path separator. */
     PARSES_TO("https://x.example/a?next=%2Fb%2E", "https://x.example/a?next=%2Fb%2E");
+}
+
+/* Refuses s with CS_ERR_BAD_URL and an err that contains why. */
+static bool refuses(const char *s, const char *why, int line)
+{
+    struct cs_url u;
+    char err[CS_ERRLEN] = "";
+    enum cs_err rc = cs_url_parse(s, &u, err);
+    bool ok = rc == CS_ERR_BAD_URL && strstr(err, why) != NULL;
+    if (!ok)
+        printf("  line %d: \"%s\" gave %s \"%s\", expected invalid_url with \"%s\"\n", line, s,
+               cs_err_code(rc), rc ? err : u.full, why);
+    if (rc == CS_OK)
+        cs_url_free(&u);
+    return cs_test_check(ok, __FILE__, line, s);
+}
+#define REFUSES(s, why) refuses((s), (why), __LINE__)
+
+/*
+ * KNOWN-2: libcurl decodes %XX in the host after its own checks and after
+ * it rewrote numeric IPv4 forms, so a disguised loopback, a DEL byte or a
+ * non-UTF-8 host would be stored and shown to approvers.
+ */
+CS_TEST(host_escapes_and_characters)
+{
+    REFUSES("http://0x7f%2e1:8080/", "percent-encoded");
+    REFUSES("http://127%2e0.0.1/", "percent-encoded");
+    REFUSES("http://%7f/", "percent-encoded");
+    REFUSES("http://a%ffb/", "percent-encoded");
+    REFUSES("https://api.example.com%2e/", "percent-encoded");
+    REFUSES("https://%61pi.example.com/", "percent-encoded");
+    REFUSES("http:/0x7f%2e1/x", "percent-encoded");
+    REFUSES("https://[fe80::1%25eth0]/", "percent-encoded");
+    /* What curl lets through in a name, the approvers would misread. */
+    REFUSES("https://\xd0\xb0" "pi.example.com/", "punycode");
+    REFUSES("https://api.example\xe3\x80\x82" "com/", "punycode");
+    REFUSES("http://a|b.example/", "letters, digits");
+    REFUSES("http://a$b.example/", "invalid URL");
+    PARSES_TO("https://xn--pi-7ld.example.com/", "https://xn--pi-7ld.example.com/");
+    PARSES_TO("https://my_host~1.example/x", "https://my_host~1.example/x");
+    PARSES_TO("https://API-2.Example.COM./", "https://api-2.example.com./");
+    /* The percent sign stays legal where it is data. */
+    PARSES_TO("https://x.example/a%20b?q=%2e#%41", "https://x.example/a%20b?q=%2e");
+}
+
+CS_TEST(port_zero)
+{
+    REFUSES("http://x.example:0/", "port must be between 1 and 65535");
+    REFUSES("https://127.0.0.1:00/v1", "port must be between 1 and 65535");
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_url_base_valid("http://10.0.0.5:0", err), CS_ERR_BAD_URL);
+    CS_CHECK_HAS(err, "port");
+    PARSES_TO("http://x.example:1/", "http://x.example:1/");
+    PARSES_TO("http://x.example:65535/", "http://x.example:65535/");
+}
+
+/*
+ * KNOWN-5: the raw-text check for dot segments with a ';' parameter reads
+ * the path as written -- after "scheme:", the slashes and the authority,
+ * up to '?' or '#' -- and only the path.
+ */
+CS_TEST(dot_param_segments_in_the_path_only)
+{
+    REFUSES("https://x.example/v1/..;/admin", "dot segment with a ';'");
+    REFUSES("https://x.example/v1/..;x=1/admin", "dot segment with a ';'");
+    REFUSES("https://x.example/v1/.;/../admin", "dot segment with a ';'");
+    REFUSES("https://x.example/v1/refunds/..;/..;/admin", "dot segment with a ';'");
+    REFUSES("https://x.example/..;", "dot segment with a ';'");
+    /* The check is not dodged by the URL's spelling or a "://" later on. */
+    REFUSES("http:/api.example.com/v1/.;/../admin?x=://", "dot segment with a ';'");
+    REFUSES("http:///api.example.com/v1/.;/../admin", "dot segment with a ';'");
+    REFUSES("HTTPS://x.example/v1/.;/../admin#://", "dot segment with a ';'");
+    /* In the query or the fragment, ".;" is data. */
+    PARSES_TO("https://api.example.com/v1/x?next=/.;/",
+              "https://api.example.com/v1/x?next=/.;/");
+    PARSES_TO("https://api.example.com/v1/x?a=/..;/b&c=://x/..;/",
+              "https://api.example.com/v1/x?a=/..;/b&c=://x/..;/");
+    PARSES_TO("https://api.example.com/v1/x#/..;/admin", "https://api.example.com/v1/x");
+    PARSES_TO("http:/t?/.;://", "http://t/?/.;://");
+    PARSES_TO("http://t/?/.;://", "http://t/?/.;://");
+    /* A ';' that is not after a dot segment is a legal path parameter. */
+    PARSES_TO("https://x.example/v1/a;b/.../x.;/", "https://x.example/v1/a;b/.../x.;/");
 }
 
 static bool under(const char *url, const char *base)
@@ -260,5 +344,6 @@ CS_TEST(private_addresses)
 }
 
 CS_TEST_MAIN(CS_RUN(parse_fills_parts), CS_RUN(normalisation), CS_RUN(numeric_ipv4_forms),
-             CS_RUN(refusals), CS_RUN(under_base), CS_RUN(allowed), CS_RUN(base_valid),
+             CS_RUN(refusals), CS_RUN(host_escapes_and_characters), CS_RUN(port_zero),
+             CS_RUN(dot_param_segments_in_the_path_only), CS_RUN(under_base), CS_RUN(allowed), CS_RUN(base_valid),
              CS_RUN(private_addresses))
