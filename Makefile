@@ -50,7 +50,7 @@ LIB_SRCS := \
 	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c lib/cs_batch.c \
 	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
-WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/notifier.c worker/relay.c \
+WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/call.c worker/notifier.c worker/relay.c \
 	worker/metrics.c
 SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/elector.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/reminder.c scheduler/escalator.c scheduler/finisher.c \
@@ -71,7 +71,7 @@ BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-sc
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit valgrind integration check-style docs docs-check help clean \
+.PHONY: deps fuzz bench bench-quick all run test unit valgrind integration check-style docs docs-check help clean \
         sdk-python sdk-typescript fuzz bench
 
 all: $(BINS) client ## Build every binary, the C client library and the examples into $(BUILD)/
@@ -134,7 +134,11 @@ include client/client.mk
 
 # ---- run and test ----------------------------------------------------------
 
-run: all ## Start Postgres, Kafka, api, worker and scheduler locally; prints where to go
+deps: ## Install what is missing (Debian packages, Python test packages, Kafka jars); idempotent
+	bash .ci/install-deps.sh
+
+run: deps ## Install what is missing, start Postgres, Kafka, api, worker and scheduler; prints where to go
+	$(MAKE) all
 	tools/run-local.sh $(BUILD)
 
 unit: $(UNIT_BINS) ## Run the unit tests (with SANITIZER=... for sanitizers)
@@ -158,14 +162,25 @@ sdk-python: ## Python SDK: unit tests and strict type check
 sdk-typescript: ## TypeScript SDK: install (lockfile), build, unit and README tests
 	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build && npm test
 
-test: ## Every test: style, docs, unit (ASan/UBSan + valgrind), SDKs, integration under ASan/UBSan
+test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan + valgrind), fuzz smoke, SDKs, integration under ASan/UBSan
+	$(MAKE) deps
 	$(MAKE) check-style
 	$(MAKE) docs-check
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) unit
 	$(MAKE) valgrind
+	$(MAKE) fuzz
 	$(MAKE) sdk-python
 	$(MAKE) sdk-typescript
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) integration
+
+fuzz: ## libFuzzer smoke run of every parser target, with the regression inputs (tests/fuzz)
+	$(MAKE) -C tests/fuzz smoke
+
+bench: ## Benchmark table with River and pgbench beside ours (bench/run; ~30 min)
+	bench/run
+
+bench-quick: ## The benchmark scaled down (~3 min): proves the harness end to end
+	bench/run --quick
 
 check-style: ## Banned functions, file headers, sizes
 	tools/check-style.sh

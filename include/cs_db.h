@@ -54,6 +54,8 @@ struct cs_db {
     enum cs_query listen[CS_DB_MAX_LISTEN];
     int nlisten;
     unsigned backoff_ms;
+    bool sent;                       /* cs_db_send() awaits cs_db_poll() */
+    enum cs_query sent_q;
 };
 
 /* Connects once. On failure *out is still a usable handle for reconnect. */
@@ -80,6 +82,18 @@ enum cs_err cs_db_exec(struct cs_db *db, enum cs_query q, int n, const char *con
 enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char *const *params,
                            const int *lengths, const int *formats, PGresult **res,
                            char *err) CS_MUSTCHECK;
+
+/*
+ * Asynchronous use, for a loop that must not block (worker/executor.c):
+ * cs_db_send() sends query q (preparing it first, which waits, once per
+ * connection); then cs_db_poll() returns false while the answer is still
+ * on its way and true once *rc and *res are what cs_db_exec() would have
+ * given. With wait it blocks until then. One statement at a time per
+ * connection; poll on cs_db_socket() for readability in between.
+ */
+enum cs_err cs_db_send(struct cs_db *db, enum cs_query q, int n, const char *const *params,
+                       char *err) CS_MUSTCHECK;
+bool cs_db_poll(struct cs_db *db, bool wait, enum cs_err *rc, PGresult **res, char *err);
 
 /* Runs raw SQL text that comes from sql/ (migrations only). */
 enum cs_err cs_db_exec_script(struct cs_db *db, const char *sql, char *err) CS_MUSTCHECK;

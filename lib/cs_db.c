@@ -45,6 +45,7 @@ static enum cs_err connect_now(struct cs_db *db, char *err)
     if (db->pg)
         PQfinish(db->pg);
     memset(db->prepared, 0, sizeof(db->prepared));
+    db->sent = false;
     db->pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db->pg) != CONNECTION_OK) {
         copy_pg_error(db->pg, err);
@@ -154,19 +155,13 @@ static enum cs_err prepare(struct cs_db *db, enum cs_query q, char *err)
     return rc;
 }
 
-enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char *const *params,
-                           const int *lengths, const int *formats, PGresult **res, char *err)
+/* Checks a statement's result: *res gets it (or it is freed), errors classified. */
+static enum cs_err take_result(struct cs_db *db, enum cs_query q, PGresult *r, PGresult **res,
+                               char *err)
 {
-    cs_assert(q >= 0 && q < CSQ__COUNT);
-    if (res)
-        *res = NULL;
-    enum cs_err rc = prepare(db, q, err);
-    if (rc)
-        return rc;
-    PGresult *r = PQexecPrepared(db->pg, cs_queries[q].name, n, params, lengths, formats, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        rc = classify(r, db->pg, err);
+        enum cs_err rc = classify(r, db->pg, err);
         if (rc == CS_ERR_INTERNAL)
             cs_log(CS_LOG_ERROR, "db", "query %s failed: %s", cs_queries[q].name, err ? err : "");
         PQclear(r);
@@ -177,6 +172,55 @@ enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char 
     else
         PQclear(r);
     return CS_OK;
+}
+
+enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char *const *params,
+                           const int *lengths, const int *formats, PGresult **res, char *err)
+{
+    cs_assert(q >= 0 && q < CSQ__COUNT);
+    if (res)
+        *res = NULL;
+    enum cs_err rc = prepare(db, q, err);
+    if (rc)
+        return rc;
+    PGresult *r = PQexecPrepared(db->pg, cs_queries[q].name, n, params, lengths, formats, 0);
+    return take_result(db, q, r, res, err);
+}
+
+enum cs_err cs_db_send(struct cs_db *db, enum cs_query q, int n, const char *const *params,
+                       char *err)
+{
+    cs_assert(q >= 0 && q < CSQ__COUNT && !db->sent);
+    enum cs_err rc = prepare(db, q, err);
+    if (rc)
+        return rc;
+    if (!PQsendQueryPrepared(db->pg, cs_queries[q].name, n, params, NULL, NULL, 0)) {
+        copy_pg_error(db->pg, err);
+        return CS_ERR_DB;
+    }
+    db->sent = true;
+    db->sent_q = q;
+    return CS_OK;
+}
+
+bool cs_db_poll(struct cs_db *db, bool wait, enum cs_err *rc, PGresult **res, char *err)
+{
+    cs_assert(db->sent);
+    if (res)
+        *res = NULL;
+    if (!wait && PQconsumeInput(db->pg) && PQisBusy(db->pg))
+        return false;
+    db->sent = false;
+    PGresult *r = PQgetResult(db->pg); /* waits only when wait, or the connection broke */
+    for (PGresult *more; (more = PQgetResult(db->pg)) != NULL;)
+        PQclear(more);
+    if (!r) {
+        copy_pg_error(db->pg, err);
+        *rc = CS_ERR_DB;
+        return true;
+    }
+    *rc = take_result(db, db->sent_q, r, res, err);
+    return true;
 }
 
 enum cs_err cs_db_exec(struct cs_db *db, enum cs_query q, int n, const char *const *params,

@@ -38,43 +38,22 @@
 #include "cs_mem.h"
 #include "cs_process.h"
 #include "cs_url.h"
+#include "call.h"
 #include "worker.h"
 
-#define RESP_HEADERS_MAX 64
-#define RESP_HEADER_BYTES_MAX 16384
-#define RETRY_AFTER_CAP_MS 60000
-#define DONE_FLUSH_BYTES (8u << 20)
 
-struct job {
-    struct job *next;              /* retry-wait list */
-    struct job *prev_active, *next_active;   /* every job, for shutdown */
-    struct executor *ex;
-    char id[CS_UUID_STRLEN + 1];
-    char *grant_id, *agent_id, *method, *url;
-    unsigned char *body;
-    size_t body_len;
-    json_object *req_headers;
-    int attempt, max_attempts, timeout_ms;
-    bool idempotent;               /* from the policy snapshot */
-    bool allow_private;            /* the matching base names this IP literally */
-    bool blocked;                  /* opensocket refused a private address */
-    bool prepared;                 /* grant checked and headers built */
-    CURL *easy;
-    struct curl_slist *hdrs;       /* holds the injected secret: wiped on free */
-    struct cs_buf resp;
-    json_object *resp_headers;
-    size_t resp_header_bytes;
-    long retry_after_ms;           /* from the last response, -1 when absent */
-    int64_t decided_ms;            /* when it was approved (decision or policy) */
-    int64_t started_ms;            /* when the current attempt started */
-    int64_t retry_at_ms;
-    int64_t renew_ms;              /* > 0: the lease still has to be renewed by this much */
+/* Reconnection attempts of one connection, without ever sleeping. */
+struct backoff {
+    int64_t at_ms;                 /* the next attempt */
+    int ms;
 };
 
 struct executor {
     const struct cs_config *cfg;
     struct worker_role *role;
-    struct cs_db *db;
+    struct cs_db *db;              /* claims, leases, grants, LISTEN cs_approved */
+    struct cs_db *wdb;             /* outcomes, written asynchronously */
+    struct backoff db_retry, wdb_retry;
     struct cs_catalog *cat;
     char owner[96];                /* lease owner: instance id + per-start nonce */
     CURLM *cm;
@@ -83,11 +62,9 @@ struct executor {
     int nwaiting;
     struct job *waiting;
     json_object *done;             /* completion rows not yet written */
-    size_t done_bytes;
+    json_object *writing;          /* completion rows being written, or NULL */
     bool wake;
     int64_t next_poll_ms;
-    int64_t reconnect_at_ms;       /* while disconnected: the next connection attempt */
-    int backoff_ms;
     uint64_t executed, failed;
 };
 
@@ -109,9 +86,7 @@ static void job_free(struct job *j)
         curl_multi_remove_handle(j->ex->cm, j->easy);
         curl_easy_cleanup(j->easy);
     }
-    for (struct curl_slist *s = j->hdrs; s; s = s->next)
-        cs_wipe(s->data, strlen(s->data));
-    curl_slist_free_all(j->hdrs);
+    call_wipe_headers(j);
     cs_free(j->grant_id);
     cs_free(j->agent_id);
     cs_free(j->method);
@@ -129,9 +104,6 @@ static void record(struct executor *ex, struct job *j, json_object *row)
 {
     json_object_object_add(row, "id", json_object_new_string(j->id));
     json_object_object_add(row, "attempt", json_object_new_int(j->attempt));
-    size_t len = 0;
-    cs_json_text(row, &len);
-    ex->done_bytes += len;
     json_object_array_add(ex->done, row);
 }
 
@@ -167,174 +139,9 @@ static void executed(struct executor *ex, struct job *j, long code)
     job_free(j);
 }
 
-/* ---- libcurl callbacks ---- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    struct job *j = arg;
-    cs_buf_append_trunc(&j->resp, p, size * n);
-    return size * n; /* keep reading past the cap: the call has happened */
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    struct job *j = arg;
-    size_t len = size * n;
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        /* A new response (e.g. after 100 Continue): start over. */
-        json_object_put(j->resp_headers);
-        j->resp_headers = json_object_new_object();
-        j->resp_header_bytes = 0;
-        j->retry_after_ms = -1;
-        return len;
-    }
-    const char *colon = memchr(p, ':', len);
-    if (!colon || colon == p)
-        return len;
-    j->resp_header_bytes += len;
-    if (j->resp_header_bytes > RESP_HEADER_BYTES_MAX ||
-        json_object_object_length(j->resp_headers) >= RESP_HEADERS_MAX)
-        return len;
-    char *name = cs_strndup(p, (size_t)(colon - p));
-    for (char *c = name; *c; c++)
-        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    const char *v = colon + 1, *end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    char *value = cs_strndup(v, (size_t)(end - v));
-    json_object *prev = NULL;
-    if (json_object_object_get_ex(j->resp_headers, name, &prev)) {
-        char *joined = cs_asprintf("%s, %s", json_object_get_string(prev), value);
-        json_object_object_add(j->resp_headers, name, json_object_new_string(joined));
-        cs_free(joined);
-    } else {
-        json_object_object_add(j->resp_headers, name, json_object_new_string(value));
-    }
-    if (strcmp(name, "retry-after") == 0) {
-        char *e = NULL;
-        long s = strtol(value, &e, 10);
-        if (e != value && *e == '\0' && s >= 0)
-            j->retry_after_ms = s * 1000 > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : s * 1000;
-    }
-    cs_free(name);
-    cs_free(value);
-    return len;
-}
-
-static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
-{
-    struct job *j = arg;
-    (void)purpose;
-    if (cs_addr_is_private(&addr->addr) && !j->allow_private) {
-        j->blocked = true;
-        return CURL_SOCKET_BAD;
-    }
-    return socket(addr->family, addr->socktype, addr->protocol);
-}
-
-/* ---- starting a call ---- */
-
-static enum cs_err inject(struct job *j, const struct cs_grant *g, const unsigned char *secret,
-                          size_t len)
-{
-    char *line;
-    if (g->inject == CS_INJECT_BEARER) {
-        line = cs_asprintf("Authorization: Bearer %.*s", (int)len, secret);
-    } else if (g->inject == CS_INJECT_BASIC) {
-        char *b64 = cs_b64_encode(secret, len, false);
-        line = cs_asprintf("Authorization: Basic %s", b64);
-        cs_wipe(b64, strlen(b64));
-        cs_free(b64);
-    } else {
-        line = cs_asprintf("%s: %.*s", g->inject_header, (int)len, secret);
-    }
-    struct curl_slist *s = curl_slist_append(j->hdrs, line);
-    cs_wipe(line, strlen(line));
-    cs_free(line);
-    if (!s)
-        return CS_ERR_INTERNAL;
-    j->hdrs = s;
-    return CS_OK;
-}
-
-/* Builds the request headers once per job: caller's, ours, the secret. */
-static enum cs_err build_headers(struct executor *ex, struct job *j, const struct cs_grant *g,
-                                 char *err)
-{
-    bool has_ct = false;
-    json_object_object_foreach(j->req_headers, name, val) {
-        if (cs_header_forbidden(name) ||
-            (g->inject == CS_INJECT_HEADER && strcasecmp(name, g->inject_header) == 0))
-            return cs_err_set(err, CS_ERR_FORBIDDEN_HEADER, "stored request sets %s", name);
-        has_ct = has_ct || strcasecmp(name, "content-type") == 0;
-        char *line = cs_asprintf("%s: %s", name, json_object_get_string(val));
-        j->hdrs = curl_slist_append(j->hdrs, line);
-        cs_free(line);
-    }
-    char *idem = cs_asprintf("Idempotency-Key: countersign-%s", j->id);
-    j->hdrs = curl_slist_append(j->hdrs, idem);
-    cs_free(idem);
-    j->hdrs = curl_slist_append(j->hdrs, "Expect:");
-    if (!has_ct)
-        j->hdrs = curl_slist_append(j->hdrs, "Content-Type:");
-    unsigned char *secret = NULL;
-    size_t slen = 0;
-    enum cs_err rc = cs_grant_secret(g, ex->cfg->master_key, &secret, &slen, err);
-    if (rc)
-        return rc;
-    rc = inject(j, g, secret, slen);
-    cs_wipe(secret, slen);
-    cs_free(secret);
-    return rc;
-}
-
 static void start_transfer(struct executor *ex, struct job *j)
 {
-    CURL *e = j->easy = curl_easy_init();
-    cs_assert(e);
-    cs_buf_free(&j->resp);
-    cs_buf_init(&j->resp, (size_t)ex->cfg->response_max_bytes);
-    json_object_put(j->resp_headers);
-    j->resp_headers = json_object_new_object();
-    j->resp_header_bytes = 0;
-    j->retry_after_ms = -1;
-    j->blocked = false;
-    curl_easy_setopt(e, CURLOPT_URL, j->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "countersign/" CS_VERSION);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
-    if (ex->cfg->exec_ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, ex->cfg->exec_ca_file);
-    if (!j->idempotent) {
-        /* libcurl silently re-sends a request once when a reused keep-alive
-         * connection dies before any answer. Without idempotency keys that
-         * could run the call twice: such calls get a connection of their own. */
-        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    }
-    if (!strcmp(j->method, "HEAD"))
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    else if (strcmp(j->method, "GET") || j->body_len)
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, j->method);
-    if (j->body_len || !strcmp(j->method, "POST") || !strcmp(j->method, "PUT") ||
-        !strcmp(j->method, "PATCH")) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body ? (char *)j->body : "");
-    }
+    CURL *e = j->easy = call_easy(j, ex->cfg);
     cs_assert(curl_multi_add_handle(ex->cm, e) == CURLM_OK);
     ex->inflight++;
     atomic_fetch_add(&ex->role->m->inflight, 1);
@@ -378,7 +185,7 @@ static void prepare(struct executor *ex, struct job *j)
         j->allow_private = base.host_is_ip;
         cs_url_free(&base);
     }
-    if ((rc = build_headers(ex, j, g, err)))
+    if ((rc = call_headers(j, g, ex->cfg, err)))
         return fail(ex, j, rc, err);
     j->prepared = true;
     start_transfer(ex, j);
@@ -524,25 +331,54 @@ static void finish(struct executor *ex, struct job *j, CURLcode c)
 
 /* ---- the loop ---- */
 
-static enum cs_err flush_done(struct executor *ex, char *err)
+/*
+ * Outcomes are written on their own connection without blocking the loop:
+ * write_start() sends what is done, write_end() takes the answer when it is
+ * in (or waits for it). Rows that could not be written go back to done.
+ */
+static bool db_ready(struct executor *ex, struct cs_db *db, struct backoff *b, int64_t now);
+
+static void write_start(struct executor *ex, int64_t now)
 {
-    if (json_object_array_length(ex->done) == 0)
-        return CS_OK;
-    PGresult *res = NULL;
+    if (ex->writing || json_object_array_length(ex->done) == 0 ||
+        !db_ready(ex, ex->wdb, &ex->wdb_retry, now))
+        return;
+    char err[CS_ERRLEN];
     const char *p[] = {ex->owner, cs_json_text(ex->done, NULL)};
-    enum cs_err rc = cs_db_exec(ex->db, CSQ_COMPLETE_EXECUTIONS, 2, p, &res, err);
-    if (rc)
-        return rc;
-    int written = PQntuples(res);
-    int total = (int)json_object_array_length(ex->done);
-    PQclear(res);
-    if (written < total)
-        cs_log(CS_LOG_WARN, "executor", "%d outcome(s) not recorded: their lease was lost to "
-               "the rescuer", total - written);
-    json_object_put(ex->done);
+    if (cs_db_send(ex->wdb, CSQ_COMPLETE_EXECUTIONS, 2, p, err) != CS_OK) {
+        static struct cs_log_limit lim;
+        if (cs_log_limit_allow(&lim, 10, NULL))
+            cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
+        return;
+    }
+    ex->writing = ex->done;
     ex->done = json_object_new_array();
-    ex->done_bytes = 0;
-    return CS_OK;
+}
+
+static void write_end(struct executor *ex, bool wait)
+{
+    enum cs_err rc;
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    if (!ex->writing || !cs_db_poll(ex->wdb, wait, &rc, &res, err))
+        return;
+    int total = (int)json_object_array_length(ex->writing);
+    if (rc) {
+        static struct cs_log_limit lim;
+        if (cs_log_limit_allow(&lim, 10, NULL))
+            cs_log(CS_LOG_WARN, "executor", "cannot record %d outcome(s) yet: %s", total, err);
+        for (size_t i = 0; i < json_object_array_length(ex->done); i++)
+            json_object_array_add(ex->writing, json_object_get(json_object_array_get_idx(ex->done, i)));
+        json_object_put(ex->done);
+        ex->done = ex->writing;
+    } else {
+        if (PQntuples(res) < total)
+            cs_log(CS_LOG_WARN, "executor", "%d outcome(s) not recorded: their lease was lost to "
+                   "the rescuer", total - PQntuples(res));
+        PQclear(res);
+        json_object_put(ex->writing);
+    }
+    ex->writing = NULL;
 }
 
 static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
@@ -600,10 +436,7 @@ static void restart_due(struct executor *ex, int64_t now)
         if (j->prepared) {
             /* A retry is a new call: check the grant again and rebuild its headers
              * (the hosts may have narrowed, the secret may have rotated). */
-            for (struct curl_slist *s = j->hdrs; s; s = s->next)
-                cs_wipe(s->data, strlen(s->data));
-            curl_slist_free_all(j->hdrs);
-            j->hdrs = NULL;
+            call_wipe_headers(j);
             j->prepared = false;
             cs_catalog_forget_grant(ex->cat, j->grant_id);
         }
@@ -642,16 +475,22 @@ static int next_timeout(struct executor *ex, int64_t now)
  * call we hold is in ex->active or, finished, in ex->done; the rest go
  * back to approved (nothing was sent for them).
  */
+static void add_ids(json_object *held, json_object *rows)
+{
+    for (size_t i = 0; rows && i < json_object_array_length(rows); i++) {
+        json_object *id = NULL;
+        json_object_object_get_ex(json_object_array_get_idx(rows, i), "id", &id);
+        json_object_array_add(held, json_object_get(id));
+    }
+}
+
 static void release_unheld(struct executor *ex)
 {
     json_object *held = json_object_new_array();
     for (struct job *j = ex->active; j; j = j->next_active)
         json_object_array_add(held, json_object_new_string(j->id));
-    for (size_t i = 0; i < json_object_array_length(ex->done); i++) {
-        json_object *id = NULL;
-        json_object_object_get_ex(json_object_array_get_idx(ex->done, i), "id", &id);
-        json_object_array_add(held, json_object_get(id));
-    }
+    add_ids(held, ex->done);
+    add_ids(held, ex->writing);
     char err[CS_ERRLEN];
     const char *p[] = {ex->owner, cs_json_text(held, NULL)};
     PGresult *res = NULL;
@@ -665,22 +504,24 @@ static void release_unheld(struct executor *ex)
 }
 
 /* One connection attempt when due; never sleeps, so calls in flight keep moving. */
-static bool db_ready(struct executor *ex, int64_t now)
+static bool db_ready(struct executor *ex, struct cs_db *db, struct backoff *b, int64_t now)
 {
-    if (cs_db_connected(ex->db))
+    if (cs_db_connected(db))
         return true;
-    if (now < ex->reconnect_at_ms)
+    if (now < b->at_ms)
         return false;
     char err[CS_ERRLEN];
-    if (cs_db_reset(ex->db, err) == CS_OK) {
+    if (cs_db_reset(db, err) == CS_OK) {
         cs_log(CS_LOG_INFO, "executor", "reconnected to Postgres");
-        release_unheld(ex);
-        ex->backoff_ms = 0;
-        ex->wake = true; /* catch up on what was approved meanwhile */
+        b->ms = 0;
+        if (db == ex->db) {
+            release_unheld(ex);
+            ex->wake = true; /* catch up on what was approved meanwhile */
+        }
         return true;
     }
-    ex->backoff_ms = ex->backoff_ms ? (ex->backoff_ms * 2 > 5000 ? 5000 : ex->backoff_ms * 2) : 100;
-    ex->reconnect_at_ms = now + ex->backoff_ms;
+    b->ms = b->ms ? (b->ms * 2 > 5000 ? 5000 : b->ms * 2) : 100;
+    b->at_ms = now + b->ms;
     return false;
 }
 
@@ -704,11 +545,12 @@ static void run(struct executor *ex)
             ex->wake = false;
             ex->next_poll_ms = now + ex->cfg->poll_interval_ms;
             int n = free_slots < ex->cfg->exec_claim_batch ? free_slots : (int)ex->cfg->exec_claim_batch;
-            enum cs_err rc = db_ready(ex, now) ? claim(ex, n, &full, err) : CS_ERR_DB;
+            enum cs_err rc = db_ready(ex, ex->db, &ex->db_retry, now) ? claim(ex, n, &full, err)
+                                                                       : CS_ERR_DB;
             if (rc == CS_ERR_DB && !cs_db_connected(ex->db)) {
                 full = false;
                 ex->wake = false;
-                ex->next_poll_ms = ex->reconnect_at_ms;
+                ex->next_poll_ms = ex->db_retry.at_ms;
                 rc = CS_OK;
             }
             if (rc) {
@@ -717,10 +559,12 @@ static void run(struct executor *ex)
             }
         }
         /* Wake on a notification, or on a stop request until we have seen it. */
-        struct curl_waitfd extra[2];
+        struct curl_waitfd extra[3];
         unsigned nextra = 0;
         if (cs_db_socket(ex->db) >= 0)
             extra[nextra++] = (struct curl_waitfd){cs_db_socket(ex->db), CURL_WAIT_POLLIN, 0};
+        if (ex->writing && cs_db_socket(ex->wdb) >= 0)
+            extra[nextra++] = (struct curl_waitfd){cs_db_socket(ex->wdb), CURL_WAIT_POLLIN, 0};
         if (!stopping)
             extra[nextra++] = (struct curl_waitfd){ex->role->wake[0], CURL_WAIT_POLLIN, 0};
         int running = 0;
@@ -736,12 +580,8 @@ static void run(struct executor *ex)
             finish(ex, j, msg->data.result);
         }
         restart_due(ex, cs_now_ms());
-        if (json_object_array_length(ex->done) > 0 && db_ready(ex, cs_now_ms()) &&
-            flush_done(ex, err) != CS_OK) {
-            static struct cs_log_limit lim;
-            if (cs_log_limit_allow(&lim, 10, NULL))
-                cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
-        }
+        write_end(ex, false);
+        write_start(ex, cs_now_ms());
         if (cs_db_notifies(ex->db, on_notify, ex) < 0 && !cs_db_connected(ex->db))
             ex->next_poll_ms = 0; /* reconnect on the next claim */
     }
@@ -774,11 +614,18 @@ void *executor_main(void *arg)
             role->status = 1;
         }
     } else {
+        /* Not connected yet is fine: write_start() reconnects when there is work. */
+        if (cs_db_open(&ex.wdb, role->cfg->pg_url, "countersign-executor-writer", err) != CS_OK)
+            cs_log(CS_LOG_WARN, "executor", "outcome connection not up yet: %s", err);
         cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once",
                ex.owner, (long long)role->cfg->exec_concurrency);
         run(&ex);
-        if (flush_done(&ex, err) != CS_OK)
-            cs_log(CS_LOG_WARN, "executor", "outcomes not recorded at exit (leases will lapse): %s", err);
+        write_end(&ex, true);
+        write_start(&ex, cs_now_ms());
+        write_end(&ex, true);
+        if (json_object_array_length(ex.done) > 0)
+            cs_log(CS_LOG_WARN, "executor", "%zu outcome(s) not recorded at exit (leases will lapse)",
+                   json_object_array_length(ex.done));
         if (ex.inflight)
             cs_log(CS_LOG_WARN, "executor", "%d call(s) still in flight at exit: leases left to lapse",
                    ex.inflight);
@@ -789,9 +636,11 @@ void *executor_main(void *arg)
     while (ex.active) /* calls abandoned after the grace period: their leases lapse */
         job_free(ex.active);
     json_object_put(ex.done);
+    json_object_put(ex.writing);
     curl_multi_cleanup(ex.cm);
     cs_catalog_free(ex.cat);
     cs_db_close(ex.db);
+    cs_db_close(ex.wdb);
     atomic_store(&role->done, 1);
     return NULL;
 }
