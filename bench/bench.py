@@ -465,6 +465,12 @@ def exec_drain(ctx: Ctx, m: int, workers: int, conc: int, claim: int) -> dict[st
             if finished >= m:
                 break
             time.sleep(0.1)
+        # The executor counts a call when it finishes; its outcome is written
+        # asynchronously just after. Durable means in Postgres.
+        while time.monotonic() < deadline and d.one(
+                "SELECT count(*) FROM approvals WHERE request_id LIKE 'ex-%%' "
+                "AND status IN ('executed', 'failed')") < m:
+            time.sleep(0.05)
         t_end = time.time()
         cpu_text = cpu.stop()
         calls, first_us, last_us = ctx.provider.stats()

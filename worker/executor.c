@@ -540,7 +540,11 @@ static void run(struct executor *ex)
         }
         if (stopping && (ex->inflight == 0 || now >= stop_at))
             break;
-        int free_slots = (int)ex->cfg->exec_concurrency - ex->inflight - ex->nwaiting;
+        /* Outcomes not yet written hold their slot too: a claim never outruns
+         * what the database records (their rows stay executing meanwhile). */
+        int unrecorded = (int)json_object_array_length(ex->done) +
+                         (ex->writing ? (int)json_object_array_length(ex->writing) : 0);
+        int free_slots = (int)ex->cfg->exec_concurrency - ex->inflight - ex->nwaiting - unrecorded;
         if (!stopping && free_slots > 0 && (ex->wake || full || now >= ex->next_poll_ms)) {
             ex->wake = false;
             ex->next_poll_ms = now + ex->cfg->poll_interval_ms;

@@ -95,20 +95,26 @@ SELECT count(*) FROM u;
 -- $2: JSON array of {id, attempt, status, response_status, response_headers,
 -- body_b64, truncated, error_code, error_message}; a row counts only while
 -- the lease (worker, attempt) is still the one held. Returns updated ids.
-WITH r AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
-        id uuid, attempt int, status text, response_status int, response_headers jsonb,
-        body_b64 text, truncated boolean, error_code text, error_message text)
+-- The batch becomes one JSON object keyed by id, so the plan is a primary-key
+-- lookup per row whatever the statistics say: a join against the recordset
+-- let a stale estimate pick a nested loop of every executing row times every
+-- outcome (16.7 s for 3000 outcomes; 0.26 s this way).
+WITH m AS MATERIALIZED (
+    SELECT jsonb_object_agg(e->>'id', e) AS m FROM jsonb_array_elements($2::jsonb) e
 ), u AS (
-    UPDATE approvals a SET status = r.status, executed_at = clock_timestamp(),
-        response_status = r.response_status, response_headers = r.response_headers,
-        response_body = decode(r.body_b64, 'base64'),
-        response_truncated = coalesce(r.truncated, false),
-        error_code = r.error_code, error_message = r.error_message,
-        lease_owner = NULL, lease_expires_at = NULL
-    FROM r
-    WHERE a.id = r.id AND a.status = 'executing' AND a.lease_owner = $1::text
-      AND a.attempts = r.attempt AND r.status IN ('executed', 'failed')
+    UPDATE approvals a SET (status, response_status, response_headers, response_body,
+                            response_truncated, error_code, error_message) =
+            (SELECT x.status, x.response_status, x.response_headers, decode(x.body_b64, 'base64'),
+                    coalesce(x.truncated, false), x.error_code, x.error_message
+             FROM jsonb_to_record(m.m -> a.id::text) AS x(
+                 status text, response_status int, response_headers jsonb, body_b64 text,
+                 truncated boolean, error_code text, error_message text)),
+        executed_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL
+    FROM m
+    WHERE a.id = ANY (ARRAY(SELECT k::uuid FROM m, jsonb_object_keys(m.m) k))
+      AND a.status = 'executing' AND a.lease_owner = $1::text
+      AND a.attempts = (m.m -> a.id::text ->> 'attempt')::int
+      AND m.m -> a.id::text ->> 'status' IN ('executed', 'failed')
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
