@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cs_buf.h"
 #include "cs_catalog.h"
 #include "cs_db.h"
 #include "cs_err.h"
@@ -53,11 +54,25 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
                               const struct cs_grant *g, bool *needs_approval,
                               char *err) CS_MUSTCHECK;
 
+/* The largest text of rows one insert takes: Postgres's limit for one value. */
+#define CS_APPROVAL_ROWS_MAX ((size_t)1 << 30)
+
 /*
- * Builds one row for cs_approval_insert(): a fresh UUIDv7 id (copied to
- * id), status pending or approved, expires_at = now + the policy window,
- * the policy snapshot, and -- when pending -- one signed link per approver
- * slot for the pending event. Returns a new object owned by the caller.
+ * Writes one row for cs_approval_insert_text() at the end of b, as a JSON
+ * object: a fresh UUIDv7 id (copied to id), status pending or approved,
+ * expires_at = now + the policy window, the policy snapshot, and -- when
+ * pending -- one signed link per approver slot for the pending event.
+ * CS_ERR_TOO_LARGE when it does not fit under b's cap; b is then as it was.
+ */
+enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
+                                  const struct cs_agent *agent, const struct cs_grant *g,
+                                  bool needs_approval, const unsigned char link_key[32],
+                                  const char *public_url, const char *actor,
+                                  char id[CS_UUID_STRLEN + 1], int64_t *expires_ms) CS_MUSTCHECK;
+
+/*
+ * The same row (the same writer) as a new json_object owned by the caller,
+ * for cs_approval_insert() and cs_batch_tx_admit(), which rewrites it.
  */
 json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
                              const struct cs_grant *g, bool needs_approval,
@@ -66,11 +81,15 @@ json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent 
                              int64_t *expires_ms);
 
 /*
- * Inserts rows (a JSON array of cs_approval_row()s) with their audit
- * entries and events in one statement. *res lists the rows inserted:
- * (id, request_id, status, expires_ms); duplicates of (agent, request_id)
- * are absent. The caller PQclear()s *res.
+ * Inserts rows -- the text of a JSON array of rows (cs_approval_row_write)
+ * -- with their audit entries and events in one statement. *res lists the
+ * rows inserted: (id, request_id, status, expires_ms, batch_id, agent_id);
+ * duplicates of (agent, request_id) are absent. The caller PQclear()s *res.
  */
+enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res,
+                                    char *err) CS_MUSTCHECK;
+
+/* cs_approval_insert_text() of rows, a JSON array of cs_approval_row()s. */
 enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res,
                                char *err) CS_MUSTCHECK;
 

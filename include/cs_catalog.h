@@ -26,6 +26,8 @@
 #include "cs_err.h"
 #include "cs_policy.h"
 
+struct cs_url; /* cs_url.h */
+
 struct cs_agent {
     char id[CS_UUID_STRLEN + 1];
     char *name;
@@ -40,6 +42,8 @@ struct cs_grant {
     char *inject_header;          /* CS_INJECT_HEADER only */
     char **bases;                 /* allowed base URLs */
     int nbases;
+    struct cs_url *base_urls;     /* bases[i] parsed at load; scheme NULL if it does not parse */
+    char *policy_json;            /* cs_policy_snapshot(policy, idempotency_keys) as JSON text */
     bool idempotency_keys;        /* the provider honours Idempotency-Key */
     bool disabled;
     unsigned char *secret_blob;   /* AES-256-GCM, see cs_crypto.h */
@@ -60,6 +64,11 @@ void cs_catalog_expire(struct cs_catalog *c);
 /* Makes grant `id` stale (its pointer stays valid until the next tick). */
 void cs_catalog_forget_grant(struct cs_catalog *c, const char *id);
 
+/*
+ * Lookups. With db NULL they answer from the cache only, and return
+ * CS_ERR_DB (retriable) when the entry must be loaded or reloaded first.
+ */
+
 /* CS_ERR_UNKNOWN_AGENT when no enabled agent has this name. */
 enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char *name,
                              const struct cs_agent **out, char *err) CS_MUSTCHECK;
@@ -68,6 +77,13 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
                              const struct cs_grant **out, char *err) CS_MUSTCHECK;
 
 bool cs_grant_bound(const struct cs_grant *g, const char *agent_id);
+
+/*
+ * cs_url_allowed(u, g->bases, g->nbases, index, err) -- the same answer,
+ * index and refusal -- from the bases parsed when the grant was loaded.
+ */
+enum cs_err cs_grant_url_allowed(const struct cs_grant *g, const struct cs_url *u, int *index,
+                                 char *err) CS_MUSTCHECK;
 
 /*
  * Decrypts the grant's secret into *secret (cs_malloc'd, NUL-terminated);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cs_buf.h"
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_log.h"
@@ -61,17 +62,97 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
     if (rc)
         return rc;
     int idx = 0;
-    rc = cs_url_allowed(&u, g->bases, g->nbases, &idx, err);
+    rc = cs_grant_url_allowed(g, &u, &idx, err);
     cs_url_free(&u);
     if (rc)
         return rc;
     return cs_policy_evaluate(g->policy, rq, needs_approval, err);
 }
 
-static json_object *links_for(const char *id, const struct cs_policy *p, int64_t expires_ms,
-                              const unsigned char link_key[32], const char *public_url)
+/*
+ * Rows are written as JSON text straight into the caller's buffer: one
+ * writer for every row, whether it goes to the ingest's batch parameter
+ * as it is or becomes a json_object (cs_approval_row) for the api and for
+ * batch members. The fields are the columns of insert_approvals' recordset
+ * (sql/queries/approval.sql): the two change together.
+ */
+struct jw {
+    struct cs_buf *b;
+    enum cs_err rc;               /* the first failure; nothing is appended after it */
+};
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
 {
-    json_object *links = json_object_new_array();
+    if (!w->rc)
+        w->rc = cs_buf_append(w->b, s, n);
+}
+
+#define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
+
+/* s[n] as the inside of a JSON string: quote, backslash and control characters escaped. */
+static void jw_esc(struct jw *w, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jw_raw(w, s + run, i - run);
+        char e[8];
+        switch (c) {
+        case '"': JW_LIT(w, "\\\""); break;
+        case '\\': JW_LIT(w, "\\\\"); break;
+        case '\n': JW_LIT(w, "\\n"); break;
+        case '\r': JW_LIT(w, "\\r"); break;
+        case '\t': JW_LIT(w, "\\t"); break;
+        default:
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            jw_raw(w, e, 6);
+        }
+        run = i + 1;
+    }
+    jw_raw(w, s + run, n - run);
+}
+
+static void jw_str(struct jw *w, const char *s)
+{
+    JW_LIT(w, "\"");
+    jw_esc(w, s, strlen(s));
+    JW_LIT(w, "\"");
+}
+
+static void jw_int(struct jw *w, int64_t v)
+{
+    char n[24];
+    jw_raw(w, n, (size_t)snprintf(n, sizeof(n), "%lld", (long long)v));
+}
+
+/* A json_object (borrowed) as its compact text; NULL as null. */
+static void jw_json(struct jw *w, json_object *o)
+{
+    size_t n = 0;
+    const char *t = o ? cs_json_text(o, &n) : "null";
+    jw_raw(w, t, o ? n : 4);
+}
+
+static void jw_b64(struct jw *w, const unsigned char *p, size_t n)
+{
+    char chunk[4 * 256 + 4];
+    JW_LIT(w, "\"");
+    for (size_t off = 0; off < n; off += 3 * 256) {
+        size_t k = n - off < 3 * 256 ? n - off : 3 * 256; /* whole groups until the last */
+        cs_b64_encode_to(p + off, k, false, chunk);
+        jw_raw(w, chunk, cs_b64_encoded_len(k, false));
+    }
+    JW_LIT(w, "\"");
+}
+
+/* The pending event's links: one signed link per approver slot. */
+static void jw_links(struct jw *w, const char *id, const struct cs_policy *p, int64_t expires_ms,
+                     const unsigned char link_key[32], const char *public_url)
+{
+    bool first = true;
+    JW_LIT(w, "[");
     for (int i = 0; i < p->napprovers; i++) {
         struct cs_link l;
         char token[CS_LINK_TOKEN_LEN + 1];
@@ -82,15 +163,110 @@ static json_object *links_for(const char *id, const struct cs_policy *p, int64_t
         if (cs_link_sign(link_key, &l, token) != CS_OK)
             continue; /* ids come from the database as UUIDs; cannot happen */
         char *url = cs_link_url(public_url, "approve", token);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "approver_id", json_object_new_string(l.approver_id));
-        if (strcmp(l.approver_id, l.voter_id) != 0)
-            json_object_object_add(o, "delegate_id", json_object_new_string(l.voter_id));
-        json_object_object_add(o, "url", json_object_new_string(url));
-        json_object_array_add(links, o);
+        if (!first)
+            JW_LIT(w, ",");
+        first = false;
+        JW_LIT(w, "{\"approver_id\":");
+        jw_str(w, l.approver_id);
+        if (strcmp(l.approver_id, l.voter_id) != 0) {
+            JW_LIT(w, ",\"delegate_id\":");
+            jw_str(w, l.voter_id);
+        }
+        JW_LIT(w, ",\"url\":");
+        jw_str(w, url);
+        JW_LIT(w, "}");
         cs_free(url);
     }
-    return links;
+    JW_LIT(w, "]");
+}
+
+enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
+                                  const struct cs_agent *agent, const struct cs_grant *g,
+                                  bool needs_approval, const unsigned char link_key[32],
+                                  const char *public_url, const char *actor,
+                                  char id[CS_UUID_STRLEN + 1], int64_t *expires_ms)
+{
+    const struct cs_policy *p = g->policy;
+    struct jw w = {.b = b};
+    size_t at = b->len;
+    char hex[2 * CS_SHA256_LEN + 1];
+    cs_uuid_v7(id);
+    int64_t now = cs_now_ms();
+    *expires_ms = now + (int64_t)p->window_seconds * 1000;
+
+    JW_LIT(&w, "{\"id\":");
+    jw_str(&w, id);
+    JW_LIT(&w, ",\"request_id\":");
+    jw_str(&w, rq->request_id ? rq->request_id : id);
+    JW_LIT(&w, ",\"agent_id\":");
+    jw_str(&w, agent->id);
+    JW_LIT(&w, ",\"grant_id\":");
+    jw_str(&w, g->id);
+    JW_LIT(&w, ",\"policy_id\":");
+    jw_str(&w, p->id);
+    if (rq->batch_id) {
+        JW_LIT(&w, ",\"batch_id\":");
+        jw_str(&w, rq->batch_id);
+    }
+    JW_LIT(&w, ",\"method\":");
+    jw_str(&w, rq->method);
+    JW_LIT(&w, ",\"url\":");
+    jw_str(&w, rq->url);
+    JW_LIT(&w, ",\"headers\":");
+    jw_json(&w, rq->headers);
+    JW_LIT(&w, ",\"body_b64\":");
+    jw_b64(&w, rq->body, rq->body_len);
+    JW_LIT(&w, ",\"reason\":");
+    jw_str(&w, rq->reason);
+    JW_LIT(&w, ",\"context\":");
+    jw_json(&w, rq->context);
+    cs_hex_encode(rq->digest, CS_SHA256_LEN, hex);
+    JW_LIT(&w, ",\"digest_hex\":");
+    jw_str(&w, hex);
+    JW_LIT(&w, ",\"policy\":");
+    if (g->policy_json) {
+        jw_raw(&w, g->policy_json, strlen(g->policy_json));
+    } else {
+        json_object *snap = cs_policy_snapshot(p, g->idempotency_keys);
+        jw_json(&w, snap);
+        json_object_put(snap);
+    }
+    JW_LIT(&w, ",\"approvers\":[");
+    for (int i = 0; needs_approval && i < p->napprovers; i++) {
+        if (i)
+            JW_LIT(&w, ",");
+        jw_str(&w, p->approvers[i].approver_id);
+    }
+    JW_LIT(&w, "],\"quorum\":");
+    jw_int(&w, needs_approval ? p->quorum : 0);
+    JW_LIT(&w, ",\"status\":");
+    jw_str(&w, needs_approval ? "pending" : "approved");
+    JW_LIT(&w, ",\"expires_ms\":");
+    jw_int(&w, *expires_ms);
+    if (needs_approval) {
+        JW_LIT(&w, ",\"links\":");
+        jw_links(&w, id, p, *expires_ms, link_key, public_url);
+        int64_t remind = now + (int64_t)p->reminder_interval_s * 1000;
+        int64_t escalate = now + (int64_t)p->escalate_after_s * 1000;
+        if (p->reminder_interval_s && remind < *expires_ms) {
+            JW_LIT(&w, ",\"next_reminder_ms\":");
+            jw_int(&w, remind);
+        }
+        if (p->escalate_after_s && p->nescalation && escalate < *expires_ms) {
+            JW_LIT(&w, ",\"escalate_ms\":");
+            jw_int(&w, escalate);
+        }
+    }
+    JW_LIT(&w, ",\"actor\":");
+    jw_str(&w, actor);
+    JW_LIT(&w, "}");
+    if (w.rc) {
+        /* Leave b as it was. */
+        b->len = at;
+        if (b->data)
+            b->data[at] = '\0';
+    }
+    return w.rc;
 }
 
 json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
@@ -99,61 +275,32 @@ json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent 
                              const char *actor, char id[CS_UUID_STRLEN + 1],
                              int64_t *expires_ms)
 {
-    const struct cs_policy *p = g->policy;
-    char hex[2 * CS_SHA256_LEN + 1];
-    char request_id[CS_UUID_STRLEN + 1];
-    cs_uuid_v7(id);
-    *expires_ms = cs_now_ms() + (int64_t)p->window_seconds * 1000;
-
-    json_object *row = json_object_new_object();
-    json_object_object_add(row, "id", json_object_new_string(id));
-    if (!rq->request_id)
-        cs_strlcpy(request_id, id, sizeof(request_id));
-    json_object_object_add(row, "request_id",
-                           json_object_new_string(rq->request_id ? rq->request_id : request_id));
-    json_object_object_add(row, "agent_id", json_object_new_string(agent->id));
-    json_object_object_add(row, "grant_id", json_object_new_string(g->id));
-    json_object_object_add(row, "policy_id", json_object_new_string(p->id));
-    if (rq->batch_id)
-        json_object_object_add(row, "batch_id", json_object_new_string(rq->batch_id));
-    json_object_object_add(row, "method", json_object_new_string(rq->method));
-    json_object_object_add(row, "url", json_object_new_string(rq->url));
-    json_object_object_add(row, "headers", json_object_get(rq->headers));
-    char *b64 = cs_b64_encode(rq->body, rq->body_len, false);
-    json_object_object_add(row, "body_b64", json_object_new_string(b64));
-    cs_free(b64);
-    json_object_object_add(row, "reason", json_object_new_string(rq->reason));
-    json_object_object_add(row, "context", json_object_get(rq->context));
-    cs_hex_encode(rq->digest, CS_SHA256_LEN, hex);
-    json_object_object_add(row, "digest_hex", json_object_new_string(hex));
-    json_object_object_add(row, "policy", cs_policy_snapshot(p, g->idempotency_keys));
-    json_object *approvers = json_object_new_array();
-    for (int i = 0; needs_approval && i < p->napprovers; i++)
-        json_object_array_add(approvers, json_object_new_string(p->approvers[i].approver_id));
-    json_object_object_add(row, "approvers", approvers);
-    json_object_object_add(row, "quorum", json_object_new_int(needs_approval ? p->quorum : 0));
-    json_object_object_add(row, "status",
-                           json_object_new_string(needs_approval ? "pending" : "approved"));
-    json_object_object_add(row, "expires_ms", json_object_new_int64(*expires_ms));
-    if (needs_approval) {
-        json_object_object_add(row, "links",
-                               links_for(id, p, *expires_ms, link_key, public_url));
-        int64_t now = *expires_ms - (int64_t)p->window_seconds * 1000;
-        int64_t remind = now + (int64_t)p->reminder_interval_s * 1000;
-        int64_t escalate = now + (int64_t)p->escalate_after_s * 1000;
-        if (p->reminder_interval_s && remind < *expires_ms)
-            json_object_object_add(row, "next_reminder_ms", json_object_new_int64(remind));
-        if (p->escalate_after_s && p->nescalation && escalate < *expires_ms)
-            json_object_object_add(row, "escalate_ms", json_object_new_int64(escalate));
-    }
-    json_object_object_add(row, "actor", json_object_new_string(actor));
+    struct cs_buf b;
+    cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
+    /* A request is at most CS_REQUEST_MAX_BYTES (64 MB): its row always fits. */
+    cs_assert(cs_approval_row_write(&b, rq, agent, g, needs_approval, link_key, public_url,
+                                    actor, id, expires_ms) == CS_OK);
+    /* Our own output, read back as it was written (no re-validation of the
+     * request's strings, which cs_request_parse already checked). */
+    json_tokener *tok = json_tokener_new_ex(2 * CS_JSON_MAX_DEPTH);
+    cs_assert(tok && b.len <= INT32_MAX);
+    json_object *row = json_tokener_parse_ex(tok, b.data, (int)b.len);
+    cs_assert(row && json_tokener_get_error(tok) == json_tokener_success);
+    json_tokener_free(tok);
+    cs_buf_free(&b);
     return row;
+}
+
+enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res,
+                                    char *err)
+{
+    const char *p[] = {rows};
+    return cs_db_exec(db, CSQ_INSERT_APPROVALS, 1, p, res, err);
 }
 
 enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res, char *err)
 {
-    const char *p[] = {cs_json_text(rows, NULL)};
-    return cs_db_exec(db, CSQ_INSERT_APPROVALS, 1, p, res, err);
+    return cs_approval_insert_text(db, cs_json_text(rows, NULL), res, err);
 }
 
 /* ---- votes ---- */

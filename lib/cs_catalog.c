@@ -14,6 +14,7 @@
 #include "cs_link.h"
 #include "cs_map.h"
 #include "cs_mem.h"
+#include "cs_url.h"
 
 struct entry {
     int64_t loaded_ms;
@@ -54,9 +55,14 @@ static void entry_free(void *p)
         struct cs_grant *g = &e->u.grant;
         cs_free(g->id);
         cs_free(g->inject_header);
-        for (int i = 0; i < g->nbases; i++)
+        for (int i = 0; i < g->nbases; i++) {
             cs_free(g->bases[i]);
+            if (g->base_urls)
+                cs_url_free(&g->base_urls[i]);
+        }
         cs_free(g->bases);
+        cs_free(g->base_urls);
+        cs_free(g->policy_json);
         if (g->secret_blob)
             cs_wipe(g->secret_blob, g->secret_len);
         cs_free(g->secret_blob);
@@ -133,6 +139,8 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 {
     int64_t now = cs_now_ms();
     struct entry *e = fresh(c, c->agents, name, now);
+    if (!e && !db)
+        return cs_err_set(err, CS_ERR_DB, "agent \"%.64s\" must be (re)loaded", name);
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {name};
@@ -198,8 +206,14 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
         goto done;
     g->nbases = (int)json_object_array_length(bases);
     g->bases = cs_calloc((size_t)g->nbases, sizeof(char *));
-    for (int i = 0; i < g->nbases; i++)
+    g->base_urls = cs_calloc((size_t)g->nbases, sizeof(*g->base_urls));
+    for (int i = 0; i < g->nbases; i++) {
         g->bases[i] = cs_strdup(json_object_get_string(json_object_array_get_idx(bases, (size_t)i)));
+        /* As cs_url_allowed() would parse it at every check; a base that does not
+         * parse stays zeroed and is skipped, as it is there. */
+        if (cs_url_parse(g->bases[i], &g->base_urls[i], NULL) != CS_OK)
+            memset(&g->base_urls[i], 0, sizeof(g->base_urls[i]));
+    }
     g->nagents = (int)json_object_array_length(agents);
     g->agents = cs_calloc((size_t)g->nagents, sizeof(*g->agents));
     for (int i = 0; i < g->nagents; i++)
@@ -241,6 +255,9 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
         cs_strlcpy(p->escalation[i],
                    json_object_get_string(json_object_array_get_idx(escalation, (size_t)i)),
                    sizeof(p->escalation[i]));
+    json_object *snap = cs_policy_snapshot(p, g->idempotency_keys);
+    g->policy_json = cs_strdup(cs_json_text(snap, NULL));
+    json_object_put(snap);
 done:
     json_object_put(escalation);
     json_object_put(bases);
@@ -254,6 +271,8 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
 {
     int64_t now = cs_now_ms();
     struct entry *e = fresh(c, c->grants, id, now);
+    if (!e && !db)
+        return cs_err_set(err, CS_ERR_DB, "grant \"%.64s\" must be (re)loaded", id);
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {id};
@@ -285,6 +304,19 @@ bool cs_grant_bound(const struct cs_grant *g, const char *agent_id)
         if (strcmp(g->agents[i], agent_id) == 0)
             return true;
     return false;
+}
+
+enum cs_err cs_grant_url_allowed(const struct cs_grant *g, const struct cs_url *u, int *index,
+                                 char *err)
+{
+    for (int i = 0; g->base_urls && i < g->nbases; i++) {
+        if (g->base_urls[i].scheme && cs_url_under_base(u, &g->base_urls[i])) {
+            *index = i;
+            return CS_OK;
+        }
+    }
+    /* Refused (or loaded without parsed bases): the textual check words the refusal. */
+    return cs_url_allowed(u, g->bases, g->nbases, index, err);
 }
 
 static char *aad_for(const char *id)

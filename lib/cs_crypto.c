@@ -3,19 +3,52 @@
  *
  * Failures of the CSPRNG or of EVP setup are broken invariants (abort);
  * failures caused by input (bad tag, bad encoding) return an error.
+ *
+ * Speed (OpenSSL 3 looks an algorithm up by name at every one-shot call):
+ * SHA-256 and HMAC are fetched once per process; each thread keeps its
+ * last few HMAC keys keyed (the ingest signs every link with the same
+ * key), and UUIDv7s take their random bits from a per-thread buffer
+ * refilled from the CSPRNG 4 KB at a time. Nothing else is buffered: keys,
+ * nonces and tokens come from RAND_bytes directly. Cached keys are wiped
+ * when their thread ends.
  */
 #include "cs_crypto.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "cs_mem.h"
+
+/* ---- algorithms fetched once ---- */
+
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;         /* process lifetime */
+static EVP_MAC *hmac_mac;         /* process lifetime */
+static pthread_key_t hmac_tls;    /* struct hmac_cache of the thread */
+
+static void hmac_cache_free(void *p);
+
+static void fetch_all(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    cs_assert(sha256_md && hmac_mac);
+    cs_assert(pthread_key_create(&hmac_tls, hmac_cache_free) == 0);
+}
+
+static const EVP_MD *sha256(void)
+{
+    pthread_once(&fetch_once, fetch_all);
+    return sha256_md;
+}
 
 struct cs_sha256 {
     EVP_MD_CTX *md;
@@ -24,14 +57,14 @@ struct cs_sha256 {
 void cs_sha256(const void *p, size_t n, unsigned char out[CS_SHA256_LEN])
 {
     unsigned int len = 0;
-    cs_assert(EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1);
+    cs_assert(EVP_Digest(p, n, out, &len, sha256(), NULL) == 1);
 }
 
 struct cs_sha256 *cs_sha256_new(void)
 {
     struct cs_sha256 *h = cs_malloc(sizeof(*h));
     h->md = EVP_MD_CTX_new();
-    cs_assert(h->md && EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) == 1);
+    cs_assert(h->md && EVP_DigestInit_ex(h->md, sha256(), NULL) == 1);
     return h;
 }
 
@@ -48,11 +81,75 @@ void cs_sha256_final(struct cs_sha256 *h, unsigned char out[CS_SHA256_LEN])
     cs_free(h);
 }
 
+/*
+ * The thread's keyed HMAC contexts, most recently keyed first out. A
+ * context keyed once is reset per message (EVP_MAC_init without a key
+ * restarts from the stored inner state), which skips the algorithm lookup
+ * and the two key-pad blocks of a one-shot HMAC().
+ */
+#define HMAC_SLOTS 4
+#define HMAC_KEY_MAX 64   /* longer keys (never used here) take the one-shot path */
+
+struct hmac_slot {
+    EVP_MAC_CTX *ctx;     /* NULL: empty */
+    unsigned char key[HMAC_KEY_MAX];
+    size_t keylen;
+};
+
+struct hmac_cache {
+    struct hmac_slot slot[HMAC_SLOTS];
+    unsigned next;        /* the slot to replace */
+};
+
+static void hmac_cache_free(void *p)
+{
+    struct hmac_cache *c = p;
+    for (int i = 0; i < HMAC_SLOTS; i++)
+        EVP_MAC_CTX_free(c->slot[i].ctx);
+    cs_wipe(c, sizeof(*c));
+    cs_free(c);
+}
+
+static EVP_MAC_CTX *hmac_keyed(const void *key, size_t keylen)
+{
+    pthread_once(&fetch_once, fetch_all);
+    struct hmac_cache *c = pthread_getspecific(hmac_tls);
+    if (!c) {
+        c = cs_calloc(1, sizeof(*c));
+        cs_assert(pthread_setspecific(hmac_tls, c) == 0);
+    }
+    for (int i = 0; i < HMAC_SLOTS; i++) {
+        struct hmac_slot *s = &c->slot[i];
+        if (s->ctx && s->keylen == keylen && CRYPTO_memcmp(s->key, key, keylen) == 0) {
+            cs_assert(EVP_MAC_init(s->ctx, NULL, 0, NULL) == 1);
+            return s->ctx;
+        }
+    }
+    struct hmac_slot *s = &c->slot[c->next];
+    c->next = (c->next + 1) % HMAC_SLOTS;
+    if (!s->ctx)
+        cs_assert((s->ctx = EVP_MAC_CTX_new(hmac_mac)) != NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    cs_assert(EVP_MAC_init(s->ctx, key, keylen, params) == 1);
+    memcpy(s->key, key, keylen);
+    s->keylen = keylen;
+    return s->ctx;
+}
+
 void cs_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
                     unsigned char out[CS_SHA256_LEN])
 {
-    unsigned int len = 0;
-    cs_assert(HMAC(EVP_sha256(), key, (int)keylen, p, n, out, &len) != NULL);
+    if (keylen == 0 || keylen > HMAC_KEY_MAX) {
+        unsigned int len = 0;
+        cs_assert(HMAC(sha256(), key, (int)keylen, p, n, out, &len) != NULL);
+        return;
+    }
+    EVP_MAC_CTX *ctx = hmac_keyed(key, keylen);
+    size_t len = 0;
+    cs_assert(EVP_MAC_update(ctx, p, n) == 1);
+    cs_assert(EVP_MAC_final(ctx, out, &len, CS_SHA256_LEN) == 1 && len == CS_SHA256_LEN);
 }
 
 void cs_random_bytes(void *buf, size_t n)
@@ -265,13 +362,46 @@ void cs_key_derive(const unsigned char master[32], const char *purpose, unsigned
 
 /* ---- UUIDs ---- */
 
+/*
+ * Random bits for UUIDs only (ids, not secrets): a per-thread buffer
+ * refilled 4 KB at a time, so an id costs no CSPRNG call. A fork empties
+ * the forking thread's buffer (the only thread the child has), so parent
+ * and child never hand out the same bits.
+ */
+#define UUID_POOL 4096
+
+static _Thread_local unsigned char uuid_pool[UUID_POOL];
+static _Thread_local size_t uuid_left;      /* unused bytes at the end of uuid_pool */
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+
+static void uuid_pool_forget(void)
+{
+    uuid_left = 0;
+}
+
+static void uuid_atfork(void)
+{
+    cs_assert(pthread_atfork(NULL, NULL, uuid_pool_forget) == 0);
+}
+
+static void uuid_random(unsigned char *b, size_t n)
+{
+    pthread_once(&uuid_once, uuid_atfork);
+    if (uuid_left < n) {
+        cs_random_bytes(uuid_pool, UUID_POOL);
+        uuid_left = UUID_POOL;
+    }
+    memcpy(b, uuid_pool + UUID_POOL - uuid_left, n);
+    uuid_left -= n;
+}
+
 void cs_uuid_v7(char out[CS_UUID_STRLEN + 1])
 {
     unsigned char b[16];
     struct timeval tv;
     gettimeofday(&tv, NULL);
     uint64_t ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-    cs_random_bytes(b + 6, 10);
+    uuid_random(b + 6, 10);
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));

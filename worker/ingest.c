@@ -4,7 +4,8 @@
  * A consumer in the CS_KAFKA_GROUP group reads request envelopes
  * (cs_request.h), validates them, looks up agent and grant, evaluates the
  * policy and stores a batch of approvals in one statement
- * (cs_approval_insert). Invariants:
+ * (cs_approval_insert_text; rows are written as JSON text into a buffer
+ * reused from batch to batch). Invariants:
  *   - offsets are committed only after the Postgres commit and after every
  *     dead letter of the batch was acknowledged by the broker: a committed
  *     offset means the request is in Postgres (or in the dead-letter topic);
@@ -13,6 +14,13 @@
  *     code (cs_err_table) and never stops the consumer;
  *   - a Postgres or Kafka outage stalls the batch, which is retried as a
  *     whole with backoff: nothing is skipped.
+ * Pipelining: while the insert of a batch of plain rows runs in Postgres
+ * (sent with cs_db_send inside the batch's transaction), the next batch is
+ * polled and admitted from the catalog cache alone; its rows wait in their
+ * own buffer. Batches still complete strictly one after the other: the
+ * first is committed and its dead letters acknowledged before its offsets
+ * are stored and committed (asynchronously: a lost commit only means
+ * redelivery), and only then does the next one reach the database.
  * It does not execute anything: approved rows are the executor's.
  */
 #include <string.h>
@@ -28,32 +36,65 @@
 #include "cs_process.h"
 #include "worker.h"
 
+/* Row buffers larger than this are freed after their batch, not kept. */
+#define ROWS_KEEP ((size_t)16 << 20)
+
+/* One message of a batch, parsed. */
+struct item {
+    int msg;                          /* index in the batch's msgs */
+    struct cs_request rq;             /* kept until the row is stored */
+    const struct cs_agent *agent;
+    const struct cs_grant *grant;
+    bool needs;                       /* the policy asks for approval (or a batch member) */
+    bool row;                         /* has an approval row to store; false once refused */
+    size_t off, len;                  /* the row's text in the batch's rows (not a member) */
+    json_object *member;              /* a batch member's row: cs_batch_tx_admit rewrites it */
+    struct cs_seal seal;              /* count > 0: a seal message */
+};
+
+/*
+ * A batch of messages and what became of them. There are two: the one
+ * being stored and the next, admitted while the first one's insert runs.
+ */
+struct batch {
+    rd_kafka_message_t **msgs;        /* CS_INGEST_BATCH slots */
+    int nmsgs;
+    int64_t first_ms;                 /* when its first message was polled */
+    struct item *items;               /* one per message (CS_INGEST_BATCH slots) */
+    struct item **todo;               /* the rows to store, in message order */
+    int ntodo;
+    int admitted;                     /* items[0..admitted) went through admission */
+    int stored, ndlq;
+    atomic_int dlq_failed;            /* its dead letters the broker did not take */
+    struct cs_buf rows;               /* its rows as JSON text */
+};
+
 struct ingest {
     const struct cs_config *cfg;
     struct worker_role *role;
     struct cs_db *db;
     rd_kafka_t *consumer;
+    rd_kafka_queue_t *cq;             /* the consumer's queue: serves commit results */
     rd_kafka_t *dlq;
     struct cs_catalog *cat;
     unsigned char link_key[32];
     unsigned char batch_key[32];
-    rd_kafka_message_t **msgs;    /* the current batch */
-    int nmsgs;
-    int64_t first_ms;             /* when the batch's first message was polled */
-    atomic_int dlq_failed;        /* delivery reports of the current flush */
+    struct batch b[2];
+    struct cs_buf param;              /* the JSON array one insert takes (reused) */
 };
 
+/* Delivery report of a dead letter: its batch's counter is the message's opaque. */
 static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
-    struct ingest *in = opaque;
-    if (m->err)
-        atomic_fetch_add(&in->dlq_failed, 1);
+    (void)opaque;
+    if (m->err && m->_private)
+        atomic_fetch_add((atomic_int *)m->_private, 1);
 }
 
-/* Builds and enqueues the dead letter for message m. */
-static void dead_letter(struct ingest *in, const rd_kafka_message_t *m, enum cs_err rc,
-                        const char *detail)
+/* Builds and enqueues the dead letter for message m of batch b. */
+static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_message_t *m,
+                        enum cs_err rc, const char *detail)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "reason", json_object_new_string(cs_err_code(rc)));
@@ -71,10 +112,12 @@ static void dead_letter(struct ingest *in, const rd_kafka_message_t *m, enum cs_
                                   RD_KAFKA_V_KEY(m->key, m->key_len),
                                   RD_KAFKA_V_VALUE((void *)text, len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE(&b->dlq_failed),
                                   RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(in->dlq, 100);
     if (e)
-        atomic_fetch_add(&in->dlq_failed, 1);
+        atomic_fetch_add(&b->dlq_failed, 1);
+    b->ndlq++;
     json_object_put(o);
     static struct cs_log_limit lim;
     unsigned suppressed = 0;
@@ -84,23 +127,17 @@ static void dead_letter(struct ingest *in, const rd_kafka_message_t *m, enum cs_
                detail, suppressed);
 }
 
-/* One message of the current batch, parsed. */
-struct item {
-    int msg;                          /* index in in->msgs */
-    struct cs_request rq;             /* kept until the row is stored */
-    const struct cs_agent *agent;
-    const struct cs_grant *grant;
-    json_object *row;                 /* the approval row, NULL once refused */
-    struct cs_seal seal;              /* count > 0: a seal message */
-};
+/* ---- admission ---- */
 
 /*
- * Turns message m into an approval row (it->row) or a seal (it->seal), or
- * returns the refusal. Retriable errors (database) are returned as such.
+ * Checks message m and turns it into a request to store (it->rq, agent,
+ * grant, needs; write_row writes the row) or a seal (it->seal), or returns
+ * the refusal. Catalog lookups use db; with db NULL they answer from the
+ * cache only. Retriable errors (database) are returned as such.
  */
-static enum cs_err admit(struct ingest *in, struct item *it, char *err)
+static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct cs_db *db,
+                         struct item *it, char *err)
 {
-    const rd_kafka_message_t *m = in->msgs[it->msg];
     json_object *obj = NULL;
     bool needs = true;
     enum cs_err rc;
@@ -115,7 +152,7 @@ static enum cs_err admit(struct ingest *in, struct item *it, char *err)
     if (cs_batch_is_seal(obj)) {
         rc = cs_batch_seal_parse(obj, &it->seal, err);
         json_object_put(obj);
-        if (!rc && !(rc = cs_catalog_agent(in->cat, in->db, it->seal.agent, &it->agent, err)))
+        if (!rc && !(rc = cs_catalog_agent(in->cat, db, it->seal.agent, &it->agent, err)))
             return CS_OK;
         it->seal.count = 0;
         return rc;
@@ -124,16 +161,100 @@ static enum cs_err admit(struct ingest *in, struct item *it, char *err)
     json_object_put(obj);
     if (rc)
         return rc;
-    if (!(rc = cs_catalog_agent(in->cat, in->db, it->rq.agent, &it->agent, err)) &&
-        !(rc = cs_catalog_grant(in->cat, in->db, it->rq.grant_id, &it->grant, err)) &&
-        !(rc = cs_approval_check(&it->rq, it->agent, it->grant, &needs, err))) {
-        char id[CS_UUID_STRLEN + 1], actor[96];
-        int64_t expires_ms;
-        snprintf(actor, sizeof(actor), "agent:%s", it->agent->name);
-        it->row = cs_approval_row(&it->rq, it->agent, it->grant, needs || it->rq.batch_id,
-                                  in->link_key, in->cfg->public_url, actor, id, &expires_ms);
-    }
+    if (!(rc = cs_catalog_agent(in->cat, db, it->rq.agent, &it->agent, err)) &&
+        !(rc = cs_catalog_grant(in->cat, db, it->rq.grant_id, &it->grant, err)) &&
+        !(rc = cs_approval_check(&it->rq, it->agent, it->grant, &needs, err)))
+        it->needs = needs || it->rq.batch_id; /* a batch member waits for the batch decision */
     return rc;
+}
+
+/*
+ * Writes the approval row of an admitted request: a batch member's as an
+ * object (its batch rewrites it while storing), any other's as text at the
+ * end of b->rows. CS_ERR_TOO_LARGE when b->rows is full.
+ */
+static enum cs_err write_row(struct ingest *in, struct batch *b, struct item *it, char *err)
+{
+    char id[CS_UUID_STRLEN + 1], actor[96];
+    int64_t expires_ms;
+    snprintf(actor, sizeof(actor), "agent:%s", it->agent->name);
+    if (it->rq.batch_id) {
+        it->member = cs_approval_row(&it->rq, it->agent, it->grant, it->needs, in->link_key,
+                                     in->cfg->public_url, actor, id, &expires_ms);
+    } else {
+        it->off = b->rows.len;
+        if (cs_approval_row_write(&b->rows, &it->rq, it->agent, it->grant, it->needs,
+                                  in->link_key, in->cfg->public_url, actor, id,
+                                  &expires_ms) != CS_OK)
+            return cs_err_set(err, CS_ERR_TOO_LARGE,
+                              "the approval rows exceed %zu bytes for one insert",
+                              (size_t)CS_APPROVAL_ROWS_MAX);
+        it->len = b->rows.len - it->off;
+    }
+    it->row = true;
+    return CS_OK;
+}
+
+/* Drops the row of a refused item. */
+static void drop_row(struct item *it)
+{
+    json_object_put(it->member);
+    it->member = NULL;
+    it->row = false;
+}
+
+/* Undoes an item's admission (it holds no side effect). */
+static void item_reset(struct item *it)
+{
+    json_object_put(it->member);
+    cs_request_free(&it->rq);
+    cs_batch_seal_free(&it->seal);
+    memset(it, 0, sizeof(*it));
+}
+
+static enum cs_err store_all(struct ingest *in, struct batch *b, struct item **items, int n,
+                             char *err);
+
+/*
+ * Admits b's messages from b->admitted on. With db, every message is
+ * admitted (rows stored early when b->rows is full) or a retriable error is
+ * returned. With db NULL (while another batch's insert runs) it stops
+ * quietly, CS_OK, at the first message that needs the database or room.
+ */
+static enum cs_err admit_rest(struct ingest *in, struct batch *b, struct cs_db *db, char *err)
+{
+    for (int i = b->admitted; i < b->nmsgs; i++) {
+        struct item *it = &b->items[i];
+        char why[CS_ERRLEN];
+        it->msg = i;
+        enum cs_err r = admit(in, b->msgs[i], db, it, why);
+        if (!r && it->seal.count <= 0) {
+            r = write_row(in, b, it, why);
+            if (r == CS_ERR_TOO_LARGE && b->ntodo > 0 && db) {
+                /* b->rows is full: store what it holds first, then start it again. */
+                enum cs_err rc = store_all(in, b, b->todo, b->ntodo, err);
+                b->ntodo = 0;
+                cs_buf_reset(&b->rows);
+                if (rc) {
+                    item_reset(it);
+                    return rc;
+                }
+                r = write_row(in, b, it, why);
+            }
+        }
+        if (r && (cs_err_info(r)->retriable || (!db && r == CS_ERR_TOO_LARGE && b->ntodo > 0))) {
+            item_reset(it);
+            return db ? cs_err_set(err, r, "%s", why) : CS_OK; /* later, with the database */
+        }
+        if (r) {
+            dead_letter(in, b, b->msgs[i], r, why);
+            drop_row(it);
+        } else if (it->row) {
+            b->todo[b->ntodo++] = it;
+        }
+        b->admitted = i + 1;
+    }
+    return CS_OK;
 }
 
 /* Batch members are admitted in (agent, batch) order so ingest consumers never deadlock. */
@@ -144,13 +265,16 @@ static int member_order(const void *a, const void *b)
     return c ? c : strcmp(x->rq.batch_id, y->rq.batch_id);
 }
 
-/* Reads up to CS_INGEST_BATCH messages, waiting at most the linger after the first. */
-static void fill_batch(struct ingest *in)
+/*
+ * Reads up to CS_INGEST_BATCH messages into b, waiting at most the linger
+ * after its first; with nowait, only what has already arrived.
+ */
+static void fill_batch(struct ingest *in, struct batch *b, bool nowait)
 {
-    int64_t deadline = 0;
-    while (in->nmsgs < in->cfg->ingest_batch && !atomic_load(&in->role->stop)) {
-        int wait = 100;
-        if (in->nmsgs > 0) {
+    int64_t deadline = b->first_ms + in->cfg->ingest_linger_ms;
+    while (b->nmsgs < in->cfg->ingest_batch && !atomic_load(&in->role->stop)) {
+        int wait = nowait ? 0 : 100;
+        if (!nowait && b->nmsgs > 0) {
             int64_t left = deadline - cs_now_ms();
             if (left <= 0)
                 break;
@@ -158,7 +282,7 @@ static void fill_batch(struct ingest *in)
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(in->consumer, wait);
         if (!m) {
-            if (in->nmsgs == 0)
+            if (nowait || b->nmsgs == 0)
                 return; /* idle: let the caller check for a stop */
             continue;
         }
@@ -169,21 +293,50 @@ static void fill_batch(struct ingest *in)
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (in->nmsgs == 0) {
-            in->first_ms = cs_now_ms();
-            deadline = in->first_ms + in->cfg->ingest_linger_ms;
+        if (b->nmsgs == 0) {
+            b->first_ms = cs_now_ms();
+            deadline = b->first_ms + in->cfg->ingest_linger_ms;
         }
-        in->msgs[in->nmsgs++] = m;
+        b->msgs[b->nmsgs++] = m;
     }
 }
 
+/* ---- storing ---- */
+
+/* The JSON array of the rows of items[0..n) still to store, into in->param; *nrows set. */
+static enum cs_err rows_param(struct ingest *in, struct batch *b, struct item **items, int n,
+                              int *nrows, char *err)
+{
+    enum cs_err rc;
+    *nrows = 0;
+    cs_buf_reset(&in->param);
+    rc = cs_buf_append(&in->param, "[", 1);
+    for (int i = 0; i < n && !rc; i++) {
+        if (!items[i]->row)
+            continue;
+        size_t len = items[i]->len;
+        const char *text = items[i]->member ? cs_json_text(items[i]->member, &len)
+                                            : b->rows.data + items[i]->off;
+        if (*nrows && (rc = cs_buf_append(&in->param, ",", 1)))
+            break;
+        rc = cs_buf_append(&in->param, text, len);
+        (*nrows)++;
+    }
+    if (!rc)
+        rc = cs_buf_append(&in->param, "]", 1);
+    if (rc)
+        return cs_err_set(err, CS_ERR_TOO_LARGE, "the approval rows exceed %zu bytes for one insert",
+                          (size_t)CS_APPROVAL_ROWS_MAX);
+    return CS_OK;
+}
+
 /*
- * Stores items[0..n) (rows not yet refused) in one transaction: batch
- * members are admitted (locking their batches), rows inserted, complete
- * batches made decidable. Refusals go to the dead-letter topic; a
+ * Stores items[0..n) (rows not yet refused) of batch b in one transaction:
+ * batch members are admitted (locking their batches), rows inserted,
+ * complete batches made decidable. Refusals go to the dead-letter topic; a
  * non-retriable failure of the whole is reported as such.
  */
-static enum cs_err store(struct ingest *in, struct item **items, int n, int *stored, int *ndlq,
+static enum cs_err store(struct ingest *in, struct batch *b, struct item **items, int n,
                          char *err)
 {
     struct item **members = cs_calloc((size_t)(n ? n : 1), sizeof(*members));
@@ -193,132 +346,183 @@ static enum cs_err store(struct ingest *in, struct item **items, int n, int *sto
             members[nm++] = items[i];
     qsort(members, (size_t)nm, sizeof(*members), member_order);
     struct cs_batch_tx *t = cs_batch_tx_new();
-    json_object *rows = json_object_new_array();
     PGresult *res = NULL;
+    int nrows = 0;
     enum cs_err rc = cs_db_begin(in->db, err);
     for (int i = 0; i < nm && !rc; i++) {
         char why[CS_ERRLEN];
-        enum cs_err r = cs_batch_tx_admit(t, in->db, members[i]->row, &members[i]->rq,
+        enum cs_err r = cs_batch_tx_admit(t, in->db, members[i]->member, &members[i]->rq,
                                           members[i]->agent, members[i]->grant, why);
         if (r && cs_err_info(r)->retriable) {
             rc = cs_err_set(err, r, "%s", why);
         } else if (r) {
-            dead_letter(in, in->msgs[members[i]->msg], r, why);
-            json_object_put(members[i]->row);
-            members[i]->row = NULL;
-            (*ndlq)++;
+            dead_letter(in, b, b->msgs[members[i]->msg], r, why);
+            drop_row(members[i]);
         }
     }
-    for (int i = 0; i < n && !rc; i++)
-        if (items[i]->row)
-            json_object_array_add(rows, json_object_get(items[i]->row));
-    if (!rc && json_object_array_length(rows) > 0)
-        rc = cs_approval_insert(in->db, rows, &res, err);
+    if (!rc)
+        rc = rows_param(in, b, items, n, &nrows, err);
+    if (!rc && nrows > 0)
+        rc = cs_approval_insert_text(in->db, in->param.data, &res, err);
     if (!rc)
         rc = cs_batch_tx_finish(t, in->db, res, in->batch_key, in->cfg->public_url,
                                 "worker:ingest", err);
     if (!rc)
         rc = cs_db_commit(in->db, err);
     if (!rc && res)
-        *stored += PQntuples(res);
+        b->stored += PQntuples(res);
     if (rc)
         cs_db_rollback(in->db);
     PQclear(res);
-    json_object_put(rows);
     cs_batch_tx_free(t);
     cs_free(members);
     return rc;
 }
 
 /*
- * Processes the current batch until it is durable. Returns CS_OK when
- * every message is stored or dead-lettered; a retriable error otherwise.
+ * After the database refused a whole for a row it cannot store: the rows
+ * one by one, so only the offending messages are dead-lettered.
  */
-static enum cs_err process_batch(struct ingest *in, int *stored, int *dead, char *err)
+static enum cs_err store_each(struct ingest *in, struct batch *b, struct item **items, int n,
+                              const char *why_whole, char *err)
 {
-    struct item *items = cs_calloc((size_t)in->nmsgs, sizeof(*items));
-    struct item **todo = cs_calloc((size_t)in->nmsgs, sizeof(*todo));
     enum cs_err rc = CS_OK;
-    int ndlq = 0, ntodo = 0;
-    *stored = *dead = 0;
-    cs_catalog_tick(in->cat);
-    atomic_store(&in->dlq_failed, 0);
-    for (int i = 0; i < in->nmsgs && !rc; i++) {
+    cs_log(CS_LOG_WARN, "ingest", "batch refused (%s), storing row by row", why_whole);
+    for (int i = 0; i < n && !rc; i++) {
         char why[CS_ERRLEN];
-        items[i].msg = i;
-        enum cs_err r = admit(in, &items[i], why);
-        if (r && cs_err_info(r)->retriable) {
+        enum cs_err r = items[i]->row ? store(in, b, &items[i], 1, why) : CS_OK;
+        if (r && cs_err_info(r)->retriable)
             rc = cs_err_set(err, r, "%s", why);
-        } else if (r) {
-            dead_letter(in, in->msgs[i], r, why);
-            json_object_put(items[i].row);
-            items[i].row = NULL;
-            ndlq++;
-        } else if (items[i].row) {
-            todo[ntodo++] = &items[i];
-        }
+        else if (r)
+            dead_letter(in, b, b->msgs[items[i]->msg], r, why);
     }
-    if (!rc && ntodo > 0) {
-        rc = store(in, todo, ntodo, stored, &ndlq, err);
-        if (rc && !cs_err_info(rc)->retriable) {
-            /* The database refused the whole for a row it cannot store: store the
-             * rows one by one, so only the offending messages are dead-lettered. */
-            cs_log(CS_LOG_WARN, "ingest", "batch refused (%s), storing row by row", err);
-            rc = CS_OK;
-            for (int i = 0; i < ntodo && !rc; i++) {
-                char why[CS_ERRLEN];
-                enum cs_err r = todo[i]->row ? store(in, &todo[i], 1, stored, &ndlq, why) : CS_OK;
-                if (r && cs_err_info(r)->retriable) {
-                    rc = cs_err_set(err, r, "%s", why);
-                } else if (r) {
-                    dead_letter(in, in->msgs[todo[i]->msg], r, why);
-                    ndlq++;
-                }
-            }
-        }
-    }
-    /* Seals after the members: whatever arrives in whichever order, the last piece wins. */
-    for (int i = 0; i < in->nmsgs && !rc; i++) {
-        if (items[i].seal.count <= 0)
-            continue;
-        char why[CS_ERRLEN];
-        enum cs_err r = cs_batch_seal(in->db, items[i].agent->id, items[i].seal.batch_id,
-                                      items[i].seal.count, in->batch_key, in->cfg->public_url,
-                                      "worker:ingest", why);
-        if (r && cs_err_info(r)->retriable) {
-            rc = cs_err_set(err, r, "%s", why);
-        } else if (r) {
-            dead_letter(in, in->msgs[i], r, why);
-            ndlq++;
-        } else {
-            (*stored)++;
-        }
-    }
-    for (int i = 0; i < in->nmsgs; i++) {
-        json_object_put(items[i].row);
-        cs_request_free(&items[i].rq);
-        cs_batch_seal_free(&items[i].seal);
-    }
-    cs_free(items);
-    cs_free(todo);
-    if (ndlq) {
-        /* Wait for every dead letter to be acknowledged before offsets move. */
-        if (rd_kafka_flush(in->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            atomic_load(&in->dlq_failed) > 0)
-            rc = rc ? rc : cs_err_set(err, CS_ERR_KAFKA, "dead-letter topic unavailable");
-    }
-    *dead = ndlq;
     return rc;
 }
 
-static void commit_batch(struct ingest *in)
+/* store() of items[0..n), row by row when refused as a whole; CS_OK or a retriable error. */
+static enum cs_err store_all(struct ingest *in, struct batch *b, struct item **items, int n,
+                             char *err)
 {
-    for (int i = 0; i < in->nmsgs; i++) {
-        rd_kafka_offset_store(in->msgs[i]->rkt, in->msgs[i]->partition, in->msgs[i]->offset);
-        rd_kafka_message_destroy(in->msgs[i]);
+    enum cs_err rc = store(in, b, items, n, err);
+    if (!rc || cs_err_info(rc)->retriable)
+        return rc;
+    char whole[CS_ERRLEN];
+    cs_strlcpy(whole, err, sizeof(whole));
+    return store_each(in, b, items, n, whole, err);
+}
+
+/*
+ * Stores b's rows (plain rows only: no batch member, no seal) with the
+ * insert sent asynchronously inside the transaction, admitting `next` from
+ * the cache while Postgres works; then commits. CS_OK or a retriable error.
+ */
+static enum cs_err store_pipelined(struct ingest *in, struct batch *b, struct batch *next,
+                                   char *err)
+{
+    PGresult *res = NULL;
+    int nrows = 0;
+    enum cs_err rc = rows_param(in, b, b->todo, b->ntodo, &nrows, err);
+    if (rc) /* not one insert: row by row */
+        return store_all(in, b, b->todo, b->ntodo, err);
+    if (!(rc = cs_db_begin(in->db, err))) {
+        const char *p[] = {in->param.data};
+        rc = cs_db_send(in->db, CSQ_INSERT_APPROVALS, 1, p, err);
     }
-    in->nmsgs = 0;
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->consumer, NULL, 0);
+    if (!rc) {
+        char ignore[CS_ERRLEN];
+        fill_batch(in, next, true);
+        (void)admit_rest(in, next, NULL, ignore);
+        cs_db_poll(in->db, true, &rc, &res, err);
+    }
+    if (!rc)
+        rc = cs_db_commit(in->db, err);
+    if (!rc) {
+        b->stored += PQntuples(res);
+        PQclear(res);
+        return CS_OK;
+    }
+    PQclear(res);
+    cs_db_rollback(in->db);
+    if (cs_err_info(rc)->retriable)
+        return rc;
+    char whole[CS_ERRLEN];
+    cs_strlcpy(whole, err, sizeof(whole));
+    return store_each(in, b, b->todo, b->ntodo, whole, err);
+}
+
+/* Seals after the members: whatever arrives in whichever order, the last piece wins. */
+static enum cs_err seal_all(struct ingest *in, struct batch *b, char *err)
+{
+    for (int i = 0; i < b->nmsgs; i++) {
+        struct item *it = &b->items[i];
+        if (it->seal.count <= 0)
+            continue;
+        char why[CS_ERRLEN];
+        enum cs_err r = cs_batch_seal(in->db, it->agent->id, it->seal.batch_id, it->seal.count,
+                                      in->batch_key, in->cfg->public_url, "worker:ingest", why);
+        if (r && cs_err_info(r)->retriable)
+            return cs_err_set(err, r, "%s", why);
+        if (r)
+            dead_letter(in, b, b->msgs[i], r, why);
+        else
+            b->stored++;
+    }
+    return CS_OK;
+}
+
+/*
+ * Makes batch b durable: admits what is left, stores its rows and seals,
+ * and waits until the broker has every dead letter of it. Returns CS_OK
+ * when every message is stored or dead-lettered; a retriable error
+ * otherwise. `next` has no admitted message when this starts.
+ */
+static enum cs_err attempt(struct ingest *in, struct batch *b, struct batch *next, char *err)
+{
+    /* No admitted item points into the catalog but b's, admitted from it since
+     * the last lookup that could retire an entry: retired entries can go. */
+    cs_assert(next->admitted == 0);
+    cs_catalog_tick(in->cat);
+    enum cs_err rc = admit_rest(in, b, in->db, err);
+    bool plain = true;
+    for (int i = 0; i < b->nmsgs && plain; i++)
+        plain = b->items[i].seal.count <= 0 && !b->items[i].member;
+    if (!rc && b->ntodo > 0)
+        rc = plain ? store_pipelined(in, b, next, err) : store_all(in, b, b->todo, b->ntodo, err);
+    if (!rc)
+        rc = seal_all(in, b, err);
+    /* Wait for every dead letter to be acknowledged before offsets move. */
+    if (!rc && b->ndlq > 0 &&
+        (rd_kafka_flush(in->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+         atomic_load(&b->dlq_failed) > 0))
+        rc = cs_err_set(err, CS_ERR_KAFKA, "dead-letter topic unavailable");
+    return rc;
+}
+
+/* ---- batches ---- */
+
+/* Undoes b's admission (its messages stay): it will be admitted again. */
+static void batch_forget(struct ingest *in, struct batch *b)
+{
+    for (int i = 0; i < b->admitted; i++)
+        item_reset(&b->items[i]);
+    if (b->ndlq > 0)
+        rd_kafka_flush(in->dlq, 30000); /* no report of this round counts for the next */
+    b->admitted = b->ntodo = b->stored = b->ndlq = 0;
+    atomic_store(&b->dlq_failed, 0);
+    cs_buf_reset(&b->rows);
+    if (b->rows.cap > ROWS_KEEP) {
+        /* Keep the buffers of ordinary batches; give back what a huge one took. */
+        cs_buf_free(&b->rows);
+        cs_buf_init(&b->rows, CS_APPROVAL_ROWS_MAX);
+    }
+}
+
+static void committed(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    (void)offsets;
+    (void)opaque;
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         /* The rows are stored; a lost commit only means redelivery, which
          * the (agent, request_id) key turns into a no-op. */
@@ -329,42 +533,61 @@ static void commit_batch(struct ingest *in)
     }
 }
 
+/* b is durable: counts it, moves its offsets on, and empties it. */
+static void complete(struct ingest *in, struct batch *b)
+{
+    struct worker_metrics *wm = in->role->m;
+    int dup = b->nmsgs - b->stored - b->ndlq;
+    atomic_fetch_add(&wm->ingested, (uint_fast64_t)b->stored);
+    atomic_fetch_add(&wm->dead_lettered, (uint_fast64_t)b->ndlq);
+    atomic_fetch_add(&wm->duplicates, (uint_fast64_t)(dup > 0 ? dup : 0));
+    cs_log(CS_LOG_DEBUG, "ingest", "batch of %d: %d stored, %d duplicate, %d dead-lettered",
+           b->nmsgs, b->stored, dup, b->ndlq);
+    for (int i = 0; i < b->nmsgs; i++) {
+        rd_kafka_offset_store(b->msgs[i]->rkt, b->msgs[i]->partition, b->msgs[i]->offset);
+        rd_kafka_message_destroy(b->msgs[i]);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->consumer, NULL, in->cq, committed, in);
+    if (e)
+        committed(in->consumer, e, NULL, in);
+    cs_histogram_observe_us(&wm->ingest_batch, (cs_now_ms() - b->first_ms) * 1000);
+    batch_forget(in, b);
+    b->nmsgs = 0;
+}
+
 static void run(struct ingest *in)
 {
     char err[CS_ERRLEN];
     int delay = 100;
+    struct batch *b = &in->b[0], *next = &in->b[1];
     while (!atomic_load(&in->role->stop)) {
-        fill_batch(in);
-        if (in->nmsgs == 0)
+        fill_batch(in, b, false);
+        if (b->nmsgs == 0)
             continue;
-        for (;;) {
-            int stored = 0, dead = 0;
-            enum cs_err rc = process_batch(in, &stored, &dead, err);
-            if (!rc) {
-                struct worker_metrics *wm = in->role->m;
-                atomic_fetch_add(&wm->ingested, (uint_fast64_t)stored);
-                atomic_fetch_add(&wm->dead_lettered, (uint_fast64_t)dead);
-                atomic_fetch_add(&wm->duplicates, (uint_fast64_t)(in->nmsgs - stored - dead));
-                cs_log(CS_LOG_DEBUG, "ingest", "batch of %d: %d stored, %d duplicate, %d dead-lettered",
-                       in->nmsgs, stored, in->nmsgs - stored - dead, dead);
-                commit_batch(in);
-                cs_histogram_observe_us(&in->role->m->ingest_batch,
-                                        (cs_now_ms() - in->first_ms) * 1000);
-                delay = 100;
-                break;
-            }
-            static struct cs_log_limit lim;
-            if (cs_log_limit_allow(&lim, 10, NULL))
-                cs_log(CS_LOG_WARN, "ingest", "batch of %d not stored, retrying: %s: %s",
-                       in->nmsgs, cs_err_code(rc), err);
-            if (rc == CS_ERR_DB && !cs_db_connected(in->db) &&
-                cs_db_reconnect(in->db, &in->role->stop, err) != CS_OK)
-                break;
-            if (atomic_load(&in->role->stop))
-                break; /* offsets not committed: the batch will be redelivered */
-            worker_sleep(in->role, delay);
-            delay = delay * 2 > 5000 ? 5000 : delay * 2;
+        enum cs_err rc = attempt(in, b, next, err);
+        if (!rc) {
+            complete(in, b);
+            struct batch *t = b;
+            b = next;
+            next = t;
+            delay = 100;
+            continue;
         }
+        static struct cs_log_limit lim;
+        if (cs_log_limit_allow(&lim, 10, NULL))
+            cs_log(CS_LOG_WARN, "ingest", "batch of %d not stored, retrying: %s: %s", b->nmsgs,
+                   cs_err_code(rc), err);
+        /* Both batches start again from their messages: the retry may reload
+         * catalog entries the next one was admitted with. */
+        batch_forget(in, b);
+        batch_forget(in, next);
+        if (rc == CS_ERR_DB && !cs_db_connected(in->db) &&
+            cs_db_reconnect(in->db, &in->role->stop, err) != CS_OK)
+            break;
+        if (atomic_load(&in->role->stop))
+            break; /* offsets not committed: the batches will be redelivered */
+        worker_sleep(in->role, delay);
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
     }
 }
 
@@ -376,7 +599,14 @@ void *ingest_main(void *arg)
     snprintf(client, sizeof(client), "countersign-ingest-%s", role->cfg->instance_id);
     cs_link_key(role->cfg->master_key, in.link_key);
     cs_key_derive(role->cfg->master_key, CS_BATCH_LINK_PURPOSE, in.batch_key);
-    in.msgs = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*in.msgs));
+    for (int k = 0; k < 2; k++) {
+        struct batch *b = &in.b[k];
+        b->msgs = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*b->msgs));
+        b->items = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*b->items));
+        b->todo = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*b->todo));
+        cs_buf_init(&b->rows, CS_APPROVAL_ROWS_MAX);
+    }
+    cs_buf_init(&in.param, CS_APPROVAL_ROWS_MAX);
     in.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
     if (cs_process_db(role->cfg, "countersign-ingest", &role->stop, &in.db, err) != CS_OK ||
         !(in.dlq = cs_kafka_producer(role->cfg, client, dlq_report, &in, err)) ||
@@ -387,6 +617,7 @@ void *ingest_main(void *arg)
         }
         goto out;
     }
+    in.cq = rd_kafka_queue_get_consumer(in.consumer);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, role->cfg->topic_requests, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in.consumer, topics);
@@ -401,9 +632,18 @@ void *ingest_main(void *arg)
            role->cfg->kafka_group);
     run(&in);
 out:
-    for (int i = 0; i < in.nmsgs; i++)
-        rd_kafka_message_destroy(in.msgs[i]);
+    for (int k = 0; k < 2; k++) {
+        struct batch *b = &in.b[k];
+        for (int i = 0; i < b->admitted; i++)
+            item_reset(&b->items[i]);
+        for (int i = 0; i < b->nmsgs; i++)
+            rd_kafka_message_destroy(b->msgs[i]);
+    }
     if (in.consumer) {
+        /* Every completed batch's offsets were committed (asynchronously); the
+         * group waits for those commits before it is left. */
+        if (in.cq)
+            rd_kafka_queue_destroy(in.cq);
         rd_kafka_consumer_close(in.consumer);
         rd_kafka_destroy(in.consumer);
     }
@@ -413,7 +653,13 @@ out:
     }
     cs_catalog_free(in.cat);
     cs_db_close(in.db);
-    cs_free(in.msgs);
+    for (int k = 0; k < 2; k++) {
+        cs_free(in.b[k].msgs);
+        cs_free(in.b[k].items);
+        cs_free(in.b[k].todo);
+        cs_buf_free(&in.b[k].rows);
+    }
+    cs_buf_free(&in.param);
     cs_wipe(in.link_key, sizeof(in.link_key));
     cs_wipe(in.batch_key, sizeof(in.batch_key));
     atomic_store(&role->done, 1);

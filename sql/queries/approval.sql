@@ -7,8 +7,9 @@
 -- Terminal transitions write both an 'events' and a 'results' outbox row.
 
 -- name: insert_approvals
--- $1: JSON array of rows built by cs_approval_row(). Duplicates of
--- (agent_id, request_id) are skipped; returns the rows actually inserted.
+-- $1: JSON array of rows written by cs_approval_row_write() (its fields
+-- and this recordset change together). Duplicates of (agent_id,
+-- request_id) are skipped; returns the rows actually inserted.
 WITH r AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
         id uuid, request_id text, agent_id uuid, grant_id text, policy_id text,

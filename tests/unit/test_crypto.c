@@ -10,6 +10,8 @@
  * truncation. UUIDv7s must carry version 7, the RFC 4122 variant, and sort
  * by time; the one wait in this file is a bounded spin on the clock.
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +64,60 @@ CS_TEST(hmac_sha256_rfc4231)
     static const char six[] = "Test Using Larger Than Block-Size Key - Hash Key First";
     cs_hmac_sha256(key, sizeof(key), six, sizeof(six) - 1, mac);
     HEX_IS(mac, 32, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+/*
+ * Each thread keeps its last few HMAC keys keyed: alternating more keys
+ * than it keeps, repeating one, and switching threads must give the MAC of
+ * a fresh computation every time (RFC 4231 cases 1 and 2 as references).
+ */
+static const char *const case1 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+static const char *const case2 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+
+static int hmac_rounds(void)
+{
+    unsigned char k1[20], other[8][32], mac[CS_SHA256_LEN], first[8][CS_SHA256_LEN];
+    char hex[65];
+    int bad = 0;
+    memset(k1, 0x0b, sizeof(k1));
+    for (int k = 0; k < 8; k++) {
+        memset(other[k], 0x40 + k, sizeof(other[k]));
+        cs_hmac_sha256(other[k], 32, "x", 1, first[k]);
+    }
+    for (int round = 0; round < 50; round++) {
+        cs_hmac_sha256(k1, sizeof(k1), "Hi There", 8, mac);
+        cs_hex_encode(mac, 32, hex);
+        bad += strcmp(hex, case1) != 0;
+        cs_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
+        cs_hex_encode(mac, 32, hex);
+        bad += strcmp(hex, case2) != 0;
+        int k = round % (round < 25 ? 2 : 8); /* within the slots, then past them */
+        cs_hmac_sha256(other[k], 32, "x", 1, mac);
+        bad += memcmp(mac, first[k], 32) != 0;
+        cs_hmac_sha256(other[k], 31, "x", 1, mac); /* a prefix of a cached key is another key */
+        bad += memcmp(mac, first[k], 32) == 0;
+    }
+    return bad;
+}
+
+static void *hmac_thread(void *arg)
+{
+    *(int *)arg = hmac_rounds();
+    return NULL;
+}
+
+CS_TEST(hmac_keyed_cache)
+{
+    CS_CHECK_EQ_INT(hmac_rounds(), 0);
+    pthread_t t[3];
+    int bad[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++)
+        CS_CHECK(pthread_create(&t[i], NULL, hmac_thread, &bad[i]) == 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        CS_CHECK_EQ_INT(bad[i], 0);
+    }
+    CS_CHECK_EQ_INT(hmac_rounds(), 0);
 }
 
 CS_TEST(key_derive_and_ct_equal)
@@ -342,6 +398,12 @@ CS_TEST(uuid_v7_format)
     }
 }
 
+/* Orders UUIDs by their random part (after the 48-bit time). */
+static int uuid_tail_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a + 14, (const char *)b + 14);
+}
+
 CS_TEST(uuid_v7_orders_by_time)
 {
     char a[CS_UUID_STRLEN + 1], b[CS_UUID_STRLEN + 1];
@@ -363,6 +425,18 @@ CS_TEST(uuid_v7_orders_by_time)
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++)
             dup += strcmp(many[i], many[j]) == 0;
+    CS_CHECK_EQ_INT(dup, 0);
+
+    /* Across refills of the per-thread random pool (4 KB = 409 ids) ids stay
+     * distinct in their random part too: 1000 ids in one millisecond or not. */
+    enum { M = 1000 };
+    static char more[M][CS_UUID_STRLEN + 1];
+    for (int i = 0; i < M; i++)
+        cs_uuid_v7(more[i]);
+    qsort(more, M, sizeof(more[0]), uuid_tail_cmp);
+    dup = 0;
+    for (int i = 1; i < M; i++)
+        dup += uuid_tail_cmp(more[i - 1], more[i]) == 0;
     CS_CHECK_EQ_INT(dup, 0);
 }
 
@@ -404,8 +478,8 @@ CS_TEST(uuid_valid_parse_format)
     CS_CHECK(memcmp(b, all, 16) == 0);
 }
 
-CS_TEST_MAIN(CS_RUN(sha256_vectors), CS_RUN(hmac_sha256_rfc4231), CS_RUN(key_derive_and_ct_equal),
-             CS_RUN(random_bytes_differ), CS_RUN(hex), CS_RUN(base64_rfc4648),
+CS_TEST_MAIN(CS_RUN(sha256_vectors), CS_RUN(hmac_sha256_rfc4231), CS_RUN(hmac_keyed_cache),
+             CS_RUN(key_derive_and_ct_equal), CS_RUN(random_bytes_differ), CS_RUN(hex), CS_RUN(base64_rfc4648),
              CS_RUN(base64_round_trips_every_length), CS_RUN(base64_strict),
              CS_RUN(aead_round_trip), CS_RUN(aead_refuses_tampering), CS_RUN(uuid_v7_format),
              CS_RUN(uuid_v7_orders_by_time), CS_RUN(uuid_valid_parse_format))
