@@ -245,6 +245,12 @@ static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection 
     enum cs_status status;
     if ((rc = cs_approval_status(d->db, id, NULL, &st, &status, err)))
         return reply_error(r, c, rc, err, NULL);
+    /* status is now (a worker may already be executing it); vote is what this vote made it. */
+    json_object *vote = json_object_new_object();
+    json_object_object_add(vote, "status", json_object_new_string(cs_status_name(out.status)));
+    json_object_object_add(vote, "approvals", json_object_new_int(out.approvals));
+    json_object_object_add(vote, "quorum", json_object_new_int(out.quorum));
+    json_object_object_add(st, "vote", vote);
     return reply_json(r, c, 200, st);
 }
 
