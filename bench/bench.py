@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,7 +47,7 @@ import benchlib as bl
 from benchlib import (BENCH_DIR, BUILD_DIR, REPO_ROOT, Deployment, HttpConn, Kafka, Postgres,
                       Progress, Provider, fmt_ms, fmt_rate, free_port, pct, say)
 
-ALL = ["a", "pgbench", "b", "river", "c", "d", "e", "f"]
+ALL = ["a", "pgbench", "b", "river", "c", "d", "e", "f", "g"]
 EXTRA = ["plans"]   # run only when named in --only
 
 TARGETS = {
@@ -589,6 +590,124 @@ def scenario_b(ctx: Ctx) -> None:
                 f"p50 {fmt_ms(lat['p50_ms'])}, p99 {fmt_ms(lat['p99_ms'])}")
     ctx.res.add("(b) execution", "worker histogram decision_to_call (same run)",
                 f"p50 {fmt_ms(lat['metric_p50_ms'])}, p99 {fmt_ms(lat['metric_p99_ms'])}")
+
+
+# ---------------------------------------------------------------------------
+# (g) a batch of 10k members: seal -> decidable, decision commit, execution
+# ---------------------------------------------------------------------------
+
+
+def produce_batch(d: Deployment, batch_id: str, n: int, prog: Progress) -> float:
+    """n members of batch_id and its seal in one Kafka transaction; returns the wall time just
+    before the commit, when the last member becomes visible to the ingest."""
+    p = bl.producer_for(d.kafka, **{"transactional.id": f"{d.prefix}.bench.{batch_id}",
+                                    "linger.ms": 20, "batch.size": 1_000_000,
+                                    "transaction.timeout.ms": 600_000})
+    p.init_transactions(60)
+    p.begin_transaction()
+    topic = d.topics["requests"]
+    msgs = [(f"{batch_id}-{i}", d.envelope(f"{batch_id}-{i}", 100 + i % 900, batch_id)) for i in range(n)]
+    msgs.insert(n // 2, (batch_id, d.seal(batch_id, n)))   # the seal arrives among the members
+    for i, (key, value) in enumerate(msgs):
+        while True:
+            try:
+                p.produce(topic, key=key.encode(), value=value)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 5000 == 0:
+            p.poll(0)
+            prog.update(f"producing {i}/{n + 1} in one transaction")
+    p.flush(300)
+    t = time.time()
+    p.commit_transaction(120)
+    return t
+
+
+def scenario_g(ctx: Ctx) -> None:
+    """Issue 8's batch figures: a batch of --batch-members members produced with its seal
+    (seal in the middle, members on every partition); then the approver's page, the decision
+    POST as a browser sends it, and the members' execution through the worker pool."""
+    a = ctx.args
+    n = a.batch_members
+    prog = Progress(f"g: batch of {n}")
+    d = ctx.deploy("batch", partitions=6)
+    try:
+        d.setup("always", amount_field="amount")
+        d.create_topics()
+        api = d.start_api()
+        d.start_workers(2)
+        d.start_scheduler()
+        bid = f"bench-{n}"
+        cpu = CpuMeter(ctx, {"workers": [w.pid for w in d.workers], "api": [api.pid]})
+        cpu.start()
+        t0 = produce_batch(d, bid, n, prog)
+        deadline = time.monotonic() + 120 * a.timeout_mult
+        row: tuple[Any, ...] = ()
+        while time.monotonic() < deadline:
+            rows = d.sql("SELECT status, members, extract(epoch FROM decidable_at) FROM batches "
+                         "WHERE id = %s", bid)
+            row = rows[0] if rows else ()
+            prog.update(f"{row[1] if row else 0}/{n} members stored ({row[0] if row else 'no batch yet'})")
+            if row and row[0] == "decidable":
+                break
+            time.sleep(0.02)
+        if not row or row[0] != "decidable":
+            raise RuntimeError(f"batch not decidable within the deadline: {row}")
+        decidable_s = float(row[2]) - t0
+        link = d.batch_link(bid)
+        tg = time.monotonic()
+        status, hdrs, page = bl.http_request(link, timeout=60)
+        page_s = time.monotonic() - tg
+        if status != 200:
+            raise RuntimeError(f"batch page: HTTP {status}")
+        form = dict(re.findall(r'name="(csrf|digest)" value="([^"]*)"', page))
+        body = urllib.parse.urlencode({**form, "decision": "approve", "reason": "bench"}).encode()
+        td = time.time()
+        cookie = "; ".join(c.split(";", 1)[0] for c in hdrs.get_all("Set-Cookie") or [])
+        status, _, text = bl.http_request(link, "POST", body, timeout=120, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Origin": api.url or "", "Cookie": cookie})
+        post_s = time.time() - td
+        if status != 200:
+            raise RuntimeError(f"batch decision: HTTP {status}: {text[:200]}")
+        decided_at = float(d.one("SELECT extract(epoch FROM decided_at) FROM batches WHERE id = %s", bid))
+        prog.update("executing the members")
+        deadline = time.monotonic() + max(120.0, n / 200.0) * a.timeout_mult
+        done = 0
+        while time.monotonic() < deadline:
+            done = int(d.one("SELECT count(*) FROM approvals WHERE batch_id = %s AND status IN "
+                             "('executed', 'failed')", bid))
+            prog.update(f"{done}/{n} members executed")
+            if done >= n:
+                break
+            time.sleep(0.1)
+        first, last = d.sql("SELECT extract(epoch FROM min(executed_at)), extract(epoch FROM max(executed_at)) "
+                            "FROM approvals WHERE batch_id = %s", bid)[0]
+        failed = int(d.one("SELECT count(*) FROM approvals WHERE batch_id = %s AND status = 'failed'", bid))
+        span = float(last) - decided_at if last else float("nan")
+        rate = done / span if span and span > 0 else float("nan")
+        out = {"members": n, "decidable_after_s": decidable_s, "page_s": page_s, "post_s": post_s,
+               "decision_commit_s": decided_at - td, "executed": done, "failed": failed,
+               "first_call_after_decision_s": float(first) - decided_at if first else None,
+               "exec_rate": rate}
+        ctx.res.raw["batch"] = out
+        prog.done(f"decidable {decidable_s:.2f}s after the last member; decision POST {post_s:.2f}s; "
+                  f"{done}/{n} executed at {fmt_rate(rate)}/s")
+        sec = "(g) batch"
+        ctx.res.add(sec, f"{n} members + seal produced -> batch decidable", f"{decidable_s:.2f} s",
+                    "<= 2 s", verdict(decidable_s <= 2.0))
+        ctx.res.add(sec, "approver's batch page (GET, first page of items)", f"{page_s * 1000:.0f} ms")
+        ctx.res.add(sec, "decision POST answered (every member's transition committed)",
+                    f"{post_s:.2f} s", "<= 1 s", verdict(post_s <= 1.0))
+        exec_best = ctx.res.raw.get("exec_best")
+        ratio = f" ({rate / exec_best:.2f}x (b)'s best)" if exec_best else ""
+        ctx.res.add(sec, "members executed after the decision (2 workers)",
+                    f"{fmt_rate(rate)} calls/s{ratio}; {failed} failed"
+                    + ("" if done >= n else f" (TIMED OUT at {done})"))
+        cpu.stop()
+        noise(ctx, sec, cpu, what="the scenario")
+    finally:
+        ctx.undeploy(d)
 
 
 # ---------------------------------------------------------------------------
@@ -1406,6 +1525,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rss-api-clients", type=int, default=4, help="(f) concurrent api /v1/proxy clients")
     p.add_argument("--rss-api-rate", type=float, default=50.0, help="(f) submissions/s of each api client")
     p.add_argument("--rss-interval", type=float, help="(f) seconds between RSS samples (default 3; quick 1)")
+    p.add_argument("--batch-members", type=int, help="(g) members of the batch (default 10000; quick 2000)")
     p.add_argument("--river-jobs", type=int, help="River: jobs for river bench -n (default 100000; quick 20000)")
     p.add_argument("--pgbench-seconds", type=int, help="pgbench duration (default 15; quick 5)")
     p.add_argument("--pgbench-clients", type=int, default=4, help="pgbench clients (default 4)")
@@ -1423,7 +1543,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = {"n": (20_000, 200_000), "m": (10_000, 100_000), "latency_rate": (0.0, 0.0),
                 "latency_seconds": (3.0, 10.0), "decisions": (1000, 10_000), "waiters": (2000, 10_000),
                 "sweep": (30_000, 1_000_000), "sweep_before": (4.0, 10.0), "rss_total": (20_000, 1_000_000),
-                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "pgbench_seconds": (5, 15)}
+                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "batch_members": (2000, 10_000), "pgbench_seconds": (5, 15)}
     for k, (qv, fv) in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, qv if q else fv)
@@ -1477,7 +1597,7 @@ def main(argv: list[str]) -> int:
         say("bench: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
         runners = {"a": scenario_a, "pgbench": scenario_pgbench, "b": scenario_b, "river": scenario_river,
                    "c": scenario_c, "d": scenario_d, "e": scenario_e, "f": scenario_f,
-                   "plans": scenario_plans}
+                   "g": scenario_g, "plans": scenario_plans}
         for s in args.scenarios:
             try:
                 runners[s](ctx)

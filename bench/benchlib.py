@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,17 @@ def http_post(url: str, body: bytes = b"", timeout: float = 10) -> str:
     req = urllib.request.Request(url, data=body, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - loopback only
         return r.read().decode()
+
+
+def http_request(url: str, method: str = "GET", body: bytes | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, Any, str]:
+    """(status, response headers, text) of one request; 4xx/5xx are returned, not raised."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - loopback only
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode(errors="replace")
 
 
 _METRIC = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
@@ -378,9 +391,10 @@ class Deployment:
         return res.stdout
 
     def setup(self, mode: str, window: int = 3600, idempotency_keys: bool = True,
-              rules: list[dict[str, Any]] | None = None) -> None:
+              rules: list[dict[str, Any]] | None = None, amount_field: str | None = None) -> None:
         """Agent bot1 (+ API key), approver alice (no channels: no notifications),
-        policy 'pay' in `mode`, grant 'stripe' aimed at the loopback provider."""
+        policy 'pay' in `mode` (summing `amount_field` on batch pages), grant 'stripe'
+        aimed at the loopback provider."""
         self.cli("agent", "create", "bot1")
         self.api_key = json.loads(self.cli("key", "create", "bot1"))["api_key"]
         self.cli("approver", "create", "alice")
@@ -388,6 +402,8 @@ class Deployment:
                 "--window", str(window), "--timeout", "10000", "--attempts", "3"]
         if rules is not None:
             args += ["--rules", json.dumps(rules)]
+        if amount_field:
+            args += ["--amount-field", amount_field]
         self.cli(*args)
         g = ["grant", "set", "stripe", "--policy", "pay", "--agents", "bot1", "--secret-stdin",
              "--allow", self.provider.url]
@@ -416,6 +432,14 @@ class Deployment:
         if wait:
             self.wait_worker(p)
         return p
+
+    def start_workers(self, n: int) -> None:
+        """n workers started together, then until each runs and the consumer group is stable."""
+        for _ in range(n):
+            self.start_worker(wait=False)
+        for w in self.workers:
+            self.wait_worker(w)
+        self.wait_group_stable(n)
 
     def wait_worker(self, p: Proc) -> None:
         wait_for(lambda: ("consuming" in p.text() and "executing as" in p.text()) or not p.alive(),
@@ -509,13 +533,28 @@ class Deployment:
 
     # ---- Kafka ------------------------------------------------------------------
 
-    def envelope(self, request_id: str, amount: int = 500) -> bytes:
+    def envelope(self, request_id: str, amount: int = 500, batch_id: str | None = None) -> bytes:
         return (
             '{"request_id":"%s","agent":"bot1","grant_id":"stripe","method":"POST",'
             '"url":"%s/v1/refunds","json":{"amount":%d,"currency":"eur","charge":"ch_%s"},'
-            '"reason":"benchmark refund %s","context":{"ticket":%d}}'
-            % (request_id, self.provider.url, amount, request_id, request_id, len(request_id))
+            '"reason":"benchmark refund %s","context":{"ticket":%d}%s}'
+            % (request_id, self.provider.url, amount, request_id, request_id, len(request_id),
+               ',"batch_id":"%s"' % batch_id if batch_id else "")
         ).encode()
+
+    @staticmethod
+    def seal(batch_id: str, count: int) -> bytes:
+        """The seal message of bot1's batch (README: Kafka topics and messages)."""
+        return json.dumps({"type": "seal", "agent": "bot1", "batch_id": batch_id, "count": count}).encode()
+
+    def batch_link(self, batch_id: str, approver: str = "alice") -> str:
+        """The approver's batch page link as `countersign batch links` prints it, on this api."""
+        assert self.api_proc and self.api_proc.url
+        for line in self.cli("batch", "links", "bot1", batch_id).splitlines():
+            link = json.loads(line)
+            if link["approver"] == approver:
+                return self.api_proc.url + urllib.parse.urlsplit(link["url"]).path
+        raise RuntimeError(f"no batch link of {approver} for {batch_id}")
 
     def template_row(self, amount: int = 500) -> str:
         """Submits one request through Kafka (the real ingest) and returns its approval id:
