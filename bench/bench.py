@@ -267,21 +267,21 @@ def pg_stats_top(ctx: Ctx, wall: float, n: int = 12) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------
 
 
-def produce_transaction(d: Deployment, n: int, prefix: str, amount: int = 500,
+def produce_transaction(d: Deployment, msgs: Any, n: int, tag: str,
                         prog: Progress | None = None) -> float:
-    """Produces n envelopes in one Kafka transaction; returns the wall time just before
-    the commit (nothing is visible to the read_committed consumers before it)."""
-    p = bl.producer_for(d.kafka, **{"transactional.id": f"{d.prefix}.bench.{prefix}",
+    """Produces the n (key, value) pairs of msgs in one Kafka transaction; returns the wall
+    time just before the commit (nothing is visible to the read_committed consumers before
+    it: the last message becomes visible then)."""
+    p = bl.producer_for(d.kafka, **{"transactional.id": f"{d.prefix}.bench.{tag}",
                                     "linger.ms": 20, "batch.size": 1_000_000,
                                     "transaction.timeout.ms": 600_000})
     p.init_transactions(60)
     p.begin_transaction()
     topic = d.topics["requests"]
-    for i in range(n):
-        rid = f"{prefix}{i}"
+    for i, (key, value) in enumerate(msgs):
         while True:
             try:
-                p.produce(topic, key=rid.encode(), value=d.envelope(rid, amount))
+                p.produce(topic, key=key.encode(), value=value)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -309,7 +309,8 @@ def ingest_run(ctx: Ctx, n: int, workers: int, batch: int, partitions: int) -> d
             d.wait_worker(w)
         d.wait_group_stable(workers)
         tp = time.time()
-        t0 = produce_transaction(d, n, "in-", prog=prog)
+        t0 = produce_transaction(d, ((f"in-{i}", d.envelope(f"in-{i}")) for i in range(n)), n, "in-",
+                                 prog=prog)
         produce_rate = n / (t0 - tp)
         cpu = CpuMeter(ctx, {"workers": [w.pid for w in d.workers]})
         cpu.start()
@@ -597,33 +598,6 @@ def scenario_b(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------
 
 
-def produce_batch(d: Deployment, batch_id: str, n: int, prog: Progress) -> float:
-    """n members of batch_id and its seal in one Kafka transaction; returns the wall time just
-    before the commit, when the last member becomes visible to the ingest."""
-    p = bl.producer_for(d.kafka, **{"transactional.id": f"{d.prefix}.bench.{batch_id}",
-                                    "linger.ms": 20, "batch.size": 1_000_000,
-                                    "transaction.timeout.ms": 600_000})
-    p.init_transactions(60)
-    p.begin_transaction()
-    topic = d.topics["requests"]
-    msgs = [(f"{batch_id}-{i}", d.envelope(f"{batch_id}-{i}", 100 + i % 900, batch_id)) for i in range(n)]
-    msgs.insert(n // 2, (batch_id, d.seal(batch_id, n)))   # the seal arrives among the members
-    for i, (key, value) in enumerate(msgs):
-        while True:
-            try:
-                p.produce(topic, key=key.encode(), value=value)
-                break
-            except BufferError:
-                p.poll(0.05)
-        if i % 5000 == 0:
-            p.poll(0)
-            prog.update(f"producing {i}/{n + 1} in one transaction")
-    p.flush(300)
-    t = time.time()
-    p.commit_transaction(120)
-    return t
-
-
 def scenario_g(ctx: Ctx) -> None:
     """Issue 8's batch figures: a batch of --batch-members members produced with its seal
     (seal in the middle, members on every partition); then the approver's page, the decision
@@ -641,7 +615,9 @@ def scenario_g(ctx: Ctx) -> None:
         bid = f"bench-{n}"
         cpu = CpuMeter(ctx, {"workers": [w.pid for w in d.workers], "api": [api.pid]})
         cpu.start()
-        t0 = produce_batch(d, bid, n, prog)
+        msgs = [(f"{bid}-{i}", d.envelope(f"{bid}-{i}", 100 + i % 900, bid)) for i in range(n)]
+        msgs.insert(n // 2, (bid, d.seal(bid, n)))   # the seal arrives among the members
+        t0 = produce_transaction(d, msgs, n + 1, bid, prog)
         deadline = time.monotonic() + 120 * a.timeout_mult
         row: tuple[Any, ...] = ()
         while time.monotonic() < deadline:

@@ -21,6 +21,7 @@
 #include "cs_link.h"
 #include "cs_mem.h"
 #include "cs_test.h"
+#include "request_fixture.h"
 #include "cs_url.h"
 
 #define ALICE "0190a5d0-ac96-774b-bcce-b302099a8057"
@@ -101,18 +102,7 @@ static void fixture_free(struct fixture *f)
 /* Parses JSON written with ' for " as an envelope. */
 static enum cs_err request(const char *sq, struct cs_request *rq, char *err)
 {
-    char *s = cs_strdup(sq);
-    for (char *c = s; *c; c++)
-        if (*c == '\'')
-            *c = '"';
-    json_object *o = NULL;
-    enum cs_err rc = cs_json_parse(s, strlen(s), &o, err);
-    memset(rq, 0, sizeof(*rq));
-    if (!rc)
-        rc = cs_request_parse(o, CS_REQ_ENVELOPE, 1 << 20, rq, err);
-    json_object_put(o);
-    cs_free(s);
-    return rc;
+    return fixture_request(sq, CS_REQ_ENVELOPE, 1 << 20, rq, err);
 }
 
 static const char *str_of(json_object *o, const char *k)

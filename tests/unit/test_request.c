@@ -20,6 +20,7 @@
 #include "cs_mem.h"
 #include "cs_request.h"
 #include "cs_test.h"
+#include "request_fixture.h"
 
 #define ENV(extra)                                                                       \
     "{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe','method':'POST',"     \
@@ -31,20 +32,7 @@
 static enum cs_err parse(const char *sq, unsigned mode, size_t max_body, struct cs_request *rq,
                          char *err)
 {
-    char *s = cs_strdup(sq);
-    for (char *c = s; *c; c++)
-        if (*c == '\'')
-            *c = '"';
-    json_object *o = NULL;
-    enum cs_err rc = cs_json_parse(s, strlen(s), &o, err);
-    memset(rq, 0, sizeof(*rq));
-    if (rc)
-        printf("  fixture is not JSON: %s: %s\n", err, s);
-    else
-        rc = cs_request_parse(o, mode, max_body, rq, err);
-    json_object_put(o);
-    cs_free(s);
-    return rc;
+    return fixture_request(sq, mode, max_body, rq, err);
 }
 
 static const char *header(const struct cs_request *rq, const char *name)
