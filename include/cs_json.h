@@ -24,7 +24,8 @@
 
 /*
  * Parses s[n] as one RFC 8259 JSON value that Postgres json and jsonb also
- * accept: RFC 3629 UTF-8, no NUL, nesting below CS_JSON_MAX_DEPTH, numbers
+ * accept: RFC 3629 UTF-8, no NUL, at most CS_JSON_MAX_DEPTH values deep
+ * (every value is a level, a scalar too: 5 is 1 deep, [5] 2), numbers
  * by the RFC's grammar (no "1.", "-.5", "01") within CS_JSON_MAX_EXPONENT
  * and CS_JSON_MAX_NUMBER, nothing but whitespace after the value. Any
  * value may stand alone ("5", "true", "\"x\"").

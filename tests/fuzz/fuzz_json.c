@@ -184,8 +184,7 @@ static bool value(struct rd *r);
 
 static bool members(struct rd *r, int close, bool object)
 {
-    if (++r->depth > r->max_depth)
-        r->max_depth = r->depth;
+    r->depth++;
     r->p++;
     skip_ws(r);
     if (peek(r) == close) {
@@ -232,6 +231,10 @@ static bool value(struct rd *r)
     skip_ws(r);
     if (r->depth > 200)
         return false; /* deep enough to be refused; spare the stack */
+    /* Every value counts as a level, a scalar too (json-c's rule): 5 is 1
+     * deep, [5] 2, [] 1, and 32 arrays around a number are 33 deep. */
+    if (r->depth + 1 > r->max_depth)
+        r->max_depth = r->depth + 1;
     switch (peek(r)) {
     case '{':
         return members(r, '}', true);
