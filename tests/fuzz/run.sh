@@ -68,8 +68,12 @@ run_one() {
     local seeds dict
     seeds=$(find "$work" -type f | wc -l)
     dict=$(dict_for "$t")
+    # smoke (CI) starts from a fixed seed, so a run repeats what an earlier one
+    # with the same seed did before going further; long runs draw a new one.
+    local seed=
+    [[ $mode == smoke ]] && seed=${FUZZ_SEED:-1}
     "$exe" -max_total_time="$secs" -max_len=65536 -timeout="$timeout" -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$art/" ${dict:+-dict="$dict"} \
+        -print_final_stats=1 -artifact_prefix="$art/" ${dict:+-dict="$dict"} ${seed:+-seed="$seed"} \
         "$work" >> "$log" 2>&1 || rc=$?
 
     local execs eps last cov ft corp crashes
