@@ -24,6 +24,7 @@ ROUNDS = scale(8, 100)           # SIGKILLs
 WORKERS = 3
 STUB_DELAY = 0.8                 # seconds a provider call takes
 TIMEOUT_MS = 3000                # the policy's execution timeout
+MAX_ATTEMPTS = 20                # the policy's attempts with idempotency keys
 MARGIN_MS = 1000                 # CS_LEASE_MARGIN_MS: a lease lapses 4 s after the claim
 WORKER_ENV = {"CS_EXEC_CONCURRENCY": "4", "CS_EXEC_CLAIM_BATCH": "2",
               "CS_LEASE_MARGIN_MS": str(MARGIN_MS), "CS_POLL_INTERVAL_MS": "200",
@@ -92,7 +93,7 @@ def test_sigkill_rounds(system: System, idempotent: bool) -> None:
     rng = random.Random(s := seed())
     print(f"seed {s}: batches of {CALLS} calls, {ROUNDS} kills, idempotency keys: {idempotent}")
     system.setup(mode="never", rules=[], timeout_ms=TIMEOUT_MS, idempotency_keys=idempotent,
-                 attempts=20 if idempotent else 3)
+                 attempts=MAX_ATTEMPTS if idempotent else 3)
     system.stub.program("/v1/refunds", delay=STUB_DELAY)
     system.scheduler(CS_LEASE_MARGIN_MS=str(MARGIN_MS))
     system.kafka.create_topics(system.topics.values())
@@ -135,10 +136,20 @@ def test_sigkill_rounds(system: System, idempotent: bool) -> None:
         assert failed == counts.get("failed", 0), "a failure not decided by the rescuer"
         assert requeued == 0
     else:
-        assert counts == {"executed": total}, counts
-        for aid, (rid, _, _, attempts, code) in rows.items():
-            assert code == 200 and 1 <= seen[aid] <= attempts, (rid, seen[aid], attempts)
-        assert requeued == rescued
+        # A lapsed call is requeued with its key until its attempts run out. Requeued calls
+        # are claimed first and the loop kills busy workers, so in the long run one call can
+        # be interrupted MAX_ATTEMPTS times: only then does it fail, as outcome_unknown.
+        spent = {aid for aid, row in rows.items() if row[1] != "executed"}
+        for aid, (rid, status, error, attempts, code) in rows.items():
+            assert seen.get(aid, 0) <= attempts, (rid, seen.get(aid), attempts)
+            if aid in spent:
+                assert (status, error, attempts) == ("failed", "outcome_unknown", MAX_ATTEMPTS), \
+                    (rid, status, error, attempts)
+            else:
+                assert code == 200 and seen.get(aid, 0) >= 1, (rid, seen.get(aid), attempts)
+        failed = system.sql("SELECT count(*) FROM audit WHERE action = 'approval.failed' "
+                            "AND actor = 'scheduler:rescuer'")[0][0]
+        assert failed == len(spent) and requeued + failed == rescued, (failed, requeued, rescued)
         assert max(seen.values()) >= 2, "no call was delivered twice: no kill hit a call"
 
     grouped = results_by_approval(system, set(rows))
