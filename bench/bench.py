@@ -1322,7 +1322,9 @@ def scenario_f(ctx: Ctx) -> None:
                                 "last_kb": vals[-1], "early_kb": early, "late_kb": late, "flat": flat}
             ctx.res.add(sec, f"{name} RSS min / max (peak over 20-60% -> 60-100% of the approvals)",
                         f"{min(vals) / 1024:.1f} / {max(vals) / 1024:.1f} MB "
-                        f"({early / 1024:.1f} -> {late / 1024:.1f})", "flat", verdict(flat))
+                        f"({early / 1024:.1f} -> {late / 1024:.1f})", "flat",
+                        # --quick's few seconds end inside the warm-up: no verdict
+                        "n/a (quick)" if ctx.args.quick else verdict(flat))
         f["flat"] = flat_all
         ctx.res.raw["rss"] = f
         f["api_submissions"] = state["api_done"]
