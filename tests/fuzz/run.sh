@@ -27,7 +27,7 @@ mkdir -p "$logs"
 
 dict_for() {
     case $1 in
-    request_*) echo dict/request.dict ;;
+    request_* | approval_row) echo dict/request.dict ;;
     json | url | form | config | policy) echo "dict/$1.dict" ;;
     esac
 }
