@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install everything Countersign needs to build and test on a fresh Debian 12
 # machine: C toolchain and libraries, PostgreSQL 15, Kafka's JVM + Maven, kcat,
-# fuzzing/valgrind tools, Chromium for page tests, the Python test packages
+# fuzzing/valgrind tools, Chromium for page tests, the OpenID provider of
+# tests/oidc (npm ci), the Python test packages
 # (tests/requirements.txt) and the Kafka broker jars (tools/kafka.sh fetch).
 #
 # Usage (as root, from anywhere):  .ci/install-deps.sh
 # Idempotent: packages already installed are not fetched again, and apt-get is
 # skipped entirely when nothing is missing. Only the Debian archive, PyPI and
-# Maven Central are contacted.
+# Maven Central are contacted, and the npm registry for tests/oidc.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,10 +108,24 @@ check_node() {
     step "Node.js $(node --version), npm $(npm --version)"
 }
 
+# The OpenID provider of the sign-in tests (tests/oidc): `npm ci` from its
+# lockfile, only when node_modules is missing or older than the lockfile.
+install_oidc_provider() {
+    local dir="$REPO_ROOT/tests/oidc"
+    local stamp="$dir/node_modules/.package-lock.json"
+    if [[ -f "$stamp" && ! "$dir/package-lock.json" -nt "$stamp" ]]; then
+        step "tests/oidc: node packages already installed"
+        return
+    fi
+    step "tests/oidc: npm ci (oidc-provider)"
+    (cd "$dir" && npm ci --no-audit --no-fund) || die "npm ci in tests/oidc failed"
+}
+
 main() {
     install_apt_packages
     install_python_packages
     check_node
+    install_oidc_provider
     step "fetching the Kafka broker jars"
     bash "$REPO_ROOT/tools/kafka.sh" fetch
     step "done"

@@ -1,0 +1,114 @@
+// provider.mjs -- a real OpenID provider on 127.0.0.1 for the sign-in tests.
+//
+// oidc-provider (an OpenID-Certified implementation) with one confidential
+// client: client_secret_basic, response_types [code], grant_types
+// [authorization_code], PKCE (S256) required, ID tokens signed RS256 (or
+// ES256 with --alg ES256). Its development login and consent pages are on:
+// any login name is accepted (the password is not checked) and becomes the
+// subject: sub = <name>, email <name>@example.test, email_verified true,
+// name <name>. Keys are generated at start, so every run has fresh ones.
+//
+// Settings, each from the command line or the environment (flag wins):
+//   --port N            OIDC_PORT           0 (a free port on 127.0.0.1)
+//   --client-id ID      OIDC_CLIENT_ID      countersign
+//   --client-secret S   OIDC_CLIENT_SECRET  countersign-secret
+//   --redirect-uri URI  OIDC_REDIRECT_URI   http://127.0.0.1:8080/signin/oidc/callback
+//                                           (comma-separated for several)
+//   --alg RS256|ES256   OIDC_ID_TOKEN_ALG   RS256 (the client's ID token algorithm)
+// When listening it prints one line on stdout, {"issuer": "http://127.0.0.1:PORT"},
+// and nothing else there (oidc-provider's warnings go to stderr). Exits 0 on
+// SIGTERM or SIGINT. Issuer, endpoints and redirect URIs are plain http:
+// loopback only, for tests.
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    'redirect-uri': { type: 'string' },
+    alg: { type: 'string' },
+  },
+});
+const env = process.env;
+const setting = (flag, name, def) => args[flag] ?? env[name] ?? def;
+const port = Number(setting('port', 'OIDC_PORT', '0'));
+const clientId = setting('client-id', 'OIDC_CLIENT_ID', 'countersign');
+const clientSecret = setting('client-secret', 'OIDC_CLIENT_SECRET', 'countersign-secret');
+const redirectUris = setting('redirect-uri', 'OIDC_REDIRECT_URI',
+  'http://127.0.0.1:8080/signin/oidc/callback').split(',');
+const alg = setting('alg', 'OIDC_ID_TOKEN_ALG', 'RS256');
+if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`);
+if (!['RS256', 'ES256'].includes(alg)) throw new Error(`alg must be RS256 or ES256, not ${alg}`);
+
+// Signing keys: one RSA-2048 (RS256) and one P-256 (ES256), each with a kid.
+const jwk = (pair, extra) => ({
+  ...pair.privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', ...extra,
+});
+const keys = [
+  jwk(generateKeyPairSync('rsa', { modulusLength: 2048 }), { alg: 'RS256' }),
+  jwk(generateKeyPairSync('ec', { namedCurve: 'P-256' }), { alg: 'ES256' }),
+];
+
+const server = createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, '127.0.0.1', resolve);
+});
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: clientId,
+    client_secret: clientSecret,
+    application_type: 'web',            // http redirect URIs are fine for a web client without implicit
+    token_endpoint_auth_method: 'client_secret_basic',
+    response_types: ['code'],
+    grant_types: ['authorization_code'],
+    redirect_uris: redirectUris,
+    id_token_signed_response_alg: alg,
+  }],
+  jwks: { keys },
+  pkce: { required: () => true },       // the default only requires it of public clients
+  // Without this, scope claims (email, profile) go to userinfo only, never into the ID token.
+  conformIdTokenClaims: false,
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  async findAccount(_ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, email: `${sub}@example.test`, email_verified: true, name: sub };
+      },
+    };
+  },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  features: { devInteractions: { enabled: true } },
+  clientBasedCORS: () => false,         // no browser JavaScript calls this provider
+  // The dev pages' error screen: keep it, but say what failed on stderr too.
+  async renderError(ctx, out) {
+    console.error(`provider: ${ctx.method} ${ctx.path}: ${out.error}: ${out.error_description ?? ''}`);
+    ctx.type = 'html';
+    const safe = String(out.error).replace(/[^a-z_]/g, '');
+    ctx.body = `<!DOCTYPE html><title>error</title><pre>${safe}</pre>`;
+  },
+});
+// oidc-provider's own checks and warnings go to stderr, never to the stdout line.
+provider.on('server_error', (_ctx, e) => console.error('provider: server_error', e));
+
+server.on('request', provider.callback());
+process.stdout.write(`{"issuer": ${JSON.stringify(issuer)}}\n`);
+
+const stop = () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();         // keep-alive sockets would hold close() open
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
