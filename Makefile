@@ -48,7 +48,9 @@ LIB_SRCS := \
 	lib/cs_err.c lib/cs_mem.c lib/cs_buf.c lib/cs_log.c lib/cs_config.c \
 	lib/cs_crypto.c lib/cs_json.c lib/cs_map.c lib/cs_db.c lib/cs_link.c lib/cs_url.c \
 	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c lib/cs_batch.c \
-	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c
+	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c \
+	lib/cs_idtoken.c lib/cs_oidc.c \
+	lib/cs_session.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
 WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/call.c worker/notifier.c worker/relay.c \
 	worker/metrics.c
@@ -56,7 +58,7 @@ SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/elector.c schedule
 	scheduler/rescuer.c scheduler/reminder.c scheduler/escalator.c scheduler/finisher.c \
 	scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
-API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pages.c \
+API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pages.c api/session.c api/signin.c \
 	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c
 
 QUERY_FILES := $(sort $(wildcard sql/queries/*.sql))

@@ -141,6 +141,7 @@ static enum MHD_Result approver_create(struct api_req *r, struct MHD_Connection 
         (rc = cs_json_str(o, "webhook_url", false, 2048, &s.webhook_url, err)) ||
         (rc = cs_json_str(o, "slack_webhook_url", false, 2048, &s.slack_webhook_url, err)) ||
         (rc = cs_json_str(o, "agent", false, 64, &s.agent, err)) ||
+        (rc = cs_json_str(o, "oidc_subject", false, 255, &s.oidc_subject, err)) ||
         (rc = cs_admin_approver_create(d->db, &s, id, err)))
         return reply_error(r, c, rc, err, NULL);
     return created(r, c, "approver_id", id);
@@ -300,6 +301,56 @@ static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *
     return list(r, c, d, CSQ_APPROVER_LIST, 0, NULL);
 }
 
+static enum MHD_Result approver_sessions(struct api_req *r, struct MHD_Connection *c,
+                                         struct api_db *d, json_object *o)
+{
+    (void)o;
+    const char *p[] = {r->params[0]};
+    return list(r, c, d, CSQ_SESSION_LIST, 1, p);
+}
+
+/* Signs approver {name} out everywhere. */
+static enum MHD_Result approver_sessions_revoke(struct api_req *r, struct MHD_Connection *c,
+                                                struct api_db *d, json_object *o)
+{
+    (void)o;
+    char err[CS_ERRLEN];
+    long n = 0;
+    enum cs_err rc = cs_session_revoke_approver(d->db, r->params[0], "operator:admin-api", &n, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "sessions_revoked", json_object_new_int64(n));
+    return reply_json(r, c, 200, out);
+}
+
+/* A one-time sign-in link for approver {name}, to hand over through a channel of theirs. */
+static enum MHD_Result approver_signin_link(struct api_req *r, struct MHD_Connection *c,
+                                            struct api_db *d, json_object *o)
+{
+    const char *next = NULL;
+    char err[CS_ERRLEN];
+    const char *p[] = {r->params[0]};
+    PGresult *res = NULL;
+    char *url = NULL;
+    enum cs_err rc = cs_json_str(o, "next", false, CS_NEXT_PATH_MAX, &next, err);
+    if (!rc)
+        rc = cs_db_exec(d->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    if (!rc && PQntuples(res) == 0)
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no enabled approver by that name");
+    if (!rc)
+        rc = cs_signin_link_mint(d->db, r->api->cfg, cs_db_str(res, 0, 0), next ? next : "/inbox",
+                                 "operator", &url, err);
+    PQclear(res);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "url", json_object_new_string(url));
+    cs_wipe(url, strlen(url));
+    cs_free(url);
+    return reply_json(r, c, 201, out);
+}
+
 static enum MHD_Result policies_list(struct api_req *r, struct MHD_Connection *c,
                                      struct api_db *d, json_object *o)
 {
@@ -381,7 +432,8 @@ static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
 static const char *const agent_keys[] = {"name", NULL};
 static const char *const key_keys[] = {"scopes", NULL};
 static const char *const approver_keys[] = {"name", "email", "webhook_url", "slack_webhook_url",
-                                            "agent", NULL};
+                                            "agent", "oidc_subject", NULL};
+static const char *const signin_keys[] = {"next", NULL};
 static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
                                           "exec_timeout_ms", "max_attempts", "amount_field",
                                           "reminder_interval_s", "escalate_after_s", "approvers",
@@ -407,6 +459,9 @@ static const struct admin_route {
     {"POST", "/keys/{}/revoke", key_revoke, NULL},
     {"GET", "/approvers", approvers_list, NULL},
     {"POST", "/approvers", approver_create, approver_keys},
+    {"GET", "/approvers/{}/sessions", approver_sessions, NULL},
+    {"POST", "/approvers/{}/sessions/revoke", approver_sessions_revoke, NULL},
+    {"POST", "/approvers/{}/signin-link", approver_signin_link, signin_keys},
     {"GET", "/policies", policies_list, NULL},
     {"PUT", "/policies/{}", policy_put, policy_keys},
     {"GET", "/grants", grants_list, NULL},

@@ -29,7 +29,6 @@
 #include "cs_request.h"
 
 #define INLINE_WAIT_MAX_MS 60000
-#define VIEW_LINK_DAYS 30
 
 enum { WAIT_NONE, WAIT_RESULT, WAIT_INLINE };
 
@@ -74,18 +73,12 @@ static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, str
     return CS_OK;
 }
 
-/* The read-only status link surfaced to the agent as approval_url. */
+/* The approval_url handed to the agent: status to anyone, the decision to a signed-in approver. */
 static char *view_url(struct api *a, const char *id, int64_t expires_ms)
 {
-    struct cs_link l;
-    char token[CS_LINK_TOKEN_LEN + 1];
-    cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
-    cs_strlcpy(l.approver_id, CS_NIL_UUID, sizeof(l.approver_id));
-    cs_strlcpy(l.voter_id, CS_NIL_UUID, sizeof(l.voter_id));
-    l.expires_ms = expires_ms + (int64_t)VIEW_LINK_DAYS * 86400000;
-    if (cs_link_sign(a->view_key, &l, token) != CS_OK)
-        return cs_strdup("");
-    return cs_link_url(a->cfg->public_url, "status", token);
+    char path[CS_LINK_PATH_MAX];
+    cs_link_approval_path(&a->keys, id, expires_ms, path);
+    return cs_link_url(a->cfg->public_url, path);
 }
 
 static enum MHD_Result pending_reply(struct api_req *r, struct MHD_Connection *c, const char *id,
@@ -209,7 +202,7 @@ static enum cs_err store(struct api *a, struct api_db *d, json_object *rows,
     if (!rc)
         rc = cs_approval_insert(d->db, rows, res, err);
     if (!rc)
-        rc = cs_batch_tx_finish(t, d->db, *res, a->batch_key, a->cfg->public_url, "api", err);
+        rc = cs_batch_tx_finish(t, d->db, *res, &a->keys, a->cfg->public_url, "api", err);
     if (!rc)
         rc = cs_db_commit(d->db, err);
     if (rc) {
@@ -251,7 +244,7 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
     snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
     needs = needs || rq.batch_id; /* a batch member waits for the batch decision */
     rows = json_object_new_array();
-    json_object_array_add(rows, cs_approval_row(&rq, &r->who.agent, g, needs, a->link_key,
+    json_object_array_add(rows, cs_approval_row(&rq, &r->who.agent, g, needs, &a->keys,
                                                 a->cfg->public_url, actor, r->approval_id,
                                                 &expires_ms));
     PGresult *res = NULL;
@@ -418,7 +411,7 @@ enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c)
         rc = cs_json_int(obj, "count", true, 1, CS_BATCH_MAX, 0, &count, err);
     snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
     if (!rc)
-        rc = cs_batch_seal(d->db, r->who.agent.id, r->params[0], (int)count, r->api->batch_key,
+        rc = cs_batch_seal(d->db, r->who.agent.id, r->params[0], (int)count, &r->api->keys,
                            r->api->cfg->public_url, actor, err);
     json_object_put(obj);
     enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);

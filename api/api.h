@@ -4,7 +4,8 @@
  * The api serves three audiences on one libmicrohttpd daemon (a pool of
  * CS_HTTP_THREADS threads, epoll, suspend/resume):
  *   agents     /v1/proxy, /v1/approvals/...        agent.c  (API key)
- *   approvers  /approve/, /inbox/, /status/         pages.c  (signed links)
+ *   approvers  /status/, /batch/, /inbox, /signin   pages.c, batch_pages.c, signin.c
+ *              (a vote needs a signed-in session: cs_session.h)
  *   operators  /v1/admin/...                        admin.c  (admin token)
  * plus /healthz, /readyz, /metrics, /openapi.json (router.c, metrics.c).
  *
@@ -31,6 +32,7 @@
 #include "cs_db.h"
 #include "cs_err.h"
 #include "cs_link.h"
+#include "cs_session.h"
 
 #define API_MAX_PARAMS 2
 #define API_PAGE_MAX (8u << 20)     /* cap on one rendered HTML page */
@@ -106,15 +108,13 @@ struct api {
     struct api_pool *pool;
     struct api_waiters *waiters;
     struct api_metrics *metrics;
-    unsigned char link_key[32];      /* approver links (cs_link.h) */
-    unsigned char view_key[32];      /* read-only status links */
-    unsigned char csrf_key[32];      /* decision forms */
-    unsigned char inbox_key[32];     /* an approver's inbox links */
-    unsigned char batch_key[32];     /* batch links */
+    struct cs_link_keys keys;        /* approval_url and batch page links (cs_link.h) */
+    unsigned char csrf_key[32];      /* session-bound form tokens (csrf.c) */
     char origin[256];                /* scheme://host[:port] of CS_PUBLIC_URL */
     const char *openapi;             /* api/openapi.json, embedded */
     bool (*kafka_ok)(struct api *a); /* readiness probe of the broker (main.c) */
     void *kafka;                     /* main.c's librdkafka handle for that probe */
+    struct cs_oidc *oidc;            /* SSO (cs_oidc.h), NULL when CS_OIDC_ISSUER is unset */
     atomic_int stopping;
 };
 
@@ -127,6 +127,9 @@ enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned
                            struct cs_buf *html, const char *set_cookie);  /* takes html */
 enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
                            const char *type, const char *text, size_t len);
+/* A 303 See Other to `location` (a local path or an absolute URL) with up to two Set-Cookie values. */
+enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,
+                               const char *cookie1, const char *cookie2);
 
 /* router.c -- the MHD callbacks. */
 enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -148,10 +151,10 @@ enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c);
 
 /* pages.c */
-enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
 
 /* html.c -- the approval pages' frame and escaping. */
 void html_esc(struct cs_buf *b, const char *s);
@@ -166,28 +169,54 @@ enum MHD_Result html_message(struct api_req *r, struct MHD_Connection *c, unsign
 enum MHD_Result html_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
                            const char *detail);
 
-/* csrf.c -- the decision forms' tokens (see the file's comment). */
-void csrf_make(struct api *a, const char *token, const char *nonce, char *out, size_t n);
-/* A fresh form token for link `token` into csrf, and its Set-Cookie value (cookie_path). */
-void csrf_issue(struct api *a, const char *token, const char *cookie_path, char csrf[160],
-                char set_cookie[320]);
+/* csrf.c -- session-bound form tokens and same-origin checks (see the file's comment). */
+#define CSRF_LEN 43
+void csrf_token(struct api *a, const struct cs_session *s, char out[CSRF_LEN + 1]);
+/* Sec-Fetch-Site / Origin say the POST comes from our own pages. */
+enum cs_err csrf_check_origin(struct api *a, struct MHD_Connection *c, char *err) CS_MUSTCHECK;
+/* The origin check, and form_csrf is session s's token. */
 enum cs_err csrf_check(struct api *a, struct MHD_Connection *c, const char *form_csrf,
-                       const char *token, char *err) CS_MUSTCHECK;
+                       const struct cs_session *s, char *err) CS_MUSTCHECK;
 
 struct form;
 
 /*
- * pages.c -- what the single and batch decision forms share: verifies the
- * link with key into l, parses the form into f (the caller form_free()s
- * it), checks its CSRF token and reads the decision into *approve.
+ * session.c -- who is signed in. Looks up the request's session cookie on
+ * d into *s; false (and *s zeroed) when there is none or it has ended.
  */
-enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c,
-                           const unsigned char key[32], struct cs_link *l, struct form *f,
-                           bool *approve, char *err) CS_MUSTCHECK;
+bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                struct cs_session *s);
+/* "Signed in as NAME · Sign out" with the sign-out form, for a page of s. */
+void session_bar(struct cs_buf *b, struct api *a, const struct cs_session *s);
+/* The decision form's hidden CSRF field for s. */
+void session_csrf_field(struct cs_buf *b, struct api *a, const struct cs_session *s);
+/* The "sign in to decide" box for a visitor of `path`. */
+void session_signin_box(struct cs_buf *b, struct api *a, const char *path, bool resend);
+
+/*
+ * pages.c -- what the single and batch decision POSTs share: the signed-in
+ * session from d (CS_ERR_UNAUTHENTICATED without one), the form parsed
+ * into f (the caller form_free()s it), its CSRF token checked, and the
+ * decision read into *approve.
+ */
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                           struct cs_session *s, struct form *f, bool *approve,
+                           char *err) CS_MUSTCHECK;
 /* The "thank you" page after a vote. */
 enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool approve,
                               const struct cs_vote_outcome *out, const char *approved_text,
                               const char *denied_text);
+/* The approver slot person s votes in on approval (or batch) id, into slot; false when none. */
+bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_session *s,
+                char slot[CS_UUID_STRLEN + 1]);
+
+/* signin.c -- sign-in links, OpenID Connect, sign-out. */
+enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c);
 
 /* batch_pages.c */
 enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c);

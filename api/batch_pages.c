@@ -135,23 +135,27 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
 {
     struct api *a = r->api;
     struct cs_link l;
-    char err[CS_ERRLEN];
-    enum cs_err rc = cs_link_verify(a->batch_key, r->params[0], cs_now_ms(), &l, err);
+    struct cs_session s;
+    char err[CS_ERRLEN], slot[CS_UUID_STRLEN + 1];
+    enum cs_err rc = cs_link_verify(a->keys.batch, r->params[0], cs_now_ms(), &l, err);
     if (rc)
         return html_error(r, c, rc, err);
     struct api_db *d = pool_get(a->pool);
+    bool in = session_of(r, c, d, &s);
+    bool can_vote = in && pages_slot(d, true, l.approval_id, &s, slot);
     json_object *st = NULL;
     rc = cs_batch_status(d->db, NULL, l.approval_id, &st, err);
     if (rc) {
         pool_put(a->pool, d);
         return html_error(r, c, rc, err);
     }
-    char csrf[160], set_cookie[320], title[256];
-    csrf_issue(a, r->params[0], "/batch/", csrf, set_cookie);
+    char title[256], here[CS_LINK_PATH_MAX + 8];
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     snprintf(title, sizeof(title), "Batch %s: %s calls", str(st, "batch_id"), str(st, "members"));
     html_head(&b, title);
+    if (in)
+        session_bar(&b, a, &s);
     html_raw(&b, "<h1>Batch approval requested</h1><div class=\"card\"><p><b>");
     html_esc(&b, str(st, "agent"));
     html_raw(&b, "</b> asks to make <b>");
@@ -166,10 +170,11 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
     json_object_object_get_ex(st, "members", &m);
     items(&b, d, l.approval_id, page_number(c), m ? json_object_get_int64(m) : 0, r->params[0]);
     pool_put(a->pool, d);
-    if (str(st, "status") && !strcmp(str(st, "status"), "decidable")) {
-        html_raw(&b, "<form method=\"post\" class=\"card\"><input type=\"hidden\" name=\"csrf\" value=\"");
-        html_esc(&b, csrf);
-        html_raw(&b, "\"><input type=\"hidden\" name=\"digest\" value=\"");
+    bool decidable = str(st, "status") && !strcmp(str(st, "status"), "decidable");
+    if (decidable && can_vote) {
+        html_raw(&b, "<form method=\"post\" class=\"card\">");
+        session_csrf_field(&b, a, &s);
+        html_raw(&b, "<input type=\"hidden\" name=\"digest\" value=\"");
         html_esc(&b, str(st, "digest"));
         html_raw(&b, "\"><label for=\"except\">Deny only these request ids (one per line; "
                      "leave empty to decide all alike)</label>"
@@ -179,6 +184,13 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
                      "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "
                      "value=\"approve\">Approve all (but those listed)</button><button "
                      "class=\"deny\" name=\"decision\" value=\"deny\">Deny all</button></div></form>");
+    } else if (decidable && in) {
+        html_raw(&b, "<div class=\"card\"><p>You are signed in as <b>");
+        html_esc(&b, s.name);
+        html_raw(&b, "</b>, who is not an approver of this batch.</p></div>");
+    } else if (decidable) {
+        snprintf(here, sizeof(here), "/batch/%s", r->params[0]);
+        session_signin_box(&b, a, here, false);
     } else {
         html_raw(&b, "<div class=\"card\"><p>This batch is <b>");
         html_esc(&b, str(st, "status"));
@@ -186,7 +198,7 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
     }
     html_foot(&b);
     json_object_put(st);
-    return reply_html(r, c, 200, &b, set_cookie);
+    return reply_html(r, c, 200, &b, NULL);
 }
 
 /* One CSV field: quoted when needed; a leading =+-@ is neutralised for spreadsheets. */
@@ -210,7 +222,7 @@ enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
     struct api *a = r->api;
     struct cs_link l;
     char err[CS_ERRLEN];
-    enum cs_err rc = cs_link_verify(a->batch_key, r->params[0], cs_now_ms(), &l, err);
+    enum cs_err rc = cs_link_verify(a->keys.batch, r->params[0], cs_now_ms(), &l, err);
     if (rc)
         return html_error(r, c, rc, err);
     struct cs_buf b;
@@ -274,30 +286,34 @@ static json_object *except_list(const char *text)
 enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
 {
     struct cs_link l;
+    struct cs_session s;
     struct form f = {0};
-    char err[CS_ERRLEN], actor[64], approved[128];
-    bool approve = false;
-    enum cs_err rc = pages_decision(r, c, r->api->batch_key, &l, &f, &approve, err);
+    char err[CS_ERRLEN], actor[64], approved[128], slot[CS_UUID_STRLEN + 1];
+    bool approve = false, some_denied = false;
+    struct cs_vote_outcome out;
+    enum cs_err rc = cs_link_verify(r->api->keys.batch, r->params[0], cs_now_ms(), &l, err);
+    if (rc)
+        return html_error(r, c, rc == CS_ERR_EXPIRED ? CS_ERR_BAD_TOKEN : rc, err);
+    struct api_db *d = pool_get(r->api->pool);
+    rc = pages_decision(r, c, d, &s, &f, &approve, err);
+    if (!rc && !pages_slot(d, true, l.approval_id, &s, slot))
+        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this batch", s.name);
     if (!rc) {
         json_object *except = except_list(form_get(&f, "except"));
         const char *reason = form_get(&f, "reason");
-        snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
-        struct cs_batch_vote v = {l.approval_id, l.approver_id, l.voter_id, approve, except,
+        snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
+        struct cs_batch_vote v = {l.approval_id, slot, s.approver_id, approve, except,
                                   reason && *reason ? reason : NULL, form_get(&f, "digest"),
                                   actor};
-        struct cs_vote_outcome out;
-        struct api_db *d = pool_get(r->api->pool);
         rc = cs_batch_vote(d->db, &v, &out, err);
-        pool_put(r->api->pool, d);
-        snprintf(approved, sizeof(approved), "Approved%s. Each call will now be made, once.",
-                 json_object_array_length(except) ? " (the listed items denied)" : "");
+        some_denied = json_object_array_length(except) > 0;
         json_object_put(except);
-        if (!rc) {
-            form_free(&f);
-            return pages_outcome(r, c, approve, &out, approved,
-                                 "Denied. None of the calls will be made.");
-        }
     }
+    pool_put(r->api->pool, d);
     form_free(&f);
-    return html_error(r, c, rc, err);
+    if (rc)
+        return html_error(r, c, rc, err);
+    snprintf(approved, sizeof(approved), "Approved%s. Each call will now be made, once.",
+             some_denied ? " (the listed items denied)" : "");
+    return pages_outcome(r, c, approve, &out, approved, "Denied. None of the calls will be made.");
 }

@@ -63,13 +63,18 @@ void html_head(struct cs_buf *b, const char *title)
            ".approve{background:#15803d;color:#fff}.deny{background:#b91c1c;color:#fff}"
            "ul{padding-left:1.2em}a{color:#1d4ed8}"
            ".item{border-top:1px solid #e7e5e4;padding:8px 0}label{display:block;margin-top:8px}"
+           ".bar{font-size:.9em;color:#57534e;margin:0 0 8px}"
+           "button.link{flex:none;background:none;color:#1d4ed8;padding:0;font-weight:400;"
+           "text-decoration:underline;cursor:pointer}"
+           "a.button{display:inline-block;background:#1d4ed8;color:#fff;padding:10px 16px;"
+           "border-radius:8px;text-decoration:none;font-weight:600}"
            "</style></head><body><main>");
 }
 
 void html_foot(struct cs_buf *b)
 {
-    html_raw(b, "<p style=\"color:#78716c;font-size:.8em\">Countersign &middot; this link is yours: "
-           "do not forward it.</p></main></body></html>");
+    html_raw(b, "<p style=\"color:#78716c;font-size:.8em\">Countersign &middot; only a signed-in "
+           "approver can decide here.</p></main></body></html>");
 }
 
 /* A page with a heading and a sentence, for refusals and outcomes. */
@@ -101,7 +106,8 @@ enum MHD_Result html_error(struct api_req *r, struct MHD_Connection *c, enum cs_
                   {CS_ERR_ALREADY_VOTED, "You have already voted"},
                   {CS_ERR_SELF_APPROVAL, "You cannot vote on your own request"},
                   {CS_ERR_NOT_APPROVER, "You are not an approver of this request"},
-                  {CS_ERR_CSRF, "Please reload the page"}};
+                  {CS_ERR_CSRF, "Please reload the page"},
+                  {CS_ERR_UNAUTHENTICATED, "Please sign in"}};
     const char *title = "Something went wrong";
     for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
         if (titles[i].rc == rc)

@@ -23,6 +23,7 @@
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
+#include "cs_oidc.h"
 #include "cs_process.h"
 
 extern const char api_openapi_json[];
@@ -61,6 +62,20 @@ static void set_origin(struct api *a)
     const char *u = a->cfg->public_url, *host = strstr(u, "://");
     size_t n = host ? strcspn(host + 3, "/") + (size_t)(host + 3 - u) : strlen(u);
     snprintf(a->origin, sizeof(a->origin), "%.*s", (int)n, u);
+}
+
+/* SSO when CS_OIDC_ISSUER is set; discovery is fetched on first use (lib/cs_oidc.c). */
+static enum cs_err start_oidc(struct api *a, char *err)
+{
+    const struct cs_config *cfg = a->cfg;
+    if (!cfg->oidc_issuer)
+        return CS_OK;
+    char *redirect = cs_link_url(cfg->public_url, "/signin/oidc/callback");
+    struct cs_oidc_config oc = {cfg->oidc_issuer, cfg->oidc_client_id, cfg->oidc_client_secret,
+                                redirect, cfg->oidc_scopes, 60, 10000, cfg->oidc_allow_http};
+    enum cs_err rc = cs_oidc_new(&oc, &a->oidc, err);
+    cs_free(redirect);
+    return rc;
 }
 
 static int serve(struct api *a)
@@ -111,12 +126,14 @@ int main(int argc, char **argv)
     cs_process_signals();
     raise_fd_limit();
     struct api a = {.cfg = &cfg, .openapi = api_openapi_json, .kafka_ok = kafka_ok};
-    cs_link_key(cfg.master_key, a.link_key);
-    cs_key_derive(cfg.master_key, CS_LINK_VIEW_PURPOSE, a.view_key);
-    cs_key_derive(cfg.master_key, CS_LINK_INBOX_PURPOSE, a.inbox_key);
+    cs_link_keys_derive(cfg.master_key, &a.keys);
     cs_key_derive(cfg.master_key, CS_LINK_CSRF_PURPOSE, a.csrf_key);
-    cs_key_derive(cfg.master_key, CS_BATCH_LINK_PURPOSE, a.batch_key);
     set_origin(&a);
+    if (start_oidc(&a, err) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "api", "CS_OIDC_*: %s", err);
+        cs_config_free(&cfg);
+        return 2;
+    }
     a.metrics = metrics_new();
     cs_log(CS_LOG_INFO, "api", "starting %s (%s)", CS_VERSION, cfg.instance_id);
     if (pool_new(&cfg, (int)cfg.http_threads + 2, &a.pool, err) != CS_OK ||
@@ -139,11 +156,9 @@ int main(int argc, char **argv)
         rd_kafka_destroy(a.kafka);
     pool_free(a.pool);
     metrics_free(a.metrics);
-    cs_wipe(a.link_key, 32);
-    cs_wipe(a.view_key, 32);
-    cs_wipe(a.inbox_key, 32);
+    cs_oidc_free(a.oidc);
+    cs_link_keys_wipe(&a.keys);
     cs_wipe(a.csrf_key, 32);
-    cs_wipe(a.batch_key, 32);
     cs_log(CS_LOG_INFO, "api", "stopped");
     cs_config_free(&cfg);
     return status;

@@ -4,13 +4,14 @@
  * Server-rendered HTML with inline styles only (no external assets, a
  * strict CSP from router.c), readable on a 390 px phone. Security rules:
  *   - a GET never changes anything (mail scanners and unfurlers fetch links);
- *   - a decision is a POST carrying a CSRF token that this page issued for
- *     this link (HMAC, double-submitted as a SameSite=Strict cookie) and,
- *     when the browser says so, a same-origin Sec-Fetch-Site / Origin;
- *   - the link itself is verified (cs_link_verify, constant time) and the
- *     vote goes through cs_approval_vote(), which enforces every rule
- *     (window, slot, delegation, self-approval, one vote each) inside one
- *     transaction;
+ *   - the approval_url (/status/<signed token>) shows status to anyone who
+ *     holds it; the decision form only to a signed-in approver of the
+ *     approval (or their delegate): holding a link never lets anyone vote;
+ *   - a decision is a POST from a signed-in session carrying that session's
+ *     CSRF token (csrf.c) and, when the browser says so, a same-origin
+ *     Sec-Fetch-Site / Origin; the vote goes through cs_approval_vote(),
+ *     which enforces every rule (window, slot, delegation, self-approval,
+ *     one vote each) inside one transaction;
  *   - everything shown is escaped; the digest shown is the stored request's.
  */
 #include <string.h>
@@ -80,15 +81,30 @@ static void show_json(struct cs_buf *b, const char *text)
     json_object_put(doc);
 }
 
-/* ---- links ---- */
+/* ---- who votes ---- */
 
-static enum cs_err verify(struct api_req *r, const unsigned char key[32], struct cs_link *l,
-                          char *err)
+bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_session *s,
+                char slot[CS_UUID_STRLEN + 1])
 {
-    return cs_link_verify(key, r->params[0], cs_now_ms(), l, err);
+    const char *p[] = {id, s->approver_id};
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    bool ok = cs_db_exec(d->db, batch ? CSQ_BATCH_VOTER_SLOT : CSQ_VOTER_SLOT, 2, p, &res, err) ==
+                  CS_OK && PQntuples(res) == 1;
+    if (ok)
+        cs_strlcpy(slot, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);
+    PQclear(res);
+    return ok;
 }
 
-/* ---- GET /approve/{token} ---- */
+/* The approval id of the approval_url's token; the token expired reads as not valid. */
+static enum cs_err view_token(struct api_req *r, struct cs_link *l, char *err)
+{
+    enum cs_err rc = cs_link_verify(r->api->keys.approval, r->params[0], cs_now_ms(), l, err);
+    return rc == CS_ERR_EXPIRED ? cs_err_set(err, CS_ERR_BAD_TOKEN, "this link has expired") : rc;
+}
+
+/* ---- GET /status/{token} ---- */
 
 static void votes_list(struct cs_buf *b, struct api_db *d, const char *id)
 {
@@ -120,9 +136,15 @@ static void votes_list(struct cs_buf *b, struct api_db *d, const char *id)
     PQclear(res);
 }
 
-/* Renders the review of approval l->approval_id into b; CS_ERR_NOT_FOUND when gone. */
+/*
+ * Renders approval l->approval_id into b for its visitor: the decision
+ * form when s is signed in and holds a slot (can_vote), a note when s is
+ * signed in without one, the sign-in box when nobody is signed in.
+ * CS_ERR_NOT_FOUND when the approval is gone.
+ */
 static enum cs_err render_review(struct api_req *r, struct api_db *d, const struct cs_link *l,
-                                 struct cs_buf *b, const char *csrf, char *err)
+                                 struct cs_buf *b, const struct cs_session *s, bool can_vote,
+                                 char *err)
 {
     const char *p[] = {l->approval_id};
     PGresult *res = NULL;
@@ -136,9 +158,12 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     const char *status = cs_db_str(res, 0, V_STATUS);
     char title[200], when[CS_TIME_ISO_LEN], left[32], line[256];
     snprintf(title, sizeof(title), "%s %s", cs_db_str(res, 0, V_METHOD), cs_db_str(res, 0, V_URL));
+    bool pending = strcmp(status, "pending") == 0, form = s && can_vote && pending;
     html_head(b, title);
+    if (s)
+        session_bar(b, r->api, s);
     html_raw(b, "<h1>");
-    html_esc(b, csrf ? "Approval requested" : "Approval status");
+    html_esc(b, form ? "Approval requested" : "Approval status");
     html_raw(b, "</h1><div class=\"card\"><p><b>");
     html_esc(b, cs_db_str(res, 0, V_AGENT));
     html_raw(b, "</b> asks to call, with grant <b>");
@@ -174,16 +199,24 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</dd></dl>");
     votes_list(b, d, l->approval_id);
     html_raw(b, "</div>");
-    bool pending = strcmp(status, "pending") == 0;
-    if (csrf && pending) {
-        html_raw(b, "<form method=\"post\" class=\"card\"><input type=\"hidden\" name=\"csrf\" value=\"");
-        html_esc(b, csrf);
-        html_raw(b, "\"><label for=\"reason\">Reason (optional for approve, shown to the agent)</label>"
+    if (form) {
+        html_raw(b, "<form method=\"post\" class=\"card\">");
+        session_csrf_field(b, r->api, s);
+        html_raw(b, "<label for=\"reason\">Reason (optional for approve, shown to the agent)</label>"
                "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"
                "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "
                "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "
                "value=\"deny\">Deny</button></div></form>");
-    } else if (!pending) {
+    } else if (pending && s) {
+        html_raw(b, "<div class=\"card\"><p>You are signed in as <b>");
+        html_esc(b, s->name);
+        html_raw(b, "</b>, who is not an approver of this request (nor holds a delegation "
+                    "from one).</p></div>");
+    } else if (pending) {
+        char here[CS_LINK_PATH_MAX + 8];
+        snprintf(here, sizeof(here), "/status/%s", r->params[0]);
+        session_signin_box(b, r->api, here, true);
+    } else {
         html_raw(b, "<div class=\"card\"><p>This request is <b>");
         html_esc(b, status);
         html_raw(b, "</b>");
@@ -193,56 +226,52 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
         }
         html_raw(b, ". Nothing more to decide.</p></div>");
     }
-    (void)r;
     html_foot(b);
     PQclear(res);
     return CS_OK;
 }
 
-/* The review of the link's approval: with the decision form, or read-only. */
-static enum MHD_Result review(struct api_req *r, struct MHD_Connection *c,
-                              const unsigned char key[32], bool form)
+enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
 {
     struct api *a = r->api;
     struct cs_link l;
-    char err[CS_ERRLEN], csrf[160], set_cookie[320];
-    enum cs_err rc = verify(r, key, &l, err);
+    struct cs_session s;
+    char err[CS_ERRLEN], slot[CS_UUID_STRLEN + 1];
+    enum cs_err rc = view_token(r, &l, err);
     if (rc)
-        return html_error(r, c, rc == CS_ERR_EXPIRED && !form ? CS_ERR_BAD_TOKEN : rc, err);
-    if (form)
-        csrf_issue(a, r->params[0], "/approve/", csrf, set_cookie);
+        return html_error(r, c, rc, err);
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     struct api_db *d = pool_get(a->pool);
-    rc = render_review(r, d, &l, &b, form ? csrf : NULL, err);
+    bool in = session_of(r, c, d, &s);
+    bool can_vote = in && pages_slot(d, false, l.approval_id, &s, slot);
+    rc = render_review(r, d, &l, &b, in ? &s : NULL, can_vote, err);
     pool_put(a->pool, d);
     if (rc) {
         cs_buf_free(&b);
         return html_error(r, c, rc, err);
     }
-    return reply_html(r, c, 200, &b, form ? set_cookie : NULL);
+    return reply_html(r, c, 200, &b, NULL);
 }
 
-enum MHD_Result page_review(struct api_req *r, struct MHD_Connection *c)
-{
-    return review(r, c, r->api->link_key, true);
-}
+/* ---- POST /status/{token} ---- */
 
-/* ---- POST /approve/{token} ---- */
-
-enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c,
-                           const unsigned char key[32], struct cs_link *l, struct form *f,
-                           bool *approve, char *err)
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                           struct cs_session *s, struct form *f, bool *approve, char *err)
 {
-    enum cs_err rc = verify(r, key, l, err);
+    enum cs_err rc = CS_OK;
+    *approve = false;
+    if (!session_of(r, c, d, s))
+        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                        "sign in as an approver of this request to decide: open the page again");
     if (!rc)
         rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
     if (!rc)
-        rc = csrf_check(r->api, c, form_get(f, "csrf"), r->params[0], err);
+        rc = csrf_check(r->api, c, form_get(f, "csrf"), s, err);
     const char *decision = form_get(f, "decision");
     if (!rc && (!decision || (strcmp(decision, "approve") && strcmp(decision, "deny"))))
         rc = cs_err_set(err, CS_ERR_INVALID, "choose approve or deny");
-    if (rc && rc != CS_ERR_BAD_TOKEN)
+    if (rc)
         cs_log(CS_LOG_WARN, "pages", "decision refused: %s: %s", cs_err_code(rc), err);
     *approve = !rc && strcmp(decision, "approve") == 0;
     return rc;
@@ -266,71 +295,91 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
 enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
 {
     struct cs_link l;
+    struct cs_session s;
     struct form f = {0};
-    char err[CS_ERRLEN], actor[64];
+    char err[CS_ERRLEN], actor[64], slot[CS_UUID_STRLEN + 1];
     bool approve = false;
-    enum cs_err rc = pages_decision(r, c, r->api->link_key, &l, &f, &approve, err);
+    struct cs_vote_outcome out;
+    enum cs_err rc = view_token(r, &l, err);
+    if (rc)
+        return html_error(r, c, rc, err);
+    struct api_db *d = pool_get(r->api->pool);
+    rc = pages_decision(r, c, d, &s, &f, &approve, err);
+    if (!rc && !pages_slot(d, false, l.approval_id, &s, slot))
+        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this request", s.name);
     if (!rc) {
         const char *reason = form_get(&f, "reason");
-        snprintf(actor, sizeof(actor), "approver:%s", l.voter_id);
-        struct cs_vote v = {l.approval_id, l.approver_id, l.voter_id, approve,
+        snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
+        struct cs_vote v = {l.approval_id, slot, s.approver_id, approve,
                             reason && *reason ? reason : NULL, actor};
-        struct cs_vote_outcome out;
-        struct api_db *d = pool_get(r->api->pool);
         rc = cs_approval_vote(d->db, &v, &out, err);
-        pool_put(r->api->pool, d);
-        if (!rc) {
-            form_free(&f);
-            return pages_outcome(r, c, approve, &out,
-                                 "Approved. Countersign will now make the call, once.",
-                                 "Denied. The call will not be made.");
-        }
     }
+    pool_put(r->api->pool, d);
     form_free(&f);
-    return html_error(r, c, rc, err);
+    if (rc)
+        return html_error(r, c, rc, err);
+    return pages_outcome(r, c, approve, &out, "Approved. Countersign will now make the call, once.",
+                         "Denied. The call will not be made.");
 }
 
-/* ---- GET /status/{token} ---- */
+/* ---- POST /status/{token}/signin-links ---- */
 
-enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
 {
-    return review(r, c, r->api->view_key, false);
+    struct cs_link l;
+    char err[CS_ERRLEN];
+    enum cs_err rc = view_token(r, &l, err);
+    if (!rc)
+        rc = csrf_check_origin(r->api, c, err);
+    if (rc)
+        return html_error(r, c, rc, err);
+    const char *p[] = {l.approval_id, NULL};
+    PGresult *res = NULL;
+    struct api_db *d = pool_get(r->api->pool);
+    rc = cs_db_exec(d->db, CSQ_SIGNIN_RESEND, 2, p, &res, err);
+    pool_put(r->api->pool, d);
+    if (rc)
+        return html_error(r, c, rc, err);
+    bool open = cs_db_int(res, 0, 0) > 0;
+    PQclear(res);
+    return html_message(r, c, open ? 202 : 409, open ? "Sign-in links on their way" : "Not sent",
+                        open ? "Each approver who has not voted gets a fresh one-time sign-in "
+                               "link through their own channels (at most once a minute)."
+                             : "This request is no longer waiting for a decision, or links "
+                               "were sent less than a minute ago.");
 }
 
-/* ---- GET /inbox/{token} ---- */
+/* ---- GET /inbox ---- */
 
 enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
 {
     struct api *a = r->api;
-    struct cs_link l;
+    struct cs_session s;
     char err[CS_ERRLEN];
-    enum cs_err rc = verify(r, a->inbox_key, &l, err);
-    if (rc)
-        return html_error(r, c, rc, err);
-    const char *p[] = {l.voter_id};
-    PGresult *res = NULL;
     struct api_db *d = pool_get(a->pool);
-    rc = cs_db_exec(d->db, CSQ_INBOX_PENDING, 1, p, &res, err);
+    if (!session_of(r, c, d, &s)) {
+        pool_put(a->pool, d);
+        return reply_redirect(r, c, "/signin?next=/inbox", NULL, NULL);
+    }
+    const char *p[] = {s.approver_id};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(d->db, CSQ_INBOX_PENDING, 1, p, &res, err);
     pool_put(a->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     html_head(&b, "Your pending approvals");
+    session_bar(&b, a, &s);
     html_raw(&b, "<h1>Waiting for you</h1>");
     if (PQntuples(res) == 0)
         html_raw(&b, "<div class=\"card\"><p>Nothing is waiting for your decision.</p></div>");
     for (int i = 0; i < PQntuples(res); i++) {
-        struct cs_link item;
-        char token[CS_LINK_TOKEN_LEN + 1], left[32];
-        cs_strlcpy(item.approval_id, cs_db_str(res, i, 0), sizeof(item.approval_id));
-        cs_strlcpy(item.approver_id, cs_db_str(res, i, 1), sizeof(item.approver_id));
-        cs_strlcpy(item.voter_id, l.voter_id, sizeof(item.voter_id));
-        item.expires_ms = cs_db_int(res, i, 2);
-        if (cs_link_sign(a->link_key, &item, token) != CS_OK)
-            continue;
-        html_raw(&b, "<div class=\"card\"><p><a href=\"/approve/");
-        html_raw(&b, token);
+        char path[CS_LINK_PATH_MAX], left[32];
+        int64_t expires_ms = cs_db_int(res, i, 2);
+        cs_link_approval_path(&a->keys, cs_db_str(res, i, 0), expires_ms, path);
+        html_raw(&b, "<div class=\"card\"><p><a href=\"");
+        html_raw(&b, path);
         html_raw(&b, "\"><b>");
         html_esc(&b, cs_db_str(res, i, 4));
         html_raw(&b, "</b> <span class=\"url\">");
@@ -339,7 +388,7 @@ enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
         html_esc(&b, cs_db_str(res, i, 3));
         html_raw(&b, ": ");
         html_esc(&b, cs_db_str(res, i, 6));
-        html_time_left(left, sizeof(left), item.expires_ms - cs_now_ms());
+        html_time_left(left, sizeof(left), expires_ms - cs_now_ms());
         html_raw(&b, "</p><p style=\"color:#57534e\">expires ");
         html_esc(&b, left);
         html_raw(&b, "</p></div>");

@@ -39,10 +39,16 @@ static const struct route {
     {"POST", "/v1/approvals/{}/cancel", agent_cancel, "approval_cancel", false},
     {"POST", "/v1/batches/{}/seal", agent_batch_seal, "batch_seal", false},
     {"GET", "/v1/batches/{}", agent_batch_status, "batch_status", false},
-    {"GET", "/approve/{}", page_review, "review_page", true},
-    {"POST", "/approve/{}", page_decide, "decide", true},
-    {"GET", "/inbox/{}", page_inbox, "inbox_page", true},
     {"GET", "/status/{}", page_status, "status_page", true},
+    {"POST", "/status/{}", page_decide, "decide", true},
+    {"POST", "/status/{}/signin-links", page_resend, "signin_resend", true},
+    {"GET", "/inbox", page_inbox, "inbox_page", true},
+    {"GET", "/signin", signin_page, "signin_page", true},
+    {"GET", "/signin/oidc", signin_oidc_start, "signin_oidc", true},
+    {"GET", "/signin/oidc/callback", signin_oidc_callback, "signin_oidc_callback", true},
+    {"GET", "/signin/{}", signin_link_page, "signin_link_page", true},
+    {"POST", "/signin/{}", signin_link_use, "signin_link", true},
+    {"POST", "/signout", signout, "signout", true},
     {"GET", "/batch/{}", page_batch, "batch_page", true},
     {"GET", "/batch/{}/items.csv", page_batch_csv, "batch_csv", true},
     {"POST", "/batch/{}", page_batch_decide, "batch_decide", true},
@@ -138,6 +144,20 @@ enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned
         MHD_add_response_header(resp, "Set-Cookie", set_cookie);
     common_headers(resp);
     return queue(r, c, status, resp);
+}
+
+enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,
+                               const char *cookie1, const char *cookie2)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Location", location);
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (cookie1)
+        MHD_add_response_header(resp, "Set-Cookie", cookie1);
+    if (cookie2)
+        MHD_add_response_header(resp, "Set-Cookie", cookie2);
+    common_headers(resp);
+    return queue(r, c, 303, resp);
 }
 
 /* ---- operational endpoints ---- */

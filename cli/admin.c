@@ -16,6 +16,7 @@
 #include "cs_crypto.h"
 #include "cs_json.h"
 #include "cs_mem.h"
+#include "cs_session.h"
 
 #define SECRET_MAX 65536
 
@@ -90,53 +91,61 @@ static int key_create(struct cli_ctx *c, const char *agent)
 
 static int approver_create(struct cli_ctx *c, const char *name)
 {
-    static const char *const known[] = {"email", "webhook", "slack", "agent", NULL};
+    static const char *const known[] = {"email", "webhook", "slack", "agent", "oidc-subject",
+                                        NULL};
     if (!args_only(c->args, known))
         return 2;
     char id[CS_UUID_STRLEN + 1], err[CS_ERRLEN];
     struct cs_approver_spec s = {name, args_get(c->args, "email"), args_get(c->args, "webhook"),
-                                 args_get(c->args, "slack"), args_get(c->args, "agent")};
+                                 args_get(c->args, "slack"), args_get(c->args, "agent"),
+                                 args_get(c->args, "oidc-subject")};
     enum cs_err rc = cs_admin_approver_create(c->db, &s, id, err);
     return rc ? cli_fail(rc, err) : print_id("approver_id", id, "name", name);
 }
 
-/* Prints a signed link to the approver's inbox page, valid for --days (default 30). */
-static int inbox_link(struct cli_ctx *c, const char *name)
+/*
+ * Prints a one-time sign-in link for approver NAME (to hand over through a
+ * channel of theirs): it leads to --next PATH, by default their inbox.
+ */
+static int signin_link(struct cli_ctx *c, const char *name)
 {
-    static const char *const known[] = {"days", NULL};
-    bool ok = args_only(c->args, known);
-    long days = args_int(c->args, "days", 30, 1, 365, &ok);
-    if (!ok)
+    static const char *const known[] = {"next", NULL};
+    if (!args_only(c->args, known))
         return 2;
+    const char *next = args_get(c->args, "next") ? args_get(c->args, "next") : "/inbox";
     char err[CS_ERRLEN];
-    enum cs_err rc = cs_config_require_master_key(c->cfg, err);
-    if (rc)
-        return cli_fail(rc, err);
     const char *p[] = {name};
     PGresult *res = NULL;
-    if ((rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err)))
+    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    if (rc)
         return cli_fail(rc, err);
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cli_fail(CS_ERR_NOT_FOUND, "no enabled approver by that name");
     }
-    struct cs_link l;
-    unsigned char key[32];
-    char token[CS_LINK_TOKEN_LEN + 1];
-    cs_strlcpy(l.approval_id, CS_NIL_UUID, sizeof(l.approval_id));
-    cs_strlcpy(l.approver_id, cs_db_str(res, 0, 0), sizeof(l.approver_id));
-    cs_strlcpy(l.voter_id, l.approver_id, sizeof(l.voter_id));
+    char *url = NULL;
+    rc = cs_signin_link_mint(c->db, c->cfg, cs_db_str(res, 0, 0), next, "operator", &url, err);
     PQclear(res);
-    l.expires_ms = cs_now_ms() + days * 86400000LL;
-    cs_key_derive(c->cfg->master_key, CS_LINK_INBOX_PURPOSE, key);
-    rc = cs_link_sign(key, &l, token);
-    cs_wipe(key, sizeof(key));
     if (rc)
-        return cli_fail(rc, "cannot sign");
-    char *url = cs_link_url(c->cfg->public_url, "inbox", token);
+        return cli_fail(rc, err);
     int status = print_id("url", url, "approver", name);
+    cs_wipe(url, strlen(url));
     cs_free(url);
     return status;
+}
+
+/* Signs approver NAME out everywhere (e.g. a lost laptop). */
+static int revoke_sessions(struct cli_ctx *c, const char *name)
+{
+    char err[CS_ERRLEN];
+    long n = 0;
+    enum cs_err rc = cs_session_revoke_approver(c->db, name, "operator:cli", &n, err);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "approver", json_object_new_string(name));
+    json_object_object_add(o, "sessions_revoked", json_object_new_int64(n));
+    return print_json(o);
 }
 
 static int delegate(struct cli_ctx *c, const char *approver, const char *delegate_name)
@@ -336,8 +345,14 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return approver_create(c, arg);
         if (!strcmp(verb, "list"))
             return list(c, CSQ_APPROVER_LIST, 0, NULL);
-        if (!strcmp(verb, "inbox-link") && arg)
-            return inbox_link(c, arg);
+        if (!strcmp(verb, "signin-link") && arg)
+            return signin_link(c, arg);
+        if (!strcmp(verb, "sessions") && arg) {
+            const char *p[] = {arg};
+            return list(c, CSQ_SESSION_LIST, 1, p);
+        }
+        if (!strcmp(verb, "revoke-sessions") && arg)
+            return revoke_sessions(c, arg);
     } else if (!strcmp(noun, "delegate")) {
         return delegate(c, verb[0] ? verb : NULL, arg);
     } else if (!strcmp(noun, "policy")) {

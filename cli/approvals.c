@@ -15,6 +15,7 @@
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_mem.h"
+#include "cs_session.h"
 
 static int approval_show(struct cli_ctx *c, const char *id)
 {
@@ -29,45 +30,61 @@ static int approval_show(struct cli_ctx *c, const char *id)
     return 0;
 }
 
+/*
+ * Prints, one JSON line per approver slot of res, a fresh one-time sign-in
+ * link for whoever holds the slot now (the approver or their delegate),
+ * leading to `path` (the approval's or batch's page). The columns of res
+ * at slot_col, holder_col, name_col. Links are not credentials to vote:
+ * whoever spends one must still be an approver of the request.
+ */
+static enum cs_err print_signin_links(struct cli_ctx *c, const PGresult *res, int slot_col,
+                                      int holder_col, int name_col, const char *path, char *err)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
+        char *url = NULL;
+        enum cs_err rc = cs_signin_link_mint(c->db, c->cfg, cs_db_str(res, r, holder_col), path,
+                                             "operator", &url, err);
+        if (rc == CS_ERR_NOT_APPROVER)
+            continue; /* a disabled holder gets no link */
+        if (rc)
+            return rc;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "approver_id", json_object_new_string(cs_db_str(res, r, slot_col)));
+        json_object_object_add(o, "approver", json_object_new_string(cs_db_str(res, r, name_col)));
+        json_object_object_add(o, "voter_id", json_object_new_string(cs_db_str(res, r, holder_col)));
+        json_object_object_add(o, "url", json_object_new_string(url));
+        printf("%s\n", cs_json_text(o, NULL));
+        json_object_put(o);
+        cs_wipe(url, strlen(url));
+        cs_free(url);
+    }
+    return CS_OK;
+}
+
 /* approval_links columns */
 enum { L_ID, L_EXPIRES, L_APPROVER, L_VOTER, L_NAME };
 
 static int approval_links(struct cli_ctx *c, const char *id)
 {
-    char err[CS_ERRLEN];
+    char err[CS_ERRLEN], path[CS_LINK_PATH_MAX];
     enum cs_err rc = cs_config_require_master_key(c->cfg, err);
     if (rc)
         return cli_fail(rc, err);
     if (!cs_uuid_valid(id))
         return cli_fail(CS_ERR_INVALID, "the approval id must be a UUID");
-    unsigned char key[32];
-    cs_link_key(c->cfg->master_key, key);
     const char *p[] = {id};
     PGresult *res = NULL;
     if ((rc = cs_db_exec(c->db, CSQ_APPROVAL_LINKS, 1, p, &res, err)))
         return cli_fail(rc, err);
-    for (int r = 0; r < PQntuples(res); r++) {
-        struct cs_link l;
-        char token[CS_LINK_TOKEN_LEN + 1];
-        cs_strlcpy(l.approval_id, cs_db_str(res, r, L_ID), sizeof(l.approval_id));
-        cs_strlcpy(l.approver_id, cs_db_str(res, r, L_APPROVER), sizeof(l.approver_id));
-        cs_strlcpy(l.voter_id, cs_db_str(res, r, L_VOTER), sizeof(l.voter_id));
-        l.expires_ms = cs_db_int(res, r, L_EXPIRES);
-        if (cs_link_sign(key, &l, token) != CS_OK)
-            continue;
-        char *url = cs_link_url(c->cfg->public_url, "approve", token);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "approver_id", json_object_new_string(l.approver_id));
-        json_object_object_add(o, "approver", json_object_new_string(cs_db_str(res, r, L_NAME)));
-        json_object_object_add(o, "voter_id", json_object_new_string(l.voter_id));
-        json_object_object_add(o, "url", json_object_new_string(url));
-        printf("%s\n", cs_json_text(o, NULL));
-        json_object_put(o);
-        cs_free(url);
+    if (PQntuples(res) > 0) {
+        struct cs_link_keys keys;
+        cs_link_keys_derive(c->cfg->master_key, &keys);
+        cs_link_approval_path(&keys, id, cs_db_int(res, 0, L_EXPIRES), path);
+        cs_link_keys_wipe(&keys);
+        rc = print_signin_links(c, res, L_APPROVER, L_VOTER, L_NAME, path, err);
     }
     PQclear(res);
-    cs_wipe(key, sizeof(key));
-    return 0;
+    return rc ? cli_fail(rc, err) : 0;
 }
 
 static int approval_vote(struct cli_ctx *c, const char *id, bool approve)
@@ -198,30 +215,21 @@ static int batch_cmd(struct cli_ctx *c, const char *verb, const char *agent, con
     }
     json_object *uid = NULL;
     json_object_object_get_ex(st, "batch_uid", &uid);
-    unsigned char key[32];
     if ((rc = cs_config_require_master_key(c->cfg, err))) {
         json_object_put(st);
         return cli_fail(rc, err);
     }
-    cs_key_derive(c->cfg->master_key, CS_BATCH_LINK_PURPOSE, key);
     const char *lp[] = {json_object_get_string(uid)};
     rc = cs_db_exec(c->db, CSQ_BATCH_LINKS, 1, lp, &res, err);
-    for (int r = 0; !rc && r < PQntuples(res); r++) {
-        struct cs_link l;
-        char token[CS_LINK_TOKEN_LEN + 1];
-        cs_strlcpy(l.approval_id, json_object_get_string(uid), sizeof(l.approval_id));
-        cs_strlcpy(l.approver_id, cs_db_str(res, r, 0), sizeof(l.approver_id));
-        cs_strlcpy(l.voter_id, cs_db_str(res, r, 1), sizeof(l.voter_id));
-        l.expires_ms = cs_db_int(res, r, 3);
-        if (cs_link_sign(key, &l, token) != CS_OK)
-            continue;
-        char *url = cs_link_url(c->cfg->public_url, "batch", token);
-        printf("{\"approver\":\"%s\",\"approver_id\":\"%s\",\"url\":\"%s\"}\n",
-               cs_db_str(res, r, 2), l.approver_id, url);
-        cs_free(url);
+    if (!rc && PQntuples(res) > 0) {
+        char path[CS_LINK_PATH_MAX];
+        struct cs_link_keys keys;
+        cs_link_keys_derive(c->cfg->master_key, &keys);
+        cs_link_batch_path(&keys, json_object_get_string(uid), cs_db_int(res, 0, 3), path);
+        cs_link_keys_wipe(&keys);
+        rc = print_signin_links(c, res, 0, 1, 2, path, err);
     }
     PQclear(res);
-    cs_wipe(key, sizeof(key));
     json_object_put(st);
     return rc ? cli_fail(rc, err) : 0;
 }

@@ -37,8 +37,10 @@ static const char usage[] =
     "  key create AGENT [--scopes submit,read]   issue an API key (printed once)\n"
     "  key list [AGENT] | key revoke ID|PREFIX\n"
     "  approver create NAME [--email ADDR] [--webhook URL] [--slack URL] [--agent AGENT]\n"
+    "             [--oidc-subject SUB]       SUB: the ID token's sub that signs NAME in (SSO)\n"
     "                                       --agent: the agent this person operates\n"
-    "  approver list | approver inbox-link NAME [--days N]   a link to NAME's pending list\n"
+    "  approver list | approver signin-link NAME [--next PATH]   a one-time sign-in link for NAME\n"
+    "  approver sessions NAME | approver revoke-sessions NAME     NAME's sessions; sign NAME out\n"
     "  delegate APPROVER DELEGATE --until TIME [--from TIME]   out of office\n"
     "\n"
     "Policies and grants\n"
@@ -57,7 +59,7 @@ static const char usage[] =
     "  approval approve ID --as APPROVER [--reason TEXT]\n"
     "  approval deny ID --as APPROVER --reason TEXT\n"
     "  approval cancel ID [--reason TEXT]   cancel a pending approval as an operator\n"
-    "  batch show AGENT BATCH_ID | batch links AGENT BATCH_ID   a batch and its approver links\n"
+    "  batch show AGENT BATCH_ID | batch links AGENT BATCH_ID   a batch; its approvers' sign-in links\n"
     "  audit verify | audit tail [--limit N] [--approval ID] | audit export [--after ID]\n"
     "\n";
 

@@ -34,6 +34,7 @@ enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char 
 struct cs_approver_spec {
     const char *name, *email, *webhook_url, *slack_webhook_url;
     const char *agent;        /* the agent this person operates, or NULL */
+    const char *oidc_subject; /* the ID token's `sub` that signs this person in, or NULL */
 };
 enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_spec *s,
                                      char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;

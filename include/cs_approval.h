@@ -32,6 +32,7 @@
 #include "cs_catalog.h"
 #include "cs_db.h"
 #include "cs_err.h"
+#include "cs_link.h"
 #include "cs_request.h"
 
 enum cs_status {
@@ -61,12 +62,12 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
  * Writes one row for cs_approval_insert_text() at the end of b, as a JSON
  * object: a fresh UUIDv7 id (copied to id), status pending or approved,
  * expires_at = now + the policy window, the policy snapshot, and -- when
- * pending -- one signed link per approver slot for the pending event.
+ * pending -- its approval_url (cs_link_approval_path) for the pending event.
  * CS_ERR_TOO_LARGE when it does not fit under b's cap; b is then as it was.
  */
 enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
                                   const struct cs_agent *agent, const struct cs_grant *g,
-                                  bool needs_approval, const unsigned char link_key[32],
+                                  bool needs_approval, const struct cs_link_keys *keys,
                                   const char *public_url, const char *actor,
                                   char id[CS_UUID_STRLEN + 1], int64_t *expires_ms) CS_MUSTCHECK;
 
@@ -76,7 +77,7 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
  */
 json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
                              const struct cs_grant *g, bool needs_approval,
-                             const unsigned char link_key[32], const char *public_url,
+                             const struct cs_link_keys *keys, const char *public_url,
                              const char *actor, char id[CS_UUID_STRLEN + 1],
                              int64_t *expires_ms);
 

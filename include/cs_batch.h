@@ -28,7 +28,6 @@
 #include "cs_err.h"
 #include "cs_request.h"
 
-#define CS_BATCH_LINK_PURPOSE "countersign/batch-link/v1"
 #define CS_BATCH_MAX 100000
 
 /* A seal message on the requests topic: {"type": "seal", "agent", "batch_id", "count"}. */
@@ -51,7 +50,7 @@ void cs_batch_tx_free(struct cs_batch_tx *t);
  * Admits a member inside the caller's transaction: locks its batch (first
  * sight), binds the batch to the member's grant and policy when it is the
  * first, and rewrites `row` (from cs_approval_row) into a batch member:
- * pending, the batch's window, no links of its own. Returns the refusal
+ * pending, the batch's window, no approval_url of its own. Returns the refusal
  * (CS_ERR_CONFLICT with the reason, CS_ERR_EXPIRED, CS_ERR_POLICY) without
  * changing anything, or CS_OK. Call members in (agent, batch id) order.
  */
@@ -62,10 +61,11 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
 /*
  * After the insert (res of cs_approval_insert: its rows carry batch_id):
  * counts the members stored per batch and makes complete batches decidable,
- * publishing their links (signed with link_key) in the same transaction.
+ * publishing the batch.decidable event (with the batch page's link and the
+ * approvers' ids, never a credential) in the same transaction.
  */
 enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PGresult *res,
-                               const unsigned char link_key[32], const char *public_url,
+                               const struct cs_link_keys *keys, const char *public_url,
                                const char *actor, char *err) CS_MUSTCHECK;
 
 /*
@@ -75,7 +75,7 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
  * decidable here when every member is already stored.
  */
 enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id,
-                          int count, const unsigned char link_key[32], const char *public_url,
+                          int count, const struct cs_link_keys *keys, const char *public_url,
                           const char *actor, char *err) CS_MUSTCHECK;
 
 struct cs_batch_vote {

@@ -80,6 +80,17 @@ struct cs_config {
     int64_t http_threads;
     char *admin_token;      /* secret: never printed */
     int64_t metrics_port;
+    /* Approver sign-in (api; links also worker and CLI). */
+    int64_t signin_link_s;
+    int64_t session_idle_s;
+    int64_t session_max_s;
+    char *oidc_issuer;
+    char *oidc_client_id;
+    char *oidc_client_secret;       /* secret: never printed */
+    char *oidc_client_secret_file;
+    char *oidc_scopes;
+    bool oidc_match_email;
+    bool oidc_allow_http;
 
     /* Derived by cs_config_load (not in the table). */
     unsigned char master_key[CS_MASTER_KEY_LEN];

@@ -80,14 +80,24 @@ enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_
     }
     if (s->email && (!strchr(s->email, '@') || strpbrk(s->email, " <>\r\n,;")))
         return cs_err_set(err, CS_ERR_INVALID, "not an email address");
+    if (s->oidc_subject) {
+        size_t n = strlen(s->oidc_subject);
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)s->oidc_subject[i] < 0x20 || s->oidc_subject[i] == 0x7f)
+                n = 0;
+        if (n < 1 || n > 255)
+            return cs_err_set(err, CS_ERR_INVALID, "an OpenID subject is 1-255 printable bytes");
+    }
     cs_uuid_v7(id);
-    const char *p[] = {id, s->name, s->email, s->webhook_url, s->slack_webhook_url, s->agent};
+    const char *p[] = {id, s->name, s->email, s->webhook_url, s->slack_webhook_url, s->agent,
+                       s->oidc_subject};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_CREATE, 6, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_CREATE, 7, p, &res, err);
     bool agent_ok = !rc && cs_db_bool(res, 0, 1);
     PQclear(res);
     if (rc == CS_ERR_DUPLICATE)
-        return cs_err_set(err, rc, "an approver named \"%.64s\" exists", s->name);
+        return cs_err_set(err, rc, "an approver named \"%.64s\" (or with that OpenID subject) "
+                          "exists", s->name);
     if (!rc && !agent_ok)
         return cs_err_set(err, CS_ERR_UNKNOWN_AGENT,
                           "approver created, but no agent is named \"%.64s\"", s->agent);

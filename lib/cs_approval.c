@@ -147,42 +147,9 @@ static void jw_b64(struct jw *w, const unsigned char *p, size_t n)
     JW_LIT(w, "\"");
 }
 
-/* The pending event's links: one signed link per approver slot. */
-static void jw_links(struct jw *w, const char *id, const struct cs_policy *p, int64_t expires_ms,
-                     const unsigned char link_key[32], const char *public_url)
-{
-    bool first = true;
-    JW_LIT(w, "[");
-    for (int i = 0; i < p->napprovers; i++) {
-        struct cs_link l;
-        char token[CS_LINK_TOKEN_LEN + 1];
-        cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
-        cs_strlcpy(l.approver_id, p->approvers[i].approver_id, sizeof(l.approver_id));
-        cs_strlcpy(l.voter_id, p->approvers[i].voter_id, sizeof(l.voter_id));
-        l.expires_ms = expires_ms;
-        if (cs_link_sign(link_key, &l, token) != CS_OK)
-            continue; /* ids come from the database as UUIDs; cannot happen */
-        char *url = cs_link_url(public_url, "approve", token);
-        if (!first)
-            JW_LIT(w, ",");
-        first = false;
-        JW_LIT(w, "{\"approver_id\":");
-        jw_str(w, l.approver_id);
-        if (strcmp(l.approver_id, l.voter_id) != 0) {
-            JW_LIT(w, ",\"delegate_id\":");
-            jw_str(w, l.voter_id);
-        }
-        JW_LIT(w, ",\"url\":");
-        jw_str(w, url);
-        JW_LIT(w, "}");
-        cs_free(url);
-    }
-    JW_LIT(w, "]");
-}
-
 enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
                                   const struct cs_agent *agent, const struct cs_grant *g,
-                                  bool needs_approval, const unsigned char link_key[32],
+                                  bool needs_approval, const struct cs_link_keys *keys,
                                   const char *public_url, const char *actor,
                                   char id[CS_UUID_STRLEN + 1], int64_t *expires_ms)
 {
@@ -244,8 +211,12 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
     JW_LIT(&w, ",\"expires_ms\":");
     jw_int(&w, *expires_ms);
     if (needs_approval) {
-        JW_LIT(&w, ",\"links\":");
-        jw_links(&w, id, p, *expires_ms, link_key, public_url);
+        char path[CS_LINK_PATH_MAX];
+        cs_link_approval_path(keys, id, *expires_ms, path);
+        char *url = cs_link_url(public_url, path);
+        JW_LIT(&w, ",\"approval_url\":");
+        jw_str(&w, url);
+        cs_free(url);
         int64_t remind = now + (int64_t)p->reminder_interval_s * 1000;
         int64_t escalate = now + (int64_t)p->escalate_after_s * 1000;
         if (p->reminder_interval_s && remind < *expires_ms) {
@@ -271,14 +242,14 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
 
 json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
                              const struct cs_grant *g, bool needs_approval,
-                             const unsigned char link_key[32], const char *public_url,
+                             const struct cs_link_keys *keys, const char *public_url,
                              const char *actor, char id[CS_UUID_STRLEN + 1],
                              int64_t *expires_ms)
 {
     struct cs_buf b;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     /* A request is at most CS_REQUEST_MAX_BYTES (64 MB): its row always fits. */
-    cs_assert(cs_approval_row_write(&b, rq, agent, g, needs_approval, link_key, public_url,
+    cs_assert(cs_approval_row_write(&b, rq, agent, g, needs_approval, keys, public_url,
                                     actor, id, expires_ms) == CS_OK);
     /* Our own output, read back as it was written (no re-validation of the
      * request's strings, which cs_request_parse already checked). */

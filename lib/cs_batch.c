@@ -192,10 +192,10 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
                           "(policy %s): refused", rq->batch_id, s->grant_id, s->policy_id, g->id,
                           g->policy->id);
     }
-    /* A member waits for the batch decision: pending, the batch's window, no links. */
+    /* A member waits for the batch decision: pending, the batch's window, no link of its own. */
     json_object_object_add(row, "status", json_object_new_string("pending"));
     json_object_object_add(row, "expires_ms", json_object_new_int64(s->expires_ms));
-    json_object_object_del(row, "links");
+    json_object_object_del(row, "approval_url");
     json_object_object_del(row, "next_reminder_ms");
     json_object_object_del(row, "escalate_ms");
     s->admitted++;
@@ -207,8 +207,9 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
 /* batch_decidable columns */
 enum { D_UID, D_ID, D_AGENT, D_DIGEST, D_EXPIRES, D_MEMBERS };
 
-static enum cs_err links_event(struct cs_db *db, const PGresult *d, const unsigned char key[32],
-                               const char *public_url, char *err)
+static enum cs_err decidable_event(struct cs_db *db, const PGresult *d,
+                                   const struct cs_link_keys *keys, const char *public_url,
+                                   char *err)
 {
     const char *uid = cs_db_str(d, 0, D_UID);
     const char *p[] = {uid};
@@ -216,26 +217,10 @@ static enum cs_err links_event(struct cs_db *db, const PGresult *d, const unsign
     enum cs_err rc = cs_db_exec(db, CSQ_BATCH_LINKS, 1, p, &res, err);
     if (rc)
         return rc;
-    char iso[CS_TIME_ISO_LEN], event_key[256], event_id[64];
-    json_object *o = json_object_new_object(), *links = json_object_new_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        struct cs_link l;
-        char token[CS_LINK_TOKEN_LEN + 1];
-        cs_strlcpy(l.approval_id, uid, sizeof(l.approval_id));
-        cs_strlcpy(l.approver_id, cs_db_str(res, i, 0), sizeof(l.approver_id));
-        cs_strlcpy(l.voter_id, cs_db_str(res, i, 1), sizeof(l.voter_id));
-        l.expires_ms = cs_db_int(res, i, 3);
-        if (cs_link_sign(key, &l, token) != CS_OK)
-            continue;
-        char *url = cs_link_url(public_url, "batch", token);
-        json_object *link = json_object_new_object();
-        json_object_object_add(link, "approver_id", json_object_new_string(l.approver_id));
-        if (strcmp(l.approver_id, l.voter_id))
-            json_object_object_add(link, "delegate_id", json_object_new_string(l.voter_id));
-        json_object_object_add(link, "url", json_object_new_string(url));
-        json_object_array_add(links, link);
-        cs_free(url);
-    }
+    char iso[CS_TIME_ISO_LEN], event_key[256], event_id[64], path[CS_LINK_PATH_MAX];
+    json_object *o = json_object_new_object(), *approvers = json_object_new_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_object_array_add(approvers, json_object_new_string(cs_db_str(res, i, 0)));
     PQclear(res);
     snprintf(event_id, sizeof(event_id), "batch:%s:decidable", uid);
     json_object_object_add(o, "event_id", json_object_new_string(event_id));
@@ -247,7 +232,11 @@ static enum cs_err links_event(struct cs_db *db, const PGresult *d, const unsign
     json_object_object_add(o, "digest", json_object_new_string(cs_db_str(d, 0, D_DIGEST)));
     json_object_object_add(o, "expires_at",
                            json_object_new_string(cs_time_iso(cs_db_int(d, 0, D_EXPIRES), iso)));
-    json_object_object_add(o, "approval_links", links);
+    cs_link_batch_path(keys, uid, cs_db_int(d, 0, D_EXPIRES), path);
+    char *url = cs_link_url(public_url, path);
+    json_object_object_add(o, "approval_url", json_object_new_string(url));
+    json_object_object_add(o, "approvers", approvers);
+    cs_free(url);
     snprintf(event_key, sizeof(event_key), "batch:%s:%s", cs_db_str(d, 0, D_AGENT),
              cs_db_str(d, 0, D_ID));
     const char *ep[] = {event_key, cs_json_text(o, NULL)};
@@ -256,15 +245,15 @@ static enum cs_err links_event(struct cs_db *db, const PGresult *d, const unsign
     return rc;
 }
 
-/* open -> decidable when complete; publishes the links. No-op otherwise. */
-static enum cs_err try_decidable(struct cs_db *db, const char *uid, const unsigned char key[32],
+/* open -> decidable when complete; publishes its event. No-op otherwise. */
+static enum cs_err try_decidable(struct cs_db *db, const char *uid, const struct cs_link_keys *keys,
                                  const char *public_url, const char *actor, char *err)
 {
     const char *p[] = {uid, actor};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(db, CSQ_BATCH_DECIDABLE, 2, p, &res, err);
     if (!rc && PQntuples(res) == 1) {
-        rc = links_event(db, res, key, public_url, err);
+        rc = decidable_event(db, res, keys, public_url, err);
         if (!rc)
             cs_log(CS_LOG_INFO, "batch", "batch %s of %s members is decidable",
                    cs_db_str(res, 0, D_ID), cs_db_str(res, 0, D_MEMBERS));
@@ -275,7 +264,7 @@ static enum cs_err try_decidable(struct cs_db *db, const char *uid, const unsign
 
 /* insert_approvals columns: id, request_id, status, expires_ms, batch_id, agent_id */
 enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PGresult *res,
-                               const unsigned char link_key[32], const char *public_url,
+                               const struct cs_link_keys *keys, const char *public_url,
                                const char *actor, char *err)
 {
     char key[256];
@@ -304,7 +293,7 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
         bool complete = !rc && cs_db_str(cnt, 0, 1) && cs_db_int(cnt, 0, 0) == cs_db_int(cnt, 0, 1);
         PQclear(cnt);
         if (!rc && complete)
-            rc = try_decidable(db, s->uid, link_key, public_url, actor, err);
+            rc = try_decidable(db, s->uid, keys, public_url, actor, err);
         if (rc)
             return rc;
     }
@@ -312,7 +301,7 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
 }
 
 enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id,
-                          int count, const unsigned char link_key[32], const char *public_url,
+                          int count, const struct cs_link_keys *keys, const char *public_url,
                           const char *actor, char *err)
 {
     if (count < 1 || count > CS_BATCH_MAX)
@@ -338,7 +327,7 @@ enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *ba
         const char *p[] = {s.uid, n, actor};
         rc = cs_db_exec(db, CSQ_BATCH_SEAL, 3, p, NULL, err);
         if (!rc && s.members == count)
-            rc = try_decidable(db, s.uid, link_key, public_url, actor, err);
+            rc = try_decidable(db, s.uid, keys, public_url, actor, err);
     }
     if (!rc)
         rc = cs_db_commit(db, err);

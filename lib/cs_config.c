@@ -103,6 +103,28 @@ const struct cs_config_key cs_config_keys[] = {
      "port of the worker's or scheduler's own /metrics on CS_HTTP_ADDR (0: off)"},
     {"CS_ADMIN_TOKEN", CS_CFG_SECRET, F(admin_token), NULL, 0, 0, A,
      "bearer token for /v1/admin/* (admin API disabled when unset)"},
+    {"CS_SIGNIN_LINK_SECONDS", CS_CFG_INT, F(signin_link_s), "900", 60, 86400, W | A | C,
+     "lifetime of a one-time sign-in link sent to an approver (each is single-use)"},
+    {"CS_SESSION_IDLE_SECONDS", CS_CFG_INT, F(session_idle_s), "3600", 60, 604800, A,
+     "an approver's session ends after this long without a request"},
+    {"CS_SESSION_MAX_SECONDS", CS_CFG_INT, F(session_max_s), "43200", 300, 2592000, A,
+     "an approver's session ends this long after sign-in, whatever its use"},
+    {"CS_OIDC_ISSUER", CS_CFG_STRING, F(oidc_issuer), NULL, 0, 0, A,
+     "OpenID Connect issuer URL for approver single sign-on (SSO off when unset)"},
+    {"CS_OIDC_CLIENT_ID", CS_CFG_STRING, F(oidc_client_id), NULL, 0, 0, A,
+     "client id registered at the OpenID provider; the redirect URI is "
+     "CS_PUBLIC_URL/signin/oidc/callback"},
+    {"CS_OIDC_CLIENT_SECRET", CS_CFG_SECRET, F(oidc_client_secret), NULL, 0, 0, A,
+     "client secret at the OpenID provider (or CS_OIDC_CLIENT_SECRET_FILE; none: PKCE only)"},
+    {"CS_OIDC_CLIENT_SECRET_FILE", CS_CFG_STRING, F(oidc_client_secret_file), NULL, 0, 0, A,
+     "file holding the OpenID client secret; used when CS_OIDC_CLIENT_SECRET is unset"},
+    {"CS_OIDC_SCOPES", CS_CFG_STRING, F(oidc_scopes), "openid email profile", 0, 0, A,
+     "scopes asked of the OpenID provider"},
+    {"CS_OIDC_MATCH_EMAIL", CS_CFG_BOOL, F(oidc_match_email), "1", 0, 0, A,
+     "map a signed-in person to the approver with their verified email when no approver "
+     "has their subject"},
+    {"CS_OIDC_ALLOW_HTTP", CS_CFG_BOOL, F(oidc_allow_http), "0", 0, 0, A,
+     "accept a plain-http OpenID issuer (loopback tests only; never in production)"},
 };
 const size_t cs_config_nkeys = sizeof(cs_config_keys) / sizeof(cs_config_keys[0]);
 
@@ -162,6 +184,35 @@ static enum cs_err load_master_key(struct cs_config *cfg, char *err)
                           "CS_MASTER_KEY_FILE: expected 32 bytes as base64 or 64 hex digits");
     cfg->have_master_key = true;
     return CS_OK;
+}
+
+/* SSO is on when an issuer is set: it then needs a client id, and its secret may come from a file. */
+static enum cs_err load_oidc(struct cs_config *cfg, char *err)
+{
+    if (!cfg->oidc_issuer)
+        return CS_OK;
+    if (!cfg->oidc_client_id)
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_CLIENT_ID: required with CS_OIDC_ISSUER");
+    if (strncmp(cfg->oidc_issuer, "https://", 8) &&
+        !(cfg->oidc_allow_http && !strncmp(cfg->oidc_issuer, "http://", 7)))
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_ISSUER: must be an https:// URL");
+    if (cfg->oidc_client_secret || !cfg->oidc_client_secret_file)
+        return CS_OK;
+    FILE *f = fopen(cfg->oidc_client_secret_file, "r");
+    if (!f)
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_CLIENT_SECRET_FILE: cannot open %s: %s",
+                          cfg->oidc_client_secret_file, strerror(errno));
+    char text[1024] = {0};
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        n--;
+    text[n] = '\0';
+    if (n > 0)
+        cfg->oidc_client_secret = cs_strdup(text);
+    cs_wipe(text, sizeof(text));
+    return n > 0 ? CS_OK
+                 : cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_CLIENT_SECRET_FILE: the file is empty");
 }
 
 static bool valid_instance_id(const char *s)
@@ -238,7 +289,8 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
     snprintf(cfg->topic_events, sizeof(cfg->topic_events), "%s.events", cfg->topic_prefix);
     snprintf(cfg->topic_results, sizeof(cfg->topic_results), "%s.results", cfg->topic_prefix);
     snprintf(cfg->topic_dlq, sizeof(cfg->topic_dlq), "%s.dlq", cfg->topic_prefix);
-    return load_master_key(cfg, err);
+    enum cs_err rc = load_oidc(cfg, err);
+    return rc ? rc : load_master_key(cfg, err);
 }
 
 enum cs_err cs_config_require_master_key(const struct cs_config *cfg, char *err)

@@ -3,6 +3,7 @@
  */
 #include "cs_link.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "cs_mem.h"
@@ -11,9 +12,41 @@
 #define LINK_BODY (1 + 16 + 16 + 16 + 8)
 #define LINK_RAW (LINK_BODY + CS_SHA256_LEN)
 
-void cs_link_key(const unsigned char master[32], unsigned char key[32])
+void cs_link_keys_derive(const unsigned char master[32], struct cs_link_keys *k)
 {
-    cs_key_derive(master, "countersign/approval-link/v1", key);
+    cs_key_derive(master, CS_LINK_VIEW_PURPOSE, k->approval);
+    cs_key_derive(master, CS_LINK_BATCH_PURPOSE, k->batch);
+}
+
+void cs_link_keys_wipe(struct cs_link_keys *k)
+{
+    cs_wipe(k, sizeof(*k));
+}
+
+/* The one place a public link is signed. */
+static void mint(const unsigned char key[32], const char *route, const char *id,
+                 int64_t expires_ms, char out[CS_LINK_PATH_MAX])
+{
+    struct cs_link l;
+    char token[CS_LINK_TOKEN_LEN + 1];
+    cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
+    cs_strlcpy(l.approver_id, CS_NIL_UUID, sizeof(l.approver_id));
+    cs_strlcpy(l.voter_id, CS_NIL_UUID, sizeof(l.voter_id));
+    l.expires_ms = expires_ms + CS_LINK_GRACE_MS;
+    cs_assert(cs_link_sign(key, &l, token) == CS_OK);
+    snprintf(out, CS_LINK_PATH_MAX, "/%s/%s", route, token);
+}
+
+void cs_link_approval_path(const struct cs_link_keys *k, const char *id, int64_t expires_ms,
+                           char out[CS_LINK_PATH_MAX])
+{
+    mint(k->approval, "status", id, expires_ms, out);
+}
+
+void cs_link_batch_path(const struct cs_link_keys *k, const char *uid, int64_t expires_ms,
+                        char out[CS_LINK_PATH_MAX])
+{
+    mint(k->batch, "batch", uid, expires_ms, out);
 }
 
 enum cs_err cs_link_sign(const unsigned char key[32], const struct cs_link *l,
@@ -64,10 +97,10 @@ done:
     return rc;
 }
 
-char *cs_link_url(const char *public_url, const char *path, const char *token)
+char *cs_link_url(const char *public_url, const char *path)
 {
     size_t n = strlen(public_url);
     while (n && public_url[n - 1] == '/')
         n--;
-    return cs_asprintf("%.*s/%s/%s", (int)n, public_url, path, token);
+    return cs_asprintf("%.*s%s", (int)n, public_url, path);
 }

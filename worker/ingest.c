@@ -77,8 +77,7 @@ struct ingest {
     rd_kafka_queue_t *cq;             /* the consumer's queue: serves commit results */
     rd_kafka_t *dlq;
     struct cs_catalog *cat;
-    unsigned char link_key[32];
-    unsigned char batch_key[32];
+    struct cs_link_keys keys;          /* approval_url and batch page links */
     struct batch b[2];
     struct cs_buf param;              /* the JSON array one insert takes (reused) */
 };
@@ -179,12 +178,12 @@ static enum cs_err write_row(struct ingest *in, struct batch *b, struct item *it
     int64_t expires_ms;
     snprintf(actor, sizeof(actor), "agent:%s", it->agent->name);
     if (it->rq.batch_id) {
-        it->member = cs_approval_row(&it->rq, it->agent, it->grant, it->needs, in->link_key,
+        it->member = cs_approval_row(&it->rq, it->agent, it->grant, it->needs, &in->keys,
                                      in->cfg->public_url, actor, id, &expires_ms);
     } else {
         it->off = b->rows.len;
         if (cs_approval_row_write(&b->rows, &it->rq, it->agent, it->grant, it->needs,
-                                  in->link_key, in->cfg->public_url, actor, id,
+                                  &in->keys, in->cfg->public_url, actor, id,
                                   &expires_ms) != CS_OK)
             return cs_err_set(err, CS_ERR_TOO_LARGE,
                               "the approval rows exceed %zu bytes for one insert",
@@ -365,7 +364,7 @@ static enum cs_err store(struct ingest *in, struct batch *b, struct item **items
     if (!rc && nrows > 0)
         rc = cs_approval_insert_text(in->db, in->param.data, &res, err);
     if (!rc)
-        rc = cs_batch_tx_finish(t, in->db, res, in->batch_key, in->cfg->public_url,
+        rc = cs_batch_tx_finish(t, in->db, res, &in->keys, in->cfg->public_url,
                                 "worker:ingest", err);
     if (!rc)
         rc = cs_db_commit(in->db, err);
@@ -459,7 +458,7 @@ static enum cs_err seal_all(struct ingest *in, struct batch *b, char *err)
             continue;
         char why[CS_ERRLEN];
         enum cs_err r = cs_batch_seal(in->db, it->agent->id, it->seal.batch_id, it->seal.count,
-                                      in->batch_key, in->cfg->public_url, "worker:ingest", why);
+                                      &in->keys, in->cfg->public_url, "worker:ingest", why);
         if (r && cs_err_info(r)->retriable)
             return cs_err_set(err, r, "%s", why);
         if (r)
@@ -597,8 +596,7 @@ void *ingest_main(void *arg)
     struct ingest in = {.cfg = role->cfg, .role = role};
     char err[CS_ERRLEN], client[200];
     snprintf(client, sizeof(client), "countersign-ingest-%s", role->cfg->instance_id);
-    cs_link_key(role->cfg->master_key, in.link_key);
-    cs_key_derive(role->cfg->master_key, CS_BATCH_LINK_PURPOSE, in.batch_key);
+    cs_link_keys_derive(role->cfg->master_key, &in.keys);
     for (int k = 0; k < 2; k++) {
         struct batch *b = &in.b[k];
         b->msgs = cs_calloc((size_t)role->cfg->ingest_batch, sizeof(*b->msgs));
@@ -660,8 +658,7 @@ out:
         cs_buf_free(&in.b[k].rows);
     }
     cs_buf_free(&in.param);
-    cs_wipe(in.link_key, sizeof(in.link_key));
-    cs_wipe(in.batch_key, sizeof(in.batch_key));
+    cs_link_keys_wipe(&in.keys);
     atomic_store(&role->done, 1);
     return NULL;
 }

@@ -9,7 +9,9 @@
  *   webhook  JSON, signed: X-Countersign-Signature: v1=hex(HMAC-SHA256(key,
  *            timestamp "." body)) with X-Countersign-Timestamp; the key is
  *            derived from the master key (`countersign webhook-key` prints it).
- * Each message carries the recipient's own signed link (cs_link.h). A
+ * Each message carries the approval's page (its approval_url, or the batch
+ * page) and a fresh one-time sign-in link addressed to the recipient
+ * (cs_session.h): holding a message never lets anyone vote. A
  * failure is retried with backoff (CS_NOTIFY_BACKOFF_MS doubling, at most 1 h) up to
  * CS_NOTIFY_MAX_ATTEMPTS, and every success and failure is audited. An
  * approval that is no longer pending gets no message. Nothing here changes
@@ -29,6 +31,7 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 #include "cs_process.h"
+#include "cs_session.h"
 #include "worker.h"
 
 #define ROUND 32
@@ -55,7 +58,8 @@ struct notifier {
     struct worker_role *role;
     struct cs_db *db;
     CURLM *cm;
-    unsigned char link_key[32], hook_key[32], batch_key[32];
+    struct cs_link_keys keys;
+    unsigned char hook_key[32];
     bool wake;
     uint64_t sent, failed;
 };
@@ -85,8 +89,14 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* The links of one message: the approval's page and the recipient's sign-in link. */
+struct links {
+    char *page;     /* approval_url or batch page */
+    char *signin;   /* one-time, for this recipient only */
+};
+
 /* The human text of a message, shared by email and Slack. */
-static char *text_for(const PGresult *res, int r, const char *link)
+static char *text_for(const PGresult *res, int r, const struct links *l)
 {
     char iso[CS_TIME_ISO_LEN];
     const char *kind = cs_db_str(res, r, N_KIND), *slot = cs_db_str(res, r, N_SLOT_NAME),
@@ -94,18 +104,20 @@ static char *text_for(const PGresult *res, int r, const char *link)
     bool delegated = strcmp(cs_db_str(res, r, N_SLOT), cs_db_str(res, r, N_RECIPIENT)) != 0;
     return cs_asprintf("%s%s asks to call %s %s with grant %s.\n\nReason: %s\n\n"
                        "Review and approve or deny: %s\n\n"
-                       "This link is for %s%s%s only and expires %s.\n",
+                       "Sign in as %s%s%s with this one-time link (it works once, soon): %s\n\n"
+                       "The request expires %s.\n",
                        !strcmp(kind, "reminder") ? "Reminder: " : !strcmp(kind, "escalation")
-                                                                    ? "Escalated to you: " : "",
+                       ? "Escalated to you: " : !strcmp(kind, "signin") ? "Your sign-in link: " : "",
                        cs_db_str(res, r, N_AGENT), cs_db_str(res, r, N_METHOD),
                        cs_db_str(res, r, N_URL), cs_db_str(res, r, N_GRANT),
                        *cs_db_str(res, r, N_REASON) ? cs_db_str(res, r, N_REASON) : "(none given)",
-                       link, name, delegated ? ", voting on behalf of " : "", delegated ? slot : "",
+                       l->page, name, delegated ? ", voting on behalf of " : "",
+                       delegated ? slot : "", l->signin,
                        cs_time_iso(cs_db_int(res, r, N_EXPIRES), iso));
 }
 
 static void prepare_email(struct notifier *n, struct message *m, const PGresult *res, int r,
-                          const char *link)
+                          const struct links *link)
 {
     char date[64], rcpt[400];
     time_t now = time(NULL);
@@ -146,7 +158,7 @@ static void prepare_email(struct notifier *n, struct message *m, const PGresult 
 }
 
 static void prepare_post(struct notifier *n, struct message *m, const PGresult *res, int r,
-                         const char *link, bool slack)
+                         const struct links *link, bool slack)
 {
     char iso[CS_TIME_ISO_LEN];
     json_object *o = json_object_new_object();
@@ -168,7 +180,8 @@ static void prepare_post(struct notifier *n, struct message *m, const PGresult *
                     {"reason", N_REASON}};
         for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
             json_object_object_add(o, cols[i].key, json_object_new_string(cs_db_str(res, r, cols[i].col)));
-        json_object_object_add(o, "approval_url", json_object_new_string(link));
+        json_object_object_add(o, "approval_url", json_object_new_string(link->page));
+        json_object_object_add(o, "signin_url", json_object_new_string(link->signin));
         json_object_object_add(o, "expires_at",
                                json_object_new_string(cs_time_iso(cs_db_int(res, r, N_EXPIRES), iso)));
     }
@@ -270,16 +283,18 @@ static int round_once(struct notifier *n, char *err)
             finish(n, m, "failed", "email is not configured (CS_SMTP_URL)");
             continue;
         }
-        struct cs_link l;
-        char token[CS_LINK_TOKEN_LEN + 1];
-        cs_strlcpy(l.approval_id, m->approval, sizeof(l.approval_id));
-        cs_strlcpy(l.approver_id, cs_db_str(res, r, N_SLOT), sizeof(l.approver_id));
-        cs_strlcpy(l.voter_id, cs_db_str(res, r, N_RECIPIENT), sizeof(l.voter_id));
-        l.expires_ms = cs_db_int(res, r, N_EXPIRES);
-        bool batch = cs_db_bool(res, r, N_IS_BATCH);
-        if (cs_link_sign(batch ? n->batch_key : n->link_key, &l, token) != CS_OK)
+        char path[CS_LINK_PATH_MAX];
+        struct links link = {NULL, NULL};
+        if (cs_db_bool(res, r, N_IS_BATCH))
+            cs_link_batch_path(&n->keys, m->approval, cs_db_int(res, r, N_EXPIRES), path);
+        else
+            cs_link_approval_path(&n->keys, m->approval, cs_db_int(res, r, N_EXPIRES), path);
+        if (cs_signin_link_mint(n->db, n->cfg, cs_db_str(res, r, N_RECIPIENT), path,
+                                cs_db_str(res, r, N_KIND), &link.signin, err) != CS_OK) {
+            finish(n, m, "failed", "the recipient cannot sign in (unknown or disabled)");
             continue;
-        char *link = cs_link_url(n->cfg->public_url, batch ? "batch" : "approve", token);
+        }
+        link.page = cs_link_url(n->cfg->public_url, path);
         m->easy = curl_easy_init();
         cs_assert(m->easy);
         curl_easy_setopt(m->easy, CURLOPT_PRIVATE, m);
@@ -288,10 +303,12 @@ static int round_once(struct notifier *n, char *err)
         curl_easy_setopt(m->easy, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(m->easy, CURLOPT_USERAGENT, "countersign/" CS_VERSION);
         if (!strcmp(m->channel, "email"))
-            prepare_email(n, m, res, r, link);
+            prepare_email(n, m, res, r, &link);
         else
-            prepare_post(n, m, res, r, link, !strcmp(m->channel, "slack"));
-        cs_free(link);
+            prepare_post(n, m, res, r, &link, !strcmp(m->channel, "slack"));
+        cs_free(link.page);
+        cs_wipe(link.signin, strlen(link.signin));
+        cs_free(link.signin);
         curl_multi_add_handle(n->cm, m->easy);
         live++;
     }
@@ -354,9 +371,8 @@ void *notifier_main(void *arg)
     struct worker_role *role = arg;
     struct notifier n = {.cfg = role->cfg, .role = role};
     char err[CS_ERRLEN];
-    cs_link_key(role->cfg->master_key, n.link_key);
+    cs_link_keys_derive(role->cfg->master_key, &n.keys);
     cs_key_derive(role->cfg->master_key, CS_WEBHOOK_PURPOSE, n.hook_key);
-    cs_key_derive(role->cfg->master_key, CS_BATCH_LINK_PURPOSE, n.batch_key);
     n.cm = curl_multi_init();
     cs_assert(n.cm);
     if (cs_process_db(role->cfg, "countersign-notifier", &role->stop, &n.db, err) != CS_OK ||
@@ -374,9 +390,8 @@ void *notifier_main(void *arg)
     }
     curl_multi_cleanup(n.cm);
     cs_db_close(n.db);
-    cs_wipe(n.link_key, sizeof(n.link_key));
+    cs_link_keys_wipe(&n.keys);
     cs_wipe(n.hook_key, sizeof(n.hook_key));
-    cs_wipe(n.batch_key, sizeof(n.batch_key));
     atomic_store(&role->done, 1);
     return NULL;
 }

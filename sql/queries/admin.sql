@@ -35,14 +35,16 @@ JOIN agents a ON a.id = k.agent_id
 WHERE k.key_hash = decode($1::text, 'hex') AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
 
 -- name: approver_create
--- $1 id, $2 name, $3 email, $4 webhook url, $5 slack webhook url, $6 agent name the person operates (or NULL)
-INSERT INTO approvers (id, name, email, webhook_url, slack_webhook_url, agent_id)
+-- $1 id, $2 name, $3 email, $4 webhook url, $5 slack webhook url, $6 agent name the person operates (or NULL),
+-- $7 OpenID subject (or NULL)
+INSERT INTO approvers (id, name, email, webhook_url, slack_webhook_url, agent_id, oidc_subject)
 VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text,
-        (SELECT id FROM agents WHERE name = $6::text))
+        (SELECT id FROM agents WHERE name = $6::text), $7::text)
 RETURNING id, agent_id IS NOT NULL OR $6::text IS NULL;
 
 -- name: approver_list
-SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name, p.disabled_at
+SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name, p.disabled_at,
+       p.oidc_subject
 FROM approvers p LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.name;
 
 -- name: approver_by_name

@@ -15,7 +15,7 @@ WITH r AS (
         id uuid, request_id text, agent_id uuid, grant_id text, policy_id text,
         batch_id text, method text, url text, headers jsonb, body_b64 text, reason text,
         context jsonb, digest_hex text, policy jsonb, approvers uuid[], quorum int,
-        status text, expires_ms bigint, links jsonb, actor text, next_reminder_ms bigint,
+        status text, expires_ms bigint, approval_url text, actor text, next_reminder_ms bigint,
         escalate_ms bigint)
 ), ins AS (
     INSERT INTO approvals AS a (id, request_id, agent_id, grant_id, policy_id, batch_id,
@@ -40,16 +40,21 @@ WITH r AS (
     FROM ins i JOIN r ON r.id = (i.a).id
 ), ob AS (
     INSERT INTO outbox (topic, key, payload)
+    -- The pending event carries the approval_url and the approvers' ids,
+    -- never a credential: reading the topic lets nobody vote.
     SELECT 'events', (i.a).id::text,
-           cs_event(i.a) || jsonb_strip_nulls(jsonb_build_object('approval_links', r.links))
+           CASE WHEN (i.a).status = 'pending'
+                THEN cs_event(i.a) || jsonb_build_object('approval_url', r.approval_url,
+                                                         'approvers', to_jsonb((i.a).approvers))
+                ELSE cs_event(i.a) END
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
-    -- One message per approver slot and channel of the person holding its link.
+    -- One message per approver slot and channel of the person who holds the
+    -- slot now (the approver, or their delegate).
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
-    SELECT (i.a).id, (l->>'approver_id')::uuid, p.id, 'request', ch
-    FROM ins i JOIN r ON r.id = (i.a).id
-    CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.links, '[]'::jsonb)) AS l
-    JOIN approvers p ON p.id = coalesce(l->>'delegate_id', l->>'approver_id')::uuid
+    SELECT (i.a).id, s.slot, p.id, 'request', ch
+    FROM ins i CROSS JOIN LATERAL unnest((i.a).approvers) AS s(slot)
+    JOIN approvers p ON p.id = cs_link_holder(s.slot)
     CROSS JOIN LATERAL cs_channels(p) AS ch
     WHERE (i.a).status = 'pending' AND p.disabled_at IS NULL
 )

@@ -80,7 +80,7 @@ JOIN approvers p ON p.id = s.slot
 WHERE b.uid = $1::uuid;
 
 -- name: batch_event
--- The event telling consumers a batch is decidable, with its signed links. $1 key,
+-- The event telling consumers a batch is decidable (its page, its approvers). $1 key,
 -- $2 payload.
 INSERT INTO outbox (topic, key, payload) VALUES ('events', $1::text, $2::jsonb);
 

@@ -1,0 +1,205 @@
+/*
+ * cs_session.c -- sign-in links and sessions (see cs_session.h).
+ *
+ * Tokens are 32 random bytes as base64url; the database stores the hex
+ * SHA-256 of the token text. Expiry, single use and revocation are decided
+ * in SQL (sql/queries/session.sql), in the statement that reads the row,
+ * so two api processes can never both spend one link.
+ */
+#include "cs_session.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cs_mem.h"
+
+/* A valid token is exactly CS_SESSION_TOKEN_LEN base64url characters. */
+static bool token_valid(const char *t)
+{
+    return t && strlen(t) == CS_SESSION_TOKEN_LEN &&
+           strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+               CS_SESSION_TOKEN_LEN;
+}
+
+static void token_new(char token[CS_SESSION_TOKEN_LEN + 1])
+{
+    unsigned char raw[32];
+    cs_random_bytes(raw, sizeof(raw));
+    cs_b64_encode_to(raw, sizeof(raw), true, token);
+    cs_wipe(raw, sizeof(raw));
+}
+
+static void token_hash(const char *token, char hex[2 * CS_SHA256_LEN + 1])
+{
+    unsigned char h[CS_SHA256_LEN];
+    cs_sha256(token, strlen(token), h);
+    cs_hex_encode(h, sizeof(h), hex);
+}
+
+bool cs_session_next_valid(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    if (n < 1 || n > CS_NEXT_PATH_MAX || p[0] != '/' || p[1] == '/' || p[1] == '\\')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f || p[i] == '\\')
+            return false;
+    return true;
+}
+
+/* ---- sign-in links ---- */
+
+enum cs_err cs_signin_link_mint(struct cs_db *db, const struct cs_config *cfg,
+                                const char *approver_id, const char *next_path,
+                                const char *purpose, char **url, char *err)
+{
+    *url = NULL;
+    if (!cs_uuid_valid(approver_id) || !cs_session_next_valid(next_path))
+        return cs_err_set(err, CS_ERR_INVALID, "a sign-in link needs an approver id and a local path");
+    char token[CS_SESSION_TOKEN_LEN + 1], hex[2 * CS_SHA256_LEN + 1], ttl[24];
+    token_new(token);
+    token_hash(token, hex);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->signin_link_s);
+    const char *p[] = {hex, approver_id, next_path, purpose, ttl};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_INSERT, 5, p, &res, err);
+    if (rc)
+        goto done;
+    if (PQntuples(res) != 1) {
+        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "approver %s is unknown or disabled", approver_id);
+        goto done;
+    }
+    size_t n = strlen(cfg->public_url);
+    while (n && cfg->public_url[n - 1] == '/')
+        n--;
+    *url = cs_asprintf("%.*s/signin/%s", (int)n, cfg->public_url, token);
+done:
+    PQclear(res);
+    cs_wipe(token, sizeof(token));
+    return rc;
+}
+
+enum cs_err cs_signin_link_peek(struct cs_db *db, const char *token, char name[129], char *err)
+{
+    if (!token_valid(token))
+        return cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in link is not valid");
+    char hex[2 * CS_SHA256_LEN + 1];
+    token_hash(token, hex);
+    const char *p[] = {hex};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_PEEK, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1)
+        cs_strlcpy(name, cs_db_str(res, 0, 0), 129);
+    else
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN,
+                        "this sign-in link was already used, has expired, or is not valid");
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
+                               char approver_id[CS_UUID_STRLEN + 1],
+                               char next_path[CS_NEXT_PATH_MAX + 1], char *err)
+{
+    if (!token_valid(token))
+        return cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in link is not valid");
+    char hex[2 * CS_SHA256_LEN + 1];
+    token_hash(token, hex);
+    const char *p[] = {hex};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_USE, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1) {
+        cs_strlcpy(approver_id, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);
+        cs_strlcpy(next_path, cs_db_str(res, 0, 1), CS_NEXT_PATH_MAX + 1);
+    } else {
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN,
+                        "this sign-in link was already used, has expired, or is not valid");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* ---- sessions ---- */
+
+enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
+                              const char *approver_id, const char *method,
+                              const char *user_agent, const char *address,
+                              char token[CS_SESSION_TOKEN_LEN + 1], char *err)
+{
+    char id[CS_UUID_STRLEN + 1], hex[2 * CS_SHA256_LEN + 1], idle[24], max[24];
+    cs_uuid_v7(id);
+    token_new(token);
+    token_hash(token, hex);
+    snprintf(idle, sizeof(idle), "%lld", (long long)cfg->session_idle_s);
+    snprintf(max, sizeof(max), "%lld", (long long)cfg->session_max_s);
+    const char *p[] = {id, hex, approver_id, method, idle, max, user_agent ? user_agent : "",
+                       address ? address : ""};
+    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_INSERT, 8, p, NULL, err);
+    if (rc)
+        cs_wipe(token, CS_SESSION_TOKEN_LEN + 1);
+    return rc;
+}
+
+enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_session *s,
+                              char *err)
+{
+    memset(s, 0, sizeof(*s));
+    if (!token_valid(token))
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "not signed in");
+    char hex[2 * CS_SHA256_LEN + 1];
+    token_hash(token, hex);
+    const char *p[] = {hex};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_LOOKUP, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1) {
+        cs_strlcpy(s->id, cs_db_str(res, 0, 0), sizeof(s->id));
+        cs_strlcpy(s->approver_id, cs_db_str(res, 0, 1), sizeof(s->approver_id));
+        cs_strlcpy(s->method, cs_db_str(res, 0, 2), sizeof(s->method));
+        cs_strlcpy(s->name, cs_db_str(res, 0, 3), sizeof(s->name));
+    } else {
+        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "the session has ended; sign in again");
+    }
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_session_revoke(struct cs_db *db, const char *token, char *err)
+{
+    if (!token_valid(token))
+        return CS_OK;
+    char hex[2 * CS_SHA256_LEN + 1];
+    token_hash(token, hex);
+    const char *p[] = {hex};
+    return cs_db_exec(db, CSQ_SESSION_REVOKE, 1, p, NULL, err);
+}
+
+enum cs_err cs_session_revoke_approver(struct cs_db *db, const char *name, const char *actor,
+                                       long *count, char *err)
+{
+    const char *p[] = {name, actor};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_REVOKE_APPROVER, 2, p, &res, err);
+    if (rc)
+        return rc;
+    *count = (long)cs_db_int(res, 0, 0);
+    PQclear(res);
+    return CS_OK;
+}
+
+void cs_session_cookie(const struct cs_config *cfg, const char *token, char *out, size_t n)
+{
+    bool secure = strncmp(cfg->public_url, "https:", 6) == 0;
+    if (token)
+        snprintf(out, n, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s",
+                 CS_SESSION_COOKIE, token, (long long)cfg->session_max_s,
+                 secure ? "; Secure" : "");
+    else
+        snprintf(out, n, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", CS_SESSION_COOKIE,
+                 secure ? "; Secure" : "");
+}
