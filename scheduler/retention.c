@@ -7,7 +7,9 @@
  * retention (the relay deletes what it published). The audit log is kept
  * forever by default; with CS_AUDIT_RETENTION_DAYS its oldest whole seals
  * are pruned with the entries they cover, and an 'audit.pruned' entry keeps
- * the chain verifiable from there (migration 004).
+ * the chain verifiable from there (migration 004). Sign-in links,
+ * sessions and OpenID logins go a day after they expired, were used or
+ * revoked (migration 006): only hashes, but no reason to keep them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,12 @@ enum cs_err retention_run_once(struct cs_db *db, const struct retention_config *
     int64_t batches = strtoll(PQcmdTuples(res), NULL, 10);
     out->changed += batches;
     out->more = out->more || batches == c->batch;
+    PQclear(res);
+    if ((rc = cs_db_exec(db, CSQ_RETENTION_SIGNIN, 1, p + 1, &res, err)))
+        return rc;
+    int64_t signin = cs_db_int(res, 0, 0);
+    out->changed += signin;
+    out->more = out->more || signin >= c->batch;
     PQclear(res);
     if (c->audit_days > 0) {
         char adays[16], seals[16];
