@@ -9,8 +9,11 @@
  * accepts it) whatever the strings hold -- quotes, backslashes, every
  * control character, multi-byte UTF-8 -- that every field is the request's
  * (the body byte for byte across base64 chunk boundaries, headers and
- * context as given), that the links verify for their approver, approval
- * and expiry, that a row that does not fit leaves the buffer as it was,
+ * context as given), that a pending row's approval_url is the approval's
+ * /status/ page -- a token verifying with the approval link key for that
+ * id, naming nobody, living CS_LINK_GRACE_MS past the window -- that an
+ * approved row has none, that no row carries the former per-approver
+ * `links`, that a row that does not fit leaves the buffer as it was,
  * and that the allow-list check from bases parsed at load refuses exactly
  * what the textual one refuses, with the same words.
  */
@@ -38,7 +41,7 @@ struct fixture {
     char *bases[3];
     char agents[1][CS_UUID_STRLEN + 1];
     struct cs_agent agent;
-    unsigned char key[32];
+    struct cs_link_keys keys;
 };
 
 static void fixture_init(struct fixture *f, bool delegated, bool parsed)
@@ -85,8 +88,10 @@ static void fixture_init(struct fixture *f, bool delegated, bool parsed)
     }
     cs_strlcpy(f->agent.id, AGENT, sizeof(f->agent.id));
     f->agent.name = "billing-bot";
+    unsigned char master[32];
     for (int i = 0; i < 32; i++)
-        f->key[i] = (unsigned char)(i * 7 + 1);
+        master[i] = (unsigned char)(i * 7 + 1);
+    cs_link_keys_derive(master, &f->keys);
 }
 
 static void fixture_free(struct fixture *f)
@@ -155,34 +160,53 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     CS_CHECK_EQ_STR(str_of(row, "actor"), "agent:billing-bot");
     json_object *approvers = get(row, "approvers");
     CS_CHECK_EQ_INT(json_object_array_length(approvers), needs ? 2 : 0);
-    json_object *links = get(row, "links");
+    /* Only the fields the insert reads: none of the former per-approver links. */
+    static const char *const known[] = {
+        "id", "request_id", "agent_id", "grant_id", "policy_id", "batch_id", "method", "url",
+        "headers", "body_b64", "reason", "context", "digest_hex", "policy", "approvers",
+        "quorum", "status", "expires_ms", "approval_url", "next_reminder_ms", "escalate_ms",
+        "actor"};
+    json_object_object_foreach(row, key, val) {
+        (void)val;
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            ok = ok || strcmp(key, known[i]) == 0;
+        if (!ok)
+            printf("  unexpected row field \"%s\"\n", key);
+        CS_CHECK(ok);
+    }
+    CS_CHECK(!get(row, "links"));
+    const char *url = str_of(row, "approval_url");
     if (!needs) {
-        CS_CHECK(!links && !get(row, "next_reminder_ms") && !get(row, "escalate_ms"));
+        CS_CHECK(!get(row, "approval_url") && !get(row, "next_reminder_ms") &&
+                 !get(row, "escalate_ms"));
         return;
     }
+    for (size_t i = 0; i < 2; i++)
+        CS_CHECK_EQ_STR(json_object_get_string(json_object_array_get_idx(approvers, i)),
+                        f->ap[i].approver_id);
     int64_t now = expires_ms - 3600 * 1000;
     CS_CHECK_EQ_INT(json_object_get_int64(get(row, "next_reminder_ms")), now + 600 * 1000);
     CS_CHECK_EQ_INT(json_object_get_int64(get(row, "escalate_ms")), now + 1800 * 1000);
-    if (!CS_CHECK_EQ_INT(json_object_array_length(links), 2))
+
+    /* The approval's status page: the one link for everyone, naming nobody. */
+    const char *prefix = "https://cs.example.com/status/";
+    if (!CS_CHECK(url && strncmp(url, prefix, strlen(prefix)) == 0))
         return;
-    for (size_t i = 0; i < 2; i++) {
-        json_object *l = json_object_array_get_idx(links, i);
-        const struct cs_policy_approver *a = &f->ap[i];
-        CS_CHECK_EQ_STR(str_of(l, "approver_id"), a->approver_id);
-        CS_CHECK_EQ_STR(str_of(l, "delegate_id"),
-                        strcmp(a->approver_id, a->voter_id) ? a->voter_id : NULL);
-        const char *url = str_of(l, "url");
-        const char *prefix = "https://cs.example.com/approve/";
-        if (!CS_CHECK(url && strncmp(url, prefix, strlen(prefix)) == 0))
-            continue;
-        struct cs_link got;
-        if (CS_CHECK_RC(cs_link_verify(f->key, url + strlen(prefix), before, &got, err), CS_OK)) {
-            CS_CHECK_EQ_STR(got.approval_id, id);
-            CS_CHECK_EQ_STR(got.approver_id, a->approver_id);
-            CS_CHECK_EQ_STR(got.voter_id, a->voter_id);
-            CS_CHECK_EQ_INT(got.expires_ms, expires_ms);
-        }
+    const char *tok = url + strlen(prefix);
+    CS_CHECK_EQ_INT(strlen(tok), CS_LINK_TOKEN_LEN);
+    struct cs_link got;
+    if (CS_CHECK_RC(cs_link_verify(f->keys.approval, tok, before, &got, err), CS_OK)) {
+        CS_CHECK_EQ_STR(got.approval_id, id);
+        CS_CHECK_EQ_STR(got.approver_id, CS_NIL_UUID);
+        CS_CHECK_EQ_STR(got.voter_id, CS_NIL_UUID);
+        CS_CHECK_EQ_INT(got.expires_ms, expires_ms + CS_LINK_GRACE_MS);
     }
+    CS_CHECK_RC(cs_link_verify(f->keys.batch, tok, before, &got, err), CS_ERR_BAD_TOKEN);
+    /* The same link every place that hands it out (cs_link_approval_path). */
+    char path[CS_LINK_PATH_MAX];
+    cs_link_approval_path(&f->keys, id, expires_ms, path);
+    CS_CHECK_EQ_STR(url + strlen("https://cs.example.com"), path);
 }
 
 /* Writes the row of rq after a prefix, parses it strictly and checks it. */
@@ -194,7 +218,7 @@ static void write_and_check(const struct cs_request *rq, struct fixture *f, bool
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     CS_CHECK_RC(cs_buf_puts(&b, "[1,"), CS_OK);
     int64_t before = cs_now_ms();
-    enum cs_err rc = cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, f->key, PUBLIC,
+    enum cs_err rc = cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, &f->keys, PUBLIC,
                                            "agent:billing-bot", id, &expires_ms);
     int64_t after = cs_now_ms();
     CS_CHECK_RC(rc, CS_OK);
@@ -211,7 +235,7 @@ static void write_and_check(const struct cs_request *rq, struct fixture *f, bool
 
     /* The object form is the same writer's text, read back. */
     before = cs_now_ms();
-    json_object *row = cs_approval_row(rq, &f->agent, &f->g, needs, f->key, PUBLIC,
+    json_object *row = cs_approval_row(rq, &f->agent, &f->g, needs, &f->keys, PUBLIC,
                                        "agent:billing-bot", id, &expires_ms);
     after = cs_now_ms();
     if (CS_CHECK(row))
@@ -219,7 +243,7 @@ static void write_and_check(const struct cs_request *rq, struct fixture *f, bool
     json_object_put(row);
 }
 
-CS_TEST(row_fields_and_links)
+CS_TEST(row_fields_and_approval_url)
 {
     struct fixture f;
     struct cs_request rq;
@@ -314,14 +338,14 @@ CS_TEST(row_too_large_leaves_buffer)
     /* Find the row's size, then give each cap below it: nothing may be left behind. */
     struct cs_buf b;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
-    CS_CHECK_RC(cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, f.key, PUBLIC, "agent:x",
+    CS_CHECK_RC(cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, &f.keys, PUBLIC, "agent:x",
                                       id, &expires_ms), CS_OK);
     size_t full = b.len;
     cs_buf_free(&b);
     for (size_t cap = 5; cap < full + 5; cap += 97) {
         cs_buf_init(&b, cap);
         CS_CHECK_RC(cs_buf_puts(&b, "[1,"), CS_OK);
-        enum cs_err rc = cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, f.key, PUBLIC,
+        enum cs_err rc = cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, &f.keys, PUBLIC,
                                                "agent:x", id, &expires_ms);
         if (cap < full + 3) {
             CS_CHECK_RC(rc, CS_ERR_TOO_LARGE);
@@ -332,6 +356,64 @@ CS_TEST(row_too_large_leaves_buffer)
             CS_CHECK_EQ_INT(b.len, full + 3);
         }
         cs_buf_free(&b);
+    }
+    cs_request_free(&rq);
+    fixture_free(&f);
+}
+
+CS_TEST(approval_url_and_schedule)
+{
+    struct fixture f;
+    struct cs_request rq;
+    char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
+    int64_t expires_ms = 0;
+    fixture_init(&f, false, true);
+    if (!CS_CHECK_RC(request("{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe',"
+                             "'method':'GET','url':'https://api.example.com/v1/x'}", &rq, err),
+                     CS_OK)) {
+        fixture_free(&f);
+        return;
+    }
+    /* A public URL with or without its trailing slash gives one approval_url. */
+    static const char *const bases[] = {"https://cs.example.com", "https://cs.example.com//"};
+    for (size_t i = 0; i < 2; i++) {
+        json_object *row = cs_approval_row(&rq, &f.agent, &f.g, true, &f.keys, bases[i],
+                                           "agent:x", id, &expires_ms);
+        char path[CS_LINK_PATH_MAX];
+        cs_link_approval_path(&f.keys, id, expires_ms, path);
+        char *want = cs_asprintf("https://cs.example.com%s", path);
+        CS_CHECK_EQ_STR(str_of(row, "approval_url"), want);
+        cs_free(want);
+        json_object_put(row);
+    }
+    /* A reminder or an escalation due at or after the window's end is not scheduled;
+     * an escalation with nobody to escalate to neither. */
+    static const struct {
+        int64_t remind_s, escalate_s;
+        int nesc;
+        bool has_remind, has_escalate;
+    } cases[] = {
+        {600, 1800, 1, true, true},      {3600, 3600, 1, false, false},
+        {3599, 3599, 1, true, true},     {0, 0, 1, false, false},
+        {600, 1800, 0, true, false},     {7200, 1800, 0, false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        f.pol.reminder_interval_s = cases[i].remind_s;
+        f.pol.escalate_after_s = cases[i].escalate_s;
+        f.pol.nescalation = cases[i].nesc;
+        json_object *row = cs_approval_row(&rq, &f.agent, &f.g, true, &f.keys, PUBLIC,
+                                           "agent:x", id, &expires_ms);
+        int64_t now = expires_ms - 3600 * 1000;
+        json_object *r = get(row, "next_reminder_ms"), *e = get(row, "escalate_ms");
+        if (!CS_CHECK_EQ_INT(r != NULL, cases[i].has_remind) ||
+            !CS_CHECK_EQ_INT(e != NULL, cases[i].has_escalate))
+            printf("  case %zu\n", i);
+        if (r)
+            CS_CHECK_EQ_INT(json_object_get_int64(r), now + cases[i].remind_s * 1000);
+        if (e)
+            CS_CHECK_EQ_INT(json_object_get_int64(e), now + cases[i].escalate_s * 1000);
+        CS_CHECK(str_of(row, "approval_url"));
+        json_object_put(row);
     }
     cs_request_free(&rq);
     fixture_free(&f);
@@ -394,6 +476,6 @@ CS_TEST(check_bases_parsed_at_load)
     fixture_free(&f);
 }
 
-CS_TEST_MAIN(CS_RUN(row_fields_and_links), CS_RUN(row_strings_escaped),
+CS_TEST_MAIN(CS_RUN(row_fields_and_approval_url), CS_RUN(row_strings_escaped),
              CS_RUN(row_body_every_chunk_boundary), CS_RUN(row_too_large_leaves_buffer),
-             CS_RUN(check_bases_parsed_at_load))
+             CS_RUN(approval_url_and_schedule), CS_RUN(check_bases_parsed_at_load))
