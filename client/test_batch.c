@@ -1,8 +1,11 @@
 /*
  * test_batch.c -- the C client's batch scenarios on the real system: submit,
  * seal, approve all but one on the batch page, await; and batches through
- * the Kafka producer helper (members and seal in either order). Driven by
- * tests/integration/test_sdk_c.py through client/test_client.c's main().
+ * the Kafka producer helper (members and seal in either order). Approvers
+ * decide with decide_batch() (test_client.c): sign in with the one-time
+ * link of `countersign batch links`, then post the batch page's form.
+ * Driven by tests/integration/test_sdk_c.py through client/test_client.c's
+ * main().
  */
 #include <json-c/json.h>
 #include <stdio.h>

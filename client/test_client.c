@@ -10,11 +10,14 @@
  * COUNTERSIGN_URL, COUNTERSIGN_API_KEY, CS_STUB_URL (the stub provider the
  * grant allows), CS_CLI (the countersign binary, for `approval links`, with
  * the system's CS_* variables), CS_KAFKA_BROKERS, CS_TOPIC_PREFIX,
- * CS_TEST_TIMEOUT_MULT. Approvers decide as people do: GET their signed link
- * (the page sets the cs_csrf cookie and has a form with a hidden csrf
- * field), then POST the form with the cookie and an Origin header. A batch
- * page (`batch links AGENT BATCH_ID`) also has a hidden digest field, and
- * its form takes except=<one request id per line>.
+ * CS_TEST_TIMEOUT_MULT. Approvers decide as people do: take their one-time
+ * sign-in link from `approval links ID` (or `batch links AGENT BATCH_ID`),
+ * GET it ("Continue as NAME"), POST it (303: the cs_session cookie and
+ * Location, the approval's or batch's page), GET that page with the cookie,
+ * then POST its decision form (hidden csrf bound to the session; a batch
+ * page adds a hidden digest and takes except=<one request id per line>)
+ * with the cookie and an Origin header. The agent's approval_url alone
+ * shows no form and cannot vote.
  *
  * Prints one TAP line per check ("ok N - ..." / "not ok N - ... at line L"),
  * then "1..N" and "N passed, N failed"; exits 1 if any check failed. It
@@ -88,21 +91,26 @@ void pause_for(double seconds)
 
 /* ==== acting as an approver ============================================== */
 
-/* The signed link of `approver` for an approval (countersign approval links). */
-static char *link_of(const char *approval_id, const char *approver, char *approver_id,
-                     size_t id_size)
+/*
+ * The one-time sign-in link of `approver` printed by `countersign LIST`
+ * (LIST: "approval links ID" or "batch links AGENT BATCH_ID"; each call
+ * mints fresh links), a fresh string or NULL; the slot's approver_id into
+ * approver_id when asked.
+ */
+static char *signin_link_of(const char *list, const char *approver, char *approver_id,
+                            size_t id_size)
 {
     char cmd[1024], line[4096];
-    snprintf(cmd, sizeof(cmd), "'%s' approval links '%s'", cli, approval_id);
+    snprintf(cmd, sizeof(cmd), "'%s' %s", cli, list);
     FILE *f = popen(cmd, "r");
     char *url = NULL;
     if (!f)
         return NULL;
     while (fgets(line, sizeof(line), f)) {
         json_object *o = json_tokener_parse(line), *v = NULL;
-        if (o && json_object_object_get_ex(o, "approver", &v) &&
-            !strcmp(json_object_get_string(v), approver) && !url) {
-            json_object_object_get_ex(o, "url", &v);
+        if (o && !url && json_object_object_get_ex(o, "approver", &v) &&
+            !strcmp(json_object_get_string(v), approver) &&
+            json_object_object_get_ex(o, "url", &v)) {
             url = cs_strdup(json_object_get_string(v));
             if (approver_id && json_object_object_get_ex(o, "approver_id", &v))
                 cs_strlcpy(approver_id, json_object_get_string(v), id_size);
@@ -128,7 +136,115 @@ static size_t page_write(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* The value of the hidden input `name` of a page (a fresh string), or NULL. */
+/* A person's browser: one handle whose cookie engine keeps the cs_session cookie. */
+struct browser {
+    CURL *h;
+    struct curl_slist *origin; /* "Origin: <base_url>", sent with every POST */
+    struct page pg;            /* the last answer's body ("" when none) */
+};
+
+static void browser_open(struct browser *b)
+{
+    *b = (struct browser){.h = curl_easy_init()};
+    char *origin = cs_asprintf("Origin: %s", base_url);
+    b->origin = curl_slist_append(NULL, origin);
+    cs_free(origin);
+    curl_easy_setopt(b->h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
+    curl_easy_setopt(b->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(b->h, CURLOPT_TIMEOUT_MS, (long)(10000 * mult));
+    curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, page_write);
+    curl_easy_setopt(b->h, CURLOPT_WRITEDATA, &b->pg);
+}
+
+static void browser_close(struct browser *b)
+{
+    curl_easy_cleanup(b->h);
+    curl_slist_free_all(b->origin);
+    cs_free(b->pg.data);
+}
+
+/* GETs url (form NULL) or POSTs the url-encoded form to it; the HTTP status, 0 without one. */
+static long browse(struct browser *b, const char *url, const char *form)
+{
+    long status = 0;
+    cs_free(b->pg.data);
+    b->pg = (struct page){.data = cs_strdup("")};
+    curl_easy_setopt(b->h, CURLOPT_URL, url);
+    if (form) {
+        curl_easy_setopt(b->h, CURLOPT_POSTFIELDS, form);
+        curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->origin);
+    } else {
+        curl_easy_setopt(b->h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, NULL);
+    }
+    if (curl_easy_perform(b->h) == CURLE_OK)
+        curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+/* True when the browser holds an HttpOnly cs_session cookie. */
+static bool signed_in(struct browser *b)
+{
+    struct curl_slist *cookies = NULL;
+    bool found = false;
+    curl_easy_getinfo(b->h, CURLINFO_COOKIELIST, &cookies);
+    for (struct curl_slist *c = cookies; c; c = c->next)
+        found |= !strncmp(c->data, "#HttpOnly_", 10) && strstr(c->data, "\tcs_session\t");
+    curl_slist_free_all(cookies);
+    return found;
+}
+
+/*
+ * Signs in with a one-time link as a person does: GET it ("Continue as
+ * NAME", a form, nothing spent: no cookie yet), POST it (303 with the
+ * cs_session cookie and Location, a local path). Returns the absolute URL
+ * of the page it leads to (base_url + Location; a fresh string), or NULL
+ * with *why saying what went wrong.
+ */
+static char *sign_in(struct browser *b, const char *link, char *why, size_t wn)
+{
+    long status = browse(b, link, NULL);
+    if (status != 200 || !strstr(b->pg.data, "Continue as") ||
+        !strstr(b->pg.data, "<form method=\"post\"") || signed_in(b)) {
+        snprintf(why, wn, "GET of the sign-in link: HTTP %ld, signed in %d: %.160s", status,
+                 signed_in(b), b->pg.data);
+        return NULL;
+    }
+    status = browse(b, link, "");
+    struct curl_header *loc = NULL;
+    bool local = curl_easy_header(b->h, "Location", 0, CURLH_HEADER, -1, &loc) == CURLHE_OK &&
+                 loc->value[0] == '/' && loc->value[1] != '/';
+    if (status != 303 || !local || !signed_in(b)) {
+        snprintf(why, wn, "POST of the sign-in link: HTTP %ld, Location %s, signed in %d: %.160s",
+                 status, loc ? loc->value : "(none)", signed_in(b), b->pg.data);
+        return NULL;
+    }
+    size_t n = strlen(base_url);
+    while (n && base_url[n - 1] == '/')
+        n--;
+    return cs_asprintf("%.*s%s", (int)n, base_url, loc->value);
+}
+
+/*
+ * The decision form of a page (the <form> with the decision buttons, not
+ * the sign-out bar's, though both carry the csrf field), a fresh string,
+ * or NULL when the page has none.
+ */
+static char *decision_form(const char *html)
+{
+    for (const char *at = strstr(html, "<form"); at; at = strstr(at + 5, "<form")) {
+        const char *end = strstr(at, "</form>");
+        if (!end)
+            return NULL;
+        char *form = cs_strndup(at, (size_t)(end - at));
+        if (strstr(form, "name=\"decision\""))
+            return form;
+        cs_free(form);
+    }
+    return NULL;
+}
+
+/* The value of the hidden input `name` of a form (a fresh string), or NULL. */
 static char *hidden_field(const char *html, const char *name)
 {
     char attr[64];
@@ -149,90 +265,68 @@ static char *hidden_field(const char *html, const char *name)
 }
 
 /*
- * Decides on the page at `url` as a person with a browser: GET the page
- * (cookie jar on), read its form, POST decision, reason, csrf -- and, on a
- * batch page, the digest it showed and the except list -- with the cookie and
- * Origin. Returns the POST's HTTP status (0 when it went wrong earlier; *why
- * says what).
+ * Decides as a person with a browser, from a one-time sign-in link: sign
+ * in (sign_in), GET the page it leads to with the session cookie, read its
+ * decision form, POST decision, reason, csrf -- and, on a batch page, the
+ * digest it showed and the except list -- with the cookie and Origin.
+ * Returns the POST's HTTP status (0 when it went wrong earlier; *why says
+ * what).
  */
-static long decide_on(const char *url, const char *decision, const char *reason, bool batch,
+static long decide_on(const char *link, const char *decision, const char *reason, bool batch,
                       const char *except, char *why, size_t wn)
 {
-    long status = 0;
-    CURL *h = curl_easy_init();
-    struct page pg = {0};
-    struct curl_slist *hdrs = NULL, *cookies = NULL;
-    char *csrf = NULL, *digest = NULL, *form = NULL;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_COOKIEFILE, ""); /* the cookie engine, in memory */
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(10000 * mult));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, page_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &pg);
-    if (curl_easy_perform(h) != CURLE_OK) {
-        snprintf(why, wn, "GET of the link failed");
+    struct browser b;
+    browser_open(&b);
+    char *csrf = NULL, *digest = NULL, *form = NULL, *body = NULL;
+    char *page = sign_in(&b, link, why, wn);
+    long status = page ? browse(&b, page, NULL) : 0;
+    if (!page)
         goto done;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    bool has_cookie = false;
-    curl_easy_getinfo(h, CURLINFO_COOKIELIST, &cookies);
-    for (struct curl_slist *c = cookies; c; c = c->next)
-        has_cookie |= strstr(c->data, "\tcs_csrf\t") != NULL;
-    csrf = pg.data ? hidden_field(pg.data, "csrf") : NULL;
-    digest = pg.data && batch ? hidden_field(pg.data, "digest") : NULL;
-    if (status != 200 || !has_cookie || !csrf || (batch && (!digest || strlen(digest) != 64)) ||
-        !strstr(pg.data, "<form method=\"post\"")) {
-        snprintf(why, wn, "%s page: HTTP %ld, cookie %d, csrf field %d, digest field %s",
-                 batch ? "batch" : "review", status, has_cookie, csrf != NULL,
+    form = decision_form(b.pg.data);
+    csrf = form ? hidden_field(form, "csrf") : NULL;
+    digest = form && batch ? hidden_field(form, "digest") : NULL;
+    if (status != 200 || !csrf || (batch && (!digest || strlen(digest) != 64))) {
+        snprintf(why, wn, "%s page: HTTP %ld, decision form %d, csrf field %d, digest field %s",
+                 batch ? "batch" : "approval", status, form != NULL, csrf != NULL,
                  digest ? digest : "(none)");
         status = 0;
         goto done;
     }
-    char *r = curl_easy_escape(h, reason, 0), *t = curl_easy_escape(h, csrf, 0);
-    form = cs_asprintf("decision=%s&reason=%s&csrf=%s", decision, r, t);
+    char *r = curl_easy_escape(b.h, reason, 0), *t = curl_easy_escape(b.h, csrf, 0);
+    body = cs_asprintf("decision=%s&reason=%s&csrf=%s", decision, r, t);
     curl_free(r);
     curl_free(t);
     if (batch) {
-        char *d = curl_easy_escape(h, digest, 0), *x = curl_easy_escape(h, except, 0);
-        char *more = cs_asprintf("%s&digest=%s&except=%s", form, d, x);
+        char *d = curl_easy_escape(b.h, digest, 0), *x = curl_easy_escape(b.h, except, 0);
+        char *more = cs_asprintf("%s&digest=%s&except=%s", body, d, x);
         curl_free(d);
         curl_free(x);
-        cs_free(form);
-        form = more;
+        cs_free(body);
+        body = more;
     }
-    char *origin = cs_asprintf("Origin: %s", base_url);
-    hdrs = curl_slist_append(hdrs, origin);
-    cs_free(origin);
-    cs_free(pg.data);
-    pg.data = NULL;
-    pg.len = 0;
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
-    status = 0;
-    if (curl_easy_perform(h) != CURLE_OK)
-        snprintf(why, wn, "POST of the form failed");
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    status = browse(&b, page, body);
     if (status != 200)
-        snprintf(why, wn, "POST answered %ld: %.160s", status, pg.data ? pg.data : "");
+        snprintf(why, wn, "POST of the decision answered %ld: %.160s", status, b.pg.data);
 done:
-    curl_slist_free_all(cookies);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    cs_free(pg.data);
+    browser_close(&b);
+    cs_free(page);
+    cs_free(form);
     cs_free(csrf);
     cs_free(digest);
-    cs_free(form);
+    cs_free(body);
     return status;
 }
 
-/* Decides one approval through `approver`'s signed link. */
+/* Decides one approval through `approver`'s one-time sign-in link. */
 static long decide(const char *approval_id, const char *approver, const char *decision,
                    const char *reason, char *approver_id, size_t id_size, char *why, size_t wn)
 {
-    char *url = link_of(approval_id, approver, approver_id, id_size);
+    char list[128];
+    snprintf(list, sizeof(list), "approval links '%s'", approval_id);
+    char *url = signin_link_of(list, approver, approver_id, id_size);
     snprintf(why, wn, "ok");
     if (!url) {
-        snprintf(why, wn, "no link of %s for %s", approver, approval_id);
+        snprintf(why, wn, "no sign-in link of %s for %s", approver, approval_id);
         return 0;
     }
     long status = decide_on(url, decision, reason, false, NULL, why, wn);
@@ -240,41 +334,42 @@ static long decide(const char *approval_id, const char *approver, const char *de
     return status;
 }
 
-/* The batch link of `approver` (countersign batch links AGENT BATCH_ID), or NULL. */
-static char *batch_link_of(const char *batch_id, const char *approver)
-{
-    char cmd[1024], line[4096];
-    const char *agent = getenv("CS_AGENT") ? getenv("CS_AGENT") : "bot1";
-    snprintf(cmd, sizeof(cmd), "'%s' batch links '%s' '%s'", cli, agent, batch_id);
-    FILE *f = popen(cmd, "r");
-    char *url = NULL;
-    if (!f)
-        return NULL;
-    while (fgets(line, sizeof(line), f)) {
-        json_object *o = json_tokener_parse(line), *v = NULL;
-        if (o && json_object_object_get_ex(o, "approver", &v) &&
-            !strcmp(json_object_get_string(v), approver) && !url &&
-            json_object_object_get_ex(o, "url", &v))
-            url = cs_strdup(json_object_get_string(v));
-        json_object_put(o);
-    }
-    pclose(f);
-    return url;
-}
-
 /* Decides a whole batch on its page: approve (all but `except`, one id a line) or deny. */
 long decide_batch(const char *batch_id, const char *approver, const char *decision,
-                         const char *except, const char *reason, char *why, size_t wn)
+                  const char *except, const char *reason, char *why, size_t wn)
 {
-    char *url = batch_link_of(batch_id, approver);
+    char list[256];
+    const char *agent = getenv("CS_AGENT") ? getenv("CS_AGENT") : "bot1";
+    snprintf(list, sizeof(list), "batch links '%s' '%s'", agent, batch_id);
+    char *url = signin_link_of(list, approver, NULL, 0);
     snprintf(why, wn, "ok");
     if (!url) {
-        snprintf(why, wn, "no batch link of %s for %s", approver, batch_id);
+        snprintf(why, wn, "no batch sign-in link of %s for %s", approver, batch_id);
         return 0;
     }
     long status = decide_on(url, decision, reason, true, except ? except : "", why, wn);
     cs_free(url);
     return status;
+}
+
+/*
+ * What an agent holds does not vote: its approval_url, without a session,
+ * shows the status and a "Sign in to decide" box but no decision form, and
+ * a POST of a decision to it is refused 401.
+ */
+static void agent_cannot_vote(const char *approval_url)
+{
+    struct browser b;
+    browser_open(&b);
+    long status = browse(&b, approval_url, NULL);
+    char *form = decision_form(b.pg.data);
+    CHECK(status == 200 && !form && strstr(b.pg.data, "Sign in to decide"),
+          "approval_url without a session: HTTP %ld, a status page without a decision form",
+          status);
+    status = browse(&b, approval_url, "decision=approve&reason=agent&csrf=x");
+    CHECK(status == 401, "a decision POSTed to it without a session -> HTTP %ld", status);
+    cs_free(form);
+    browser_close(&b);
 }
 
 /* Approves as alice after a pause, on another thread (while the main one awaits). */
@@ -438,7 +533,7 @@ static void approved(struct countersign_client *c)
     rc = countersign_await_approval(c, p->approval_id, 60 * mult, &r, &e);
     double took = now() - t0;
     pthread_join(t, NULL);
-    CHECK(l.status == 200, "alice approved through her link (HTTP %ld, %s)", l.status, l.why);
+    CHECK(l.status == 200, "alice signed in with her link and approved (HTTP %ld, %s)", l.status, l.why);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await while alice decides")) {
         CHECK(took >= 0.9, "await returned after the decision (%.2f s)", took);
         CHECK(r->kind == COUNTERSIGN_RESULT && r->status_code == 201 &&
@@ -464,8 +559,9 @@ static void denied(struct countersign_client *c)
     char bob[64] = "", why[256];
     if (!p)
         return;
+    agent_cannot_vote(p->approval_url);
     long s = decide(p->approval_id, "bob", "deny", why_deny, bob, sizeof(bob), why, sizeof(why));
-    CHECK(s == 200, "bob denied through his link (HTTP %ld, %s)", s, why);
+    CHECK(s == 200, "bob signed in with his link and denied (HTTP %ld, %s)", s, why);
     enum countersign_code rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_DENIED, e, "await")) {
         CHECK(e.http_status == 409 && !strcmp(e.server_code, "denied"), "409 denied");

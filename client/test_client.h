@@ -1,6 +1,7 @@
 /*
- * test_client.h -- what the two files of the C client's system test share
- * (client/test_client.c: the harness and the single-approval scenarios;
+ * test_client.h -- what the three files of the C client's system test share
+ * (client/test_client.c: the harness, acting as an approver (sign in with
+ * a one-time link, decide on the page) and the single-approval scenarios;
  * client/test_failures.c: errors and retries; client/test_batch.c: the
  * batch scenarios). Test code only.
  */
@@ -28,6 +29,8 @@ enum countersign_code refund(struct countersign_client *c, const char *path, int
                              struct countersign_response **out, struct countersign_error *e);
 struct countersign_response *pending(struct countersign_client *c, const char *path,
                                      int amount);
+/* Signs in with `approver`'s one-time batch link and decides the batch on its page; the
+ * decision POST's HTTP status (0 when an earlier step failed; *why says what). */
 long decide_batch(const char *batch_id, const char *approver, const char *decision,
                   const char *except, const char *reason, char *why, size_t wn);
 void test_errors(struct countersign_client *c);
