@@ -98,6 +98,22 @@ static enum cs_err int_field(json_object *o, const char *k, int64_t min, int64_t
     return rc;
 }
 
+/*
+ * "link_mode": "signin" (default) or "semi-public", the latter with
+ * "link_lifetime_s" (default 900) into *lifetime; 0 for signin.
+ */
+static enum cs_err link_mode_field(json_object *o, int *lifetime, char *err)
+{
+    const char *mode = NULL;
+    *lifetime = 0;
+    enum cs_err rc = cs_json_str(o, "link_mode", false, 16, &mode, err);
+    if (rc || !mode || !strcmp(mode, "signin"))
+        return rc;
+    if (strcmp(mode, "semi-public"))
+        return cs_err_set(err, CS_ERR_INVALID, "link_mode is signin or semi-public");
+    return int_field(o, "link_lifetime_s", 60, 86400, 900, lifetime, err);
+}
+
 /* ---- handlers that take a body ---- */
 
 static enum MHD_Result agent_create(struct api_req *r, struct MHD_Connection *c,
@@ -166,6 +182,8 @@ static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, s
         (rc = cs_json_str(o, "amount_field", false, 128, &s.amount_field, err)) ||
         (rc = int_field(o, "reminder_interval_s", 1, 2592000, 0, &s.reminder_interval_s, err)) ||
         (rc = int_field(o, "escalate_after_s", 1, 2592000, 0, &s.escalate_after_s, err)) ||
+        (rc = cs_json_bool(o, "require_passkey", false, &s.require_passkey, err)) ||
+        (rc = link_mode_field(o, &s.link_lifetime_s, err)) ||
         (rc = strings(o, "approvers", approvers, &s.napprovers, err)) ||
         (rc = strings(o, "escalation", escalation, &s.nescalation, err)) ||
         (rc = cs_admin_policy_set(d->db, &s, err)))
@@ -437,6 +455,7 @@ static const char *const signin_keys[] = {"next", NULL};
 static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
                                           "exec_timeout_ms", "max_attempts", "amount_field",
                                           "reminder_interval_s", "escalate_after_s", "approvers",
+                                          "require_passkey", "link_mode", "link_lifetime_s",
                                           "escalation", NULL};
 static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
                                          "idempotency_keys", "allowed_bases", "agents", NULL};

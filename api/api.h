@@ -172,6 +172,10 @@ enum MHD_Result html_error(struct api_req *r, struct MHD_Connection *c, enum cs_
 /* csrf.c -- session-bound form tokens and same-origin checks (see the file's comment). */
 #define CSRF_LEN 43
 void csrf_token(struct api *a, const struct cs_session *s, char out[CSRF_LEN + 1]);
+/* The same for any subject (a semi-public link: "link:<token>"). */
+void csrf_token_for(struct api *a, const char *subject, char out[CSRF_LEN + 1]);
+enum cs_err csrf_check_for(struct api *a, struct MHD_Connection *c, const char *form_csrf,
+                           const char *subject, char *err) CS_MUSTCHECK;
 /* Sec-Fetch-Site / Origin say the POST comes from our own pages. */
 enum cs_err csrf_check_origin(struct api *a, struct MHD_Connection *c, char *err) CS_MUSTCHECK;
 /* The origin check, and form_csrf is session s's token. */
@@ -186,6 +190,8 @@ struct form;
  */
 bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                 struct cs_session *s);
+/* The client's IP address as text ("" when unknown). */
+void session_client_address(struct MHD_Connection *c, char out[64]);
 /* "Signed in as NAME · Sign out" with the sign-out form, for a page of s. */
 void session_bar(struct cs_buf *b, struct api *a, const struct cs_session *s);
 /* The decision form's hidden CSRF field for s. */
@@ -194,14 +200,13 @@ void session_csrf_field(struct cs_buf *b, struct api *a, const struct cs_session
 void session_signin_box(struct cs_buf *b, struct api *a, const char *path, bool resend);
 
 /*
- * pages.c -- what the single and batch decision POSTs share: the signed-in
- * session from d (CS_ERR_UNAUTHENTICATED without one), the form parsed
- * into f (the caller form_free()s it), its CSRF token checked, and the
+ * pages.c -- what the decision POSTs share: the form parsed into f (the
+ * caller form_free()s it), its CSRF token checked against csrf_subject
+ * (the session id, or "link:<token>" for a semi-public link), and the
  * decision read into *approve.
  */
-enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                           struct cs_session *s, struct form *f, bool *approve,
-                           char *err) CS_MUSTCHECK;
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, const char *csrf_subject,
+                           struct form *f, bool *approve, char *err) CS_MUSTCHECK;
 /* The "thank you" page after a vote. */
 enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool approve,
                               const struct cs_vote_outcome *out, const char *approved_text,
@@ -228,7 +233,7 @@ enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const c
                             const char *path);
 
 /* form.c -- application/x-www-form-urlencoded, strict. */
-#define FORM_MAX_FIELDS 8
+#define FORM_MAX_FIELDS 16
 struct form {
     char *names[FORM_MAX_FIELDS];
     char *values[FORM_MAX_FIELDS];

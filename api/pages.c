@@ -30,7 +30,7 @@
 /* page_view columns (sql/queries/approval.sql) */
 enum { V_ID, V_STATUS, V_AGENT, V_GRANT, V_METHOD, V_URL, V_HEADERS, V_BODY, V_REASON, V_CONTEXT,
        V_DIGEST, V_CREATED, V_EXPIRES, V_QUORUM, V_APPROVALS, V_DECISION_REASON, V_BATCH,
-       V_POLICY, V_ERROR, V_RESPONSE };
+       V_POLICY, V_ERROR, V_RESPONSE, V_LINK_UNTIL, V_PASSKEY };
 
 /* The request body for people: pretty JSON, text, or a byte count. */
 static void show_body(struct cs_buf *b, const char *b64)
@@ -80,6 +80,14 @@ static void show_json(struct cs_buf *b, const char *text)
     }
     json_object_put(doc);
 }
+
+/* The reason box and the two buttons of a decision form, and its end. */
+#define DECISION_FIELDS                                                                         \
+    "<label for=\"reason\">Reason (optional for approve, shown to the agent)</label>"             \
+    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"                     \
+    "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "                        \
+    "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "                \
+    "value=\"deny\">Deny</button></div></form>"
 
 /* ---- who votes ---- */
 
@@ -202,11 +210,22 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     if (form) {
         html_raw(b, "<form method=\"post\" class=\"card\">");
         session_csrf_field(b, r->api, s);
-        html_raw(b, "<label for=\"reason\">Reason (optional for approve, shown to the agent)</label>"
-               "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"
-               "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "
-               "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "
-               "value=\"deny\">Deny</button></div></form>");
+        html_raw(b, DECISION_FIELDS);
+    } else if (pending && cs_db_str(res, 0, V_LINK_UNTIL) &&
+               cs_now_ms() < cs_db_int(res, 0, V_LINK_UNTIL)) {
+        /* Semi-public link mode: whoever holds this URL decides, for a while. */
+        char csrf[CSRF_LEN + 1], subject[CS_LINK_TOKEN_LEN + 8];
+        snprintf(subject, sizeof(subject), "link:%s", r->params[0]);
+        csrf_token_for(r->api, subject, csrf);
+        html_time_left(left, sizeof(left), cs_db_int(res, 0, V_LINK_UNTIL) - cs_now_ms());
+        html_raw(b, "<form method=\"post\" class=\"card\"><p><b>Anyone holding this link can "
+                    "decide</b> (the policy chose semi-public links); it stops deciding ");
+        html_esc(b, left);
+        html_raw(b, ". Your address and browser are recorded with the decision.</p>"
+                    "<input type=\"hidden\" name=\"csrf\" value=\"");
+        html_raw(b, csrf);
+        html_raw(b, "\">");
+        html_raw(b, DECISION_FIELDS);
     } else if (pending && s) {
         html_raw(b, "<div class=\"card\"><p>You are signed in as <b>");
         html_esc(b, s->name);
@@ -256,18 +275,13 @@ enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- POST /status/{token} ---- */
 
-enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                           struct cs_session *s, struct form *f, bool *approve, char *err)
+enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, const char *csrf_subject,
+                           struct form *f, bool *approve, char *err)
 {
-    enum cs_err rc = CS_OK;
     *approve = false;
-    if (!session_of(r, c, d, s))
-        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
-                        "sign in as an approver of this request to decide: open the page again");
+    enum cs_err rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
     if (!rc)
-        rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
-    if (!rc)
-        rc = csrf_check(r->api, c, form_get(f, "csrf"), s, err);
+        rc = csrf_check_for(r->api, c, form_get(f, "csrf"), csrf_subject, err);
     const char *decision = form_get(f, "decision");
     if (!rc && (!decision || (strcmp(decision, "approve") && strcmp(decision, "deny"))))
         rc = cs_err_set(err, CS_ERR_INVALID, "choose approve or deny");
@@ -292,6 +306,42 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
     return html_message(r, c, 200, approve ? "Thank you: approved" : "Thank you: denied", text);
 }
 
+#define APPROVED_TEXT "Approved. Countersign will now make the call, once."
+#define DENIED_TEXT "Denied. The call will not be made."
+
+/*
+ * A POST without a session: only a semi-public link decides that way
+ * (cs_approval_link_decide checks the mode and the link's lifetime in its
+ * UPDATE); anything else is told to sign in.
+ */
+static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connection *c,
+                                          struct api_db *d, const struct cs_link *l)
+{
+    struct form f = {0};
+    char err[CS_ERRLEN], subject[CS_LINK_TOKEN_LEN + 8], addr[64];
+    bool approve = false;
+    snprintf(subject, sizeof(subject), "link:%s", r->params[0]);
+    enum cs_err rc = pages_decision(r, c, subject, &f, &approve, err);
+    if (rc == CS_ERR_CSRF) {
+        /* Not a semi-public link's form: a decision needs a signed-in approver. */
+        form_free(&f);
+        return html_error(r, c, CS_ERR_UNAUTHENTICATED,
+                          "sign in as an approver of this request to decide: open the page again");
+    }
+    if (!rc) {
+        const char *reason = form_get(&f, "reason");
+        session_client_address(c, addr);
+        rc = cs_approval_link_decide(d->db, l->approval_id, approve, reason && *reason ? reason : NULL,
+                                     addr, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent"),
+                                     err);
+    }
+    form_free(&f);
+    if (rc)
+        return html_error(r, c, rc, err);
+    struct cs_vote_outcome out = {approve ? CS_ST_APPROVED : CS_ST_DENIED, 0, 1};
+    return pages_outcome(r, c, approve, &out, APPROVED_TEXT, DENIED_TEXT);
+}
+
 enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
 {
     struct cs_link l;
@@ -304,7 +354,12 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     if (rc)
         return html_error(r, c, rc, err);
     struct api_db *d = pool_get(r->api->pool);
-    rc = pages_decision(r, c, d, &s, &f, &approve, err);
+    if (!session_of(r, c, d, &s)) {
+        enum MHD_Result ret = link_holder_decide(r, c, d, &l);
+        pool_put(r->api->pool, d);
+        return ret;
+    }
+    rc = pages_decision(r, c, s.id, &f, &approve, err);
     if (!rc && !pages_slot(d, false, l.approval_id, &s, slot))
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this request", s.name);
     if (!rc) {
@@ -318,8 +373,7 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     form_free(&f);
     if (rc)
         return html_error(r, c, rc, err);
-    return pages_outcome(r, c, approve, &out, "Approved. Countersign will now make the call, once.",
-                         "Denied. The call will not be made.");
+    return pages_outcome(r, c, approve, &out, APPROVED_TEXT, DENIED_TEXT);
 }
 
 /* ---- POST /status/{token}/signin-links ---- */

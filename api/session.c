@@ -5,6 +5,7 @@
  * The session itself lives in Postgres (lib/cs_session.c); the browser
  * holds only its random token in the HttpOnly cs_session cookie.
  */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "api.h"
@@ -19,6 +20,20 @@ bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
     if (!token)
         return memset(s, 0, sizeof(*s)), false;
     return cs_session_lookup(d->db, token, s, err) == CS_OK;
+}
+
+void session_client_address(struct MHD_Connection *c, char out[64])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, 64);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, 64);
 }
 
 void session_csrf_field(struct cs_buf *b, struct api *a, const struct cs_session *s)

@@ -19,7 +19,6 @@
  * revokes the one the browser had. `next` is always a local path
  * (cs_session_next_valid): no open redirect.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,20 +36,6 @@ static const char *next_param(struct MHD_Connection *c)
     return n && cs_session_next_valid(n) ? n : "/inbox";
 }
 
-static void client_address(struct MHD_Connection *c, char out[64])
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    out[0] = '\0';
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, 64);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, 64);
-}
-
 /* Opens a session for approver_id and sends the browser to next with its cookie. */
 static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                     const char *approver_id, const char *method,
@@ -60,7 +45,7 @@ static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c,
     const char *old = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE);
     if (old && cs_session_revoke(d->db, old, err) != CS_OK)
         cs_log(CS_LOG_WARN, "signin", "cannot revoke the previous session: %s", err);
-    client_address(c, addr);
+    session_client_address(c, addr);
     const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
     enum cs_err rc = cs_session_create(d->db, r->api->cfg, approver_id, method, ua, addr, token, err);
     pool_put(r->api->pool, d);

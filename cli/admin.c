@@ -196,7 +196,8 @@ static int policy_set(struct cli_ctx *c, const char *id)
 {
     static const char *const known[] = {"mode", "rules", "quorum", "approvers", "escalation",
                                         "window", "timeout", "attempts", "amount-field",
-                                        "remind", "escalate-after", NULL};
+                                        "remind", "escalate-after", "require-passkey",
+                                        "link-mode", "link-lifetime", NULL};
     if (!args_only(c->args, known))
         return 2;
     bool ok = true;
@@ -208,6 +209,14 @@ static int policy_set(struct cli_ctx *c, const char *id)
     s.reminder_interval_s = (int)args_int(c->args, "remind", 0, 1, 2592000, &ok);
     s.escalate_after_s = (int)args_int(c->args, "escalate-after", 0, 1, 2592000, &ok);
     s.amount_field = args_get(c->args, "amount-field");
+    s.require_passkey = args_has(c->args, "require-passkey");
+    const char *link_mode = args_get(c->args, "link-mode");
+    if (link_mode && strcmp(link_mode, "signin") && strcmp(link_mode, "semi-public")) {
+        fprintf(stderr, "countersign: --link-mode is signin or semi-public\n");
+        return 2;
+    }
+    if (link_mode && !strcmp(link_mode, "semi-public"))
+        s.link_lifetime_s = (int)args_int(c->args, "link-lifetime", 900, 60, 86400, &ok);
     if (!ok)
         return 2;
     char err[CS_ERRLEN];

@@ -37,8 +37,8 @@ static const char usage[] =
     "  key create AGENT [--scopes submit,read]   issue an API key (printed once)\n"
     "  key list [AGENT] | key revoke ID|PREFIX\n"
     "  approver create NAME [--email ADDR] [--webhook URL] [--slack URL] [--agent AGENT]\n"
-    "             [--oidc-subject SUB]       SUB: the ID token's sub that signs NAME in (SSO)\n"
-    "                                       --agent: the agent this person operates\n"
+    "             [--oidc-subject SUB]       --agent: the agent this person operates\n"
+    "                                       --oidc-subject: the ID token's sub that signs NAME in\n"
     "  approver list | approver signin-link NAME [--next PATH]   a one-time sign-in link for NAME\n"
     "  approver sessions NAME | approver revoke-sessions NAME     NAME's sessions; sign NAME out\n"
     "  delegate APPROVER DELEGATE --until TIME [--from TIME]   out of office\n"
@@ -46,6 +46,7 @@ static const char usage[] =
     "Policies and grants\n"
     "  policy set ID --mode always|never|rules [--rules JSON|@FILE] --quorum N\n"
     "             --approvers A,B [--escalation C,D] [--window SECONDS] [--timeout MS]\n"
+    "             [--require-passkey] [--link-mode signin|semi-public [--link-lifetime SECONDS]]\n"
     "             [--attempts N] [--amount-field F] [--remind SECONDS] [--escalate-after SECONDS]\n"
     "  policy list\n"
     "  grant set ID --policy P --allow BASE [--allow BASE ...] [--agents A,B]\n"
@@ -146,7 +147,8 @@ static int migrate(struct cs_db *db)
 
 int main(int argc, char **argv)
 {
-    static const char *const switches[] = {"idempotency-keys", "secret-stdin", "help", NULL};
+    static const char *const switches[] = {"idempotency-keys", "secret-stdin", "require-passkey",
+                                           "help", NULL};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, stdout);

@@ -45,6 +45,8 @@ struct cs_policy_spec {
     int quorum, window_seconds, exec_timeout_ms, max_attempts;
     const char *amount_field;
     int reminder_interval_s, escalate_after_s;   /* 0: none */
+    bool require_passkey;                        /* every vote a passkey assertion */
+    int link_lifetime_s;                         /* > 0: semi-public link mode */
     const char *const *approvers;                /* approver names */
     int napprovers;
     const char *const *escalation;               /* further approvers after escalate_after_s */

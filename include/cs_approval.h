@@ -148,6 +148,17 @@ enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
                              struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
 
 /*
+ * Semi-public link mode: decides approval `id` for whoever holds its
+ * approval_url, while its policy snapshot says link_mode semi-public and
+ * link_lifetime_s has not passed since creation (checked in the UPDATE).
+ * Audited as by "link holder" with address and user_agent (may be NULL).
+ * CS_ERR_NOT_PENDING when the link can no longer decide.
+ */
+enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool approve,
+                                    const char *reason, const char *address,
+                                    const char *user_agent, char *err) CS_MUSTCHECK;
+
+/*
  * Reads approval `id` -- only agent_id's when agent_id is not NULL -- as
  * the status object of the HTTP API (approval_id, status, is_terminal,
  * expires_at, decided_at, decision_reason, executed_at, has_result,

@@ -52,6 +52,8 @@ struct cs_policy {
     int napprovers;
     char (*escalation)[CS_UUID_STRLEN + 1];  /* added after escalate_after_s */
     int nescalation;
+    bool require_passkey;        /* every vote carries a WebAuthn assertion */
+    int link_lifetime_s;         /* > 0: semi-public link mode, the approval_url decides this long */
 };
 
 /* Parses "always" | "never" | "rules"; -1 otherwise. */

@@ -107,16 +107,19 @@ enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_
 static enum cs_err policy_tx(struct cs_db *db, const struct cs_policy_spec *s, const char *rules,
                              char *err)
 {
-    char q[16], w[16], t[16], at[16], rm[16], es[16];
+    char q[16], w[16], t[16], at[16], rm[16], es[16], ll[16];
     snprintf(q, sizeof(q), "%d", s->quorum);
     snprintf(w, sizeof(w), "%d", s->window_seconds);
     snprintf(t, sizeof(t), "%d", s->exec_timeout_ms);
     snprintf(at, sizeof(at), "%d", s->max_attempts);
     snprintf(rm, sizeof(rm), "%d", s->reminder_interval_s);
     snprintf(es, sizeof(es), "%d", s->escalate_after_s);
+    snprintf(ll, sizeof(ll), "%d", s->link_lifetime_s);
     const char *p[] = {s->id, s->mode, rules, q, w, t, at, s->amount_field,
-                       s->reminder_interval_s ? rm : NULL, s->escalate_after_s ? es : NULL};
-    enum cs_err rc = exec_one(db, CSQ_POLICY_UPSERT, 10, p, CS_ERR_INTERNAL, "not stored", err);
+                       s->reminder_interval_s ? rm : NULL, s->escalate_after_s ? es : NULL,
+                       s->require_passkey ? "true" : "false",
+                       s->link_lifetime_s ? "semi-public" : "signin", s->link_lifetime_s ? ll : NULL};
+    enum cs_err rc = exec_one(db, CSQ_POLICY_UPSERT, 13, p, CS_ERR_INTERNAL, "not stored", err);
     if (!rc)
         rc = cs_db_exec(db, CSQ_POLICY_CLEAR_APPROVERS, 1, p, NULL, err);
     for (int tier = 0; tier < 2 && !rc; tier++) {
@@ -155,6 +158,12 @@ enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s
         }
     if (!rc && (s->window_seconds < 1 || s->window_seconds > 2592000))
         rc = cs_err_set(err, CS_ERR_INVALID, "the window is 1 s to 30 days");
+    if (!rc && s->link_lifetime_s && (s->link_lifetime_s < 60 || s->link_lifetime_s > 86400))
+        rc = cs_err_set(err, CS_ERR_INVALID, "a semi-public link lives 60 s to 1 day");
+    if (!rc && s->link_lifetime_s && (s->quorum > 1 || s->require_passkey))
+        rc = cs_err_set(err, CS_ERR_POLICY,
+                        "the semi-public link mode is refused with a quorum above 1 or with "
+                        "require_passkey: a link holder is nobody in particular");
     if (!rc)
         rc = cs_db_begin(db, err);
     if (!rc)

@@ -388,6 +388,35 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     return CS_OK;
 }
 
+enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool approve,
+                                    const char *reason, const char *address,
+                                    const char *user_agent, char *err)
+{
+    if (!cs_uuid_valid(id))
+        return cs_err_set(err, CS_ERR_INVALID, "the approval id must be a UUID");
+    if (reason && strlen(reason) > CS_REASON_MAX)
+        return cs_err_set(err, CS_ERR_INVALID, "the reason is longer than %d bytes", CS_REASON_MAX);
+    char ua[257] = "";
+    for (size_t i = 0; user_agent && user_agent[i] && i < sizeof(ua) - 1; i++) {
+        unsigned char ch = (unsigned char)user_agent[i]; /* printable ASCII only: jsonb refuses bad UTF-8 */
+        ua[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        ua[i + 1] = '\0';
+    }
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "address", json_object_new_string(address ? address : ""));
+    json_object_object_add(d, "user_agent", json_object_new_string(ua));
+    const char *p[] = {id, approve ? "approved" : "denied", reason, cs_json_text(d, NULL)};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_LINK_DECIDE, 4, p, &res, err);
+    json_object_put(d);
+    if (!rc && PQntuples(res) != 1)
+        rc = cs_err_set(err, CS_ERR_NOT_PENDING,
+                        "this request can no longer be decided through its link (decided, "
+                        "expired, or the link's lifetime has passed)");
+    PQclear(res);
+    return rc;
+}
+
 void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *actor,
                                const char *action, const char *approval_id,
                                const char *batch_uid, const char *approver_id,

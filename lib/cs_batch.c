@@ -171,6 +171,10 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
     }
     if (g->policy->quorum < 1 || g->policy->napprovers < g->policy->quorum)
         return cs_err_set(err, CS_ERR_POLICY, "a batch needs a policy with approvers and a quorum");
+    if (g->policy->link_lifetime_s)
+        return cs_err_set(err, CS_ERR_POLICY,
+                          "policy %s uses semi-public links, which are refused for batches: "
+                          "batch approvers sign in", g->policy->id);
     bool full = s->expected >= 0 && s->members + s->admitted >= s->expected;
     if (s->expired || strcmp(s->status, "open") != 0 || full) {
         if (member_exists(db, agent->id, rq->request_id))

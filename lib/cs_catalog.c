@@ -167,7 +167,7 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* Columns of grant_load (sql/queries/catalog.sql). */
 enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
        P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS, P_ESCALATION };
+       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -238,6 +238,8 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     p->amount_field = cs_strdup(cs_db_str(res, 0, P_AMOUNT));
     p->reminder_interval_s = (int)cs_db_int(res, 0, P_REMIND);
     p->escalate_after_s = (int)cs_db_int(res, 0, P_ESCALATE);
+    p->require_passkey = cs_db_bool(res, 0, P_PASSKEY);
+    p->link_lifetime_s = (int)cs_db_int(res, 0, P_LINK_LIFETIME);
     p->napprovers = (int)json_object_array_length(approvers);
     p->approvers = cs_calloc((size_t)p->napprovers, sizeof(*p->approvers));
     for (int i = 0; i < p->napprovers; i++) {

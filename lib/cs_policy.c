@@ -256,6 +256,12 @@ json_object *cs_policy_snapshot(const struct cs_policy *p, bool idempotency_keys
         json_object_object_add(o, "reminder_interval_s", json_object_new_int(p->reminder_interval_s));
     if (p->escalate_after_s)
         json_object_object_add(o, "escalate_after_s", json_object_new_int(p->escalate_after_s));
+    if (p->require_passkey)
+        json_object_object_add(o, "require_passkey", json_object_new_boolean(true));
+    if (p->link_lifetime_s) {
+        json_object_object_add(o, "link_mode", json_object_new_string("semi-public"));
+        json_object_object_add(o, "link_lifetime_s", json_object_new_int(p->link_lifetime_s));
+    }
     if (p->nescalation) {
         json_object *esc = json_object_new_array();
         for (int i = 0; i < p->nescalation; i++)

@@ -52,15 +52,19 @@ SELECT id FROM approvers WHERE name = $1::text AND disabled_at IS NULL;
 
 -- name: policy_upsert
 -- $1 id, $2 mode, $3 rules json, $4 quorum, $5 window s, $6 exec timeout ms, $7 max attempts,
--- $8 amount field, $9 reminder interval s, $10 escalate after s
+-- $8 amount field, $9 reminder interval s, $10 escalate after s, $11 require passkey,
+-- $12 link mode, $13 link lifetime s
 INSERT INTO policies (id, mode, rules, quorum, window_seconds, exec_timeout_ms, max_attempts,
-                      amount_field, reminder_interval_s, escalate_after_s)
-VALUES ($1::text, $2::text, $3::jsonb, $4::int, $5::int, $6::int, $7::int, $8::text, $9::int, $10::int)
+                      amount_field, reminder_interval_s, escalate_after_s, require_passkey,
+                      link_mode, link_lifetime_s)
+VALUES ($1::text, $2::text, $3::jsonb, $4::int, $5::int, $6::int, $7::int, $8::text, $9::int, $10::int,
+        $11::bool, $12::text, $13::int)
 ON CONFLICT (id) DO UPDATE SET mode = EXCLUDED.mode, rules = EXCLUDED.rules,
     quorum = EXCLUDED.quorum, window_seconds = EXCLUDED.window_seconds,
     exec_timeout_ms = EXCLUDED.exec_timeout_ms, max_attempts = EXCLUDED.max_attempts,
     amount_field = EXCLUDED.amount_field, reminder_interval_s = EXCLUDED.reminder_interval_s,
-    escalate_after_s = EXCLUDED.escalate_after_s, updated_at = now()
+    escalate_after_s = EXCLUDED.escalate_after_s, require_passkey = EXCLUDED.require_passkey,
+    link_mode = EXCLUDED.link_mode, link_lifetime_s = EXCLUDED.link_lifetime_s, updated_at = now()
 RETURNING id;
 
 -- name: policy_clear_approvers

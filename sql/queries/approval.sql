@@ -122,6 +122,34 @@ WITH u AS (
 )
 SELECT (u.a).status FROM u;
 
+-- name: link_decide
+-- Semi-public link mode (policy link_mode): pending -> approved | denied by
+-- whoever holds the approval_url, within link_lifetime_s of its creation.
+-- Audited as by "link holder" with the client's address and user agent.
+-- $1 id, $2 new status, $3 reason, $4 detail (jsonb: address, user_agent).
+WITH u AS (
+    UPDATE approvals a SET status = $2::text, decided_at = clock_timestamp(),
+        decided_by = 'link holder', decision_reason = $3::text
+    WHERE a.id = $1::uuid AND a.status = 'pending' AND a.expires_at > clock_timestamp()
+      AND a.policy->>'link_mode' = 'semi-public'
+      AND clock_timestamp() < a.created_at
+                              + make_interval(secs => (a.policy->>'link_lifetime_s')::int)
+      AND $2::text IN ('approved', 'denied')
+    RETURNING a
+), aud AS (
+    INSERT INTO audit (actor, action, approval_id, detail)
+    SELECT 'link-holder', 'approval.' || (u.a).status, (u.a).id,
+           $4::jsonb || jsonb_strip_nulls(jsonb_build_object('by', 'link holder',
+                                                             'reason', $3::text))
+    FROM u
+), ob AS (
+    INSERT INTO outbox (topic, key, payload)
+    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+    UNION ALL
+    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
+)
+SELECT (u.a).status FROM u;
+
 -- name: approval_cancel
 -- pending -> cancelled by the requesting agent ($2), or by an operator ($2 NULL).
 -- $1 id, $2 agent id, $3 actor, $4 reason.
@@ -176,7 +204,11 @@ SELECT a.id, a.status, ag.name, a.grant_id, a.method, a.url, a.headers::text,
        encode(a.digest, 'hex'), (extract(epoch FROM a.created_at) * 1000)::bigint,
        (extract(epoch FROM a.expires_at) * 1000)::bigint, a.quorum,
        (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve'),
-       a.decision_reason, a.batch_id, a.policy_id, a.error_code, a.response_status
+       a.decision_reason, a.batch_id, a.policy_id, a.error_code, a.response_status,
+       CASE WHEN a.policy->>'link_mode' = 'semi-public'
+            THEN (extract(epoch FROM a.created_at) * 1000)::bigint
+                 + (a.policy->>'link_lifetime_s')::bigint * 1000 END,
+       coalesce((a.policy->>'require_passkey')::bool, false)
 FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid;
 
