@@ -165,8 +165,17 @@ class System:
         return str(self.cli_json("key", "create", agent)["api_key"])
 
     def links(self, approval_id: str) -> list[dict[str, Any]]:
-        """Each approver slot's signed link (countersign approval links)."""
+        """One line per approver slot (countersign approval links): approver_id,
+        approver, voter_id (who holds the slot now) and url, a fresh one-time
+        sign-in link for that person leading to the approval's page. Each call
+        mints new links. Signing in and deciding: approver.py."""
         out = self.cli("approval", "links", str(approval_id)).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def batch_links(self, batch_id: str, agent: str = "bot1") -> list[dict[str, Any]]:
+        """The same for a batch (countersign batch links AGENT BATCH_ID); the
+        links lead to the batch's page."""
+        out = self.cli("batch", "links", agent, batch_id).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def cli(self, *args: str, input: str | None = None, check: bool = True,
