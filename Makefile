@@ -50,7 +50,7 @@ LIB_SRCS := \
 	lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c lib/cs_batch.c \
 	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c \
 	lib/cs_idtoken.c lib/cs_oidc.c \
-	lib/cs_session.c
+	lib/cs_session.c lib/cs_webauthn.c lib/cs_passkey.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
 WORKER_SRCS := worker/main.c worker/ingest.c worker/executor.c worker/call.c worker/notifier.c worker/relay.c \
 	worker/metrics.c
@@ -59,6 +59,7 @@ SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/elector.c schedule
 	scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
 API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pages.c api/session.c api/signin.c \
+	api/passkeys.c \
 	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c
 
 QUERY_FILES := $(sort $(wildcard sql/queries/*.sql))
@@ -117,7 +118,11 @@ $(BUILD)/gen/api_openapi.c: api/openapi.json tools/embed.awk
 	@mkdir -p $(@D)
 	$(Q)awk -v name=api_openapi_json -f tools/embed.awk api/openapi.json > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/countersign-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/api_openapi.o $(BUILD)/libcountersign.a
+$(BUILD)/gen/api_passkey.c: api/passkey.js tools/embed.awk
+	@mkdir -p $(@D)
+	$(Q)awk -v name=api_passkey_js -f tools/embed.awk api/passkey.js > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/countersign-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/api_openapi.o $(BUILD)/obj/gen/api_passkey.o $(BUILD)/libcountersign.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

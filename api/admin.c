@@ -319,6 +319,24 @@ static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *
     return list(r, c, d, CSQ_APPROVER_LIST, 0, NULL);
 }
 
+static enum MHD_Result approver_passkeys(struct api_req *r, struct MHD_Connection *c,
+                                         struct api_db *d, json_object *o)
+{
+    (void)o;
+    const char *p[] = {NULL, r->params[0]};
+    return list(r, c, d, CSQ_PASSKEY_LIST, 2, p);
+}
+
+static enum MHD_Result approver_passkey_revoke(struct api_req *r, struct MHD_Connection *c,
+                                               struct api_db *d, json_object *o)
+{
+    (void)o;
+    if (!cs_uuid_valid(r->params[1]))
+        return reply_error(r, c, CS_ERR_NOT_FOUND, "no such passkey", NULL);
+    const char *p[] = {r->params[1], NULL, r->params[0], "operator:admin-api"};
+    return list(r, c, d, CSQ_PASSKEY_REVOKE, 4, p);
+}
+
 static enum MHD_Result approver_sessions(struct api_req *r, struct MHD_Connection *c,
                                          struct api_db *d, json_object *o)
 {
@@ -440,6 +458,7 @@ static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
     json_object_object_add(out, "seals", json_object_new_int64(rep.seals));
     json_object_object_add(out, "entries", json_object_new_int64(rep.entries));
     json_object_object_add(out, "unsealed_tail", json_object_new_int64(rep.unsealed_tail));
+    json_object_object_add(out, "passkey_votes_verified", json_object_new_int64(rep.assertions));
     if (!rep.ok)
         json_object_object_add(out, "problem", json_object_new_string(rep.problem));
     return reply_json(r, c, 200, out);
@@ -479,6 +498,8 @@ static const struct admin_route {
     {"GET", "/approvers", approvers_list, NULL},
     {"POST", "/approvers", approver_create, approver_keys},
     {"GET", "/approvers/{}/sessions", approver_sessions, NULL},
+    {"GET", "/approvers/{}/passkeys", approver_passkeys, NULL},
+    {"POST", "/approvers/{}/passkeys/{}/revoke", approver_passkey_revoke, NULL},
     {"POST", "/approvers/{}/sessions/revoke", approver_sessions_revoke, NULL},
     {"POST", "/approvers/{}/signin-link", approver_signin_link, signin_keys},
     {"GET", "/policies", policies_list, NULL},

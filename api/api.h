@@ -111,6 +111,7 @@ struct api {
     struct cs_link_keys keys;        /* approval_url and batch page links (cs_link.h) */
     unsigned char csrf_key[32];      /* session-bound form tokens (csrf.c) */
     char origin[256];                /* scheme://host[:port] of CS_PUBLIC_URL */
+    char rp_id[256];                 /* its host: the passkeys' relying party id */
     const char *openapi;             /* api/openapi.json, embedded */
     bool (*kafka_ok)(struct api *a); /* readiness probe of the broker (main.c) */
     void *kafka;                     /* main.c's librdkafka handle for that probe */
@@ -214,6 +215,27 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
 /* The approver slot person s votes in on approval (or batch) id, into slot; false when none. */
 bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_session *s,
                 char slot[CS_UUID_STRLEN + 1]);
+
+/* passkeys.c -- passkey registration and revocation pages; a vote's passkey check. */
+#define PASSKEY_NONCE_LEN (16 + 1 + 22)
+enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c);
+/* A fresh nonce for a decision form of session s (bound to it). */
+void passkeys_vote_nonce(struct api *a, const struct cs_session *s, char out[PASSKEY_NONCE_LEN + 1]);
+/* The credential ids of s's live passkeys as JSON array text (cs_malloc'd). */
+char *passkeys_credentials(struct api_db *d, const struct cs_session *s);
+/*
+ * When approval_id's policy requires passkeys: checks the form's nonce
+ * (issued to s) and its assertion (cs_passkey_verify_vote), filling
+ * passkey_id and *detail (cs_malloc'd, the caller frees). Otherwise
+ * CS_OK with passkey_id "" and *detail NULL.
+ */
+enum cs_err passkeys_vote_check(struct api *a, struct api_db *d, const struct cs_session *s,
+                                const char *approval_id, bool approve, const struct form *f,
+                                char passkey_id[CS_UUID_STRLEN + 1], char **detail,
+                                char *err) CS_MUSTCHECK;
 
 /* signin.c -- sign-in links, OpenID Connect, sign-out. */
 enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c);

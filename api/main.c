@@ -62,6 +62,10 @@ static void set_origin(struct api *a)
     const char *u = a->cfg->public_url, *host = strstr(u, "://");
     size_t n = host ? strcspn(host + 3, "/") + (size_t)(host + 3 - u) : strlen(u);
     snprintf(a->origin, sizeof(a->origin), "%.*s", (int)n, u);
+    /* The WebAuthn RP ID: the host alone (a domain; browsers refuse IP literals). */
+    const char *h = host ? host + 3 : u;
+    size_t hn = strcspn(h, ":/");
+    snprintf(a->rp_id, sizeof(a->rp_id), "%.*s", (int)hn, h);
 }
 
 /* SSO when CS_OIDC_ISSUER is set; discovery is fetched on first use (lib/cs_oidc.c). */
@@ -71,8 +75,14 @@ static enum cs_err start_oidc(struct api *a, char *err)
     if (!cfg->oidc_issuer)
         return CS_OK;
     char *redirect = cs_link_url(cfg->public_url, "/signin/oidc/callback");
-    struct cs_oidc_config oc = {cfg->oidc_issuer, cfg->oidc_client_id, cfg->oidc_client_secret,
-                                redirect, cfg->oidc_scopes, 60, 10000, cfg->oidc_allow_http};
+    struct cs_oidc_config oc = {.issuer = cfg->oidc_issuer,
+                                .client_id = cfg->oidc_client_id,
+                                .client_secret = cfg->oidc_client_secret,
+                                .redirect_uri = redirect,
+                                .scopes = cfg->oidc_scopes,
+                                .leeway_s = 60,
+                                .http_timeout_ms = 10000,
+                                .allow_http = cfg->oidc_allow_http};
     enum cs_err rc = cs_oidc_new(&oc, &a->oidc, err);
     cs_free(redirect);
     return rc;

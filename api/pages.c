@@ -89,6 +89,44 @@ static void show_json(struct cs_buf *b, const char *text)
     "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "                \
     "value=\"deny\">Deny</button></div></form>"
 
+/*
+ * The decision form of a policy that requires passkeys: api/passkey.js
+ * signs the vote (id, digest, decision, reason, this page's nonce) with
+ * one of s's passkeys before it is sent. Without a passkey, a pointer to
+ * /passkeys instead.
+ */
+static void passkey_form(struct cs_buf *b, struct api *a, struct api_db *d,
+                         const struct cs_session *s, const char *id, const char *digest)
+{
+    char nonce[PASSKEY_NONCE_LEN + 1];
+    char *creds = passkeys_credentials(d, s);
+    if (!strcmp(creds, "[]")) {
+        html_raw(b, "<div class=\"card\"><p>This request's policy requires every vote to be "
+                    "signed with a passkey, and you have none yet: <a href=\"/passkeys\">register "
+                    "one</a>, then come back.</p></div>");
+        cs_free(creds);
+        return;
+    }
+    passkeys_vote_nonce(a, s, nonce);
+    html_raw(b, "<form method=\"post\" class=\"card\" data-passkey=\"1\" data-approval=\"");
+    html_esc(b, id);
+    html_raw(b, "\" data-digest=\"");
+    html_esc(b, digest);
+    html_raw(b, "\" data-nonce=\"");
+    html_esc(b, nonce);
+    html_raw(b, "\" data-rp=\"");
+    html_esc(b, a->rp_id);
+    html_raw(b, "\" data-credentials=\"");
+    html_esc(b, creds);
+    html_raw(b, "\"><p>Your vote will be signed with your passkey.</p>"
+                "<p class=\"passkey-status\"></p><input type=\"hidden\" name=\"nonce\" value=\"");
+    html_esc(b, nonce);
+    html_raw(b, "\">");
+    session_csrf_field(b, a, s);
+    html_raw(b, DECISION_FIELDS "<script src=\"/static/passkey.js\"></script>");
+    cs_free(creds);
+}
+
 /* ---- who votes ---- */
 
 bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_session *s,
@@ -207,7 +245,9 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</dd></dl>");
     votes_list(b, d, l->approval_id);
     html_raw(b, "</div>");
-    if (form) {
+    if (form && cs_db_bool(res, 0, V_PASSKEY)) {
+        passkey_form(b, r->api, d, s, cs_db_str(res, 0, V_ID), cs_db_str(res, 0, V_DIGEST));
+    } else if (form) {
         html_raw(b, "<form method=\"post\" class=\"card\">");
         session_csrf_field(b, r->api, s);
         html_raw(b, DECISION_FIELDS);
@@ -347,7 +387,8 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     struct cs_link l;
     struct cs_session s;
     struct form f = {0};
-    char err[CS_ERRLEN], actor[64], slot[CS_UUID_STRLEN + 1];
+    char err[CS_ERRLEN], actor[64], slot[CS_UUID_STRLEN + 1], passkey_id[CS_UUID_STRLEN + 1];
+    char *passkey = NULL;
     bool approve = false;
     struct cs_vote_outcome out;
     enum cs_err rc = view_token(r, &l, err);
@@ -362,15 +403,20 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     rc = pages_decision(r, c, s.id, &f, &approve, err);
     if (!rc && !pages_slot(d, false, l.approval_id, &s, slot))
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this request", s.name);
+    if (!rc)
+        rc = passkeys_vote_check(r->api, d, &s, l.approval_id, approve, &f, passkey_id, &passkey,
+                                 err);
     if (!rc) {
         const char *reason = form_get(&f, "reason");
         snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
         struct cs_vote v = {l.approval_id, slot, s.approver_id, approve,
-                            reason && *reason ? reason : NULL, actor};
+                            reason && *reason ? reason : NULL, actor,
+                            passkey ? passkey_id : NULL, passkey};
         rc = cs_approval_vote(d->db, &v, &out, err);
     }
     pool_put(r->api->pool, d);
     form_free(&f);
+    cs_free(passkey);
     if (rc)
         return html_error(r, c, rc, err);
     return pages_outcome(r, c, approve, &out, APPROVED_TEXT, DENIED_TEXT);

@@ -49,6 +49,10 @@ static const struct route {
     {"GET", "/signin/{}", signin_link_page, "signin_link_page", true},
     {"POST", "/signin/{}", signin_link_use, "signin_link", true},
     {"POST", "/signout", signout, "signout", true},
+    {"GET", "/passkeys", passkeys_page, "passkeys_page", true},
+    {"POST", "/passkeys", passkeys_register, "passkey_register", true},
+    {"POST", "/passkeys/{}/revoke", passkeys_revoke, "passkey_revoke", true},
+    {"GET", "/static/passkey.js", passkeys_script, "passkey_script", false},
     {"GET", "/batch/{}", page_batch, "batch_page", true},
     {"GET", "/batch/{}/items.csv", page_batch_csv, "batch_csv", true},
     {"POST", "/batch/{}", page_batch_decide, "batch_decide", true},
@@ -136,7 +140,8 @@ enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned
         MHD_create_response_from_buffer_with_free_callback(len, text, cs_free);
     MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
     MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                            "default-src 'none'; script-src 'self'; connect-src 'self'; "
+                            "style-src 'unsafe-inline'; form-action 'self'; "
                             "frame-ancestors 'none'; base-uri 'none'");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");

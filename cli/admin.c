@@ -134,6 +134,15 @@ static int signin_link(struct cli_ctx *c, const char *name)
     return status;
 }
 
+/* Revokes passkey ID of approver NAME (a lost device). */
+static int passkey_revoke(struct cli_ctx *c, const char *name, const char *id)
+{
+    if (!cs_uuid_valid(id))
+        return cli_fail(CS_ERR_INVALID, "the passkey id must be a UUID (approver passkeys NAME)");
+    const char *p[] = {id, NULL, name, "operator:cli"};
+    return list(c, CSQ_PASSKEY_REVOKE, 4, p);
+}
+
 /* Signs approver NAME out everywhere (e.g. a lost laptop). */
 static int revoke_sessions(struct cli_ctx *c, const char *name)
 {
@@ -362,6 +371,12 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
         }
         if (!strcmp(verb, "revoke-sessions") && arg)
             return revoke_sessions(c, arg);
+        if (!strcmp(verb, "passkeys") && arg) {
+            const char *p[] = {NULL, arg};
+            return list(c, CSQ_PASSKEY_LIST, 2, p);
+        }
+        if (!strcmp(verb, "passkey") && arg && !strcmp(arg, "revoke") && c->args->npos == 3)
+            return passkey_revoke(c, c->args->pos[1], c->args->pos[2]);
     } else if (!strcmp(noun, "delegate")) {
         return delegate(c, verb[0] ? verb : NULL, arg);
     } else if (!strcmp(noun, "policy")) {

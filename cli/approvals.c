@@ -135,6 +135,7 @@ static int audit_verify(struct cli_ctx *c)
     json_object_object_add(o, "seals", json_object_new_int64(r.seals));
     json_object_object_add(o, "entries", json_object_new_int64(r.entries));
     json_object_object_add(o, "unsealed_tail", json_object_new_int64(r.unsealed_tail));
+    json_object_object_add(o, "passkey_votes_verified", json_object_new_int64(r.assertions));
     if (!r.ok) {
         json_object_object_add(o, "broken_seal", json_object_new_int64(r.broken_seq));
         json_object_object_add(o, "problem", json_object_new_string(r.problem));

@@ -41,6 +41,7 @@ static const char usage[] =
     "                                       --oidc-subject: the ID token's sub that signs NAME in\n"
     "  approver list | approver signin-link NAME [--next PATH]   a one-time sign-in link for NAME\n"
     "  approver sessions NAME | approver revoke-sessions NAME     NAME's sessions; sign NAME out\n"
+    "  approver passkeys NAME | approver passkey revoke NAME ID   NAME's passkeys; revoke one\n"
     "  delegate APPROVER DELEGATE --until TIME [--from TIME]   out of office\n"
     "\n"
     "Policies and grants\n"

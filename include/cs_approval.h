@@ -101,6 +101,8 @@ struct cs_vote {
     bool approve;
     const char *reason;        /* optional */
     const char *actor;         /* audit actor, e.g. "approver:<id>" or "operator:<name>" */
+    const char *passkey_id;    /* the passkey that signed it (cs_passkey_verify_vote), or NULL */
+    const char *passkey;       /* its audit record (JSON text), or NULL */
 };
 
 struct cs_vote_outcome {

@@ -5,7 +5,9 @@
  * (sql/queries) and sealed by the scheduler (scheduler/sealer.c);
  * see sql/migrations/001_core.sql for the chain. cs_audit_verify()
  * recomputes every seal from the raw entries in C, independently of the
- * database's own functions, and reports the first break.
+ * database's own functions, and reports the first break. It then
+ * re-verifies every passkey assertion stored with a vote against the
+ * approver's registered public key (cs_passkey.h).
  */
 #ifndef CS_AUDIT_H
 #define CS_AUDIT_H
@@ -22,6 +24,7 @@ struct cs_audit_report {
     int64_t entries;          /* entries covered by them */
     int64_t unsealed_tail;    /* newer entries not sealed yet */
     int64_t broken_seq;       /* first bad seal (0 when ok) */
+    int64_t assertions;       /* passkey-signed votes re-verified (cs_passkey_reverify) */
     char problem[CS_ERRLEN];  /* what is wrong */
 };
 

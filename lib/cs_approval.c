@@ -277,7 +277,7 @@ enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **r
 /* ---- votes ---- */
 
 /* vote_lock columns */
-enum { VL_STATUS, VL_AGENT, VL_QUORUM, VL_EXPIRED, VL_IS_APPROVER };
+enum { VL_STATUS, VL_AGENT, VL_QUORUM, VL_EXPIRED, VL_IS_APPROVER, VL_PASSKEY };
 /* approver_get columns */
 enum { AP_ID, AP_NAME, AP_AGENT, AP_DISABLED };
 
@@ -356,6 +356,7 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     out->quorum = (int)cs_db_int(res, 0, VL_QUORUM);
     out->status = (enum cs_status)st;
     bool expired = cs_db_bool(res, 0, VL_EXPIRED), is_approver = cs_db_bool(res, 0, VL_IS_APPROVER);
+    bool passkey = cs_db_bool(res, 0, VL_PASSKEY);
     PQclear(res);
 
     if (st == CS_ST_EXPIRED || (st == CS_ST_PENDING && expired))
@@ -367,10 +368,14 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "not an approver of this approval");
     if ((rc = cs_approval_check_voter(db, v->approver_id, v->cast_by, requester, err)))
         return rc;
+    if (passkey && (!v->passkey_id || !v->passkey))
+        return cs_err_set(err, CS_ERR_FORBIDDEN,
+                          "this approval's policy requires every vote to be signed with a passkey");
 
     const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
-                        v->approve ? "approve" : "deny", v->reason, v->actor};
-    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 6, ip, &res, err)) ||
+                        v->approve ? "approve" : "deny", v->reason, v->actor, v->passkey_id,
+                        v->passkey};
+    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 8, ip, &res, err)) ||
         (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
 

@@ -12,6 +12,7 @@
 
 #include "cs_crypto.h"
 #include "cs_mem.h"
+#include "cs_passkey.h"
 
 #define PAGE 500
 
@@ -125,6 +126,36 @@ static enum cs_err anchor(struct cs_db *db, const PGresult *seals, unsigned char
     return CS_OK;
 }
 
+/* audit_passkey_votes columns */
+enum { PV_ID, PV_APPROVAL, PV_ACTION, PV_DETAIL };
+
+/* Re-verifies every passkey-signed vote; the first failure becomes the report's problem. */
+static enum cs_err verify_assertions(struct cs_db *db, struct cs_audit_report *rep, char *err)
+{
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_AUDIT_PASSKEY_VOTES, 0, NULL, &res, err);
+    if (rc)
+        return rc;
+    for (int r = 0; r < PQntuples(res); r++) {
+        char why[CS_ERRLEN];
+        const char *action = cs_db_str(res, r, PV_ACTION);
+        enum cs_err vrc = cs_passkey_reverify(db, cs_db_str(res, r, PV_APPROVAL) ? cs_db_str(res, r, PV_APPROVAL) : "",
+                                              !strcmp(action, "vote.approve") ? "approve" : "deny",
+                                              cs_db_str(res, r, PV_DETAIL), why);
+        if (vrc == CS_ERR_DB) {
+            PQclear(res);
+            return cs_err_set(err, vrc, "%s", why);
+        }
+        if (vrc && !rep->problem[0])
+            snprintf(rep->problem, sizeof(rep->problem), "audit entry %.20s: passkey vote: %.200s",
+                     cs_db_str(res, r, PV_ID), why);
+        if (!vrc)
+            rep->assertions++;
+    }
+    PQclear(res);
+    return CS_OK;
+}
+
 enum cs_err cs_audit_verify(struct cs_db *db, struct cs_audit_report *rep, char *err)
 {
     memset(rep, 0, sizeof(*rep));
@@ -171,6 +202,8 @@ enum cs_err cs_audit_verify(struct cs_db *db, struct cs_audit_report *rep, char 
     if (!rep->problem[0] && below > 0)
         snprintf(rep->problem, sizeof(rep->problem),
                  "%lld entries are older than the first seal", (long long)below);
+    if ((rc = verify_assertions(db, rep, err)))
+        return rc;
     rep->ok = rep->problem[0] == '\0';
     return CS_OK;
 }

@@ -171,6 +171,11 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
     }
     if (g->policy->quorum < 1 || g->policy->napprovers < g->policy->quorum)
         return cs_err_set(err, CS_ERR_POLICY, "a batch needs a policy with approvers and a quorum");
+    if (g->policy->require_passkey)
+        return cs_err_set(err, CS_ERR_POLICY,
+                          "policy %s requires passkey-signed votes, which batch decisions do not "
+                          "carry yet: use a policy without --require-passkey for batches",
+                          g->policy->id);
     if (g->policy->link_lifetime_s)
         return cs_err_set(err, CS_ERR_POLICY,
                           "policy %s uses semi-public links, which are refused for batches: "

@@ -78,23 +78,26 @@ SELECT EXISTS (
 
 -- name: vote_lock
 -- Locks the approval for the voting transaction.
-SELECT status, agent_id, quorum, expires_at <= clock_timestamp(), $2::uuid = ANY (approvers)
+SELECT status, agent_id, quorum, expires_at <= clock_timestamp(), $2::uuid = ANY (approvers),
+       coalesce((policy->>'require_passkey')::bool, false)
 FROM approvals WHERE id = $1::uuid
 FOR UPDATE;
 
 -- name: vote_insert
 -- $1 approval, $2 approver (whose vote), $3 cast_by (who voted), $4 'approve'|'deny',
--- $5 reason, $6 audit actor. Returns (approve votes now counted, inserted 0|1).
+-- $5 reason, $6 audit actor, $7 passkey id and $8 its assertion record (jsonb), or NULL.
+-- Returns (approve votes now counted, inserted 0|1).
 WITH v AS (
-    INSERT INTO votes (approval_id, approver_id, cast_by, decision, reason)
-    VALUES ($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text)
+    INSERT INTO votes (approval_id, approver_id, cast_by, decision, reason, passkey_id)
+    VALUES ($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $7::uuid)
     ON CONFLICT DO NOTHING
     RETURNING approval_id
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $6::text, 'vote.' || $4::text, v.approval_id, jsonb_strip_nulls(jsonb_build_object(
         'approver_id', $2::uuid, 'cast_by', $3::uuid, 'reason', $5::text,
-        'on_behalf_of', CASE WHEN $2::uuid <> $3::uuid THEN $2::uuid END))
+        'on_behalf_of', CASE WHEN $2::uuid <> $3::uuid THEN $2::uuid END,
+        'passkey', $8::jsonb))
     FROM v
 )
 SELECT (SELECT count(*) FROM votes WHERE approval_id = $1::uuid AND decision = 'approve')
