@@ -237,7 +237,7 @@ static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection 
 {
     const char *id = r->params[0];
     const char *as = NULL, *decision = NULL, *reason = NULL;
-    char err[CS_ERRLEN], approver[CS_UUID_STRLEN + 1], actor[160];
+    char err[CS_ERRLEN];
     enum cs_err rc;
     if ((rc = cs_json_str(o, "approver", true, 128, &as, err)) ||
         (rc = cs_json_str(o, "decision", true, 16, &decision, err)) ||
@@ -245,20 +245,9 @@ static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection 
         return reply_error(r, c, rc, err, NULL);
     if (strcmp(decision, "approve") && strcmp(decision, "deny"))
         return reply_error(r, c, CS_ERR_INVALID, "decision must be approve or deny", NULL);
-    const char *p[] = {as};
-    PGresult *res = NULL;
-    if ((rc = cs_db_exec(d->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err)))
-        return reply_error(r, c, rc, err, NULL);
-    bool found = PQntuples(res) == 1;
-    if (found)
-        cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
-    PQclear(res);
-    if (!found)
-        return reply_error(r, c, CS_ERR_NOT_APPROVER, "no enabled approver by that name", NULL);
-    snprintf(actor, sizeof(actor), "operator:%s", as);
-    struct cs_vote v = {id, approver, approver, strcmp(decision, "approve") == 0, reason, actor};
     struct cs_vote_outcome out;
-    if ((rc = cs_approval_vote(d->db, &v, &out, err)))
+    if ((rc = cs_approval_operator_vote(d->db, id, as, strcmp(decision, "approve") == 0, reason,
+                                        &out, err)))
         return reply_error(r, c, rc, err, NULL);
     json_object *st = NULL;
     enum cs_status status;

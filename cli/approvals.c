@@ -98,23 +98,9 @@ static int approval_vote(struct cli_ctx *c, const char *id, bool approve)
                 approve ? "approve" : "deny", approve ? " [--reason TEXT]" : " --reason TEXT");
         return 2;
     }
-    char err[CS_ERRLEN], approver[CS_UUID_STRLEN + 1];
-    const char *p[] = {as};
-    PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
-    if (rc)
-        return cli_fail(rc, err);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return cli_fail(CS_ERR_NOT_APPROVER, "no enabled approver by that name");
-    }
-    cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
-    PQclear(res);
-    char *actor = cs_asprintf("cli:%s", as);
-    struct cs_vote v = {id, approver, approver, approve, reason, actor};
+    char err[CS_ERRLEN];
     struct cs_vote_outcome out;
-    rc = cs_approval_vote(c->db, &v, &out, err);
-    cs_free(actor);
+    enum cs_err rc = cs_approval_operator_vote(c->db, id, as, approve, reason, &out, err);
     if (rc)
         return cli_fail(rc, err);
     printf("{\"approval_id\":\"%s\",\"status\":\"%s\",\"approvals_received\":%d,"

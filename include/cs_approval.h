@@ -150,6 +150,16 @@ enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
                              struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
 
 /*
+ * An operator's vote (CLI `approval approve|deny --as NAME`, admin API
+ * decide): the vote of enabled approver `name`, cast by them, audited as
+ * "operator:<name>", with every rule of cs_approval_vote().
+ * CS_ERR_NOT_APPROVER when no enabled approver has that name.
+ */
+enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const char *name,
+                                      bool approve, const char *reason,
+                                      struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
+
+/*
  * Semi-public link mode: decides approval `id` for whoever holds its
  * approval_url, while its policy snapshot says link_mode semi-public and
  * link_lifetime_s has not passed since creation (checked in the UPDATE).

@@ -393,6 +393,27 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     return CS_OK;
 }
 
+enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const char *name,
+                                      bool approve, const char *reason,
+                                      struct cs_vote_outcome *out, char *err)
+{
+    char approver[CS_UUID_STRLEN + 1], actor[160];
+    const char *p[] = {name};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    if (rc)
+        return rc;
+    bool found = PQntuples(res) == 1;
+    if (found)
+        cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
+    PQclear(res);
+    if (!found)
+        return cs_err_set(err, CS_ERR_NOT_APPROVER, "no enabled approver by that name");
+    snprintf(actor, sizeof(actor), "operator:%.128s", name);
+    struct cs_vote v = {id, approver, approver, approve, reason, actor};
+    return cs_approval_vote(db, &v, out, err);
+}
+
 enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool approve,
                                     const char *reason, const char *address,
                                     const char *user_agent, char *err)
