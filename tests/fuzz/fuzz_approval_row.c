@@ -6,12 +6,16 @@
  * hand rather than by json-c.
  *
  * Input: a Kafka request envelope. When cs_request_parse accepts it, its
- * row is written for a fixed agent and grant (pending, with one signed
- * link), and the row must be one JSON object that our own parser (the
- * strict one guarding every input; Postgres accepts what it accepts)
- * takes, whose fields are the request's: the strings byte for byte, the
- * body through base64, headers and context equal as JSON, and a row
- * written after it in the same buffer is unaffected.
+ * row is written for a fixed agent and grant (pending), and the row must
+ * be one JSON object that our own parser (the strict one guarding every
+ * input; Postgres accepts what it accepts) takes, whose fields are the
+ * request's: the strings byte for byte, the body through base64, headers
+ * and context equal as JSON; its approval_url is the approval's status
+ * page, <public URL>/status/<token>, the token verifying with the
+ * approval link key for the row's id, naming nobody, until expires_ms +
+ * CS_LINK_GRACE_MS; no row has the former `links`. A second, approved row
+ * written after it in the same buffer leaves the first byte for byte as
+ * it was, and holds the same fields with no approval_url.
  */
 #include "cs_approval.h"
 #include "cs_buf.h"
@@ -20,6 +24,8 @@
 
 #define AGENT "0190a5d0-ac96-774b-bcce-b302099a8059"
 #define ALICE "0190a5d0-ac96-774b-bcce-b302099a8057"
+#define PUBLIC "https://cs.example.com/"
+#define STATUS "https://cs.example.com/status/"
 
 static const char *str_of(json_object *o, const char *k)
 {
@@ -34,8 +40,13 @@ static json_object *field(json_object *o, const char *k)
     return json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
-/* The row at text[len] is a JSON object holding rq's fields. */
-static void check_row(const char *text, size_t len, const struct cs_request *rq)
+/*
+ * The row at text[len] is a JSON object holding rq's fields, approval id
+ * `id` expiring at expires_ms; pending (with its approval_url) or not.
+ */
+static void check_row(const char *text, size_t len, const struct cs_request *rq,
+                      const struct cs_link_keys *keys, const char *id, int64_t expires_ms,
+                      bool pending)
 {
     char err[CS_ERRLEN];
     json_object *row = NULL;
@@ -43,6 +54,7 @@ static void check_row(const char *text, size_t len, const struct cs_request *rq)
     if (rc != CS_OK)
         fprintf(stderr, "row refused: %s\n%.*s\n", err, (int)(len < 400 ? len : 400), text);
     FUZZ_CHECK(rc == CS_OK && json_object_is_type(row, json_type_object));
+    FUZZ_CHECK(str_of(row, "id") && strcmp(str_of(row, "id"), id) == 0);
     FUZZ_CHECK(rq->request_id && str_of(row, "request_id") &&
                strcmp(str_of(row, "request_id"), rq->request_id) == 0);
     FUZZ_CHECK(str_of(row, "method") && strcmp(str_of(row, "method"), rq->method) == 0);
@@ -57,8 +69,20 @@ static void check_row(const char *text, size_t len, const struct cs_request *rq)
     FUZZ_CHECK(cs_b64_decode(b64, strlen(b64), false, &body, &n) == CS_OK);
     FUZZ_CHECK(n == rq->body_len && (n == 0 || memcmp(body, rq->body, n) == 0));
     cs_free(body);
-    json_object *links = field(row, "links");
-    FUZZ_CHECK(json_object_is_type(links, json_type_array) && json_object_array_length(links) == 1);
+
+    FUZZ_CHECK(field(row, "links") == NULL);
+    const char *url = str_of(row, "approval_url");
+    if (!pending) {
+        FUZZ_CHECK(field(row, "approval_url") == NULL);
+    } else {
+        FUZZ_CHECK(url && strncmp(url, STATUS, strlen(STATUS)) == 0);
+        struct cs_link l;
+        FUZZ_CHECK(cs_link_verify(keys->approval, url + strlen(STATUS),
+                                  expires_ms + CS_LINK_GRACE_MS - 1, &l, err) == CS_OK);
+        FUZZ_CHECK(strcmp(l.approval_id, id) == 0);
+        FUZZ_CHECK(strcmp(l.approver_id, CS_NIL_UUID) == 0 && strcmp(l.voter_id, CS_NIL_UUID) == 0);
+        FUZZ_CHECK(l.expires_ms == expires_ms + CS_LINK_GRACE_MS);
+    }
     json_object_put(row);
 }
 
@@ -78,20 +102,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cs_grant g = {.id = "stripe", .policy = &pol};
     struct cs_agent agent = {.name = "bot"};
     cs_strlcpy(agent.id, AGENT, sizeof(agent.id));
-    unsigned char key[32] = {1};
+    static struct cs_link_keys keys;
+    static bool derived;
+    if (!derived) {
+        static const unsigned char master[32] = {1};
+        cs_link_keys_derive(master, &keys);
+        derived = true;
+    }
 
     struct cs_buf b;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     char id[CS_UUID_STRLEN + 1], id2[CS_UUID_STRLEN + 1];
-    int64_t expires_ms = 0;
-    FUZZ_CHECK(cs_approval_row_write(&b, &rq, &agent, &g, true, key, "https://cs.example.com/",
-                                     "agent:bot", id, &expires_ms) == CS_OK);
+    int64_t expires_ms = 0, expires2 = 0;
+    FUZZ_CHECK(cs_approval_row_write(&b, &rq, &agent, &g, true, &keys, PUBLIC, "agent:bot", id,
+                                     &expires_ms) == CS_OK);
     size_t first = b.len;
-    check_row(b.data, first, &rq);
+    check_row(b.data, first, &rq, &keys, id, expires_ms, true);
+    char *copy = cs_strndup(b.data, first);
     /* A second row after it (as in the ingest's buffer) leaves the first as it was. */
-    FUZZ_CHECK(cs_approval_row_write(&b, &rq, &agent, &g, false, key, "https://cs.example.com/",
-                                     "agent:bot", id2, &expires_ms) == CS_OK);
-    check_row(b.data, first, &rq);
+    FUZZ_CHECK(cs_approval_row_write(&b, &rq, &agent, &g, false, &keys, PUBLIC, "agent:bot", id2,
+                                     &expires2) == CS_OK);
+    FUZZ_CHECK(b.len > first && memcmp(b.data, copy, first) == 0);
+    check_row(b.data + first, b.len - first, &rq, &keys, id2, expires2, false);
+    cs_free(copy);
     cs_buf_free(&b);
     cs_request_free(&rq);
     return 0;
