@@ -2,7 +2,7 @@
  * main.c -- the countersign-scheduler process: wiring only.
  *
  * Start: configuration -> signals -> Postgres (migrations) -> loop.
- * Every CS_SWEEP_INTERVAL_MS, while elector.c says this process leads:
+ * Every CS_SWEEP_INTERVAL_MS, while it leads (lib/cs_leader.c):
  * expirer, rescuer, sealer (each repeated while its batch was full, within
  * the interval), and retention once a minute. Any number of schedulers may
  * run; one leads, the others stand by and take over when its session ends.
@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdio.h>
 
+#include "cs_leader.h"
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_metrics.h"
@@ -100,7 +101,7 @@ static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, cons
 
 static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metrics *m)
 {
-    struct elector el = {db, false};
+    struct cs_leader el = {db, CS_LOCK_SCHEDULER, "scheduler", false};
     const struct expirer_config ec = expirer_config_from(cfg);
     const struct rescuer_config rsc = rescuer_config_from(cfg);
     const struct sealer_config sc = sealer_config_from(cfg);
@@ -129,7 +130,7 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
         /* Each duty runs on its own: one failing (a bad row, a bug) does not
          * starve the others. A lost connection ends the sweep. */
         for (size_t i = 0; i < NDUTIES && cs_db_connected(db); i++) {
-            if (start < next[i] || !elector_lead(&el))
+            if (start < next[i] || !cs_leader_hold(&el))
                 continue;
             enum cs_err rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline,
                                       &m->rows[i], err);
@@ -142,8 +143,8 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
                            cs_err_code(rc), err);
             }
         }
-        atomic_store(&m->leader, el.leader);
-        if (el.leader)
+        atomic_store(&m->leader, el.leading);
+        if (el.leading)
             atomic_fetch_add(&m->sweeps, 1);
         int64_t left = deadline - cs_now_ms();
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};

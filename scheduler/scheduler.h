@@ -5,7 +5,7 @@
  * configuration and a <duty>_run_once() that does one batch, bounded by
  * rows, in one transaction, and reports what it changed -- so a test can
  * call it without a timer. main.c owns the loop and runs the duties only
- * while elector.c says this process leads.
+ * while this process leads (lib/cs_leader.c).
  */
 #ifndef SCHEDULER_H
 #define SCHEDULER_H
@@ -28,14 +28,6 @@ struct duty_result {
  */
 enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *actor,
                      struct duty_result *out, char *err) CS_MUSTCHECK;
-
-/* elector.c: leadership through a session advisory lock. */
-struct elector {
-    struct cs_db *db;
-    bool leader;
-};
-/* True while this process leads; tries to take the lead when it does not. */
-bool elector_lead(struct elector *e);
 
 /* expirer.c: pending past expires_at -> expired. */
 struct expirer_config {

@@ -18,6 +18,7 @@
 #include "cs_buf.h"
 #include "cs_db.h"
 #include "cs_kafka.h"
+#include "cs_leader.h"
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
@@ -31,7 +32,7 @@ struct relay {
     struct worker_role *role;
     struct cs_db *db;
     rd_kafka_t *rk;
-    bool leader;
+    struct cs_leader leader;         /* one relay publishes at a time (CS_LOCK_RELAY) */
     bool wake;
     char *acked;          /* per row of the current round: delivered */
     int nacked_fail;
@@ -123,21 +124,6 @@ static enum cs_err round_once(struct relay *r, int *n, char *err)
     return rc;
 }
 
-static bool try_lead(struct relay *r, char *err)
-{
-    char key[24];
-    snprintf(key, sizeof(key), "%lld", CS_LOCK_RELAY);
-    const char *p[] = {key};
-    PGresult *res = NULL;
-    if (cs_db_exec(r->db, CSQ_RELAY_TRY_LOCK, 1, p, &res, err) != CS_OK)
-        return false;
-    bool got = cs_db_bool(res, 0, 0);
-    PQclear(res);
-    if (got)
-        cs_log(CS_LOG_INFO, "relay", "active: publishing the outbox");
-    return got;
-}
-
 static void run(struct relay *r)
 {
     char err[CS_ERRLEN];
@@ -146,11 +132,11 @@ static void run(struct relay *r)
     for (bool last = false; !last;) {
         last = atomic_load(&r->role->stop);
         if (!cs_db_connected(r->db)) {
-            r->leader = false;
+            cs_leader_hold(&r->leader); /* gives the lead up */
             if (cs_db_reconnect(r->db, &r->role->stop, err) != CS_OK)
                 break;
         }
-        if (!r->leader && !(r->leader = try_lead(r, err))) {
+        if (!cs_leader_hold(&r->leader)) {
             worker_sleep(r->role, STANDBY_MS);
             continue;
         }
@@ -189,8 +175,9 @@ void *relay_main(void *arg)
     struct relay r = {.cfg = role->cfg, .role = role};
     char err[CS_ERRLEN], client[200];
     snprintf(client, sizeof(client), "countersign-relay-%s", role->cfg->instance_id);
-    if (cs_process_db(role->cfg, "countersign-relay", &role->stop, &r.db, err) != CS_OK ||
-        cs_db_listen(r.db, CSQ_LISTEN_OUTBOX, err) != CS_OK ||
+    bool ok = cs_process_db(role->cfg, "countersign-relay", &role->stop, &r.db, err) == CS_OK;
+    r.leader = (struct cs_leader){r.db, CS_LOCK_RELAY, "relay", false};
+    if (!ok || cs_db_listen(r.db, CSQ_LISTEN_OUTBOX, err) != CS_OK ||
         !(r.rk = cs_kafka_producer(role->cfg, client, on_delivery, &r, err))) {
         if (!atomic_load(&role->stop)) {
             cs_log(CS_LOG_ERROR, "relay", "cannot start: %s", err);

@@ -41,6 +41,10 @@ LISTEN cs_done;
 -- name: listen_outbox
 LISTEN cs_outbox;
 
+-- name: leader_try_lock
+-- One leader per lock key (lib/cs_leader.c): held by this session until it ends.
+SELECT pg_try_advisory_lock($1::bigint);
+
 -- name: ping
 SELECT 1;
 

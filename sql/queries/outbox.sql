@@ -1,9 +1,5 @@
 -- The outbox relay (worker/relay.c).
 
--- name: relay_try_lock
--- Only the holder of this session lock relays, so events leave in id order.
-SELECT pg_try_advisory_lock($1::bigint);
-
 -- name: outbox_fetch
 SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::int;
 

@@ -12,9 +12,6 @@ WITH d AS (
 )
 DELETE FROM approvals a USING d WHERE a.id = d.id;
 
--- name: scheduler_try_lock
-SELECT pg_try_advisory_lock($1::bigint);
-
 -- name: retention_batches
 -- Deletes up to $2 finished batches older than $1 days whose members are
 -- gone (retention_approvals deletes them first); batch votes go with them.
