@@ -22,6 +22,7 @@ struct cs_leader {
     struct cs_db *db;       /* the session that holds the lock */
     long long lock;         /* CS_LOCK_SCHEDULER, CS_LOCK_RELAY, ... */
     const char *role;       /* log subsystem, e.g. "relay" */
+    const char *taking;     /* logged when it takes the lead, e.g. "active: publishing" */
     bool leading;
 };
 

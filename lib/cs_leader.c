@@ -26,6 +26,6 @@ bool cs_leader_hold(struct cs_leader *l)
     l->leading = cs_db_bool(res, 0, 0);
     PQclear(res);
     if (l->leading)
-        cs_log(CS_LOG_INFO, l->role, "leading");
+        cs_log(CS_LOG_INFO, l->role, "%s", l->taking);
     return l->leading;
 }

@@ -101,7 +101,7 @@ static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, cons
 
 static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metrics *m)
 {
-    struct cs_leader el = {db, CS_LOCK_SCHEDULER, "scheduler", false};
+    struct cs_leader el = {db, CS_LOCK_SCHEDULER, "elector", "leading: running the sweeps", false};
     const struct expirer_config ec = expirer_config_from(cfg);
     const struct rescuer_config rsc = rescuer_config_from(cfg);
     const struct sealer_config sc = sealer_config_from(cfg);

@@ -176,7 +176,8 @@ void *relay_main(void *arg)
     char err[CS_ERRLEN], client[200];
     snprintf(client, sizeof(client), "countersign-relay-%s", role->cfg->instance_id);
     bool ok = cs_process_db(role->cfg, "countersign-relay", &role->stop, &r.db, err) == CS_OK;
-    r.leader = (struct cs_leader){r.db, CS_LOCK_RELAY, "relay", false};
+    r.leader = (struct cs_leader){r.db, CS_LOCK_RELAY, "relay", "active: publishing the outbox",
+                                  false};
     if (!ok || cs_db_listen(r.db, CSQ_LISTEN_OUTBOX, err) != CS_OK ||
         !(r.rk = cs_kafka_producer(role->cfg, client, on_delivery, &r, err))) {
         if (!atomic_load(&role->stop)) {
