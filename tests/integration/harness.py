@@ -140,12 +140,14 @@ class System:
     def scheduler(self, name: str | None = None, **env: str) -> Proc:
         return self._start("scheduler", name, env)
 
-    def api(self, name: str | None = None, **env: str) -> Proc:
-        """Starts an api on a free port and waits for /healthz; its base URL is `.url`."""
+    def api(self, name: str | None = None, host: str = "127.0.0.1", **env: str) -> Proc:
+        """Starts an api on a free port and waits for /healthz; its base URL is `.url`.
+        `host` names it in CS_PUBLIC_URL and `.url`: "localhost" for WebAuthn (a
+        browser refuses an IP literal as the RP ID); it listens on 127.0.0.1 either way."""
         port = free_port()
         proc = self._start("api", name, {"CS_HTTP_PORT": str(port),
-                                         "CS_PUBLIC_URL": f"http://127.0.0.1:{port}", **env})
-        proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+                                         "CS_PUBLIC_URL": f"http://{host}:{port}", **env})
+        proc.url = f"http://{host}:{port}"  # type: ignore[attr-defined]
 
         def up() -> bool:
             if not proc.alive():
