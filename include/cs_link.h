@@ -10,12 +10,11 @@
  * A token is base64url( v=1 | approval id (16) | approver id (16) |
  * voter id (16) | expires_at in ms (8, big-endian) | HMAC-SHA256 (32) ),
  * the MAC keyed with a sub-key of the master key and taken over every byte
- * before it. `approver` is whose vote the link casts; `voter` is the
- * person holding it (the approver, or a delegate while a delegation lasts).
- * Verification is constant-time, and a token dies at expires_at, which is
- * the approval's own expiry: the link never outlives the window.
- *
- * Inbox tokens (cs_link_inbox_*) use the same layout with a nil approval id.
+ * before it. The approver and voter fields are the nil UUID in every link
+ * minted now (they named a voter when links could vote; the layout stays so
+ * tokens keep one shape). Verification is constant-time, and a token dies
+ * at its expires_at: the approval's (or batch's) expiry plus
+ * CS_LINK_GRACE_MS, so the page stays readable a while after the window.
  */
 #ifndef CS_LINK_H
 #define CS_LINK_H

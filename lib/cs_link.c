@@ -32,6 +32,7 @@ static void mint(const unsigned char key[32], const char *route, const char *id,
     cs_strlcpy(l.approval_id, id, sizeof(l.approval_id));
     cs_strlcpy(l.approver_id, CS_NIL_UUID, sizeof(l.approver_id));
     cs_strlcpy(l.voter_id, CS_NIL_UUID, sizeof(l.voter_id));
+    cs_assert(expires_ms <= INT64_MAX - CS_LINK_GRACE_MS); /* windows are days, not aeons */
     l.expires_ms = expires_ms + CS_LINK_GRACE_MS;
     cs_assert(cs_link_sign(key, &l, token) == CS_OK);
     snprintf(out, CS_LINK_PATH_MAX, "/%s/%s", route, token);
@@ -72,15 +73,15 @@ enum cs_err cs_link_verify(const unsigned char key[32], const char *token, int64
     size_t len = 0;
     size_t tl = strnlen(token, CS_LINK_TOKEN_LEN + 1);
     if (tl != CS_LINK_TOKEN_LEN || cs_b64_decode(token, tl, true, &raw, &len) != CS_OK)
-        return cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed approval link");
+        return cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed link");
     enum cs_err rc = CS_OK;
     if (len != LINK_RAW || raw[0] != LINK_VERSION) {
-        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed approval link");
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "malformed link");
         goto done;
     }
     cs_hmac_sha256(key, 32, raw, LINK_BODY, mac);
     if (!cs_ct_equal(mac, raw + LINK_BODY, CS_SHA256_LEN)) {
-        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "approval link signature does not verify");
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "the link's signature does not verify");
         goto done;
     }
     cs_uuid_format(raw + 1, out->approval_id);
@@ -91,7 +92,7 @@ enum cs_err cs_link_verify(const unsigned char key[32], const char *token, int64
         e = e << 8 | raw[49 + i];
     out->expires_ms = (int64_t)e;
     if (now_ms >= out->expires_ms)
-        rc = cs_err_set(err, CS_ERR_EXPIRED, "the approval link has expired");
+        rc = cs_err_set(err, CS_ERR_EXPIRED, "the link has expired");
 done:
     cs_free(raw);
     return rc;
