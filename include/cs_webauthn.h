@@ -96,9 +96,12 @@ enum cs_err cs_webauthn_register(const char *rp_id, const char *origin,
  * with type "webauthn.get", rpIdHash, UP, UV when require_uv, BS only with
  * BE, and the counter: when stored and new counts are both 0 the
  * authenticator keeps no counter (accepted); otherwise the new one must be
- * greater (refused as a possibly cloned authenticator). Nothing from
- * authenticatorData or clientDataJSON is acted on before the signature
- * holds. CS_OK: *new_count is the counter to store. Thread: any.
+ * greater (refused as a possibly cloned authenticator). Before the
+ * signature holds only the shape of authenticatorData is looked at, none
+ * of its values. CS_OK: *new_count is the counter to store; otherwise it
+ * is stored_count. To re-verify a recorded assertion later (audit), pass
+ * stored_count 0: the counter proves nothing after the fact, every other
+ * check still applies. Thread: any.
  */
 enum cs_err cs_webauthn_verify(const char *rp_id, const char *origin,
                                const unsigned char *challenge, size_t challenge_len,

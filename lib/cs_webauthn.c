@@ -11,10 +11,10 @@
  * or RS256 credential turned into an EVP_PKEY, the clientDataJSON and
  * authenticatorData checks, and the two ceremonies.
  *
- * Invariants: an assertion's signature is checked before anything read
- * from its authenticatorData or clientDataJSON decides a refusal or the
- * counter; a credential is returned only when every check held; refusals
- * name the check, never quote the input.
+ * Invariants: of an assertion, only the shape of authenticatorData is
+ * looked at before its signature holds -- no value read from it or from
+ * clientDataJSON is trusted before; a credential is returned only when
+ * every check held; refusals name the check, never quote the input.
  *
  * Deliberately not done: attestation statements (no trust in makes and
  * models is needed: any fmt is accepted unverified), EdDSA and other
@@ -497,8 +497,8 @@ static enum cs_err ao_members(const struct cbor_item *ao, struct cbor_item *fmt,
         else if (item_text_is(&k, "authData") && v.major == CB_BYTES)
             *adata = v, seen[2] = true;
         else
-            return cs_err_set(err, CS_ERR_INVALID, "attestationObject: a member other than fmt "
-                              "(text), attStmt (map) or authData (bytes)");
+            return cs_err_set(err, CS_ERR_INVALID, "attestationObject: members are fmt (text of "
+                              "1..32 bytes), attStmt (map) and authData (bytes) only");
     }
     if (!seen[0] || !seen[1] || !seen[2])
         return cs_err_set(err, CS_ERR_INVALID, "attestationObject: fmt, attStmt and authData "

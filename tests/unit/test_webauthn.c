@@ -520,7 +520,7 @@ CS_TEST(register_refuses_malformed_cbor)
     const char *bad[][2] = {
         {"\xc0", "tags"}, {"\xfa\x00\x00\x00\x00", "floats"}, {"\xf7", "simple values"},
         {"\x1c", "reserved"}, {"\x62\xc3\x28", "UTF-8"}, {"\x81\x00", "map key"},
-        {"\x63zzz", "member other than"},
+        {"\x63zzz", "members are fmt"},
     };
     size_t badlen[] = {1, 5, 1, 1, 3, 2, 4};
     for (size_t i = 0; i < sizeof(badlen) / sizeof(badlen[0]); i++) {
@@ -621,6 +621,8 @@ CS_TEST(assertion_accepted)
         assert_make(&as, &a, RP, 0x05, 8, ch, ORIGIN);
         CS_CHECK_RC(check(&a, &as, ch, 7, true, &count, err), CS_OK);
         CS_CHECK_EQ_INT(count, 8);
+        /* an auditor re-verifies the recorded assertion later, with stored count 0 */
+        CS_CHECK_RC(check(&a, &as, ch, 0, true, &count, err), CS_OK);
         /* an authenticator without a counter: 0 then 0 */
         assert_make(&as, &a, RP, 0x01, 0, ch, ORIGIN);
         CS_CHECK_RC(check(&a, &as, ch, 0, false, &count, err), CS_OK);
