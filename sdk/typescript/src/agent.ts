@@ -12,6 +12,8 @@
  *   A 502 `execution_failed` is an outcome, never retried. Cancel is not retried.
  * - Waiting: awaitApproval long-polls GET /v1/approvals/{id}/result?wait=N with
  *   N <= 60 taken from the time left, so it never waits much past its timeout.
+ *   Durations are seconds (`timeout`, `pollInterval`) or milliseconds
+ *   (`timeoutMs`, `pollIntervalMs`); durationMs() is the one place that reads them.
  * - Batches: submitBatch sends the members (each with an idempotency key, so
  *   retried) a bounded number at a time, then seals; awaitBatch polls
  *   GET /v1/batches/{id} (no long-poll there) with a growing interval.
@@ -92,10 +94,25 @@ export interface ProxyRequestOptions {
   batchId?: string;
 }
 
-/** Options of {@link Agent.awaitApproval}. */
+/**
+ * Options of {@link Agent.awaitApproval}. Each duration is given in seconds
+ * (`timeout`, as the guide writes it) or in milliseconds (`timeoutMs`, as the
+ * SDK reference writes it), never both: giving both of a pair is a
+ * ValidationError, whatever the values, since only one unit can be meant.
+ */
 export interface AwaitApprovalOptions {
-  /** Seconds to wait in all (default 300). 0 checks once. */
+  /** Seconds to wait in all (default 300). 0 checks once. Not with `timeoutMs`. */
   timeout?: number;
+  /** Milliseconds to wait in all (default 300000). 0 checks once. Not with `timeout`. */
+  timeoutMs?: number;
+  /**
+   * Seconds to pause before the next long-poll when the server answered sooner
+   * than asked (it may cap its wait); default 1, must be > 0. The long-poll
+   * itself returns as soon as the outcome is stored. Not with `pollIntervalMs`.
+   */
+  pollInterval?: number;
+  /** `pollInterval` in milliseconds (default 1000, must be > 0). Not with `pollInterval`. */
+  pollIntervalMs?: number;
 }
 
 /** Options of {@link Agent.cancelApproval}. */
@@ -122,12 +139,19 @@ export interface SubmitBatchOptions {
   firstIndex?: number;
 }
 
-/** Options of {@link Agent.awaitBatch}. */
+/**
+ * Options of {@link Agent.awaitBatch}: seconds or milliseconds, never both of a
+ * pair (a ValidationError), as in {@link AwaitApprovalOptions}.
+ */
 export interface AwaitBatchOptions {
-  /** Seconds to wait in all (default 300). 0 checks once. */
+  /** Seconds to wait in all (default 300). 0 checks once. Not with `timeoutMs`. */
   timeout?: number;
-  /** Seconds before the second look (default 2); grows by half each time, up to 10 s. */
+  /** Milliseconds to wait in all (default 300000). 0 checks once. Not with `timeout`. */
+  timeoutMs?: number;
+  /** Seconds before the second look (default 2, > 0); grows by half each time, up to 10 s. Not with `pollIntervalMs`. */
   pollInterval?: number;
+  /** `pollInterval` in milliseconds (default 2000, > 0). Not with `pollInterval`. */
+  pollIntervalMs?: number;
 }
 
 /** The most members a batch may have (the API's limit). */
@@ -191,6 +215,35 @@ function envVar(name: string): string | undefined {
 
 function invalid(message: string): ValidationError {
   return new ValidationError("invalid_request", message);
+}
+
+/**
+ * A duration option given either in seconds (`options[seconds]`) or in
+ * milliseconds (`options[seconds + "Ms"]`), in milliseconds; `defaultMs` when
+ * neither is set (undefined or null). Throws ValidationError when both are set,
+ * or when the value is not a finite number >= 0 (> 0 when `positive`).
+ */
+function durationMs(
+  options: object,
+  seconds: "timeout" | "pollInterval",
+  defaultMs: number,
+  positive: boolean,
+): number {
+  const ms = `${seconds}Ms`;
+  const given = options as Record<string, unknown>;
+  const s = given[seconds] ?? undefined;
+  const m = given[ms] ?? undefined;
+  if (s !== undefined && m !== undefined) {
+    throw invalid(`give ${seconds} (seconds) or ${ms} (milliseconds), not both`);
+  }
+  const [name, value, unit, scale] =
+    m !== undefined ? [ms, m, "milliseconds", 1] : [seconds, s ?? defaultMs / 1000, "seconds", 1000];
+  if (!(typeof value === "number" && Number.isFinite(value) && (positive ? value > 0 : value >= 0))) {
+    const bound = positive ? "a positive" : "a non-negative";
+    const shown = typeof value === "string" ? JSON.stringify(value) : String(value);
+    throw invalid(`${name} must be ${bound} finite number of ${unit}, not ${shown}`);
+  }
+  return value * scale;
 }
 
 function requireId(approvalId: unknown): string {
@@ -283,7 +336,10 @@ export class Agent {
   }
 
   /**
-   * Waits up to `timeout` seconds (default 300) for the approval's outcome.
+   * Waits up to `timeout` seconds, or `timeoutMs` milliseconds (default 300 s),
+   * for the approval's outcome. Long-polls; when the server answers sooner than
+   * asked it pauses `pollInterval` s / `pollIntervalMs` ms (default 1 s) before
+   * asking again. Giving both units of one option is a ValidationError.
    * Resolves to the provider's response when the call was executed; rejects with
    * ApprovalDeniedError, ApprovalExpiredError, ApprovalCancelledError,
    * ApprovalExecutionFailedError, or ApprovalTimeoutError when the local wait
@@ -291,12 +347,10 @@ export class Agent {
    */
   async awaitApproval(approvalId: string, options: AwaitApprovalOptions = {}): Promise<ApprovalResult> {
     const id = requireId(approvalId);
-    const timeout = options.timeout ?? 300;
-    if (!(typeof timeout === "number" && timeout >= 0 && Number.isFinite(timeout))) {
-      throw invalid("timeout must be a non-negative number of seconds");
-    }
+    const timeoutMs = durationMs(options, "timeout", 300_000, false);
+    const pollMs = durationMs(options, "pollInterval", 1000, true);
     const start = Date.now();
-    const deadline = start + timeout * 1000;
+    const deadline = start + timeoutMs;
     let lastStatus: ApprovalStatus | null = null;
     for (let first = true; ; first = false) {
       let remaining = deadline - Date.now();
@@ -331,7 +385,7 @@ export class Agent {
         );
       }
       // A 202 sooner than asked (the server may cap its wait): do not spin.
-      if (now - asked < wait * 1000 - 500) await sleep(Math.min(1000, deadline - now));
+      if (now - asked < wait * 1000 - 500) await sleep(Math.min(pollMs, deadline - now));
     }
   }
 
@@ -491,23 +545,19 @@ export class Agent {
    * Waits until the batch is terminal (every member finished and the batch
    * summary published) and resolves to its final state; read the outcome from
    * `counts`. Denied or expired members are not errors here. It polls (there is
-   * no long-poll for batches): first after `pollInterval` seconds (default 2),
-   * then half as long again each time, up to 10 s apart, never past the deadline.
-   * Rejects with ApprovalTimeoutError when `timeout` (seconds, default 300; 0
-   * looks once) passes first (`lastBatchStatus`; the batch goes on), NotFoundError
+   * no long-poll for batches): first after `pollInterval` seconds or
+   * `pollIntervalMs` milliseconds (default 2 s), then half as long again each
+   * time, up to 10 s apart, never past the deadline. Rejects with
+   * ApprovalTimeoutError when `timeout` (seconds) or `timeoutMs` (milliseconds;
+   * default 300 s; 0 looks once) passes first (`lastBatchStatus`; the batch goes
+   * on), ValidationError when both units of one option are given, NotFoundError
    * for an unknown batch, or the last TransportError / ServerError when the
    * server could not be reached up to the deadline.
    */
   async awaitBatch(batchId: string, options: AwaitBatchOptions = {}): Promise<BatchStatus> {
     const id = requireBatchId(batchId);
-    const timeout = options.timeout ?? 300;
-    if (!(typeof timeout === "number" && timeout >= 0 && Number.isFinite(timeout))) {
-      throw invalid("timeout must be a non-negative number of seconds");
-    }
-    const pollInterval = options.pollInterval ?? 2;
-    if (!(typeof pollInterval === "number" && pollInterval > 0 && Number.isFinite(pollInterval))) {
-      throw invalid("pollInterval must be a positive number of seconds");
-    }
+    const timeout = durationMs(options, "timeout", 300_000, false) / 1000;
+    const pollInterval = durationMs(options, "pollInterval", 2000, true) / 1000;
     const path = `/v1/batches/${encodeURIComponent(id)}`;
     const deadline = Date.now() + timeout * 1000;
     for (let poll = 0; ; poll++) {

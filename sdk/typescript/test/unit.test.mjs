@@ -624,6 +624,74 @@ describe("awaitApproval", () => {
     await agent().awaitApproval("a/b?c");
     assert.equal(srv.requests[0].url.split("?")[0], "/v1/approvals/a%2Fb%3Fc/result");
   });
+
+  // The SDK reference's spelling: milliseconds. Before timeoutMs was read, it
+  // was ignored: the wait asked for 60 s and ran to the 300 s default.
+  it("timeoutMs: the waits come from it in milliseconds and its deadline holds", { timeout: 10_000 }, async () => {
+    srv.setHandler((req) => ({ status: 202, json: statusWire(ID, "pending"), delayMs: Number(req.query.wait) * 1000 }));
+    const t0 = Date.now();
+    const e = await rejects(agent().awaitApproval(ID, { timeoutMs: 1500 }), ApprovalTimeoutError);
+    const took = Date.now() - t0;
+    assert.deepEqual(srv.requests.map((q) => q.query.wait), ["1", "0"]);
+    assert.ok(took >= 1450 && took < 3000, `took ${took} ms`);
+    assert.equal(e.details.status, "pending");
+  });
+
+  it("timeoutMs 0 checks once", { timeout: 10_000 }, async () => {
+    srv.setHandler(() => ({ status: 202, json: statusWire(ID, "pending") }));
+    await rejects(agent().awaitApproval(ID, { timeoutMs: 0 }), ApprovalTimeoutError);
+    assert.equal(srv.requests.length, 1);
+    assert.equal(srv.requests[0].query.wait, "0");
+  });
+
+  for (const [name, options] of [
+    ["pollIntervalMs", { timeoutMs: 2500, pollIntervalMs: 200 }],
+    ["pollInterval (seconds)", { timeout: 2.5, pollInterval: 0.2 }],
+  ]) {
+    it(`${name} is the pause after a 202 that came sooner than asked`, { timeout: 10_000 }, async () => {
+      srv.setHandler(() => ({ status: 202, json: statusWire(ID) }));
+      await rejects(agent().awaitApproval(ID, options), ApprovalTimeoutError);
+      // Asked wait=2 or 1 and answered at once: 200 ms apart (1 s by default),
+      // then the last look after the final sub-second sleep.
+      const gaps = srv.requests.slice(1).map((r, i) => r.at - srv.requests[i].at);
+      const early = gaps.slice(0, -1);
+      assert.ok(early.length >= 5, `gaps ${gaps}`);
+      assert.ok(early.every((g) => g >= 190 && g < 600), `gaps ${gaps}`);
+    });
+  }
+
+  it("refuses both units of one option, and bad durations, before any request", async () => {
+    const a = agent();
+    for (const options of [
+      { timeout: 300, timeoutMs: 300_000 },
+      { timeout: 1, timeoutMs: 1 },
+      { pollInterval: 1, pollIntervalMs: 1000 },
+    ]) {
+      await rejects(a.awaitApproval(ID, options), ValidationError, (e) => {
+        assert.equal(e.code, "invalid_request");
+        assert.match(e.message, /\(seconds\) or \w+Ms \(milliseconds\), not both/);
+      });
+    }
+    for (const [options, message] of [
+      [{ timeoutMs: -1 }, /timeoutMs must be a non-negative finite number of milliseconds, not -1/],
+      [{ timeoutMs: Number.NaN }, /timeoutMs .* not NaN/],
+      [{ timeoutMs: Infinity }, /timeoutMs .* not Infinity/],
+      [{ timeoutMs: "1000" }, /timeoutMs .* not "1000"/],
+      [{ timeout: -0.5 }, /timeout must be a non-negative finite number of seconds/],
+      [{ pollIntervalMs: 0 }, /pollIntervalMs must be a positive finite number of milliseconds, not 0/],
+      [{ pollIntervalMs: -5 }, /pollIntervalMs must be a positive/],
+      [{ pollInterval: 0 }, /pollInterval must be a positive finite number of seconds/],
+    ]) {
+      await rejects(a.awaitApproval(ID, options), ValidationError, (e) => assert.match(e.message, message));
+    }
+    assert.equal(srv.requests.length, 0);
+  });
+
+  it("undefined or null leaves an option to its other unit or default", async () => {
+    srv.setHandler(() => ({ status: 200, json: resultWire(ID) }));
+    await agent().awaitApproval(ID, { timeout: undefined, timeoutMs: 5000, pollInterval: null });
+    assert.equal(srv.requests[0].query.wait, "5");
+  });
 });
 
 describe("getApprovalStatus and cancelApproval", () => {
@@ -1030,7 +1098,23 @@ describe("batches", () => {
     await rejects(agent().awaitBatch("b1", { timeout: -1 }), ValidationError);
     await rejects(agent().awaitBatch("b1", { pollInterval: 0 }), ValidationError);
     await rejects(agent().awaitBatch(""), ValidationError);
+    await rejects(agent().awaitBatch("b1", { timeoutMs: -1 }), ValidationError);
+    await rejects(agent().awaitBatch("b1", { pollIntervalMs: 0 }), ValidationError);
+    await rejects(agent().awaitBatch("b1", { timeout: 1, timeoutMs: 1000 }), ValidationError, (e) =>
+      assert.match(e.message, /not both/));
+    await rejects(agent().awaitBatch("b1", { pollInterval: 1, pollIntervalMs: 1000 }), ValidationError);
     assert.equal(srv.requests.length, 0);
+  });
+
+  it("awaitBatch takes timeoutMs and pollIntervalMs in milliseconds", { timeout: 10_000 }, async () => {
+    srv.setHandler(() => ({ status: 200, json: batchWire("b1", "decidable", { counts: { pending: 10 } }) }));
+    const t0 = Date.now();
+    const e = await rejects(agent().awaitBatch("b1", { timeoutMs: 1000, pollIntervalMs: 200 }), ApprovalTimeoutError);
+    const took = Date.now() - t0;
+    assert.ok(took >= 950 && took < 1800, `took ${took} ms`);
+    const gaps = srv.requests.slice(1).map((r, i) => r.at - srv.requests[i].at);
+    assert.ok(gaps[0] >= 190 && gaps[0] < 600, `gaps ${gaps}`);
+    assert.equal(e.details.timeout, 1);
   });
 });
 
