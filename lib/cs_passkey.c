@@ -109,8 +109,14 @@ static enum cs_err check(const char *rp_id, const char *origin, const char *key_
     unsigned char *key = cs_malloc(klen ? klen : 1);
     enum cs_err rc = klen && cs_hex_decode(key_hex, 2 * klen, key, klen) == CS_OK
                          ? CS_OK : cs_err_set(err, CS_ERR_INTERNAL, "stored passkey unreadable");
-    if (!rc && (!a->nonce || !*a->nonce || strlen(a->nonce) > 128))
-        rc = cs_err_set(err, CS_ERR_INVALID, "the page's passkey nonce is missing");
+    /* The challenge text joins fields with newlines: none may hold one. */
+    static const char nonce_chars[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+    if (!rc && (!a->nonce || !*a->nonce || strlen(a->nonce) > 128 ||
+                strspn(a->nonce, nonce_chars) != strlen(a->nonce)))
+        rc = cs_err_set(err, CS_ERR_INVALID, "the page's passkey nonce is missing or malformed");
+    if (!rc && (strpbrk(approval_id, "\n") || strpbrk(digest_hex, "\n")))
+        rc = cs_err_set(err, CS_ERR_INVALID, "the vote's id or digest is malformed");
     if (!rc)
         rc = b64u(a->authenticator_data, CS_WEBAUTHN_AD_MAX, "authenticator_data", &ad, &ad_len, err);
     if (!rc)
