@@ -169,18 +169,25 @@ def batch_link(system: System, batch_id: str, approver: str,
     raise AssertionError(f"no batch slot of {approver} in {links}")
 
 
-def vote(system: System, approval_id: str, approver: str, decision: str, reason: str = "",
-         **fields: str) -> httpx.Response:
-    """Whoever holds `approver`'s slot signs in with a fresh link and decides."""
+def _expected(r: httpx.Response, expect: int | None) -> httpx.Response:
+    assert expect is None or r.status_code == expect, (r.status_code, r.text[:1000])
+    return r
+
+
+def vote(system: System, approval_id: str, approver: str, decision: str, reason: str = "", *,
+         expect: int | None = None, **fields: str) -> httpx.Response:
+    """Whoever holds `approver`'s slot signs in with a fresh link and decides on
+    the approval's page; with `expect`, asserts the answer's status."""
     with Approver() as person:
         page = person.sign_in(link(system, approval_id, approver)["url"])
-        return person.decide(page, decision, reason, **fields)
+        assert urlsplit(page).path.startswith("/status/"), page
+        return _expected(person.decide(page, decision, reason, **fields), expect)
 
 
-def batch_vote(system: System, batch_id: str, approver: str, decision: str, reason: str = "",
-               agent: str = "bot1", **fields: str) -> httpx.Response:
-    """The same on a batch page (``**{"except": ...}`` lists the ids to deny)."""
+def batch_vote(system: System, batch_id: str, approver: str, decision: str, reason: str = "", *,
+               agent: str = "bot1", expect: int | None = None, **fields: str) -> httpx.Response:
+    """The same on a batch page (``**{"except": "id1\\nid2"}`` lists the ids to deny)."""
     with Approver() as person:
         page = person.sign_in(batch_link(system, batch_id, approver, agent)["url"])
         assert urlsplit(page).path.startswith("/batch/"), page
-        return person.decide(page, decision, reason, **fields)
+        return _expected(person.decide(page, decision, reason, **fields), expect)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from approver import Approver, link, vote
 from harness import System
 from services import REPO_ROOT, scaled, wait_for
 
@@ -49,32 +50,25 @@ class Api:
         assert r.status_code == 202, r.text
         return str(r.json()["approval_id"])
 
-    def link(self, approval_id: str, approver: str = "alice") -> str:
-        for link in self.system.links(approval_id):
-            if link["approver"] == approver:
-                return str(link["url"]).replace("http://127.0.0.1:8080", self.url)
-        raise AssertionError(f"no link for {approver}")
-
-    def vote(self, link: str, decision: str, reason: str = "", origin: str | None = None,
-             client: httpx.Client | None = None) -> httpx.Response:
-        """What a person does: open the page, then press a button."""
-        c = client or httpx.Client(timeout=scaled(30))
-        page = c.get(link)
-        m = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert m, page.text[:500]
-        return c.post(link, data={"decision": decision, "reason": reason, "csrf": m.group(1)},
-                      headers={"Origin": origin or self.url})
+    def signed_in(self, approver: str, approval_id: str) -> tuple[Approver, str]:
+        """A browser of `approver`, signed in with their slot's one-time link; its page."""
+        person = Approver()
+        return person, person.sign_in(link(self.system, approval_id, approver)["url"])
 
 
 def error_code(r: httpx.Response) -> str:
     return str(r.json()["error"]["code"])
 
 
-def link_key(system: System, purpose: bytes = b"countersign/approval-link/v1") -> bytes:
+def link_key(system: System, purpose: bytes = b"countersign/status-link/v1") -> bytes:
     return hmac.new(base64.b64decode(system.master_key), purpose, hashlib.sha256).digest()
 
 
-def sign(key: bytes, approval: str, approver: str, voter: str, expires_ms: int) -> str:
+NIL = "00000000-0000-0000-0000-000000000000"
+
+
+def sign(key: bytes, approval: str, expires_ms: int, approver: str = NIL, voter: str = NIL) -> str:
+    """An approval_url token (cs_link.h): the page of `approval` until expires_ms."""
     raw = (b"\x01" + uuid.UUID(approval).bytes + uuid.UUID(approver).bytes
            + uuid.UUID(voter).bytes + expires_ms.to_bytes(8, "big"))
     raw += hmac.new(key, raw, hashlib.sha256).digest()
@@ -100,7 +94,8 @@ def test_submit_pending_approve_through_the_page_and_wait(api: Api) -> None:
     assert st["approvals_received"] == 0 and st["approvals_required"] == 1
     assert st["expires_at"] == p["expires_at"]
     status_page = httpx.get(p["approval_url"])
-    assert status_page.status_code == 200 and "<form" not in status_page.text
+    assert status_page.status_code == 200 and 'name="csrf"' not in status_page.text
+    assert "Sign in to decide" in status_page.text
 
     waited: dict[str, Any] = {}
 
@@ -112,7 +107,7 @@ def test_submit_pending_approve_through_the_page_and_wait(api: Api) -> None:
     t = threading.Thread(target=wait)
     t.start()
     time.sleep(scaled(0.5))  # the waiter is suspended on the server now
-    v = api.vote(api.link(p["approval_id"]), "approve", "refund is legitimate")
+    v = vote(api.system, p["approval_id"], "alice", "approve", "refund is legitimate")
     assert v.status_code == 200 and "approved" in v.text
     t.join(scaled(30))
     assert waited["status"] == 200, waited
@@ -144,7 +139,7 @@ def test_inline_failure_is_execution_failed(api: Api) -> None:
 def test_denied_expired_cancelled_outcomes(system: System) -> None:
     api = Api(system, window=3)
     denied = api.pending()
-    api.vote(api.link(denied, "bob"), "deny", "wrong customer")
+    vote(system, denied, "bob", "deny", "wrong customer")
     r = api.http.get(f"/v1/approvals/{denied}/result?wait=5", headers=api.auth())
     assert r.status_code == 409 and error_code(r) == "denied"
     assert r.json()["error"]["details"]["reason"] == "wrong customer"
@@ -243,70 +238,92 @@ def test_authentication_and_isolation(api: Api) -> None:
 
 def test_a_get_never_decides(api: Api) -> None:
     aid = api.pending()
-    link = api.link(aid)
-    for _ in range(5):
-        page = httpx.get(link)
-        assert page.status_code == 200
-        assert "ticket #4312" in page.text and "<form" in page.text
+    signin = link(api.system, aid, "alice")["url"]
+    for _ in range(5):  # the sign-in link: "Continue as alice", nothing spent
+        page = httpx.get(signin)
+        assert page.status_code == 200 and "Continue as alice" in page.text
         assert page.headers["cache-control"] == "no-store"
         assert page.headers["referrer-policy"] == "no-referrer"
-        assert "default-src 'none'" in page.headers["content-security-policy"]
-    httpx.head(link)
+        httpx.head(signin)
+    alice, url = api.signed_in("alice", aid)
+    with alice:
+        for _ in range(5):
+            page = alice.http.get(url)
+            assert page.status_code == 200
+            assert "ticket #4312" in page.text and '<form method="post" class="card">' in page.text
+            assert page.headers["cache-control"] == "no-store"
+            assert page.headers["referrer-policy"] == "no-referrer"
+            assert "default-src 'none'" in page.headers["content-security-policy"]
+        alice.http.head(url)
     assert api.system.approval_by_id(aid)["status"] == "pending"
     assert api.system.sql("SELECT count(*) FROM votes")[0][0] == 0
+    assert api.system.sql("SELECT count(*) FROM sessions")[0][0] == 1
 
 
 def test_cross_site_and_forged_posts_refused(api: Api) -> None:
     aid = api.pending()
-    link = api.link(aid)
+    # A sign-in POST from another site neither signs in nor spends the link.
+    signin = link(api.system, aid, "alice")["url"]
+    with Approver() as victim:
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            r = victim.http.post(signin, headers=headers)
+            assert r.status_code == 403 and victim.session is None, r.text
+    assert api.system.sql("SELECT count(*) FROM sessions")[0][0] == 0
+    alice, url = api.signed_in("alice", aid)
+    form = alice.form(url)
     # From another origin, with a valid form token: refused.
-    r = api.vote(link, "approve", origin="https://evil.example")
+    r = alice.post(url, {**form, "decision": "approve"}, origin="https://evil.example")
     assert r.status_code == 403 and "reload" in r.text.lower()
-    # Without the cookie the page set: refused.
-    page = httpx.get(link)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = httpx.post(link, data={"decision": "approve", "csrf": csrf})
-    assert r.status_code == 403
-    # A token minted for another link: refused.
-    other = api.link(api.pending(), "alice")
-    c = httpx.Client()
-    c.get(other)
-    r = c.post(link, data={"decision": "approve", "csrf": c.cookies["cs_csrf"]})
+    # Without the session cookie: refused (a form token alone is nothing).
+    r = httpx.post(url, data={**form, "decision": "approve"}, headers={"Origin": api.url})
+    assert r.status_code == 401
+    # A token of another session (bob's): refused.
+    bob, bob_url = api.signed_in("bob", aid)
+    with bob:
+        r = alice.post(url, {**bob.form(bob_url), "decision": "approve"})
+    assert r.status_code == 403 and "reload" in r.text.lower()
+    r = alice.post(url, {"decision": "approve", "csrf": "A" * 43})
     assert r.status_code == 403
     # A browser's own cross-site label.
-    c2 = httpx.Client()
-    page = c2.get(link)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = c2.post(link, data={"decision": "approve", "csrf": csrf},
-                headers={"Sec-Fetch-Site": "cross-site"})
+    r = alice.post(url, {**form, "decision": "approve"}, origin=None,
+                   headers={"Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
+    alice.close()
     assert api.system.approval_by_id(aid)["status"] == "pending"
 
 
 def test_forged_tampered_expired_and_foreign_tokens(system: System) -> None:
     api = Api(system, window=2)
     aid = api.pending()
-    link = api.link(aid)
-    token = link.rsplit("/", 1)[1]
-    forged = link.rsplit("/", 1)[0] + "/" + sign(b"k" * 32, aid, api.ids["alice"],
-                                                  api.ids["alice"], 2**50)
-    tampered = link[:-5] + ("A" if link[-5] != "A" else "B") + link[-4:]
-    for bad in (forged, tampered, link + "x", link.rsplit("/", 1)[0] + "/short"):
-        for r in (httpx.get(bad), httpx.post(bad, data={"decision": "approve", "csrf": "x"})):
+    alice, url = api.signed_in("alice", aid)
+    form = alice.form(url)
+    base, token = url.rsplit("/", 1)
+    forged = f"{base}/" + sign(b"k" * 32, aid, 2**50)
+    tampered = url[:-5] + ("A" if url[-5] != "A" else "B") + url[-4:]
+    gone = f"{base}/" + sign(link_key(system), aid, int(time.time() * 1000) - 1000)
+    for bad in (forged, tampered, url + "x", base + "/short", gone):
+        for r in (alice.http.get(bad), alice.post(bad, {**form, "decision": "approve"})):
             assert r.status_code == 403 and "not valid" in r.text, bad
-    # Signed with the real key, but for someone who is not an approver.
-    dave = system.cli_json("approver", "create", "dave")["approver_id"]
-    foreign = api.url + "/approve/" + sign(link_key(system), aid, dave, dave, 2**50)
-    r = api.vote(foreign, "approve")
-    assert r.status_code == 403 and "not an approver" in r.text
-    # Alice's link used to vote in Bob's slot: the signature covers the slot.
+    assert "expired" in alice.http.get(gone).text
+    # The approval_url of another approval, its id swapped in: the signature covers it.
     raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    raw[17:33] = uuid.UUID(api.ids["bob"]).bytes
-    swapped = api.url + "/approve/" + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
-    assert httpx.get(swapped).status_code == 403
-    # After the window, the link itself is dead.
-    wait_for(lambda: httpx.get(link).status_code == 410, 10, what="the link to expire")
-    assert "expired" in httpx.get(link).text.lower()
+    raw[1:17] = uuid.UUID(api.pending()).bytes
+    swapped = f"{base}/" + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    assert alice.post(swapped, {**form, "decision": "approve"}).status_code == 403
+    # A signed-in person who is not an approver, on a genuine approval_url.
+    system.cli("approver", "create", "dave")
+    with Approver() as dave:
+        page = dave.sign_in(system.cli_json("approver", "signin-link", "dave", "--next",
+                                            url[len(api.url):])["url"])
+        assert page == url and "who is not an approver" in dave.page(url)
+        r = dave.post(url, {"csrf": dave.session_csrf(url), "decision": "approve"})
+        assert r.status_code == 403 and "not an approver" in r.text
+    # After the window the page still shows the status, and nobody can vote.
+    wait_for(lambda: "<b>expired</b>" in alice.page(url), 10, what="the page to say expired")
+    assert "Nothing more to decide" in alice.page(url)
+    late = alice.post(url, {**form, "decision": "approve"})
+    assert late.status_code == 410 and "This approval has expired" in late.text, late.text
+    alice.close()
     assert system.sql("SELECT count(*) FROM votes")[0][0] == 0
 
 
@@ -314,20 +331,19 @@ def test_double_late_and_self_votes(system: System) -> None:
     api = Api(system, approvers=("alice", "bob", "mallory"), quorum=2,
               operator_of_agent=("mallory",))
     aid = api.pending()
-    assert api.vote(api.link(aid, "alice"), "approve").status_code == 200
-    twice = api.vote(api.link(aid, "alice"), "approve")
+    assert vote(system, aid, "alice", "approve").status_code == 200
+    twice = vote(system, aid, "alice", "approve")
     assert twice.status_code == 409 and "already voted" in twice.text
-    self_vote = api.vote(api.link(aid, "mallory"), "approve")
+    self_vote = vote(system, aid, "mallory", "approve")
     assert self_vote.status_code == 403 and "own request" in self_vote.text
     assert api.system.approval_by_id(aid)["status"] == "pending"
     # Alice opens her page again and waits; meanwhile Bob's vote approves it.
-    alice = httpx.Client()
-    page = alice.get(api.link(aid, "alice"))
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    assert api.vote(api.link(aid, "bob"), "approve").status_code == 200
-    late = alice.post(api.link(aid, "alice"), data={"decision": "deny", "csrf": csrf},
-                      headers={"Origin": api.url})
+    alice, url = api.signed_in("alice", aid)
+    form = alice.form(url)
+    assert vote(system, aid, "bob", "approve").status_code == 200
+    late = alice.post(url, {**form, "decision": "deny"})
     assert late.status_code == 409 and "Already decided" in late.text
+    alice.close()
     api.system.wait_status(api.system.approval_by_id(aid)["request_id"], "executed")
     refused = [r[0] for r in system.sql("SELECT detail->>'code' FROM audit "
                                         "WHERE action = 'vote.refused' ORDER BY id")]
@@ -336,17 +352,19 @@ def test_double_late_and_self_votes(system: System) -> None:
 
 def test_inbox_lists_what_waits(api: Api) -> None:
     a1, a2 = api.pending(), api.pending()
-    key = link_key(api.system, b"countersign/inbox-link/v1")
-    alice = api.ids["alice"]
-    inbox = f"{api.url}/inbox/" + sign(key, "00000000-0000-0000-0000-000000000000", alice, alice,
-                                        int(time.time() * 1000) + 3600_000)
-    page = httpx.get(inbox)
-    assert page.status_code == 200 and page.text.count("/approve/") == 2
-    api.vote(api.link(a1), "approve")
-    page = httpx.get(inbox)
-    assert page.text.count("/approve/") == 1
-    href = re.search(r'href="(/approve/[^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    assert api.vote(api.url + href, "deny", "no").status_code == 200
+    r = api.http.get("/inbox")
+    assert r.status_code == 303 and r.headers["location"] == "/signin?next=/inbox"
+    signin = api.system.cli_json("approver", "signin-link", "alice")
+    assert signin["approver"] == "alice"
+    with Approver() as alice:
+        inbox = alice.sign_in(signin["url"])
+        assert inbox == f"{api.url}/inbox"
+        assert alice.page(inbox).count('href="/status/') == 2
+        vote(api.system, a1, "alice", "approve")
+        page = alice.page(inbox)
+        assert page.count('href="/status/') == 1
+        href = re.search(r'href="(/status/[^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert alice.decide(api.url + href, "deny", "no").status_code == 200
     assert api.system.approval_by_id(a2)["status"] == "denied"
 
 

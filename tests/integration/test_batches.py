@@ -5,13 +5,13 @@ from __future__ import annotations
 import collections
 import json
 import random
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from approver import Approver, batch_link, batch_vote, link
 from harness import BUILD_DIR, System
 from services import SmtpSink, wait_for
 from test_browser import run_browser
@@ -30,22 +30,6 @@ def batch(system: System, batch_id: str) -> dict[str, Any]:
     """The batch's status ({} while it does not exist yet)."""
     r = system.cli("batch", "show", "bot1", batch_id, check=False)
     return json.loads(r.stdout) if r.returncode == 0 else {}
-
-
-def batch_link(system: System, batch_id: str, approver: str = "alice") -> str:
-    for line in system.cli("batch", "links", "bot1", batch_id).stdout.splitlines():
-        link = json.loads(line)
-        if link["approver"] == approver:
-            return str(link["url"])
-    raise AssertionError(f"no batch link for {approver}")
-
-
-def decide(link: str, origin: str, decision: str, **fields: str) -> httpx.Response:
-    c = httpx.Client(timeout=30)
-    page = c.get(link)
-    form = dict(re.findall(r'name="(csrf|digest)" value="([^"]*)"', page.text))
-    assert "csrf" in form, page.text[:400]
-    return c.post(link, data={**form, "decision": decision, **fields}, headers={"Origin": origin})
 
 
 @pytest.fixture
@@ -76,18 +60,23 @@ def test_shuffled_batch_with_the_seal_in_the_middle_approved_in_chromium(
     system.produce(last)
     wait_for(lambda: batch(system, "b500").get("status") == "decidable", 30, what="decidable")
     (ev,) = [e for e in system.topic("events", expect=501 + 499) if e["value"]["type"] == "batch.decidable"]
-    assert ev["value"]["members"] == 500 and len(ev["value"]["approval_links"]) == 2
+    assert ev["value"]["members"] == 500 and len(ev["value"]["approvers"]) == 2
+    assert "approval_links" not in ev["value"] and b"/signin/" not in ev["raw"]
 
-    link = batch_link(system, "b500")
-    page = httpx.get(link).text
+    # The batch page shows anyone the summary; only a signed-in approver decides.
+    page_url = ev["value"]["approval_url"]
+    assert page_url.startswith(f"{url}/batch/")
+    page = httpx.get(page_url).text
     total = sum(10 + i for i in range(500))
     assert f"{total} (sum of amount)" in page and "page 1 of 10" in page
     assert "POST http://127.0.0.1" in page and "500 calls" in page
-    csv = httpx.get(link + "/items.csv").text.splitlines()
+    assert "Sign in to decide" in page and 'name="digest"' not in page
+    csv = httpx.get(page_url + "/items.csv").text.splitlines()
     assert len(csv) == 501 and csv[0].startswith("request_id,status")
     shots = BUILD_DIR / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    out = run_browser({"CS_LINK": link, "CS_REASON": "b500", "CS_PAYLOAD": "b500-0000",
+    out = run_browser({"CS_LINK": batch_link(system, "b500", "alice")["url"],
+                       "CS_PAGE": page_url, "CS_REASON": "b500", "CS_PAYLOAD": "b500-0000",
                        "CS_SHOT": str(shots / "batch-page.png"), "CS_FINAL": "decided"})
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -112,8 +101,8 @@ def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None
              and batch(system, "d5").get("status") == "decidable", 30, what="both decidable")
 
     denied = ["b20-0003", "b20-0011", "b20-0019"]
-    r = decide(batch_link(system, "b20"), url, "approve", reason="duplicate refunds",
-               **{"except": "\n".join(denied)})
+    r = batch_vote(system, "b20", "alice", "approve", "duplicate refunds",
+                   **{"except": "\n".join(denied)})
     assert r.status_code == 200 and "listed items denied" in r.text
     wait_for(lambda: batch(system, "b20")["counts"] == {"executed": 17, "denied": 3}, 60,
              what="17 executed, 3 denied")
@@ -121,7 +110,7 @@ def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None
                            "WHERE batch_id = 'b20' AND status = 'denied'"))
     assert rows == {d: "duplicate refunds" for d in denied}
 
-    r = decide(batch_link(system, "d5", "bob"), url, "deny", reason="not today")
+    r = batch_vote(system, "d5", "bob", "deny", "not today")
     assert r.status_code == 200
     wait_for(lambda: batch(system, "d5")["counts"] == {"denied": 5}, 30, what="all denied")
     assert system.stub.count("/v1/refunds/") == 17
@@ -148,12 +137,11 @@ def test_refusals_stale_digest_late_member_other_grant_conflicting_seal(
     assert {d["value"]["reason"] for d in dead} == {"conflict"}
 
     before = batch(system, "b3")
-    link = batch_link(system, "b3")
-    c = httpx.Client()
-    page = c.get(link)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = c.post(link, data={"csrf": csrf, "digest": "0" * 64, "decision": "approve"},
-               headers={"Origin": url})
+    with Approver() as alice:
+        page = alice.sign_in(batch_link(system, "b3", "alice")["url"])
+        form = alice.form(page)
+        assert len(form["digest"]) == 64
+        r = alice.post(page, {**form, "digest": "0" * 64, "decision": "approve"})
     assert r.status_code == 409 and "reload" in r.text
     after = batch(system, "b3")
     assert after == before and after["counts"] == {"pending": 3}
@@ -179,7 +167,7 @@ def test_batch_over_http(running: tuple[System, str]) -> None:
         "method": "POST", "url": f"{system.stub.url}/v1/refunds/9", "grant_id": "stripe",
         "json": {"amount": 9}, "batch_id": "h3"})
     assert late.status_code == 409
-    assert decide(batch_link(system, "h3"), url, "approve").status_code == 200
+    assert batch_vote(system, "h3", "alice", "approve").status_code == 200
     wait_for(lambda: httpx.get(f"{url}/v1/batches/h3", headers=h).json()["is_terminal"], 60,
              what="the batch to finish")
     st = httpx.get(f"{url}/v1/batches/h3", headers=h).json()
@@ -231,8 +219,9 @@ def test_reminders_once_per_interval_with_two_schedulers_and_escalation(
     late = system.sql("SELECT count(*) FROM notifications n JOIN approvals a ON a.id = n.approval_id "
                       "WHERE n.created_at >= a.expires_at")[0][0]
     assert late == 0
-    assert str(a["id"]) in carol.text() or "/approve/" in carol.text()
-    del api
+    # The message carries the approval's page and a one-time sign-in link for carol.
+    page = f"{api.url}/status/"  # type: ignore[attr-defined]
+    assert page in carol.text() and f"{api.url}/signin/" in carol.text()  # type: ignore[attr-defined]
 
 
 def test_requester_as_delegate_is_refused(system: System) -> None:
@@ -244,13 +233,13 @@ def test_requester_as_delegate_is_refused(system: System) -> None:
     system.worker()
     system.produce(system.envelope("r1"))
     a = system.wait_status("r1", "pending")
-    links = {x["approver"]: x for x in system.links(str(a["id"]))}
-    assert links["alice"]["voter_id"] != links["alice"]["approver_id"]  # goes to mallory
-    c = httpx.Client()
-    page = c.get(links["alice"]["url"])
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = c.post(links["alice"]["url"], data={"decision": "approve", "csrf": csrf},
-               headers={"Origin": api.url})  # type: ignore[attr-defined]
+    slot = link(system, str(a["id"]), "alice")
+    assert slot["voter_id"] != slot["approver_id"]  # goes to mallory
+    with Approver() as mallory:
+        page = mallory.sign_in(slot["url"])
+        assert page.startswith(f"{api.url}/status/")  # type: ignore[attr-defined]
+        assert "Signed in as <b>mallory</b>" in mallory.page(page)
+        r = mallory.decide(page, "approve")
     assert r.status_code == 403 and "own request" in r.text
     assert system.approval("r1")["status"] == "pending"
 
@@ -260,10 +249,10 @@ def test_unknown_item_in_the_except_list_decides_nothing(running: tuple[System, 
     system.produce(*[member(system, "t4", i) for i in range(4)])
     system.kafka.produce(system.topics["requests"], b"seal", seal("t4", 4))
     wait_for(lambda: batch(system, "t4").get("status") == "decidable", 30, what="decidable")
-    r = decide(batch_link(system, "t4"), url, "approve", **{"except": "t4-0001\nt4-OOO2"})
+    r = batch_vote(system, "t4", "alice", "approve", **{"except": "t4-0001\nt4-OOO2"})
     assert r.status_code == 400 and "t4-OOO2" in r.text
     assert batch(system, "t4")["counts"] == {"pending": 4}
-    r = decide(batch_link(system, "t4"), url, "approve", **{"except": "  t4-0001 \n\nt4-0002"})
+    r = batch_vote(system, "t4", "alice", "approve", **{"except": "  t4-0001 \n\nt4-0002"})
     assert r.status_code == 200
     wait_for(lambda: batch(system, "t4")["counts"] == {"executed": 2, "denied": 2}, 30,
              what="2 executed, 2 denied")

@@ -1,10 +1,12 @@
-"""The approval page in real headless Chromium (tests/browser/approve.mjs)."""
+"""The approval page in real headless Chromium (tests/browser/approve.mjs): open the
+one-time sign-in link, press Continue, land on the approval's page, decide."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 
+from approver import link
 from harness import BUILD_DIR, System
 from services import REPO_ROOT, scaled
 
@@ -26,10 +28,13 @@ def test_approve_in_chromium(system: System) -> None:
     system.stub.program("/v1/refunds", status=201, body=b'{"refund":"re_9"}')
     system.produce(system.envelope("r1", amount=4312, reason="customer charged twice, ticket #4312"))
     a = system.wait_status("r1", "pending")
-    link = next(x["url"] for x in system.links(str(a["id"])) if x["approver"] == "alice")
+    (pending,) = [e for e in system.topic("events", expect=1)
+                  if e["value"]["type"] == "approval.pending"]
     shots = BUILD_DIR / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    out = run_browser({"CS_LINK": link, "CS_REASON": "customer charged twice, ticket #4312",
+    out = run_browser({"CS_LINK": link(system, str(a["id"]), "alice")["url"],
+                       "CS_PAGE": pending["value"]["approval_url"],
+                       "CS_REASON": "customer charged twice, ticket #4312",
                        "CS_PAYLOAD": '"amount": 4312', "CS_SHOT": str(shots / "review-page.png")})
     assert out.returncode == 0, out.stdout + out.stderr
     assert (shots / "review-page.png").stat().st_size > 10_000
@@ -38,4 +43,6 @@ def test_approve_in_chromium(system: System) -> None:
     assert system.stub.count("/v1/refunds") == 1
     vote = system.sql("SELECT reason FROM votes")[0][0]
     assert vote == "decided in Chromium: approve"
+    ua = system.sql("SELECT user_agent FROM sessions")
+    assert len(ua) == 1 and "Chrom" in ua[0][0], ua
     del api

@@ -25,12 +25,13 @@ def test_pending_approve_executed_result(system: System) -> None:
     a = system.wait_status("r1", "pending")
     assert a["quorum"] == 1 and a["reason"] == "refund for r1"
 
-    # The pending event carries one signed link per approver.
+    # The pending event carries the approval's page and its approvers, and no credential.
     pending = [m for m in system.topic("events", expect=1) if m["value"]["status"] == "pending"]
     assert len(pending) == 1 and pending[0]["key"] == str(a["id"])
-    links = pending[0]["value"]["approval_links"]
-    assert sorted(link["approver_id"] for link in links) == sorted([ids["alice"], ids["bob"]])
-    assert all(link["url"].startswith("http://127.0.0.1:8080/approve/") for link in links)
+    event = pending[0]["value"]
+    assert sorted(event["approvers"]) == sorted([ids["alice"], ids["bob"]])
+    assert event["approval_url"].startswith("http://127.0.0.1:8080/status/")
+    assert "approval_links" not in event and b"/signin/" not in pending[0]["raw"]
     assert system.stub.count() == 0
 
     out = system.cli_json("approval", "approve", str(a["id"]), "--as", "alice", "--reason", "ok")

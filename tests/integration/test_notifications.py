@@ -1,5 +1,6 @@
 """Approver notifications: email over SMTP, Slack-compatible and signed webhooks,
-retries, and delegation."""
+retries, and delegation. Each message carries the approval's page and a one-time
+sign-in link of its own recipient."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import json
 import re
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from approver import Approver
 from harness import System
 from services import SmtpSink, wait_for
 
@@ -47,7 +48,9 @@ def test_each_channel_gets_its_own_link(system: System, smtp: SmtpSink) -> None:
     assert mail.recipients == ["<alice@example.com>"]
     text = mail.text()
     assert "Subject: Approval needed: POST" in text and "refund for r1" in text
-    mail_link = re.search(r"(http://\S+/approve/\S+)", text).group(1)  # type: ignore[union-attr]
+    page = re.search(r"(http://\S+/status/\S+)", text).group(1)  # type: ignore[union-attr]
+    mail_link = re.search(r"(http://\S+/signin/\S+)", text).group(1)  # type: ignore[union-attr]
+    assert "Sign in as alice with this one-time link" in text
 
     (hook,) = system.stub.wait_for(1, "/hooks/bob")
     body = hook.body
@@ -57,25 +60,33 @@ def test_each_channel_gets_its_own_link(system: System, smtp: SmtpSink) -> None:
     assert hook.headers["x-countersign-signature"] == f"v1={want}"
     event = json.loads(body)
     assert event["type"] == "approval.requested" and event["approval_id"] == str(a["id"])
-    assert event["recipient"] == "bob" and event["approval_url"] != mail_link
+    assert event["recipient"] == "bob" and event["approval_url"] == page
+    assert "/signin/" in event["signin_url"] and event["signin_url"] != mail_link
 
     (slack,) = system.stub.wait_for(1, "/slack/carol")
-    assert "/approve/" in json.loads(slack.body)["text"]
+    slack_text = json.loads(slack.body)["text"]
+    assert page in slack_text and "Sign in as carol" in slack_text
+    slack_link = re.search(r"(http://\S+/signin/\S+)", slack_text).group(1)  # type: ignore[union-attr]
+    assert page.startswith(f"{api.url}/status/")  # type: ignore[attr-defined]
 
-    # Each link is its holder's: alice's link votes as alice.
-    link = mail_link.replace("http://127.0.0.1:8080", api.url)  # type: ignore[attr-defined]
-    c = httpx.Client()
-    page = c.get(link)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    r = c.post(link, data={"decision": "approve", "csrf": csrf},
-               headers={"Origin": api.url})  # type: ignore[attr-defined]
+    # Each sign-in link is its recipient's: it signs in that person, to the approval's page.
+    for who, signin in (("bob", event["signin_url"]), ("carol", slack_link)):
+        with Approver() as person:
+            assert f"Continue as {who}" in person.continue_page(signin)
+            assert person.sign_in(signin) == page
+            assert f"Signed in as <b>{who}</b>" in person.page(page)
+    # alice's link votes as alice.
+    with Approver() as alice:
+        assert alice.sign_in(mail_link) == page
+        r = alice.decide(page, "approve")
     assert r.status_code == 200
     system.wait_status("r1", "executed")
     sent = system.sql("SELECT detail->>'channel' FROM audit WHERE action = 'notification.sent' "
                       "ORDER BY 1")
     assert [s[0] for s in sent] == ["email", "slack", "webhook"]
-    assert system.sql("SELECT actor FROM audit WHERE action = 'vote.approve'")[0][0].startswith(
-        "approver:")
+    ids = dict(system.sql("SELECT name, id::text FROM approvers"))
+    assert system.sql("SELECT actor FROM audit WHERE action = 'vote.approve'")[0][0] == \
+        f"approver:{ids['alice']}"
 
 
 def test_failures_are_retried_audited_and_never_block(system: System, smtp: SmtpSink) -> None:
@@ -111,13 +122,12 @@ def test_delegate_gets_the_link_and_votes_on_behalf(system: System, smtp: SmtpSi
     a = system.wait_status("r1", "pending")
     (mail,) = smtp.wait_for(1)
     assert mail.recipients == ["<dave@example.com>"] and "on behalf of alice" in mail.text()
-    link = re.search(r"(http://\S+/approve/\S+)", mail.text()).group(1)  # type: ignore[union-attr]
-    link = link.replace("http://127.0.0.1:8080", api.url)  # type: ignore[attr-defined]
-    c = httpx.Client()
-    page = c.get(link)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    assert c.post(link, data={"decision": "approve", "csrf": csrf},
-                  headers={"Origin": api.url}).status_code == 200  # type: ignore[attr-defined]
+    link = re.search(r"(http://\S+/signin/\S+)", mail.text()).group(1)  # type: ignore[union-attr]
+    assert link.startswith(f"{api.url}/signin/")  # type: ignore[attr-defined]
+    with Approver() as dave:
+        page = dave.sign_in(link)
+        assert "Signed in as <b>dave</b>" in dave.page(page)
+        assert dave.decide(page, "approve").status_code == 200
     system.wait_status("r1", "executed")
     vote = system.sql("SELECT detail FROM audit WHERE action = 'vote.approve'")[0][0]
     ids = dict(system.sql("SELECT name, id::text FROM approvers"))
