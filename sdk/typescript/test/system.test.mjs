@@ -6,16 +6,20 @@
 //   COUNTERSIGN_URL      the api's base URL
 //   COUNTERSIGN_API_KEY  a key of agent bot1
 //   CS_STUB_URL          the stub provider's base URL (grant "stripe" allows it)
-//   CS_CLI               the countersign binary (for `approval links`)
+//   CS_CLI               the countersign binary (for `approval links`, `batch links`)
 //   CS_SDK_SCENARIO      main (window 1 h) | expiry (window 2 s) | batch (policy
 //                        "always", grant "second" with another policy exists too)
 //   CS_PG_URL, CS_MASTER_KEY, CS_PUBLIC_URL, ...  for the CLI
 //
 // Policy "pay" (harness System.setup): POST /v1/refunds* with amount > 100
 // needs one approval of alice or bob; everything else runs inline. Approvers
-// decide as people do: GET their signed link (the review page sets the cs_csrf
-// cookie and has a <form method="post"> with a hidden csrf input), then POST the
-// form with the cookie and an Origin header.
+// decide as people do: take their one-time sign-in link (`countersign approval
+// links` / `batch links`), GET it ("Continue as NAME", nothing spent), POST it
+// (303: an HttpOnly cs_session cookie and Location, the approval's or batch's
+// page as a local path), GET that page with the cookie and POST its decision
+// form (a hidden csrf bound to the session; a batch page adds a digest) with
+// the cookie and an Origin header. The agent's approvalUrl is that same page:
+// without a session it shows no form and refuses a decision.
 //
 // Stub programming done by the Python side (the paths below must match):
 //   /v1/refunds/approve  201 {"refund":"re_approved"}, X-Provider: stub
@@ -84,9 +88,11 @@ async function submitRefund(path, { amount = 500, reason, ...extra } = {}) {
   return p;
 }
 
-/** Each approver's signed link, by approver name (countersign approval links). */
-function links(approvalId) {
-  const out = execFileSync(CLI, ["approval", "links", approvalId], {
+const SIGNIN_LINK = /^https?:\/\/[^/]+\/signin\/[A-Za-z0-9_-]{43}$/;
+
+/** Each approver's one-time sign-in link, by approver name, from `countersign ARGS`. */
+function signinLinks(args) {
+  const out = execFileSync(CLI, args, {
     env: process.env,
     encoding: "utf8",
     timeout: scaled(60) * 1000,
@@ -95,11 +101,18 @@ function links(approvalId) {
   for (const line of out.split("\n")) {
     if (!line.trim()) continue;
     const l = JSON.parse(line);
-    assert.equal(typeof l.url, "string", line);
+    assert.match(l.url, SIGNIN_LINK, line);
+    assert.equal(typeof l.voter_id, "string", line);
     byName[l.approver ?? l.approver_id] = l.url;
   }
   return byName;
 }
+
+/** Fresh sign-in links for an approval's approvers (countersign approval links ID). */
+const links = (approvalId) => signinLinks(["approval", "links", approvalId]);
+
+/** Fresh sign-in links for a batch's approvers (countersign batch links bot1 BATCH). */
+const batchLinks = (batchId) => signinLinks(["batch", "links", "bot1", batchId]);
 
 function htmlUnescape(s) {
   return s
@@ -110,86 +123,101 @@ function htmlUnescape(s) {
     .replace(/&amp;/g, "&");
 }
 
-/** GETs an approver's link like a browser: the page, its cs_csrf cookie and form token. */
-async function openLink(url) {
-  const res = await fetch(url, { redirect: "manual" });
-  const html = await res.text();
-  assert.equal(res.status, 200, `GET ${url} -> ${res.status}: ${html.slice(0, 300)}`);
-  assert.match(res.headers.get("content-type") ?? "", /text\/html/);
-  const cookie = res.headers
-    .getSetCookie()
-    .map((c) => c.split(";")[0].trim())
-    .find((c) => c.startsWith("cs_csrf="));
-  assert.ok(cookie, `the review page set no cs_csrf cookie: ${JSON.stringify(res.headers.getSetCookie())}`);
-  assert.match(html, /<form\b[^>]*\bmethod\s*=\s*["']?post\b/i, "no <form method=post> on the review page");
-  let csrf;
+/** The value of hidden input `name` in an HTML fragment, or undefined. */
+function hiddenValue(html, name) {
   for (const tag of html.match(/<input\b[^>]*>/gi) ?? []) {
-    if (/\bname\s*=\s*["']?csrf["'\s/>]/i.test(tag)) {
-      csrf = /\bvalue\s*=\s*"([^"]*)"|\bvalue\s*=\s*'([^']*)'|\bvalue\s*=\s*([^\s>]+)/i.exec(tag);
-      csrf = csrf && htmlUnescape(csrf[1] ?? csrf[2] ?? csrf[3]);
-      break;
-    }
+    if (!new RegExp(`\\bname\\s*=\\s*["']?${name}["'\\s/>]`, "i").test(tag)) continue;
+    const v = /\bvalue\s*=\s*"([^"]*)"|\bvalue\s*=\s*'([^']*)'|\bvalue\s*=\s*([^\s>]+)/i.exec(tag);
+    return v ? htmlUnescape(v[1] ?? v[2] ?? v[3]) : undefined;
   }
-  assert.ok(csrf, "no hidden csrf input on the review page");
-  return { html, cookie, csrf };
+  return undefined;
 }
 
-/** Approves or denies through the approver's link, as a person with a browser would. */
-async function decide(url, decision, reason) {
-  const page = await openLink(url);
-  const res = await fetch(url, {
-    method: "POST",
-    redirect: "manual",
-    headers: {
-      "Content-Type": "application/x-www-form-urlencoded",
-      Cookie: page.cookie,
-      Origin: BASE,
-    },
-    body: new URLSearchParams({ decision, reason, csrf: page.csrf }).toString(),
-  });
-  const html = await res.text();
-  assert.ok(res.status === 200 || res.status === 303, `POST ${decision} -> ${res.status}: ${html.slice(0, 500)}`);
-  return page;
-}
-
-/** Each approver's signed batch link, by approver name (countersign batch links bot1 BATCH). */
-function batchLinks(batchId) {
-  const out = execFileSync(CLI, ["batch", "links", "bot1", batchId], {
-    env: process.env,
-    encoding: "utf8",
-    timeout: scaled(60) * 1000,
-  });
-  const byName = {};
-  for (const line of out.split("\n")) {
-    if (!line.trim()) continue;
-    const l = JSON.parse(line);
-    byName[l.approver ?? l.approver_id] = l.url;
-  }
-  return byName;
+/** The page's decision form (the one with the decision buttons, not the sign-out bar), or undefined. */
+function decisionForm(html) {
+  return (html.match(/<form\b[\s\S]*?<\/form>/gi) ?? []).find((f) => /\bname\s*=\s*["']?decision\b/i.test(f));
 }
 
 /**
- * Decides a batch on its page as a person would: GET the link (cookie, hidden
- * csrf and digest), POST the form with the cookie and Origin; `denyOnly` lists
- * the request ids to deny while approving the rest.
+ * Signs in with a one-time link as a person does: GET it (a "Continue as"
+ * form; nothing spent, no cookie), POST it (303 with the cs_session cookie
+ * and Location, a local path). Returns the cookie and the page's absolute URL.
  */
-async function decideBatch(url, decision, reason, denyOnly = []) {
-  const page = await openLink(url);
-  const digest = /<input\b[^>]*\bname="digest"[^>]*\bvalue="([0-9a-f]*)"/i.exec(page.html);
-  assert.ok(digest && digest[1].length === 64, "no hidden digest input on the batch page");
-  const res = await fetch(url, {
+async function signIn(link) {
+  const shown = await fetch(link, { redirect: "manual" });
+  const html = await shown.text();
+  assert.equal(shown.status, 200, `GET ${link} -> ${shown.status}: ${html.slice(0, 300)}`);
+  assert.match(html, /Continue as/);
+  assert.match(html, /<form\b[^>]*\bmethod\s*=\s*["']?post\b/i, "no <form method=post> on the sign-in page");
+  assert.deepEqual(shown.headers.getSetCookie(), [], "a GET of the sign-in link set a cookie");
+  const res = await fetch(link, { method: "POST", redirect: "manual", headers: { Origin: BASE } });
+  const body = await res.text();
+  assert.equal(res.status, 303, `POST ${link} -> ${res.status}: ${body.slice(0, 300)}`);
+  const set = res.headers.getSetCookie().find((c) => c.startsWith("cs_session="));
+  assert.ok(set, `no cs_session cookie: ${JSON.stringify(res.headers.getSetCookie())}`);
+  assert.match(set, /;\s*HttpOnly/i);
+  assert.match(set, /;\s*SameSite=Lax/i);
+  const location = res.headers.get("location") ?? "";
+  assert.match(location, /^\/(status|batch)\/[A-Za-z0-9_-]+$/, `Location ${location}`);
+  return { cookie: set.split(";")[0].trim(), page: new URL(location, `${BASE}/`).href };
+}
+
+/** GETs a page (with the session cookie when there is one): its HTML, decision form, csrf (and digest) when it has one. */
+async function openPage(session) {
+  const res = await fetch(session.page, { redirect: "manual", headers: session.cookie ? { Cookie: session.cookie } : {} });
+  const html = await res.text();
+  assert.equal(res.status, 200, `GET ${session.page} -> ${res.status}: ${html.slice(0, 300)}`);
+  assert.match(res.headers.get("content-type") ?? "", /text\/html/);
+  const form = decisionForm(html);
+  return {
+    html,
+    form,
+    csrf: form && hiddenValue(form, "csrf"),
+    digest: form && hiddenValue(form, "digest"),
+    anyCsrf: hiddenValue(html, "csrf"),
+  };
+}
+
+/** POSTs a decision form to the session's page with its cookie (if any) and Origin; the status and HTML. */
+async function postDecision(session, fields) {
+  const res = await fetch(session.page, {
     method: "POST",
     redirect: "manual",
     headers: {
       "Content-Type": "application/x-www-form-urlencoded",
-      Cookie: page.cookie,
+      ...(session.cookie ? { Cookie: session.cookie } : {}),
       Origin: BASE,
     },
-    body: new URLSearchParams({ decision, reason, csrf: page.csrf, digest: digest[1], except: denyOnly.join("\n") }).toString(),
+    body: new URLSearchParams(fields).toString(),
   });
-  const html = await res.text();
-  assert.equal(res.status, 200, `POST ${decision} -> ${res.status}: ${html.slice(0, 500)}`);
-  return html;
+  return { status: res.status, html: await res.text() };
+}
+
+/** Signs in with an approver's link and approves or denies on the approval's page. */
+async function decide(link, decision, reason) {
+  const session = await signIn(link);
+  const page = await openPage(session);
+  assert.ok(page.csrf, `no decision form with a csrf field: ${page.html.slice(0, 500)}`);
+  const res = await postDecision(session, { decision, reason, csrf: page.csrf });
+  assert.equal(res.status, 200, `POST ${decision} -> ${res.status}: ${res.html.slice(0, 500)}`);
+  assert.match(res.html, /Thank you/);
+  return session;
+}
+
+/**
+ * Decides a batch on its page as a person would: sign in with the batch
+ * link, GET the page (hidden csrf and digest), POST the form with the cookie
+ * and Origin; `denyOnly` lists the request ids to deny while approving the rest.
+ */
+async function decideBatch(link, decision, reason, denyOnly = []) {
+  const session = await signIn(link);
+  assert.ok(session.page.startsWith(`${BASE}/batch/`), session.page);
+  const page = await openPage(session);
+  assert.ok(page.csrf, `no decision form with a csrf field: ${page.html.slice(0, 500)}`);
+  assert.match(page.digest ?? "", /^[0-9a-f]{64}$/, "no hidden digest input on the batch page");
+  const res = await postDecision(session, { decision, reason, csrf: page.csrf, digest: page.digest, except: denyOnly.join("\n") });
+  assert.equal(res.status, 200, `POST ${decision} -> ${res.status}: ${res.html.slice(0, 500)}`);
+  return res.html;
 }
 
 async function rejects(promise, Class, check = () => {}) {
@@ -277,7 +305,7 @@ if (SCENARIO === "main") {
   });
 
   describe("approval needed", () => {
-    it("pending -> approved through alice's link -> the provider's result", async () => {
+    it("pending -> alice signs in with her link and approves on approvalUrl's page -> the provider's result", async () => {
       const reason = "customer charged twice for order #4312, refunding the duplicate";
       const p = await submitRefund("/v1/refunds/approve", {
         reason,
@@ -296,19 +324,33 @@ if (SCENARIO === "main") {
       assert.equal(s.approvalsReceived, 0);
       assert.equal(s.expiresAt.getTime(), p.expiresAt.getTime());
 
-      // approval_url is a page for people.
-      const status = await fetch(p.approvalUrl);
-      assert.equal(status.status, 200);
-      await status.text();
+      // approvalUrl is the approval's page for people: without a session it
+      // shows the status and how to sign in, never a decision form, and a
+      // decision POSTed to it is refused. Nothing the agent holds votes.
+      const anon = await openPage({ page: p.approvalUrl });
+      assert.equal(anon.form, undefined, "a decision form without a session");
+      assert.match(anon.html, /Sign in to decide/);
+      const agentVote = await postDecision({ page: p.approvalUrl }, { decision: "approve", reason: "the agent", csrf: "x" });
+      assert.equal(agentVote.status, 401, agentVote.html.slice(0, 300));
 
       const l = links(p.approvalId);
       assert.ok(l.alice && l.bob, `links: ${JSON.stringify(l)}`);
-      // The review page shows the request and the agent's reason; opening it changes nothing.
-      const page = await openLink(l.alice);
-      assert.ok(page.html.includes("charged twice for order"), "the reason is not on the review page");
+      // Alice's link signs her in and leads to that same page, which now shows
+      // the request, the agent's reason and the decision form; nothing changed.
+      const session = await signIn(l.alice);
+      assert.equal(session.page, p.approvalUrl);
+      const page = await openPage(session);
+      assert.ok(page.html.includes("charged twice for order"), "the reason is not on the approval page");
+      assert.ok(page.csrf, `no decision form for alice: ${page.html.slice(0, 500)}`);
       assert.equal((await agent.getApprovalStatus(p.approvalId)).status, "pending");
+      // The link worked once.
+      const again = await fetch(l.alice, { method: "POST", redirect: "manual", headers: { Origin: BASE } });
+      await again.text();
+      assert.equal(again.status, 403);
 
-      await decide(l.alice, "approve", "ticket checked, duplicate confirmed");
+      const voted = await postDecision(session, { decision: "approve", reason: "ticket checked, duplicate confirmed", csrf: page.csrf });
+      assert.equal(voted.status, 200, voted.html.slice(0, 500));
+      assert.match(voted.html, /Thank you: approved/);
       const r = await agent.awaitApproval(p.approvalId, { timeout: scaled(60) });
       assert.ok(r instanceof ApprovalResult);
       assert.equal(r.approvalId, p.approvalId);
@@ -326,7 +368,7 @@ if (SCENARIO === "main") {
       assert.ok(done.executedAt instanceof Date);
     });
 
-    it("denied through bob's link: ApprovalDeniedError carries his reason", async () => {
+    it("bob signs in and denies: ApprovalDeniedError carries his reason", async () => {
       const p = await submitRefund("/v1/refunds/deny");
       await decide(links(p.approvalId).bob, "deny", "duplicate refund, already paid in re_77");
       const e = await rejects(agent.awaitApproval(p.approvalId, { timeout: scaled(60) }), ApprovalDeniedError);
@@ -478,7 +520,7 @@ if (SCENARIO === "main") {
 
 if (SCENARIO === "expiry") {
   describe("expiry", () => {
-    it("nobody decides: ApprovalExpiredError, the link is dead, nothing executes", async () => {
+    it("nobody decides: ApprovalExpiredError, nobody can decide any more, nothing executes", async () => {
       const p = await submitRefund("/v1/refunds/expire");
       const left = p.expiresAt.getTime() - Date.now();
       assert.ok(left < 10_000, `expires in ${left} ms with a 2 s window`);
@@ -492,10 +534,16 @@ if (SCENARIO === "expiry") {
       const s = await waitStatus(p.approvalId, (x) => x.isTerminal);
       assert.equal(s.status, "expired");
       assert.equal(s.hasResult, false);
-      // The approver's link died with the window.
-      const res = await fetch(l.alice, { redirect: "manual" });
-      await res.text();
-      assert.equal(res.status, 410);
+      // Signed in with the link minted before the deadline, alice finds the
+      // page without a decision form, and a decision is refused as expired.
+      const session = await signIn(l.alice);
+      assert.equal(session.page, p.approvalUrl);
+      const page = await openPage(session);
+      assert.equal(page.form, undefined, "a decision form on an expired approval");
+      assert.match(page.html, /expired/);
+      assert.ok(page.anyCsrf, "a signed-in page without the session's csrf (sign-out bar)");
+      const late = await postDecision(session, { decision: "approve", reason: "too late", csrf: page.anyCsrf });
+      assert.equal(late.status, 410, late.html.slice(0, 300));
       // Cancelling an expired approval conflicts.
       await rejects(agent.cancelApproval(p.approvalId), ConflictError);
     });
@@ -541,7 +589,6 @@ if (SCENARIO === "batch") {
 
       const l = batchLinks("ts-nightly");
       assert.ok(l.alice && l.bob, `links: ${JSON.stringify(l)}`);
-      assert.ok(l.alice.startsWith(`${BASE}/batch/`), l.alice);
       const waiting = agent.awaitBatch("ts-nightly", { timeout: scaled(90), pollInterval: 0.5 });
       const why = "orders 7002 and 7005 were refunded by hand already";
       const html = await decideBatch(l.alice, "approve", why, ["ts-nightly:2", "ts-nightly:5"]);
