@@ -1,8 +1,9 @@
-"""Grant secrets (and the master key, and API keys) leak nowhere.
+"""Grant secrets (and the master key, and API keys) leak nowhere; sign-in links and
+session tokens reach only their owner.
 
 One broad scenario runs every path a secret could travel -- inline and Kafka
-executions with three injection styles, approvals decided by link, by the operator
-API and by a whole-batch page, denials, cancellation, expiry, provider errors,
+executions with three injection styles, approvals decided by signed-in approvers,
+by the operator API and by a whole-batch page, denials, cancellation, expiry, provider errors,
 dropped connections, connection failures, a name resolving to loopback, a redirect,
 refused headers, URLs and votes, notifications by SMTP, webhook and Slack -- and then
 looks for every secret, in every form, in: every process log and the CLI log, every
@@ -12,6 +13,13 @@ operator API listings, the CLI output, the mails and webhook bodies, and a pg_du
 the whole database plus a column-by-column scan. The secret may exist only encrypted
 in grants.secret; API keys only as their SHA-256; the master key nowhere. The provider
 receives each grant's secret only on that grant's base, in that grant's header.
+
+The same search looks for every one-time sign-in token (printed by the CLI, sent in
+notifications) and every session token (set by a sign-in): they may appear only in
+the CLI output or the message that hands them to their owner and in the Set-Cookie
+of the sign-in -- never in a process log, a Kafka message, an audit row, another
+response, or the database (which holds their SHA-256 only). Each notification's
+sign-in link is for its recipient.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from attack_kit import Deployment, csrf_of, deployment, sign
+from attack_kit import (SIGNIN_TOKEN, Deployment, deployment, session_csrf, sign,
+                        token_hash)
 from services import Kafka, Postgres, SmtpSink, free_port, wait_for
 
 PG_BIN = Path(os.environ.get("CS_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -120,13 +129,15 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
     assert d.vote(d.link(approved, "mallory")).status_code == 403           # self-approval
     assert d.vote(d.link(approved, "alice"), reason="checked").status_code == 200
     assert d.vote_late(d.link(approved, "bob")).status_code == 409              # decided already
-    c = d.client()
-    page = c.get(d.link(denied, "bob"))
-    assert c.post(d.link(denied, "bob"), data={"decision": "deny", "csrf": csrf_of(page)},
-                  headers={"Origin": "https://evil.example"}).status_code == 403
+    c, page = d.sign_in(d.link(denied, "bob"))
+    assert d.decide(c, page, "deny", origin="https://evil.example").status_code == 403
+    assert d.client().post(page, data={"decision": "deny", "csrf": "x"},
+                           headers={"Origin": d.url}).status_code == 401     # no session
     assert d.vote(d.link(denied, "bob"), "deny", "wrong account").status_code == 200
-    forged = sign(os.urandom(32), denied, d.ids.get("bob", denied), denied, 2**50)
-    assert d.client().get(f"{d.url}/approve/{forged}").status_code == 403
+    forged = sign(os.urandom(32), denied, 2**50)
+    assert d.client().get(f"{d.url}/status/{forged}").status_code == 403
+    assert d.client().post(f"{d.url}/signin/{'A' * 43}", headers={"Origin": d.url}) \
+        .status_code == 403
     assert d.http.post(f"/v1/approvals/{cancelled}/cancel", headers=d.auth(),
                        json={"reason": "withdrawn"}).status_code == 200
     r = d.http.post(f"/v1/admin/approvals/{by_admin}/decide", headers=d.admin(),
@@ -135,12 +146,21 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
     wait_for(lambda: s.approval("kb-2") is not None and
              json.loads(s.cli("batch", "show", "bot1", "kb").stdout).get("status") == "decidable",
              30, what="the batch to be decidable")
-    link = d.batch_link("kb")
-    bc = d.client()
-    bpage = bc.get(link)
-    form = dict(re.findall(r'name="(csrf|digest)" value="([^"]*)"', bpage.text))
-    assert bc.post(link, data={**form, "decision": "approve"},
-                   headers={"Origin": d.url}).status_code == 200
+    bc, bpage = d.sign_in(d.batch_link("kb"))
+    assert d.decide(bc, bpage, "approve").status_code == 200
+    # Sessions: the operator's link over the API, sign-out, revocation, listings.
+    r = d.http.post("/v1/admin/approvers/alice/signin-link", headers=d.admin(), json={})
+    assert r.status_code in (200, 201), r.text
+    oc, inbox = d.sign_in(d.fix(r.json()["url"]))
+    d.signin_tokens.append(r.json()["url"].rsplit("/", 1)[1])
+    sc, _ = d.session("carol")
+    assert sc.post(f"{d.url}/signout", data={"csrf": session_csrf(sc.get(inbox))},
+                   headers={"Origin": d.url}).status_code == 303
+    assert oc.get(inbox).status_code == 200
+    for path in ("approvers/alice/sessions", "approvers/carol/sessions"):
+        assert d.http.get(f"/v1/admin/{path}", headers=d.admin()).status_code == 200
+    assert d.http.post("/v1/admin/approvers/alice/sessions/revoke",
+                       headers=d.admin()).status_code == 200
     kp = s.wait_status("k-pending", "pending")
     s.cli("approval", "deny", str(kp["id"]), "--as", "alice", "--reason", "no")
     # Everyone reaches an end (expiry needs the sweep).
@@ -155,6 +175,7 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
         d.http.get(f"/v1/approvals/{aid}", headers=d.auth())
         d.http.get(f"/v1/approvals/{aid}/result?wait=1", headers=d.auth())
         d.http.get(f"/v1/admin/approvals/{aid}", headers=d.admin())
+        d.client().get(d.page(aid))
         for slot in d.links(aid).values():
             d.client().get(slot["url"])
     # Notifications delivered, outbox drained, dead letters written.
@@ -172,12 +193,36 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
                  ("approval", "show", denied), ("approval", "links", by_admin),
                  ("audit", "tail", "--limit", "1000"), ("audit", "export"), ("audit", "verify"),
                  ("key", "list"), ("agent", "list"), ("approver", "list"), ("policy", "list"),
-                 ("batch", "show", "bot1", "kb"), ("batch", "links", "bot1", "kb")):
+                 ("batch", "show", "bot1", "kb"), ("batch", "links", "bot1", "kb"),
+                 ("approver", "sessions", "alice"), ("approver", "sessions", "carol"),
+                 ("approver", "revoke-sessions", "bob")):
         res = s.cli(*args)
         out.append(res.stdout + res.stderr)
     d.http.get("/metrics")
     d.http.get("/openapi.json")
     return out
+
+
+def signin_links_in_notifications(d: Deployment, smtp: SmtpSink, hooks: list[Any]) -> list[str]:
+    """Every mail, webhook and Slack message carries a one-time sign-in link minted for
+    its recipient (whoever holds the slot), and no other; its tokens join the search."""
+    problems: list[str] = []
+    emails = dict(d.system.sql("SELECT email, name FROM approvers WHERE email IS NOT NULL"))
+    sent: list[tuple[str, bytes]] = [(emails[r.strip("<>")], m.data)
+                                     for m in smtp.mails for r in m.recipients]
+    sent += [(h.path.rsplit("/", 1)[1], h.body) for h in hooks]
+    assert sent
+    for owner, blob in sent:
+        tokens = set(SIGNIN_TOKEN.findall(blob.decode("utf-8", errors="replace")))
+        if len(tokens) != 1:
+            problems.append(f"a message to {owner} carries {len(tokens)} sign-in links")
+        for t in tokens:
+            d.signin_tokens.append(t)
+            rows = d.system.sql("SELECT p.name FROM signin_links l JOIN approvers p "
+                                "ON p.id = l.approver_id WHERE l.token_hash = %s", token_hash(t))
+            if [r[0] for r in rows] != [owner]:
+                problems.append(f"a sign-in link sent to {owner} signs in {rows}")
+    return problems
 
 
 def pg_dump(d: Deployment) -> bytes:
@@ -230,10 +275,12 @@ def test_no_secret_anywhere_after_every_path(d: Deployment, smtp: SmtpSink) -> N
 
     # Every Kafka message, and the originals carried by dead letters.
     counts = {}
+    kafka: dict[str, bytes] = {}
     for topic in ("requests", "events", "results", "dlq"):
         msgs = s.topic(topic, timeout=20)
         counts[topic] = len(msgs)
-        for m in msgs:
+        for i, m in enumerate(msgs):
+            kafka[f"{topic} message #{i} ({m['key']})"] = m["raw"]
             problems += d.leaks_in(f"{topic} message {m['key']}", m["raw"])
             if topic == "dlq":
                 problems += d.leaks_in("a dead letter's original",
@@ -268,6 +315,30 @@ def test_no_secret_anywhere_after_every_path(d: Deployment, smtp: SmtpSink) -> N
         assert s.sql("SELECT count(*) FROM api_keys WHERE key_hash = %s", digest)[0][0] == 1
     for (blob,) in s.sql("SELECT secret FROM grants"):
         assert len(bytes(blob)) >= 1 + 12 + 16 + 1  # version, nonce, tag: AES-256-GCM
+    assert not problems, "\n".join(sorted(set(problems)))
+
+    # Sign-in links: each notification's is its recipient's (and there is one in each).
+    problems += signin_links_in_notifications(d, smtp, hooks)
+    # Sign-in and session tokens: in no log, Kafka message, audit row or other response;
+    # in the database only as their SHA-256.
+    assert d.signin_tokens and d.session_tokens
+    problems += d.token_leaks({**kafka, "the audit log": "\n".join(r[0] for r in audit).encode(),
+                               "pg_dump": dump})
+    problems += column_scan(d, {n: t.encode() for n, t in d.token_needles().items()})
+    for t in set(d.session_tokens):
+        assert s.sql("SELECT count(*) FROM sessions WHERE token_hash = %s",
+                      token_hash(t))[0][0] == 1
+    for t in set(d.signin_tokens):
+        assert s.sql("SELECT count(*) FROM signin_links WHERE token_hash = %s",
+                      token_hash(t))[0][0] == 1, t[:6]
+    # Nothing on the events topic lets its reader vote: no sign-in link, no slot link.
+    pending = [json.loads(raw) for name, raw in kafka.items() if name.startswith("events")]
+    pending = [e for e in pending if e.get("type") == "approval.pending"]
+    assert pending
+    for e in pending:  # a batch member's page is its batch's (batch.decidable's approval_url)
+        assert "approval_links" not in e and e["approvers"], e
+        assert e["approval_url"] or e.get("batch_id"), e
+    assert not [n for n, raw in kafka.items() if b"/signin/" in raw or b"cs_session" in raw]
     assert not problems, "\n".join(sorted(set(problems)))
 
     # The provider got each grant's secret only on that grant's base, the right way.

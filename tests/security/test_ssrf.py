@@ -264,7 +264,7 @@ def test_numeric_forms_of_the_allowed_ip_are_normalised_not_a_bypass(d: Deployme
         aid = d.pending(url=f"http://{host}:{p}/v1/refunds/n{i}")
         st = d.http.get(f"/v1/approvals/{aid}", headers=d.auth()).json()
         assert st["url"] == f"http://127.0.0.1:{p}/v1/refunds/n{i}", st
-        page = d.client().get(d.link(aid))
+        page = d.client().get(d.page(aid))
         assert f"http://127.0.0.1:{p}/v1/refunds/n{i}" in page.text and host not in page.text
         assert d.http.post(f"/v1/approvals/{aid}/cancel", headers=d.auth()).status_code == 200
     # Upper case is the same host: normalised, and only ever the allowed one.

@@ -1,6 +1,7 @@
-"""Security invariant 4: a requester cannot approve its own request (not directly, not
-through a delegation, not through the CLI or the operator API); each person votes
-once (also when holding a delegated slot, also under concurrent POSTs); a quorum of 0
+"""Security invariant 4: a requester cannot approve its own request (not by signing in
+with any link, not through a delegation, not through the CLI or the operator API);
+each person votes once (also when holding a delegated slot, also signed in twice,
+also under concurrent POSTs); a quorum of 0
 or above the number of approvers is refused when the policy is set; a policy that
 cannot be evaluated refuses the request (fail closed), and a rule cannot be sidestepped
 by spelling the same path differently."""
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from attack_kit import Deployment, deployment, error_code, refusals
+from attack_kit import SESSION, Deployment, decision_form, deployment, error_code, refusals
 from services import Kafka, Postgres
 
 UNTIL = "2099-01-01T00:00:00Z"
@@ -54,9 +55,8 @@ def decide(d: Deployment, aid: str, approver: str, decision: str = "approve") ->
 def test_requester_cannot_vote(d: Deployment) -> None:
     s = d.system
     aid = d.pending(path="/v1/refunds/self")
-    link = d.link(aid, "mallory")
     for decision in ("approve", "deny"):
-        r = d.vote(link, decision)
+        r = d.vote(d.link(aid, "mallory"), decision)   # a one-time link each time
         assert r.status_code == 403 and "own request" in r.text, r.status_code
         cli = s.cli("approval", decision, aid, "--as", "mallory", "--reason", "mine", check=False)
         assert cli.returncode != 0 and "self_approval" in cli.stderr + cli.stdout, cli.stderr
@@ -74,7 +74,7 @@ def test_requester_cannot_vote_through_a_delegation(d: Deployment) -> None:
     assert links["oscar"]["voter_id"] == d.ids["carol"]     # the operator's slot, by carol
     for name in ("dan", "oscar"):
         for decision in ("approve", "deny"):
-            r = d.vote(links[name]["url"], decision)
+            r = d.vote(d.link(aid, name), decision)
             assert r.status_code == 403 and "own request" in r.text, (name, r.status_code)
     cli = s.cli("approval", "approve", aid, "--as", "mallory", check=False)
     assert cli.returncode != 0
@@ -100,22 +100,28 @@ def test_double_vote_refused_even_when_concurrent(d: Deployment) -> None:
     first = d.vote(alice)
     assert first.status_code == 200 and "1 of 2" in first.text
     for decision in ("approve", "deny"):
-        r = d.vote(alice, decision)
+        r = d.vote(d.link(aid, "alice"), decision)   # signed in again: still alice
         assert r.status_code == 409 and "already voted" in r.text
         assert s.cli("approval", decision, aid, "--as", "alice", "--reason", "x",
                      check=False).returncode != 0
         r = decide(d, aid, "alice", decision)
         assert r.status_code == 409 and error_code(r) == "already_voted", r.text
     assert d.votes(aid) == 1 and d.status(aid) == "pending"
-    # Bob presses the button in eight tabs at once: one vote.
-    bob = d.link(aid, "bob")
-    tabs = [d.open(bob) for _ in range(8)]
+    # Bob presses the button in eight tabs of one session, and in four other
+    # browsers he signed in on, at the same moment: one vote.
+    c, page = d.sign_in(d.link(aid, "bob"))
+    form = decision_form(c.get(page))
+    assert form
+    tabs = [(d.browser(c.cookies[SESSION]), form) for _ in range(8)]
+    for _ in range(4):
+        other, _ = d.sign_in(d.link(aid, "bob"))
+        tabs.append((other, decision_form(other.get(page)) or {}))
     codes: list[int] = []
     barrier = threading.Barrier(len(tabs))
 
-    def press(c: httpx.Client, csrf: str) -> None:
+    def press(tab: httpx.Client, fields: dict[str, str]) -> None:
         barrier.wait()
-        r = c.post(bob, data={"decision": "approve", "csrf": csrf}, headers={"Origin": d.url})
+        r = tab.post(page, data={**fields, "decision": "approve"}, headers={"Origin": d.url})
         codes.append(r.status_code)
 
     threads = [threading.Thread(target=press, args=tab) for tab in tabs]
@@ -123,9 +129,41 @@ def test_double_vote_refused_even_when_concurrent(d: Deployment) -> None:
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(codes) == [200] + [409] * 7, codes
+    assert sorted(codes) == [200] + [409] * (len(tabs) - 1), codes
     d.wait_id(aid, "executed")
     assert d.votes(aid) == 2 and d.stub.count("/v1/refunds/double") == 1
+
+
+def test_the_requesters_operator_signs_in_and_votes_in_vain(d: Deployment) -> None:
+    """mallory operates bot1 and approves for policy pay: whichever way she reaches the
+    page of bot1's request -- her slot's link, a link the operator mints her, the
+    approval_url the agent got, the events topic's approval_url -- the page may offer
+    her the form, and every press of it is refused as self-approval."""
+    s = d.system
+    r = d.submit(path="/v1/refunds/own")
+    assert r.status_code == 202
+    aid, handed = r.json()["approval_id"], d.fix(r.json()["approval_url"])
+    events = [m["value"] for m in s.topic("events", timeout=10)
+              if m["value"].get("approval_id") == aid and m["value"].get("type") ==
+              "approval.pending"]
+    pages = {handed, d.page(aid)} | {d.fix(e["approval_url"]) for e in events}
+    assert len(pages) == 1, pages
+    ways = [d.link(aid, "mallory"),
+            d.signin_link("mallory", "/status/" + handed.rsplit("/", 1)[1]),
+            d.signin_link("mallory")]                       # to her inbox, then the page
+    before = refusals(d).count("self_approval")
+    for link in ways:
+        c, _ = d.sign_in(link)
+        for decision in ("approve", "deny"):
+            shown = c.get(handed)
+            form = decision_form(shown)
+            assert form, "an approver of the request sees its form (the vote is what fails)"
+            p = c.post(handed, data={**form, "decision": decision, "reason": "mine"},
+                       headers={"Origin": d.url})
+            assert p.status_code == 403 and "own request" in p.text, p.status_code
+    assert d.votes(aid) == 0 and d.status(aid) == "pending"
+    assert d.stub.count("/v1/refunds/own") == 0
+    assert refusals(d).count("self_approval") == before + 2 * len(ways)
 
 
 def test_quorum_zero_or_unreachable_refused_when_the_policy_is_set(d: Deployment) -> None:
