@@ -3,14 +3,15 @@
 Each test starts the api, a worker (and a scheduler where expiry matters) on
 its own database and runs the C test program ``$CS_BUILD_DIR/tests/test_client``
 (client/test_client.c, built with the project's sanitizer flags by
-client/client.mk) for one scenario. The program decides as people do: it runs
-``countersign approval links`` (``CS_CLI``) and POSTs the review page's form
-with the CSRF cookie, hidden field and Origin. It prints TAP lines; here we
-check that it exited 0, that every check passed, that nothing in its output
-is a sanitizer report (LeakSanitizer is on) and that the API key never shows,
-and then what the stub provider received.
+client/client.mk) for one scenario. The program decides as people do: it takes
+a one-time sign-in link from ``countersign approval links`` (``CS_CLI``), POSTs
+it (the session cookie), then POSTs the decision form of the page it leads to.
+It prints TAP lines; here we check that it exited 0, that every check passed,
+that nothing in its output is a sanitizer report (LeakSanitizer is on) and that
+the API key never shows, and then what the stub provider received.
 
-The examples (examples/*.c) run here too, against the same kind of system.
+The examples (examples/*.c) run here too, against the same kind of system; a
+person decides for them from here the same way (approver.py).
 When the binaries are missing they are built with
 ``make -f Makefile -f client/client.mk BUILD=$CS_BUILD_DIR client``.
 """
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
+from approver import batch_vote, vote
 from harness import BUILD_DIR, SANITIZER_MARKERS, System
 from services import REPO_ROOT, scaled
 
@@ -113,40 +114,6 @@ def start(system: System, *, scheduler: bool = False, **setup: Any) -> tuple[str
     if scheduler:
         system.scheduler()
     return str(api.url), system.api_key()  # type: ignore[attr-defined]
-
-
-def decide_via_link(system: System, api_url: str, approval_id: str, decision: str,
-                    reason: str, approver: str = "alice") -> None:
-    """Approves or denies as a person: opens the signed link, posts its form."""
-    (url,) = [link["url"] for link in system.links(approval_id) if link["approver"] == approver]
-    with httpx.Client(timeout=scaled(10)) as http:
-        page = http.get(url)
-        assert page.status_code == 200, page.text[:1000]
-        assert http.cookies.get("cs_csrf"), "the review page set no cs_csrf cookie"
-        m = re.search(r'<input[^>]*name="csrf"[^>]*value="([^"]*)"', page.text)
-        assert m and '<form method="post"' in page.text, page.text[:2000]
-        resp = http.post(url, data={"decision": decision, "reason": reason, "csrf": m.group(1)},
-                         headers={"Origin": api_url})
-        assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
-
-
-def decide_batch_via_link(system: System, api_url: str, batch_id: str, decision: str,
-                          reason: str, except_ids: tuple[str, ...] = (),
-                          approver: str = "alice") -> None:
-    """Decides a whole batch as a person: opens the batch link (countersign batch
-    links), posts its form with the digest it showed and the ids to deny."""
-    links = [json.loads(line) for line in
-             system.cli("batch", "links", "bot1", batch_id).stdout.splitlines() if line.strip()]
-    (url,) = [link["url"] for link in links if link["approver"] == approver]
-    with httpx.Client(timeout=scaled(10)) as http:
-        page = http.get(url)
-        assert page.status_code == 200 and http.cookies.get("cs_csrf"), page.text[:1000]
-        form = dict(re.findall(r'<input[^>]*name="(csrf|digest)"[^>]*value="([^"]*)"', page.text))
-        assert set(form) == {"csrf", "digest"}, page.text[:2000]
-        resp = http.post(url, data={**form, "decision": decision, "reason": reason,
-                                    "except": "\n".join(except_ids)},
-                         headers={"Origin": api_url})
-        assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
 
 
 # ---- the scenarios -------------------------------------------------------
@@ -377,7 +344,7 @@ def test_c_examples_run(system: System, c_bins: Path) -> None:
     try:
         assert m and m.group(1).startswith(f"{url}/status/"), first
         ((aid,),) = system.sql("SELECT id FROM approvals WHERE status = 'pending'")
-        decide_via_link(system, url, str(aid), "approve", "checked the ticket (C example)")
+        vote(system, str(aid), "alice", "approve", "checked the ticket (C example)", expect=200)
         stdout, stderr = p.communicate(timeout=scaled(90))
     finally:
         if p.poll() is None:
@@ -417,8 +384,8 @@ def test_c_example_submit_batch(system: System, c_bins: Path) -> None:
     first = p.stdout.readline() if p.stdout else ""
     try:
         assert first.strip() == "batch eb1: 3 members, decidable; waiting for the approvers", first
-        decide_batch_via_link(system, url, "eb1", "approve", "order 2001 was refunded by hand",
-                              except_ids=("eb1:1",))
+        batch_vote(system, "eb1", "alice", "approve", "order 2001 was refunded by hand",
+                   expect=200, **{"except": "eb1:1"})
         stdout, stderr = p.communicate(timeout=scaled(120))
     finally:
         if p.poll() is None:

@@ -2,8 +2,9 @@
 
 Each test starts the api, a worker (and a scheduler where expiry matters) on
 its own database, submits through ``countersign.Agent`` and, where a person
-must decide, decides as a person does: GET the approver's signed link, then
-POST the review page's form (CSRF cookie + hidden field + Origin).
+must decide, decides as a person does (approver.py): open the approver's
+one-time sign-in link, press Continue, then POST the decision form of the page
+it leads to (the approval_url, or the batch page) with the session cookie.
 
 The SDK is imported from this checkout (sdk/python), installed or not. The
 tests are plain functions that run their coroutine with ``asyncio.run``, so
@@ -13,7 +14,6 @@ they need no pytest async plugin.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sys
 import threading
@@ -21,12 +21,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from html.parser import HTMLParser
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from approver import Approver, batch_link, batch_vote, link, vote
 from harness import System
 from services import REPO_ROOT, free_port, scaled
 
@@ -76,105 +76,19 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-class _ReviewPage(HTMLParser):
-    """The decision form of an approver's review page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, str]] = []
-        self.csrf: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "form":
-            self.forms.append(a)
-        elif tag == "input" and a.get("name") == "csrf":
-            self.csrf = a.get("value", "")
-
-
-def _link(system: System, approval_id: str, approver: str) -> str:
-    links = system.links(approval_id)
-    assert links, f"no approver links for {approval_id}"
-    for link in links:
-        if link.get("approver") == approver:
-            return str(link["url"])
-    raise AssertionError(f"no link of {approver} in {links}")
-
-
 def decide_via_link(system: System, api_url: str, approval_id: str, decision: str,
                     reason: str, approver: str = "alice") -> httpx.Response:
-    """Approves or denies as a person: opens the signed link, posts its form."""
-    url = _link(system, approval_id, approver)
-    assert url.startswith(f"{api_url}/approve/"), url
-    page = httpx.get(url, timeout=scaled(10))
-    assert page.status_code == 200, (page.status_code, page.text[:1000])
-    cookie = None
-    for header in page.headers.get_list("set-cookie"):
-        m = re.match(r"\s*cs_csrf=([^;]*)", header)
-        if m:
-            cookie = m.group(1)
-    assert cookie, f"the review page set no cs_csrf cookie: {page.headers}"
-    form = _ReviewPage()
-    form.feed(page.text)
-    assert any(f.get("method", "").lower() == "post" for f in form.forms), page.text[:2000]
-    assert form.csrf, "the review page has no hidden csrf field"
-    action = next((f.get("action", "") for f in form.forms
-                   if f.get("method", "").lower() == "post"), "")
-    target = urljoin(url, action) if action else url
-    resp = httpx.post(target, data={"decision": decision, "reason": reason, "csrf": form.csrf},
-                      headers={"Cookie": f"cs_csrf={cookie}", "Origin": api_url},
-                      timeout=scaled(10))
-    assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
-    return resp
-
-
-class _BatchPage(HTMLParser):
-    """The hidden inputs (csrf, digest) of a batch page's decision form."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden: dict[str, str] = {}
-        self.post_form = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "form" and a.get("method", "").lower() == "post":
-            self.post_form = True
-        elif tag == "input" and a.get("type") == "hidden" and a.get("name"):
-            self.hidden[a["name"]] = a.get("value", "")
-
-
-def batch_link(system: System, batch_id: str, approver: str = "alice") -> str:
-    out = system.cli("batch", "links", "bot1", batch_id).stdout
-    for line in out.splitlines():
-        link = json.loads(line)
-        if link.get("approver") == approver:
-            return str(link["url"])
-    raise AssertionError(f"no batch link of {approver} in {out}")
+    """Approves or denies as a person: signs in with the slot's link, posts the form."""
+    assert link(system, approval_id, approver)["url"].startswith(f"{api_url}/signin/")
+    return vote(system, approval_id, approver, decision, reason, expect=200)
 
 
 def decide_batch(system: System, api_url: str, batch_id: str, decision: str, reason: str,
                  deny_only: tuple[str, ...] = (), approver: str = "alice") -> httpx.Response:
-    """Decides a batch as a person: opens the approver's batch link, then posts
-    its form (hidden csrf and digest, the cs_csrf cookie, Origin) with
-    ``except`` listing the request ids to deny."""
-    url = batch_link(system, batch_id, approver)
-    assert url.startswith(f"{api_url}/batch/"), url
-    page = httpx.get(url, timeout=scaled(10))
-    assert page.status_code == 200, (page.status_code, page.text[:1000])
-    cookie = next((m.group(1) for h in page.headers.get_list("set-cookie")
-                   if (m := re.match(r"\s*cs_csrf=([^;]*)", h))), None)
-    assert cookie, f"the batch page set no cs_csrf cookie: {page.headers}"
-    form = _BatchPage()
-    form.feed(page.text)
-    assert form.post_form and form.hidden.get("csrf") and form.hidden.get("digest"), \
-        page.text[-2000:]
-    resp = httpx.post(url, data={**form.hidden, "decision": decision, "reason": reason,
-                                 "except": "\n".join(deny_only)},
-                      headers={"Cookie": f"cs_csrf={cookie}", "Origin": api_url},
-                      timeout=scaled(10))
-    assert resp.status_code == 200, (resp.status_code, resp.text[:1000])
-    return resp
+    """Decides a batch as a person on its page, ``except`` listing the ids to deny."""
+    assert batch_link(system, batch_id, approver)["url"].startswith(f"{api_url}/signin/")
+    return batch_vote(system, batch_id, approver, decision, reason, expect=200,
+                      **{"except": "\n".join(deny_only)})
 
 
 def approval_rows(system: System) -> list[tuple[Any, ...]]:
@@ -283,8 +197,9 @@ def test_pending_then_approved_through_the_link(system: System) -> None:
     assert after.decided_at is not None and after.approvals_received == 1
     assert again == result
     assert system.stub.count("/v1/refunds") == 1
-    # The approval_url is a read-only page for people.
-    assert httpx.get(p.approval_url, timeout=scaled(10)).status_code == 200
+    # The approval_url shows people the status; nobody decides there any more.
+    page = httpx.get(p.approval_url, timeout=scaled(10))
+    assert page.status_code == 200 and "Nothing more to decide" in page.text
 
 
 def test_denied_carries_the_approvers_reason(system: System) -> None:
@@ -330,9 +245,13 @@ def test_expired_when_nobody_decides(system: System) -> None:
     assert status.status == "expired" and status.is_terminal
     assert status.decided_at is not None and status.decided_at >= status.expires_at
     assert system.stub.count() == 0
-    # The approvers' links died with the window.
-    for link in system.links(p.approval_id):
-        assert httpx.get(link["url"], timeout=scaled(10)).status_code in (403, 410)
+    # After the window an approver who signs in finds no form, and a vote is refused.
+    for slot in system.links(p.approval_id):
+        with Approver() as person:
+            page = person.sign_in(slot["url"])
+            assert page == p.approval_url and "Nothing more to decide" in person.page(page)
+            r = person.post(page, {"csrf": person.session_csrf(page), "decision": "approve"})
+            assert r.status_code == 410 and "expired" in r.text, (r.status_code, r.text[:500])
 
 
 def test_local_timeout_then_a_later_await_succeeds(system: System) -> None:
