@@ -53,16 +53,26 @@ struct cs_jwks {
     size_t n;
 };
 
-/* A string member: 0 absent (or null), 1 read into *out, -1 of another type. */
+/*
+ * v as a C string, or NULL when it is not a string or holds a NUL: json-c
+ * keeps "\u0000" escapes, and "countersign\u0000x" read as a C string
+ * would pass for "countersign" (an aud, a sub or an email cut short).
+ */
+static const char *cstr(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(v);
+    return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
+}
+
+/* A string member: 0 absent (or null), 1 read into *out, -1 another type or with a NUL. */
 static int jstr(json_object *o, const char *key, const char **out)
 {
     json_object *v = NULL;
     if (!json_object_object_get_ex(o, key, &v) || !v)
         return 0;
-    if (!json_object_is_type(v, json_type_string))
-        return -1;
-    *out = json_object_get_string(v);
-    return 1;
+    return (*out = cstr(v)) ? 1 : -1;
 }
 
 /* Strict base64url without padding; NULL when s[n] is not that. */
@@ -181,8 +191,7 @@ static bool jwk_parse(json_object *k, struct jwk *out)
             return false;
         for (size_t i = 0; i < json_object_array_length(ops); i++) {
             json_object *op = json_object_array_get_idx(ops, i);
-            verify |= json_object_is_type(op, json_type_string) &&
-                      strcmp(json_object_get_string(op), "verify") == 0;
+            verify |= cstr(op) && strcmp(cstr(op), "verify") == 0;
         }
         if (!verify)
             return false;
@@ -382,16 +391,16 @@ static enum cs_err check_aud(json_object *c, const char *client_id, char *err)
     if (!json_object_object_get_ex(c, "aud", &aud) || !aud)
         return REFUSE("aud is missing");
     if (json_object_is_type(aud, json_type_string)) {
-        ok = strcmp(json_object_get_string(aud), client_id) == 0;
+        ok = cstr(aud) && strcmp(cstr(aud), client_id) == 0;
     } else if (json_object_is_type(aud, json_type_array)) {
         naud = json_object_array_length(aud);
         if (naud == 0 || naud > AUD_MAX)
             return REFUSE("aud is an empty or oversized array");
         for (size_t i = 0; i < naud; i++) {
             json_object *a = json_object_array_get_idx(aud, i);
-            if (!json_object_is_type(a, json_type_string))
-                return REFUSE("aud holds a non-string");
-            ok |= strcmp(json_object_get_string(a), client_id) == 0;
+            if (!cstr(a))
+                return REFUSE("aud holds a non-string or a NUL");
+            ok |= strcmp(cstr(a), client_id) == 0;
         }
     } else {
         return REFUSE("aud is neither a string nor an array");

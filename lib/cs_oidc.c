@@ -463,10 +463,9 @@ static void error_code(json_object *doc, char out[41])
 {
     const char *s = NULL;
     size_t n = 0;
-    json_object *v = NULL;
-    if (doc && json_object_object_get_ex(doc, "error", &v) &&
-        json_object_is_type(v, json_type_string))
-        s = json_object_get_string(v);
+    char e[CS_ERRLEN];
+    if (doc && cs_json_str(doc, "error", false, 256, &s, e) != CS_OK)
+        s = NULL;
     for (; s && *s && n < 40; s++)
         if ((*s >= 'a' && *s <= 'z') || *s == '_')
             out[n++] = *s;
@@ -507,7 +506,8 @@ static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
         cs_free(b64);
     }
     long status = 0;
-    json_object *doc = NULL, *tok = NULL;
+    json_object *doc = NULL;
+    const char *tok = NULL;
     char jerr[CS_ERRLEN], code_s[41];
     rc = http(o, "token endpoint", ep, form, auth, &status, &b, err);
     if (!rc && b.len && cs_json_parse(b.data, b.len, &doc, jerr) == CS_OK &&
@@ -518,9 +518,9 @@ static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
     error_code(doc, code_s);
     if (rc) {
         /* http() said why */
-    } else if (status == 200 && doc && json_object_object_get_ex(doc, "id_token", &tok) &&
-               json_object_is_type(tok, json_type_string)) {
-        *id_token = cs_strdup(json_object_get_string(tok));
+    } else if (status == 200 && doc &&
+               cs_json_str(doc, "id_token", true, TOKEN_BODY_MAX, &tok, jerr) == CS_OK) {
+        *id_token = cs_strdup(tok);   /* a NUL inside is refused by cs_json_str */
     } else if (status == 200) {
         rc = cs_err_set(err, CS_ERR_UNAVAILABLE, "OIDC token endpoint: answer without id_token");
     } else if (status >= 400 && status < 500 && doc &&

@@ -28,7 +28,7 @@ mkdir -p "$logs"
 dict_for() {
     case $1 in
     request_* | approval_row) echo dict/request.dict ;;
-    json | url | form | config | policy | webauthn) echo "dict/$1.dict" ;;
+    json | url | form | config | policy | webauthn | oidc) echo "dict/$1.dict" ;;
     esac
 }
 

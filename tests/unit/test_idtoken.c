@@ -121,6 +121,11 @@ CS_TEST(audience)
     expect(&rsa, "'aud':5,", CS_ERR_UNAUTHENTICATED, "aud");
     expect(&rsa, "'aud':null,", CS_ERR_UNAUTHENTICATED, "aud is missing");
     expect(&rsa, "'azp':'other',", CS_ERR_UNAUTHENTICATED, "azp is not this client");
+    /* A NUL would cut "countersign\u0000x" to "countersign" as a C string. */
+    expect(&rsa, "'aud':'" CLIENT "\\u0000x',", CS_ERR_UNAUTHENTICATED, "aud does not name");
+    expect(&rsa, "'aud':['" CLIENT "\\u0000x'],", CS_ERR_UNAUTHENTICATED, "NUL");
+    expect(&rsa, "'aud':['" CLIENT "','x'],'azp':'" CLIENT "\\u0000',", CS_ERR_UNAUTHENTICATED,
+           "azp");
 }
 
 CS_TEST(issuer_and_subject)
@@ -130,6 +135,9 @@ CS_TEST(issuer_and_subject)
     expect(&rsa, "'iss':'" ISS "/',", CS_ERR_UNAUTHENTICATED, "iss is not the configured");
     expect(&rsa, "'sub':'',", CS_ERR_UNAUTHENTICATED, "sub");
     expect(&rsa, "'sub':42,", CS_ERR_UNAUTHENTICATED, "sub");
+    expect(&rsa, "'sub':'alice-42\\u0000admin',", CS_ERR_UNAUTHENTICATED, "sub");
+    expect(&rsa, "'iss':'" ISS "\\u0000',", CS_ERR_UNAUTHENTICATED, "iss");
+    expect(&rsa, "'nonce':'" NONCE "\\u0000',", CS_ERR_UNAUTHENTICATED, "nonce");
     char big[300], extra[400];
     memset(big, 'a', 256);
     big[256] = '\0';
@@ -374,7 +382,7 @@ CS_TEST(optional_claims)
     char big[400];
     memset(big, 'e', 330);
     big[330] = '\0';
-    char *extra = cs_asprintf("'email':'%s','email_verified':'true','name':7,", big);
+    char *extra = cs_asprintf("'email':'%s','email_verified':'true','name':'A\\u0000B',", big);
     char *c = claims(extra), *t = fx_sign(&rsa, h, c);
     struct cs_oidc_identity id;
     char err[CS_ERRLEN] = "";
