@@ -374,7 +374,9 @@ class Agent:
 
         Returns an :class:`ApprovalResult` when no approval was needed and the
         call was executed inline (HTTP 200), else a :class:`PendingApproval`
-        (HTTP 202): pass its ``approval_id`` to :meth:`await_approval`.
+        (HTTP 202): hand its ``approval_url`` (the approval's page, where
+        approvers sign in and decide) to a person, and pass its
+        ``approval_id`` to :meth:`await_approval`.
 
         ``json`` is any JSON value, ``None`` included (JSON ``null``); leave it
         out for no JSON body. ``body`` is raw bytes (sent as ``body_b64``) or

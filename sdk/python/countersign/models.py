@@ -137,9 +137,11 @@ class PendingApproval:
     Attributes:
         approval_id: the approval's id; pass it to ``await_approval``,
             ``get_approval_status`` or ``cancel_approval``.
-        approval_url: a read-only status page for people (show it to your
-            user or log it); it cannot be used to vote: approvers get their own
-            signed links.
+        approval_url: the approval's page, to hand to a person (your user, or
+            an approver). It shows the request and its status to whoever holds
+            it; approvers sign in there (single sign-on, or a one-time link
+            sent to their own channel) and decide on it. Nothing the agent
+            holds lets it vote.
         expires_at: when the approval window closes.
         status: ``pending`` (waiting for approvers), or ``approved`` /
             ``executing`` when no approval was needed but the call had not
@@ -343,10 +345,11 @@ class BatchStatus:
 
     Attributes:
         batch_id: your batch id.
-        batch_uid: the server's id of the batch (what its approver links sign).
+        batch_uid: the server's id of the batch (what its page link signs).
         status: ``open`` (waiting for the seal or members), ``decidable``
-            (sealed and every member stored: the approvers have their batch
-            links), ``decided``, or ``expired`` (the window elapsed first).
+            (sealed and every member stored: the approvers are notified and
+            decide on the batch page once signed in), ``decided``, or
+            ``expired`` (the window elapsed first).
         expected: the sealed member count, ``None`` until sealed.
         members: how many members are stored.
         counts: the members per approval status, e.g. ``{"executed": 98,
