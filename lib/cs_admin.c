@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cs_catalog.h"
+#include "cs_ident.h"
 #include "cs_json.h"
 #include "cs_mem.h"
 #include "cs_policy.h"
@@ -28,11 +29,11 @@ static enum cs_err exec_one(struct cs_db *db, enum cs_query q, int n, const char
 enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
                                   char id[CS_UUID_STRLEN + 1], char *err)
 {
+    if (!cs_ident_valid(name, CS_IDENT_AGENT))
+        return cs_err_set(err, CS_ERR_INVALID, "an agent name is %s", cs_ident_rule(CS_IDENT_AGENT));
     cs_uuid_v7(id);
     const char *p[] = {id, name};
     enum cs_err rc = exec_one(db, CSQ_AGENT_CREATE, 2, p, CS_ERR_INTERNAL, "not created", err);
-    if (rc == CS_ERR_INVALID)
-        return cs_err_set(err, rc, "an agent name is 1-64 of letters, digits and ._:@-");
     if (rc == CS_ERR_DUPLICATE)
         return cs_err_set(err, rc, "an agent named \"%.64s\" exists", name);
     return rc;
@@ -137,6 +138,8 @@ static enum cs_err policy_tx(struct cs_db *db, const struct cs_policy_spec *s, c
 
 enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s, char *err)
 {
+    if (!cs_ident_valid(s->id, CS_IDENT_ID))
+        return cs_err_set(err, CS_ERR_INVALID, "a policy id is %s", cs_ident_rule(CS_IDENT_ID));
     int mode = s->mode ? cs_policy_mode_parse(s->mode) : -1;
     if (mode < 0)
         return cs_err_set(err, CS_ERR_INVALID, "mode must be always, never or rules");
@@ -191,6 +194,8 @@ static json_object *bases_json(const char *const *bases, int n, enum cs_err *rc,
 enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
                                const struct cs_grant_spec *s, char *err)
 {
+    if (!cs_ident_valid(s->id, CS_IDENT_ID))
+        return cs_err_set(err, CS_ERR_INVALID, "a grant id is %s", cs_ident_rule(CS_IDENT_ID));
     const char *inject = s->inject ? s->inject : "bearer";
     int kind = cs_inject_parse(inject);
     if (kind < 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cs_ident.h"
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_log.h"
@@ -58,10 +59,10 @@ enum cs_err cs_batch_seal_parse(json_object *obj, struct cs_seal *s, char *err)
         (rc = cs_json_str(obj, "batch_id", true, 128, &batch, err)) ||
         (rc = cs_json_int(obj, "count", true, 1, CS_BATCH_MAX, 0, &count, err)))
         return rc;
-    for (const char *c = batch; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              strchr("._:-", *c)))
-            return cs_err_set(err, CS_ERR_INVALID, "\"batch_id\" must be letters, digits and ._:- only");
+    if (!cs_ident_valid(agent, CS_IDENT_AGENT))
+        return cs_err_set(err, CS_ERR_INVALID, "\"agent\" must be %s", cs_ident_rule(CS_IDENT_AGENT));
+    if (!cs_ident_valid(batch, CS_IDENT_BATCH))
+        return cs_err_set(err, CS_ERR_INVALID, "\"batch_id\" must be %s", cs_ident_rule(CS_IDENT_BATCH));
     s->agent = cs_strdup(agent);
     s->batch_id = cs_strdup(batch);
     s->count = (int)count;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cs_crypto.h"
+#include "cs_ident.h"
 #include "cs_log.h"
 #include "cs_mem.h"
 
@@ -215,25 +216,6 @@ static enum cs_err load_oidc(struct cs_config *cfg, char *err)
                  : cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_CLIENT_SECRET_FILE: the file is empty");
 }
 
-static bool valid_instance_id(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 80 &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
-}
-
-static bool valid_topic_prefix(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 120)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == '-'))
-            return false;
-    return true;
-}
-
 enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
                            const char *(*get)(const char *name), char *err)
 {
@@ -272,9 +254,9 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
     }
     if (cs_log_level_parse(cfg->log_level) < 0)
         return cs_err_set(err, CS_ERR_CONFIG, "CS_LOG_LEVEL: expected debug, info, warn, error or off");
-    if (!valid_topic_prefix(cfg->topic_prefix))
-        return cs_err_set(err, CS_ERR_CONFIG,
-                          "CS_TOPIC_PREFIX: 1-120 characters of [A-Za-z0-9._-]");
+    if (!cs_ident_valid(cfg->topic_prefix, CS_IDENT_TOPIC_PREFIX))
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_TOPIC_PREFIX: must be %s",
+                          cs_ident_rule(CS_IDENT_TOPIC_PREFIX));
     if (strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8))
         return cs_err_set(err, CS_ERR_CONFIG, "CS_PUBLIC_URL: must start with http:// or https://");
     if (!cfg->instance_id) {
@@ -282,9 +264,9 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
         gethostname(host, sizeof(host) - 1);
         cfg->instance_id = cs_asprintf("%s:%d", host, (int)getpid());
     }
-    if (!valid_instance_id(cfg->instance_id))
-        return cs_err_set(err, CS_ERR_CONFIG,
-                          "CS_INSTANCE_ID: 1-80 characters of [A-Za-z0-9._:-]");
+    if (!cs_ident_valid(cfg->instance_id, CS_IDENT_INSTANCE))
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_INSTANCE_ID: must be %s",
+                          cs_ident_rule(CS_IDENT_INSTANCE));
     snprintf(cfg->topic_requests, sizeof(cfg->topic_requests), "%s.requests", cfg->topic_prefix);
     snprintf(cfg->topic_events, sizeof(cfg->topic_events), "%s.events", cfg->topic_prefix);
     snprintf(cfg->topic_results, sizeof(cfg->topic_results), "%s.results", cfg->topic_prefix);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "cs_buf.h"
+#include "cs_ident.h"
 #include "cs_json.h"
 #include "cs_mem.h"
 #include "cs_url.h"
@@ -54,14 +55,16 @@ void cs_request_free(struct cs_request *rq)
     memset(rq, 0, sizeof(*rq));
 }
 
-static bool valid_id(const char *s, size_t max, bool strict)
+/* A request id or idempotency key: 1..max bytes, no control character.
+ * (Names of agents, grants and batches follow cs_ident.h.) */
+static bool printable(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max)
         return false;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (strict ? !(isalnum(c) || strchr("._:-", c)) : (c < 0x20 || c == 0x7f))
+        if (c < 0x20 || c == 0x7f)
             return false;
     }
     return true;
@@ -355,18 +358,23 @@ enum cs_err cs_request_parse(json_object *obj, unsigned mode, size_t max_body,
         (rc = cs_json_typed(obj, "path_params", false, json_type_object, &pathp, err)) ||
         (rc = cs_json_typed(obj, "context", false, json_type_object, &context, err)))
         goto fail;
-    if (rid && !valid_id(rid, CS_REQ_ID_MAX, false)) {
+    if (rid && !printable(rid, CS_REQ_ID_MAX)) {
         rc = cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be 1-%d printable characters",
                         env ? "request_id" : "idempotency_key", CS_REQ_ID_MAX);
         goto fail;
     }
-    if ((agent && !valid_id(agent, 64, true)) || !valid_id(grant, 64, true) ||
-        (batch && !valid_id(batch, 128, true))) {
-        rc = cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be letters, digits and ._:- only",
-                        agent && !valid_id(agent, 64, true) ? "agent"
-                        : !valid_id(grant, 64, true)        ? "grant_id"
-                                                            : "batch_id");
-        goto fail;
+    const struct {
+        const char *field, *value;
+        enum cs_ident kind;
+    } names[] = {{"agent", agent, CS_IDENT_AGENT},
+                 {"grant_id", grant, CS_IDENT_ID},
+                 {"batch_id", batch, CS_IDENT_BATCH}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].value && !cs_ident_valid(names[i].value, names[i].kind)) {
+            rc = cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be %s", names[i].field,
+                            cs_ident_rule(names[i].kind));
+            goto fail;
+        }
     }
     for (const char *const *m = methods; *m && !rq->method; m++)
         if (strcasecmp(*m, method) == 0)

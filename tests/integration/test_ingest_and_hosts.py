@@ -41,6 +41,28 @@ def test_malformed_and_refused_messages_go_to_dead_letter(system: System) -> Non
     assert system.stub.count() == 1
 
 
+def test_agent_name_the_schema_accepts_is_ingested(system: System) -> None:
+    """An agent name the CLI and the database accept (agents.name allows @) is
+    accepted on the requests topic too: one rule, lib/cs_ident.c. A name the
+    schema refuses is refused by the CLI and dead-lettered with the rule."""
+    system.setup()
+    ops = system.cli_json("agent", "create", "ops@acme")["agent_id"]
+    system.cli("grant", "set", "stripe", "--policy", "pay", "--agents", "bot1,ops@acme",
+               "--secret-stdin", "--allow", system.stub.url, input=system.secret + "\n")
+    refused = system.cli("agent", "create", "@acme", check=False)
+    assert refused.returncode != 0
+    assert "1-64 letters, digits and ._:@- starting with a letter or digit" in refused.stderr
+    system.worker()
+    system.produce(system.envelope("ops1", amount=50, agent="ops@acme"),
+                   system.envelope("ops2", amount=50, agent="@acme"))
+    executed = system.wait_status("ops1", "executed")
+    assert str(executed["agent_id"]) == ops
+    (dead,) = system.topic("dlq", expect=1)
+    assert dead["value"]["reason"] == "invalid_request"
+    assert '"agent" must be 1-64 letters, digits and ._:@-' in dead["value"]["message"]
+    assert system.approval("ops2") is None
+
+
 def test_disallowed_host_at_execution_fails_without_sending(system: System) -> None:
     """The grant's hosts are checked again at execution: an approval for a host the
     grant no longer allows fails, and the secret never leaves the process."""
