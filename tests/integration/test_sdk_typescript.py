@@ -6,8 +6,8 @@ README's examples) run as one test; `sdk/typescript/test/system.test.mjs` runs
 against a real deployment (api, worker, scheduler, Postgres, Kafka, the stub
 provider) once per scenario:
 
-- ``main``: policy window 1 h -- inline results, approve/deny through the
-  approvers' signed links, local timeout then success, execution failure,
+- ``main``: policy window 1 h -- inline results, approve/deny by approvers who
+  sign in with one-time links, local timeout then success, execution failure,
   cancel, idempotency, bad key, forbidden header, unknown grant;
 - ``expiry``: policy window 2 s -- the approval expires undecided;
 - ``batch``: policy "always" -- submitBatch of 10 refunds approved all but 2 on
