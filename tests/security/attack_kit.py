@@ -323,6 +323,18 @@ class Deployment:
             raise AssertionError(f"{approval_id} is {a['status']} ({a.get('error_code')}), "
                                  f"wanted {sorted(wanted)}") from None
 
+    def event(self, kind: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
+        """The first event of type `kind` on the events topic whose fields equal `match`
+        (waits for the relay to publish it)."""
+        def find() -> dict[str, Any] | None:
+            for m in self.system.topic("events", timeout=5):
+                e = m["value"]
+                if e.get("type") == kind and all(e.get(k) == v for k, v in match.items()):
+                    return dict(e)
+            return None
+
+        return dict(wait_for(find, timeout, what=f"a {kind} event with {match}"))
+
     def add_grant(self, grant: str, secret: str, bases: list[str], *, policy: str = "pay",
                   agents: str = "bot1", inject: str | None = None, header: str | None = None,
                   idempotency_keys: bool = False) -> None:

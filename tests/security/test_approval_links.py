@@ -575,3 +575,57 @@ def test_tokens_are_not_interchangeable_between_pages(d: Deployment) -> None:
     assert d.votes(aid) == 0 and d.status(aid) == "pending"
     assert s.sql("SELECT count(*) FROM batch_votes")[0][0] == 0
     assert decision_form(bc.get(batch_page))  # alice may still decide the batch
+
+
+def strings_in(value: object) -> list[str]:
+    """Every string (and number, as text) anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in [str(k), *strings_in(v)]]
+    if isinstance(value, list):
+        return [x for v in value for x in strings_in(v)]
+    return [] if value is None else [str(value)]
+
+
+def test_a_reader_of_the_events_topic_cannot_vote(d: Deployment) -> None:
+    """Everything an approval.pending (or batch.decidable) event holds -- its
+    approval_url, the approvers' ids, ids, digests -- tried as a sign-in token, a session
+    cookie and a form token, without a session and signed in as a non-approver."""
+    s = d.system
+    for i in range(2):
+        assert d.submit(path=f"/v1/refunds/ev{i}", batch_id="evb",
+                        idempotency_key=f"evb-{i}").status_code == 202
+    assert d.http.post("/v1/batches/evb/seal", headers=d.auth(),
+                       json={"count": 2}).status_code == 200
+    aid = d.pending(path="/v1/refunds/events")
+    found = {"pending": d.event("approval.pending", approval_id=aid),
+             "decidable": d.event("batch.decidable", batch_id="evb")}
+    pages = [d.fix(str(e["approval_url"])) for e in found.values()]
+    assert pages[0] == d.page(aid) and "/batch/" in pages[1]
+    loot = sorted({x for e in found.values() for x in strings_in(e)} |
+                  {token_of(p) for p in pages})
+    assert d.ids["alice"] in loot and d.ids["bob"] in loot
+    sessions = s.sql("SELECT count(*) FROM sessions")[0][0]
+    loot = [x for x in loot if x.strip() and "/" not in x]
+    for x in loot:  # as a sign-in link
+        g = d.client().get(url(d, x, "signin"))
+        assert g.status_code in (400, 403, 404) and "Continue as" not in g.text, x
+        p = d.client().post(url(d, x, "signin"), headers={"Origin": d.url})
+        assert p.status_code in (400, 403, 404) and "set-cookie" not in p.headers, x
+    carol, _ = d.session("carol")
+    for page in pages:  # as a session, as a form token, alone or signed in
+        shown = d.client().get(page)
+        assert shown.status_code == 200 and decision_form(shown) is None
+        carols = session_csrf(carol.get(page))
+        for x in loot:
+            form = {"decision": "approve", "csrf": x, "digest": x, "approver": x}
+            assert d.browser(x).post(page, data=form,
+                                     headers={"Origin": d.url}).status_code == 401, x
+            assert carol.post(page, data={**form, "csrf": carols},
+                              headers={"Origin": d.url}).status_code == 403, x
+    # Asking for sign-in links sends them to the approvers' own channels, not to the asker.
+    r = d.client().post(pages[0] + "/signin-links", headers={"Origin": d.url})
+    assert r.status_code in (202, 409) and "/signin/" not in r.text
+    assert "set-cookie" not in r.headers
+    assert s.sql("SELECT count(*) FROM sessions")[0][0] == sessions + 1  # carol's own
+    assert d.votes(aid) == 0 and d.status(aid) == "pending"
+    assert s.sql("SELECT count(*) FROM batch_votes")[0][0] == 0
