@@ -561,6 +561,52 @@ CS_TEST(jwks_refetch_limited)
     cs_oidc_free(o);
 }
 
+struct racer {
+    struct cs_oidc *o;
+    const struct cs_oidc_login *l;
+    int ok;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < 5; i++) {
+        struct cs_oidc_identity id;
+        char err[CS_ERRLEN];
+        r->ok += cs_oidc_finish(r->o, r->l, "c-race", &id, err) == CS_OK;
+    }
+    return NULL;
+}
+
+/* Threads share one struct cs_oidc: the first JWKS fetch races, sets are swapped under them. */
+CS_TEST(threads_share_the_cache)
+{
+    char err[CS_ERRLEN], *url = NULL;
+    struct cs_oidc_login l;
+    struct cs_oidc *o = client(SECRET);
+    CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_OK);
+    cs_free(url);
+    jwks_of(&rsa, &ec);
+    token_answer(&ec, "ec-1", l.nonce);
+    for (int round = 0; round < 2; round++) {
+        pthread_t th[4];
+        struct racer r[4];
+        for (int i = 0; i < 4; i++) {
+            r[i] = (struct racer){.o = o, .l = &l};
+            cs_assert(pthread_create(&th[i], NULL, race, &r[i]) == 0);
+        }
+        int ok = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            ok += r[i].ok;
+        }
+        CS_CHECK_EQ_INT(ok, 20);
+        now_ms += 3600 * 1000; /* the next round refreshes the set while threads verify */
+        token_answer(&ec, "ec-1", l.nonce);
+    }
+    cs_oidc_free(o);
+}
+
 CS_TEST(teardown)
 {
     srv_stop();
@@ -572,4 +618,4 @@ CS_TEST(teardown)
 CS_TEST_MAIN(CS_RUN(setup), CS_RUN(config_refused), CS_RUN(discovery_checked),
              CS_RUN(begin_url), CS_RUN(discovery_fetched_and_retried),
              CS_RUN(finish_confidential_and_public), CS_RUN(token_endpoint_errors),
-             CS_RUN(jwks_refetch_limited), CS_RUN(teardown))
+             CS_RUN(jwks_refetch_limited), CS_RUN(threads_share_the_cache), CS_RUN(teardown))
