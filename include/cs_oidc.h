@@ -40,7 +40,7 @@ struct cs_oidc_config {         /* strings borrowed for cs_oidc_new only (copied
     const char *scopes;         /* NULL: "openid email profile"; must hold "openid" */
     int leeway_s;               /* clock skew allowed on exp, iat, nbf: 0..600 */
     int http_timeout_ms;        /* per request to the provider; 0: 10000 */
-    int64_t (*clock_ms)(void);  /* NULL: cs_now_ms; tests pass a clock they move */
+    int64_t (*clock_ms)(void);  /* NULL: cs_now_ms; tests pass one they move (any thread calls it) */
     bool allow_http;            /* http:// issuer and endpoints on a loopback host (tests) */
 };
 

@@ -580,7 +580,7 @@ enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login,
                                          NULL, err);
         else
             cs_err_set(err, CS_ERR_UNAUTHENTICATED, "ID token refused: no key of the provider's "
-                       "set for its kid and alg (the set was fetched under 30 s ago)");
+                       "set for its kid and alg (the set is refetched at most every 30 s)");
         keyset_put(o, fresh);
     }
     keyset_put(o, ks);
