@@ -350,12 +350,15 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
 #define DENIED_TEXT "Denied. The call will not be made."
 
 /*
- * A POST without a session: only a semi-public link decides that way
+ * A POST without a session, or from a session without a slot here (render_review
+ * shows anyone a semi-public link's form): only that form decides this way
  * (cs_approval_link_decide checks the mode and the link's lifetime in its
- * UPDATE); anything else is told to sign in.
+ * UPDATE). Anything else is told to sign in, or, signed in as s, that s is
+ * not an approver.
  */
 static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connection *c,
-                                          struct api_db *d, const struct cs_link *l)
+                                          struct api_db *d, const struct cs_link *l,
+                                          const struct cs_session *s)
 {
     struct form f = {0};
     char err[CS_ERRLEN], subject[CS_LINK_TOKEN_LEN + 8], addr[64];
@@ -365,6 +368,10 @@ static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connecti
     if (rc == CS_ERR_CSRF) {
         /* Not a semi-public link's form: a decision needs a signed-in approver. */
         form_free(&f);
+        if (s) {
+            cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this request", s->name);
+            return html_error(r, c, CS_ERR_NOT_APPROVER, err);
+        }
         return html_error(r, c, CS_ERR_UNAUTHENTICATED,
                           "sign in as an approver of this request to decide: open the page again");
     }
@@ -395,14 +402,13 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     if (rc)
         return html_error(r, c, rc, err);
     struct api_db *d = pool_get(r->api->pool);
-    if (!session_of(r, c, d, &s)) {
-        enum MHD_Result ret = link_holder_decide(r, c, d, &l);
+    bool in = session_of(r, c, d, &s);
+    if (!in || !pages_slot(d, false, l.approval_id, &s, slot)) {
+        enum MHD_Result ret = link_holder_decide(r, c, d, &l, in ? &s : NULL);
         pool_put(r->api->pool, d);
         return ret;
     }
     rc = pages_decision(r, c, s.id, &f, &approve, err);
-    if (!rc && !pages_slot(d, false, l.approval_id, &s, slot))
-        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this request", s.name);
     if (!rc)
         rc = passkeys_vote_check(r->api, d, &s, l.approval_id, approve, &f, passkey_id, &passkey,
                                  err);
