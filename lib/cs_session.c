@@ -36,10 +36,11 @@ static void token_hash(const char *token, char hex[2 * CS_SHA256_LEN + 1])
     cs_hex_encode(h, sizeof(h), hex);
 }
 
+/* The C twin of the next_path CHECKs (migration 006: '^/[^/\\]', at most 512): keep them equal. */
 bool cs_session_next_valid(const char *p)
 {
     size_t n = p ? strlen(p) : 0;
-    if (n < 1 || n > CS_NEXT_PATH_MAX || p[0] != '/' || p[1] == '/' || p[1] == '\\')
+    if (n < 2 || n > CS_NEXT_PATH_MAX || p[0] != '/' || p[1] == '/' || p[1] == '\\')
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f || p[i] == '\\')

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -417,3 +418,50 @@ def test_audit_records_sign_ins_and_no_token(system: System) -> None:
     dump += json.dumps(system.sql("SELECT * FROM sessions"), default=str)
     assert token_of(url) not in dump and cookie not in dump
 
+
+
+# ---- races, lifetimes, where a link may lead ------------------------------------
+
+
+def test_one_link_opens_one_session_however_many_browsers_race(system: System) -> None:
+    api = Api(system)
+    p = submit(api)
+    url = link(system, p["approval_id"], "alice")["url"]
+    browsers = [Approver() for _ in range(8)]
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        answers = list(pool.map(lambda b: b.spend(url).status_code, browsers))
+    for b in browsers:
+        b.close()
+    assert sorted(answers) == [303] + [403] * 7, answers
+    assert sessions(system) == 1
+    assert system.sql("SELECT count(*) FROM audit WHERE action = 'signin.link'") == [(1,)]
+
+
+def test_sessions_end_when_idle_or_past_their_lifetime(system: System) -> None:
+    api = Api(system)
+    p = submit(api)
+    for ending in ("last_seen_at = now() - make_interval(secs => idle_seconds + 1)",
+                   "expires_at = now() - interval '1 second'"):
+        with Approver() as alice:
+            page = alice.sign_in(link(system, p["approval_id"], "alice")["url"])
+            form = alice.form(page)
+            system.sql(f"UPDATE sessions SET {ending} WHERE revoked_at IS NULL")
+            assert "Sign in to decide" in alice.page(page)
+            r = alice.post(page, {**form, "decision": "approve"})
+            assert r.status_code == 401, (ending, r.text)
+    assert system.sql("SELECT count(*) FROM votes") == [(0,)]
+    assert vote(system, p["approval_id"], "alice", "approve").status_code == 200
+
+
+def test_a_link_leads_only_to_a_local_path(system: System) -> None:
+    system.setup()
+    api = system.api()
+    for bad in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "inbox", "/"):
+        r = system.cli("approver", "signin-link", "alice", "--next", bad, check=False)
+        assert r.returncode != 0 and "http" not in r.stdout, (bad, r.stdout, r.stderr)
+        assert "a local path" in r.stderr and "ERROR" not in r.stderr, (bad, r.stderr)
+    ok = system.cli_json("approver", "signin-link", "alice", "--next", "/inbox?from=mail")
+    with Approver() as alice:
+        assert alice.sign_in(ok["url"]) == f"{api.url}/inbox?from=mail"  # type: ignore[attr-defined]
+    r = httpx.get(f"{api.url}/signin?next=//evil.example", timeout=scaled(30))  # type: ignore[attr-defined]
+    assert r.status_code == 200 and "evil.example" not in r.text
