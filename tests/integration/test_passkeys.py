@@ -211,8 +211,17 @@ def test_a_passkey_registered_in_chromium_signs_the_vote_and_audit_verify_rechec
     assert counter > int(count) and v["sign_counts"] == [counter]
     assert passkeys(system, "alice")[0][3] == str(counter)
 
+    # Deny is signed the same way.
+    q = submit(url, key, system, amount=900)
+    v = alice.run("vote", CS_PAGE=q["approval_url"], CS_DECISION="deny", CS_REASON="duplicate")
+    assert v["outcome"] == "Thank you: denied", v
+    wait_approval(system, q["approval_id"], "denied")
+    (denied,) = system.sql("SELECT detail FROM audit WHERE action = 'vote.deny'")[0]
+    assert denied["reason"] == "duplicate" and denied["passkey"]["passkey_id"] == pk_id
+    assert system.stub.count("/v1/refunds") == 1
+
     rc, report = audit_verify(system)
-    assert rc == 0 and report["ok"] and report["passkey_votes_verified"] == 1, report
+    assert rc == 0 and report["ok"] and report["passkey_votes_verified"] == 2, report
 
     # Another registered key put in place of alice's: the vote no longer verifies.
     bob = Device(tmp_path, "bob")
@@ -249,7 +258,7 @@ def test_a_passkey_registered_in_chromium_signs_the_vote_and_audit_verify_rechec
         return r if rc == 0 and r["unsealed_tail"] == 0 and r["seals"] >= 1 else None
 
     report = wait_for(sealed, 30, what="the sealer")
-    assert report["passkey_votes_verified"] == 1, report
+    assert report["passkey_votes_verified"] == 2, report
 
 
 # ---- refusals --------------------------------------------------------------------
@@ -296,7 +305,13 @@ def test_votes_without_a_valid_fresh_assertion_are_refused(system: System, tmp_p
         # ... on another approval (another id and digest):
         r = replay.post(y["approval_url"], signed)
         assert r.status_code == 401 and "challenge" in r.text, r.text
-        assert votes(system) == 0
+    # ... from another of alice's sessions (the page's nonce is bound to the session):
+    with Approver() as other:
+        other.sign_in(link(system, x["approval_id"], "alice")["url"])
+        r = other.post(x["approval_url"], {**signed, "csrf": other.session_csrf(x["approval_url"])})
+        assert r.status_code == 401 and "made on this page" in r.text, r.text
+    assert votes(system) == 0
+    with alice.browser() as replay:
         # ... as made: it counts, once.
         r = replay.post(x["approval_url"], signed)
         assert r.status_code == 200 and "Thank you: approved" in r.text, r.text
