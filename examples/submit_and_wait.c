@@ -1,7 +1,8 @@
 /*
  * submit_and_wait.c -- the full flow of the Countersign C client: submit a
- * refund with a concrete reason, show the approval page to whoever waits,
- * wait for the approvers, and handle every outcome.
+ * refund with a concrete reason, print the approval page (approval_url) to
+ * hand to a person -- approvers sign in on it and decide there -- wait for
+ * the approvers, and handle every outcome.
  *
  *   COUNTERSIGN_API_KEY=... [COUNTERSIGN_URL=http://127.0.0.1:8080] \
  *   [COUNTERSIGN_GRANT=stripe] submit_and_wait [PROVIDER_URL [AMOUNT]]
@@ -70,7 +71,10 @@ int main(int argc, char **argv)
         result = outcome; /* the policy needed no approval: executed inline */
         outcome = NULL;
     } else {
-        /* Show this page to the person waiting; approvers get their own links. */
+        /* The approval's page: hand it to a person. Approvers sign in there
+         * (single sign-on, or a one-time link sent to their own channel) and
+         * decide on it; without a sign-in it shows no decision form, so
+         * nothing this program holds can vote. */
         printf("waiting for approval: %s\n", outcome->approval_url);
         fflush(stdout);
         switch (countersign_await_approval(client, outcome->approval_id, 600, &result, &e)) {

@@ -3,7 +3,9 @@
  * submit every refund as a member of one batch (each with its own reason),
  * seal it, wait while the approvers decide the whole batch on one page
  * (approve all, deny all, or approve all but some), then print how many
- * refunds ran and how many were denied.
+ * refunds ran and how many were denied. The approvers are notified through
+ * their own channels and sign in to decide; nothing this program holds
+ * lets it vote.
  *
  *   COUNTERSIGN_API_KEY=... [COUNTERSIGN_URL=http://127.0.0.1:8080] \
  *   [COUNTERSIGN_GRANT=stripe] submit_batch BATCH_ID [PROVIDER_URL [COUNT]]

@@ -84,8 +84,12 @@ DEMO="$(curl -fsS -X POST "$API/v1/proxy" -H "Authorization: Bearer $KEY" \
          \"grant_id\":\"demo-payments\",\"json\":{\"charge\":\"ch_demo\",\"amount\":2500},
          \"reason\":\"customer charged twice, ticket #4312\"}" || true)"
 DEMO_ID="$(sed -n 's/.*"approval_id":"\([^"]*\)".*/\1/p' <<<"$DEMO")"
+# Its approval_url (the page to hand to people) and alice's one-time sign-in link.
+PAGE="$(sed -n 's/.*"approval_url":"\([^"]*\)".*/\1/p' <<<"$DEMO" | sed 's|\\/|/|g')"
 LINK=""
-[[ -n "$DEMO_ID" ]] && LINK="$("$CLI" approval links "$DEMO_ID" | sed -n 's/.*"approver":"alice".*"url":"\([^"]*\)".*/\1/p')"
+[[ -n "$DEMO_ID" ]] && LINK="$("$CLI" approval links "$DEMO_ID" | sed -n 's/.*"approver":"alice".*"url":"\([^"]*\)".*/\1/p' | sed 's|\\/|/|g')"
+PAGE_PATH="${PAGE#"$API"}"
+LINK_MIN="$(( ${CS_SIGNIN_LINK_SECONDS:-900} / 60 ))"
 
 cat <<EOT
 
@@ -97,10 +101,20 @@ Countersign is running.
   Logs       $STATE/logs/   (JSON lines)
   API key    $STATE/api-key   (agent "demo-agent")
 
-A demo refund of 2500 is waiting for approval ($DEMO_ID).
-Open alice's approval link in a browser, read the request, press Approve:
+A demo refund of 2500 is waiting for approval ($DEMO_ID). Its page, the
+approval_url the agent got (the one link to hand to people; without a sign-in
+it shows the request but no way to decide):
+
+  $PAGE
+
+Approvers sign in to decide. Sign in as alice with her one-time link (what her
+notification would carry; it works once, for $LINK_MIN min): open it in a browser,
+press "Continue as alice", and you land on that page with Approve and Deny:
 
   $LINK
+
+A fresh link for alice when that one is spent or expired (operator CLI, below):
+  $CLI approver signin-link alice --next $PAGE_PATH
 
 Then see the provider's answer, as the agent would:
   curl -s -H "Authorization: Bearer \$(cat $STATE/api-key)" $API/v1/approvals/$DEMO_ID/result?wait=30
@@ -111,8 +125,9 @@ Submit your own (a refund over 100 needs approval):
     -d '{"method":"POST","url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","grant_id":"demo-payments",
          "json":{"amount":50},"reason":"small refund"}'
 Or through Kafka:  kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P   (envelopes: README.md)
-Operator CLI (export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE):
-  $CLI approval list | $CLI audit verify | $CLI --help
+Operator CLI (export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE
+              CS_PUBLIC_URL=$CS_PUBLIC_URL):
+  $CLI approval list | $CLI approval links ID | $CLI audit verify | $CLI --help
 
 Press Ctrl-C to stop.
 EOT
