@@ -92,7 +92,7 @@ def test_shuffled_batch_with_the_seal_in_the_middle_approved_in_chromium(
 
 
 def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None:
-    system, url = running
+    system, _ = running
     system.produce(*[member(system, "b20", i) for i in range(20)])
     system.kafka.produce(system.topics["requests"], b"seal", seal("b20", 20))
     system.produce(*[member(system, "d5", i) for i in range(5)])
@@ -245,7 +245,7 @@ def test_requester_as_delegate_is_refused(system: System) -> None:
 
 
 def test_unknown_item_in_the_except_list_decides_nothing(running: tuple[System, str]) -> None:
-    system, url = running
+    system, _ = running
     system.produce(*[member(system, "t4", i) for i in range(4)])
     system.kafka.produce(system.topics["requests"], b"seal", seal("t4", 4))
     wait_for(lambda: batch(system, "t4").get("status") == "decidable", 30, what="decidable")
@@ -256,3 +256,32 @@ def test_unknown_item_in_the_except_list_decides_nothing(running: tuple[System, 
     assert r.status_code == 200
     wait_for(lambda: batch(system, "t4")["counts"] == {"executed": 2, "denied": 2}, 30,
              what="2 executed, 2 denied")
+
+
+def test_batch_page_decides_for_its_approvers_and_their_delegates_only(
+        running: tuple[System, str]) -> None:
+    system, url = running
+    system.cli("approver", "create", "dave")
+    system.cli("approver", "create", "erin")
+    system.cli("delegate", "alice", "erin", "--until", "2099-01-01T00:00:00Z")
+    system.produce(*[member(system, "g2", i) for i in range(2)])
+    system.kafka.produce(system.topics["requests"], b"seal", seal("g2", 2))
+    wait_for(lambda: batch(system, "g2").get("status") == "decidable", 30, what="decidable")
+    slot = batch_link(system, "g2", "alice")
+    assert slot["voter_id"] != slot["approver_id"]  # alice's slot goes to erin now
+    with Approver() as erin:
+        page = erin.sign_in(slot["url"])
+    path = page[len(url):]
+    with Approver() as dave:
+        signin = system.cli_json("approver", "signin-link", "dave", "--next", path)["url"]
+        assert dave.sign_in(signin) == page
+        text = dave.page(page)
+        assert "who is not an approver of this batch" in text and 'name="digest"' not in text
+        r = dave.post(page, {"csrf": dave.session_csrf(page), "decision": "approve"})
+        assert r.status_code == 403 and "not an approver" in r.text
+    assert batch(system, "g2")["counts"] == {"pending": 2}
+    assert batch_vote(system, "g2", "alice", "approve", expect=200).text.count("Thank you")
+    ids = dict(system.sql("SELECT name, id::text FROM approvers"))
+    assert system.sql("SELECT approver_id::text, cast_by::text FROM batch_votes") == [
+        (ids["alice"], ids["erin"])]
+    wait_for(lambda: batch(system, "g2")["counts"] == {"executed": 2}, 30, what="both executed")
