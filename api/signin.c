@@ -191,7 +191,12 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
         cs_strlcpy(login.nonce, cs_db_str(res, 0, O_NONCE), sizeof(login.nonce));
         cs_strlcpy(login.verifier, cs_db_str(res, 0, O_VERIFIER), sizeof(login.verifier));
         cs_strlcpy(next, cs_db_str(res, 0, O_NEXT), sizeof(next));
-        rc = cs_oidc_finish(a->oidc, &login, code, &id, err);
+        /* RFC 9207: the provider that answers names itself (mix-up attacks). */
+        rc = cs_oidc_check_callback(a->oidc, &login, state,
+                                    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "iss"),
+                                    err);
+        if (!rc)
+            rc = cs_oidc_finish(a->oidc, &login, code, &id, err);
     }
     PQclear(res);
     cs_wipe(&login, sizeof(login));
