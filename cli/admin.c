@@ -140,7 +140,13 @@ static int passkey_revoke(struct cli_ctx *c, const char *name, const char *id)
     if (!cs_uuid_valid(id))
         return cli_fail(CS_ERR_INVALID, "the passkey id must be a UUID (approver passkeys NAME)");
     const char *p[] = {id, NULL, name, "operator:cli"};
-    return list(c, CSQ_PASSKEY_REVOKE, 4, p);
+    char err[CS_ERRLEN];
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(c->db, CSQ_PASSKEY_REVOKE, 4, p, &res, err);
+    if (!rc && PQntuples(res) != 1)
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no live passkey %s of approver %s", id, name);
+    PQclear(res);
+    return rc ? cli_fail(rc, err) : print_id("passkey_id", id, "revoked_for", name);
 }
 
 /* Signs approver NAME out everywhere (e.g. a lost laptop). */
