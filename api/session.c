@@ -49,7 +49,8 @@ void session_bar(struct cs_buf *b, struct api *a, const struct cs_session *s)
 {
     html_raw(b, "<form method=\"post\" action=\"/signout\" class=\"bar\">Signed in as <b>");
     html_esc(b, s->name);
-    html_raw(b, "</b> &middot; <a href=\"/inbox\">your approvals</a> ");
+    html_raw(b, "</b> &middot; <a href=\"/inbox\">your approvals</a> &middot; "
+                "<a href=\"/passkeys\">passkeys</a> &middot; ");
     session_csrf_field(b, a, s);
     html_raw(b, "<button class=\"link\">Sign out</button></form>");
 }
