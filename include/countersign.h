@@ -244,7 +244,8 @@ struct countersign_response {
     char approval_id[COUNTERSIGN_ID_LEN + 1];
     char status[16];                          /* pending | approved | executing | executed */
     /* COUNTERSIGN_PENDING */
-    char *approval_url;                       /* a read-only status page for people */
+    char *approval_url;                       /* the page to hand to people: approvers
+                                                 sign in there and decide */
     char expires_at[COUNTERSIGN_TIME_LEN];    /* RFC 3339 */
     /* COUNTERSIGN_RESULT */
     int status_code;                          /* the provider's HTTP status, any value */
@@ -261,7 +262,7 @@ struct countersign_response {
 /*
  * Submits the call (POST /v1/proxy). On COUNTERSIGN_OK *out is a
  * COUNTERSIGN_RESULT when no approval was needed and the call ran inline, or
- * COUNTERSIGN_PENDING (show approval_url to whoever waits, then
+ * COUNTERSIGN_PENDING (hand approval_url to the approvers, then
  * countersign_await_approval()). Fails with VALIDATION, AUTHENTICATION,
  * PERMISSION, NOT_FOUND (unknown_grant), CONFLICT, EXECUTION_FAILED (inline
  * call failed), CONNECTION, SERVER, INVALID_ARGUMENT; a resubmitted
@@ -363,9 +364,10 @@ struct countersign_batch_count {
  */
 struct countersign_batch_status {
     char batch_id[COUNTERSIGN_BATCH_ID_MAX + 1];
-    char batch_uid[COUNTERSIGN_ID_LEN + 1];   /* the server's id (what batch links sign) */
-    char status[16];      /* open (the seal or members missing), decidable (approvers have
-                             their links), decided, expired (not decided within the window) */
+    char batch_uid[COUNTERSIGN_ID_LEN + 1];   /* the server's id (what the batch page signs) */
+    char status[16];      /* open (the seal or members missing), decidable (approvers are
+                             notified and decide on the batch page), decided, expired (not
+                             decided within the window) */
     int expected;         /* the sealed member count; -1 until sealed */
     int members;          /* members stored */
     struct countersign_batch_count *counts;   /* members per approval status, in no order;

@@ -102,12 +102,16 @@ export interface PendingApprovalInit {
 }
 
 /**
- * The call waits for approvers (HTTP 202 from proxyRequest). Show `approvalUrl`
- * (a read-only status page) to whoever waits, then call awaitApproval.
+ * The call waits for approvers (HTTP 202 from proxyRequest). Hand `approvalUrl`
+ * to the approvers (they sign in there and decide), then call awaitApproval.
  */
 export class PendingApproval {
   readonly approvalId: string;
-  /** A read-only status page for people; it cannot be used to vote. */
+  /**
+   * The page to hand to people: status for anyone, the decision form for an
+   * approver who signs in. Nothing the agent holds lets it vote (unless the
+   * policy opted into semi-public links).
+   */
   readonly approvalUrl: string;
   /** When the approval window closes (the approval then expires). */
   readonly expiresAt: Date;
@@ -346,11 +350,11 @@ export interface BatchStatusInit {
 export class BatchStatus {
   /** Your batch id. */
   readonly batchId: string;
-  /** The server's id of the batch (what its approver links sign). */
+  /** The server's id of the batch (what its page's link signs). */
   readonly batchUid: string;
   /**
    * One of {@link BatchState}: `open` (waiting for the seal or members),
-   * `decidable` (sealed and complete: the approvers have their batch links),
+   * `decidable` (sealed and complete: approvers decide on the batch page),
    * `decided`, `expired` (the window elapsed first).
    */
   readonly status: string;
