@@ -37,6 +37,28 @@ static void token_hash(const char *token, char hex[2 * CS_SHA256_LEN + 1])
 }
 
 /* The C twin of the next_path CHECKs (migration 006: '^/[^/\\]', at most 512): keep them equal. */
+/*
+ * Runs query q (one parameter: the token's hash) into *res; a token that
+ * is not even well-formed runs nothing and leaves *res NULL.
+ */
+static enum cs_err by_token(struct cs_db *db, enum cs_query q, const char *token, PGresult **res,
+                            char *err)
+{
+    *res = NULL;
+    if (!token_valid(token))
+        return CS_OK;
+    char hex[2 * CS_SHA256_LEN + 1];
+    token_hash(token, hex);
+    const char *p[] = {hex};
+    return cs_db_exec(db, q, 1, p, res, err);
+}
+
+/* by_token's answer held exactly one row. */
+static bool one_row(const PGresult *res)
+{
+    return res && PQntuples(res) == 1;
+}
+
 bool cs_session_next_valid(const char *p)
 {
     size_t n = p ? strlen(p) : 0;
@@ -80,22 +102,18 @@ done:
     return rc;
 }
 
+#define LINK_GONE "this sign-in link was already used, has expired, or is not valid"
+
 enum cs_err cs_signin_link_peek(struct cs_db *db, const char *token, char name[129], char *err)
 {
-    if (!token_valid(token))
-        return cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in link is not valid");
-    char hex[2 * CS_SHA256_LEN + 1];
-    token_hash(token, hex);
-    const char *p[] = {hex};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_PEEK, 1, p, &res, err);
+    enum cs_err rc = by_token(db, CSQ_SIGNIN_LINK_PEEK, token, &res, err);
     if (rc)
         return rc;
-    if (PQntuples(res) == 1)
+    if (one_row(res))
         cs_strlcpy(name, cs_db_str(res, 0, 0), 129);
     else
-        rc = cs_err_set(err, CS_ERR_BAD_TOKEN,
-                        "this sign-in link was already used, has expired, or is not valid");
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, LINK_GONE);
     PQclear(res);
     return rc;
 }
@@ -104,21 +122,15 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
                                char approver_id[CS_UUID_STRLEN + 1],
                                char next_path[CS_NEXT_PATH_MAX + 1], char *err)
 {
-    if (!token_valid(token))
-        return cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in link is not valid");
-    char hex[2 * CS_SHA256_LEN + 1];
-    token_hash(token, hex);
-    const char *p[] = {hex};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_USE, 1, p, &res, err);
+    enum cs_err rc = by_token(db, CSQ_SIGNIN_LINK_USE, token, &res, err);
     if (rc)
         return rc;
-    if (PQntuples(res) == 1) {
+    if (one_row(res)) {
         cs_strlcpy(approver_id, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);
         cs_strlcpy(next_path, cs_db_str(res, 0, 1), CS_NEXT_PATH_MAX + 1);
     } else {
-        rc = cs_err_set(err, CS_ERR_BAD_TOKEN,
-                        "this sign-in link was already used, has expired, or is not valid");
+        rc = cs_err_set(err, CS_ERR_BAD_TOKEN, LINK_GONE);
     }
     PQclear(res);
     return rc;
@@ -149,16 +161,11 @@ enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_ses
                               char *err)
 {
     memset(s, 0, sizeof(*s));
-    if (!token_valid(token))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "not signed in");
-    char hex[2 * CS_SHA256_LEN + 1];
-    token_hash(token, hex);
-    const char *p[] = {hex};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_LOOKUP, 1, p, &res, err);
+    enum cs_err rc = by_token(db, CSQ_SESSION_LOOKUP, token, &res, err);
     if (rc)
         return rc;
-    if (PQntuples(res) == 1) {
+    if (one_row(res)) {
         cs_strlcpy(s->id, cs_db_str(res, 0, 0), sizeof(s->id));
         cs_strlcpy(s->approver_id, cs_db_str(res, 0, 1), sizeof(s->approver_id));
         cs_strlcpy(s->method, cs_db_str(res, 0, 2), sizeof(s->method));
@@ -172,12 +179,10 @@ enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_ses
 
 enum cs_err cs_session_revoke(struct cs_db *db, const char *token, char *err)
 {
-    if (!token_valid(token))
-        return CS_OK;
-    char hex[2 * CS_SHA256_LEN + 1];
-    token_hash(token, hex);
-    const char *p[] = {hex};
-    return cs_db_exec(db, CSQ_SESSION_REVOKE, 1, p, NULL, err);
+    PGresult *res = NULL;
+    enum cs_err rc = by_token(db, CSQ_SESSION_REVOKE, token, &res, err);
+    PQclear(res);
+    return rc;
 }
 
 enum cs_err cs_session_revoke_approver(struct cs_db *db, const char *name, const char *actor,
