@@ -39,11 +39,12 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
 import benchlib as bl
+import httpx
+from approver import Approver  # tests/integration (on sys.path through benchlib)
 from benchlib import (BENCH_DIR, BUILD_DIR, REPO_ROOT, Deployment, HttpConn, Kafka, Postgres,
                       Progress, Provider, fmt_ms, fmt_rate, free_port, pct, say)
 
@@ -600,8 +601,9 @@ def scenario_b(ctx: Ctx) -> None:
 
 def scenario_g(ctx: Ctx) -> None:
     """Issue 8's batch figures: a batch of --batch-members members produced with its seal
-    (seal in the middle, members on every partition); then the approver's page, the decision
-    POST as a browser sends it, and the members' execution through the worker pool."""
+    (seal in the middle, members on every partition); then the approver signs in, and the
+    batch page, the decision POST as a browser sends it, and the members' execution through
+    the worker pool."""
     a = ctx.args
     n = a.batch_members
     prog = Progress(f"g: batch of {n}")
@@ -631,21 +633,19 @@ def scenario_g(ctx: Ctx) -> None:
         if not row or row[0] != "decidable":
             raise RuntimeError(f"batch not decidable within the deadline: {row}")
         decidable_s = float(row[2]) - t0
-        link = d.batch_link(bid)
-        tg = time.monotonic()
-        status, hdrs, page = bl.http_request(link, timeout=60)
-        page_s = time.monotonic() - tg
-        if status != 200:
-            raise RuntimeError(f"batch page: HTTP {status}")
-        form = dict(re.findall(r'name="(csrf|digest)" value="([^"]*)"', page))
-        body = urllib.parse.urlencode({**form, "decision": "approve", "reason": "bench"}).encode()
-        td = time.time()
-        cookie = "; ".join(c.split(";", 1)[0] for c in hdrs.get_all("Set-Cookie") or [])
-        status, _, text = bl.http_request(link, "POST", body, timeout=120, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Origin": api.url or "", "Cookie": cookie})
-        post_s = time.time() - td
-        if status != 200:
-            raise RuntimeError(f"batch decision: HTTP {status}: {text[:200]}")
+        # The approver signs in with the one-time link of `batch links` (one POST: the
+        # session cookie and the batch page), then opens the page and decides there.
+        with Approver() as person:
+            person.http.timeout = httpx.Timeout(120.0)
+            page = person.sign_in(d.batch_link(bid))
+            tg = time.monotonic()
+            form = person.form(page)           # GET the page (first page of items), read its form
+            page_s = time.monotonic() - tg
+            td = time.time()
+            r = person.post(page, {**form, "decision": "approve", "reason": "bench"})
+            post_s = time.time() - td
+        if r.status_code != 200:
+            raise RuntimeError(f"batch decision: HTTP {r.status_code}: {r.text[:200]}")
         decided_at = float(d.one("SELECT extract(epoch FROM decided_at) FROM batches WHERE id = %s", bid))
         prog.update("executing the members")
         deadline = time.monotonic() + max(120.0, n / 200.0) * a.timeout_mult

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -176,17 +175,6 @@ def http_post(url: str, body: bytes = b"", timeout: float = 10) -> str:
     req = urllib.request.Request(url, data=body, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - loopback only
         return r.read().decode()
-
-
-def http_request(url: str, method: str = "GET", body: bytes | None = None,
-                 headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, Any, str]:
-    """(status, response headers, text) of one request; 4xx/5xx are returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - loopback only
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode(errors="replace")
 
 
 _METRIC = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$')
@@ -548,7 +536,8 @@ class Deployment:
         return json.dumps({"type": "seal", "agent": "bot1", "batch_id": batch_id, "count": count}).encode()
 
     def batch_link(self, batch_id: str, approver: str = "alice") -> str:
-        """The approver's batch page link as `countersign batch links` prints it, on this api."""
+        """A one-time sign-in link of the approver leading to the batch's page, as
+        `countersign batch links` prints it (each call mints a fresh one), on this api."""
         assert self.api_proc and self.api_proc.url
         for line in self.cli("batch", "links", "bot1", batch_id).splitlines():
             link = json.loads(line)
