@@ -450,6 +450,24 @@ def test_next_is_always_a_local_path(d: Deployment) -> None:
     for q in ("//evil.example", "https://evil.example", "/\\evil.example"):
         g = d.client().get(f"{d.url}/signin", params={"next": q})
         assert g.status_code == 200 and "evil.example" not in g.text
+    for bad in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/"):
+        r = d.http.post("/v1/admin/approvers/alice/signin-link", headers=d.admin(),
+                        json={"next": bad})
+        assert r.status_code in (400, 422) and "/signin/" not in r.text, (bad, r.status_code)
+
+
+def test_the_inbox_shows_a_person_only_their_own_approvals(d: Deployment) -> None:
+    mine = d.pending(path="/v1/refunds/inbox-mine")              # alice and bob
+    bobs = d.pending(grant="onlybob", path="/v1/refunds/inbox-bob")
+    c, inbox = d.session("alice", "/inbox")
+    shown = c.get(inbox).text
+    assert token_of(d.page(mine)) in shown and token_of(d.page(bobs)) not in shown
+    cc, inbox = d.session("carol", "/inbox")
+    shown = cc.get(inbox).text
+    assert "Nothing is waiting" in shown and "/status/" not in shown
+    g = d.client().get(inbox)
+    assert g.status_code == 303 and g.headers["location"].startswith("/signin")
+    assert "/status/" not in g.text
 
 
 # ---- sessions --------------------------------------------------------------------

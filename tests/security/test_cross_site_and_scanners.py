@@ -154,6 +154,12 @@ def test_cross_site_batch_signout_and_resend_refused(d: Deployment) -> None:
                       headers=headers).status_code == 403
     assert d.client().post(page, data={**form, "decision": "approve"},
                            headers={"Origin": d.url}).status_code == 401
+    # Signed in, but no approver of the batch: no form, and its own csrf is no help.
+    cc, _ = d.session("carol")
+    shown = cc.get(page)
+    assert decision_form(shown) is None and "not an approver" in shown.text
+    assert cc.post(page, data={**form, "csrf": session_csrf(shown), "decision": "approve"},
+                   headers={"Origin": d.url}).status_code == 403
     assert d.system.sql("SELECT count(*) FROM batch_votes")[0][0] == 0
     assert d.system.sql("SELECT count(*) FROM approvals WHERE batch_id = 'xb' "
                         "AND status = 'pending'")[0][0] == 2

@@ -29,7 +29,7 @@ def d(request: pytest.FixtureRequest, pg: Postgres, kafka: Kafka) -> Iterator[De
         s = d.system
         d.ids = s.setup(approvers=("alice", "bob", "mallory"), quorum=2,
                         operator_of_agent=("mallory",))
-        for name in ("carol", "dan", "gina", "hank"):
+        for name in ("carol", "dan", "gina", "hank", "ivy", "jay"):
             d.ids[name] = s.cli_json("approver", "create", name)["approver_id"]
         d.ids["oscar"] = s.cli_json("approver", "create", "oscar", "--agent", "bot1")["approver_id"]
         s.cli("policy", "set", "deleg", "--mode", "always", "--quorum", "1", "--approvers",
@@ -38,9 +38,12 @@ def d(request: pytest.FixtureRequest, pg: Postgres, kafka: Kafka) -> Iterator[De
               "gina,hank")
         d.add_grant("deleg", "sk_deleg_" + s.secret[-12:] + "d", [d.stub.url], policy="deleg")
         d.add_grant("deleg2", "sk_deleg2_" + s.secret[-12:] + "e", [d.stub.url], policy="deleg2")
+        s.cli("policy", "set", "deleg3", "--mode", "always", "--quorum", "1", "--approvers", "ivy")
+        d.add_grant("deleg3", "sk_deleg3_" + s.secret[-12:] + "f", [d.stub.url], policy="deleg3")
         s.cli("delegate", "dan", "mallory", "--until", UNTIL)    # to the requester's operator
         s.cli("delegate", "oscar", "carol", "--until", UNTIL)    # from the requester's operator
         s.cli("delegate", "gina", "hank", "--until", UNTIL)      # hank then holds two slots
+        s.cli("delegate", "ivy", "jay", "--until", UNTIL)        # ended mid-way by a test
         d.start_api()
         s.worker()
         d.key = d.new_key()
@@ -91,6 +94,27 @@ def test_one_person_one_vote_also_holding_a_delegated_slot(d: Deployment) -> Non
     assert r.status_code == 409 and "already voted" in r.text, r.status_code
     assert d.votes(aid) == 1 and d.status(aid) == "pending"
     assert d.stub.count("/v1/refunds/deleg2") == 0
+
+
+def test_an_open_page_stops_deciding_when_the_delegation_ends(d: Deployment) -> None:
+    """jay holds ivy's slot by a delegation, signs in with the slot's link and opens the
+    page; the delegation ends before he presses: the vote is refused. His session
+    stays his, and is no credential for ivy's slot."""
+    aid = d.pending(grant="deleg3", path="/v1/refunds/deleg3")
+    links = d.links(aid)
+    assert links["ivy"]["voter_id"] == d.ids["jay"]
+    c, page = d.sign_in(links["ivy"]["url"])
+    form = decision_form(c.get(page))
+    assert form
+    d.system.sql("UPDATE delegations SET revoked_at = now() WHERE delegate_id = %s", d.ids["jay"])
+    shown = c.get(page)
+    assert decision_form(shown) is None and "not an approver" in shown.text
+    r = c.post(page, data={**form, "decision": "approve"}, headers={"Origin": d.url})
+    assert r.status_code == 403, r.status_code
+    assert d.votes(aid) == 0 and d.status(aid) == "pending"
+    assert d.stub.count("/v1/refunds/deleg3") == 0
+    # The slot's link now signs in its own approver.
+    assert {x["approver"]: x["voter_id"] for x in d.system.links(aid)}["ivy"] == d.ids["ivy"]
 
 
 def test_double_vote_refused_even_when_concurrent(d: Deployment) -> None:
