@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "cs_log.h"
 #include "cs_sql_gen.h"
 
 struct cs_query_def {
@@ -54,6 +55,8 @@ struct cs_db {
     enum cs_query listen[CS_DB_MAX_LISTEN];
     int nlisten;
     unsigned backoff_ms;
+    struct cs_log_limit reconnect_warn; /* cs_db_reconnect's warning: per connection, so
+                                         * per thread (cs_log.h: one thread per struct) */
     bool sent;                       /* cs_db_send() awaits cs_db_poll() */
     enum cs_query sent_q;
 };
@@ -65,6 +68,8 @@ void cs_db_close(struct cs_db *db);
 /*
  * Reconnects with exponential backoff (100 ms .. 5 s) until it succeeds or
  * *stop (may be NULL) becomes non-zero (then CS_ERR_UNAVAILABLE). Re-issues LISTENs.
+ * Warns at most once per 10 s per connection (db->reconnect_warn).
+ * Thread: the thread that holds db; threads reconnecting at once share nothing.
  */
 enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err) CS_MUSTCHECK;
 bool cs_db_connected(const struct cs_db *db);

@@ -94,7 +94,6 @@ bool cs_db_connected(const struct cs_db *db)
 
 enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err)
 {
-    static struct cs_log_limit lim;
     if (db->backoff_ms == 0)
         db->backoff_ms = 100;
     for (;;) {
@@ -106,9 +105,9 @@ enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err)
             return CS_OK;
         }
         unsigned suppressed = 0;
-        if (cs_log_limit_allow(&lim, 10, &suppressed))
-            cs_log(CS_LOG_WARN, "db", "Postgres unavailable, retrying in %u ms (%u similar "
-                   "suppressed): %s", db->backoff_ms, suppressed, err ? err : "");
+        if (cs_log_limit_allow(&db->reconnect_warn, 10, &suppressed))
+            cs_log(CS_LOG_WARN, "db", "Postgres unavailable to %s, retrying in %u ms (%u similar "
+                   "suppressed): %s", db->app, db->backoff_ms, suppressed, err ? err : "");
         /* Sleep in short slices so a stop request is honoured promptly. */
         for (unsigned slept = 0; slept < db->backoff_ms && !(stop && atomic_load(stop)); slept += 50)
             poll(NULL, 0, 50);
