@@ -15,6 +15,11 @@
 //   --redirect-uri URI  OIDC_REDIRECT_URI   http://127.0.0.1:8080/signin/oidc/callback
 //                                           (comma-separated for several)
 //   --alg RS256|ES256   OIDC_ID_TOKEN_ALG   RS256 (the client's ID token algorithm)
+//   --any-loopback-port OIDC_ANY_LOOPBACK_PORT=1   off: the clients are registered as
+//                       application_type "native", so a loopback redirect URI matches
+//                       on any port (RFC 8252 7.3): one provider serves apis on free ports
+//   --other-client-id ID, --other-client-secret S  (OIDC_OTHER_CLIENT_ID, _SECRET): a
+//                       second client, same settings, for cross-client tests
 // When listening it prints one line on stdout, {"issuer": "http://127.0.0.1:PORT"},
 // and nothing else there (oidc-provider's warnings go to stderr). Exits 0 on
 // SIGTERM or SIGINT. Issuer, endpoints and redirect URIs are plain http:
@@ -32,6 +37,9 @@ const { values: args } = parseArgs({
     'client-secret': { type: 'string' },
     'redirect-uri': { type: 'string' },
     alg: { type: 'string' },
+    'any-loopback-port': { type: 'boolean' },
+    'other-client-id': { type: 'string' },
+    'other-client-secret': { type: 'string' },
   },
 });
 const env = process.env;
@@ -42,6 +50,13 @@ const clientSecret = setting('client-secret', 'OIDC_CLIENT_SECRET', 'countersign
 const redirectUris = setting('redirect-uri', 'OIDC_REDIRECT_URI',
   'http://127.0.0.1:8080/signin/oidc/callback').split(',');
 const alg = setting('alg', 'OIDC_ID_TOKEN_ALG', 'RS256');
+const anyLoopbackPort = args['any-loopback-port'] ?? env.OIDC_ANY_LOOPBACK_PORT === '1';
+const otherClientId = setting('other-client-id', 'OIDC_OTHER_CLIENT_ID', undefined);
+const otherClientSecret = setting('other-client-secret', 'OIDC_OTHER_CLIENT_SECRET', undefined);
+if (otherClientId === clientId) throw new Error('the other client needs an id of its own');
+if ((otherClientId === undefined) !== (otherClientSecret === undefined)) {
+  throw new Error('--other-client-id and --other-client-secret go together');
+}
 if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port ${port}`);
 if (!['RS256', 'ES256'].includes(alg)) throw new Error(`alg must be RS256 or ES256, not ${alg}`);
 
@@ -61,17 +76,23 @@ await new Promise((resolve, reject) => {
 });
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
+const client = (id, secret) => ({
+  client_id: id,
+  client_secret: secret,
+  // http redirect URIs are fine for a web client without implicit; a native
+  // client's loopback redirect URIs also match on any port.
+  application_type: anyLoopbackPort ? 'native' : 'web',
+  token_endpoint_auth_method: 'client_secret_basic',
+  response_types: ['code'],
+  grant_types: ['authorization_code'],
+  redirect_uris: redirectUris,
+  id_token_signed_response_alg: alg,
+});
+const clients = [client(clientId, clientSecret)];
+if (otherClientId !== undefined) clients.push(client(otherClientId, otherClientSecret));
+
 const provider = new Provider(issuer, {
-  clients: [{
-    client_id: clientId,
-    client_secret: clientSecret,
-    application_type: 'web',            // http redirect URIs are fine for a web client without implicit
-    token_endpoint_auth_method: 'client_secret_basic',
-    response_types: ['code'],
-    grant_types: ['authorization_code'],
-    redirect_uris: redirectUris,
-    id_token_signed_response_alg: alg,
-  }],
+  clients,
   jwks: { keys },
   pkce: { required: () => true },       // the default only requires it of public clients
   // Without this, scope claims (email, profile) go to userinfo only, never into the ID token.
