@@ -3,7 +3,9 @@
 #   make                 build every binary into build/
 #   make run             start Postgres, Kafka and every process locally
 #   make test            every test (style, docs, unit under ASan/UBSan and
-#                        valgrind, integration on real Postgres and Kafka, SDKs)
+#                        valgrind, integration on real Postgres and Kafka, SDKs,
+#                        the concurrency tests under TSan)
+#   make tsan            ThreadSanitizer build (build/thread) and its tests
 #   make SANITIZER=address,undefined   build into build/address-undefined/
 #   make help            list the targets
 #
@@ -62,6 +64,16 @@ API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pag
 	api/passkeys.c \
 	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c
 
+# ThreadSanitizer here (GCC 12, LLVM 14) does not intercept C11 threads, which
+# librdkafka starts and locks with: the TSan binaries link a shim that runs them
+# on the pthread calls TSan sees (see the file).
+ifneq ($(filter thread,$(subst $(comma), ,$(SANITIZER))),)
+WORKER_SRCS += tests/tsan_c11threads.c
+SCHEDULER_SRCS += tests/tsan_c11threads.c
+CLI_SRCS += tests/tsan_c11threads.c
+API_SRCS += tests/tsan_c11threads.c
+endif
+
 QUERY_FILES := $(sort $(wildcard sql/queries/*.sql))
 MIGRATION_FILES := $(sort $(wildcard sql/migrations/*.sql))
 
@@ -74,7 +86,7 @@ BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-sc
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: deps fuzz bench bench-quick all run test unit valgrind integration check-style docs docs-check help clean \
+.PHONY: deps fuzz bench bench-quick all run test unit valgrind integration tsan check-style docs docs-check help clean \
         sdk-python sdk-typescript fuzz bench
 
 all: $(BINS) client ## Build every binary, the C client library and the examples into $(BUILD)/
@@ -162,6 +174,20 @@ integration: all ## Integration, security and fault suites: real binaries, Postg
 	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  tests/integration $(wildcard tests/security) $(wildcard tests/fault)
 
+# The tests with the most threads at once: many workers, kills, SIGTERM, broker and
+# Postgres outages (every worker thread reconnects), and the api's HTTP threads
+# with its long-poll waiter thread. Reports fail the test (harness.py), with
+# library-only suppressions in tests/tsan.supp.
+TSAN_TESTS ?= tests/integration/test_concurrency.py \
+	tests/integration/test_api.py::test_many_waiters_are_woken \
+	tests/integration/test_api.py::test_no_approval_needed_returns_result_inline \
+	tests/integration/test_api.py::test_idempotency_key_returns_the_first_answer \
+	tests/integration/test_api.py::test_health_ready_metrics
+
+tsan: ## ThreadSanitizer: build into build/thread, run the concurrency tests on its worker and api
+	$(MAKE) SANITIZER=thread BUILD=build/thread all
+	CS_BUILD_DIR=$(abspath build/thread) $(PYTHON) -m pytest -q -p no:cacheprovider $(TSAN_TESTS)
+
 sdk-python: ## Python SDK: unit tests and strict type check
 	$(PYTHON) -m pytest -q sdk/python/tests
 	cd sdk/python && $(PYTHON) -m mypy
@@ -169,7 +195,7 @@ sdk-python: ## Python SDK: unit tests and strict type check
 sdk-typescript: ## TypeScript SDK: install (lockfile), build, unit and README tests
 	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build && npm test
 
-test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan + valgrind), fuzz smoke, SDKs, integration under ASan/UBSan
+test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan + valgrind), fuzz smoke, SDKs, integration under ASan/UBSan, concurrency under TSan
 	$(MAKE) deps
 	$(MAKE) check-style
 	$(MAKE) docs-check
@@ -179,6 +205,7 @@ test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan
 	$(MAKE) sdk-python
 	$(MAKE) sdk-typescript
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) integration
+	$(MAKE) tsan
 
 fuzz: ## libFuzzer smoke run of every parser target, with the regression inputs (tests/fuzz)
 	$(MAKE) -C tests/fuzz smoke

@@ -113,6 +113,10 @@ class System:
             "CS_LOG_LEVEL": "debug",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
             "UBSAN_OPTIONS": "print_stacktrace=1",
+            # Read by the SANITIZER=thread build only (make tsan); TSAN_OPTIONS from
+            # the environment is appended and wins.
+            "TSAN_OPTIONS": f"suppressions={REPO_ROOT}/tests/tsan.supp halt_on_error=0 "
+                            f"second_deadlock_stack=1 {os.environ.get('TSAN_OPTIONS', '')}".strip(),
         }
         self.topics = {t: f"{self.prefix}.{t}" for t in ("requests", "events", "results", "dlq")}
         self._n = 0
@@ -201,19 +205,15 @@ class System:
               mode: str = "rules", rules: list[dict[str, Any]] | None = None,
               window: int = 3600, timeout_ms: int = 10000, attempts: int = 3,
               idempotency_keys: bool = False, bases: tuple[str, ...] | None = None,
-              operator_of_agent: tuple[str, ...] = (),
-              approver_args: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+              operator_of_agent: tuple[str, ...] = ()) -> dict[str, Any]:
         """Agent bot1, approvers, policy 'pay' and grant 'stripe' aimed at the stub.
 
         Default rule: POST /v1/refunds* with amount > 100 needs approval.
-        `operator_of_agent` names approvers created as operators of bot1;
-        `approver_args` gives more `approver create` arguments per approver
-        (``{"alice": ("--oidc-subject", "a1")}``).
+        `operator_of_agent` names approvers created as operators of bot1.
         """
         ids: dict[str, Any] = {"agent": self.cli_json("agent", "create", "bot1")["agent_id"]}
         for a in approvers:
             extra = ["--agent", "bot1"] if a in operator_of_agent else []
-            extra += (approver_args or {}).get(a, ())
             ids[a] = self.cli_json("approver", "create", a, *extra)["approver_id"]
         if rules is None:
             rules = [{"method": "POST", "path": "/v1/refunds*", "field": "amount", "op": ">",
