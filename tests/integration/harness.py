@@ -205,15 +205,19 @@ class System:
               mode: str = "rules", rules: list[dict[str, Any]] | None = None,
               window: int = 3600, timeout_ms: int = 10000, attempts: int = 3,
               idempotency_keys: bool = False, bases: tuple[str, ...] | None = None,
-              operator_of_agent: tuple[str, ...] = ()) -> dict[str, Any]:
+              operator_of_agent: tuple[str, ...] = (),
+              approver_args: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
         """Agent bot1, approvers, policy 'pay' and grant 'stripe' aimed at the stub.
 
         Default rule: POST /v1/refunds* with amount > 100 needs approval.
-        `operator_of_agent` names approvers created as operators of bot1.
+        `operator_of_agent` names approvers created as operators of bot1;
+        `approver_args` gives more `approver create` arguments per approver
+        (``{"alice": ("--oidc-subject", "a1")}``).
         """
         ids: dict[str, Any] = {"agent": self.cli_json("agent", "create", "bot1")["agent_id"]}
         for a in approvers:
             extra = ["--agent", "bot1"] if a in operator_of_agent else []
+            extra += (approver_args or {}).get(a, ())
             ids[a] = self.cli_json("approver", "create", a, *extra)["approver_id"]
         if rules is None:
             rules = [{"method": "POST", "path": "/v1/refunds*", "field": "amount", "op": ">",
