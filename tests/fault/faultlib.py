@@ -1,7 +1,7 @@
 """Helpers of the fault suite: the long-mode switch, a TLS stub provider, a
 producer that keeps producing (and retrying) through a broker outage, an
-HTTP client that retries through a database outage, and the checks every
-fault test ends with.
+HTTP client that retries through a database outage, the approval pages as
+the events topic announces them, and the checks every fault test ends with.
 
 Nothing here starts Postgres or Kafka: the session fixtures of
 tests/conftest.py do (`pg`, `kafka`), and a test's `system` owns its
@@ -18,9 +18,11 @@ import ssl
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -315,6 +317,37 @@ class HttpLoad:
 # ---------------------------------------------------------------------------
 # Reading the outcome
 # ---------------------------------------------------------------------------
+
+
+class ApprovalPages:
+    """Each approval's page (its approval_url) as the approval.pending events on the
+    events topic announce it -- what a notifier integration reads -- as a path
+    ("/status/<token>") to join with whichever api a person uses. Call poll()
+    from one thread; it reads what arrived since the last call."""
+
+    def __init__(self, system: System) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        topic = system.topics["events"]
+        self.paths: dict[str, str] = {}
+        self._c = Consumer({"bootstrap.servers": system.kafka.bootstrap,
+                            "group.id": f"fault-pages-{uuid.uuid4()}",
+                            "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        info = wait_for(lambda: self._c.list_topics(topic, timeout=5).topics.get(topic), 30,
+                        what=f"topic {topic}")
+        self._c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in info.partitions])
+
+    def poll(self) -> None:
+        for m in self._c.consume(num_messages=1000, timeout=0.01):
+            value = m.value()
+            if m.error() is not None or not value:
+                continue
+            e = json.loads(value)
+            if e.get("type") == "approval.pending" and e.get("approval_url"):
+                self.paths[str(e["approval_id"])] = urlsplit(e["approval_url"]).path
+
+    def close(self) -> None:
+        self._c.close()
 
 
 def statuses(system: System) -> dict[str, int]:

@@ -2,7 +2,10 @@
 calls that need no approval, approvals decided by racing approvers on two
 apis, denials, cancellations, and many short-window approvals expiring while
 votes race their deadline -- with the leading scheduler and the active relay
-SIGKILLed in the middle.
+SIGKILLed in the middle. Approvers decide as people do: each signs in once
+with a one-time link (approver.py) and, as the events topic announces each
+approval's page, posts its decision form there -- on either api (a session
+lives in Postgres, so it works on every api process).
 
 Invariants: no approval expires twice, no call runs twice, every approval
 ends once (one terminal audit entry), one audit chain that verifies, and
@@ -19,11 +22,14 @@ import random
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
-from faultlib import (alive_and_same, assert_one_outcome_each, keys_by_approval,
+from approver import Approver
+
+from faultlib import (ApprovalPages, alive_and_same, assert_one_outcome_each, keys_by_approval,
                       results_by_approval, scale, seed, wait_all_terminal, wait_sealed)
 from harness import System
 from services import scaled, wait_for
@@ -34,6 +40,7 @@ N_AUTO = scale(120, 600)                # Kafka: no approval needed
 N_PENDING = scale(40, 200)              # Kafka: approve (raced), deny or cancel
 N_SHORT = scale(80, 400)                # Kafka: short window, most expire
 N_HTTP = scale(60, 300)                 # HTTP: a third of each kind
+PEOPLE = ("alice", "bob", "carol")
 TERMINAL_ACTIONS = ("approval.executed", "approval.failed", "approval.denied",
                     "approval.expired", "approval.cancelled")
 
@@ -44,7 +51,10 @@ class Deciders:
     Stripe approvals: half are approved by alice on api1 and bob on api2 at the
     same moment, a quarter denied, a quarter cancelled by the agent. Short ones:
     40% get a vote in the last second of the window or just after it, the rest
-    expire untouched.
+    expire untouched. Each person signed in once, on api1; a vote is one POST of
+    the decision form (the session's csrf, which every page of the session holds)
+    to the approval's page on the api named, as a tab opened earlier sends it
+    whether or not the page still offers the form.
     """
 
     def __init__(self, system: System, apis: list[str], key: str, rng: random.Random) -> None:
@@ -57,8 +67,15 @@ class Deciders:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=12)
         self._http = httpx.Client(timeout=scaled(30))
         self._thread = threading.Thread(target=self._run, name="deciders", daemon=True)
+        self.pages = ApprovalPages(system)
+        self.people: dict[str, tuple[Approver, str]] = {}
 
     def start(self) -> Deciders:
+        for who in PEOPLE:  # each signs in once, with a link the operator minted
+            person = Approver()
+            link = self.system.cli_json("approver", "signin-link", who)["url"]
+            inbox = person.sign_in(self.apis[0] + urlsplit(link).path)
+            self.people[who] = (person, person.session_csrf(inbox))
         self._thread.start()
         return self
 
@@ -75,8 +92,19 @@ class Deciders:
         self.codes[(what, code)] += 1
 
     def _vote(self, api: str, aid: str, who: str, decision: str, what: str) -> None:
-        body = {"approver": who, "decision": decision, "reason": f"{who}: fault suite"}
-        self._post(what, f"{api}/v1/admin/approvals/{aid}/decide", body, ADMIN)
+        person, csrf = self.people[who]
+        try:  # the approval's page, once the events topic has announced it
+            path = wait_for(lambda: self.pages.paths.get(aid), 15, interval=0.02,
+                            what=f"the page of {aid}")
+        except TimeoutError:
+            self.codes[(what, "no page announced")] += 1
+            return
+        try:
+            code: int | str = person.post(api + path, {
+                "csrf": csrf, "decision": decision, "reason": f"{who}: fault suite"}).status_code
+        except httpx.HTTPError as e:
+            code = type(e).__name__
+        self.codes[(what, code)] += 1
 
     def _discover(self, known: set[str]) -> None:
         rows = self.system.sql("SELECT id, grant_id, extract(epoch FROM expires_at) FROM approvals "
@@ -117,19 +145,26 @@ class Deciders:
         known: set[str] = set()
         futures = []
         while not self.stop.is_set() or self._heap:
+            self.pages.poll()
             if not self.stop.is_set():
                 self._discover(known)
             now = time.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 futures.append(self._pool.submit(heapq.heappop(self._heap)[2]))
             time.sleep(0.05)
-        concurrent.futures.wait(futures, timeout=scaled(60))
+        give_up = time.monotonic() + scaled(60)  # votes still waiting for their page
+        while not all(f.done() for f in futures) and time.monotonic() < give_up:
+            self.pages.poll()
+            time.sleep(0.05)
 
     def finish(self) -> None:
         self.stop.set()
         self._thread.join(scaled(90))
         self._pool.shutdown(wait=True)
         self._http.close()
+        self.pages.close()
+        for person, _ in self.people.values():
+            person.close()
 
 
 def _http_submissions(system: System, apis: list[str], key: str) -> collections.Counter[int | str]:
@@ -235,6 +270,11 @@ def test_many_processes_mixed_load(system: System) -> None:
     for rid, grant, status, _, expires_at, decided_at, by in rows.values():
         if grant == "short" and status not in ("expired", "pending") and decided_at is not None:
             assert decided_at < expires_at, f"{rid} decided at {decided_at}, after {expires_at}"
+    # Only the scheduler and the relay died: every page was announced and every press
+    # was answered -- decided (200), too late (410) or already decided (409).
+    assert not [k for k in deciders.codes if not isinstance(k[1], int) or
+                k[1] not in (200, 409, 410)], dict(deciders.codes)
+    assert deciders.codes[("race", 200)] >= 1 and deciders.codes[("deny", 200)] >= 1
     late_landed = sum(1 for a, p in deciders.plan.items() if p == "late-vote"
                       and rows[a][2] != "expired")
     late_refused = sum(1 for a, p in deciders.plan.items() if p == "late-vote"
