@@ -191,6 +191,13 @@ struct form;
  */
 bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                 struct cs_session *s);
+/*
+ * The same, telling why not: CS_ERR_UNAUTHENTICATED when nobody is signed in,
+ * another error (CS_ERR_UNAVAILABLE...) when the lookup itself failed -- a
+ * POST must then fail as such, not as "sign in" (nor sign-out succeed).
+ */
+enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_session *s,
+                        char *err) CS_MUSTCHECK;
 /* The client's IP address as text ("" when unknown). */
 void session_client_address(struct MHD_Connection *c, char out[64]);
 /* "Signed in as NAME · Sign out" with the sign-out form, for a page of s. */

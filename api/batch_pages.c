@@ -295,10 +295,11 @@ enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
     if (rc)
         return html_error(r, c, rc == CS_ERR_EXPIRED ? CS_ERR_BAD_TOKEN : rc, err);
     struct api_db *d = pool_get(r->api->pool);
-    if (!session_of(r, c, d, &s))
+    rc = session_get(c, d, &s, err);
+    if (rc == CS_ERR_UNAUTHENTICATED)
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
                         "sign in as an approver of this batch to decide: open the page again");
-    else
+    else if (!rc)
         rc = pages_decision(r, c, s.id, &f, &approve, err);
     if (!rc && !pages_slot(d, true, l.approval_id, &s, slot))
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "%s is not an approver of this batch", s.name);

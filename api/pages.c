@@ -402,7 +402,12 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     if (rc)
         return html_error(r, c, rc, err);
     struct api_db *d = pool_get(r->api->pool);
-    bool in = session_of(r, c, d, &s);
+    rc = session_get(c, d, &s, err);
+    if (rc && rc != CS_ERR_UNAUTHENTICATED) { /* e.g. Postgres away: not "sign in" */
+        pool_put(r->api->pool, d);
+        return html_error(r, c, rc, err);
+    }
+    bool in = !rc;
     if (!in || !pages_slot(d, false, l.approval_id, &s, slot)) {
         enum MHD_Result ret = link_holder_decide(r, c, d, &l, in ? &s : NULL);
         pool_put(r->api->pool, d);

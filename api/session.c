@@ -11,15 +11,23 @@
 #include "api.h"
 #include "cs_mem.h"
 
+enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_session *s,
+                        char *err)
+{
+    const char *token = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE);
+    if (!token) {
+        memset(s, 0, sizeof(*s));
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "not signed in");
+    }
+    return cs_session_lookup(d->db, token, s, err);
+}
+
 bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                 struct cs_session *s)
 {
     char err[CS_ERRLEN];
-    const char *token = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE);
     (void)r;
-    if (!token)
-        return memset(s, 0, sizeof(*s)), false;
-    return cs_session_lookup(d->db, token, s, err) == CS_OK;
+    return session_get(c, d, s, err) == CS_OK;
 }
 
 void session_client_address(struct MHD_Connection *c, char out[64])

@@ -1,7 +1,8 @@
 """Postgres crashes under load -- an immediate-mode restart, then a SIGKILL of the
-postmaster and a start -- while the api, a worker and the scheduler run and
-requests flow through Kafka and HTTP. No process is restarted by the test:
-they must reconnect by themselves, and nothing may be lost or run twice.
+postmaster and a start -- while the api, a worker and the scheduler run,
+requests flow through Kafka and HTTP, and a signed-in approver decides on the
+approvals' pages. No process is restarted by the test: they must reconnect by
+themselves, and nothing may be lost or run twice.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
-from faultlib import (HttpLoad, RetryingProducer, alive_and_same, assert_one_outcome_each,
-                      keys_by_approval, results_by_approval, scale, seed, statuses,
-                      wait_all_terminal, wait_sealed)
+import approver as browser
+from faultlib import (ApprovalPages, HttpLoad, RetryingProducer, alive_and_same,
+                      assert_one_outcome_each, keys_by_approval, results_by_approval, scale, seed,
+                      statuses, wait_all_terminal, wait_sealed)
 from harness import System
 from services import scaled, wait_for
 
@@ -28,7 +31,9 @@ ADMIN = "fault-admin-token"
 
 
 class Approver(threading.Thread):
-    """Approves pending approvals through the admin API, retrying through the outage."""
+    """alice, signed in once before the crashes, approves each pending approval on its
+    page (announced on the events topic) with her session's form token, retrying
+    through the outage: a decision during it is 503, never a refusal."""
 
     def __init__(self, system: System, url: str) -> None:
         super().__init__(name="approver", daemon=True)
@@ -37,14 +42,17 @@ class Approver(threading.Thread):
         self.answers: collections.Counter[int | str] = collections.Counter()
         self.timeline: list[tuple[float, int | str]] = []
         self.unexpected: list[str] = []
+        self.pages = ApprovalPages(system)
+        self.person = browser.Approver()
+        link = system.cli_json("approver", "signin-link", "alice")["url"]
+        self.csrf = self.person.session_csrf(self.person.sign_in(url + urlsplit(link).path))
+        self.todo: list[str] = []
 
-    def decide(self, client: httpx.Client, aid: str) -> None:
+    def decide(self, aid: str, path: str) -> None:
         give_up = time.monotonic() + scaled(60)
         while time.monotonic() < give_up:
             try:
-                r = client.post(f"{self.url}/v1/admin/approvals/{aid}/decide",
-                                json={"approver": "alice", "decision": "approve"},
-                                headers={"Authorization": f"Bearer {ADMIN}"})
+                r = self.person.post(self.url + path, {"csrf": self.csrf, "decision": "approve"})
                 code: int | str = r.status_code
             except httpx.HTTPError as e:
                 code, r = type(e).__name__, None
@@ -55,45 +63,54 @@ class Approver(threading.Thread):
             if r is not None and r.status_code != 503:
                 if r.status_code == 409:
                     return  # decided meanwhile (our own vote whose answer was lost)
-                self.unexpected.append(f"{aid}: {code} {r.text[:200]}")
+                self.unexpected.append(f"{aid}: {code} {r.text[-300:]}")
                 return
             time.sleep(0.1)
         self.unexpected.append(f"{aid}: never decided")
 
-    def decide_all(self, client: httpx.Client) -> int:
+    def decide_all(self) -> int:
+        """Decides the pending approvals whose page was announced; how many are pending."""
+        self.pages.poll()
         try:
             pending = [str(i) for (i,) in self.system.sql(
                 "SELECT id FROM approvals WHERE status = 'pending' ORDER BY created_at LIMIT 50")]
-        except psycopg.Error:
+            self.todo = [aid for aid in pending if aid in self.pages.paths]
+        except psycopg.Error:  # Postgres is away: press on with what was pending
             self.answers["sql_unavailable"] += 1
-            return 0
-        for aid in pending:
-            self.decide(client, aid)
+            pending = []
+        todo, self.todo = self.todo, []
+        for aid in todo:
+            self.decide(aid, self.pages.paths[aid])
         return len(pending)
 
     def run(self) -> None:
-        with httpx.Client(timeout=scaled(30)) as client:
-            while not self.stop.is_set():
-                self.decide_all(client)
-                time.sleep(0.2)
+        while not self.stop.is_set():
+            self.decide_all()
+            time.sleep(0.2)
 
     def finish(self, timeout: float = 60) -> None:
         """Approves what is still pending (the api must serve again)."""
         give_up = time.monotonic() + scaled(timeout)
-        with httpx.Client(timeout=scaled(30)) as client:
-            while self.decide_all(client) and time.monotonic() < give_up and not self.unexpected:
-                pass
+        while self.decide_all() and time.monotonic() < give_up and not self.unexpected:
+            time.sleep(0.05)
+        self.pages.close()
+        self.person.close()
 
 
-def _probe(url: str, key: str, aid: str) -> tuple[int, int]:
-    """(status of GET /v1/approvals/{id}, of POST /v1/proxy) right now."""
+def _probe(url: str, key: str, aid: str, approver: Approver,
+           leaving: tuple[browser.Approver, str]) -> tuple[int, ...]:
+    """The answers right now to: GET /v1/approvals/{id}, POST /v1/proxy, a signed-in
+    approver's decision on a page, and a sign-out (of the `leaving` browser)."""
     h = {"Authorization": f"Bearer {key}"}
     with httpx.Client(timeout=scaled(15)) as c:
         a = c.get(f"{url}/v1/approvals/{aid}", headers=h).status_code
         b = c.post(f"{url}/v1/proxy", headers=h, json={
             "method": "POST", "url": "http://127.0.0.1:9/v1/refunds", "grant_id": "stripe",
             "json": {"amount": 1}, "idempotency_key": f"probe-{time.monotonic_ns()}"}).status_code
-    return a, b
+    page = url + next(iter(approver.pages.paths.values()))
+    v = approver.person.post(page, {"csrf": approver.csrf, "decision": "approve"}).status_code
+    o = leaving[0].post(f"{url}/signout", {"csrf": leaving[1]}).status_code
+    return a, b, v, o
 
 
 def test_postgres_crashes_under_load(system: System) -> None:
@@ -127,7 +144,12 @@ def test_postgres_crashes_under_load(system: System) -> None:
     loads = [HttpLoad([url], key, body_of(n), rate=5, name=f"http-{n}").start() for n in range(2)]
     approver = Approver(system, url)
     approver.start()
-    probes: list[tuple[int, int]] = []
+    other = browser.Approver()  # alice's other browser: signs out during the outage
+    inbox = other.sign_in(url + urlsplit(system.cli_json("approver", "signin-link",
+                                                         "alice")["url"]).path)
+    leaving = (other, other.session_csrf(inbox))
+    wait_for(lambda: approver.pages.paths, 30, what="a first approval page")
+    probes: list[tuple[int, ...]] = []
     outages: list[tuple[str, float, float]] = []
     try:
         for cycle in range(CYCLES):
@@ -142,7 +164,7 @@ def test_postgres_crashes_under_load(system: System) -> None:
                 else:
                     system.pg.kill()
                     time.sleep(scaled(KILL_GAP) / 2)
-                    probes.append(_probe(url, key, some))
+                    probes.append(_probe(url, key, some, approver, leaving))
                     time.sleep(scaled(KILL_GAP) / 2)
                     system.pg.start()
                 outages.append((how, t0, time.monotonic()))
@@ -173,8 +195,14 @@ def test_postgres_crashes_under_load(system: System) -> None:
     # Every process is the one the test started, alive and serving.
     alive_and_same(procs, pids)
     assert httpx.get(f"{url}/readyz", timeout=scaled(10)).status_code == 200
-    # HTTP clients got 503 while Postgres was down, and success after.
-    assert all(p == (503, 503) for p in probes), probes
+    # HTTP clients got 503 while Postgres was down, and success after: a signed-in
+    # approver's decision too (not "sign in"), and a sign-out (not signed out halfway:
+    # the cookie cleared while the session lives on).
+    assert all(p == (503, 503, 503, 503) for p in probes), probes
+    assert other.session and "Signed in as" in other.page(inbox)
+    assert other.sign_out(inbox).status_code == 303
+    assert other.http.get(inbox).status_code == 303  # to /signin: that session ended
+    other.close()
     assert http_answers[503] > 0, "no HTTP request ever met the outage"
     for load in loads:
         assert not load.unexpected, load.unexpected[:5]
