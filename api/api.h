@@ -198,6 +198,13 @@ bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
  */
 enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_session *s,
                         char *err) CS_MUSTCHECK;
+/*
+ * For a page only a signed-in person sees: true with *s filled; otherwise
+ * false, d is back in the pool and *ret is the answer given (303 to
+ * /signin?next=next, or the lookup's own error page in an outage).
+ */
+bool session_require(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                     struct cs_session *s, const char *next, enum MHD_Result *ret);
 /* The client's IP address as text ("" when unknown). */
 void session_client_address(struct MHD_Connection *c, char out[64]);
 /* "Signed in as NAME · Sign out" with the sign-out form, for a page of s. */

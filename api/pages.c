@@ -451,13 +451,17 @@ enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
     pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
-    bool open = cs_db_int(res, 0, 0) > 0;
+    bool open = cs_db_int(res, 0, 0) > 0, queued = cs_db_int(res, 0, 1) > 0;
     PQclear(res);
-    return html_message(r, c, open ? 202 : 409, open ? "Sign-in links on their way" : "Not sent",
-                        open ? "Each approver who has not voted gets a fresh one-time sign-in "
-                               "link through their own channels (at most once a minute)."
-                             : "This request is no longer waiting for a decision, or links "
-                               "were sent less than a minute ago.");
+    if (queued)
+        return html_message(r, c, 202, "Sign-in links on their way",
+                            "Each approver who has not voted gets a fresh one-time sign-in link "
+                            "through their own channels (at most once a minute).");
+    return html_message(r, c, 409, "Not sent",
+                        open ? "No approver who has yet to vote can be reached through a channel "
+                               "of theirs: ask an operator for a sign-in link."
+                             : "This request is no longer waiting for a decision, or links were "
+                               "sent less than a minute ago.");
 }
 
 /* ---- GET /inbox ---- */
@@ -467,11 +471,10 @@ enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
     struct api *a = r->api;
     struct cs_session s;
     char err[CS_ERRLEN];
+    enum MHD_Result ret;
     struct api_db *d = pool_get(a->pool);
-    if (!session_of(r, c, d, &s)) {
-        pool_put(a->pool, d);
-        return reply_redirect(r, c, "/signin?next=/inbox", NULL, NULL);
-    }
+    if (!session_require(r, c, d, &s, "/inbox", &ret))
+        return ret;
     const char *p[] = {s.approver_id};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(d->db, CSQ_INBOX_PENDING, 1, p, &res, err);

@@ -188,11 +188,10 @@ enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
     struct api *a = r->api;
     struct cs_session s;
     char err[CS_ERRLEN];
+    enum MHD_Result ret;
     struct api_db *d = pool_get(a->pool);
-    if (!session_of(r, c, d, &s)) {
-        pool_put(a->pool, d);
-        return reply_redirect(r, c, "/signin?next=/passkeys", NULL, NULL);
-    }
+    if (!session_require(r, c, d, &s, "/passkeys", &ret))
+        return ret;
     const char *p[] = {s.approver_id, NULL};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(d->db, CSQ_PASSKEY_LIST, 2, p, &res, err);
@@ -233,9 +232,9 @@ enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
 static enum cs_err posted(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                           struct cs_session *s, struct form *f, char *err)
 {
-    if (!session_of(r, c, d, s))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "sign in first");
-    enum cs_err rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
+    enum cs_err rc = session_get(c, d, s, err);
+    if (!rc)
+        rc = form_parse(r->body.data ? r->body.data : "", r->body.len, f, err);
     return rc ? rc : csrf_check(r->api, c, form_get(f, "csrf"), s, err);
 }
 

@@ -6,6 +6,7 @@
  * holds only its random token in the HttpOnly cs_session cookie.
  */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -28,6 +29,20 @@ bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
     char err[CS_ERRLEN];
     (void)r;
     return session_get(c, d, s, err) == CS_OK;
+}
+
+bool session_require(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                     struct cs_session *s, const char *next, enum MHD_Result *ret)
+{
+    char err[CS_ERRLEN], to[64];
+    enum cs_err rc = session_get(c, d, s, err);
+    if (rc == CS_OK)
+        return true;
+    pool_put(r->api->pool, d);
+    snprintf(to, sizeof(to), "/signin?next=%s", next);
+    *ret = rc == CS_ERR_UNAUTHENTICATED ? reply_redirect(r, c, to, NULL, NULL)
+                                        : html_error(r, c, rc, err);
+    return false;
 }
 
 void session_client_address(struct MHD_Connection *c, char out[64])

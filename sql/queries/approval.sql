@@ -44,8 +44,8 @@ WITH r AS (
     -- never a credential: reading the topic lets nobody vote.
     SELECT 'events', (i.a).id::text,
            CASE WHEN (i.a).status = 'pending'
-                THEN cs_event(i.a) || jsonb_build_object('approval_url', r.approval_url,
-                                                         'approvers', to_jsonb((i.a).approvers))
+                THEN cs_event(i.a) || jsonb_strip_nulls(jsonb_build_object(
+                         'approval_url', r.approval_url, 'approvers', to_jsonb((i.a).approvers)))
                 ELSE cs_event(i.a) END
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
