@@ -20,14 +20,6 @@
 
 #define SECRET_MAX 65536
 
-/* Prints obj as one line and releases it. */
-static int print_json(json_object *obj)
-{
-    printf("%s\n", cs_json_text(obj, NULL));
-    json_object_put(obj);
-    return 0;
-}
-
 /* Prints every row of res tab-separated (NULL as "-"). */
 static void print_rows(const PGresult *res)
 {
@@ -57,7 +49,7 @@ static int print_id(const char *key, const char *id, const char *name_key, const
     json_object_object_add(o, key, json_object_new_string(id));
     if (name_key)
         json_object_object_add(o, name_key, json_object_new_string(name));
-    return print_json(o);
+    return cli_print_json(o);
 }
 
 static int agent_create(struct cli_ctx *c, const char *name)
@@ -84,7 +76,7 @@ static int key_create(struct cli_ctx *c, const char *agent)
     json_object_object_add(o, "api_key", json_object_new_string(key));
     cs_wipe(key, sizeof(key));
     fprintf(stderr, "countersign: store this API key now; it is not shown again\n");
-    return print_json(o);
+    return cli_print_json(o);
 }
 
 /* ---- approvers and delegations ---- */
@@ -160,7 +152,7 @@ static int revoke_sessions(struct cli_ctx *c, const char *name)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "approver", json_object_new_string(name));
     json_object_object_add(o, "sessions_revoked", json_object_new_int64(n));
-    return print_json(o);
+    return cli_print_json(o);
 }
 
 static int delegate(struct cli_ctx *c, const char *approver, const char *delegate_name)

@@ -103,10 +103,12 @@ static int approval_vote(struct cli_ctx *c, const char *id, bool approve)
     enum cs_err rc = cs_approval_operator_vote(c->db, id, as, approve, reason, &out, err);
     if (rc)
         return cli_fail(rc, err);
-    printf("{\"approval_id\":\"%s\",\"status\":\"%s\",\"approvals_received\":%d,"
-           "\"approvals_required\":%d}\n", id, cs_status_name(out.status), out.approvals,
-           out.quorum);
-    return 0;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "approval_id", json_object_new_string(id));
+    json_object_object_add(o, "status", json_object_new_string(cs_status_name(out.status)));
+    json_object_object_add(o, "approvals_received", json_object_new_int(out.approvals));
+    json_object_object_add(o, "approvals_required", json_object_new_int(out.quorum));
+    return cli_print_json(o);
 }
 
 static int audit_verify(struct cli_ctx *c)

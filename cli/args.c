@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cs_json.h"
 
 bool args_parse(struct cli_args *a, int argc, char **argv, int from, const char *const *switches)
 {
@@ -87,6 +88,13 @@ long args_int(const struct cli_args *a, const char *name, long def, long min, lo
         return def;
     }
     return n;
+}
+
+int cli_print_json(json_object *obj)
+{
+    printf("%s\n", cs_json_text(obj, NULL));
+    json_object_put(obj);
+    return 0;
 }
 
 int cli_fail(enum cs_err rc, const char *err)

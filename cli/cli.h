@@ -9,6 +9,7 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 
 #include "cs_config.h"
@@ -46,6 +47,8 @@ long args_int(const struct cli_args *a, const char *name, long def, long min, lo
 
 /* Reports a failed call: "countersign: <code>: <detail>"; returns 1. */
 int cli_fail(enum cs_err rc, const char *err);
+/* Prints obj as one JSON line (every JSON the CLI prints goes through here) and releases it; 0. */
+int cli_print_json(json_object *obj);
 
 int admin_main(struct cli_ctx *c, const char *noun, const char *verb);
 int approvals_main(struct cli_ctx *c, const char *noun, const char *verb);

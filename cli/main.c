@@ -128,9 +128,11 @@ static int topics_create(const struct cs_config *cfg)
     rd_kafka_destroy(rk);
     if (rc)
         return cli_fail(rc, err);
-    printf("{\"topics\":[\"%s\",\"%s\",\"%s\",\"%s\"]}\n", topics[0], topics[1], topics[2],
-           topics[3]);
-    return 0;
+    json_object *o = json_object_new_object(), *list = json_object_new_array();
+    for (int i = 0; i < 4; i++)
+        json_object_array_add(list, json_object_new_string(topics[i]));
+    json_object_object_add(o, "topics", list);
+    return cli_print_json(o);
 }
 
 static int migrate(struct cs_db *db)
@@ -142,8 +144,10 @@ static int migrate(struct cs_db *db)
         rc = cs_db_schema_version(db, &version, err);
     if (rc)
         return cli_fail(rc, err);
-    printf("{\"applied\":%d,\"version\":%d}\n", applied, version);
-    return 0;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "applied", json_object_new_int(applied));
+    json_object_object_add(o, "version", json_object_new_int(version));
+    return cli_print_json(o);
 }
 
 int main(int argc, char **argv)
