@@ -93,9 +93,12 @@ all: $(BINS) client ## Build every binary, the C client library and the examples
 
 # ---- generated SQL ---------------------------------------------------------
 
+# The header (query names) is rewritten only when it changes, so editing a
+# statement's text recompiles cs_sql_gen.c alone, not every file that names a query.
 $(BUILD)/gen/cs_sql_gen.h: tools/sqlgen.awk $(QUERY_FILES)
 	@mkdir -p $(@D)
-	$(Q)awk -v mode=header -f tools/sqlgen.awk $(QUERY_FILES) > $@.tmp && mv $@.tmp $@
+	$(Q)awk -v mode=header -f tools/sqlgen.awk $(QUERY_FILES) > $@.tmp && \
+	  { cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
 
 $(BUILD)/gen/cs_sql_gen.c: tools/sqlgen.awk $(QUERY_FILES) $(MIGRATION_FILES) $(BUILD)/gen/cs_sql_gen.h
 	@mkdir -p $(@D)
