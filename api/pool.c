@@ -3,8 +3,9 @@
  *
  * A fixed number of connections (one per HTTP thread and the waiter
  * thread's share), handed out for one handler call at a time. A connection
- * found broken is reconnected on the way out, with backoff, so a Postgres
- * restart costs the requests in flight an error (503) and nothing more.
+ * found broken is reconnected when it is next handed out (pool_get: one
+ * attempt, no backoff), so a Postgres restart costs the requests in flight
+ * an error (503) and nothing more.
  * Thread: any; Locks: mu guards the free list.
  */
 #include <pthread.h>

@@ -91,7 +91,8 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_SWEEP_BATCH", CS_CFG_INT, F(sweep_batch), "1000", 1, 100000, S,
      "most rows one duty changes per transaction"},
     {"CS_RETENTION_DAYS", CS_CFG_INT, F(retention_days), "30", 1, 36500, S,
-     "terminal approvals and published outbox rows are deleted after this many days"},
+     "terminal approvals (with their votes and notifications) and finished batches are "
+     "deleted after this many days"},
     {"CS_AUDIT_RETENTION_DAYS", CS_CFG_INT, F(audit_retention_days), "0", 0, 36500, S,
      "whole audit seals older than this are pruned, the chain kept verifiable (0: keep forever)"},
     {"CS_HTTP_ADDR", CS_CFG_STRING, F(http_addr), "127.0.0.1", 0, 0, A | W | S,
