@@ -60,7 +60,7 @@ SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/reminder.c scheduler/escalator.c scheduler/finisher.c \
 	scheduler/sealer.c scheduler/retention.c
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
-API_SRCS := api/main.c api/router.c api/pool.c api/waiters.c api/agent.c api/pages.c api/session.c api/signin.c \
+API_SRCS := api/main.c api/router.c api/reply.c api/pool.c api/waiters.c api/agent.c api/pages.c api/session.c api/signin.c \
 	api/passkeys.c \
 	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c
 

@@ -85,6 +85,7 @@ struct api_req {
     bool too_large;
     int64_t started_us;
     int route;                       /* index in router.c's table, -1 unknown */
+    const char *route_name;          /* its name, for logs ("other" until routed) */
     const char *params[API_MAX_PARAMS];
     char pathbuf[512];
     struct api_waiter *waiter;       /* set while suspended */
@@ -97,7 +98,8 @@ struct api_req {
 
 /* metrics.c */
 struct api_metrics;
-struct api_metrics *metrics_new(void);
+/* Counters for nroutes routes, named by route_name (router.c's table). */
+struct api_metrics *metrics_new(int nroutes, const char *(*route_name)(int route));
 void metrics_free(struct api_metrics *m);
 void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t micros);
 enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r);
@@ -119,7 +121,7 @@ struct api {
     atomic_int stopping;
 };
 
-/* router.c -- responses. Each returns what MHD_queue_response returned. */
+/* reply.c -- responses. Each returns what MHD_queue_response returned. */
 enum MHD_Result reply_json(struct api_req *r, struct MHD_Connection *c, unsigned status,
                            json_object *body);  /* takes body */
 enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return 2;
     }
-    a.metrics = metrics_new();
+    a.metrics = metrics_new(router_nroutes(), router_route_name);
     cs_log(CS_LOG_INFO, "api", "starting %s (%s)", CS_VERSION, cfg.instance_id);
     if (pool_new(&cfg, (int)cfg.http_threads + 2, &a.pool, err) != CS_OK ||
         waiters_start(&a, &a.waiters, err) != CS_OK) {

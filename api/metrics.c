@@ -18,14 +18,16 @@
 
 struct api_metrics {
     int nroutes;
+    const char *(*route_name)(int route);  /* router.c's, handed in by main.c */
     atomic_uint_fast64_t *requests;        /* [route][status class] */
     struct cs_histogram *latency;          /* [route] */
 };
 
-struct api_metrics *metrics_new(void)
+struct api_metrics *metrics_new(int nroutes, const char *(*route_name)(int route))
 {
     struct api_metrics *m = cs_calloc(1, sizeof(*m));
-    m->nroutes = router_nroutes();
+    m->nroutes = nroutes;
+    m->route_name = route_name;
     m->requests = cs_calloc((size_t)(m->nroutes * CODES), sizeof(*m->requests));
     m->latency = cs_calloc((size_t)m->nroutes, sizeof(*m->latency));
     return m;
@@ -63,7 +65,7 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
             uint64_t n = atomic_load(&m->requests[i * CODES + k]);
             if (!n)
                 continue;
-            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%s\"", router_route_name(i),
+            snprintf(labels, sizeof(labels), "route=\"%s\",code=\"%s\"", m->route_name(i),
                      classes[k]);
             cs_metrics_value(&b, "countersign_http_requests_total", labels, (double)n);
         }
@@ -72,7 +74,7 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
     for (int i = 0; i < m->nroutes; i++) {
         if (!atomic_load(&m->latency[i].count))
             continue;
-        snprintf(labels, sizeof(labels), "route=\"%s\"", router_route_name(i));
+        snprintf(labels, sizeof(labels), "route=\"%s\"", m->route_name(i));
         cs_metrics_histogram(&b, "countersign_http_request_duration_seconds", labels,
                              &m->latency[i]);
     }

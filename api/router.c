@@ -1,13 +1,11 @@
 /*
  * router.c -- the api's libmicrohttpd callbacks: request bodies, routing,
- * responses, and the operational endpoints (/healthz, /readyz, /openapi.json).
+ * and the operational endpoints (/healthz, /readyz, /openapi.json); the
+ * responses themselves are reply.c's.
  *
  * Bodies are accumulated into a capped buffer (CS_REQUEST_MAX_BYTES; more
  * is answered 413 at once). A route is a method and a pattern whose "{}"
- * segments become r->params. Every JSON error is built from the cs_err
- * table (code, HTTP status, default message). Every response carries
- * no-store and nosniff; HTML adds a strict Content-Security-Policy, no
- * framing and no referrer (approval links carry their token in the path).
+ * segments become r->params.
  *
  * Checklist when adding a route: the table below, api/openapi.json, and
  * tests/integration/test_api.py (which checks the two agree).
@@ -75,96 +73,6 @@ const char *router_route_name(int route)
     return route < NROUTES ? routes[route].name : route == ROUTE_ADMIN ? "admin" : "other";
 }
 
-/* ---- responses ---- */
-
-static void common_headers(struct MHD_Response *resp)
-{
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-}
-
-static enum MHD_Result queue(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                             struct MHD_Response *resp)
-{
-    r->status = status;
-    enum MHD_Result ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                           const char *type, const char *text, size_t len)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(resp, "Content-Type", type);
-    common_headers(resp);
-    return queue(r, c, status, resp);
-}
-
-enum MHD_Result reply_json(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                           json_object *body)
-{
-    size_t len = 0;
-    const char *text = cs_json_text(body, &len);
-    enum MHD_Result ret = reply_text(r, c, status, "application/json", text, len);
-    json_object_put(body);
-    return ret;
-}
-
-enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
-                            const char *message, json_object *details)
-{
-    const struct cs_err_info *e = cs_err_info(rc);
-    if (e->http_status >= 500)
-        cs_log(CS_LOG_ERROR, "api", "%s %s: %s", router_route_name(r->route), e->code,
-               message ? message : e->message);
-    json_object *err = json_object_new_object(), *o = json_object_new_object();
-    json_object_object_add(err, "code", json_object_new_string(e->code));
-    /* Internal details stay in the log: a 500 says only what the table says. */
-    json_object_object_add(err, "message",
-                           json_object_new_string(message && *message && rc != CS_ERR_INTERNAL
-                                                      ? message : e->message));
-    if (details)
-        json_object_object_add(err, "details", details);
-    json_object_object_add(o, "error", err);
-    return reply_json(r, c, (unsigned)e->http_status, o);
-}
-
-enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                           struct cs_buf *html, const char *set_cookie)
-{
-    size_t len = 0;
-    char *text = cs_buf_take(html, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, text, cs_free);
-    MHD_add_response_header(resp, "Content-Type", "text/html; charset=utf-8");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'none'; script-src 'self'; connect-src 'self'; "
-                            "style-src 'unsafe-inline'; form-action 'self'; "
-                            "frame-ancestors 'none'; base-uri 'none'");
-    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    if (set_cookie)
-        MHD_add_response_header(resp, "Set-Cookie", set_cookie);
-    common_headers(resp);
-    return queue(r, c, status, resp);
-}
-
-enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,
-                               const char *cookie1, const char *cookie2)
-{
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(resp, "Location", location);
-    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    if (cookie1)
-        MHD_add_response_header(resp, "Set-Cookie", cookie1);
-    if (cookie2)
-        MHD_add_response_header(resp, "Set-Cookie", cookie2);
-    common_headers(resp);
-    return queue(r, c, 303, resp);
-}
-
 /* ---- operational endpoints ---- */
 
 static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c)
@@ -230,6 +138,7 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
     const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
     if (strncmp(url, "/v1/admin/", 10) == 0) {
         r->route = ROUTE_ADMIN;
+        r->route_name = "admin";
         return admin_route(r, c, m, url + 9);
     }
     bool other_method = false;
@@ -241,9 +150,11 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
             continue;
         }
         r->route = i;
+        r->route_name = routes[i].name;
         return routes[i].fn(r, c);
     }
     r->route = ROUTE_OTHER;
+    r->route_name = "other";
     if (other_method)
         return reply_error(r, c, CS_ERR_METHOD, NULL, NULL);
     return reply_error(r, c, CS_ERR_NOT_FOUND, "no such route", NULL);
@@ -267,6 +178,7 @@ enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *u
         r = cs_calloc(1, sizeof(*r));
         r->api = a;
         r->route = ROUTE_OTHER;
+        r->route_name = "other";
         r->started_us = now_us();
         cs_buf_init(&r->body, (size_t)a->cfg->request_max_bytes);
         *req_cls = r;
