@@ -1,10 +1,32 @@
 /*
- * duty.c -- the shape every batch duty shares: run its one statement with a
- * row limit and the audit actor, and report how many rows it changed.
+ * duty.c -- what the duties share: their configuration, their table, and
+ * the shape of a batch duty (run its one statement with a row limit and
+ * the audit actor, report how many rows it changed).
  */
 #include <stdio.h>
 
 #include "scheduler.h"
+
+#define RETENTION_EVERY_MS 60000
+
+struct duty_config duty_config_from(const struct cs_config *cfg)
+{
+    return (struct duty_config){.batch = (int)cfg->sweep_batch,
+                                .margin_ms = (int)cfg->lease_margin_ms,
+                                .seal_entries = (int)(cfg->sweep_batch * 10),
+                                .retention_days = (int)cfg->retention_days,
+                                .audit_days = (int)cfg->audit_retention_days};
+}
+
+const struct duty duties[DUTY_COUNT] = {
+    {"expirer", expirer_run_once, 0},
+    {"rescuer", rescuer_run_once, 0},
+    {"reminder", reminder_run_once, 0},
+    {"escalator", escalator_run_once, 0},
+    {"finisher", finisher_run_once, 0},
+    {"sealer", sealer_run_once, 0},
+    {"retention", retention_run_once, RETENTION_EVERY_MS},
+};
 
 enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *actor,
                      struct duty_result *out, char *err)

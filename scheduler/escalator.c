@@ -10,12 +10,7 @@
  */
 #include "scheduler.h"
 
-struct escalator_config escalator_config_from(const struct cs_config *cfg)
-{
-    return (struct escalator_config){.batch = (int)cfg->sweep_batch};
-}
-
-enum cs_err escalator_run_once(struct cs_db *db, const struct escalator_config *c,
+enum cs_err escalator_run_once(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err)
 {
     return duty_run(db, CSQ_ESCALATE_DUE, c->batch, "scheduler:escalator", out, err);

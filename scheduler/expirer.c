@@ -10,12 +10,7 @@
  */
 #include "scheduler.h"
 
-struct expirer_config expirer_config_from(const struct cs_config *cfg)
-{
-    return (struct expirer_config){.batch = (int)cfg->sweep_batch};
-}
-
-enum cs_err expirer_run_once(struct cs_db *db, const struct expirer_config *c,
+enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c,
                              struct duty_result *out, char *err)
 {
     return duty_run(db, CSQ_EXPIRE_DUE, c->batch, "scheduler:expirer", out, err);

@@ -8,12 +8,7 @@
  */
 #include "scheduler.h"
 
-struct finisher_config finisher_config_from(const struct cs_config *cfg)
-{
-    return (struct finisher_config){.batch = (int)cfg->sweep_batch};
-}
-
-enum cs_err finisher_run_once(struct cs_db *db, const struct finisher_config *c,
+enum cs_err finisher_run_once(struct cs_db *db, const struct duty_config *c,
                               struct duty_result *out, char *err)
 {
     return duty_run(db, CSQ_BATCH_FINISH, c->batch, "scheduler:finisher", out, err);

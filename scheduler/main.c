@@ -18,47 +18,9 @@
 #include "cs_process.h"
 #include "scheduler.h"
 
-#define RETENTION_EVERY_MS 60000
-
-typedef enum cs_err (*duty_fn)(struct cs_db *db, const void *c, struct duty_result *out,
-                               char *err);
-
-/* Adapters so the loop can hold the duties in one table without casting functions. */
-static enum cs_err expire(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return expirer_run_once(db, c, out, err);
-}
-static enum cs_err rescue(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return rescuer_run_once(db, c, out, err);
-}
-static enum cs_err seal(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return sealer_run_once(db, c, out, err);
-}
-static enum cs_err retain(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return retention_run_once(db, c, out, err);
-}
-static enum cs_err remind(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return reminder_run_once(db, c, out, err);
-}
-static enum cs_err escalate(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return escalator_run_once(db, c, out, err);
-}
-static enum cs_err finish(struct cs_db *db, const void *c, struct duty_result *out, char *err)
-{
-    return finisher_run_once(db, c, out, err);
-}
-
 /* Rows changed per duty and sweeps run, for /metrics (CS_METRICS_PORT). */
-#define NDUTIES 7
-static const char *const duty_names[NDUTIES] = {"expirer", "rescuer", "reminder", "escalator",
-                                                "finisher", "sealer", "retention"};
 struct sched_metrics {
-    atomic_uint_fast64_t rows[NDUTIES];
+    atomic_uint_fast64_t rows[DUTY_COUNT];
     atomic_uint_fast64_t sweeps, failures;
     atomic_int leader;
 };
@@ -69,8 +31,8 @@ static void render(void *arg, struct cs_buf *b)
     char labels[64];
     cs_metrics_family(b, "countersign_scheduler_rows_total", "counter",
                       "rows each duty changed (expired, rescued, sealed entries, deleted)");
-    for (int i = 0; i < NDUTIES; i++) {
-        snprintf(labels, sizeof(labels), "duty=\"%s\"", duty_names[i]);
+    for (int i = 0; i < DUTY_COUNT; i++) {
+        snprintf(labels, sizeof(labels), "duty=\"%s\"", duties[i].name);
         cs_metrics_value(b, "countersign_scheduler_rows_total", labels, (double)atomic_load(&m->rows[i]));
     }
     cs_metrics_family(b, "countersign_scheduler_sweeps_total", "counter", "sweeps run while leading");
@@ -82,46 +44,30 @@ static void render(void *arg, struct cs_buf *b)
 }
 
 /* Runs one duty's batches until it is caught up, the budget is spent, or a stop. */
-static enum cs_err run_duty(struct cs_db *db, const char *name, duty_fn fn, const void *c,
+static enum cs_err run_duty(struct cs_db *db, const struct duty *d, const struct duty_config *c,
                             int64_t deadline, atomic_uint_fast64_t *rows, char *err)
 {
     struct duty_result r = {0, true};
     int64_t total = 0;
     enum cs_err rc = CS_OK;
     while (r.more && !atomic_load(&cs_stopping) && cs_now_ms() < deadline) {
-        if ((rc = fn(db, c, &r, err)))
+        if ((rc = d->run_once(db, c, &r, err)))
             break;
         total += r.changed;
     }
     atomic_fetch_add(rows, (uint_fast64_t)total);
     if (total)
-        cs_log(CS_LOG_INFO, name, "%lld row(s)", (long long)total);
+        cs_log(CS_LOG_INFO, d->name, "%lld row(s)", (long long)total);
     return rc;
 }
 
 static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metrics *m)
 {
     struct cs_leader el = {db, CS_LOCK_SCHEDULER, "elector", "leading: running the sweeps", false};
-    const struct expirer_config ec = expirer_config_from(cfg);
-    const struct rescuer_config rsc = rescuer_config_from(cfg);
-    const struct sealer_config sc = sealer_config_from(cfg);
-    const struct retention_config tc = retention_config_from(cfg);
-    const struct reminder_config mc = reminder_config_from(cfg);
-    const struct escalator_config xc = escalator_config_from(cfg);
-    const struct finisher_config fc = finisher_config_from(cfg);
-    const struct {
-        const char *name;
-        duty_fn fn;
-        const void *c;
-        int64_t every_ms;    /* 0: every sweep */
-    } duties[NDUTIES] = {{"expirer", expire, &ec, 0},       /* checklist: the order of */
-                         {"rescuer", rescue, &rsc, 0},      /* duty_names[] above */
-                         {"reminder", remind, &mc, 0},
-                         {"escalator", escalate, &xc, 0},
-                         {"finisher", finish, &fc, 0},
-                         {"sealer", seal, &sc, 0},
-                         {"retention", retain, &tc, RETENTION_EVERY_MS}};
-    int64_t next[NDUTIES] = {0};
+    const struct duty_config dc = duty_config_from(cfg);
+    for (int i = 0; i < DUTY_COUNT; i++)
+        cs_assert(duties[i].run_once); /* duty.c fills every row of the table */
+    int64_t next[DUTY_COUNT] = {0};
     char err[CS_ERRLEN];
     while (!atomic_load(&cs_stopping)) {
         int64_t start = cs_now_ms(), deadline = start + cfg->sweep_interval_ms;
@@ -129,11 +75,10 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
             break;
         /* Each duty runs on its own: one failing (a bad row, a bug) does not
          * starve the others. A lost connection ends the sweep. */
-        for (size_t i = 0; i < NDUTIES && cs_db_connected(db); i++) {
+        for (size_t i = 0; i < DUTY_COUNT && cs_db_connected(db); i++) {
             if (start < next[i] || !cs_leader_hold(&el))
                 continue;
-            enum cs_err rc = run_duty(db, duties[i].name, duties[i].fn, duties[i].c, deadline,
-                                      &m->rows[i], err);
+            enum cs_err rc = run_duty(db, &duties[i], &dc, deadline, &m->rows[i], err);
             next[i] = start + duties[i].every_ms;
             if (rc) {
                 atomic_fetch_add(&m->failures, 1);

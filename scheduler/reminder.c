@@ -11,12 +11,7 @@
  */
 #include "scheduler.h"
 
-struct reminder_config reminder_config_from(const struct cs_config *cfg)
-{
-    return (struct reminder_config){.batch = (int)cfg->sweep_batch};
-}
-
-enum cs_err reminder_run_once(struct cs_db *db, const struct reminder_config *c,
+enum cs_err reminder_run_once(struct cs_db *db, const struct duty_config *c,
                               struct duty_result *out, char *err)
 {
     return duty_run(db, CSQ_REMIND_DUE, c->batch, "scheduler:reminder", out, err);

@@ -12,13 +12,7 @@
 
 #include "scheduler.h"
 
-struct rescuer_config rescuer_config_from(const struct cs_config *cfg)
-{
-    return (struct rescuer_config){.batch = (int)cfg->sweep_batch,
-                                   .margin_ms = (int)cfg->lease_margin_ms};
-}
-
-enum cs_err rescuer_run_once(struct cs_db *db, const struct rescuer_config *c,
+enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
                              struct duty_result *out, char *err)
 {
     char lim[16], margin[16];

@@ -16,18 +16,11 @@
 
 #include "scheduler.h"
 
-struct retention_config retention_config_from(const struct cs_config *cfg)
-{
-    return (struct retention_config){.days = (int)cfg->retention_days,
-                                     .audit_days = (int)cfg->audit_retention_days,
-                                     .batch = (int)cfg->sweep_batch};
-}
-
-enum cs_err retention_run_once(struct cs_db *db, const struct retention_config *c,
+enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err)
 {
     char days[16], lim[16];
-    snprintf(days, sizeof(days), "%d", c->days);
+    snprintf(days, sizeof(days), "%d", c->retention_days);
     snprintf(lim, sizeof(lim), "%d", c->batch);
     const char *p[] = {days, lim};
     PGresult *res = NULL;

@@ -29,63 +29,52 @@ struct duty_result {
 enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *actor,
                      struct duty_result *out, char *err) CS_MUSTCHECK;
 
+/*
+ * What the duties need of the configuration, read once (duty.c). Every
+ * duty takes the same struct, so the loop holds them in one table.
+ */
+struct duty_config {
+    int batch;                 /* CS_SWEEP_BATCH: most rows one statement changes */
+    int margin_ms;             /* rescuer: no rescue within this long of a database start */
+    int seal_entries;          /* sealer: most audit entries one seal covers */
+    int retention_days;        /* retention: terminal approvals kept this long */
+    int audit_days;            /* retention: 0 keeps the audit log forever */
+};
+struct duty_config duty_config_from(const struct cs_config *cfg);
+
+/* One batch of a duty: rows changed into *out, out->more when the batch was full. */
+typedef enum cs_err (*duty_fn)(struct cs_db *db, const struct duty_config *c,
+                               struct duty_result *out, char *err);
+
+/* The duties, in the order a sweep runs them (duty.c; main.c owns the loop). */
+struct duty {
+    const char *name;          /* log subsystem and metrics label */
+    duty_fn run_once;
+    int64_t every_ms;          /* 0: every sweep */
+};
+#define DUTY_COUNT 7
+extern const struct duty duties[DUTY_COUNT];
+
 /* expirer.c: pending past expires_at -> expired. */
-struct expirer_config {
-    int batch;
-};
-struct expirer_config expirer_config_from(const struct cs_config *cfg);
-enum cs_err expirer_run_once(struct cs_db *db, const struct expirer_config *c,
+enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c,
                              struct duty_result *out, char *err) CS_MUSTCHECK;
-
 /* rescuer.c: executing with a lapsed lease -> approved (retry) or failed. */
-struct rescuer_config {
-    int batch;
-    int margin_ms;   /* no rescue within this long of a database start */
-};
-struct rescuer_config rescuer_config_from(const struct cs_config *cfg);
-enum cs_err rescuer_run_once(struct cs_db *db, const struct rescuer_config *c,
+enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
                              struct duty_result *out, char *err) CS_MUSTCHECK;
-
 /* sealer.c: chains finished audit entries into a new audit_seal row. */
-struct sealer_config {
-    int max_entries;
-};
-struct sealer_config sealer_config_from(const struct cs_config *cfg);
-enum cs_err sealer_run_once(struct cs_db *db, const struct sealer_config *c,
+enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
                             struct duty_result *out, char *err) CS_MUSTCHECK;
-
 /* reminder.c: due reminders, once per interval. */
-struct reminder_config {
-    int batch;
-};
-struct reminder_config reminder_config_from(const struct cs_config *cfg);
-enum cs_err reminder_run_once(struct cs_db *db, const struct reminder_config *c,
+enum cs_err reminder_run_once(struct cs_db *db, const struct duty_config *c,
                               struct duty_result *out, char *err) CS_MUSTCHECK;
-
 /* escalator.c: adds escalation approvers once their delay has passed. */
-struct escalator_config {
-    int batch;
-};
-struct escalator_config escalator_config_from(const struct cs_config *cfg);
-enum cs_err escalator_run_once(struct cs_db *db, const struct escalator_config *c,
+enum cs_err escalator_run_once(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err) CS_MUSTCHECK;
-
 /* finisher.c: publishes the summary of batches whose members are all terminal. */
-struct finisher_config {
-    int batch;
-};
-struct finisher_config finisher_config_from(const struct cs_config *cfg);
-enum cs_err finisher_run_once(struct cs_db *db, const struct finisher_config *c,
+enum cs_err finisher_run_once(struct cs_db *db, const struct duty_config *c,
                               struct duty_result *out, char *err) CS_MUSTCHECK;
-
-/* retention.c: deletes terminal approvals older than the retention period. */
-struct retention_config {
-    int days;
-    int audit_days;            /* 0: keep the audit log forever */
-    int batch;
-};
-struct retention_config retention_config_from(const struct cs_config *cfg);
-enum cs_err retention_run_once(struct cs_db *db, const struct retention_config *c,
+/* retention.c: deletes terminal approvals (and sign-in rows) past retention. */
+enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err) CS_MUSTCHECK;
 
 #endif

@@ -17,16 +17,11 @@
 /* seal_plan columns */
 enum { P_SEQ, P_HASH, P_LO, P_HORIZON, P_CUT, P_CUT_EMPTY };
 
-struct sealer_config sealer_config_from(const struct cs_config *cfg)
-{
-    return (struct sealer_config){.max_entries = (int)(cfg->sweep_batch * 10)};
-}
-
-enum cs_err sealer_run_once(struct cs_db *db, const struct sealer_config *c,
+enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
                             struct duty_result *out, char *err)
 {
     char lim[16], seq[24], hi[32], prev[65];
-    snprintf(lim, sizeof(lim), "%d", c->max_entries);
+    snprintf(lim, sizeof(lim), "%d", c->seal_entries);
     const char *pp[] = {lim};
     PGresult *res = NULL;
     out->changed = 0;
