@@ -79,6 +79,16 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
 bool cs_grant_bound(const struct cs_grant *g, const char *agent_id);
 
 /*
+ * The grant's admission check, one rule for admission (cs_approval_check)
+ * and again at execution (worker/executor.c, against the grant as it is
+ * then): agent_id may use g, and url lies under one of g's bases (its
+ * index into *base). CS_ERR_FORBIDDEN, CS_ERR_BAD_URL or
+ * CS_ERR_HOST_NOT_ALLOWED with the reason.
+ */
+enum cs_err cs_grant_admits(const struct cs_grant *g, const char *agent_id, const char *url,
+                            int *base, char *err) CS_MUSTCHECK;
+
+/*
  * cs_url_allowed(u, g->bases, g->nbases, index, err) -- the same answer,
  * index and refusal -- from the bases parsed when the grant was loaded.
  */

@@ -45,9 +45,10 @@ bool cs_status_terminal(enum cs_status s)
 enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent *agent,
                               const struct cs_grant *g, bool *needs_approval, char *err)
 {
-    if (!cs_grant_bound(g, agent->id))
-        return cs_err_set(err, CS_ERR_FORBIDDEN, "grant %s is not bound to agent %s", g->id,
-                          agent->name);
+    int base = 0;
+    enum cs_err rc = cs_grant_admits(g, agent->id, rq->url, &base, err);
+    if (rc)
+        return rc;
     if (g->inject == CS_INJECT_HEADER) {
         json_object_object_foreach(rq->headers, name, v) {
             (void)v;
@@ -57,15 +58,6 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
                                   g->inject_header);
         }
     }
-    struct cs_url u;
-    enum cs_err rc = cs_url_parse(rq->url, &u, err);
-    if (rc)
-        return rc;
-    int idx = 0;
-    rc = cs_grant_url_allowed(g, &u, &idx, err);
-    cs_url_free(&u);
-    if (rc)
-        return rc;
     return cs_policy_evaluate(g->policy, rq, needs_approval, err);
 }
 

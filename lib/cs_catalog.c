@@ -308,6 +308,20 @@ bool cs_grant_bound(const struct cs_grant *g, const char *agent_id)
     return false;
 }
 
+enum cs_err cs_grant_admits(const struct cs_grant *g, const char *agent_id, const char *url,
+                            int *base, char *err)
+{
+    if (!cs_grant_bound(g, agent_id))
+        return cs_err_set(err, CS_ERR_FORBIDDEN, "grant %s is not bound to this agent", g->id);
+    struct cs_url u;
+    enum cs_err rc = cs_url_parse(url, &u, err);
+    if (rc)
+        return rc;
+    rc = cs_grant_url_allowed(g, &u, base, err);
+    cs_url_free(&u);
+    return rc;
+}
+
 enum cs_err cs_grant_url_allowed(const struct cs_grant *g, const struct cs_url *u, int *index,
                                  char *err)
 {

@@ -171,15 +171,9 @@ static void prepare(struct executor *ex, struct job *j)
     }
     if (rc)
         return fail(ex, j, rc, err);
-    if (!cs_grant_bound(g, j->agent_id))
-        return fail(ex, j, CS_ERR_FORBIDDEN, "the grant is no longer bound to the agent");
-    struct cs_url u, base;
+    struct cs_url base;
     int idx = 0;
-    if ((rc = cs_url_parse(j->url, &u, err)))
-        return fail(ex, j, rc, err);
-    rc = cs_url_allowed(&u, g->bases, g->nbases, &idx, err);
-    cs_url_free(&u);
-    if (rc)
+    if ((rc = cs_grant_admits(g, j->agent_id, j->url, &idx, err)))
         return fail(ex, j, rc, err);
     if (cs_url_parse(g->bases[idx], &base, NULL) == CS_OK) {
         j->allow_private = base.host_is_ip;
