@@ -25,6 +25,7 @@
 #include "cs_err.h"
 #include "cs_log.h"
 #include "cs_sql_gen.h"
+#include "cs_time.h"
 
 struct cs_query_def {
     const char *name;
@@ -54,7 +55,7 @@ struct cs_db {
     bool prepared[CSQ__COUNT];
     enum cs_query listen[CS_DB_MAX_LISTEN];
     int nlisten;
-    unsigned backoff_ms;
+    struct cs_backoff backoff;       /* cs_db_reconnect's waits */
     struct cs_log_limit reconnect_warn; /* cs_db_reconnect's warning: per connection, so
                                          * per thread (cs_log.h: one thread per struct) */
     bool sent;                       /* cs_db_send() awaits cs_db_poll() */

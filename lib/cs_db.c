@@ -94,24 +94,24 @@ bool cs_db_connected(const struct cs_db *db)
 
 enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err)
 {
-    if (db->backoff_ms == 0)
-        db->backoff_ms = 100;
+    if (db->backoff.max_ms == 0)
+        db->backoff = CS_BACKOFF;
     for (;;) {
         if (stop && atomic_load(stop))
             return cs_err_set(err, CS_ERR_UNAVAILABLE, "shutting down");
         if (connect_now(db, err) == CS_OK) {
             cs_log(CS_LOG_INFO, "db", "connected to Postgres");
-            db->backoff_ms = 100;
+            cs_backoff_reset(&db->backoff);
             return CS_OK;
         }
         unsigned suppressed = 0;
+        int wait = cs_backoff_next(&db->backoff);
         if (cs_log_limit_allow(&db->reconnect_warn, 10, &suppressed))
-            cs_log(CS_LOG_WARN, "db", "Postgres unavailable to %s, retrying in %u ms (%u similar "
-                   "suppressed): %s", db->app, db->backoff_ms, suppressed, err ? err : "");
+            cs_log(CS_LOG_WARN, "db", "Postgres unavailable to %s, retrying in %d ms (%u similar "
+                   "suppressed): %s", db->app, wait, suppressed, err ? err : "");
         /* Sleep in short slices so a stop request is honoured promptly. */
-        for (unsigned slept = 0; slept < db->backoff_ms && !(stop && atomic_load(stop)); slept += 50)
+        for (int slept = 0; slept < wait && !(stop && atomic_load(stop)); slept += 50)
             poll(NULL, 0, 50);
-        db->backoff_ms = db->backoff_ms * 2 > 5000 ? 5000 : db->backoff_ms * 2;
     }
 }
 

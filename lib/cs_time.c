@@ -24,3 +24,14 @@ char *cs_time_iso(int64_t ms, char out[CS_TIME_ISO_LEN])
     snprintf(out, CS_TIME_ISO_LEN, "%.24s.%03uZ", date, (unsigned)(ms % 1000));
     return out;
 }
+
+int cs_backoff_next(struct cs_backoff *b)
+{
+    b->ms = b->ms ? (b->ms > b->max_ms / 2 ? b->max_ms : b->ms * 2) : b->min_ms;
+    return b->ms;
+}
+
+void cs_backoff_reset(struct cs_backoff *b)
+{
+    b->ms = 0;
+}

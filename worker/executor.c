@@ -45,7 +45,7 @@
 /* Reconnection attempts of one connection, without ever sleeping. */
 struct backoff {
     int64_t at_ms;                 /* the next attempt */
-    int ms;
+    struct cs_backoff b;
 };
 
 struct executor {
@@ -507,15 +507,14 @@ static bool db_ready(struct executor *ex, struct cs_db *db, struct backoff *b, i
     char err[CS_ERRLEN];
     if (cs_db_reset(db, err) == CS_OK) {
         cs_log(CS_LOG_INFO, "executor", "reconnected to Postgres");
-        b->ms = 0;
+        cs_backoff_reset(&b->b);
         if (db == ex->db) {
             release_unheld(ex);
             ex->wake = true; /* catch up on what was approved meanwhile */
         }
         return true;
     }
-    b->ms = b->ms ? (b->ms * 2 > 5000 ? 5000 : b->ms * 2) : 100;
-    b->at_ms = now + b->ms;
+    b->at_ms = now + cs_backoff_next(&b->b);
     return false;
 }
 
@@ -588,7 +587,8 @@ static void run(struct executor *ex)
 void *executor_main(void *arg)
 {
     struct worker_role *role = arg;
-    struct executor ex = {.cfg = role->cfg, .role = role};
+    struct executor ex = {.cfg = role->cfg, .role = role, .db_retry = {0, CS_BACKOFF},
+                          .wdb_retry = {0, CS_BACKOFF}};
     char err[CS_ERRLEN];
     ex.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
     ex.done = json_object_new_array();

@@ -557,7 +557,7 @@ static void complete(struct ingest *in, struct batch *b)
 static void run(struct ingest *in)
 {
     char err[CS_ERRLEN];
-    int delay = 100;
+    struct cs_backoff failed = CS_BACKOFF;
     struct batch *b = &in->b[0], *next = &in->b[1];
     while (!atomic_load(&in->role->stop)) {
         fill_batch(in, b, false);
@@ -569,7 +569,7 @@ static void run(struct ingest *in)
             struct batch *t = b;
             b = next;
             next = t;
-            delay = 100;
+            cs_backoff_reset(&failed);
             continue;
         }
         static struct cs_log_limit lim;
@@ -585,8 +585,7 @@ static void run(struct ingest *in)
             break;
         if (atomic_load(&in->role->stop))
             break; /* offsets not committed: the batches will be redelivered */
-        worker_sleep(in->role, delay);
-        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+        worker_sleep(in->role, cs_backoff_next(&failed));
     }
 }
 

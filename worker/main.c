@@ -34,6 +34,19 @@ void worker_sleep(struct worker_role *role, int ms)
         poll(&p, 1, ms);
 }
 
+bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
+                 void (*on_notify)(void *arg, const char *channel, const char *payload),
+                 void *arg)
+{
+    if (cs_db_notifies(db, on_notify, arg) > 0)
+        return true;
+    struct pollfd fds[2] = {{cs_db_socket(db), POLLIN, 0}, {role->wake[0], POLLIN, 0}};
+    if (!atomic_load(&role->stop))
+        poll(fds, 2, timeout_ms);
+    cs_db_notifies(db, on_notify, arg);
+    return false;
+}
+
 static int ensure_topics(const struct cs_config *cfg)
 {
     char err[CS_ERRLEN];
@@ -45,14 +58,13 @@ static int ensure_topics(const struct cs_config *cfg)
     const char *topics[] = {cfg->topic_requests, cfg->topic_events, cfg->topic_results,
                             cfg->topic_dlq};
     enum cs_err rc;
-    int delay = 200;
+    struct cs_backoff b = {200, 5000, 0};
     /* The broker may still be starting: retry until it answers or we are stopped. */
     while ((rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions, 10000, err)) &&
            !atomic_load(&cs_stopping)) {
         cs_log(CS_LOG_WARN, "worker", "Kafka not ready, retrying: %s", err);
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
-        poll(&p, 1, delay);
-        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+        poll(&p, 1, cs_backoff_next(&b));
     }
     rd_kafka_destroy(rk);
     return rc ? 1 : 0;

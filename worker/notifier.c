@@ -358,11 +358,8 @@ static void run(struct notifier *n)
         }
         if (got == ROUND)
             continue;
-        struct pollfd fds[2] = {{cs_db_socket(n->db), POLLIN, 0}, {n->role->wake[0], POLLIN, 0}};
-        if (cs_db_notifies(n->db, on_notify, n) > 0 || n->wake)
-            continue;
-        poll(fds, 2, (int)n->cfg->poll_interval_ms);
-        cs_db_notifies(n->db, on_notify, n);
+        if (!n->wake)
+            worker_wait(n->role, n->db, (int)n->cfg->poll_interval_ms, on_notify, n);
     }
 }
 

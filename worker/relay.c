@@ -127,7 +127,7 @@ static enum cs_err round_once(struct relay *r, int *n, char *err)
 static void run(struct relay *r)
 {
     char err[CS_ERRLEN];
-    int delay = 100;
+    struct cs_backoff stalled = CS_BACKOFF;
     /* After a stop request: one last drain so outcomes recorded at shutdown leave too. */
     for (bool last = false; !last;) {
         last = atomic_load(&r->role->stop);
@@ -150,22 +150,17 @@ static void run(struct relay *r)
                        "suppressed)", err, suppressed);
             if (last)
                 break;
-            worker_sleep(r->role, delay);
-            delay = delay * 2 > 5000 ? 5000 : delay * 2;
+            worker_sleep(r->role, cs_backoff_next(&stalled));
             continue;
         }
-        delay = 100;
+        cs_backoff_reset(&stalled);
         if (n == r->cfg->relay_batch && !last)
             continue; /* a backlog: keep going */
         if (last)
             break;
         /* Idle: wait for a NOTIFY cs_outbox, a stop, or the fallback poll. */
-        struct pollfd fds[2] = {{cs_db_socket(r->db), POLLIN, 0}, {r->role->wake[0], POLLIN, 0}};
         r->wake = false;
-        if (cs_db_notifies(r->db, on_notify, r) > 0)
-            continue;
-        poll(fds, 2, (int)r->cfg->poll_interval_ms);
-        cs_db_notifies(r->db, on_notify, r);
+        worker_wait(r->role, r->db, (int)r->cfg->poll_interval_ms, on_notify, r);
     }
 }
 

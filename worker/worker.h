@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "cs_config.h"
+#include "cs_db.h"
 #include "cs_metrics.h"
 
 /* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */
@@ -45,6 +46,15 @@ struct worker_role {
 
 /* Waits up to ms for the role's wake pipe (a stop request). */
 void worker_sleep(struct worker_role *role, int ms);
+/*
+ * The idle wait of a role that LISTENs on db: drains pending NOTIFYs to
+ * on_notify; when there were none, waits for the database socket, a stop
+ * or timeout_ms, then drains again. True when a notification arrived
+ * before the wait (the caller has work at once).
+ */
+bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
+                 void (*on_notify)(void *arg, const char *channel, const char *payload),
+                 void *arg);
 
 void *ingest_main(void *role);
 void *executor_main(void *role);
