@@ -86,7 +86,7 @@ BINS := $(BUILD)/countersign $(BUILD)/countersign-worker $(BUILD)/countersign-sc
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: deps fuzz bench bench-quick all run test unit valgrind integration tsan check-style docs docs-check help clean \
+.PHONY: deps fuzz bench bench-quick all run test check unit valgrind integration tsan check-style docs docs-check help clean \
         sdk-python sdk-typescript fuzz bench
 
 all: $(BINS) client ## Build every binary, the C client library and the examples into $(BUILD)/
@@ -218,6 +218,11 @@ bench: ## Benchmark table with River and pgbench beside ours (bench/run; ~30 min
 
 bench-quick: ## The benchmark scaled down (~3 min): proves the harness end to end
 	bench/run --quick
+
+check: ## The fast inner loop: style, generated docs and the unit tests (no installs, no services)
+	$(MAKE) check-style
+	$(MAKE) docs-check
+	$(MAKE) unit
 
 check-style: ## Banned functions, file headers, sizes
 	tools/check-style.sh
