@@ -32,6 +32,11 @@ class Case:
     calls: int | None = None         # requests the provider received
     attempts: int | None = None
     min_gap: float | None = None     # seconds between the first and the last call
+    # Also accepted: on a reused keep-alive connection that dies before any
+    # answer, libcurl itself re-sends once within the same attempt (only
+    # where the grant honours idempotency keys: worker/call.c forbids reuse
+    # otherwise), so the provider still sees `calls` with one key.
+    attempts_too: tuple[int, ...] = ()
 
 
 CASES = [
@@ -59,7 +64,7 @@ CASES = [
     Case("cut", False, "http", {"close_without_response": True}, "failed", "outcome_unknown",
          calls=1, attempts=1),
     Case("cut-idem", True, "http", {"close_without_response": True, "times": 1}, code=200,
-         calls=2, attempts=2),
+         calls=2, attempts=2, attempts_too=(1,)),
 ]
 # After the worker is restarted with CS_EXEC_CA_FILE pointing at the CA.
 TRUSTED = [
@@ -75,7 +80,8 @@ def _check(system: System, bases: dict[str, Any], case: Case) -> dict[str, Any]:
     stub = bases["stub"] if case.where == "http" else bases["tls_stub"]
     calls = [] if case.where == "refused" else stub.requests(f"/v1/refunds/{case.name}/")
     want = {"status": case.status, "error": case.error,
-            "attempts": case.attempts if case.attempts is not None else a["attempts"]}
+            "attempts": a["attempts"] if case.attempts is None or a["attempts"] in case.attempts_too
+            else case.attempts}
     assert got == want, f"{case.name}: {got} (message: {a['error_message']}), wanted {want}"
     if case.code is not None:
         assert a["response_status"] == case.code, f"{case.name}: stored {a['response_status']}"
