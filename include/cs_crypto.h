@@ -77,4 +77,16 @@ bool cs_uuid_valid(const char *s);
 enum cs_err cs_uuid_parse(const char *s, unsigned char out[16]) CS_MUSTCHECK;
 void cs_uuid_format(const unsigned char in[16], char out[CS_UUID_STRLEN + 1]);
 
+/*
+ * Public keys from their parts, as JWKs (cs_idtoken) and COSE keys
+ * (cs_webauthn) carry them; an OpenSSL EVP_PKEY the caller EVP_PKEY_free()s,
+ * or NULL when the parts make no such key: a P-256 point (x, y: 32 bytes
+ * each, checked to lie on the curve), or RSA with an odd n of 2048..8192
+ * bits and an odd e > 1 of at most 8 bytes.
+ */
+struct evp_pkey_st;
+struct evp_pkey_st *cs_pkey_p256(const unsigned char x[32], const unsigned char y[32]);
+struct evp_pkey_st *cs_pkey_rsa(const unsigned char *n, size_t nlen, const unsigned char *e,
+                                size_t elen);
+
 #endif

@@ -23,6 +23,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/bn.h>
 #include <openssl/rand.h>
 
 #include "cs_mem.h"
@@ -448,4 +450,61 @@ void cs_uuid_format(const unsigned char in[16], char out[CS_UUID_STRLEN + 1])
     out[23] = '-';
     memcpy(out + 24, hex + 20, 12);
     out[36] = '\0';
+}
+
+/* ---- public keys from their parts ---- */
+
+static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)
+{
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    if (params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        pkey = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    return pkey;
+}
+
+EVP_PKEY *cs_pkey_p256(const unsigned char x[32], const unsigned char y[32])
+{
+    unsigned char pt[65];
+    pt[0] = 0x04; /* uncompressed point */
+    memcpy(pt + 1, x, 32);
+    memcpy(pt + 33, y, 32);
+    EVP_PKEY *pkey = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    if (bld &&
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) == 1)
+        pkey = from_params("EC", bld);
+    if (pkey) {
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (!ctx || EVP_PKEY_public_check(ctx) != 1) {
+            EVP_PKEY_free(pkey);
+            pkey = NULL;
+        }
+        EVP_PKEY_CTX_free(ctx);
+    }
+    OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
+EVP_PKEY *cs_pkey_rsa(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen)
+{
+    EVP_PKEY *pkey = NULL;
+    if (nlen > 1025 || elen == 0 || elen > 8)
+        return NULL;
+    BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    if (bn && be && bld && BN_is_odd(bn) && BN_is_odd(be) && !BN_is_one(be) &&
+        BN_num_bits(bn) >= 2048 && BN_num_bits(bn) <= 8192 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1)
+        pkey = from_params("RSA", bld);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn);
+    BN_free(be);
+    return pkey;
 }

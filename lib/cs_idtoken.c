@@ -20,11 +20,9 @@
 
 #include <json-c/json.h>
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <string.h>
 #include <strings.h>
 
@@ -84,19 +82,6 @@ static unsigned char *b64u(const char *s, size_t n, size_t *outlen)
     return p;
 }
 
-static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    if (params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
-        pkey = NULL;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    return pkey;
-}
-
 /* An RSA public key of 2048..8192 bits with an odd exponent >= 3 from n and e; NULL otherwise. */
 static EVP_PKEY *rsa_key(json_object *k)
 {
@@ -105,27 +90,7 @@ static EVP_PKEY *rsa_key(json_object *k)
         return NULL;
     size_t nlen = 0, elen = 0;
     unsigned char *n = b64u(n64, strlen(n64), &nlen), *e = b64u(e64, strlen(e64), &elen);
-    EVP_PKEY *pkey = NULL;
-    BIGNUM *bn = NULL, *be = NULL;
-    OSSL_PARAM_BLD *bld = NULL;
-    if (!n || !e || nlen > 1025 || elen == 0 || elen > 8)
-        goto done;
-    bn = BN_bin2bn(n, (int)nlen, NULL);
-    be = BN_bin2bn(e, (int)elen, NULL);
-    bld = OSSL_PARAM_BLD_new();
-    if (!bn || !be || !bld || !BN_is_odd(be) || BN_is_one(be) ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) != 1)
-        goto done;
-    pkey = from_params("RSA", bld);
-    if (pkey && (EVP_PKEY_get_bits(pkey) < 2048 || EVP_PKEY_get_bits(pkey) > 8192)) {
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-    }
-done:
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(bn);
-    BN_free(be);
+    EVP_PKEY *pkey = n && e ? cs_pkey_rsa(n, nlen, e, elen) : NULL;
     cs_free(n);
     cs_free(e);
     return pkey;
@@ -140,27 +105,7 @@ static EVP_PKEY *ec_key(json_object *k)
         return NULL;
     size_t xlen = 0, ylen = 0;
     unsigned char *x = b64u(x64, strlen(x64), &xlen), *y = b64u(y64, strlen(y64), &ylen);
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    unsigned char pt[65];
-    if (x && y && bld && xlen == 32 && ylen == 32) {
-        pt[0] = 0x04; /* uncompressed point */
-        memcpy(pt + 1, x, 32);
-        memcpy(pt + 33, y, 32);
-        if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1",
-                                            0) == 1 &&
-            OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) == 1)
-            pkey = from_params("EC", bld);
-    }
-    if (pkey) {
-        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (!ctx || EVP_PKEY_public_check(ctx) != 1) {
-            EVP_PKEY_free(pkey);
-            pkey = NULL;
-        }
-        EVP_PKEY_CTX_free(ctx);
-    }
-    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY *pkey = x && y && xlen == 32 && ylen == 32 ? cs_pkey_p256(x, y) : NULL;
     cs_free(x);
     cs_free(y);
     return pkey;

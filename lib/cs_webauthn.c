@@ -26,10 +26,8 @@
 
 #include <json-c/json.h>
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <string.h>
 
 #include "cs_crypto.h"
@@ -189,63 +187,7 @@ static bool item_text_is(const struct cbor_item *it, const char *s)
 #define KTY_EC2 2
 #define KTY_RSA 3
 #define CRV_P256 1
-#define RSA_BITS_MIN 2048
 #define RSA_BITS_MAX 8192
-
-static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    if (params && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
-        pkey = NULL;
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    return pkey;
-}
-
-/* A P-256 key from 32-byte x and y that make a point on the curve; NULL otherwise. */
-static EVP_PKEY *ec_key(const unsigned char *x, const unsigned char *y)
-{
-    unsigned char pt[65];
-    pt[0] = 0x04; /* uncompressed point */
-    memcpy(pt + 1, x, 32);
-    memcpy(pt + 33, y, 32);
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bld &&
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) == 1 &&
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) == 1)
-        pkey = from_params("EC", bld);
-    if (pkey) {
-        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (!ctx || EVP_PKEY_public_check(ctx) != 1) {
-            EVP_PKEY_free(pkey);
-            pkey = NULL;
-        }
-        EVP_PKEY_CTX_free(ctx);
-    }
-    OSSL_PARAM_BLD_free(bld);
-    return pkey;
-}
-
-/* An RSA key from n (odd, 2048..8192 bits) and e (odd, > 1, at most 8 bytes); NULL otherwise. */
-static EVP_PKEY *rsa_key(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen)
-{
-    EVP_PKEY *pkey = NULL;
-    BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
-    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (bn && be && bld && BN_is_odd(bn) && BN_is_odd(be) && !BN_is_one(be) &&
-        BN_num_bits(bn) >= RSA_BITS_MIN && BN_num_bits(bn) <= RSA_BITS_MAX &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1)
-        pkey = from_params("RSA", bld);
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(bn);
-    BN_free(be);
-    return pkey;
-}
 
 /*
  * The credential key of a validated COSE_Key map: *alg and *pkey (the
@@ -296,7 +238,7 @@ static enum cs_err cose_key(const struct cbor_item *key, int *alg, EVP_PKEY **pk
             return cs_err_set(err, CS_ERR_INVALID, "credential key: x and y must be 32-byte strings");
         if (neg & 1u << 4) /* d */
             return cs_err_set(err, CS_ERR_INVALID, "credential key: holds private-key members");
-        *pkey = ec_key(par[1].data, par[2].data);
+        *pkey = cs_pkey_p256(par[1].data, par[2].data);
     } else {
         if (kty != KTY_RSA)
             return cs_err_set(err, CS_ERR_INVALID, "credential key: RS256 needs kty RSA");
@@ -305,7 +247,7 @@ static enum cs_err cose_key(const struct cbor_item *key, int *alg, EVP_PKEY **pk
             return cs_err_set(err, CS_ERR_INVALID, "credential key: n and e must be byte strings");
         if (neg & ~0x6u) /* d, p, q, dP, dQ, qInv, other primes */
             return cs_err_set(err, CS_ERR_INVALID, "credential key: holds private-key members");
-        *pkey = rsa_key(par[0].data, (size_t)par[0].val, par[1].data, (size_t)par[1].val);
+        *pkey = cs_pkey_rsa(par[0].data, (size_t)par[0].val, par[1].data, (size_t)par[1].val);
     }
     ERR_clear_error();
     if (!*pkey)
