@@ -203,6 +203,18 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
     JW_LIT(&w, ",\"expires_ms\":");
     jw_int(&w, *expires_ms);
     if (needs_approval) {
+        /* Who holds each slot now (the catalog's cs_link_holder), to notify. */
+        JW_LIT(&w, ",\"holders\":[");
+        for (int i = 0; i < p->napprovers; i++) {
+            if (i)
+                JW_LIT(&w, ",");
+            JW_LIT(&w, "[");
+            jw_str(&w, p->approvers[i].approver_id);
+            JW_LIT(&w, ",");
+            jw_str(&w, p->approvers[i].voter_id);
+            JW_LIT(&w, "]");
+        }
+        JW_LIT(&w, "]");
         char path[CS_LINK_PATH_MAX];
         cs_link_approval_path(keys, id, *expires_ms, path);
         char *url = cs_link_url(public_url, path);

@@ -206,6 +206,7 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
     json_object_object_add(row, "status", json_object_new_string("pending"));
     json_object_object_add(row, "expires_ms", json_object_new_int64(s->expires_ms));
     json_object_object_del(row, "approval_url");
+    json_object_object_del(row, "holders");
     json_object_object_del(row, "next_reminder_ms");
     json_object_object_del(row, "escalate_ms");
     s->admitted++;

@@ -15,7 +15,7 @@ WITH r AS (
         id uuid, request_id text, agent_id uuid, grant_id text, policy_id text,
         batch_id text, method text, url text, headers jsonb, body_b64 text, reason text,
         context jsonb, digest_hex text, policy jsonb, approvers uuid[], quorum int,
-        status text, expires_ms bigint, approval_url text, actor text, next_reminder_ms bigint,
+        status text, expires_ms bigint, approval_url text, holders jsonb, actor text, next_reminder_ms bigint,
         escalate_ms bigint)
 ), ins AS (
     INSERT INTO approvals AS a (id, request_id, agent_id, grant_id, policy_id, batch_id,
@@ -50,11 +50,14 @@ WITH r AS (
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
     -- One message per approver slot and channel of the person who holds the
-    -- slot now (the approver, or their delegate).
+    -- slot now (the approver, or their delegate): the row's [slot, holder]
+    -- pairs, resolved by the catalog (grant_load's cs_link_holder), so the
+    -- insert runs no function per slot.
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
-    SELECT (i.a).id, s.slot, p.id, 'request', ch
-    FROM ins i CROSS JOIN LATERAL unnest((i.a).approvers) AS s(slot)
-    JOIN approvers p ON p.id = cs_link_holder(s.slot)
+    SELECT (i.a).id, (h->>0)::uuid, p.id, 'request', ch
+    FROM ins i JOIN r ON r.id = (i.a).id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.holders, '[]'::jsonb)) AS h
+    JOIN approvers p ON p.id = (h->>1)::uuid
     CROSS JOIN LATERAL cs_channels(p) AS ch
     WHERE (i.a).status = 'pending' AND p.disabled_at IS NULL
 )

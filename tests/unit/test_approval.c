@@ -164,8 +164,8 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     static const char *const known[] = {
         "id", "request_id", "agent_id", "grant_id", "policy_id", "batch_id", "method", "url",
         "headers", "body_b64", "reason", "context", "digest_hex", "policy", "approvers",
-        "quorum", "status", "expires_ms", "approval_url", "next_reminder_ms", "escalate_ms",
-        "actor"};
+        "quorum", "status", "expires_ms", "approval_url", "holders", "next_reminder_ms",
+        "escalate_ms", "actor"};
     json_object_object_foreach(row, key, val) {
         (void)val;
         bool ok = false;
@@ -178,13 +178,21 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     CS_CHECK(!get(row, "links"));
     const char *url = str_of(row, "approval_url");
     if (!needs) {
-        CS_CHECK(!get(row, "approval_url") && !get(row, "next_reminder_ms") &&
-                 !get(row, "escalate_ms"));
+        CS_CHECK(!get(row, "approval_url") && !get(row, "holders") &&
+                 !get(row, "next_reminder_ms") && !get(row, "escalate_ms"));
         return;
     }
-    for (size_t i = 0; i < 2; i++)
+    json_object *holders = get(row, "holders");
+    CS_CHECK_EQ_INT(json_object_array_length(holders), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_object *pair = json_object_array_get_idx(holders, i);
         CS_CHECK_EQ_STR(json_object_get_string(json_object_array_get_idx(approvers, i)),
                         f->ap[i].approver_id);
+        CS_CHECK_EQ_STR(json_object_get_string(json_object_array_get_idx(pair, 0)),
+                        f->ap[i].approver_id);
+        CS_CHECK_EQ_STR(json_object_get_string(json_object_array_get_idx(pair, 1)),
+                        f->ap[i].voter_id);
+    }
     int64_t now = expires_ms - 3600 * 1000;
     CS_CHECK_EQ_INT(json_object_get_int64(get(row, "next_reminder_ms")), now + 600 * 1000);
     CS_CHECK_EQ_INT(json_object_get_int64(get(row, "escalate_ms")), now + 1800 * 1000);
