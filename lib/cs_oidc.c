@@ -373,14 +373,16 @@ static enum cs_err keyset_get(struct cs_oidc *o, bool refetch, struct keyset **o
             struct keyset *ks = cs_calloc(1, sizeof(*ks)), *old;
             ks->jwks = jwks;
             ks->refs = 1;
+            /* Counted before it is published: once o->keys holds it, another
+             * thread may replace and free it before this one logs. */
+            size_t usable = cs_jwks_count(jwks);
             pthread_mutex_lock(&o->mu);
             old = o->keys;
             o->keys = ks;
             o->keys_loaded_ms = now;
             pthread_mutex_unlock(&o->mu);
             keyset_put(o, old);
-            cs_log(CS_LOG_INFO, "oidc", "JWKS loaded from %s: %zu usable keys", uri,
-                   cs_jwks_count(jwks));
+            cs_log(CS_LOG_INFO, "oidc", "JWKS loaded from %s: %zu usable keys", uri, usable);
         }
     }
     pthread_mutex_lock(&o->mu);
