@@ -132,10 +132,10 @@ static void passkey_form(struct cs_buf *b, struct api *a, struct api_db *d,
 bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_session *s,
                 char slot[CS_UUID_STRLEN + 1])
 {
-    const char *p[] = {id, s->approver_id};
+    const char *p[] = {id, s->approver_id, batch ? "true" : "false"};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    bool ok = cs_db_exec(d->db, batch ? CSQ_BATCH_VOTER_SLOT : CSQ_VOTER_SLOT, 2, p, &res, err) ==
+    bool ok = cs_db_exec(d->db, CSQ_VOTER_SLOT, 3, p, &res, err) ==
                   CS_OK && PQntuples(res) == 1;
     if (ok)
         cs_strlcpy(slot, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);

@@ -129,32 +129,23 @@ WHERE e.n = 1 AND NOT EXISTS (
 LIMIT 1;
 
 -- name: voter_slot
--- The approver slot person $2 votes in on approval $1: their own, else one
--- they hold by an active delegation; NULL when none. (cs_approval_vote
--- re-checks everything inside the voting transaction.)
-SELECT s.slot FROM approvals a
+-- The approver slot person $2 votes in on approval $1 (or, when $3, on
+-- batch uid $1): their own, else one they hold by an active delegation;
+-- no row when none. (cs_approval_vote and cs_batch_vote re-check
+-- everything inside the voting transaction.)
+SELECT s.slot FROM (
+    SELECT approvers FROM approvals WHERE NOT $3::bool AND id = $1::uuid
+    UNION ALL
+    SELECT approvers FROM batches WHERE $3::bool AND uid = $1::uuid
+) t
 CROSS JOIN LATERAL (
-    SELECT x FROM unnest(a.approvers) AS x
+    SELECT x FROM unnest(t.approvers) AS x
     WHERE x = $2::uuid OR EXISTS (
         SELECT 1 FROM delegations d
         WHERE d.approver_id = x AND d.delegate_id = $2::uuid AND d.revoked_at IS NULL
           AND now() >= d.starts_at AND now() < d.ends_at)
     ORDER BY x = $2::uuid DESC
-    LIMIT 1) AS s(slot)
-WHERE a.id = $1::uuid;
-
--- name: batch_voter_slot
--- The same for batch $1 (uid).
-SELECT s.slot FROM batches b
-CROSS JOIN LATERAL (
-    SELECT x FROM unnest(b.approvers) AS x
-    WHERE x = $2::uuid OR EXISTS (
-        SELECT 1 FROM delegations d
-        WHERE d.approver_id = x AND d.delegate_id = $2::uuid AND d.revoked_at IS NULL
-          AND now() >= d.starts_at AND now() < d.ends_at)
-    ORDER BY x = $2::uuid DESC
-    LIMIT 1) AS s(slot)
-WHERE b.uid = $1::uuid;
+    LIMIT 1) AS s(slot);
 
 -- name: signin_resend
 -- Queues a fresh sign-in link to each approver of pending approval $1 (or
