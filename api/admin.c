@@ -390,6 +390,37 @@ static enum MHD_Result grants_list(struct api_req *r, struct MHD_Connection *c, 
     return list(r, c, d, CSQ_GRANT_LIST, 0, NULL);
 }
 
+static enum MHD_Result grant_flip(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                  bool pause)
+{
+    char err[CS_ERRLEN];
+    bool changed = false;
+    const char *id = r->params[0];
+    enum cs_err rc = pause ? cs_grant_pause(d->db, id, "operator:admin-api", &changed, err)
+                           : cs_grant_resume(d->db, id, "operator:admin-api", &changed, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "grant_id", json_object_new_string(id));
+    json_object_object_add(out, "paused", json_object_new_boolean(pause));
+    json_object_object_add(out, "changed", json_object_new_boolean(changed));
+    return reply_json(r, c, 200, out);
+}
+
+static enum MHD_Result grant_pause(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                   json_object *o)
+{
+    (void)o;
+    return grant_flip(r, c, d, true);
+}
+
+static enum MHD_Result grant_resume(struct api_req *r, struct MHD_Connection *c,
+                                    struct api_db *d, json_object *o)
+{
+    (void)o;
+    return grant_flip(r, c, d, false);
+}
+
 static enum MHD_Result approvals_list(struct api_req *r, struct MHD_Connection *c,
                                       struct api_db *d, json_object *o)
 {
@@ -495,6 +526,8 @@ static const struct admin_route {
     {"PUT", "/policies/{}", policy_put, policy_keys},
     {"GET", "/grants", grants_list, NULL},
     {"PUT", "/grants/{}", grant_put, grant_keys},
+    {"POST", "/grants/{}/pause", grant_pause, NULL},
+    {"POST", "/grants/{}/resume", grant_resume, NULL},
     {"POST", "/delegations", delegation_create, delegation_keys},
     {"GET", "/approvals", approvals_list, NULL},
     {"GET", "/approvals/{}", approval_get, NULL},

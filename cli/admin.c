@@ -331,6 +331,21 @@ static int grant_allow(struct cli_ctx *c, const char *id)
     return rc ? cli_fail(rc, err) : print_id("grant_id", id, NULL, NULL);
 }
 
+static int grant_pause(struct cli_ctx *c, const char *id, bool pause)
+{
+    char err[CS_ERRLEN];
+    bool changed = false;
+    enum cs_err rc = pause ? cs_grant_pause(c->db, id, "operator:cli", &changed, err)
+                           : cs_grant_resume(c->db, id, "operator:cli", &changed, err);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "grant_id", json_object_new_string(id));
+    json_object_object_add(o, "paused", json_object_new_boolean(pause));
+    json_object_object_add(o, "changed", json_object_new_boolean(changed));
+    return cli_print_json(o);
+}
+
 /* Returns -1 when noun/verb is not an admin command. */
 int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
 {
@@ -393,6 +408,8 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return grant_simple(c, CSQ_GRANT_UNBIND_AGENT, arg, arg2, "not bound");
         if (!strcmp(verb, "disable") && arg)
             return grant_simple(c, CSQ_GRANT_DISABLE, arg, NULL, "no such grant");
+        if ((!strcmp(verb, "pause") || !strcmp(verb, "resume")) && arg)
+            return grant_pause(c, arg, !strcmp(verb, "pause"));
         if (!strcmp(verb, "allow") && arg) {
             c->args->npos--;
             memmove(c->args->pos, c->args->pos + 1, sizeof(c->args->pos[0]) * (size_t)c->args->npos);

@@ -55,6 +55,7 @@ static const char usage[] =
     "            (--secret-file PATH | --secret-stdin)\n"
     "  grant list | grant bind ID AGENT | grant unbind ID AGENT | grant disable ID\n"
     "  grant allow ID BASE [BASE ...]       replace the allowed bases\n"
+    "  grant pause ID | grant resume ID     no new calls start while paused; queued ones wait\n"
     "\n"
     "Approvals and audit\n"
     "  approval list [--status S] [--limit N] | approval show ID | approval links ID\n"

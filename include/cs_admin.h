@@ -76,6 +76,20 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
 enum cs_err cs_admin_grant_bases(struct cs_db *db, const char *id, const char *const *bases,
                                  int nbases, char *err) CS_MUSTCHECK;
 
+/*
+ * Pauses / resumes grant `id` as `actor` (e.g. "operator:cli"), audited as
+ * grant.paused / grant.resumed. While paused no new call of the grant
+ * starts: calls in flight finish, approved calls wait in the queue and start
+ * after the resume. Pausing a
+ * paused grant (resuming a running one) changes nothing and is not an
+ * error: *changed (may be NULL) says whether this call did it.
+ * CS_ERR_UNKNOWN_GRANT when there is no such grant.
+ */
+enum cs_err cs_grant_pause(struct cs_db *db, const char *id, const char *actor, bool *changed,
+                           char *err) CS_MUSTCHECK;
+enum cs_err cs_grant_resume(struct cs_db *db, const char *id, const char *actor, bool *changed,
+                            char *err) CS_MUSTCHECK;
+
 /* Approver `approver` is away: delegate votes to `delegate` in [from, until). */
 enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
                               const char *from, const char *until,

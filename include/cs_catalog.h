@@ -46,6 +46,7 @@ struct cs_grant {
     char *policy_json;            /* cs_policy_snapshot(policy, idempotency_keys) as JSON text */
     bool idempotency_keys;        /* the provider honours Idempotency-Key */
     bool disabled;
+    bool paused;                  /* an operator paused it: no new calls start */
     unsigned char *secret_blob;   /* AES-256-GCM, see cs_crypto.h */
     size_t secret_len;
     char (*agents)[CS_UUID_STRLEN + 1];

@@ -255,6 +255,32 @@ enum cs_err cs_admin_grant_bases(struct cs_db *db, const char *id, const char *c
     return rc;
 }
 
+static enum cs_err grant_flip(struct cs_db *db, enum cs_query q, const char *id,
+                              const char *actor, bool *changed, char *err)
+{
+    const char *p[] = {id, actor};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, q, 2, p, &res, err);
+    if (!rc && PQntuples(res) == 0)
+        rc = cs_err_set(err, CS_ERR_UNKNOWN_GRANT, "no grant \"%.64s\"", id);
+    if (!rc && changed)
+        *changed = cs_db_bool(res, 0, 0);
+    PQclear(res);
+    return rc;
+}
+
+enum cs_err cs_grant_pause(struct cs_db *db, const char *id, const char *actor, bool *changed,
+                           char *err)
+{
+    return grant_flip(db, CSQ_GRANT_PAUSE, id, actor, changed, err);
+}
+
+enum cs_err cs_grant_resume(struct cs_db *db, const char *id, const char *actor, bool *changed,
+                            char *err)
+{
+    return grant_flip(db, CSQ_GRANT_RESUME, id, actor, changed, err);
+}
+
 enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
                               const char *from, const char *until,
                               char id[CS_UUID_STRLEN + 1], char *err)

@@ -167,7 +167,7 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* Columns of grant_load (sql/queries/catalog.sql). */
 enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
        P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME };
+       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -199,6 +199,7 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->inject_header = cs_strdup(cs_db_str(res, 0, G_HEADER));
     g->idempotency_keys = cs_db_bool(res, 0, G_IDEM);
     g->disabled = cs_db_bool(res, 0, G_DISABLED);
+    g->paused = cs_db_bool(res, 0, G_PAUSED);
     if ((rc = json_col(res, G_BASES, json_type_array, &bases, err)) ||
         (rc = json_col(res, G_AGENTS, json_type_array, &agents, err)) ||
         (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)) ||

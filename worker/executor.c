@@ -158,6 +158,19 @@ static void wait_for(struct executor *ex, struct job *j, int64_t delay_ms)
     ex->nwaiting++;
 }
 
+/* Puts a call that was not sent back in the queue; false when Postgres did not answer. */
+static bool release(struct executor *ex, struct job *j)
+{
+    char attempt[16], err[CS_ERRLEN];
+    snprintf(attempt, sizeof(attempt), "%d", j->attempt);
+    const char *p[] = {j->id, ex->owner, attempt};
+    if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 3, p, NULL, err) != CS_OK) {
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot release (the lease will lapse): %s", err);
+        return false;
+    }
+    return true;
+}
+
 /* Checks the grant as it is now and builds the headers, then starts the call. */
 static void prepare(struct executor *ex, struct job *j)
 {
@@ -171,6 +184,14 @@ static void prepare(struct executor *ex, struct job *j)
     }
     if (rc)
         return fail(ex, j, rc, err);
+    if (g->paused) {
+        /* Paused after we claimed it (or while it waited to retry): nothing was
+         * sent, so it goes back to the queue and starts after the resume. */
+        cs_log_ap(CS_LOG_INFO, "executor", j->id, "grant %s is paused: back to the queue", g->id);
+        if (!release(ex, j))
+            return wait_for(ex, j, 1000);
+        return job_free(j);
+    }
     struct cs_url base;
     int idx = 0;
     if ((rc = cs_grant_admits(g, j->agent_id, j->url, &idx, err)))
@@ -440,15 +461,10 @@ static void restart_due(struct executor *ex, int64_t now)
 
 static void release_waiting(struct executor *ex)
 {
-    char err[CS_ERRLEN];
     while (ex->waiting) {
         struct job *j = ex->waiting;
         ex->waiting = j->next;
-        char attempt[16];
-        snprintf(attempt, sizeof(attempt), "%d", j->attempt);
-        const char *p[] = {j->id, ex->owner, attempt};
-        if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 3, p, NULL, err) != CS_OK)
-            cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot release (the lease will lapse): %s", err);
+        release(ex, j);
         job_free(j);
     }
     ex->nwaiting = 0;

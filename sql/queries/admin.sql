@@ -115,10 +115,40 @@ DELETE FROM grant_agents WHERE grant_id = $1::text
 -- name: grant_disable
 UPDATE grants SET disabled_at = now() WHERE id = $1::text RETURNING id;
 
+-- name: grant_pause
+-- Pauses grant $1 as actor $2 unless it is paused already; audited. Returns
+-- whether this call paused it; no row: no such grant.
+WITH u AS (
+    UPDATE grants SET paused_at = clock_timestamp(), paused_by = $2::text
+    WHERE id = $1::text AND paused_at IS NULL
+    RETURNING id
+), aud AS (
+    INSERT INTO audit (actor, action, detail)
+    SELECT $2::text, 'grant.paused', jsonb_build_object('grant_id', u.id) FROM u
+)
+SELECT (SELECT count(*) FROM u) > 0 FROM grants WHERE id = $1::text;
+
+-- name: grant_resume
+-- Resumes grant $1 as actor $2 if it is paused; audited, with how long it
+-- was. Returns whether this call resumed it; no row: no such grant.
+WITH o AS (
+    SELECT id, paused_at FROM grants WHERE id = $1::text AND paused_at IS NOT NULL FOR UPDATE
+), u AS (
+    UPDATE grants g SET paused_at = NULL, paused_by = NULL
+    FROM o WHERE g.id = o.id AND g.paused_at IS NOT NULL
+    RETURNING g.id, o.paused_at
+), aud AS (
+    INSERT INTO audit (actor, action, detail)
+    SELECT $2::text, 'grant.resumed', jsonb_build_object(
+        'grant_id', u.id, 'paused_s', round(extract(epoch FROM clock_timestamp() - u.paused_at), 3))
+    FROM u
+)
+SELECT (SELECT count(*) FROM u) > 0 FROM grants WHERE id = $1::text;
+
 -- name: grant_list
 -- Never returns the secret.
 SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text, g.idempotency_keys,
-       g.policy_id, g.disabled_at,
+       g.policy_id, g.disabled_at, g.paused_at, g.paused_by,
        (SELECT string_agg(a.name, ',' ORDER BY a.name) FROM grant_agents ga
         JOIN agents a ON a.id = ga.agent_id WHERE ga.grant_id = g.id)
 FROM grants g ORDER BY g.id;

@@ -23,6 +23,7 @@ SELECT g.id, g.secret, g.inject, g.inject_header, array_to_json(g.allowed_bases)
        coalesce((SELECT json_agg(pa.approver_id ORDER BY pa.approver_id)::text
                  FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
                  WHERE pa.policy_id = p.id AND pa.escalation AND a.disabled_at IS NULL), '[]'),
-       p.require_passkey, CASE WHEN p.link_mode = 'semi-public' THEN p.link_lifetime_s END
+       p.require_passkey, CASE WHEN p.link_mode = 'semi-public' THEN p.link_lifetime_s END,
+       g.paused_at IS NOT NULL
 FROM grants g JOIN policies p ON p.id = g.policy_id
 WHERE g.id = $1;

@@ -4,9 +4,11 @@
 -- name: claim_approved
 -- approved -> executing for up to $2 rows, leased to worker $1 for the
 -- policy's execution timeout plus $3 ms. SKIP LOCKED: workers never wait
--- on each other.
+-- on each other. Rows of a paused grant stay where they are.
 WITH c AS (
     SELECT id FROM approvals WHERE status = 'approved'
+      AND NOT EXISTS (SELECT 1 FROM grants g
+                      WHERE g.id = approvals.grant_id AND g.paused_at IS NOT NULL)
     ORDER BY decided_at LIMIT $2::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
