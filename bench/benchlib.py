@@ -318,8 +318,14 @@ TEMPLATE_DB = "cs_bench_template"
 def make_template(pg: Postgres, pg_stats: bool = False) -> None:
     pg.drop_database(TEMPLATE_DB)
     pg.create_database(TEMPLATE_DB)
-    subprocess.run([str(BUILD_DIR / "countersign"), "migrate"], check=True, capture_output=True,
+    # The roles of migration 009 (the superuser as administrator), then the
+    # schema migrated by its owner; the processes connect as their roles.
+    cli = str(BUILD_DIR / "countersign")
+    subprocess.run([cli, "db", "roles", "--apply"], check=True, capture_output=True,
                    env={**os.environ, "CS_PG_URL": pg.url(TEMPLATE_DB)})
+    subprocess.run([cli, "migrate"], check=True, capture_output=True,
+                   env={**os.environ, "CS_PG_URL": pg.url(TEMPLATE_DB),
+                        "CS_PG_OWNER_URL": pg.role_url("countersign_owner", TEMPLATE_DB)})
     if pg_stats:
         import psycopg
 
@@ -348,7 +354,7 @@ class Deployment:
         self.partitions = partitions
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CS_")},
-            "CS_PG_URL": self.db_url,
+            "CS_PG_URL": pg.role_url("countersign_api", self.db_name),
             "CS_KAFKA_BROKERS": kafka.bootstrap,
             "CS_TOPIC_PREFIX": self.prefix,
             "CS_KAFKA_GROUP": f"{self.prefix}.ingest",
@@ -408,7 +414,9 @@ class Deployment:
         self._n += 1
         name = f"{kind}{self._n}"
         proc = Proc(name, [str(BUILD_DIR / f"countersign-{kind}")],
-                    {**self.env, "CS_INSTANCE_ID": name, **env}, self.log_dir / f"{name}.log")
+                    {**self.env, "CS_INSTANCE_ID": name,
+                     "CS_PG_URL": self.pg.role_url(f"countersign_{kind}", self.db_name), **env},
+                    self.log_dir / f"{name}.log")
         self.procs.append(proc)
         return proc
 

@@ -2,9 +2,10 @@
  * main.c -- the countersign CLI: migrations, operator commands, docs.
  *
  * Wiring only: parse the command line, load the configuration, open the
- * database when the command needs it, dispatch to admin.c (agents, keys,
- * approvers, policies, grants, delegations) or approvals.c (approvals,
- * votes, audit), close. Secrets are never taken from argv: grant secrets
+ * database when the command needs it (as the owner, CS_PG_OWNER_URL, for
+ * `migrate`; as CS_PG_URL's role, countersign_api, otherwise), dispatch
+ * to admin.c (agents, keys, approvers, policies, grants, delegations) or
+ * approvals.c (approvals, votes, audit), close. Secrets are never taken from argv: grant secrets
  * come from a file or stdin, API keys are printed once and stored hashed.
  */
 #include <stdio.h>
@@ -25,7 +26,9 @@ static const char usage[] =
     "Usage: countersign <command> [arguments]\n"
     "\n"
     "Set-up\n"
-    "  migrate                              apply database migrations\n"
+    "  migrate                              apply database migrations (as CS_PG_OWNER_URL)\n"
+    "  db roles [--apply]                   print (or run, as CS_PG_URL: an administrator) the\n"
+    "                                       SQL that creates the owner and process roles\n"
     "  topics create                        create the Kafka topics if missing\n"
     "  keygen                               print a new master key (base64)\n"
     "  webhook-key                          print the key approver webhooks are signed with (hex)\n"
@@ -151,10 +154,41 @@ static int migrate(struct cs_db *db)
     return cli_print_json(o);
 }
 
+/*
+ * `db roles`: prints the bootstrap of the database roles (sql/queries/roles.sql)
+ * for an administrator to run (db may be NULL), or with --apply runs it
+ * over db (CS_PG_URL).
+ */
+static int db_roles(struct cs_db *db, const struct cli_args *a)
+{
+    static const char *const known[] = {"apply", NULL};
+    if (!args_only(a, known))
+        return 2;
+    if (!args_has(a, "apply")) {
+        printf("-- Countersign database roles: run once per database as an administrator\n"
+               "-- (psql \"$ADMIN_URL\" -f this-file), then set each role's password, e.g.\n"
+               "--   ALTER ROLE countersign_api PASSWORD '...';\n"
+               "-- then `countersign migrate` with CS_PG_OWNER_URL naming countersign_owner.\n"
+               "%s", cs_queries[CSQ_ROLES_BOOTSTRAP].sql);
+        return 0;
+    }
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_db_exec(db, CSQ_ROLES_BOOTSTRAP, 0, NULL, NULL, err);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object(), *list = json_object_new_array();
+    static const char *const roles[] = {"countersign_owner", "countersign_api",
+                                        "countersign_worker", "countersign_scheduler"};
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+        json_object_array_add(list, json_object_new_string(roles[i]));
+    json_object_object_add(o, "roles", list);
+    return cli_print_json(o);
+}
+
 int main(int argc, char **argv)
 {
     static const char *const switches[] = {"idempotency-keys", "secret-stdin", "require-passkey",
-                                           "help", NULL};
+                                           "apply", "help", NULL};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, stdout);
@@ -192,18 +226,27 @@ int main(int argc, char **argv)
         cs_config_free(&cfg);
         return status;
     }
+    if (!strcmp(noun, "db") && !strcmp(verb, "roles") && !args_has(&args, "apply")) {
+        status = db_roles(NULL, &args);
+        cs_config_free(&cfg);
+        return status;
+    }
     if (!strcmp(noun, "topics") && !strcmp(verb, "create")) {
         status = topics_create(&cfg);
         cs_config_free(&cfg);
         return status;
     }
 
+    /* Migrations run as the owner; everything else as CS_PG_URL's role. */
+    bool as_owner = !strcmp(noun, "migrate") && cfg.pg_owner_url;
     struct cs_db *db = NULL;
-    enum cs_err rc = cs_db_open(&db, cfg.pg_url, "countersign-cli", err);
+    enum cs_err rc = cs_db_open(&db, as_owner ? cfg.pg_owner_url : cfg.pg_url, "countersign-cli", err);
     if (rc) {
         status = cli_fail(rc, err);
     } else if (!strcmp(noun, "migrate")) {
         status = migrate(db);
+    } else if (!strcmp(noun, "db") && !strcmp(verb, "roles")) {
+        status = db_roles(db, &args);
     } else {
         struct cli_ctx ctx = {&cfg, db, &args};
         status = admin_main(&ctx, noun, verb);

@@ -34,6 +34,7 @@
 struct cs_config {
     /* Connections. */
     char *pg_url;
+    char *pg_owner_url;     /* secret (may hold a password): never printed */
     char *kafka_brokers;
     char *topic_prefix;
     char *kafka_group;

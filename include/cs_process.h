@@ -44,9 +44,11 @@ void cs_process_signals(void);
 int cs_process_wake_fd(void);
 
 /*
- * Connects to Postgres (retrying with backoff until *stop is set), applies
- * pending migrations when CS_MIGRATE_ON_START is set, and refuses to run
- * against a schema older than this binary.
+ * Connects to Postgres as the process's role (CS_PG_URL; retrying with
+ * backoff until *stop is set). When the schema is older than this binary
+ * and CS_MIGRATE_ON_START is set, applies the pending migrations over a
+ * second, short connection as the owner (CS_PG_OWNER_URL, else CS_PG_URL);
+ * then refuses to run against a schema older than this binary.
  */
 enum cs_err cs_process_db(const struct cs_config *cfg, const char *app, const atomic_int *stop,
                           struct cs_db **db, char *err) CS_MUSTCHECK;

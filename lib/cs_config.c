@@ -26,7 +26,11 @@
 
 const struct cs_config_key cs_config_keys[] = {
     {"CS_PG_URL", CS_CFG_STRING, F(pg_url), "postgresql://cs@127.0.0.1:5432/countersign", 0, 0,
-     ALL, "libpq connection URL of the Countersign database"},
+     ALL, "libpq connection URL of the Countersign database, as this process's own role "
+     "(countersign_api for the api and the CLI, countersign_worker, countersign_scheduler)"},
+    {"CS_PG_OWNER_URL", CS_CFG_SECRET, F(pg_owner_url), NULL, 0, 0, ALL,
+     "libpq URL as the role that owns the schema (countersign_owner), used only to apply "
+     "migrations (`countersign migrate`, CS_MIGRATE_ON_START); unset: CS_PG_URL"},
     {"CS_KAFKA_BROKERS", CS_CFG_STRING, F(kafka_brokers), "127.0.0.1:9092", 0, 0, W | A | C,
      "Kafka bootstrap servers (host:port,...)"},
     {"CS_TOPIC_PREFIX", CS_CFG_STRING, F(topic_prefix), "countersign", 0, 0, W | A | C,
@@ -49,7 +53,8 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_LOG_LEVEL", CS_CFG_STRING, F(log_level), "info", 0, 0, ALL,
      "debug, info, warn, error or off"},
     {"CS_MIGRATE_ON_START", CS_CFG_BOOL, F(migrate_on_start), "1", 0, 0, A | W | S,
-     "apply pending database migrations at start (safe with many processes)"},
+     "apply pending database migrations at start, through CS_PG_OWNER_URL (safe with many "
+     "processes; nothing is opened as the owner when the schema is current)"},
     {"CS_INGEST_BATCH", CS_CFG_INT, F(ingest_batch), "1000", 1, 10000, W,
      "most Kafka requests stored in one Postgres transaction"},
     {"CS_INGEST_LINGER_MS", CS_CFG_INT, F(ingest_linger_ms), "20", 0, 1000, W,

@@ -82,11 +82,24 @@ enum cs_err cs_process_db(const struct cs_config *cfg, const char *app, const at
     if (rc)
         return rc;
     int version = 0, applied = 0;
-    if (cfg->migrate_on_start && (rc = cs_db_migrate(*db, &applied, err)))
-        return rc;
+    int want = cs_migrations[cs_nmigrations - 1].version;
     if ((rc = cs_db_schema_version(*db, &version, err)))
         return rc;
-    int want = cs_migrations[cs_nmigrations - 1].version;
+    /* Only a schema that is behind is migrated, as the owner: a process's own
+     * role may not create or alter anything (migration 009). */
+    if (version < want && cfg->migrate_on_start) {
+        struct cs_db *owner = *db;
+        if (cfg->pg_owner_url)
+            rc = cs_db_open(&owner, cfg->pg_owner_url, app, err);
+        if (!rc)
+            rc = cs_db_migrate(owner, &applied, err);
+        if (owner != *db)
+            cs_db_close(owner);
+        if (rc)
+            return rc;
+        if ((rc = cs_db_schema_version(*db, &version, err)))
+            return rc;
+    }
     if (version < want)
         return cs_err_set(err, CS_ERR_CONFIG,
                           "database schema is at version %d, this binary needs %d: run "

@@ -7,7 +7,8 @@
  * retention (the relay deletes what it published). The audit log is kept
  * forever by default; with CS_AUDIT_RETENTION_DAYS its oldest whole seals
  * are pruned with the entries they cover, and an 'audit.pruned' entry keeps
- * the chain verifiable from there (migration 004). Sign-in links,
+ * the chain verifiable from there (migration 004), through the one
+ * function that may delete audit rows (migration 009). Sign-in links,
  * sessions and OpenID logins go a day after they expired, were used or
  * revoked (migration 006): only hashes, but no reason to keep them.
  */
@@ -47,11 +48,8 @@ enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
         snprintf(adays, sizeof(adays), "%d", c->audit_days);
         snprintf(seals, sizeof(seals), "%d", c->batch / 100 > 0 ? c->batch / 100 : 1);
         const char *ap[] = {adays, seals, "scheduler:retention"};
-        if ((rc = cs_db_begin(db, err)) || (rc = cs_db_exec(db, CSQ_AUDIT_PRUNE_ALLOW, 0, NULL, NULL, err)) ||
-            (rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 3, ap, &res, err)) || (rc = cs_db_commit(db, err))) {
-            cs_db_rollback(db);
+        if ((rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 3, ap, &res, err)))
             return rc;
-        }
         out->changed += cs_db_int(res, 0, 0);
         PQclear(res);
     }

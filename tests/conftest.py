@@ -3,7 +3,9 @@ one Postgres and one Kafka broker per run, a System per test.
 
 The services start once per session in temporary folders on free ports (see
 integration/services.py). A migrated template database is made once with
-`countersign migrate`; each test's database is a clone of it.
+`countersign db roles --apply` (as the superuser) and `countersign migrate`
+(as countersign_owner); each test's database is a clone of it, and each
+process connects as its own role (harness.py).
 """
 
 from __future__ import annotations
@@ -40,8 +42,14 @@ def pg() -> Iterator[Postgres]:
     server.start()
     server.drop_database(TEMPLATE)
     server.create_database(TEMPLATE)
-    subprocess.run([str(BUILD_DIR / "countersign"), "migrate"], check=True, capture_output=True,
+    # The roles of migration 009, made by an administrator (the superuser), then
+    # the schema migrated by its owner; every test database is a clone.
+    cli = str(BUILD_DIR / "countersign")
+    subprocess.run([cli, "db", "roles", "--apply"], check=True, capture_output=True,
                    env={**os.environ, "CS_PG_URL": server.url(TEMPLATE)})
+    subprocess.run([cli, "migrate"], check=True, capture_output=True,
+                   env={**os.environ, "CS_PG_URL": server.url(TEMPLATE),
+                        "CS_PG_OWNER_URL": server.role_url("countersign_owner", TEMPLATE)})
     yield server
     server.stop()
     shutil.rmtree(d, ignore_errors=True)

@@ -41,12 +41,19 @@ echo "run-local: starting Postgres on 127.0.0.1:$PG_PORT and Kafka on 127.0.0.1:
 if [[ ! -s "$STATE/master.key" ]]; then
     (umask 077 && "$CLI" keygen > "$STATE/master.key")
 fi
-export CS_PG_URL="postgresql://cs@127.0.0.1:$PG_PORT/countersign"
+# Database roles (migration 009): the superuser "cs" plays the administrator
+# and creates them; the owner migrates; each process connects as its own role,
+# the CLI as the api's. A .run/ made before the roles keeps its first owner.
+pg_url() { echo "postgresql://$1@127.0.0.1:$PG_PORT/countersign"; }
+CS_PG_URL="$(pg_url cs)" "$CLI" db roles --apply >/dev/null
+OWNER="$(psql -X -q -tA "$(pg_url cs)" -c "SELECT coalesce((SELECT tableowner FROM pg_tables
+    WHERE tablename = 'schema_migrations'), 'countersign_owner')")"
+export CS_PG_URL="$(pg_url countersign_api)"
 export CS_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export CS_MASTER_KEY_FILE="$STATE/master.key"
 export CS_PUBLIC_URL="http://127.0.0.1:$API_PORT"
 export CS_HTTP_PORT="$API_PORT"
-"$CLI" migrate >/dev/null
+CS_PG_OWNER_URL="$(pg_url "$OWNER")" "$CLI" migrate >/dev/null
 "$CLI" topics create >/dev/null
 
 if [[ ! -f "$STATE/demo.done" ]]; then
@@ -64,9 +71,9 @@ fi
 
 python3 "$ROOT/tools/demo-provider.py" "$PROVIDER_PORT" > "$STATE/logs/provider.log" 2>&1 &
 pids+=($!)
-"$BUILD/countersign-worker" > "$STATE/logs/worker.log" 2>&1 &
+CS_PG_URL="$(pg_url countersign_worker)" "$BUILD/countersign-worker" > "$STATE/logs/worker.log" 2>&1 &
 pids+=($!)
-"$BUILD/countersign-scheduler" > "$STATE/logs/scheduler.log" 2>&1 &
+CS_PG_URL="$(pg_url countersign_scheduler)" "$BUILD/countersign-scheduler" > "$STATE/logs/scheduler.log" 2>&1 &
 pids+=($!)
 "$BUILD/countersign-api" > "$STATE/logs/api.log" 2>&1 &
 pids+=($!)
@@ -95,7 +102,7 @@ cat <<EOT
 
 Countersign is running.
   API        $API   (OpenAPI at $API/openapi.json, metrics at $API/metrics)
-  Postgres   $CS_PG_URL
+  Postgres   $CS_PG_URL   (the api's role; worker and scheduler have their own)
   Kafka      $CS_KAFKA_BROKERS   (topics countersign.requests, .events, .results, .dlq)
   Provider   http://127.0.0.1:$PROVIDER_PORT   (a demo payments API; grant "demo-payments")
   Logs       $STATE/logs/   (JSON lines)

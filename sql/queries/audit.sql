@@ -76,34 +76,12 @@ ORDER BY id DESC LIMIT $1::int;
 SELECT id, txid::text, at, actor, action, approval_id, detail::text FROM audit
 WHERE id > $1::bigint ORDER BY id LIMIT $2::int;
 
--- name: audit_prune_allow
--- Lets this transaction's audit_prune delete (see migration 004).
-SELECT set_config('countersign.audit_prune', 'on', true);
-
 -- name: audit_prune
--- Deletes the oldest $2 seals sealed more than $1 days ago, with the entries
--- they cover, and records the anchor. Seals are sealed in seq order, so the
--- selection is always a prefix of the chain. $3 actor.
-WITH s AS (
-    SELECT seq, from_txid, to_txid, hash FROM audit_seal
-    WHERE sealed_at < now() - make_interval(days => $1::int)
-    ORDER BY seq LIMIT $2::int
-), last AS (
-    SELECT s.seq, s.hash FROM s ORDER BY s.seq DESC LIMIT 1
-), de AS (
-    DELETE FROM audit a USING s WHERE a.txid >= s.from_txid AND a.txid < s.to_txid
-    RETURNING 1
-), ds AS (
-    DELETE FROM audit_seal x USING s WHERE x.seq = s.seq
-    RETURNING x.seq
-), aud AS (
-    INSERT INTO audit (actor, action, approval_id, detail)
-    SELECT $3::text, 'audit.pruned', NULL, jsonb_build_object(
-        'through_seq', last.seq, 'anchor', encode(last.hash, 'hex'),
-        'entries', (SELECT count(*) FROM de), 'older_than_days', $1::int)
-    FROM last
-)
-SELECT count(*) FROM ds;
+-- Prunes up to $2 of the oldest whole seals sealed more than $1 days ago
+-- through audit_prune() (migration 009: SECURITY DEFINER, the scheduler's
+-- role alone may run it), which records the anchor. $3 actor. Returns the
+-- seals pruned.
+SELECT audit_prune($1::int, $2::int, $3::text);
 
 -- name: audit_anchor
 -- The hash the chain continues from after seal $1 was pruned, or no row.

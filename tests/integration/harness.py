@@ -88,7 +88,11 @@ class System:
         self.stub = stub
         self.db_name = f"t_{name}"[:60]
         pg.drop_database(self.db_name)
+        # db_url is the superuser's, for the tests' own reads and tamperings; the
+        # processes connect as their roles (role_urls), the CLI as the api's.
         self.db_url = pg.create_database(self.db_name, template=template)
+        self.role_urls = {kind: pg.role_url(f"countersign_{kind}", self.db_name)
+                          for kind in ("api", "worker", "scheduler", "owner")}
         self.prefix = f"t.{name}"[:100]
         self.secret = "sk_live_" + secrets.token_hex(16)
         self.master_key = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -100,7 +104,7 @@ class System:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CS_")},
             "CS_TEST_TIMEOUT_MULT": os.environ.get("CS_TEST_TIMEOUT_MULT", "1"),
-            "CS_PG_URL": self.db_url,
+            "CS_PG_URL": self.role_urls["api"],
             "CS_KAFKA_BROKERS": kafka.bootstrap,
             "CS_TOPIC_PREFIX": self.prefix,
             "CS_KAFKA_GROUP": f"{self.prefix}.ingest",
@@ -126,7 +130,8 @@ class System:
     def _start(self, kind: str, name: str | None, env: dict[str, str] | None) -> Proc:
         self._n += 1
         name = name or f"{kind}{self._n}"
-        full_env = {**self.env, "CS_INSTANCE_ID": name, **(env or {})}
+        full_env = {**self.env, "CS_INSTANCE_ID": name, "CS_PG_URL": self.role_urls[kind],
+                    **(env or {})}
         proc = Proc(name, [str(BUILD_DIR / f"countersign-{kind}")], full_env,
                     self.log_dir / f"{name}.log")
         self.procs.append(proc)

@@ -156,6 +156,12 @@ class Postgres:
         """libpq URL of `dbname`, e.g. ``postgresql://cs@127.0.0.1:5432/countersign``."""
         return f"postgresql://cs@127.0.0.1:{self.port}/{dbname}"
 
+    def role_url(self, role: str, dbname: str = "countersign") -> str:
+        """libpq URL of `dbname` as `role` (trust auth): ``countersign_api``,
+        ``countersign_worker``, ``countersign_scheduler`` or ``countersign_owner``
+        once ``countersign db roles --apply`` made them (sql/queries/roles.sql)."""
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{dbname}"
+
     def _admin_execute(self, statement: Any) -> None:
         import psycopg  # local import: only needed by callers that touch Postgres
 
