@@ -62,7 +62,9 @@ SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/expirer.c \
 CLI_SRCS := cli/main.c cli/args.c cli/admin.c cli/approvals.c
 API_SRCS := api/main.c api/router.c api/reply.c api/pool.c api/waiters.c api/agent.c api/pages.c api/session.c api/signin.c \
 	api/passkeys.c \
-	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c
+	api/batch_pages.c api/html.c api/csrf.c api/form.c api/admin.c api/metrics.c \
+	api/console.c api/console_overview.c api/console_approvals.c api/console_catalog.c \
+	api/console_audit.c
 
 # ThreadSanitizer here (GCC 12, LLVM 14) does not intercept C11 threads, which
 # librdkafka starts and locks with: the TSan binaries link a shim that runs them
@@ -137,7 +139,11 @@ $(BUILD)/gen/api_passkey.c: api/passkey.js tools/embed.awk
 	@mkdir -p $(@D)
 	$(Q)awk -v name=api_passkey_js -f tools/embed.awk api/passkey.js > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/countersign-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/api_openapi.o $(BUILD)/obj/gen/api_passkey.o $(BUILD)/libcountersign.a
+$(BUILD)/gen/api_console.c: api/console.js tools/embed.awk
+	@mkdir -p $(@D)
+	$(Q)awk -v name=api_console_js -f tools/embed.awk api/console.js > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/countersign-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/api_openapi.o $(BUILD)/obj/gen/api_passkey.o $(BUILD)/obj/gen/api_console.o $(BUILD)/libcountersign.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -246,7 +246,7 @@ static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection 
     if (strcmp(decision, "approve") && strcmp(decision, "deny"))
         return reply_error(r, c, CS_ERR_INVALID, "decision must be approve or deny", NULL);
     struct cs_vote_outcome out;
-    if ((rc = cs_approval_operator_vote(d->db, id, as, strcmp(decision, "approve") == 0, reason,
+    if ((rc = cs_approval_operator_vote(d->db, id, as, NULL, strcmp(decision, "approve") == 0, reason,
                                         &out, err)))
         return reply_error(r, c, rc, err, NULL);
     json_object *st = NULL;

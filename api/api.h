@@ -130,6 +130,9 @@ enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned
                            struct cs_buf *html, const char *set_cookie);  /* takes html */
 enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
                            const char *type, const char *text, size_t len);
+/* A file to save (Content-Disposition: attachment; filename is plain ASCII); takes body. */
+enum MHD_Result reply_download(struct api_req *r, struct MHD_Connection *c, const char *type,
+                               const char *filename, struct cs_buf *body);
 /* A 303 See Other to `location` (a local path or an absolute URL) with up to two Set-Cookie values. */
 enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,
                                const char *cookie1, const char *cookie2);
@@ -224,6 +227,10 @@ void session_signin_box(struct cs_buf *b, struct api *a, const char *path, bool 
  */
 enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, const char *csrf_subject,
                            struct form *f, bool *approve, char *err) CS_MUSTCHECK;
+/* A request body for people (base64 in): pretty JSON, text, or a byte count. */
+void pages_show_body(struct cs_buf *b, const char *b64);
+/* A JSON object's text, pretty, or "(none)" when empty. */
+void pages_show_json(struct cs_buf *b, const char *text);
 /* The "thank you" page after a vote. */
 enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool approve,
                               const struct cs_vote_outcome *out, const char *approved_text,
@@ -269,6 +276,59 @@ enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c);
 /* admin.c */
 enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,
                             const char *path);
+
+/*
+ * console.c -- the operator console's access rule and page frame; its pages
+ * are console_*.c, one file per noun. A handler opens a struct console (the
+ * signed-in operator, a pooled connection, the page being built) and ends
+ * with console_page() or console_fail(), which return the connection.
+ */
+struct console {
+    struct api_req *r;
+    struct MHD_Connection *c;
+    struct api_db *d;
+    struct cs_session s;
+    struct cs_buf b;
+    char actor[160];                 /* "operator:<name>", what the audit records */
+};
+struct form;
+/* A GET: true for a signed-in operator of either role; otherwise *ret is the answer (sign-in, 403). */
+bool console_open(struct api_req *r, struct MHD_Connection *c, struct console *k,
+                  enum MHD_Result *ret);
+/* A POST: true for a read-write operator whose form f (parsed; form_free it) passes the CSRF checks. */
+bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct console *k,
+                       struct form *f, enum MHD_Result *ret);
+/* Starts the page: the frame, the navigation (`here` is its current entry) and the title. */
+void console_head(struct console *k, const char *title, const char *here);
+enum MHD_Result console_page(struct console *k);          /* 200 with the page; ends k */
+enum MHD_Result console_fail(struct console *k, enum cs_err rc, const char *err); /* ends k */
+/* 303 back to `to` after an action (a local path); ends k. */
+enum MHD_Result console_done(struct console *k, const char *to);
+/* A query parameter, NULL when absent or empty. */
+const char *console_arg(struct console *k, const char *name);
+void console_time(struct cs_buf *b, int64_t ms);      /* "2026-12-02 07:10:11" UTC, "-" for 0 */
+void console_ago(struct cs_buf *b, int64_t ms);       /* "3 min ago" */
+void console_csrf(struct console *k);                 /* the hidden csrf field of k's session */
+void console_esc_or_dash(struct cs_buf *b, const char *s);
+/* A database value as text (escaped, "-" when NULL). */
+void console_cell(struct cs_buf *b, const PGresult *res, int row, int col);
+enum MHD_Result console_script(struct api_req *r, struct MHD_Connection *c);
+/* console_overview.c */
+enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c);
+/* console_approvals.c -- the list, search and export; one approval's timeline and actions. */
+enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c);
+/* console_catalog.c -- batches, grants, policies, approvers and delegations. */
+enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c);
+/* console_audit.c -- dead letters and the audit chain. */
+enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c);
 
 /* form.c -- application/x-www-form-urlencoded, strict. */
 #define FORM_MAX_FIELDS 16

@@ -82,7 +82,8 @@ static enum cs_err start_oidc(struct api *a, char *err)
                                 .scopes = cfg->oidc_scopes,
                                 .leeway_s = 60,
                                 .http_timeout_ms = 10000,
-                                .allow_http = cfg->oidc_allow_http};
+                                .allow_http = cfg->oidc_allow_http,
+                                .role_claim = cfg->oidc_operator_claim};
     enum cs_err rc = cs_oidc_new(&oc, &a->oidc, err);
     cs_free(redirect);
     return rc;

@@ -32,8 +32,7 @@ enum { V_ID, V_STATUS, V_AGENT, V_GRANT, V_METHOD, V_URL, V_HEADERS, V_BODY, V_R
        V_DIGEST, V_CREATED, V_EXPIRES, V_QUORUM, V_APPROVALS, V_DECISION_REASON, V_BATCH,
        V_POLICY, V_ERROR, V_RESPONSE, V_LINK_UNTIL, V_PASSKEY };
 
-/* The request body for people: pretty JSON, text, or a byte count. */
-static void show_body(struct cs_buf *b, const char *b64)
+void pages_show_body(struct cs_buf *b, const char *b64)
 {
     unsigned char *body = NULL;
     size_t len = 0;
@@ -63,7 +62,7 @@ static void show_body(struct cs_buf *b, const char *b64)
     cs_free(body);
 }
 
-static void show_json(struct cs_buf *b, const char *text)
+void pages_show_json(struct cs_buf *b, const char *text)
 {
     json_object *doc = NULL;
     char err[CS_ERRLEN];
@@ -221,11 +220,11 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</p><h2>Reason</h2><blockquote>");
     html_esc(b, *cs_db_str(res, 0, V_REASON) ? cs_db_str(res, 0, V_REASON) : "(no reason given)");
     html_raw(b, "</blockquote></div><div class=\"card\"><h2>Payload</h2>");
-    show_body(b, cs_db_str(res, 0, V_BODY));
+    pages_show_body(b, cs_db_str(res, 0, V_BODY));
     html_raw(b, "<h2>Headers</h2>");
-    show_json(b, cs_db_str(res, 0, V_HEADERS));
+    pages_show_json(b, cs_db_str(res, 0, V_HEADERS));
     html_raw(b, "<h2>Context</h2>");
-    show_json(b, cs_db_str(res, 0, V_CONTEXT));
+    pages_show_json(b, cs_db_str(res, 0, V_CONTEXT));
     html_raw(b, "</div><div class=\"card\"><dl><dt>Status</dt><dd><span class=\"badge\">");
     html_esc(b, status);
     html_raw(b, "</span></dd><dt>Approvals</dt><dd>");

@@ -10,6 +10,7 @@
  * log. Each function returns what MHD_queue_response returned and records
  * the status for metrics.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
@@ -89,6 +90,21 @@ enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned
         MHD_add_response_header(resp, "Set-Cookie", set_cookie);
     common_headers(resp);
     return queue(r, c, status, resp);
+}
+
+enum MHD_Result reply_download(struct api_req *r, struct MHD_Connection *c, const char *type,
+                               const char *filename, struct cs_buf *body)
+{
+    size_t len = 0;
+    char *text = cs_buf_take(body, &len);
+    char disposition[160];
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", filename);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, text, cs_free);
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    common_headers(resp);
+    return queue(r, c, 200, resp);
 }
 
 enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,

@@ -39,7 +39,8 @@ static const char *next_param(struct MHD_Connection *c)
 /* Opens a session for approver_id and sends the browser to next with its cookie. */
 static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                     const char *approver_id, const char *method,
-                                    const char *next, const char *extra_cookie)
+                                    enum cs_operator_role role, const char *next,
+                                    const char *extra_cookie)
 {
     char token[CS_SESSION_TOKEN_LEN + 1], cookie[256], addr[64], err[CS_ERRLEN];
     const char *old = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE);
@@ -47,7 +48,8 @@ static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c,
         cs_log(CS_LOG_WARN, "signin", "cannot revoke the previous session: %s", err);
     session_client_address(c, addr);
     const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
-    enum cs_err rc = cs_session_create(d->db, r->api->cfg, approver_id, method, ua, addr, token, err);
+    enum cs_err rc = cs_session_create(d->db, r->api->cfg, approver_id, method, role, ua, addr,
+                                       token, err);
     pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
@@ -114,7 +116,7 @@ enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c)
         pool_put(r->api->pool, d);
         return html_error(r, c, rc, err);
     }
-    return open_session(r, c, d, approver, "link", next, NULL);
+    return open_session(r, c, d, approver, "link", CS_OPERATOR_NONE, next, NULL);
 }
 
 /* ---- OpenID Connect ---- */
@@ -155,6 +157,24 @@ enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c)
     enum MHD_Result ret = rc ? html_error(r, c, rc, err) : reply_redirect(r, c, url, cookie, NULL);
     cs_free(url);
     return ret;
+}
+
+/* True when value is one line of roles (each value followed by '\n'). */
+static bool has_role(const char *roles, const char *value)
+{
+    size_t n = value ? strlen(value) : 0;
+    for (const char *p = roles; n && *p; p = strchr(p, '\n') + 1)
+        if (!strncmp(p, value, n) && p[n] == '\n')
+            return true;
+    return false;
+}
+
+/* The operator role the ID token's CS_OIDC_OPERATOR_CLAIM grants (the stronger one). */
+static enum cs_operator_role oidc_role(const struct cs_config *cfg, const char *roles)
+{
+    return has_role(roles, cfg->oidc_operator_write) ? CS_OPERATOR_WRITE
+           : has_role(roles, cfg->oidc_operator_read) ? CS_OPERATOR_READ
+                                                      : CS_OPERATOR_NONE;
 }
 
 /* oidc_login_take columns */
@@ -222,7 +242,7 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
         return html_error(r, c, rc, err);
     }
     oidc_cookie(a, NULL, clear, sizeof(clear));
-    return open_session(r, c, d, approver, "oidc", next, clear);
+    return open_session(r, c, d, approver, "oidc", oidc_role(a->cfg, id.roles), next, clear);
 }
 
 /* ---- POST /signout ---- */

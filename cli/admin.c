@@ -126,6 +126,31 @@ static int signin_link(struct cli_ctx *c, const char *name)
     return status;
 }
 
+/* Grants approver NAME the operator console role read|write, or takes it away (none). */
+static int approver_set(struct cli_ctx *c, const char *name)
+{
+    static const char *const known[] = {"operator", NULL};
+    if (!args_only(c->args, known))
+        return 2;
+    const char *role = args_get(c->args, "operator");
+    int r = cs_operator_role_parse(role);
+    if (!role || r < 0)
+        return cli_fail(CS_ERR_INVALID, "--operator read|write|none is required");
+    const char *p[] = {name, cs_operator_role_name((enum cs_operator_role)r), "operator:cli"};
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_SET_OPERATOR, 3, p, &res, err);
+    if (!rc && PQntuples(res) != 1)
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no approver by that name");
+    PQclear(res);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "approver", json_object_new_string(name));
+    json_object_object_add(o, "operator", json_object_new_string(r ? role : "none"));
+    return cli_print_json(o);
+}
+
 /* Revokes passkey ID of approver NAME (a lost device). */
 static int passkey_revoke(struct cli_ctx *c, const char *name, const char *id)
 {
@@ -378,6 +403,8 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return list(c, CSQ_APPROVER_LIST, 0, NULL);
         if (!strcmp(verb, "signin-link") && arg)
             return signin_link(c, arg);
+        if (!strcmp(verb, "set") && arg)
+            return approver_set(c, arg);
         if (!strcmp(verb, "sessions") && arg) {
             const char *p[] = {arg};
             return list(c, CSQ_SESSION_LIST, 1, p);

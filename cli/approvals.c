@@ -100,7 +100,7 @@ static int approval_vote(struct cli_ctx *c, const char *id, bool approve)
     }
     char err[CS_ERRLEN];
     struct cs_vote_outcome out;
-    enum cs_err rc = cs_approval_operator_vote(c->db, id, as, approve, reason, &out, err);
+    enum cs_err rc = cs_approval_operator_vote(c->db, id, as, NULL, approve, reason, &out, err);
     if (rc)
         return cli_fail(rc, err);
     json_object *o = json_object_new_object();

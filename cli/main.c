@@ -45,6 +45,7 @@ static const char usage[] =
     "  approver list | approver signin-link NAME [--next PATH]   a one-time sign-in link for NAME\n"
     "  approver sessions NAME | approver revoke-sessions NAME     NAME's sessions; sign NAME out\n"
     "  approver passkeys NAME | approver passkey revoke NAME ID   NAME's passkeys; revoke one\n"
+    "  approver set NAME --operator read|write|none   the operator console role of NAME\n"
     "  delegate APPROVER DELEGATE --until TIME [--from TIME]   out of office\n"
     "\n"
     "Policies and grants\n"

@@ -151,13 +151,29 @@ enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
 
 /*
  * An operator's vote (CLI `approval approve|deny --as NAME`, admin API
- * decide): the vote of enabled approver `name`, cast by them, audited as
- * "operator:<name>", with every rule of cs_approval_vote().
- * CS_ERR_NOT_APPROVER when no enabled approver has that name.
+ * decide, the console): the vote of enabled approver `name`, cast by them,
+ * audited as `actor` (NULL: "operator:<name>"), with every rule of
+ * cs_approval_vote(). CS_ERR_NOT_APPROVER when no enabled approver has
+ * that name.
  */
 enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const char *name,
-                                      bool approve, const char *reason,
+                                      const char *actor, bool approve, const char *reason,
                                       struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
+
+/*
+ * Re-submits failed approval `id` as a new approval; the failed one is
+ * never re-run nor changed. The new one is the same agent, grant and call
+ * with request id "<old request id>~r<N>" (N counts re-submissions), the
+ * header Countersign-Resubmission-Of: <id> (so a new digest) and
+ * context.resubmission_of; it passes the grant's admission check and its
+ * policy again (pending, or approved when the policy needs no approval),
+ * and is audited as by `actor`, as is the re-submission on the old one.
+ * CS_ERR_NOT_FOUND / CS_ERR_CONFLICT (not failed) / the admission refusals.
+ */
+enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
+                                 const struct cs_link_keys *keys, const char *public_url,
+                                 const char *id, const char *actor,
+                                 char new_id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
 
 /*
  * Semi-public link mode: decides approval `id` for whoever holds its

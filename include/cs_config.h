@@ -92,6 +92,10 @@ struct cs_config {
     char *oidc_scopes;
     bool oidc_match_email;
     bool oidc_allow_http;
+    char *oidc_operator_claim;      /* operator console role from the ID token */
+    char *oidc_operator_read;
+    char *oidc_operator_write;
+    int64_t console_refresh_s;
 
     /* Derived by cs_config_load (not in the table). */
     unsigned char master_key[CS_MASTER_KEY_LEN];

@@ -27,6 +27,7 @@ struct cs_oidc_identity {
     char email[320];      /* "" when absent or unusable */
     bool email_verified;  /* false when absent */
     char name[256];       /* "" when absent or unusable */
+    char roles[1024];     /* values of the role claim asked for, each followed by '\n' */
 };
 
 struct cs_jwks;
@@ -69,7 +70,8 @@ size_t cs_jwks_count(const struct cs_jwks *k);
 enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
                                     const char *issuer, const char *client_id,
                                     const char *nonce, int64_t now_s, int leeway_s,
-                                    struct cs_oidc_identity *id, bool *unknown_key,
+                                    const char *role_claim, struct cs_oidc_identity *id,
+                                    bool *unknown_key,
                                     char *err) CS_MUSTCHECK;
 
 #endif

@@ -42,6 +42,7 @@ struct cs_oidc_config {         /* strings borrowed for cs_oidc_new only (copied
     int http_timeout_ms;        /* per request to the provider; 0: 10000 */
     int64_t (*clock_ms)(void);  /* NULL: cs_now_ms; tests pass one they move (any thread calls it) */
     bool allow_http;            /* http:// issuer and endpoints on a loopback host (tests) */
+    const char *role_claim;     /* an ID token claim whose values go to identity.roles, or NULL */
 };
 
 struct cs_oidc;

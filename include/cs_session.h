@@ -28,7 +28,11 @@
 #define CS_SESSION_COOKIE "cs_session"
 #define CS_NEXT_PATH_MAX 512
 
+/* An operator's console role (sql/migrations/008_console.sql): none, read-only, read-write. */
+enum cs_operator_role { CS_OPERATOR_NONE, CS_OPERATOR_READ, CS_OPERATOR_WRITE };
+
 struct cs_session {
+    enum cs_operator_role role;          /* the stronger of the approver's and the session's */
     char id[CS_UUID_STRLEN + 1];
     char approver_id[CS_UUID_STRLEN + 1];
     char name[129];                      /* the approver's name */
@@ -66,9 +70,12 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
  * Opens a session for approver_id, signed in by `method` ("oidc" or
  * "link"); the new random token goes into token (for the cookie). Always
  * a fresh token, whatever cookie the browser had: no session fixation.
+ * `role` is the operator role the identity provider granted for this
+ * session (CS_OPERATOR_NONE for a link).
  */
 enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
                               const char *approver_id, const char *method,
+                              enum cs_operator_role role,
                               const char *user_agent, const char *address,
                               char token[CS_SESSION_TOKEN_LEN + 1], char *err) CS_MUSTCHECK;
 
@@ -89,5 +96,9 @@ enum cs_err cs_session_revoke_approver(struct cs_db *db, const char *name, const
  * Max-Age the absolute lifetime.
  */
 void cs_session_cookie(const struct cs_config *cfg, const char *token, char *out, size_t n);
+
+/* "read", "write" or NULL (none); and back (NULL, "" and "none" are none; -1 when unknown). */
+const char *cs_operator_role_name(enum cs_operator_role role);
+int cs_operator_role_parse(const char *s);
 
 #endif

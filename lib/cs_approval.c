@@ -398,10 +398,10 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
 }
 
 enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const char *name,
-                                      bool approve, const char *reason,
+                                      const char *actor, bool approve, const char *reason,
                                       struct cs_vote_outcome *out, char *err)
 {
-    char approver[CS_UUID_STRLEN + 1], actor[160];
+    char approver[CS_UUID_STRLEN + 1], own[160];
     const char *p[] = {name};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
@@ -413,8 +413,8 @@ enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const ch
     PQclear(res);
     if (!found)
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "no enabled approver by that name");
-    snprintf(actor, sizeof(actor), "operator:%.128s", name);
-    struct cs_vote v = {id, approver, approver, approve, reason, actor};
+    snprintf(own, sizeof(own), "operator:%.128s", name);
+    struct cs_vote v = {id, approver, approver, approve, reason, actor ? actor : own};
     return cs_approval_vote(db, &v, out, err);
 }
 
@@ -514,6 +514,126 @@ enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const 
         rc = cs_err_set(err, CS_ERR_NOT_PENDING, "the approval is already %s",
                         cs_db_str(res, 0, 1));
     PQclear(res);
+    return rc;
+}
+
+/* ---- re-submission ---- */
+
+/* console_resubmit_source columns */
+enum { RS_AGENT_ID, RS_AGENT, RS_GRANT, RS_METHOD, RS_URL, RS_HEADERS, RS_BODY, RS_REASON,
+       RS_CONTEXT, RS_STATUS, RS_REQUEST_ID, RS_COUNT, RS_AGENT_DISABLED };
+
+#define RESUBMIT_BODY_MAX ((size_t)64 << 20)
+
+/* The envelope of the re-submission of the failed approval in res (row 0). */
+static json_object *resubmission(const PGresult *res, const char *id)
+{
+    char request_id[CS_REQ_ID_MAX + 1], suffix[32], err[CS_ERRLEN];
+    snprintf(suffix, sizeof(suffix), "~r%lld", (long long)cs_db_int(res, 0, RS_COUNT) + 1);
+    size_t keep = CS_REQ_ID_MAX - strlen(suffix);
+    snprintf(request_id, sizeof(request_id), "%.*s%s", (int)keep, cs_db_str(res, 0, RS_REQUEST_ID),
+             suffix);
+    json_object *headers = NULL, *context = NULL, *e = json_object_new_object();
+    const char *h = cs_db_str(res, 0, RS_HEADERS), *ctx = cs_db_str(res, 0, RS_CONTEXT);
+    if (cs_json_parse(h, strlen(h), &headers, err) != CS_OK)
+        headers = json_object_new_object();
+    if (cs_json_parse(ctx, strlen(ctx), &context, err) != CS_OK)
+        context = json_object_new_object();
+    json_object_object_add(headers, "Countersign-Resubmission-Of", json_object_new_string(id));
+    json_object_object_add(context, "resubmission_of", json_object_new_string(id));
+    json_object_object_add(e, "request_id", json_object_new_string(request_id));
+    json_object_object_add(e, "agent", json_object_new_string(cs_db_str(res, 0, RS_AGENT)));
+    json_object_object_add(e, "grant_id", json_object_new_string(cs_db_str(res, 0, RS_GRANT)));
+    json_object_object_add(e, "method", json_object_new_string(cs_db_str(res, 0, RS_METHOD)));
+    json_object_object_add(e, "url", json_object_new_string(cs_db_str(res, 0, RS_URL)));
+    json_object_object_add(e, "headers", headers);
+    /* A JSON body goes back as "json", so the policy's rules read its fields again. */
+    unsigned char *body = NULL;
+    size_t len = 0;
+    json_object *doc = NULL, *ct = NULL;
+    const char *b64 = cs_db_str(res, 0, RS_BODY);
+    bool json = json_object_object_get_ex(headers, "Content-Type", &ct) &&
+                !strncasecmp(json_object_get_string(ct), "application/json", 16) &&
+                cs_b64_decode(b64, strlen(b64), false, &body, &len) == CS_OK && len > 0 &&
+                cs_json_parse((const char *)body, len, &doc, err) == CS_OK;
+    cs_free(body);
+    if (json)
+        json_object_object_add(e, "json", doc);
+    else
+        json_object_object_add(e, "body_b64", json_object_new_string(b64));
+    json_object_object_add(e, "reason", json_object_new_string(cs_db_str(res, 0, RS_REASON)));
+    json_object_object_add(e, "context", context);
+    return e;
+}
+
+enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
+                                 const struct cs_link_keys *keys, const char *public_url,
+                                 const char *id, const char *actor,
+                                 char new_id[CS_UUID_STRLEN + 1], char *err)
+{
+    new_id[0] = '\0';
+    if (!cs_uuid_valid(id))
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %.64s", id);
+    const char *p[] = {id};
+    PGresult *res = NULL, *ins = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_CONSOLE_RESUBMIT_SOURCE, 1, p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", id);
+    }
+    if (strcmp(cs_db_str(res, 0, RS_STATUS), "failed") != 0) {
+        rc = cs_err_set(err, CS_ERR_CONFLICT, "only a failed call is re-submitted; this one is %s",
+                        cs_db_str(res, 0, RS_STATUS));
+        PQclear(res);
+        return rc;
+    }
+    struct cs_agent agent = {.name = (char *)cs_db_str(res, 0, RS_AGENT),
+                             .disabled = cs_db_bool(res, 0, RS_AGENT_DISABLED)};
+    cs_strlcpy(agent.id, cs_db_str(res, 0, RS_AGENT_ID), sizeof(agent.id));
+    json_object *env = resubmission(res, id), *rows = NULL;
+    struct cs_request rq = {0};
+    const struct cs_grant *g = NULL;
+    bool needs = true;
+    int64_t expires_ms = 0;
+    rc = agent.disabled ? cs_err_set(err, CS_ERR_FORBIDDEN, "the agent %s is disabled", agent.name)
+                        : CS_OK;
+    if (!rc)
+        rc = cs_request_parse(env, CS_REQ_ENVELOPE, RESUBMIT_BODY_MAX, &rq, err);
+    if (!rc)
+        rc = cs_catalog_grant(cat, db, rq.grant_id, &g, err);
+    if (!rc)
+        rc = cs_approval_check(&rq, &agent, g, &needs, err);
+    if (!rc) {
+        rows = json_object_new_array();
+        json_object_array_add(rows, cs_approval_row(&rq, &agent, g, needs, keys, public_url, actor,
+                                                    new_id, &expires_ms));
+        rc = cs_db_begin(db, err);
+    }
+    if (!rc)
+        rc = cs_approval_insert(db, rows, &ins, err);
+    if (!rc && PQntuples(ins) != 1)
+        rc = cs_err_set(err, CS_ERR_CONFLICT, "this call was re-submitted at the same moment");
+    if (!rc) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "new_approval_id", json_object_new_string(new_id));
+        json_object_object_add(d, "request_id", json_object_new_string(rq.request_id));
+        const char *ap[] = {actor, "console.resubmitted", id, cs_json_text(d, NULL)};
+        rc = cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, err);
+        json_object_put(d);
+    }
+    if (!rc)
+        rc = cs_db_commit(db, err);
+    else if (rows)
+        cs_db_rollback(db);
+    if (rc)
+        new_id[0] = '\0';
+    PQclear(ins);
+    PQclear(res);
+    json_object_put(env);
+    json_object_put(rows);
+    cs_request_free(&rq);
     return rc;
 }
 

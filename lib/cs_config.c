@@ -132,6 +132,15 @@ const struct cs_config_key cs_config_keys[] = {
      "has their subject"},
     {"CS_OIDC_ALLOW_HTTP", CS_CFG_BOOL, F(oidc_allow_http), "0", 0, 0, A,
      "accept a plain-http OpenID issuer (loopback tests only; never in production)"},
+    {"CS_OIDC_OPERATOR_CLAIM", CS_CFG_STRING, F(oidc_operator_claim), NULL, 0, 0, A,
+     "ID token claim (a string or an array of strings, e.g. groups) that grants the operator "
+     "console role at sign-in"},
+    {"CS_OIDC_OPERATOR_READ", CS_CFG_STRING, F(oidc_operator_read), NULL, 0, 0, A,
+     "value of CS_OIDC_OPERATOR_CLAIM that grants the read-only operator role"},
+    {"CS_OIDC_OPERATOR_WRITE", CS_CFG_STRING, F(oidc_operator_write), NULL, 0, 0, A,
+     "value of CS_OIDC_OPERATOR_CLAIM that grants the read-write operator role"},
+    {"CS_CONSOLE_REFRESH_SECONDS", CS_CFG_INT, F(console_refresh_s), "5", 0, 3600, A,
+     "how often the operator console's pages refresh their counts and lists (0: never)"},
 };
 const size_t cs_config_nkeys = sizeof(cs_config_keys) / sizeof(cs_config_keys[0]);
 
@@ -203,6 +212,9 @@ static enum cs_err load_oidc(struct cs_config *cfg, char *err)
     if (strncmp(cfg->oidc_issuer, "https://", 8) &&
         !(cfg->oidc_allow_http && !strncmp(cfg->oidc_issuer, "http://", 7)))
         return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_ISSUER: must be an https:// URL");
+    if (!cfg->oidc_operator_claim != (!cfg->oidc_operator_read && !cfg->oidc_operator_write))
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_OPERATOR_CLAIM goes with "
+                          "CS_OIDC_OPERATOR_READ and/or CS_OIDC_OPERATOR_WRITE");
     if (cfg->oidc_client_secret || !cfg->oidc_client_secret_file)
         return CS_OK;
     FILE *f = fopen(cfg->oidc_client_secret_file, "r");

@@ -388,9 +388,37 @@ static void claim_copy(json_object *c, const char *key, char *dst, size_t size)
         cs_strlcpy(dst, s, size);
 }
 
+/*
+ * The values of claim `key` (a string, or an array of strings) into
+ * roles, each followed by '\n'; values with a control character, and
+ * those that no longer fit, are left out.
+ */
+static void claim_roles(json_object *c, const char *key, char *roles, size_t size)
+{
+    json_object *v = NULL;
+    size_t used = 0;
+    if (!key || !json_object_object_get_ex(c, key, &v))
+        return;
+    size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_object *x = json_object_is_type(v, json_type_array) ? json_object_array_get_idx(v, i) : v;
+        const char *s = cstr(x);
+        size_t len = s ? strlen(s) : 0;
+        bool ok = len > 0 && used + len + 2 <= size;
+        for (size_t j = 0; ok && j < len; j++)
+            ok = (unsigned char)s[j] >= 0x20 && s[j] != 0x7f;
+        if (!ok)
+            continue;
+        memcpy(roles + used, s, len);
+        used += len;
+        roles[used++] = '\n';
+        roles[used] = '\0';
+    }
+}
+
 static enum cs_err check_claims(json_object *c, const char *issuer, const char *client_id,
                                 const char *nonce, int64_t now, int64_t leeway,
-                                struct cs_oidc_identity *id, char *err)
+                                const char *role_claim, struct cs_oidc_identity *id, char *err)
 {
     const char *iss = NULL, *got_nonce = NULL, *sub = NULL;
     json_object *ev = NULL;
@@ -412,13 +440,15 @@ static enum cs_err check_claims(json_object *c, const char *issuer, const char *
     if (json_object_object_get_ex(c, "email_verified", &ev) &&
         json_object_is_type(ev, json_type_boolean))
         id->email_verified = json_object_get_boolean(ev);
+    claim_roles(c, role_claim, id->roles, sizeof(id->roles));
     return CS_OK;
 }
 
 enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
                                     const char *issuer, const char *client_id,
                                     const char *nonce, int64_t now_s, int leeway_s,
-                                    struct cs_oidc_identity *id, bool *unknown_key, char *err)
+                                    const char *role_claim, struct cs_oidc_identity *id,
+                                    bool *unknown_key, char *err)
 {
     bool unknown_ignored;
     memset(id, 0, sizeof(*id));
@@ -494,7 +524,7 @@ enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
         rc = cs_err_set(err, CS_ERR_INVALID, "ID token check: now out of range");
         goto done;
     }
-    rc = check_claims(claims, issuer, client_id, nonce, now_s, leeway, id, err);
+    rc = check_claims(claims, issuer, client_id, nonce, now_s, leeway, role_claim, id, err);
 done:
     if (rc)
         memset(id, 0, sizeof(*id));

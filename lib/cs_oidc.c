@@ -49,7 +49,7 @@ struct keyset {
 };
 
 struct cs_oidc {
-    char *issuer, *client_id, *client_secret, *discovery_url;
+    char *issuer, *client_id, *client_secret, *discovery_url, *role_claim;
     char *q_client_id, *q_redirect_uri, *q_scopes;   /* URL-encoded for the query */
     int leeway_s;
     long timeout_ms;
@@ -154,6 +154,7 @@ enum cs_err cs_oidc_new(const struct cs_oidc_config *oc, struct cs_oidc **out, c
     o->issuer = cs_strdup(oc->issuer);
     o->client_id = cs_strdup(oc->client_id);
     o->client_secret = cs_strdup(oc->client_secret);
+    o->role_claim = cs_strdup(oc->role_claim);
     size_t n = strlen(o->issuer);
     o->discovery_url = cs_asprintf("%.*s" WELL_KNOWN,
                                    (int)(n && o->issuer[n - 1] == '/' ? n - 1 : n), o->issuer);
@@ -190,7 +191,8 @@ void cs_oidc_free(struct cs_oidc *o)
     if (o->client_secret)
         cs_wipe(o->client_secret, strlen(o->client_secret));
     char *strs[] = {o->issuer, o->client_id, o->client_secret, o->discovery_url, o->q_client_id,
-                    o->q_redirect_uri, o->q_scopes, o->authz_ep, o->token_ep, o->jwks_uri};
+                    o->q_redirect_uri, o->q_scopes, o->authz_ep, o->token_ep, o->jwks_uri,
+                    o->role_claim};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         cs_free(strs[i]);
     pthread_mutex_destroy(&o->mu);
@@ -572,14 +574,15 @@ enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login,
         rc = keyset_get(o, false, &ks, err);
     if (!rc)
         rc = cs_oidc_verify_id_token(ks->jwks, jwt, o->issuer, o->client_id, login->nonce,
-                                     o->clock_ms() / 1000, o->leeway_s, id, &unknown, err);
+                                     o->clock_ms() / 1000, o->leeway_s, o->role_claim, id, &unknown,
+                                     err);
     if (rc == CS_ERR_UNAUTHENTICATED && unknown) {
         /* Maybe the provider rolled its keys: one refetch (rate-limited), then decide. */
         struct keyset *fresh = NULL;
         if (keyset_get(o, true, &fresh, err) == CS_OK && fresh != ks)
             rc = cs_oidc_verify_id_token(fresh->jwks, jwt, o->issuer, o->client_id,
-                                         login->nonce, o->clock_ms() / 1000, o->leeway_s, id,
-                                         NULL, err);
+                                         login->nonce, o->clock_ms() / 1000, o->leeway_s,
+                                         o->role_claim, id, NULL, err);
         else
             cs_err_set(err, CS_ERR_UNAUTHENTICATED, "ID token refused: no key of the provider's "
                        "set for its kid and alg (the set is refetched at most every 30 s)");

@@ -140,6 +140,7 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
 
 enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
                               const char *approver_id, const char *method,
+                              enum cs_operator_role role,
                               const char *user_agent, const char *address,
                               char token[CS_SESSION_TOKEN_LEN + 1], char *err)
 {
@@ -150,8 +151,8 @@ enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
     snprintf(idle, sizeof(idle), "%lld", (long long)cfg->session_idle_s);
     snprintf(max, sizeof(max), "%lld", (long long)cfg->session_max_s);
     const char *p[] = {id, hex, approver_id, method, idle, max, user_agent ? user_agent : "",
-                       address ? address : ""};
-    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_INSERT, 8, p, NULL, err);
+                       address ? address : "", cs_operator_role_name(role)};
+    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_INSERT, 9, p, NULL, err);
     if (rc)
         cs_wipe(token, CS_SESSION_TOKEN_LEN + 1);
     return rc;
@@ -170,6 +171,8 @@ enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_ses
         cs_strlcpy(s->approver_id, cs_db_str(res, 0, 1), sizeof(s->approver_id));
         cs_strlcpy(s->method, cs_db_str(res, 0, 2), sizeof(s->method));
         cs_strlcpy(s->name, cs_db_str(res, 0, 3), sizeof(s->name));
+        int role = cs_operator_role_parse(cs_db_str(res, 0, 4));
+        s->role = role < 0 ? CS_OPERATOR_NONE : (enum cs_operator_role)role;
     } else {
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "the session has ended; sign in again");
     }
@@ -208,4 +211,20 @@ void cs_session_cookie(const struct cs_config *cfg, const char *token, char *out
     else
         snprintf(out, n, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", CS_SESSION_COOKIE,
                  secure ? "; Secure" : "");
+}
+
+const char *cs_operator_role_name(enum cs_operator_role role)
+{
+    return role == CS_OPERATOR_WRITE ? "write" : role == CS_OPERATOR_READ ? "read" : NULL;
+}
+
+int cs_operator_role_parse(const char *s)
+{
+    if (!s || !*s || !strcmp(s, "none"))
+        return CS_OPERATOR_NONE;
+    if (!strcmp(s, "read"))
+        return CS_OPERATOR_READ;
+    if (!strcmp(s, "write"))
+        return CS_OPERATOR_WRITE;
+    return -1;
 }

@@ -44,8 +44,23 @@ RETURNING id, agent_id IS NOT NULL OR $6::text IS NULL;
 
 -- name: approver_list
 SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name, p.disabled_at,
-       p.oidc_subject
+       p.oidc_subject, p.operator_role
 FROM approvers p LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.name;
+
+-- name: approver_set_operator
+-- Grants (or with NULL takes away) the operator console role of approver
+-- $1 (by name): $2 'read', 'write' or NULL; $3 audit actor. Returns the
+-- approver's id when they exist.
+WITH u AS (
+    UPDATE approvers SET operator_role = $2::text WHERE name = $1::text
+    RETURNING id, operator_role
+), aud AS (
+    INSERT INTO audit (actor, action, detail)
+    SELECT $3::text, 'approver.operator_role',
+           jsonb_build_object('approver_id', u.id, 'role', coalesce(u.operator_role, 'none'))
+    FROM u
+)
+SELECT id FROM u;
 
 -- name: approver_by_name
 SELECT id FROM approvers WHERE name = $1::text AND disabled_at IS NULL;

@@ -38,17 +38,20 @@ SELECT approver_id, next_path FROM u;
 
 -- name: session_insert
 -- $1 id, $2 token hash (hex), $3 approver, $4 method, $5 idle seconds,
--- $6 absolute seconds, $7 user agent, $8 address.
+-- $6 absolute seconds, $7 user agent, $8 address, $9 operator role the
+-- OpenID provider granted for this session ('read', 'write' or NULL).
 WITH s AS (
     INSERT INTO sessions (id, token_hash, approver_id, method, idle_seconds, expires_at,
-                          user_agent, address)
+                          user_agent, address, operator_role)
     VALUES ($1::uuid, decode($2::text, 'hex'), $3::uuid, $4::text, $5::int,
-            now() + make_interval(secs => $6::int), left($7::text, 512), left($8::text, 64))
-    RETURNING id, approver_id, method
+            now() + make_interval(secs => $6::int), left($7::text, 512), left($8::text, 64),
+            $9::text)
+    RETURNING id, approver_id, method, operator_role
 ), aud AS (
     INSERT INTO audit (actor, action, detail)
     SELECT 'approver:' || s.approver_id, 'session.created',
-           jsonb_build_object('session_id', s.id, 'method', s.method)
+           jsonb_strip_nulls(jsonb_build_object('session_id', s.id, 'method', s.method,
+                                                'operator_role', s.operator_role))
     FROM s
 )
 SELECT id FROM s;
@@ -57,9 +60,12 @@ SELECT id FROM s;
 -- The live session of a cookie: not revoked, within its absolute lifetime,
 -- seen within its idle lifetime, its approver enabled. Touches last_seen_at
 -- at most once a minute (one write per active person per minute, not per
--- request). $1 token hash (hex).
+-- request). $1 token hash (hex). The operator role is the stronger of the
+-- approver's (CLI) and the session's (OpenID claim at sign-in).
 WITH s AS (
-    SELECT s.id, s.approver_id, s.method, p.name, s.last_seen_at
+    SELECT s.id, s.approver_id, s.method, p.name, s.last_seen_at,
+           CASE WHEN 'write' IN (p.operator_role, s.operator_role) THEN 'write'
+                WHEN 'read' IN (p.operator_role, s.operator_role) THEN 'read' END AS role
     FROM sessions s JOIN approvers p ON p.id = s.approver_id
     WHERE s.token_hash = decode($1::text, 'hex') AND s.revoked_at IS NULL
       AND s.expires_at > now() AND p.disabled_at IS NULL
@@ -68,7 +74,7 @@ WITH s AS (
     UPDATE sessions x SET last_seen_at = now()
     FROM s WHERE x.id = s.id AND s.last_seen_at < now() - interval '60 seconds'
 )
-SELECT id, approver_id, method, name FROM s;
+SELECT id, approver_id, method, name, role FROM s;
 
 -- name: session_revoke
 -- Signs one session out. $1 token hash (hex).

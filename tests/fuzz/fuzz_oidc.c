@@ -121,7 +121,7 @@ static void verify_any(const uint8_t *data, size_t size)
     struct cs_oidc_identity id;
     bool unknown = false;
     err[0] = '\0';
-    rc = cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, &id, &unknown, err);
+    rc = cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown, err);
     FUZZ_CHECK(rc == CS_OK || rc == CS_ERR_UNAUTHENTICATED);
     if (rc) {
         FUZZ_CHECK(err[0] && strncmp(err, "ID token refused: ", 18) == 0);
@@ -130,12 +130,12 @@ static void verify_any(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(!unknown && strcmp(id.iss, ISS) == 0);
         FUZZ_CHECK(id.sub[0] && strlen(id.sub) <= 255);
-        FUZZ_CHECK(cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, "other", NOW, LEEWAY, &id,
+        FUZZ_CHECK(cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, "other", NOW, LEEWAY, NULL, &id,
                                            NULL, err) == CS_ERR_UNAUTHENTICATED);
-        FUZZ_CHECK(cs_oidc_verify_id_token(keys, jwt, ISS, "other", NONCE, NOW, LEEWAY, &id,
+        FUZZ_CHECK(cs_oidc_verify_id_token(keys, jwt, ISS, "other", NONCE, NOW, LEEWAY, NULL, &id,
                                            NULL, err) == CS_ERR_UNAUTHENTICATED);
         FUZZ_CHECK(cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, INT64_MAX / 4, LEEWAY,
-                                           &id, NULL, err) == CS_ERR_UNAUTHENTICATED);
+                                           NULL, &id, NULL, err) == CS_ERR_UNAUTHENTICATED);
     }
     cs_free(jwt);
     cs_jwks_free(k);
@@ -245,7 +245,7 @@ static void oracle(const uint8_t *data, size_t size)
     }
     struct cs_oidc_identity id;
     char err[CS_ERRLEN] = "";
-    enum cs_err rc = cs_oidc_verify_id_token(fixed, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    enum cs_err rc = cs_oidc_verify_id_token(fixed, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                              NULL, err);
     if (ok && rc)
         fprintf(stderr, "refused: %s\n", err);

@@ -139,7 +139,8 @@ class Sso:
 
     def __init__(self, system: System, prov: OidcProvider, *, match_email: bool = True,
                  approvers: tuple[str, ...] = ("alice", "bob"),
-                 approver_args: dict[str, tuple[str, ...]] | None = None) -> None:
+                 approver_args: dict[str, tuple[str, ...]] | None = None,
+                 **api_env: str) -> None:
         self.system = system
         self.prov = prov
         self._provider_from = len(prov.text())
@@ -151,7 +152,7 @@ class Sso:
         self.proc = system.api(CS_OIDC_ISSUER=prov.issuer, CS_OIDC_CLIENT_ID=CLIENT_ID,
                                CS_OIDC_CLIENT_SECRET_FILE=str(secret_file),
                                CS_OIDC_ALLOW_HTTP="1",
-                               CS_OIDC_MATCH_EMAIL="1" if match_email else "0")
+                               CS_OIDC_MATCH_EMAIL="1" if match_email else "0", **api_env)
         self.url: str = self.proc.url  # type: ignore[attr-defined]
         self.key = system.api_key()
 
@@ -348,6 +349,38 @@ def test_sso_non_approver_sees_not_an_approver_and_cannot_vote(sso: Any) -> None
     assert s.system.approval_by_id(p["approval_id"])["status"] == "pending"
     assert s.system.sql("SELECT count(*) FROM votes") == [(0,)]
     assert sessions(s.system) == [("carol", "oidc", True)]
+
+
+def test_sso_group_claim_grants_the_operator_role_for_the_session(sso: Any) -> None:
+    """CS_OIDC_OPERATOR_CLAIM names an ID token claim; its values grant the console
+    role for that session only (the approver row keeps none)."""
+    s = sso(CS_OIDC_SCOPES="openid email profile groups", CS_OIDC_OPERATOR_CLAIM="groups",
+            CS_OIDC_OPERATOR_READ="countersign-ro", CS_OIDC_OPERATOR_WRITE="countersign-ops")
+    s.approver("dave", "--oidc-subject", "dave.ops")
+    s.approver("erin", "--oidc-subject", "erin.ro")
+    s.approver("frank", "--oidc-subject", "frank")
+    p = s.submit()
+    roles = {}
+    for login, name in (("dave.ops", "dave"), ("erin.ro", "erin"), ("frank", "frank")):
+        with Approver() as person:
+            assert landed(sso_sign_in(person, s.url, login, "/console"), person) == "/console"
+            r = person.http.get(f"{s.url}/console")
+            roles[name] = r.status_code
+            if r.status_code != 200:
+                continue
+            csrf = person.session_csrf(f"{s.url}/console")
+            c = person.post(f"{s.url}/console/approvals/{p['approval_id']}/cancel",
+                            {"csrf": csrf, "reason": f"by {name}"})
+            roles[name + "-post"] = c.status_code
+    assert roles == {"dave": 200, "dave-post": 303, "erin": 200, "erin-post": 403,
+                     "frank": 403}, roles
+    row = s.system.approval_by_id(p["approval_id"])
+    assert row["status"] == "cancelled" and row["decision_reason"] == "by dave"
+    created = s.system.sql("SELECT p.name, a.detail->>'operator_role' FROM audit a "
+                           "JOIN approvers p ON 'approver:' || p.id = a.actor "
+                           "WHERE a.action = 'session.created' ORDER BY a.id")
+    assert created == [("dave", "write"), ("erin", "read"), ("frank", None)]
+    assert s.system.sql("SELECT count(*) FROM approvers WHERE operator_role IS NOT NULL") == [(0,)]
 
 
 def test_sso_unknown_person_is_refused_without_a_session(sso: Any) -> None:

@@ -6,7 +6,8 @@
 // ES256 with --alg ES256). Its development login and consent pages are on:
 // any login name is accepted (the password is not checked) and becomes the
 // subject: sub = <name>, email <name>@example.test, email_verified true,
-// name <name>. Keys are generated at start, so every run has fresh ones.
+// name <name>, groups (scope "groups") from the name's ending: .ops -> [staff,
+// countersign-ops], .ro -> [staff, countersign-ro]. Keys are generated at start, so every run has fresh ones.
 //
 // Settings, each from the command line or the environment (flag wins):
 //   --port N            OIDC_PORT           0 (a free port on 127.0.0.1)
@@ -101,12 +102,17 @@ const provider = new Provider(issuer, {
     openid: ['sub'],
     email: ['email', 'email_verified'],
     profile: ['name'],
+    groups: ['groups'],
   },
   async findAccount(_ctx, sub) {
     return {
       accountId: sub,
       async claims() {
-        return { sub, email: `${sub}@example.test`, email_verified: true, name: sub };
+        // groups (scope "groups"): a login ending .ops is in countersign-ops, one
+        // ending .ro in countersign-ro, both also in staff (operator role tests).
+        const groups = sub.endsWith('.ops') ? ['staff', 'countersign-ops']
+          : sub.endsWith('.ro') ? ['staff', 'countersign-ro'] : [];
+        return { sub, email: `${sub}@example.test`, email_verified: true, name: sub, groups };
       },
     };
   },

@@ -65,7 +65,7 @@ static char *claims(const char *extra)
 /* Verifies jwt with the standard expectations; *id and err for the caller to inspect. */
 static enum cs_err check(const char *jwt, struct cs_oidc_identity *id, char *err)
 {
-    return cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, id, NULL, err);
+    return cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, id, NULL, err);
 }
 
 /* Signs claims(extra) with k and expects rc; err must contain `why` when refused. */
@@ -95,7 +95,7 @@ CS_TEST(valid_rs256_and_es256)
         struct cs_oidc_identity id;
         char err[CS_ERRLEN] = "";
         bool unknown = true;
-        CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+        CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                             &unknown, err), CS_OK);
         CS_CHECK(!unknown);
         CS_CHECK_EQ_STR(id.iss, ISS);
@@ -257,25 +257,25 @@ CS_TEST(key_selection)
     struct cs_jwks *ec_only = NULL;
     CS_CHECK_RC(cs_jwks_parse(set, strlen(set), &ec_only, err), CS_OK);
     char *t = fx_sign(&rsa, "{'alg':'RS256','kid':'rsa-1'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                         &unknown, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     cs_free(t);
     t = fx_sign(&rsa, "{'alg':'RS256'}", c);   /* no kid, no RSA key */
-    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                         &unknown, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     cs_free(t);
     /* The EC key's kid on an RS256 token signed by an RSA key: a known kid of another type. */
     t = fx_sign(&rsa, "{'alg':'RS256','kid':'ec-1'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                         &unknown, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK(!unknown);
     CS_CHECK_HAS(err, "another type");
     cs_free(t);
     /* Without kid, the only key of the type is used. */
     t = fx_sign(&ec, "{'alg':'ES256'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                         &unknown, err), CS_OK);
     cs_free(t);
     cs_jwks_free(ec_only);
@@ -284,7 +284,7 @@ CS_TEST(key_selection)
 
     /* Unknown kid; a key not in the set; the right kid but another key's signature. */
     t = fx_sign(&ec2, "{'alg':'ES256','kid':'ec-2'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id,
+    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
                                         &unknown, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     CS_CHECK_HAS(err, "no key");
@@ -303,12 +303,12 @@ CS_TEST(key_selection)
     struct cs_jwks *two = NULL;
     CS_CHECK_RC(cs_jwks_parse(set, strlen(set), &two, err), CS_OK);
     t = fx_sign(&rsa, "{'alg':'RS256'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id, &unknown,
+    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
                                         err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK_HAS(err, "several keys");
     cs_free(t);
     t = fx_sign(&ec, "{'alg':'ES256'}", c);   /* the EC key has no kid: fine */
-    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id, &unknown,
+    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
                                         err), CS_OK);
     cs_free(t);
     cs_jwks_free(two);
@@ -391,7 +391,7 @@ CS_TEST(optional_claims)
     CS_CHECK_EQ_STR(id.email, "");   /* too long: not copied */
     CS_CHECK(!id.email_verified);    /* a string, not a boolean */
     CS_CHECK_EQ_STR(id.name, "");
-    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NULL, NOW, LEEWAY, &id, NULL, err),
+    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NULL, NOW, LEEWAY, NULL, &id, NULL, err),
                 CS_ERR_INVALID);
     cs_free(extra);
     cs_free(c);
@@ -423,7 +423,7 @@ CS_TEST(jwks_parsing)
         char *t = fx_sign(signer[i], hdr[i], c);
         struct cs_oidc_identity id;
         bool unknown = false;
-        CS_CHECK_RC(cs_oidc_verify_id_token(k, t, ISS, CLIENT, NONCE, NOW, LEEWAY, &id, &unknown,
+        CS_CHECK_RC(cs_oidc_verify_id_token(k, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
                                             err), CS_ERR_UNAUTHENTICATED);
         CS_CHECK(unknown);
         cs_free(t);

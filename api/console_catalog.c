@@ -1,0 +1,294 @@
+/*
+ * console_catalog.c -- read-only views of what steers the queue: batches
+ * (progress per status, the summary, the decision), grants (call rate,
+ * error rate and latency; never the secret), policies, approvers and
+ * delegations.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "cs_mem.h"
+
+/* console_batches columns */
+enum { B_UID, B_AGENT, B_ID, B_STATUS, B_GRANT, B_EXPECTED, B_MEMBERS, B_CREATED, B_DECIDED_BY,
+       B_DECISION, B_PROGRESS, B_FINISHED };
+/* console_grants columns */
+enum { G_ID, G_POLICY, G_INJECT, G_BASES, G_IDEMPOTENCY, G_DISABLED, G_AGENTS, G_CALLS, G_FAILED,
+       G_P50, G_P99, G_WAITING };
+/* console_policies columns */
+enum { P_ID, P_MODE, P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_PASSKEY, P_LINK_MODE,
+       P_APPROVERS, P_REMIND, P_ESCALATE };
+/* console_approvers columns */
+enum { R_NAME, R_ROLE, R_AGENT, R_DISABLED, R_CHANNELS, R_OIDC, R_SESSIONS, R_PASSKEYS };
+
+#define BATCH_PAGE 50
+
+/* A page of a read-only list: runs q, starts the page and its table with `head` (th cells). */
+static bool list_start(struct console *k, enum cs_query q, int n, const char *const *p,
+                       const char *title, const char *here, const char *head, PGresult **res,
+                       enum MHD_Result *ret)
+{
+    char err[CS_ERRLEN];
+    enum cs_err rc = cs_db_exec(k->d->db, q, n, p, res, err);
+    if (rc) {
+        *ret = console_fail(k, rc, err);
+        return false;
+    }
+    console_head(k, title, here);
+    html_raw(&k->b, "<section id=\"list\" data-live><div class=\"card scroll\"><table><tr>");
+    html_raw(&k->b, head);
+    html_raw(&k->b, "</tr>");
+    return true;
+}
+
+static enum MHD_Result list_end(struct console *k, PGresult *res, const char *none)
+{
+    if (PQntuples(res) == 0) {
+        html_raw(&k->b, "<tr><td colspan=\"12\" class=\"muted\">");
+        html_raw(&k->b, none);
+        html_raw(&k->b, "</td></tr>");
+    }
+    html_raw(&k->b, "</table></div></section>");
+    PQclear(res);
+    return console_page(k);
+}
+
+static void td(struct cs_buf *b, const PGresult *res, int row, int col)
+{
+    html_raw(b, "<td>");
+    console_cell(b, res, row, col);
+    html_raw(b, "</td>");
+}
+
+static void td_yes(struct cs_buf *b, const PGresult *res, int row, int col)
+{
+    html_raw(b, cs_db_bool(res, row, col) ? "<td>yes</td>" : "<td>no</td>");
+}
+
+/* ---- GET /console/batches ---- */
+
+static void batch_summary(struct console *k, const char *uid)
+{
+    const char *p[] = {uid};
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    if (cs_db_exec(k->d->db, CSQ_CONSOLE_BATCH_SUMMARY, 1, p, &res, err) == CS_OK &&
+        PQntuples(res) == 1) {
+        html_raw(&k->b, "<details><summary>summary</summary><pre>");
+        html_esc(&k->b, cs_db_str(res, 0, 0));
+        html_raw(&k->b, "</pre></details>");
+    }
+    PQclear(res);
+}
+
+enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
+{
+    struct console k;
+    enum MHD_Result ret;
+    PGresult *res = NULL;
+    char limit[16];
+    if (!console_open(r, c, &k, &ret))
+        return ret;
+    snprintf(limit, sizeof(limit), "%d", BATCH_PAGE);
+    const char *p[] = {NULL, limit};
+    if (!list_start(&k, CSQ_CONSOLE_BATCHES, 2, p, "Batches", "batches",
+                    "<th>created</th><th>agent</th><th>batch</th><th>status</th><th>grant</th>"
+                    "<th>members</th><th>progress</th><th>decision</th><th>finished</th>",
+                    &res, &ret))
+        return ret;
+    struct cs_buf *b = &k.b;
+    for (int i = 0; i < PQntuples(res); i++) {
+        html_raw(b, "<tr><td>");
+        console_time(b, cs_db_int(res, i, B_CREATED));
+        html_raw(b, "</td>");
+        td(b, res, i, B_AGENT);
+        html_raw(b, "<td><a href=\"/console/approvals?batch=");
+        html_esc(b, cs_db_str(res, i, B_ID));
+        html_raw(b, "&amp;agent=");
+        html_esc(b, cs_db_str(res, i, B_AGENT));
+        html_raw(b, "\">");
+        html_esc(b, cs_db_str(res, i, B_ID));
+        html_raw(b, "</a></td>");
+        td(b, res, i, B_STATUS);
+        td(b, res, i, B_GRANT);
+        html_raw(b, "<td>");
+        console_cell(b, res, i, B_MEMBERS);
+        html_raw(b, " of ");
+        console_cell(b, res, i, B_EXPECTED);
+        html_raw(b, "</td>");
+        td(b, res, i, B_PROGRESS);
+        html_raw(b, "<td>");
+        console_cell(b, res, i, B_DECISION);
+        if (cs_db_str(res, i, B_DECIDED_BY)) {
+            html_raw(b, " by ");
+            console_cell(b, res, i, B_DECIDED_BY);
+        }
+        html_raw(b, "</td><td>");
+        console_time(b, cs_db_str(res, i, B_FINISHED) ? cs_db_int(res, i, B_FINISHED) : 0);
+        batch_summary(&k, cs_db_str(res, i, B_UID));
+        html_raw(b, "</td></tr>");
+    }
+    return list_end(&k, res, "No batch yet.");
+}
+
+/* ---- GET /console/grants ---- */
+
+enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
+{
+    struct console k;
+    enum MHD_Result ret;
+    PGresult *res = NULL;
+    if (!console_open(r, c, &k, &ret))
+        return ret;
+    if (!list_start(&k, CSQ_CONSOLE_GRANTS, 0, NULL, "Grants", "grants",
+                    "<th>grant</th><th>state</th><th>policy</th><th>agents</th><th>allowed bases</th>"
+                    "<th>inject</th><th>calls (24 h)</th><th>error rate</th>"
+                    "<th>decision &rarr; call p50 / p99</th><th>waiting to run</th>",
+                    &res, &ret))
+        return ret;
+    struct cs_buf *b = &k.b;
+    for (int i = 0; i < PQntuples(res); i++) {
+        char t[96];
+        const char *id = cs_db_str(res, i, G_ID);
+        html_raw(b, "<tr id=\"grant-");
+        html_esc(b, id);
+        html_raw(b, "\"><td><a href=\"/console/approvals?grant=");
+        html_esc(b, id);
+        html_raw(b, "\">");
+        html_esc(b, id);
+        html_raw(b, "</a></td><td>");
+        html_raw(b, cs_db_bool(res, i, G_DISABLED) ? "disabled" : "active");
+        html_raw(b, "</td>");
+        td(b, res, i, G_POLICY);
+        td(b, res, i, G_AGENTS);
+        html_raw(b, "<td class=\"u\">");
+        console_cell(b, res, i, G_BASES);
+        html_raw(b, "</td>");
+        td(b, res, i, G_INJECT);
+        td(b, res, i, G_CALLS);
+        int64_t calls = cs_db_int(res, i, G_CALLS), failed = cs_db_int(res, i, G_FAILED);
+        snprintf(t, sizeof(t), "<td>%.1f%% (%lld)</td>",
+                 calls ? 100.0 * (double)failed / (double)calls : 0.0, (long long)failed);
+        html_raw(b, t);
+        snprintf(t, sizeof(t), "<td>%lld / %lld ms</td>", (long long)cs_db_int(res, i, G_P50),
+                 (long long)cs_db_int(res, i, G_P99));
+        html_raw(b, t);
+        td(b, res, i, G_WAITING);
+        html_raw(b, "</tr>");
+    }
+    return list_end(&k, res, "No grant yet.");
+}
+
+/* ---- GET /console/policies ---- */
+
+enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c)
+{
+    struct console k;
+    enum MHD_Result ret;
+    PGresult *res = NULL;
+    if (!console_open(r, c, &k, &ret))
+        return ret;
+    if (!list_start(&k, CSQ_CONSOLE_POLICIES, 0, NULL, "Policies", "policies",
+                    "<th>policy</th><th>mode</th><th>rules</th><th>quorum</th><th>approvers</th>"
+                    "<th>window s</th><th>timeout ms</th><th>attempts</th><th>passkey</th>"
+                    "<th>links</th><th>remind / escalate s</th>",
+                    &res, &ret))
+        return ret;
+    struct cs_buf *b = &k.b;
+    for (int i = 0; i < PQntuples(res); i++) {
+        html_raw(b, "<tr><td><a href=\"/console/approvals?policy=");
+        html_esc(b, cs_db_str(res, i, P_ID));
+        html_raw(b, "\">");
+        html_esc(b, cs_db_str(res, i, P_ID));
+        html_raw(b, "</a></td>");
+        td(b, res, i, P_MODE);
+        html_raw(b, "<td class=\"u\">");
+        console_cell(b, res, i, P_RULES);
+        html_raw(b, "</td>");
+        td(b, res, i, P_QUORUM);
+        td(b, res, i, P_APPROVERS);
+        td(b, res, i, P_WINDOW);
+        td(b, res, i, P_TIMEOUT);
+        td(b, res, i, P_ATTEMPTS);
+        td_yes(b, res, i, P_PASSKEY);
+        td(b, res, i, P_LINK_MODE);
+        html_raw(b, "<td>");
+        console_cell(b, res, i, P_REMIND);
+        html_raw(b, " / ");
+        console_cell(b, res, i, P_ESCALATE);
+        html_raw(b, "</td></tr>");
+    }
+    return list_end(&k, res, "No policy yet.");
+}
+
+/* ---- GET /console/approvers ---- */
+
+static void delegations(struct console *k)
+{
+    struct cs_buf *b = &k->b;
+    PGresult *res = NULL;
+    char err[CS_ERRLEN];
+    html_raw(b, "<h2>Delegations</h2><div class=\"card scroll\">");
+    if (cs_db_exec(k->d->db, CSQ_CONSOLE_DELEGATIONS, 0, NULL, &res, err) != CS_OK) {
+        html_esc(b, err);
+        html_raw(b, "</div>");
+        return;
+    }
+    html_raw(b, "<table><tr><th>approver</th><th>delegate</th><th>from</th><th>until</th>"
+                "<th>state</th></tr>");
+    for (int i = 0; i < PQntuples(res); i++) {
+        html_raw(b, "<tr>");
+        td(b, res, i, 0);
+        td(b, res, i, 1);
+        html_raw(b, "<td>");
+        console_time(b, cs_db_int(res, i, 2));
+        html_raw(b, "</td><td>");
+        console_time(b, cs_db_int(res, i, 3));
+        html_raw(b, "</td><td>");
+        html_raw(b, cs_db_bool(res, i, 4) ? "revoked" : cs_db_int(res, i, 3) < cs_now_ms() ? "over"
+                    : cs_db_int(res, i, 2) > cs_now_ms() ? "upcoming" : "active");
+        html_raw(b, "</td></tr>");
+    }
+    if (PQntuples(res) == 0)
+        html_raw(b, "<tr><td colspan=\"5\" class=\"muted\">No delegation.</td></tr>");
+    html_raw(b, "</table></div>");
+    PQclear(res);
+}
+
+enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
+{
+    struct console k;
+    enum MHD_Result ret;
+    PGresult *res = NULL;
+    if (!console_open(r, c, &k, &ret))
+        return ret;
+    if (!list_start(&k, CSQ_CONSOLE_APPROVERS, 0, NULL, "Approvers", "approvers",
+                    "<th>approver</th><th>operator role</th><th>state</th><th>channels</th>"
+                    "<th>single sign-on</th><th>operates agent</th><th>live sessions</th>"
+                    "<th>passkeys</th>",
+                    &res, &ret))
+        return ret;
+    struct cs_buf *b = &k.b;
+    for (int i = 0; i < PQntuples(res); i++) {
+        html_raw(b, "<tr><td><a href=\"/console/approvals?approver=");
+        html_esc(b, cs_db_str(res, i, R_NAME));
+        html_raw(b, "\">");
+        html_esc(b, cs_db_str(res, i, R_NAME));
+        html_raw(b, "</a></td>");
+        td(b, res, i, R_ROLE);
+        html_raw(b, cs_db_bool(res, i, R_DISABLED) ? "<td>disabled</td>" : "<td>enabled</td>");
+        td(b, res, i, R_CHANNELS);
+        td_yes(b, res, i, R_OIDC);
+        td(b, res, i, R_AGENT);
+        td(b, res, i, R_SESSIONS);
+        td(b, res, i, R_PASSKEYS);
+        html_raw(b, "</tr>");
+    }
+    if (PQntuples(res) == 0)
+        html_raw(b, "<tr><td colspan=\"8\" class=\"muted\">No approver yet.</td></tr>");
+    html_raw(b, "</table></div></section>");
+    PQclear(res);
+    delegations(&k);
+    return console_page(&k);
+}
