@@ -321,9 +321,11 @@ enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c);
-/* console_catalog.c -- batches, grants, policies, approvers and delegations. */
+/* console_catalog.c -- batches, grants (and pausing them), policies, approvers, delegations. */
 enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c);
 /* console_audit.c -- dead letters and the audit chain. */

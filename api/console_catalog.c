@@ -2,20 +2,25 @@
  * console_catalog.c -- read-only views of what steers the queue: batches
  * (progress per status, the summary, the decision), grants (call rate,
  * error rate and latency; never the secret), policies, approvers and
- * delegations.
+ * delegations; and pausing or resuming a grant:
+ *   POST /console/grants/{id}/pause | /resume   (read-write; cs_grant_pause, audited)
+ * While a grant is paused the executor starts none of its calls: those in
+ * flight finish, approved ones wait and start after the resume.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "api.h"
+#include "cs_admin.h"
+#include "cs_log.h"
 #include "cs_mem.h"
 
 /* console_batches columns */
 enum { B_UID, B_AGENT, B_ID, B_STATUS, B_GRANT, B_EXPECTED, B_MEMBERS, B_CREATED, B_DECIDED_BY,
        B_DECISION, B_PROGRESS, B_FINISHED };
 /* console_grants columns */
-enum { G_ID, G_POLICY, G_INJECT, G_BASES, G_IDEMPOTENCY, G_DISABLED, G_AGENTS, G_CALLS, G_FAILED,
-       G_P50, G_P99, G_WAITING };
+enum { G_ID, G_POLICY, G_INJECT, G_BASES, G_IDEMPOTENCY, G_DISABLED, G_PAUSED_AT, G_PAUSED_BY,
+       G_AGENTS, G_CALLS, G_FAILED, G_P50, G_P99, G_WAITING };
 /* console_policies columns */
 enum { P_ID, P_MODE, P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_PASSKEY, P_LINK_MODE,
        P_APPROVERS, P_REMIND, P_ESCALATE };
@@ -134,6 +139,33 @@ enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- GET /console/grants ---- */
 
+/* Active / paused (since, by whom) / disabled, and the pause or resume button. */
+static void grant_state(struct console *k, const PGresult *res, int i)
+{
+    struct cs_buf *b = &k->b;
+    bool paused = cs_db_str(res, i, G_PAUSED_AT) != NULL;
+    if (cs_db_bool(res, i, G_DISABLED)) {
+        html_raw(b, "disabled");
+        return;
+    }
+    if (paused) {
+        html_raw(b, "<span class=\"badge failed\">paused</span> ");
+        console_ago(b, cs_db_int(res, i, G_PAUSED_AT));
+        html_raw(b, " by ");
+        console_cell(b, res, i, G_PAUSED_BY);
+    } else {
+        html_raw(b, "<span class=\"badge executed\">active</span>");
+    }
+    if (k->s.role != CS_OPERATOR_WRITE)
+        return;
+    html_raw(b, "<form method=\"post\" action=\"/console/grants/");
+    html_esc(b, cs_db_str(res, i, G_ID));
+    html_raw(b, paused ? "/resume\">" : "/pause\">");
+    console_csrf(k);
+    html_raw(b, paused ? "<button class=\"ok\">Resume</button></form>"
+                       : "<button class=\"danger\">Pause</button></form>");
+}
+
 enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
 {
     struct console k;
@@ -158,7 +190,7 @@ enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
         html_raw(b, "\">");
         html_esc(b, id);
         html_raw(b, "</a></td><td>");
-        html_raw(b, cs_db_bool(res, i, G_DISABLED) ? "disabled" : "active");
+        grant_state(&k, res, i);
         html_raw(b, "</td>");
         td(b, res, i, G_POLICY);
         td(b, res, i, G_AGENTS);
@@ -291,4 +323,38 @@ enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
     PQclear(res);
     delegations(&k);
     return console_page(&k);
+}
+
+/* ---- POST /console/grants/{id}/pause | /resume ---- */
+
+static enum MHD_Result grant_switch(struct api_req *r, struct MHD_Connection *c, bool pause)
+{
+    struct console k;
+    struct form f = {0};
+    enum MHD_Result ret;
+    char err[CS_ERRLEN];
+    bool changed = false;
+    if (!console_open_post(r, c, &k, &f, &ret)) {
+        form_free(&f);
+        return ret;
+    }
+    form_free(&f);
+    enum cs_err rc = pause ? cs_grant_pause(k.d->db, r->params[0], k.actor, &changed, err)
+                           : cs_grant_resume(k.d->db, r->params[0], k.actor, &changed, err);
+    if (rc)
+        return console_fail(&k, rc, err);
+    if (changed)
+        cs_log(CS_LOG_INFO, "console", "grant %s %s by %s", r->params[0],
+               pause ? "paused" : "resumed", k.actor);
+    return console_done(&k, "/console/grants");
+}
+
+enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c)
+{
+    return grant_switch(r, c, true);
+}
+
+enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c)
+{
+    return grant_switch(r, c, false);
 }

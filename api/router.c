@@ -62,6 +62,8 @@ static const struct route {
     {"POST", "/console/approvals/{}/resubmit", console_resubmit, "console_resubmit", true},
     {"GET", "/console/batches", console_batches, "console_batches", true},
     {"GET", "/console/grants", console_grants, "console_grants", true},
+    {"POST", "/console/grants/{}/pause", console_grant_pause, "console_grant_pause", true},
+    {"POST", "/console/grants/{}/resume", console_grant_resume, "console_grant_resume", true},
     {"GET", "/console/policies", console_policies, "console_policies", true},
     {"GET", "/console/approvers", console_approvers, "console_approvers", true},
     {"GET", "/console/dead-letters", console_dead_letters, "console_dead_letters", true},

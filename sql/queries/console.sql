@@ -197,10 +197,12 @@ WHERE action = 'batch.summary' AND detail->>'batch_uid' = $1::text
 ORDER BY id DESC LIMIT 1;
 
 -- name: console_grants
--- Grants (never their secret) with their call rate, error rate and
--- decision -> call latency over the approvals created in the last day.
+-- Grants (never their secret), paused or not, with their call rate, error
+-- rate, decision -> call latency over the approvals created in the last
+-- day, and the calls approved and waiting to run (or running).
 SELECT gr.id, gr.policy_id, gr.inject, array_to_string(gr.allowed_bases, ' '),
        gr.idempotency_keys, gr.disabled_at IS NOT NULL,
+       (extract(epoch FROM gr.paused_at) * 1000)::bigint, gr.paused_by,
        (SELECT string_agg(ag.name, ', ' ORDER BY ag.name) FROM grant_agents ga
         JOIN agents ag ON ag.id = ga.agent_id WHERE ga.grant_id = gr.id),
        coalesce(st.calls, 0), coalesce(st.failed, 0), coalesce(st.p50, 0), coalesce(st.p99, 0),

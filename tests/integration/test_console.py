@@ -13,11 +13,12 @@ import csv
 import io
 import json
 import re
+import time
 import uuid
 from typing import Any
 
 import httpx
-import pytest
+import psycopg
 
 from approver import ANY_CSRF, Approver, origin_of
 from harness import REPO_ROOT, System
@@ -329,7 +330,6 @@ def test_list_queries_use_their_indexes(system: System) -> None:
         (None, None, "bot1"): "approvals_console_agent",
         (None, None, None): "approvals_pkey",
     }
-    import psycopg
     with psycopg.connect(system.db_url, autocommit=True) as conn:
         conn.execute("SET enable_seqscan = off")
         for (status, grant, agent), index in cases.items():
@@ -339,3 +339,39 @@ def test_list_queries_use_their_indexes(system: System) -> None:
             plan = "\n".join(r[0] for r in conn.execute(
                 "EXPLAIN " + text, [params[n - 1] for n in order]).fetchall())
             assert index in plan and "Sort" not in plan.split(index)[0], plan
+
+
+def test_pause_a_grant_its_calls_wait_then_resume(system: System) -> None:
+    api = console(system)
+    ids = [api.pending() for _ in range(3)]
+    ops, home = operator(system, "ops")
+    token = csrf_of(ops, home)
+    grants = ops.page(f"{api.url}/console/grants")
+    assert 'action="/console/grants/stripe/pause"' in grants and ">active<" in grants
+    r = ops.post(f"{api.url}/console/grants/stripe/pause", {"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/console/grants"
+    grants = ops.page(f"{api.url}/console/grants")
+    assert ">paused<" in grants and "operator:ops" in grants
+    assert 'action="/console/grants/stripe/resume"' in grants
+    for i in ids:
+        assert ops.post(f"{api.url}/console/approvals/{i}/decide",
+                        {"csrf": token, "as": "alice", "decision": "approve"}).status_code == 303
+    # Approved, but no call starts while the grant is paused.
+    wait_for(lambda: all(system.approval_by_id(i)["status"] == "approved" for i in ids), 10,
+             what="the votes")
+    calls = len(system.stub.requests("/v1/refunds"))
+    time.sleep(scaled(2))
+    assert {system.approval_by_id(i)["status"] for i in ids} == {"approved"}
+    assert len(system.stub.requests("/v1/refunds")) == calls
+    assert re.search(r"<td>3</td></tr>", ops.page(f"{api.url}/console/grants"))  # waiting
+    r = ops.post(f"{api.url}/console/grants/stripe/resume", {"csrf": token})
+    assert r.status_code == 303
+    wait_for(lambda: all(system.approval_by_id(i)["status"] == "executed" for i in ids), 30,
+             what="the calls after the resume")
+    assert [a for a, _, _ in audit(system, "grant.paused")] == ["operator:ops"]
+    assert [a for a, _, _ in audit(system, "grant.resumed")] == ["operator:ops"]
+    assert ops.post(f"{api.url}/console/grants/nope/pause", {"csrf": token}).status_code == 404
+    viewer, _ = operator(system, "viewer")
+    assert "/pause" not in viewer.page(f"{api.url}/console/grants")
+    viewer.close()
+    ops.close()
