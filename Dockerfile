@@ -21,7 +21,8 @@ FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
         libpq5 librdkafka1 libcurl4 libjson-c5 libmicrohttpd12 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 countersign
+    && useradd --system --uid 10001 countersign \
+    && mkdir -p /var/lib/countersign && chown countersign /var/lib/countersign
 COPY --from=build /src/build/countersign* /usr/local/bin/
 USER countersign
 ENTRYPOINT []

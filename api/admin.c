@@ -470,18 +470,10 @@ static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
     (void)o;
     char err[CS_ERRLEN];
     struct cs_audit_report rep;
-    enum cs_err rc = cs_audit_verify(d->db, &rep, err);
+    enum cs_err rc = cs_audit_verify_cfg(d->db, r->api->cfg, &rep, err);
     if (rc)
         return reply_error(r, c, rc, err, NULL);
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "ok", json_object_new_boolean(rep.ok));
-    json_object_object_add(out, "seals", json_object_new_int64(rep.seals));
-    json_object_object_add(out, "entries", json_object_new_int64(rep.entries));
-    json_object_object_add(out, "unsealed_tail", json_object_new_int64(rep.unsealed_tail));
-    json_object_object_add(out, "passkey_votes_verified", json_object_new_int64(rep.assertions));
-    if (!rep.ok)
-        json_object_object_add(out, "problem", json_object_new_string(rep.problem));
-    return reply_json(r, c, 200, out);
+    return reply_json(r, c, 200, cs_audit_report_json(&rep));
 }
 
 /* ---- dispatch ---- */

@@ -5,7 +5,7 @@
  *                                           preview, the original's size and SHA-256
  *   GET /console/audit [?verify=1]          the last seal and what no seal covers yet;
  *                                           with verify=1 the whole chain is recomputed
- *                                           (cs_audit_verify, as `countersign audit verify`)
+ *                                           (cs_audit_verify_cfg, as `countersign audit verify`)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +87,7 @@ static void verify(struct console *k)
     struct cs_audit_report rep;
     char err[CS_ERRLEN], line[256];
     html_raw(b, "<div class=\"card\"><h2>Verification</h2>");
-    enum cs_err rc = cs_audit_verify(k->d->db, &rep, err);
+    enum cs_err rc = cs_audit_verify_cfg(k->d->db, k->r->api->cfg, &rep, err);
     if (rc) {
         html_raw(b, "<p>The chain could not be read: ");
         html_esc(b, err);
@@ -99,8 +99,14 @@ static void verify(struct console *k)
              rep.ok ? "The chain holds" : "The chain is BROKEN", (long long)rep.seals,
              (long long)rep.entries, (long long)rep.assertions, (long long)rep.unsealed_tail);
     html_raw(b, line);
+    snprintf(line, sizeof(line), "<p>%lld seals signed, %lld from before signing (legacy); "
+             "published head: %lld%s.</p>", (long long)rep.signed_seals,
+             (long long)rep.legacy_seals, (long long)rep.published_head,
+             rep.published_checked ? "" : " (no CS_AUDIT_HEAD_FILE: a cut chain goes unnoticed)");
+    html_raw(b, line);
     if (!rep.ok) {
-        snprintf(line, sizeof(line), "<p>First bad seal: #%lld. ", (long long)rep.broken_seq);
+        snprintf(line, sizeof(line), "<p>First bad seal: #%lld (%s). ", (long long)rep.broken_seq,
+                 rep.tamper);
         html_raw(b, line);
         html_esc(b, rep.problem);
         html_raw(b, "</p>");

@@ -115,21 +115,10 @@ static int audit_verify(struct cli_ctx *c)
 {
     char err[CS_ERRLEN];
     struct cs_audit_report r;
-    enum cs_err rc = cs_audit_verify(c->db, &r, err);
+    enum cs_err rc = cs_audit_verify_cfg(c->db, c->cfg, &r, err);
     if (rc)
         return cli_fail(rc, err);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "ok", json_object_new_boolean(r.ok));
-    json_object_object_add(o, "seals", json_object_new_int64(r.seals));
-    json_object_object_add(o, "entries", json_object_new_int64(r.entries));
-    json_object_object_add(o, "unsealed_tail", json_object_new_int64(r.unsealed_tail));
-    json_object_object_add(o, "passkey_votes_verified", json_object_new_int64(r.assertions));
-    if (!r.ok) {
-        json_object_object_add(o, "broken_seal", json_object_new_int64(r.broken_seq));
-        json_object_object_add(o, "problem", json_object_new_string(r.problem));
-    }
-    printf("%s\n", cs_json_text(o, NULL));
-    json_object_put(o);
+    cli_print_json(cs_audit_report_json(&r));
     return r.ok ? 0 : 1;
 }
 

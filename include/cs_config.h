@@ -75,6 +75,7 @@ struct cs_config {
     int64_t sweep_batch;
     int64_t retention_days;
     int64_t audit_retention_days;
+    char *audit_head_file;
     /* API. */
     char *http_addr;
     int64_t http_port;

@@ -100,6 +100,10 @@ const struct cs_config_key cs_config_keys[] = {
      "deleted after this many days"},
     {"CS_AUDIT_RETENTION_DAYS", CS_CFG_INT, F(audit_retention_days), "0", 0, 36500, S,
      "whole audit seals older than this are pruned, the chain kept verifiable (0: keep forever)"},
+    {"CS_AUDIT_HEAD_FILE", CS_CFG_STRING, F(audit_head_file), NULL, 0, 0, S | A | C,
+     "append-only file where the scheduler publishes every signed audit seal head (one JSON "
+     "line each) and `audit verify` checks the chain against; keep it where the database's "
+     "users cannot write (unset: not published, a cut chain goes unnoticed)"},
     {"CS_HTTP_ADDR", CS_CFG_STRING, F(http_addr), "127.0.0.1", 0, 0, A | W | S,
      "address the api (and the worker's and scheduler's /metrics) listen on"},
     {"CS_HTTP_PORT", CS_CFG_INT, F(http_port), "8080", 0, 65535, A,

@@ -5,17 +5,21 @@
  */
 #include <stdio.h>
 
+#include "cs_audit.h"
 #include "scheduler.h"
 
 #define RETENTION_EVERY_MS 60000
 
 struct duty_config duty_config_from(const struct cs_config *cfg)
 {
-    return (struct duty_config){.batch = (int)cfg->sweep_batch,
-                                .margin_ms = (int)cfg->lease_margin_ms,
-                                .seal_entries = (int)(cfg->sweep_batch * 10),
-                                .retention_days = (int)cfg->retention_days,
-                                .audit_days = (int)cfg->audit_retention_days};
+    struct duty_config c = {.batch = (int)cfg->sweep_batch,
+                            .margin_ms = (int)cfg->lease_margin_ms,
+                            .seal_entries = (int)(cfg->sweep_batch * 10),
+                            .retention_days = (int)cfg->retention_days,
+                            .audit_days = (int)cfg->audit_retention_days,
+                            .head_file = cfg->audit_head_file};
+    cs_audit_key(cfg->master_key, c.audit_key);
+    return c;
 }
 
 const struct duty duties[DUTY_COUNT] = {

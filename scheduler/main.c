@@ -4,7 +4,8 @@
  * Start: configuration -> signals -> Postgres (migrations) -> loop.
  * Every CS_SWEEP_INTERVAL_MS, while it leads (lib/cs_leader.c):
  * expirer, rescuer, sealer (each repeated while its batch was full, within
- * the interval), and retention once a minute. Any number of schedulers may
+ * the interval), and retention once a minute. The master key is required:
+ * the sealer signs with a key derived from it (cs_audit.h). Any number of schedulers may
  * run; one leads, the others stand by and take over when its session ends.
  * Stop (SIGTERM/SIGINT): finish the duty in hand (one transaction), close.
  */
@@ -14,6 +15,7 @@
 #include "cs_leader.h"
 #include "cs_link.h"
 #include "cs_log.h"
+#include "cs_mem.h"
 #include "cs_metrics.h"
 #include "cs_process.h"
 #include "scheduler.h"
@@ -64,7 +66,7 @@ static enum cs_err run_duty(struct cs_db *db, const struct duty *d, const struct
 static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metrics *m)
 {
     struct cs_leader el = {db, CS_LOCK_SCHEDULER, "elector", "leading: running the sweeps", false};
-    const struct duty_config dc = duty_config_from(cfg);
+    struct duty_config dc = duty_config_from(cfg);
     for (int i = 0; i < DUTY_COUNT; i++)
         cs_assert(duties[i].run_once); /* duty.c fills every row of the table */
     int64_t next[DUTY_COUNT] = {0};
@@ -96,6 +98,7 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
         if (left > 0)
             poll(&p, 1, (int)left);
     }
+    cs_wipe(dc.audit_key, sizeof(dc.audit_key));
     return 0;
 }
 
@@ -104,7 +107,7 @@ int main(int argc, char **argv)
     static const struct cs_process_info info = {
         "scheduler", CS_PROC_SCHEDULER,
         "expiry sweeps, lease rescue, reminders, escalation, batch summaries, audit sealing, "
-        "retention", false};
+        "retention", true};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)

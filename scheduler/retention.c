@@ -8,14 +8,44 @@
  * forever by default; with CS_AUDIT_RETENTION_DAYS its oldest whole seals
  * are pruned with the entries they cover, and an 'audit.pruned' entry keeps
  * the chain verifiable from there (migration 004), through the one
- * function that may delete audit rows (migration 009). Sign-in links,
+ * function that may delete audit rows (migrations 009, 011), with the
+ * anchor signed by the audit key so a forged one is told apart. Sign-in links,
  * sessions and OpenID logins go a day after they expired, were used or
  * revoked (migration 006): only hashes, but no reason to keep them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cs_audit.h"
 #include "scheduler.h"
+
+/* audit_prune_plan columns */
+enum { PP_SEQ, PP_HASH };
+
+/* Prunes the oldest whole audit seals past CS_AUDIT_RETENTION_DAYS, with a signed anchor. */
+static enum cs_err prune_audit(struct cs_db *db, const struct duty_config *c,
+                               struct duty_result *out, char *err)
+{
+    char adays[16], seals[16], through[24], mac[CS_AUDIT_MAC_HEX];
+    snprintf(adays, sizeof(adays), "%d", c->audit_days);
+    snprintf(seals, sizeof(seals), "%d", c->batch / 100 > 0 ? c->batch / 100 : 1);
+    const char *pp[] = {adays, seals};
+    PGresult *res = NULL;
+    enum cs_err rc = cs_db_exec(db, CSQ_AUDIT_PRUNE_PLAN, 2, pp, &res, err);
+    if (rc || PQntuples(res) == 0) {
+        PQclear(res);
+        return rc;
+    }
+    snprintf(through, sizeof(through), "%s", PQgetvalue(res, 0, PP_SEQ));
+    cs_audit_prune_mac(c->audit_key, cs_db_int(res, 0, PP_SEQ), PQgetvalue(res, 0, PP_HASH), mac);
+    PQclear(res);
+    const char *ap[] = {adays, through, mac, "scheduler:retention"};
+    if ((rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 4, ap, &res, err)))
+        return rc;
+    out->changed += cs_db_int(res, 0, 0);
+    PQclear(res);
+    return CS_OK;
+}
 
 enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err)
@@ -43,15 +73,5 @@ enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
     out->changed += signin;
     out->more = out->more || signin >= c->batch;
     PQclear(res);
-    if (c->audit_days > 0) {
-        char adays[16], seals[16];
-        snprintf(adays, sizeof(adays), "%d", c->audit_days);
-        snprintf(seals, sizeof(seals), "%d", c->batch / 100 > 0 ? c->batch / 100 : 1);
-        const char *ap[] = {adays, seals, "scheduler:retention"};
-        if ((rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 3, ap, &res, err)))
-            return rc;
-        out->changed += cs_db_int(res, 0, 0);
-        PQclear(res);
-    }
-    return CS_OK;
+    return c->audit_days > 0 ? prune_audit(db, c, out, err) : CS_OK;
 }

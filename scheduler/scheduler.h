@@ -39,6 +39,8 @@ struct duty_config {
     int seal_entries;          /* sealer: most audit entries one seal covers */
     int retention_days;        /* retention: terminal approvals kept this long */
     int audit_days;            /* retention: 0 keeps the audit log forever */
+    unsigned char audit_key[32]; /* sealer, retention: signs seals and prune anchors (cs_audit_key) */
+    const char *head_file;     /* sealer: CS_AUDIT_HEAD_FILE, or NULL */
 };
 struct duty_config duty_config_from(const struct cs_config *cfg);
 
@@ -61,7 +63,8 @@ enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c,
 /* rescuer.c: executing with a lapsed lease -> approved (retry) or failed. */
 enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
                              struct duty_result *out, char *err) CS_MUSTCHECK;
-/* sealer.c: chains finished audit entries into a new audit_seal row. */
+/* sealer.c: publishes signed heads not yet in CS_AUDIT_HEAD_FILE, then chains
+ * finished audit entries into a new signed audit_seal row and publishes it. */
 enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
                             struct duty_result *out, char *err) CS_MUSTCHECK;
 /* reminder.c: due reminders, once per interval. */

@@ -53,6 +53,8 @@ export CS_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export CS_MASTER_KEY_FILE="$STATE/master.key"
 export CS_PUBLIC_URL="http://127.0.0.1:$API_PORT"
 export CS_HTTP_PORT="$API_PORT"
+# Where the scheduler publishes each signed audit seal head (README "Audit tamper evidence").
+export CS_AUDIT_HEAD_FILE="$STATE/audit-heads.jsonl"
 CS_PG_OWNER_URL="$(pg_url "$OWNER")" "$CLI" migrate >/dev/null
 "$CLI" topics create >/dev/null
 
@@ -133,6 +135,7 @@ Submit your own (a refund over 100 needs approval):
          "json":{"amount":50},"reason":"small refund"}'
 Or through Kafka:  kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P   (envelopes: README.md)
 Operator CLI (export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE
+              CS_AUDIT_HEAD_FILE=$CS_AUDIT_HEAD_FILE
               CS_PUBLIC_URL=$CS_PUBLIC_URL):
   $CLI approval list | $CLI approval links ID | $CLI audit verify | $CLI --help
 

@@ -26,28 +26,37 @@ SELECT coalesce((SELECT seq FROM h), 0), coalesce(encode((SELECT hash FROM h), '
        NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut)
 FROM b, c;
 
--- name: seal_insert
--- $1 seq, $2 from_txid, $3 to_txid, $4 prev hash (hex). Inserts nothing
--- when the range is empty. Checklist: the hash input here and in
--- lib/cs_audit.c (seal_hash) change together.
+-- name: seal_preview
+-- What seal $1 over [$2, $3) chained to $4 (hex) would hold: entries,
+-- entries hash (hex) and hash (hex); 0 entries when the range is empty.
+-- Checklist: the hash input here and in lib/cs_audit.c (seal_hash) change
+-- together. The range is below the horizon, so it can no longer change.
 WITH e AS (
     SELECT count(*) AS n,
            sha256(convert_to(coalesce(string_agg(cs_audit_line(a), '' ORDER BY a.txid, a.id), ''),
                              'UTF8')) AS h
     FROM audit a WHERE a.txid >= $2::xid8 AND a.txid < $3::xid8
 )
-INSERT INTO audit_seal (seq, from_txid, to_txid, entries, entries_hash, prev_hash, hash)
-SELECT $1::bigint, $2::xid8, $3::xid8, e.n, e.h, decode($4::text, 'hex'),
-       sha256(decode($4::text, 'hex')
-              || convert_to($1::bigint || '|' || $2::text || '|' || $3::text || '|' || e.n || '|',
-                            'UTF8')
-              || e.h)
-FROM e WHERE e.n > 0
-RETURNING seq, entries;
+SELECT e.n, encode(e.h, 'hex'),
+       encode(sha256(decode($4::text, 'hex')
+                     || convert_to($1::bigint || '|' || $2::text || '|' || $3::text || '|' || e.n
+                                   || '|', 'UTF8')
+                     || e.h), 'hex')
+FROM e;
+
+-- name: seal_insert
+-- The seal seal_preview computed, with the scheduler's signature (hex, see
+-- migration 011): $1 seq, $2 from_txid, $3 to_txid, $4 entries, $5 entries
+-- hash, $6 prev hash, $7 hash, $8 mac. The seq primary key refuses a fork.
+INSERT INTO audit_seal (seq, from_txid, to_txid, entries, entries_hash, prev_hash, hash, mac)
+VALUES ($1::bigint, $2::xid8, $3::xid8, $4::int, decode($5::text, 'hex'), decode($6::text, 'hex'),
+        decode($7::text, 'hex'), decode($8::text, 'hex'));
 
 -- name: seal_list
+-- Seals after seq $1 in order, at most $2; mac '' for a seal made before
+-- seals were signed (migration 011).
 SELECT seq, from_txid::text, to_txid::text, entries, encode(entries_hash, 'hex'),
-       encode(prev_hash, 'hex'), encode(hash, 'hex')
+       encode(prev_hash, 'hex'), encode(hash, 'hex'), coalesce(encode(mac, 'hex'), '')
 FROM audit_seal WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int;
 
 -- name: audit_range
@@ -76,15 +85,29 @@ ORDER BY id DESC LIMIT $1::int;
 SELECT id, txid::text, at, actor, action, approval_id, detail::text FROM audit
 WHERE id > $1::bigint ORDER BY id LIMIT $2::int;
 
+-- name: audit_prune_plan
+-- The last seal the next prune may take: of the oldest $2 seals, those
+-- before the first seal sealed less than $1 days ago and before the newest
+-- seal. Returns its seq and hash (hex), or no row.
+WITH bound AS (
+    SELECT least(max(seq), min(seq) FILTER (WHERE sealed_at >= now() - make_interval(days => $1::int)))
+           AS head
+    FROM audit_seal
+), s AS (
+    SELECT seq, hash FROM audit_seal, bound WHERE seq < bound.head ORDER BY seq LIMIT $2::int
+)
+SELECT seq, encode(hash, 'hex') FROM s ORDER BY seq DESC LIMIT 1;
+
 -- name: audit_prune
--- Prunes up to $2 of the oldest whole seals sealed more than $1 days ago
--- through audit_prune() (migration 009: SECURITY DEFINER, the scheduler's
--- role alone may run it), which records the anchor. $3 actor. Returns the
--- seals pruned.
-SELECT audit_prune($1::int, $2::int, $3::text);
+-- Prunes the seals up to $2 (from audit_prune_plan), older than $1 days,
+-- through audit_prune() (migrations 009, 011: SECURITY DEFINER, the
+-- scheduler's role alone may run it), which records the anchor with the
+-- scheduler's signature $3 (hex). $4 actor. Returns the seals pruned.
+SELECT audit_prune($1::int, $2::bigint, $3::text, $4::text);
 
 -- name: audit_anchor
--- The hash the chain continues from after seal $1 was pruned, or no row.
-SELECT detail->>'anchor' FROM audit
+-- The hash the chain continues from after seal $1 was pruned, and the
+-- scheduler's signature of it (NULL for a prune before migration 011), or no row.
+SELECT detail->>'anchor', detail->>'mac' FROM audit
 WHERE action = 'audit.pruned' AND (detail->>'through_seq')::bigint = $1::bigint
 ORDER BY id DESC LIMIT 1;

@@ -176,7 +176,7 @@ def test_audit_retention_prunes_whole_seals_and_keeps_the_chain(system: System) 
         for i in range(3):
             system.wait_status(f"r{round_}.{i}", "executed")
         wait_for(all_sealed, 20, what="sealing")
-    first = system.sql("SELECT min(seq), count(*) FROM audit_seal")[0]
+    first = system.sql("SELECT min(seq), count(*), max(seq) FROM audit_seal")[0]
     assert first[1] >= 2
     old_entries = system.sql("SELECT from_txid, to_txid FROM audit_seal WHERE seq = %s",
                              first[0])[0]
@@ -190,7 +190,9 @@ def test_audit_retention_prunes_whole_seals_and_keeps_the_chain(system: System) 
     wait_for(lambda: system.sql("SELECT count(*) FROM audit WHERE action = 'audit.pruned'")[0][0]
              == 1, 30, what="the audit prune")
     assert system.sql("SELECT count(*) FROM audit_seal WHERE seq = %s", first[0])[0][0] == 0
-    assert system.sql("SELECT count(*) FROM audit_seal")[0][0] == first[1] - 1
+    # (The sealer may already have sealed the anchor entry into a new seal.)
+    assert system.sql("SELECT count(*) FROM audit_seal WHERE seq <= %s", first[2])[0][0] \
+        == first[1] - 1
     assert system.sql("SELECT count(*) FROM audit WHERE txid >= %s AND txid < %s",
                       *old_entries)[0][0] == 0
     detail = system.sql("SELECT detail FROM audit WHERE action = 'audit.pruned'")[0][0]

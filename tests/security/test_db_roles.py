@@ -119,11 +119,16 @@ def test_role_owns_nothing_and_holds_no_power(pg: Postgres, db: str, role: str) 
     assert table_owner == [("countersign_owner",)]
 
 
+MAC = "0" * 64  # audit_prune takes the scheduler's signature of the anchor (migration 011)
+
+
 @pytest.mark.parametrize("role", ("countersign_api", "countersign_worker"))
 def test_only_the_scheduler_may_prune(pg: Postgres, db: str, role: str) -> None:
-    refused(pg, role, "SELECT audit_prune(1, 10, 'attacker')")
-    # The scheduler's role may (nothing old enough here: 0 seals pruned).
-    assert run_as(pg, "countersign_scheduler", "SELECT audit_prune(1, 10, 'test')") == [(0,)]
+    refused(pg, role, f"SELECT audit_prune(1, 1, '{MAC}', 'attacker')")
+    # The scheduler's role may call it (and is told there is no seal 1 to prune).
+    with pytest.raises(psycopg.Error) as exc:
+        run_as(pg, "countersign_scheduler", f"SELECT audit_prune(1, 1, '{MAC}', 'test')")
+    assert exc.value.sqlstate == "22023", str(exc.value)
 
 
 def test_prune_function_pins_its_search_path(pg: Postgres, db: str) -> None:
@@ -149,6 +154,20 @@ def seal(pg: Postgres, seq: int, days_ago: int, entries: int) -> tuple[int, int]
     return txid, txid + 1
 
 
+def prune(pg: Postgres, days: int, through: int, mac: str = MAC) -> int:
+    with psycopg.connect(pg.role_url("countersign_scheduler", DB), autocommit=True) as conn:
+        (n,) = conn.execute("SELECT audit_prune(%s, %s, %s, 'scheduler:retention')",
+                            (days, through, mac)).fetchone()  # type: ignore[misc]
+    return int(n)
+
+
+def prune_refused(pg: Postgres, days: int, through: int, mac: str = MAC) -> str:
+    with pytest.raises(psycopg.Error) as exc:
+        prune(pg, days, through, mac)
+    assert exc.value.sqlstate == "22023", str(exc.value)
+    return str(exc.value)
+
+
 def test_prune_takes_only_whole_old_seals(pg: Postgres, db: str) -> None:
     """Seals 1-2 are 40 days old, 3 is 5 days old, 4 (the head) 40 days old by a
     clock skew; with 30 days of retention exactly seals 1-2 and their entries go."""
@@ -158,15 +177,18 @@ def test_prune_takes_only_whole_old_seals(pg: Postgres, db: str) -> None:
     ranges.append(seal(pg, 4, 40, 1))
     entry(pg, "test.unsealed")  # newer than every seal: never pruned
     ((seal2_hash,),) = superuser(pg, "SELECT encode(hash, 'hex') FROM audit_seal WHERE seq = 2")
-    # Young seals: a retention above every seal's age prunes nothing.
-    assert run_as(pg, "countersign_scheduler", "SELECT audit_prune(41, 10, 'test')") == [(0,)]
-    # Retention must be at least a day: the scheduler cannot ask for everything.
-    with pytest.raises(psycopg.Error) as exc:
-        run_as(pg, "countersign_scheduler", "SELECT audit_prune(0, 10, 'test')")
-    assert exc.value.sqlstate == "22023"
-    with psycopg.connect(pg.role_url("countersign_scheduler", DB), autocommit=True) as conn:
-        (n,) = conn.execute("SELECT audit_prune(30, 10, 'scheduler:retention')").fetchone()  # type: ignore[misc]
-    assert n == 2
+    before = superuser(pg, "SELECT count(*) FROM audit")
+    # Young seals: a retention above their age is refused, as is one under a day.
+    assert "not all older" in prune_refused(pg, 41, 2)
+    assert "at least 1 day" in prune_refused(pg, 0, 2)
+    # Only whole seals: no seal 5 (the unsealed tail), and never the newest seal.
+    assert "only whole seals" in prune_refused(pg, 30, 5)
+    assert "newest" in prune_refused(pg, 30, 4)
+    # Seal 3 is young: nothing up to it may go.
+    assert "not all older" in prune_refused(pg, 30, 3)
+    assert "64 hex" in prune_refused(pg, 30, 2, "not-a-signature")
+    assert superuser(pg, "SELECT count(*) FROM audit") == before
+    assert prune(pg, 30, 2) == 2
     assert [r[0] for r in superuser(pg, "SELECT seq FROM audit_seal ORDER BY seq")] == [3, 4]
     for lo, hi in ranges[:2]:
         assert superuser(pg, "SELECT count(*) FROM audit WHERE txid >= %s::text::xid8 AND "
@@ -177,13 +199,8 @@ def test_prune_takes_only_whole_old_seals(pg: Postgres, db: str) -> None:
     assert superuser(pg, "SELECT count(*) FROM audit WHERE action = 'test.unsealed'") == [(1,)]
     (anchor,) = superuser(pg, "SELECT detail FROM audit WHERE action = 'audit.pruned'")
     assert anchor[0]["through_seq"] == 2 and anchor[0]["entries"] == 5
-    assert anchor[0]["anchor"] == seal2_hash
-    # Seal 3 is young: seal 4, old but behind it, is never reached, and the head
-    # seal is never pruned even when old.
-    with psycopg.connect(pg.role_url("countersign_scheduler", DB), autocommit=True) as conn:
-        (n,) = conn.execute("SELECT audit_prune(30, 10, 'scheduler:retention')").fetchone()  # type: ignore[misc]
-    assert n == 0
-    with psycopg.connect(pg.role_url("countersign_scheduler", DB), autocommit=True) as conn:
-        (n,) = conn.execute("SELECT audit_prune(1, 10, 'scheduler:retention')").fetchone()  # type: ignore[misc]
-    assert n == 1
+    assert anchor[0]["anchor"] == seal2_hash and anchor[0]["mac"] == MAC
+    # Seal 3 is 5 days old: with a day of retention it goes; seal 4, the head, stays.
+    assert prune(pg, 1, 3) == 1
+    assert "newest" in prune_refused(pg, 1, 4)
     assert [r[0] for r in superuser(pg, "SELECT seq FROM audit_seal ORDER BY seq")] == [4]
