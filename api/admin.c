@@ -5,8 +5,8 @@
  * cs_approval_vote, cs_approval_cancel, cs_audit_verify): this file only
  * maps JSON to their arguments and rows back to JSON. When CS_ADMIN_TOKEN
  * is unset the whole prefix answers 404. Secrets are accepted (grant
- * secret, in the body) but never returned; an API key is returned once, at
- * creation.
+ * secret, in the body) but never returned; an API key and an envelope-signing
+ * key's secret are returned once, at creation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +144,42 @@ static enum MHD_Result key_create(struct api_req *r, struct MHD_Connection *c, s
     json_object_object_add(out, "api_key", json_object_new_string(key));
     cs_wipe(key, sizeof(key));
     return reply_json(r, c, 201, out);
+}
+
+/* A new envelope-signing key (agent key create / rotate): its secret is returned once. */
+static enum MHD_Result signing_key_new(struct api_req *r, struct MHD_Connection *c,
+                                       struct api_db *d, int overlap)
+{
+    const char *agent = r->params[0];
+    char err[CS_ERRLEN], kid[CS_ENVSIG_KID_LEN + 1], secret[CS_ENVSIG_SECRET_LEN + 1];
+    enum cs_err rc = cs_config_require_master_key(r->api->cfg, err);
+    if (!rc)
+        rc = cs_admin_signing_key_create(d->db, r->api->cfg->master_key, agent, overlap, kid,
+                                         secret, err);
+    if (rc)
+        return reply_error(r, c, rc, err, NULL);
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "key_id", json_object_new_string(kid));
+    json_object_object_add(out, "agent", json_object_new_string(agent));
+    json_object_object_add(out, "secret", json_object_new_string(secret));
+    cs_wipe(secret, sizeof(secret));
+    return reply_json(r, c, 201, out);
+}
+
+static enum MHD_Result signing_key_create(struct api_req *r, struct MHD_Connection *c,
+                                          struct api_db *d, json_object *o)
+{
+    (void)o;
+    return signing_key_new(r, c, d, -1);
+}
+
+static enum MHD_Result signing_key_rotate(struct api_req *r, struct MHD_Connection *c,
+                                          struct api_db *d, json_object *o)
+{
+    char err[CS_ERRLEN];
+    int overlap = 0;
+    enum cs_err rc = int_field(o, "overlap_seconds", 0, 2592000, 86400, &overlap, err);
+    return rc ? reply_error(r, c, rc, err, NULL) : signing_key_new(r, c, d, overlap);
 }
 
 static enum MHD_Result approver_create(struct api_req *r, struct MHD_Connection *c,
@@ -299,6 +335,22 @@ static enum MHD_Result key_revoke(struct api_req *r, struct MHD_Connection *c, s
     (void)o;
     const char *p[] = {r->params[0]};
     return list(r, c, d, CSQ_API_KEY_REVOKE, 1, p);
+}
+
+static enum MHD_Result signing_keys_list(struct api_req *r, struct MHD_Connection *c,
+                                         struct api_db *d, json_object *o)
+{
+    (void)o;
+    const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
+    return list(r, c, d, CSQ_SIGNING_KEY_LIST, 1, p);
+}
+
+static enum MHD_Result signing_key_revoke(struct api_req *r, struct MHD_Connection *c,
+                                          struct api_db *d, json_object *o)
+{
+    (void)o;
+    const char *p[] = {r->params[0]};
+    return list(r, c, d, CSQ_SIGNING_KEY_REVOKE, 1, p);
 }
 
 static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *c,
@@ -480,6 +532,7 @@ static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
 
 static const char *const agent_keys[] = {"name", NULL};
 static const char *const key_keys[] = {"scopes", NULL};
+static const char *const rotate_keys[] = {"overlap_seconds", NULL};
 static const char *const approver_keys[] = {"name", "email", "webhook_url", "slack_webhook_url",
                                             "agent", "oidc_subject", NULL};
 static const char *const signin_keys[] = {"next", NULL};
@@ -507,6 +560,10 @@ static const struct admin_route {
     {"POST", "/agents/{}/keys", key_create, key_keys},
     {"GET", "/keys", keys_list, NULL},
     {"POST", "/keys/{}/revoke", key_revoke, NULL},
+    {"POST", "/agents/{}/signing-keys", signing_key_create, NULL},
+    {"POST", "/agents/{}/signing-keys/rotate", signing_key_rotate, rotate_keys},
+    {"GET", "/signing-keys", signing_keys_list, NULL},
+    {"POST", "/signing-keys/{}/revoke", signing_key_revoke, NULL},
     {"GET", "/approvers", approvers_list, NULL},
     {"POST", "/approvers", approver_create, approver_keys},
     {"GET", "/approvers/{}/sessions", approver_sessions, NULL},

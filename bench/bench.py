@@ -282,7 +282,7 @@ def produce_transaction(d: Deployment, msgs: Any, n: int, tag: str,
     for i, (key, value) in enumerate(msgs):
         while True:
             try:
-                p.produce(topic, key=key.encode(), value=value)
+                p.produce(topic, key=key.encode(), value=value, headers=d.signed(value))
                 break
             except BufferError:
                 p.poll(0.05)
@@ -534,7 +534,8 @@ def exec_latency(ctx: Ctx, rate: float, seconds: float, workers: int) -> dict[st
                 p.poll(0)
                 time.sleep(max(0.0, min(step, due - now)))
             rid = f"lat-{i}"
-            p.produce(d.topics["requests"], key=rid.encode(), value=d.envelope(rid))
+            value = d.envelope(rid)
+            p.produce(d.topics["requests"], key=rid.encode(), value=value, headers=d.signed(value))
             if i % 1000 == 0:
                 prog.update(f"produced {i}/{n}")
         p.flush(30)
@@ -1201,8 +1202,9 @@ def scenario_f(ctx: Ctx) -> None:
                         amount = 500 if i % 2 == 0 else 50   # half pending, half auto-approved
                         while True:
                             try:
+                                value = d.envelope(rid, amount)
                                 producer.produce(d.topics["requests"], key=rid.encode(),
-                                                 value=d.envelope(rid, amount))
+                                                 value=value, headers=d.signed(value))
                                 break
                             except BufferError:
                                 producer.poll(0.01)

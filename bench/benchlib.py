@@ -28,7 +28,9 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+sys.path.insert(0, str(REPO_ROOT / "sdk" / "python"))
 
+from countersign.signing import SIGNATURE_HEADER, sign_envelope  # noqa: E402
 from services import Kafka, Postgres, free_port, wait_for  # noqa: E402
 
 __all__ = ["Kafka", "Postgres", "free_port", "wait_for"]
@@ -391,6 +393,8 @@ class Deployment:
         aimed at the loopback provider."""
         self.cli("agent", "create", "bot1")
         self.api_key = json.loads(self.cli("key", "create", "bot1"))["api_key"]
+        key = json.loads(self.cli("agent", "key", "create", "bot1"))
+        self.signing_key: tuple[str, str] = (key["key_id"], key["secret"])
         self.cli("approver", "create", "alice")
         args = ["policy", "set", "pay", "--mode", mode, "--quorum", "1", "--approvers", "alice",
                 "--window", str(window), "--timeout", "10000", "--attempts", "3"]
@@ -406,7 +410,13 @@ class Deployment:
         self.cli(*g, input="sk_bench_" + secrets.token_hex(12) + "\n")
 
     def create_topics(self) -> None:
-        self.kafka.create_topics(self.topics.values(), partitions=self.partitions)
+        """The topics as the worker makes them: the requests topic stamped by the broker
+        (LogAppendTime), so a backlog is measured against its append time, not aged
+        by the bench's wait (the signatures' replay window)."""
+        self.kafka.create_topics([self.topics["requests"]], partitions=self.partitions,
+                                 config={"message.timestamp.type": "LogAppendTime"})
+        self.kafka.create_topics([t for k, t in self.topics.items() if k != "requests"],
+                                 partitions=self.partitions)
 
     # ---- processes ------------------------------------------------------------
 
@@ -538,6 +548,11 @@ class Deployment:
                ',"batch_id":"%s"' % batch_id if batch_id else "")
         ).encode()
 
+    def signed(self, value: bytes) -> list[tuple[str, bytes]]:
+        """The signature header of value under bot1's key (made in setup())."""
+        kid, secret = self.signing_key
+        return [(SIGNATURE_HEADER, sign_envelope(value, kid, secret).encode())]
+
     @staticmethod
     def seal(batch_id: str, count: int) -> bytes:
         """The seal message of bot1's batch (README: Kafka topics and messages)."""
@@ -558,7 +573,9 @@ class Deployment:
         the model that bench rows are cloned from (same request, same digest)."""
         producer = producer_for(self.kafka)
         rid = f"template-{secrets.token_hex(4)}"
-        producer.produce(self.topics["requests"], key=rid.encode(), value=self.envelope(rid, amount))
+        value = self.envelope(rid, amount)
+        producer.produce(self.topics["requests"], key=rid.encode(), value=value,
+                         headers=self.signed(value))
         producer.flush(30)
         return wait_for(lambda: self.one("SELECT id::text FROM approvals WHERE request_id = %s", rid),
                         60, interval=0.05, what="the template approval to be ingested")

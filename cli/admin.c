@@ -79,6 +79,56 @@ static int key_create(struct cli_ctx *c, const char *agent)
     return cli_print_json(o);
 }
 
+/*
+ * agent key create|rotate NAME: a new envelope-signing key, printed once
+ * (cs_admin_signing_key_create).
+ */
+static int signing_key_create(struct cli_ctx *c, const char *agent, bool rotate)
+{
+    static const char *const known[] = {"overlap", NULL}, *const none[] = {NULL};
+    if (!args_only(c->args, rotate ? known : none))
+        return 2;
+    char kid[CS_ENVSIG_KID_LEN + 1], secret[CS_ENVSIG_SECRET_LEN + 1], err[CS_ERRLEN];
+    bool ok = true;
+    long overlap = args_int(c->args, "overlap", 86400, 0, 2592000, &ok);
+    if (!ok)
+        return 2;
+    enum cs_err rc = cs_config_require_master_key(c->cfg, err);
+    if (!rc)
+        rc = cs_admin_signing_key_create(c->db, c->cfg->master_key, agent,
+                                         rotate ? (int)overlap : -1, kid, secret, err);
+    if (rc)
+        return cli_fail(rc, err);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "key_id", json_object_new_string(kid));
+    json_object_object_add(o, "agent", json_object_new_string(agent));
+    json_object_object_add(o, "secret", json_object_new_string(secret));
+    cs_wipe(secret, sizeof(secret));
+    fprintf(stderr, "countersign: store this signing secret now; it is not shown again\n");
+    return cli_print_json(o);
+}
+
+/* agent key ...: the envelope-signing keys. */
+static int signing_key(struct cli_ctx *c)
+{
+    const struct cli_args *a = c->args;
+    const char *verb = a->npos > 0 ? a->pos[0] : "", *arg = a->npos > 1 ? a->pos[1] : NULL;
+    if (!strcmp(verb, "create") && arg && a->npos == 2)
+        return signing_key_create(c, arg, false);
+    if (!strcmp(verb, "rotate") && arg && a->npos == 2)
+        return signing_key_create(c, arg, true);
+    if (!strcmp(verb, "list") && a->npos <= 2) {
+        const char *p[] = {arg};
+        return list(c, CSQ_SIGNING_KEY_LIST, 1, p);
+    }
+    if (!strcmp(verb, "revoke") && arg && a->npos == 2) {
+        const char *p[] = {arg};
+        return list(c, CSQ_SIGNING_KEY_REVOKE, 1, p);
+    }
+    fprintf(stderr, "countersign: agent key create|rotate NAME, list [NAME] or revoke KEY_ID\n");
+    return 2;
+}
+
 /* ---- approvers and delegations ---- */
 
 static int approver_create(struct cli_ctx *c, const char *name)
@@ -385,6 +435,8 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             const char *p[] = {arg};
             return list(c, CSQ_AGENT_DISABLE, 1, p);
         }
+        if (!strcmp(verb, "key"))
+            return signing_key(c);
     } else if (!strcmp(noun, "key")) {
         if (!strcmp(verb, "create") && arg)
             return key_create(c, arg);

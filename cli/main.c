@@ -37,6 +37,10 @@ static const char usage[] =
     "Identities\n"
     "  agent create NAME                    register an agent\n"
     "  agent list | agent disable NAME\n"
+    "  agent key create NAME                envelope-signing key for Kafka producers (printed once)\n"
+    "  agent key rotate NAME [--overlap SECONDS]   a new key; the newest old one stays live\n"
+    "                                       SECONDS more (default 86400), any older one ends now\n"
+    "  agent key list [NAME] | agent key revoke KEY_ID\n"
     "  key create AGENT [--scopes submit,read]   issue an API key (printed once)\n"
     "  key list [AGENT] | key revoke ID|PREFIX\n"
     "  approver create NAME [--email ADDR] [--webhook URL] [--slack URL] [--agent AGENT]\n"
@@ -129,7 +133,8 @@ static int topics_create(const struct cs_config *cfg)
         return cli_fail(CS_ERR_KAFKA, err);
     const char *topics[] = {cfg->topic_requests, cfg->topic_events, cfg->topic_results,
                             cfg->topic_dlq};
-    enum cs_err rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions, 15000, err);
+    enum cs_err rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions,
+                                            cfg->topic_requests, 15000, err);
     rd_kafka_destroy(rk);
     if (rc)
         return cli_fail(rc, err);

@@ -7,7 +7,7 @@
 #                            $(BUILD)/tests/test_client
 #   make client-check        the public header compiles alone (C11, pedantic, C++)
 #
-# Users link: -lcountersign-client $(pkg-config --libs libcurl json-c rdkafka) -lpthread -lm
+# Users link: -lcountersign-client $(pkg-config --libs libcurl json-c rdkafka libcrypto) -lpthread -lm
 # The archive holds client/*.o and lib/cs_mem.o (the aborting allocator), nothing
 # else of lib/. The system test is tests/integration/test_sdk_c.py.
 
@@ -17,7 +17,7 @@ CLIENT_MK_INCLUDED := 1
 CLIENT_SRCS := client/countersign.c client/approval.c client/batch.c client/request.c \
 	client/base64.c client/producer.c
 CLIENT_LIB := $(BUILD)/libcountersign-client.a
-CLIENT_LIBS := $(shell pkg-config --libs libcurl json-c rdkafka 2>/dev/null) -lpthread -lm
+CLIENT_LIBS := $(shell pkg-config --libs libcurl json-c rdkafka libcrypto 2>/dev/null) -lpthread -lm
 CLIENT_EXAMPLES := $(BUILD)/examples/submit_and_wait $(BUILD)/examples/produce_request \
 	$(BUILD)/examples/submit_batch
 # Kept (not intermediate), so a second make has nothing to do.

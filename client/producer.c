@@ -12,10 +12,20 @@
  * to forget. A broker that stays away fails the call after
  * message.timeout.ms (DELIVERY_TIMEOUT_MS). It does not read any topic, and
  * it does not create topics (the worker does).
+ *
+ * With a signing key (countersign_producer_set_signing_key) every message
+ * carries the countersign-signature header, made at the time of producing
+ * (include/cs_envsig.h has the layout; this is its client-side twin,
+ * checked against the same vector by test_client's "sign" case and
+ * tests/unit/test_envsig.c).
  */
 #include <librdkafka/rdkafka.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "cs_mem.h"
@@ -26,6 +36,8 @@
 struct countersign_producer {
     rd_kafka_t *rk;
     char *topic; /* <prefix>.requests */
+    char key_id[24];             /* empty: unsigned */
+    char secret[65];
 };
 
 /* What one delivery report says; lives on the producing call's stack. */
@@ -100,18 +112,104 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
     return p;
 }
 
+static bool hex_ok(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+/* A well-formed key id and secret, or INVALID_ARGUMENT. */
+static enum countersign_code key_ok(const char *key_id, const char *secret, char *err)
+{
+    if (!key_id || strncmp(key_id, "csk_", 4) || !hex_ok(key_id + 4, 16))
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a signing key id is csk_ and 16 "
+                          "lower-case hex digits");
+    if (!hex_ok(secret, 64))
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a signing secret is 64 lower-case "
+                          "hex digits");
+    return COUNTERSIGN_OK;
+}
+
+enum countersign_code countersign_sign_envelope(const char *key_id, const char *secret,
+                                                long long unix_time, const void *value,
+                                                size_t len, char out[COUNTERSIGN_SIGNATURE_MAX],
+                                                char err[COUNTERSIGN_ERRLEN])
+{
+    enum countersign_code rc = key_ok(key_id, secret, err);
+    if (rc)
+        return rc;
+    if (unix_time < 0 || unix_time > 999999999999LL || (!value && len))
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a time of 0-999999999999 seconds "
+                          "and a value are required");
+    char t[16];
+    snprintf(t, sizeof(t), "%lld", unix_time);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t tl = strlen(t);
+    unsigned char *msg = cs_malloc(tl + 1 + len + 1); /* "<t>." || value */
+    memcpy(msg, t, tl);
+    msg[tl] = '.';
+    if (len)
+        memcpy(msg + tl + 1, value, len);
+    bool ok = HMAC(EVP_sha256(), secret, 64, msg, tl + 1 + len, mac, &maclen) != NULL;
+    cs_free(msg);
+    if (!ok || maclen != 32)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "HMAC-SHA256 failed (OpenSSL)");
+    int n = snprintf(out, COUNTERSIGN_SIGNATURE_MAX, "t=%s,k=%s,v1=", t, key_id);
+    for (unsigned i = 0; i < maclen; i++)
+        n += snprintf(out + n, (size_t)(COUNTERSIGN_SIGNATURE_MAX - n), "%02x", mac[i]);
+    if (err)
+        err[0] = '\0';
+    return COUNTERSIGN_OK;
+}
+
+enum countersign_code countersign_producer_set_signing_key(struct countersign_producer *p,
+                                                           const char *key_id, const char *secret,
+                                                           char err[COUNTERSIGN_ERRLEN])
+{
+    if (!p)
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a producer is required");
+    enum countersign_code rc = key_ok(key_id, secret, err);
+    if (rc)
+        return rc;
+    snprintf(p->key_id, sizeof(p->key_id), "%s", key_id);
+    snprintf(p->secret, sizeof(p->secret), "%s", secret);
+    if (err)
+        err[0] = '\0';
+    return COUNTERSIGN_OK;
+}
+
 /*
- * Enqueues value (a JSON object text) keyed by key on the requests topic and
- * waits for its delivery report; `key` also names it in errors.
+ * Enqueues value (a JSON object text) keyed by key on the requests topic,
+ * signed when the producer has a key, and waits for its delivery report;
+ * `key` also names it in errors.
  */
 static enum countersign_code produce(struct countersign_producer *p, const char *key,
                                      char *value, char *err)
 {
     struct delivery d = {0};
+    rd_kafka_headers_t *hdrs = NULL;
+    if (p->key_id[0]) {
+        char sig[COUNTERSIGN_SIGNATURE_MAX];
+        enum countersign_code rc = countersign_sign_envelope(p->key_id, p->secret,
+                                                             (long long)time(NULL), value,
+                                                             strlen(value), sig, err);
+        if (rc)
+            return rc;
+        hdrs = rd_kafka_headers_new(1);
+        rd_kafka_header_add(hdrs, COUNTERSIGN_SIGNATURE_HEADER, -1, sig, -1);
+    }
+    /* On success the message owns hdrs; on failure they are still ours. */
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, strlen(value)),
-        RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+    if (kerr && hdrs)
+        rd_kafka_headers_destroy(hdrs);
     if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
         return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka: the message is larger "
                           "than the producer's message.max.bytes");
@@ -186,5 +284,6 @@ void countersign_producer_free(struct countersign_producer *p)
     rd_kafka_flush(p->rk, CLOSE_FLUSH_MS);
     rd_kafka_destroy(p->rk);
     cs_free(p->topic);
+    OPENSSL_cleanse(p->secret, sizeof(p->secret));
     cs_free(p);
 }

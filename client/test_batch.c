@@ -216,8 +216,7 @@ done:
 void test_batch_kafka(struct countersign_client *c)
 {
     char err[COUNTERSIGN_ERRLEN], why[512];
-    const char *brokers = getenv("CS_KAFKA_BROKERS"), *prefix = getenv("CS_TOPIC_PREFIX");
-    struct countersign_producer *p = countersign_producer_new(brokers, prefix, err);
+    struct countersign_producer *p = signing_producer(err);
     struct countersign_batch_status *st = NULL;
     struct countersign_error e;
     if (!CHECK(p != NULL, "producer_new: %s", p ? "ok" : err))

@@ -25,6 +25,8 @@ double now(void);
 void pause_for(double seconds);
 struct countersign_client *client(const char *key);        /* free with countersign_client_free */
 char *stub(const char *path);                               /* cs_free() it */
+/* A producer signing with $COUNTERSIGN_SIGNING_KEY_ID / _SECRET (bot1's key), or NULL. */
+struct countersign_producer *signing_producer(char *err);
 enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
                              struct countersign_response **out, struct countersign_error *e);
 struct countersign_response *pending(struct countersign_client *c, const char *path,

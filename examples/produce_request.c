@@ -7,9 +7,11 @@
  * Brokers come from $CS_KAFKA_BROKERS (default 127.0.0.1:9092), the topic
  * prefix from $CS_TOPIC_PREFIX (default "countersign": the topic is
  * countersign.requests), the agent and grant from $COUNTERSIGN_AGENT and
- * $COUNTERSIGN_GRANT (default "bot1", "stripe"). The worker ingests the
- * envelope as that agent (Kafka access is the trust boundary) and the
- * approval appears like one submitted over HTTP; its outcome goes to the
+ * $COUNTERSIGN_GRANT (default "bot1", "stripe"), and the agent's signing key
+ * from $COUNTERSIGN_SIGNING_KEY_ID and $COUNTERSIGN_SIGNING_SECRET (what
+ * `countersign agent key create bot1` printed). The worker checks the
+ * signature, ingests the envelope as that agent and the approval appears
+ * like one submitted over HTTP; its outcome goes to the
  * results topic. A repeated REQUEST_ID is a no-op there, so re-running after
  * a crash is safe. Exit status 0 once the broker stored the message.
  */
@@ -35,6 +37,13 @@ int main(int argc, char **argv)
                                  getenv("CS_TOPIC_PREFIX"), err);
     if (!producer) {
         fprintf(stderr, "countersign: %s\n", err);
+        return 2;
+    }
+    /* Every envelope is signed with the agent's key (unsigned ones are refused). */
+    if (countersign_producer_set_signing_key(producer, getenv("COUNTERSIGN_SIGNING_KEY_ID"),
+                                             getenv("COUNTERSIGN_SIGNING_SECRET"), err)) {
+        fprintf(stderr, "countersign: signing key: %s\n", err);
+        countersign_producer_free(producer);
         return 2;
     }
 

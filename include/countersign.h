@@ -558,6 +558,44 @@ enum countersign_code countersign_produce_seal(struct countersign_producer *prod
                                                int count, char err[COUNTERSIGN_ERRLEN])
     COUNTERSIGN_MUSTCHECK;
 
+/*
+ * Envelope signatures (README "Signed envelopes"). The worker refuses a
+ * record on the requests topic unless it carries
+ *   countersign-signature: t=<unix seconds>,k=<key id>,v1=<hex>
+ * with v1 = HMAC-SHA256(secret, "<t>." || record value), signed by a live
+ * key of the envelope's agent (`countersign agent key create AGENT` prints
+ * the key id and the 64-hex-digit secret once).
+ */
+#define COUNTERSIGN_SIGNATURE_HEADER "countersign-signature"
+#define COUNTERSIGN_SIGNATURE_MAX 160   /* the header value, with its NUL */
+
+/*
+ * Makes every later produce on this producer (envelopes and seals) carry the
+ * signature header, signed with this agent key at the time of producing.
+ * key_id is "csk_" and 16 lower-case hex digits, secret 64 lower-case hex
+ * digits; both are copied (the secret is wiped when the producer is freed).
+ * INVALID_ARGUMENT for a malformed key id or secret. Without a key the
+ * producer sends unsigned envelopes, which a worker refuses unless its
+ * operator set CS_KAFKA_ALLOW_UNSIGNED.
+ */
+enum countersign_code countersign_producer_set_signing_key(struct countersign_producer *producer,
+                                                           const char *key_id, const char *secret,
+                                                           char err[COUNTERSIGN_ERRLEN])
+    COUNTERSIGN_MUSTCHECK;
+
+/*
+ * For your own producer: writes into out the countersign-signature header
+ * value for the record value value[0..len) at unix_time (seconds; sign just
+ * before producing: the worker refuses a time outside its replay window,
+ * 5 minutes by default). INVALID_ARGUMENT for a malformed key id or secret.
+ */
+enum countersign_code countersign_sign_envelope(const char *key_id, const char *secret,
+                                                long long unix_time, const void *value,
+                                                size_t len,
+                                                char out[COUNTERSIGN_SIGNATURE_MAX],
+                                                char err[COUNTERSIGN_ERRLEN])
+    COUNTERSIGN_MUSTCHECK;
+
 /* Flushes (up to 5 s) and destroys the producer. NULL does nothing. */
 void countersign_producer_free(struct countersign_producer *producer);
 

@@ -16,6 +16,7 @@
 
 #include "cs_crypto.h"
 #include "cs_db.h"
+#include "cs_envsig.h"
 #include "cs_err.h"
 
 #define CS_API_KEY_LEN 46     /* "cs_" + 43 base64url characters */
@@ -30,6 +31,20 @@ enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
 enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char *scopes,
                                 char key[CS_API_KEY_LEN + 1], char id[CS_UUID_STRLEN + 1],
                                 char prefix[16], char *err) CS_MUSTCHECK;
+
+/*
+ * Issues an envelope-signing key for `agent` (cs_envsig.h): kid receives its
+ * id, secret the 64-character secret -- show it once; it is stored only
+ * encrypted under the master key. With rotate_overlap_s >= 0 (a rotation)
+ * the agent's newest live key stays live that many more seconds and any
+ * older one expires now, in the same transaction. An agent has at most two
+ * live keys: CS_ERR_CONFLICT when a create would make three.
+ */
+enum cs_err cs_admin_signing_key_create(struct cs_db *db, const unsigned char master[32],
+                                        const char *agent, int rotate_overlap_s,
+                                        char kid[CS_ENVSIG_KID_LEN + 1],
+                                        char secret[CS_ENVSIG_SECRET_LEN + 1],
+                                        char *err) CS_MUSTCHECK;
 
 struct cs_approver_spec {
     const char *name, *email, *webhook_url, *slack_webhook_url;

@@ -34,6 +34,15 @@ struct cs_agent {
     bool disabled;
 };
 
+/* An agent's live envelope-signing key (cs_envsig.h), its secret decrypted at load. */
+struct cs_signing_key {
+    char id[24];                  /* "csk_" + 16 hex */
+    char agent_id[CS_UUID_STRLEN + 1];
+    char *agent_name;
+    char secret[65];              /* the 64-character secret; wiped when the entry is freed */
+    int64_t expires_ms;           /* 0: no expiry */
+};
+
 enum cs_inject { CS_INJECT_BEARER, CS_INJECT_BASIC, CS_INJECT_HEADER };
 
 struct cs_grant {
@@ -76,6 +85,20 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* CS_ERR_UNKNOWN_GRANT when no enabled grant has this id. */
 enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char *id,
                              const struct cs_grant **out, char *err) CS_MUSTCHECK;
+
+/*
+ * The live signing key `kid` (not revoked, not expired, agent enabled), its
+ * secret decrypted with master. CS_ERR_NOT_FOUND when there is none (cached
+ * like a missing agent); CS_ERR_CRYPTO when its secret does not decrypt.
+ * The caller still checks expires_ms against its clock.
+ */
+enum cs_err cs_catalog_signing_key(struct cs_catalog *c, struct cs_db *db,
+                                   const unsigned char master[32], const char *kid,
+                                   const struct cs_signing_key **out, char *err) CS_MUSTCHECK;
+
+/* Encrypts a signing key's secret for key `kid` (for the CLI / admin API). */
+void cs_signing_key_seal(const unsigned char master[32], const char *kid, const char *secret,
+                         unsigned char **blob, size_t *bloblen);
 
 bool cs_grant_bound(const struct cs_grant *g, const char *agent_id);
 

@@ -40,6 +40,8 @@ struct cs_config {
     char *kafka_group;
     int64_t kafka_partitions;
     int64_t kafka_session_timeout_ms;
+    int64_t kafka_signature_window_s;
+    bool kafka_allow_unsigned;
     /* Identity and keys. */
     char *master_key_b64;   /* secret: never printed */
     char *master_key_file;

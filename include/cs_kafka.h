@@ -30,9 +30,22 @@ rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id
 
 /*
  * Creates the topics that do not exist yet (n names, `partitions` each),
- * waiting at most timeout_ms. Existing topics are left as they are.
+ * waiting at most timeout_ms. Existing topics are left as they are. The
+ * topic named append_time_topic (may be NULL) is created with
+ * message.timestamp.type=LogAppendTime: the broker stamps each record, and
+ * signed envelopes' replay window is measured against that (cs_envsig.h).
  */
 enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
-                                   int partitions, int timeout_ms, char *err) CS_MUSTCHECK;
+                                   int partitions, const char *append_time_topic, int timeout_ms,
+                                   char *err) CS_MUSTCHECK;
+
+/*
+ * Reads the broker's value of setting `name` of `topic` (DescribeConfigs;
+ * e.g. max.message.bytes, message.timestamp.type) into out[outlen].
+ * CS_ERR_KAFKA when the broker does not answer within timeout_ms or refuses;
+ * CS_ERR_NOT_FOUND when the topic has no such setting.
+ */
+enum cs_err cs_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *out,
+                                  size_t outlen, int timeout_ms, char *err) CS_MUSTCHECK;
 
 #endif

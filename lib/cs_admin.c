@@ -70,6 +70,43 @@ enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char 
     return rc;
 }
 
+enum cs_err cs_admin_signing_key_create(struct cs_db *db, const unsigned char master[32],
+                                        const char *agent, int rotate_overlap_s,
+                                        char kid[CS_ENVSIG_KID_LEN + 1],
+                                        char secret[CS_ENVSIG_SECRET_LEN + 1], char *err)
+{
+    unsigned char raw[32], *blob = NULL;
+    size_t bloblen = 0;
+    char overlap[16];
+    cs_random_bytes(raw, 8);
+    memcpy(kid, "csk_", 4);
+    cs_hex_encode(raw, 8, kid + 4);
+    cs_random_bytes(raw, sizeof(raw));
+    cs_hex_encode(raw, sizeof(raw), secret);
+    cs_wipe(raw, sizeof(raw));
+    cs_signing_key_seal(master, kid, secret, &blob, &bloblen);
+    char *hex = cs_malloc(2 * bloblen + 1);
+    cs_hex_encode(blob, bloblen, hex);
+    cs_free(blob);
+    snprintf(overlap, sizeof(overlap), "%d", rotate_overlap_s);
+    const char *rp[] = {agent, overlap}, *p[] = {kid, agent, hex};
+    enum cs_err rc = cs_db_begin(db, err);
+    if (!rc && rotate_overlap_s >= 0)
+        rc = cs_db_exec(db, CSQ_SIGNING_KEY_RETIRE, 2, rp, NULL, err);
+    if (!rc)
+        rc = exec_one(db, CSQ_SIGNING_KEY_CREATE, 3, p, CS_ERR_CONFLICT,
+                      "no enabled agent by that name, or it has two live signing keys already "
+                      "(rotate or revoke one)", err);
+    if (!rc)
+        rc = cs_db_commit(db, err);
+    if (rc) {
+        cs_db_rollback(db);
+        cs_wipe(secret, CS_ENVSIG_SECRET_LEN + 1);
+    }
+    cs_free(hex);
+    return rc;
+}
+
 enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_spec *s,
                                      char id[CS_UUID_STRLEN + 1], char *err)
 {

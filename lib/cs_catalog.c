@@ -20,10 +20,11 @@ struct entry {
     int64_t loaded_ms;
     uint64_t gen;                 /* the catalog's generation when loaded */
     bool missing;                 /* cached "not found" */
-    bool is_grant;
+    enum { E_AGENT, E_GRANT, E_KEY } kind;
     union {
         struct cs_agent agent;
         struct cs_grant grant;
+        struct cs_signing_key key;
     } u;
     struct entry *retired_next;
 };
@@ -33,6 +34,7 @@ struct cs_catalog {
     uint64_t gen;                 /* cs_catalog_expire() bumps it */
     struct cs_map *agents;        /* name -> entry */
     struct cs_map *grants;        /* id -> entry */
+    struct cs_map *keys;          /* signing key id -> entry */
     struct entry *retired;
 };
 
@@ -51,7 +53,7 @@ static void entry_free(void *p)
     struct entry *e = p;
     if (!e)
         return;
-    if (e->is_grant) {
+    if (e->kind == E_GRANT) {
         struct cs_grant *g = &e->u.grant;
         cs_free(g->id);
         cs_free(g->inject_header);
@@ -68,6 +70,9 @@ static void entry_free(void *p)
         cs_free(g->secret_blob);
         cs_free(g->agents);
         cs_policy_free(g->policy);
+    } else if (e->kind == E_KEY) {
+        cs_wipe(e->u.key.secret, sizeof(e->u.key.secret));
+        cs_free(e->u.key.agent_name);
     } else {
         cs_free(e->u.agent.name);
     }
@@ -80,6 +85,7 @@ struct cs_catalog *cs_catalog_new(int64_t ttl_ms)
     c->ttl_ms = ttl_ms;
     c->agents = cs_map_new();
     c->grants = cs_map_new();
+    c->keys = cs_map_new();
     return c;
 }
 
@@ -113,6 +119,7 @@ void cs_catalog_free(struct cs_catalog *c)
     cs_catalog_tick(c);
     cs_map_free(c->agents, entry_free);
     cs_map_free(c->grants, entry_free);
+    cs_map_free(c->keys, entry_free);
     cs_free(c);
 }
 
@@ -283,7 +290,7 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
         if (rc)
             return rc;
         e = cs_calloc(1, sizeof(*e));
-        e->is_grant = true;
+        e->kind = E_GRANT;
         e->loaded_ms = now;
         e->missing = PQntuples(res) == 0;
         if (!e->missing)
@@ -299,6 +306,79 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
         return cs_err_set(err, CS_ERR_UNKNOWN_GRANT, "no enabled grant \"%.64s\"", id);
     *out = &e->u.grant;
     return CS_OK;
+}
+
+/* Columns of signing_key_load (sql/queries/catalog.sql). */
+enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SECRET, K_EXPIRES_MS };
+
+static enum cs_err load_key(const PGresult *res, const unsigned char master[32],
+                            struct cs_signing_key *k, char *err)
+{
+    cs_strlcpy(k->id, cs_db_str(res, 0, K_ID), sizeof(k->id));
+    cs_strlcpy(k->agent_id, cs_db_str(res, 0, K_AGENT_ID), sizeof(k->agent_id));
+    k->agent_name = cs_strdup(cs_db_str(res, 0, K_AGENT_NAME));
+    k->expires_ms = cs_db_str(res, 0, K_EXPIRES_MS) ? cs_db_int(res, 0, K_EXPIRES_MS) : 0;
+    size_t blen = 0, plen = 0;
+    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, K_SECRET), &blen);
+    cs_assert(blob);
+    unsigned char *plain = NULL;
+    char *aad = cs_asprintf("signing-key:%s", k->id);
+    enum cs_err rc = cs_aead_open(master, blob, blen, aad, &plain, &plen);
+    cs_free(aad);
+    PQfreemem(blob);
+    if (rc || plen != sizeof(k->secret) - 1) {
+        if (plain)
+            cs_wipe(plain, plen);
+        cs_free(plain);
+        return cs_err_set(err, CS_ERR_CRYPTO, "cannot decrypt signing key %s (wrong master key?)",
+                          k->id);
+    }
+    memcpy(k->secret, plain, plen);
+    k->secret[plen] = '\0';
+    cs_wipe(plain, plen);
+    cs_free(plain);
+    return CS_OK;
+}
+
+enum cs_err cs_catalog_signing_key(struct cs_catalog *c, struct cs_db *db,
+                                   const unsigned char master[32], const char *kid,
+                                   const struct cs_signing_key **out, char *err)
+{
+    int64_t now = cs_now_ms();
+    struct entry *e = fresh(c, c->keys, kid, now);
+    if (!e && !db)
+        return cs_err_set(err, CS_ERR_DB, "signing key %.24s must be (re)loaded", kid);
+    if (!e) {
+        PGresult *res = NULL;
+        const char *p[] = {kid};
+        enum cs_err rc = cs_db_exec(db, CSQ_SIGNING_KEY_LOAD, 1, p, &res, err);
+        if (rc)
+            return rc;
+        e = cs_calloc(1, sizeof(*e));
+        e->kind = E_KEY;
+        e->loaded_ms = now;
+        e->missing = PQntuples(res) == 0;
+        if (!e->missing)
+            rc = load_key(res, master, &e->u.key, err);
+        PQclear(res);
+        if (rc) {
+            entry_free(e);
+            return rc;
+        }
+        store(c, c->keys, kid, e);
+    }
+    if (e->missing)
+        return cs_err_set(err, CS_ERR_NOT_FOUND, "no live signing key %.24s", kid);
+    *out = &e->u.key;
+    return CS_OK;
+}
+
+void cs_signing_key_seal(const unsigned char master[32], const char *kid, const char *secret,
+                         unsigned char **blob, size_t *bloblen)
+{
+    char *aad = cs_asprintf("signing-key:%s", kid);
+    cs_aead_seal(master, secret, strlen(secret), aad, blob, bloblen);
+    cs_free(aad);
 }
 
 bool cs_grant_bound(const struct cs_grant *g, const char *agent_id)

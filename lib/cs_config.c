@@ -41,8 +41,14 @@ const struct cs_config_key cs_config_keys[] = {
      "partitions for topics Countersign creates when they are missing"},
     {"CS_KAFKA_SESSION_TIMEOUT_MS", CS_CFG_INT, F(kafka_session_timeout_ms), "10000", 6000,
      300000, W, "how soon the group reassigns the partitions of an ingest consumer that died"},
+    {"CS_KAFKA_SIGNATURE_WINDOW_S", CS_CFG_INT, F(kafka_signature_window_s), "300", 5, 86400, W,
+     "replay window of signed request envelopes: a signature's t may differ from the broker's "
+     "append time (or the worker's clock) by at most this many seconds"},
+    {"CS_KAFKA_ALLOW_UNSIGNED", CS_CFG_BOOL, F(kafka_allow_unsigned), "0", 0, 0, W,
+     "accept request envelopes without a countersign-signature header as the agent they name "
+     "(anyone who can write the topic can then act as any agent; logged at start)"},
     {"CS_MASTER_KEY", CS_CFG_SECRET, F(master_key_b64), NULL, 0, 0, ALL,
-     "master key: 32 bytes as base64 or 64 hex digits; encrypts grant secrets and derives "
+     "master key: 32 bytes as base64 or 64 hex digits; encrypts grant secrets and signing keys, derives "
      "the link-signing key (or use CS_MASTER_KEY_FILE)"},
     {"CS_MASTER_KEY_FILE", CS_CFG_STRING, F(master_key_file), NULL, 0, 0, ALL,
      "file holding the master key (same format); used when CS_MASTER_KEY is unset"},

@@ -100,13 +100,17 @@ rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id
 }
 
 enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
-                                   int partitions, int timeout_ms, char *err)
+                                   int partitions, const char *append_time_topic, int timeout_ms,
+                                   char *err)
 {
     char e[512];
     rd_kafka_NewTopic_t **nt = cs_calloc((size_t)n, sizeof(*nt));
     for (int i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, e, sizeof(e));
         cs_assert(nt[i]);
+        if (append_time_topic && !strcmp(topics[i], append_time_topic))
+            cs_assert(rd_kafka_NewTopic_set_config(nt[i], "message.timestamp.type",
+                                                   "LogAppendTime") == 0);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -141,5 +145,49 @@ enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, in
     for (int i = 0; i < n; i++)
         rd_kafka_NewTopic_destroy(nt[i]);
     cs_free(nt);
+    return rc;
+}
+
+enum cs_err cs_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *out,
+                                  size_t outlen, int timeout_ms, char *err)
+{
+    char e[512];
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof(e));
+    rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
+    enum cs_err rc = cs_err_set(err, CS_ERR_NOT_FOUND, "topic %s has no setting %s", topic, name);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (!ev) {
+        rc = cs_err_set(err, CS_ERR_KAFKA, "describing topic %s timed out", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        rc = cs_err_set(err, CS_ERR_KAFKA, "describing topic %s: %s", topic,
+                        rd_kafka_event_error_string(ev));
+    } else {
+        const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nres = 0, ncfg = 0;
+        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(r, &nres);
+        for (size_t i = 0; i < nres; i++) {
+            if (rd_kafka_ConfigResource_error(rs[i])) {
+                rc = cs_err_set(err, CS_ERR_KAFKA, "describing topic %s: %s", topic,
+                                rd_kafka_ConfigResource_error_string(rs[i]));
+                break;
+            }
+            const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
+            for (size_t k = 0; k < ncfg; k++) {
+                const char *v = rd_kafka_ConfigEntry_value(ce[k]);
+                if (!strcmp(rd_kafka_ConfigEntry_name(ce[k]), name) && v) {
+                    snprintf(out, outlen, "%s", v);
+                    rc = CS_OK;
+                }
+            }
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
     return rc;
 }

@@ -10,6 +10,13 @@
  *     dead letter of the batch was acknowledged by the broker: a committed
  *     offset means the request is in Postgres (or in the dead-letter topic);
  *   - a repeated (agent, request_id) is a no-op (ON CONFLICT DO NOTHING);
+ *   - every message is authenticated before it is parsed: its
+ *     countersign-signature header (cs_envsig.h) names a live signing key,
+ *     its MAC verifies, its time lies within the replay window of the
+ *     broker's append time (or this worker's clock), and the envelope's
+ *     agent owns the key; otherwise it is a dead letter `unauthenticated`
+ *     saying which check failed (unsigned ones are accepted only with
+ *     CS_KAFKA_ALLOW_UNSIGNED, announced at start);
  *   - a malformed or refused message goes to <prefix>.dlq with its reason
  *     code (cs_err_table) and never stops the consumer;
  *   - a Postgres or Kafka outage stalls the batch, which is retried as a
@@ -28,6 +35,7 @@
 #include "cs_approval.h"
 #include "cs_batch.h"
 #include "cs_catalog.h"
+#include "cs_envsig.h"
 #include "cs_json.h"
 #include "cs_kafka.h"
 #include "cs_link.h"
@@ -129,6 +137,70 @@ static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_messa
 /* ---- admission ---- */
 
 /*
+ * Authenticates message m (cs_envsig.h): *key is the signing key it was
+ * signed with, or NULL for an unsigned message accepted under
+ * CS_KAFKA_ALLOW_UNSIGNED. CS_ERR_UNAUTHENTICATED says which check failed;
+ * the key lookup may return a retriable CS_ERR_DB (db NULL: cache only).
+ */
+static enum cs_err authenticate(struct ingest *in, const rd_kafka_message_t *m, struct cs_db *db,
+                                const struct cs_signing_key **key, char *err)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL, *second = NULL;
+    size_t vlen = 0, len2 = 0;
+    *key = NULL;
+    if (rd_kafka_message_headers(m, &hdrs) ||
+        rd_kafka_header_get(hdrs, 0, CS_ENVSIG_HEADER, &v, &vlen) || !v) {
+        if (in->cfg->kafka_allow_unsigned)
+            return CS_OK;
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "unsigned: no %s header (see README \"Signed envelopes\")",
+                          CS_ENVSIG_HEADER);
+    }
+    if (!rd_kafka_header_get(hdrs, 1, CS_ENVSIG_HEADER, &second, &len2))
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: more than "
+                          "one %s header", CS_ENVSIG_HEADER);
+    struct cs_envsig sig;
+    enum cs_err rc = cs_envsig_parse(v, vlen, &sig, err);
+    if (rc)
+        return rc;
+    rc = cs_catalog_signing_key(in->cat, db, in->cfg->master_key, sig.kid, key, err);
+    if (rc == CS_ERR_NOT_FOUND)
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown key: %s is not a live signing "
+                          "key (never issued, revoked, expired or its agent disabled)", sig.kid);
+    if (rc)
+        return rc;
+    /* The reference time: the broker's, when the topic stamps records at append. */
+    rd_kafka_timestamp_type_t tt = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    bool broker = tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME && ts > 0;
+    int64_t ref_ms = broker ? ts : cs_now_ms();
+    if ((*key)->expires_ms && (*key)->expires_ms <= ref_ms)
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown key: %s expired (rotated)",
+                          sig.kid);
+    if (!cs_envsig_verify(&sig, (*key)->secret, CS_ENVSIG_SECRET_LEN, m->payload,
+                          m->payload ? m->len : 0))
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "bad signature: the v1 MAC of key %s "
+                          "does not match this record's value and t", sig.kid);
+    int64_t skew_s = (sig.t * 1000 - ref_ms) / 1000;
+    if (skew_s > in->cfg->kafka_signature_window_s || -skew_s > in->cfg->kafka_signature_window_s)
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "stale: signed at t=%lld, %lld s from "
+                          "the %s (replay window %lld s)", (long long)sig.t, (long long)skew_s,
+                          broker ? "broker's append time" : "worker's clock",
+                          (long long)in->cfg->kafka_signature_window_s);
+    return CS_OK;
+}
+
+/* CS_ERR_UNAUTHENTICATED when the message was signed with a key of another agent. */
+static enum cs_err key_owner(const struct cs_signing_key *key, const char *agent, char *err)
+{
+    if (!key || !strcmp(key->agent_name, agent))
+        return CS_OK;
+    return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "wrong agent: key %s belongs to agent "
+                      "\"%.64s\", not \"%.64s\"", key->id, key->agent_name, agent);
+}
+
+/*
  * Checks message m and turns it into a request to store (it->rq, agent,
  * grant, needs; write_row writes the row) or a seal (it->seal), or returns
  * the refusal. Catalog lookups use db; with db NULL they answer from the
@@ -138,20 +210,24 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
                          struct item *it, char *err)
 {
     json_object *obj = NULL;
+    const struct cs_signing_key *key = NULL;
     bool needs = true;
     enum cs_err rc;
 
-    if (!m->payload || m->len == 0)
-        return cs_err_set(err, CS_ERR_INVALID, "empty message");
-    if (m->len > (size_t)in->cfg->request_max_bytes)
+    if (m->payload && m->len > (size_t)in->cfg->request_max_bytes)
         return cs_err_set(err, CS_ERR_TOO_LARGE, "message larger than %lld bytes",
                           (long long)in->cfg->request_max_bytes);
+    if ((rc = authenticate(in, m, db, &key, err)))
+        return rc;
+    if (!m->payload || m->len == 0)
+        return cs_err_set(err, CS_ERR_INVALID, "empty message");
     if ((rc = cs_json_parse(m->payload, m->len, &obj, err)))
         return rc;
     if (cs_batch_is_seal(obj)) {
         rc = cs_batch_seal_parse(obj, &it->seal, err);
         json_object_put(obj);
-        if (!rc && !(rc = cs_catalog_agent(in->cat, db, it->seal.agent, &it->agent, err)))
+        if (!rc && !(rc = key_owner(key, it->seal.agent, err)) &&
+            !(rc = cs_catalog_agent(in->cat, db, it->seal.agent, &it->agent, err)))
             return CS_OK;
         it->seal.count = 0;
         return rc;
@@ -160,7 +236,8 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
     json_object_put(obj);
     if (rc)
         return rc;
-    if (!(rc = cs_catalog_agent(in->cat, db, it->rq.agent, &it->agent, err)) &&
+    if (!(rc = key_owner(key, it->rq.agent, err)) &&
+        !(rc = cs_catalog_agent(in->cat, db, it->rq.agent, &it->agent, err)) &&
         !(rc = cs_catalog_grant(in->cat, db, it->rq.grant_id, &it->grant, err)) &&
         !(rc = cs_approval_check(&it->rq, it->agent, it->grant, &needs, err)))
         it->needs = needs || it->rq.batch_id; /* a batch member waits for the batch decision */
@@ -627,6 +704,19 @@ void *ingest_main(void *arg)
     }
     cs_log(CS_LOG_INFO, "ingest", "consuming %s as group %s", role->cfg->topic_requests,
            role->cfg->kafka_group);
+    if (role->cfg->kafka_allow_unsigned)
+        cs_log(CS_LOG_WARN, "ingest", "CS_KAFKA_ALLOW_UNSIGNED is on: request envelopes without "
+               "a signature are accepted as the agent they name; anyone who can write %s can "
+               "act as any agent", role->cfg->topic_requests);
+    char ts_type[32];
+    if (cs_kafka_topic_config(in.dlq, role->cfg->topic_requests, "message.timestamp.type",
+                              ts_type, sizeof(ts_type), 10000, err) == CS_OK &&
+        strcmp(ts_type, "LogAppendTime"))
+        cs_log(CS_LOG_WARN, "ingest", "%s keeps %s: the signatures' replay window is measured "
+               "against this worker's clock, so a backlog older than %llds is refused as stale; "
+               "set message.timestamp.type=LogAppendTime on the topic",
+               role->cfg->topic_requests, ts_type,
+               (long long)role->cfg->kafka_signature_window_s);
     run(&in);
 out:
     for (int k = 0; k < 2; k++) {

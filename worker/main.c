@@ -60,7 +60,8 @@ static int ensure_topics(const struct cs_config *cfg)
     enum cs_err rc;
     struct cs_backoff b = {200, 5000, 0};
     /* The broker may still be starting: retry until it answers or we are stopped. */
-    while ((rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions, 10000, err)) &&
+    while ((rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions,
+                                             cfg->topic_requests, 10000, err)) &&
            !atomic_load(&cs_stopping)) {
         cs_log(CS_LOG_WARN, "worker", "Kafka not ready, retrying: %s", err);
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};

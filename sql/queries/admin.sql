@@ -34,6 +34,50 @@ SELECT k.id, a.id, a.name, $2::text = ANY (k.scopes) FROM api_keys k
 JOIN agents a ON a.id = k.agent_id
 WHERE k.key_hash = decode($1::text, 'hex') AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
 
+-- name: signing_key_create
+-- $1 key id, $2 agent name, $3 sealed secret (hex). Refused (no row) when the
+-- agent is unknown or disabled, or already has two live keys; the agent's row
+-- is locked so two creates cannot both see one live key.
+WITH a AS (SELECT id FROM agents WHERE name = $2::text AND disabled_at IS NULL FOR UPDATE)
+INSERT INTO agent_signing_keys (id, agent_id, secret)
+SELECT $1::text, a.id, decode($3::text, 'hex') FROM a
+WHERE (SELECT count(*) FROM agent_signing_keys k
+       WHERE k.agent_id = a.id AND k.revoked_at IS NULL
+         AND (k.expires_at IS NULL OR k.expires_at > now())) < 2
+RETURNING id;
+
+-- name: signing_key_retire
+-- Rotation, before signing_key_create in the same transaction: the newest
+-- live key of agent $1 stays live for $2 more seconds (or less, if it expires
+-- sooner); any older live key expires now. Returns the keys it changed.
+WITH a AS (SELECT id FROM agents WHERE name = $1::text AND disabled_at IS NULL FOR UPDATE),
+live AS (
+    SELECT k.id, row_number() OVER (ORDER BY k.created_at DESC, k.id DESC) AS n
+    FROM agent_signing_keys k JOIN a ON a.id = k.agent_id
+    WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()))
+UPDATE agent_signing_keys k
+SET expires_at = CASE WHEN live.n = 1
+                      THEN least(coalesce(k.expires_at, 'infinity'),
+                                 now() + make_interval(secs => $2::int))
+                      ELSE now() END
+FROM live WHERE k.id = live.id
+RETURNING k.id, k.expires_at;
+
+-- name: signing_key_list
+-- $1 agent name or NULL for all. state: live, expired or revoked.
+SELECT k.id, a.name, k.created_at, k.expires_at, k.revoked_at,
+       CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+            WHEN k.expires_at IS NOT NULL AND k.expires_at <= now() THEN 'expired'
+            ELSE 'live' END
+FROM agent_signing_keys k JOIN agents a ON a.id = k.agent_id
+WHERE $1::text IS NULL OR a.name = $1::text ORDER BY a.name, k.created_at;
+
+-- name: signing_key_revoke
+UPDATE agent_signing_keys k SET revoked_at = now()
+FROM agents a
+WHERE k.id = $1::text AND a.id = k.agent_id AND k.revoked_at IS NULL
+RETURNING k.id, a.name;
+
 -- name: approver_create
 -- $1 id, $2 name, $3 email, $4 webhook url, $5 slack webhook url, $6 agent name the person operates (or NULL),
 -- $7 OpenID subject (or NULL)

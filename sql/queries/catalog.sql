@@ -27,3 +27,11 @@ SELECT g.id, g.secret, g.inject, g.inject_header, array_to_json(g.allowed_bases)
        g.paused_at IS NOT NULL
 FROM grants g JOIN policies p ON p.id = g.policy_id
 WHERE g.id = $1;
+
+-- name: signing_key_load
+-- A live signing key with its agent (lib/cs_catalog.c): not revoked, agent
+-- enabled; the expiry (ms since the epoch, NULL: none) is checked at use.
+SELECT k.id, a.id, a.name, k.secret, (extract(epoch FROM k.expires_at) * 1000)::bigint
+FROM agent_signing_keys k JOIN agents a ON a.id = k.agent_id
+WHERE k.id = $1::text AND k.revoked_at IS NULL AND a.disabled_at IS NULL
+  AND (k.expires_at IS NULL OR k.expires_at > now());

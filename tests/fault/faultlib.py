@@ -153,14 +153,18 @@ class RetryingProducer:
     producer's own retries) is produced again, so every envelope is
     eventually acknowledged: what a careful producer does. `acked` holds the
     request ids the broker acknowledged; `redelivered` counts re-productions.
+    `sign(value, agent)` gives each value's signature headers (System.signed),
+    made again at every re-production, as a real producer signs when it sends.
     """
 
     def __init__(self, bootstrap: str, topic: str, make: Callable[[int], dict[str, Any]],
-                 rate: float, limit: int | None = None) -> None:
+                 rate: float, *, sign: Callable[[bytes, str], list[tuple[str, bytes]]],
+                 limit: int | None = None) -> None:
         from confluent_kafka import Producer
 
         self.topic = topic
         self.make = make
+        self.sign = sign
         self.rate = rate
         self.limit = limit
         self.produced: list[str] = []
@@ -196,7 +200,9 @@ class RetryingProducer:
 
         while True:
             try:
-                self._producer.produce(self.topic, key=rid.encode(), value=json.dumps(env).encode(),
+                value = json.dumps(env).encode()
+                self._producer.produce(self.topic, key=rid.encode(), value=value,
+                                       headers=self.sign(value, str(env.get("agent", "bot1"))),
                                        on_delivery=on_delivery)
                 return
             except BufferError:

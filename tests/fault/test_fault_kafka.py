@@ -28,7 +28,8 @@ def test_broker_killed_under_load(system: System) -> None:
     pids = {w.name: w.pid for w in workers}
     producer = RetryingProducer(
         system.kafka.bootstrap, system.topics["requests"],
-        lambda i: system.envelope(f"k{i}", path=f"/v1/refunds/k{i}"), rate=RATE).start()
+        lambda i: system.envelope(f"k{i}", path=f"/v1/refunds/k{i}"), rate=RATE,
+        sign=system.signed).start()
     outages = []
     try:
         for cycle in range(CYCLES):

@@ -137,7 +137,7 @@ def test_postgres_crashes_under_load(system: System) -> None:
                 "idempotency_key": f"h{i}"}
 
     producer = RetryingProducer(system.kafka.bootstrap, system.topics["requests"],
-                                kafka_envelope, rate=15).start()
+                                kafka_envelope, rate=15, sign=system.signed).start()
     def body_of(n: int) -> Callable[[int], dict[str, Any]]:
         return lambda i: http_body(2 * i + n)
 

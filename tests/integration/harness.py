@@ -30,6 +30,10 @@ import psycopg
 
 from services import REPO_ROOT, Kafka, Postgres, StubProvider, free_port, scaled, wait_for
 
+import sys  # noqa: E402  (the SDK's signer, from this checkout)
+sys.path.insert(0, str(REPO_ROOT / "sdk" / "python"))
+from countersign.signing import SIGNATURE_HEADER, sign_envelope  # noqa: E402
+
 BUILD_DIR = Path(os.environ.get("CS_BUILD_DIR", REPO_ROOT / "build"))
 LOG_ROOT = REPO_ROOT / "tests" / "log"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -124,6 +128,8 @@ class System:
         }
         self.topics = {t: f"{self.prefix}.{t}" for t in ("requests", "events", "results", "dlq")}
         self._n = 0
+        # Envelope-signing keys made through the CLI: agent -> (key id, secret).
+        self.signing: dict[str, tuple[str, str]] = {}
 
     # ---- processes -------------------------------------------------------
 
@@ -175,6 +181,34 @@ class System:
         """Issues a new API key for `agent` (printed once by the CLI)."""
         return str(self.cli_json("key", "create", agent)["api_key"])
 
+    def signing_key(self, agent: str = "bot1", rotate: bool = False,
+                    overlap: int | None = None) -> tuple[str, str]:
+        """Creates (or rotates to) an envelope-signing key for `agent`; produce() signs
+        that agent's envelopes with it from now on. Returns (key id, secret)."""
+        args = ["agent", "key", "rotate" if rotate else "create", agent]
+        if overlap is not None:
+            args += ["--overlap", str(overlap)]
+        out = self.cli_json(*args)
+        self.signing[agent] = (str(out["key_id"]), str(out["secret"]))
+        return self.signing[agent]
+
+    def signed(self, value: bytes, agent: str = "bot1",
+               timestamp: int | None = None) -> list[tuple[str, bytes]]:
+        """The signature header of `value` under `agent`'s key, made on first use.
+        When the agent has none and can have none (it does not exist), bot1's
+        key signs, so the envelope's other faults are still reached (and it is
+        refused as signed with another agent's key); unsigned when neither has."""
+        if agent not in self.signing:
+            res = self.cli("agent", "key", "create", agent, check=False)
+            if res.returncode == 0:
+                out = json.loads(res.stdout)
+                self.signing[agent] = (str(out["key_id"]), str(out["secret"]))
+        kid_secret = self.signing.get(agent) or self.signing.get("bot1")
+        if kid_secret is None:
+            return []
+        kid, secret = kid_secret
+        return [(SIGNATURE_HEADER, sign_envelope(value, kid, secret, timestamp).encode())]
+
     def links(self, approval_id: str) -> list[dict[str, Any]]:
         """One line per approver slot (countersign approval links): approver_id,
         approver, voter_id (who holds the slot now) and url, a fresh one-time
@@ -220,6 +254,7 @@ class System:
         (``{"alice": ("--oidc-subject", "a1")}``).
         """
         ids: dict[str, Any] = {"agent": self.cli_json("agent", "create", "bot1")["agent_id"]}
+        self.signing_key("bot1")
         for a in approvers:
             extra = ["--agent", "bot1"] if a in operator_of_agent else []
             extra += (approver_args or {}).get(a, ())
@@ -250,14 +285,24 @@ class System:
         env.update(extra)
         return env
 
-    def produce(self, *envelopes: dict[str, Any] | bytes) -> None:
+    def produce(self, *envelopes: dict[str, Any] | bytes, sign: bool = True) -> None:
+        """Produces envelopes (dicts, keyed by request_id; a seal by its batch_id)
+        and raw values to the requests topic, each signed with its agent's key
+        (raw values with bot1's) unless sign is False."""
         msgs = []
         for e in envelopes:
             if isinstance(e, dict):
-                msgs.append((e["request_id"].encode(), json.dumps(e).encode()))
+                value = json.dumps(e).encode()
+                key = str(e.get("request_id") or e.get("batch_id") or "raw").encode()
+                agent = str(e.get("agent", "bot1"))
             else:
-                msgs.append((b"raw", e))
+                value, key, agent = e, b"raw", "bot1"
+            msgs.append((key, value, self.signed(value, agent) if sign else []))
         self.kafka.produce_many(self.topics["requests"], msgs)
+
+    def produce_raw(self, key: bytes, value: bytes, agent: str = "bot1") -> None:
+        """Produces one value under Kafka key `key`, signed with `agent`'s key."""
+        self.kafka.produce(self.topics["requests"], key, value, self.signed(value, agent))
 
     # ---- reading state ---------------------------------------------------
 

@@ -251,8 +251,10 @@ class Kafka:
     def _config(self, **extra: Any) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap, **extra}
 
-    def create_topics(self, names: Iterable[str], partitions: int = 4, timeout: float = 30) -> None:
-        """Create `names` (replication factor 1); existing topics are fine.
+    def create_topics(self, names: Iterable[str], partitions: int = 4, timeout: float = 30,
+                      config: dict[str, str] | None = None) -> None:
+        """Create `names` (replication factor 1, topic settings `config`); existing
+        topics are fine (and keep their settings).
 
         Returns once every partition of every topic has a leader, so producers
         and consumers can use the topics right away.
@@ -266,7 +268,8 @@ class Kafka:
         limit = scaled(timeout)
         admin = AdminClient(self._config())
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names],
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+             for name in names],
             operation_timeout=limit,
             request_timeout=limit,
         )

@@ -51,6 +51,7 @@ def test_shuffled_batch_with_the_seal_in_the_middle_approved_in_chromium(
     last = members.pop()
     msgs = [(m["request_id"].encode(), json.dumps(m).encode()) for m in members]
     msgs.insert(250, (b"seal", seal("b500", 500)))
+    msgs = [(k, v, system.signed(v)) for k, v in msgs]
     system.kafka.produce_many(system.topics["requests"], msgs)
     wait_for(lambda: batch(system, "b500").get("members") == 499, 60, what="499 members stored")
     b = batch(system, "b500")
@@ -94,9 +95,9 @@ def test_shuffled_batch_with_the_seal_in_the_middle_approved_in_chromium(
 def test_approve_all_but_three_and_deny_all(running: tuple[System, str]) -> None:
     system, _ = running
     system.produce(*[member(system, "b20", i) for i in range(20)])
-    system.kafka.produce(system.topics["requests"], b"seal", seal("b20", 20))
+    system.produce_raw(b"seal", seal("b20", 20))
     system.produce(*[member(system, "d5", i) for i in range(5)])
-    system.kafka.produce(system.topics["requests"], b"seal", seal("d5", 5))
+    system.produce_raw(b"seal", seal("d5", 5))
     wait_for(lambda: batch(system, "b20").get("status") == "decidable"
              and batch(system, "d5").get("status") == "decidable", 30, what="both decidable")
 
@@ -124,11 +125,11 @@ def test_refusals_stale_digest_late_member_other_grant_conflicting_seal(
                system.stub.url, "--secret-stdin", input="sk_second")
     system.produce(*[member(system, "b3", i) for i in range(3)])
     system.produce(member(system, "b3", 9, grant_id="second"))             # another grant
-    system.kafka.produce(system.topics["requests"], b"seal", seal("b3", 3))
+    system.produce_raw(b"seal", seal("b3", 3))
     wait_for(lambda: batch(system, "b3").get("status") == "decidable", 30, what="decidable")
     system.produce(member(system, "b3", 4))                                # after the seal
-    system.kafka.produce(system.topics["requests"], b"seal2", seal("b3", 4))  # conflicting seal
-    system.kafka.produce(system.topics["requests"], b"seal3", seal("b3", 3))  # the same: no-op
+    system.produce_raw(b"seal2", seal("b3", 4))  # conflicting seal
+    system.produce_raw(b"seal3", seal("b3", 3))  # the same: no-op
     dead = system.topic("dlq", expect=3)
     reasons = sorted(d["value"]["message"] for d in dead)
     assert any("uses grant stripe" in m and "this member uses grant second" in m for m in reasons)
@@ -247,7 +248,7 @@ def test_requester_as_delegate_is_refused(system: System) -> None:
 def test_unknown_item_in_the_except_list_decides_nothing(running: tuple[System, str]) -> None:
     system, _ = running
     system.produce(*[member(system, "t4", i) for i in range(4)])
-    system.kafka.produce(system.topics["requests"], b"seal", seal("t4", 4))
+    system.produce_raw(b"seal", seal("t4", 4))
     wait_for(lambda: batch(system, "t4").get("status") == "decidable", 30, what="decidable")
     r = batch_vote(system, "t4", "alice", "approve", **{"except": "t4-0001\nt4-OOO2"})
     assert r.status_code == 400 and "t4-OOO2" in r.text
@@ -265,7 +266,7 @@ def test_batch_page_decides_for_its_approvers_and_their_delegates_only(
     system.cli("approver", "create", "erin")
     system.cli("delegate", "alice", "erin", "--until", "2099-01-01T00:00:00Z")
     system.produce(*[member(system, "g2", i) for i in range(2)])
-    system.kafka.produce(system.topics["requests"], b"seal", seal("g2", 2))
+    system.produce_raw(b"seal", seal("g2", 2))
     wait_for(lambda: batch(system, "g2").get("status") == "decidable", 30, what="decidable")
     slot = batch_link(system, "g2", "alice")
     assert slot["voter_id"] != slot["approver_id"]  # alice's slot goes to erin now

@@ -24,8 +24,9 @@ def test_malformed_and_refused_messages_go_to_dead_letter(system: System) -> Non
     system.wait_status("fine", "executed")
     dlq = system.topic("dlq", expect=9)
     reasons = sorted(m["value"]["reason"] for m in dlq)
+    # The unknown agent's envelope is signed with bot1's key (harness.signed).
     assert reasons == sorted(["malformed_json", "invalid_request", "forbidden_header",
-                              "unknown_agent", "unknown_grant", "host_not_allowed",
+                              "unauthenticated", "unknown_grant", "host_not_allowed",
                               "invalid_request", "invalid_request", "invalid_request"])
     for m in dlq:
         v = m["value"]
@@ -37,6 +38,8 @@ def test_malformed_and_refused_messages_go_to_dead_letter(system: System) -> Non
     assert any('"url" is required' in x for x in msgs)
     assert any('"reason" must be a string' in x for x in msgs)
     assert any('unknown field "api_key"' in x for x in msgs)
+    assert any(x.startswith("unauthenticated:wrong agent: key csk_") and '"nobody"' in x
+               for x in msgs)
     assert system.sql("SELECT count(*) FROM approvals")[0][0] == 1
     assert system.stub.count() == 1
 

@@ -164,7 +164,8 @@ def test_duplicate_request_id_stored_once(system: System) -> None:
     env = system.envelope("dup-1", amount=50)
     # The same request id three times, under different Kafka keys (so partitions differ).
     raw = json.dumps(env).encode()
-    system.kafka.produce_many(system.topics["requests"], [(b"a", raw), (b"b", raw), (b"c", raw)])
+    system.kafka.produce_many(system.topics["requests"],
+                              [(k, raw, system.signed(raw)) for k in (b"a", b"b", b"c")])
     system.produce(system.envelope("after", amount=50))
     system.wait_status("after", "executed")
     system.wait_status("dup-1", "executed")

@@ -74,10 +74,13 @@ def c_bins() -> Path:
 
 
 def _env(system: System, url: str, key: str) -> dict[str, str]:
+    kid, secret = system.signing.get("bot1", ("", ""))
     return {
         **system.env,
         "COUNTERSIGN_URL": url,
         "COUNTERSIGN_API_KEY": key,
+        "COUNTERSIGN_SIGNING_KEY_ID": kid,
+        "COUNTERSIGN_SIGNING_SECRET": secret,
         "CS_STUB_URL": system.stub.url,
         "CS_CLI": str(BUILD_DIR / "countersign"),
     }

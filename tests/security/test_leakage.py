@@ -116,9 +116,8 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
               s.envelope("k-pending", amount=900, path="/v1/refunds/kp"),
               *[s.envelope(f"kb-{i}", amount=200 + i, path=f"/v1/refunds/kb{i}", batch_id="kb")
                 for i in range(3)])
-    s.kafka.produce(s.topics["requests"], b"seal",
-                    json.dumps({"type": "seal", "agent": "bot1", "batch_id": "kb",
-                                "count": 3}).encode())
+    s.produce_raw(b"seal", json.dumps({"type": "seal", "agent": "bot1", "batch_id": "kb",
+                                       "count": 3}).encode())
     # Approvals: approved by link, denied by link, cancelled, expired, decided by the
     # operator API, refused votes, and a whole batch.
     approved = d.pending(path="/v1/refunds/approved")

@@ -47,6 +47,7 @@ from .models import (
     HttpMethod,
     PendingApproval,
 )
+from .signing import SIGNATURE_HEADER, sign_envelope
 
 __all__ = [
     "Agent",
@@ -78,5 +79,7 @@ __all__ = [
     "CountersignConnectionError",
     "TransportError",
     "ServerError",
+    "SIGNATURE_HEADER",
+    "sign_envelope",
     "__version__",
 ]

@@ -54,3 +54,5 @@ export {
   errorFromResponse,
 } from "./errors.js";
 export type { ErrorDetails, CountersignErrorInit } from "./errors.js";
+export { SIGNATURE_HEADER, signEnvelope } from "./signing.js";
+export type { SignEnvelopeOptions } from "./signing.js";
