@@ -24,15 +24,20 @@
 #include "scheduler.h"
 
 /* seal_plan columns */
-enum { P_SEQ, P_HASH, P_LO, P_HORIZON, P_CUT, P_CUT_EMPTY };
+enum { P_SEQ, P_HASH, P_LO, P_HORIZON, P_CUT, P_CUT_EMPTY, P_HEAD_SIGNED };
 /* seal_preview columns */
 enum { V_ENTRIES, V_ENTRIES_HASH, V_HASH };
 /* seal_list columns (those used here) */
 enum { L_SEQ = 0, L_HASH = 6, L_MAC = 7 };
 
-/* Appends to the heads file every signed seal after the last published one, up to head. */
+/*
+ * Appends to the heads file every signed seal after the last published one,
+ * up to head. Legacy (unsigned) seals are never published; while the head
+ * is one of them there is nothing to publish, so an idle sealer does not
+ * walk a long legacy range every sweep.
+ */
 static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c, int64_t head,
-                                   char *err)
+                                   bool head_signed, char *err)
 {
     int64_t last = 0;
     enum cs_err rc = cs_audit_head_last(c->head_file, &last, err);
@@ -42,7 +47,7 @@ static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c
         return cs_err_set(err, CS_ERR_CONFLICT, "the audit chain was cut: seal %lld is published "
                           "but the database ends at seal %lld; not sealing (run `countersign "
                           "audit verify`)", (long long)last, (long long)head);
-    while (last < head) {
+    while (head_signed && last < head) {
         char after[24];
         snprintf(after, sizeof(after), "%lld", (long long)last);
         const char *p[] = {after, "500"};
@@ -105,8 +110,9 @@ enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
     }
     char lo_copy[32];
     snprintf(lo_copy, sizeof(lo_copy), "%s", lo);
+    bool head_signed = cs_db_bool(res, 0, P_HEAD_SIGNED);
     PQclear(res);
-    if (c->head_file && (rc = publish_missing(db, c, head, err)))
+    if (c->head_file && (rc = publish_missing(db, c, head, head_signed, err)))
         return rc;
     if (strtoull(hi, NULL, 10) <= strtoull(lo_copy, NULL, 10))
         return CS_OK;

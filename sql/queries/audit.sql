@@ -9,10 +9,10 @@ VALUES ($1::text, $2::text, $3::uuid, coalesce($4::jsonb, '{}'::jsonb));
 -- The next seal: from the last seal's to_txid up to the oldest transaction
 -- still running (everything below it has finished), cut after about $1
 -- entries at a transaction boundary. Returns head seq, head hash (hex),
--- lo, horizon, cut (NULL when the range holds fewer than $1 entries) and
--- whether [lo, cut) would be empty.
+-- lo, horizon, cut (NULL when the range holds fewer than $1 entries),
+-- whether [lo, cut) would be empty, and whether the head is signed.
 WITH h AS (
-    SELECT seq, to_txid, hash FROM audit_seal ORDER BY seq DESC LIMIT 1
+    SELECT seq, to_txid, hash, mac FROM audit_seal ORDER BY seq DESC LIMIT 1
 ), b AS (
     SELECT coalesce((SELECT to_txid FROM h), '1'::xid8) AS lo,
            pg_snapshot_xmin(pg_current_snapshot()) AS horizon
@@ -23,7 +23,8 @@ WITH h AS (
 )
 SELECT coalesce((SELECT seq FROM h), 0), coalesce(encode((SELECT hash FROM h), 'hex'), ''),
        b.lo::text, b.horizon::text, c.cut::text,
-       NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut)
+       NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut),
+       coalesce((SELECT mac IS NOT NULL FROM h), false)
 FROM b, c;
 
 -- name: seal_preview

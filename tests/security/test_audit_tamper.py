@@ -192,3 +192,31 @@ def test_legacy_unsigned_seals_are_a_reported_prefix(system: System) -> None:
     v = verify(system, CS_AUDIT_HEAD_FILE="")
     assert not v["ok"] and v["tamper"] == "rewrite" and v["broken_seal"] == 4, v
     assert "unsigned after signed seals" in v["problem"]
+
+
+def test_upgraded_database_keeps_its_legacy_seals_and_signs_on(system: System) -> None:
+    """A database sealed before migration 011 (every seal unsigned, nothing
+    published) verifies; a scheduler with the heads file then signs and
+    publishes only the seals it makes, chained onto the legacy ones."""
+    sched = system.scheduler()  # no heads file
+    system.sql("INSERT INTO audit (actor, action) SELECT 'test', 'legacy' FROM generate_series(1, 5)")
+    wait_for(lambda: all_sealed(system), 20, what="the legacy entries to be sealed")
+    sched.stop()
+    superuser(system, "ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_append_only",
+              "UPDATE audit_seal SET mac = NULL",
+              "ALTER TABLE audit_seal ENABLE TRIGGER audit_seal_append_only")
+    legacy = system.sql("SELECT count(*) FROM audit_seal")[0][0]
+    heads_file = Path(heads(system)["CS_AUDIT_HEAD_FILE"])
+    heads_file.unlink(missing_ok=True)
+    v = verify(system)
+    assert v["ok"] and v["legacy_seals"] == legacy and v["signed_seals"] == 0, v
+    system.scheduler(**heads(system))
+    system.sql("INSERT INTO audit (actor, action) VALUES ('test', 'after.upgrade')")
+    wait_for(lambda: all_sealed(system), 20, what="the new entry to be sealed")
+    wait_for(heads_file.exists, 20, what="the first signed head to be published")
+    published = [json.loads(line)["seq"] for line in heads_file.read_text().splitlines()]
+    head = system.sql("SELECT max(seq) FROM audit_seal")[0][0]
+    assert published == list(range(legacy + 1, head + 1))
+    v = verify(system)
+    assert v["ok"] and v["legacy_seals"] == legacy and v["signed_seals"] == head - legacy, v
+    assert v["published_head"] == head
