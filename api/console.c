@@ -133,7 +133,7 @@ void console_head(struct console *k, const char *title, const char *here)
                 ".card{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:12px;"
                 "margin:10px 0;min-width:0}"
                 ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}"
-                ".grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:10px}"
+                ".grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:10px}"
                 ".stat{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:10px}"
                 ".stat b{display:block;font-size:1.6em}.stat span{color:#57534e;font-size:.85em}"
                 ".scroll{overflow-x:auto;max-width:100%}"
@@ -168,7 +168,12 @@ void console_head(struct console *k, const char *title, const char *here)
                 "ol.tl li{border-left:3px solid #d6d3d1;padding:4px 10px;margin:0 0 6px}"
                 "ol.tl li.vote{border-color:#15803d}ol.tl li.notification{border-color:#a16207}"
                 "@media (max-width:600px){header .who{float:none;display:block}"
-                "main{padding:8px}}"
+                "main{padding:8px}"
+                /* On a phone each approval is a block of its cells, not a wide row. */
+                "table.rows tr:first-child{display:none}"
+                "table.rows tr{display:block;border-bottom:1px solid #d6d3d1;padding:6px 0}"
+                "table.rows td{display:inline-block;border:0;padding:1px 6px 1px 0;min-width:0}"
+                "table.rows td.u{display:block}}"
                 "</style><script src=\"/static/console.js\" defer></script></head>"
                 "<body data-refresh=\"");
     html_raw(b, refresh);

@@ -203,7 +203,7 @@ static void filter_form(struct console *k)
 
 static void rows_table(struct cs_buf *b, const PGresult *res, int n)
 {
-    html_raw(b, "<div class=\"scroll\"><table><tr><th>created</th><th>status</th><th>agent</th>"
+    html_raw(b, "<div class=\"scroll\"><table class=\"rows\"><tr><th>created</th><th>status</th><th>agent</th>"
                 "<th>grant</th><th>policy</th><th>request</th><th>call</th><th>decided by / error"
                 "</th><th>batch</th></tr>");
     for (int i = 0; i < n; i++) {

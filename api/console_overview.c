@@ -196,10 +196,12 @@ static void chart(struct cs_buf *b, const char *title, const struct series *s, b
         html_raw(b, "\">p50</text><text x=\"80\" y=\"14\" font-size=\"11\" fill=\"#b91c1c\">"
                     "p99</text>");
     }
-    snprintf(t, sizeof(t), "<text x=\"44\" y=\"136\" font-size=\"11\" fill=\"#57534e\">%s</text>"
-             "<text x=\"600\" y=\"136\" font-size=\"11\" text-anchor=\"end\" fill=\"#57534e\">%s"
-             "</text></svg></div>", left, right);
-    html_raw(b, t);
+    html_raw(b, "<text x=\"44\" y=\"136\" font-size=\"11\" fill=\"#57534e\">");
+    html_esc(b, left);
+    html_raw(b, "</text><text x=\"600\" y=\"136\" font-size=\"11\" text-anchor=\"end\" "
+                "fill=\"#57534e\">");
+    html_esc(b, right);
+    html_raw(b, "</text></svg></div>");
 }
 
 static enum cs_err charts(struct console *k, bool day, char *err)

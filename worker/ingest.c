@@ -30,6 +30,7 @@
  * redelivery), and only then does the next one reach the database.
  * It does not execute anything: approved rows are the executor's.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cs_approval.h"
@@ -74,6 +75,7 @@ struct batch {
     int admitted;                     /* items[0..admitted) went through admission */
     int stored, ndlq;
     atomic_int dlq_failed;            /* its dead letters the broker did not take */
+    json_object *dead;                /* its dead letters for the console (NULL: none) */
     struct cs_buf rows;               /* its rows as JSON text */
 };
 
@@ -99,16 +101,20 @@ static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
         atomic_fetch_add((atomic_int *)m->_private, 1);
 }
 
+/* Records the dead letter of m in b->dead, stored for the console once the broker has it. */
+static void dead_record(struct batch *b, const rd_kafka_message_t *m, enum cs_err rc,
+                        const char *detail)
+{
+    if (!b->dead)
+        b->dead = json_object_new_array();
+    json_object_array_add(b->dead, dead_letter_record(m, rc, detail));
+}
+
 /* Builds and enqueues the dead letter for message m of batch b. */
 static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_message_t *m,
                         enum cs_err rc, const char *detail)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "reason", json_object_new_string(cs_err_code(rc)));
-    json_object_object_add(o, "message", json_object_new_string(detail));
-    json_object_object_add(o, "topic", json_object_new_string(rd_kafka_topic_name(m->rkt)));
-    json_object_object_add(o, "partition", json_object_new_int(m->partition));
-    json_object_object_add(o, "offset", json_object_new_int64(m->offset));
+    json_object *o = dead_letter_fields(m, rc, detail);
     char *b64 = cs_b64_encode(m->payload, m->payload ? m->len : 0, false);
     json_object_object_add(o, "original_b64", json_object_new_string(b64));
     cs_free(b64);
@@ -125,6 +131,7 @@ static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_messa
     if (e)
         atomic_fetch_add(&b->dlq_failed, 1);
     b->ndlq++;
+    dead_record(b, m, rc, detail);
     json_object_put(o);
     static struct cs_log_limit lim;
     unsigned suppressed = 0;
@@ -571,6 +578,11 @@ static enum cs_err attempt(struct ingest *in, struct batch *b, struct batch *nex
         (rd_kafka_flush(in->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
          atomic_load(&b->dlq_failed) > 0))
         rc = cs_err_set(err, CS_ERR_KAFKA, "dead-letter topic unavailable");
+    if (!rc && b->dead) {
+        /* What the console shows; a retried batch records each message once. */
+        const char *p[] = {cs_json_text(b->dead, NULL)};
+        rc = cs_db_exec(in->db, CSQ_DEAD_LETTERS_INSERT, 1, p, NULL, err);
+    }
     return rc;
 }
 
@@ -585,6 +597,8 @@ static void batch_forget(struct ingest *in, struct batch *b)
         rd_kafka_flush(in->dlq, 30000); /* no report of this round counts for the next */
     b->admitted = b->ntodo = b->stored = b->ndlq = 0;
     atomic_store(&b->dlq_failed, 0);
+    json_object_put(b->dead);
+    b->dead = NULL;
     cs_buf_reset(&b->rows);
     if (b->rows.cap > ROWS_KEEP) {
         /* Keep the buffers of ordinary batches; give back what a huge one took. */
@@ -744,6 +758,7 @@ out:
         cs_free(in.b[k].msgs);
         cs_free(in.b[k].items);
         cs_free(in.b[k].todo);
+        json_object_put(in.b[k].dead);
         cs_buf_free(&in.b[k].rows);
     }
     cs_buf_free(&in.param);

@@ -14,6 +14,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <json-c/json.h>
+#include <librdkafka/rdkafka.h>
+
 #include "cs_config.h"
 #include "cs_db.h"
 #include "cs_metrics.h"
@@ -55,6 +58,11 @@ void worker_sleep(struct worker_role *role, int ms);
 bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
                  void (*on_notify)(void *arg, const char *channel, const char *payload),
                  void *arg);
+
+/* dead_letters.c -- what a dead letter of message m says (reason, message, topic, partition, offset). */
+json_object *dead_letter_fields(const rd_kafka_message_t *m, enum cs_err rc, const char *detail);
+/* The same with size, SHA-256 and a safe preview: the console's record of it. */
+json_object *dead_letter_record(const rd_kafka_message_t *m, enum cs_err rc, const char *detail);
 
 void *ingest_main(void *role);
 void *executor_main(void *role);

@@ -281,3 +281,15 @@ SELECT a.agent_id, g.name, a.grant_id, a.method, a.url, a.headers::text,
        g.disabled_at IS NOT NULL
 FROM approvals a JOIN agents g ON g.id = a.agent_id
 WHERE a.id = $1::uuid;
+
+-- name: dead_letters_insert
+-- The ingest records the dead letters of a batch once the broker has them,
+-- for the console: $1 a JSON array of {reason, message, topic, partition,
+-- offset, size, sha256 (hex), preview}. A batch retried after an outage
+-- records each message once (dead_letters_origin).
+INSERT INTO dead_letters (reason, message, topic, kpartition, koffset, size, sha256, preview)
+SELECT d->>'reason', left(d->>'message', 1000), d->>'topic', (d->>'partition')::int,
+       (d->>'offset')::bigint, (d->>'size')::int, decode(d->>'sha256', 'hex'),
+       left(d->>'preview', 200)
+FROM jsonb_array_elements($1::jsonb) AS d
+ON CONFLICT (topic, kpartition, koffset) DO NOTHING;

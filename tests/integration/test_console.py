@@ -10,9 +10,12 @@ database (test_api.Api) and walks the pages as a browser does (approver.py).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 import re
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -375,3 +378,73 @@ def test_pause_a_grant_its_calls_wait_then_resume(system: System) -> None:
     assert "/pause" not in viewer.page(f"{api.url}/console/grants")
     viewer.close()
     ops.close()
+
+
+def test_dead_letters_show_reason_safe_preview_size_and_hash(system: System) -> None:
+    api = console(system)
+    leaked = "sk_live_do_not_show_" + uuid.uuid4().hex
+    bad = system.envelope("dl-1", headers={"Authorization": f"Bearer {leaked}"})
+    system.produce(bad, b"\x00not json at all")
+    wait_for(lambda: system.sql("SELECT count(*) FROM dead_letters")[0][0] == 2, 30,
+             what="two dead letters recorded")
+    rows = system.sql("SELECT reason, size, encode(sha256, 'hex') FROM dead_letters ORDER BY id")
+    raw = json.dumps(bad).encode()
+    assert ("forbidden_header", len(raw), hashlib.sha256(raw).hexdigest()) in rows
+    assert ("malformed_json", 16, hashlib.sha256(b"\x00not json at all").hexdigest()) in rows
+    viewer, home = operator(system, "viewer")
+    page = viewer.page(f"{api.url}/console/dead-letters")
+    assert "forbidden_header" in page and "malformed_json" in page
+    assert "request_id=dl-1" in page and "keys:" in page and "00 6e 6f 74" in page
+    assert leaked not in page and "sk_live" not in page
+    assert re.search(r'<b>2</b></a><span>dead letters, last hour</span>', viewer.page(home))
+    viewer.close()
+
+
+BROWSER_DIR = REPO_ROOT / "tests" / "browser"
+SHOTS = REPO_ROOT / "tests" / "log" / "console"
+
+
+def png_size(path: Any) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_console_in_chromium(system: System) -> None:
+    """The operator's walk in headless Chromium (tests/browser/console.mjs)."""
+    system.env["CS_CONSOLE_REFRESH_SECONDS"] = "1"
+    api = console(system)
+    system.stub.program("/v1/refunds", close_without_response=True, times=1)
+    assert api.submit(amount=50, idempotency_key="will-fail").status_code == 502
+    failed = system.approval("will-fail")
+    assert failed and failed["status"] == "failed"
+    ids = [api.pending() for _ in range(4)]
+    link = system.cli_json("approver", "signin-link", "ops", "--next", "/console")["url"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SHOTS.glob("*.png"):
+        old.unlink()
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
+                       capture_output=True, timeout=scaled(300))
+    out = subprocess.run(
+        ["node", "console.mjs"], cwd=BROWSER_DIR, text=True, capture_output=True,
+        timeout=scaled(240),
+        env={**os.environ, "CS_LINK": link, "CS_SHOTS": str(SHOTS), "CS_PENDING": "4",
+             "CS_CANCEL": ids[0], "CS_APPROVE": f"{ids[1]},{ids[2]}", "CS_AS": "alice",
+             "CS_GRANT": "stripe", "CS_FAILED": str(failed["id"])})
+    (system.log_dir / "chromium.log").write_text(out.stdout + out.stderr)
+    assert out.returncode == 0 and "ok console" in out.stdout, out.stdout + out.stderr
+    # What the browser did is what the system holds.
+    assert system.approval_by_id(ids[0])["status"] == "cancelled"
+    assert {system.approval_by_id(i)["status"] for i in ids[1:3]} == {"executed"}
+    assert system.approval_by_id(ids[3])["status"] == "pending"
+    assert system.approval("will-fail~r1")["status"] == "executed"  # type: ignore[index]
+    assert [a for a, _, _ in audit(system, "grant.paused")] == ["operator:ops"]
+    # The screenshots the closing note shows: there, of the right width, not blank.
+    for name, width in (("overview", 1440), ("list", 1440), ("timeline", 1440),
+                        ("list-phone", 390)):
+        shot = SHOTS / f"{name}.png"
+        assert shot.is_file(), shot
+        w, h = png_size(shot)
+        assert w == width and h >= 400, (name, w, h)
+        assert shot.stat().st_size > 20_000, (name, shot.stat().st_size)
