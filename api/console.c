@@ -180,7 +180,8 @@ void console_head(struct console *k, const char *title, const char *here)
     html_raw(b, "\"><header><span class=\"who\">");
     html_esc(b, k->s.name);
     html_raw(b, k->s.role == CS_OPERATOR_WRITE ? " (operator)" : " (read-only operator)");
-    html_raw(b, " &middot; <a href=\"/inbox\">inbox</a><form method=\"post\" action=\"/signout\">");
+    html_raw(b, " &middot; <a href=\"/inbox\">inbox</a>"
+                "<form method=\"post\" action=\"/signout\" class=\"bar\">");
     console_csrf(k);
     html_raw(b, "<button>Sign out</button></form></span><nav>");
     for (size_t i = 0; i < sizeof(nav) / sizeof(nav[0]); i++) {
