@@ -360,5 +360,11 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
         enum cs_err urc = cs_db_exec(db, CSQ_MIGRATE_UNLOCK, 1, kp, NULL, ignore);
         (void)urc;
     }
+    if (rc == CS_ERR_INTERNAL && err) {
+        /* A 42xxx error here is most often a role that does not own the schema. */
+        char detail[CS_ERRLEN];
+        cs_strlcpy(detail, err, sizeof(detail));
+        cs_err_set(err, rc, "%s (migrations run as the schema's owner: CS_PG_OWNER_URL)", detail);
+    }
     return rc;
 }
