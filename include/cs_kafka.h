@@ -11,6 +11,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "cs_config.h"
 #include "cs_err.h"
 
@@ -47,5 +50,25 @@ enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, in
  */
 enum cs_err cs_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char *name, char *out,
                                   size_t outlen, int timeout_ms, char *err) CS_MUSTCHECK;
+
+/*
+ * The most bytes one record to `topics` may carry: the smallest
+ * max.message.bytes the broker reports for them, capped by rk's own
+ * message.max.bytes. Read when first asked and, while the broker cannot
+ * say, again at most every 30 s (meanwhile the producer's limit, or
+ * 1000000, is used and *known is false). Thread: the caller's; l is the
+ * caller's.
+ */
+struct cs_kafka_limit {
+    int64_t bytes;
+    bool known;
+    int64_t next_try_ms;
+};
+int64_t cs_kafka_limit_get(struct cs_kafka_limit *l, rd_kafka_t *rk, const char *const *topics,
+                           int n);
+
+/* True when a produce or delivery error is about this message (its size or
+ * form) and retrying it can never succeed; false for outages and timeouts. */
+bool cs_kafka_err_permanent(rd_kafka_resp_err_t e);
 
 #endif

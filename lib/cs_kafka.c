@@ -4,10 +4,12 @@
 #include "cs_kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cs_log.h"
 #include "cs_mem.h"
+#include "cs_time.h"
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -190,4 +192,50 @@ enum cs_err cs_kafka_topic_config(rd_kafka_t *rk, const char *topic, const char 
     rd_kafka_queue_destroy(q);
     rd_kafka_ConfigResource_destroy(res);
     return rc;
+}
+
+int64_t cs_kafka_limit_get(struct cs_kafka_limit *l, rd_kafka_t *rk, const char *const *topics,
+                           int n)
+{
+    if (l->known || cs_now_ms() < l->next_try_ms)
+        return l->bytes;
+    char v[32], err[CS_ERRLEN];
+    size_t vlen = sizeof(v);
+    int64_t own = 1000000;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK)
+        own = strtoll(v, NULL, 10);
+    int64_t least = own;
+    bool all = true;
+    for (int i = 0; i < n && all; i++) {
+        if (cs_kafka_topic_config(rk, topics[i], "max.message.bytes", v, sizeof(v), 5000, err)) {
+            all = false;
+            cs_log(CS_LOG_WARN, "kafka", "cannot read max.message.bytes of %s (%s): using %lld "
+                   "bytes until the broker answers", topics[i], err, (long long)least);
+        } else if (strtoll(v, NULL, 10) > 0 && strtoll(v, NULL, 10) < least) {
+            least = strtoll(v, NULL, 10);
+        }
+    }
+    l->bytes = least;
+    l->known = all;
+    l->next_try_ms = cs_now_ms() + 30000;
+    if (all)
+        cs_log(CS_LOG_INFO, "kafka", "messages to %s%s limited to %lld bytes (the broker's "
+               "max.message.bytes, capped by the producer's %lld)", topics[0],
+               n > 1 ? " and others" : "", (long long)least, (long long)own);
+    return least;
+}
+
+bool cs_kafka_err_permanent(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
 }

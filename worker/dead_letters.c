@@ -9,6 +9,7 @@
 
 #include "cs_crypto.h"
 #include "cs_json.h"
+#include "cs_log.h"
 #include "worker.h"
 
 /*
@@ -77,4 +78,28 @@ json_object *dead_letter_record(const rd_kafka_message_t *m, enum cs_err rc, con
     json_object_object_add(o, "sha256", json_object_new_string(hex));
     json_object_object_add(o, "preview", json_object_new_string(preview));
     return o;
+}
+
+const void *dead_letter_key(const rd_kafka_message_t *m, char hashed[DEAD_LETTER_KEY_MAX],
+                            size_t *len)
+{
+    *len = m->key ? m->key_len : 0;
+    if (*len <= 1024)
+        return m->key;
+    unsigned char h[CS_SHA256_LEN];
+    cs_sha256(m->key, m->key_len, h);
+    memcpy(hashed, "sha256:", 7);
+    cs_hex_encode(h, sizeof(h), hashed + 7);
+    *len = strlen(hashed);
+    return hashed;
+}
+
+void dead_letter_dropped(const void *key, size_t key_len, rd_kafka_resp_err_t e)
+{
+    static struct cs_log_limit lim;
+    unsigned suppressed = 0;
+    if (cs_log_limit_allow(&lim, 5, &suppressed))
+        cs_log(CS_LOG_ERROR, "ingest", "a dead letter (key %.*s) cannot be written and is "
+               "skipped: %s (%u similar suppressed)", (int)(key_len > 64 ? 64 : key_len),
+               key ? (const char *)key : "", rd_kafka_err2str(e), suppressed);
 }

@@ -18,7 +18,11 @@
  *     saying which check failed (unsigned ones are accepted only with
  *     CS_KAFKA_ALLOW_UNSIGNED, announced at start);
  *   - a malformed or refused message goes to <prefix>.dlq with its reason
- *     code (cs_err_table) and never stops the consumer;
+ *     code (cs_err_table) and never stops the consumer: its dead letter is
+ *     made to fit the topic's limit as the broker reports it (cs_msgfit.h:
+ *     the original whole when it fits, else a prefix with its size and
+ *     SHA-256), and a dead letter the broker refuses for good (its size or
+ *     form) is counted, logged and skipped; only an outage stalls;
  *   - a Postgres or Kafka outage stalls the batch, which is retried as a
  *     whole with backoff: nothing is skipped.
  * Pipelining: while the insert of a batch of plain rows runs in Postgres
@@ -36,12 +40,12 @@
 #include "cs_approval.h"
 #include "cs_batch.h"
 #include "cs_catalog.h"
-#include "cs_envsig.h"
 #include "cs_json.h"
 #include "cs_kafka.h"
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
+#include "cs_msgfit.h"
 #include "cs_process.h"
 #include "worker.h"
 
@@ -74,7 +78,8 @@ struct batch {
     int ntodo;
     int admitted;                     /* items[0..admitted) went through admission */
     int stored, ndlq;
-    atomic_int dlq_failed;            /* its dead letters the broker did not take */
+    atomic_int dlq_failed;            /* its dead letters the broker did not take (yet) */
+    atomic_int dlq_dropped;           /* ... and never will (their size or form): skipped */
     json_object *dead;                /* its dead letters for the console (NULL: none) */
     struct cs_buf rows;               /* its rows as JSON text */
 };
@@ -86,19 +91,27 @@ struct ingest {
     rd_kafka_t *consumer;
     rd_kafka_queue_t *cq;             /* the consumer's queue: serves commit results */
     rd_kafka_t *dlq;
+    struct cs_kafka_limit dlq_limit;  /* the dead-letter topic's message limit */
     struct cs_catalog *cat;
     struct cs_link_keys keys;          /* approval_url and batch page links */
     struct batch b[2];
     struct cs_buf param;              /* the JSON array one insert takes (reused) */
 };
 
-/* Delivery report of a dead letter: its batch's counter is the message's opaque. */
+/* Delivery report of a dead letter: its batch is the message's opaque. */
 static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     (void)opaque;
-    if (m->err && m->_private)
-        atomic_fetch_add((atomic_int *)m->_private, 1);
+    struct batch *b = m->_private;
+    if (!m->err || !b)
+        return;
+    if (cs_kafka_err_permanent(m->err)) {
+        atomic_fetch_add(&b->dlq_dropped, 1);
+        dead_letter_dropped(m->key, m->key_len, m->err);
+    } else {
+        atomic_fetch_add(&b->dlq_failed, 1);
+    }
 }
 
 /* Records the dead letter of m in b->dead, stored for the console once the broker has it. */
@@ -110,28 +123,40 @@ static void dead_record(struct batch *b, const rd_kafka_message_t *m, enum cs_er
     json_object_array_add(b->dead, dead_letter_record(m, rc, detail));
 }
 
-/* Builds and enqueues the dead letter for message m of batch b. */
+/*
+ * Builds and enqueues the dead letter for message m of batch b, fitted to
+ * the dead-letter topic's limit; keyed like the original, or by the
+ * original key's SHA-256 when that key alone is over 1 KB.
+ */
 static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_message_t *m,
                         enum cs_err rc, const char *detail)
 {
     json_object *o = dead_letter_fields(m, rc, detail);
-    char *b64 = cs_b64_encode(m->payload, m->payload ? m->len : 0, false);
-    json_object_object_add(o, "original_b64", json_object_new_string(b64));
-    cs_free(b64);
+    char hashed[DEAD_LETTER_KEY_MAX];
+    size_t key_len = 0;
+    const void *key = dead_letter_key(m, hashed, &key_len);
+    const char *topic = in->cfg->topic_dlq;
+    int64_t limit = cs_kafka_limit_get(&in->dlq_limit, in->dlq, &topic, 1);
     size_t len = 0;
-    const char *text = cs_json_text(o, &len);
+    char *text = cs_msgfit_dead_letter(o, m->payload, m->payload ? m->len : 0, key_len,
+                                       (size_t)limit, &len);
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(in->dlq, RD_KAFKA_V_TOPIC(in->cfg->topic_dlq),
-                                  RD_KAFKA_V_KEY(m->key, m->key_len),
-                                  RD_KAFKA_V_VALUE((void *)text, len),
+    while ((e = rd_kafka_producev(in->dlq, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_KEY(key, key_len),
+                                  RD_KAFKA_V_VALUE(text, len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_OPAQUE(&b->dlq_failed),
+                                  RD_KAFKA_V_OPAQUE(b),
                                   RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(in->dlq, 100);
-    if (e)
+    if (e && cs_kafka_err_permanent(e)) {
+        atomic_fetch_add(&b->dlq_dropped, 1);
+        dead_letter_dropped(key, key_len, e);
+    } else if (e) {
         atomic_fetch_add(&b->dlq_failed, 1);
+    }
     b->ndlq++;
     dead_record(b, m, rc, detail);
+    cs_free(text);
     json_object_put(o);
     static struct cs_log_limit lim;
     unsigned suppressed = 0;
@@ -142,70 +167,6 @@ static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_messa
 }
 
 /* ---- admission ---- */
-
-/*
- * Authenticates message m (cs_envsig.h): *key is the signing key it was
- * signed with, or NULL for an unsigned message accepted under
- * CS_KAFKA_ALLOW_UNSIGNED. CS_ERR_UNAUTHENTICATED says which check failed;
- * the key lookup may return a retriable CS_ERR_DB (db NULL: cache only).
- */
-static enum cs_err authenticate(struct ingest *in, const rd_kafka_message_t *m, struct cs_db *db,
-                                const struct cs_signing_key **key, char *err)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *v = NULL, *second = NULL;
-    size_t vlen = 0, len2 = 0;
-    *key = NULL;
-    if (rd_kafka_message_headers(m, &hdrs) ||
-        rd_kafka_header_get(hdrs, 0, CS_ENVSIG_HEADER, &v, &vlen) || !v) {
-        if (in->cfg->kafka_allow_unsigned)
-            return CS_OK;
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
-                          "unsigned: no %s header (see README \"Signed envelopes\")",
-                          CS_ENVSIG_HEADER);
-    }
-    if (!rd_kafka_header_get(hdrs, 1, CS_ENVSIG_HEADER, &second, &len2))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: more than "
-                          "one %s header", CS_ENVSIG_HEADER);
-    struct cs_envsig sig;
-    enum cs_err rc = cs_envsig_parse(v, vlen, &sig, err);
-    if (rc)
-        return rc;
-    rc = cs_catalog_signing_key(in->cat, db, in->cfg->master_key, sig.kid, key, err);
-    if (rc == CS_ERR_NOT_FOUND)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown key: %s is not a live signing "
-                          "key (never issued, revoked, expired or its agent disabled)", sig.kid);
-    if (rc)
-        return rc;
-    /* The reference time: the broker's, when the topic stamps records at append. */
-    rd_kafka_timestamp_type_t tt = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-    int64_t ts = rd_kafka_message_timestamp(m, &tt);
-    bool broker = tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME && ts > 0;
-    int64_t ref_ms = broker ? ts : cs_now_ms();
-    if ((*key)->expires_ms && (*key)->expires_ms <= ref_ms)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown key: %s expired (rotated)",
-                          sig.kid);
-    if (!cs_envsig_verify(&sig, (*key)->secret, CS_ENVSIG_SECRET_LEN, m->payload,
-                          m->payload ? m->len : 0))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "bad signature: the v1 MAC of key %s "
-                          "does not match this record's value and t", sig.kid);
-    int64_t skew_s = (sig.t * 1000 - ref_ms) / 1000;
-    if (skew_s > in->cfg->kafka_signature_window_s || -skew_s > in->cfg->kafka_signature_window_s)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "stale: signed at t=%lld, %lld s from "
-                          "the %s (replay window %lld s)", (long long)sig.t, (long long)skew_s,
-                          broker ? "broker's append time" : "worker's clock",
-                          (long long)in->cfg->kafka_signature_window_s);
-    return CS_OK;
-}
-
-/* CS_ERR_UNAUTHENTICATED when the message was signed with a key of another agent. */
-static enum cs_err key_owner(const struct cs_signing_key *key, const char *agent, char *err)
-{
-    if (!key || !strcmp(key->agent_name, agent))
-        return CS_OK;
-    return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "wrong agent: key %s belongs to agent "
-                      "\"%.64s\", not \"%.64s\"", key->id, key->agent_name, agent);
-}
 
 /*
  * Checks message m and turns it into a request to store (it->rq, agent,
@@ -224,7 +185,7 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
     if (m->payload && m->len > (size_t)in->cfg->request_max_bytes)
         return cs_err_set(err, CS_ERR_TOO_LARGE, "message larger than %lld bytes",
                           (long long)in->cfg->request_max_bytes);
-    if ((rc = authenticate(in, m, db, &key, err)))
+    if ((rc = signature_check(in->cfg, in->cat, m, db, &key, err)))
         return rc;
     if (!m->payload || m->len == 0)
         return cs_err_set(err, CS_ERR_INVALID, "empty message");
@@ -233,7 +194,7 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
     if (cs_batch_is_seal(obj)) {
         rc = cs_batch_seal_parse(obj, &it->seal, err);
         json_object_put(obj);
-        if (!rc && !(rc = key_owner(key, it->seal.agent, err)) &&
+        if (!rc && !(rc = signature_owner(key, it->seal.agent, err)) &&
             !(rc = cs_catalog_agent(in->cat, db, it->seal.agent, &it->agent, err)))
             return CS_OK;
         it->seal.count = 0;
@@ -243,7 +204,7 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
     json_object_put(obj);
     if (rc)
         return rc;
-    if (!(rc = key_owner(key, it->rq.agent, err)) &&
+    if (!(rc = signature_owner(key, it->rq.agent, err)) &&
         !(rc = cs_catalog_agent(in->cat, db, it->rq.agent, &it->agent, err)) &&
         !(rc = cs_catalog_grant(in->cat, db, it->rq.grant_id, &it->grant, err)) &&
         !(rc = cs_approval_check(&it->rq, it->agent, it->grant, &needs, err)))
@@ -599,6 +560,7 @@ static void batch_forget(struct ingest *in, struct batch *b)
     atomic_store(&b->dlq_failed, 0);
     json_object_put(b->dead);
     b->dead = NULL;
+    atomic_store(&b->dlq_dropped, 0);
     cs_buf_reset(&b->rows);
     if (b->rows.cap > ROWS_KEEP) {
         /* Keep the buffers of ordinary batches; give back what a huge one took. */
@@ -627,9 +589,10 @@ static void committed(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 static void complete(struct ingest *in, struct batch *b)
 {
     struct worker_metrics *wm = in->role->m;
-    int dup = b->nmsgs - b->stored - b->ndlq;
+    int dup = b->nmsgs - b->stored - b->ndlq, dropped = atomic_load(&b->dlq_dropped);
     atomic_fetch_add(&wm->ingested, (uint_fast64_t)b->stored);
-    atomic_fetch_add(&wm->dead_lettered, (uint_fast64_t)b->ndlq);
+    atomic_fetch_add(&wm->dead_lettered, (uint_fast64_t)(b->ndlq - dropped));
+    atomic_fetch_add(&wm->dead_letters_dropped, (uint_fast64_t)dropped);
     atomic_fetch_add(&wm->duplicates, (uint_fast64_t)(dup > 0 ? dup : 0));
     cs_log(CS_LOG_DEBUG, "ingest", "batch of %d: %d stored, %d duplicate, %d dead-lettered",
            b->nmsgs, b->stored, dup, b->ndlq);

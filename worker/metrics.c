@@ -28,6 +28,9 @@ void worker_metrics_render(void *arg, struct cs_buf *b)
             &m->duplicates);
     counter(b, "countersign_ingest_dead_lettered_total", "messages sent to the dead-letter topic",
             &m->dead_lettered);
+    counter(b, "countersign_ingest_dead_letters_dropped_total",
+            "dead letters the broker refused for good (size or form): logged and skipped",
+            &m->dead_letters_dropped);
     histogram(b, "countersign_ingest_batch_seconds", "first message of a batch to its offsets committed",
               &m->ingest_batch);
     counter(b, "countersign_executions_executed_total", "calls the provider answered", &m->executed);
@@ -43,6 +46,12 @@ void worker_metrics_render(void *arg, struct cs_buf *b)
             &m->published);
     counter(b, "countersign_relay_failures_total", "events the broker did not acknowledge (retried)",
             &m->publish_failures);
+    counter(b, "countersign_relay_cut_total",
+            "events and results cut to fit the topic's message limit (full body through the API)",
+            &m->publish_cut);
+    counter(b, "countersign_relay_dropped_total",
+            "events the broker refused for good (size or form): logged, counted and deleted",
+            &m->publish_dropped);
     counter(b, "countersign_notifications_sent_total", "approver messages delivered", &m->notified);
     counter(b, "countersign_notifications_failed_total", "approver message attempts that failed",
             &m->notify_failures);

@@ -8,6 +8,12 @@
  * acknowledgement and the delete republishes (at least once: consumers
  * deduplicate on the payload's event_id).
  *
+ * A payload over the topics' message limit as the broker reports it is
+ * published cut to fit (cs_msgfit_event: body_b64 a prefix, body_cut says
+ * so; the stored body stays whole behind the API). A message the broker
+ * refuses for good (its size or form) is counted, logged and deleted: one
+ * unpublishable row never stops the others; only an outage stalls.
+ *
  * One relay is active at a time (a session advisory lock, CS_LOCK_RELAY),
  * so events leave in outbox order; the others stand by and take over when
  * the holder's connection ends. Woken by LISTEN cs_outbox.
@@ -22,6 +28,7 @@
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
+#include "cs_msgfit.h"
 #include "cs_process.h"
 #include "worker.h"
 
@@ -32,9 +39,10 @@ struct relay {
     struct worker_role *role;
     struct cs_db *db;
     rd_kafka_t *rk;
+    struct cs_kafka_limit limit;     /* the events and results topics' message limit */
     struct cs_leader leader;         /* one relay publishes at a time (CS_LOCK_RELAY) */
     bool wake;
-    char *acked;          /* per row of the current round: delivered */
+    char *acked;          /* per row of the current round: 1 delivered, 2 refused for good */
     int nacked_fail;
     uint64_t published;
 };
@@ -47,10 +55,35 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     struct relay *r = opaque;
     (void)rk;
     intptr_t row = (intptr_t)m->_private;
-    if (m->err)
+    if (m->err && cs_kafka_err_permanent(m->err))
+        r->acked[row] = 2;
+    else if (m->err)
         r->nacked_fail++;
     else
         r->acked[row] = 1;
+}
+
+/*
+ * What to publish for payload val under key: NULL when it fits as it is,
+ * else the cut version (cs_msgfit_event) the caller frees; *len set.
+ */
+static char *fit(struct relay *r, const char *key, const char *val, size_t *len)
+{
+    const char *topics[] = {r->cfg->topic_events, r->cfg->topic_results};
+    int64_t limit = cs_kafka_limit_get(&r->limit, r->rk, topics, 2);
+    size_t cutlen = 0;
+    char *cut = cs_msgfit_event(val, strlen(val), strlen(key), (size_t)limit, &cutlen);
+    *len = cut ? cutlen : strlen(val);
+    if (cut) {
+        atomic_fetch_add(&r->role->m->publish_cut, 1);
+        static struct cs_log_limit lim;
+        unsigned suppressed = 0;
+        if (cs_log_limit_allow(&lim, 5, &suppressed))
+            cs_log(CS_LOG_WARN, "relay", "event of %.64s is %zu bytes, over the topic's limit of "
+                   "%lld: published cut to %zu bytes (%u similar suppressed)", key, strlen(val),
+                   (long long)limit, cutlen, suppressed);
+    }
+    return cut;
 }
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -82,25 +115,36 @@ static enum cs_err round_once(struct relay *r, int *n, char *err)
         const char *topic = strcmp(cs_db_str(res, i, O_TOPIC), "results") == 0
                                 ? r->cfg->topic_results : r->cfg->topic_events;
         const char *key = cs_db_str(res, i, O_KEY), *val = cs_db_str(res, i, O_PAYLOAD);
+        size_t vlen = 0;
+        char *cut = fit(r, key, val, &vlen);
         rd_kafka_resp_err_t e;
         while ((e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic),
                                       RD_KAFKA_V_KEY(key, strlen(key)),
-                                      RD_KAFKA_V_VALUE((void *)val, strlen(val)),
+                                      RD_KAFKA_V_VALUE(cut ? cut : (void *)val, vlen),
                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                       RD_KAFKA_V_OPAQUE((void *)(intptr_t)i),
                                       RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(r->rk, 50);
-        if (e)
+        cs_free(cut);
+        if (e && cs_kafka_err_permanent(e))
+            r->acked[i] = 2;
+        else if (e)
             r->nacked_fail++;
     }
     rd_kafka_flush(r->rk, 35000); /* > message.timeout.ms: every message gets its report */
     struct cs_buf ids;
     cs_buf_init(&ids, (size_t)*n * 24 + 8);
-    int acked = 0;
+    int acked = 0, dropped = 0;
     enum cs_err brc = cs_buf_puts(&ids, "{");
-    for (int i = 0; i < *n && !brc; i++)
+    for (int i = 0; i < *n && !brc; i++) {
+        if (r->acked[i] == 2) {
+            dropped++;
+            cs_log(CS_LOG_ERROR, "relay", "event %s (key %.64s) refused by the broker for good: "
+                   "deleted unpublished", cs_db_str(res, i, O_ID), cs_db_str(res, i, O_KEY));
+        }
         if (r->acked[i])
             brc = cs_buf_printf(&ids, "%s%s", acked++ ? "," : "", cs_db_str(res, i, O_ID));
+    }
     if (!brc)
         brc = cs_buf_puts(&ids, "}");
     cs_assert(brc == CS_OK);
@@ -109,8 +153,9 @@ static enum cs_err round_once(struct relay *r, int *n, char *err)
         const char *dp[] = {ids.data};
         rc = cs_db_exec(r->db, CSQ_OUTBOX_DELETE, 1, dp, NULL, err);
         if (!rc) {
-            r->published += (uint64_t)acked;
-            atomic_fetch_add(&r->role->m->published, (uint_fast64_t)acked);
+            r->published += (uint64_t)(acked - dropped);
+            atomic_fetch_add(&r->role->m->published, (uint_fast64_t)(acked - dropped));
+            atomic_fetch_add(&r->role->m->publish_dropped, (uint_fast64_t)dropped);
         }
     }
     cs_buf_free(&ids);

@@ -18,18 +18,19 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cs_config.h"
+#include "cs_catalog.h"
 #include "cs_db.h"
 #include "cs_metrics.h"
 
 /* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */
 struct worker_metrics {
-    atomic_uint_fast64_t ingested, duplicates, dead_lettered;
+    atomic_uint_fast64_t ingested, duplicates, dead_lettered, dead_letters_dropped;
     struct cs_histogram ingest_batch;        /* first message polled -> offsets committed */
     atomic_uint_fast64_t executed, failed, retries;
     atomic_int inflight;
     struct cs_histogram call;                /* provider call, request to response */
     struct cs_histogram decision_to_call;    /* decided_at -> call started */
-    atomic_uint_fast64_t published, publish_failures;
+    atomic_uint_fast64_t published, publish_failures, publish_cut, publish_dropped;
     atomic_uint_fast64_t notified, notify_failures;
 };
 
@@ -63,6 +64,26 @@ bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
 json_object *dead_letter_fields(const rd_kafka_message_t *m, enum cs_err rc, const char *detail);
 /* The same with size, SHA-256 and a safe preview: the console's record of it. */
 json_object *dead_letter_record(const rd_kafka_message_t *m, enum cs_err rc, const char *detail);
+/* The key of m's dead letter: m's own, or "sha256:<hex>" of it in hashed when over 1 KB. */
+#define DEAD_LETTER_KEY_MAX (8 + 2 * 32 + 1)
+const void *dead_letter_key(const rd_kafka_message_t *m, char hashed[DEAD_LETTER_KEY_MAX],
+                            size_t *len);
+/* Logs (rate-limited) a dead letter the broker refused for good; the caller counts it. */
+void dead_letter_dropped(const void *key, size_t key_len, rd_kafka_resp_err_t e);
+
+/*
+ * signature.c -- authenticates record m (cs_envsig.h) before it is parsed:
+ * *key is the signing key it was signed with, or NULL for an unsigned
+ * record accepted under CS_KAFKA_ALLOW_UNSIGNED. CS_ERR_UNAUTHENTICATED
+ * says which check failed; the key lookup may return a retriable CS_ERR_DB
+ * (db NULL: from cat's cache only).
+ */
+enum cs_err signature_check(const struct cs_config *cfg, struct cs_catalog *cat,
+                            const rd_kafka_message_t *m, struct cs_db *db,
+                            const struct cs_signing_key **key, char *err) CS_MUSTCHECK;
+/* After parsing: CS_ERR_UNAUTHENTICATED ("wrong agent") when key (if any) is not agent's. */
+enum cs_err signature_owner(const struct cs_signing_key *key, const char *agent,
+                            char *err) CS_MUSTCHECK;
 
 void *ingest_main(void *role);
 void *executor_main(void *role);
