@@ -207,6 +207,7 @@ sdk-typescript: ## TypeScript SDK: install (lockfile), build, unit and README te
 test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan + valgrind), fuzz smoke, SDKs, integration under ASan/UBSan, concurrency under TSan
 	$(MAKE) deps
 	$(MAKE) check-style
+	tools/test-sqlgen.sh
 	$(MAKE) docs-check
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) unit
 	$(MAKE) valgrind
@@ -227,6 +228,7 @@ bench-quick: ## The benchmark scaled down (~3 min): proves the harness end to en
 
 check: ## The fast inner loop: style, generated docs and the unit tests (no installs, no services)
 	$(MAKE) check-style
+	tools/test-sqlgen.sh
 	$(MAKE) docs-check
 	$(MAKE) unit
 

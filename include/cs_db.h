@@ -27,9 +27,17 @@
 #include "cs_sql_gen.h"
 #include "cs_time.h"
 
+/*
+ * One named query of sql/queries, as tools/sqlgen.awk derives it: nparams is
+ * its highest $N, ncols the length of its result list (CSC_<QUERY>_<COLUMN>
+ * numbers them). cs_db_exec() refuses another parameter count, and a result
+ * with another number of columns, as CS_ERR_INTERNAL.
+ */
 struct cs_query_def {
     const char *name;
     const char *file;
+    int nparams;
+    int ncols;
     const char *sql;
 };
 struct cs_migration {
@@ -78,8 +86,10 @@ bool cs_db_connected(const struct cs_db *db);
 enum cs_err cs_db_reset(struct cs_db *db, char *err) CS_MUSTCHECK;
 
 /*
- * Runs query q with n text parameters (NULL = SQL NULL). On success *res
- * (if res is not NULL) holds the result, which the caller PQclear()s.
+ * Runs query q with n text parameters (NULL = SQL NULL); n must be the
+ * query's CSP_<QUERY> (else CS_ERR_INTERNAL, logged). On success *res (if
+ * res is not NULL) holds the result, which the caller PQclear()s; read its
+ * columns as CSC_<QUERY>_<COLUMN>.
  */
 enum cs_err cs_db_exec(struct cs_db *db, enum cs_query q, int n, const char *const *params,
                        PGresult **res, char *err) CS_MUSTCHECK;

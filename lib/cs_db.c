@@ -154,6 +154,17 @@ static enum cs_err prepare(struct cs_db *db, enum cs_query q, char *err)
     return rc;
 }
 
+/* The C and the SQL disagree on n parameters (a bug): refused, logged. */
+static enum cs_err check_params(enum cs_query q, int n, char *err)
+{
+    if (n == cs_queries[q].nparams)
+        return CS_OK;
+    cs_log(CS_LOG_ERROR, "db", "query %s (%s) takes %d parameters, called with %d",
+           cs_queries[q].name, cs_queries[q].file, cs_queries[q].nparams, n);
+    return cs_err_set(err, CS_ERR_INTERNAL, "query %s: %d parameters, not %d", cs_queries[q].name,
+                      n, cs_queries[q].nparams);
+}
+
 /* Checks a statement's result: *res gets it (or it is freed), errors classified. */
 static enum cs_err take_result(struct cs_db *db, enum cs_query q, PGresult *r, PGresult **res,
                                char *err)
@@ -165,6 +176,15 @@ static enum cs_err take_result(struct cs_db *db, enum cs_query q, PGresult *r, P
             cs_log(CS_LOG_ERROR, "db", "query %s failed: %s", cs_queries[q].name, err ? err : "");
         PQclear(r);
         return rc;
+    }
+    if (st == PGRES_TUPLES_OK && PQnfields(r) != cs_queries[q].ncols) {
+        /* The generated CSC_ numbers would read the wrong columns. */
+        int got = PQnfields(r);
+        cs_log(CS_LOG_ERROR, "db", "query %s (%s) returned %d columns, sqlgen counted %d",
+               cs_queries[q].name, cs_queries[q].file, got, cs_queries[q].ncols);
+        PQclear(r);
+        return cs_err_set(err, CS_ERR_INTERNAL, "query %s: %d result columns, not %d",
+                          cs_queries[q].name, got, cs_queries[q].ncols);
     }
     if (res)
         *res = r;
@@ -179,7 +199,9 @@ enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char 
     cs_assert(q >= 0 && q < CSQ__COUNT);
     if (res)
         *res = NULL;
-    enum cs_err rc = prepare(db, q, err);
+    enum cs_err rc = check_params(q, n, err);
+    if (!rc)
+        rc = prepare(db, q, err);
     if (rc)
         return rc;
     PGresult *r = PQexecPrepared(db->pg, cs_queries[q].name, n, params, lengths, formats, 0);
@@ -190,7 +212,9 @@ enum cs_err cs_db_send(struct cs_db *db, enum cs_query q, int n, const char *con
                        char *err)
 {
     cs_assert(q >= 0 && q < CSQ__COUNT && !db->sent);
-    enum cs_err rc = prepare(db, q, err);
+    enum cs_err rc = check_params(q, n, err);
+    if (!rc)
+        rc = prepare(db, q, err);
     if (rc)
         return rc;
     if (!PQsendQueryPrepared(db->pg, cs_queries[q].name, n, params, NULL, NULL, 0)) {

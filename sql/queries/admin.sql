@@ -5,7 +5,7 @@ INSERT INTO agents (id, name) VALUES ($1::uuid, $2::text) RETURNING id;
 
 -- name: agent_list
 SELECT a.id, a.name, a.created_at, a.disabled_at,
-       (SELECT count(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL)
+       (SELECT count(*) FROM api_keys k WHERE k.agent_id = a.id AND k.revoked_at IS NULL) AS live_keys
 FROM agents a ORDER BY a.name;
 
 -- name: agent_disable
@@ -30,7 +30,8 @@ WHERE $1::text IS NULL OR a.name = $1::text ORDER BY k.created_at;
 -- name: api_key_lookup
 -- Authenticates a presented key by its hash; revoked keys and disabled agents
 -- do not match. The last column: whether the key holds scope $2 (exactly).
-SELECT k.id, a.id, a.name, $2::text = ANY (k.scopes) FROM api_keys k
+SELECT k.id AS key_id, a.id AS agent_id, a.name AS agent_name,
+       $2::text = ANY (k.scopes) AS has_scope FROM api_keys k
 JOIN agents a ON a.id = k.agent_id
 WHERE k.key_hash = decode($1::text, 'hex') AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
 
@@ -68,7 +69,7 @@ RETURNING k.id, k.expires_at;
 SELECT k.id, a.name, k.created_at, k.expires_at, k.revoked_at,
        CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'
             WHEN k.expires_at IS NOT NULL AND k.expires_at <= now() THEN 'expired'
-            ELSE 'live' END
+            ELSE 'live' END AS state
 FROM agent_signing_keys k JOIN agents a ON a.id = k.agent_id
 WHERE $1::text IS NULL OR a.name = $1::text ORDER BY a.name, k.created_at;
 
@@ -84,10 +85,11 @@ RETURNING k.id, a.name;
 INSERT INTO approvers (id, name, email, webhook_url, slack_webhook_url, agent_id, oidc_subject)
 VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::text,
         (SELECT id FROM agents WHERE name = $6::text), $7::text)
-RETURNING id, agent_id IS NOT NULL OR $6::text IS NULL;
+RETURNING id, agent_id IS NOT NULL OR $6::text IS NULL AS agent_ok;
 
 -- name: approver_list
-SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name, p.disabled_at,
+SELECT p.id, p.name, p.email, p.webhook_url, p.slack_webhook_url, a.name AS agent_name,
+       p.disabled_at,
        p.oidc_subject, p.operator_role
 FROM approvers p LEFT JOIN agents a ON a.id = p.agent_id ORDER BY p.name;
 
@@ -140,7 +142,7 @@ SELECT p.id, p.mode, p.rules::text, p.quorum, p.window_seconds, p.exec_timeout_m
        p.max_attempts,
        (SELECT string_agg(a.name || CASE WHEN pa.escalation THEN '*' ELSE '' END, ',' ORDER BY a.name)
         FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
-        WHERE pa.policy_id = p.id)
+        WHERE pa.policy_id = p.id) AS approvers
 FROM policies p ORDER BY p.id;
 
 -- name: grant_upsert
@@ -185,7 +187,7 @@ WITH u AS (
     INSERT INTO audit (actor, action, detail)
     SELECT $2::text, 'grant.paused', jsonb_build_object('grant_id', u.id) FROM u
 )
-SELECT (SELECT count(*) FROM u) > 0 FROM grants WHERE id = $1::text;
+SELECT (SELECT count(*) FROM u) > 0 AS paused FROM grants WHERE id = $1::text;
 
 -- name: grant_resume
 -- Resumes grant $1 as actor $2 if it is paused; audited, with how long it
@@ -202,14 +204,15 @@ WITH o AS (
         'grant_id', u.id, 'paused_s', round(extract(epoch FROM clock_timestamp() - u.paused_at), 3))
     FROM u
 )
-SELECT (SELECT count(*) FROM u) > 0 FROM grants WHERE id = $1::text;
+SELECT (SELECT count(*) FROM u) > 0 AS resumed FROM grants WHERE id = $1::text;
 
 -- name: grant_list
 -- Never returns the secret.
-SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text, g.idempotency_keys,
+SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text AS allowed_bases,
+       g.idempotency_keys,
        g.policy_id, g.disabled_at, g.paused_at, g.paused_by,
        (SELECT string_agg(a.name, ',' ORDER BY a.name) FROM grant_agents ga
-        JOIN agents a ON a.id = ga.agent_id WHERE ga.grant_id = g.id)
+        JOIN agents a ON a.id = ga.agent_id WHERE ga.grant_id = g.id) AS agents
 FROM grants g ORDER BY g.id;
 
 -- name: delegation_create
@@ -235,8 +238,8 @@ ORDER BY a.created_at DESC LIMIT $2::int;
 
 -- name: approval_links
 -- The approver slots of a pending approval with who holds each link now.
-SELECT a.id, (extract(epoch FROM a.expires_at) * 1000)::bigint, s.approver,
-       cs_link_holder(s.approver), p.name
+SELECT a.id, (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms, s.approver,
+       cs_link_holder(s.approver) AS holder, p.name
 FROM approvals a CROSS JOIN LATERAL unnest(a.approvers) AS s(approver)
 JOIN approvers p ON p.id = s.approver
 WHERE a.id = $1::uuid;

@@ -62,27 +62,30 @@ WITH r AS (
     WHERE (i.a).status = 'pending' AND p.disabled_at IS NULL
 )
 SELECT (i.a).id, (i.a).request_id, (i.a).status,
-       (extract(epoch FROM (i.a).expires_at) * 1000)::bigint, (i.a).batch_id, (i.a).agent_id
+       (extract(epoch FROM (i.a).expires_at) * 1000)::bigint AS expires_ms,
+       (i.a).batch_id, (i.a).agent_id
 FROM ins i;
 
 -- name: approval_by_request
 -- The stored approval for an (agent, request id), for idempotent resubmission.
-SELECT id, status, encode(digest, 'hex'), (extract(epoch FROM expires_at) * 1000)::bigint
+SELECT id, status, encode(digest, 'hex') AS digest_hex,
+       (extract(epoch FROM expires_at) * 1000)::bigint AS expires_ms
 FROM approvals WHERE agent_id = $1::uuid AND request_id = $2;
 
 -- name: approver_get
-SELECT id, name, agent_id, disabled_at IS NOT NULL FROM approvers WHERE id = $1::uuid;
+SELECT id, name, agent_id, disabled_at IS NOT NULL AS disabled FROM approvers WHERE id = $1::uuid;
 
 -- name: delegation_active
 SELECT EXISTS (
     SELECT 1 FROM delegations
     WHERE approver_id = $1::uuid AND delegate_id = $2::uuid AND revoked_at IS NULL
-      AND clock_timestamp() >= starts_at AND clock_timestamp() < ends_at);
+      AND clock_timestamp() >= starts_at AND clock_timestamp() < ends_at) AS active;
 
 -- name: vote_lock
 -- Locks the approval for the voting transaction.
-SELECT status, agent_id, quorum, expires_at <= clock_timestamp(), $2::uuid = ANY (approvers),
-       coalesce((policy->>'require_passkey')::bool, false)
+SELECT status, agent_id, quorum, expires_at <= clock_timestamp() AS expired,
+       $2::uuid = ANY (approvers) AS is_approver,
+       coalesce((policy->>'require_passkey')::bool, false) AS require_passkey
 FROM approvals WHERE id = $1::uuid
 FOR UPDATE;
 
@@ -104,8 +107,8 @@ WITH v AS (
     FROM v
 )
 SELECT (SELECT count(*) FROM votes WHERE approval_id = $1::uuid AND decision = 'approve')
-       + (SELECT count(*) FROM v WHERE $4::text = 'approve'),
-       (SELECT count(*) FROM v);
+       + (SELECT count(*) FROM v WHERE $4::text = 'approve') AS approvals,
+       (SELECT count(*) FROM v) AS inserted;
 
 -- name: approval_decide
 -- pending -> approved | denied. $1 id, $2 new status, $3 decided_by, $4 reason, $5 actor.
@@ -181,14 +184,14 @@ SELECT (u.a).status FROM u;
 -- name: approval_status
 -- What a status read returns. $1 id, $2 agent id (NULL for operators).
 SELECT a.id, a.status, a.agent_id, ag.name, a.grant_id, a.method, a.url,
-       (extract(epoch FROM a.created_at) * 1000)::bigint,
-       (extract(epoch FROM a.expires_at) * 1000)::bigint,
-       (extract(epoch FROM a.decided_at) * 1000)::bigint,
+       (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
+       (extract(epoch FROM a.decided_at) * 1000)::bigint AS decided_ms,
        a.decided_by, a.decision_reason,
-       (extract(epoch FROM a.executed_at) * 1000)::bigint,
-       a.response_status IS NOT NULL OR a.error_code IS NOT NULL,
-       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve'),
-       a.quorum, a.error_code, a.error_message, encode(a.digest, 'hex'), a.reason,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms,
+       a.response_status IS NOT NULL OR a.error_code IS NOT NULL AS has_result,
+       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve') AS approvals,
+       a.quorum, a.error_code, a.error_message, encode(a.digest, 'hex') AS digest_hex, a.reason,
        a.batch_id, a.request_id, a.attempts
 FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
@@ -196,31 +199,34 @@ WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
 -- name: approval_result
 -- The stored outcome. $1 id, $2 agent id (NULL for operators).
 SELECT a.status, a.response_status, a.response_headers::text,
-       translate(encode(a.response_body, 'base64'), E'\n', ''), a.response_truncated,
+       translate(encode(a.response_body, 'base64'), E'\n', '') AS response_body_b64,
+       a.response_truncated,
        a.error_code, a.error_message, a.decision_reason, a.decided_by,
-       (extract(epoch FROM a.decided_at) * 1000)::bigint,
-       (extract(epoch FROM a.executed_at) * 1000)::bigint
+       (extract(epoch FROM a.decided_at) * 1000)::bigint AS decided_ms,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms
 FROM approvals a
 WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
 
 -- name: page_view
 -- What the review page shows. $1 approval id.
 SELECT a.id, a.status, ag.name, a.grant_id, a.method, a.url, a.headers::text,
-       translate(encode(a.body, 'base64'), E'\n', ''), a.reason, a.context::text,
-       encode(a.digest, 'hex'), (extract(epoch FROM a.created_at) * 1000)::bigint,
-       (extract(epoch FROM a.expires_at) * 1000)::bigint, a.quorum,
-       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve'),
+       translate(encode(a.body, 'base64'), E'\n', '') AS body_b64, a.reason, a.context::text,
+       encode(a.digest, 'hex') AS digest_hex,
+       (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms, a.quorum,
+       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve') AS approvals,
        a.decision_reason, a.batch_id, a.policy_id, a.error_code, a.response_status,
        CASE WHEN a.policy->>'link_mode' = 'semi-public'
             THEN (extract(epoch FROM a.created_at) * 1000)::bigint
-                 + (a.policy->>'link_lifetime_s')::bigint * 1000 END,
-       coalesce((a.policy->>'require_passkey')::bool, false)
+                 + (a.policy->>'link_lifetime_s')::bigint * 1000 END AS link_expires_ms,
+       coalesce((a.policy->>'require_passkey')::bool, false) AS require_passkey
 FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid;
 
 -- name: page_votes
 -- The votes so far, oldest first. $1 approval id.
-SELECT p.name, v.decision, v.reason, c.name, (extract(epoch FROM v.created_at) * 1000)::bigint,
+SELECT p.name AS voter_name, v.decision, v.reason, c.name AS cast_by_name,
+       (extract(epoch FROM v.created_at) * 1000)::bigint AS created_ms,
        v.approver_id::text
 FROM votes v JOIN approvers p ON p.id = v.approver_id JOIN approvers c ON c.id = v.cast_by
 WHERE v.approval_id = $1::uuid
@@ -229,7 +235,8 @@ ORDER BY v.created_at;
 -- name: inbox_pending
 -- Pending approvals whose approver slot $1 holds, or holds by an active
 -- delegation; oldest deadline first. Returns the slot to sign the link for.
-SELECT a.id, s.slot, (extract(epoch FROM a.expires_at) * 1000)::bigint, ag.name, a.method,
+SELECT a.id, s.slot, (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
+       ag.name, a.method,
        a.url, a.reason
 FROM approvals a
 JOIN agents ag ON ag.id = a.agent_id

@@ -21,10 +21,11 @@ WITH h AS (
             ORDER BY a.txid OFFSET $1::int LIMIT 1) AS cut
     FROM b
 )
-SELECT coalesce((SELECT seq FROM h), 0), coalesce(encode((SELECT hash FROM h), 'hex'), ''),
+SELECT coalesce((SELECT seq FROM h), 0) AS head_seq,
+       coalesce(encode((SELECT hash FROM h), 'hex'), '') AS head_hash_hex,
        b.lo::text, b.horizon::text, c.cut::text,
-       NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut),
-       coalesce((SELECT mac IS NOT NULL FROM h), false)
+       NOT EXISTS (SELECT 1 FROM audit a WHERE a.txid >= b.lo AND a.txid < c.cut) AS empty,
+       coalesce((SELECT mac IS NOT NULL FROM h), false) AS head_signed
 FROM b, c;
 
 -- name: seal_preview
@@ -38,11 +39,11 @@ WITH e AS (
                              'UTF8')) AS h
     FROM audit a WHERE a.txid >= $2::xid8 AND a.txid < $3::xid8
 )
-SELECT e.n, encode(e.h, 'hex'),
+SELECT e.n, encode(e.h, 'hex') AS h_hex,
        encode(sha256(decode($4::text, 'hex')
                      || convert_to($1::bigint || '|' || $2::text || '|' || $3::text || '|' || e.n
                                    || '|', 'UTF8')
-                     || e.h), 'hex')
+                     || e.h), 'hex') AS seal_hash_hex
 FROM e;
 
 -- name: seal_insert
@@ -56,14 +57,15 @@ VALUES ($1::bigint, $2::xid8, $3::xid8, $4::int, decode($5::text, 'hex'), decode
 -- name: seal_list
 -- Seals after seq $1 in order, at most $2; mac '' for a seal made before
 -- seals were signed (migration 011).
-SELECT seq, from_txid::text, to_txid::text, entries, encode(entries_hash, 'hex'),
-       encode(prev_hash, 'hex'), encode(hash, 'hex'), coalesce(encode(mac, 'hex'), '')
+SELECT seq, from_txid::text, to_txid::text, entries, encode(entries_hash, 'hex') AS entries_hash_hex,
+       encode(prev_hash, 'hex') AS prev_hash_hex, encode(hash, 'hex') AS hash_hex,
+       coalesce(encode(mac, 'hex'), '') AS mac_hex
 FROM audit_seal WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int;
 
 -- name: audit_range
 -- Entries of one seal in chain order, with the fields cs_audit_line() hashes.
-SELECT id, txid::text, (extract(epoch FROM at) * 1000000)::bigint, actor, action,
-       coalesce(approval_id::text, ''), detail::text
+SELECT id, txid::text, (extract(epoch FROM at) * 1000000)::bigint AS at_us, actor, action,
+       coalesce(approval_id::text, '') AS approval_id, detail::text
 FROM audit a WHERE a.txid >= $1::xid8 AND a.txid < $2::xid8
 ORDER BY a.txid, a.id;
 
@@ -71,9 +73,9 @@ ORDER BY a.txid, a.id;
 -- Entries not covered by any seal: older than the first seal (must be 0)
 -- and newer than the last (the tail the sealer has not reached yet).
 SELECT (SELECT count(*) FROM audit WHERE txid < coalesce(
-            (SELECT from_txid FROM audit_seal ORDER BY seq LIMIT 1), '1'::xid8)),
+            (SELECT from_txid FROM audit_seal ORDER BY seq LIMIT 1), '1'::xid8)) AS before_first,
        (SELECT count(*) FROM audit WHERE txid >= coalesce(
-            (SELECT to_txid FROM audit_seal ORDER BY seq DESC LIMIT 1), '1'::xid8));
+            (SELECT to_txid FROM audit_seal ORDER BY seq DESC LIMIT 1), '1'::xid8)) AS after_last;
 
 -- name: audit_tail
 -- Newest entries first, for `countersign audit tail`. $1 limit, $2 approval id or NULL.
@@ -97,18 +99,18 @@ WITH bound AS (
 ), s AS (
     SELECT seq, hash FROM audit_seal, bound WHERE seq < bound.head ORDER BY seq LIMIT $2::int
 )
-SELECT seq, encode(hash, 'hex') FROM s ORDER BY seq DESC LIMIT 1;
+SELECT seq, encode(hash, 'hex') AS hash_hex FROM s ORDER BY seq DESC LIMIT 1;
 
 -- name: audit_prune
 -- Prunes the seals up to $2 (from audit_prune_plan), older than $1 days,
 -- through audit_prune() (migrations 009, 011: SECURITY DEFINER, the
 -- scheduler's role alone may run it), which records the anchor with the
 -- scheduler's signature $3 (hex). $4 actor. Returns the seals pruned.
-SELECT audit_prune($1::int, $2::bigint, $3::text, $4::text);
+SELECT audit_prune($1::int, $2::bigint, $3::text, $4::text) AS pruned;
 
 -- name: audit_anchor
 -- The hash the chain continues from after seal $1 was pruned, and the
 -- scheduler's signature of it (NULL for a prune before migration 011), or no row.
-SELECT detail->>'anchor', detail->>'mac' FROM audit
+SELECT detail->>'anchor' AS anchor, detail->>'mac' AS mac FROM audit
 WHERE action = 'audit.pruned' AND (detail->>'through_seq')::bigint = $1::bigint
 ORDER BY id DESC LIMIT 1;

@@ -8,7 +8,8 @@ ON CONFLICT (agent_id, id) DO NOTHING;
 -- name: batch_lock
 -- Locks the batch for the transaction that changes it. $1 agent id, $2 batch id.
 SELECT uid, grant_id, policy_id, status, expected, members,
-       (extract(epoch FROM expires_at) * 1000)::bigint, expires_at <= clock_timestamp()
+       (extract(epoch FROM expires_at) * 1000)::bigint AS expires_ms,
+       expires_at <= clock_timestamp() AS expired
 FROM batches WHERE agent_id = $1::uuid AND id = $2::text
 FOR UPDATE;
 
@@ -68,13 +69,14 @@ WITH d AS (
         'digest', encode(u.digest, 'hex'))
     FROM u
 )
-SELECT u.uid, u.id, u.agent_id, encode(u.digest, 'hex'),
-       (extract(epoch FROM u.expires_at) * 1000)::bigint, u.members, u.grant_id
+SELECT u.uid, u.id, u.agent_id, encode(u.digest, 'hex') AS digest_hex,
+       (extract(epoch FROM u.expires_at) * 1000)::bigint AS expires_ms, u.members, u.grant_id
 FROM u;
 
 -- name: batch_links
 -- The approver slots of a batch with who holds each link now. $1 uid.
-SELECT s.slot, cs_link_holder(s.slot), p.name, (extract(epoch FROM b.expires_at) * 1000)::bigint
+SELECT s.slot, cs_link_holder(s.slot) AS holder,
+       p.name, (extract(epoch FROM b.expires_at) * 1000)::bigint AS expires_ms
 FROM batches b CROSS JOIN LATERAL unnest(b.approvers) AS s(slot)
 JOIN approvers p ON p.id = s.slot
 WHERE b.uid = $1::uuid;
@@ -86,8 +88,9 @@ INSERT INTO outbox (topic, key, payload) VALUES ('events', $1::text, $2::jsonb);
 
 -- name: batch_vote_lock
 -- Locks a batch for a vote. $1 uid, $2 approver slot.
-SELECT status, agent_id, quorum, expires_at <= clock_timestamp(), $2::uuid = ANY (approvers),
-       encode(digest, 'hex'), id
+SELECT status, agent_id, quorum, expires_at <= clock_timestamp() AS expired,
+       $2::uuid = ANY (approvers) AS is_approver,
+       encode(digest, 'hex') AS digest_hex, id
 FROM batches WHERE uid = $1::uuid
 FOR UPDATE;
 
@@ -109,8 +112,8 @@ WITH v AS (
     FROM v
 )
 SELECT (SELECT count(*) FROM batch_votes WHERE batch_uid = $1::uuid AND decision = 'approve')
-       + (SELECT count(*) FROM v WHERE $4::text = 'approve'),
-       (SELECT count(*) FROM v);
+       + (SELECT count(*) FROM v WHERE $4::text = 'approve') AS approvals,
+       (SELECT count(*) FROM v) AS inserted;
 
 -- name: batch_decide
 -- decidable -> decided, and each pending member -> approved, or denied when
@@ -153,22 +156,23 @@ WITH b AS (
     UNION ALL
     SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
 )
-SELECT (SELECT count(*) FROM b), count(*) FILTER (WHERE (u.a).status = 'approved'),
-       count(*) FILTER (WHERE (u.a).status = 'denied')
+SELECT (SELECT count(*) FROM b) AS batches,
+       count(*) FILTER (WHERE (u.a).status = 'approved') AS approved,
+       count(*) FILTER (WHERE (u.a).status = 'denied') AS denied
 FROM u;
 
 -- name: batch_status
 -- $1 agent id (NULL: any), $2 batch id or uid text, $3 by uid (bool).
-SELECT b.uid, b.id, b.status, b.expected, b.members, encode(b.digest, 'hex'),
-       (extract(epoch FROM b.created_at) * 1000)::bigint,
-       (extract(epoch FROM b.expires_at) * 1000)::bigint,
-       (extract(epoch FROM b.decided_at) * 1000)::bigint, b.decided_by, b.decision,
-       (extract(epoch FROM b.finished_at) * 1000)::bigint, b.grant_id, b.policy_id,
+SELECT b.uid, b.id, b.status, b.expected, b.members, encode(b.digest, 'hex') AS digest_hex,
+       (extract(epoch FROM b.created_at) * 1000)::bigint AS created_ms,
+       (extract(epoch FROM b.expires_at) * 1000)::bigint AS expires_ms,
+       (extract(epoch FROM b.decided_at) * 1000)::bigint AS decided_ms, b.decided_by, b.decision,
+       (extract(epoch FROM b.finished_at) * 1000)::bigint AS finished_ms, b.grant_id, b.policy_id,
        coalesce((SELECT jsonb_object_agg(s, n) FROM (
            SELECT a.status AS s, count(*) AS n FROM approvals a
-           WHERE a.agent_id = b.agent_id AND a.batch_id = b.id GROUP BY a.status) t), '{}')::text,
-       ag.name, b.policy->>'amount_field', b.quorum,
-       (SELECT count(*) FROM batch_votes v WHERE v.batch_uid = b.uid AND v.decision = 'approve'),
+           WHERE a.agent_id = b.agent_id AND a.batch_id = b.id GROUP BY a.status) t), '{}')::text AS counts_json,
+       ag.name, b.policy->>'amount_field' AS amount_field, b.quorum,
+       (SELECT count(*) FROM batch_votes v WHERE v.batch_uid = b.uid AND v.decision = 'approve') AS approvals,
        b.agent_id
 FROM batches b JOIN agents ag ON ag.id = b.agent_id
 WHERE ($3::boolean AND b.uid::text = $2::text)
@@ -179,10 +183,10 @@ WHERE ($3::boolean AND b.uid::text = $2::text)
 -- members' JSON bodies, and counts per host and method. $1 uid.
 SELECT coalesce(sum(CASE WHEN b.policy->>'amount_field' IS NOT NULL
                               AND jsonb_typeof(x.doc #> string_to_array(b.policy->>'amount_field', '.')) = 'number'
-                         THEN (x.doc #> string_to_array(b.policy->>'amount_field', '.'))::text::numeric END), 0)::text,
+                         THEN (x.doc #> string_to_array(b.policy->>'amount_field', '.'))::text::numeric END), 0)::text AS total_amount,
        (SELECT jsonb_object_agg(k, n)::text FROM (
             SELECT a2.method || ' ' || substring(a2.url FROM '^[a-z]+://[^/]+') AS k, count(*) AS n
-            FROM approvals a2 WHERE a2.agent_id = b.agent_id AND a2.batch_id = b.id GROUP BY 1) t)
+            FROM approvals a2 WHERE a2.agent_id = b.agent_id AND a2.batch_id = b.id GROUP BY 1) t) AS targets_json
 FROM batches b
 JOIN approvals a ON a.agent_id = b.agent_id AND a.batch_id = b.id
 CROSS JOIN LATERAL (SELECT CASE WHEN convert_from(a.body, 'UTF8') ~ '^\s*\{' THEN convert_from(a.body, 'UTF8')::jsonb END AS doc) x
@@ -191,10 +195,10 @@ GROUP BY b.uid, b.agent_id, b.id, b.policy;
 
 -- name: batch_items
 -- One page of members in request_id order. $1 uid, $2 offset, $3 limit.
-SELECT a.request_id, a.status, a.method, a.url, encode(a.digest, 'hex'),
+SELECT a.request_id, a.status, a.method, a.url, encode(a.digest, 'hex') AS digest_hex,
        CASE WHEN b.policy->>'amount_field' IS NOT NULL AND convert_from(a.body, 'UTF8') ~ '^\s*\{'
             THEN convert_from(a.body, 'UTF8')::jsonb #>> string_to_array(b.policy->>'amount_field', '.')
-       END,
+       END AS amount,
        a.reason, a.id
 FROM batches b JOIN approvals a ON a.agent_id = b.agent_id AND a.batch_id = b.id
 WHERE b.uid = $1::uuid
@@ -245,16 +249,16 @@ WITH c AS (
            jsonb_build_object('batch_uid', u.uid, 'status', u.status, 'counts', s.counts)
     FROM u JOIN s ON s.uid = u.uid
 )
-SELECT count(*) FROM u;
+SELECT count(*) AS finished FROM u;
 
 -- name: batch_member_exists
 -- $1 agent id, $2 request id.
-SELECT EXISTS (SELECT 1 FROM approvals WHERE agent_id = $1::uuid AND request_id = $2::text);
+SELECT EXISTS (SELECT 1 FROM approvals WHERE agent_id = $1::uuid AND request_id = $2::text) AS found;
 
 -- name: batch_unknown_items
 -- The request ids of $2 (JSON array) that are not members of batch $1,
 -- comma-separated, or NULL when all are.
-SELECT string_agg(x, ', ') FROM jsonb_array_elements_text($2::jsonb) AS x
+SELECT string_agg(x, ', ') AS unknown FROM jsonb_array_elements_text($2::jsonb) AS x
 WHERE NOT EXISTS (SELECT 1 FROM batches b JOIN approvals a
                       ON a.agent_id = b.agent_id AND a.batch_id = b.id
                   WHERE b.uid = $1::uuid AND a.request_id = x);

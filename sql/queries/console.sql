@@ -15,9 +15,9 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 -- The overview's head: approvals waiting by status; terminal ones in the
 -- last hour by status; the oldest pending approval; the longest-running
 -- execution (since its latest start, from the audit log) and its lease owner.
-SELECT (SELECT count(*) FROM approvals WHERE status = 'pending'),
-       (SELECT count(*) FROM approvals WHERE status = 'approved'),
-       (SELECT count(*) FROM approvals WHERE status = 'executing'),
+SELECT (SELECT count(*) FROM approvals WHERE status = 'pending') AS pending,
+       (SELECT count(*) FROM approvals WHERE status = 'approved') AS approved,
+       (SELECT count(*) FROM approvals WHERE status = 'executing') AS executing,
        (SELECT count(*) FILTER (WHERE status = 'executed') || ',' ||
                count(*) FILTER (WHERE status = 'failed') || ',' ||
                count(*) FILTER (WHERE status = 'denied') || ',' ||
@@ -25,10 +25,11 @@ SELECT (SELECT count(*) FROM approvals WHERE status = 'pending'),
                count(*) FILTER (WHERE status = 'cancelled')
         FROM approvals
         WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
-          AND updated_at > now() - interval '1 hour'),
-       o.id, (extract(epoch FROM o.created_at) * 1000)::bigint,
-       x.id, x.lease_owner, (extract(epoch FROM x.started) * 1000)::bigint,
-       (SELECT count(*) FROM dead_letters WHERE at > now() - interval '1 hour')
+          AND updated_at > now() - interval '1 hour') AS finished_csv,
+       o.id AS oldest_id, (extract(epoch FROM o.created_at) * 1000)::bigint AS oldest_created_ms,
+       x.id AS stuck_id,
+       x.lease_owner, (extract(epoch FROM x.started) * 1000)::bigint AS stuck_started_ms,
+       (SELECT count(*) FROM dead_letters WHERE at > now() - interval '1 hour') AS dead_letters_hour
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (
     SELECT id, created_at FROM approvals WHERE status = 'pending'
@@ -71,19 +72,19 @@ WITH p AS (
     FROM ev, p WHERE ev.t >= p.since
 )
 SELECT g.b,
-       count(*) FILTER (WHERE b.k = 'in'),
-       count(*) FILTER (WHERE b.k = 'decided'),
-       count(*) FILTER (WHERE b.k IN ('executed', 'failed')),
-       count(*) FILTER (WHERE b.k = 'failed'),
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY b.ms), 0)::bigint,
-       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY b.ms), 0)::bigint
+       count(*) FILTER (WHERE b.k = 'in') AS received,
+       count(*) FILTER (WHERE b.k = 'decided') AS decided,
+       count(*) FILTER (WHERE b.k IN ('executed', 'failed')) AS finished,
+       count(*) FILTER (WHERE b.k = 'failed') AS failed,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY b.ms), 0)::bigint AS p50_ms,
+       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY b.ms), 0)::bigint AS p99_ms
 FROM generate_series(0, $2::int - 1) AS g(b)
 LEFT JOIN b ON b.b = g.b
 GROUP BY g.b ORDER BY g.b;
 
 -- name: console_failures
 -- Failed calls of the last $1 seconds by error code, most first.
-SELECT coalesce(error_code, 'unknown'), count(*) FROM approvals
+SELECT coalesce(error_code, 'unknown') AS error_code, count(*) AS n FROM approvals
 WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
   AND status = 'failed' AND updated_at > now() - make_interval(secs => $1::int)
 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20;
@@ -96,11 +97,11 @@ GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20;
 -- $11 an approval id, request id or idempotency key (each agent's
 -- (agent_id, request_id) key is probed: no scan).
 SELECT a.id, a.status, g.name, a.grant_id, a.policy_id, a.request_id, a.method, a.url,
-       (extract(epoch FROM a.created_at) * 1000)::bigint, a.decided_by, a.error_code,
-       a.batch_id, a.attempts, (extract(epoch FROM a.expires_at) * 1000)::bigint,
-       (extract(epoch FROM a.decided_at) * 1000)::bigint,
-       (extract(epoch FROM a.executed_at) * 1000)::bigint, a.response_status,
-       encode(a.digest, 'hex')
+       (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms, a.decided_by, a.error_code,
+       a.batch_id, a.attempts, (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
+       (extract(epoch FROM a.decided_at) * 1000)::bigint AS decided_ms,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms, a.response_status,
+       encode(a.digest, 'hex') AS digest_hex
 FROM approvals a JOIN agents g ON g.id = a.agent_id
 WHERE ($1::text IS NULL OR a.status = $1::text)
   AND ($2::text IS NULL OR a.agent_id = (SELECT id FROM agents WHERE name = $2::text))
@@ -122,19 +123,19 @@ LIMIT $10::int;
 -- One approval for its timeline: the request as the approver saw it, its
 -- state, and its outcome. $1 approval id.
 SELECT a.id, a.status, g.name, a.grant_id, a.policy_id, a.request_id, a.method, a.url,
-       a.headers::text, translate(encode(a.body, 'base64'), E'\n', ''), a.reason,
-       a.context::text, encode(a.digest, 'hex'),
-       (extract(epoch FROM a.created_at) * 1000)::bigint,
-       (extract(epoch FROM a.expires_at) * 1000)::bigint, a.quorum,
+       a.headers::text, translate(encode(a.body, 'base64'), E'\n', '') AS body_b64, a.reason,
+       a.context::text, encode(a.digest, 'hex') AS digest_hex,
+       (extract(epoch FROM a.created_at) * 1000)::bigint AS oldest_created_ms,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms, a.quorum,
        (SELECT string_agg(p.name, E'\n' ORDER BY p.name) FROM approvers p
-        WHERE p.id = ANY (a.approvers)),
-       a.batch_id, (extract(epoch FROM a.decided_at) * 1000)::bigint, a.decided_by,
+        WHERE p.id = ANY (a.approvers)) AS approver_names,
+       a.batch_id, (extract(epoch FROM a.decided_at) * 1000)::bigint AS decided_ms, a.decided_by,
        a.decision_reason, a.attempts, a.lease_owner,
-       (extract(epoch FROM a.lease_expires_at) * 1000)::bigint,
-       (extract(epoch FROM a.executed_at) * 1000)::bigint, a.response_status,
-       a.response_headers::text, translate(encode(a.response_body, 'base64'), E'\n', ''),
+       (extract(epoch FROM a.lease_expires_at) * 1000)::bigint AS lease_expires_ms,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms, a.response_status,
+       a.response_headers::text, translate(encode(a.response_body, 'base64'), E'\n', '') AS response_body_b64,
        a.response_truncated, a.error_code, a.error_message, a.policy::text,
-       (SELECT b.uid FROM batches b WHERE b.agent_id = a.agent_id AND b.id = a.batch_id)
+       (SELECT b.uid FROM batches b WHERE b.agent_id = a.agent_id AND b.id = a.batch_id) AS batch_uid
 FROM approvals a JOIN agents g ON g.id = a.agent_id
 WHERE a.id = $1::uuid;
 
@@ -180,11 +181,11 @@ LIMIT 500;
 -- Batches, newest first, $2 of them created before $1 (NULL: from the newest),
 -- with their members by status.
 SELECT b.uid, g.name, b.id, b.status, b.grant_id, b.expected, b.members,
-       (extract(epoch FROM b.created_at) * 1000)::bigint, b.decided_by, b.decision,
+       (extract(epoch FROM b.created_at) * 1000)::bigint AS created_ms, b.decided_by, b.decision,
        (SELECT string_agg(s.status || ' ' || s.n, ', ' ORDER BY s.status) FROM (
             SELECT a.status, count(*) AS n FROM approvals a
-            WHERE a.agent_id = b.agent_id AND a.batch_id = b.id GROUP BY a.status) s),
-       (extract(epoch FROM b.finished_at) * 1000)::bigint
+            WHERE a.agent_id = b.agent_id AND a.batch_id = b.id GROUP BY a.status) s) AS status_counts,
+       (extract(epoch FROM b.finished_at) * 1000)::bigint AS finished_ms
 FROM batches b JOIN agents g ON g.id = b.agent_id
 WHERE $1::timestamptz IS NULL OR b.created_at < $1::timestamptz
 ORDER BY b.created_at DESC
@@ -200,13 +201,14 @@ ORDER BY id DESC LIMIT 1;
 -- Grants (never their secret), paused or not, with their call rate, error
 -- rate, decision -> call latency over the approvals created in the last
 -- day, and the calls approved and waiting to run (or running).
-SELECT gr.id, gr.policy_id, gr.inject, array_to_string(gr.allowed_bases, ' '),
-       gr.idempotency_keys, gr.disabled_at IS NOT NULL,
-       (extract(epoch FROM gr.paused_at) * 1000)::bigint, gr.paused_by,
+SELECT gr.id, gr.policy_id, gr.inject, array_to_string(gr.allowed_bases, ' ') AS allowed_bases,
+       gr.idempotency_keys, gr.disabled_at IS NOT NULL AS disabled,
+       (extract(epoch FROM gr.paused_at) * 1000)::bigint AS paused_ms, gr.paused_by,
        (SELECT string_agg(ag.name, ', ' ORDER BY ag.name) FROM grant_agents ga
-        JOIN agents ag ON ag.id = ga.agent_id WHERE ga.grant_id = gr.id),
-       coalesce(st.calls, 0), coalesce(st.failed, 0), coalesce(st.p50, 0), coalesce(st.p99, 0),
-       coalesce(st.waiting, 0)
+        JOIN agents ag ON ag.id = ga.agent_id WHERE ga.grant_id = gr.id) AS agents,
+       coalesce(st.calls, 0) AS calls, coalesce(st.failed, 0) AS failed, coalesce(st.p50, 0) AS p50,
+       coalesce(st.p99, 0) AS p99,
+       coalesce(st.waiting, 0) AS waiting
 FROM grants gr
 LEFT JOIN (
     SELECT grant_id,
@@ -227,46 +229,50 @@ SELECT p.id, p.mode, p.rules::text, p.quorum, p.window_seconds, p.exec_timeout_m
        (SELECT string_agg(a.name || CASE WHEN pa.escalation THEN ' (escalation)' ELSE '' END,
                           ', ' ORDER BY pa.escalation, a.name)
         FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
-        WHERE pa.policy_id = p.id),
+        WHERE pa.policy_id = p.id) AS approvers,
        p.reminder_interval_s, p.escalate_after_s
 FROM policies p ORDER BY p.id;
 
 -- name: console_approvers
 -- Approvers with their channels (which, not where), operator role, the
 -- agent they operate, and live sessions and passkeys.
-SELECT p.name, p.operator_role, g.name, p.disabled_at IS NOT NULL,
+SELECT p.name AS approver_name, p.operator_role, g.name AS group_name,
+       p.disabled_at IS NOT NULL AS disabled,
        concat_ws(', ', CASE WHEN p.email IS NOT NULL THEN 'email' END,
                  CASE WHEN p.slack_webhook_url IS NOT NULL THEN 'slack' END,
-                 CASE WHEN p.webhook_url IS NOT NULL THEN 'webhook' END),
-       p.oidc_subject IS NOT NULL,
+                 CASE WHEN p.webhook_url IS NOT NULL THEN 'webhook' END) AS channels,
+       p.oidc_subject IS NOT NULL AS has_oidc,
        (SELECT count(*) FROM sessions s WHERE s.approver_id = p.id AND s.revoked_at IS NULL
-          AND s.expires_at > now()),
-       (SELECT count(*) FROM passkeys k WHERE k.approver_id = p.id AND k.revoked_at IS NULL)
+          AND s.expires_at > now()) AS sessions,
+       (SELECT count(*) FROM passkeys k WHERE k.approver_id = p.id AND k.revoked_at IS NULL) AS passkeys
 FROM approvers p LEFT JOIN agents g ON g.id = p.agent_id
 ORDER BY p.name;
 
 -- name: console_delegations
 -- Delegations not yet over (or revoked), soonest first.
-SELECT a.name, d.name, (extract(epoch FROM x.starts_at) * 1000)::bigint,
-       (extract(epoch FROM x.ends_at) * 1000)::bigint, x.revoked_at IS NOT NULL
+SELECT a.name AS approver_name, d.name AS delegate_name,
+       (extract(epoch FROM x.starts_at) * 1000)::bigint AS starts_ms,
+       (extract(epoch FROM x.ends_at) * 1000)::bigint AS ends_ms,
+       x.revoked_at IS NOT NULL AS revoked
 FROM delegations x JOIN approvers a ON a.id = x.approver_id JOIN approvers d ON d.id = x.delegate_id
 WHERE x.ends_at > now() - interval '7 days'
 ORDER BY x.starts_at LIMIT 200;
 
 -- name: console_dead_letters
 -- Dead letters, newest first, $2 of them with an id below $1 (NULL: the newest).
-SELECT id, (extract(epoch FROM at) * 1000)::bigint, reason, message, topic, kpartition,
-       koffset, size, encode(sha256, 'hex'), preview
+SELECT id, (extract(epoch FROM at) * 1000)::bigint AS at_ms, reason, message, topic, kpartition,
+       koffset, size, encode(sha256, 'hex') AS sha256_hex, preview
 FROM dead_letters
 WHERE $1::bigint IS NULL OR id < $1::bigint
 ORDER BY id DESC LIMIT $2::int;
 
 -- name: console_audit_head
 -- The chain's last seal, how many seals, and what no seal covers yet.
-SELECT s.seq, encode(s.hash, 'hex'), (extract(epoch FROM s.sealed_at) * 1000)::bigint,
+SELECT s.seq, encode(s.hash, 'hex') AS hash_hex,
+       (extract(epoch FROM s.sealed_at) * 1000)::bigint AS sealed_ms,
        s.entries, (SELECT count(*) FROM audit
-                   WHERE txid >= coalesce(s.to_txid, '1'::xid8)),
-       (SELECT max(id) FROM audit)
+                   WHERE txid >= coalesce(s.to_txid, '1'::xid8)) AS unsealed,
+       (SELECT max(id) FROM audit) AS last_id
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (SELECT * FROM audit_seal ORDER BY seq DESC LIMIT 1) s ON true;
 
@@ -274,11 +280,11 @@ LEFT JOIN LATERAL (SELECT * FROM audit_seal ORDER BY seq DESC LIMIT 1) s ON true
 -- What a re-submission copies from failed approval $1: agent, request and
 -- the number of earlier re-submissions of it.
 SELECT a.agent_id, g.name, a.grant_id, a.method, a.url, a.headers::text,
-       translate(encode(a.body, 'base64'), E'\n', ''), a.reason, a.context::text,
+       translate(encode(a.body, 'base64'), E'\n', '') AS body_b64, a.reason, a.context::text,
        a.status, a.request_id,
        (SELECT count(*) FROM audit u
-        WHERE u.approval_id = a.id AND u.action = 'console.resubmitted'),
-       g.disabled_at IS NOT NULL
+        WHERE u.approval_id = a.id AND u.action = 'console.resubmitted') AS resubmits,
+       g.disabled_at IS NOT NULL AS disabled
 FROM approvals a JOIN agents g ON g.id = a.agent_id
 WHERE a.id = $1::uuid;
 

@@ -30,10 +30,12 @@ WITH c AS (
     SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
 )
 SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
-       translate(encode((u.a).body, 'base64'), E'\n', ''), encode((u.a).digest, 'hex'),
-       (u.a).attempts, ((u.a).policy->>'exec_timeout_ms')::int,
-       ((u.a).policy->>'max_attempts')::int, ((u.a).policy->>'idempotency_keys')::boolean,
-       (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint
+       translate(encode((u.a).body, 'base64'), E'\n', '') AS body_b64,
+       encode((u.a).digest, 'hex') AS digest_hex,
+       (u.a).attempts, ((u.a).policy->>'exec_timeout_ms')::int AS exec_timeout_ms,
+       ((u.a).policy->>'max_attempts')::int AS max_attempts,
+       ((u.a).policy->>'idempotency_keys')::boolean AS idempotency_keys,
+       (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint AS decided_ms
 FROM u;
 
 -- name: renew_lease
@@ -90,7 +92,7 @@ WITH u AS (
     INSERT INTO outbox (topic, key, payload)
     SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
 )
-SELECT count(*) FROM u;
+SELECT count(*) AS released FROM u;
 
 -- name: complete_executions
 -- executing -> executed | failed for a batch of finished calls of worker $1.
@@ -177,7 +179,7 @@ WITH c AS (
     UNION ALL
     SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'failed'
 )
-SELECT count(*), count(*) FILTER (WHERE (u.a).status = 'approved') FROM u;
+SELECT count(*) AS rescued, count(*) FILTER (WHERE (u.a).status = 'approved') AS requeued FROM u;
 
 -- name: expire_due
 -- pending -> expired for up to $1 approvals past their window. $2 actor.
@@ -202,4 +204,4 @@ WITH c AS (
     UNION ALL
     SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
 )
-SELECT count(*) FROM u;
+SELECT count(*) AS expired FROM u;

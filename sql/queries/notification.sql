@@ -19,14 +19,18 @@ WITH c AS (
     RETURNING n.*
 )
 -- A batch message (batch_uid set) reads as pending while the batch is decidable.
-SELECT u.id, coalesce(u.approval_id, u.batch_uid), u.approver_id, u.recipient_id, u.kind,
+SELECT u.id, coalesce(u.approval_id, u.batch_uid) AS subject_id,
+       u.approver_id, u.recipient_id, u.kind,
        u.channel, u.attempts,
-       coalesce(a.status, CASE WHEN b.status = 'decidable' THEN 'pending' ELSE b.status END),
-       (extract(epoch FROM coalesce(a.expires_at, b.expires_at)) * 1000)::bigint, ag.name,
-       coalesce(a.method, 'BATCH'),
-       coalesce(a.url, b.members || ' calls as batch ' || b.id), coalesce(a.reason, ''), p.name,
-       p.email, p.slack_webhook_url, p.webhook_url, coalesce(a.grant_id, b.grant_id),
-       (SELECT name FROM approvers WHERE id = u.approver_id), u.batch_uid IS NOT NULL
+       coalesce(a.status, CASE WHEN b.status = 'decidable' THEN 'pending' ELSE b.status END) AS status,
+       (extract(epoch FROM coalesce(a.expires_at, b.expires_at)) * 1000)::bigint AS expires_ms,
+       ag.name AS agent_name,
+       coalesce(a.method, 'BATCH') AS method,
+       coalesce(a.url, b.members || ' calls as batch ' || b.id) AS url,
+       coalesce(a.reason, '') AS reason, p.name AS recipient_name,
+       p.email, p.slack_webhook_url, p.webhook_url, coalesce(a.grant_id, b.grant_id) AS grant_id,
+       (SELECT name FROM approvers WHERE id = u.approver_id) AS approver_name,
+       u.batch_uid IS NOT NULL AS is_batch
 FROM u
 LEFT JOIN approvals a ON a.id = u.approval_id
 LEFT JOIN batches b ON b.uid = u.batch_uid
@@ -49,4 +53,4 @@ WITH u AS (
            $6::jsonb || jsonb_strip_nulls(jsonb_build_object('batch_uid', u.batch_uid))
     FROM u WHERE $5::text IS NOT NULL
 )
-SELECT count(*) FROM u;
+SELECT count(*) AS done FROM u;

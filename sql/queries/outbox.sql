@@ -12,4 +12,5 @@ WITH nowait AS (SELECT set_config('synchronous_commit', 'off', true))
 DELETE FROM outbox WHERE id = ANY ($1::bigint[]) AND EXISTS (SELECT FROM nowait);
 
 -- name: outbox_depth
-SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox;
+SELECT count(*) AS depth,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age_s FROM outbox;

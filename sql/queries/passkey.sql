@@ -20,7 +20,7 @@ SELECT id FROM p;
 
 -- name: passkey_for_vote
 -- The live passkey of person $1 with credential id $2 (hex).
-SELECT id, encode(public_key, 'hex'), sign_count
+SELECT id, encode(public_key, 'hex') AS public_key_hex, sign_count
 FROM passkeys
 WHERE approver_id = $1::uuid AND credential_id = decode($2::text, 'hex') AND revoked_at IS NULL;
 
@@ -34,12 +34,12 @@ RETURNING id;
 -- name: passkey_key
 -- The registered public key of passkey $1, revoked or not (audit verify
 -- re-checks old votes).
-SELECT encode(public_key, 'hex'), approver_id FROM passkeys WHERE id = $1::uuid;
+SELECT encode(public_key, 'hex') AS public_key_hex, approver_id FROM passkeys WHERE id = $1::uuid;
 
 -- name: passkey_credentials
 -- The credential ids (base64url) of person $1's live passkeys, for the
 -- browser's allowCredentials / excludeCredentials.
-SELECT translate(rtrim(encode(credential_id, 'base64'), '='), E'+/\n', '-_')
+SELECT translate(rtrim(encode(credential_id, 'base64'), '='), E'+/\n', '-_') AS credential_id_b64url
 FROM passkeys WHERE approver_id = $1::uuid AND revoked_at IS NULL
 ORDER BY created_at;
 
@@ -69,7 +69,8 @@ SELECT id FROM u;
 
 -- name: vote_context
 -- What a vote's passkey check needs of approval $1.
-SELECT encode(digest, 'hex'), coalesce((policy->>'require_passkey')::bool, false)
+SELECT encode(digest, 'hex') AS digest_hex,
+       coalesce((policy->>'require_passkey')::bool, false) AS require_passkey
 FROM approvals WHERE id = $1::uuid;
 
 -- name: audit_passkey_votes

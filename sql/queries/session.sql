@@ -10,7 +10,7 @@ INSERT INTO signin_links (token_hash, approver_id, next_path, purpose, expires_a
 SELECT decode($1::text, 'hex'), p.id, $3::text, $4::text,
        now() + make_interval(secs => $5::int)
 FROM approvers p WHERE p.id = $2::uuid AND p.disabled_at IS NULL
-RETURNING (extract(epoch FROM expires_at) * 1000)::bigint;
+RETURNING (extract(epoch FROM expires_at) * 1000)::bigint AS expires_ms;
 
 -- name: signin_link_peek
 -- What a GET of a sign-in link shows (it changes nothing): the approver's
@@ -96,7 +96,7 @@ WITH u AS (
         'approver_id', (SELECT approver_id FROM u LIMIT 1), 'sessions', count(*))
     FROM u HAVING count(*) > 0
 )
-SELECT count(*) FROM u;
+SELECT count(*) AS revoked FROM u;
 
 -- name: session_list
 -- The live sessions of approver $1 (by name), newest first.
@@ -182,7 +182,7 @@ WITH subj AS (
                       WHERE v.batch_uid = ok.batch_uid AND v.approver_id = s.slot)
     RETURNING id
 )
-SELECT (SELECT count(*) FROM ok), (SELECT count(*) FROM nt);
+SELECT (SELECT count(*) FROM ok) AS resent, (SELECT count(*) FROM nt) AS notified;
 
 -- name: retention_signin
 -- Deletes up to $1 sign-in links, sessions and OpenID logins that expired
@@ -203,4 +203,4 @@ WITH l AS (
         SELECT state_hash FROM oidc_logins WHERE expires_at < now() LIMIT $1::int)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM s) + (SELECT count(*) FROM o);
+SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM s) + (SELECT count(*) FROM o) AS deleted;
