@@ -103,6 +103,12 @@ struct api_metrics *metrics_new(int nroutes, const char *(*route_name)(int route
 void metrics_free(struct api_metrics *m);
 void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t micros);
 enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r);
+/* The event slot as /metrics and /readyz show it; false when it cannot be read. */
+struct metrics_slot {
+    bool exists, active;
+    int64_t lag_bytes;  /* WAL held back: events not yet confirmed published */
+};
+bool metrics_event_slot(struct api *a, struct cs_db *db, struct metrics_slot *out);
 
 struct api {
     const struct cs_config *cfg;

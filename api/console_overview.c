@@ -27,24 +27,6 @@ enum { S_BUCKET, S_IN, S_DECIDED, S_EXECUTED, S_FAILED, S_P50, S_P99 };
 #define PAD_L 44
 #define PAD_B 18
 
-/*
- * The relay's backlog: events not yet published to Kafka, and the age of
- * the oldest, from the query /metrics reports (db.sql queue_depths). The
- * one place the console learns it: swap this when events leave the outbox.
- */
-static bool relay_backlog(struct api_db *d, int64_t *depth, double *oldest_s)
-{
-    PGresult *res = NULL;
-    char err[CS_ERRLEN];
-    bool ok = cs_db_exec(d->db, CSQ_QUEUE_DEPTHS, 0, NULL, &res, err) == CS_OK;
-    if (ok) {
-        *depth = cs_db_int(res, 0, 3);
-        *oldest_s = PQgetisnull(res, 0, 4) ? 0 : strtod(PQgetvalue(res, 0, 4), NULL);
-    }
-    PQclear(res);
-    return ok;
-}
-
 static void stat(struct cs_buf *b, const char *label, const char *value, const char *href)
 {
     html_raw(b, "<div class=\"stat\">");
@@ -85,13 +67,16 @@ static void counts(struct console *k, const PGresult *res)
         snprintf(href, sizeof(href), "/console/approvals?status=%s", terminal[i]);
         stat(b, label, v, href);
     }
-    int64_t depth = 0;
-    double oldest = 0;
-    if (relay_backlog(k->d, &depth, &oldest))
-        snprintf(v, sizeof(v), "%lld / %.1f s", (long long)depth, oldest);
-    else
+    /* The event slot, as /metrics and /readyz read it. */
+    struct metrics_slot slot;
+    if (!metrics_event_slot(k->r->api, k->d->db, &slot))
         snprintf(v, sizeof(v), "unknown");
-    stat(b, "Kafka relay backlog / lag", v, NULL);
+    else if (!slot.exists)
+        snprintf(v, sizeof(v), "no event slot");
+    else
+        snprintf(v, sizeof(v), "%s, %.1f MB of WAL behind", slot.active ? "relay active" :
+                 "no relay", (double)slot.lag_bytes / 1e6);
+    stat(b, "Kafka relay", v, NULL);
     snprintf(v, sizeof(v), "%lld", (long long)cs_db_int(res, 0, N_DEAD));
     stat(b, "dead letters, last hour", v, "/console/dead-letters");
     html_raw(b, "</div><div class=\"grid2\"><div class=\"card\"><h2>Oldest pending</h2>");

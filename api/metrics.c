@@ -3,7 +3,7 @@
  *
  * Requests by route and status with a latency histogram per route, the
  * long-poll waiters suspended right now, and -- read from Postgres at each
- * scrape -- approvals waiting by status and the outbox backlog. Execution
+ * scrape -- approvals waiting by status and the event slot's lag. Execution
  * latency and throughput are measured where calls are made: on the
  * worker's own /metrics (CS_METRICS_PORT).
  */
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cs_events.h"
 #include "cs_mem.h"
 #include "cs_metrics.h"
 
@@ -22,6 +23,21 @@ struct api_metrics {
     atomic_uint_fast64_t *requests;        /* [route][status class] */
     struct cs_histogram *latency;          /* [route] */
 };
+
+bool metrics_event_slot(struct api *a, struct cs_db *db, struct metrics_slot *out)
+{
+    char name[CS_EVENTS_SLOT_MAX + 1], err[CS_ERRLEN];
+    if (cs_events_slot_name(a->cfg, db->pg ? PQdb(db->pg) : NULL, name, err) != CS_OK)
+        return false;
+    const char *p[] = {name};
+    PGresult *res = NULL;
+    bool ok = cs_db_exec(db, CSQ_EVENT_SLOT_STATE, 1, p, &res, err) == CS_OK;
+    if (ok)
+        *out = (struct metrics_slot){cs_db_bool(res, 0, 0), cs_db_bool(res, 0, 1),
+                                     cs_db_int(res, 0, 2)};
+    PQclear(res);
+    return ok;
+}
 
 struct api_metrics *metrics_new(int nroutes, const char *(*route_name)(int route))
 {
@@ -93,14 +109,17 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
             snprintf(labels, sizeof(labels), "status=\"%s\"", st[i]);
             cs_metrics_value(&b, "countersign_approvals", labels, (double)cs_db_int(res, 0, i));
         }
-        cs_metrics_family(&b, "countersign_outbox_depth", "gauge", "events not yet published to Kafka");
-        cs_metrics_value(&b, "countersign_outbox_depth", NULL, (double)cs_db_int(res, 0, 3));
-        cs_metrics_family(&b, "countersign_outbox_oldest_seconds", "gauge",
-                          "age of the oldest unpublished event");
-        cs_metrics_value(&b, "countersign_outbox_oldest_seconds", NULL,
-                         strtod(cs_db_str(res, 0, 4), NULL));
     }
     PQclear(res);
+    struct metrics_slot slot;
+    if (metrics_event_slot(a, d->db, &slot)) {
+        cs_metrics_family(&b, "countersign_event_slot_active", "gauge",
+                          "1 while a relay reads the event slot (0: events wait in the WAL)");
+        cs_metrics_value(&b, "countersign_event_slot_active", NULL, slot.active);
+        cs_metrics_family(&b, "countersign_event_slot_lag_bytes", "gauge",
+                          "WAL the event slot holds back: events not yet confirmed published");
+        cs_metrics_value(&b, "countersign_event_slot_lag_bytes", NULL, (double)slot.lag_bytes);
+    }
     pool_put(a->pool, d);
     size_t len = 0;
     char *text = cs_buf_take(&b, &len);

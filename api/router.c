@@ -102,13 +102,23 @@ static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
     PGresult *res = NULL;
     bool pg = cs_db_exec(d->db, CSQ_PING, 0, NULL, &res, err) == CS_OK;
     PQclear(res);
+    /* Events wait in the WAL while no relay reads them: not ready before the disk fills. */
+    struct metrics_slot slot = {0};
+    bool events = pg && metrics_event_slot(r->api, d->db, &slot) && slot.exists &&
+                  slot.lag_bytes <= r->api->cfg->event_lag_max_bytes;
     pool_put(r->api->pool, d);
     bool kafka = r->api->kafka_ok && r->api->kafka_ok(r->api);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "status", json_object_new_string(pg && kafka ? "ready" : "not ready"));
+    bool ready = pg && kafka && events;
+    json_object *o = json_object_new_object(), *ev = json_object_new_object();
+    json_object_object_add(o, "status", json_object_new_string(ready ? "ready" : "not ready"));
     json_object_object_add(o, "postgres", json_object_new_boolean(pg));
     json_object_object_add(o, "kafka", json_object_new_boolean(kafka));
-    return reply_json(r, c, pg && kafka ? 200 : 503, o);
+    json_object_object_add(ev, "ok", json_object_new_boolean(events));
+    json_object_object_add(ev, "slot_exists", json_object_new_boolean(slot.exists));
+    json_object_object_add(ev, "relay_active", json_object_new_boolean(slot.active));
+    json_object_object_add(ev, "lag_bytes", json_object_new_int64(slot.lag_bytes));
+    json_object_object_add(o, "events", ev);
+    return reply_json(r, c, ready ? 200 : 503, o);
 }
 
 static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c)

@@ -328,6 +328,7 @@ def make_template(pg: Postgres, pg_stats: bool = False) -> None:
     subprocess.run([cli, "migrate"], check=True, capture_output=True,
                    env={**os.environ, "CS_PG_URL": pg.url(TEMPLATE_DB),
                         "CS_PG_OWNER_URL": pg.role_url("countersign_owner", TEMPLATE_DB)})
+    pg.drop_event_slots(TEMPLATE_DB)  # each clone gets its own (Deployment)
     if pg_stats:
         import psycopg
 
@@ -349,6 +350,11 @@ class Deployment:
         self.db_name = f"b_{name}"
         pg.drop_database(self.db_name)
         self.db_url = pg.create_database(self.db_name, template=TEMPLATE_DB)
+        # The clone's event slot: `countersign migrate` as the owner makes it.
+        subprocess.run([str(BUILD_DIR / "countersign"), "migrate"], check=True,
+                       capture_output=True,
+                       env={**os.environ, "CS_PG_URL": pg.role_url("countersign_api", self.db_name),
+                            "CS_PG_OWNER_URL": pg.role_url("countersign_owner", self.db_name)})
         self.prefix = f"bench.{name}.{secrets.token_hex(3)}"
         self.log_dir = log_root / name
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -357,6 +363,7 @@ class Deployment:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CS_")},
             "CS_PG_URL": pg.role_url("countersign_api", self.db_name),
+            "CS_RELAY_PG_URL": pg.role_url("countersign_relay", self.db_name),
             "CS_KAFKA_BROKERS": kafka.bootstrap,
             "CS_TOPIC_PREFIX": self.prefix,
             "CS_KAFKA_GROUP": f"{self.prefix}.ingest",

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "cs_crypto.h"
+#include "cs_events.h"
 #include "cs_kafka.h"
 #include "cs_link.h"
 #include "cs_log.h"
@@ -145,11 +146,14 @@ static int topics_create(const struct cs_config *cfg)
     return cli_print_json(o);
 }
 
-static int migrate(struct cs_db *db)
+static int migrate(const struct cs_config *cfg, struct cs_db *db)
 {
     char err[CS_ERRLEN];
     int applied = 0, version = 0;
-    enum cs_err rc = cs_db_migrate(db, &applied, err);
+    /* The slot first: a migration may emit events (014 moves the outbox's). */
+    enum cs_err rc = cs_events_slot_ensure(db, cfg, err);
+    if (!rc)
+        rc = cs_db_migrate(db, &applied, err);
     if (!rc)
         rc = cs_db_schema_version(db, &version, err);
     if (rc)
@@ -250,7 +254,7 @@ int main(int argc, char **argv)
     if (rc) {
         status = cli_fail(rc, err);
     } else if (!strcmp(noun, "migrate")) {
-        status = migrate(db);
+        status = migrate(&cfg, db);
     } else if (!strcmp(noun, "db") && !strcmp(verb, "roles")) {
         status = db_roles(db, &args);
     } else {

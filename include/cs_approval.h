@@ -12,7 +12,7 @@
  *
  * Terminal: executed, failed, denied, expired, cancelled. Every transition
  * is one guarded UPDATE ... WHERE status = <from> that writes its audit
- * entry and outbox event in the same statement (sql/queries/approval.sql,
+ * entry and event (cs_emit) in the same statement (sql/queries/approval.sql,
  * execution.sql); the database refuses any other transition, a decision at
  * or after expires_at, and any change to the stored request
  * (sql/migrations/001_core.sql, approvals_guard).

@@ -34,6 +34,7 @@
 struct cs_config {
     /* Connections. */
     char *pg_url;
+    char *relay_pg_url;
     char *pg_owner_url;     /* secret (may hold a password): never printed */
     char *kafka_brokers;
     char *topic_prefix;
@@ -72,6 +73,8 @@ struct cs_config {
     int64_t notify_backoff_ms;
     /* Relay. */
     int64_t relay_batch;
+    char *event_slot;
+    int64_t event_lag_max_bytes;
     /* Scheduler. */
     int64_t sweep_interval_ms;
     int64_t sweep_batch;

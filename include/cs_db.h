@@ -51,7 +51,6 @@ extern const int cs_nmigrations;
 
 /* Advisory lock keys (pg_advisory_lock); one place so they never collide. */
 #define CS_LOCK_MIGRATE 0x43530001LL
-#define CS_LOCK_RELAY 0x43530002LL
 #define CS_LOCK_SCHEDULER 0x43530003LL
 
 #define CS_DB_MAX_LISTEN 4

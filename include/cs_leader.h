@@ -4,8 +4,8 @@
  *
  * The lock belongs to the database session that took it, so it ends with
  * that session: a leader that dies or loses its connection hands over
- * within one try of another process. Used by the scheduler (its sweeps)
- * and the worker's relay (events leave in id order). What is led stays
+ * within one try of another process. Used by the scheduler (its sweeps;
+ * the worker's relay leads by holding the event slot instead). What is led stays
  * correct without it (guarded transitions, SKIP LOCKED claims); the lock
  * keeps the work in one place.
  *
@@ -20,7 +20,7 @@
 
 struct cs_leader {
     struct cs_db *db;       /* the session that holds the lock */
-    long long lock;         /* CS_LOCK_SCHEDULER, CS_LOCK_RELAY, ... */
+    long long lock;         /* CS_LOCK_SCHEDULER, ... */
     const char *role;       /* log subsystem, e.g. "relay" */
     const char *taking;     /* logged when it takes the lead, e.g. "active: publishing" */
     bool leading;

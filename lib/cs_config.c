@@ -28,6 +28,9 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_PG_URL", CS_CFG_STRING, F(pg_url), "postgresql://cs@127.0.0.1:5432/countersign", 0, 0,
      ALL, "libpq connection URL of the Countersign database, as this process's own role "
      "(countersign_api for the api and the CLI, countersign_worker, countersign_scheduler)"},
+    {"CS_RELAY_PG_URL", CS_CFG_SECRET, F(relay_pg_url), NULL, 0, 0, W,
+     "libpq URL of the relay's replication connection: a role with REPLICATION and no table "
+     "grants (countersign_relay; default CS_PG_URL)"},
     {"CS_PG_OWNER_URL", CS_CFG_SECRET, F(pg_owner_url), NULL, 0, 0, ALL,
      "libpq URL as the role that owns the schema (countersign_owner), used only to apply "
      "migrations (`countersign migrate`, CS_MIGRATE_ON_START); unset: CS_PG_URL"},
@@ -96,7 +99,14 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_NOTIFY_TIMEOUT_MS", CS_CFG_INT, F(notify_timeout_ms), "10000", 100, 120000, W,
      "time limit of one email or webhook delivery"},
     {"CS_RELAY_BATCH", CS_CFG_INT, F(relay_batch), "1000", 1, 10000, W,
-     "most outbox events published per round"},
+     "most events the relay hands the broker before it waits for the acknowledgements "
+     "and confirms the slot's position"},
+    {"CS_EVENT_SLOT", CS_CFG_STRING, F(event_slot), NULL, 0, 0, ALL,
+     "logical replication slot the events are read from (default countersign_<database>, "
+     "made by the first process that starts; Postgres needs wal_level = logical)"},
+    {"CS_EVENT_LAG_MAX_BYTES", CS_CFG_INT, F(event_lag_max_bytes), "1073741824", 1048576,
+     INT64_MAX, A, "WAL the event slot may hold back before /readyz says not ready (a relay "
+     "that stays away); keep Postgres's max_slot_wal_keep_size above it"},
     {"CS_SWEEP_INTERVAL_MS", CS_CFG_INT, F(sweep_interval_ms), "1000", 50, 3600000, S,
      "how often the scheduler's duties run"},
     {"CS_SWEEP_BATCH", CS_CFG_INT, F(sweep_batch), "1000", 1, 100000, S,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cs_events.h"
 #include "cs_log.h"
 
 atomic_int cs_stopping = 0;
@@ -91,7 +92,8 @@ enum cs_err cs_process_db(const struct cs_config *cfg, const char *app, const at
         struct cs_db *owner = *db;
         if (cfg->pg_owner_url)
             rc = cs_db_open(&owner, cfg->pg_owner_url, app, err);
-        if (!rc)
+        /* The slot first: a migration may emit events (014 moves the outbox's). */
+        if (!rc && !(rc = cs_events_slot_ensure(owner, cfg, err)))
             rc = cs_db_migrate(owner, &applied, err);
         if (owner != *db)
             cs_db_close(owner);
@@ -104,5 +106,6 @@ enum cs_err cs_process_db(const struct cs_config *cfg, const char *app, const at
         return cs_err_set(err, CS_ERR_CONFIG,
                           "database schema is at version %d, this binary needs %d: run "
                           "`countersign migrate`", version, want);
-    return CS_OK;
+    /* Nothing is written before a slot keeps the events it emits. */
+    return cs_events_slot_ensure(*db, cfg, err);
 }

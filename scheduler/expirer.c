@@ -3,7 +3,7 @@
  *
  * One statement per batch (expire_due): rows are locked with SKIP LOCKED
  * and updated only while still pending and past expires_at, with the
- * audit entry and the events/results outbox rows in the same statement.
+ * audit entry and its events/results (cs_emit) in the same statement.
  * A vote racing the sweep is serialised by the row lock: exactly one of
  * them lands, and the database refuses a decision at or after expires_at
  * anyway (approvals_guard).

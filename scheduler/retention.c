@@ -3,8 +3,8 @@
  *
  * Terminal approvals untouched for CS_RETENTION_DAYS are deleted with
  * their votes and notifications, then finished batches whose members are
- * gone; what happened to them stays in the audit log. The outbox needs no
- * retention (the relay deletes what it published). The audit log is kept
+ * gone; what happened to them stays in the audit log. Events need no
+ * retention (they live in the WAL until the relay confirms them). The audit log is kept
  * forever by default; with CS_AUDIT_RETENTION_DAYS its oldest whole seals
  * are pruned with the entries they cover, and an 'audit.pruned' entry keeps
  * the chain verifiable from there (migration 004), through the one

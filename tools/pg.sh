@@ -201,7 +201,11 @@ server_start() {
         die "PostgreSQL is already running for $dir (pid $pid); run: tools/pg.sh stop $dir"
     fi
     secs="$(scaled 60)"
-    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=128MB ${CS_PG_OPTS:-}"
+    # wal_level=logical: Countersign's events leave through a logical replication slot,
+    # one per database (tests make many databases, each with its slot and relay).
+    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=128MB"
+    opts+=" -c wal_level=logical -c max_replication_slots=200 -c max_wal_senders=200"
+    opts+=" -c max_slot_wal_keep_size=20GB ${CS_PG_OPTS:-}"
     if ! out="$(cd "$dir" && as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
         -o "$opts" -w -t "$secs" start 2>&1)"; then
         echo "$out" >&2

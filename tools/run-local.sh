@@ -73,7 +73,7 @@ fi
 
 python3 "$ROOT/tools/demo-provider.py" "$PROVIDER_PORT" > "$STATE/logs/provider.log" 2>&1 &
 pids+=($!)
-CS_PG_URL="$(pg_url countersign_worker)" "$BUILD/countersign-worker" > "$STATE/logs/worker.log" 2>&1 &
+CS_PG_URL="$(pg_url countersign_worker)" CS_RELAY_PG_URL="$(pg_url countersign_relay)" "$BUILD/countersign-worker" > "$STATE/logs/worker.log" 2>&1 &
 pids+=($!)
 CS_PG_URL="$(pg_url countersign_scheduler)" "$BUILD/countersign-scheduler" > "$STATE/logs/scheduler.log" 2>&1 &
 pids+=($!)

@@ -9,7 +9,7 @@
  * private addresses the grant did not name (cs_url.h). The secret is
  * decrypted only to build the injected header and never logged. Finished
  * calls are written back in batches (complete_executions): the terminal
- * state, its audit entry and its outbox events in one statement, guarded
+ * state, its audit entry and its events (cs_emit) in one statement, guarded
  * by status = 'executing' AND lease_owner = us.
  *
  * Retries (documented in README.md, "Execution"): nothing sent (connect or DNS

@@ -12,7 +12,8 @@
  *      in flight finish within CS_SHUTDOWN_GRACE_MS (else their leases
  *      lapse and the scheduler's rescuer decides);
  *   3. notifier: the round of messages in hand is delivered or left to retry;
- *   4. relay: one last pass publishes the outcomes recorded in step 2.
+ *   4. relay: publishes the outcomes recorded in step 2 (until the event
+ *      stream is quiet, at most 2 s; what is left stays in the slot).
  * A role that fails to start stops the whole process with status 1.
  */
 #include <curl/curl.h>
@@ -85,7 +86,7 @@ int main(int argc, char **argv)
 {
     static const struct cs_process_info info = {
         "worker", CS_PROC_WORKER,
-        "Kafka ingest, provider-call executor, approver notifications and outbox relay", true};
+        "Kafka ingest, provider-call executor, approver notifications and event relay", true};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)

@@ -6,7 +6,7 @@
  *   ingest   -- Kafka requests topic -> approvals (ingest.c)
  *   executor -- approved -> provider call -> executed | failed (executor.c)
  *   notifier -- approver emails and webhooks with their links (notifier.c)
- *   relay    -- outbox -> events and results topics (relay.c)
+ *   relay    -- event slot -> events and results topics (relay.c)
  */
 #ifndef WORKER_H
 #define WORKER_H

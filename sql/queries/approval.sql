@@ -1,10 +1,16 @@
 -- The approval lifecycle (lib/cs_approval.c, worker/, scheduler/).
 --
 -- Every transition is one statement: a guarded UPDATE ... WHERE status =
--- <expected> that writes its audit entry and its outbox event(s) in the
+-- <expected> that writes its audit entry and emits its event(s) in the
 -- same statement, hence the same transaction. Zero rows returned means
 -- another process won the race; callers treat that as "nothing to do".
--- Terminal transitions write both an 'events' and a 'results' outbox row.
+-- Terminal transitions emit both an 'events' and a 'results' message.
+--
+-- Events are logical decoding messages (cs_emit, migration 014) emitted in
+-- a MATERIALIZED CTE named ob. A SELECT CTE runs only when read, so the
+-- statement's final SELECT reads it: WHERE (SELECT count(*) FROM ob) > 0
+-- (true whenever the transition changed a row, since each emits at least
+-- one event).
 
 -- name: insert_approvals
 -- $1: JSON array of rows written by cs_approval_row_write() (its fields
@@ -38,15 +44,14 @@ WITH r AS (
         'digest', encode((i.a).digest, 'hex'), 'reason', (i.a).reason,
         'quorum', (i.a).quorum, 'batch_id', (i.a).batch_id)
     FROM ins i JOIN r ON r.id = (i.a).id
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
+), ob AS MATERIALIZED (
     -- The pending event carries the approval_url and the approvers' ids,
     -- never a credential: reading the topic lets nobody vote.
-    SELECT 'events', (i.a).id::text,
+    SELECT cs_emit('events', (i.a).id::text,
            CASE WHEN (i.a).status = 'pending'
                 THEN cs_event(i.a) || jsonb_strip_nulls(jsonb_build_object(
                          'approval_url', r.approval_url, 'approvers', to_jsonb((i.a).approvers)))
-                ELSE cs_event(i.a) END
+                ELSE cs_event(i.a) END)
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
     -- One message per approver slot and channel of the person who holds the
@@ -64,7 +69,7 @@ WITH r AS (
 SELECT (i.a).id, (i.a).request_id, (i.a).status,
        (extract(epoch FROM (i.a).expires_at) * 1000)::bigint AS expires_ms,
        (i.a).batch_id, (i.a).agent_id
-FROM ins i;
+FROM ins i WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: approval_by_request
 -- The stored approval for an (agent, request id), for idempotent resubmission.
@@ -123,13 +128,12 @@ WITH u AS (
     SELECT $5::text, 'approval.' || (u.a).status, (u.a).id, jsonb_strip_nulls(
         jsonb_build_object('decided_by', $3::text, 'reason', $4::text))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
-SELECT (u.a).status FROM u;
+SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: link_decide
 -- Semi-public link mode (policy link_mode): pending -> approved | denied by
@@ -151,13 +155,12 @@ WITH u AS (
            $4::jsonb || jsonb_strip_nulls(jsonb_build_object('by', 'link holder',
                                                              'reason', $3::text))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
-SELECT (u.a).status FROM u;
+SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: approval_cancel
 -- pending -> cancelled by the requesting agent ($2), or by an operator ($2 NULL).
@@ -173,13 +176,12 @@ WITH u AS (
     SELECT $3::text, 'approval.cancelled', (u.a).id,
            jsonb_strip_nulls(jsonb_build_object('reason', $4::text))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
 )
-SELECT (u.a).status FROM u;
+SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: approval_status
 -- What a status read returns. $1 id, $2 agent id (NULL for operators).

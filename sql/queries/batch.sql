@@ -84,7 +84,7 @@ WHERE b.uid = $1::uuid;
 -- name: batch_event
 -- The event telling consumers a batch is decidable (its page, its approvers). $1 key,
 -- $2 payload.
-INSERT INTO outbox (topic, key, payload) VALUES ('events', $1::text, $2::jsonb);
+SELECT cs_emit('events', $1::text, $2::jsonb) AS lsn;
 
 -- name: batch_vote_lock
 -- Locks a batch for a vote. $1 uid, $2 approver slot.
@@ -150,16 +150,15 @@ WITH b AS (
            jsonb_build_object('batch_uid', $1::uuid, 'decided_by', $3::text,
                               'denied_items', (SELECT cardinality(denied) FROM x))
     FROM b
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (SELECT count(*) FROM b) AS batches,
        count(*) FILTER (WHERE (u.a).status = 'approved') AS approved,
        count(*) FILTER (WHERE (u.a).status = 'denied') AS denied
-FROM u;
+FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: batch_status
 -- $1 agent id (NULL: any), $2 batch id or uid text, $3 by uid (bool).
@@ -229,9 +228,8 @@ WITH c AS (
         SELECT a.status, count(*) AS n FROM approvals a
         WHERE a.agent_id = u.agent_id AND a.batch_id = u.id GROUP BY a.status) t ON true
     GROUP BY u.uid
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'results', 'batch:' || u.agent_id || ':' || u.id, jsonb_strip_nulls(jsonb_build_object(
+), ob AS MATERIALIZED (
+    SELECT cs_emit('results', 'batch:' || u.agent_id || ':' || u.id, jsonb_strip_nulls(jsonb_build_object(
         'event_id', 'batch:' || u.uid || ':' || u.status,
         'type', 'batch.summary', 'batch_id', u.id, 'batch_uid', u.uid, 'agent_id', u.agent_id,
         'status', u.status, 'expected', u.expected, 'members', u.members,
@@ -241,7 +239,7 @@ WITH c AS (
             WHEN u.members <> u.expected THEN format('sealed for %s members but %s arrived',
                                                      u.expected, u.members)
             ELSE 'not decided within the approval window' END END,
-        'counts', s.counts, 'at', clock_timestamp()))
+        'counts', s.counts, 'at', clock_timestamp())))
     FROM u JOIN s ON s.uid = u.uid
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
@@ -249,7 +247,7 @@ WITH c AS (
            jsonb_build_object('batch_uid', u.uid, 'status', u.status, 'counts', s.counts)
     FROM u JOIN s ON s.uid = u.uid
 )
-SELECT count(*) AS finished FROM u;
+SELECT count(*) AS finished FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: batch_member_exists
 -- $1 agent id, $2 request id.

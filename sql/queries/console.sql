@@ -3,7 +3,7 @@
 -- on the approval id (UUIDv7: creation order), each filter led by an index
 -- of migration 008 (status, grant, agent) or the primary key; a time range
 -- is an id range (cs_uuid7_floor). Kept in this one file so the write-path
--- rework (approvals split into request and state, events off the outbox)
+-- rework (approvals split into request and state)
 -- only has to adapt it here.
 
 -- name: console_custom_plans

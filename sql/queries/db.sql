@@ -38,9 +38,6 @@ LISTEN cs_approved;
 -- name: listen_done
 LISTEN cs_done;
 
--- name: listen_outbox
-LISTEN cs_outbox;
-
 -- name: leader_try_lock
 -- One leader per lock key (lib/cs_leader.c): held by this session until it ends.
 SELECT pg_try_advisory_lock($1::bigint) AS locked;
@@ -50,9 +47,33 @@ SELECT 1 AS one;
 
 -- name: queue_depths
 -- Gauges for /metrics: approvals not yet terminal by status (each an index
--- scan of a partial index), and the outbox backlog.
+-- scan of a partial index).
 SELECT (SELECT count(*) FROM approvals WHERE status = 'pending') AS pending,
        (SELECT count(*) FROM approvals WHERE status = 'approved') AS approved,
-       (SELECT count(*) FROM approvals WHERE status = 'executing') AS executing,
-       (SELECT count(*) FROM outbox) AS outbox,
-       coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox), 0)::float8 AS outbox_age_s;
+       (SELECT count(*) FROM approvals WHERE status = 'executing') AS executing;
+
+-- name: event_slot_state
+-- The event slot $1 for /readyz and /metrics: whether it exists, whether a
+-- relay reads it, and how many bytes of WAL it holds back (what a relay that
+-- stays away costs the disk).
+SELECT count(*) > 0 AS slot_exists, coalesce(bool_or(active), false) AS active,
+       coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)::bigint
+           AS lag_bytes
+FROM pg_replication_slots WHERE slot_name = $1::name;
+
+-- name: event_publication_create
+-- The publication pgoutput reads the slot with (it only carries messages).
+-- It must exist before the slot does: pgoutput looks it up as of each
+-- decoded change, and a change older than the publication stops the stream.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'countersign_events') THEN
+        CREATE PUBLICATION countersign_events;
+    END IF;
+END $$;
+
+-- name: event_slot_create
+-- Creates the logical replication slot $1 events are read from, unless it
+-- exists (lib/cs_events.c). Must run outside a transaction that wrote.
+SELECT pg_create_logical_replication_slot($1::name, 'pgoutput') AS slot
+WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1::name);

@@ -25,9 +25,8 @@ WITH c AS (
     SELECT 'worker:' || $1::text, 'approval.executing', (u.a).id,
            jsonb_build_object('attempt', (u.a).attempts)
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
 )
 SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        translate(encode((u.a).body, 'base64'), E'\n', '') AS body_b64,
@@ -36,7 +35,7 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        ((u.a).policy->>'max_attempts')::int AS max_attempts,
        ((u.a).policy->>'idempotency_keys')::boolean AS idempotency_keys,
        (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint AS decided_ms
-FROM u;
+FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: renew_lease
 -- Before a retry: extends the lease by $3 ms and counts the attempt. The
@@ -68,11 +67,10 @@ WITH u AS (
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $2::text, 'approval.released', (u.a).id, '{}'::jsonb FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
 )
-SELECT (u.a).id FROM u;
+SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: release_unheld
 -- After the executor reconnects: executing rows leased to it ($1, unique
@@ -88,11 +86,10 @@ WITH u AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $1::text, 'approval.released', (u.a).id,
            '{"why": "claim answer lost with the connection"}'::jsonb FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
 )
-SELECT count(*) AS released FROM u;
+SELECT count(*) AS released FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: complete_executions
 -- executing -> executed | failed for a batch of finished calls of worker $1.
@@ -128,13 +125,12 @@ WITH m AS MATERIALIZED (
                'body_bytes', length((u.a).response_body),
                'body_truncated', (u.a).response_truncated, 'attempts', (u.a).attempts))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
 )
-SELECT (u.a).id FROM u;
+SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: rescue_lapsed
 -- executing rows whose lease lapsed (their worker died or hung): back to
@@ -173,13 +169,12 @@ WITH c AS (
                'lease_owner', u.owner, 'attempts', (u.a).attempts,
                'error_code', (u.a).error_code))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u WHERE (u.a).status = 'failed'
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'failed'
 )
-SELECT count(*) AS rescued, count(*) FILTER (WHERE (u.a).status = 'approved') AS requeued FROM u;
+SELECT count(*) AS rescued, count(*) FILTER (WHERE (u.a).status = 'approved') AS requeued FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: expire_due
 -- pending -> expired for up to $1 approvals past their window. $2 actor.
@@ -198,10 +193,9 @@ WITH c AS (
     SELECT $2::text, 'approval.expired', (u.a).id,
            jsonb_build_object('expires_at', (u.a).expires_at)
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
     UNION ALL
-    SELECT 'results', (u.a).id::text, cs_result(u.a) FROM u
+    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
 )
-SELECT count(*) AS expired FROM u;
+SELECT count(*) AS expired FROM u WHERE (SELECT count(*) FROM ob) > 0;

@@ -73,13 +73,12 @@ WITH c AS (
         'added', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
                   WHERE ad.approval_id = (u.a).id))
     FROM u
-), ob AS (
-    INSERT INTO outbox (topic, key, payload)
-    SELECT 'events', (u.a).id::text, cs_event(u.a) || jsonb_build_object(
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a) || jsonb_build_object(
         'type', 'approval.escalated',
         'event_id', (u.a).id::text || ':escalated',
         'added_approvers', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
-                            WHERE ad.approval_id = (u.a).id))
+                            WHERE ad.approval_id = (u.a).id)))
     FROM u
 )
-SELECT count(*) AS escalated FROM u;
+SELECT count(*) AS escalated FROM u WHERE (SELECT count(*) FROM ob) > 0;

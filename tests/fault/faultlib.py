@@ -405,8 +405,8 @@ def results_by_approval(system: System, expect_keys: set[str],
     except TimeoutError:
         missing = expect_keys - set(grouped)
         raise AssertionError(f"{len(missing)} outcomes never published, e.g. "
-                             f"{sorted(missing)[:5]}; outbox rows left: "
-                             f"{system.sql('SELECT count(*) FROM outbox')[0][0]}") from None
+                             f"{sorted(missing)[:5]}; event slot lag: "
+                             f"{system.event_lag()} bytes") from None
     return grouped
 
 

@@ -231,7 +231,7 @@ def test_many_processes_mixed_load(system: System) -> None:
                 killed.append(lead)
                 schedulers.append(system.scheduler("s3", **env))
             if n == 4:  # and so does the active relay
-                relay = _leader(workers, "active: publishing the outbox")
+                relay = _leader(workers, "active: publishing the events")
                 relay.kill()
                 killed.append(relay)
                 workers.append(system.worker("w3", wait_ready=False, **env))
@@ -297,8 +297,7 @@ def test_many_processes_mixed_load(system: System) -> None:
     assert seals[0] == seals[2] - seals[1] + 1, f"the seals are not one sequence: {seals}"
     print(f"audit: {report}")
     # Every outcome on results: at least once, one outcome per approval.
-    wait_for(lambda: system.sql("SELECT count(*) FROM outbox")[0][0] == 0, 60,
-             what="the outbox to drain")
+    system.wait_events_published(60)
     grouped = results_by_approval(system, set(rows))
     assert set(grouped) == set(rows)
     dups = assert_one_outcome_each(grouped)

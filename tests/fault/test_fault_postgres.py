@@ -253,8 +253,7 @@ def test_postgres_crashes_under_load(system: System) -> None:
         problems.append(f"the rescuer took {lost_leases} calls from the live worker")
     assert not problems, "\n".join(problems)
     # Every outcome published; the audit chain still verifies.
-    wait_for(lambda: system.sql("SELECT count(*) FROM outbox")[0][0] == 0, 60,
-             what="the outbox to drain")
+    system.wait_events_published(60)
     ids = {str(i) for (i,) in system.sql("SELECT id FROM approvals")}
     assert_one_outcome_each(results_by_approval(system, ids))
     wait_sealed(system)

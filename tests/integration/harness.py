@@ -96,7 +96,13 @@ class System:
         # processes connect as their roles (role_urls), the CLI as the api's.
         self.db_url = pg.create_database(self.db_name, template=template)
         self.role_urls = {kind: pg.role_url(f"countersign_{kind}", self.db_name)
-                          for kind in ("api", "worker", "scheduler", "owner")}
+                          for kind in ("api", "worker", "scheduler", "owner", "relay")}
+        # The clone's own event slot, made as in production: `countersign migrate` as the
+        # owner (with REPLICATION) makes it; the processes refuse to write without it.
+        subprocess.run([str(BUILD_DIR / "countersign"), "migrate"], check=True,
+                       capture_output=True, timeout=scaled(60),
+                       env={**os.environ, "CS_PG_URL": self.role_urls["api"],
+                            "CS_PG_OWNER_URL": self.role_urls["owner"]})
         self.prefix = f"t.{name}"[:100]
         self.secret = "sk_live_" + secrets.token_hex(16)
         self.master_key = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -109,6 +115,7 @@ class System:
             **{k: v for k, v in os.environ.items() if not k.startswith("CS_")},
             "CS_TEST_TIMEOUT_MULT": os.environ.get("CS_TEST_TIMEOUT_MULT", "1"),
             "CS_PG_URL": self.role_urls["api"],
+            "CS_RELAY_PG_URL": self.role_urls["relay"],
             "CS_KAFKA_BROKERS": kafka.bootstrap,
             "CS_TOPIC_PREFIX": self.prefix,
             "CS_KAFKA_GROUP": f"{self.prefix}.ingest",
@@ -310,6 +317,22 @@ class System:
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
+
+    def event_lag(self) -> int:
+        """Bytes of WAL this database's event slot holds back: events not yet confirmed
+        published (plus whatever other WAL was written since the relay last confirmed)."""
+        return int(self.sql(
+            "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), 0)"
+            "::bigint FROM pg_replication_slots WHERE database = current_database()")[0][0])
+
+    def wait_events_published(self, timeout: float, what: str = "every event published") -> None:
+        """Wait until the relay confirmed every event committed before this call: the slot's
+        confirmed position passes the WAL position read now."""
+        lsn = self.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+        wait_for(lambda: self.sql(
+            "SELECT coalesce(bool_or(confirmed_flush_lsn >= %s::pg_lsn), false) "
+            "FROM pg_replication_slots WHERE database = current_database()", lsn)[0][0],
+            timeout, what=what)
 
     def approval(self, request_id: str) -> dict[str, Any] | None:
         with psycopg.connect(self.db_url, autocommit=True) as conn:

@@ -178,10 +178,22 @@ class Postgres:
         self._admin_execute(stmt)
         return self.url(name)
 
+    def drop_event_slots(self, name: str) -> None:
+        """Drop the replication slots of database `name` (ending the relays reading them)."""
+        from psycopg import sql
+
+        self._admin_execute(sql.SQL(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE database = {} AND active_pid IS NOT NULL").format(sql.Literal(name)))
+        self._admin_execute(sql.SQL(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = {} AND NOT active").format(sql.Literal(name)))
+
     def drop_database(self, name: str) -> None:
         """DROP DATABASE IF EXISTS `name`, disconnecting its sessions first."""
         from psycopg import sql
 
+        self.drop_event_slots(name)
         self._admin_execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )

@@ -110,21 +110,23 @@ def test_kafka_broker_restart_loses_no_outcome(system: System) -> None:
     system.stub.program("/v1/refunds", delay=0.05)
     system.worker(CS_EXEC_CONCURRENCY="4")
     system.produce(*[system.envelope(f"a{i}") for i in range(50)])
-    wait_for(lambda: count_status(system).get("executed", 0) >= 5, 30, what="some executions")
+    # All 50 stored (the broker is not needed for what follows) and some executed.
+    wait_for(lambda: sum(count_status(system).values()) == 50 and
+             count_status(system).get("executed", 0) >= 5, 30, what="50 stored, some executed")
     system.kafka.kill()
     try:
-        # Calls keep executing while the broker is down; outcomes wait in the outbox.
+        # Calls keep executing while the broker is down; outcomes wait in the WAL, the slot
+        # keeping them (its confirmed position stays behind the outcomes' commits).
         wait_for(lambda: count_status(system).get("executed", 0) == 50, 60,
                  what="all executions during the outage")
-        backlog = system.sql("SELECT count(*) FROM outbox")[0][0]
+        backlog = system.event_lag()
     finally:
         system.kafka.restart()
     system.produce(*[system.envelope(f"b{i}") for i in range(50)])
     wait_for(lambda: count_status(system).get("executed", 0) == 100, 90,
              what="executions after the restart")
-    wait_for(lambda: system.sql("SELECT count(*) FROM outbox")[0][0] == 0, 90,
-             what="the outbox to drain")
-    assert backlog > 0, "nothing waited in the outbox during the outage"
+    system.wait_events_published(90)
+    assert backlog > 0, "nothing waited in the event slot during the outage"
     results = system.topic("results", expect=100, timeout=60)
     assert len({m["key"] for m in results}) == 100
     assert system.stub.count() == 100
@@ -150,6 +152,8 @@ def test_postgres_outage_every_thread_reconnects(system: System) -> None:
     warned = {line.split("Postgres unavailable to ", 1)[1].split(",", 1)[0]
               for line in w.text().splitlines() if "Postgres unavailable to " in line}
     assert len(warned) >= 2, f"warnings came from {warned}"
-    results = system.topic("results", expect=2, timeout=60)
-    assert {m["value"]["request_id"] for m in results} >= {"before", "during"}
+    # At least once: Postgres writes a slot's confirmed position to disk lazily, so after
+    # its crash "before" may be published again; wait for the two distinct outcomes.
+    wait_for(lambda: {m["value"]["request_id"] for m in system.topic("results", timeout=2)}
+             >= {"before", "during"}, 60, what="both outcomes on the results topic")
     assert w.stop() == 0

@@ -177,10 +177,10 @@ def run_scenario(d: Deployment, smtp: SmtpSink) -> list[str]:
         d.client().get(d.page(aid))
         for slot in d.links(aid).values():
             d.client().get(slot["url"])
-    # Notifications delivered, outbox drained, dead letters written.
+    # Notifications delivered, events published, dead letters written.
     wait_for(lambda: s.sql("SELECT count(*) FROM notifications WHERE status = 'queued'")[0][0] == 0,
              30, what="notifications sent")
-    wait_for(lambda: s.sql("SELECT count(*) FROM outbox")[0][0] == 0, 30, what="outbox drained")
+    s.wait_events_published(30)
     wait_for(lambda: len(s.topic("dlq", expect=2, timeout=5)) >= 2, 30, what="dead letters")
     assert smtp.mails and stub.requests("/hooks/bob") and stub.requests("/slack/carol")
     # Operator views.
