@@ -43,6 +43,7 @@ struct cs_config {
     int64_t kafka_session_timeout_ms;
     int64_t kafka_signature_window_s;
     bool kafka_allow_unsigned;
+    char *kafka_properties_file;
     /* Identity and keys. */
     char *master_key_b64;   /* secret: never printed */
     char *master_key_file;
@@ -103,6 +104,15 @@ struct cs_config {
     char *oidc_operator_write;
     int64_t console_refresh_s;
 
+    /*
+     * librdkafka properties for every Kafka client (not in the table): from
+     * CS_KAFKA_PROPERTIES_FILE, then every CS_KAFKA_PROP_<NAME> variable
+     * (cs_config_kafka_prop_name), which wins. kafka_props holds
+     * 2 * nkafka_props strings, name then value; values may be secrets.
+     */
+    char **kafka_props;
+    int nkafka_props;
+
     /* Derived by cs_config_load (not in the table). */
     unsigned char master_key[CS_MASTER_KEY_LEN];
     bool have_master_key;
@@ -133,6 +143,18 @@ extern const size_t cs_config_nkeys;
 enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
                            const char *(*get)(const char *name), char *err) CS_MUSTCHECK;
 void cs_config_free(struct cs_config *cfg);
+
+/*
+ * The librdkafka property a CS_KAFKA_PROP_<NAME> variable names, into
+ * out[outlen]: <NAME> lower-cased, each "_" a ".", each "__" a literal "_"
+ * (CS_KAFKA_PROP_SASL_MECHANISMS -> sasl.mechanisms). False when env does
+ * not start with CS_KAFKA_PROP_, the name is empty, has other characters
+ * than A-Z, 0-9 and _, or does not fit.
+ */
+bool cs_config_kafka_prop_name(const char *env, char *out, size_t outlen);
+
+/* True when librdkafka property `name` holds a secret (its value is never shown). */
+bool cs_config_kafka_prop_secret(const char *name);
 
 /* Requires the master key (CS_MASTER_KEY or CS_MASTER_KEY_FILE) to be set. */
 enum cs_err cs_config_require_master_key(const struct cs_config *cfg, char *err) CS_MUSTCHECK;

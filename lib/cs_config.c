@@ -6,6 +6,7 @@
  */
 #include "cs_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_KAFKA_ALLOW_UNSIGNED", CS_CFG_BOOL, F(kafka_allow_unsigned), "0", 0, 0, W,
      "accept request envelopes without a countersign-signature header as the agent they name "
      "(anyone who can write the topic can then act as any agent; logged at start)"},
+    {"CS_KAFKA_PROPERTIES_FILE", CS_CFG_STRING, F(kafka_properties_file), NULL, 0, 0, W | A | S | C,
+     "file of librdkafka properties (name=value lines, # comments) for every Kafka client, e.g. "
+     "security.protocol, sasl.*, ssl.*; CS_KAFKA_PROP_<NAME> variables override it (see below)"},
     {"CS_MASTER_KEY", CS_CFG_SECRET, F(master_key_b64), NULL, 0, 0, ALL,
      "master key: 32 bytes as base64 or 64 hex digits; encrypts grant secrets and signing keys, derives "
      "the link-signing key (or use CS_MASTER_KEY_FILE)"},
@@ -254,6 +258,144 @@ static enum cs_err load_oidc(struct cs_config *cfg, char *err)
                  : cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_CLIENT_SECRET_FILE: the file is empty");
 }
 
+bool cs_config_kafka_prop_name(const char *env, char *out, size_t outlen)
+{
+    static const char prefix[] = "CS_KAFKA_PROP_";
+    if (strncmp(env, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *p = env + sizeof(prefix) - 1;
+    size_t n = 0;
+    if (!*p || *p == '_')
+        return false;
+    for (; *p; p++) {
+        char c = *p;
+        if (c == '_' && p[1] == '_') {
+            p++;
+        } else if (c == '_') {
+            c = '.';
+        } else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+            c = (char)tolower((unsigned char)c);
+        } else {
+            return false;
+        }
+        if (n + 1 >= outlen)
+            return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return n > 0 && out[n - 1] != '.';
+}
+
+bool cs_config_kafka_prop_secret(const char *name)
+{
+    size_t n = strlen(name);
+    return strstr(name, "password") || strstr(name, "secret") ||
+           strstr(name, "oauthbearer.config") || (n > 4 && !strcmp(name + n - 4, ".pem")) ||
+           !strcmp(name, "ssl_key");
+}
+
+/* Adds (or replaces) property name=value. */
+static void kafka_prop_set(struct cs_config *cfg, const char *name, const char *value)
+{
+    for (int i = 0; i < cfg->nkafka_props; i++)
+        if (!strcmp(cfg->kafka_props[2 * i], name)) {
+            cs_wipe(cfg->kafka_props[2 * i + 1], strlen(cfg->kafka_props[2 * i + 1]));
+            cs_free(cfg->kafka_props[2 * i + 1]);
+            cfg->kafka_props[2 * i + 1] = cs_strdup(value);
+            return;
+        }
+    cfg->kafka_props = cs_realloc(cfg->kafka_props,
+                                  sizeof(char *) * 2 * (size_t)(cfg->nkafka_props + 1));
+    cfg->kafka_props[2 * cfg->nkafka_props] = cs_strdup(name);
+    cfg->kafka_props[2 * cfg->nkafka_props + 1] = cs_strdup(value);
+    cfg->nkafka_props++;
+}
+
+/* CS_KAFKA_PROPERTIES_FILE: name=value lines; blank lines and # comments skipped. */
+static enum cs_err kafka_props_file(struct cs_config *cfg, char *err)
+{
+    if (!cfg->kafka_properties_file)
+        return CS_OK;
+    FILE *f = fopen(cfg->kafka_properties_file, "r");
+    if (!f)
+        return cs_err_set(err, CS_ERR_CONFIG, "CS_KAFKA_PROPERTIES_FILE: cannot open %s: %s",
+                          cfg->kafka_properties_file, strerror(errno));
+    char line[8192];
+    int no = 0;
+    enum cs_err rc = CS_OK;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        no++;
+        size_t n = strlen(line);
+        if (n == sizeof(line) - 1 && line[n - 1] != '\n')
+            rc = cs_err_set(err, CS_ERR_CONFIG, "CS_KAFKA_PROPERTIES_FILE: line %d is longer "
+                            "than %zu bytes", no, sizeof(line) - 2);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+            line[--n] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (rc || !*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq || eq == p) {
+            rc = cs_err_set(err, CS_ERR_CONFIG, "CS_KAFKA_PROPERTIES_FILE: line %d is not "
+                            "name=value", no);
+            break;
+        }
+        char *end = eq;
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        *end = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        kafka_prop_set(cfg, p, v);
+    }
+    cs_wipe(line, sizeof(line));
+    fclose(f);
+    return rc;
+}
+
+/* Properties Countersign sets itself, for correctness (README "Kafka security settings"). */
+static const char *const kafka_locked[] = {"bootstrap.servers", "client.id", "group.id",
+                                           "enable.auto.commit", "enable.auto.offset.store",
+                                           "enable.idempotence", "acks", NULL};
+
+static enum cs_err kafka_props_check(const struct cs_config *cfg, char *err)
+{
+    for (int i = 0; i < cfg->nkafka_props; i++)
+        for (const char *const *l = kafka_locked; *l; l++)
+            if (!strcmp(cfg->kafka_props[2 * i], *l))
+                return cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s is set by Countersign "
+                                  "itself (CS_KAFKA_BROKERS, CS_KAFKA_GROUP or fixed); remove it",
+                                  *l);
+    return CS_OK;
+}
+
+extern char **environ;
+
+/* The CS_KAFKA_PROP_<NAME> variables (from the environment only). */
+static enum cs_err kafka_props_env(struct cs_config *cfg, char *err)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "CS_KAFKA_PROP_", 14))
+            continue;
+        const char *eq = strchr(*e, '=');
+        char env[256], name[256];
+        size_t n = eq ? (size_t)(eq - *e) : 0;
+        if (!eq || n >= sizeof(env))
+            return cs_err_set(err, CS_ERR_CONFIG, "%.64s...: not a CS_KAFKA_PROP_<NAME>", *e);
+        memcpy(env, *e, n);
+        env[n] = '\0';
+        if (!cs_config_kafka_prop_name(env, name, sizeof(name)))
+            return cs_err_set(err, CS_ERR_CONFIG, "%s: NAME is A-Z, 0-9 and _ (\"_\" for "
+                              "\".\", \"__\" for \"_\")", env);
+        if (eq[1])
+            kafka_prop_set(cfg, name, eq + 1);
+    }
+    return CS_OK;
+}
+
 enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
                            const char *(*get)(const char *name), char *err)
 {
@@ -310,6 +452,12 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
     snprintf(cfg->topic_results, sizeof(cfg->topic_results), "%s.results", cfg->topic_prefix);
     snprintf(cfg->topic_dlq, sizeof(cfg->topic_dlq), "%s.dlq", cfg->topic_prefix);
     enum cs_err rc = load_oidc(cfg, err);
+    if (!rc)
+        rc = kafka_props_file(cfg, err);
+    if (!rc && !get)
+        rc = kafka_props_env(cfg, err);
+    if (!rc)
+        rc = kafka_props_check(cfg, err);
     return rc ? rc : load_master_key(cfg, err);
 }
 
@@ -334,6 +482,13 @@ void cs_config_free(struct cs_config *cfg)
             *p = NULL;
         }
     }
+    for (int i = 0; i < 2 * cfg->nkafka_props; i++) {
+        cs_wipe(cfg->kafka_props[i], strlen(cfg->kafka_props[i]));
+        cs_free(cfg->kafka_props[i]);
+    }
+    cs_free(cfg->kafka_props);
+    cfg->kafka_props = NULL;
+    cfg->nkafka_props = 0;
     cs_wipe(cfg->master_key, sizeof(cfg->master_key));
 }
 
@@ -397,4 +552,18 @@ void cs_config_print_markdown(FILE *out)
             }
         fprintf(out, " | %s |\n", k->help);
     }
+    fprintf(out, "\n## Kafka client properties\n\n"
+                 "Every Kafka producer and consumer the processes create gets, besides the "
+                 "settings above, the librdkafka properties of `CS_KAFKA_PROPERTIES_FILE` "
+                 "(`name=value` lines, `#` comments) and of every `CS_KAFKA_PROP_<NAME>` "
+                 "variable, which wins over the file. `<NAME>` is the librdkafka property "
+                 "upper-cased with each `.` written `_` and each `_` written `__`: "
+                 "`CS_KAFKA_PROP_SECURITY_PROTOCOL=SASL_SSL` is `security.protocol`, "
+                 "`CS_KAFKA_PROP_SASL_MECHANISMS` is `sasl.mechanisms`, "
+                 "`CS_KAFKA_PROP_SSL_CA_LOCATION` is `ssl.ca.location`. "
+                 "Countersign sets these itself and refuses them: `bootstrap.servers`, "
+                 "`client.id`, `group.id`, `enable.auto.commit`, `enable.auto.offset.store`, "
+                 "`enable.idempotence`, `acks`. The values of `*password*`, `*secret*`, "
+                 "`*.pem` and `sasl.oauthbearer.config` properties are never logged or shown "
+                 "in an error.\n");
 }

@@ -1,5 +1,10 @@
 /*
  * cs_kafka.c -- librdkafka configuration and topic creation (see cs_kafka.h).
+ *
+ * Every client gets the same base: the brokers, a client id, reconnect
+ * backoff, then the operator's properties (SASL, TLS, ...: cs_config.h
+ * kafka_props); producer and consumer settings Countersign needs for
+ * correctness come last and cannot be overridden (cs_config refuses them).
  */
 #include "cs_kafka.h"
 
@@ -30,6 +35,28 @@ static bool set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err)
     return true;
 }
 
+/*
+ * The operator's librdkafka properties (CS_KAFKA_PROPERTIES_FILE,
+ * CS_KAFKA_PROP_*): security.protocol, sasl.*, ssl.* and any other. A
+ * secret's value never reaches an error message (librdkafka's may quote it).
+ */
+static bool operator_props(rd_kafka_conf_t *conf, const struct cs_config *cfg, char *err)
+{
+    for (int i = 0; i < cfg->nkafka_props; i++) {
+        const char *k = cfg->kafka_props[2 * i], *v = cfg->kafka_props[2 * i + 1];
+        char e[512];
+        if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK)
+            continue;
+        if (cs_config_kafka_prop_secret(k))
+            cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s: refused by librdkafka (its "
+                       "value is a secret and not shown)", k);
+        else
+            cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s: %s", k, e);
+        return false;
+    }
+    return true;
+}
+
 static rd_kafka_conf_t *base_conf(const struct cs_config *cfg, const char *client_id, char *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -38,7 +65,7 @@ static rd_kafka_conf_t *base_conf(const struct cs_config *cfg, const char *clien
         !set(conf, "client.id", client_id, err) ||
         !set(conf, "reconnect.backoff.ms", "100", err) ||
         !set(conf, "reconnect.backoff.max.ms", "5000", err) ||
-        !set(conf, "log.connection.close", "false", err)) {
+        !set(conf, "log.connection.close", "false", err) || !operator_props(conf, cfg, err)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -25,6 +25,8 @@
 #   CS_KAFKA_EXTRA_PROPS   whitespace-separated key=value broker settings appended to
 #                          server.properties (later keys win), e.g.
 #                          "auto.create.topics.enable=true log.segment.bytes=1048576"
+#   CS_KAFKA_EXTRA_PROPS_FILE  a file of broker settings appended after those (values
+#                          with spaces, e.g. listeners with SASL and their JAAS config)
 #
 # Start-up speed: the JVM runs with C1 only (-XX:TieredStopAtLevel=1), which starts
 # faster and, on a 2-core machine, was not slower than C1+C2 for produce/consume
@@ -300,6 +302,9 @@ EOF
         local extra
         read -ra extra <<<"$CS_KAFKA_EXTRA_PROPS"
         printf '%s\n' "${extra[@]}" >>"$dir/server.properties.tmp"
+    fi
+    if [[ -n "${CS_KAFKA_EXTRA_PROPS_FILE:-}" ]]; then
+        cat "$CS_KAFKA_EXTRA_PROPS_FILE" >>"$dir/server.properties.tmp"
     fi
     mv "$dir/server.properties.tmp" "$dir/server.properties"
 }

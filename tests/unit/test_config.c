@@ -334,7 +334,39 @@ CS_TEST(help_and_markdown)
     cs_free(text);
 }
 
-CS_TEST_MAIN(CS_RUN(defaults_with_empty_environment), CS_RUN(values_are_read),
+/* CS_KAFKA_PROP_<NAME> -> librdkafka names, and which of them are secrets. */
+CS_TEST(kafka_property_names)
+{
+    static const char *const good[][2] = {
+        {"CS_KAFKA_PROP_SECURITY_PROTOCOL", "security.protocol"},
+        {"CS_KAFKA_PROP_SASL_MECHANISMS", "sasl.mechanisms"},
+        {"CS_KAFKA_PROP_SSL_CA_LOCATION", "ssl.ca.location"},
+        {"CS_KAFKA_PROP_SSL__KEY", "ssl_key"},
+        {"CS_KAFKA_PROP_MESSAGE_MAX_BYTES", "message.max.bytes"},
+        {"CS_KAFKA_PROP_SASL_OAUTHBEARER_CONFIG", "sasl.oauthbearer.config"},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CS_CHECK(cs_config_kafka_prop_name(good[i][0], out, sizeof(out)));
+        CS_CHECK_EQ_STR(out, good[i][1]);
+    }
+    static const char *const bad[] = {"CS_KAFKA_PROP_", "CS_KAFKA_PROP__X", "CS_KAFKA_PROP_X_",
+                                      "CS_KAFKA_PROP_sasl_username", "CS_KAFKA_PROP_A-B",
+                                      "CS_KAFKA_PROPS_X", "KAFKA_PROP_X"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CS_CHECK(!cs_config_kafka_prop_name(bad[i], out, sizeof(out)));
+    char tiny[8];
+    CS_CHECK(!cs_config_kafka_prop_name("CS_KAFKA_PROP_SECURITY_PROTOCOL", tiny, sizeof(tiny)));
+    CS_CHECK(cs_config_kafka_prop_secret("sasl.password"));
+    CS_CHECK(cs_config_kafka_prop_secret("ssl.key.password"));
+    CS_CHECK(cs_config_kafka_prop_secret("ssl.key.pem"));
+    CS_CHECK(cs_config_kafka_prop_secret("sasl.oauthbearer.client.secret"));
+    CS_CHECK(cs_config_kafka_prop_secret("sasl.oauthbearer.config"));
+    CS_CHECK(!cs_config_kafka_prop_secret("sasl.username"));
+    CS_CHECK(!cs_config_kafka_prop_secret("ssl.key.location"));
+}
+
+CS_TEST_MAIN(CS_RUN(kafka_property_names), CS_RUN(defaults_with_empty_environment), CS_RUN(values_are_read),
              CS_RUN(bad_values_name_the_variable), CS_RUN(master_key_from_variable),
              CS_RUN(master_key_from_file), CS_RUN(topic_prefix), CS_RUN(every_key_is_documented),
              CS_RUN(help_and_markdown))
