@@ -342,7 +342,7 @@ static enum MHD_Result signing_keys_list(struct api_req *r, struct MHD_Connectio
 {
     (void)o;
     const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
-    return list(r, c, d, CSQ_SIGNING_KEY_LIST, 1, p);
+    return list(r, c, d, CSQ_SIGNING_KEY_LIST, CSP_SIGNING_KEY_LIST, p);
 }
 
 static enum MHD_Result signing_key_revoke(struct api_req *r, struct MHD_Connection *c,
@@ -350,7 +350,7 @@ static enum MHD_Result signing_key_revoke(struct api_req *r, struct MHD_Connecti
 {
     (void)o;
     const char *p[] = {r->params[0]};
-    return list(r, c, d, CSQ_SIGNING_KEY_REVOKE, 1, p);
+    return list(r, c, d, CSQ_SIGNING_KEY_REVOKE, CSP_SIGNING_KEY_REVOKE, p);
 }
 
 static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *c,

@@ -119,11 +119,11 @@ static int signing_key(struct cli_ctx *c)
         return signing_key_create(c, arg, true);
     if (!strcmp(verb, "list") && a->npos <= 2) {
         const char *p[] = {arg};
-        return list(c, CSQ_SIGNING_KEY_LIST, 1, p);
+        return list(c, CSQ_SIGNING_KEY_LIST, CSP_SIGNING_KEY_LIST, p);
     }
     if (!strcmp(verb, "revoke") && arg && a->npos == 2) {
         const char *p[] = {arg};
-        return list(c, CSQ_SIGNING_KEY_REVOKE, 1, p);
+        return list(c, CSQ_SIGNING_KEY_REVOKE, CSP_SIGNING_KEY_REVOKE, p);
     }
     fprintf(stderr, "countersign: agent key create|rotate NAME, list [NAME] or revoke KEY_ID\n");
     return 2;

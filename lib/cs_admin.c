@@ -92,9 +92,9 @@ enum cs_err cs_admin_signing_key_create(struct cs_db *db, const unsigned char ma
     const char *rp[] = {agent, overlap}, *p[] = {kid, agent, hex};
     enum cs_err rc = cs_db_begin(db, err);
     if (!rc && rotate_overlap_s >= 0)
-        rc = cs_db_exec(db, CSQ_SIGNING_KEY_RETIRE, 2, rp, NULL, err);
+        rc = cs_db_exec(db, CSQ_SIGNING_KEY_RETIRE, CSP_SIGNING_KEY_RETIRE, rp, NULL, err);
     if (!rc)
-        rc = exec_one(db, CSQ_SIGNING_KEY_CREATE, 3, p, CS_ERR_CONFLICT,
+        rc = exec_one(db, CSQ_SIGNING_KEY_CREATE, CSP_SIGNING_KEY_CREATE, p, CS_ERR_CONFLICT,
                       "no enabled agent by that name, or it has two live signing keys already "
                       "(rotate or revoke one)", err);
     if (!rc)

@@ -308,18 +308,15 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
     return CS_OK;
 }
 
-/* Columns of signing_key_load (sql/queries/catalog.sql). */
-enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SECRET, K_EXPIRES_MS };
-
 static enum cs_err load_key(const PGresult *res, const unsigned char master[32],
                             struct cs_signing_key *k, char *err)
 {
-    cs_strlcpy(k->id, cs_db_str(res, 0, K_ID), sizeof(k->id));
-    cs_strlcpy(k->agent_id, cs_db_str(res, 0, K_AGENT_ID), sizeof(k->agent_id));
-    k->agent_name = cs_strdup(cs_db_str(res, 0, K_AGENT_NAME));
-    k->expires_ms = cs_db_str(res, 0, K_EXPIRES_MS) ? cs_db_int(res, 0, K_EXPIRES_MS) : 0;
+    cs_strlcpy(k->id, cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_KEY_ID), sizeof(k->id));
+    cs_strlcpy(k->agent_id, cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_AGENT_ID), sizeof(k->agent_id));
+    k->agent_name = cs_strdup(cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_AGENT_NAME));
+    k->expires_ms = cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS) ? cs_db_int(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS) : 0;
     size_t blen = 0, plen = 0;
-    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, K_SECRET), &blen);
+    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_SECRET), &blen);
     cs_assert(blob);
     unsigned char *plain = NULL;
     char *aad = cs_asprintf("signing-key:%s", k->id);
@@ -351,7 +348,7 @@ enum cs_err cs_catalog_signing_key(struct cs_catalog *c, struct cs_db *db,
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {kid};
-        enum cs_err rc = cs_db_exec(db, CSQ_SIGNING_KEY_LOAD, 1, p, &res, err);
+        enum cs_err rc = cs_db_exec(db, CSQ_SIGNING_KEY_LOAD, CSP_SIGNING_KEY_LOAD, p, &res, err);
         if (rc)
             return rc;
         e = cs_calloc(1, sizeof(*e));
