@@ -27,8 +27,11 @@
  * accept: RFC 3629 UTF-8, no NUL, at most CS_JSON_MAX_DEPTH values deep
  * (every value is a level, a scalar too: 5 is 1 deep, [5] 2), numbers
  * by the RFC's grammar (no "1.", "-.5", "01") within CS_JSON_MAX_EXPONENT
- * and CS_JSON_MAX_NUMBER, nothing but whitespace after the value. Any
- * value may stand alone ("5", "true", "\"x\"").
+ * and CS_JSON_MAX_NUMBER, nothing but whitespace after the value, no
+ * name twice in one object (after decoding escapes: "a" and "\u0061" are
+ * one name) and no U+0000 in a name -- json-c would keep the last member
+ * or cut the name, so such a document could mean one thing here and
+ * another to a provider. Any value may stand alone ("5", "true", "\"x\"").
  *
  * CS_OK: *out is owned by the caller (json_object_put) -- and is NULL when
  * the document is a JSON null, so a caller that wants an object or an

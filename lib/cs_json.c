@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cs_mem.h"
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -162,6 +164,157 @@ static const char *lex_check(const char *s, size_t n, size_t *at)
     return NULL;
 }
 
+/* ---- duplicate names ---- */
+
+struct name {
+    char *text; /* decoded */
+    size_t len, off;
+};
+
+struct level {
+    bool object, want_name;
+    struct name *names;
+    size_t n, cap;
+};
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80)
+        return o[0] = (char)cp, 1;
+    if (cp < 0x800)
+        return o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3f)), 2;
+    if (cp < 0x10000)
+        return o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+               o[2] = (char)(0x80 | (cp & 0x3f)), 3;
+    return o[0] = (char)(0xf0 | cp >> 18), o[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+           o[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), o[3] = (char)(0x80 | (cp & 0x3f)), 4;
+}
+
+/* The string s[0..n) (between its quotes, already checked by json-c) with
+ * its escapes decoded, into o (room for n bytes: no escape grows). */
+static size_t decode_name(const char *s, size_t n, char *o)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            o[k++] = s[i];
+            continue;
+        }
+        char e = s[++i];
+        if (e != 'u') {
+            static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+            const char *f = strchr(from, e);
+            o[k++] = f ? to[f - from] : e;
+            continue;
+        }
+        unsigned cp = hex4(s + i + 1);
+        i += 4;
+        if (cp >= 0xd800 && cp <= 0xdbff && i + 6 < n && s[i + 1] == '\\' &&
+            s[i + 2] == 'u') {
+            unsigned lo = hex4(s + i + 3);
+            if (lo >= 0xdc00 && lo <= 0xdfff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                i += 6;
+            }
+        }
+        k += put_utf8(o + k, cp);
+    }
+    return k;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const struct name *x = a, *y = b;
+    size_t m = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->text, y->text, m);
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sorts the names of a closed object; returns the offset of a name given
+ * twice (its second appearance), or SIZE_MAX. Frees the names. */
+static size_t close_object(struct level *l)
+{
+    size_t dup = SIZE_MAX;
+    if (l->n > 1)
+        qsort(l->names, l->n, sizeof(*l->names), name_cmp);
+    for (size_t i = 1; i < l->n; i++)
+        if (l->names[i].len == l->names[i - 1].len &&
+            memcmp(l->names[i].text, l->names[i - 1].text, l->names[i].len) == 0 &&
+            (dup == SIZE_MAX || l->names[i].off < dup))
+            dup = l->names[i].off;
+    for (size_t i = 0; i < l->n; i++)
+        cs_free(l->names[i].text);
+    cs_free(l->names);
+    memset(l, 0, sizeof(*l));
+    return dup;
+}
+
+/*
+ * json-c keeps the last of two members with the same name, and cuts a name
+ * at a U+0000; a provider may keep the first, or the whole name. A document
+ * that means two things is refused: no name twice in one object (compared
+ * after decoding escapes, so "a" and "\u0061" are the same name), no NUL in
+ * a name. s[0..n) is a document json-c accepted (so at most
+ * CS_JSON_MAX_DEPTH deep and well-formed). Returns what is wrong or NULL.
+ */
+static const char *names_check(const char *s, size_t n, size_t *at)
+{
+    struct level stack[CS_JSON_MAX_DEPTH + 1];
+    int top = -1;
+    const char *bad = NULL;
+    for (size_t i = 0; i < n && !bad; i++) {
+        char c = s[i];
+        if (c == '{' || c == '[') {
+            cs_assert(top + 1 <= CS_JSON_MAX_DEPTH);
+            top++;
+            memset(&stack[top], 0, sizeof(stack[top]));
+            stack[top].object = stack[top].want_name = c == '{';
+        } else if (c == '}' || c == ']') {
+            size_t dup = close_object(&stack[top--]);
+            if (dup != SIZE_MAX)
+                *at = dup, bad = "a name appears twice in one object";
+        } else if (c == ',' && top >= 0 && stack[top].object) {
+            stack[top].want_name = true;
+        } else if (c == '"') {
+            size_t start = i + 1, end = start;
+            while (s[end] != '"')
+                end += s[end] == '\\' ? 2 : 1;
+            i = end;
+            struct level *l = top >= 0 ? &stack[top] : NULL;
+            if (!l || !l->want_name)
+                continue;
+            l->want_name = false;
+            if (l->n == l->cap) {
+                l->cap = l->cap ? 2 * l->cap : 8;
+                l->names = cs_realloc(l->names, l->cap * sizeof(*l->names));
+            }
+            struct name *nm = &l->names[l->n++];
+            nm->text = cs_malloc(end - start + 1);
+            nm->len = decode_name(s + start, end - start, nm->text);
+            nm->off = start - 1;
+            if (memchr(nm->text, '\0', nm->len))
+                *at = nm->off, bad = "a name contains U+0000";
+        }
+    }
+    while (top >= 0)
+        close_object(&stack[top--]);
+    return bad;
+}
+
 enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
 {
     *out = NULL;
@@ -203,6 +356,9 @@ enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
                                 "unexpected data after the JSON value at offset %zu", used);
                 break;
             }
+        if (!rc && (bad = names_check(s, n, &at)))
+            rc = cs_err_set(err, CS_ERR_MALFORMED_JSON, "malformed JSON at offset %zu: %s", at,
+                            bad);
     }
     json_tokener_free(tok);
     if (rc) {

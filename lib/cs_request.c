@@ -21,12 +21,14 @@
 static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
                                       "OPTIONS", NULL};
 
-/* Headers callers may not set: credentials (security invariant 5) and
- * headers that Countersign or libcurl owns. */
+/* Headers callers may not set: credentials (security invariant 5), headers
+ * that Countersign or libcurl owns, and method overrides, which many
+ * frameworks honour: a POST the policy saw could run there as a DELETE. */
 static const char *const forbidden_headers[] = {
     "authorization", "cookie", "proxy-authorization", "x-api-key", "host",
     "idempotency-key", "content-length", "transfer-encoding", "connection", "te",
-    "upgrade", "expect", "keep-alive", "proxy-connection", "trailer", NULL};
+    "upgrade", "expect", "keep-alive", "proxy-connection", "trailer",
+    "x-http-method-override", "x-http-method", "x-method-override", NULL};
 
 bool cs_header_forbidden(const char *name)
 {
@@ -162,9 +164,12 @@ static enum cs_err put_encoded(struct cs_buf *b, const char *s)
     return CS_OK;
 }
 
-/* Text of a scalar parameter value (string, number or boolean), or NULL. */
-static const char *scalar_text(json_object *v)
+/* Text of a scalar parameter value (string, number or boolean), or NULL;
+ * *nul: a string holding U+0000, which the URL would cut (refused). */
+static const char *scalar_text(json_object *v, bool *nul)
 {
+    *nul = json_object_is_type(v, json_type_string) &&
+           strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
     if (json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int) ||
         json_object_is_type(v, json_type_double) || json_object_is_type(v, json_type_boolean))
         return json_object_get_string(v);
@@ -193,8 +198,15 @@ static enum cs_err substitute_path(const char *url, json_object *params, char **
         name[n] = '\0';
         json_object *v = NULL;
         const char *text = NULL;
-        if (!params || !json_object_object_get_ex(params, name, &v) || !(text = scalar_text(v))) {
+        bool nul = false;
+        if (!params || !json_object_object_get_ex(params, name, &v) ||
+            !(text = scalar_text(v, &nul))) {
             rc = cs_err_set(err, CS_ERR_INVALID, "\"path_params\": no value for {%s}", name);
+            break;
+        }
+        if (nul) {
+            rc = cs_err_set(err, CS_ERR_INVALID, "\"path_params\": {%s} contains a NUL character",
+                            name);
             break;
         }
         if (!*text) {
@@ -249,7 +261,13 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
         for (int i = 0; i < n && !rc; i++) {
             json_object *v = json_object_is_type(val, json_type_array)
                                  ? json_object_array_get_idx(val, (size_t)i) : val;
-            const char *text = scalar_text(v);
+            bool nul = false;
+            const char *text = scalar_text(v, &nul);
+            if (nul) {
+                rc = cs_err_set(err, CS_ERR_INVALID,
+                                "\"query_params\": %.64s contains a NUL character", key);
+                break;
+            }
             if (!text || !*key || strchr(key, '=')) {
                 rc = cs_err_set(err, CS_ERR_INVALID,
                                 "\"query_params\": %.64s must be a name without '=' and a string, "
@@ -275,6 +293,45 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
     curl_free(full);
     curl_url_cleanup(h);
     return rc;
+}
+
+/* True when the headers declare a JSON body: a Content-Type of
+ * application/json or any "+json" type, parameters aside. */
+static bool declares_json(json_object *headers)
+{
+    json_object_object_foreach(headers, name, v) {
+        if (strcasecmp(name, "content-type") != 0)
+            continue;
+        const char *t = json_object_get_string(v);
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t n = strcspn(t, "; \t");
+        return (n == 16 && strncasecmp(t, "application/json", 16) == 0) ||
+               (n > 5 && strncasecmp(t + n - 5, "+json", 5) == 0 && memchr(t, '/', n));
+    }
+    return false;
+}
+
+/*
+ * A raw body ("body" or "body_b64") whose Content-Type says JSON must be
+ * strict JSON (cs_json_parse: one value, RFC 3629 UTF-8, no name twice):
+ * policy rules and the approval page read it with json-c, which keeps the
+ * last of two "amount"s, while a provider may keep the first.
+ */
+static enum cs_err strict_json_body(const char *field, const struct cs_request *rq, char *err)
+{
+    if (!declares_json(rq->headers))
+        return CS_OK;
+    json_object *doc = NULL;
+    char jerr[CS_ERRLEN];
+    enum cs_err rc = rq->body_len ? cs_json_parse((const char *)rq->body, rq->body_len, &doc, jerr)
+                                  : cs_err_set(jerr, CS_ERR_MALFORMED_JSON, "it is empty");
+    json_object_put(doc);
+    if (rc == CS_ERR_MALFORMED_JSON || rc == CS_ERR_TOO_LARGE)
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "\"%s\": the Content-Type says JSON, but the body is not strict JSON (%s)",
+                          field, jerr);
+    return rc ? cs_err_set(err, rc, "%s", jerr) : CS_OK;
 }
 
 static enum cs_err parse_body(json_object *obj, size_t max_body, struct cs_request *rq, char *err)
@@ -315,12 +372,14 @@ static enum cs_err parse_body(json_object *obj, size_t max_body, struct cs_reque
     } else if (text) {
         rq->body_len = strlen(text);
         rq->body = cs_memdup(text, rq->body_len);
+        return strict_json_body("body", rq, err);
     } else if (b64) {
         if (cs_b64_decode(b64, strlen(b64), false, &rq->body, &rq->body_len) != CS_OK)
             return cs_err_set(err, CS_ERR_INVALID, "\"body_b64\" is not valid base64");
         if (rq->body_len > max_body)
             return cs_err_set(err, CS_ERR_TOO_LARGE, "\"body_b64\" decodes to more than %zu bytes",
                               max_body);
+        return strict_json_body("body_b64", rq, err);
     }
     return CS_OK;
 }

@@ -17,7 +17,9 @@
  * cs_json_parse accepts must be RFC 8259 JSON in RFC 3629 UTF-8 whose
  * numbers fit a Postgres numeric (contexts and rules go to jsonb columns,
  * and one document Postgres refuses fails a whole insert), and what it
- * refuses must be outside that, nested too deep, or hold a NUL.
+ * refuses must be outside that, nested too deep, or hold a NUL. A name
+ * given twice in one object (compared as code points, escapes decoded) or
+ * holding U+0000 must be refused: json-c would keep the last or cut it.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +34,7 @@ struct rd {
     const unsigned char *p, *end;
     int depth, max_depth;
     bool extreme; /* a number past 1e+-1000 or 1000 characters: may be refused */
+    bool twofold; /* a name twice in one object, or a U+0000 in a name: must be refused */
 };
 
 static int peek(const struct rd *r)
@@ -182,8 +185,68 @@ static bool string(struct rd *r)
 
 static bool value(struct rd *r);
 
+/* The code points of the string whose opening quote is at p (well formed:
+ * string() said so), a surrogate pair as one; their number, at most max. */
+static size_t code_points(const unsigned char *p, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    for (p++; *p != '"' && n < max;) {
+        uint32_t cp;
+        if (*p == '\\' && p[1] == 'u') {
+            cp = (uint32_t)strtoul((const char[]){(char)p[2], (char)p[3], (char)p[4], (char)p[5], 0},
+                                   NULL, 16);
+            p += 6;
+            if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u') {
+                uint32_t lo = (uint32_t)strtoul(
+                    (const char[]){(char)p[2], (char)p[3], (char)p[4], (char)p[5], 0}, NULL, 16);
+                if (lo >= 0xdc00 && lo < 0xe000)
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00), p += 6;
+            }
+        } else if (*p == '\\') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            cp = (unsigned char)to[strchr(from, p[1]) - from];
+            p += 2;
+        } else if (*p < 0x80) {
+            cp = *p++;
+        } else {
+            int len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+            cp = *p & (0x7f >> len);
+            for (int i = 1; i < len; i++)
+                cp = cp << 6 | (p[i] & 0x3f);
+            p += len;
+        }
+        out[n++] = cp;
+    }
+    return n;
+}
+
+/* Names seen in one object: compared as code points, escapes decoded. */
+struct names {
+    const unsigned char *at[64];
+    size_t n;
+};
+
+static void name_seen(struct rd *r, struct names *ns, const unsigned char *q)
+{
+    size_t room = (size_t)(r->end - q); /* never fewer bytes than code points */
+    uint32_t *a = cs_malloc(room * sizeof(*a)), *b = cs_malloc(room * sizeof(*b));
+    size_t na = code_points(q, a, room);
+    for (size_t i = 0; i < na; i++)
+        r->twofold = r->twofold || a[i] == 0;
+    for (size_t k = 0; k < ns->n; k++) {
+        size_t nb = code_points(ns->at[k], b, room);
+        if (na == nb && memcmp(a, b, na * sizeof(a[0])) == 0)
+            r->twofold = true;
+    }
+    cs_free(a);
+    cs_free(b);
+    if (ns->n < 64)
+        ns->at[ns->n++] = q;
+}
+
 static bool members(struct rd *r, int close, bool object)
 {
+    struct names ns = {.n = 0};
     r->depth++;
     r->p++;
     skip_ws(r);
@@ -195,8 +258,10 @@ static bool members(struct rd *r, int close, bool object)
     for (;;) {
         skip_ws(r);
         if (object) {
+            const unsigned char *q = r->p;
             if (peek(r) != '"' || !string(r))
                 return false;
+            name_seen(r, &ns, q);
             skip_ws(r);
             if (peek(r) != ':')
                 return false;
@@ -258,13 +323,15 @@ static bool value(struct rd *r)
  * its nesting; *extreme: it holds a number that a parser may refuse as
  * out of range (beyond 1e+-1000) though Postgres would take it.
  */
-static bool rfc_json(const uint8_t *data, size_t size, int *depth, bool *extreme)
+static bool rfc_json(const uint8_t *data, size_t size, int *depth, bool *extreme,
+                     bool *twofold)
 {
-    struct rd r = {data, data + size, 0, 0, false};
+    struct rd r = {data, data + size, 0, 0, false, false};
     bool ok = value(&r);
     skip_ws(&r);
     *depth = r.max_depth;
     *extreme = r.extreme;
+    *twofold = r.twofold;
     return ok && r.p == r.end;
 }
 
@@ -366,13 +433,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[CS_ERRLEN] = "";
     enum cs_err rc = cs_json_parse((const char *)data, size, &obj, err);
     int depth = 0;
-    bool extreme = false;
-    bool rfc = rfc_json(data, size, &depth, &extreme) && !memchr(data, '\0', size);
+    bool extreme = false, twofold = false;
+    bool rfc = rfc_json(data, size, &depth, &extreme, &twofold) && !memchr(data, '\0', size);
     if (rc != CS_OK) {
         FUZZ_CHECK(obj == NULL && err[0]);
         FUZZ_CHECK(rc == CS_ERR_MALFORMED_JSON || rc == CS_ERR_TOO_LARGE);
         /* Refused: not JSON, too deep, or a number beyond 1e+-1000, 1000 characters or json-c's integers. */
-        bool may_refuse = !rfc || depth > CS_JSON_MAX_DEPTH || extreme;
+        bool may_refuse = !rfc || depth > CS_JSON_MAX_DEPTH || extreme || twofold;
         if (!may_refuse)
             fprintf(stderr, "valid JSON refused: %s\n", err);
         FUZZ_CHECK(may_refuse);
@@ -381,6 +448,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!rfc)
         fprintf(stderr, "accepted, but not RFC 8259 JSON that Postgres takes\n");
     FUZZ_CHECK(rfc);
+    /* A document that means two things (a name twice, a NUL in a name) is refused. */
+    if (twofold)
+        fprintf(stderr, "accepted a name twice in one object, or a U+0000 in a name\n");
+    FUZZ_CHECK(!twofold);
     /* A top-level null is the one accepted document without an object. */
     FUZZ_CHECK(obj != NULL || json_object_is_type(obj, json_type_null));
     walk(obj, 1);

@@ -38,7 +38,9 @@ def forbidden_cases() -> list[tuple[str, dict[str, Any], set[str]]]:
         for s in (f"{name} ", f" {name}", f"{name}\t", f"\t{name}", f"{name}:", f"{name}\r\n",
                   f"{name}\n", f"{name}\x00", f"X-Ok\r\n{name}", f"X-Ok\n{name}",
                   f"X-Ok: y\r\n{name}", f"{name}\u200b", f"\ufeff{name}"):
-            cases.append(("stripe", {s: "x"}, either))
+            # A NUL in any JSON name is refused by the JSON reader itself.
+            cases.append(("stripe", {s: "x"}, either | {"malformed_json"} if "\x00" in s
+                          else either))
         cases.append(("stripe", {"X-Ok": "fine", name: "x"}, fh))  # not only as the first one
     for s in spellings(INJECT_HEADER):
         cases.append(("hdr", {s: "mine"}, fh))

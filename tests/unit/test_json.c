@@ -290,6 +290,39 @@ CS_TEST(parse_refuses_json_c_extensions)
     json_object_put(o);
 }
 
+/* A document that means two things: json-c keeps the last of two members, and cuts a
+ * name at U+0000; a provider may keep the first, or the whole name. */
+CS_TEST(parse_refuses_duplicate_and_nul_names)
+{
+    static const char *const bad[] = {
+        "{\"amount\":1,\"amount\":99999}", "{\"a\":1,\"b\":2,\"a\":3}",
+        "{\"a\":1,\"\\u0061\":2}", "{\"\\u00e9\":1,\"\u00e9\":2}",
+        "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", "{\"a\\/b\":1,\"a/b\":2}",
+        "[{\"x\":{\"k\":1,\"k\":1}}]", "{\"a\":{},\"b\":[{\"c\":1},{\"d\":1,\"d\":2}]}",
+        "{\"a\\u0000b\":1}", "{\"a\":1,\"a\\u0000\":2}", NULL};
+    for (const char *const *s = bad; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_ERR_MALFORMED_JSON))
+            printf("  input: %s\n", *s);
+        else if (!CS_CHECK(strstr(err, "twice") || strstr(err, "U+0000")))
+            printf("  input: %s: %s\n", *s, err);
+        CS_CHECK(o == NULL);
+    }
+    /* The same name in different objects, names that only look alike, and names as values. */
+    static const char *const good[] = {
+        "{\"a\":{\"a\":1},\"b\":{\"a\":2}}", "[{\"a\":1},{\"a\":2}]", "{\"a\":\"a\",\"b\":\"a\"}",
+        "{\"a\":1,\"A\":2,\"a \":3,\"\\u0062\":4}", "{\"\\ud83d\\ude00\":1,\"\\ud83d\\ude01\":2}",
+        "{\"x\":[\"y\",\"y\"],\"y\":{\"x\":{}}}", "{\"a\\\"\":1,\"a\":2}", NULL};
+    for (const char *const *s = good; *s; s++) {
+        json_object *o = NULL;
+        char err[CS_ERRLEN] = "";
+        if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_OK))
+            printf("  input: %s: %s\n", *s, err);
+        json_object_put(o);
+    }
+}
+
 CS_TEST(only_keys)
 {
     static const char *const allowed[] = {"a", "b", NULL};
@@ -426,5 +459,6 @@ CS_TEST_MAIN(CS_RUN(parse_accepts_json), CS_RUN(parse_accepts_bare_values_at_the
              CS_RUN(parse_refuses_integers_json_c_would_saturate), CS_RUN(parse_refuses_trailing_garbage),
              CS_RUN(parse_refuses_incomplete_and_malformed), CS_RUN(parse_refuses_nul_bytes),
              CS_RUN(parse_refuses_deep_nesting), CS_RUN(parse_refuses_invalid_utf8),
-             CS_RUN(parse_refuses_json_c_extensions), CS_RUN(only_keys), CS_RUN(str_getter),
+             CS_RUN(parse_refuses_json_c_extensions),
+             CS_RUN(parse_refuses_duplicate_and_nul_names), CS_RUN(only_keys), CS_RUN(str_getter),
              CS_RUN(int_getter), CS_RUN(typed_and_bool_getters), CS_RUN(text_is_compact))

@@ -431,6 +431,66 @@ CS_TEST(query_params)
                  CS_ERR_INVALID, "\"query_params\"", __LINE__);
 }
 
+/* Inputs that mean two things (issue 12, section 5): a NUL cuts a URL parameter; a
+ * JSON body with a name twice is read by the policy one way and by a provider another;
+ * a method override turns the POST the policy saw into something else. */
+CS_TEST(inputs_that_mean_two_things)
+{
+    expect_error(URL_FIXTURE("https://x.example/v1/{id}", ",'path_params':{'id':'1\\u00009999'}"),
+                 CS_ERR_INVALID, "{id} contains a NUL", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'amount':'1\\u00009999'}"),
+                 CS_ERR_INVALID, "amount contains a NUL", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'a':['1','2\\u0000']}"),
+                 CS_ERR_INVALID, "a contains a NUL", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'a\\u0000b':'1'}"),
+                 CS_ERR_MALFORMED_JSON, "U+0000", __LINE__);
+    expect_error(SUB(",'json':{'amount':1,'amount':99999}"), CS_ERR_MALFORMED_JSON, "twice",
+                 __LINE__);
+    expect_error(SUB(",'grant_id':'other'"), CS_ERR_MALFORMED_JSON, "twice", __LINE__);
+    static const char *const json_types[] = {"application/json", "Application/JSON; charset=utf-8",
+                                             "application/merchant+json", NULL};
+    for (const char *const *t = json_types; *t; t++) {
+        char json[512];
+        snprintf(json, sizeof(json),
+                 SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{\\'amount\\':1,\\'amount\\':99999}'"),
+                 *t);
+        expect_error(json, CS_ERR_INVALID, "\"body\": the Content-Type says JSON", __LINE__);
+        snprintf(json, sizeof(json),
+                 SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhbW91bnQiOjEsImFtb3VudCI6OTk5OTl9'"),
+                 *t);
+        expect_error(json, CS_ERR_INVALID, "twice", __LINE__);
+        snprintf(json, sizeof(json),
+                 SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhIjoi/yJ9'"), *t);
+        expect_error(json, CS_ERR_INVALID, "UTF-8", __LINE__);
+        snprintf(json, sizeof(json),
+                 SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{} {}'"), *t);
+        expect_error(json, CS_ERR_INVALID, "not strict JSON", __LINE__);
+        snprintf(json, sizeof(json), SUB(",'extra_headers':{'Content-Type':'%s'},'body':''"), *t);
+        expect_error(json, CS_ERR_INVALID, "empty", __LINE__);
+        /* Strict JSON is fine. */
+        snprintf(json, sizeof(json),
+                 SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhbW91bnQiOjF9'"), *t);
+        struct cs_request rq;
+        char err[CS_ERRLEN] = "";
+        if (CS_CHECK_RC(parse(json, CS_REQ_SUBMIT, 1024, &rq, err), CS_OK))
+            cs_request_free(&rq);
+    }
+    /* A body not declared JSON is the caller's bytes. */
+    struct cs_request rq;
+    char err[CS_ERRLEN] = "";
+    if (CS_CHECK_RC(parse(SUB(",'extra_headers':{'Content-Type':'text/plain'},'body':'{} {'"),
+                          CS_REQ_SUBMIT, 1024, &rq, err), CS_OK))
+        cs_request_free(&rq);
+    static const char *const overrides[] = {"X-HTTP-Method-Override", "x-http-method",
+                                            "X-Method-Override", NULL};
+    for (const char *const *n = overrides; *n; n++) {
+        char json[256];
+        snprintf(json, sizeof(json), SUB(",'extra_headers':{'%s':'DELETE'}"), *n);
+        if (!CS_CHECK_RC(parse(json, CS_REQ_SUBMIT, 1024, &rq, err), CS_ERR_FORBIDDEN_HEADER))
+            printf("  header %s\n", *n);
+    }
+}
+
 CS_TEST(method)
 {
     static const char *const ok[][2] = {{"get", "GET"}, {"Post", "POST"}, {"PUT", "PUT"},
@@ -572,6 +632,7 @@ CS_TEST(digest_stable_and_sensitive)
 CS_TEST_MAIN(CS_RUN(envelope_minimal), CS_RUN(submit_minimal), CS_RUN(mode_keys),
              CS_RUN(field_errors_name_the_field), CS_RUN(forbidden_headers),
              CS_RUN(header_validation), CS_RUN(json_body), CS_RUN(one_body_at_most),
-             CS_RUN(body_caps), CS_RUN(path_params), CS_RUN(query_params), CS_RUN(method),
+             CS_RUN(body_caps), CS_RUN(path_params), CS_RUN(query_params),
+             CS_RUN(inputs_that_mean_two_things), CS_RUN(method),
              CS_RUN(context), CS_RUN(digest_follows_documented_layout),
              CS_RUN(digest_stable_and_sensitive))
