@@ -55,7 +55,7 @@ LIB_SRCS := \
 	lib/cs_session.c lib/cs_webauthn.c lib/cs_passkey.c lib/cs_leader.c lib/cs_envsig.c lib/cs_msgfit.c \
 	lib/cs_events.c lib/cs_wal.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
-WORKER_SRCS := worker/main.c worker/ingest.c worker/signature.c worker/dead_letters.c worker/executor.c worker/call.c worker/notifier.c worker/relay.c \
+WORKER_SRCS := worker/main.c worker/ingest.c worker/signature.c worker/dead_letters.c worker/executor.c worker/call.c worker/verdict.c worker/notifier.c worker/relay.c \
 	worker/metrics.c
 SCHEDULER_SRCS := scheduler/main.c scheduler/duty.c scheduler/expirer.c \
 	scheduler/rescuer.c scheduler/reminder.c scheduler/escalator.c scheduler/finisher.c \

@@ -227,6 +227,22 @@ static enum MHD_Result policy_put(struct api_req *r, struct MHD_Connection *c, s
     return created(r, c, "policy_id", id);
 }
 
+/* "rate_per_s": a number above 0, at most 100000 (absent: no rate limit). */
+static enum cs_err rate_field(json_object *o, double *out, char *err)
+{
+    json_object *v = NULL;
+    *out = 0;
+    if (!json_object_object_get_ex(o, "rate_per_s", &v) || json_object_is_type(v, json_type_null))
+        return CS_OK;
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+        return cs_err_set(err, CS_ERR_INVALID, "\"rate_per_s\" must be a number");
+    double d = json_object_get_double(v);
+    if (!(d > 0 && d <= 100000))
+        return cs_err_set(err, CS_ERR_INVALID, "\"rate_per_s\" is above 0 and at most 100000");
+    *out = d;
+    return CS_OK;
+}
+
 static enum MHD_Result grant_put(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                  json_object *o)
 {
@@ -243,7 +259,12 @@ static enum MHD_Result grant_put(struct api_req *r, struct MHD_Connection *c, st
         (rc = cs_json_str(o, "inject_header", false, 256, &s.inject_header, err)) ||
         (rc = cs_json_bool(o, "idempotency_keys", false, &s.idempotency_keys, err)) ||
         (rc = strings(o, "allowed_bases", bases, &s.nbases, err)) ||
-        (rc = strings(o, "agents", agents, &s.nagents, err)))
+        (rc = strings(o, "agents", agents, &s.nagents, err)) ||
+        (rc = rate_field(o, &s.rate_per_s, err)) ||
+        (rc = int_field(o, "burst", 1, 100000, 0, &s.burst, err)) ||
+        (rc = int_field(o, "max_in_flight", 1, 10000, 0, &s.max_in_flight, err)) ||
+        (rc = int_field(o, "exec_deadline_s", 1, 604800, 0, &s.exec_deadline_s, err)) ||
+        (rc = cs_json_str(o, "in_progress_pattern", false, 512, &s.in_progress_pattern, err)))
         return reply_error(r, c, rc, err, NULL);
     s.secret = (const unsigned char *)secret;
     s.secret_len = strlen(secret);
@@ -542,7 +563,9 @@ static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_sec
                                           "require_passkey", "link_mode", "link_lifetime_s",
                                           "escalation", NULL};
 static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
-                                         "idempotency_keys", "allowed_bases", "agents", NULL};
+                                         "idempotency_keys", "allowed_bases", "agents",
+                                         "rate_per_s", "burst", "max_in_flight",
+                                         "exec_deadline_s", "in_progress_pattern", NULL};
 static const char *const delegation_keys[] = {"approver", "delegate", "starts_at", "ends_at",
                                               NULL};
 static const char *const decide_keys[] = {"approver", "decision", "reason", NULL};

@@ -67,6 +67,30 @@ void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t 
     cs_histogram_observe_us(&m->latency[route], micros);
 }
 
+/* Per grant, the fleet's view (grant_states): each worker's /metrics has its own figures. */
+static void grant_states(struct cs_buf *b, const PGresult *res)
+{
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"countersign_grant_paused", "1 while an operator has paused the grant"},
+        {"countersign_grant_throttled_until_seconds",
+         "unix time until which the provider throttled the grant (429/503), 0 when not"},
+        {"countersign_grant_queued", "calls approved and waiting to start (limits, throttle, "
+                                     "pause or a retry time)"},
+        {"countersign_grant_in_flight_leases", "calls in flight across the fleet (unexpired "
+                                               "leases: what max_in_flight counts)"},
+    };
+    char labels[160];
+    for (int f = 0; f < 4; f++) {
+        cs_metrics_family(b, fam[f].name, "gauge", fam[f].help);
+        for (int r = 0; r < PQntuples(res); r++) {
+            snprintf(labels, sizeof(labels), "grant=\"%s\"", cs_db_str(res, r, 0));
+            cs_metrics_value(b, fam[f].name, labels, strtod(cs_db_str(res, r, f + 1), NULL));
+        }
+    }
+}
+
 enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r)
 {
     static const char *const classes[CODES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
@@ -120,6 +144,10 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
                           "WAL the event slot holds back: events not yet confirmed published");
         cs_metrics_value(&b, "countersign_event_slot_lag_bytes", NULL, (double)slot.lag_bytes);
     }
+    res = NULL;
+    if (cs_db_exec(d->db, CSQ_GRANT_STATES, 0, NULL, &res, err) == CS_OK)
+        grant_states(&b, res);
+    PQclear(res);
     pool_put(a->pool, d);
     size_t len = 0;
     char *text = cs_buf_take(&b, &len);

@@ -350,10 +350,29 @@ static unsigned char *read_secret(struct cli_ctx *c, size_t *len, char *err)
     return buf;
 }
 
+/* "--rate 50/s" (or 50, 0.5/s); false after saying why. */
+static bool parse_rate(const char *v, double *out)
+{
+    *out = 0;
+    if (!v)
+        return true;
+    char *end = NULL;
+    double r = strtod(v, &end);
+    if (end != v && (!strcmp(end, "") || !strcmp(end, "/s")) && r > 0 && r <= 100000) {
+        *out = r;
+        return true;
+    }
+    fprintf(stderr, "countersign: --rate is calls per second, e.g. 50/s or 0.5/s (at most "
+            "100000)\n");
+    return false;
+}
+
 static int grant_set(struct cli_ctx *c, const char *id)
 {
     static const char *const known[] = {"policy", "allow", "agents", "inject", "header",
-                                        "idempotency-keys", "secret-file", "secret-stdin", NULL};
+                                        "idempotency-keys", "secret-file", "secret-stdin",
+                                        "rate", "burst", "max-in-flight", "deadline",
+                                        "in-progress-pattern", NULL};
     if (!args_only(c->args, known))
         return 2;
     char err[CS_ERRLEN];
@@ -369,6 +388,13 @@ static int grant_set(struct cli_ctx *c, const char *id)
     for (int i = 0; i < c->args->nopt; i++)
         if (!strcmp(c->args->opt_name[i], "allow"))
             bases[s.nbases++] = c->args->opt_value[i];
+    bool ok = parse_rate(args_get(c->args, "rate"), &s.rate_per_s);
+    s.burst = (int)args_int(c->args, "burst", 0, 1, 100000, &ok);
+    s.max_in_flight = (int)args_int(c->args, "max-in-flight", 0, 1, 10000, &ok);
+    s.exec_deadline_s = (int)args_int(c->args, "deadline", 0, 1, 604800, &ok);
+    s.in_progress_pattern = args_get(c->args, "in-progress-pattern");
+    if (!ok)
+        return 2;
     char *names = cs_strdup(args_get(c->args, "agents") ? args_get(c->args, "agents") : "");
     s.nagents = split(names, agents);
     size_t len = 0;

@@ -15,7 +15,7 @@
 #include "cs_config.h"
 #include "cs_db.h"
 
-#define CLI_MAX_ARGS 32
+#define CLI_MAX_ARGS 128   /* room for CS_GRANT_BASES_MAX --allow and the rest */
 
 /* `--name value` options (repeatable), `--flag` switches, and positionals. */
 struct cli_args {

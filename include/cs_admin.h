@@ -82,7 +82,17 @@ struct cs_grant_spec {
     bool idempotency_keys;
     const unsigned char *secret;
     size_t secret_len;
+    /* Limits shared by every worker (0: the default) and the provider's
+     * "key in progress" answer; README "Providers: limits and retries". */
+    double rate_per_s;          /* token bucket refill; 0: no rate limit */
+    int burst;                  /* bucket size (needs a rate); 0: rate/10, at least 1 */
+    int max_in_flight;          /* 0: CS_GRANT_MAX_IN_FLIGHT */
+    int exec_deadline_s;        /* 0: CS_GRANT_EXEC_DEADLINE_S */
+    const char *in_progress_pattern;   /* NULL: Stripe's 409 only */
 };
+#define CS_GRANT_MAX_IN_FLIGHT 16
+#define CS_GRANT_BASES_MAX 64     /* allowed bases of one grant, however they are set */
+#define CS_GRANT_EXEC_DEADLINE_S 3600
 /* Creates or replaces a grant; encrypts the secret with the master key. */
 enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
                                const struct cs_grant_spec *s, char *err) CS_MUSTCHECK;

@@ -18,6 +18,7 @@
 #ifndef CS_CATALOG_H
 #define CS_CATALOG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -56,6 +57,7 @@ struct cs_grant {
     bool idempotency_keys;        /* the provider honours Idempotency-Key */
     bool disabled;
     bool paused;                  /* an operator paused it: no new calls start */
+    regex_t *in_progress_re;      /* the grant's in-progress pattern, or NULL */
     unsigned char *secret_blob;   /* AES-256-GCM, see cs_crypto.h */
     size_t secret_len;
     char (*agents)[CS_UUID_STRLEN + 1];
@@ -133,5 +135,16 @@ void cs_grant_seal_secret(const unsigned char master[32], const char *id,
 
 /* "bearer" | "basic" | "header" -> enum; -1 otherwise. */
 int cs_inject_parse(const char *s);
+
+/*
+ * Whether an answer means "this idempotency key is still being processed,
+ * come back later" (not an outcome): Stripe's 409 idempotency_key_in_use, or
+ * the grant's in_progress_pattern matching "<status> <body>" (the first
+ * CS_IN_PROGRESS_SCAN bytes of the body, NULs read as spaces).
+ */
+#define CS_IN_PROGRESS_SCAN 4096
+bool cs_grant_in_progress(const struct cs_grant *g, long status, const char *body, size_t len);
+/* A pattern for the above: 1-512 bytes, a POSIX extended regular expression. */
+enum cs_err cs_in_progress_pattern_valid(const char *pattern, char *err) CS_MUSTCHECK;
 
 #endif

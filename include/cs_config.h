@@ -59,6 +59,8 @@ struct cs_config {
     /* Executor. */
     int64_t exec_concurrency;
     int64_t exec_claim_batch;
+    int64_t exec_grant_share;       /* percent of exec_concurrency one grant may hold */
+    int64_t exec_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS */
     int64_t lease_margin_ms;
     int64_t response_max_bytes;
     char *exec_ca_file;

@@ -61,6 +61,8 @@ enum cs_err {
     CS_ERR_OUTCOME_UNKNOWN,   /* the call may have reached the provider; not re-run */
     CS_ERR_DIGEST_MISMATCH,   /* stored request does not match its digest */
     CS_ERR_PROVIDER,          /* other transport failure talking to the provider */
+    CS_ERR_RATE_LIMITED,      /* the provider still throttled the grant at the deadline */
+    CS_ERR_EXEC_DEADLINE,     /* the call could not run before its execution deadline */
     /* Infrastructure. */
     CS_ERR_DB,                /* Postgres unavailable or a query failed */
     CS_ERR_KAFKA,             /* Kafka unavailable or produce/commit failed */

@@ -225,7 +225,25 @@ static json_object *bases_json(const char *const *bases, int n, enum cs_err *rc,
     }
     if (!*rc && n == 0)
         *rc = cs_err_set(err, CS_ERR_INVALID, "at least one allowed base URL is required");
+    if (!*rc && n > CS_GRANT_BASES_MAX)
+        *rc = cs_err_set(err, CS_ERR_INVALID, "at most %d allowed base URLs", CS_GRANT_BASES_MAX);
     return arr;
+}
+
+static enum cs_err grant_limits_valid(const struct cs_grant_spec *s, char *err)
+{
+    if (s->rate_per_s < 0 || s->rate_per_s > 100000 || s->rate_per_s != s->rate_per_s)
+        return cs_err_set(err, CS_ERR_INVALID, "a rate is above 0 and at most 100000 calls/s");
+    if (s->burst && s->rate_per_s <= 0)
+        return cs_err_set(err, CS_ERR_INVALID, "a burst goes with a rate");
+    if (s->burst < 0 || s->burst > 100000)
+        return cs_err_set(err, CS_ERR_INVALID, "a burst is 1-100000 calls");
+    if (s->max_in_flight < 0 || s->max_in_flight > 10000)
+        return cs_err_set(err, CS_ERR_INVALID, "max in flight is 1-10000 calls");
+    if (s->exec_deadline_s < 0 || s->exec_deadline_s > 604800)
+        return cs_err_set(err, CS_ERR_INVALID, "an execution deadline is 1 s to 7 days");
+    return s->in_progress_pattern ? cs_in_progress_pattern_valid(s->in_progress_pattern, err)
+                                  : CS_OK;
 }
 
 enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
@@ -246,7 +264,9 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
         return cs_err_set(err, CS_ERR_INVALID, "a policy is required");
     if (!s->secret || s->secret_len == 0 || s->secret_len > 65536)
         return cs_err_set(err, CS_ERR_INVALID, "the secret must be 1..65536 bytes");
-    enum cs_err rc = CS_OK;
+    enum cs_err rc = grant_limits_valid(s, err);
+    if (rc)
+        return rc;
     json_object *bases = bases_json(s->bases, s->nbases, &rc, err);
     unsigned char *blob = NULL;
     size_t bloblen = 0;
@@ -257,12 +277,21 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
         cs_hex_encode(blob, bloblen, hex);
         cs_free(blob);
     }
+    char rate[32], burst[16], inflight[16], deadline[16];
+    snprintf(rate, sizeof(rate), "%.17g", s->rate_per_s);
+    snprintf(burst, sizeof(burst), "%d", s->burst);
+    snprintf(inflight, sizeof(inflight), "%d", s->max_in_flight ? s->max_in_flight
+                                                                 : CS_GRANT_MAX_IN_FLIGHT);
+    snprintf(deadline, sizeof(deadline), "%d", s->exec_deadline_s ? s->exec_deadline_s
+                                                                   : CS_GRANT_EXEC_DEADLINE_S);
     const char *p[] = {s->id, hex, inject, s->inject_header, cs_json_text(bases, NULL),
-                       s->idempotency_keys ? "true" : "false", s->policy_id};
+                       s->idempotency_keys ? "true" : "false", s->policy_id,
+                       s->rate_per_s > 0 ? rate : NULL, s->burst ? burst : NULL, inflight,
+                       deadline, s->in_progress_pattern};
     if (!rc)
         rc = cs_db_begin(db, err);
     if (!rc)
-        rc = exec_one(db, CSQ_GRANT_UPSERT, 7, p, CS_ERR_INTERNAL, "not stored", err);
+        rc = exec_one(db, CSQ_GRANT_UPSERT, 12, p, CS_ERR_INTERNAL, "not stored", err);
     if (rc == CS_ERR_INVALID && strstr(err, "policies"))
         cs_err_set(err, rc = CS_ERR_NOT_FOUND, "no policy \"%.64s\"", s->policy_id);
     for (int i = 0; i < s->nagents && !rc; i++) {

@@ -7,6 +7,7 @@
  */
 #include "cs_catalog.h"
 
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,9 @@ static void entry_free(void *p)
             cs_wipe(g->secret_blob, g->secret_len);
         cs_free(g->secret_blob);
         cs_free(g->agents);
+        if (g->in_progress_re)
+            regfree(g->in_progress_re);
+        cs_free(g->in_progress_re);
         cs_policy_free(g->policy);
     } else if (e->kind == E_KEY) {
         cs_wipe(e->u.key.secret, sizeof(e->u.key.secret));
@@ -174,7 +178,8 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* Columns of grant_load (sql/queries/catalog.sql). */
 enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
        P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED };
+       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED,
+       G_IN_PROGRESS };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -207,6 +212,16 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->idempotency_keys = cs_db_bool(res, 0, G_IDEM);
     g->disabled = cs_db_bool(res, 0, G_DISABLED);
     g->paused = cs_db_bool(res, 0, G_PAUSED);
+    const char *pat = cs_db_str(res, 0, G_IN_PROGRESS);
+    if (pat) {
+        g->in_progress_re = cs_malloc(sizeof(regex_t));
+        if (regcomp(g->in_progress_re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
+            /* Checked when set (cs_in_progress_pattern_valid); a libc that disagrees
+             * gets Stripe's answer recognised only. */
+            cs_free(g->in_progress_re);
+            g->in_progress_re = NULL;
+        }
+    }
     if ((rc = json_col(res, G_BASES, json_type_array, &bases, err)) ||
         (rc = json_col(res, G_AGENTS, json_type_array, &agents, err)) ||
         (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)) ||
@@ -437,4 +452,34 @@ void cs_grant_seal_secret(const unsigned char master[32], const char *id,
     char *aad = aad_for(id);
     cs_aead_seal(master, secret, len, aad, blob, bloblen);
     cs_free(aad);
+}
+
+/* ---- "this idempotency key is still in progress" ---- */
+
+enum cs_err cs_in_progress_pattern_valid(const char *pattern, char *err)
+{
+    regex_t re;
+    size_t n = strlen(pattern);
+    if (n < 1 || n > 512)
+        return cs_err_set(err, CS_ERR_INVALID, "an in-progress pattern is 1-512 bytes");
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+        return cs_err_set(err, CS_ERR_INVALID, "the in-progress pattern is not a POSIX extended "
+                          "regular expression");
+    regfree(&re);
+    return CS_OK;
+}
+
+bool cs_grant_in_progress(const struct cs_grant *g, long status, const char *body, size_t len)
+{
+    if (len > CS_IN_PROGRESS_SCAN)
+        len = CS_IN_PROGRESS_SCAN;
+    /* "<status> <body>", NULs as spaces, for the pattern and for Stripe's code. */
+    char text[CS_IN_PROGRESS_SCAN + 16];
+    int off = snprintf(text, sizeof(text), "%ld ", status);
+    for (size_t i = 0; i < len; i++)
+        text[off + (int)i] = body[i] ? body[i] : ' ';
+    text[off + (int)len] = '\0';
+    if (status == 409 && strstr(text, "idempotency_key_in_use"))
+        return true;
+    return g->in_progress_re && regexec(g->in_progress_re, text, 0, NULL, 0) == 0;
 }

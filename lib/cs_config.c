@@ -80,6 +80,12 @@ const struct cs_config_key cs_config_keys[] = {
      "provider calls in flight per worker process"},
     {"CS_EXEC_CLAIM_BATCH", CS_CFG_INT, F(exec_claim_batch), "100", 1, 1000, W,
      "most approved calls claimed in one statement"},
+    {"CS_EXEC_GRANT_SHARE", CS_CFG_INT, F(exec_grant_share), "75", 1, 100, W,
+     "percent of a worker's call slots one grant may hold: the rest stay free for other "
+     "grants when one provider is slow or dead"},
+    {"CS_EXEC_HOST_CONNECTIONS", CS_CFG_INT, F(exec_host_connections), "64", 1, 10000, W,
+     "connections per provider host per worker, reused (keep-alive, HTTP/2 where offered) "
+     "for grants with idempotency keys"},
     {"CS_LEASE_MARGIN_MS", CS_CFG_INT, F(lease_margin_ms), "30000", 1000, DAY, W | S,
      "a claim's lease is the execution timeout plus this margin"},
     {"CS_RESPONSE_MAX_BYTES", CS_CFG_INT, F(response_max_bytes), "1048576", 0, 64LL << 20, W,

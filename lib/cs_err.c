@@ -55,6 +55,12 @@ const struct cs_err_info cs_err_table[CS_ERR__COUNT] = {
     [CS_ERR_DIGEST_MISMATCH] = {"digest_mismatch", 500, false,
                                 "the stored request does not match its digest"},
     [CS_ERR_PROVIDER] = {"provider_error", 502, true, "transport failure talking to the provider"},
+    [CS_ERR_RATE_LIMITED] = {"rate_limited", 502, false,
+                             "the provider was still throttling the grant (429, or 503 with "
+                             "Retry-After) at the call's execution deadline; not executed"},
+    [CS_ERR_EXEC_DEADLINE] = {"execution_deadline", 502, false,
+                              "the call could not start before its execution deadline (grant "
+                              "paused or over its limits); nothing was sent"},
     [CS_ERR_DB] = {"database_unavailable", 503, true, "the database is unavailable"},
     [CS_ERR_KAFKA] = {"kafka_unavailable", 503, true, "Kafka is unavailable"},
     [CS_ERR_CRYPTO] = {"crypto_error", 500, false, "cryptographic operation failed"},

@@ -7,9 +7,16 @@
  * not name. What a result means (retry, executed, failed) is decided in
  * executor.c.
  */
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "call.h"
 #include "cs_crypto.h"
@@ -68,14 +75,51 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
         json_object_object_add(j->resp_headers, name, json_object_new_string(value));
     }
     if (strcmp(name, "retry-after") == 0) {
+        /* Seconds, or an HTTP date (RFC 9110 10.2.3). */
         char *e = NULL;
         long s = strtol(value, &e, 10);
-        if (e != value && *e == '\0' && s >= 0)
+        if (e == value || *e != '\0') {
+            time_t at = curl_getdate(value, NULL);
+            s = at > 0 ? (long)(at - time(NULL)) : -1;
+            s = at > 0 && s < 0 ? 0 : s;
+        }
+        if (s >= 0)
             j->retry_after_ms = s * 1000 > RETRY_AFTER_CAP_MS ? RETRY_AFTER_CAP_MS : s * 1000;
     }
     cs_free(name);
     cs_free(value);
     return len;
+}
+
+/*
+ * A call on a connection of its own (no keys) records, as libcurl closes
+ * each of its sockets, how many bytes the provider's TCP stack acknowledged
+ * (Linux TCP_INFO). A request that was written into the socket but of which
+ * no byte was acknowledged never reached the provider's application: the
+ * handshake's own sequence number is the only thing acknowledged when the
+ * provider's accept queue was full.
+ */
+static int on_close(void *arg, curl_socket_t s)
+{
+    struct job *j = arg;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked)) {
+        if ((int64_t)ti.tcpi_bytes_acked > j->acked)
+            j->acked = (int64_t)ti.tcpi_bytes_acked;
+        if (ti.tcpi_bytes_acked <= 1) {
+            /* Abort rather than close: a plain close would leave the kernel
+             * delivering the unacknowledged request after we gave up on it
+             * (the late arrivals of issue 14). With a reset it never arrives. */
+            struct linger l = {1, 0};
+            setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
+    } else {
+        j->acked = INT64_MAX; /* cannot tell: assume it arrived */
+    }
+    return close(s);
 }
 
 static curl_socket_t on_open(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
@@ -155,6 +199,7 @@ CURL *call_easy(struct job *j, const struct cs_config *cfg)
     j->resp_header_bytes = 0;
     j->retry_after_ms = -1;
     j->blocked = false;
+    j->acked = j->idempotent ? INT64_MAX : -1;
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -164,6 +209,10 @@ CURL *call_easy(struct job *j, const struct cs_config *cfg)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
     curl_easy_setopt(e, CURLOPT_USERAGENT, "countersign/" CS_VERSION);
+    /* HTTP/2 where the provider offers it over TLS (ALPN), many calls on one
+     * connection; keep-alive otherwise (see the reuse rule below). */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->hdrs);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
@@ -179,6 +228,10 @@ CURL *call_easy(struct job *j, const struct cs_config *cfg)
          * could run the call twice: such calls get a connection of their own. */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+        /* Such a connection closes with its call: what its peer acknowledged is
+         * known before the call's result is read. */
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, j);
     }
     if (!strcmp(j->method, "HEAD"))
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);

@@ -12,11 +12,14 @@
  * state, its audit entry and its events (cs_emit) in one statement, guarded
  * by status = 'executing' AND lease_owner = us.
  *
- * Retries (documented in README.md, "Execution"): nothing sent (connect or DNS
- * failure) -> retried up to the policy's max_attempts; 429 or 5xx, or no
- * answer after sending -> retried with the same Idempotency-Key only when
- * the grant says the provider honours idempotency keys; TLS failure ->
- * failed/tls_error. Retry-After is honoured (capped at 60 s).
+ * What a claim takes is decided in Postgres (claim_approved): per grant, its
+ * pause, its throttle, its token bucket and in-flight cap shared by every
+ * worker, this worker's share of slots, grants taking turns. A call that is
+ * to be retried goes back to the queue (requeue_execution) with a time
+ * before which no worker claims it: waiting holds no slot.
+ *
+ * What a finished attempt means (an outcome, or a retry: free or using up
+ * an attempt, and whether the whole grant waits) is decided in verdict.c.
  *
  * Shutdown: stop claiming; calls waiting to retry are released back to
  * approved; calls in flight get CS_SHUTDOWN_GRACE_MS, after which their
@@ -60,7 +63,7 @@ struct executor {
     struct job *active;            /* every job this executor holds */
     int inflight;
     int nwaiting;
-    struct job *waiting;
+    struct job *waiting;           /* Postgres was down: retried here, lease held */
     json_object *done;             /* completion rows not yet written */
     json_object *writing;          /* completion rows being written, or NULL */
     bool wake;
@@ -70,7 +73,17 @@ struct executor {
 
 /* claim_approved columns (sql/queries/execution.sql) */
 enum { C_ID, C_GRANT, C_METHOD, C_URL, C_HEADERS, C_BODY, C_DIGEST, C_ATTEMPTS, C_TIMEOUT,
-       C_MAX_ATTEMPTS, C_IDEMPOTENT, C_AGENT, C_DECIDED };
+       C_MAX_ATTEMPTS, C_IDEMPOTENT, C_AGENT, C_DECIDED, C_FAILURES, C_WAITS, C_LAST_WAIT,
+       C_OVERDUE, C_DEADLINE, C_QUEUE_WAIT, C_NEXT };
+
+/* A retry Postgres has yet to take (requeue_execution, grant_throttle). */
+struct requeue {
+    long delay_ms;
+    bool failure;                  /* uses up an attempt */
+    const char *wait_code;         /* the error at the deadline, or NULL: keep */
+    long throttle_ms;              /* >= 0: the whole grant waits this long */
+    char why[CS_ERRLEN];
+};
 
 static void job_free(struct job *j)
 {
@@ -95,6 +108,7 @@ static void job_free(struct job *j)
     json_object_put(j->req_headers);
     json_object_put(j->resp_headers);
     cs_buf_free(&j->resp);
+    cs_free(j->rq);
     cs_free(j);
 }
 
@@ -116,6 +130,7 @@ static void fail(struct executor *ex, struct job *j, enum cs_err rc, const char 
     record(ex, j, row);
     ex->failed++;
     atomic_fetch_add(&ex->role->m->failed, 1);
+    atomic_fetch_add(&j->stats->failed, 1);
     cs_log_ap(CS_LOG_INFO, "executor", j->id, "failed after %d attempt(s): %s: %s", j->attempt,
               cs_err_code(rc), msg);
     job_free(j);
@@ -134,6 +149,7 @@ static void executed(struct executor *ex, struct job *j, long code)
     record(ex, j, row);
     ex->executed++;
     atomic_fetch_add(&ex->role->m->executed, 1);
+    atomic_fetch_add(&j->stats->executed, 1);
     cs_log_ap(CS_LOG_INFO, "executor", j->id, "executed: provider answered %ld (%zu bytes%s)",
               code, j->resp.len, j->resp.truncated ? ", truncated" : "");
     job_free(j);
@@ -145,6 +161,7 @@ static void start_transfer(struct executor *ex, struct job *j)
     cs_assert(curl_multi_add_handle(ex->cm, e) == CURLM_OK);
     ex->inflight++;
     atomic_fetch_add(&ex->role->m->inflight, 1);
+    atomic_fetch_add(&j->stats->inflight, 1);
     j->started_ms = cs_now_ms();
     if (j->attempt == 1) /* the first attempt of the first claim */
         cs_histogram_observe_us(&ex->role->m->decision_to_call, (j->started_ms - j->decided_ms) * 1000);
@@ -202,8 +219,29 @@ static void prepare(struct executor *ex, struct job *j)
     }
     if ((rc = call_headers(j, g, ex->cfg, err)))
         return fail(ex, j, rc, err);
-    j->prepared = true;
     start_transfer(ex, j);
+}
+
+/* Claimed past its execution deadline: ends unsent, with the reason it last waited for. */
+static void end_overdue(struct executor *ex, struct job *j)
+{
+    enum cs_err rc = j->last_wait[0] ? cs_err_from_code(j->last_wait) : CS_ERR_EXEC_DEADLINE;
+    if (rc == CS_ERR__COUNT)
+        rc = CS_ERR_EXEC_DEADLINE;
+    char msg[CS_ERRLEN];
+    if (rc == CS_ERR_RATE_LIMITED)
+        snprintf(msg, sizeof(msg), "the provider was still throttling the grant at the "
+                 "execution deadline; the call was not executed");
+    else if (rc == CS_ERR_OUTCOME_UNKNOWN)
+        snprintf(msg, sizeof(msg), "the provider was still processing this idempotency key at "
+                 "the execution deadline; it may complete it");
+    else if (rc == CS_ERR_CONNECT || rc == CS_ERR_TLS)
+        snprintf(msg, sizeof(msg), "the provider could not be reached before the execution "
+                 "deadline (%s); nothing was sent", cs_err_code(rc));
+    else
+        snprintf(msg, sizeof(msg), "the call could not start before its execution deadline "
+                 "(grant paused or over its limits); nothing was sent");
+    fail(ex, j, rc, msg);
 }
 
 /* Takes a claimed row; a request that fails its digest is failed without any call. */
@@ -226,6 +264,16 @@ static void start(struct executor *ex, const PGresult *res, int r)
     j->max_attempts = (int)cs_db_int(res, r, C_MAX_ATTEMPTS);
     j->idempotent = cs_db_bool(res, r, C_IDEMPOTENT);
     j->decided_ms = cs_db_int(res, r, C_DECIDED);
+    j->failures = (int)cs_db_int(res, r, C_FAILURES);
+    j->waits = (int)cs_db_int(res, r, C_WAITS);
+    cs_strlcpy(j->last_wait, cs_db_str(res, r, C_LAST_WAIT) ? cs_db_str(res, r, C_LAST_WAIT) : "",
+               sizeof(j->last_wait));
+    j->overdue = cs_db_bool(res, r, C_OVERDUE);
+    j->deadline_ms = cs_db_int(res, r, C_DEADLINE);
+    j->stats = worker_grant_stats(ex->role->m, j->grant_id);
+    cs_histogram_observe_us(&j->stats->queue_wait, cs_db_int(res, r, C_QUEUE_WAIT) * 1000);
+    if (j->overdue)
+        return end_overdue(ex, j);
     const char *h = cs_db_str(res, r, C_HEADERS), *b = cs_db_str(res, r, C_BODY);
     unsigned char want[CS_SHA256_LEN], got[CS_SHA256_LEN];
     const char *digest = cs_db_str(res, r, C_DIGEST);
@@ -242,106 +290,111 @@ static void start(struct executor *ex, const PGresult *res, int r)
 
 /* ---- finishing a call ---- */
 
-enum renewal { RENEWED, LEASE_LOST, DB_DOWN };
-
-/* Extends the lease of the attempt held by renew_ms and counts a new attempt. */
-static enum renewal renew(struct executor *ex, struct job *j)
+/* No call of the grant starts for ms, on any worker (grant_flow.throttled_until). */
+static enum cs_err throttle_grant(struct executor *ex, const char *grant, long ms, char *err)
 {
-    char lease[24], attempt[16], err[CS_ERRLEN];
-    snprintf(lease, sizeof(lease), "%lld", (long long)j->renew_ms);
+    if (!cs_db_connected(ex->db))
+        return cs_err_set(err, CS_ERR_DB, "not connected");
+    char t[24];
+    snprintf(t, sizeof(t), "%ld", ms);
+    const char *p[] = {grant, t};
+    return cs_db_exec(ex->db, CSQ_GRANT_THROTTLE, 2, p, NULL, err);
+}
+
+/*
+ * Hands a call back to the queue to be retried rq->delay_ms from now (and
+ * first makes the whole grant wait when rq->throttle_ms >= 0). False when
+ * Postgres did not answer: the job then waits in ex->waiting, lease held,
+ * and this is tried again.
+ */
+static bool requeue_now(struct executor *ex, struct job *j)
+{
+    struct requeue *rq = j->rq;
+    char err[CS_ERRLEN], attempt[16], delay[24];
+    enum cs_err rc = CS_OK;
+    if (rq->throttle_ms >= 0 && !(rc = throttle_grant(ex, j->grant_id, rq->throttle_ms, err)))
+        rq->throttle_ms = -1; /* done: not again if the requeue has to wait */
     snprintf(attempt, sizeof(attempt), "%d", j->attempt);
-    const char *p[] = {j->id, ex->owner, lease, "retry", attempt};
+    snprintf(delay, sizeof(delay), "%ld", rq->delay_ms);
+    const char *p[] = {j->id, ex->owner, attempt, delay, rq->why, rq->failure ? "true" : "false",
+                       rq->wait_code};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_connected(ex->db)
-                         ? cs_db_exec(ex->db, CSQ_RENEW_LEASE, 5, p, &res, err)
-                         : cs_err_set(err, CS_ERR_DB, "not connected");
+    if (!rc)
+        rc = cs_db_exec(ex->db, CSQ_REQUEUE_EXECUTION, 7, p, &res, err);
     if (rc && !cs_db_connected(ex->db)) {
         PQclear(res);
-        return DB_DOWN; /* keep the job: the lease may still be ours when Postgres is back */
+        return false; /* keep the job: the lease may still be ours when Postgres is back */
     }
-    bool ours = !rc && PQntuples(res) == 1;
-    if (ours)
-        j->attempt = (int)cs_db_int(res, 0, 0);
-    PQclear(res);
-    if (!ours)
-        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot renew the lease to retry (%s): the "
-                  "rescuer owns the outcome", rc ? err : "lease lost");
-    j->renew_ms = 0;
-    return ours ? RENEWED : LEASE_LOST;
-}
-
-static void retry_later(struct executor *ex, struct job *j, const char *why)
-{
-    long delay = j->retry_after_ms >= 0 ? j->retry_after_ms : 500L << (j->attempt - 1);
-    if (delay > 30000 && j->retry_after_ms < 0)
-        delay = 30000;
-    delay += rand() % 100; /* jitter */
-    j->renew_ms = delay + j->timeout_ms + ex->cfg->lease_margin_ms;
-    enum renewal r = renew(ex, j);
-    if (r == LEASE_LOST)
-        return job_free(j);
-    if (r == DB_DOWN)
-        cs_log_ap(CS_LOG_WARN, "executor", j->id, "retry waits for Postgres (%s)", why);
+    if (rc || PQntuples(res) != 1)
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot requeue the call (%s): the rescuer "
+                  "owns the outcome", rc ? err : "lease lost");
     else
-        cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (attempt %d of %d): %s",
-                  delay, j->attempt, j->max_attempts, why);
-    atomic_fetch_add(&ex->role->m->retries, 1);
-    wait_for(ex, j, delay);
+        atomic_fetch_add(&j->stats->requeued, 1);
+    PQclear(res);
+    return true;
 }
 
-static bool tls_error(CURLcode c)
+static void requeue(struct executor *ex, struct job *j, long delay_ms, bool failure,
+                    const char *wait_code, long throttle_ms, const char *why)
 {
-    return c == CURLE_SSL_CONNECT_ERROR || c == CURLE_PEER_FAILED_VERIFICATION ||
-           c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_CIPHER ||
-           c == CURLE_SSL_CACERT_BADFILE || c == CURLE_SSL_ISSUER_ERROR ||
-           c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_SSL_INVALIDCERTSTATUS ||
-           c == CURLE_SSL_CRL_BADFILE || c == CURLE_SSL_ENGINE_INITFAILED;
+    struct requeue *rq = j->rq = cs_calloc(1, sizeof(*rq));
+    rq->delay_ms = delay_ms + rand() % 100; /* jitter */
+    rq->failure = failure;
+    rq->wait_code = wait_code;
+    rq->throttle_ms = throttle_ms;
+    snprintf(rq->why, sizeof(rq->why), "%s", why);
+    cs_log_ap(CS_LOG_INFO, "executor", j->id, "retrying in %ld ms (%s%s): %s", rq->delay_ms,
+              failure ? "attempt used: " : "no attempt used",
+              failure ? (j->failures + 1 < j->max_attempts ? "attempts left" : "last attempt") : "",
+              why);
+    atomic_fetch_add(&ex->role->m->retries, 1);
+    if (!requeue_now(ex, j)) {
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "the retry waits for Postgres");
+        return wait_for(ex, j, 1000);
+    }
+    job_free(j);
 }
 
+/* Whether an error answer means "the idempotency key is still in progress". */
+static bool in_progress(struct executor *ex, struct job *j, long code)
+{
+    char err[CS_ERRLEN];
+    const struct cs_grant *g = NULL;
+    return code >= 400 && cs_catalog_grant(ex->cat, ex->db, j->grant_id, &g, err) == CS_OK &&
+           cs_grant_in_progress(g, code, j->resp.data ? j->resp.data : "", j->resp.len);
+}
+
+/* Carries out what verdict.c decides about a finished attempt. */
 static void finish(struct executor *ex, struct job *j, CURLcode c)
 {
     long code = 0, sent = 0;
-    char msg[CS_ERRLEN];
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(j->easy, CURLINFO_REQUEST_SIZE, &sent);
+    bool unsent = c != CURLE_OK && verdict_never_sent(j, sent);
     curl_multi_remove_handle(ex->cm, j->easy);
     curl_easy_cleanup(j->easy);
     j->easy = NULL;
     ex->inflight--;
     atomic_fetch_sub(&ex->role->m->inflight, 1);
+    atomic_fetch_sub(&j->stats->inflight, 1);
     cs_histogram_observe_us(&ex->role->m->call, (cs_now_ms() - j->started_ms) * 1000);
-    bool more = j->attempt < j->max_attempts;
-
-    if (j->blocked)
-        return fail(ex, j, CS_ERR_HOST_NOT_ALLOWED,
-                    "the host resolved to a private address the grant does not name");
-    if (c == CURLE_OK) {
-        if ((code == 429 || code >= 500) && j->idempotent && more) {
-            snprintf(msg, sizeof(msg), "provider answered %ld", code);
-            return retry_later(ex, j, msg);
-        }
-        return executed(ex, j, code);
-    }
-    snprintf(msg, sizeof(msg), "%s", curl_easy_strerror(c));
-    if (tls_error(c))
-        return fail(ex, j, CS_ERR_TLS, msg);
-    if (sent == 0 && more) /* nothing reached the provider: always safe */
-        return retry_later(ex, j, msg);
-    if (sent > 0 && j->idempotent && more)
-        return retry_later(ex, j, msg);
-    if (c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST)
-        return fail(ex, j, CS_ERR_CONNECT, msg);
-    if (c == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(msg, sizeof(msg), "no answer within %d ms%s", j->timeout_ms,
-                 sent ? "; the provider may have received the call, and it is not re-run" : "");
-        return fail(ex, j, CS_ERR_TIMEOUT, msg);
-    }
-    if (sent > 0) {
-        snprintf(msg, sizeof(msg), "%s after the call was sent; the provider may have received "
-                 "it, and it is not re-run", curl_easy_strerror(c));
-        return fail(ex, j, CS_ERR_OUTCOME_UNKNOWN, msg);
-    }
-    return fail(ex, j, CS_ERR_PROVIDER, msg);
+    struct verdict v;
+    verdict_of(j, c, code, unsent, c == CURLE_OK && in_progress(ex, j, code), cs_now_ms(), &v);
+    if (v.counted == VERDICT_THROTTLED)
+        atomic_fetch_add(&j->stats->throttled, 1);
+    else if (v.counted == VERDICT_IN_PROGRESS)
+        atomic_fetch_add(&j->stats->in_progress, 1);
+    else if (v.counted == VERDICT_NOT_SENT)
+        atomic_fetch_add(&j->stats->not_sent, 1);
+    char err[CS_ERRLEN];
+    if (v.kind != VERDICT_RETRY && v.throttle_ms >= 0 &&
+        throttle_grant(ex, j->grant_id, v.throttle_ms, err) != CS_OK)
+        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot throttle the grant: %s", err);
+    if (v.kind == VERDICT_RETRY)
+        return requeue(ex, j, v.delay_ms, v.failure, v.wait_code, v.throttle_ms, v.msg);
+    if (v.kind == VERDICT_FAILED)
+        return fail(ex, j, v.rc, v.msg);
+    executed(ex, j, code);
 }
 
 /* ---- the loop ---- */
@@ -392,29 +445,51 @@ static void write_end(struct executor *ex, bool wait)
                    "the rescuer", total - PQntuples(res));
         PQclear(res);
         json_object_put(ex->writing);
+        ex->wake = true; /* their grants' in-flight counts just went down */
     }
     ex->writing = NULL;
 }
 
+/* {"grant": calls this worker holds} for the claim's per-grant share. */
+static json_object *held_per_grant(struct executor *ex)
+{
+    json_object *o = json_object_new_object();
+    for (struct job *j = ex->active; j; j = j->next_active) {
+        json_object *n = NULL;
+        int v = json_object_object_get_ex(o, j->grant_id, &n) ? json_object_get_int(n) : 0;
+        json_object_object_add(o, j->grant_id, json_object_new_int(v + 1));
+    }
+    return o;
+}
+
 static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
 {
-    char lim[16], margin[24];
+    char lim[16], margin[24], share[24];
+    int64_t per_grant = ex->cfg->exec_concurrency * ex->cfg->exec_grant_share / 100;
     snprintf(lim, sizeof(lim), "%d", n);
     snprintf(margin, sizeof(margin), "%lld", (long long)ex->cfg->lease_margin_ms);
-    const char *p[] = {ex->owner, lim, margin};
+    snprintf(share, sizeof(share), "%lld", (long long)(per_grant > 0 ? per_grant : 1));
+    json_object *held = held_per_grant(ex);
+    const char *p[] = {ex->owner, lim, margin, share, cs_json_text(held, NULL)};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(ex->db, CSQ_CLAIM_APPROVED, 3, p, &res, err);
+    enum cs_err rc = cs_db_exec(ex->db, CSQ_CLAIM_APPROVED, 5, p, &res, err);
+    json_object_put(held);
     if (rc)
         return rc;
-    int got = PQntuples(res);
+    int rows = PQntuples(res), got = rows - 1; /* the last row says when to claim again */
     *full = got == n;
+    if (rows > 0 && !PQgetisnull(res, rows - 1, C_NEXT)) {
+        int64_t next = cs_now_ms() + cs_db_int(res, rows - 1, C_NEXT);
+        if (next < ex->next_poll_ms)
+            ex->next_poll_ms = next;
+    }
     cs_catalog_tick(ex->cat);
-    if (got)
+    if (got > 0)
         cs_catalog_expire(ex->cat); /* check the claimed calls against the grants as they are now */
     for (int r = 0; r < got; r++)
         start(ex, res, r);
     PQclear(res);
-    if (got)
+    if (got > 0)
         cs_log(CS_LOG_DEBUG, "executor", "claimed %d", got);
     return CS_OK;
 }
@@ -427,6 +502,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         ex->wake = true;
 }
 
+/* Jobs that waited for Postgres: a requeue to hand over, or a call to prepare. */
 static void restart_due(struct executor *ex, int64_t now)
 {
     for (struct job **pj = &ex->waiting; *pj;) {
@@ -437,25 +513,13 @@ static void restart_due(struct executor *ex, int64_t now)
         }
         *pj = j->next;
         ex->nwaiting--;
-        if (j->renew_ms > 0) {
-            enum renewal r = renew(ex, j);
-            if (r == LEASE_LOST) {
-                job_free(j);
-                continue;
-            }
-            if (r == DB_DOWN) {
-                wait_for(ex, j, 1000);
-                continue;
-            }
+        if (!j->rq) {
+            prepare(ex, j);
+        } else if (requeue_now(ex, j)) {
+            job_free(j);
+        } else {
+            wait_for(ex, j, 1000);
         }
-        if (j->prepared) {
-            /* A retry is a new call: check the grant again and rebuild its headers
-             * (the hosts may have narrowed, the secret may have rotated). */
-            call_wipe_headers(j);
-            j->prepared = false;
-            cs_catalog_forget_grant(ex->cat, j->grant_id);
-        }
-        prepare(ex, j);
     }
 }
 
@@ -610,9 +674,12 @@ void *executor_main(void *arg)
     ex.done = json_object_new_array();
     ex.cm = curl_multi_init();
     cs_assert(ex.cm);
-    /* As many connections per host as calls in flight: a call queued inside
-     * libcurl would spend its timeout (and its lease) waiting. */
-    curl_multi_setopt(ex.cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)role->cfg->exec_concurrency);
+    /* Connections per provider host are capped and reused (keep-alive; HTTP/2
+     * multiplexing where offered). A call that waits inside libcurl for one
+     * of them and times out never sent a byte: it is retried as never sent.
+     * The grants' max_in_flight keeps that wait short. */
+    curl_multi_setopt(ex.cm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)role->cfg->exec_host_connections);
+    curl_multi_setopt(ex.cm, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     srand((unsigned)getpid());
     unsigned char nonce[4];
     char hex[9];

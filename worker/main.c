@@ -95,7 +95,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cs_log(CS_LOG_INFO, "worker", "starting %s (%s)", CS_VERSION, cfg.instance_id);
 
-    static struct worker_metrics metrics; /* outlives the threads and the server */
+    /* outlives the threads and the server */
+    static struct worker_metrics metrics = {.grants_lock = PTHREAD_MUTEX_INITIALIZER};
     struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"},
                                   {.name = "notifier"}, {.name = "relay"}};
     void *(*mains[])(void *) = {ingest_main, executor_main, notifier_main, relay_main};
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
             status = 1;
     }
     cs_metrics_server_stop(ms);
+    worker_metrics_free(&metrics);
     cs_log(CS_LOG_INFO, "worker", "stopped");
     curl_global_cleanup();
     cs_config_free(&cfg);

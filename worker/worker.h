@@ -22,6 +22,18 @@
 #include "cs_db.h"
 #include "cs_metrics.h"
 
+/* One grant's figures in this process (labels grant="..."). Never freed before exit. */
+struct worker_grant_stats {
+    struct worker_grant_stats *next;
+    char grant[72];
+    atomic_uint_fast64_t executed, failed, requeued;   /* calls by outcome; requeued: to retry */
+    atomic_uint_fast64_t throttled;                    /* 429, or 503 with Retry-After */
+    atomic_uint_fast64_t in_progress;                  /* "key still in progress" answers */
+    atomic_uint_fast64_t not_sent;                     /* attempts that never reached it */
+    atomic_int inflight;
+    struct cs_histogram queue_wait;                    /* due (approved or retry time) -> claimed */
+};
+
 /* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */
 struct worker_metrics {
     atomic_uint_fast64_t ingested, duplicates, dead_lettered, dead_letters_dropped;
@@ -32,7 +44,14 @@ struct worker_metrics {
     struct cs_histogram decision_to_call;    /* decided_at -> call started */
     atomic_uint_fast64_t published, publish_failures, publish_cut, publish_dropped;
     atomic_uint_fast64_t notified, notify_failures;
+    pthread_mutex_t grants_lock;             /* guards the list, not the figures */
+    struct worker_grant_stats *grants;
 };
+
+/* The figures of `grant` (created on first use; the pointer stays valid). */
+struct worker_grant_stats *worker_grant_stats(struct worker_metrics *m, const char *grant);
+/* At exit, after every role and the metrics server stopped. */
+void worker_metrics_free(struct worker_metrics *m);
 
 /* metrics.c: renders m (the cs_metrics_serve callback). */
 void worker_metrics_render(void *m, struct cs_buf *b);

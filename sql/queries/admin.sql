@@ -147,13 +147,20 @@ FROM policies p ORDER BY p.id;
 
 -- name: grant_upsert
 -- $1 id, $2 secret blob (hex), $3 inject, $4 inject header, $5 allowed bases (text[] as JSON),
--- $6 idempotency keys, $7 policy id
-INSERT INTO grants (id, secret, inject, inject_header, allowed_bases, idempotency_keys, policy_id)
+-- $6 idempotency keys, $7 policy id, $8 rate per s (NULL: none), $9 burst (NULL: default),
+-- $10 max in flight, $11 execution deadline s, $12 in-progress pattern (NULL: Stripe's only).
+-- A pause (paused_at) is kept: only resume lifts it.
+INSERT INTO grants (id, secret, inject, inject_header, allowed_bases, idempotency_keys, policy_id,
+                    rate_per_s, burst, max_in_flight, exec_deadline_s, in_progress_pattern)
 VALUES ($1::text, decode($2::text, 'hex'), $3::text, $4::text,
-        ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::boolean, $7::text)
+        ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::boolean, $7::text,
+        $8::float8, $9::int, $10::int, $11::int, $12::text)
 ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, inject = EXCLUDED.inject,
     inject_header = EXCLUDED.inject_header, allowed_bases = EXCLUDED.allowed_bases,
     idempotency_keys = EXCLUDED.idempotency_keys, policy_id = EXCLUDED.policy_id,
+    rate_per_s = EXCLUDED.rate_per_s, burst = EXCLUDED.burst,
+    max_in_flight = EXCLUDED.max_in_flight, exec_deadline_s = EXCLUDED.exec_deadline_s,
+    in_progress_pattern = EXCLUDED.in_progress_pattern,
     updated_at = now(), disabled_at = NULL
 RETURNING id;
 
@@ -210,7 +217,10 @@ SELECT (SELECT count(*) FROM u) > 0 AS resumed FROM grants WHERE id = $1::text;
 -- Never returns the secret.
 SELECT g.id, g.inject, g.inject_header, array_to_json(g.allowed_bases)::text AS allowed_bases,
        g.idempotency_keys,
-       g.policy_id, g.disabled_at, g.paused_at, g.paused_by,
+       g.policy_id, g.disabled_at, g.paused_at, g.paused_by, g.rate_per_s, g.burst,
+       g.max_in_flight, g.exec_deadline_s, g.in_progress_pattern,
+       (SELECT f.throttled_until FROM grant_flow f
+        WHERE f.grant_id = g.id AND f.throttled_until > now()) AS throttled_until,
        (SELECT string_agg(a.name, ',' ORDER BY a.name) FROM grant_agents ga
         JOIN agents a ON a.id = ga.agent_id WHERE ga.grant_id = g.id) AS agents
 FROM grants g ORDER BY g.id;

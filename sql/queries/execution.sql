@@ -3,14 +3,70 @@
 
 -- name: claim_approved
 -- approved -> executing for up to $2 rows, leased to worker $1 for the
--- policy's execution timeout plus $3 ms. SKIP LOCKED: workers never wait
--- on each other. Rows of a paused grant stay where they are.
-WITH c AS (
-    SELECT id FROM approvals WHERE status = 'approved'
-      AND NOT EXISTS (SELECT 1 FROM grants g
-                      WHERE g.id = approvals.grant_id AND g.paused_at IS NOT NULL)
-    ORDER BY decided_at LIMIT $2::int
-    FOR UPDATE SKIP LOCKED
+-- policy's execution timeout plus $3 ms. SKIP LOCKED everywhere: workers
+-- never wait on each other.
+--
+-- Per grant (migration 015): none of a paused grant, none of a throttled
+-- one (throttled_until, set by 429/503 answers), none waiting for a retry
+-- (not_before); at most as many as its token bucket holds (rate_per_s,
+-- burst), as its max_in_flight leaves (unexpired leases across the fleet)
+-- and as this worker's share of its slots leaves ($4 per grant, less what
+-- the worker holds already: $5, {"grant": n}). Grants take turns: the
+-- first call of each grant, then the second, ... so one grant's backlog
+-- never starves another. Calls past their grant's exec_deadline_s are
+-- claimed whatever the grant's state (overdue = true): the executor ends
+-- them at once with last_wait's error (or execution_deadline), unsent.
+--
+-- The last row has a NULL id: its last column is when to claim again (ms,
+-- NULL: nothing is waiting on time).
+WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
+g AS MATERIALIZED (
+    SELECT gr.id, gr.rate_per_s, gr.max_in_flight, gr.exec_deadline_s,
+           coalesce(gr.burst, greatest(1, ceil(gr.rate_per_s / 10)))::float8 AS burst
+    FROM grants gr, t
+    WHERE gr.paused_at IS NULL
+      AND EXISTS (SELECT 1 FROM approvals a
+                  WHERE a.grant_id = gr.id AND a.status = 'approved'
+                    AND (a.not_before IS NULL OR a.not_before <= t.now))
+), f AS MATERIALIZED (
+    SELECT fl.grant_id, g.rate_per_s, g.max_in_flight, g.exec_deadline_s,
+           least(g.burst, fl.tokens + coalesce(g.rate_per_s, 0)
+                 * greatest(0, extract(epoch FROM t.now - fl.refilled_at)::float8)) AS tokens
+    FROM grant_flow fl JOIN g ON g.id = fl.grant_id, t
+    WHERE fl.throttled_until IS NULL OR fl.throttled_until <= t.now
+    FOR UPDATE OF fl SKIP LOCKED
+), n AS MATERIALIZED (
+    SELECT f.grant_id, f.rate_per_s, f.tokens, f.exec_deadline_s,
+           greatest(0, least(
+               $2::int,
+               $4::int - coalesce(($5::jsonb ->> f.grant_id)::int, 0),
+               f.max_in_flight - (SELECT count(*) FROM approvals x, t
+                                  WHERE x.grant_id = f.grant_id AND x.status = 'executing'
+                                    AND x.lease_expires_at > t.now)::int,
+               CASE WHEN f.rate_per_s IS NULL THEN $2::int ELSE floor(f.tokens)::int END)) AS n
+    FROM f
+), c AS MATERIALIZED (
+    SELECT q.id, q.grant_id, q.decided_at, false AS overdue
+    FROM n CROSS JOIN LATERAL (
+        SELECT a.id, a.grant_id, a.decided_at FROM approvals a, t
+        WHERE a.grant_id = n.grant_id AND a.status = 'approved'
+          AND (a.not_before IS NULL OR a.not_before <= t.now)
+          AND a.decided_at >= t.now - make_interval(secs => n.exec_deadline_s)
+        ORDER BY a.decided_at LIMIT n.n
+        FOR UPDATE OF a SKIP LOCKED) q
+), o AS MATERIALIZED (
+    SELECT q.id, q.grant_id, q.decided_at, true AS overdue
+    FROM grants gr CROSS JOIN LATERAL (
+        SELECT a.id, a.grant_id, a.decided_at FROM approvals a, t
+        WHERE a.grant_id = gr.id AND a.status = 'approved'
+          AND a.decided_at < t.now - make_interval(secs => gr.exec_deadline_s)
+        ORDER BY a.decided_at LIMIT $2::int
+        FOR UPDATE OF a SKIP LOCKED) q
+), pick AS MATERIALIZED (
+    SELECT y.id, y.grant_id, y.overdue FROM (
+        SELECT x.*, row_number() OVER (PARTITION BY x.grant_id ORDER BY x.decided_at) AS rn
+        FROM (SELECT * FROM o UNION ALL SELECT * FROM c) x) y
+    ORDER BY y.overdue DESC, y.rn, y.decided_at LIMIT $2::int
 ), u AS (
     UPDATE approvals a SET status = 'executing', lease_owner = $1::text,
         attempts = a.attempts + 1,
@@ -18,8 +74,15 @@ WITH c AS (
             secs => ((a.policy->>'exec_timeout_ms')::int + $3::int) / 1000.0)
     -- A primary-key lookup whatever the plan (a join let a generic plan hash
     -- every approved row: O(backlog) per claim).
-    WHERE a.id = ANY (ARRAY(SELECT id FROM c)) AND a.status = 'approved'
+    WHERE a.id = ANY (ARRAY(SELECT id FROM pick)) AND a.status = 'approved'
     RETURNING a
+), spent AS MATERIALIZED (
+    SELECT (u.a).grant_id AS grant_id, count(*) AS k FROM u JOIN pick p ON p.id = (u.a).id
+    WHERE NOT p.overdue GROUP BY 1
+), tok AS (
+    UPDATE grant_flow fl SET tokens = n.tokens - spent.k, refilled_at = t.now
+    FROM n, spent, t
+    WHERE fl.grant_id = n.grant_id AND spent.grant_id = n.grant_id AND n.rate_per_s IS NOT NULL
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $1::text, 'approval.executing', (u.a).id,
@@ -27,6 +90,24 @@ WITH c AS (
     FROM u
 ), ob AS MATERIALIZED (
     SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
+), nxt AS (
+    -- The soonest of: a throttled grant with work is let go, a waiting retry
+    -- is due, a token for a grant that ran out, a grant another worker held.
+    SELECT least(
+        (SELECT min(fl.throttled_until) FROM grant_flow fl JOIN g ON g.id = fl.grant_id
+         WHERE fl.throttled_until > t.now),
+        (SELECT min(a.not_before) FROM approvals a
+         WHERE a.status = 'approved' AND a.not_before IS NOT NULL AND a.not_before > t.now),
+        (SELECT t.now + make_interval(secs => min((1 - (n.tokens - coalesce(spent.k, 0)))
+                                                  / n.rate_per_s))
+         FROM n LEFT JOIN spent ON spent.grant_id = n.grant_id
+         WHERE n.rate_per_s IS NOT NULL AND n.tokens - coalesce(spent.k, 0) < 1),
+        (SELECT t.now + interval '20 ms' FROM g
+         WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.grant_id = g.id)
+           AND NOT EXISTS (SELECT 1 FROM grant_flow fl WHERE fl.grant_id = g.id
+                           AND fl.throttled_until > t.now)
+         LIMIT 1)) AS at
+    FROM t
 )
 SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        translate(encode((u.a).body, 'base64'), E'\n', '') AS body_b64,
@@ -34,26 +115,55 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        (u.a).attempts, ((u.a).policy->>'exec_timeout_ms')::int AS exec_timeout_ms,
        ((u.a).policy->>'max_attempts')::int AS max_attempts,
        ((u.a).policy->>'idempotency_keys')::boolean AS idempotency_keys,
-       (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint AS decided_ms
-FROM u WHERE (SELECT count(*) FROM ob) > 0;
+       (u.a).agent_id, (extract(epoch FROM (u.a).decided_at) * 1000)::bigint AS decided_ms,
+       (u.a).failures, (u.a).waits, (u.a).last_wait, p.overdue,
+       (extract(epoch FROM (u.a).decided_at + make_interval(secs => gr.exec_deadline_s))
+        * 1000)::bigint AS deadline_ms,
+       greatest(0, extract(epoch FROM t.now - greatest((u.a).decided_at, (u.a).not_before))
+                   * 1000)::bigint AS queue_wait_ms,
+       NULL::bigint AS next_ms
+FROM u JOIN pick p ON p.id = (u.a).id JOIN grants gr ON gr.id = (u.a).grant_id, t
+WHERE (SELECT count(*) FROM ob) > 0
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL,
+       greatest(0, ceil(extract(epoch FROM nxt.at - t.now) * 1000))::bigint
+FROM nxt, t;
 
--- name: renew_lease
--- Before a retry: extends the lease by $3 ms and counts the attempt. The
--- lease is (owner $2, attempt $5): a call the rescuer requeued and someone
--- claimed again is no longer this one, even for the same worker.
+-- name: requeue_execution
+-- executing -> approved, to be claimed again (by any worker) $4 ms from now:
+-- a call waiting for a retry holds no executor slot. The lease is (owner $2,
+-- attempt $3). $5 why (audited), $6 whether this attempt counts against
+-- max_attempts (a failure) or not (throttled, in progress, never sent: a
+-- wait), $7 the error the call ends with if its deadline passes while it
+-- waits (NULL: keep the last). Returns the id; no row: the lease was lost.
 WITH u AS (
-    UPDATE approvals a SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0),
-        attempts = a.attempts + 1
+    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL,
+        not_before = clock_timestamp() + make_interval(secs => $4::int / 1000.0),
+        failures = a.failures + CASE WHEN $6::boolean THEN 1 ELSE 0 END,
+        waits = a.waits + CASE WHEN $6::boolean THEN 0 ELSE 1 END,
+        last_wait = coalesce($7::text, a.last_wait)
     WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
-      AND a.attempts = $5::int
+      AND a.attempts = $3::int
     RETURNING a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $2::text, 'execution.retry', (u.a).id,
-           jsonb_build_object('attempt', (u.a).attempts, 'after', $4::text)
+           jsonb_build_object('attempt', (u.a).attempts, 'after', $5::text,
+                              'delay_ms', $4::int, 'failure', $6::boolean)
     FROM u
+), ob AS MATERIALIZED (
+    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
 )
-SELECT (u.a).attempts FROM u;
+SELECT (u.a).id AS requeued FROM u WHERE (SELECT count(*) FROM ob) > 0;
+
+-- name: grant_throttle
+-- The provider answered grant $1 with 429 (or 503 and Retry-After): no call
+-- of the grant starts for $2 ms, on any worker. Never shortens a throttle.
+UPDATE grant_flow SET throttled_until = greatest(
+    coalesce(throttled_until, '-infinity'), clock_timestamp() + make_interval(secs => $2::int / 1000.0))
+WHERE grant_id = $1::text
+RETURNING (extract(epoch FROM throttled_until) * 1000)::bigint AS throttled_until_ms;
 
 -- name: release_lease
 -- executing -> approved for a call this worker will not make after all
@@ -154,10 +264,11 @@ WITH c AS (
             'provider may have received it, and it is not re-run without idempotency-key '
             'support' END,
         executed_at = CASE WHEN retry THEN NULL ELSE clock_timestamp() END,
+        failures = a.failures + 1,
         lease_owner = NULL, lease_expires_at = NULL
     FROM (SELECT c.id, c.lease_owner,
                  coalesce((x.policy->>'idempotency_keys')::boolean, false)
-                 AND x.attempts < (x.policy->>'max_attempts')::int AS retry
+                 AND x.failures + 1 < (x.policy->>'max_attempts')::int AS retry
           FROM c JOIN approvals x ON x.id = c.id) d
     WHERE a.id = d.id AND a.status = 'executing' AND a.lease_expires_at < clock_timestamp()
     RETURNING a, d.lease_owner AS owner
@@ -199,3 +310,18 @@ WITH c AS (
     SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
 )
 SELECT count(*) AS expired FROM u WHERE (SELECT count(*) FROM ob) > 0;
+
+-- name: grant_states
+-- Per grant for the api's /metrics: paused (0/1), throttled until (unix s,
+-- 0: not throttled), calls queued (approved), calls in flight (unexpired
+-- leases: what max_in_flight counts).
+SELECT g.id AS grant_id, (g.paused_at IS NOT NULL)::int AS paused,
+       CASE WHEN f.throttled_until > now() THEN extract(epoch FROM f.throttled_until)
+            ELSE 0 END::float8 AS throttled_until_s,
+       (SELECT count(*) FROM approvals a WHERE a.grant_id = g.id AND a.status = 'approved')
+           AS queued,
+       (SELECT count(*) FROM approvals a WHERE a.grant_id = g.id AND a.status = 'executing'
+          AND a.lease_expires_at > now()) AS in_flight
+FROM grants g LEFT JOIN grant_flow f ON f.grant_id = g.id
+WHERE g.disabled_at IS NULL
+ORDER BY g.id;

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -452,6 +452,7 @@ class RecordedRequest:
     body: bytes
     time: float  # time.time() when the request (with its body) had arrived
     monotonic: float  # time.monotonic() at the same moment
+    status: int = 0  # the status the stub decided to answer (0: closed without one)
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -469,6 +470,7 @@ class _Rule:
     close_without_response: bool
     times: int | None  # None = until reprogrammed or reset
     seq: int = field(default=0)
+    done: threading.Event | None = None  # idempotent mode: set when the first request finished
 
 
 class _StubServer(http.server.ThreadingHTTPServer):
@@ -509,16 +511,19 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         stub = self.server.stub
-        rule = stub._record_and_match(
-            RecordedRequest(
-                method=self.command,
-                path=self.path,
-                headers=headers,
-                body=body,
-                time=time.time(),
-                monotonic=time.monotonic(),
-            )
-        )
+        request = RecordedRequest(method=self.command, path=self.path, headers=headers, body=body,
+                                  time=time.time(), monotonic=time.monotonic())
+        with stub._active_lock:
+            stub._active += 1
+            stub.max_concurrent = max(stub.max_concurrent, stub._active)
+        try:
+            self._answer(stub, request)
+        finally:
+            with stub._active_lock:
+                stub._active -= 1
+
+    def _answer(self, stub: StubProvider, request: RecordedRequest) -> None:
+        rule = stub._record_and_match(request)
         if rule is None:
             status = 200
             payload = json.dumps({"ok": True, "path": self.path}).encode()
@@ -527,6 +532,13 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
         else:
             status, payload, extra = rule.status, rule.body, dict(rule.headers)
             delay, close, retry_after = rule.delay, rule.close_without_response, rule.retry_after
+        if rule is not None and rule.done is not None:
+            # An idempotent provider: wait for the first request of this key to finish.
+            if stub._closing.wait(delay):
+                close = True
+            else:
+                rule.done.set()
+            delay = 0.0
         if delay > 0 and stub._closing.wait(delay):
             close = True  # the stub is shutting down: do not answer late
         if close:
@@ -543,9 +555,12 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
             if name.lower() != "content-length":
                 self.send_header(name, str(value))
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True  # the client gave up (its timeout): nothing to do
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
@@ -573,16 +588,54 @@ class StubProvider:
         self._rules: list[_Rule] = []
         self._seq = 0
         self._closing = threading.Event()
+        self._active_lock = threading.Lock()
+        self._active = 0
+        self.max_concurrent = 0  # most requests being handled at once (arrival to answer)
+        self._buckets: dict[str, list[float]] = {}  # prefix -> [rate, burst, tokens, at, retry_after]
+        self._keys: dict[str, tuple[threading.Event, float]] = {}  # idempotency: key -> (done, delay)
+        self._idem: dict[str, tuple[int, float]] = {}  # prefix -> (slow_every, slow_delay)
         self._server = _StubServer(("127.0.0.1", 0), _StubHandler)
         self._server.stub = self
         self.port: int = int(self._server.server_address[1])
-        self._thread = threading.Thread(
+        self._thread = self._serve()
+
+    def _serve(self) -> threading.Thread:
+        thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
             name=f"stub-provider-{self.port}",
             daemon=True,
         )
-        self._thread.start()
+        thread.start()
+        return thread
+
+    def down(self) -> None:
+        """Stop listening (connections are refused) until :meth:`up`; same port after."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=scaled(5))
+
+    def up(self) -> None:
+        """Listen again on the same port after :meth:`down`."""
+        self._server = _StubServer(("127.0.0.1", self.port), _StubHandler)
+        self._server.stub = self
+        self._thread = self._serve()
+
+    def rate_limit(self, path_prefix: str, rate: float, burst: int, retry_after: int = 1) -> None:
+        """Requests under `path_prefix` draw from a token bucket (`rate` per second,
+        `burst` deep, full at first); without a token the answer is 429 with
+        Retry-After: `retry_after`, as a rate-limited provider answers."""
+        with self._lock:
+            self._buckets[path_prefix] = [float(rate), float(burst), float(burst),
+                                          time.monotonic(), float(retry_after)]
+
+    def idempotent(self, path_prefix: str, slow_every: int, slow_delay: float) -> None:
+        """Requests under `path_prefix` behave as Stripe's idempotency keys do: the
+        first request of a key is processed (every `slow_every`-th key takes
+        `slow_delay` s), a request of a key still in progress is answered 409
+        idempotency_key_in_use at once, and one of a finished key replays 200."""
+        with self._lock:
+            self._idem[path_prefix] = (slow_every, slow_delay)
 
     @property
     def url(self) -> str:
@@ -633,9 +686,46 @@ class StubProvider:
                 self._rules = [r for r in self._rules if not (r.path_prefix == path_prefix and r.times is None)]
             self._rules.append(rule)
 
+    def _special(self, request: RecordedRequest) -> _Rule | None:
+        """The rate-limit and idempotency modes (with the lock held)."""
+        for prefix, b in self._buckets.items():
+            if request.path.startswith(prefix):
+                now = time.monotonic()
+                b[2] = min(b[1], b[2] + (now - b[3]) * b[0])
+                b[3] = now
+                if b[2] < 1:
+                    return _Rule(prefix, 429, b'{"error":{"type":"rate_limit_error"}}', {}, 0.0,
+                                 int(b[4]), False, None)
+                b[2] -= 1
+        for prefix, (every, slow) in self._idem.items():
+            if not request.path.startswith(prefix):
+                continue
+            key = request.headers.get("idempotency-key", "")
+            if key in self._keys:
+                done, _ = self._keys[key]
+                if done.is_set():
+                    return _Rule(prefix, 200, b'{"replayed":true}', {"Idempotent-Replayed": "true"},
+                                 0.0, None, False, None)
+                return _Rule(prefix, 409, b'{"error":{"code":"idempotency_key_in_use","type":'
+                             b'"idempotency_error"}}', {}, 0.0, None, False, None)
+            delay = slow if len(self._keys) % every == 0 else 0.0
+            self._keys[key] = (threading.Event(), delay)
+            return _Rule(prefix, 200, b'{"processed":true}', {}, delay, None, False, None,
+                         done=self._keys[key][0])
+        return None
+
+    def processed_keys(self) -> int:
+        """Idempotency keys the stub processed (each once, whatever the retries)."""
+        with self._lock:
+            return len(self._keys)
+
     def _record_and_match(self, request: RecordedRequest) -> _Rule | None:
         with self._lock:
-            self._requests.append(request)
+            special = self._special(request)
+            if special is not None:
+                self._requests.append(replace(request, status=special.status))
+                self._changed.notify_all()
+                return special
             candidates = [r for r in self._rules if request.path.startswith(r.path_prefix)]
             rule: _Rule | None = None
             if candidates:
@@ -647,6 +737,9 @@ class StubProvider:
                     rule.times -= 1
                     if rule.times <= 0:
                         self._rules.remove(rule)
+            answer = 0 if rule is not None and rule.close_without_response else \
+                (rule.status if rule is not None else 200)
+            self._requests.append(replace(request, status=answer))
             self._changed.notify_all()
             return rule
 
@@ -707,6 +800,78 @@ class StubProvider:
 
     def __repr__(self) -> str:
         return f"StubProvider(url={self.url!r})"
+
+
+class SlowAcceptProvider:
+    """A provider with a small accept queue that accepts slowly, as Python's
+    ThreadingHTTPServer does under load: listen(`backlog`), then one accept()
+    every `accept_every` seconds. Each connection is read to the end of its
+    request (or EOF) and answered 200 with Connection: close. Its own log,
+    :attr:`arrivals`, says which requests' bytes arrived (idempotency key,
+    bytes, time), so a test can tell "never sent" from "sent, maybe late".
+    """
+
+    def __init__(self, backlog: int = 1, accept_every: float = 0.05) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(backlog)
+        self._sock.settimeout(0.1)
+        self.port: int = int(self._sock.getsockname()[1])
+        self.accept_every = accept_every
+        self.arrivals: list[dict[str, Any]] = []  # {"key", "bytes", "time"}
+        self.empty = 0  # connections accepted that carried no request byte
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"slow-accept-{self.port}")
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            self._closing.wait(self.accept_every)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        data = b""
+        with contextlib.suppress(OSError), conn:
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+            fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
+            need = int(fields.get(b"content-length", b"0"))
+            while len(rest) < need:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            with self._lock:
+                if data:
+                    self.arrivals.append({"key": fields.get(b"idempotency-key", b"").decode(),
+                                          "bytes": len(data), "time": time.time()})
+                else:
+                    self.empty += 1
+            if data:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}")
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=scaled(5))
+        self._sock.close()
 
 
 # ---------------------------------------------------------------------------
