@@ -32,6 +32,7 @@ import platform
 import random
 import re
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,7 +49,7 @@ from approver import Approver  # tests/integration (on sys.path through benchlib
 from benchlib import (BENCH_DIR, BUILD_DIR, REPO_ROOT, Deployment, HttpConn, Kafka, Postgres,
                       Progress, Provider, fmt_ms, fmt_rate, free_port, pct, say)
 
-ALL = ["a", "pgbench", "b", "river", "c", "d", "e", "f", "g"]
+ALL = ["a", "pgbench", "b", "river", "c", "d", "e", "f", "g", "h"]
 EXTRA = ["plans"]   # run only when named in --only
 
 TARGETS = {
@@ -600,6 +601,43 @@ def scenario_b(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------
 
 
+def batch_decided(ctx: Ctx, d: Deployment, bid: str, n: int,
+                  prog: Progress) -> tuple[float, float, float, float]:
+    """Produces a batch of n members with its seal in the middle in one Kafka transaction,
+    waits until it is decidable, and approves it as a browser does (sign-in link, page,
+    form POST). Returns (seconds from the commit to decidable, page GET s, decision POST s,
+    wall time of the POST)."""
+    msgs = [(f"{bid}-{i}", d.envelope(f"{bid}-{i}", 100 + i % 900, bid)) for i in range(n)]
+    msgs.insert(n // 2, (bid, d.seal(bid, n)))   # the seal arrives among the members
+    t0 = produce_transaction(d, msgs, n + 1, bid, prog)
+    deadline = time.monotonic() + 120 * ctx.args.timeout_mult
+    row: tuple[Any, ...] = ()
+    while time.monotonic() < deadline:
+        rows = d.sql("SELECT status, members, extract(epoch FROM decidable_at) FROM batches "
+                     "WHERE id = %s", bid)
+        row = rows[0] if rows else ()
+        prog.update(f"{row[1] if row else 0}/{n} members stored ({row[0] if row else 'no batch yet'})")
+        if row and row[0] == "decidable":
+            break
+        time.sleep(0.02)
+    if not row or row[0] != "decidable":
+        raise RuntimeError(f"batch not decidable within the deadline: {row}")
+    # The approver signs in with the one-time link of `batch links` (one POST: the
+    # session cookie and the batch page), then opens the page and decides there.
+    with Approver() as person:
+        person.http.timeout = httpx.Timeout(120.0)
+        page = person.sign_in(d.batch_link(bid))
+        tg = time.monotonic()
+        form = person.form(page)           # GET the page (first page of items), read its form
+        page_s = time.monotonic() - tg
+        td = time.time()
+        r = person.post(page, {**form, "decision": "approve", "reason": "bench"})
+        post_s = time.time() - td
+    if r.status_code != 200:
+        raise RuntimeError(f"batch decision: HTTP {r.status_code}: {r.text[:200]}")
+    return float(row[2]) - t0, page_s, post_s, td
+
+
 def scenario_g(ctx: Ctx) -> None:
     """Issue 8's batch figures: a batch of --batch-members members produced with its seal
     (seal in the middle, members on every partition); then the approver signs in, and the
@@ -618,35 +656,7 @@ def scenario_g(ctx: Ctx) -> None:
         bid = f"bench-{n}"
         cpu = CpuMeter(ctx, {"workers": [w.pid for w in d.workers], "api": [api.pid]})
         cpu.start()
-        msgs = [(f"{bid}-{i}", d.envelope(f"{bid}-{i}", 100 + i % 900, bid)) for i in range(n)]
-        msgs.insert(n // 2, (bid, d.seal(bid, n)))   # the seal arrives among the members
-        t0 = produce_transaction(d, msgs, n + 1, bid, prog)
-        deadline = time.monotonic() + 120 * a.timeout_mult
-        row: tuple[Any, ...] = ()
-        while time.monotonic() < deadline:
-            rows = d.sql("SELECT status, members, extract(epoch FROM decidable_at) FROM batches "
-                         "WHERE id = %s", bid)
-            row = rows[0] if rows else ()
-            prog.update(f"{row[1] if row else 0}/{n} members stored ({row[0] if row else 'no batch yet'})")
-            if row and row[0] == "decidable":
-                break
-            time.sleep(0.02)
-        if not row or row[0] != "decidable":
-            raise RuntimeError(f"batch not decidable within the deadline: {row}")
-        decidable_s = float(row[2]) - t0
-        # The approver signs in with the one-time link of `batch links` (one POST: the
-        # session cookie and the batch page), then opens the page and decides there.
-        with Approver() as person:
-            person.http.timeout = httpx.Timeout(120.0)
-            page = person.sign_in(d.batch_link(bid))
-            tg = time.monotonic()
-            form = person.form(page)           # GET the page (first page of items), read its form
-            page_s = time.monotonic() - tg
-            td = time.time()
-            r = person.post(page, {**form, "decision": "approve", "reason": "bench"})
-            post_s = time.time() - td
-        if r.status_code != 200:
-            raise RuntimeError(f"batch decision: HTTP {r.status_code}: {r.text[:200]}")
+        decidable_s, page_s, post_s, td = batch_decided(ctx, d, bid, n, prog)
         decided_at = float(d.one("SELECT extract(epoch FROM decided_at) FROM batches WHERE id = %s", bid))
         prog.update("executing the members")
         deadline = time.monotonic() + max(120.0, n / 200.0) * a.timeout_mult
@@ -685,6 +695,66 @@ def scenario_g(ctx: Ctx) -> None:
         noise(ctx, sec, cpu, what="the scenario")
     finally:
         ctx.undeploy(d)
+
+
+def scenario_h(ctx: Ctx) -> None:
+    """Issue 14: a batch of --limited-members (10 000) against a provider that allows
+    --limited-rate calls/s (100; burst 10) and answers 429 + Retry-After: 1 beyond
+    (the tests' stub provider in its rate-limit mode). The grant is set a little under
+    the provider's limit (--rate 0.9x, burst 10), 2 workers. Reports the drain time from
+    the decision to the last outcome, the rate the provider saw, its 429s, and failures."""
+    from services import StubProvider   # tests/integration: the stub with a token bucket
+    a = ctx.args
+    n, limit = a.limited_members, a.limited_rate
+    prog = Progress(f"h: batch of {n} vs a {limit:.0f} calls/s provider")
+    stub = StubProvider()
+    stub.rate_limit("/", rate=limit, burst=10, retry_after=1)
+    assert ctx.pg and ctx.kafka
+    d = Deployment("limited", ctx.pg, ctx.kafka, stub, ctx.logs, partitions=6)  # type: ignore[arg-type]
+    ctx.deployments.append(d)
+    try:
+        d.setup("always", amount_field="amount")
+        d.cli("grant", "set", "stripe", "--policy", "pay", "--agents", "bot1", "--secret-stdin",
+              "--allow", stub.url, "--idempotency-keys", "--rate", f"{limit * 0.9:g}/s",
+              "--burst", "10", input="sk_bench_" + secrets.token_hex(12) + "\n")
+        d.create_topics()
+        d.start_api()
+        d.start_workers(2)
+        d.start_scheduler()
+        bid = f"limited-{n}"
+        _, _, _, td = batch_decided(ctx, d, bid, n, prog)
+        decided_at = float(d.one("SELECT extract(epoch FROM decided_at) FROM batches WHERE id = %s", bid))
+        deadline = time.monotonic() + (n / limit * 3 + 120) * a.timeout_mult
+        done = 0
+        while time.monotonic() < deadline and done < n:
+            done = int(d.one("SELECT count(*) FROM approvals WHERE batch_id = %s AND status IN "
+                             "('executed', 'failed')", bid))
+            prog.update(f"{done}/{n} members done")
+            time.sleep(0.5)
+        last = float(d.one("SELECT extract(epoch FROM max(executed_at)) FROM approvals "
+                           "WHERE batch_id = %s", bid) or "nan")
+        failed = int(d.one("SELECT count(*) FROM approvals WHERE batch_id = %s AND "
+                           "(status = 'failed' OR response_status <> 200)", bid))
+        seen = stub.requests()
+        throttled = sum(1 for r in seen if r.status == 429)
+        ok = sorted(r.time for r in seen if r.status == 200)
+        provider_rate = (len(ok) - 1) / (ok[-1] - ok[0]) if len(ok) > 1 else float("nan")
+        drain = last - decided_at
+        ctx.res.raw["limited"] = {"members": n, "provider_rate": limit, "executed": done,
+                                  "failed": failed, "drain_s": drain, "answered_429": throttled,
+                                  "observed_rate": provider_rate, "decision_post_s": time.time() - td}
+        prog.done(f"{done}/{n} in {drain:.1f} s, {failed} failed, {throttled} answered 429, "
+                  f"{provider_rate:.1f} calls/s at the provider")
+        sec = "(h) rate-limited provider"
+        ideal = n / limit
+        ctx.res.add(sec, f"{n}-member batch vs a {limit:.0f} calls/s provider: decision -> last outcome",
+                    f"{drain:.1f} s ({failed} failed)", f"~{ideal:.0f} s, 0 failed",
+                    verdict(failed == 0 and done >= n and drain <= ideal * 1.25))
+        ctx.res.add(sec, "rate the provider saw (200s) / 429s it answered",
+                    f"{provider_rate:.1f} calls/s / {throttled}")
+    finally:
+        ctx.undeploy(d)
+        stub.close()
 
 
 # ---------------------------------------------------------------------------
@@ -1507,6 +1577,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rss-api-rate", type=float, default=50.0, help="(f) submissions/s of each api client")
     p.add_argument("--rss-interval", type=float, help="(f) seconds between RSS samples (default 3; quick 1)")
     p.add_argument("--batch-members", type=int, help="(g) members of the batch (default 10000; quick 2000)")
+    p.add_argument("--limited-members", type=int, help="(h) members of the batch (default 10000; quick 1000)")
+    p.add_argument("--limited-rate", type=float, default=100.0, help="(h) the provider's calls/s (default 100)")
     p.add_argument("--river-jobs", type=int, help="River: jobs for river bench -n (default 100000; quick 20000)")
     p.add_argument("--pgbench-seconds", type=int, help="pgbench duration (default 15; quick 5)")
     p.add_argument("--pgbench-clients", type=int, default=4, help="pgbench clients (default 4)")
@@ -1524,7 +1596,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = {"n": (20_000, 200_000), "m": (10_000, 100_000), "latency_rate": (0.0, 0.0),
                 "latency_seconds": (3.0, 10.0), "decisions": (1000, 10_000), "waiters": (2000, 10_000),
                 "sweep": (30_000, 1_000_000), "sweep_before": (4.0, 10.0), "rss_total": (20_000, 1_000_000),
-                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "batch_members": (2000, 10_000), "pgbench_seconds": (5, 15)}
+                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "batch_members": (2000, 10_000), "limited_members": (1000, 10_000), "pgbench_seconds": (5, 15)}
     for k, (qv, fv) in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, qv if q else fv)
@@ -1578,7 +1650,7 @@ def main(argv: list[str]) -> int:
         say("bench: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
         runners = {"a": scenario_a, "pgbench": scenario_pgbench, "b": scenario_b, "river": scenario_river,
                    "c": scenario_c, "d": scenario_d, "e": scenario_e, "f": scenario_f,
-                   "g": scenario_g, "plans": scenario_plans}
+                   "g": scenario_g, "h": scenario_h, "plans": scenario_plans}
         for s in args.scenarios:
             try:
                 runners[s](ctx)

@@ -410,8 +410,10 @@ class Deployment:
         if amount_field:
             args += ["--amount-field", amount_field]
         self.cli(*args)
+        # The loopback provider has no limits to protect: no in-flight cap below what
+        # the workers can run (the default, 16, is for real providers).
         g = ["grant", "set", "stripe", "--policy", "pay", "--agents", "bot1", "--secret-stdin",
-             "--allow", self.provider.url]
+             "--allow", self.provider.url, "--max-in-flight", "10000"]
         if idempotency_keys:
             g.append("--idempotency-keys")
         self.cli(*g, input="sk_bench_" + secrets.token_hex(12) + "\n")

@@ -124,6 +124,7 @@ class TlsStubProvider(StubProvider):
         self._rules: list[Any] = []
         self._seq = 0
         self._closing = threading.Event()
+        self._init_modes()
         self._server = _TlsServer(("127.0.0.1", 0), ctx)
         self._server.stub = self
         self.port = int(self._server.server_address[1])

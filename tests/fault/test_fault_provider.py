@@ -1,6 +1,8 @@
 """Provider faults, table-driven in one System: each gives the outcome README.md
 ("Execution") documents, for a grant whose provider honours idempotency keys
-and for one whose provider does not.
+and for one whose provider does not. Both grants have a DEADLINE_S execution
+deadline, so that calls retried without using an attempt (never sent,
+throttled) end within the test.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from services import free_port, wait_for
 
 TIMEOUT_MS = 1500   # the policies' execution timeout
 ATTEMPTS = 3
+DEADLINE_S = 5      # the grants' execution deadline
 
 
 @dataclass
@@ -32,6 +35,9 @@ class Case:
     calls: int | None = None         # requests the provider received
     attempts: int | None = None
     min_gap: float | None = None     # seconds between the first and the last call
+    own_grant: bool = False          # a grant of its own (a 429 makes its whole grant wait)
+    waits: int | None = None         # at least this many retries that used no attempt
+    failures: int | None = None      # attempts used up (failures)
     # Also accepted: on a reused keep-alive connection that dies before any
     # answer, libcurl itself re-sends once within the same attempt (only
     # where the grant honours idempotency keys: worker/call.c forbids reuse
@@ -49,17 +55,25 @@ CASES = [
          attempts=ATTEMPTS),
     Case("5xx-idem-once", True, "http", {"status": 500, "times": 1}, code=200, calls=2,
          attempts=2),
-    # 429 with Retry-After: stored as the answer, or (idempotent) waited for, then retried.
-    Case("429", False, "http", {"status": 429, "retry_after": 2}, code=429, calls=1, attempts=1),
+    # 429 (with Retry-After): the grant waits as told and the call is retried, keys or not
+    # (the provider did not process it), using no attempt; still throttled at the deadline:
+    # failed/rate_limited, never stored as a 429.
+    Case("429", False, "http", {"status": 429, "retry_after": 2, "times": 1}, code=200,
+         calls=2, attempts=2, min_gap=2.0, waits=1, failures=0, own_grant=True),
     Case("429-idem", True, "http", {"status": 429, "retry_after": 2, "times": 1}, code=200,
-         calls=2, attempts=2, min_gap=2.0),
-    # Connection refused: nothing was sent, so retried either way, then failed/connect_failed.
-    Case("refused", False, "refused", {}, "failed", "connect_failed", calls=0, attempts=ATTEMPTS),
-    Case("refused-idem", True, "refused", {}, "failed", "connect_failed", calls=0,
-         attempts=ATTEMPTS),
-    # An untrusted certificate: failed/tls_error, not retried, nothing sent.
-    Case("tls", False, "tls", {}, "failed", "tls_error", calls=0, attempts=1),
-    Case("tls-idem", True, "tls", {}, "failed", "tls_error", calls=0, attempts=1),
+         calls=2, attempts=2, min_gap=2.0, waits=1, failures=0, own_grant=True),
+    Case("429-always", False, "http", {"status": 429, "retry_after": 2}, "failed",
+         "rate_limited", waits=1, failures=0, own_grant=True),
+    # Connection refused: nothing was sent, so retried either way without using an attempt,
+    # until the deadline: failed/connect_failed.
+    Case("refused", False, "refused", {}, "failed", "connect_failed", calls=0, waits=2,
+         failures=0),
+    Case("refused-idem", True, "refused", {}, "failed", "connect_failed", calls=0, waits=2,
+         failures=0),
+    # An untrusted certificate: the handshake fails before any request byte: retried
+    # until the deadline as never sent, then failed/tls_error; nothing sent.
+    Case("tls", False, "tls", {}, "failed", "tls_error", calls=0, waits=2, failures=0),
+    Case("tls-idem", True, "tls", {}, "failed", "tls_error", calls=0, waits=2, failures=0),
     # The connection closed after the call was sent: outcome_unknown unless idempotent.
     Case("cut", False, "http", {"close_without_response": True}, "failed", "outcome_unknown",
          calls=1, attempts=1),
@@ -77,6 +91,10 @@ TRUSTED = [
 def _check(system: System, bases: dict[str, Any], case: Case) -> dict[str, Any]:
     a = system.wait_status(case.name, {"executed", "failed"}, timeout=30)
     got = {"status": a["status"], "error": a["error_code"], "attempts": a["attempts"]}
+    if case.waits is not None:
+        assert a["waits"] >= case.waits, f"{case.name}: {a['waits']} retries without an attempt"
+    if case.failures is not None:
+        assert a["failures"] == case.failures, f"{case.name}: {a['failures']} attempts used"
     stub = bases["stub"] if case.where == "http" else bases["tls_stub"]
     calls = [] if case.where == "refused" else stub.requests(f"/v1/refunds/{case.name}/")
     want = {"status": case.status, "error": case.error,
@@ -110,15 +128,20 @@ def test_provider_faults_give_the_documented_outcome(system: System) -> None:
         system.cli("policy", "set", "pay-idem", "--mode", "never", "--rules", "[]", "--quorum",
                    "1", "--approvers", "alice,bob", "--timeout", str(TIMEOUT_MS),
                    "--attempts", str(ATTEMPTS))
-        args = ["grant", "set", "stripe-idem", "--policy", "pay-idem", "--agents", "bot1",
-                "--secret-stdin", "--idempotency-keys"]
-        for b in allow:
-            args += ["--allow", b]
-        system.cli(*args, input=system.secret + "\n")
+        own = [(f"g-{c.name}", "pay-idem" if c.idempotent else "pay",
+                ["--idempotency-keys"] if c.idempotent else []) for c in CASES if c.own_grant]
+        for grant, policy, extra in [("stripe", "pay", []),
+                                     ("stripe-idem", "pay-idem", ["--idempotency-keys"]), *own]:
+            args = ["grant", "set", grant, "--policy", policy, "--agents", "bot1",
+                    "--secret-stdin", "--deadline", str(DEADLINE_S), *extra]
+            for b in allow:
+                args += ["--allow", b]
+            system.cli(*args, input=system.secret + "\n")
 
         def envelope(case: Case) -> dict[str, Any]:
             return system.envelope(case.name, url=f"{bases[case.where]}/v1/refunds/{case.name}/",
-                                   grant_id="stripe-idem" if case.idempotent else "stripe")
+                                   grant_id=f"g-{case.name}" if case.own_grant else
+                                   "stripe-idem" if case.idempotent else "stripe")
 
         for case in CASES + TRUSTED:
             if case.program:
@@ -138,12 +161,14 @@ def test_provider_faults_give_the_documented_outcome(system: System) -> None:
         system.produce(*[envelope(c) for c in TRUSTED])
         outcomes.update({c.name: _check(system, bases, c) for c in TRUSTED})
 
-        # Retries of nothing-sent calls are audited, one per retry.
+        # Retries are audited, one per retry, and only where the table says so.
         retries = dict(system.sql(
             "SELECT a.request_id, count(*) FROM audit x JOIN approvals a ON a.id = x.approval_id "
             "WHERE x.action = 'execution.retry' GROUP BY 1"))
-        assert retries.get("refused") == ATTEMPTS - 1 and retries.get("refused-idem") == ATTEMPTS - 1
-        assert "slow" not in retries and "cut" not in retries and "tls" not in retries
+        waits = dict(system.sql("SELECT request_id, waits + failures FROM approvals"))
+        for name in ("refused", "refused-idem", "tls", "429", "429-always", "5xx-idem"):
+            assert retries.get(name) == waits[name] >= 1, (name, retries.get(name), waits[name])
+        assert "slow" not in retries and "cut" not in retries and "5xx" not in retries
 
         # Every outcome reached the results topic as stored.
         grouped = results_by_approval(system, {str(a["id"]) for a in outcomes.values()})

@@ -516,9 +516,18 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
         with stub._active_lock:
             stub._active += 1
             stub.max_concurrent = max(stub.max_concurrent, stub._active)
+        self._counted = True
         try:
             self._answer(stub, request)
         finally:
+            self._done_counting(stub)
+
+    def _done_counting(self, stub: StubProvider) -> None:
+        # A request stops counting as concurrent when its answer starts: the
+        # client cannot start another call on the strength of this one's answer
+        # before that, whenever this thread gets to run again.
+        if self._counted:
+            self._counted = False
             with stub._active_lock:
                 stub._active -= 1
 
@@ -541,6 +550,7 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
             delay = 0.0
         if delay > 0 and stub._closing.wait(delay):
             close = True  # the stub is shutting down: do not answer late
+        self._done_counting(stub)
         if close:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -588,16 +598,21 @@ class StubProvider:
         self._rules: list[_Rule] = []
         self._seq = 0
         self._closing = threading.Event()
-        self._active_lock = threading.Lock()
-        self._active = 0
-        self.max_concurrent = 0  # most requests being handled at once (arrival to answer)
-        self._buckets: dict[str, list[float]] = {}  # prefix -> [rate, burst, tokens, at, retry_after]
-        self._keys: dict[str, tuple[threading.Event, float]] = {}  # idempotency: key -> (done, delay)
-        self._idem: dict[str, tuple[int, float]] = {}  # prefix -> (slow_every, slow_delay)
+        self._init_modes()
         self._server = _StubServer(("127.0.0.1", 0), _StubHandler)
         self._server.stub = self
         self.port: int = int(self._server.server_address[1])
         self._thread = self._serve()
+
+    def _init_modes(self) -> None:
+        """The state of the concurrency count and of the rate-limit and idempotency modes
+        (a subclass that builds its own server calls this too)."""
+        self._active_lock = threading.Lock()
+        self._active = 0
+        self.max_concurrent = 0  # most requests being handled at once (arrival to answer start)
+        self._buckets: dict[str, list[float]] = {}  # prefix -> [rate, burst, tokens, at, retry_after]
+        self._keys: dict[str, tuple[threading.Event, float]] = {}  # idempotency: key -> (done, delay)
+        self._idem: dict[str, tuple[int, float]] = {}  # prefix -> (slow_every, slow_delay)
 
     def _serve(self) -> threading.Thread:
         thread = threading.Thread(

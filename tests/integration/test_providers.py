@@ -8,7 +8,6 @@ records or from Postgres, not from timing inside the test.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from typing import Any
@@ -130,12 +129,9 @@ def test_rate_limited_batch_is_paced_and_never_stored_as_429(system: System) -> 
     system.worker("w1", CS_INGEST_LINGER_MS="50", CS_METRICS_PORT=str(port))
     system.scheduler()
     n = RATE_MEMBERS
-    msgs = [(f"m{i}".encode(), json.dumps(system.envelope(f"m{i:05d}", path=f"/v1/refunds/{i}",
-                                                          batch_id="big")).encode())
-            for i in range(n)]
-    msgs.append((b"seal", json.dumps({"type": "seal", "agent": "bot1", "batch_id": "big",
-                                      "count": n}).encode()))
-    system.kafka.produce_many(system.topics["requests"], msgs)
+    system.produce(*[system.envelope(f"m{i:05d}", path=f"/v1/refunds/{i}", batch_id="big")
+                     for i in range(n)],
+                   {"type": "seal", "agent": "bot1", "batch_id": "big", "count": n})
     wait_for(lambda: count_status(system).get("pending", 0) == n, 120, what=f"{n} pending")
     # The second worker joins once the batch is in (its joining the consumer group
     # while 2,000 members are being ingested is not what this test is about).
