@@ -72,21 +72,26 @@ static void grant_states(struct cs_buf *b, const PGresult *res)
 {
     static const struct {
         const char *name, *help;
+        int col;
     } fam[] = {
-        {"countersign_grant_paused", "1 while an operator has paused the grant"},
+        {"countersign_grant_paused", "1 while an operator has paused the grant",
+         CSC_GRANT_STATES_PAUSED},
         {"countersign_grant_throttled_until_seconds",
-         "unix time until which the provider throttled the grant (429/503), 0 when not"},
+         "unix time until which the provider throttled the grant (429/503), 0 when not",
+         CSC_GRANT_STATES_THROTTLED_UNTIL_S},
         {"countersign_grant_queued", "calls approved and waiting to start (limits, throttle, "
-                                     "pause or a retry time)"},
+                                     "pause or a retry time)", CSC_GRANT_STATES_QUEUED},
         {"countersign_grant_in_flight_leases", "calls in flight across the fleet (unexpired "
-                                               "leases: what max_in_flight counts)"},
+                                               "leases: what max_in_flight counts)",
+         CSC_GRANT_STATES_IN_FLIGHT},
     };
     char labels[160];
     for (int f = 0; f < 4; f++) {
         cs_metrics_family(b, fam[f].name, "gauge", fam[f].help);
         for (int r = 0; r < PQntuples(res); r++) {
-            snprintf(labels, sizeof(labels), "grant=\"%s\"", cs_db_str(res, r, 0));
-            cs_metrics_value(b, fam[f].name, labels, strtod(cs_db_str(res, r, f + 1), NULL));
+            snprintf(labels, sizeof(labels), "grant=\"%s\"",
+                     cs_db_str(res, r, CSC_GRANT_STATES_GRANT_ID));
+            cs_metrics_value(b, fam[f].name, labels, strtod(cs_db_str(res, r, fam[f].col), NULL));
         }
     }
 }

@@ -178,8 +178,7 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
 /* Columns of grant_load (sql/queries/catalog.sql). */
 enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
        P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED,
-       G_IN_PROGRESS };
+       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -212,7 +211,7 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->idempotency_keys = cs_db_bool(res, 0, G_IDEM);
     g->disabled = cs_db_bool(res, 0, G_DISABLED);
     g->paused = cs_db_bool(res, 0, G_PAUSED);
-    const char *pat = cs_db_str(res, 0, G_IN_PROGRESS);
+    const char *pat = cs_db_str(res, 0, CSC_GRANT_LOAD_IN_PROGRESS_PATTERN);
     if (pat) {
         g->in_progress_re = cs_malloc(sizeof(regex_t));
         if (regcomp(g->in_progress_re, pat, REG_EXTENDED | REG_NOSUB) != 0) {
