@@ -23,7 +23,7 @@ CLIENT_EXAMPLES := $(BUILD)/examples/submit_and_wait $(BUILD)/examples/produce_r
 # Kept (not intermediate), so a second make has nothing to do.
 .SECONDARY: $(call obj,examples/submit_and_wait.c examples/produce_request.c \
 	examples/submit_batch.c client/test_client.c client/test_batch.c \
-	client/test_failures.c)
+	client/test_failures.c client/test_producer.c)
 CLIENT_TEST := $(BUILD)/tests/test_client
 
 .PHONY: client client-check
@@ -41,7 +41,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(CLIENT_LIB)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
 
 $(CLIENT_TEST): $(BUILD)/obj/client/test_client.o $(BUILD)/obj/client/test_batch.o \
-		$(BUILD)/obj/client/test_failures.o $(CLIENT_LIB)
+		$(BUILD)/obj/client/test_failures.o $(BUILD)/obj/client/test_producer.o $(CLIENT_LIB)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(CLIENT_LIB) $(CLIENT_LIBS)

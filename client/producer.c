@@ -66,9 +66,37 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     (void)buf;
 }
 
+/* True when name is a setting the producer makes itself (its guarantees rest on them). */
+static bool locked(const char *name)
+{
+    static const char *const own[] = {"bootstrap.servers", "enable.idempotence", "acks",
+                                      "message.timeout.ms", NULL};
+    for (const char *const *o = own; *o; o++)
+        if (!strcmp(name, *o))
+            return true;
+    return false;
+}
+
+/* True when the value of librdkafka property name is a secret (never in an error). */
+static bool secret_prop(const char *name)
+{
+    size_t n = strlen(name);
+    return strstr(name, "password") || strstr(name, "secret") ||
+           strstr(name, "oauthbearer.config") || (n > 4 && !strcmp(name + n - 4, ".pem"));
+}
+
 struct countersign_producer *countersign_producer_new(const char *brokers,
                                                       const char *topic_prefix,
                                                       char err[COUNTERSIGN_ERRLEN])
+{
+    return countersign_producer_new_props(brokers, topic_prefix, NULL, 0, err);
+}
+
+struct countersign_producer *countersign_producer_new_props(const char *brokers,
+                                                            const char *topic_prefix,
+                                                            const char *const *props,
+                                                            size_t n_props,
+                                                            char err[COUNTERSIGN_ERRLEN])
 {
     char errstr[512];
     if (!brokers || !*brokers) {
@@ -93,6 +121,20 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
             RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka %s: %s", settings[i][0], errstr);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < n_props; i++) {
+        const char *k = props[2 * i], *v = props[2 * i + 1];
+        const char *why = !k || !v ? "a name and a value are required"
+                        : locked(k) ? "set by the producer itself" : NULL;
+        if (!why && rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+            why = secret_prop(k) ? "refused by librdkafka (a secret: the value is not shown)"
+                                 : errstr;
+        if (why) {
+            rd_kafka_conf_destroy(conf);
+            client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka property %s: %s",
+                       k ? k : "(null)", why);
             return NULL;
         }
     }

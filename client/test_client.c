@@ -680,65 +680,6 @@ static void cancel(struct countersign_client *c)
     countersign_response_free(p);
 }
 
-struct countersign_producer *signing_producer(char *err)
-{
-    const char *brokers = getenv("CS_KAFKA_BROKERS"), *prefix = getenv("CS_TOPIC_PREFIX");
-    struct countersign_producer *p = countersign_producer_new(brokers, prefix, err);
-    if (p && countersign_producer_set_signing_key(p, getenv("COUNTERSIGN_SIGNING_KEY_ID"),
-                                                  getenv("COUNTERSIGN_SIGNING_SECRET"),
-                                                  err) != COUNTERSIGN_OK) {
-        countersign_producer_free(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* The signer against the vector of tests/unit/test_envsig.c, and its refusals. */
-static void sign_vector(void)
-{
-    static const char secret[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    static const char value[] = "{\"request_id\":\"r1\",\"agent\":\"bot1\"}";
-    char out[COUNTERSIGN_SIGNATURE_MAX], err[COUNTERSIGN_ERRLEN];
-    enum countersign_code rc = countersign_sign_envelope("csk_00112233aabbccdd", secret,
-                                                         1700000000, value, strlen(value), out, err);
-    CHECK(rc == COUNTERSIGN_OK && !strcmp(out, "t=1700000000,k=csk_00112233aabbccdd,v1=2ea8549c31b92616"
-                                                "b700405b319ad33e82a9b21ec01dea7f5ca8362fe651330a"),
-          "the documented vector: %s", rc ? err : out);
-    rc = countersign_sign_envelope("csk_00112233AABBCCDD", secret, 1, value, 1, out, err);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "an upper-case key id is refused: %s", err);
-    rc = countersign_sign_envelope("csk_00112233aabbccdd", "abc", 1, value, 1, out, err);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "a short secret is refused: %s", err);
-}
-
-static void produce(void)
-{
-    char err[COUNTERSIGN_ERRLEN];
-    sign_vector();
-    struct countersign_producer *p = signing_producer(err);
-    if (!CHECK(p != NULL, "producer_new: %s", p ? "ok" : err))
-        return;
-    char *url = stub("/v1/refunds/kafka");
-    const struct countersign_header hdrs[] = {{"X-Trace", "c-kafka"}};
-    struct countersign_envelope env = {
-        .request_id = "c-produce-1", .agent = "bot1", .grant_id = "stripe", .method = "POST",
-        .url = url, .json = "{\"amount\":500,\"charge\":\"ch_1\"}", .headers = hdrs,
-        .n_headers = 1, .reason = "customer charged twice, ticket #4312",
-        .context = "{\"ticket\":4312}",
-    };
-    enum countersign_code rc = countersign_produce_request(p, &env, err);
-    CHECK(rc == COUNTERSIGN_OK, "produce c-produce-1 (needs approval): %s", err);
-    env.request_id = "c-produce-2";
-    env.json = "{\"amount\":20}";
-    rc = countersign_produce_request(p, &env, err);
-    CHECK(rc == COUNTERSIGN_OK, "produce c-produce-2 (no approval needed): %s", err);
-    env.agent = NULL;
-    rc = countersign_produce_request(p, &env, err);
-    CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "an envelope without agent is refused: %s", err);
-    countersign_producer_free(p);
-    CHECK(countersign_producer_new("", NULL, err) == NULL, "no brokers refused: %s", err);
-    cs_free(url);
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -777,7 +718,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "errors"))
             test_errors(c);
         else if (!strcmp(argv[i], "produce"))
-            produce();
+            test_produce();
         else if (!strcmp(argv[i], "retries"))
             test_retries();
         else if (!strcmp(argv[i], "batch"))

@@ -37,6 +37,7 @@ long decide_batch(const char *batch_id, const char *approver, const char *decisi
                   const char *except, const char *reason, char *why, size_t wn);
 void test_errors(struct countersign_client *c);
 void test_retries(void);
+void test_produce(void);
 void test_batch(struct countersign_client *c);
 void test_batch_kafka(struct countersign_client *c);
 

@@ -527,6 +527,22 @@ struct countersign_producer *countersign_producer_new(const char *brokers,
                                                       char err[COUNTERSIGN_ERRLEN]);
 
 /*
+ * countersign_producer_new() for a cluster that wants SASL or TLS: props
+ * holds n_props librdkafka properties as name, value, name, value, ...
+ * (e.g. "security.protocol", "SASL_SSL", "sasl.mechanisms", "SCRAM-SHA-512",
+ * "sasl.username", ..., "sasl.password", ..., "ssl.ca.location", ...,
+ * "ssl.certificate.location", ..., "ssl.key.location", ...), borrowed.
+ * bootstrap.servers, enable.idempotence, acks and message.timeout.ms are the
+ * producer's own and refused; a refused secret (a password, *.pem) is never
+ * quoted in err. SCRAM against Kafka 4.x needs librdkafka 2.6.1 or later.
+ */
+struct countersign_producer *countersign_producer_new_props(const char *brokers,
+                                                            const char *topic_prefix,
+                                                            const char *const *props,
+                                                            size_t n_props,
+                                                            char err[COUNTERSIGN_ERRLEN]);
+
+/*
  * Enqueues one envelope, keyed by its request_id, and waits for the broker's
  * delivery report: COUNTERSIGN_OK means the broker has stored it (the worker
  * will ingest it; a repeated request_id is a no-op there). Blocks for at most

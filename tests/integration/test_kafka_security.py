@@ -39,6 +39,7 @@ import pytest
 
 from harness import System, safe_name
 from services import Kafka, Postgres, StubProvider, free_port, scaled, wait_for
+from test_sdk_c import c_bins, run_c, start  # noqa: F401 (c_bins is a fixture)
 
 SCRAM_USER, SCRAM_PASS = "cs-scram", "scram-" + secrets.token_hex(12)
 PLAIN_USER, PLAIN_PASS = "cs-plain", "plain-" + secrets.token_hex(12)
@@ -249,3 +250,17 @@ def test_locked_unknown_and_malformed_properties_are_refused(secure: System) -> 
     assert res.returncode != 0 and "no.such.thing" in res.stderr
     res = secure.cli("topics", "create", check=False, env={"CS_KAFKA_PROP_SASL-USERNAME": "x"})
     assert res.returncode != 0 and "CS_KAFKA_PROP_SASL-USERNAME" in res.stderr
+
+
+def test_c_client_producer_over_sasl_ssl(secure: System, sasl_kafka: SaslKafka,
+                                         c_bins: Path) -> None:
+    """The C client's producer (countersign_producer_new_props) with PLAIN and a client
+    certificate: its signed envelopes are ingested like any other."""
+    secure.env.update(env_props(sasl_kafka.client_props("PLAIN")))
+    secure.env["COUNTERSIGN_TEST_KAFKA_PROPS"] = "\n".join(
+        f"{k}={v}" for k, v in sasl_kafka.client_props("PLAIN").items())
+    url, key = start(secure)
+    out = run_c(secure, url, key, "produce", min_checks=5)
+    assert PLAIN_PASS not in out and KEY_PASS not in out
+    secure.wait_status("c-produce-1", "pending")
+    secure.wait_status("c-produce-2", "executed")
