@@ -61,6 +61,8 @@ CS_PG_OWNER_URL="$(pg_url "$OWNER")" "$CLI" migrate >/dev/null
 if [[ ! -f "$STATE/demo.done" ]]; then
     "$CLI" agent create demo-agent >/dev/null
     "$CLI" key create demo-agent 2>/dev/null | sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' > "$STATE/api-key"
+    # The agent's envelope-signing key for Kafka producers (README "Signed envelopes").
+    "$CLI" agent key create demo-agent 2>/dev/null > "$STATE/signing-key.json"
     "$CLI" approver create alice --email alice@example.com >/dev/null
     "$CLI" approver create bob --email bob@example.com >/dev/null
     "$CLI" policy set refunds --mode rules --quorum 1 --approvers alice,bob --window 3600 \
@@ -133,7 +135,13 @@ Submit your own (a refund over 100 needs approval):
   curl -s -X POST $API/v1/proxy -H "Authorization: Bearer \$(cat $STATE/api-key)" \\
     -d '{"method":"POST","url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","grant_id":"demo-payments",
          "json":{"amount":50},"reason":"small refund"}'
-Or through Kafka:  kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P   (envelopes: README.md)
+Or through Kafka, each record signed with demo-agent's key ($STATE/signing-key.json,
+README "Signed envelopes"; the SDKs' sign_envelope / signEnvelope do the same):
+  kid=\$(sed 's/.*"key_id":"\([^"]*\)".*/\1/' $STATE/signing-key.json)
+  sec=\$(sed 's/.*"secret":"\([^"]*\)".*/\1/' $STATE/signing-key.json)
+  v='{"request_id":"k-1","agent":"demo-agent","grant_id":"demo-payments","method":"POST","url":"http://127.0.0.1:$PROVIDER_PORT/v1/refunds","json":{"amount":50},"reason":"small refund"}'
+  t=\$(date +%s); mac=\$(printf '%s.%s' "\$t" "\$v" | openssl dgst -sha256 -hmac "\$sec" | sed 's/.* //')
+  printf '%s\\n' "\$v" | kcat -b $CS_KAFKA_BROKERS -t countersign.requests -P -H "countersign-signature=t=\$t,k=\$kid,v1=\$mac"
 Operator CLI (export CS_PG_URL=$CS_PG_URL CS_MASTER_KEY_FILE=$CS_MASTER_KEY_FILE
               CS_AUDIT_HEAD_FILE=$CS_AUDIT_HEAD_FILE
               CS_PUBLIC_URL=$CS_PUBLIC_URL):
