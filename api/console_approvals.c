@@ -52,6 +52,7 @@ struct filters {
     char from[40], to[40];          /* times as Postgres reads them */
     const char *cursor;             /* an approval id, or NULL */
     const char *q;                  /* a search, or NULL */
+    char *found;                    /* its answer: the ids, as a Postgres array (cs_malloc'd) */
     int limit;
 };
 
@@ -85,6 +86,15 @@ static enum cs_err read_filters(struct console *k, struct filters *f, char *err)
     if (f->cursor && !cs_uuid_valid(f->cursor))
         return cs_err_set(err, CS_ERR_INVALID, "cursor: an approval id");
     f->q = console_arg(k, "q");
+    if (f->q) {
+        const char *p[] = {f->q};
+        PGresult *res = NULL;
+        enum cs_err rc = cs_db_exec(k->d->db, CSQ_CONSOLE_SEARCH, CSP_CONSOLE_SEARCH, p, &res, err);
+        if (rc)
+            return rc;
+        f->found = cs_strdup(cs_db_str(res, 0, CSC_CONSOLE_SEARCH_IDS));
+        PQclear(res);
+    }
     const char *limit = console_arg(k, "limit");
     f->limit = limit ? atoi(limit) : PAGE_DEFAULT;
     if (f->limit < 1 || f->limit > PAGE_MAX)
@@ -103,12 +113,12 @@ static enum cs_err list_page(struct api_db *d, const struct filters *f, const ch
         p[i] = f->v[i];
     p[8] = cursor;
     p[9] = n;
-    p[10] = f->q;
+    p[10] = f->found;
     enum cs_err rc = cs_db_begin(d->db, err);
     if (!rc)
         rc = cs_db_exec(d->db, CSQ_CONSOLE_CUSTOM_PLANS, 0, NULL, NULL, err);
     if (!rc)
-        rc = cs_db_exec(d->db, CSQ_CONSOLE_LIST, 11, p, res, err);
+        rc = cs_db_exec(d->db, CSQ_CONSOLE_LIST, CSP_CONSOLE_LIST, p, res, err);
     if (!rc)
         rc = cs_db_commit(d->db, err);
     else
@@ -359,15 +369,19 @@ enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c)
     if (!console_open(r, c, &k, &ret))
         return ret;
     enum cs_err rc = read_filters(&k, &f, err);
-    if (rc)
-        return console_fail(&k, rc, err);
     const char *format = console_arg(&k, "format");
-    if (format && strcmp(format, "csv") && strcmp(format, "jsonl"))
-        return console_fail(&k, CS_ERR_INVALID, "format: csv or jsonl");
-    if (format)
-        return export(&k, &f, strcmp(format, "csv") == 0);
+    if (!rc && format && strcmp(format, "csv") && strcmp(format, "jsonl"))
+        rc = cs_err_set(err, CS_ERR_INVALID, "format: csv or jsonl");
+    if (!rc && format) {
+        ret = export(&k, &f, strcmp(format, "csv") == 0);
+        cs_free(f.found);
+        return ret;
+    }
     PGresult *res = NULL;
-    if ((rc = list_page(k.d, &f, f.cursor, f.limit + 1, &res, err)))
+    if (!rc)
+        rc = list_page(k.d, &f, f.cursor, f.limit + 1, &res, err);
+    cs_free(f.found);
+    if (rc)
         return console_fail(&k, rc, err);
     console_head(&k, "Approvals", "approvals");
     filter_form(&k);

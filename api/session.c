@@ -74,6 +74,8 @@ void session_bar(struct cs_buf *b, struct api *a, const struct cs_session *s)
     html_esc(b, s->name);
     html_raw(b, "</b> &middot; <a href=\"/inbox\">your approvals</a> &middot; "
                 "<a href=\"/passkeys\">passkeys</a> &middot; ");
+    if (s->role != CS_OPERATOR_NONE)
+        html_raw(b, "<a href=\"/console\">console</a> &middot; ");
     session_csrf_field(b, a, s);
     html_raw(b, "<button class=\"link\">Sign out</button></form>");
 }

@@ -46,11 +46,12 @@ from typing import Any, Callable
 import benchlib as bl
 import httpx
 from approver import Approver  # tests/integration (on sys.path through benchlib)
+from console_bench import scenario_console
 from benchlib import (BENCH_DIR, BUILD_DIR, REPO_ROOT, Deployment, HttpConn, Kafka, Postgres,
                       Progress, Provider, fmt_ms, fmt_rate, free_port, pct, say)
 
 ALL = ["a", "pgbench", "b", "river", "c", "d", "e", "f", "g", "h"]
-EXTRA = ["plans"]   # run only when named in --only
+EXTRA = ["plans", "console"]   # run only when named in --only
 
 TARGETS = {
     "ingest": 30_000.0,        # requests/s
@@ -1582,6 +1583,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--river-jobs", type=int, help="River: jobs for river bench -n (default 100000; quick 20000)")
     p.add_argument("--pgbench-seconds", type=int, help="pgbench duration (default 15; quick 5)")
     p.add_argument("--pgbench-clients", type=int, default=4, help="pgbench clients (default 4)")
+    p.add_argument("--console-rows", type=int, help="(console) approvals loaded for the console (default 1000000; "
+                   "quick 100000)")
+    p.add_argument("--console-repeat", type=int, default=20, help="(console) fetches of each console page")
     p.add_argument("--timeout-mult", type=float, default=1.0, help="multiply every scenario deadline")
     p.add_argument("--pg-stats", action="store_true",
                    help="load pg_stat_statements and print the top statements of each measured phase")
@@ -1596,7 +1600,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = {"n": (20_000, 200_000), "m": (10_000, 100_000), "latency_rate": (0.0, 0.0),
                 "latency_seconds": (3.0, 10.0), "decisions": (1000, 10_000), "waiters": (2000, 10_000),
                 "sweep": (30_000, 1_000_000), "sweep_before": (4.0, 10.0), "rss_total": (20_000, 1_000_000),
-                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "batch_members": (2000, 10_000), "limited_members": (1000, 10_000), "pgbench_seconds": (5, 15)}
+                "rss_interval": (1.0, 3.0), "decide_baseline": (100, 300), "river_jobs": (20_000, 100_000), "batch_members": (2000, 10_000), "limited_members": (1000, 10_000), "pgbench_seconds": (5, 15),
+                "console_rows": (100_000, 1_000_000)}
     for k, (qv, fv) in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, qv if q else fv)
@@ -1650,7 +1655,8 @@ def main(argv: list[str]) -> int:
         say("bench: " + "; ".join(f"{k}: {v}" for k, v in info.items()))
         runners = {"a": scenario_a, "pgbench": scenario_pgbench, "b": scenario_b, "river": scenario_river,
                    "c": scenario_c, "d": scenario_d, "e": scenario_e, "f": scenario_f,
-                   "g": scenario_g, "h": scenario_h, "plans": scenario_plans}
+                   "g": scenario_g, "h": scenario_h, "plans": scenario_plans,
+                   "console": scenario_console}
         for s in args.scenarios:
             try:
                 runners[s](ctx)

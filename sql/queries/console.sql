@@ -43,44 +43,52 @@ LEFT JOIN LATERAL (
 
 -- name: console_series
 -- Throughput and latency in $2 buckets over the last $1 seconds, oldest
--- first: requests in (by id), decisions, executions (executed and failed),
--- failures, and decision -> call p50 and p99 in ms. Terminal rows are found
--- by approvals_terminal (updated_at), rows still moving by status.
+-- first: requests in (each bucket's id range), decisions, executions
+-- (executed and failed), failures, and decision -> call p50 and p99 in ms.
+-- Terminal rows are found by approvals_terminal (updated_at), rows still
+-- moving by status; each part is counted per bucket before the join, so
+-- only the executed calls' latencies are sorted.
 WITH p AS (
     SELECT now() - make_interval(secs => $1::int) AS since, $1::float8 / $2::int AS width
 ), moved AS (
-    SELECT status, decided_at, executed_at, updated_at FROM approvals
+    SELECT status, decided_at, coalesce(executed_at, updated_at) AS done_at FROM approvals
     WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
       AND updated_at > now() - make_interval(secs => $1::int)
     UNION ALL
-    SELECT status, decided_at, executed_at, updated_at FROM approvals
+    SELECT status, decided_at, NULL FROM approvals
     WHERE status IN ('approved', 'executing')
       AND decided_at > now() - make_interval(secs => $1::int)
-), ev AS (
-    SELECT 'in' AS k, cs_uuid7_time(id) AS t, NULL::float8 AS ms FROM approvals
-    WHERE id >= cs_uuid7_floor(now() - make_interval(secs => $1::int))
-    UNION ALL
-    SELECT 'decided', decided_at, NULL FROM moved WHERE decided_at IS NOT NULL
-      AND status NOT IN ('expired', 'cancelled')
-    UNION ALL
-    SELECT 'executed', executed_at, extract(epoch FROM executed_at - decided_at) * 1000
-    FROM moved WHERE status = 'executed' AND executed_at IS NOT NULL
-    UNION ALL
-    SELECT 'failed', updated_at, NULL FROM moved WHERE status = 'failed'
-), b AS (
-    SELECT floor(extract(epoch FROM ev.t - p.since) / p.width)::int AS b, ev.k, ev.ms
-    FROM ev, p WHERE ev.t >= p.since
+), ins AS (
+    -- Each bucket is an id range: counted from the primary key alone.
+    SELECT g.b, (SELECT count(*) FROM approvals a
+                 WHERE a.id >= cs_uuid7_floor(p.since + make_interval(secs => g.b * p.width))
+                   AND a.id < cs_uuid7_floor(p.since + make_interval(secs => (g.b + 1) * p.width)))
+                AS n
+    FROM generate_series(0, $2::int - 1) AS g(b), p
+), dec AS (
+    SELECT floor(extract(epoch FROM m.decided_at - p.since) / p.width)::int AS b, count(*) AS n
+    FROM moved m, p
+    WHERE m.decided_at >= p.since AND m.status NOT IN ('expired', 'cancelled')
+    GROUP BY 1
+), exe AS (
+    SELECT floor(extract(epoch FROM m.done_at - p.since) / p.width)::int AS b, count(*) AS n,
+           count(*) FILTER (WHERE m.status = 'failed') AS failed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM m.done_at - m.decided_at))
+               FILTER (WHERE m.status = 'executed') * 1000 AS p50,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM m.done_at - m.decided_at))
+               FILTER (WHERE m.status = 'executed') * 1000 AS p99
+    FROM moved m, p
+    WHERE m.status IN ('executed', 'failed') AND m.done_at >= p.since
+    GROUP BY 1
 )
-SELECT g.b,
-       count(*) FILTER (WHERE b.k = 'in') AS received,
-       count(*) FILTER (WHERE b.k = 'decided') AS decided,
-       count(*) FILTER (WHERE b.k IN ('executed', 'failed')) AS finished,
-       count(*) FILTER (WHERE b.k = 'failed') AS failed,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY b.ms), 0)::bigint AS p50_ms,
-       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY b.ms), 0)::bigint AS p99_ms
+SELECT g.b, coalesce(ins.n, 0) AS received, coalesce(dec.n, 0) AS decided,
+       coalesce(exe.n, 0) AS finished, coalesce(exe.failed, 0) AS failed,
+       coalesce(exe.p50, 0)::bigint AS p50_ms, coalesce(exe.p99, 0)::bigint AS p99_ms
 FROM generate_series(0, $2::int - 1) AS g(b)
-LEFT JOIN b ON b.b = g.b
-GROUP BY g.b ORDER BY g.b;
+LEFT JOIN ins ON ins.b = g.b
+LEFT JOIN dec ON dec.b = g.b
+LEFT JOIN exe ON exe.b = g.b
+ORDER BY g.b;
 
 -- name: console_failures
 -- Failed calls of the last $1 seconds by error code, most first.
@@ -94,8 +102,7 @@ GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20;
 -- approval id; NULL: from the newest). Filters, each NULL for any:
 -- $1 status, $2 agent name, $3 grant, $4 policy, $5 approver name (one of
 -- its slots), $6 batch id, $7 created at or after, $8 created before,
--- $11 an approval id, request id or idempotency key (each agent's
--- (agent_id, request_id) key is probed: no scan).
+-- $11 the approval ids to keep (console_search's answer).
 SELECT a.id, a.status, g.name, a.grant_id, a.policy_id, a.request_id, a.method, a.url,
        (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms, a.decided_by, a.error_code,
        a.batch_id, a.attempts, (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
@@ -112,12 +119,21 @@ WHERE ($1::text IS NULL OR a.status = $1::text)
   AND ($7::timestamptz IS NULL OR a.id >= cs_uuid7_floor($7::timestamptz))
   AND ($8::timestamptz IS NULL OR a.id < cs_uuid7_floor($8::timestamptz))
   AND ($9::uuid IS NULL OR a.id < $9::uuid)
-  AND ($11::text IS NULL
-       OR a.id = CASE WHEN $11::text ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
-                      THEN $11::text::uuid END
-       OR (a.agent_id, a.request_id) IN (SELECT id, $11::text FROM agents))
+  AND ($11::uuid[] IS NULL OR a.id = ANY ($11::uuid[]))
 ORDER BY a.id DESC
 LIMIT $10::int;
+
+-- name: console_search
+-- The ids of the approvals whose id, request id or idempotency key is $1,
+-- as an array for console_list's $11: the primary key, then each agent's
+-- (agent_id, request_id) key, probed (no scan).
+SELECT coalesce(array_agg(x.id), '{}')::text AS ids FROM (
+    SELECT id FROM approvals
+    WHERE id = CASE WHEN $1::text ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+                    THEN $1::text::uuid END
+    UNION
+    SELECT a.id FROM agents g JOIN approvals a ON a.agent_id = g.id AND a.request_id = $1::text
+) x;
 
 -- name: console_approval
 -- One approval for its timeline: the request as the approver saw it, its

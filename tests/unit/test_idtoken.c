@@ -417,6 +417,51 @@ CS_TEST(optional_claims)
     cs_free(h);
 }
 
+/* The role claim's values (string or array of strings) go to id.roles, one per line. */
+CS_TEST(role_claim)
+{
+    setup();
+    static const struct {
+        const char *extra, *want;
+    } cases[] = {
+        {"'groups':['staff','countersign-ops'],", "staff\ncountersign-ops\n"},
+        {"'groups':'countersign-ro',", "countersign-ro\n"},
+        {"'groups':['ok',7,null,'',{'a':1},['x'],'line\\nbreak','also'],", "ok\nalso\n"},
+        {"'groups':true,", ""},
+        {"'other':['countersign-ops'],", ""},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *h = fx_header(&rsa), *c = claims(cases[i].extra), *t = fx_sign(&rsa, h, c);
+        struct cs_oidc_identity id;
+        char err[CS_ERRLEN] = "";
+        CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, "groups", &id,
+                                            NULL, err), CS_OK);
+        CS_CHECK_EQ_STR(id.roles, cases[i].want);
+        CS_CHECK_RC(check(t, &id, err), CS_OK);     /* no claim asked for: none read */
+        CS_CHECK_EQ_STR(id.roles, "");
+        cs_free(h);
+        cs_free(c);
+        cs_free(t);
+    }
+    /* More values than fit: those that fit, never a cut one. */
+    char extra[4096] = "'groups':[";
+    for (int i = 0; i < 200; i++)
+        snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), "'group-%03d',", i);
+    snprintf(extra + strlen(extra) - 1, 3, "],");
+    char *h = fx_header(&rsa), *c = claims(extra), *t = fx_sign(&rsa, h, c);
+    struct cs_oidc_identity id;
+    char err[CS_ERRLEN] = "";
+    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, "groups", &id, NULL,
+                                        err), CS_OK);
+    size_t n = strlen(id.roles);
+    CS_CHECK(n > 900 && n < sizeof(id.roles) && id.roles[n - 1] == '\n');
+    CS_CHECK(strncmp(id.roles, "group-000\ngroup-001\n", 20) == 0);
+    cs_free(h);
+    cs_free(c);
+    cs_free(t);
+}
+
 CS_TEST(jwks_parsing)
 {
     setup();
@@ -501,4 +546,4 @@ CS_TEST(teardown)
 CS_TEST_MAIN(CS_RUN(valid_rs256_and_es256), CS_RUN(audience), CS_RUN(issuer_and_subject),
              CS_RUN(times_and_leeway), CS_RUN(nonce), CS_RUN(alg_none_and_hmac_confusion),
              CS_RUN(key_selection), CS_RUN(tampering_and_malformed), CS_RUN(optional_claims),
-             CS_RUN(jwks_parsing), CS_RUN(teardown))
+             CS_RUN(role_claim), CS_RUN(jwks_parsing), CS_RUN(teardown))
