@@ -93,6 +93,19 @@ enum cs_err cs_db_reset(struct cs_db *db, char *err) CS_MUSTCHECK;
 enum cs_err cs_db_exec(struct cs_db *db, enum cs_query q, int n, const char *const *params,
                        PGresult **res, char *err) CS_MUSTCHECK;
 
+/*
+ * The query, count and parameters of cs_db_exec(), cs_db_exec_bin() and
+ * cs_db_send(), checked against the SQL when compiling:
+ *     const char *p[] = {id, actor};
+ *     cs_db_exec(db, CS_DB_Q(GRANT_PAUSE, p), &res, err);
+ * compiles only when the array p holds exactly CSP_GRANT_PAUSE elements
+ * (a pointer is refused by -Wsizeof-pointer-div). CS_DB_Q0(PING) is a query
+ * without parameters.
+ */
+#define CS_DB_Q(Q, p) CSQ_##Q, CS_DB_COUNT_(CSP_##Q, p), (p)
+#define CS_DB_Q0(Q) CSQ_##Q, ((int)sizeof(char[CSP_##Q == 0 ? 1 : -1]) - 1), NULL
+#define CS_DB_COUNT_(n, p) ((int)sizeof(char[sizeof(p) / sizeof((p)[0]) == (n) ? (n) + 1 : -1]) - 1)
+
 /* Same, with per-parameter lengths and formats (for binary bytea). */
 enum cs_err cs_db_exec_bin(struct cs_db *db, enum cs_query q, int n, const char *const *params,
                            const int *lengths, const int *formats, PGresult **res,
@@ -133,6 +146,7 @@ int cs_db_notifies(struct cs_db *db, void (*fn)(void *arg, const char *channel,
 const char *cs_db_str(const PGresult *res, int r, int c);
 int64_t cs_db_int(const PGresult *res, int r, int c);   /* 0 when NULL */
 bool cs_db_bool(const PGresult *res, int r, int c);     /* false when NULL */
+const char *cs_db_text(const PGresult *res, int r, int c); /* "" when NULL */
 
 /* Applies every migration not yet applied, under CS_LOCK_MIGRATE. */
 enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err) CS_MUSTCHECK;

@@ -33,7 +33,7 @@ enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
         return cs_err_set(err, CS_ERR_INVALID, "an agent name is %s", cs_ident_rule(CS_IDENT_AGENT));
     cs_uuid_v7(id);
     const char *p[] = {id, name};
-    enum cs_err rc = exec_one(db, CSQ_AGENT_CREATE, 2, p, CS_ERR_INTERNAL, "not created", err);
+    enum cs_err rc = exec_one(db, CS_DB_Q(AGENT_CREATE, p), CS_ERR_INTERNAL, "not created", err);
     if (rc == CS_ERR_DUPLICATE)
         return cs_err_set(err, rc, "an agent named \"%.64s\" exists", name);
     return rc;
@@ -63,7 +63,7 @@ enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char 
     cs_strlcpy(prefix, key, 12);
     cs_uuid_v7(id);
     const char *p[] = {id, agent, hex, prefix, scope_list};
-    enum cs_err rc = exec_one(db, CSQ_API_KEY_CREATE, 5, p, CS_ERR_UNKNOWN_AGENT,
+    enum cs_err rc = exec_one(db, CS_DB_Q(API_KEY_CREATE, p), CS_ERR_UNKNOWN_AGENT,
                               "no enabled agent by that name", err);
     if (rc)
         cs_wipe(key, CS_API_KEY_LEN + 1);
@@ -92,11 +92,12 @@ enum cs_err cs_admin_signing_key_create(struct cs_db *db, const unsigned char ma
     const char *rp[] = {agent, overlap}, *p[] = {kid, agent, hex};
     enum cs_err rc = cs_db_begin(db, err);
     if (!rc && rotate_overlap_s >= 0)
-        rc = cs_db_exec(db, CSQ_SIGNING_KEY_RETIRE, CSP_SIGNING_KEY_RETIRE, rp, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(SIGNING_KEY_RETIRE, rp), NULL, err);
     if (!rc)
-        rc = exec_one(db, CSQ_SIGNING_KEY_CREATE, CSP_SIGNING_KEY_CREATE, p, CS_ERR_CONFLICT,
+        rc = exec_one(db, CS_DB_Q(SIGNING_KEY_CREATE, p), CS_ERR_CONFLICT,
                       "no enabled agent by that name, or it has two live signing keys already "
-                      "(rotate or revoke one)", err);
+                      "(rotate or revoke one)",
+                      err);
     if (!rc)
         rc = cs_db_commit(db, err);
     if (rc) {
@@ -130,8 +131,8 @@ enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_
     const char *p[] = {id, s->name, s->email, s->webhook_url, s->slack_webhook_url, s->agent,
                        s->oidc_subject};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_CREATE, 7, p, &res, err);
-    bool agent_ok = !rc && cs_db_bool(res, 0, 1);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVER_CREATE, p), &res, err);
+    bool agent_ok = !rc && cs_db_bool(res, 0, CSC_APPROVER_CREATE_AGENT_OK);
     PQclear(res);
     if (rc == CS_ERR_DUPLICATE)
         return cs_err_set(err, rc, "an approver named \"%.64s\" (or with that OpenID subject) "
@@ -157,15 +158,16 @@ static enum cs_err policy_tx(struct cs_db *db, const struct cs_policy_spec *s, c
                        s->reminder_interval_s ? rm : NULL, s->escalate_after_s ? es : NULL,
                        s->require_passkey ? "true" : "false",
                        s->link_lifetime_s ? "semi-public" : "signin", s->link_lifetime_s ? ll : NULL};
-    enum cs_err rc = exec_one(db, CSQ_POLICY_UPSERT, 13, p, CS_ERR_INTERNAL, "not stored", err);
+    const char *cp[] = {s->id};
+    enum cs_err rc = exec_one(db, CS_DB_Q(POLICY_UPSERT, p), CS_ERR_INTERNAL, "not stored", err);
     if (!rc)
-        rc = cs_db_exec(db, CSQ_POLICY_CLEAR_APPROVERS, 1, p, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(POLICY_CLEAR_APPROVERS, cp), NULL, err);
     for (int tier = 0; tier < 2 && !rc; tier++) {
         const char *const *names = tier ? s->escalation : s->approvers;
         int n = tier ? s->nescalation : s->napprovers;
         for (int i = 0; i < n && !rc; i++) {
             const char *ap[] = {s->id, names[i], tier ? "true" : "false"};
-            rc = exec_one(db, CSQ_POLICY_ADD_APPROVER, 3, ap, CS_ERR_NOT_FOUND, "", err);
+            rc = exec_one(db, CS_DB_Q(POLICY_ADD_APPROVER, ap), CS_ERR_NOT_FOUND, "", err);
             if (rc == CS_ERR_NOT_FOUND)
                 cs_err_set(err, rc, "no enabled approver named \"%.64s\"", names[i]);
         }
@@ -291,12 +293,12 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
     if (!rc)
         rc = cs_db_begin(db, err);
     if (!rc)
-        rc = exec_one(db, CSQ_GRANT_UPSERT, 12, p, CS_ERR_INTERNAL, "not stored", err);
+        rc = exec_one(db, CS_DB_Q(GRANT_UPSERT, p), CS_ERR_INTERNAL, "not stored", err);
     if (rc == CS_ERR_INVALID && strstr(err, "policies"))
         cs_err_set(err, rc = CS_ERR_NOT_FOUND, "no policy \"%.64s\"", s->policy_id);
     for (int i = 0; i < s->nagents && !rc; i++) {
         const char *bp[] = {s->id, s->agents[i]};
-        rc = cs_db_exec(db, CSQ_GRANT_BIND_AGENT, 2, bp, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(GRANT_BIND_AGENT, bp), NULL, err);
         if (rc == CS_ERR_INVALID)
             cs_err_set(err, rc = CS_ERR_UNKNOWN_AGENT, "no agent \"%.64s\"", s->agents[i]);
     }
@@ -316,21 +318,26 @@ enum cs_err cs_admin_grant_bases(struct cs_db *db, const char *id, const char *c
     json_object *arr = bases_json(bases, nbases, &rc, err);
     const char *p[] = {id, cs_json_text(arr, NULL)};
     if (!rc)
-        rc = exec_one(db, CSQ_GRANT_SET_BASES, 2, p, CS_ERR_UNKNOWN_GRANT, "no such grant", err);
+        rc = exec_one(db, CS_DB_Q(GRANT_SET_BASES, p), CS_ERR_UNKNOWN_GRANT, "no such grant", err);
     json_object_put(arr);
     return rc;
 }
 
+/* grant_pause and grant_resume take and answer the same. */
+_Static_assert((int)CSP_GRANT_PAUSE == 2 && (int)CSP_GRANT_RESUME == 2 &&
+                   (int)CSC_GRANT_PAUSE_CHANGED == (int)CSC_GRANT_RESUME_CHANGED,
+               "grant_pause and grant_resume differ");
+
 static enum cs_err grant_flip(struct cs_db *db, enum cs_query q, const char *id,
                               const char *actor, bool *changed, char *err)
 {
-    const char *p[] = {id, actor};
+    const char *p[CSP_GRANT_PAUSE] = {id, actor};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, q, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, q, CSP_GRANT_PAUSE, p, &res, err);
     if (!rc && PQntuples(res) == 0)
         rc = cs_err_set(err, CS_ERR_UNKNOWN_GRANT, "no grant \"%.64s\"", id);
     if (!rc && changed)
-        *changed = cs_db_bool(res, 0, 0);
+        *changed = cs_db_bool(res, 0, CSC_GRANT_PAUSE_CHANGED);
     PQclear(res);
     return rc;
 }
@@ -355,7 +362,8 @@ enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char
         return cs_err_set(err, CS_ERR_INVALID, "an approver cannot delegate to themselves");
     cs_uuid_v7(id);
     const char *p[] = {id, approver, delegate, from ? from : "now", until};
-    return exec_one(db, CSQ_DELEGATION_CREATE, 5, p, CS_ERR_CONFLICT,
+    return exec_one(db, CS_DB_Q(DELEGATION_CREATE, p), CS_ERR_CONFLICT,
                     "no such approvers, or the delegate already delegates to this approver "
-                    "in that period (a loop)", err);
+                    "in that period (a loop)",
+                    err);
 }

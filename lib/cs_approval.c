@@ -270,7 +270,7 @@ enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult
                                     char *err)
 {
     const char *p[] = {rows};
-    return cs_db_exec(db, CSQ_INSERT_APPROVALS, 1, p, res, err);
+    return cs_db_exec(db, CS_DB_Q(INSERT_APPROVALS, p), res, err);
 }
 
 enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res, char *err)
@@ -280,33 +280,32 @@ enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **r
 
 /* ---- votes ---- */
 
-/* vote_lock columns */
-enum { VL_STATUS, VL_AGENT, VL_QUORUM, VL_EXPIRED, VL_IS_APPROVER, VL_PASSKEY };
-/* approver_get columns */
-enum { AP_ID, AP_NAME, AP_AGENT, AP_DISABLED };
-
 /* Loads an approver; fills *agent_id (may be empty) and refuses disabled ones. */
 static enum cs_err approver_agent(struct cs_db *db, const char *id, char agent_id[CS_UUID_STRLEN + 1],
                                   char *err)
 {
     PGresult *res = NULL;
     const char *p[] = {id};
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_GET, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVER_GET, p), &res, err);
     if (rc)
         return rc;
-    if (PQntuples(res) == 0 || cs_db_bool(res, 0, AP_DISABLED))
+    if (PQntuples(res) == 0 || cs_db_bool(res, 0, CSC_APPROVER_GET_DISABLED))
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "approver %s is unknown or disabled", id);
     else
-        cs_strlcpy(agent_id, cs_db_str(res, 0, AP_AGENT) ? cs_db_str(res, 0, AP_AGENT) : "",
-                   CS_UUID_STRLEN + 1);
+        cs_strlcpy(agent_id, cs_db_text(res, 0, CSC_APPROVER_GET_AGENT_ID), CS_UUID_STRLEN + 1);
     PQclear(res);
     return rc;
 }
 
+/* The result of vote_insert, or of batch_vote_insert: the same columns. */
+_Static_assert((int)CSC_VOTE_INSERT_APPROVALS == (int)CSC_BATCH_VOTE_INSERT_APPROVALS &&
+                   (int)CSC_VOTE_INSERT_INSERTED == (int)CSC_BATCH_VOTE_INSERT_INSERTED,
+               "vote_insert and batch_vote_insert differ");
+
 enum cs_err cs_approval_vote_tally(PGresult *res, struct cs_vote_outcome *out, char *err)
 {
-    out->approvals = (int)cs_db_int(res, 0, 0);
-    bool inserted = cs_db_int(res, 0, 1) == 1;
+    out->approvals = (int)cs_db_int(res, 0, CSC_VOTE_INSERT_APPROVALS);
+    bool inserted = cs_db_int(res, 0, CSC_VOTE_INSERT_INSERTED) == 1;
     PQclear(res);
     if (!inserted)
         return cs_err_set(err, CS_ERR_ALREADY_VOTED, "this approver has already voted");
@@ -323,9 +322,9 @@ enum cs_err cs_approval_check_voter(struct cs_db *db, const char *slot, const ch
         return rc;
     if (strcmp(cast_by, slot) != 0) {
         const char *dp[] = {slot, cast_by};
-        if ((rc = cs_db_exec(db, CSQ_DELEGATION_ACTIVE, 2, dp, &res, err)))
+        if ((rc = cs_db_exec(db, CS_DB_Q(DELEGATION_ACTIVE, dp), &res, err)))
             return rc;
-        bool ok = cs_db_bool(res, 0, 0);
+        bool ok = cs_db_bool(res, 0, CSC_DELEGATION_ACTIVE_ACTIVE);
         PQclear(res);
         if (!ok)
             return cs_err_set(err, CS_ERR_NOT_APPROVER,
@@ -349,18 +348,19 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     char requester[CS_UUID_STRLEN + 1];
     const char *lp[] = {v->approval_id, v->approver_id};
 
-    if ((rc = cs_db_exec(db, CSQ_VOTE_LOCK, 2, lp, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(VOTE_LOCK, lp), &res, err)))
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", v->approval_id);
     }
-    int st = cs_status_parse(cs_db_str(res, 0, VL_STATUS));
-    cs_strlcpy(requester, cs_db_str(res, 0, VL_AGENT), sizeof(requester));
-    out->quorum = (int)cs_db_int(res, 0, VL_QUORUM);
+    int st = cs_status_parse(cs_db_str(res, 0, CSC_VOTE_LOCK_STATUS));
+    cs_strlcpy(requester, cs_db_str(res, 0, CSC_VOTE_LOCK_AGENT_ID), sizeof(requester));
+    out->quorum = (int)cs_db_int(res, 0, CSC_VOTE_LOCK_QUORUM);
     out->status = (enum cs_status)st;
-    bool expired = cs_db_bool(res, 0, VL_EXPIRED), is_approver = cs_db_bool(res, 0, VL_IS_APPROVER);
-    bool passkey = cs_db_bool(res, 0, VL_PASSKEY);
+    bool expired = cs_db_bool(res, 0, CSC_VOTE_LOCK_EXPIRED),
+         is_approver = cs_db_bool(res, 0, CSC_VOTE_LOCK_IS_APPROVER);
+    bool passkey = cs_db_bool(res, 0, CSC_VOTE_LOCK_REQUIRE_PASSKEY);
     PQclear(res);
 
     if (st == CS_ST_EXPIRED || (st == CS_ST_PENDING && expired))
@@ -379,14 +379,14 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
     const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
                         v->approve ? "approve" : "deny", v->reason, v->actor, v->passkey_id,
                         v->passkey};
-    if ((rc = cs_db_exec(db, CSQ_VOTE_INSERT, 8, ip, &res, err)) ||
+    if ((rc = cs_db_exec(db, CS_DB_Q(VOTE_INSERT, ip), &res, err)) ||
         (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
 
     if (!v->approve || out->approvals >= out->quorum) {
         const char *to = v->approve ? "approved" : "denied";
         const char *dp[] = {v->approval_id, to, v->actor, v->reason, v->actor};
-        if ((rc = cs_db_exec(db, CSQ_APPROVAL_DECIDE, 5, dp, &res, err)))
+        if ((rc = cs_db_exec(db, CS_DB_Q(APPROVAL_DECIDE, dp), &res, err)))
             return rc;
         bool changed = PQntuples(res) == 1;
         PQclear(res);
@@ -404,12 +404,12 @@ enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const ch
     char approver[CS_UUID_STRLEN + 1], own[160];
     const char *p[] = {name};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVER_BY_NAME, p), &res, err);
     if (rc)
         return rc;
     bool found = PQntuples(res) == 1;
     if (found)
-        cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
+        cs_strlcpy(approver, cs_db_str(res, 0, CSC_APPROVER_BY_NAME_ID), sizeof(approver));
     PQclear(res);
     if (!found)
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "no enabled approver by that name");
@@ -437,7 +437,7 @@ enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool appro
     json_object_object_add(d, "user_agent", json_object_new_string(ua));
     const char *p[] = {id, approve ? "approved" : "denied", reason, cs_json_text(d, NULL)};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_LINK_DECIDE, 4, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(LINK_DECIDE, p), &res, err);
     json_object_put(d);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_NOT_PENDING,
@@ -460,7 +460,7 @@ void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *act
              cs_err_code(rc), batch_uid ? "\"batch_uid\":\"" : "", batch_uid ? batch_uid : "",
              batch_uid ? "\"," : "", approver_id, cast_by);
     const char *ap[] = {actor, action, approval_id, detail};
-    if (cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, ignore) != CS_OK)
+    if (cs_db_exec(db, CS_DB_Q(AUDIT_INSERT, ap), NULL, ignore) != CS_OK)
         cs_log(CS_LOG_WARN, "approval", "cannot audit a refused vote: %s", ignore);
 }
 
@@ -498,7 +498,7 @@ enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const 
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %.64s", approval_id);
     PGresult *res = NULL;
     const char *p[] = {approval_id, agent_id, actor, reason};
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_CANCEL, 4, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVAL_CANCEL, p), &res, err);
     if (rc)
         return rc;
     bool changed = PQntuples(res) == 1;
@@ -506,22 +506,18 @@ enum cs_err cs_approval_cancel(struct cs_db *db, const char *approval_id, const 
     if (changed)
         return CS_OK;
     const char *sp[] = {approval_id, agent_id};
-    if ((rc = cs_db_exec(db, CSQ_APPROVAL_STATUS, 2, sp, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(APPROVAL_STATUS, sp), &res, err)))
         return rc;
     if (PQntuples(res) == 0)
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", approval_id);
     else
         rc = cs_err_set(err, CS_ERR_NOT_PENDING, "the approval is already %s",
-                        cs_db_str(res, 0, 1));
+                        cs_db_str(res, 0, CSC_APPROVAL_STATUS_STATUS));
     PQclear(res);
     return rc;
 }
 
 /* ---- re-submission ---- */
-
-/* console_resubmit_source columns */
-enum { RS_AGENT_ID, RS_AGENT, RS_GRANT, RS_METHOD, RS_URL, RS_HEADERS, RS_BODY, RS_REASON,
-       RS_CONTEXT, RS_STATUS, RS_REQUEST_ID, RS_COUNT, RS_AGENT_DISABLED };
 
 #define RESUBMIT_BODY_MAX ((size_t)64 << 20)
 
@@ -529,12 +525,14 @@ enum { RS_AGENT_ID, RS_AGENT, RS_GRANT, RS_METHOD, RS_URL, RS_HEADERS, RS_BODY, 
 static json_object *resubmission(const PGresult *res, const char *id)
 {
     char request_id[CS_REQ_ID_MAX + 1], suffix[32], err[CS_ERRLEN];
-    snprintf(suffix, sizeof(suffix), "~r%lld", (long long)cs_db_int(res, 0, RS_COUNT) + 1);
+    snprintf(suffix, sizeof(suffix), "~r%lld",
+             (long long)cs_db_int(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_RESUBMITS) + 1);
     size_t keep = CS_REQ_ID_MAX - strlen(suffix);
-    snprintf(request_id, sizeof(request_id), "%.*s%s", (int)keep, cs_db_str(res, 0, RS_REQUEST_ID),
-             suffix);
+    snprintf(request_id, sizeof(request_id), "%.*s%s", (int)keep,
+             cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_REQUEST_ID), suffix);
     json_object *headers = NULL, *context = NULL, *e = json_object_new_object();
-    const char *h = cs_db_str(res, 0, RS_HEADERS), *ctx = cs_db_str(res, 0, RS_CONTEXT);
+    const char *h = cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_HEADERS),
+               *ctx = cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_CONTEXT);
     if (cs_json_parse(h, strlen(h), &headers, err) != CS_OK)
         headers = json_object_new_object();
     if (cs_json_parse(ctx, strlen(ctx), &context, err) != CS_OK)
@@ -542,16 +540,21 @@ static json_object *resubmission(const PGresult *res, const char *id)
     json_object_object_add(headers, "Countersign-Resubmission-Of", json_object_new_string(id));
     json_object_object_add(context, "resubmission_of", json_object_new_string(id));
     json_object_object_add(e, "request_id", json_object_new_string(request_id));
-    json_object_object_add(e, "agent", json_object_new_string(cs_db_str(res, 0, RS_AGENT)));
-    json_object_object_add(e, "grant_id", json_object_new_string(cs_db_str(res, 0, RS_GRANT)));
-    json_object_object_add(e, "method", json_object_new_string(cs_db_str(res, 0, RS_METHOD)));
-    json_object_object_add(e, "url", json_object_new_string(cs_db_str(res, 0, RS_URL)));
+    json_object_object_add(
+        e, "agent", json_object_new_string(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_NAME)));
+    json_object_object_add(
+        e, "grant_id",
+        json_object_new_string(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_GRANT_ID)));
+    json_object_object_add(
+        e, "method", json_object_new_string(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_METHOD)));
+    json_object_object_add(
+        e, "url", json_object_new_string(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_URL)));
     json_object_object_add(e, "headers", headers);
     /* A JSON body goes back as "json", so the policy's rules read its fields again. */
     unsigned char *body = NULL;
     size_t len = 0;
     json_object *doc = NULL, *ct = NULL;
-    const char *b64 = cs_db_str(res, 0, RS_BODY);
+    const char *b64 = cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_BODY_B64);
     bool json = json_object_object_get_ex(headers, "Content-Type", &ct) &&
                 !strncasecmp(json_object_get_string(ct), "application/json", 16) &&
                 cs_b64_decode(b64, strlen(b64), false, &body, &len) == CS_OK && len > 0 &&
@@ -561,7 +564,8 @@ static json_object *resubmission(const PGresult *res, const char *id)
         json_object_object_add(e, "json", doc);
     else
         json_object_object_add(e, "body_b64", json_object_new_string(b64));
-    json_object_object_add(e, "reason", json_object_new_string(cs_db_str(res, 0, RS_REASON)));
+    json_object_object_add(
+        e, "reason", json_object_new_string(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_REASON)));
     json_object_object_add(e, "context", context);
     return e;
 }
@@ -576,22 +580,22 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %.64s", id);
     const char *p[] = {id};
     PGresult *res = NULL, *ins = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_CONSOLE_RESUBMIT_SOURCE, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(CONSOLE_RESUBMIT_SOURCE, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) != 1) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no approval %s", id);
     }
-    if (strcmp(cs_db_str(res, 0, RS_STATUS), "failed") != 0) {
+    if (strcmp(cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_STATUS), "failed") != 0) {
         rc = cs_err_set(err, CS_ERR_CONFLICT, "only a failed call is re-submitted; this one is %s",
-                        cs_db_str(res, 0, RS_STATUS));
+                        cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_STATUS));
         PQclear(res);
         return rc;
     }
-    struct cs_agent agent = {.name = (char *)cs_db_str(res, 0, RS_AGENT),
-                             .disabled = cs_db_bool(res, 0, RS_AGENT_DISABLED)};
-    cs_strlcpy(agent.id, cs_db_str(res, 0, RS_AGENT_ID), sizeof(agent.id));
+    struct cs_agent agent = {.name = (char *)cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_NAME),
+                             .disabled = cs_db_bool(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_DISABLED)};
+    cs_strlcpy(agent.id, cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_AGENT_ID), sizeof(agent.id));
     json_object *env = resubmission(res, id), *rows = NULL;
     struct cs_request rq = {0};
     const struct cs_grant *g = NULL;
@@ -620,7 +624,7 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
         json_object_object_add(d, "new_approval_id", json_object_new_string(new_id));
         json_object_object_add(d, "request_id", json_object_new_string(rq.request_id));
         const char *ap[] = {actor, "console.resubmitted", id, cs_json_text(d, NULL)};
-        rc = cs_db_exec(db, CSQ_AUDIT_INSERT, 4, ap, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(AUDIT_INSERT, ap), NULL, err);
         json_object_put(d);
     }
     if (!rc)
@@ -638,11 +642,6 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
 }
 
 /* ---- reads ---- */
-
-/* approval_status columns (sql/queries/approval.sql) */
-enum { S_ID, S_STATUS, S_AGENT_ID, S_AGENT, S_GRANT, S_METHOD, S_URL, S_CREATED, S_EXPIRES,
-       S_DECIDED, S_DECIDED_BY, S_REASON, S_EXECUTED, S_HAS_RESULT, S_APPROVALS, S_QUORUM,
-       S_ERROR_CODE, S_ERROR_MESSAGE, S_DIGEST, S_REQ_REASON, S_BATCH, S_REQUEST_ID, S_ATTEMPTS };
 
 static void add_str(json_object *o, const char *k, const PGresult *res, int col)
 {
@@ -666,49 +665,49 @@ enum cs_err cs_approval_status(struct cs_db *db, const char *id, const char *age
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
     const char *p[] = {id, agent_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_STATUS, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVAL_STATUS, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
     }
-    int st = cs_status_parse(cs_db_str(res, 0, S_STATUS));
+    int st = cs_status_parse(cs_db_str(res, 0, CSC_APPROVAL_STATUS_STATUS));
     *status = (enum cs_status)st;
     json_object *o = json_object_new_object();
-    add_str(o, "approval_id", res, S_ID);
-    add_str(o, "status", res, S_STATUS);
+    add_str(o, "approval_id", res, CSC_APPROVAL_STATUS_ID);
+    add_str(o, "status", res, CSC_APPROVAL_STATUS_STATUS);
     json_object_object_add(o, "is_terminal",
                            json_object_new_boolean(st >= 0 && cs_status_terminal((enum cs_status)st)));
-    add_time(o, "created_at", res, S_CREATED);
-    add_time(o, "expires_at", res, S_EXPIRES);
-    add_time(o, "decided_at", res, S_DECIDED);
-    add_str(o, "decided_by", res, S_DECIDED_BY);
-    add_str(o, "decision_reason", res, S_REASON);
-    add_time(o, "executed_at", res, S_EXECUTED);
-    json_object_object_add(o, "has_result", json_object_new_boolean(cs_db_bool(res, 0, S_HAS_RESULT)));
+    add_time(o, "created_at", res, CSC_APPROVAL_STATUS_CREATED_MS);
+    add_time(o, "expires_at", res, CSC_APPROVAL_STATUS_EXPIRES_MS);
+    add_time(o, "decided_at", res, CSC_APPROVAL_STATUS_DECIDED_MS);
+    add_str(o, "decided_by", res, CSC_APPROVAL_STATUS_DECIDED_BY);
+    add_str(o, "decision_reason", res, CSC_APPROVAL_STATUS_DECISION_REASON);
+    add_time(o, "executed_at", res, CSC_APPROVAL_STATUS_EXECUTED_MS);
+    json_object_object_add(
+        o, "has_result",
+        json_object_new_boolean(cs_db_bool(res, 0, CSC_APPROVAL_STATUS_HAS_RESULT)));
     json_object_object_add(o, "approvals_received",
-                           json_object_new_int64(cs_db_int(res, 0, S_APPROVALS)));
-    json_object_object_add(o, "approvals_required", json_object_new_int64(cs_db_int(res, 0, S_QUORUM)));
-    add_str(o, "agent", res, S_AGENT);
-    add_str(o, "grant_id", res, S_GRANT);
-    add_str(o, "method", res, S_METHOD);
-    add_str(o, "url", res, S_URL);
-    add_str(o, "reason", res, S_REQ_REASON);
-    add_str(o, "digest", res, S_DIGEST);
-    add_str(o, "request_id", res, S_REQUEST_ID);
-    add_str(o, "batch_id", res, S_BATCH);
-    add_str(o, "error_code", res, S_ERROR_CODE);
-    add_str(o, "error_message", res, S_ERROR_MESSAGE);
-    json_object_object_add(o, "attempts", json_object_new_int64(cs_db_int(res, 0, S_ATTEMPTS)));
+                           json_object_new_int64(cs_db_int(res, 0, CSC_APPROVAL_STATUS_APPROVALS)));
+    json_object_object_add(o, "approvals_required",
+                           json_object_new_int64(cs_db_int(res, 0, CSC_APPROVAL_STATUS_QUORUM)));
+    add_str(o, "agent", res, CSC_APPROVAL_STATUS_NAME);
+    add_str(o, "grant_id", res, CSC_APPROVAL_STATUS_GRANT_ID);
+    add_str(o, "method", res, CSC_APPROVAL_STATUS_METHOD);
+    add_str(o, "url", res, CSC_APPROVAL_STATUS_URL);
+    add_str(o, "reason", res, CSC_APPROVAL_STATUS_REASON);
+    add_str(o, "digest", res, CSC_APPROVAL_STATUS_DIGEST_HEX);
+    add_str(o, "request_id", res, CSC_APPROVAL_STATUS_REQUEST_ID);
+    add_str(o, "batch_id", res, CSC_APPROVAL_STATUS_BATCH_ID);
+    add_str(o, "error_code", res, CSC_APPROVAL_STATUS_ERROR_CODE);
+    add_str(o, "error_message", res, CSC_APPROVAL_STATUS_ERROR_MESSAGE);
+    json_object_object_add(o, "attempts",
+                           json_object_new_int64(cs_db_int(res, 0, CSC_APPROVAL_STATUS_ATTEMPTS)));
     PQclear(res);
     *out = o;
     return CS_OK;
 }
-
-/* approval_result columns */
-enum { R_STATUS, R_CODE, R_HEADERS, R_BODY, R_TRUNCATED, R_ERROR_CODE, R_ERROR_MESSAGE,
-       R_REASON, R_DECIDED_BY, R_DECIDED, R_EXECUTED };
 
 enum cs_err cs_approval_outcome(struct cs_db *db, const char *id, const char *agent_id,
                                 enum cs_err *outcome, json_object **body, char *message,
@@ -721,56 +720,66 @@ enum cs_err cs_approval_outcome(struct cs_db *db, const char *id, const char *ag
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
     const char *p[] = {id, agent_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_APPROVAL_RESULT, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVAL_RESULT, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
     }
-    int st = cs_status_parse(cs_db_str(res, 0, R_STATUS));
+    int st = cs_status_parse(cs_db_str(res, 0, CSC_APPROVAL_RESULT_STATUS));
     json_object *o = json_object_new_object();
     char iso[CS_TIME_ISO_LEN];
     switch (st) {
     case CS_ST_EXECUTED: {
         json_object *headers = NULL;
-        const char *h = cs_db_str(res, 0, R_HEADERS);
+        const char *h = cs_db_str(res, 0, CSC_APPROVAL_RESULT_RESPONSE_HEADERS);
         if (!h || cs_json_parse(h, strlen(h), &headers, err) != CS_OK)
             headers = json_object_new_object();
         json_object_object_add(o, "type", json_object_new_string("result"));
         json_object_object_add(o, "approval_id", json_object_new_string(id));
         json_object_object_add(o, "status", json_object_new_string("executed"));
-        json_object_object_add(o, "status_code", json_object_new_int((int)cs_db_int(res, 0, R_CODE)));
+        json_object_object_add(
+            o, "status_code",
+            json_object_new_int((int)cs_db_int(res, 0, CSC_APPROVAL_RESULT_RESPONSE_STATUS)));
         json_object_object_add(o, "headers", headers);
-        json_object_object_add(o, "body_b64", json_object_new_string(cs_db_str(res, 0, R_BODY)
-                                                                          ? cs_db_str(res, 0, R_BODY) : ""));
-        json_object_object_add(o, "body_truncated", json_object_new_boolean(cs_db_bool(res, 0, R_TRUNCATED)));
-        if (cs_db_str(res, 0, R_EXECUTED))
+        json_object_object_add(
+            o, "body_b64",
+            json_object_new_string(cs_db_text(res, 0, CSC_APPROVAL_RESULT_RESPONSE_BODY_B64)));
+        json_object_object_add(
+            o, "body_truncated",
+            json_object_new_boolean(cs_db_bool(res, 0, CSC_APPROVAL_RESULT_RESPONSE_TRUNCATED)));
+        if (cs_db_str(res, 0, CSC_APPROVAL_RESULT_EXECUTED_MS))
             json_object_object_add(o, "executed_at",
-                                   json_object_new_string(cs_time_iso(cs_db_int(res, 0, R_EXECUTED), iso)));
+                                   json_object_new_string(cs_time_iso(
+                                       cs_db_int(res, 0, CSC_APPROVAL_RESULT_EXECUTED_MS), iso)));
         *outcome = CS_OK;
         break;
     }
     case CS_ST_FAILED:
-        add_str(o, "error_code", res, R_ERROR_CODE);
-        add_str(o, "error_message", res, R_ERROR_MESSAGE);
-        snprintf(message, message_len, "the call failed: %s", cs_db_str(res, 0, R_ERROR_CODE)
-                                                                ? cs_db_str(res, 0, R_ERROR_CODE) : "unknown");
+        add_str(o, "error_code", res, CSC_APPROVAL_RESULT_ERROR_CODE);
+        add_str(o, "error_message", res, CSC_APPROVAL_RESULT_ERROR_MESSAGE);
+        snprintf(message, message_len, "the call failed: %s",
+                 cs_db_str(res, 0, CSC_APPROVAL_RESULT_ERROR_CODE)
+                     ? cs_db_str(res, 0, CSC_APPROVAL_RESULT_ERROR_CODE)
+                     : "unknown");
         *outcome = CS_ERR_EXECUTION_FAILED;
         break;
     case CS_ST_DENIED:
     case CS_ST_EXPIRED:
     case CS_ST_CANCELLED:
-        add_str(o, "reason", res, R_REASON);
-        add_str(o, "decided_by", res, R_DECIDED_BY);
-        if (cs_db_str(res, 0, R_DECIDED))
+        add_str(o, "reason", res, CSC_APPROVAL_RESULT_DECISION_REASON);
+        add_str(o, "decided_by", res, CSC_APPROVAL_RESULT_DECIDED_BY);
+        if (cs_db_str(res, 0, CSC_APPROVAL_RESULT_DECIDED_MS))
             json_object_object_add(o, "decided_at",
-                                   json_object_new_string(cs_time_iso(cs_db_int(res, 0, R_DECIDED), iso)));
+                                   json_object_new_string(cs_time_iso(
+                                       cs_db_int(res, 0, CSC_APPROVAL_RESULT_DECIDED_MS), iso)));
         *outcome = st == CS_ST_DENIED ? CS_ERR_DENIED : st == CS_ST_EXPIRED ? CS_ERR_EXPIRED
                                                                             : CS_ERR_CANCELLED;
         if (st == CS_ST_DENIED)
-            snprintf(message, message_len, "denied%s%s", cs_db_str(res, 0, R_REASON) ? ": " : "",
-                     cs_db_str(res, 0, R_REASON) ? cs_db_str(res, 0, R_REASON) : "");
+            snprintf(message, message_len, "denied%s%s",
+                     cs_db_str(res, 0, CSC_APPROVAL_RESULT_DECISION_REASON) ? ": " : "",
+                     cs_db_text(res, 0, CSC_APPROVAL_RESULT_DECISION_REASON));
         else
             snprintf(message, message_len, "%s", st == CS_ST_EXPIRED
                                                     ? "the approval window elapsed without a decision"

@@ -25,13 +25,6 @@
 #define PAGE 500
 #define HEAD_LINE_MAX 256
 
-/* audit_range columns */
-enum { A_ID, A_TXID, A_AT_US, A_ACTOR, A_ACTION, A_APPROVAL, A_DETAIL };
-/* seal_list columns */
-enum { S_SEQ, S_FROM, S_TO, S_ENTRIES, S_ENTRIES_HASH, S_PREV, S_HASH, S_MAC };
-/* audit_anchor columns */
-enum { AN_HASH, AN_MAC };
-
 /* ---- keys and signatures ---------------------------------------------- */
 
 void cs_audit_key(const unsigned char master[32], unsigned char key[32])
@@ -211,7 +204,10 @@ static void heads_check(const struct heads *hs, int64_t seq, const char *hash_he
 
 static void audit_line(struct cs_sha256 *h, const PGresult *res, int r)
 {
-    static const int cols[] = {A_ID, A_TXID, A_AT_US, A_ACTOR, A_ACTION, A_APPROVAL, A_DETAIL};
+    static const int cols[] = {CSC_AUDIT_RANGE_ID,     CSC_AUDIT_RANGE_TXID,
+                               CSC_AUDIT_RANGE_AT_US,  CSC_AUDIT_RANGE_ACTOR,
+                               CSC_AUDIT_RANGE_ACTION, CSC_AUDIT_RANGE_APPROVAL_ID,
+                               CSC_AUDIT_RANGE_DETAIL};
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
         const char *v = PQgetvalue(res, r, cols[i]);
         cs_sha256_update(h, v, strlen(v));
@@ -252,12 +248,14 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
                               struct cs_audit_report *rep, char *err)
 {
     unsigned char want_entries[32], want_prev[32], want_hash[32], got_entries[32], got_hash[32];
-    const char *seq = PQgetvalue(seals, r, S_SEQ), *from = PQgetvalue(seals, r, S_FROM),
-               *to = PQgetvalue(seals, r, S_TO), *mac = PQgetvalue(seals, r, S_MAC);
-    int64_t seqn = cs_db_int(seals, r, S_SEQ);
-    if (!hex32(PQgetvalue(seals, r, S_ENTRIES_HASH), want_entries) ||
-        !hex32(PQgetvalue(seals, r, S_PREV), want_prev) ||
-        !hex32(PQgetvalue(seals, r, S_HASH), want_hash)) {
+    const char *seq = PQgetvalue(seals, r, CSC_SEAL_LIST_SEQ),
+               *from = PQgetvalue(seals, r, CSC_SEAL_LIST_FROM_TXID),
+               *to = PQgetvalue(seals, r, CSC_SEAL_LIST_TO_TXID),
+               *mac = PQgetvalue(seals, r, CSC_SEAL_LIST_MAC_HEX);
+    int64_t seqn = cs_db_int(seals, r, CSC_SEAL_LIST_SEQ);
+    if (!hex32(PQgetvalue(seals, r, CSC_SEAL_LIST_ENTRIES_HASH_HEX), want_entries) ||
+        !hex32(PQgetvalue(seals, r, CSC_SEAL_LIST_PREV_HASH_HEX), want_prev) ||
+        !hex32(PQgetvalue(seals, r, CSC_SEAL_LIST_HASH_HEX), want_hash)) {
         broke(rep, CS_AUDIT_REWRITE, "seal %s has malformed hashes", seq);
         return CS_OK;
     }
@@ -272,7 +270,7 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
     }
     PGresult *res = NULL;
     const char *p[] = {from, to};
-    enum cs_err rc = cs_db_exec(w->db, CSQ_AUDIT_RANGE, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(w->db, CS_DB_Q(AUDIT_RANGE, p), &res, err);
     if (rc)
         return rc;
     struct cs_sha256 *h = cs_sha256_new();
@@ -283,9 +281,9 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
     PQclear(res);
     char nbuf[24], hash_hex[CS_AUDIT_MAC_HEX], want_mac[CS_AUDIT_MAC_HEX];
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    if (strcmp(nbuf, PQgetvalue(seals, r, S_ENTRIES)) != 0) {
+    if (strcmp(nbuf, PQgetvalue(seals, r, CSC_SEAL_LIST_ENTRIES)) != 0) {
         broke(rep, CS_AUDIT_REWRITE, "seal %s covers %s entries but %d exist", seq,
-              PQgetvalue(seals, r, S_ENTRIES), n);
+              PQgetvalue(seals, r, CSC_SEAL_LIST_ENTRIES), n);
         return CS_OK;
     }
     if (!cs_ct_equal(got_entries, want_entries, 32)) {
@@ -336,16 +334,17 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
 static enum cs_err anchor(struct walk *w, const PGresult *seals, struct cs_audit_report *rep,
                           char *err)
 {
-    int64_t through = cs_db_int(seals, 0, S_SEQ) - 1;
+    int64_t through = cs_db_int(seals, 0, CSC_SEAL_LIST_SEQ) - 1;
     char before[24];
     snprintf(before, sizeof(before), "%lld", (long long)through);
     const char *p[] = {before};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(w->db, CSQ_AUDIT_ANCHOR, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(w->db, CS_DB_Q(AUDIT_ANCHOR, p), &res, err);
     if (rc)
         return rc;
-    const char *anchor_hex = PQntuples(res) == 1 ? cs_db_str(res, 0, AN_HASH) : NULL;
-    const char *mac = PQntuples(res) == 1 ? cs_db_str(res, 0, AN_MAC) : NULL;
+    const char *anchor_hex =
+        PQntuples(res) == 1 ? cs_db_str(res, 0, CSC_AUDIT_ANCHOR_ANCHOR) : NULL;
+    const char *mac = PQntuples(res) == 1 ? cs_db_str(res, 0, CSC_AUDIT_ANCHOR_MAC) : NULL;
     char want[CS_AUDIT_MAC_HEX];
     if (!hex32(anchor_hex, w->prev)) {
         broke(rep, CS_AUDIT_FORGED_PRUNE, "seals 1..%s are missing and no audit.pruned entry "
@@ -355,7 +354,7 @@ static enum cs_err anchor(struct walk *w, const PGresult *seals, struct cs_audit
         if (!mac_ok(mac, want))
             broke(rep, CS_AUDIT_FORGED_PRUNE, "the audit.pruned anchor for seals 1..%s is not "
                   "signed by the sealing key: a forged prune (seals deleted)", before);
-    } else if (*PQgetvalue(seals, 0, S_MAC)) {
+    } else if (*PQgetvalue(seals, 0, CSC_SEAL_LIST_MAC_HEX)) {
         broke(rep, CS_AUDIT_FORGED_PRUNE, "the audit.pruned anchor for seals 1..%s is unsigned "
               "but the chain after it is signed: a forged prune (seals deleted)", before);
     } else {
@@ -364,33 +363,32 @@ static enum cs_err anchor(struct walk *w, const PGresult *seals, struct cs_audit
     if (anchor_hex && !rep->problem[0])
         heads_check(w->heads, through, anchor_hex, rep, CS_AUDIT_FORGED_PRUNE, "the prune anchor of seal");
     PQclear(res);
-    cs_strlcpy(w->expect_from, PQgetvalue(seals, 0, S_FROM), sizeof(w->expect_from));
+    cs_strlcpy(w->expect_from, PQgetvalue(seals, 0, CSC_SEAL_LIST_FROM_TXID),
+               sizeof(w->expect_from));
     return CS_OK;
 }
-
-/* audit_passkey_votes columns */
-enum { PV_ID, PV_APPROVAL, PV_ACTION, PV_DETAIL };
 
 /* Re-verifies every passkey-signed vote; the first failure becomes the report's problem. */
 static enum cs_err verify_assertions(struct cs_db *db, struct cs_audit_report *rep, char *err)
 {
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_AUDIT_PASSKEY_VOTES, 0, NULL, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q0(AUDIT_PASSKEY_VOTES), &res, err);
     if (rc)
         return rc;
     for (int r = 0; r < PQntuples(res); r++) {
         char why[CS_ERRLEN];
-        const char *action = cs_db_str(res, r, PV_ACTION);
-        enum cs_err vrc = cs_passkey_reverify(db, cs_db_str(res, r, PV_APPROVAL) ? cs_db_str(res, r, PV_APPROVAL) : "",
-                                              !strcmp(action, "vote.approve") ? "approve" : "deny",
-                                              cs_db_str(res, r, PV_DETAIL), why);
+        const char *action = cs_db_str(res, r, CSC_AUDIT_PASSKEY_VOTES_ACTION);
+        enum cs_err vrc =
+            cs_passkey_reverify(db, cs_db_text(res, r, CSC_AUDIT_PASSKEY_VOTES_APPROVAL_ID),
+                                !strcmp(action, "vote.approve") ? "approve" : "deny",
+                                cs_db_str(res, r, CSC_AUDIT_PASSKEY_VOTES_DETAIL), why);
         if (vrc == CS_ERR_DB) {
             PQclear(res);
             return cs_err_set(err, vrc, "%s", why);
         }
         if (vrc && !rep->problem[0])
             broke(rep, CS_AUDIT_REWRITE, "audit entry %.20s: passkey vote: %.200s",
-                  cs_db_str(res, r, PV_ID), why);
+                  cs_db_str(res, r, CSC_AUDIT_PASSKEY_VOTES_ID), why);
         if (!vrc)
             rep->assertions++;
     }
@@ -407,18 +405,18 @@ static enum cs_err walk_seals(struct walk *w, struct cs_audit_report *rep, char 
     for (;;) {
         PGresult *seals = NULL;
         const char *p[] = {after, page};
-        if ((rc = cs_db_exec(w->db, CSQ_SEAL_LIST, 2, p, &seals, err)))
+        if ((rc = cs_db_exec(w->db, CS_DB_Q(SEAL_LIST, p), &seals, err)))
             return rc;
         int n = PQntuples(seals);
-        if (n > 0 && rep->seals == 0 && cs_db_int(seals, 0, S_SEQ) > 1)
+        if (n > 0 && rep->seals == 0 && cs_db_int(seals, 0, CSC_SEAL_LIST_SEQ) > 1)
             rc = anchor(w, seals, rep, err);
         for (int r = 0; r < n && !rc && !rep->problem[0]; r++) {
             rc = check_seal(w, seals, r, rep, err);
             if (!rc && rep->problem[0])
-                rep->broken_seq = cs_db_int(seals, r, S_SEQ);
+                rep->broken_seq = cs_db_int(seals, r, CSC_SEAL_LIST_SEQ);
             if (!rc && !rep->problem[0]) {
                 rep->seals++;
-                cs_strlcpy(after, PQgetvalue(seals, r, S_SEQ), sizeof(after));
+                cs_strlcpy(after, PQgetvalue(seals, r, CSC_SEAL_LIST_SEQ), sizeof(after));
             }
         }
         PQclear(seals);
@@ -452,10 +450,10 @@ enum cs_err cs_audit_verify(struct cs_db *db, const unsigned char key[32], const
     if (rc)
         return rc;
     PGresult *res = NULL;
-    if ((rc = cs_db_exec(db, CSQ_AUDIT_UNSEALED, 0, NULL, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q0(AUDIT_UNSEALED), &res, err)))
         return rc;
-    int64_t below = cs_db_int(res, 0, 0);
-    rep->unsealed_tail = cs_db_int(res, 0, 1);
+    int64_t below = cs_db_int(res, 0, CSC_AUDIT_UNSEALED_BEFORE_FIRST);
+    rep->unsealed_tail = cs_db_int(res, 0, CSC_AUDIT_UNSEALED_AFTER_LAST);
     PQclear(res);
     if (below > 0)
         broke(rep, CS_AUDIT_REWRITE, "%lld entries are older than the first seal", (long long)below);

@@ -20,9 +20,6 @@
 #include "cs_mem.h"
 #include "cs_time.h"
 
-/* batch_lock columns */
-enum { B_UID, B_GRANT, B_POLICY, B_STATUS, B_EXPECTED, B_MEMBERS, B_EXPIRES, B_EXPIRED };
-
 struct batch_state {
     char uid[CS_UUID_STRLEN + 1];
     char agent_id[CS_UUID_STRLEN + 1];
@@ -100,24 +97,25 @@ static enum cs_err lock(struct cs_db *db, const char *agent_id, const char *batc
     const char *op[] = {uid, agent_id, batch_id};
     const char *lp[] = {agent_id, batch_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_OPEN, 3, op, NULL, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_OPEN, op), NULL, err);
     if (!rc)
-        rc = cs_db_exec(db, CSQ_BATCH_LOCK, 2, lp, &res, err);
+        rc = cs_db_exec(db, CS_DB_Q(BATCH_LOCK, lp), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_INTERNAL, "batch %s vanished", batch_id);
     if (!rc) {
-        cs_strlcpy(s->uid, cs_db_str(res, 0, B_UID), sizeof(s->uid));
+        cs_strlcpy(s->uid, cs_db_str(res, 0, CSC_BATCH_LOCK_UID), sizeof(s->uid));
         cs_strlcpy(s->agent_id, agent_id, sizeof(s->agent_id));
         cs_strlcpy(s->batch_id, batch_id, sizeof(s->batch_id));
-        cs_strlcpy(s->grant_id, cs_db_str(res, 0, B_GRANT) ? cs_db_str(res, 0, B_GRANT) : "",
-                   sizeof(s->grant_id));
-        cs_strlcpy(s->policy_id, cs_db_str(res, 0, B_POLICY) ? cs_db_str(res, 0, B_POLICY) : "",
+        cs_strlcpy(s->grant_id, cs_db_text(res, 0, CSC_BATCH_LOCK_GRANT_ID), sizeof(s->grant_id));
+        cs_strlcpy(s->policy_id, cs_db_text(res, 0, CSC_BATCH_LOCK_POLICY_ID),
                    sizeof(s->policy_id));
-        cs_strlcpy(s->status, cs_db_str(res, 0, B_STATUS), sizeof(s->status));
-        s->expected = cs_db_str(res, 0, B_EXPECTED) ? (int)cs_db_int(res, 0, B_EXPECTED) : -1;
-        s->members = (int)cs_db_int(res, 0, B_MEMBERS);
-        s->expires_ms = cs_db_int(res, 0, B_EXPIRES);
-        s->expired = cs_db_bool(res, 0, B_EXPIRED);
+        cs_strlcpy(s->status, cs_db_str(res, 0, CSC_BATCH_LOCK_STATUS), sizeof(s->status));
+        s->expected = cs_db_str(res, 0, CSC_BATCH_LOCK_EXPECTED)
+                          ? (int)cs_db_int(res, 0, CSC_BATCH_LOCK_EXPECTED)
+                          : -1;
+        s->members = (int)cs_db_int(res, 0, CSC_BATCH_LOCK_MEMBERS);
+        s->expires_ms = cs_db_int(res, 0, CSC_BATCH_LOCK_EXPIRES_MS);
+        s->expired = cs_db_bool(res, 0, CSC_BATCH_LOCK_EXPIRED);
     }
     PQclear(res);
     return rc;
@@ -128,8 +126,8 @@ static bool member_exists(struct cs_db *db, const char *agent_id, const char *re
     const char *p[] = {agent_id, request_id};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    bool yes = request_id && cs_db_exec(db, CSQ_BATCH_MEMBER_EXISTS, 2, p, &res, err) == CS_OK &&
-               cs_db_bool(res, 0, 0);
+    bool yes = request_id && cs_db_exec(db, CS_DB_Q(BATCH_MEMBER_EXISTS, p), &res, err) == CS_OK &&
+               cs_db_bool(res, 0, CSC_BATCH_MEMBER_EXISTS_FOUND);
     PQclear(res);
     return yes;
 }
@@ -146,7 +144,7 @@ static enum cs_err bind(struct cs_db *db, struct batch_state *s, const struct cs
     snprintf(expires, sizeof(expires), "%lld", (long long)s->expires_ms);
     const char *p[] = {s->uid, g->id, g->policy->id, cs_json_text(policy, NULL),
                        cs_json_text(approvers, NULL), quorum, expires};
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_BIND, 7, p, NULL, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_BIND, p), NULL, err);
     if (!rc) {
         cs_strlcpy(s->grant_id, g->id, sizeof(s->grant_id));
         cs_strlcpy(s->policy_id, g->policy->id, sizeof(s->policy_id));
@@ -215,43 +213,47 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
 
 /* ---- decidable ---- */
 
-/* batch_decidable columns */
-enum { D_UID, D_ID, D_AGENT, D_DIGEST, D_EXPIRES, D_MEMBERS };
-
 static enum cs_err decidable_event(struct cs_db *db, const PGresult *d,
                                    const struct cs_link_keys *keys, const char *public_url,
                                    char *err)
 {
-    const char *uid = cs_db_str(d, 0, D_UID);
+    const char *uid = cs_db_str(d, 0, CSC_BATCH_DECIDABLE_UID);
     const char *p[] = {uid};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_LINKS, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_LINKS, p), &res, err);
     if (rc)
         return rc;
     char iso[CS_TIME_ISO_LEN], event_key[256], event_id[64], path[CS_LINK_PATH_MAX];
     json_object *o = json_object_new_object(), *approvers = json_object_new_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_object_array_add(approvers, json_object_new_string(cs_db_str(res, i, 0)));
+        json_object_array_add(approvers,
+                              json_object_new_string(cs_db_str(res, i, CSC_BATCH_LINKS_SLOT)));
     PQclear(res);
     snprintf(event_id, sizeof(event_id), "batch:%s:decidable", uid);
     json_object_object_add(o, "event_id", json_object_new_string(event_id));
     json_object_object_add(o, "type", json_object_new_string("batch.decidable"));
-    json_object_object_add(o, "batch_id", json_object_new_string(cs_db_str(d, 0, D_ID)));
+    json_object_object_add(o, "batch_id",
+                           json_object_new_string(cs_db_str(d, 0, CSC_BATCH_DECIDABLE_ID)));
     json_object_object_add(o, "batch_uid", json_object_new_string(uid));
-    json_object_object_add(o, "agent_id", json_object_new_string(cs_db_str(d, 0, D_AGENT)));
-    json_object_object_add(o, "members", json_object_new_int64(cs_db_int(d, 0, D_MEMBERS)));
-    json_object_object_add(o, "digest", json_object_new_string(cs_db_str(d, 0, D_DIGEST)));
-    json_object_object_add(o, "expires_at",
-                           json_object_new_string(cs_time_iso(cs_db_int(d, 0, D_EXPIRES), iso)));
-    cs_link_batch_path(keys, uid, cs_db_int(d, 0, D_EXPIRES), path);
+    json_object_object_add(o, "agent_id",
+                           json_object_new_string(cs_db_str(d, 0, CSC_BATCH_DECIDABLE_AGENT_ID)));
+    json_object_object_add(o, "members",
+                           json_object_new_int64(cs_db_int(d, 0, CSC_BATCH_DECIDABLE_MEMBERS)));
+    json_object_object_add(o, "digest",
+                           json_object_new_string(cs_db_str(d, 0, CSC_BATCH_DECIDABLE_DIGEST_HEX)));
+    json_object_object_add(
+        o, "expires_at",
+        json_object_new_string(cs_time_iso(cs_db_int(d, 0, CSC_BATCH_DECIDABLE_EXPIRES_MS), iso)));
+    cs_link_batch_path(keys, uid, cs_db_int(d, 0, CSC_BATCH_DECIDABLE_EXPIRES_MS), path);
     char *url = cs_link_url(public_url, path);
     json_object_object_add(o, "approval_url", json_object_new_string(url));
     json_object_object_add(o, "approvers", approvers);
     cs_free(url);
-    snprintf(event_key, sizeof(event_key), "batch:%s:%s", cs_db_str(d, 0, D_AGENT),
-             cs_db_str(d, 0, D_ID));
+    snprintf(event_key, sizeof(event_key), "batch:%s:%s",
+             cs_db_str(d, 0, CSC_BATCH_DECIDABLE_AGENT_ID),
+             cs_db_str(d, 0, CSC_BATCH_DECIDABLE_ID));
     const char *ep[] = {event_key, cs_json_text(o, NULL)};
-    rc = cs_db_exec(db, CSQ_BATCH_EVENT, 2, ep, NULL, err);
+    rc = cs_db_exec(db, CS_DB_Q(BATCH_EVENT, ep), NULL, err);
     json_object_put(o);
     return rc;
 }
@@ -262,36 +264,39 @@ static enum cs_err try_decidable(struct cs_db *db, const char *uid, const struct
 {
     const char *p[] = {uid, actor};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_DECIDABLE, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_DECIDABLE, p), &res, err);
     if (!rc && PQntuples(res) == 1) {
         rc = decidable_event(db, res, keys, public_url, err);
         if (!rc)
             cs_log(CS_LOG_INFO, "batch", "batch %s of %s members is decidable",
-                   cs_db_str(res, 0, D_ID), cs_db_str(res, 0, D_MEMBERS));
+                   cs_db_str(res, 0, CSC_BATCH_DECIDABLE_ID),
+                   cs_db_str(res, 0, CSC_BATCH_DECIDABLE_MEMBERS));
     }
     PQclear(res);
     return rc;
 }
 
-/* insert_approvals columns: id, request_id, status, expires_ms, batch_id, agent_id */
+/* res: the rows insert_approvals returned (CSC_INSERT_APPROVALS_*). */
 enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PGresult *res,
                                const struct cs_link_keys *keys, const char *public_url,
                                const char *actor, char *err)
 {
     char key[256];
     for (int r = 0; res && r < PQntuples(res); r++) {
-        if (!cs_db_str(res, r, 4))
+        if (!cs_db_str(res, r, CSC_INSERT_APPROVALS_BATCH_ID))
             continue;
-        snprintf(key, sizeof(key), "%s|%s", cs_db_str(res, r, 5), cs_db_str(res, r, 4));
+        snprintf(key, sizeof(key), "%s|%s", cs_db_str(res, r, CSC_INSERT_APPROVALS_AGENT_ID),
+                 cs_db_str(res, r, CSC_INSERT_APPROVALS_BATCH_ID));
         struct batch_state *s = cs_map_get(t->batches, key);
         if (s)
             s->stored++;
     }
     /* Each batch once: walk the map by re-reading the result's keys. */
     for (int r = 0; res && r < PQntuples(res); r++) {
-        if (!cs_db_str(res, r, 4))
+        if (!cs_db_str(res, r, CSC_INSERT_APPROVALS_BATCH_ID))
             continue;
-        snprintf(key, sizeof(key), "%s|%s", cs_db_str(res, r, 5), cs_db_str(res, r, 4));
+        snprintf(key, sizeof(key), "%s|%s", cs_db_str(res, r, CSC_INSERT_APPROVALS_AGENT_ID),
+                 cs_db_str(res, r, CSC_INSERT_APPROVALS_BATCH_ID));
         struct batch_state *s = cs_map_get(t->batches, key);
         if (!s || s->stored == 0)
             continue;
@@ -300,8 +305,10 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
         s->stored = 0;
         const char *p[] = {s->uid, n};
         PGresult *cnt = NULL;
-        enum cs_err rc = cs_db_exec(db, CSQ_BATCH_ADD, 2, p, &cnt, err);
-        bool complete = !rc && cs_db_str(cnt, 0, 1) && cs_db_int(cnt, 0, 0) == cs_db_int(cnt, 0, 1);
+        enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_ADD, p), &cnt, err);
+        bool complete =
+            !rc && cs_db_str(cnt, 0, CSC_BATCH_ADD_EXPECTED) &&
+            cs_db_int(cnt, 0, CSC_BATCH_ADD_MEMBERS) == cs_db_int(cnt, 0, CSC_BATCH_ADD_EXPECTED);
         PQclear(cnt);
         if (!rc && complete)
             rc = try_decidable(db, s->uid, keys, public_url, actor, err);
@@ -336,7 +343,7 @@ enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *ba
         char n[16];
         snprintf(n, sizeof(n), "%d", count);
         const char *p[] = {s.uid, n, actor};
-        rc = cs_db_exec(db, CSQ_BATCH_SEAL, 3, p, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(BATCH_SEAL, p), NULL, err);
         if (!rc && s.members == count)
             rc = try_decidable(db, s.uid, keys, public_url, actor, err);
     }
@@ -349,15 +356,12 @@ enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *ba
 
 /* ---- votes ---- */
 
-/* batch_vote_lock columns */
-enum { L_STATUS, L_AGENT, L_QUORUM, L_EXPIRED, L_IS_SLOT, L_DIGEST, L_ID };
-
 static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
                            struct cs_vote_outcome *out, char *err)
 {
     const char *lp[] = {v->batch_uid, v->approver_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_VOTE_LOCK, 2, lp, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_VOTE_LOCK, lp), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
@@ -365,12 +369,12 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such batch");
     }
     char status[16], requester[CS_UUID_STRLEN + 1], digest[2 * CS_SHA256_LEN + 1];
-    cs_strlcpy(status, cs_db_str(res, 0, L_STATUS), sizeof(status));
-    cs_strlcpy(requester, cs_db_str(res, 0, L_AGENT), sizeof(requester));
-    cs_strlcpy(digest, cs_db_str(res, 0, L_DIGEST) ? cs_db_str(res, 0, L_DIGEST) : "",
-               sizeof(digest));
-    out->quorum = (int)cs_db_int(res, 0, L_QUORUM);
-    bool expired = cs_db_bool(res, 0, L_EXPIRED), is_slot = cs_db_bool(res, 0, L_IS_SLOT);
+    cs_strlcpy(status, cs_db_str(res, 0, CSC_BATCH_VOTE_LOCK_STATUS), sizeof(status));
+    cs_strlcpy(requester, cs_db_str(res, 0, CSC_BATCH_VOTE_LOCK_AGENT_ID), sizeof(requester));
+    cs_strlcpy(digest, cs_db_text(res, 0, CSC_BATCH_VOTE_LOCK_DIGEST_HEX), sizeof(digest));
+    out->quorum = (int)cs_db_int(res, 0, CSC_BATCH_VOTE_LOCK_QUORUM);
+    bool expired = cs_db_bool(res, 0, CSC_BATCH_VOTE_LOCK_EXPIRED),
+         is_slot = cs_db_bool(res, 0, CSC_BATCH_VOTE_LOCK_IS_APPROVER);
     PQclear(res);
     out->status = CS_ST_PENDING;
     if (!strcmp(status, "expired") || expired)
@@ -387,9 +391,9 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
         return cs_err_set(err, CS_ERR_NOT_APPROVER, "not an approver of this batch");
     if (v->approve && v->except && json_object_array_length(v->except) > 0) {
         const char *xp[] = {v->batch_uid, cs_json_text(v->except, NULL)};
-        if ((rc = cs_db_exec(db, CSQ_BATCH_UNKNOWN_ITEMS, 2, xp, &res, err)))
+        if ((rc = cs_db_exec(db, CS_DB_Q(BATCH_UNKNOWN_ITEMS, xp), &res, err)))
             return rc;
-        const char *unknown = cs_db_str(res, 0, 0);
+        const char *unknown = cs_db_str(res, 0, CSC_BATCH_UNKNOWN_ITEMS_UNKNOWN);
         if (unknown) {
             cs_err_set(err, CS_ERR_INVALID,
                        "not members of this batch (nothing was decided): %.160s", unknown);
@@ -404,7 +408,7 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
     const char *ip[] = {v->batch_uid, v->approver_id, v->cast_by, v->approve ? "approve" : "deny",
                         cs_json_text(v->except && v->approve ? v->except : none, NULL), v->reason,
                         v->actor};
-    rc = cs_db_exec(db, CSQ_BATCH_VOTE_INSERT, 7, ip, &res, err);
+    rc = cs_db_exec(db, CS_DB_Q(BATCH_VOTE_INSERT, ip), &res, err);
     json_object_put(none);
     if (rc || (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
@@ -412,12 +416,13 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
         return CS_OK;
     const char *to = v->approve ? "approved" : "denied";
     const char *dp[] = {v->batch_uid, to, v->actor, v->reason, v->actor};
-    if ((rc = cs_db_exec(db, CSQ_BATCH_DECIDE, 5, dp, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(BATCH_DECIDE, dp), &res, err)))
         return rc;
-    bool decided = PQntuples(res) == 1 && cs_db_int(res, 0, 0) == 1;
+    bool decided = PQntuples(res) == 1 && cs_db_int(res, 0, CSC_BATCH_DECIDE_BATCHES) == 1;
     if (decided)
         cs_log(CS_LOG_INFO, "batch", "batch %s %s: %s approved, %s denied", v->batch_uid, to,
-               cs_db_str(res, 0, 1), cs_db_str(res, 0, 2));
+               cs_db_str(res, 0, CSC_BATCH_DECIDE_APPROVED),
+               cs_db_str(res, 0, CSC_BATCH_DECIDE_DENIED));
     PQclear(res);
     if (!decided)
         return cs_err_set(err, CS_ERR_EXPIRED, "the batch's approval window has elapsed");
@@ -451,11 +456,6 @@ enum cs_err cs_batch_vote(struct cs_db *db, const struct cs_batch_vote *v,
 
 /* ---- status ---- */
 
-/* batch_status columns */
-enum { T_UID, T_ID, T_STATUS, T_EXPECTED, T_MEMBERS, T_DIGEST, T_CREATED, T_EXPIRES, T_DECIDED,
-       T_DECIDED_BY, T_DECISION, T_FINISHED, T_GRANT, T_POLICY, T_COUNTS, T_AGENT, T_AMOUNT,
-       T_QUORUM, T_APPROVALS, T_AGENT_ID };
-
 enum cs_err cs_batch_status(struct cs_db *db, const char *agent_id, const char *id,
                             json_object **out, char *err)
 {
@@ -465,7 +465,7 @@ enum cs_err cs_batch_status(struct cs_db *db, const char *agent_id, const char *
         return cs_err_set(err, CS_ERR_NOT_FOUND, "no such batch");
     const char *p[] = {agent_id, id, by_uid ? "true" : "false"};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_BATCH_STATUS, 3, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_STATUS, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
@@ -477,10 +477,17 @@ enum cs_err cs_batch_status(struct cs_db *db, const char *agent_id, const char *
     static const struct {
         const char *key;
         int col;
-    } strs[] = {{"batch_id", T_ID}, {"batch_uid", T_UID}, {"status", T_STATUS},
-                {"digest", T_DIGEST}, {"decided_by", T_DECIDED_BY}, {"decision", T_DECISION},
-                {"grant_id", T_GRANT}, {"policy_id", T_POLICY}, {"agent", T_AGENT},
-                {"amount_field", T_AMOUNT}, {"agent_id", T_AGENT_ID}};
+    } strs[] = {{"batch_id", CSC_BATCH_STATUS_ID},
+                {"batch_uid", CSC_BATCH_STATUS_UID},
+                {"status", CSC_BATCH_STATUS_STATUS},
+                {"digest", CSC_BATCH_STATUS_DIGEST_HEX},
+                {"decided_by", CSC_BATCH_STATUS_DECIDED_BY},
+                {"decision", CSC_BATCH_STATUS_DECISION},
+                {"grant_id", CSC_BATCH_STATUS_GRANT_ID},
+                {"policy_id", CSC_BATCH_STATUS_POLICY_ID},
+                {"agent", CSC_BATCH_STATUS_NAME},
+                {"amount_field", CSC_BATCH_STATUS_AMOUNT_FIELD},
+                {"agent_id", CSC_BATCH_STATUS_AGENT_ID}};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         const char *v = cs_db_str(res, 0, strs[i].col);
         json_object_object_add(o, strs[i].key, v ? json_object_new_string(v) : NULL);
@@ -488,24 +495,30 @@ enum cs_err cs_batch_status(struct cs_db *db, const char *agent_id, const char *
     static const struct {
         const char *key;
         int col;
-    } times[] = {{"created_at", T_CREATED}, {"expires_at", T_EXPIRES}, {"decided_at", T_DECIDED},
-                 {"finished_at", T_FINISHED}};
+    } times[] = {{"created_at", CSC_BATCH_STATUS_CREATED_MS},
+                 {"expires_at", CSC_BATCH_STATUS_EXPIRES_MS},
+                 {"decided_at", CSC_BATCH_STATUS_DECIDED_MS},
+                 {"finished_at", CSC_BATCH_STATUS_FINISHED_MS}};
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
         json_object_object_add(o, times[i].key, cs_db_str(res, 0, times[i].col)
                                                     ? json_object_new_string(cs_time_iso(
                                                           cs_db_int(res, 0, times[i].col), iso))
                                                     : NULL);
-    json_object_object_add(o, "expected", cs_db_str(res, 0, T_EXPECTED)
-                                              ? json_object_new_int64(cs_db_int(res, 0, T_EXPECTED))
-                                              : NULL);
-    json_object_object_add(o, "members", json_object_new_int64(cs_db_int(res, 0, T_MEMBERS)));
-    json_object_object_add(o, "approvals_received", json_object_new_int64(cs_db_int(res, 0, T_APPROVALS)));
-    json_object_object_add(o, "approvals_required", json_object_new_int64(cs_db_int(res, 0, T_QUORUM)));
-    const char *c = cs_db_str(res, 0, T_COUNTS);
+    json_object_object_add(o, "expected",
+                           cs_db_str(res, 0, CSC_BATCH_STATUS_EXPECTED)
+                               ? json_object_new_int64(cs_db_int(res, 0, CSC_BATCH_STATUS_EXPECTED))
+                               : NULL);
+    json_object_object_add(o, "members",
+                           json_object_new_int64(cs_db_int(res, 0, CSC_BATCH_STATUS_MEMBERS)));
+    json_object_object_add(o, "approvals_received",
+                           json_object_new_int64(cs_db_int(res, 0, CSC_BATCH_STATUS_APPROVALS)));
+    json_object_object_add(o, "approvals_required",
+                           json_object_new_int64(cs_db_int(res, 0, CSC_BATCH_STATUS_QUORUM)));
+    const char *c = cs_db_str(res, 0, CSC_BATCH_STATUS_COUNTS_JSON);
     if (cs_json_parse(c, strlen(c), &counts, err) != CS_OK)
         counts = json_object_new_object();
     json_object_object_add(o, "counts", counts);
-    bool done = cs_db_str(res, 0, T_FINISHED) != NULL;
+    bool done = cs_db_str(res, 0, CSC_BATCH_STATUS_FINISHED_MS) != NULL;
     json_object_object_add(o, "is_terminal", json_object_new_boolean(done));
     PQclear(res);
     *out = o;

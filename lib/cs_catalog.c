@@ -155,16 +155,17 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {name};
-        enum cs_err rc = cs_db_exec(db, CSQ_AGENT_BY_NAME, 1, p, &res, err);
+        enum cs_err rc = cs_db_exec(db, CS_DB_Q(AGENT_BY_NAME, p), &res, err);
         if (rc)
             return rc;
         e = cs_calloc(1, sizeof(*e));
         e->loaded_ms = now;
         e->missing = PQntuples(res) == 0;
         if (!e->missing) {
-            cs_strlcpy(e->u.agent.id, cs_db_str(res, 0, 0), sizeof(e->u.agent.id));
-            e->u.agent.name = cs_strdup(cs_db_str(res, 0, 1));
-            e->u.agent.disabled = cs_db_bool(res, 0, 2);
+            cs_strlcpy(e->u.agent.id, cs_db_str(res, 0, CSC_AGENT_BY_NAME_ID),
+                       sizeof(e->u.agent.id));
+            e->u.agent.name = cs_strdup(cs_db_str(res, 0, CSC_AGENT_BY_NAME_NAME));
+            e->u.agent.disabled = cs_db_bool(res, 0, CSC_AGENT_BY_NAME_DISABLED);
         }
         PQclear(res);
         store(c, c->agents, name, e);
@@ -174,11 +175,6 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
     *out = &e->u.agent;
     return CS_OK;
 }
-
-/* Columns of grant_load (sql/queries/catalog.sql). */
-enum { G_ID, G_SECRET, G_INJECT, G_HEADER, G_BASES, G_IDEM, G_DISABLED, G_AGENTS, P_ID, P_MODE,
-       P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_AMOUNT, P_REMIND, P_ESCALATE,
-       P_APPROVERS, P_ESCALATION, P_PASSKEY, P_LINK_LIFETIME, G_PAUSED };
 
 static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
                             char *err)
@@ -198,19 +194,20 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
 {
     json_object *bases = NULL, *agents = NULL, *approvers = NULL, *escalation = NULL;
     enum cs_err rc;
-    g->id = cs_strdup(cs_db_str(res, 0, G_ID));
+    g->id = cs_strdup(cs_db_str(res, 0, CSC_GRANT_LOAD_ID));
     size_t blen = 0;
-    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, G_SECRET), &blen);
+    unsigned char *blob =
+        PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, CSC_GRANT_LOAD_SECRET), &blen);
     cs_assert(blob);
     g->secret_blob = cs_memdup(blob, blen);
     g->secret_len = blen;
     cs_wipe(blob, blen);
     PQfreemem(blob);
-    g->inject = (enum cs_inject)cs_inject_parse(cs_db_str(res, 0, G_INJECT));
-    g->inject_header = cs_strdup(cs_db_str(res, 0, G_HEADER));
-    g->idempotency_keys = cs_db_bool(res, 0, G_IDEM);
-    g->disabled = cs_db_bool(res, 0, G_DISABLED);
-    g->paused = cs_db_bool(res, 0, G_PAUSED);
+    g->inject = (enum cs_inject)cs_inject_parse(cs_db_str(res, 0, CSC_GRANT_LOAD_INJECT));
+    g->inject_header = cs_strdup(cs_db_str(res, 0, CSC_GRANT_LOAD_INJECT_HEADER));
+    g->idempotency_keys = cs_db_bool(res, 0, CSC_GRANT_LOAD_IDEMPOTENCY_KEYS);
+    g->disabled = cs_db_bool(res, 0, CSC_GRANT_LOAD_DISABLED);
+    g->paused = cs_db_bool(res, 0, CSC_GRANT_LOAD_PAUSED);
     const char *pat = cs_db_str(res, 0, CSC_GRANT_LOAD_IN_PROGRESS_PATTERN);
     if (pat) {
         g->in_progress_re = cs_malloc(sizeof(regex_t));
@@ -221,10 +218,10 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
             g->in_progress_re = NULL;
         }
     }
-    if ((rc = json_col(res, G_BASES, json_type_array, &bases, err)) ||
-        (rc = json_col(res, G_AGENTS, json_type_array, &agents, err)) ||
-        (rc = json_col(res, P_APPROVERS, json_type_array, &approvers, err)) ||
-        (rc = json_col(res, P_ESCALATION, json_type_array, &escalation, err)))
+    if ((rc = json_col(res, CSC_GRANT_LOAD_ALLOWED_BASES_JSON, json_type_array, &bases, err)) ||
+        (rc = json_col(res, CSC_GRANT_LOAD_AGENT_IDS_JSON, json_type_array, &agents, err)) ||
+        (rc = json_col(res, CSC_GRANT_LOAD_APPROVERS_JSON, json_type_array, &approvers, err)) ||
+        (rc = json_col(res, CSC_GRANT_LOAD_ESCALATION_JSON, json_type_array, &escalation, err)))
         goto done;
     g->nbases = (int)json_object_array_length(bases);
     g->bases = cs_calloc((size_t)g->nbases, sizeof(char *));
@@ -243,25 +240,25 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
                    sizeof(g->agents[i]));
 
     struct cs_policy *p = g->policy = cs_calloc(1, sizeof(*p));
-    p->id = cs_strdup(cs_db_str(res, 0, P_ID));
-    p->mode = (enum cs_policy_mode)cs_policy_mode_parse(cs_db_str(res, 0, P_MODE));
-    if ((rc = json_col(res, P_RULES, json_type_array, &p->rules, err)))
+    p->id = cs_strdup(cs_db_str(res, 0, CSC_GRANT_LOAD_POLICY_ID));
+    p->mode = (enum cs_policy_mode)cs_policy_mode_parse(cs_db_str(res, 0, CSC_GRANT_LOAD_MODE));
+    if ((rc = json_col(res, CSC_GRANT_LOAD_RULES, json_type_array, &p->rules, err)))
         goto done;
     if ((int)p->mode < 0 || cs_policy_rules_validate(p->rules, err) != CS_OK) {
         /* A stored policy we cannot read is unevaluable: every call is refused. */
         p->mode = CS_POLICY_ALWAYS;
         p->quorum = 0;
     } else {
-        p->quorum = (int)cs_db_int(res, 0, P_QUORUM);
+        p->quorum = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_QUORUM);
     }
-    p->window_seconds = (int)cs_db_int(res, 0, P_WINDOW);
-    p->exec_timeout_ms = (int)cs_db_int(res, 0, P_TIMEOUT);
-    p->max_attempts = (int)cs_db_int(res, 0, P_ATTEMPTS);
-    p->amount_field = cs_strdup(cs_db_str(res, 0, P_AMOUNT));
-    p->reminder_interval_s = (int)cs_db_int(res, 0, P_REMIND);
-    p->escalate_after_s = (int)cs_db_int(res, 0, P_ESCALATE);
-    p->require_passkey = cs_db_bool(res, 0, P_PASSKEY);
-    p->link_lifetime_s = (int)cs_db_int(res, 0, P_LINK_LIFETIME);
+    p->window_seconds = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_WINDOW_SECONDS);
+    p->exec_timeout_ms = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_EXEC_TIMEOUT_MS);
+    p->max_attempts = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_MAX_ATTEMPTS);
+    p->amount_field = cs_strdup(cs_db_str(res, 0, CSC_GRANT_LOAD_AMOUNT_FIELD));
+    p->reminder_interval_s = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_REMINDER_INTERVAL_S);
+    p->escalate_after_s = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_ESCALATE_AFTER_S);
+    p->require_passkey = cs_db_bool(res, 0, CSC_GRANT_LOAD_REQUIRE_PASSKEY);
+    p->link_lifetime_s = (int)cs_db_int(res, 0, CSC_GRANT_LOAD_LINK_LIFETIME_S);
     p->napprovers = (int)json_object_array_length(approvers);
     p->approvers = cs_calloc((size_t)p->napprovers, sizeof(*p->approvers));
     for (int i = 0; i < p->napprovers; i++) {
@@ -300,7 +297,7 @@ enum cs_err cs_catalog_grant(struct cs_catalog *c, struct cs_db *db, const char 
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {id};
-        enum cs_err rc = cs_db_exec(db, CSQ_GRANT_LOAD, 1, p, &res, err);
+        enum cs_err rc = cs_db_exec(db, CS_DB_Q(GRANT_LOAD, p), &res, err);
         if (rc)
             return rc;
         e = cs_calloc(1, sizeof(*e));
@@ -362,7 +359,7 @@ enum cs_err cs_catalog_signing_key(struct cs_catalog *c, struct cs_db *db,
     if (!e) {
         PGresult *res = NULL;
         const char *p[] = {kid};
-        enum cs_err rc = cs_db_exec(db, CSQ_SIGNING_KEY_LOAD, CSP_SIGNING_KEY_LOAD, p, &res, err);
+        enum cs_err rc = cs_db_exec(db, CS_DB_Q(SIGNING_KEY_LOAD, p), &res, err);
         if (rc)
             return rc;
         e = cs_calloc(1, sizeof(*e));

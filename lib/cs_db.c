@@ -265,12 +265,12 @@ enum cs_err cs_db_exec_script(struct cs_db *db, const char *sql, char *err)
 
 enum cs_err cs_db_begin(struct cs_db *db, char *err)
 {
-    return cs_db_exec(db, CSQ_BEGIN, 0, NULL, NULL, err);
+    return cs_db_exec(db, CS_DB_Q0(BEGIN), NULL, err);
 }
 
 enum cs_err cs_db_commit(struct cs_db *db, char *err)
 {
-    return cs_db_exec(db, CSQ_COMMIT, 0, NULL, NULL, err);
+    return cs_db_exec(db, CS_DB_Q0(COMMIT), NULL, err);
 }
 
 void cs_db_rollback(struct cs_db *db)
@@ -278,7 +278,7 @@ void cs_db_rollback(struct cs_db *db)
     if (db->pg && PQtransactionStatus(db->pg) != PQTRANS_IDLE &&
         PQtransactionStatus(db->pg) != PQTRANS_UNKNOWN) {
         char ignore[CS_ERRLEN];
-        if (cs_db_exec(db, CSQ_ROLLBACK, 0, NULL, NULL, ignore) != CS_OK)
+        if (cs_db_exec(db, CS_DB_Q0(ROLLBACK), NULL, ignore) != CS_OK)
             cs_log(CS_LOG_DEBUG, "db", "rollback failed: %s", ignore);
     }
 }
@@ -321,6 +321,11 @@ int64_t cs_db_int(const PGresult *res, int r, int c)
     return PQgetisnull(res, r, c) ? 0 : strtoll(PQgetvalue(res, r, c), NULL, 10);
 }
 
+const char *cs_db_text(const PGresult *res, int r, int c)
+{
+    return PQgetvalue(res, r, c); /* "" for NULL */
+}
+
 bool cs_db_bool(const PGresult *res, int r, int c)
 {
     return !PQgetisnull(res, r, c) && PQgetvalue(res, r, c)[0] == 't';
@@ -332,14 +337,14 @@ enum cs_err cs_db_schema_version(struct cs_db *db, int *version, char *err)
 {
     PGresult *res = NULL;
     *version = 0;
-    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_EXISTS, 0, NULL, &res, err);
-    bool exists = !rc && cs_db_bool(res, 0, 0);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q0(MIGRATE_EXISTS), &res, err);
+    bool exists = !rc && cs_db_bool(res, 0, CSC_MIGRATE_EXISTS_EXISTS);
     PQclear(res);
     res = NULL;
     if (exists)
-        rc = cs_db_exec(db, CSQ_MIGRATE_VERSION, 0, NULL, &res, err);
+        rc = cs_db_exec(db, CS_DB_Q0(MIGRATE_VERSION), &res, err);
     if (!rc && exists)
-        *version = (int)cs_db_int(res, 0, 0);
+        *version = (int)cs_db_int(res, 0, CSC_MIGRATE_VERSION_VERSION);
     PQclear(res);
     return rc;
 }
@@ -351,10 +356,10 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
     const char *kp[] = {key};
     int current = 0;
     *applied = 0;
-    enum cs_err rc = cs_db_exec(db, CSQ_MIGRATE_LOCK, 1, kp, NULL, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(MIGRATE_LOCK, kp), NULL, err);
     if (rc)
         return rc;
-    if (!(rc = cs_db_exec(db, CSQ_MIGRATE_INIT, 0, NULL, NULL, err)))
+    if (!(rc = cs_db_exec(db, CS_DB_Q0(MIGRATE_INIT), NULL, err)))
         rc = cs_db_schema_version(db, &current, err);
     for (int i = 0; !rc && i < cs_nmigrations; i++) {
         const struct cs_migration *m = &cs_migrations[i];
@@ -366,7 +371,7 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
         if (!rc)
             rc = cs_db_exec_script(db, m->sql, err);
         if (!rc)
-            rc = cs_db_exec(db, CSQ_MIGRATE_RECORD, 2, rp, NULL, err);
+            rc = cs_db_exec(db, CS_DB_Q(MIGRATE_RECORD, rp), NULL, err);
         if (!rc)
             rc = cs_db_commit(db, err);
         if (rc) {
@@ -381,7 +386,7 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
     }
     if (cs_db_connected(db)) {
         char ignore[CS_ERRLEN];
-        enum cs_err urc = cs_db_exec(db, CSQ_MIGRATE_UNLOCK, 1, kp, NULL, ignore);
+        enum cs_err urc = cs_db_exec(db, CS_DB_Q(MIGRATE_UNLOCK, kp), NULL, ignore);
         (void)urc;
     }
     if (rc == CS_ERR_INTERNAL && err) {

@@ -42,9 +42,9 @@ static enum cs_err slot_exists(struct cs_db *db, const char *name, bool *exists,
 {
     const char *p[] = {name};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_EVENT_SLOT_STATE, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(EVENT_SLOT_STATE, p), &res, err);
     if (!rc)
-        *exists = cs_db_bool(res, 0, 0);
+        *exists = cs_db_bool(res, 0, CSC_EVENT_SLOT_STATE_SLOT_EXISTS);
     PQclear(res);
     return rc;
 }
@@ -60,9 +60,9 @@ enum cs_err cs_events_slot_ensure(struct cs_db *db, const struct cs_config *cfg,
     PGresult *res = NULL;
     char why[CS_ERRLEN];
     /* The publication first: pgoutput fails on any change older than it. */
-    rc = cs_db_exec(db, CSQ_EVENT_PUBLICATION_CREATE, 0, NULL, NULL, why);
+    rc = cs_db_exec(db, CS_DB_Q0(EVENT_PUBLICATION_CREATE), NULL, why);
     if (!rc)
-        rc = cs_db_exec(db, CSQ_EVENT_SLOT_CREATE, 1, p, &res, why);
+        rc = cs_db_exec(db, CS_DB_Q(EVENT_SLOT_CREATE, p), &res, why);
     PQclear(res);
     if (rc == CS_OK)
         return CS_OK;

@@ -21,9 +21,9 @@ bool cs_leader_hold(struct cs_leader *l)
     snprintf(key, sizeof(key), "%lld", l->lock);
     const char *p[] = {key};
     PGresult *res = NULL;
-    if (cs_db_exec(l->db, CSQ_LEADER_TRY_LOCK, 1, p, &res, err) != CS_OK)
+    if (cs_db_exec(l->db, CS_DB_Q(LEADER_TRY_LOCK, p), &res, err) != CS_OK)
         return false;
-    l->leading = cs_db_bool(res, 0, 0);
+    l->leading = cs_db_bool(res, 0, CSC_LEADER_TRY_LOCK_LOCKED);
     PQclear(res);
     if (l->leading)
         cs_log(CS_LOG_INFO, l->role, "%s", l->taking);

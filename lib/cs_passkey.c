@@ -64,7 +64,7 @@ enum cs_err cs_passkey_register(struct cs_db *db, const struct cs_passkey_rp *rp
         snprintf(count, sizeof(count), "%u", cred.sign_count);
         cs_uuid_v7(id);
         const char *p[] = {id, approver_id, cid, key, alg, count, name};
-        rc = cs_db_exec(db, CSQ_PASSKEY_INSERT, 7, p, NULL, err);
+        rc = cs_db_exec(db, CS_DB_Q(PASSKEY_INSERT, p), NULL, err);
         if (rc == CS_ERR_DUPLICATE)
             cs_err_set(err, rc, "this passkey is registered already");
         cs_free(cid);
@@ -75,9 +75,6 @@ enum cs_err cs_passkey_register(struct cs_db *db, const struct cs_passkey_rp *rp
     cs_free(ao);
     return rc;
 }
-
-/* passkey_for_vote columns */
-enum { K_ID, K_KEY, K_COUNT };
 
 /* The audit record of an assertion (see the file comment). */
 static char *assertion_detail(const struct cs_passkey_rp *rp, const char *passkey_id,
@@ -153,7 +150,7 @@ enum cs_err cs_passkey_verify_vote(struct cs_db *db, const struct cs_passkey_rp 
     cs_free(cid);
     const char *p[] = {voter_id, cid_hex};
     PGresult *res = NULL;
-    rc = cs_db_exec(db, CSQ_PASSKEY_FOR_VOTE, 2, p, &res, err);
+    rc = cs_db_exec(db, CS_DB_Q(PASSKEY_FOR_VOTE, p), &res, err);
     cs_free(cid_hex);
     if (rc)
         return rc;
@@ -162,17 +159,17 @@ enum cs_err cs_passkey_verify_vote(struct cs_db *db, const struct cs_passkey_rp 
         return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
                           "this passkey is not one of yours, or it was revoked");
     }
-    cs_strlcpy(passkey_id, cs_db_str(res, 0, K_ID), CS_UUID_STRLEN + 1);
-    uint32_t stored = (uint32_t)cs_db_int(res, 0, K_COUNT), count = 0;
-    rc = check(rp->rp_id, rp->origin, cs_db_str(res, 0, K_KEY), stored, approval_id, digest_hex,
-               decision, reason, a, &count, err);
+    cs_strlcpy(passkey_id, cs_db_str(res, 0, CSC_PASSKEY_FOR_VOTE_ID), CS_UUID_STRLEN + 1);
+    uint32_t stored = (uint32_t)cs_db_int(res, 0, CSC_PASSKEY_FOR_VOTE_SIGN_COUNT), count = 0;
+    rc = check(rp->rp_id, rp->origin, cs_db_str(res, 0, CSC_PASSKEY_FOR_VOTE_PUBLIC_KEY_HEX),
+               stored, approval_id, digest_hex, decision, reason, a, &count, err);
     PQclear(res);
     if (!rc) {
         char old[24], now[24];
         snprintf(old, sizeof(old), "%u", stored);
         snprintf(now, sizeof(now), "%u", count);
         const char *cp[] = {passkey_id, old, now};
-        rc = cs_db_exec(db, CSQ_PASSKEY_COUNT, 3, cp, &res, err);
+        rc = cs_db_exec(db, CS_DB_Q(PASSKEY_COUNT, cp), &res, err);
         if (!rc && PQntuples(res) != 1)
             rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
                             "this passkey was used at the same time elsewhere: refused");
@@ -204,17 +201,20 @@ enum cs_err cs_passkey_reverify(struct cs_db *db, const char *approval_id, const
     }
     const char *p[] = {field(pk, "passkey_id")};
     PGresult *res = NULL;
-    rc = cs_db_exec(db, CSQ_PASSKEY_KEY, 1, p, &res, err);
-    if (!rc && (PQntuples(res) != 1 || strcmp(cs_db_str(res, 0, 1), field(d, "cast_by")) != 0))
+    rc = cs_db_exec(db, CS_DB_Q(PASSKEY_KEY, p), &res, err);
+    if (!rc && (PQntuples(res) != 1 ||
+                strcmp(cs_db_str(res, 0, CSC_PASSKEY_KEY_APPROVER_ID), field(d, "cast_by")) != 0))
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "the passkey is not the voter's registered key");
     if (!rc) {
         struct cs_passkey_assertion a = {field(pk, "credential_id"), field(pk, "authenticator_data"),
                                          field(pk, "client_data_json"), field(pk, "signature"),
                                          field(pk, "nonce")};
         uint32_t count = 0;
-        rc = check(field(pk, "rp_id") ? field(pk, "rp_id") : "", field(pk, "origin") ? field(pk, "origin") : "",
-                   cs_db_str(res, 0, 0), 0, approval_id, field(pk, "digest") ? field(pk, "digest") : "",
-                   decision, field(d, "reason"), &a, &count, err);
+        rc = check(field(pk, "rp_id") ? field(pk, "rp_id") : "",
+                   field(pk, "origin") ? field(pk, "origin") : "",
+                   cs_db_str(res, 0, CSC_PASSKEY_KEY_PUBLIC_KEY_HEX), 0, approval_id,
+                   field(pk, "digest") ? field(pk, "digest") : "", decision, field(d, "reason"), &a,
+                   &count, err);
         if (rc) {
             char why[CS_ERRLEN];
             cs_strlcpy(why, err, sizeof(why));

@@ -85,7 +85,7 @@ enum cs_err cs_signin_link_mint(struct cs_db *db, const struct cs_config *cfg,
     snprintf(ttl, sizeof(ttl), "%lld", (long long)cfg->signin_link_s);
     const char *p[] = {hex, approver_id, next_path, purpose, ttl};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_SIGNIN_LINK_INSERT, 5, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(SIGNIN_LINK_INSERT, p), &res, err);
     if (rc)
         goto done;
     if (PQntuples(res) != 1) {
@@ -111,7 +111,7 @@ enum cs_err cs_signin_link_peek(struct cs_db *db, const char *token, char name[1
     if (rc)
         return rc;
     if (one_row(res))
-        cs_strlcpy(name, cs_db_str(res, 0, 0), 129);
+        cs_strlcpy(name, cs_db_str(res, 0, CSC_SIGNIN_LINK_PEEK_NAME), 129);
     else
         rc = cs_err_set(err, CS_ERR_BAD_TOKEN, LINK_GONE);
     PQclear(res);
@@ -127,8 +127,10 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
     if (rc)
         return rc;
     if (one_row(res)) {
-        cs_strlcpy(approver_id, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);
-        cs_strlcpy(next_path, cs_db_str(res, 0, 1), CS_NEXT_PATH_MAX + 1);
+        cs_strlcpy(approver_id, cs_db_str(res, 0, CSC_SIGNIN_LINK_USE_APPROVER_ID),
+                   CS_UUID_STRLEN + 1);
+        cs_strlcpy(next_path, cs_db_str(res, 0, CSC_SIGNIN_LINK_USE_NEXT_PATH),
+                   CS_NEXT_PATH_MAX + 1);
     } else {
         rc = cs_err_set(err, CS_ERR_BAD_TOKEN, LINK_GONE);
     }
@@ -152,7 +154,7 @@ enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
     snprintf(max, sizeof(max), "%lld", (long long)cfg->session_max_s);
     const char *p[] = {id, hex, approver_id, method, idle, max, user_agent ? user_agent : "",
                        address ? address : "", cs_operator_role_name(role)};
-    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_INSERT, 9, p, NULL, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(SESSION_INSERT, p), NULL, err);
     if (rc)
         cs_wipe(token, CS_SESSION_TOKEN_LEN + 1);
     return rc;
@@ -167,11 +169,12 @@ enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_ses
     if (rc)
         return rc;
     if (one_row(res)) {
-        cs_strlcpy(s->id, cs_db_str(res, 0, 0), sizeof(s->id));
-        cs_strlcpy(s->approver_id, cs_db_str(res, 0, 1), sizeof(s->approver_id));
-        cs_strlcpy(s->method, cs_db_str(res, 0, 2), sizeof(s->method));
-        cs_strlcpy(s->name, cs_db_str(res, 0, 3), sizeof(s->name));
-        int role = cs_operator_role_parse(cs_db_str(res, 0, 4));
+        cs_strlcpy(s->id, cs_db_str(res, 0, CSC_SESSION_LOOKUP_ID), sizeof(s->id));
+        cs_strlcpy(s->approver_id, cs_db_str(res, 0, CSC_SESSION_LOOKUP_APPROVER_ID),
+                   sizeof(s->approver_id));
+        cs_strlcpy(s->method, cs_db_str(res, 0, CSC_SESSION_LOOKUP_METHOD), sizeof(s->method));
+        cs_strlcpy(s->name, cs_db_str(res, 0, CSC_SESSION_LOOKUP_NAME), sizeof(s->name));
+        int role = cs_operator_role_parse(cs_db_str(res, 0, CSC_SESSION_LOOKUP_ROLE));
         s->role = role < 0 ? CS_OPERATOR_NONE : (enum cs_operator_role)role;
     } else {
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "the session has ended; sign in again");
@@ -193,10 +196,10 @@ enum cs_err cs_session_revoke_approver(struct cs_db *db, const char *name, const
 {
     const char *p[] = {name, actor};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_SESSION_REVOKE_APPROVER, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(SESSION_REVOKE_APPROVER, p), &res, err);
     if (rc)
         return rc;
-    *count = (long)cs_db_int(res, 0, 0);
+    *count = (long)cs_db_int(res, 0, CSC_SESSION_REVOKE_APPROVER_REVOKED);
     PQclear(res);
     return CS_OK;
 }

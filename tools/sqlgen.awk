@@ -228,7 +228,7 @@ END {
             u = toupper(names[i])
             line = "enum {"
             for (k = 1; k <= qcols[i]; k++) line = line " CSC_" u "_" toupper(colname[i, k]) ","
-            print line " };"
+            print line " CSC_" u "__COUNT };"
         }
         print "#endif"
         exit

@@ -53,7 +53,7 @@ SELECT b_c FROM t;
 -- name: a_b
 SELECT c FROM t;'
 
-expect_line columns_named 'enum { CSC_Q_ID, CSC_Q_STATUS, CSC_Q_CREATED_MS, CSC_Q_DIGEST, CSC_Q_N, };' \
+expect_line columns_named 'enum { CSC_Q_ID, CSC_Q_STATUS, CSC_Q_CREATED_MS, CSC_Q_DIGEST, CSC_Q_N, CSC_Q__COUNT };' \
 '-- name: q
 -- A comment that says SELECT nothing FROM $9.
 WITH u AS (SELECT id, status, x FROM approvals WHERE id = $1::uuid)
@@ -66,14 +66,14 @@ expect_line params_ignore_strings_comments 'CSP_Q = 3,' \
 '-- name: q
 SELECT u.id FROM u WHERE a = $1 AND b = '"'\$7'"' AND c = $3 -- not $8
 ;'
-expect_line distinct_on 'enum { CSC_Q_AGENT_ID, CSC_Q_ID, };' \
+expect_line distinct_on 'enum { CSC_Q_AGENT_ID, CSC_Q_ID, CSC_Q__COUNT };' \
 '-- name: q
 SELECT DISTINCT ON (a.agent_id) a.agent_id, a.id FROM approvals a ORDER BY a.agent_id, a.id;'
-expect_line returning 'enum { CSC_Q_ID, CSC_Q_MS, };' \
+expect_line returning 'enum { CSC_Q_ID, CSC_Q_MS, CSC_Q__COUNT };' \
 '-- name: q
 WITH x AS (SELECT 1 AS one)
 UPDATE approvals SET status = $2 WHERE id = $1 RETURNING id, (extract(epoch FROM now()) * 1000)::bigint AS ms;'
-expect_line reordered 'enum { CSC_Q_STATUS, CSC_Q_ID, };' \
+expect_line reordered 'enum { CSC_Q_STATUS, CSC_Q_ID, CSC_Q__COUNT };' \
 '-- name: q
 SELECT status, id FROM approvals;'
 printf -- '-- name: q\nINSERT INTO outbox (topic) VALUES ($2);\n' >"$tmp/q.sql"

@@ -194,7 +194,7 @@ WITH u AS (
     INSERT INTO audit (actor, action, detail)
     SELECT $2::text, 'grant.paused', jsonb_build_object('grant_id', u.id) FROM u
 )
-SELECT (SELECT count(*) FROM u) > 0 AS paused FROM grants WHERE id = $1::text;
+SELECT (SELECT count(*) FROM u) > 0 AS changed FROM grants WHERE id = $1::text;
 
 -- name: grant_resume
 -- Resumes grant $1 as actor $2 if it is paused; audited, with how long it
@@ -211,7 +211,7 @@ WITH o AS (
         'grant_id', u.id, 'paused_s', round(extract(epoch FROM clock_timestamp() - u.paused_at), 3))
     FROM u
 )
-SELECT (SELECT count(*) FROM u) > 0 AS resumed FROM grants WHERE id = $1::text;
+SELECT (SELECT count(*) FROM u) > 0 AS changed FROM grants WHERE id = $1::text;
 
 -- name: grant_list
 -- Never returns the secret.
