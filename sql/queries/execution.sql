@@ -160,8 +160,14 @@ SELECT (u.a).id AS requeued FROM u WHERE (SELECT count(*) FROM ob) > 0;
 -- name: grant_throttle
 -- The provider answered grant $1 with 429 (or 503 and Retry-After): no call
 -- of the grant starts for $2 ms, on any worker. Never shortens a throttle.
+-- The bucket is emptied as of the throttle's end: calls resume at the
+-- grant's rate, not with a burst into a provider that just said no.
 UPDATE grant_flow SET throttled_until = greatest(
-    coalesce(throttled_until, '-infinity'), clock_timestamp() + make_interval(secs => $2::int / 1000.0))
+        coalesce(throttled_until, '-infinity'),
+        clock_timestamp() + make_interval(secs => $2::int / 1000.0)),
+    tokens = 0,
+    refilled_at = greatest(coalesce(throttled_until, '-infinity'),
+                           clock_timestamp() + make_interval(secs => $2::int / 1000.0))
 WHERE grant_id = $1::text
 RETURNING (extract(epoch FROM throttled_until) * 1000)::bigint AS throttled_until_ms;
 
