@@ -94,6 +94,7 @@ struct api_req {
     char approval_id[CS_UUID_STRLEN + 1];
     struct api_agent who;
     unsigned status;                 /* HTTP status answered, for metrics */
+    bool close;                      /* answer with Connection: close (bad framing) */
 };
 
 /* metrics.c */

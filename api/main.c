@@ -103,8 +103,10 @@ static int serve(struct api *a)
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, router_handle, a, MHD_OPTION_NOTIFY_COMPLETED, router_completed, a,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->http_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->cfg->http_client_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg->http_idle_s, /* suspended: never */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!a->d) {
         cs_log(CS_LOG_ERROR, "api", "cannot listen on %s:%lld", a->cfg->http_addr,

@@ -28,6 +28,8 @@ static enum MHD_Result queue(struct api_req *r, struct MHD_Connection *c, unsign
                              struct MHD_Response *resp)
 {
     r->status = status;
+    if (r->close)
+        MHD_add_response_header(resp, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -185,6 +185,57 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
     return reply_error(r, c, CS_ERR_NOT_FOUND, "no such route", NULL);
 }
 
+/* ---- framing ---- */
+
+struct framing {
+    int host, te, cl;
+    const char *cl_value, *te_value;
+    bool cl_differ;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, "Host") == 0) {
+        f->host++;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->te++;
+        f->te_value = value;
+    } else if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->cl++ && strcmp(f->cl_value, value ? value : "") != 0)
+            f->cl_differ = true;
+        f->cl_value = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+/*
+ * What is wrong with the request's framing, or NULL. A request whose body
+ * length two parsers could read differently -- Content-Length beside
+ * Transfer-Encoding, two different Content-Lengths, a transfer coding other
+ * than chunked -- is how a proxy in front of the api and the api come to
+ * see two different requests on one connection (request smuggling). A
+ * request with no Host, or two, is refused as RFC 9112 says.
+ */
+static const char *framing_error(struct MHD_Connection *c)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.host != 1)
+        return f.host ? "more than one Host header" : "no Host header";
+    if (f.te && f.cl)
+        return "both Content-Length and Transfer-Encoding";
+    if (f.cl_differ)
+        return "two different Content-Length headers";
+    if (f.cl && (!*f.cl_value || strspn(f.cl_value, "0123456789") != strlen(f.cl_value)))
+        return "a Content-Length that is not a number";
+    if (f.te > 1 || (f.te && strcasecmp(f.te_value ? f.te_value : "", "chunked") != 0))
+        return "a Transfer-Encoding other than chunked";
+    return NULL;
+}
+
 static int64_t now_us(void)
 {
     struct timeval tv;
@@ -207,6 +258,15 @@ enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *u
         r->started_us = now_us();
         cs_buf_init(&r->body, (size_t)a->cfg->request_max_bytes);
         *req_cls = r;
+        const char *bad = framing_error(c);
+        if (!bad)
+            return MHD_YES;
+        /* Answered before any body is read; the connection is closed after. */
+        r->close = true;
+        return reply_error(r, c, CS_ERR_INVALID, bad, NULL);
+    }
+    if (r->close) {
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size > 0) {

@@ -1054,10 +1054,12 @@ def scenario_d(ctx: Ctx) -> None:
             conns: list[HttpConn] = []
             opened = 0
 
-            async def open_one(aid: str) -> HttpConn:
+            async def open_one(i: int, aid: str) -> HttpConn:
                 nonlocal opened
                 async with sem:
-                    c = HttpConn("127.0.0.1", port)
+                    # Waiters from many clients: 32 loopback addresses, each well
+                    # inside the api's per-client limit (CS_HTTP_CLIENT_CONNECTIONS).
+                    c = HttpConn("127.0.0.1", port, source=f"127.0.1.{1 + i % 32}")
                     await c.open()
                     await c.send("GET", f"/v1/approvals/{aid}/result?wait=60", agent_h)
                     opened += 1
@@ -1066,7 +1068,7 @@ def scenario_d(ctx: Ctx) -> None:
                     return c
 
             t_open = time.monotonic()
-            conns = list(await asyncio.gather(*(open_one(i) for i in ids)))
+            conns = list(await asyncio.gather(*(open_one(i, aid) for i, aid in enumerate(ids))))
             open_s = time.monotonic() - t_open
             loop = asyncio.get_running_loop()
             recv_at: list[float] = []

@@ -652,13 +652,14 @@ def producer_for(kafka: Kafka, **extra: Any) -> Any:
 class HttpConn:
     """One keep-alive connection; requests run one at a time on it."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, source: str | None = None) -> None:
+        self.host, self.port, self.source = host, port, source
         self.r: asyncio.StreamReader | None = None
         self.w: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        self.r, self.w = await asyncio.open_connection(self.host, self.port)
+        local = (self.source, 0) if self.source else None
+        self.r, self.w = await asyncio.open_connection(self.host, self.port, local_addr=local)
 
     async def send(self, method: str, path: str, headers: dict[str, str] | None = None,
                    body: bytes | None = None) -> None:

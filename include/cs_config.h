@@ -88,6 +88,9 @@ struct cs_config {
     char *http_addr;
     int64_t http_port;
     int64_t http_threads;
+    int64_t http_max_connections;
+    int64_t http_client_connections; /* per client address, 0: no limit */
+    int64_t http_idle_s;
     char *admin_token;      /* secret: never printed */
     int64_t metrics_port;
     /* Approver sign-in (api; links also worker and CLI). */

@@ -136,6 +136,16 @@ const struct cs_config_key cs_config_keys[] = {
      "port the api listens on (0 picks a free port and logs it)"},
     {"CS_HTTP_THREADS", CS_CFG_INT, F(http_threads), "4", 1, 256, A,
      "api threads serving HTTP"},
+    {"CS_HTTP_MAX_CONNECTIONS", CS_CFG_INT, F(http_max_connections), "20000", 16, 1000000, A,
+     "open connections the api accepts in all, long-poll waiters included (the process's "
+     "open-files limit must be higher)"},
+    {"CS_HTTP_CLIENT_CONNECTIONS", CS_CFG_INT, F(http_client_connections), "1000", 0, 1000000, A,
+     "open connections one client address may hold, long-poll waiters included, so that one "
+     "client cannot take them all (0: no limit; behind a proxy every client shares its "
+     "address: raise it there)"},
+    {"CS_HTTP_IDLE_SECONDS", CS_CFG_INT, F(http_idle_s), "15", 1, 3600, A,
+     "a connection that sends nothing for this long -- an unfinished request, an idle "
+     "keep-alive -- is closed; long-poll waiters are not (they wait for their answer)"},
     {"CS_METRICS_PORT", CS_CFG_INT, F(metrics_port), "0", 0, 65535, W | S,
      "port of the worker's or scheduler's own /metrics on CS_HTTP_ADDR (0: off)"},
     {"CS_ADMIN_TOKEN", CS_CFG_SECRET, F(admin_token), NULL, 0, 0, A,

@@ -35,8 +35,8 @@ static bool is_number(json_object *v)
 
 static enum cs_err validate_rule(json_object *r, int i, char *err)
 {
-    static const char *const keys[] = {"method", "path", "field", "op", "value", "description",
-                                       NULL};
+    static const char *const keys[] = {"method", "path", "path_ci", "field", "op", "value",
+                                       "description", NULL};
     char inner[CS_ERRLEN];
     if (!json_object_is_type(r, json_type_object))
         return cs_err_set(err, CS_ERR_INVALID, "rule %d must be an object", i);
@@ -72,6 +72,11 @@ static enum cs_err validate_rule(json_object *r, int i, char *err)
         cs_json_str(r, "field", false, 128, &field, inner) ||
         cs_json_str(r, "op", false, 2, &op, inner))
         return cs_err_set(err, CS_ERR_INVALID, "rule %d: %s", i, inner);
+    bool ci = false;
+    if (cs_json_bool(r, "path_ci", false, &ci, inner))
+        return cs_err_set(err, CS_ERR_INVALID, "rule %d: %s", i, inner);
+    if (json_object_object_get_ex(r, "path_ci", NULL) && !path)
+        return cs_err_set(err, CS_ERR_INVALID, "rule %d: \"path_ci\" needs a \"path\"", i);
     bool has_value = json_object_object_get_ex(r, "value", &v);
     if (!!field != !!op || !!field != has_value)
         return cs_err_set(err, CS_ERR_INVALID,
@@ -184,11 +189,15 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
         size_t n = p->rules ? json_object_array_length(p->rules) : 0;
         for (size_t i = 0; i < n && !*needs_approval; i++) {
             json_object *r = json_object_array_get_idx(p->rules, i), *m = NULL, *want = NULL,
-                        *pathv = NULL, *fieldv = NULL, *opv = NULL;
+                        *pathv = NULL, *fieldv = NULL, *opv = NULL, *civ = NULL;
             json_object_object_get_ex(r, "method", &m);
             json_object_object_get_ex(r, "path", &pathv);
+            json_object_object_get_ex(r, "path_ci", &civ);
+            /* A glob over the whole normalised path ('*' crosses '/'), case-sensitive
+             * unless the rule says "path_ci": true. */
+            int flags = civ && json_object_get_boolean(civ) ? FNM_CASEFOLD : 0;
             if (!method_matches(m, rq->method) ||
-                (pathv && fnmatch(json_object_get_string(pathv), rq->path, 0) != 0))
+                (pathv && fnmatch(json_object_get_string(pathv), rq->path, flags) != 0))
                 continue;
             /* The objects are tested, not get_ex's answer: a key may hold null. */
             json_object_object_get_ex(r, "field", &fieldv);

@@ -10,16 +10,24 @@ receives nothing.
 - a NUL in `query_params` or `path_params`, which cut `1\\u00009999` to `1`;
 - method-override headers (X-HTTP-Method-Override, X-HTTP-Method,
   X-Method-Override), which turn the POST the policy saw into a DELETE;
+- HTTP framing on the api: Content-Length beside Transfer-Encoding, two
+  different Content-Lengths (request smuggling), no Host or two;
+- connection exhaustion: one client address holding every connection the api
+  accepts with unfinished requests.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from attack_kit import Deployment, deployment, error_code
@@ -149,3 +157,182 @@ def test_method_override_headers_are_refused(d: Deployment) -> None:
         r = d.submit(amount=5, path="/v1/refunds/override", extra_headers={name: "DELETE"})
         assert r.status_code == 400 and error_code(r) == "forbidden_header", (name, r.text)
     nothing_reached(d, "/v1/refunds/override")
+
+
+# ---- HTTP framing on the api (libmicrohttpd) -----------------------------------
+
+
+def raw_exchange(d: Deployment, data: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Sends data on one new connection; returns all it received and whether the api
+    closed the connection (rather than leaving it open until `timeout`)."""
+    host, port = d.url.removeprefix("http://").rsplit(":", 1)
+    got = b""
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                return got, False
+            except ConnectionResetError:
+                return got, True
+            if not chunk:
+                return got, True
+            got += chunk
+    return got, False
+
+
+def statuses(data: bytes) -> list[int]:
+    return [int(m) for m in re.findall(rb"(?:^|\r\n)HTTP/1\.[01] (\d{3}) ", data)]
+
+
+def test_ambiguous_framing_is_refused_and_the_connection_closed(d: Deployment) -> None:
+    """Content-Length beside Transfer-Encoding, or two different Content-Lengths, were
+    answered as two requests on one connection: what a proxy in front of the api took
+    for one request's body ran as a second request (request smuggling)."""
+    auth = f"Authorization: Bearer {d.key}\r\n".encode()
+    smuggled = (b"GET /v1/approvals/00000000-0000-0000-0000-000000000000 HTTP/1.1\r\n"
+                b"Host: x\r\n" + auth + b"\r\n")
+    chunked_then_request = b"0\r\n\r\n" + smuggled
+    cases = [
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(chunked_then_request)
+        + chunked_then_request,
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + chunked_then_request,
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Content-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled,
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Content-Length: %d\r\nContent-Length: 0\r\n\r\n" % len(smuggled) + smuggled,
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Transfer-Encoding: chunked, identity\r\n\r\n" + chunked_then_request,
+        b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked_then_request,
+    ]
+    for req in cases:
+        got, closed = raw_exchange(d, req)
+        assert statuses(got) == [400], (req, got)
+        assert closed, (req, got)
+        assert b"invalid_request" in got, got
+
+
+def test_a_request_without_one_host_is_refused(d: Deployment) -> None:
+    for req in (b"GET /healthz HTTP/1.1\r\n\r\n", b"GET /healthz HTTP/1.0\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+        got, _ = raw_exchange(d, req)
+        assert statuses(got) == [400], (req, got)
+    # Control: the same requests, well framed.
+    got, _ = raw_exchange(d, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert statuses(got) == [200], got
+    body = b'{"method": "POST"}'
+    got, _ = raw_exchange(d, b"POST /v1/proxy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          + f"Authorization: Bearer {d.key}\r\n".encode()
+                          + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                          % (len(body), len(body)) + body)
+    assert statuses(got) == [400] and b"is required" in got, got  # read as one request
+
+
+# ---- connection exhaustion --------------------------------------------------------
+
+
+def test_one_client_cannot_take_every_connection(d: Deployment) -> None:
+    """About 20,000 idle connections from one client made /healthz time out: every
+    connection the api would accept was held by one address, each for two minutes.
+    Now one address holds at most CS_HTTP_CLIENT_CONNECTIONS, an unfinished request
+    is closed after CS_HTTP_IDLE_SECONDS, and long-poll waiters (suspended, not idle)
+    outlive that timeout."""
+    limit, idle = 40, 2
+    api = d.system.api("api-conns", CS_HTTP_MAX_CONNECTIONS="120",
+                       CS_HTTP_CLIENT_CONNECTIONS=str(limit), CS_HTTP_IDLE_SECONDS=str(idle))
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)  # type: ignore[attr-defined]
+
+    # A waiter from a third address, on a pending approval, waiting longer than `idle`.
+    r = d.submit(amount=500, path="/v1/refunds/waiter")
+    assert r.status_code == 202, r.text
+    aid = r.json()["approval_id"]
+    waited: dict[str, Any] = {}
+
+    def wait() -> None:
+        t = httpx.HTTPTransport(local_address="127.0.0.3")
+        with httpx.Client(transport=t, timeout=30) as c:
+            w = c.get(f"{api.url}/v1/approvals/{aid}/result?wait=20",  # type: ignore[attr-defined]
+                      headers=d.auth())
+            waited.update(status=w.status_code, at=time.monotonic())
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+
+    # The attacker: 3x its allowance of unfinished requests from 127.0.0.2.
+    socks: list[socket.socket] = []
+    for _ in range(3 * limit):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(5)
+        s.connect((host, int(port)))
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+        except OSError:
+            pass
+        socks.append(s)
+    try:
+        # /healthz from another address still answers, at once.
+        t0 = time.monotonic()
+        h = httpx.get(f"{api.url}/healthz", timeout=3)  # type: ignore[attr-defined]
+        assert h.status_code == 200 and time.monotonic() - t0 < 2
+
+        def closed(s: socket.socket, wait: float) -> bool:
+            s.settimeout(wait)
+            try:
+                return s.recv(1) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            except TimeoutError:
+                return False
+
+        refused = sum(closed(s, 0.2) for s in socks)
+        assert refused >= 3 * limit - limit - 2, f"only {refused} of {3 * limit} refused"
+        # The ones accepted are closed after `idle` seconds of silence.
+        time.sleep(idle + 0.5)
+        t1 = time.monotonic()
+        held = [s for s in socks if not closed(s, max(0.05, t1 + idle + 3 - time.monotonic()))]
+        assert not held, f"{len(held)} unfinished requests still open after {2 * idle + 3}s"
+        # The waiter outlived the idle timeout and gets its answer once approved.
+        assert waiter.is_alive() and not waited
+        d.system.cli("approval", "approve", aid, "--as", "alice")
+        waiter.join(20)
+        assert waited.get("status") == 200, waited
+    finally:
+        for s in socks:
+            s.close()
+        waiter.join(25)
+        api.stop()
+
+
+# ---- rules that are easy to get around ----------------------------------------------
+
+
+def test_path_rules_can_fold_case(d: Deployment) -> None:
+    """A provider that routes /V1/Refunds as /v1/refunds got around a case-sensitive
+    "/v1/refunds*" rule. Path rules stay case-sensitive (documented) and a rule can say
+    "path_ci": true."""
+    s = d.system
+    rules = [{"method": "POST", "path": "/v1/refunds*", "path_ci": True}]
+    s.cli("policy", "set", "ci", "--mode", "rules", "--rules", json.dumps(rules),
+          "--quorum", "1", "--approvers", "alice,bob")
+    s.cli("grant", "set", "stripe-ci", "--policy", "ci", "--agents", "bot1", "--secret-stdin",
+          "--allow", d.stub.url, input=s.secret + "\n")
+    for path in ("/v1/refunds-ci", "/V1/REFUNDS-CI", "/v1/Refunds-ci/re_1", "/V1/rEfUnDs-ci"):
+        r = d.submit(grant="stripe-ci", amount=5, path=path)
+        assert r.status_code == 202 and r.json()["type"] == "pending_approval", (path, r.text)
+    # The default stays case-sensitive: the shared "pay" rule does not match /V1/REFUNDS.
+    r = d.submit(amount=500, path="/V1/REFUNDS")
+    assert r.status_code == 200, r.text
+    # Only a boolean, and only with a path.
+    for bad in ([{"path": "/v1/*", "path_ci": "yes"}], [{"method": "POST", "path_ci": True}]):
+        out = s.cli("policy", "set", "ci2", "--mode", "rules", "--rules", json.dumps(bad),
+                    "--quorum", "1", "--approvers", "alice", check=False)
+        assert out.returncode != 0 and "path_ci" in out.stderr, out.stderr
+    assert not [r.path for r in d.stub.requests() if r.path.lower().startswith("/v1/refunds-ci")]

@@ -185,6 +185,14 @@ CS_TEST(method_and_path)
     DECIDES("[{'method':'POST','path':'/v1/refunds*'}]", "POST", "/v1/refunds", "", 1);
     /* The query string is not part of the path. */
     DECIDES("[{'path':'/v1/refunds'}]", "POST", "/v1/refunds?x=1", "", 1);
+    /* Case-sensitive by default; "path_ci": true folds case (a provider that routes
+     * /V1/Refunds as /v1/refunds would otherwise dodge the rule). */
+    DECIDES("[{'path':'/v1/refunds*'}]", "POST", "/V1/REFUNDS", "", 0);
+    DECIDES("[{'path':'/v1/refunds*','path_ci':false}]", "POST", "/v1/Refunds", "", 0);
+    DECIDES("[{'path':'/v1/refunds*','path_ci':true}]", "POST", "/V1/REFUNDS", "", 1);
+    DECIDES("[{'path':'/v1/refunds*','path_ci':true}]", "POST", "/v1/Refunds/re_1", "", 1);
+    DECIDES("[{'path':'/V1/Re?unds','path_ci':true}]", "POST", "/v1/refunds", "", 1);
+    DECIDES("[{'path':'/v1/refunds*','path_ci':true}]", "POST", "/v1/charges", "", 0);
 }
 
 CS_TEST(numeric_operators)
@@ -328,6 +336,8 @@ CS_TEST(rule_validation)
         {"[{'method':[]}]", "rule 0: \"method\""},
         {"[{'method':['GET',5]}]", "rule 0: \"method\""},
         {"[{'path':5}]", "rule 0: \"path\" must be a string"},
+        {"[{'path':'/x','path_ci':'yes'}]", "rule 0: \"path_ci\" must be true or false"},
+        {"[{'method':'GET','path_ci':true}]", "rule 0: \"path_ci\" needs a \"path\""},
         {"[{'field':'a','op':'>'}]", "go together"},
         {"[{'field':'a','value':1}]", "go together"},
         {"[{'op':'>','value':1}]", "go together"},
