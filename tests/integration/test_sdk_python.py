@@ -49,6 +49,7 @@ from countersign import (  # noqa: E402
     HttpMethod,
     NotFoundError,
     PendingApproval,
+    SyncAgent,
     ValidationError,
 )
 
@@ -200,6 +201,47 @@ def test_pending_then_approved_through_the_link(system: System) -> None:
     # The approval_url shows people the status; nobody decides there any more.
     page = httpx.get(p.approval_url, timeout=scaled(10))
     assert page.status_code == 200 and "Nothing more to decide" in page.text
+
+
+def test_sync_agent_with_the_key_from_the_environment(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SyncAgent, the blocking twin, end to end: key and URL from the
+    environment, an inline result, a pending approval decided by a person
+    while the caller blocks in await_approval, a denied batch sent on threads."""
+    url, key, _ = start(system, scheduler=True)
+    monkeypatch.setenv("COUNTERSIGN_API_KEY", key)
+    monkeypatch.setenv("COUNTERSIGN_URL", url)
+    system.stub.program("/v1/refunds", status=200, body=b'{"id":"re_3"}',
+                        headers={"Content-Type": "application/json"})
+    with SyncAgent() as agent:
+        inline = agent.proxy_request("POST", f"{system.stub.url}/v1/refunds", grant_id="stripe",
+                                     json={"amount": 5}, reason="small refund, ticket #2")
+        p = agent.proxy_request("POST", f"{system.stub.url}/v1/refunds", grant_id="stripe",
+                                json={"amount": 500}, reason=REASON)
+        assert isinstance(p, PendingApproval), p
+        decider = threading.Timer(0.5, decide_via_link, (system, url, p.approval_id, "approve",
+                                                        "duplicate charge confirmed"))
+        decider.start()
+        try:
+            result = agent.await_approval(p.approval_id, timeout=scaled(60))
+        finally:
+            decider.join()
+        status = agent.get_approval_status(p.approval_id)
+        batch = agent.submit_batch("sync-small", _refunds(system, 6, amount=5), concurrency=3)
+        with pytest.raises(ApprovalTimeoutError):
+            agent.await_batch("sync-small", timeout=0)
+        decide_batch(system, url, "sync-small", "deny", "not this week", (), "bob")
+        final = agent.await_batch("sync-small", timeout=scaled(60), poll_interval=0.5)
+        with pytest.raises(ApprovalDeniedError) as denied:
+            agent.await_approval(batch.approval_ids[0], timeout=scaled(10))
+    assert isinstance(inline, ApprovalResult) and inline.body_json() == {"id": "re_3"}
+    assert isinstance(result, ApprovalResult) and result.status_code == 200
+    assert status.status == "executed" and status.approvals_received == 1
+    assert batch.status == "decidable" and len(set(batch.approval_ids)) == 6
+    assert final.counts == {"denied": 6} and denied.value.reason == "not this week"
+    assert system.stub.count("/v1/refunds") == 2
+    with pytest.raises(RuntimeError):
+        agent.get_approval_status(p.approval_id)
 
 
 def test_denied_carries_the_approvers_reason(system: System) -> None:
@@ -677,6 +719,7 @@ def test_readme_examples_run(system: System, monkeypatch: pytest.MonkeyPatch) ->
     out = "\n".join(lines)
     assert "waiting for approval: " + url + "/status/" in out, out
     assert "provider answered 200" in out, out
+    assert re.search(r"^blocking: provider answered 200$", out, re.M), out
     assert re.search(r"^pending 0/1 approvals", out, re.M), out
     assert re.search(r"^cancelled$", out, re.M), out
     assert "forbidden_header - " in out and re.search(r"^unknown_grant$", out, re.M), out

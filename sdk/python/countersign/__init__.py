@@ -3,11 +3,12 @@ wait for the approvers, get the provider's response.
 
     from countersign import Agent, HttpMethod
 
-    async with Agent(api_key=os.environ["COUNTERSIGN_API_KEY"]) as agent:
+    async with Agent() as agent:  # api_key from $COUNTERSIGN_API_KEY
         outcome = await agent.proxy_request(
             HttpMethod.POST, "https://api.stripe.com/v1/refunds", grant_id="stripe",
             json={"charge": "ch_1", "amount": 2500}, reason="customer charged twice, ticket #4312")
 
+``SyncAgent`` is the blocking twin (``with SyncAgent() as agent: ...``).
 See README.md for the whole flow, the retry rules and the error table.
 """
 
@@ -15,10 +16,12 @@ from ._agent import (
     BATCH_CONCURRENCY,
     BATCH_MAX_MEMBERS,
     DEFAULT_BASE_URL,
+    ENV_API_KEY,
     ENV_BASE_URL,
     MAX_WAIT_SECONDS,
     MISSING,
     Agent,
+    SyncAgent,
 )
 from ._version import __version__
 from .errors import (
@@ -51,6 +54,7 @@ from .signing import SIGNATURE_HEADER, sign_envelope
 
 __all__ = [
     "Agent",
+    "SyncAgent",
     "HttpMethod",
     "PendingApproval",
     "ApprovalResult",
@@ -63,6 +67,7 @@ __all__ = [
     "BATCH_MAX_MEMBERS",
     "MISSING",
     "DEFAULT_BASE_URL",
+    "ENV_API_KEY",
     "ENV_BASE_URL",
     "MAX_WAIT_SECONDS",
     "CountersignError",

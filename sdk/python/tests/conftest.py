@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import countersign._agent as agent_module  # noqa: E402
+import countersign._transport as transport_module  # noqa: E402
 from sdkhelpers import FakeClock  # noqa: E402
 
 
@@ -26,6 +26,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     c = FakeClock()
-    monkeypatch.setattr(agent_module, "_now", c.now)
-    monkeypatch.setattr(agent_module, "_sleep", c.sleep)
+    monkeypatch.setattr(transport_module, "_now", c.now)
+    monkeypatch.setattr(transport_module, "_sleep", c.sleep)
+    monkeypatch.setattr(transport_module, "_sleep_sync", c.sleep_sync)
     yield c

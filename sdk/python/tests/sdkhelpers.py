@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from countersign import Agent
+from countersign import Agent, SyncAgent
 
 API_KEY = "cs_test_0123456789abcdef_SECRET"
 BASE = "http://cs.test"
@@ -26,6 +26,9 @@ class FakeClock:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
+        self.sleep_sync(seconds)
+
+    def sleep_sync(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += seconds
 
@@ -36,6 +39,11 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def make_agent(handler: Handler, **kw: Any) -> Agent:
     kw.setdefault("base_url", BASE)
     return Agent(API_KEY, transport=httpx.MockTransport(handler), **kw)
+
+
+def make_sync_agent(handler: Handler, **kw: Any) -> SyncAgent:
+    kw.setdefault("base_url", BASE)
+    return SyncAgent(API_KEY, transport=httpx.MockTransport(handler), **kw)
 
 
 def jresp(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -22,6 +22,7 @@ from countersign import (
     NotFoundError,
     PendingApproval,
     PermissionDeniedError,
+    SyncAgent,
     ValidationError,
 )
 from sdkhelpers import (
@@ -76,11 +77,35 @@ def test_bad_base_url(url: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["", "   ", "a\nb"])
-def test_bad_api_key(key: str) -> None:
+def test_bad_api_key(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError):
         Agent(key)
     with pytest.raises(TypeError):
-        Agent(None)  # type: ignore[arg-type]
+        Agent(123)  # type: ignore[arg-type]
+    monkeypatch.setenv("COUNTERSIGN_API_KEY", key)
+    with pytest.raises(ValueError):
+        SyncAgent()
+
+
+def test_api_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COUNTERSIGN_API_KEY", API_KEY)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return jresp(200, status_body())
+
+    with SyncAgent(base_url=BASE, transport=httpx.MockTransport(handler)) as agent:
+        agent.get_approval_status(AID)
+    assert seen == [f"Bearer {API_KEY}"]
+    assert API_KEY not in repr(Agent(base_url=BASE))
+
+
+def test_no_api_key_says_where_to_put_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COUNTERSIGN_API_KEY", raising=False)
+    for client in (Agent, SyncAgent):
+        with pytest.raises(ValueError, match=r"api_key=.*\$COUNTERSIGN_API_KEY"):
+            client()
 
 
 def test_bad_settings() -> None:

@@ -20,7 +20,7 @@ from countersign import (
     NotFoundError,
     ServerError,
 )
-from countersign._agent import MAX_WAIT_SECONDS, long_poll_wait
+from countersign._operations import MAX_WAIT_SECONDS, long_poll_wait
 from sdkhelpers import AID, BASE, FakeClock, err, jresp, make_agent, result_body, status_body
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from countersign import (
     NotFoundError,
     ServerError,
 )
-from countersign._agent import backoff_delay
+from countersign._transport import backoff_delay
 from sdkhelpers import AID, FakeClock, err, jresp, make_agent, pending_body, status_body
 
 pytestmark = pytest.mark.anyio
