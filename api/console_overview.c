@@ -67,16 +67,16 @@ static void counts(struct console *k, const PGresult *res)
         snprintf(href, sizeof(href), "/console/approvals?status=%s", terminal[i]);
         stat(b, label, v, href);
     }
-    /* The event slot, as /metrics and /readyz read it. */
+    /* The event slot, as /metrics and /readyz read it: WAL not yet published. */
     struct metrics_slot slot;
-    if (!metrics_event_slot(k->r->api, k->d->db, &slot))
-        snprintf(v, sizeof(v), "unknown");
-    else if (!slot.exists)
-        snprintf(v, sizeof(v), "no event slot");
-    else
-        snprintf(v, sizeof(v), "%s, %.1f MB of WAL behind", slot.active ? "relay active" :
-                 "no relay", (double)slot.lag_bytes / 1e6);
-    stat(b, "Kafka relay", v, NULL);
+    const char *relay = "Kafka relay: unknown";
+    snprintf(v, sizeof(v), "?");
+    if (metrics_event_slot(k->r->api, k->d->db, &slot)) {
+        snprintf(v, sizeof(v), "%.1f MB", (double)slot.lag_bytes / 1e6);
+        relay = !slot.exists ? "Kafka relay: no event slot"
+                : slot.active ? "behind, Kafka relay active" : "behind, no Kafka relay";
+    }
+    stat(b, relay, v, NULL);
     snprintf(v, sizeof(v), "%lld", (long long)cs_db_int(res, 0, N_DEAD));
     stat(b, "dead letters, last hour", v, "/console/dead-letters");
     html_raw(b, "</div><div class=\"grid2\"><div class=\"card\"><h2>Oldest pending</h2>");

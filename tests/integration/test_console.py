@@ -156,7 +156,7 @@ def test_overview_list_filters_search_and_timeline(system: System) -> None:
     assert re.search(r'<b>1</b></a><span>executed, last hour</span>', page)
     assert f"/console/approvals/{a[0]}" in page  # the oldest pending
     assert page.count("<svg") >= 5 and "Requests in, per minute" in page
-    assert re.search(r"<b>relay active, [0-9.]+ MB of WAL behind</b>", page), page[:3000]
+    assert re.search(r"<b>[0-9.]+ MB</b><span>behind, Kafka relay active</span>", page), page[:3000]
     assert "Requests in, per hour" in ops.page(home + "?period=day")
 
     listing = ops.page(f"{base}/console/approvals?status=pending")
