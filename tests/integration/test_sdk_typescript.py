@@ -141,7 +141,8 @@ def test_sdk_typescript_main(system: System, ts_sdk: str) -> None:
     assert all(len(v) == 1 for v in sent.values()), sent
     # Denied, cancelled, refused and still pending calls never reached it.
     for path in ("/v1/refunds/deny", "/v1/refunds/cancel", "/v1/refunds/idem",
-                 "/v1/refunds/hdr", "/v1/refunds/nogrant", "/v1/refunds/x"):
+                 "/v1/refunds/abort", "/v1/refunds/hdr", "/v1/refunds/nogrant",
+                 "/v1/refunds/x"):
         assert stub.count(path) == 0, path
     # Nothing stolen through extra headers.
     assert not any("sk_live_stolen" in json.dumps(r.headers) for r in stub.requests())

@@ -2,7 +2,12 @@
  * The Agent: the client an agent or backend service uses to submit calls through
  * Countersign and wait for their outcome, over the HTTP API of api/openapi.json.
  *
- * - Transport: the platform's fetch (Node >= 20); no dependencies.
+ * - Transport: the platform's fetch (Node >= 20), or the `fetch` option's; no
+ *   dependencies. Every call takes an AbortSignal (`signal`): aborting rejects
+ *   the call with the signal's reason, whether it is sending, waiting for an
+ *   answer, backing off or long-polling.
+ * - Arguments are checked before any request: a bad one is an
+ *   InvalidArgumentError, never confused with a ValidationError (the server's 400).
  * - Auth: the API key as `Authorization: Bearer <key>` (or `X-Api-Key`). The key
  *   lives in a private field: it is never in `inspect()` or `JSON.stringify()`
  *   output, and any error message that would contain it is redacted.
@@ -25,9 +30,9 @@ import {
   ApprovalExecutionFailedError,
   ApprovalTimeoutError,
   CountersignError,
+  InvalidArgumentError,
   ServerError,
   TransportError,
-  ValidationError,
   errorFromResponse,
 } from "./errors.js";
 import { ApprovalResult, ApprovalStatus, BatchStatus, PendingApproval, bytesToBase64 } from "./models.js";
@@ -51,8 +56,23 @@ export const HttpMethod = Object.freeze({
 /** One of the {@link HttpMethod} values. */
 export type HttpMethod = (typeof HttpMethod)[keyof typeof HttpMethod];
 
+/**
+ * The fetch the Agent sends with: the platform's by default; pass your own
+ * (undici with a proxy agent, a mock in tests, a fetch with tracing). It is
+ * called as a plain function, `fetch(url, init)`, with `init.signal` set.
+ */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+/** What every call of the Agent accepts. */
+export interface CallOptions {
+  /** Aborts the call: it rejects with `signal.reason` (an `AbortError` DOMException by default). */
+  signal?: AbortSignal;
+}
+
 /** Options of `new Agent(...)`. */
 export interface AgentOptions {
+  /** The fetch to send with (default: the global fetch, looked up at each request). */
+  fetch?: FetchLike;
   /** The agent's API key (`countersign key create`). Defaults to env COUNTERSIGN_API_KEY. */
   apiKey?: string;
   /** Countersign's base URL. Defaults to env COUNTERSIGN_URL, then http://127.0.0.1:8080. */
@@ -71,7 +91,7 @@ export interface AgentOptions {
 export type QueryValue = string | number | boolean;
 
 /** Options of {@link Agent.proxyRequest}. */
-export interface ProxyRequestOptions {
+export interface ProxyRequestOptions extends CallOptions {
   /** The grant whose secret Countersign injects (required). */
   grantId: string;
   /** A JSON body (any JSON value; `null` sends a JSON null, distinct from leaving it out). */
@@ -98,9 +118,9 @@ export interface ProxyRequestOptions {
  * Options of {@link Agent.awaitApproval}. Each duration is given in seconds
  * (`timeout`, as the guide writes it) or in milliseconds (`timeoutMs`, as the
  * SDK reference writes it), never both: giving both of a pair is a
- * ValidationError, whatever the values, since only one unit can be meant.
+ * InvalidArgumentError, whatever the values, since only one unit can be meant.
  */
-export interface AwaitApprovalOptions {
+export interface AwaitApprovalOptions extends CallOptions {
   /** Seconds to wait in all (default 300). 0 checks once. Not with `timeoutMs`. */
   timeout?: number;
   /** Milliseconds to wait in all (default 300000). 0 checks once. Not with `timeout`. */
@@ -116,13 +136,13 @@ export interface AwaitApprovalOptions {
 }
 
 /** Options of {@link Agent.cancelApproval}. */
-export interface CancelApprovalOptions {
+export interface CancelApprovalOptions extends CallOptions {
   /** Why the requester cancels (recorded in the audit log). */
   reason?: string;
 }
 
 /** One member of a batch: the arguments of proxyRequest in one object (submitBatch sets `batchId`). */
-export interface BatchRequest extends Omit<ProxyRequestOptions, "batchId"> {
+export interface BatchRequest extends Omit<ProxyRequestOptions, "batchId" | "signal"> {
   /** An {@link HttpMethod} value or any-case string. */
   method: HttpMethod | (string & {});
   /** The URL (under one of the grant's allowed base URLs; may hold `{name}` placeholders). */
@@ -130,7 +150,7 @@ export interface BatchRequest extends Omit<ProxyRequestOptions, "batchId"> {
 }
 
 /** Options of {@link Agent.submitBatch}. */
-export interface SubmitBatchOptions {
+export interface SubmitBatchOptions extends CallOptions {
   /** Seal the batch with `firstIndex + requests.length` members once all are stored (default true). */
   seal?: boolean;
   /** How many member submissions are in flight at once (default 16). */
@@ -141,9 +161,9 @@ export interface SubmitBatchOptions {
 
 /**
  * Options of {@link Agent.awaitBatch}: seconds or milliseconds, never both of a
- * pair (a ValidationError), as in {@link AwaitApprovalOptions}.
+ * pair (an InvalidArgumentError), as in {@link AwaitApprovalOptions}.
  */
-export interface AwaitBatchOptions {
+export interface AwaitBatchOptions extends CallOptions {
   /** Seconds to wait in all (default 300). 0 checks once. Not with `timeoutMs`. */
   timeout?: number;
   /** Milliseconds to wait in all (default 300000). 0 checks once. Not with `timeout`. */
@@ -196,6 +216,7 @@ interface SendOptions {
   retry: boolean;
   timeoutMs: number;
   approvalId?: string;
+  signal?: AbortSignal | undefined;
 }
 
 interface Answer {
@@ -203,8 +224,32 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`; rejects with the signal's reason as soon as it is aborted. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** The `signal` of a call's options, checked (an AbortSignal or nothing). */
+function signalOf(options: CallOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal ?? undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalid("signal must be an AbortSignal");
+  }
+  return signal;
 }
 
 function envVar(name: string): string | undefined {
@@ -213,14 +258,14 @@ function envVar(name: string): string | undefined {
   return v === undefined || v === "" ? undefined : v;
 }
 
-function invalid(message: string): ValidationError {
-  return new ValidationError("invalid_request", message);
+function invalid(message: string, cause?: unknown): InvalidArgumentError {
+  return new InvalidArgumentError("invalid_argument", message, cause === undefined ? {} : { cause });
 }
 
 /**
  * A duration option given either in seconds (`options[seconds]`) or in
  * milliseconds (`options[seconds + "Ms"]`), in milliseconds; `defaultMs` when
- * neither is set (undefined or null). Throws ValidationError when both are set,
+ * neither is set (undefined or null). Throws InvalidArgumentError when both are set,
  * or when the value is not a finite number >= 0 (> 0 when `positive`).
  */
 function durationMs(
@@ -277,6 +322,7 @@ export class Agent {
   readonly retryBackoff: number;
   readonly #apiKey: string;
   readonly #authHeader: "authorization" | "x-api-key";
+  readonly #fetch: FetchLike;
 
   constructor(options: AgentOptions = {}) {
     const apiKey = options.apiKey ?? envVar("COUNTERSIGN_API_KEY");
@@ -305,6 +351,8 @@ export class Agent {
     if (!(typeof retryBackoff === "number" && retryBackoff >= 0 && Number.isFinite(retryBackoff))) {
       throw invalid("retryBackoff must be a non-negative number of seconds");
     }
+    const custom = options.fetch;
+    if (custom !== undefined && typeof custom !== "function") throw invalid("fetch must be a function");
     const authHeader = options.authHeader ?? "authorization";
     if (authHeader !== "authorization" && authHeader !== "x-api-key") {
       throw invalid('authHeader must be "authorization" or "x-api-key"');
@@ -315,6 +363,7 @@ export class Agent {
     this.retryBackoff = retryBackoff;
     this.#apiKey = apiKey;
     this.#authHeader = authHeader;
+    this.#fetch = custom ?? ((url, init) => globalThis.fetch(url, init));
   }
 
   /** What JSON.stringify shows: never the key. */
@@ -332,14 +381,15 @@ export class Agent {
     url: string,
     options: ProxyRequestOptions,
   ): Promise<PendingApproval | ApprovalResult> {
-    return this.#submit(this.#proxyPayload(method, url, options), options.idempotencyKey !== undefined);
+    const payload = this.#proxyPayload(method, url, options);
+    return this.#submit(payload, options.idempotencyKey !== undefined, signalOf(options));
   }
 
   /**
    * Waits up to `timeout` seconds, or `timeoutMs` milliseconds (default 300 s),
    * for the approval's outcome. Long-polls; when the server answers sooner than
    * asked it pauses `pollInterval` s / `pollIntervalMs` ms (default 1 s) before
-   * asking again. Giving both units of one option is a ValidationError.
+   * asking again. Giving both units of one option is an InvalidArgumentError.
    * Resolves to the provider's response when the call was executed; rejects with
    * ApprovalDeniedError, ApprovalExpiredError, ApprovalCancelledError,
    * ApprovalExecutionFailedError, or ApprovalTimeoutError when the local wait
@@ -349,6 +399,7 @@ export class Agent {
     const id = requireId(approvalId);
     const timeoutMs = durationMs(options, "timeout", 300_000, false);
     const pollMs = durationMs(options, "pollInterval", 1000, true);
+    const signal = signalOf(options);
     const start = Date.now();
     const deadline = start + timeoutMs;
     let lastStatus: ApprovalStatus | null = null;
@@ -357,7 +408,7 @@ export class Agent {
       const wait = longPollWait(remaining);
       if (wait === 0 && remaining > 0 && !first) {
         // Less than a second left: sleep it off, then look one last time.
-        await sleep(remaining);
+        await sleep(remaining, signal);
         remaining = 0;
       }
       const asked = Date.now();
@@ -366,6 +417,7 @@ export class Agent {
         retry: true,
         timeoutMs: (wait + this.timeout) * 1000,
         approvalId: id,
+        signal,
       });
       if (answer.status === 200) return ApprovalResult.fromWire(answer.body);
       try {
@@ -385,17 +437,18 @@ export class Agent {
         );
       }
       // A 202 sooner than asked (the server may cap its wait): do not spin.
-      if (now - asked < wait * 1000 - 500) await sleep(Math.min(pollMs, deadline - now));
+      if (now - asked < wait * 1000 - 500) await sleep(Math.min(pollMs, deadline - now), signal);
     }
   }
 
   /** The approval's current state. */
-  async getApprovalStatus(approvalId: string): Promise<ApprovalStatus> {
+  async getApprovalStatus(approvalId: string, options: CallOptions = {}): Promise<ApprovalStatus> {
     const id = requireId(approvalId);
     const answer = await this.#send("GET", `/v1/approvals/${encodeURIComponent(id)}`, {
       retry: true,
       timeoutMs: this.timeout * 1000,
       approvalId: id,
+      signal: signalOf(options),
     });
     return ApprovalStatus.fromWire(answer.body);
   }
@@ -413,6 +466,7 @@ export class Agent {
       retry: false,
       timeoutMs: this.timeout * 1000,
       approvalId: id,
+      signal: signalOf(options),
     });
     return ApprovalStatus.fromWire(answer.body);
   }
@@ -427,7 +481,7 @@ export class Agent {
    * stored, and every member submission is retried like a read. A batch member
    * waits for the batch decision even when its policy alone would not require
    * approval. Members go `concurrency` at a time (default 16); every request is
-   * checked first (ValidationError naming `requests[i]`). When a member is
+   * checked first (InvalidArgumentError naming `requests[i]`). When a member is
    * refused, no further member is sent, the batch is not sealed, and its error
    * is thrown with `details.batch_id` and `details.batch_index`: ConflictError
    * (a member after the seal, another grant than the batch's), ValidationError,
@@ -445,6 +499,7 @@ export class Agent {
     const seal = options.seal ?? true;
     const concurrency = options.concurrency ?? BATCH_CONCURRENCY;
     const firstIndex = options.firstIndex ?? 0;
+    const signal = signalOf(options);
     if (typeof seal !== "boolean") throw invalid("seal must be a boolean");
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw invalid("concurrency must be an integer >= 1");
     if (!(Number.isInteger(firstIndex) && firstIndex >= 0)) throw invalid("firstIndex must be an integer >= 0");
@@ -474,7 +529,7 @@ export class Agent {
         payloads.push(payload);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
-        throw new ValidationError("invalid_request", `requests[${i}]: ${message}`, { cause: e });
+        throw invalid(`requests[${i}]: ${message}`, e);
       }
     });
 
@@ -485,7 +540,7 @@ export class Agent {
       while (failures.length === 0 && next < payloads.length) {
         const i = next++;
         try {
-          approvalIds[i] = (await this.#submit(payloads[i]!, true)).approvalId;
+          approvalIds[i] = (await this.#submit(payloads[i]!, true, signal)).approvalId;
         } catch (e) {
           if (e instanceof ApprovalDeniedError || e instanceof ApprovalCancelledError || e instanceof ApprovalExecutionFailedError) {
             // Stored before and already decided: its first answer is an outcome.
@@ -507,7 +562,8 @@ export class Agent {
       failures.sort((a, b) => a.index - b.index);
       throw failures[0]!.error;
     }
-    const status = seal ? await this.sealBatch(id, total) : await this.getBatchStatus(id);
+    signal?.throwIfAborted();
+    const status = seal ? await this.sealBatch(id, total, { signal }) : await this.getBatchStatus(id, { signal });
     return status.withApprovalIds(approvalIds);
   }
 
@@ -518,7 +574,7 @@ export class Agent {
    * it is retried like a read); another count is a ConflictError, an elapsed
    * window an ApprovalExpiredError.
    */
-  async sealBatch(batchId: string, count: number): Promise<BatchStatus> {
+  async sealBatch(batchId: string, count: number, options: CallOptions = {}): Promise<BatchStatus> {
     const id = requireBatchId(batchId);
     if (!(Number.isInteger(count) && count >= 1 && count <= BATCH_MAX_MEMBERS)) {
       throw invalid(`count must be an integer from 1 to ${BATCH_MAX_MEMBERS}`);
@@ -527,16 +583,18 @@ export class Agent {
       body: { count },
       retry: true,
       timeoutMs: this.timeout * 1000,
+      signal: signalOf(options),
     });
     return BatchStatus.fromWire(answer.body);
   }
 
   /** The batch's current state (GET /v1/batches/{id}); NotFoundError for a batch id never used. */
-  async getBatchStatus(batchId: string): Promise<BatchStatus> {
+  async getBatchStatus(batchId: string, options: CallOptions = {}): Promise<BatchStatus> {
     const id = requireBatchId(batchId);
     const answer = await this.#send("GET", `/v1/batches/${encodeURIComponent(id)}`, {
       retry: true,
       timeoutMs: this.timeout * 1000,
+      signal: signalOf(options),
     });
     return BatchStatus.fromWire(answer.body);
   }
@@ -550,7 +608,7 @@ export class Agent {
    * time, up to 10 s apart, never past the deadline. Rejects with
    * ApprovalTimeoutError when `timeout` (seconds) or `timeoutMs` (milliseconds;
    * default 300 s; 0 looks once) passes first (`lastBatchStatus`; the batch goes
-   * on), ValidationError when both units of one option are given, NotFoundError
+   * on), InvalidArgumentError when both units of one option are given, NotFoundError
    * for an unknown batch, or the last TransportError / ServerError when the
    * server could not be reached up to the deadline.
    */
@@ -558,11 +616,12 @@ export class Agent {
     const id = requireBatchId(batchId);
     const timeout = durationMs(options, "timeout", 300_000, false) / 1000;
     const pollInterval = durationMs(options, "pollInterval", 2000, true) / 1000;
+    const signal = signalOf(options);
     const path = `/v1/batches/${encodeURIComponent(id)}`;
     const deadline = Date.now() + timeout * 1000;
     for (let poll = 0; ; poll++) {
       try {
-        const answer = await this.#send("GET", path, { retry: false, timeoutMs: this.timeout * 1000 });
+        const answer = await this.#send("GET", path, { retry: false, timeoutMs: this.timeout * 1000, signal });
         const last = BatchStatus.fromWire(answer.body);
         if (last.isTerminal) return last;
         if (Date.now() >= deadline) {
@@ -579,11 +638,11 @@ export class Agent {
       } catch (e) {
         if (!transient(e) || Date.now() >= deadline) throw e;
       }
-      await sleep(Math.min(batchPollDelay(poll, pollInterval) * 1000, Math.max(0, deadline - Date.now())));
+      await sleep(Math.min(batchPollDelay(poll, pollInterval) * 1000, Math.max(0, deadline - Date.now())), signal);
     }
   }
 
-  /** The JSON body of POST /v1/proxy; throws ValidationError on bad arguments (before any I/O). */
+  /** The JSON body of POST /v1/proxy; throws InvalidArgumentError on bad arguments (before any I/O). */
   #proxyPayload(method: unknown, url: unknown, options: ProxyRequestOptions): Record<string, unknown> {
     if (typeof method !== "string" || method === "") throw invalid("method must be a non-empty string");
     if (typeof url !== "string" || url === "") throw invalid("url must be a non-empty string");
@@ -624,11 +683,16 @@ export class Agent {
   }
 
   /** POST /v1/proxy; retried on transport failures and 5xx only when `retry` (the body has an idempotency key). */
-  async #submit(payload: Record<string, unknown>, retry: boolean): Promise<PendingApproval | ApprovalResult> {
+  async #submit(
+    payload: Record<string, unknown>,
+    retry: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<PendingApproval | ApprovalResult> {
     const answer = await this.#send("POST", "/v1/proxy", {
       body: payload,
       retry,
       timeoutMs: this.timeout * 1000,
+      signal,
     });
     const type = answer.body["type"];
     if (type === "result" || (type === undefined && answer.status === 200)) {
@@ -654,9 +718,7 @@ export class Agent {
       try {
         payload = JSON.stringify(opts.body);
       } catch (e) {
-        throw new ValidationError("invalid_request", `the request cannot be sent as JSON: ${(e as Error).message}`, {
-          cause: e,
-        });
+        throw invalid(`the request cannot be sent as JSON: ${(e as Error).message}`, e);
       }
     }
     for (let attempt = 0; ; attempt++) {
@@ -665,10 +727,10 @@ export class Agent {
       let text: string;
       let retryAfter: string | null;
       try {
-        ({ status, text, retryAfter } = await this.#once(method, url, headers, payload, opts.timeoutMs));
+        ({ status, text, retryAfter } = await this.#once(method, url, headers, payload, opts));
       } catch (e) {
         if (canRetry && e instanceof TransportError) {
-          await sleep(this.#backoff(attempt, null));
+          await sleep(this.#backoff(attempt, null), opts.signal);
           continue;
         }
         throw this.#scrub(e);
@@ -690,32 +752,41 @@ export class Agent {
       }
       const err = errorFromResponse(status, body, opts.approvalId ?? null);
       if (canRetry && status >= 500 && err.code !== "execution_failed") {
-        await sleep(this.#backoff(attempt, retryAfter));
+        await sleep(this.#backoff(attempt, retryAfter), opts.signal);
         continue;
       }
       throw this.#scrub(err);
     }
   }
 
-  /** One HTTP exchange; transport failures become TransportError. */
+  /**
+   * One HTTP exchange; transport failures become TransportError, the caller's
+   * abort rejects with its signal's reason.
+   */
   async #once(
     method: string,
     url: string,
     headers: Record<string, string>,
     payload: string | undefined,
-    timeoutMs: number,
+    opts: SendOptions,
   ): Promise<{ status: number; text: string; retryAfter: string | null }> {
+    const { timeoutMs, signal } = opts;
+    signal?.throwIfAborted();
     const ctl = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       ctl.abort();
     }, timeoutMs);
+    const onAbort = (): void => ctl.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const res = await fetch(url, { method, headers, body: payload, signal: ctl.signal, redirect: "manual" });
+      const send = this.#fetch;
+      const res = await send(url, { method, headers, body: payload, signal: ctl.signal, redirect: "manual" });
       const text = await res.text();
       return { status: res.status, text, retryAfter: res.headers.get("retry-after") };
     } catch (e) {
+      if (signal?.aborted) throw signal.reason;
       if (timedOut) {
         throw new TransportError(
           "request_timeout",
@@ -735,6 +806,7 @@ export class Agent {
       );
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 

@@ -168,6 +168,15 @@ export type CountersignConnectionError = TransportError;
 /** The server failed (5xx other than a reported execution failure). */
 export class ServerError extends CountersignError {}
 
+/**
+ * An argument the SDK refused locally, before any request was sent (a missing
+ * grantId, both json and body, a negative timeout, no API key...): a bug in the
+ * calling code, never an answer of the server. `code` is `invalid_argument`,
+ * `statusCode` is null. A request the server refused (HTTP 400, 413, 422) is a
+ * {@link ValidationError} instead.
+ */
+export class InvalidArgumentError extends CountersignError {}
+
 /** The shape of an error body: {"error": {"code", "message", "details"?}}. */
 interface WireError {
   code?: unknown;

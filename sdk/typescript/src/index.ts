@@ -19,6 +19,8 @@ export {
 } from "./agent.js";
 export type {
   AgentOptions,
+  CallOptions,
+  FetchLike,
   ProxyRequestOptions,
   AwaitApprovalOptions,
   CancelApprovalOptions,
@@ -46,6 +48,7 @@ export {
   AuthenticationError,
   NotFoundError,
   ValidationError,
+  InvalidArgumentError,
   PermissionDeniedError,
   ConflictError,
   TransportError,

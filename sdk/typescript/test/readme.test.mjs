@@ -183,7 +183,8 @@ async function handle(req) {
     const wait = Math.min(60, Number(req.query.wait ?? 0)) * 1000;
     const left = a.decideAt - Date.now();
     if (!a.cancelled && left > 0) {
-      await new Promise((r) => setTimeout(r, Math.min(wait, left)));
+      // unref: a hold whose client went away (an aborted example) must not keep the tests alive.
+      await new Promise((r) => setTimeout(r, Math.min(wait, left)).unref());
       if (Date.now() < a.decideAt) return { status: 202, json: statusOf(id, a) };
     }
     const o = outcomeOf(a);
@@ -241,6 +242,10 @@ const PLAYS = [
       },
       { scenario: "batchconflict", expect: /^Refused \(request 3\): batch refunds-2024-06-03 is decidable .*a member after that is refused\n$/ },
     ],
+  },
+  {
+    block: "AbortSignal.timeout(",
+    runs: [{ scenario: "approve", decideMs: 60_000, expect: /^Stopped waiting after 2 requests; [0-9a-f-]{36} is still pending\n$/ }],
   },
   {
     block: "cancelApproval(",

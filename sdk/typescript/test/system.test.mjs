@@ -48,6 +48,7 @@ import {
   AuthenticationError,
   NotFoundError,
   ValidationError,
+  InvalidArgumentError,
   ConflictError,
 } from "countersign";
 
@@ -405,6 +406,37 @@ if (SCENARIO === "main") {
       const r = await agent.awaitApproval(p.approvalId, { timeout: scaled(60) });
       assert.equal(r.statusCode, 201);
       assert.deepEqual(r.bodyJson(), { refund: "re_later" });
+    });
+
+    it("an aborted await stops at once through an injected fetch; the approval stays pending", async () => {
+      const seen = [];
+      const traced = new Agent({
+        apiKey: KEY,
+        fetch: (url, init) => {
+          seen.push(`${init.method} ${new URL(url).pathname}`);
+          return globalThis.fetch(url, init);
+        },
+      });
+      const p = await traced.proxyRequest(HttpMethod.POST, `${STUB}/v1/refunds/abort`, {
+        grantId: "stripe",
+        json: { amount: 500 },
+        reason: "refund to be abandoned by the caller (ticket #31)",
+      });
+      assert.ok(p instanceof PendingApproval);
+      const ctl = new AbortController();
+      const t0 = Date.now();
+      const waiting = traced.awaitApproval(p.approvalId, { timeout: scaled(60), signal: ctl.signal });
+      setTimeout(() => ctl.abort(new Error("caller went away")), 300);
+      await assert.rejects(waiting, /caller went away/);
+      const took = (Date.now() - t0) / 1000;
+      assert.ok(took < 5, `the abort took ${took}s to land`);
+      assert.deepEqual(seen, ["POST /v1/proxy", `GET /v1/approvals/${p.approvalId}/result`]);
+      assert.equal((await traced.getApprovalStatus(p.approvalId)).status, "pending");
+      // A local argument error sends nothing; the server's refusal is a ValidationError.
+      await rejects(traced.proxyRequest("POST", `${STUB}/v1/refunds/abort`, { json: {} }), InvalidArgumentError);
+      assert.equal(seen.length, 3);
+      const status = await traced.cancelApproval(p.approvalId, { reason: "abandoned", signal: AbortSignal.timeout(scaled(30) * 1000) });
+      assert.equal(status.status, "cancelled");
     });
 
     it("execution failure after approval: ApprovalExecutionFailedError with details", async () => {

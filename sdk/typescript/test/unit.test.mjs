@@ -26,6 +26,7 @@ import {
   AuthenticationError,
   NotFoundError,
   ValidationError,
+  InvalidArgumentError,
   PermissionDeniedError,
   ConflictError,
   TransportError,
@@ -71,7 +72,7 @@ describe("package", () => {
     for (const name of [
       "Agent", "HttpMethod", "PendingApproval", "ApprovalResult", "ApprovalStatus", "CountersignError",
       "ApprovalDeniedError", "ApprovalExpiredError", "ApprovalTimeoutError", "ApprovalExecutionFailedError",
-      "ApprovalCancelledError", "AuthenticationError", "NotFoundError", "ValidationError",
+      "ApprovalCancelledError", "AuthenticationError", "NotFoundError", "ValidationError", "InvalidArgumentError",
       "PermissionDeniedError", "ConflictError", "TransportError", "CountersignConnectionError", "ServerError",
       "BatchStatus", "batchPollDelay", "BATCH_MAX_MEMBERS", "BATCH_CONCURRENCY", "BATCH_POLL_MAX_SECONDS",
     ]) {
@@ -120,8 +121,8 @@ describe("Agent construction", () => {
     const saved = process.env.COUNTERSIGN_API_KEY;
     try {
       delete process.env.COUNTERSIGN_API_KEY;
-      assert.throws(() => new Agent({ baseUrl: srv.url }), ValidationError);
-      assert.throws(() => new Agent({ apiKey: "", baseUrl: srv.url }), ValidationError);
+      assert.throws(() => new Agent({ baseUrl: srv.url }), InvalidArgumentError);
+      assert.throws(() => new Agent({ apiKey: "", baseUrl: srv.url }), InvalidArgumentError);
       process.env.COUNTERSIGN_API_KEY = KEY;
       assert.ok(new Agent({ baseUrl: srv.url }));
     } finally {
@@ -131,12 +132,12 @@ describe("Agent construction", () => {
   });
 
   it("refuses a bad baseUrl, timeout or retry setting", () => {
-    assert.throws(() => new Agent({ apiKey: KEY, baseUrl: "not a url" }), ValidationError);
-    assert.throws(() => new Agent({ apiKey: KEY, baseUrl: "ftp://x" }), ValidationError);
-    assert.throws(() => new Agent({ apiKey: KEY, timeout: 0 }), ValidationError);
-    assert.throws(() => new Agent({ apiKey: KEY, timeout: -1 }), ValidationError);
-    assert.throws(() => new Agent({ apiKey: KEY, maxRetries: 1.5 }), ValidationError);
-    assert.throws(() => new Agent({ apiKey: KEY, authHeader: "cookie" }), ValidationError);
+    assert.throws(() => new Agent({ apiKey: KEY, baseUrl: "not a url" }), InvalidArgumentError);
+    assert.throws(() => new Agent({ apiKey: KEY, baseUrl: "ftp://x" }), InvalidArgumentError);
+    assert.throws(() => new Agent({ apiKey: KEY, timeout: 0 }), InvalidArgumentError);
+    assert.throws(() => new Agent({ apiKey: KEY, timeout: -1 }), InvalidArgumentError);
+    assert.throws(() => new Agent({ apiKey: KEY, maxRetries: 1.5 }), InvalidArgumentError);
+    assert.throws(() => new Agent({ apiKey: KEY, authHeader: "cookie" }), InvalidArgumentError);
   });
 
   it("never shows the API key in inspect() or JSON", () => {
@@ -237,19 +238,19 @@ describe("proxyRequest wire format", () => {
 
   it("refuses bad arguments locally, without a request", async () => {
     const a = agent();
-    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", json: {}, body: "x" }), ValidationError);
-    await rejects(a.proxyRequest("POST", "https://x/y", {}), ValidationError);
-    await rejects(a.proxyRequest("", "https://x/y", { grantId: "g" }), ValidationError);
-    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", body: 42 }), ValidationError, (e) => {
+    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", json: {}, body: "x" }), InvalidArgumentError);
+    await rejects(a.proxyRequest("POST", "https://x/y", {}), InvalidArgumentError);
+    await rejects(a.proxyRequest("", "https://x/y", { grantId: "g" }), InvalidArgumentError);
+    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", body: 42 }), InvalidArgumentError, (e) => {
       assert.equal(e.statusCode, null);
-      assert.equal(e.code, "invalid_request");
+      assert.equal(e.code, "invalid_argument");
     });
-    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", json: { n: 1n } }), ValidationError);
+    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", json: { n: 1n } }), InvalidArgumentError);
     const cyclic = {};
     cyclic.self = cyclic;
-    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", context: cyclic }), ValidationError);
-    await rejects(a.awaitApproval(""), ValidationError);
-    await rejects(a.awaitApproval(ID, { timeout: -1 }), ValidationError);
+    await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g", context: cyclic }), InvalidArgumentError);
+    await rejects(a.awaitApproval(""), InvalidArgumentError);
+    await rejects(a.awaitApproval(ID, { timeout: -1 }), InvalidArgumentError);
     assert.equal(srv.requests.length, 0);
   });
 
@@ -667,8 +668,8 @@ describe("awaitApproval", () => {
       { timeout: 1, timeoutMs: 1 },
       { pollInterval: 1, pollIntervalMs: 1000 },
     ]) {
-      await rejects(a.awaitApproval(ID, options), ValidationError, (e) => {
-        assert.equal(e.code, "invalid_request");
+      await rejects(a.awaitApproval(ID, options), InvalidArgumentError, (e) => {
+        assert.equal(e.code, "invalid_argument");
         assert.match(e.message, /\(seconds\) or \w+Ms \(milliseconds\), not both/);
       });
     }
@@ -682,7 +683,7 @@ describe("awaitApproval", () => {
       [{ pollIntervalMs: -5 }, /pollIntervalMs must be a positive/],
       [{ pollInterval: 0 }, /pollInterval must be a positive finite number of seconds/],
     ]) {
-      await rejects(a.awaitApproval(ID, options), ValidationError, (e) => assert.match(e.message, message));
+      await rejects(a.awaitApproval(ID, options), InvalidArgumentError, (e) => assert.match(e.message, message));
     }
     assert.equal(srv.requests.length, 0);
   });
@@ -959,13 +960,13 @@ describe("batches", () => {
       [[null], /must be an object/],
     ];
     for (const [requests, pattern] of bad) {
-      await rejects(a.submitBatch("b1", requests), ValidationError, (e) => assert.match(e.message, pattern));
+      await rejects(a.submitBatch("b1", requests), InvalidArgumentError, (e) => assert.match(e.message, pattern));
     }
-    await rejects(a.submitBatch("b1", good), ValidationError);
-    await rejects(a.submitBatch(" ", [good]), ValidationError);
-    await rejects(a.submitBatch("b1", [good], { concurrency: 0 }), ValidationError);
-    await rejects(a.submitBatch("b1", [good], { firstIndex: -1 }), ValidationError);
-    await rejects(a.submitBatch("b1", [good], { firstIndex: 100000 }), ValidationError, (e) => assert.match(e.message, /at most/));
+    await rejects(a.submitBatch("b1", good), InvalidArgumentError);
+    await rejects(a.submitBatch(" ", [good]), InvalidArgumentError);
+    await rejects(a.submitBatch("b1", [good], { concurrency: 0 }), InvalidArgumentError);
+    await rejects(a.submitBatch("b1", [good], { firstIndex: -1 }), InvalidArgumentError);
+    await rejects(a.submitBatch("b1", [good], { firstIndex: 100000 }), InvalidArgumentError, (e) => assert.match(e.message, /at most/));
     assert.equal(srv.requests.length, 0);
   });
 
@@ -978,7 +979,7 @@ describe("batches", () => {
     const e = await rejects(agent().sealBatch("b/1 x", 4), ConflictError);
     assert.match(e.message, /already sealed for 3/);
     assert.equal(srv.requests[0].url, "/v1/batches/b%2F1%20x/seal");
-    for (const bad of [0, 100001, 1.5, "3"]) await rejects(agent().sealBatch("b1", bad), ValidationError);
+    for (const bad of [0, 100001, 1.5, "3"]) await rejects(agent().sealBatch("b1", bad), InvalidArgumentError);
   });
 
   it("sealBatch is retried on 5xx (sealing twice changes nothing)", async () => {
@@ -1095,14 +1096,14 @@ describe("batches", () => {
   });
 
   it("awaitBatch refuses bad arguments", async () => {
-    await rejects(agent().awaitBatch("b1", { timeout: -1 }), ValidationError);
-    await rejects(agent().awaitBatch("b1", { pollInterval: 0 }), ValidationError);
-    await rejects(agent().awaitBatch(""), ValidationError);
-    await rejects(agent().awaitBatch("b1", { timeoutMs: -1 }), ValidationError);
-    await rejects(agent().awaitBatch("b1", { pollIntervalMs: 0 }), ValidationError);
-    await rejects(agent().awaitBatch("b1", { timeout: 1, timeoutMs: 1000 }), ValidationError, (e) =>
+    await rejects(agent().awaitBatch("b1", { timeout: -1 }), InvalidArgumentError);
+    await rejects(agent().awaitBatch("b1", { pollInterval: 0 }), InvalidArgumentError);
+    await rejects(agent().awaitBatch(""), InvalidArgumentError);
+    await rejects(agent().awaitBatch("b1", { timeoutMs: -1 }), InvalidArgumentError);
+    await rejects(agent().awaitBatch("b1", { pollIntervalMs: 0 }), InvalidArgumentError);
+    await rejects(agent().awaitBatch("b1", { timeout: 1, timeoutMs: 1000 }), InvalidArgumentError, (e) =>
       assert.match(e.message, /not both/));
-    await rejects(agent().awaitBatch("b1", { pollInterval: 1, pollIntervalMs: 1000 }), ValidationError);
+    await rejects(agent().awaitBatch("b1", { pollInterval: 1, pollIntervalMs: 1000 }), InvalidArgumentError);
     assert.equal(srv.requests.length, 0);
   });
 
@@ -1135,5 +1136,140 @@ describe("process exit", () => {
       encoding: "utf8",
     });
     assert.equal(out.trim(), "NotFoundError");
+  });
+});
+
+describe("argument errors, an injected fetch, and AbortSignal", () => {
+  /** A fetch of our own: records each call; answers with `answer(url, init)` (may hang until aborted). */
+  function recordingFetch(answer) {
+    const calls = [];
+    const fetch = function (url, init) {
+      assert.equal(this, undefined, "fetch is called as a plain function");
+      calls.push({ url, init });
+      return answer(url, init);
+    };
+    return { calls, fetch };
+  }
+  const json = (status, body, headers = {}) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+  /** A response that never comes: rejects with the signal's reason once aborted. */
+  const hang = (_url, init) =>
+    new Promise((_resolve, reject) => init.signal.addEventListener("abort", () => reject(init.signal.reason)));
+
+  it("a local argument error is not a server 400, and neither is the other", async () => {
+    const a = agent();
+    const local = await rejects(a.proxyRequest("POST", "https://x/y", {}), InvalidArgumentError);
+    assert.ok(!(local instanceof ValidationError) && local instanceof CountersignError);
+    assert.equal(local.code, "invalid_argument");
+    assert.equal(local.statusCode, null);
+    assert.equal(srv.requests.length, 0);
+    srv.setHandler(() => ({ status: 400, json: apiError("invalid_request", "the server says no") }));
+    const remote = await rejects(a.proxyRequest("POST", "https://x/y", { grantId: "g" }), ValidationError);
+    assert.ok(!(remote instanceof InvalidArgumentError));
+    assert.equal(remote.statusCode, 400);
+    assert.equal(remote.code, "invalid_request");
+    assert.throws(() => new Agent({ apiKey: KEY, fetch: "nope" }), InvalidArgumentError);
+    await rejects(a.getApprovalStatus(ID, { signal: "nope" }), InvalidArgumentError);
+  });
+
+  it("sends through the injected fetch, never the global one", async () => {
+    const { calls, fetch } = recordingFetch(() => json(200, statusWire(ID, "pending")));
+    const saved = globalThis.fetch;
+    globalThis.fetch = () => {
+      throw new Error("the global fetch was used");
+    };
+    try {
+      const a = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch });
+      const s = await a.getApprovalStatus(ID);
+      assert.equal(s.status, "pending");
+    } finally {
+      globalThis.fetch = saved;
+    }
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].url, `http://cs.invalid/v1/approvals/${ID}`);
+    assert.equal(calls[0].init.method, "GET");
+    assert.equal(calls[0].init.headers.Authorization, `Bearer ${KEY}`);
+    assert.equal(calls[0].init.redirect, "manual");
+    assert.ok(calls[0].init.signal instanceof AbortSignal);
+  });
+
+  it("an injected fetch's failure is a TransportError, and is retried", async () => {
+    let n = 0;
+    const { calls, fetch } = recordingFetch(() => {
+      n += 1;
+      if (n === 1) return Promise.reject(new TypeError("fetch failed", { cause: { code: "ECONNREFUSED" } }));
+      return json(200, statusWire(ID, "pending"));
+    });
+    const a = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch, retryBackoff: 0.001 });
+    assert.equal((await a.getApprovalStatus(ID)).status, "pending");
+    assert.equal(calls.length, 2);
+    const down = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", maxRetries: 0, fetch: recordingFetch(() =>
+      Promise.reject(new TypeError("fetch failed", { cause: { code: "ECONNREFUSED" } }))).fetch });
+    await rejects(down.getApprovalStatus(ID), TransportError, (e) => assert.match(e.message, /ECONNREFUSED/));
+  });
+
+  it("every call rejects with the signal's reason, before any request, once aborted", async () => {
+    const { calls, fetch } = recordingFetch(() => json(200, {}));
+    const a = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch });
+    const ctl = new AbortController();
+    const reason = new Error("the user went away");
+    ctl.abort(reason);
+    const signal = ctl.signal;
+    const req = { method: "POST", url: "https://x/y", grantId: "g" };
+    const all = [
+      a.proxyRequest("POST", "https://x/y", { grantId: "g", signal }),
+      a.getApprovalStatus(ID, { signal }),
+      a.cancelApproval(ID, { signal }),
+      a.awaitApproval(ID, { signal }),
+      a.submitBatch("b1", [req], { signal }),
+      a.sealBatch("b1", 1, { signal }),
+      a.getBatchStatus("b1", { signal }),
+      a.awaitBatch("b1", { signal }),
+    ];
+    for (const p of all) await assert.rejects(p, (e) => e === reason);
+    assert.equal(calls.length, 0);
+    // Argument errors come first: they are bugs, whatever the signal says.
+    await rejects(a.getApprovalStatus("", { signal }), InvalidArgumentError);
+  });
+
+  it("aborting a request in flight rejects at once with the signal's reason, not a TransportError", async () => {
+    const { calls, fetch } = recordingFetch(hang);
+    const a = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch });
+    const ctl = new AbortController();
+    const started = Date.now();
+    const waiting = a.awaitApproval(ID, { timeout: 120, signal: ctl.signal });
+    setTimeout(() => ctl.abort(), 50);
+    await assert.rejects(waiting, (e) => e.name === "AbortError" && !(e instanceof CountersignError));
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].init.signal.aborted, true);
+  });
+
+  it("aborting during a retry's backoff, a long-poll's pause or a batch poll rejects at once", async () => {
+    const retryAfter = recordingFetch(() => json(503, apiError("unavailable"), { "retry-after": "50" }));
+    const slow = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch: retryAfter.fetch });
+    const pending = recordingFetch(() => json(200, batchWire("b1", "open")));
+    const batches = new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch: pending.fetch });
+    for (const start of [
+      (signal) => slow.getApprovalStatus(ID, { signal }),
+      (signal) => batches.awaitBatch("b1", { timeout: 100, pollInterval: 30, signal }),
+    ]) {
+      const ctl = new AbortController();
+      const began = Date.now();
+      const p = start(ctl.signal);
+      setTimeout(() => ctl.abort(new Error("stop")), 50);
+      await assert.rejects(p, /stop/);
+      assert.ok(Date.now() - began < 2000, "the pause was not cut short");
+    }
+    assert.equal(retryAfter.calls.length, 1);
+    assert.equal(pending.calls.length, 1);
+  });
+
+  it("a signal that is never aborted changes nothing", async () => {
+    srv.setHandler(() => ({ status: 200, json: statusWire(ID, "pending") }));
+    const ctl = new AbortController();
+    const s = await agent().getApprovalStatus(ID, { signal: ctl.signal });
+    assert.equal(s.status, "pending");
+    ctl.abort();
   });
 });
