@@ -619,6 +619,7 @@ static enum MHD_Result route(struct api_req *r, struct MHD_Connection *c, struct
             continue;
         if (strcmp(rt->method, m) != 0) {
             other_method = true;
+            router_allow(r, rt->method);
             continue;
         }
         if (!rt->keys)

@@ -95,6 +95,7 @@ struct api_req {
     struct api_agent who;
     unsigned status;                 /* HTTP status answered, for metrics */
     bool close;                      /* answer with Connection: close (bad framing) */
+    char allow[64];                  /* a 405's Allow header: the path's methods */
 };
 
 /* metrics.c */
@@ -151,6 +152,8 @@ enum MHD_Result router_handle(void *cls, struct MHD_Connection *c, const char *u
 void router_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                       enum MHD_RequestTerminationCode toe);
 /* Matches path against pattern, capturing "{}" segments into r->params. */
+/* Adds method (and HEAD with GET) to r->allow, the Allow header of a 405. */
+void router_allow(struct api_req *r, const char *method);
 bool router_match(const char *pattern, const char *path, struct api_req *r);
 int router_nroutes(void);
 const char *router_route_name(int route);

@@ -30,6 +30,8 @@ static enum MHD_Result queue(struct api_req *r, struct MHD_Connection *c, unsign
     r->status = status;
     if (r->close)
         MHD_add_response_header(resp, "Connection", "close");
+    if (status == 405 && r->allow[0])
+        MHD_add_response_header(resp, "Allow", r->allow);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;

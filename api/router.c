@@ -10,6 +10,7 @@
  * Checklist when adding a route: the table below, api/openapi.json, and
  * tests/integration/test_api.py (which checks the two agree).
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -157,6 +158,24 @@ bool router_match(const char *pattern, const char *path, struct api_req *r)
     return *pattern == '\0' && *path == '\0';
 }
 
+static void allow_one(struct api_req *r, const char *m)
+{
+    size_t n = strlen(r->allow), k = strlen(m);
+    for (const char *p = r->allow; (p = strstr(p, m)); p += k)
+        if ((p == r->allow || p[-1] == ' ') && (p[k] == ',' || p[k] == '\0'))
+            return;
+    if (n + k + 3 > sizeof(r->allow))
+        return;
+    snprintf(r->allow + n, sizeof(r->allow) - n, "%s%s", n ? ", " : "", m);
+}
+
+void router_allow(struct api_req *r, const char *method)
+{
+    allow_one(r, method);
+    if (strcmp(method, "GET") == 0)
+        allow_one(r, "HEAD");
+}
+
 static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, const char *url,
                                 const char *method)
 {
@@ -172,6 +191,7 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
             continue;
         if (strcmp(routes[i].method, m) != 0) {
             other_method = true;
+            router_allow(r, routes[i].method);
             continue;
         }
         r->route = i;

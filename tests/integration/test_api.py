@@ -204,6 +204,17 @@ def test_input_errors(api: Api) -> None:
     assert api.http.get("/v1/nothing").status_code == 404
     assert api.http.delete("/v1/proxy").status_code == 405
     assert api.system.stub.count() == 0
+    # Every 405 says which methods the path takes (RFC 9110 requires Allow).
+    admin = {"Authorization": "Bearer admin-secret-token"}
+    for method, path, allow in (("DELETE", "/v1/proxy", "POST"),
+                                ("TRACE", "/v1/approvals/x", "GET, HEAD"),
+                                ("PUT", "/v1/approvals/x/cancel", "POST"),
+                                ("PATCH", "/status/x", "GET, HEAD, POST"),
+                                ("DELETE", "/v1/admin/agents", "GET, HEAD, POST"),
+                                ("POST", "/v1/admin/grants/x", "PUT")):
+        r = api.http.request(method, path, headers={**h, **admin} if "admin" in path else h)
+        assert r.status_code == 405 and r.headers.get("allow") == allow, \
+            (method, path, r.headers.get("allow"))
 
 
 def test_authentication_and_isolation(api: Api) -> None:
