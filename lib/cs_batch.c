@@ -35,6 +35,7 @@ struct batch_state {
 
 struct cs_batch_tx {
     struct cs_map *batches;         /* "agent|batch" -> struct batch_state */
+    struct cs_map *members;         /* "agent|request id" admitted in this transaction */
 };
 
 bool cs_batch_is_seal(json_object *obj)
@@ -77,6 +78,7 @@ struct cs_batch_tx *cs_batch_tx_new(void)
 {
     struct cs_batch_tx *t = cs_calloc(1, sizeof(*t));
     t->batches = cs_map_new();
+    t->members = cs_map_new();
     return t;
 }
 
@@ -85,6 +87,7 @@ void cs_batch_tx_free(struct cs_batch_tx *t)
     if (!t)
         return;
     cs_map_free(t->batches, cs_free);
+    cs_map_free(t->members, NULL);
     cs_free(t);
 }
 
@@ -179,6 +182,12 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
         return cs_err_set(err, CS_ERR_POLICY,
                           "policy %s uses semi-public links, which are refused for batches: "
                           "batch approvers sign in", g->policy->id);
+    /* The same member twice in one transaction (a redelivery within the poll): the
+     * insert skips the copy, so it is neither counted nor refused. */
+    char mkey[256];
+    snprintf(mkey, sizeof(mkey), "%s|%s", agent->id, rq->request_id);
+    if (cs_map_get(t->members, mkey))
+        return CS_OK;
     bool full = s->expected >= 0 && s->members + s->admitted >= s->expected;
     if (s->expired || strcmp(s->status, "open") != 0 || full) {
         if (member_exists(db, agent->id, rq->request_id))
@@ -208,6 +217,7 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
     json_object_object_del(row, "next_reminder_ms");
     json_object_object_del(row, "escalate_ms");
     s->admitted++;
+    cs_map_put(t->members, mkey, t);
     return CS_OK;
 }
 

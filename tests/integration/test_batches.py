@@ -149,6 +149,21 @@ def test_refusals_stale_digest_late_member_other_grant_conflicting_seal(
     assert system.stub.count() == 0
 
 
+def test_a_member_twice_in_one_poll_of_a_sealed_batch_is_a_duplicate(
+        running: tuple[System, str]) -> None:
+    """A redelivery can put the same member twice in one ingest transaction. With the
+    batch sealed for 3, the copy of the third member used to be counted as a fourth
+    and dead-lettered ("a member after that is refused"); it is a duplicate."""
+    system, _ = running
+    system.produce_raw(b"seal", seal("bd", 3))
+    wait_for(lambda: batch(system, "bd").get("expected") == 3, 30, what="the seal stored")
+    m = [member(system, "bd", i) for i in range(3)]
+    system.produce(m[0], m[1], m[2], m[2], m[1])
+    wait_for(lambda: batch(system, "bd").get("status") == "decidable", 30, what="decidable")
+    assert batch(system, "bd")["members"] == 3
+    assert system.topic("dlq", timeout=3) == []
+
+
 def test_batch_over_http(running: tuple[System, str]) -> None:
     system, url = running
     key = system.api_key()
