@@ -231,6 +231,7 @@ check: ## The fast inner loop: style, generated docs and the unit tests (no inst
 	$(MAKE) check-style
 	tools/test-sqlgen.sh
 	$(MAKE) docs-check
+	python3 tests/integration/test_sdk_retries.py
 	$(MAKE) unit
 
 check-style: ## Banned functions, file headers, sizes

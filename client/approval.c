@@ -19,7 +19,6 @@
 #include "client.h"
 #include "cs_mem.h"
 
-#define MAX_WAIT_SECONDS 60
 #define INLINE_WAIT_SECONDS 60
 
 /* An approval id goes into a path: UUID characters only. */
@@ -292,8 +291,8 @@ static int long_poll_wait(double remaining)
 {
     if (isnan(remaining) || remaining <= 0)
         return 0;
-    if (isinf(remaining) || remaining >= MAX_WAIT_SECONDS)
-        return MAX_WAIT_SECONDS;
+    if (isinf(remaining) || remaining >= COUNTERSIGN_MAX_WAIT_SECONDS)
+        return COUNTERSIGN_MAX_WAIT_SECONDS;
     return (int)floor(remaining);
 }
 

@@ -29,7 +29,6 @@
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define REPLY_MAX ((size_t)64 << 20) /* stored bodies are capped server-side; base64 adds 1/3 */
-#define RETRY_AFTER_MAX 60.0
 
 struct countersign_client {
     char *base_url;   /* without a trailing slash */
@@ -137,8 +136,11 @@ bool client_retriable(const struct countersign_error *e)
                !strcmp(e->server_code, "transport_error");
     if (e->code != COUNTERSIGN_SERVER || !strcmp(e->server_code, "invalid_response"))
         return false;
-    return e->http_status == 429 || e->http_status == 500 || e->http_status == 502 ||
-           e->http_status == 503 || e->http_status == 504;
+    static const int statuses[] = COUNTERSIGN_RETRY_STATUSES;
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (e->http_status == statuses[i])
+            return true;
+    return false;
 }
 
 /* The category of an HTTP error answer, as the SDKs decide it. */
@@ -360,9 +362,9 @@ struct countersign_client *countersign_client_new(const char *base_url, const ch
     c->api_key = cs_strdup(api_key);
     c->curl = curl;
     c->timeout = 30.0;
-    c->max_retries = 3;
-    c->backoff = 0.5;
-    c->backoff_max = 8.0;
+    c->max_retries = COUNTERSIGN_DEFAULT_MAX_RETRIES;
+    c->backoff = COUNTERSIGN_DEFAULT_BACKOFF;
+    c->backoff_max = COUNTERSIGN_DEFAULT_BACKOFF_MAX;
     c->poll_interval = 2.0;
     c->rng = (uint32_t)time(NULL) ^ (uint32_t)(uintptr_t)c ^ 0x9e3779b9u;
     if (!c->rng)
@@ -490,7 +492,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
             secs = when < 0 ? -1 : difftime(when, time(NULL));
         }
         if (secs == secs && secs >= -1)
-            s->retry_after = secs < 0 ? 0 : secs > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : secs;
+            s->retry_after = secs < 0 ? 0 : secs > COUNTERSIGN_RETRY_AFTER_MAX ? COUNTERSIGN_RETRY_AFTER_MAX : secs;
     }
     return len;
 }

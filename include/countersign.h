@@ -164,11 +164,23 @@ enum countersign_code countersign_client_set_timeout(struct countersign_client *
                                                      char err[COUNTERSIGN_ERRLEN]);
 
 /*
- * Retries of a retriable failure (0 turns them off); the pause before retry n
- * is min(backoff_max, backoff * 2^n), half of it random; a Retry-After header
- * (at most 60 s) wins. What is retried:
- *   get_approval_status, get_batch_status: transport errors and 429, 500,
- *     502, 503, 504;
+ * The retry policy, the same in the Python and TypeScript SDKs: docs/RETRIES.md
+ * is its table, and tests/integration/test_sdk_retries.py checks these against it.
+ */
+#define COUNTERSIGN_DEFAULT_MAX_RETRIES 3     /* retries of a retriable failure */
+#define COUNTERSIGN_DEFAULT_BACKOFF     0.5   /* the first pause's ceiling, s */
+#define COUNTERSIGN_DEFAULT_BACKOFF_MAX 8.0   /* the longest pause, s */
+#define COUNTERSIGN_RETRY_AFTER_MAX     60.0  /* the longest Retry-After honoured, s */
+#define COUNTERSIGN_RETRY_STATUSES      {429, 500, 502, 503, 504}
+#define COUNTERSIGN_MAX_WAIT_SECONDS    60    /* the longest long-poll wait asked for */
+
+/*
+ * Retries of a retriable failure (default COUNTERSIGN_DEFAULT_MAX_RETRIES; 0
+ * turns them off); the pause before retry n is min(backoff_max, backoff * 2^n),
+ * half of it random (defaults COUNTERSIGN_DEFAULT_BACKOFF and _BACKOFF_MAX); a
+ * Retry-After header (at most COUNTERSIGN_RETRY_AFTER_MAX) wins. What is retried:
+ *   get_approval_status, get_batch_status: transport errors and
+ *     COUNTERSIGN_RETRY_STATUSES (429, 500, 502, 503, 504);
  *   proxy_request with an idempotency_key, each member of submit_batch (it
  *     always has one), seal_batch: the same (the server answers a repeated
  *     key with the first answer; the same seal again changes nothing);

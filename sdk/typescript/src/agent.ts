@@ -79,7 +79,7 @@ export interface AgentOptions {
   baseUrl?: string;
   /** Seconds one HTTP request may take (default 30). A long-poll adds its wait to this. */
   timeout?: number;
-  /** Retries of a retriable failure (default 3; 0 disables retries). */
+  /** Retries of a retriable failure (default 3; 0 disables retries). docs/RETRIES.md */
   maxRetries?: number;
   /** First backoff delay in seconds (default 0.5); doubles per retry, at most 8 s. */
   retryBackoff?: number;
@@ -198,8 +198,23 @@ export function batchPollDelay(poll: number, pollInterval: number): number {
 
 /** Longest wait one long-poll may ask for (the API's maximum). */
 export const MAX_LONG_POLL_SECONDS = 60;
-const MAX_BACKOFF_MS = 8000;
-const MAX_RETRY_AFTER_MS = 30000;
+
+/**
+ * The retry policy, the same in the Python SDK and the C client: docs/RETRIES.md
+ * is its table, and tests/integration/test_sdk_retries.py checks this against it.
+ */
+export const RETRY_POLICY = Object.freeze({
+  /** Retries of a retriable failure, by default (`maxRetries`). */
+  maxRetries: 3,
+  /** The first pause's ceiling in seconds, by default (`retryBackoff`); doubles per retry. */
+  backoffFirstSeconds: 0.5,
+  /** The longest pause between retries, in seconds. */
+  backoffMaxSeconds: 8,
+  /** The longest Retry-After honoured, in seconds; a longer one is cut to this. */
+  retryAfterMaxSeconds: 60,
+  /** HTTP answers worth another try (never a 502 `execution_failed`: an outcome). */
+  retryStatuses: Object.freeze([429, 500, 502, 503, 504]),
+});
 
 /**
  * The `wait` (whole seconds, 0..60) of the next long-poll, given the time left in
@@ -343,11 +358,11 @@ export class Agent {
     if (!(typeof timeout === "number" && timeout > 0 && Number.isFinite(timeout))) {
       throw invalid("timeout must be a positive number of seconds");
     }
-    const maxRetries = options.maxRetries ?? 3;
+    const maxRetries = options.maxRetries ?? RETRY_POLICY.maxRetries;
     if (!(Number.isInteger(maxRetries) && maxRetries >= 0 && maxRetries <= 10)) {
       throw invalid("maxRetries must be an integer from 0 to 10");
     }
-    const retryBackoff = options.retryBackoff ?? 0.5;
+    const retryBackoff = options.retryBackoff ?? RETRY_POLICY.backoffFirstSeconds;
     if (!(typeof retryBackoff === "number" && retryBackoff >= 0 && Number.isFinite(retryBackoff))) {
       throw invalid("retryBackoff must be a non-negative number of seconds");
     }
@@ -751,7 +766,7 @@ export class Agent {
         return { status, body: body as Record<string, unknown> };
       }
       const err = errorFromResponse(status, body, opts.approvalId ?? null);
-      if (canRetry && status >= 500 && err.code !== "execution_failed") {
+      if (canRetry && RETRY_POLICY.retryStatuses.includes(status) && err.code !== "execution_failed") {
         await sleep(this.#backoff(attempt, retryAfter), opts.signal);
         continue;
       }
@@ -819,8 +834,8 @@ export class Agent {
   /** Milliseconds before retry number `attempt` + 1. */
   #backoff(attempt: number, retryAfter: string | null): number {
     const after = retryAfter === null ? NaN : Number(retryAfter);
-    if (Number.isFinite(after) && after >= 0) return Math.min(after * 1000, MAX_RETRY_AFTER_MS);
-    const full = Math.min(MAX_BACKOFF_MS, this.retryBackoff * 1000 * 2 ** attempt);
+    if (Number.isFinite(after) && after >= 0) return Math.min(after, RETRY_POLICY.retryAfterMaxSeconds) * 1000;
+    const full = Math.min(RETRY_POLICY.backoffMaxSeconds, this.retryBackoff * 2 ** attempt) * 1000;
     return full / 2 + Math.random() * (full / 2);
   }
 

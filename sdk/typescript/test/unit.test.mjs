@@ -508,6 +508,45 @@ describe("retries", () => {
     assert.equal(srv.requests.length, 1);
   });
 
+  it("the retried statuses are RETRY_POLICY's (docs/RETRIES.md): 429 is, 501 is not", async () => {
+    assert.deepEqual([...cs.RETRY_POLICY.retryStatuses], [429, 500, 502, 503, 504]);
+    srv.setHandler((_, n) => (n === 1 ? { status: 429, json: apiError("rate_limited") } : { status: 200, json: statusWire(ID) }));
+    assert.equal((await agent().getApprovalStatus(ID)).status, "pending");
+    assert.equal(srv.requests.length, 2);
+    srv.requests.length = 0;
+    srv.setHandler(() => ({ status: 501, json: apiError("not_implemented") }));
+    await rejects(agent().getApprovalStatus(ID), ServerError);
+    assert.equal(srv.requests.length, 1);
+  });
+
+  it("a Retry-After beyond RETRY_POLICY.retryAfterMaxSeconds is cut to it", async () => {
+    const { fetch, waits } = (() => {
+      const waits = [];
+      let n = 0;
+      return {
+        waits,
+        fetch: async () => {
+          n += 1;
+          return n === 1
+            ? new Response(JSON.stringify(apiError("unavailable")), { status: 503, headers: { "retry-after": "3600" } })
+            : new Response(JSON.stringify(statusWire(ID)), { status: 200 });
+        },
+      };
+    })();
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = (fn, ms, ...rest) => {
+      if (ms >= 1000) waits.push(ms);
+      return realSetTimeout(fn, ms >= 1000 ? 0 : ms, ...rest);
+    };
+    try {
+      await new Agent({ apiKey: KEY, baseUrl: "http://cs.invalid", fetch }).getApprovalStatus(ID);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    assert.ok(waits.includes(cs.RETRY_POLICY.retryAfterMaxSeconds * 1000), `pauses: ${waits}`);
+    assert.equal(cs.RETRY_POLICY.retryAfterMaxSeconds, 60);
+  });
+
   it("cancel is not retried", async () => {
     srv.setHandler(() => ({ status: 503, json: apiError("unavailable") }));
     await rejects(agent().cancelApproval(ID), ServerError);
