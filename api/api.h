@@ -238,7 +238,8 @@ void session_signin_box(struct cs_buf *b, struct api *a, const char *path, bool 
 enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, const char *csrf_subject,
                            struct form *f, bool *approve, char *err) CS_MUSTCHECK;
 /* A request body for people (base64 in): pretty JSON, text, or a byte count. */
-void pages_show_body(struct cs_buf *b, const char *b64);
+/* Shows a body (JSON pretty, text whole); false when it could not be shown (binary). */
+bool pages_show_body(struct cs_buf *b, const char *b64);
 /* A JSON object's text, pretty, or "(none)" when empty. */
 void pages_show_json(struct cs_buf *b, const char *text);
 /* The "thank you" page after a vote. */

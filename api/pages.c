@@ -25,31 +25,33 @@
 #include "cs_mem.h"
 
 
-#define SHOW_BODY_MAX 65536
 
 /* page_view columns (sql/queries/approval.sql) */
 enum { V_ID, V_STATUS, V_AGENT, V_GRANT, V_METHOD, V_URL, V_HEADERS, V_BODY, V_REASON, V_CONTEXT,
        V_DIGEST, V_CREATED, V_EXPIRES, V_QUORUM, V_APPROVALS, V_DECISION_REASON, V_BATCH,
        V_POLICY, V_ERROR, V_RESPONSE, V_LINK_UNTIL, V_PASSKEY };
 
-void pages_show_body(struct cs_buf *b, const char *b64)
+bool pages_show_body(struct cs_buf *b, const char *b64)
 {
     unsigned char *body = NULL;
     size_t len = 0;
     if (!b64 || cs_b64_decode(b64, strlen(b64), false, &body, &len) != CS_OK || len == 0) {
         html_raw(b, "<p>(no body)</p>");
         cs_free(body);
-        return;
+        return b64 == NULL || *b64 == '\0';
     }
     json_object *doc = NULL;
     char err[CS_ERRLEN];
+    bool shown = true;
     html_raw(b, "<pre>");
     if (cs_json_parse((const char *)body, len, &doc, err) == CS_OK) {
         html_esc(b, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
                                                        JSON_C_TO_STRING_SPACED |
                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(doc);
-    } else if (memchr(body, '\0', len) == NULL && len <= SHOW_BODY_MAX) {
+    } else if (memchr(body, '\0', len) == NULL && cs_json_utf8_valid((const char *)body, len)) {
+        /* Text is shown whole, whatever its size (bodies are capped by
+         * CS_REQUEST_MAX_BYTES): an approver reads all of what they approve. */
         char *text = cs_strndup((const char *)body, len);
         html_esc(b, text);
         cs_free(text);
@@ -57,9 +59,11 @@ void pages_show_body(struct cs_buf *b, const char *b64)
         char line[96];
         snprintf(line, sizeof(line), "(%zu bytes of binary data; see the digest)", len);
         html_esc(b, line);
+        shown = false;
     }
     html_raw(b, "</pre>");
     cs_free(body);
+    return shown;
 }
 
 void pages_show_json(struct cs_buf *b, const char *text)
@@ -86,6 +90,13 @@ void pages_show_json(struct cs_buf *b, const char *text)
     "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"                     \
     "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "                        \
     "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "                \
+    "value=\"deny\">Deny</button></div></form>"
+
+/* The same, without Approve: for a payload the page could not show. */
+#define DENY_ONLY_FIELDS                                                                        \
+    "<label for=\"reason\">Reason (shown to the agent)</label>"                                 \
+    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"                     \
+    "<div class=\"actions\"><button class=\"deny\" name=\"decision\" "                          \
     "value=\"deny\">Deny</button></div></form>"
 
 /*
@@ -220,7 +231,12 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</p><h2>Reason</h2><blockquote>");
     html_esc(b, *cs_db_str(res, 0, V_REASON) ? cs_db_str(res, 0, V_REASON) : "(no reason given)");
     html_raw(b, "</blockquote></div><div class=\"card\"><h2>Payload</h2>");
-    pages_show_body(b, cs_db_str(res, 0, V_BODY));
+    /* Nobody approves what the page could not show them. */
+    bool shown = pages_show_body(b, cs_db_str(res, 0, V_BODY));
+    if (!shown && pending)
+        html_raw(b, "<p><b>This payload is not text, so this page cannot show it; it cannot "
+                    "be approved here.</b> Check it by its digest and decide with "
+                    "<code>countersign approval approve</code>, or deny it.</p>");
     html_raw(b, "<h2>Headers</h2>");
     pages_show_json(b, cs_db_str(res, 0, V_HEADERS));
     html_raw(b, "<h2>Context</h2>");
@@ -244,12 +260,18 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</dd></dl>");
     votes_list(b, d, l->approval_id);
     html_raw(b, "</div>");
-    if (form && cs_db_bool(res, 0, V_PASSKEY)) {
+    if (form && shown && cs_db_bool(res, 0, V_PASSKEY)) {
         passkey_form(b, r->api, d, s, cs_db_str(res, 0, V_ID), cs_db_str(res, 0, V_DIGEST));
+    } else if (form && !shown) {
+        html_raw(b, "<form method=\"post\" class=\"card\">");
+        session_csrf_field(b, r->api, s);
+        html_raw(b, DENY_ONLY_FIELDS);
     } else if (form) {
         html_raw(b, "<form method=\"post\" class=\"card\">");
         session_csrf_field(b, r->api, s);
         html_raw(b, DECISION_FIELDS);
+    } else if (pending && !shown) {
+        /* Not even a semi-public link approves what cannot be shown. */
     } else if (pending && cs_db_str(res, 0, V_LINK_UNTIL) &&
                cs_now_ms() < cs_db_int(res, 0, V_LINK_UNTIL)) {
         /* Semi-public link mode: whoever holds this URL decides, for a while. */

@@ -13,7 +13,9 @@ receives nothing.
 - HTTP framing on the api: Content-Length beside Transfer-Encoding, two
   different Content-Lengths (request smuggling), no Host or two;
 - connection exhaustion: one client address holding every connection the api
-  accepts with unfinished requests.
+  accepts with unfinished requests;
+- case-sensitive path rules (opt-in "path_ci"), and text bodies over 64 KiB
+  shown as "binary data" beside an active Approve button.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from html import escape as html_escape
 from typing import Any
 
 import httpx
@@ -336,3 +339,35 @@ def test_path_rules_can_fold_case(d: Deployment) -> None:
                     "--quorum", "1", "--approvers", "alice", check=False)
         assert out.returncode != 0 and "path_ci" in out.stderr, out.stderr
     assert not [r.path for r in d.stub.requests() if r.path.lower().startswith("/v1/refunds-ci")]
+
+
+# ---- what an approver is shown ------------------------------------------------------
+
+
+def test_an_approver_reads_all_of_a_large_text_body_and_never_approves_the_unshown(
+        d: Deployment) -> None:
+    """A text body over 64 KiB showed as "binary data" beside an active Approve button:
+    the approver approved what they could not read. Now text is shown whole, and a body
+    the page cannot show (binary) is offered for denial only."""
+    s = d.system
+    s.cli("policy", "set", "all", "--mode", "always", "--quorum", "1", "--approvers", "alice")
+    s.cli("grant", "set", "stripe-all", "--policy", "all", "--agents", "bot1", "--secret-stdin",
+          "--allow", d.stub.url, input=s.secret + "\n")
+    tail = "amount=99999&to=acct_attacker"
+    text = "memo=" + "x" * (200 * 1024) + "&" + tail
+    r = d.submit(grant="stripe-all", amount=None, path="/v1/transfers/big", body=text,
+                 extra_headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 202, r.text
+    c, page = d.sign_in(d.link(r.json()["approval_id"]))
+    html = c.get(page).text
+    assert html_escape(tail) in html and "binary data" not in html, html[-2000:]
+    assert 'value="approve"' in html
+    # Binary: shown as such, and no Approve on offer.
+    r = d.submit(grant="stripe-all", amount=None, path="/v1/transfers/bin",
+                 body_b64=base64.b64encode(b"\x00\x01\xff" * 100).decode())
+    assert r.status_code == 202, r.text
+    c, page = d.sign_in(d.link(r.json()["approval_id"]))
+    html = c.get(page).text
+    assert "binary data" in html and "cannot be approved here" in html
+    assert 'value="approve"' not in html and 'value="deny"' in html
+    nothing_reached(d, "/v1/transfers/")
