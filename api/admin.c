@@ -339,7 +339,7 @@ static enum MHD_Result agents_list(struct api_req *r, struct MHD_Connection *c, 
                                    json_object *o)
 {
     (void)o;
-    return list(r, c, d, CSQ_AGENT_LIST, 0, NULL);
+    return list(r, c, d, CS_DB_Q0(AGENT_LIST));
 }
 
 static enum MHD_Result keys_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
@@ -347,7 +347,7 @@ static enum MHD_Result keys_list(struct api_req *r, struct MHD_Connection *c, st
 {
     (void)o;
     const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "agent")};
-    return list(r, c, d, CSQ_API_KEY_LIST, 1, p);
+    return list(r, c, d, CS_DB_Q(API_KEY_LIST, p));
 }
 
 static enum MHD_Result key_revoke(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
@@ -355,7 +355,7 @@ static enum MHD_Result key_revoke(struct api_req *r, struct MHD_Connection *c, s
 {
     (void)o;
     const char *p[] = {r->params[0]};
-    return list(r, c, d, CSQ_API_KEY_REVOKE, 1, p);
+    return list(r, c, d, CS_DB_Q(API_KEY_REVOKE, p));
 }
 
 static enum MHD_Result signing_keys_list(struct api_req *r, struct MHD_Connection *c,
@@ -378,7 +378,7 @@ static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *
                                       struct api_db *d, json_object *o)
 {
     (void)o;
-    return list(r, c, d, CSQ_APPROVER_LIST, 0, NULL);
+    return list(r, c, d, CS_DB_Q0(APPROVER_LIST));
 }
 
 static enum MHD_Result approver_passkeys(struct api_req *r, struct MHD_Connection *c,
@@ -386,7 +386,7 @@ static enum MHD_Result approver_passkeys(struct api_req *r, struct MHD_Connectio
 {
     (void)o;
     const char *p[] = {NULL, r->params[0]};
-    return list(r, c, d, CSQ_PASSKEY_LIST, 2, p);
+    return list(r, c, d, CS_DB_Q(PASSKEY_LIST, p));
 }
 
 static enum MHD_Result approver_passkey_revoke(struct api_req *r, struct MHD_Connection *c,
@@ -396,7 +396,7 @@ static enum MHD_Result approver_passkey_revoke(struct api_req *r, struct MHD_Con
     if (!cs_uuid_valid(r->params[1]))
         return reply_error(r, c, CS_ERR_NOT_FOUND, "no such passkey", NULL);
     const char *p[] = {r->params[1], NULL, r->params[0], "operator:admin-api"};
-    return list(r, c, d, CSQ_PASSKEY_REVOKE, 4, p);
+    return list(r, c, d, CS_DB_Q(PASSKEY_REVOKE, p));
 }
 
 static enum MHD_Result approver_sessions(struct api_req *r, struct MHD_Connection *c,
@@ -404,7 +404,7 @@ static enum MHD_Result approver_sessions(struct api_req *r, struct MHD_Connectio
 {
     (void)o;
     const char *p[] = {r->params[0]};
-    return list(r, c, d, CSQ_SESSION_LIST, 1, p);
+    return list(r, c, d, CS_DB_Q(SESSION_LIST, p));
 }
 
 /* Signs approver {name} out everywhere. */
@@ -433,12 +433,12 @@ static enum MHD_Result approver_signin_link(struct api_req *r, struct MHD_Connec
     char *url = NULL;
     enum cs_err rc = cs_json_str(o, "next", false, CS_NEXT_PATH_MAX, &next, err);
     if (!rc)
-        rc = cs_db_exec(d->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+        rc = cs_db_exec(d->db, CS_DB_Q(APPROVER_BY_NAME, p), &res, err);
     if (!rc && PQntuples(res) == 0)
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no enabled approver by that name");
     if (!rc)
-        rc = cs_signin_link_mint(d->db, r->api->cfg, cs_db_str(res, 0, 0), next ? next : "/inbox",
-                                 "operator", &url, err);
+        rc = cs_signin_link_mint(d->db, r->api->cfg, cs_db_str(res, 0, CSC_APPROVER_BY_NAME_ID),
+                                 next ? next : "/inbox", "operator", &url, err);
     PQclear(res);
     if (rc)
         return reply_error(r, c, rc, err, NULL);
@@ -453,14 +453,14 @@ static enum MHD_Result policies_list(struct api_req *r, struct MHD_Connection *c
                                      struct api_db *d, json_object *o)
 {
     (void)o;
-    return list(r, c, d, CSQ_POLICY_LIST, 0, NULL);
+    return list(r, c, d, CS_DB_Q0(POLICY_LIST));
 }
 
 static enum MHD_Result grants_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                    json_object *o)
 {
     (void)o;
-    return list(r, c, d, CSQ_GRANT_LIST, 0, NULL);
+    return list(r, c, d, CS_DB_Q0(GRANT_LIST));
 }
 
 static enum MHD_Result grant_flip(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
@@ -503,7 +503,7 @@ static enum MHD_Result approvals_list(struct api_req *r, struct MHD_Connection *
     char nbuf[16];
     snprintf(nbuf, sizeof(nbuf), "%ld", n < 1 ? 1 : n > 1000 ? 1000 : n);
     const char *p[] = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"), nbuf};
-    return list(r, c, d, CSQ_APPROVAL_LIST, 2, p);
+    return list(r, c, d, CS_DB_Q(APPROVAL_LIST, p));
 }
 
 static enum MHD_Result approval_get(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
@@ -534,7 +534,7 @@ static enum MHD_Result audit_list(struct api_req *r, struct MHD_Connection *c, s
     char a[24];
     snprintf(a, sizeof(a), "%lld", after ? strtoll(after, NULL, 10) : 0LL);
     const char *p[] = {a, "1000"};
-    return list(r, c, d, CSQ_AUDIT_EXPORT, 2, p);
+    return list(r, c, d, CS_DB_Q(AUDIT_EXPORT, p));
 }
 
 static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,

@@ -32,9 +32,6 @@
 
 enum { WAIT_NONE, WAIT_RESULT, WAIT_INLINE };
 
-/* api_key_lookup columns */
-enum { K_ID, K_AGENT_ID, K_AGENT_NAME, K_SCOPES };  /* K_SCOPES: holds the scope asked */
-
 static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                                 const char *scope, char *err)
 {
@@ -55,17 +52,19 @@ static enum cs_err authenticate(struct api_req *r, struct MHD_Connection *c, str
     cs_hex_encode(hash, sizeof(hash), hex);
     const char *p[] = {hex, scope};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_API_KEY_LOOKUP, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(API_KEY_LOOKUP, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown or revoked API key");
     }
-    bool scoped = cs_db_bool(res, 0, K_SCOPES);
-    cs_strlcpy(r->who.key_id, cs_db_str(res, 0, K_ID), sizeof(r->who.key_id));
-    cs_strlcpy(r->who.agent.id, cs_db_str(res, 0, K_AGENT_ID), sizeof(r->who.agent.id));
-    cs_strlcpy(r->who.name_buf, cs_db_str(res, 0, K_AGENT_NAME), sizeof(r->who.name_buf));
+    bool scoped = cs_db_bool(res, 0, CSC_API_KEY_LOOKUP_HAS_SCOPE);
+    cs_strlcpy(r->who.key_id, cs_db_str(res, 0, CSC_API_KEY_LOOKUP_KEY_ID), sizeof(r->who.key_id));
+    cs_strlcpy(r->who.agent.id, cs_db_str(res, 0, CSC_API_KEY_LOOKUP_AGENT_ID),
+               sizeof(r->who.agent.id));
+    cs_strlcpy(r->who.name_buf, cs_db_str(res, 0, CSC_API_KEY_LOOKUP_AGENT_NAME),
+               sizeof(r->who.name_buf));
     r->who.agent.name = r->who.name_buf;
     PQclear(res);
     if (!scoped)
@@ -167,7 +166,7 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
     char err[CS_ERRLEN], hex[2 * CS_SHA256_LEN + 1];
     const char *p[] = {r->who.agent.id, rq->request_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_APPROVAL_BY_REQUEST, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(APPROVAL_BY_REQUEST, p), &res, err);
     if (rc)
         return reply_error(r, c, rc, err, NULL);
     if (PQntuples(res) == 0) {
@@ -175,10 +174,11 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
         return reply_error(r, c, CS_ERR_CONFLICT, "the idempotency key is being used", NULL);
     }
     cs_hex_encode(rq->digest, CS_SHA256_LEN, hex);
-    bool same = strcmp(hex, cs_db_str(res, 0, 2)) == 0;
-    cs_strlcpy(r->approval_id, cs_db_str(res, 0, 0), sizeof(r->approval_id));
-    int st = cs_status_parse(cs_db_str(res, 0, 1));
-    r->inline_expires_ms = cs_db_int(res, 0, 3);
+    bool same = strcmp(hex, cs_db_str(res, 0, CSC_APPROVAL_BY_REQUEST_DIGEST_HEX)) == 0;
+    cs_strlcpy(r->approval_id, cs_db_str(res, 0, CSC_APPROVAL_BY_REQUEST_ID),
+               sizeof(r->approval_id));
+    int st = cs_status_parse(cs_db_str(res, 0, CSC_APPROVAL_BY_REQUEST_STATUS));
+    r->inline_expires_ms = cs_db_int(res, 0, CSC_APPROVAL_BY_REQUEST_EXPIRES_MS);
     PQclear(res);
     if (!same)
         return reply_error(r, c, CS_ERR_CONFLICT,
@@ -254,7 +254,8 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
     }
     bool inserted = PQntuples(res) == 1;
     if (inserted)
-        expires_ms = cs_db_int(res, 0, 3); /* a batch member takes the batch's window */
+        expires_ms =
+            cs_db_int(res, 0, CSC_INSERT_APPROVALS_EXPIRES_MS); /* a batch member: its window */
     PQclear(res);
     r->inline_expires_ms = expires_ms;
     if (!inserted) {

@@ -24,9 +24,6 @@
 #define PER_PAGE 50
 #define CSV_MAX (64u << 20)
 
-/* batch_items columns */
-enum { I_REQUEST, I_STATUS, I_METHOD, I_URL, I_DIGEST, I_AMOUNT, I_REASON, I_ID };
-
 static const char *str(json_object *o, const char *k)
 {
     json_object *v = NULL;
@@ -50,13 +47,14 @@ static void summary(struct cs_buf *b, struct api_db *d, const char *uid, json_ob
     html_raw(b, "<div class=\"card\"><dl>");
     field(b, "Status", str(st, "status"));
     field(b, "Members", str(st, "members"));
-    if (cs_db_exec(d->db, CSQ_BATCH_SUMMARY, 1, p, &res, err) == CS_OK && PQntuples(res) == 1) {
+    if (cs_db_exec(d->db, CS_DB_Q(BATCH_SUMMARY, p), &res, err) == CS_OK && PQntuples(res) == 1) {
         if (str(st, "amount_field")) {
-            snprintf(line, sizeof(line), "%s (sum of %s)", cs_db_str(res, 0, 0), str(st, "amount_field"));
+            snprintf(line, sizeof(line), "%s (sum of %s)",
+                     cs_db_str(res, 0, CSC_BATCH_SUMMARY_TOTAL_AMOUNT), str(st, "amount_field"));
             field(b, "Total", line);
         }
         json_object *per = NULL;
-        const char *j = cs_db_str(res, 0, 1);
+        const char *j = cs_db_str(res, 0, CSC_BATCH_SUMMARY_TARGETS_JSON);
         if (j && cs_json_parse(j, strlen(j), &per, err) == CS_OK) {
             json_object_object_foreach(per, k, v) {
                 snprintf(line, sizeof(line), "%s calls", json_object_get_string(v));
@@ -88,23 +86,23 @@ static void items(struct cs_buf *b, struct api_db *d, const char *uid, long page
     html_raw(b, "<div class=\"card\"><h2>");
     html_esc(b, line);
     html_raw(b, "</h2>");
-    if (cs_db_exec(d->db, CSQ_BATCH_ITEMS, 3, p, &res, err) == CS_OK) {
+    if (cs_db_exec(d->db, CS_DB_Q(BATCH_ITEMS, p), &res, err) == CS_OK) {
         for (int i = 0; i < PQntuples(res); i++) {
             html_raw(b, "<div class=\"item\"><b>");
-            html_esc(b, cs_db_str(res, i, I_REQUEST));
+            html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_REQUEST_ID));
             html_raw(b, "</b> <span class=\"badge\">");
-            html_esc(b, cs_db_str(res, i, I_STATUS));
+            html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_STATUS));
             html_raw(b, "</span>");
-            if (cs_db_str(res, i, I_AMOUNT)) {
+            if (cs_db_str(res, i, CSC_BATCH_ITEMS_AMOUNT)) {
                 html_raw(b, " amount ");
-                html_esc(b, cs_db_str(res, i, I_AMOUNT));
+                html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_AMOUNT));
             }
             html_raw(b, "<div class=\"url\">");
-            html_esc(b, cs_db_str(res, i, I_METHOD));
+            html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_METHOD));
             html_raw(b, " ");
-            html_esc(b, cs_db_str(res, i, I_URL));
+            html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_URL));
             html_raw(b, "</div><div class=\"url\" style=\"color:#57534e\">sha256:");
-            html_esc(b, cs_db_str(res, i, I_DIGEST));
+            html_esc(b, cs_db_str(res, i, CSC_BATCH_ITEMS_DIGEST_HEX));
             html_raw(b, "</div></div>");
         }
     }
@@ -240,12 +238,14 @@ enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
         snprintf(o, sizeof(o), "%ld", off);
         const char *p[] = {l.approval_id, o, "1000"};
         PGresult *res = NULL;
-        if ((rc = cs_db_exec(d->db, CSQ_BATCH_ITEMS, 3, p, &res, err)))
+        if ((rc = cs_db_exec(d->db, CS_DB_Q(BATCH_ITEMS, p), &res, err)))
             break;
         int n = PQntuples(res);
         for (int i = 0; i < n; i++) {
-            static const int cols[] = {I_REQUEST, I_STATUS, I_METHOD, I_URL, I_AMOUNT, I_DIGEST,
-                                       I_REASON};
+            static const int cols[] = {CSC_BATCH_ITEMS_REQUEST_ID, CSC_BATCH_ITEMS_STATUS,
+                                       CSC_BATCH_ITEMS_METHOD,     CSC_BATCH_ITEMS_URL,
+                                       CSC_BATCH_ITEMS_AMOUNT,     CSC_BATCH_ITEMS_DIGEST_HEX,
+                                       CSC_BATCH_ITEMS_REASON};
             for (int k = 0; k < 7; k++)
                 csv(&b, cs_db_str(res, i, cols[k]), k == 6);
         }

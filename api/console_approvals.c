@@ -24,19 +24,6 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 
-/* console_list columns */
-enum { L_ID, L_STATUS, L_AGENT, L_GRANT, L_POLICY, L_REQUEST_ID, L_METHOD, L_URL, L_CREATED,
-       L_DECIDED_BY, L_ERROR, L_BATCH, L_ATTEMPTS, L_EXPIRES, L_DECIDED, L_EXECUTED,
-       L_RESPONSE_STATUS, L_DIGEST, L__COUNT };
-/* console_approval columns */
-enum { A_ID, A_STATUS, A_AGENT, A_GRANT, A_POLICY, A_REQUEST_ID, A_METHOD, A_URL, A_HEADERS,
-       A_BODY, A_REASON, A_CONTEXT, A_DIGEST, A_CREATED, A_EXPIRES, A_QUORUM, A_APPROVERS,
-       A_BATCH, A_DECIDED, A_DECIDED_BY, A_DECISION_REASON, A_ATTEMPTS, A_LEASE_OWNER,
-       A_LEASE_EXPIRES, A_EXECUTED, A_RESPONSE_STATUS, A_RESPONSE_HEADERS, A_RESPONSE_BODY,
-       A_TRUNCATED, A_ERROR, A_ERROR_MESSAGE, A_POLICY_SNAPSHOT, A_BATCH_UID };
-/* console_timeline columns */
-enum { T_AT, T_KIND, T_WHO, T_WHAT, T_DETAIL, T_SEAL, T_SEAL_HASH };
-
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
 #define EXPORT_CHUNK 1000
@@ -89,7 +76,7 @@ static enum cs_err read_filters(struct console *k, struct filters *f, char *err)
     if (f->q) {
         const char *p[] = {f->q};
         PGresult *res = NULL;
-        enum cs_err rc = cs_db_exec(k->d->db, CSQ_CONSOLE_SEARCH, CSP_CONSOLE_SEARCH, p, &res, err);
+        enum cs_err rc = cs_db_exec(k->d->db, CS_DB_Q(CONSOLE_SEARCH, p), &res, err);
         if (rc)
             return rc;
         f->found = cs_strdup(cs_db_str(res, 0, CSC_CONSOLE_SEARCH_IDS));
@@ -116,9 +103,9 @@ static enum cs_err list_page(struct api_db *d, const struct filters *f, const ch
     p[10] = f->found;
     enum cs_err rc = cs_db_begin(d->db, err);
     if (!rc)
-        rc = cs_db_exec(d->db, CSQ_CONSOLE_CUSTOM_PLANS, 0, NULL, NULL, err);
+        rc = cs_db_exec(d->db, CS_DB_Q0(CONSOLE_CUSTOM_PLANS), NULL, err);
     if (!rc)
-        rc = cs_db_exec(d->db, CSQ_CONSOLE_LIST, CSP_CONSOLE_LIST, p, res, err);
+        rc = cs_db_exec(d->db, CS_DB_Q(CONSOLE_LIST, p), res, err);
     if (!rc)
         rc = cs_db_commit(d->db, err);
     else
@@ -218,29 +205,31 @@ static void rows_table(struct cs_buf *b, const PGresult *res, int n)
                 "</th><th>batch</th></tr>");
     for (int i = 0; i < n; i++) {
         html_raw(b, "<tr><td><a href=\"/console/approvals/");
-        html_esc(b, cs_db_str(res, i, L_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_LIST_ID));
         html_raw(b, "\" title=\"");
-        html_esc(b, cs_db_str(res, i, L_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_LIST_ID));
         html_raw(b, "\">");
-        console_time(b, cs_db_int(res, i, L_CREATED));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_LIST_CREATED_MS));
         html_raw(b, "</a></td><td>");
-        badge(b, cs_db_str(res, i, L_STATUS));
+        badge(b, cs_db_str(res, i, CSC_CONSOLE_LIST_STATUS));
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, L_AGENT);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_NAME);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, L_GRANT);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_GRANT_ID);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, L_POLICY);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_POLICY_ID);
         html_raw(b, "</td><td class=\"mono\">");
-        console_cell(b, res, i, L_REQUEST_ID);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_REQUEST_ID);
         html_raw(b, "</td><td class=\"u\"><b>");
-        console_cell(b, res, i, L_METHOD);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_METHOD);
         html_raw(b, "</b> ");
-        console_cell(b, res, i, L_URL);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_URL);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, cs_db_str(res, i, L_ERROR) ? L_ERROR : L_DECIDED_BY);
+        console_cell(b, res, i,
+                     cs_db_str(res, i, CSC_CONSOLE_LIST_ERROR_CODE) ? CSC_CONSOLE_LIST_ERROR_CODE
+                                                                    : CSC_CONSOLE_LIST_DECIDED_BY);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, L_BATCH);
+        console_cell(b, res, i, CSC_CONSOLE_LIST_BATCH_ID);
         html_raw(b, "</td></tr>");
     }
     html_raw(b, "</table></div>");
@@ -266,14 +255,15 @@ static void csv_field(struct cs_buf *b, const char *v)
     html_raw(b, "\"");
 }
 
-static const char *const export_cols[L__COUNT] = {
-    "approval_id", "status", "agent", "grant_id", "policy_id", "request_id", "method", "url",
-    "created_at", "decided_by", "error_code", "batch_id", "attempts", "expires_at", "decided_at",
-    "executed_at", "response_status", "digest"};
+static const char *const export_cols[CSC_CONSOLE_LIST__COUNT] = {
+    "approval_id", "status",     "agent",      "grant_id",    "policy_id",       "request_id",
+    "method",      "url",        "created_at", "decided_by",  "error_code",      "batch_id",
+    "attempts",    "expires_at", "decided_at", "executed_at", "response_status", "digest"};
 
 static bool time_col(int col)
 {
-    return col == L_CREATED || col == L_EXPIRES || col == L_DECIDED || col == L_EXECUTED;
+    return col == CSC_CONSOLE_LIST_CREATED_MS || col == CSC_CONSOLE_LIST_EXPIRES_MS ||
+           col == CSC_CONSOLE_LIST_DECIDED_MS || col == CSC_CONSOLE_LIST_EXECUTED_MS;
 }
 
 static void export_rows(struct cs_buf *b, const PGresult *res, bool csv)
@@ -281,7 +271,7 @@ static void export_rows(struct cs_buf *b, const PGresult *res, bool csv)
     char iso[CS_TIME_ISO_LEN];
     for (int i = 0; i < PQntuples(res); i++) {
         json_object *o = csv ? NULL : json_object_new_object();
-        for (int col = 0; col < L__COUNT; col++) {
+        for (int col = 0; col < CSC_CONSOLE_LIST__COUNT; col++) {
             const char *v = cs_db_str(res, i, col);
             if (v && time_col(col))
                 v = cs_time_iso(cs_db_int(res, i, col), iso);
@@ -289,7 +279,8 @@ static void export_rows(struct cs_buf *b, const PGresult *res, bool csv)
                 if (col)
                     html_raw(b, ",");
                 csv_field(b, v);
-            } else if (col == L_ATTEMPTS || col == L_RESPONSE_STATUS) {
+            } else if (col == CSC_CONSOLE_LIST_ATTEMPTS ||
+                       col == CSC_CONSOLE_LIST_RESPONSE_STATUS) {
                 json_object_object_add(o, export_cols[col],
                                        v ? json_object_new_int64(cs_db_int(res, i, col)) : NULL);
             } else {
@@ -310,7 +301,7 @@ static enum MHD_Result export(struct console *k, const struct filters *f, bool c
     struct cs_buf out;
     cs_buf_init(&out, EXPORT_MAX_BYTES);
     if (csv) {
-        for (int col = 0; col < L__COUNT; col++) {
+        for (int col = 0; col < CSC_CONSOLE_LIST__COUNT; col++) {
             html_raw(&out, col ? "," : "");
             html_raw(&out, export_cols[col]);
         }
@@ -328,7 +319,8 @@ static enum MHD_Result export(struct console *k, const struct filters *f, bool c
         rows += PQntuples(res);
         more = PQntuples(res) == EXPORT_CHUNK;
         if (PQntuples(res) > 0)
-            cs_strlcpy(cursor, cs_db_str(res, PQntuples(res) - 1, L_ID), sizeof(cursor));
+            cs_strlcpy(cursor, cs_db_str(res, PQntuples(res) - 1, CSC_CONSOLE_LIST_ID),
+                       sizeof(cursor));
         PQclear(res);
     }
     json_object *d = json_object_new_object();
@@ -341,7 +333,7 @@ static enum MHD_Result export(struct console *k, const struct filters *f, bool c
         json_object_object_add(d, "q", json_object_new_string(f->q));
     const char *ap[] = {k->actor, "console.exported", NULL, cs_json_text(d, NULL)};
     if (!rc)
-        rc = cs_db_exec(k->d->db, CSQ_AUDIT_INSERT, 4, ap, NULL, err);
+        rc = cs_db_exec(k->d->db, CS_DB_Q(AUDIT_INSERT, ap), NULL, err);
     json_object_put(d);
     if (rc) {
         cs_buf_free(&out);
@@ -407,7 +399,7 @@ enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c)
     }
     if (more) {
         html_raw(b, "<a rel=\"next\" href=\"/console/approvals");
-        query_string(b, &k, "cursor", cs_db_str(res, n - 1, L_ID));
+        query_string(b, &k, "cursor", cs_db_str(res, n - 1, CSC_CONSOLE_LIST_ID));
         html_raw(b, "\">older &raquo;</a>");
     }
     html_raw(b, "</p>");
@@ -439,7 +431,8 @@ static void time_field(struct cs_buf *b, const char *label, const PGresult *res,
 static void actions(struct console *k, const PGresult *res)
 {
     struct cs_buf *b = &k->b;
-    const char *id = cs_db_str(res, 0, A_ID), *status = cs_db_str(res, 0, A_STATUS);
+    const char *id = cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_ID),
+               *status = cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_STATUS);
     bool pending = strcmp(status, "pending") == 0, failed = strcmp(status, "failed") == 0;
     if (!pending && !failed)
         return;
@@ -454,7 +447,7 @@ static void actions(struct console *k, const PGresult *res)
         html_raw(b, "/decide\">");
         console_csrf(k);
         html_raw(b, "<label>as <select name=\"as\">");
-        const char *names = cs_db_str(res, 0, A_APPROVERS);
+        const char *names = cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_APPROVER_NAMES);
         for (const char *p = names; p && *p;) {
             size_t n = strcspn(p, "\n");
             char *name = cs_strndup(p, n);
@@ -495,7 +488,7 @@ static void timeline(struct console *k, const char *id)
     PGresult *res = NULL;
     char err[CS_ERRLEN];
     html_raw(b, "<div class=\"card\"><h2>Timeline</h2><section id=\"timeline\" data-live>");
-    if (cs_db_exec(k->d->db, CSQ_CONSOLE_TIMELINE, 1, p, &res, err) != CS_OK) {
+    if (cs_db_exec(k->d->db, CS_DB_Q(CONSOLE_TIMELINE, p), &res, err) != CS_OK) {
         html_raw(b, "<p>The timeline cannot be read now: ");
         html_esc(b, err);
         html_raw(b, "</p></section></div>");
@@ -504,28 +497,28 @@ static void timeline(struct console *k, const char *id)
     html_raw(b, "<ol class=\"tl\">");
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<li class=\"");
-        html_esc(b, cs_db_str(res, i, T_KIND));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_TIMELINE_KIND));
         html_raw(b, "\"><b>");
-        console_time(b, cs_db_int(res, i, T_AT));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_TIMELINE_AT_MS));
         html_raw(b, "</b> &middot; ");
-        html_esc(b, cs_db_str(res, i, T_KIND));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_TIMELINE_KIND));
         html_raw(b, " &middot; <b>");
-        console_cell(b, res, i, T_WHAT);
+        console_cell(b, res, i, CSC_CONSOLE_TIMELINE_WHAT);
         html_raw(b, "</b> by ");
-        console_cell(b, res, i, T_WHO);
-        const char *detail = cs_db_str(res, i, T_DETAIL);
+        console_cell(b, res, i, CSC_CONSOLE_TIMELINE_WHO);
+        const char *detail = cs_db_str(res, i, CSC_CONSOLE_TIMELINE_DETAIL);
         if (detail && strcmp(detail, "{}") != 0) {
             html_raw(b, "<pre>");
             html_esc(b, detail);
             html_raw(b, "</pre>");
         }
-        if (strcmp(cs_db_str(res, i, T_KIND), "audit") == 0) {
+        if (strcmp(cs_db_str(res, i, CSC_CONSOLE_TIMELINE_KIND), "audit") == 0) {
             html_raw(b, "<span class=\"muted\">");
-            if (cs_db_str(res, i, T_SEAL)) {
+            if (cs_db_str(res, i, CSC_CONSOLE_TIMELINE_SEAL_SEQ)) {
                 html_raw(b, "sealed in #");
-                html_esc(b, cs_db_str(res, i, T_SEAL));
+                html_esc(b, cs_db_str(res, i, CSC_CONSOLE_TIMELINE_SEAL_SEQ));
                 html_raw(b, " <span class=\"mono\">");
-                html_esc(b, cs_db_str(res, i, T_SEAL_HASH));
+                html_esc(b, cs_db_str(res, i, CSC_CONSOLE_TIMELINE_SEAL_HASH));
                 html_raw(b, "</span>");
             } else {
                 html_raw(b, "not sealed yet");
@@ -552,7 +545,7 @@ enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c)
         return console_fail(&k, CS_ERR_NOT_FOUND, "no such approval");
     const char *p[] = {id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(k.d->db, CSQ_CONSOLE_APPROVAL, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(k.d->db, CS_DB_Q(CONSOLE_APPROVAL, p), &res, err);
     if (!rc && PQntuples(res) != 1) {
         PQclear(res);
         return console_fail(&k, CS_ERR_NOT_FOUND, "no such approval");
@@ -564,68 +557,70 @@ enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c)
     html_raw(b, "<section id=\"state\" data-live><div class=\"card\"><p class=\"mono\">");
     html_esc(b, id);
     html_raw(b, " ");
-    badge(b, cs_db_str(res, 0, A_STATUS));
+    badge(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_STATUS));
     html_raw(b, "</p><dl>");
-    field(b, "Agent", res, A_AGENT);
-    field(b, "Grant", res, A_GRANT);
-    field(b, "Policy", res, A_POLICY);
-    field(b, "Request id", res, A_REQUEST_ID);
-    if (cs_db_str(res, 0, A_BATCH)) {
+    field(b, "Agent", res, CSC_CONSOLE_APPROVAL_NAME);
+    field(b, "Grant", res, CSC_CONSOLE_APPROVAL_GRANT_ID);
+    field(b, "Policy", res, CSC_CONSOLE_APPROVAL_POLICY_ID);
+    field(b, "Request id", res, CSC_CONSOLE_APPROVAL_REQUEST_ID);
+    if (cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_BATCH_ID)) {
         html_raw(b, "<dt>Batch</dt><dd><a href=\"/console/approvals?batch=");
-        html_esc(b, cs_db_str(res, 0, A_BATCH));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_BATCH_ID));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, 0, A_BATCH));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_BATCH_ID));
         html_raw(b, "</a></dd>");
     }
-    field(b, "Approvers", res, A_APPROVERS);
-    field(b, "Quorum", res, A_QUORUM);
-    time_field(b, "Created", res, A_CREATED);
-    time_field(b, "Expires", res, A_EXPIRES);
-    time_field(b, "Decided", res, A_DECIDED);
-    field(b, "Decided by", res, A_DECIDED_BY);
-    field(b, "Decision reason", res, A_DECISION_REASON);
-    field(b, "Attempts", res, A_ATTEMPTS);
-    field(b, "Lease owner", res, A_LEASE_OWNER);
-    time_field(b, "Lease until", res, A_LEASE_EXPIRES);
-    time_field(b, "Executed", res, A_EXECUTED);
+    field(b, "Approvers", res, CSC_CONSOLE_APPROVAL_APPROVER_NAMES);
+    field(b, "Quorum", res, CSC_CONSOLE_APPROVAL_QUORUM);
+    time_field(b, "Created", res, CSC_CONSOLE_APPROVAL_OLDEST_CREATED_MS);
+    time_field(b, "Expires", res, CSC_CONSOLE_APPROVAL_EXPIRES_MS);
+    time_field(b, "Decided", res, CSC_CONSOLE_APPROVAL_DECIDED_MS);
+    field(b, "Decided by", res, CSC_CONSOLE_APPROVAL_DECIDED_BY);
+    field(b, "Decision reason", res, CSC_CONSOLE_APPROVAL_DECISION_REASON);
+    field(b, "Attempts", res, CSC_CONSOLE_APPROVAL_ATTEMPTS);
+    field(b, "Lease owner", res, CSC_CONSOLE_APPROVAL_LEASE_OWNER);
+    time_field(b, "Lease until", res, CSC_CONSOLE_APPROVAL_LEASE_EXPIRES_MS);
+    time_field(b, "Executed", res, CSC_CONSOLE_APPROVAL_EXECUTED_MS);
     html_raw(b, "</dl></div>");
     actions(&k, res);
     html_raw(b, "<div class=\"card\"><h2>Outcome</h2>");
-    if (cs_db_str(res, 0, A_ERROR)) {
+    if (cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_ERROR_CODE)) {
         html_raw(b, "<p><b>");
-        console_cell(b, res, 0, A_ERROR);
+        console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_ERROR_CODE);
         html_raw(b, "</b>: ");
-        console_cell(b, res, 0, A_ERROR_MESSAGE);
+        console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_ERROR_MESSAGE);
         html_raw(b, "</p>");
     }
-    if (cs_db_str(res, 0, A_RESPONSE_STATUS)) {
+    if (cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_RESPONSE_STATUS)) {
         html_raw(b, "<p>The provider answered <b>");
-        console_cell(b, res, 0, A_RESPONSE_STATUS);
-        html_raw(b, cs_db_bool(res, 0, A_TRUNCATED) ? "</b> (body truncated)</p>" : "</b></p>");
+        console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_RESPONSE_STATUS);
+        html_raw(b, cs_db_bool(res, 0, CSC_CONSOLE_APPROVAL_RESPONSE_TRUNCATED)
+                        ? "</b> (body truncated)</p>"
+                        : "</b></p>");
         html_raw(b, "<h2>Response headers</h2>");
-        pages_show_json(b, cs_db_str(res, 0, A_RESPONSE_HEADERS));
+        pages_show_json(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_RESPONSE_HEADERS));
         html_raw(b, "<h2>Response body</h2>");
-        pages_show_body(b, cs_db_str(res, 0, A_RESPONSE_BODY));
-    } else if (!cs_db_str(res, 0, A_ERROR)) {
+        pages_show_body(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_RESPONSE_BODY_B64));
+    } else if (!cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_ERROR_CODE)) {
         html_raw(b, "<p class=\"muted\">No call made (yet).</p>");
     }
     html_raw(b, "</div></section><div class=\"card\"><h2>The request, as the approvers saw it</h2>"
                 "<p class=\"mono\"><b>");
-    console_cell(b, res, 0, A_METHOD);
+    console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_METHOD);
     html_raw(b, "</b> ");
-    console_cell(b, res, 0, A_URL);
+    console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_URL);
     html_raw(b, "</p><dl><dt>Digest</dt><dd class=\"mono\">sha256:");
-    console_cell(b, res, 0, A_DIGEST);
+    console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_DIGEST_HEX);
     html_raw(b, "</dd><dt>Reason</dt><dd>");
-    console_cell(b, res, 0, A_REASON);
+    console_cell(b, res, 0, CSC_CONSOLE_APPROVAL_REASON);
     html_raw(b, "</dd></dl><h2>Body</h2>");
-    pages_show_body(b, cs_db_str(res, 0, A_BODY));
+    pages_show_body(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_BODY_B64));
     html_raw(b, "<h2>Headers</h2>");
-    pages_show_json(b, cs_db_str(res, 0, A_HEADERS));
+    pages_show_json(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_HEADERS));
     html_raw(b, "<h2>Context</h2>");
-    pages_show_json(b, cs_db_str(res, 0, A_CONTEXT));
+    pages_show_json(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_CONTEXT));
     html_raw(b, "<h2>Policy at submission</h2>");
-    pages_show_json(b, cs_db_str(res, 0, A_POLICY_SNAPSHOT));
+    pages_show_json(b, cs_db_str(res, 0, CSC_CONSOLE_APPROVAL_POLICY));
     html_raw(b, "</div>");
     PQclear(res);
     timeline(&k, id);

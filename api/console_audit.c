@@ -14,12 +14,6 @@
 #include "api.h"
 #include "cs_audit.h"
 
-/* console_dead_letters columns */
-enum { D_ID, D_AT, D_REASON, D_MESSAGE, D_TOPIC, D_PARTITION, D_OFFSET, D_SIZE, D_SHA256,
-       D_PREVIEW };
-/* console_audit_head columns */
-enum { H_SEQ, H_HASH, H_SEALED_AT, H_ENTRIES, H_UNSEALED, H_LAST_ID };
-
 #define DEAD_PAGE 100
 
 enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c)
@@ -35,7 +29,7 @@ enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c
     snprintf(limit, sizeof(limit), "%d", DEAD_PAGE + 1);
     const char *p[] = {before, limit};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(k.d->db, CSQ_CONSOLE_DEAD_LETTERS, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(k.d->db, CS_DB_Q(CONSOLE_DEAD_LETTERS, p), &res, err);
     if (rc)
         return console_fail(&k, rc, err);
     console_head(&k, "Dead letters", "dead-letters");
@@ -50,23 +44,23 @@ enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c
                 "<th>from</th><th>size</th><th>sha256</th><th>preview</th></tr>");
     for (int i = 0; i < n; i++) {
         html_raw(b, "<tr><td>");
-        console_time(b, cs_db_int(res, i, D_AT));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_DEAD_LETTERS_AT_MS));
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, D_REASON);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_REASON);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, D_MESSAGE);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_MESSAGE);
         html_raw(b, "</td><td class=\"mono\">");
-        console_cell(b, res, i, D_TOPIC);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_TOPIC);
         html_raw(b, "[");
-        console_cell(b, res, i, D_PARTITION);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_KPARTITION);
         html_raw(b, "]@");
-        console_cell(b, res, i, D_OFFSET);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_KOFFSET);
         html_raw(b, "</td><td>");
-        console_cell(b, res, i, D_SIZE);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_SIZE);
         html_raw(b, "</td><td class=\"u\">");
-        console_cell(b, res, i, D_SHA256);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_SHA256_HEX);
         html_raw(b, "</td><td class=\"u\">");
-        console_cell(b, res, i, D_PREVIEW);
+        console_cell(b, res, i, CSC_CONSOLE_DEAD_LETTERS_PREVIEW);
         html_raw(b, "</td></tr>");
     }
     if (n == 0)
@@ -74,7 +68,7 @@ enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c
     html_raw(b, "</table></div></section>");
     if (PQntuples(res) > DEAD_PAGE) {
         html_raw(b, "<p><a rel=\"next\" href=\"/console/dead-letters?before=");
-        html_esc(b, cs_db_str(res, n - 1, D_ID));
+        html_esc(b, cs_db_str(res, n - 1, CSC_CONSOLE_DEAD_LETTERS_ID));
         html_raw(b, "\">older &raquo;</a></p>");
     }
     PQclear(res);
@@ -122,31 +116,31 @@ enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c)
     if (!console_open(r, c, &k, &ret))
         return ret;
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(k.d->db, CSQ_CONSOLE_AUDIT_HEAD, 0, NULL, &res, err);
+    enum cs_err rc = cs_db_exec(k.d->db, CS_DB_Q0(CONSOLE_AUDIT_HEAD), &res, err);
     if (rc)
         return console_fail(&k, rc, err);
     console_head(&k, "Audit", "audit");
     struct cs_buf *b = &k.b;
     html_raw(b, "<section id=\"head\" data-live><div class=\"card\"><h2>Last seal</h2>");
-    if (cs_db_str(res, 0, H_SEQ)) {
+    if (cs_db_str(res, 0, CSC_CONSOLE_AUDIT_HEAD_SEQ)) {
         html_raw(b, "<dl><dt>Seal</dt><dd>#");
-        console_cell(b, res, 0, H_SEQ);
+        console_cell(b, res, 0, CSC_CONSOLE_AUDIT_HEAD_SEQ);
         html_raw(b, "</dd><dt>Hash</dt><dd class=\"mono\">");
-        console_cell(b, res, 0, H_HASH);
+        console_cell(b, res, 0, CSC_CONSOLE_AUDIT_HEAD_HASH_HEX);
         html_raw(b, "</dd><dt>Sealed</dt><dd>");
-        console_time(b, cs_db_int(res, 0, H_SEALED_AT));
+        console_time(b, cs_db_int(res, 0, CSC_CONSOLE_AUDIT_HEAD_SEALED_MS));
         html_raw(b, " (");
-        console_ago(b, cs_db_int(res, 0, H_SEALED_AT));
+        console_ago(b, cs_db_int(res, 0, CSC_CONSOLE_AUDIT_HEAD_SEALED_MS));
         html_raw(b, ")</dd><dt>Entries in it</dt><dd>");
-        console_cell(b, res, 0, H_ENTRIES);
+        console_cell(b, res, 0, CSC_CONSOLE_AUDIT_HEAD_ENTRIES);
         html_raw(b, "</dd>");
     } else {
         html_raw(b, "<p class=\"muted\">No seal yet (the scheduler's sealer makes them).</p><dl>");
     }
     html_raw(b, "<dt>Not sealed yet</dt><dd>");
-    console_cell(b, res, 0, H_UNSEALED);
+    console_cell(b, res, 0, CSC_CONSOLE_AUDIT_HEAD_UNSEALED);
     html_raw(b, " entries</dd><dt>Last entry</dt><dd>#");
-    console_cell(b, res, 0, H_LAST_ID);
+    console_cell(b, res, 0, CSC_CONSOLE_AUDIT_HEAD_LAST_ID);
     html_raw(b, "</dd></dl></div></section>");
     PQclear(res);
     if (console_arg(&k, "verify"))

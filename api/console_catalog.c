@@ -15,18 +15,6 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 
-/* console_batches columns */
-enum { B_UID, B_AGENT, B_ID, B_STATUS, B_GRANT, B_EXPECTED, B_MEMBERS, B_CREATED, B_DECIDED_BY,
-       B_DECISION, B_PROGRESS, B_FINISHED };
-/* console_grants columns */
-enum { G_ID, G_POLICY, G_INJECT, G_BASES, G_IDEMPOTENCY, G_DISABLED, G_PAUSED_AT, G_PAUSED_BY,
-       G_AGENTS, G_CALLS, G_FAILED, G_P50, G_P99, G_WAITING };
-/* console_policies columns */
-enum { P_ID, P_MODE, P_RULES, P_QUORUM, P_WINDOW, P_TIMEOUT, P_ATTEMPTS, P_PASSKEY, P_LINK_MODE,
-       P_APPROVERS, P_REMIND, P_ESCALATE };
-/* console_approvers columns */
-enum { R_NAME, R_ROLE, R_AGENT, R_DISABLED, R_CHANNELS, R_OIDC, R_SESSIONS, R_PASSKEYS };
-
 #define BATCH_PAGE 50
 
 /* A page of a read-only list: runs q, starts the page and its table with `head` (th cells). */
@@ -78,10 +66,10 @@ static void batch_summary(struct console *k, const char *uid)
     const char *p[] = {uid};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    if (cs_db_exec(k->d->db, CSQ_CONSOLE_BATCH_SUMMARY, 1, p, &res, err) == CS_OK &&
+    if (cs_db_exec(k->d->db, CS_DB_Q(CONSOLE_BATCH_SUMMARY, p), &res, err) == CS_OK &&
         PQntuples(res) == 1) {
         html_raw(&k->b, "<details><summary>summary</summary><pre>");
-        html_esc(&k->b, cs_db_str(res, 0, 0));
+        html_esc(&k->b, cs_db_str(res, 0, CSC_CONSOLE_BATCH_SUMMARY_DETAIL));
         html_raw(&k->b, "</pre></details>");
     }
     PQclear(res);
@@ -97,7 +85,7 @@ enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
         return ret;
     snprintf(limit, sizeof(limit), "%d", BATCH_PAGE);
     const char *p[] = {NULL, limit};
-    if (!list_start(&k, CSQ_CONSOLE_BATCHES, 2, p, "Batches", "batches",
+    if (!list_start(&k, CS_DB_Q(CONSOLE_BATCHES, p), "Batches", "batches",
                     "<th>created</th><th>agent</th><th>batch</th><th>status</th><th>grant</th>"
                     "<th>members</th><th>progress</th><th>decision</th><th>finished</th>",
                     &res, &ret))
@@ -105,33 +93,35 @@ enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
     struct cs_buf *b = &k.b;
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<tr><td>");
-        console_time(b, cs_db_int(res, i, B_CREATED));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_BATCHES_CREATED_MS));
         html_raw(b, "</td>");
-        td(b, res, i, B_AGENT);
+        td(b, res, i, CSC_CONSOLE_BATCHES_NAME);
         html_raw(b, "<td><a href=\"/console/approvals?batch=");
-        html_esc(b, cs_db_str(res, i, B_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_BATCHES_ID));
         html_raw(b, "&amp;agent=");
-        html_esc(b, cs_db_str(res, i, B_AGENT));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_BATCHES_NAME));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, i, B_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_BATCHES_ID));
         html_raw(b, "</a></td>");
-        td(b, res, i, B_STATUS);
-        td(b, res, i, B_GRANT);
+        td(b, res, i, CSC_CONSOLE_BATCHES_STATUS);
+        td(b, res, i, CSC_CONSOLE_BATCHES_GRANT_ID);
         html_raw(b, "<td>");
-        console_cell(b, res, i, B_MEMBERS);
+        console_cell(b, res, i, CSC_CONSOLE_BATCHES_MEMBERS);
         html_raw(b, " of ");
-        console_cell(b, res, i, B_EXPECTED);
+        console_cell(b, res, i, CSC_CONSOLE_BATCHES_EXPECTED);
         html_raw(b, "</td>");
-        td(b, res, i, B_PROGRESS);
+        td(b, res, i, CSC_CONSOLE_BATCHES_STATUS_COUNTS);
         html_raw(b, "<td>");
-        console_cell(b, res, i, B_DECISION);
-        if (cs_db_str(res, i, B_DECIDED_BY)) {
+        console_cell(b, res, i, CSC_CONSOLE_BATCHES_DECISION);
+        if (cs_db_str(res, i, CSC_CONSOLE_BATCHES_DECIDED_BY)) {
             html_raw(b, " by ");
-            console_cell(b, res, i, B_DECIDED_BY);
+            console_cell(b, res, i, CSC_CONSOLE_BATCHES_DECIDED_BY);
         }
         html_raw(b, "</td><td>");
-        console_time(b, cs_db_str(res, i, B_FINISHED) ? cs_db_int(res, i, B_FINISHED) : 0);
-        batch_summary(&k, cs_db_str(res, i, B_UID));
+        console_time(b, cs_db_str(res, i, CSC_CONSOLE_BATCHES_FINISHED_MS)
+                            ? cs_db_int(res, i, CSC_CONSOLE_BATCHES_FINISHED_MS)
+                            : 0);
+        batch_summary(&k, cs_db_str(res, i, CSC_CONSOLE_BATCHES_UID));
         html_raw(b, "</td></tr>");
     }
     return list_end(&k, res, "No batch yet.");
@@ -143,23 +133,23 @@ enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
 static void grant_state(struct console *k, const PGresult *res, int i)
 {
     struct cs_buf *b = &k->b;
-    bool paused = cs_db_str(res, i, G_PAUSED_AT) != NULL;
-    if (cs_db_bool(res, i, G_DISABLED)) {
+    bool paused = cs_db_str(res, i, CSC_CONSOLE_GRANTS_PAUSED_MS) != NULL;
+    if (cs_db_bool(res, i, CSC_CONSOLE_GRANTS_DISABLED)) {
         html_raw(b, "disabled");
         return;
     }
     if (paused) {
         html_raw(b, "<span class=\"badge failed\">paused</span> ");
-        console_ago(b, cs_db_int(res, i, G_PAUSED_AT));
+        console_ago(b, cs_db_int(res, i, CSC_CONSOLE_GRANTS_PAUSED_MS));
         html_raw(b, " by ");
-        console_cell(b, res, i, G_PAUSED_BY);
+        console_cell(b, res, i, CSC_CONSOLE_GRANTS_PAUSED_BY);
     } else {
         html_raw(b, "<span class=\"badge executed\">active</span>");
     }
     if (k->s.role != CS_OPERATOR_WRITE)
         return;
     html_raw(b, "<form method=\"post\" action=\"/console/grants/");
-    html_esc(b, cs_db_str(res, i, G_ID));
+    html_esc(b, cs_db_str(res, i, CSC_CONSOLE_GRANTS_ID));
     html_raw(b, paused ? "/resume\">" : "/pause\">");
     console_csrf(k);
     html_raw(b, paused ? "<button class=\"ok\">Resume</button></form>"
@@ -173,16 +163,17 @@ enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
     PGresult *res = NULL;
     if (!console_open(r, c, &k, &ret))
         return ret;
-    if (!list_start(&k, CSQ_CONSOLE_GRANTS, 0, NULL, "Grants", "grants",
-                    "<th>grant</th><th>state</th><th>policy</th><th>agents</th><th>allowed bases</th>"
-                    "<th>inject</th><th>calls (24 h)</th><th>error rate</th>"
-                    "<th>decision &rarr; call p50 / p99</th><th>waiting to run</th>",
-                    &res, &ret))
+    if (!list_start(
+            &k, CS_DB_Q0(CONSOLE_GRANTS), "Grants", "grants",
+            "<th>grant</th><th>state</th><th>policy</th><th>agents</th><th>allowed bases</th>"
+            "<th>inject</th><th>calls (24 h)</th><th>error rate</th>"
+            "<th>decision &rarr; call p50 / p99</th><th>waiting to run</th>",
+            &res, &ret))
         return ret;
     struct cs_buf *b = &k.b;
     for (int i = 0; i < PQntuples(res); i++) {
         char t[96];
-        const char *id = cs_db_str(res, i, G_ID);
+        const char *id = cs_db_str(res, i, CSC_CONSOLE_GRANTS_ID);
         html_raw(b, "<tr id=\"grant-");
         html_esc(b, id);
         html_raw(b, "\"><td><a href=\"/console/approvals?grant=");
@@ -192,21 +183,23 @@ enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
         html_raw(b, "</a></td><td>");
         grant_state(&k, res, i);
         html_raw(b, "</td>");
-        td(b, res, i, G_POLICY);
-        td(b, res, i, G_AGENTS);
+        td(b, res, i, CSC_CONSOLE_GRANTS_POLICY_ID);
+        td(b, res, i, CSC_CONSOLE_GRANTS_AGENTS);
         html_raw(b, "<td class=\"u\">");
-        console_cell(b, res, i, G_BASES);
+        console_cell(b, res, i, CSC_CONSOLE_GRANTS_ALLOWED_BASES);
         html_raw(b, "</td>");
-        td(b, res, i, G_INJECT);
-        td(b, res, i, G_CALLS);
-        int64_t calls = cs_db_int(res, i, G_CALLS), failed = cs_db_int(res, i, G_FAILED);
+        td(b, res, i, CSC_CONSOLE_GRANTS_INJECT);
+        td(b, res, i, CSC_CONSOLE_GRANTS_CALLS);
+        int64_t calls = cs_db_int(res, i, CSC_CONSOLE_GRANTS_CALLS),
+                failed = cs_db_int(res, i, CSC_CONSOLE_GRANTS_FAILED);
         snprintf(t, sizeof(t), "<td>%.1f%% (%lld)</td>",
                  calls ? 100.0 * (double)failed / (double)calls : 0.0, (long long)failed);
         html_raw(b, t);
-        snprintf(t, sizeof(t), "<td>%lld / %lld ms</td>", (long long)cs_db_int(res, i, G_P50),
-                 (long long)cs_db_int(res, i, G_P99));
+        snprintf(t, sizeof(t), "<td>%lld / %lld ms</td>",
+                 (long long)cs_db_int(res, i, CSC_CONSOLE_GRANTS_P50),
+                 (long long)cs_db_int(res, i, CSC_CONSOLE_GRANTS_P99));
         html_raw(b, t);
-        td(b, res, i, G_WAITING);
+        td(b, res, i, CSC_CONSOLE_GRANTS_WAITING);
         html_raw(b, "</tr>");
     }
     return list_end(&k, res, "No grant yet.");
@@ -221,7 +214,7 @@ enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c)
     PGresult *res = NULL;
     if (!console_open(r, c, &k, &ret))
         return ret;
-    if (!list_start(&k, CSQ_CONSOLE_POLICIES, 0, NULL, "Policies", "policies",
+    if (!list_start(&k, CS_DB_Q0(CONSOLE_POLICIES), "Policies", "policies",
                     "<th>policy</th><th>mode</th><th>rules</th><th>quorum</th><th>approvers</th>"
                     "<th>window s</th><th>timeout ms</th><th>attempts</th><th>passkey</th>"
                     "<th>links</th><th>remind / escalate s</th>",
@@ -230,25 +223,25 @@ enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c)
     struct cs_buf *b = &k.b;
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<tr><td><a href=\"/console/approvals?policy=");
-        html_esc(b, cs_db_str(res, i, P_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_POLICIES_ID));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, i, P_ID));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_POLICIES_ID));
         html_raw(b, "</a></td>");
-        td(b, res, i, P_MODE);
+        td(b, res, i, CSC_CONSOLE_POLICIES_MODE);
         html_raw(b, "<td class=\"u\">");
-        console_cell(b, res, i, P_RULES);
+        console_cell(b, res, i, CSC_CONSOLE_POLICIES_RULES);
         html_raw(b, "</td>");
-        td(b, res, i, P_QUORUM);
-        td(b, res, i, P_APPROVERS);
-        td(b, res, i, P_WINDOW);
-        td(b, res, i, P_TIMEOUT);
-        td(b, res, i, P_ATTEMPTS);
-        td_yes(b, res, i, P_PASSKEY);
-        td(b, res, i, P_LINK_MODE);
+        td(b, res, i, CSC_CONSOLE_POLICIES_QUORUM);
+        td(b, res, i, CSC_CONSOLE_POLICIES_APPROVERS);
+        td(b, res, i, CSC_CONSOLE_POLICIES_WINDOW_SECONDS);
+        td(b, res, i, CSC_CONSOLE_POLICIES_EXEC_TIMEOUT_MS);
+        td(b, res, i, CSC_CONSOLE_POLICIES_MAX_ATTEMPTS);
+        td_yes(b, res, i, CSC_CONSOLE_POLICIES_REQUIRE_PASSKEY);
+        td(b, res, i, CSC_CONSOLE_POLICIES_LINK_MODE);
         html_raw(b, "<td>");
-        console_cell(b, res, i, P_REMIND);
+        console_cell(b, res, i, CSC_CONSOLE_POLICIES_REMINDER_INTERVAL_S);
         html_raw(b, " / ");
-        console_cell(b, res, i, P_ESCALATE);
+        console_cell(b, res, i, CSC_CONSOLE_POLICIES_ESCALATE_AFTER_S);
         html_raw(b, "</td></tr>");
     }
     return list_end(&k, res, "No policy yet.");
@@ -262,7 +255,7 @@ static void delegations(struct console *k)
     PGresult *res = NULL;
     char err[CS_ERRLEN];
     html_raw(b, "<h2>Delegations</h2><div class=\"card scroll\">");
-    if (cs_db_exec(k->d->db, CSQ_CONSOLE_DELEGATIONS, 0, NULL, &res, err) != CS_OK) {
+    if (cs_db_exec(k->d->db, CS_DB_Q0(CONSOLE_DELEGATIONS), &res, err) != CS_OK) {
         html_esc(b, err);
         html_raw(b, "</div>");
         return;
@@ -271,15 +264,18 @@ static void delegations(struct console *k)
                 "<th>state</th></tr>");
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<tr>");
-        td(b, res, i, 0);
-        td(b, res, i, 1);
+        td(b, res, i, CSC_CONSOLE_DELEGATIONS_APPROVER_NAME);
+        td(b, res, i, CSC_CONSOLE_DELEGATIONS_DELEGATE_NAME);
         html_raw(b, "<td>");
-        console_time(b, cs_db_int(res, i, 2));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_DELEGATIONS_STARTS_MS));
         html_raw(b, "</td><td>");
-        console_time(b, cs_db_int(res, i, 3));
+        console_time(b, cs_db_int(res, i, CSC_CONSOLE_DELEGATIONS_ENDS_MS));
         html_raw(b, "</td><td>");
-        html_raw(b, cs_db_bool(res, i, 4) ? "revoked" : cs_db_int(res, i, 3) < cs_now_ms() ? "over"
-                    : cs_db_int(res, i, 2) > cs_now_ms() ? "upcoming" : "active");
+        html_raw(b, cs_db_bool(res, i, CSC_CONSOLE_DELEGATIONS_REVOKED)                ? "revoked"
+                    : cs_db_int(res, i, CSC_CONSOLE_DELEGATIONS_ENDS_MS) < cs_now_ms() ? "over"
+                    : cs_db_int(res, i, CSC_CONSOLE_DELEGATIONS_STARTS_MS) > cs_now_ms()
+                        ? "upcoming"
+                        : "active");
         html_raw(b, "</td></tr>");
     }
     if (PQntuples(res) == 0)
@@ -295,7 +291,7 @@ enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
     PGresult *res = NULL;
     if (!console_open(r, c, &k, &ret))
         return ret;
-    if (!list_start(&k, CSQ_CONSOLE_APPROVERS, 0, NULL, "Approvers", "approvers",
+    if (!list_start(&k, CS_DB_Q0(CONSOLE_APPROVERS), "Approvers", "approvers",
                     "<th>approver</th><th>operator role</th><th>state</th><th>channels</th>"
                     "<th>single sign-on</th><th>operates agent</th><th>live sessions</th>"
                     "<th>passkeys</th>",
@@ -304,17 +300,18 @@ enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
     struct cs_buf *b = &k.b;
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<tr><td><a href=\"/console/approvals?approver=");
-        html_esc(b, cs_db_str(res, i, R_NAME));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_APPROVERS_APPROVER_NAME));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, i, R_NAME));
+        html_esc(b, cs_db_str(res, i, CSC_CONSOLE_APPROVERS_APPROVER_NAME));
         html_raw(b, "</a></td>");
-        td(b, res, i, R_ROLE);
-        html_raw(b, cs_db_bool(res, i, R_DISABLED) ? "<td>disabled</td>" : "<td>enabled</td>");
-        td(b, res, i, R_CHANNELS);
-        td_yes(b, res, i, R_OIDC);
-        td(b, res, i, R_AGENT);
-        td(b, res, i, R_SESSIONS);
-        td(b, res, i, R_PASSKEYS);
+        td(b, res, i, CSC_CONSOLE_APPROVERS_OPERATOR_ROLE);
+        html_raw(b, cs_db_bool(res, i, CSC_CONSOLE_APPROVERS_DISABLED) ? "<td>disabled</td>"
+                                                                       : "<td>enabled</td>");
+        td(b, res, i, CSC_CONSOLE_APPROVERS_CHANNELS);
+        td_yes(b, res, i, CSC_CONSOLE_APPROVERS_HAS_OIDC);
+        td(b, res, i, CSC_CONSOLE_APPROVERS_GROUP_NAME);
+        td(b, res, i, CSC_CONSOLE_APPROVERS_SESSIONS);
+        td(b, res, i, CSC_CONSOLE_APPROVERS_PASSKEYS);
         html_raw(b, "</tr>");
     }
     if (PQntuples(res) == 0)

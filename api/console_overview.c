@@ -15,12 +15,6 @@
 #include "api.h"
 #include "cs_mem.h"
 
-/* console_counts columns */
-enum { N_PENDING, N_APPROVED, N_EXECUTING, N_TERMINAL, N_OLDEST_ID, N_OLDEST_AT, N_LONGEST_ID,
-       N_LONGEST_OWNER, N_LONGEST_AT, N_DEAD };
-/* console_series columns */
-enum { S_BUCKET, S_IN, S_DECIDED, S_EXECUTED, S_FAILED, S_P50, S_P99 };
-
 #define MAX_BUCKETS 60
 #define CHART_W 600
 #define CHART_H 140
@@ -50,15 +44,17 @@ static void counts(struct console *k, const PGresult *res)
     struct cs_buf *b = &k->b;
     static const char *const terminal[] = {"executed", "failed", "denied", "expired", "cancelled"};
     static const char *const waiting[] = {"pending", "approved", "executing"};
+    static const int waiting_col[] = {CSC_CONSOLE_COUNTS_PENDING, CSC_CONSOLE_COUNTS_APPROVED,
+                                      CSC_CONSOLE_COUNTS_EXECUTING};
     char v[64], label[64], href[64];
     html_raw(b, "<section id=\"counts\" data-live><div class=\"grid\">");
     for (int i = 0; i < 3; i++) {
-        snprintf(v, sizeof(v), "%lld", (long long)cs_db_int(res, 0, N_PENDING + i));
+        snprintf(v, sizeof(v), "%lld", (long long)cs_db_int(res, 0, waiting_col[i]));
         snprintf(href, sizeof(href), "/console/approvals?status=%s", waiting[i]);
         stat(b, waiting[i], v, href);
     }
     long long n[5] = {0};
-    const char *t = cs_db_str(res, 0, N_TERMINAL);
+    const char *t = cs_db_str(res, 0, CSC_CONSOLE_COUNTS_FINISHED_CSV);
     if (t)
         sscanf(t, "%lld,%lld,%lld,%lld,%lld", &n[0], &n[1], &n[2], &n[3], &n[4]);
     for (int i = 0; i < 5; i++) {
@@ -77,30 +73,31 @@ static void counts(struct console *k, const PGresult *res)
                 : slot.active ? "behind, Kafka relay active" : "behind, no Kafka relay";
     }
     stat(b, relay, v, NULL);
-    snprintf(v, sizeof(v), "%lld", (long long)cs_db_int(res, 0, N_DEAD));
+    snprintf(v, sizeof(v), "%lld",
+             (long long)cs_db_int(res, 0, CSC_CONSOLE_COUNTS_DEAD_LETTERS_HOUR));
     stat(b, "dead letters, last hour", v, "/console/dead-letters");
     html_raw(b, "</div><div class=\"grid2\"><div class=\"card\"><h2>Oldest pending</h2>");
-    if (cs_db_str(res, 0, N_OLDEST_ID)) {
+    if (cs_db_str(res, 0, CSC_CONSOLE_COUNTS_OLDEST_ID)) {
         html_raw(b, "<p><a class=\"mono\" href=\"/console/approvals/");
-        html_esc(b, cs_db_str(res, 0, N_OLDEST_ID));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_COUNTS_OLDEST_ID));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, 0, N_OLDEST_ID));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_COUNTS_OLDEST_ID));
         html_raw(b, "</a><br>created ");
-        console_ago(b, cs_db_int(res, 0, N_OLDEST_AT));
+        console_ago(b, cs_db_int(res, 0, CSC_CONSOLE_COUNTS_OLDEST_CREATED_MS));
         html_raw(b, "</p>");
     } else {
         html_raw(b, "<p class=\"muted\">Nothing is pending.</p>");
     }
     html_raw(b, "</div><div class=\"card\"><h2>Longest-running execution</h2>");
-    if (cs_db_str(res, 0, N_LONGEST_ID)) {
+    if (cs_db_str(res, 0, CSC_CONSOLE_COUNTS_STUCK_ID)) {
         html_raw(b, "<p><a class=\"mono\" href=\"/console/approvals/");
-        html_esc(b, cs_db_str(res, 0, N_LONGEST_ID));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_COUNTS_STUCK_ID));
         html_raw(b, "\">");
-        html_esc(b, cs_db_str(res, 0, N_LONGEST_ID));
+        html_esc(b, cs_db_str(res, 0, CSC_CONSOLE_COUNTS_STUCK_ID));
         html_raw(b, "</a><br>lease owner ");
-        console_cell(b, res, 0, N_LONGEST_OWNER);
+        console_cell(b, res, 0, CSC_CONSOLE_COUNTS_LEASE_OWNER);
         html_raw(b, ", started ");
-        console_ago(b, cs_db_int(res, 0, N_LONGEST_AT));
+        console_ago(b, cs_db_int(res, 0, CSC_CONSOLE_COUNTS_STUCK_STARTED_MS));
         html_raw(b, "</p>");
     } else {
         html_raw(b, "<p class=\"muted\">Nothing is executing.</p>");
@@ -194,7 +191,7 @@ static enum cs_err charts(struct console *k, bool day, char *err)
     struct cs_buf *b = &k->b;
     const char *p[] = {day ? "86400" : "3600", day ? "24" : "60"};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(k->d->db, CSQ_CONSOLE_SERIES, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(k->d->db, CS_DB_Q(CONSOLE_SERIES, p), &res, err);
     if (rc)
         return rc;
     struct series in = {0}, dec = {0}, exe = {0}, fail = {0}, lat = {0};
@@ -202,12 +199,12 @@ static enum cs_err charts(struct console *k, bool day, char *err)
     in.n = dec.n = exe.n = fail.n = lat.n = n;
     int64_t total_in = 0, total_exec = 0, total_fail = 0;
     for (int i = 0; i < n; i++) {
-        in.v[i] = cs_db_int(res, i, S_IN);
-        dec.v[i] = cs_db_int(res, i, S_DECIDED);
-        exe.v[i] = cs_db_int(res, i, S_EXECUTED);
-        fail.v[i] = cs_db_int(res, i, S_FAILED);
-        lat.v[i] = cs_db_int(res, i, S_P50);
-        lat.v2[i] = cs_db_int(res, i, S_P99);
+        in.v[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_RECEIVED);
+        dec.v[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_DECIDED);
+        exe.v[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_FINISHED);
+        fail.v[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_FAILED);
+        lat.v[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_P50_MS);
+        lat.v2[i] = cs_db_int(res, i, CSC_CONSOLE_SERIES_P99_MS);
         total_in += in.v[i];
         total_exec += exe.v[i];
         total_fail += fail.v[i];
@@ -228,7 +225,7 @@ static enum cs_err charts(struct console *k, bool day, char *err)
     chart(b, "Decision \xe2\x86\x92 call latency", &lat, true, "#1d4ed8", left, "now", " ms");
     html_raw(b, "<div class=\"card\"><h2>Failures by code</h2>");
     const char *fp[] = {p[0]};
-    if ((rc = cs_db_exec(k->d->db, CSQ_CONSOLE_FAILURES, 1, fp, &res, err)))
+    if ((rc = cs_db_exec(k->d->db, CS_DB_Q(CONSOLE_FAILURES, fp), &res, err)))
         return rc;
     if (PQntuples(res) == 0)
         html_raw(b, "<p class=\"muted\">No failed call.</p>");
@@ -236,9 +233,9 @@ static enum cs_err charts(struct console *k, bool day, char *err)
         html_raw(b, "<div class=\"scroll\"><table><tr><th>error code</th><th>calls</th></tr>");
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(b, "<tr><td><a href=\"/console/approvals?status=failed\">");
-        console_cell(b, res, i, 0);
+        console_cell(b, res, i, CSC_CONSOLE_FAILURES_ERROR_CODE);
         html_raw(b, "</a></td><td>");
-        console_cell(b, res, i, 1);
+        console_cell(b, res, i, CSC_CONSOLE_FAILURES_N);
         html_raw(b, "</td></tr>");
     }
     if (PQntuples(res) > 0)
@@ -258,7 +255,7 @@ enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c)
     const char *period = console_arg(&k, "period");
     bool day = period && strcmp(period, "day") == 0;
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(k.d->db, CSQ_CONSOLE_COUNTS, 0, NULL, &res, err);
+    enum cs_err rc = cs_db_exec(k.d->db, CS_DB_Q0(CONSOLE_COUNTS), &res, err);
     if (rc)
         return console_fail(&k, rc, err);
     console_head(&k, "Overview", "overview");

@@ -31,10 +31,11 @@ bool metrics_event_slot(struct api *a, struct cs_db *db, struct metrics_slot *ou
         return false;
     const char *p[] = {name};
     PGresult *res = NULL;
-    bool ok = cs_db_exec(db, CSQ_EVENT_SLOT_STATE, 1, p, &res, err) == CS_OK;
+    bool ok = cs_db_exec(db, CS_DB_Q(EVENT_SLOT_STATE, p), &res, err) == CS_OK;
     if (ok)
-        *out = (struct metrics_slot){cs_db_bool(res, 0, 0), cs_db_bool(res, 0, 1),
-                                     cs_db_int(res, 0, 2)};
+        *out = (struct metrics_slot){cs_db_bool(res, 0, CSC_EVENT_SLOT_STATE_SLOT_EXISTS),
+                                     cs_db_bool(res, 0, CSC_EVENT_SLOT_STATE_ACTIVE),
+                                     cs_db_int(res, 0, CSC_EVENT_SLOT_STATE_LAG_BYTES)};
     PQclear(res);
     return ok;
 }
@@ -130,13 +131,16 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
     struct api_db *d = pool_get(a->pool);
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    if (cs_db_exec(d->db, CSQ_QUEUE_DEPTHS, 0, NULL, &res, err) == CS_OK) {
+    if (cs_db_exec(d->db, CS_DB_Q0(QUEUE_DEPTHS), &res, err) == CS_OK) {
         static const char *const st[] = {"pending", "approved", "executing"};
+        static const int col[] = {CSC_QUEUE_DEPTHS_PENDING, CSC_QUEUE_DEPTHS_APPROVED,
+                                  CSC_QUEUE_DEPTHS_EXECUTING};
         cs_metrics_family(&b, "countersign_approvals", "gauge",
                           "approvals not yet terminal, by status (approved = waiting for a worker)");
         for (int i = 0; i < 3; i++) {
             snprintf(labels, sizeof(labels), "status=\"%s\"", st[i]);
-            cs_metrics_value(&b, "countersign_approvals", labels, (double)cs_db_int(res, 0, i));
+            cs_metrics_value(&b, "countersign_approvals", labels,
+                             (double)cs_db_int(res, 0, col[i]));
         }
     }
     PQclear(res);
@@ -150,7 +154,7 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
         cs_metrics_value(&b, "countersign_event_slot_lag_bytes", NULL, (double)slot.lag_bytes);
     }
     res = NULL;
-    if (cs_db_exec(d->db, CSQ_GRANT_STATES, 0, NULL, &res, err) == CS_OK)
+    if (cs_db_exec(d->db, CS_DB_Q0(GRANT_STATES), &res, err) == CS_OK)
         grant_states(&b, res);
     PQclear(res);
     pool_put(a->pool, d);

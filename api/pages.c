@@ -24,13 +24,6 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 
-
-
-/* page_view columns (sql/queries/approval.sql) */
-enum { V_ID, V_STATUS, V_AGENT, V_GRANT, V_METHOD, V_URL, V_HEADERS, V_BODY, V_REASON, V_CONTEXT,
-       V_DIGEST, V_CREATED, V_EXPIRES, V_QUORUM, V_APPROVALS, V_DECISION_REASON, V_BATCH,
-       V_POLICY, V_ERROR, V_RESPONSE, V_LINK_UNTIL, V_PASSKEY };
-
 bool pages_show_body(struct cs_buf *b, const char *b64)
 {
     unsigned char *body = NULL;
@@ -145,10 +138,9 @@ bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_se
     const char *p[] = {id, s->approver_id, batch ? "true" : "false"};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    bool ok = cs_db_exec(d->db, CSQ_VOTER_SLOT, 3, p, &res, err) ==
-                  CS_OK && PQntuples(res) == 1;
+    bool ok = cs_db_exec(d->db, CS_DB_Q(VOTER_SLOT, p), &res, err) == CS_OK && PQntuples(res) == 1;
     if (ok)
-        cs_strlcpy(slot, cs_db_str(res, 0, 0), CS_UUID_STRLEN + 1);
+        cs_strlcpy(slot, cs_db_str(res, 0, CSC_VOTER_SLOT_SLOT), CS_UUID_STRLEN + 1);
     PQclear(res);
     return ok;
 }
@@ -167,23 +159,25 @@ static void votes_list(struct cs_buf *b, struct api_db *d, const char *id)
     const char *p[] = {id};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    if (cs_db_exec(d->db, CSQ_PAGE_VOTES, 1, p, &res, err) != CS_OK)
+    if (cs_db_exec(d->db, CS_DB_Q(PAGE_VOTES, p), &res, err) != CS_OK)
         return;
     if (PQntuples(res) > 0) {
         html_raw(b, "<h2>Votes</h2><ul>");
         for (int i = 0; i < PQntuples(res); i++) {
             html_raw(b, "<li>");
-            html_esc(b, cs_db_str(res, i, 0));
-            html_raw(b, strcmp(cs_db_str(res, i, 1), "approve") == 0 ? " <span class=\"badge ok\">approved</span>"
-                                                                 : " <span class=\"badge no\">denied</span>");
-            if (strcmp(cs_db_str(res, i, 0), cs_db_str(res, i, 3)) != 0) {
+            html_esc(b, cs_db_str(res, i, CSC_PAGE_VOTES_VOTER_NAME));
+            html_raw(b, strcmp(cs_db_str(res, i, CSC_PAGE_VOTES_DECISION), "approve") == 0
+                            ? " <span class=\"badge ok\">approved</span>"
+                            : " <span class=\"badge no\">denied</span>");
+            if (strcmp(cs_db_str(res, i, CSC_PAGE_VOTES_VOTER_NAME),
+                       cs_db_str(res, i, CSC_PAGE_VOTES_CAST_BY_NAME)) != 0) {
                 html_raw(b, " (by ");
-                html_esc(b, cs_db_str(res, i, 3));
+                html_esc(b, cs_db_str(res, i, CSC_PAGE_VOTES_CAST_BY_NAME));
                 html_raw(b, " on their behalf)");
             }
-            if (cs_db_str(res, i, 2)) {
+            if (cs_db_str(res, i, CSC_PAGE_VOTES_REASON)) {
                 html_raw(b, ": ");
-                html_esc(b, cs_db_str(res, i, 2));
+                html_esc(b, cs_db_str(res, i, CSC_PAGE_VOTES_REASON));
             }
             html_raw(b, "</li>");
         }
@@ -204,16 +198,17 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
 {
     const char *p[] = {l->approval_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_PAGE_VIEW, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(PAGE_VIEW, p), &res, err);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {
         PQclear(res);
         return cs_err_set(err, CS_ERR_NOT_FOUND, "this approval no longer exists");
     }
-    const char *status = cs_db_str(res, 0, V_STATUS);
+    const char *status = cs_db_str(res, 0, CSC_PAGE_VIEW_STATUS);
     char title[200], when[CS_TIME_ISO_LEN], left[32], line[256];
-    snprintf(title, sizeof(title), "%s %s", cs_db_str(res, 0, V_METHOD), cs_db_str(res, 0, V_URL));
+    snprintf(title, sizeof(title), "%s %s", cs_db_str(res, 0, CSC_PAGE_VIEW_METHOD),
+             cs_db_str(res, 0, CSC_PAGE_VIEW_URL));
     bool pending = strcmp(status, "pending") == 0, form = s && can_vote && pending;
     html_head(b, title);
     if (s)
@@ -221,47 +216,51 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "<h1>");
     html_esc(b, form ? "Approval requested" : "Approval status");
     html_raw(b, "</h1><div class=\"card\"><p><b>");
-    html_esc(b, cs_db_str(res, 0, V_AGENT));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_NAME));
     html_raw(b, "</b> asks to call, with grant <b>");
-    html_esc(b, cs_db_str(res, 0, V_GRANT));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_GRANT_ID));
     html_raw(b, "</b>:</p><p class=\"url\"><b>");
-    html_esc(b, cs_db_str(res, 0, V_METHOD));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_METHOD));
     html_raw(b, "</b> ");
-    html_esc(b, cs_db_str(res, 0, V_URL));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_URL));
     html_raw(b, "</p><h2>Reason</h2><blockquote>");
-    html_esc(b, *cs_db_str(res, 0, V_REASON) ? cs_db_str(res, 0, V_REASON) : "(no reason given)");
+    html_esc(b, *cs_db_str(res, 0, CSC_PAGE_VIEW_REASON) ? cs_db_str(res, 0, CSC_PAGE_VIEW_REASON)
+                                                         : "(no reason given)");
     html_raw(b, "</blockquote></div><div class=\"card\"><h2>Payload</h2>");
     /* Nobody approves what the page could not show them. */
-    bool shown = pages_show_body(b, cs_db_str(res, 0, V_BODY));
+    bool shown = pages_show_body(b, cs_db_str(res, 0, CSC_PAGE_VIEW_BODY_B64));
     if (!shown && pending)
         html_raw(b, "<p><b>This payload is not text, so this page cannot show it; it cannot "
                     "be approved here.</b> Check it by its digest and decide with "
                     "<code>countersign approval approve</code>, or deny it.</p>");
     html_raw(b, "<h2>Headers</h2>");
-    pages_show_json(b, cs_db_str(res, 0, V_HEADERS));
+    pages_show_json(b, cs_db_str(res, 0, CSC_PAGE_VIEW_HEADERS));
     html_raw(b, "<h2>Context</h2>");
-    pages_show_json(b, cs_db_str(res, 0, V_CONTEXT));
+    pages_show_json(b, cs_db_str(res, 0, CSC_PAGE_VIEW_CONTEXT));
     html_raw(b, "</div><div class=\"card\"><dl><dt>Status</dt><dd><span class=\"badge\">");
     html_esc(b, status);
     html_raw(b, "</span></dd><dt>Approvals</dt><dd>");
-    snprintf(line, sizeof(line), "%lld of %lld needed", (long long)cs_db_int(res, 0, V_APPROVALS),
-             (long long)cs_db_int(res, 0, V_QUORUM));
+    snprintf(line, sizeof(line), "%lld of %lld needed",
+             (long long)cs_db_int(res, 0, CSC_PAGE_VIEW_APPROVALS),
+             (long long)cs_db_int(res, 0, CSC_PAGE_VIEW_QUORUM));
     html_esc(b, line);
     html_raw(b, "</dd><dt>Expires</dt><dd>");
-    html_time_left(left, sizeof(left), cs_db_int(res, 0, V_EXPIRES) - cs_now_ms());
-    snprintf(line, sizeof(line), "%s (%s)", cs_time_iso(cs_db_int(res, 0, V_EXPIRES), when), left);
+    html_time_left(left, sizeof(left), cs_db_int(res, 0, CSC_PAGE_VIEW_EXPIRES_MS) - cs_now_ms());
+    snprintf(line, sizeof(line), "%s (%s)",
+             cs_time_iso(cs_db_int(res, 0, CSC_PAGE_VIEW_EXPIRES_MS), when), left);
     html_esc(b, line);
     html_raw(b, "</dd><dt>Policy</dt><dd>");
-    html_esc(b, cs_db_str(res, 0, V_POLICY));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_POLICY_ID));
     html_raw(b, "</dd><dt>Digest</dt><dd class=\"url\">sha256:");
-    html_esc(b, cs_db_str(res, 0, V_DIGEST));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_DIGEST_HEX));
     html_raw(b, "</dd><dt>Approval</dt><dd class=\"url\">");
-    html_esc(b, cs_db_str(res, 0, V_ID));
+    html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_ID));
     html_raw(b, "</dd></dl>");
     votes_list(b, d, l->approval_id);
     html_raw(b, "</div>");
-    if (form && shown && cs_db_bool(res, 0, V_PASSKEY)) {
-        passkey_form(b, r->api, d, s, cs_db_str(res, 0, V_ID), cs_db_str(res, 0, V_DIGEST));
+    if (form && shown && cs_db_bool(res, 0, CSC_PAGE_VIEW_REQUIRE_PASSKEY)) {
+        passkey_form(b, r->api, d, s, cs_db_str(res, 0, CSC_PAGE_VIEW_ID),
+                     cs_db_str(res, 0, CSC_PAGE_VIEW_DIGEST_HEX));
     } else if (form && !shown) {
         html_raw(b, "<form method=\"post\" class=\"card\">");
         session_csrf_field(b, r->api, s);
@@ -272,13 +271,14 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
         html_raw(b, DECISION_FIELDS);
     } else if (pending && !shown) {
         /* Not even a semi-public link approves what cannot be shown. */
-    } else if (pending && cs_db_str(res, 0, V_LINK_UNTIL) &&
-               cs_now_ms() < cs_db_int(res, 0, V_LINK_UNTIL)) {
+    } else if (pending && cs_db_str(res, 0, CSC_PAGE_VIEW_LINK_EXPIRES_MS) &&
+               cs_now_ms() < cs_db_int(res, 0, CSC_PAGE_VIEW_LINK_EXPIRES_MS)) {
         /* Semi-public link mode: whoever holds this URL decides, for a while. */
         char csrf[CSRF_LEN + 1], subject[CS_LINK_TOKEN_LEN + 8];
         snprintf(subject, sizeof(subject), "link:%s", r->params[0]);
         csrf_token_for(r->api, subject, csrf);
-        html_time_left(left, sizeof(left), cs_db_int(res, 0, V_LINK_UNTIL) - cs_now_ms());
+        html_time_left(left, sizeof(left),
+                       cs_db_int(res, 0, CSC_PAGE_VIEW_LINK_EXPIRES_MS) - cs_now_ms());
         html_raw(b, "<form method=\"post\" class=\"card\"><p><b>Anyone holding this link can "
                     "decide</b> (the policy chose semi-public links); it stops deciding ");
         html_esc(b, left);
@@ -300,9 +300,9 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
         html_raw(b, "<div class=\"card\"><p>This request is <b>");
         html_esc(b, status);
         html_raw(b, "</b>");
-        if (cs_db_str(res, 0, V_DECISION_REASON)) {
+        if (cs_db_str(res, 0, CSC_PAGE_VIEW_DECISION_REASON)) {
             html_raw(b, ": ");
-            html_esc(b, cs_db_str(res, 0, V_DECISION_REASON));
+            html_esc(b, cs_db_str(res, 0, CSC_PAGE_VIEW_DECISION_REASON));
         }
         html_raw(b, ". Nothing more to decide.</p></div>");
     }
@@ -468,11 +468,12 @@ enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
     const char *p[] = {l.approval_id, NULL};
     PGresult *res = NULL;
     struct api_db *d = pool_get(r->api->pool);
-    rc = cs_db_exec(d->db, CSQ_SIGNIN_RESEND, 2, p, &res, err);
+    rc = cs_db_exec(d->db, CS_DB_Q(SIGNIN_RESEND, p), &res, err);
     pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
-    bool open = cs_db_int(res, 0, 0) > 0, queued = cs_db_int(res, 0, 1) > 0;
+    bool open = cs_db_int(res, 0, CSC_SIGNIN_RESEND_RESENT) > 0,
+         queued = cs_db_int(res, 0, CSC_SIGNIN_RESEND_NOTIFIED) > 0;
     PQclear(res);
     if (queued)
         return html_message(r, c, 202, "Sign-in links on their way",
@@ -498,7 +499,7 @@ enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
         return ret;
     const char *p[] = {s.approver_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_INBOX_PENDING, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(INBOX_PENDING, p), &res, err);
     pool_put(a->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
@@ -511,18 +512,18 @@ enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
         html_raw(&b, "<div class=\"card\"><p>Nothing is waiting for your decision.</p></div>");
     for (int i = 0; i < PQntuples(res); i++) {
         char path[CS_LINK_PATH_MAX], left[32];
-        int64_t expires_ms = cs_db_int(res, i, 2);
-        cs_link_approval_path(&a->keys, cs_db_str(res, i, 0), expires_ms, path);
+        int64_t expires_ms = cs_db_int(res, i, CSC_INBOX_PENDING_EXPIRES_MS);
+        cs_link_approval_path(&a->keys, cs_db_str(res, i, CSC_INBOX_PENDING_ID), expires_ms, path);
         html_raw(&b, "<div class=\"card\"><p><a href=\"");
         html_raw(&b, path);
         html_raw(&b, "\"><b>");
-        html_esc(&b, cs_db_str(res, i, 4));
+        html_esc(&b, cs_db_str(res, i, CSC_INBOX_PENDING_METHOD));
         html_raw(&b, "</b> <span class=\"url\">");
-        html_esc(&b, cs_db_str(res, i, 5));
+        html_esc(&b, cs_db_str(res, i, CSC_INBOX_PENDING_URL));
         html_raw(&b, "</span></a></p><p>");
-        html_esc(&b, cs_db_str(res, i, 3));
+        html_esc(&b, cs_db_str(res, i, CSC_INBOX_PENDING_NAME));
         html_raw(&b, ": ");
-        html_esc(&b, cs_db_str(res, i, 6));
+        html_esc(&b, cs_db_str(res, i, CSC_INBOX_PENDING_REASON));
         html_time_left(left, sizeof(left), expires_ms - cs_now_ms());
         html_raw(&b, "</p><p style=\"color:#57534e\">expires ");
         html_esc(&b, left);

@@ -81,10 +81,10 @@ enum cs_err passkeys_vote_check(struct api *a, struct api_db *d, const struct cs
     passkey_id[0] = '\0';
     const char *p[] = {approval_id};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_VOTE_CONTEXT, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(VOTE_CONTEXT, p), &res, err);
     if (rc)
         return rc;
-    bool required = PQntuples(res) == 1 && cs_db_bool(res, 0, 1);
+    bool required = PQntuples(res) == 1 && cs_db_bool(res, 0, CSC_VOTE_CONTEXT_REQUIRE_PASSKEY);
     if (required && !nonce_valid(a, s, form_get(f, "nonce")))
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
                         "this vote needs a passkey signature made on this page: open it again");
@@ -95,7 +95,8 @@ enum cs_err passkeys_vote_check(struct api *a, struct api_db *d, const struct cs
                                           form_get(f, "nonce")};
         struct cs_passkey_rp rp = rp_of(a);
         const char *reason = form_get(f, "reason");
-        rc = cs_passkey_verify_vote(d->db, &rp, s->approver_id, approval_id, cs_db_str(res, 0, 0),
+        rc = cs_passkey_verify_vote(d->db, &rp, s->approver_id, approval_id,
+                                    cs_db_str(res, 0, CSC_VOTE_CONTEXT_DIGEST_HEX),
                                     approve ? "approve" : "deny", reason && *reason ? reason : NULL,
                                     &as, passkey_id, detail, err);
         if (rc)
@@ -144,9 +145,10 @@ char *passkeys_credentials(struct api_db *d, const struct cs_session *s)
     PGresult *res = NULL;
     char err[CS_ERRLEN];
     json_object *arr = json_object_new_array();
-    if (cs_db_exec(d->db, CSQ_PASSKEY_CREDENTIALS, 1, p, &res, err) == CS_OK)
+    if (cs_db_exec(d->db, CS_DB_Q(PASSKEY_CREDENTIALS, p), &res, err) == CS_OK)
         for (int i = 0; i < PQntuples(res); i++)
-            json_object_array_add(arr, json_object_new_string(cs_db_str(res, i, 0)));
+            json_object_array_add(arr, json_object_new_string(cs_db_str(
+                                           res, i, CSC_PASSKEY_CREDENTIALS_CREDENTIAL_ID_B64URL)));
     PQclear(res);
     char *text = cs_strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
     json_object_put(arr);
@@ -194,7 +196,7 @@ enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
         return ret;
     const char *p[] = {s.approver_id, NULL};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(d->db, CSQ_PASSKEY_LIST, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(PASSKEY_LIST, p), &res, err);
     if (rc) {
         pool_put(a->pool, d);
         return html_error(r, c, rc, err);
@@ -209,13 +211,13 @@ enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
                      "one.</p>");
     for (int i = 0; i < PQntuples(res); i++) {
         html_raw(&b, "<form method=\"post\" class=\"item\" action=\"/passkeys/");
-        html_esc(&b, cs_db_str(res, i, 0));
+        html_esc(&b, cs_db_str(res, i, CSC_PASSKEY_LIST_ID));
         html_raw(&b, "/revoke\"><b>");
-        html_esc(&b, cs_db_str(res, i, 1));
+        html_esc(&b, cs_db_str(res, i, CSC_PASSKEY_LIST_NAME));
         html_raw(&b, "</b> <span class=\"badge\">");
-        html_esc(&b, cs_db_int(res, i, 2) == -7 ? "ES256" : "RS256");
+        html_esc(&b, cs_db_int(res, i, CSC_PASSKEY_LIST_ALG) == -7 ? "ES256" : "RS256");
         html_raw(&b, "</span> registered ");
-        html_esc(&b, cs_db_str(res, i, 4));
+        html_esc(&b, cs_db_str(res, i, CSC_PASSKEY_LIST_CREATED_AT));
         html_raw(&b, " ");
         session_csrf_field(&b, a, &s);
         html_raw(&b, "<button class=\"link\">Revoke</button></form>");
@@ -278,7 +280,7 @@ enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c)
     if (!rc) {
         snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
         const char *p[] = {r->params[0], s.approver_id, NULL, actor};
-        rc = cs_db_exec(d->db, CSQ_PASSKEY_REVOKE, 4, p, &res, err);
+        rc = cs_db_exec(d->db, CS_DB_Q(PASSKEY_REVOKE, p), &res, err);
         if (!rc && PQntuples(res) != 1)
             rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no such passkey of yours");
         PQclear(res);

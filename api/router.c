@@ -101,7 +101,7 @@ static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
     struct api_db *d = pool_get(r->api->pool);
     char err[CS_ERRLEN];
     PGresult *res = NULL;
-    bool pg = cs_db_exec(d->db, CSQ_PING, 0, NULL, &res, err) == CS_OK;
+    bool pg = cs_db_exec(d->db, CS_DB_Q0(PING), &res, err) == CS_OK;
     PQclear(res);
     /* Events wait in the WAL while no relay reads them: not ready before the disk fills. */
     struct metrics_slot slot = {0};

@@ -150,7 +150,7 @@ enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c)
     snprintf(ttl, sizeof(ttl), "%d", OIDC_LOGIN_SECONDS);
     const char *p[] = {hex, login.nonce, login.verifier, next_param(c), ttl};
     struct api_db *d = pool_get(a->pool);
-    rc = cs_db_exec(d->db, CSQ_OIDC_LOGIN_INSERT, 5, p, NULL, err);
+    rc = cs_db_exec(d->db, CS_DB_Q(OIDC_LOGIN_INSERT, p), NULL, err);
     pool_put(a->pool, d);
     oidc_cookie(a, login.state, cookie, sizeof(cookie));
     cs_wipe(&login, sizeof(login));
@@ -177,9 +177,6 @@ static enum cs_operator_role oidc_role(const struct cs_config *cfg, const char *
                                                       : CS_OPERATOR_NONE;
 }
 
-/* oidc_login_take columns */
-enum { O_NONCE, O_VERIFIER, O_NEXT };
-
 enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c)
 {
     struct api *a = r->api;
@@ -201,16 +198,17 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     const char *p[] = {hex};
     PGresult *res = NULL;
     struct api_db *d = pool_get(a->pool);
-    enum cs_err rc = cs_db_exec(d->db, CSQ_OIDC_LOGIN_TAKE, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(OIDC_LOGIN_TAKE, p), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in was already completed or has expired");
     struct cs_oidc_login login = {0};
     struct cs_oidc_identity id = {0};
     if (!rc) {
         cs_strlcpy(login.state, state, sizeof(login.state));
-        cs_strlcpy(login.nonce, cs_db_str(res, 0, O_NONCE), sizeof(login.nonce));
-        cs_strlcpy(login.verifier, cs_db_str(res, 0, O_VERIFIER), sizeof(login.verifier));
-        cs_strlcpy(next, cs_db_str(res, 0, O_NEXT), sizeof(next));
+        cs_strlcpy(login.nonce, cs_db_str(res, 0, CSC_OIDC_LOGIN_TAKE_NONCE), sizeof(login.nonce));
+        cs_strlcpy(login.verifier, cs_db_str(res, 0, CSC_OIDC_LOGIN_TAKE_VERIFIER),
+                   sizeof(login.verifier));
+        cs_strlcpy(next, cs_db_str(res, 0, CSC_OIDC_LOGIN_TAKE_NEXT_PATH), sizeof(next));
         /* RFC 9207: the provider that answers names itself (mix-up attacks). */
         rc = cs_oidc_check_callback(a->oidc, &login, state,
                                     MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "iss"),
@@ -228,14 +226,14 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     const char *mp[] = {id.sub, id.email[0] ? id.email : NULL,
                         id.email_verified && a->cfg->oidc_match_email ? "true" : "false"};
     res = NULL;
-    rc = cs_db_exec(d->db, CSQ_OIDC_APPROVER, 3, mp, &res, err);
+    rc = cs_db_exec(d->db, CS_DB_Q(OIDC_APPROVER, mp), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER,
                         "you signed in at the identity provider as %s, who is not a Countersign "
                         "approver", id.email[0] ? id.email : id.sub);
     char approver[CS_UUID_STRLEN + 1] = "";
     if (!rc)
-        cs_strlcpy(approver, cs_db_str(res, 0, 0), sizeof(approver));
+        cs_strlcpy(approver, cs_db_str(res, 0, CSC_OIDC_APPROVER_ID), sizeof(approver));
     PQclear(res);
     if (rc) {
         pool_put(a->pool, d);
