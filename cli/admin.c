@@ -158,7 +158,7 @@ static int signin_link(struct cli_ctx *c, const char *name)
     char err[CS_ERRLEN];
     const char *p[] = {name};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_BY_NAME, 1, p, &res, err);
+    enum cs_err rc = cs_db_exec(c->db, CS_DB_Q(APPROVER_BY_NAME, p), &res, err);
     if (rc)
         return cli_fail(rc, err);
     if (PQntuples(res) == 0) {
@@ -166,7 +166,8 @@ static int signin_link(struct cli_ctx *c, const char *name)
         return cli_fail(CS_ERR_NOT_FOUND, "no enabled approver by that name");
     }
     char *url = NULL;
-    rc = cs_signin_link_mint(c->db, c->cfg, cs_db_str(res, 0, 0), next, "operator", &url, err);
+    rc = cs_signin_link_mint(c->db, c->cfg, cs_db_str(res, 0, CSC_APPROVER_BY_NAME_ID), next,
+                             "operator", &url, err);
     PQclear(res);
     if (rc)
         return cli_fail(rc, err);
@@ -189,7 +190,7 @@ static int approver_set(struct cli_ctx *c, const char *name)
     const char *p[] = {name, cs_operator_role_name((enum cs_operator_role)r), "operator:cli"};
     PGresult *res = NULL;
     char err[CS_ERRLEN];
-    enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVER_SET_OPERATOR, 3, p, &res, err);
+    enum cs_err rc = cs_db_exec(c->db, CS_DB_Q(APPROVER_SET_OPERATOR, p), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no approver by that name");
     PQclear(res);
@@ -209,7 +210,7 @@ static int passkey_revoke(struct cli_ctx *c, const char *name, const char *id)
     const char *p[] = {id, NULL, name, "operator:cli"};
     char err[CS_ERRLEN];
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(c->db, CSQ_PASSKEY_REVOKE, 4, p, &res, err);
+    enum cs_err rc = cs_db_exec(c->db, CS_DB_Q(PASSKEY_REVOKE, p), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no live passkey %s of approver %s", id, name);
     PQclear(res);
@@ -456,10 +457,10 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
         if (!strcmp(verb, "create") && arg)
             return agent_create(c, arg);
         if (!strcmp(verb, "list"))
-            return list(c, CSQ_AGENT_LIST, 0, NULL);
+            return list(c, CS_DB_Q0(AGENT_LIST));
         if (!strcmp(verb, "disable") && arg) {
             const char *p[] = {arg};
-            return list(c, CSQ_AGENT_DISABLE, 1, p);
+            return list(c, CS_DB_Q(AGENT_DISABLE, p));
         }
         if (!strcmp(verb, "key"))
             return signing_key(c);
@@ -468,30 +469,30 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return key_create(c, arg);
         if (!strcmp(verb, "list")) {
             const char *p[] = {arg};
-            return list(c, CSQ_API_KEY_LIST, 1, p);
+            return list(c, CS_DB_Q(API_KEY_LIST, p));
         }
         if (!strcmp(verb, "revoke") && arg) {
             const char *p[] = {arg};
-            return list(c, CSQ_API_KEY_REVOKE, 1, p);
+            return list(c, CS_DB_Q(API_KEY_REVOKE, p));
         }
     } else if (!strcmp(noun, "approver")) {
         if (!strcmp(verb, "create") && arg)
             return approver_create(c, arg);
         if (!strcmp(verb, "list"))
-            return list(c, CSQ_APPROVER_LIST, 0, NULL);
+            return list(c, CS_DB_Q0(APPROVER_LIST));
         if (!strcmp(verb, "signin-link") && arg)
             return signin_link(c, arg);
         if (!strcmp(verb, "set") && arg)
             return approver_set(c, arg);
         if (!strcmp(verb, "sessions") && arg) {
             const char *p[] = {arg};
-            return list(c, CSQ_SESSION_LIST, 1, p);
+            return list(c, CS_DB_Q(SESSION_LIST, p));
         }
         if (!strcmp(verb, "revoke-sessions") && arg)
             return revoke_sessions(c, arg);
         if (!strcmp(verb, "passkeys") && arg) {
             const char *p[] = {NULL, arg};
-            return list(c, CSQ_PASSKEY_LIST, 2, p);
+            return list(c, CS_DB_Q(PASSKEY_LIST, p));
         }
         if (!strcmp(verb, "passkey") && arg && !strcmp(arg, "revoke") && c->args->npos == 3)
             return passkey_revoke(c, c->args->pos[1], c->args->pos[2]);
@@ -501,12 +502,12 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
         if (!strcmp(verb, "set") && arg)
             return policy_set(c, arg);
         if (!strcmp(verb, "list"))
-            return list(c, CSQ_POLICY_LIST, 0, NULL);
+            return list(c, CS_DB_Q0(POLICY_LIST));
     } else if (!strcmp(noun, "grant")) {
         if (!strcmp(verb, "set") && arg)
             return grant_set(c, arg);
         if (!strcmp(verb, "list"))
-            return list(c, CSQ_GRANT_LIST, 0, NULL);
+            return list(c, CS_DB_Q0(GRANT_LIST));
         if (!strcmp(verb, "bind") && arg && arg2)
             return grant_simple(c, CSQ_GRANT_BIND_AGENT, arg, arg2, "no agent by that name");
         if (!strcmp(verb, "unbind") && arg && arg2)

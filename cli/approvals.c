@@ -61,9 +61,6 @@ static enum cs_err print_signin_links(struct cli_ctx *c, const PGresult *res, in
     return CS_OK;
 }
 
-/* approval_links columns */
-enum { L_ID, L_EXPIRES, L_APPROVER, L_VOTER, L_NAME };
-
 static int approval_links(struct cli_ctx *c, const char *id)
 {
     char err[CS_ERRLEN], path[CS_LINK_PATH_MAX];
@@ -74,14 +71,15 @@ static int approval_links(struct cli_ctx *c, const char *id)
         return cli_fail(CS_ERR_INVALID, "the approval id must be a UUID");
     const char *p[] = {id};
     PGresult *res = NULL;
-    if ((rc = cs_db_exec(c->db, CSQ_APPROVAL_LINKS, 1, p, &res, err)))
+    if ((rc = cs_db_exec(c->db, CS_DB_Q(APPROVAL_LINKS, p), &res, err)))
         return cli_fail(rc, err);
     if (PQntuples(res) > 0) {
         struct cs_link_keys keys;
         cs_link_keys_derive(c->cfg->master_key, &keys);
-        cs_link_approval_path(&keys, id, cs_db_int(res, 0, L_EXPIRES), path);
+        cs_link_approval_path(&keys, id, cs_db_int(res, 0, CSC_APPROVAL_LINKS_EXPIRES_MS), path);
         cs_link_keys_wipe(&keys);
-        rc = print_signin_links(c, res, L_APPROVER, L_VOTER, L_NAME, path, err);
+        rc = print_signin_links(c, res, CSC_APPROVAL_LINKS_APPROVER, CSC_APPROVAL_LINKS_HOLDER,
+                                CSC_APPROVAL_LINKS_NAME, path, err);
     }
     PQclear(res);
     return rc ? cli_fail(rc, err) : 0;
@@ -123,6 +121,11 @@ static int audit_verify(struct cli_ctx *c)
 }
 
 /* audit_export / audit_tail print rows as JSON lines. */
+/* audit_tail and audit_export take two parameters and start with the entry's id. */
+_Static_assert((int)CSP_AUDIT_TAIL == 2 && (int)CSP_AUDIT_EXPORT == 2 &&
+                   (int)CSC_AUDIT_TAIL_ID == (int)CSC_AUDIT_EXPORT_ID,
+               "audit_tail and audit_export differ");
+
 static int audit_rows(struct cli_ctx *c, bool export)
 {
     static const char *const known[] = {"limit", "approval", "after", NULL};
@@ -142,8 +145,8 @@ static int audit_rows(struct cli_ctx *c, bool export)
         snprintf(aft, sizeof(aft), "%ld", after);
         const char *tp[] = {lim, approval}, *ep[] = {aft, lim};
         PGresult *res = NULL;
-        enum cs_err rc = cs_db_exec(c->db, export ? CSQ_AUDIT_EXPORT : CSQ_AUDIT_TAIL, 2,
-                                    export ? ep : tp, &res, err);
+        enum cs_err rc = cs_db_exec(c->db, export ? CSQ_AUDIT_EXPORT : CSQ_AUDIT_TAIL,
+                                    CSP_AUDIT_TAIL, export ? ep : tp, &res, err);
         if (rc)
             return cli_fail(rc, err);
         int n = PQntuples(res);
@@ -160,7 +163,7 @@ static int audit_rows(struct cli_ctx *c, bool export)
             }
             printf("%s\n", cs_json_text(o, NULL));
             json_object_put(o);
-            after = (long)cs_db_int(res, r, 0);
+            after = (long)cs_db_int(res, r, CSC_AUDIT_TAIL_ID);
         }
         PQclear(res);
         if (!export || n == 0)
@@ -174,12 +177,12 @@ static int batch_cmd(struct cli_ctx *c, const char *verb, const char *agent, con
     char err[CS_ERRLEN];
     const char *ap[] = {agent};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(c->db, CSQ_AGENT_BY_NAME, 1, ap, &res, err);
+    enum cs_err rc = cs_db_exec(c->db, CS_DB_Q(AGENT_BY_NAME, ap), &res, err);
     if (!rc && PQntuples(res) == 0)
         rc = cs_err_set(err, CS_ERR_UNKNOWN_AGENT, "no agent by that name");
     char agent_id[CS_UUID_STRLEN + 1] = "";
     if (!rc)
-        cs_strlcpy(agent_id, cs_db_str(res, 0, 0), sizeof(agent_id));
+        cs_strlcpy(agent_id, cs_db_str(res, 0, CSC_AGENT_BY_NAME_ID), sizeof(agent_id));
     PQclear(res);
     json_object *st = NULL;
     if (!rc)
@@ -198,14 +201,16 @@ static int batch_cmd(struct cli_ctx *c, const char *verb, const char *agent, con
         return cli_fail(rc, err);
     }
     const char *lp[] = {json_object_get_string(uid)};
-    rc = cs_db_exec(c->db, CSQ_BATCH_LINKS, 1, lp, &res, err);
+    rc = cs_db_exec(c->db, CS_DB_Q(BATCH_LINKS, lp), &res, err);
     if (!rc && PQntuples(res) > 0) {
         char path[CS_LINK_PATH_MAX];
         struct cs_link_keys keys;
         cs_link_keys_derive(c->cfg->master_key, &keys);
-        cs_link_batch_path(&keys, json_object_get_string(uid), cs_db_int(res, 0, 3), path);
+        cs_link_batch_path(&keys, json_object_get_string(uid),
+                           cs_db_int(res, 0, CSC_BATCH_LINKS_EXPIRES_MS), path);
         cs_link_keys_wipe(&keys);
-        rc = print_signin_links(c, res, 0, 1, 2, path, err);
+        rc = print_signin_links(c, res, CSC_BATCH_LINKS_SLOT, CSC_BATCH_LINKS_HOLDER,
+                                CSC_BATCH_LINKS_NAME, path, err);
     }
     PQclear(res);
     json_object_put(st);
@@ -227,7 +232,7 @@ int approvals_main(struct cli_ctx *c, const char *noun, const char *verb)
             snprintf(lim, sizeof(lim), "%ld", limit);
             const char *p[] = {args_get(c->args, "status"), lim};
             PGresult *res = NULL;
-            enum cs_err rc = cs_db_exec(c->db, CSQ_APPROVAL_LIST, 2, p, &res, err);
+            enum cs_err rc = cs_db_exec(c->db, CS_DB_Q(APPROVAL_LIST, p), &res, err);
             if (rc)
                 return cli_fail(rc, err);
             for (int r = 0; r < PQntuples(res); r++)

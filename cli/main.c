@@ -186,7 +186,7 @@ static int db_roles(struct cs_db *db, const struct cli_args *a)
         return 0;
     }
     char err[CS_ERRLEN];
-    enum cs_err rc = cs_db_exec(db, CSQ_ROLES_BOOTSTRAP, 0, NULL, NULL, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q0(ROLES_BOOTSTRAP), NULL, err);
     if (rc)
         return cli_fail(rc, err);
     json_object *o = json_object_new_object(), *list = json_object_new_array();

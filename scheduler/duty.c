@@ -32,17 +32,24 @@ const struct duty duties[DUTY_COUNT] = {
     {"retention", retention_run_once, RETENTION_EVERY_MS},
 };
 
+/* Every duty query takes (limit, actor) and answers how many rows it changed. */
+_Static_assert((int)CSP_EXPIRE_DUE == 2 && (int)CSP_REMIND_DUE == 2 && (int)CSP_ESCALATE_DUE == 2 &&
+                   (int)CSP_BATCH_FINISH == 2 && (int)CSC_EXPIRE_DUE_CHANGED == 0 &&
+                   (int)CSC_REMIND_DUE_CHANGED == 0 && (int)CSC_ESCALATE_DUE_CHANGED == 0 &&
+                   (int)CSC_BATCH_FINISH_CHANGED == 0,
+               "a duty query differs");
+
 enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *actor,
                      struct duty_result *out, char *err)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", batch);
-    const char *p[] = {lim, actor};
+    const char *p[CSP_EXPIRE_DUE] = {lim, actor};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, q, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, q, CSP_EXPIRE_DUE, p, &res, err);
     if (rc)
         return rc;
-    out->changed = cs_db_int(res, 0, 0);
+    out->changed = cs_db_int(res, 0, CSC_EXPIRE_DUE_CHANGED);
     out->more = out->changed == batch;
     PQclear(res);
     return CS_OK;

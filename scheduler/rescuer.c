@@ -20,10 +20,10 @@ enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
     snprintf(margin, sizeof(margin), "%d", c->margin_ms);
     const char *p[] = {lim, "scheduler:rescuer", margin};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_RESCUE_LAPSED, 3, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(RESCUE_LAPSED, p), &res, err);
     if (rc)
         return rc;
-    out->changed = cs_db_int(res, 0, 0);
+    out->changed = cs_db_int(res, 0, CSC_RESCUE_LAPSED_RESCUED);
     out->more = out->changed == c->batch;
     PQclear(res);
     return CS_OK;

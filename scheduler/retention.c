@@ -19,9 +19,6 @@
 #include "cs_audit.h"
 #include "scheduler.h"
 
-/* audit_prune_plan columns */
-enum { PP_SEQ, PP_HASH };
-
 /* Prunes the oldest whole audit seals past CS_AUDIT_RETENTION_DAYS, with a signed anchor. */
 static enum cs_err prune_audit(struct cs_db *db, const struct duty_config *c,
                                struct duty_result *out, char *err)
@@ -31,18 +28,19 @@ static enum cs_err prune_audit(struct cs_db *db, const struct duty_config *c,
     snprintf(seals, sizeof(seals), "%d", c->batch / 100 > 0 ? c->batch / 100 : 1);
     const char *pp[] = {adays, seals};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_AUDIT_PRUNE_PLAN, 2, pp, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(AUDIT_PRUNE_PLAN, pp), &res, err);
     if (rc || PQntuples(res) == 0) {
         PQclear(res);
         return rc;
     }
-    snprintf(through, sizeof(through), "%s", PQgetvalue(res, 0, PP_SEQ));
-    cs_audit_prune_mac(c->audit_key, cs_db_int(res, 0, PP_SEQ), PQgetvalue(res, 0, PP_HASH), mac);
+    snprintf(through, sizeof(through), "%s", PQgetvalue(res, 0, CSC_AUDIT_PRUNE_PLAN_SEQ));
+    cs_audit_prune_mac(c->audit_key, cs_db_int(res, 0, CSC_AUDIT_PRUNE_PLAN_SEQ),
+                       PQgetvalue(res, 0, CSC_AUDIT_PRUNE_PLAN_HASH_HEX), mac);
     PQclear(res);
     const char *ap[] = {adays, through, mac, "scheduler:retention"};
-    if ((rc = cs_db_exec(db, CSQ_AUDIT_PRUNE, 4, ap, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(AUDIT_PRUNE, ap), &res, err)))
         return rc;
-    out->changed += cs_db_int(res, 0, 0);
+    out->changed += cs_db_int(res, 0, CSC_AUDIT_PRUNE_PRUNED);
     PQclear(res);
     return CS_OK;
 }
@@ -55,21 +53,21 @@ enum cs_err retention_run_once(struct cs_db *db, const struct duty_config *c,
     snprintf(lim, sizeof(lim), "%d", c->batch);
     const char *p[] = {days, lim};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(db, CSQ_RETENTION_APPROVALS, 2, p, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(RETENTION_APPROVALS, p), &res, err);
     if (rc)
         return rc;
     out->changed = strtoll(PQcmdTuples(res), NULL, 10);
     out->more = out->changed == c->batch;
     PQclear(res);
-    if ((rc = cs_db_exec(db, CSQ_RETENTION_BATCHES, 2, p, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(RETENTION_BATCHES, p), &res, err)))
         return rc;
     int64_t batches = strtoll(PQcmdTuples(res), NULL, 10);
     out->changed += batches;
     out->more = out->more || batches == c->batch;
     PQclear(res);
-    if ((rc = cs_db_exec(db, CSQ_RETENTION_SIGNIN, 1, p + 1, &res, err)))
+    if ((rc = cs_db_exec(db, CSQ_RETENTION_SIGNIN, CSP_RETENTION_SIGNIN, p + 1, &res, err)))
         return rc;
-    int64_t signin = cs_db_int(res, 0, 0);
+    int64_t signin = cs_db_int(res, 0, CSC_RETENTION_SIGNIN_DELETED);
     out->changed += signin;
     out->more = out->more || signin >= c->batch;
     PQclear(res);

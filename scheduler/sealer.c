@@ -23,13 +23,6 @@
 #include "cs_log.h"
 #include "scheduler.h"
 
-/* seal_plan columns */
-enum { P_SEQ, P_HASH, P_LO, P_HORIZON, P_CUT, P_CUT_EMPTY, P_HEAD_SIGNED };
-/* seal_preview columns */
-enum { V_ENTRIES, V_ENTRIES_HASH, V_HASH };
-/* seal_list columns (those used here) */
-enum { L_SEQ = 0, L_HASH = 6, L_MAC = 7 };
-
 /*
  * Appends to the heads file every signed seal after the last published one,
  * up to head. Legacy (unsigned) seals are never published; while the head
@@ -52,12 +45,13 @@ static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c
         snprintf(after, sizeof(after), "%lld", (long long)last);
         const char *p[] = {after, "500"};
         PGresult *res = NULL;
-        if ((rc = cs_db_exec(db, CSQ_SEAL_LIST, 2, p, &res, err)))
+        if ((rc = cs_db_exec(db, CS_DB_Q(SEAL_LIST, p), &res, err)))
             return rc;
         int n = PQntuples(res);
         for (int r = 0; r < n && !rc; r++) {
-            const char *hash = PQgetvalue(res, r, L_HASH), *mac = PQgetvalue(res, r, L_MAC);
-            int64_t seq = cs_db_int(res, r, L_SEQ);
+            const char *hash = PQgetvalue(res, r, CSC_SEAL_LIST_HASH_HEX),
+                       *mac = PQgetvalue(res, r, CSC_SEAL_LIST_MAC_HEX);
+            int64_t seq = cs_db_int(res, r, CSC_SEAL_LIST_SEQ);
             char want[CS_AUDIT_MAC_HEX];
             cs_audit_seal_mac(c->audit_key, seq, hash, want);
             if (*mac && (strlen(mac) != 64 || !cs_ct_equal(mac, want, 64)))
@@ -85,22 +79,23 @@ enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
     PGresult *res = NULL;
     out->changed = 0;
     out->more = false;
-    enum cs_err rc = cs_db_exec(db, CSQ_SEAL_PLAN, 1, pp, &res, err);
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(SEAL_PLAN, pp), &res, err);
     if (rc)
         return rc;
-    int64_t head = cs_db_int(res, 0, P_SEQ);
+    int64_t head = cs_db_int(res, 0, CSC_SEAL_PLAN_HEAD_SEQ);
     snprintf(seq, sizeof(seq), "%lld", (long long)head + 1);
-    const char *head_hash = cs_db_str(res, 0, P_HASH);
+    const char *head_hash = cs_db_str(res, 0, CSC_SEAL_PLAN_HEAD_HASH_HEX);
     /* The first seal chains to 32 zero bytes. */
     snprintf(prev, sizeof(prev), "%s", head_hash && *head_hash ? head_hash : "");
     if (!*prev) {
         memset(prev, '0', 64);
         prev[64] = '\0';
     }
-    const char *lo = cs_db_str(res, 0, P_LO), *cut = cs_db_str(res, 0, P_CUT);
+    const char *lo = cs_db_str(res, 0, CSC_SEAL_PLAN_LO),
+               *cut = cs_db_str(res, 0, CSC_SEAL_PLAN_CUT);
     if (!cut) {
-        snprintf(hi, sizeof(hi), "%s", cs_db_str(res, 0, P_HORIZON));
-    } else if (cs_db_bool(res, 0, P_CUT_EMPTY)) {
+        snprintf(hi, sizeof(hi), "%s", cs_db_str(res, 0, CSC_SEAL_PLAN_HORIZON));
+    } else if (cs_db_bool(res, 0, CSC_SEAL_PLAN_EMPTY)) {
         /* One transaction holds more than seal_entries: seal it alone. */
         snprintf(hi, sizeof(hi), "%llu", strtoull(cut, NULL, 10) + 1);
         out->more = true;
@@ -110,25 +105,25 @@ enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
     }
     char lo_copy[32];
     snprintf(lo_copy, sizeof(lo_copy), "%s", lo);
-    bool head_signed = cs_db_bool(res, 0, P_HEAD_SIGNED);
+    bool head_signed = cs_db_bool(res, 0, CSC_SEAL_PLAN_HEAD_SIGNED);
     PQclear(res);
     if (c->head_file && (rc = publish_missing(db, c, head, head_signed, err)))
         return rc;
     if (strtoull(hi, NULL, 10) <= strtoull(lo_copy, NULL, 10))
         return CS_OK;
     const char *vp[] = {seq, lo_copy, hi, prev};
-    if ((rc = cs_db_exec(db, CSQ_SEAL_PREVIEW, 4, vp, &res, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(SEAL_PREVIEW, vp), &res, err)))
         return rc;
     char n[24], entries_hash[CS_AUDIT_MAC_HEX], hash[CS_AUDIT_MAC_HEX], mac[CS_AUDIT_MAC_HEX];
-    snprintf(n, sizeof(n), "%s", PQgetvalue(res, 0, V_ENTRIES));
-    snprintf(entries_hash, sizeof(entries_hash), "%s", PQgetvalue(res, 0, V_ENTRIES_HASH));
-    snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, V_HASH));
+    snprintf(n, sizeof(n), "%s", PQgetvalue(res, 0, CSC_SEAL_PREVIEW_N));
+    snprintf(entries_hash, sizeof(entries_hash), "%s", PQgetvalue(res, 0, CSC_SEAL_PREVIEW_H_HEX));
+    snprintf(hash, sizeof(hash), "%s", PQgetvalue(res, 0, CSC_SEAL_PREVIEW_SEAL_HASH_HEX));
     PQclear(res);
     if (!strcmp(n, "0"))
         return CS_OK;
     cs_audit_seal_mac(c->audit_key, head + 1, hash, mac);
     const char *ip[] = {seq, lo_copy, hi, n, entries_hash, prev, hash, mac};
-    if ((rc = cs_db_exec(db, CSQ_SEAL_INSERT, 8, ip, NULL, err)))
+    if ((rc = cs_db_exec(db, CS_DB_Q(SEAL_INSERT, ip), NULL, err)))
         return rc;
     out->changed = strtoll(n, NULL, 10);
     if (c->head_file && (rc = cs_audit_head_append(c->head_file, head + 1, hash, mac, err)))

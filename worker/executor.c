@@ -44,7 +44,6 @@
 #include "call.h"
 #include "worker.h"
 
-
 /* Reconnection attempts of one connection, without ever sleeping. */
 struct backoff {
     int64_t at_ms;                 /* the next attempt */
@@ -178,7 +177,7 @@ static bool release(struct executor *ex, struct job *j)
     char attempt[16], err[CS_ERRLEN];
     snprintf(attempt, sizeof(attempt), "%d", j->attempt);
     const char *p[] = {j->id, ex->owner, attempt};
-    if (cs_db_exec(ex->db, CSQ_RELEASE_LEASE, 3, p, NULL, err) != CS_OK) {
+    if (cs_db_exec(ex->db, CS_DB_Q(RELEASE_LEASE, p), NULL, err) != CS_OK) {
         cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot release (the lease will lapse): %s", err);
         return false;
     }
@@ -263,7 +262,7 @@ static void start(struct executor *ex, const PGresult *res, int r)
     j->decided_ms = cs_db_int(res, r, CSC_CLAIM_APPROVED_DECIDED_MS);
     j->failures = (int)cs_db_int(res, r, CSC_CLAIM_APPROVED_FAILURES);
     j->waits = (int)cs_db_int(res, r, CSC_CLAIM_APPROVED_WAITS);
-    cs_strlcpy(j->last_wait, cs_db_str(res, r, CSC_CLAIM_APPROVED_LAST_WAIT) ? cs_db_str(res, r, CSC_CLAIM_APPROVED_LAST_WAIT) : "",
+    cs_strlcpy(j->last_wait, cs_db_text(res, r, CSC_CLAIM_APPROVED_LAST_WAIT),
                sizeof(j->last_wait));
     j->overdue = cs_db_bool(res, r, CSC_CLAIM_APPROVED_OVERDUE);
     j->deadline_ms = cs_db_int(res, r, CSC_CLAIM_APPROVED_DEADLINE_MS);
@@ -295,7 +294,7 @@ static enum cs_err throttle_grant(struct executor *ex, const char *grant, long m
     char t[24];
     snprintf(t, sizeof(t), "%ld", ms);
     const char *p[] = {grant, t};
-    return cs_db_exec(ex->db, CSQ_GRANT_THROTTLE, 2, p, NULL, err);
+    return cs_db_exec(ex->db, CS_DB_Q(GRANT_THROTTLE, p), NULL, err);
 }
 
 /*
@@ -317,7 +316,7 @@ static bool requeue_now(struct executor *ex, struct job *j)
                        rq->wait_code};
     PGresult *res = NULL;
     if (!rc)
-        rc = cs_db_exec(ex->db, CSQ_REQUEUE_EXECUTION, 7, p, &res, err);
+        rc = cs_db_exec(ex->db, CS_DB_Q(REQUEUE_EXECUTION, p), &res, err);
     if (rc && !cs_db_connected(ex->db)) {
         PQclear(res);
         return false; /* keep the job: the lease may still be ours when Postgres is back */
@@ -410,7 +409,7 @@ static void write_start(struct executor *ex, int64_t now)
         return;
     char err[CS_ERRLEN];
     const char *p[] = {ex->owner, cs_json_text(ex->done, NULL)};
-    if (cs_db_send(ex->wdb, CSQ_COMPLETE_EXECUTIONS, 2, p, err) != CS_OK) {
+    if (cs_db_send(ex->wdb, CS_DB_Q(COMPLETE_EXECUTIONS, p), err) != CS_OK) {
         static struct cs_log_limit lim;
         if (cs_log_limit_allow(&lim, 10, NULL))
             cs_log(CS_LOG_WARN, "executor", "cannot record outcomes yet: %s", err);
@@ -469,7 +468,7 @@ static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
     json_object *held = held_per_grant(ex);
     const char *p[] = {ex->owner, lim, margin, share, cs_json_text(held, NULL)};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(ex->db, CSQ_CLAIM_APPROVED, 5, p, &res, err);
+    enum cs_err rc = cs_db_exec(ex->db, CS_DB_Q(CLAIM_APPROVED, p), &res, err);
     json_object_put(held);
     if (rc)
         return rc;
@@ -565,11 +564,13 @@ static void release_unheld(struct executor *ex)
     char err[CS_ERRLEN];
     const char *p[] = {ex->owner, cs_json_text(held, NULL)};
     PGresult *res = NULL;
-    if (cs_db_exec(ex->db, CSQ_RELEASE_UNHELD, 2, p, &res, err) != CS_OK)
+    if (cs_db_exec(ex->db, CS_DB_Q(RELEASE_UNHELD, p), &res, err) != CS_OK)
         cs_log(CS_LOG_WARN, "executor", "cannot release unheld leases (they will lapse): %s", err);
-    else if (cs_db_int(res, 0, 0) > 0)
-        cs_log(CS_LOG_WARN, "executor", "released %lld claim(s) whose answer was lost with the "
-               "connection", (long long)cs_db_int(res, 0, 0));
+    else if (cs_db_int(res, 0, CSC_RELEASE_UNHELD_RELEASED) > 0)
+        cs_log(CS_LOG_WARN, "executor",
+               "released %lld claim(s) whose answer was lost with the "
+               "connection",
+               (long long)cs_db_int(res, 0, CSC_RELEASE_UNHELD_RELEASED));
     PQclear(res);
     json_object_put(held);
 }

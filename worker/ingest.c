@@ -470,7 +470,7 @@ static enum cs_err store_pipelined(struct ingest *in, struct batch *b, struct ba
         return store_all(in, b, b->todo, b->ntodo, err);
     if (!(rc = cs_db_begin(in->db, err))) {
         const char *p[] = {in->param.data};
-        rc = cs_db_send(in->db, CSQ_INSERT_APPROVALS, 1, p, err);
+        rc = cs_db_send(in->db, CS_DB_Q(INSERT_APPROVALS, p), err);
     }
     if (!rc) {
         char ignore[CS_ERRLEN];
@@ -542,7 +542,7 @@ static enum cs_err attempt(struct ingest *in, struct batch *b, struct batch *nex
     if (!rc && b->dead) {
         /* What the console shows; a retried batch records each message once. */
         const char *p[] = {cs_json_text(b->dead, NULL)};
-        rc = cs_db_exec(in->db, CSQ_DEAD_LETTERS_INSERT, 1, p, NULL, err);
+        rc = cs_db_exec(in->db, CS_DB_Q(DEAD_LETTERS_INSERT, p), NULL, err);
     }
     return rc;
 }

@@ -36,11 +36,6 @@
 
 #define ROUND 32
 
-/* notifications_claim columns (sql/queries/notification.sql) */
-enum { N_ID, N_APPROVAL, N_SLOT, N_RECIPIENT, N_KIND, N_CHANNEL, N_ATTEMPTS, N_STATUS,
-       N_EXPIRES, N_AGENT, N_METHOD, N_URL, N_REASON, N_NAME, N_EMAIL, N_SLACK, N_WEBHOOK,
-       N_GRANT, N_SLOT_NAME, N_IS_BATCH };
-
 struct message {
     char id[24];
     char approval[CS_UUID_STRLEN + 1];
@@ -99,21 +94,29 @@ struct links {
 static char *text_for(const PGresult *res, int r, const struct links *l)
 {
     char iso[CS_TIME_ISO_LEN];
-    const char *kind = cs_db_str(res, r, N_KIND), *slot = cs_db_str(res, r, N_SLOT_NAME),
-               *name = cs_db_str(res, r, N_NAME);
-    bool delegated = strcmp(cs_db_str(res, r, N_SLOT), cs_db_str(res, r, N_RECIPIENT)) != 0;
+    const char *kind = cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_KIND),
+               *slot = cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_APPROVER_NAME),
+               *name = cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_RECIPIENT_NAME);
+    bool delegated = strcmp(cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_APPROVER_ID),
+                            cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_RECIPIENT_ID)) != 0;
     return cs_asprintf("%s%s asks to call %s %s with grant %s.\n\nReason: %s\n\n"
                        "Review and approve or deny: %s\n\n"
                        "Sign in as %s%s%s with this one-time link (it works once, soon): %s\n\n"
                        "The request expires %s.\n",
-                       !strcmp(kind, "reminder") ? "Reminder: " : !strcmp(kind, "escalation")
-                       ? "Escalated to you: " : !strcmp(kind, "signin") ? "Your sign-in link: " : "",
-                       cs_db_str(res, r, N_AGENT), cs_db_str(res, r, N_METHOD),
-                       cs_db_str(res, r, N_URL), cs_db_str(res, r, N_GRANT),
-                       *cs_db_str(res, r, N_REASON) ? cs_db_str(res, r, N_REASON) : "(none given)",
+                       !strcmp(kind, "reminder")     ? "Reminder: "
+                       : !strcmp(kind, "escalation") ? "Escalated to you: "
+                       : !strcmp(kind, "signin")     ? "Your sign-in link: "
+                                                     : "",
+                       cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_AGENT_NAME),
+                       cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_METHOD),
+                       cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_URL),
+                       cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_GRANT_ID),
+                       *cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_REASON)
+                           ? cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_REASON)
+                           : "(none given)",
                        l->page, name, delegated ? ", voting on behalf of " : "",
                        delegated ? slot : "", l->signin,
-                       cs_time_iso(cs_db_int(res, r, N_EXPIRES), iso));
+                       cs_time_iso(cs_db_int(res, r, CSC_NOTIFICATIONS_CLAIM_EXPIRES_MS), iso));
 }
 
 static void prepare_email(struct notifier *n, struct message *m, const PGresult *res, int r,
@@ -128,19 +131,22 @@ static void prepare_email(struct notifier *n, struct message *m, const PGresult 
     struct cs_buf b;
     cs_buf_init(&b, 1u << 20);
     /* Header values come from validated fields (agent names, URLs, email addresses). */
-    enum cs_err rc = cs_buf_printf(&b, "Date: %s\r\nFrom: Countersign <%s>\r\nTo: %s <%s>\r\n"
-                                       "Subject: Approval needed: %s %s (%s)\r\n"
-                                       "Message-ID: <%s.%s@countersign>\r\nMIME-Version: 1.0\r\n"
-                                       "Content-Type: text/plain; charset=utf-8\r\n\r\n",
-                                   date, n->cfg->smtp_from, cs_db_str(res, r, N_NAME),
-                                   cs_db_str(res, r, N_EMAIL), cs_db_str(res, r, N_METHOD),
-                                   cs_db_str(res, r, N_URL), cs_db_str(res, r, N_AGENT), m->id,
-                                   m->approval);
+    enum cs_err rc = cs_buf_printf(
+        &b,
+        "Date: %s\r\nFrom: Countersign <%s>\r\nTo: %s <%s>\r\n"
+        "Subject: Approval needed: %s %s (%s)\r\n"
+        "Message-ID: <%s.%s@countersign>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+        date, n->cfg->smtp_from, cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_RECIPIENT_NAME),
+        cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_EMAIL),
+        cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_METHOD),
+        cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_URL),
+        cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_AGENT_NAME), m->id, m->approval);
     for (const char *p = text; !rc && *p; p++) /* bare LF -> CRLF */
         rc = *p == '\n' ? cs_buf_append(&b, "\r\n", 2) : cs_buf_append(&b, p, 1);
     cs_free(text);
     m->payload = cs_buf_take(&b, &m->len);
-    snprintf(rcpt, sizeof(rcpt), "<%s>", cs_db_str(res, r, N_EMAIL));
+    snprintf(rcpt, sizeof(rcpt), "<%s>", cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_EMAIL));
     m->rcpt = curl_slist_append(NULL, rcpt);
     char from[300];
     snprintf(from, sizeof(from), "<%s>", n->cfg->smtp_from);
@@ -167,23 +173,31 @@ static void prepare_post(struct notifier *n, struct message *m, const PGresult *
         json_object_object_add(o, "text", json_object_new_string(text));
         cs_free(text);
     } else {
-        char *type = cs_asprintf("approval.%s", !strcmp(cs_db_str(res, r, N_KIND), "request")
-                                                    ? "requested" : cs_db_str(res, r, N_KIND));
+        char *type = cs_asprintf("approval.%s",
+                                 !strcmp(cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_KIND), "request")
+                                     ? "requested"
+                                     : cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_KIND));
         json_object_object_add(o, "type", json_object_new_string(type));
         cs_free(type);
         static const struct {
             const char *key;
             int col;
-        } cols[] = {{"approval_id", N_APPROVAL}, {"approver_id", N_SLOT},
-                    {"recipient_id", N_RECIPIENT}, {"recipient", N_NAME}, {"agent", N_AGENT},
-                    {"method", N_METHOD}, {"url", N_URL}, {"grant_id", N_GRANT},
-                    {"reason", N_REASON}};
+        } cols[] = {{"approval_id", CSC_NOTIFICATIONS_CLAIM_SUBJECT_ID},
+                    {"approver_id", CSC_NOTIFICATIONS_CLAIM_APPROVER_ID},
+                    {"recipient_id", CSC_NOTIFICATIONS_CLAIM_RECIPIENT_ID},
+                    {"recipient", CSC_NOTIFICATIONS_CLAIM_RECIPIENT_NAME},
+                    {"agent", CSC_NOTIFICATIONS_CLAIM_AGENT_NAME},
+                    {"method", CSC_NOTIFICATIONS_CLAIM_METHOD},
+                    {"url", CSC_NOTIFICATIONS_CLAIM_URL},
+                    {"grant_id", CSC_NOTIFICATIONS_CLAIM_GRANT_ID},
+                    {"reason", CSC_NOTIFICATIONS_CLAIM_REASON}};
         for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
             json_object_object_add(o, cols[i].key, json_object_new_string(cs_db_str(res, r, cols[i].col)));
         json_object_object_add(o, "approval_url", json_object_new_string(link->page));
         json_object_object_add(o, "signin_url", json_object_new_string(link->signin));
         json_object_object_add(o, "expires_at",
-                               json_object_new_string(cs_time_iso(cs_db_int(res, r, N_EXPIRES), iso)));
+                               json_object_new_string(cs_time_iso(
+                                   cs_db_int(res, r, CSC_NOTIFICATIONS_CLAIM_EXPIRES_MS), iso)));
     }
     size_t len = 0;
     const char *body = cs_json_text(o, &len);
@@ -204,7 +218,10 @@ static void prepare_post(struct notifier *n, struct message *m, const PGresult *
         snprintf(line, sizeof(line), "X-Countersign-Signature: v1=%s", sig);
         m->hdrs = curl_slist_append(m->hdrs, line);
     }
-    curl_easy_setopt(m->easy, CURLOPT_URL, cs_db_str(res, r, slack ? N_SLACK : N_WEBHOOK));
+    curl_easy_setopt(m->easy, CURLOPT_URL,
+                     cs_db_str(res, r,
+                               slack ? CSC_NOTIFICATIONS_CLAIM_SLACK_WEBHOOK_URL
+                                     : CSC_NOTIFICATIONS_CLAIM_WEBHOOK_URL));
     curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->hdrs);
     curl_easy_setopt(m->easy, CURLOPT_POSTFIELDS, m->payload);
     curl_easy_setopt(m->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
@@ -231,7 +248,7 @@ static void finish(struct notifier *n, struct message *m, const char *status, co
     snprintf(detail, sizeof(detail), "%s", cs_json_text(d, NULL));
     json_object_put(d);
     const char *p[] = {m->id, status, error, retry, action, detail};
-    if (cs_db_exec(n->db, CSQ_NOTIFICATION_DONE, 6, p, NULL, err) != CS_OK)
+    if (cs_db_exec(n->db, CS_DB_Q(NOTIFICATION_DONE, p), NULL, err) != CS_OK)
         cs_log_ap(CS_LOG_WARN, "notifier", m->approval, "cannot record a delivery: %s", err);
     if (!strcmp(status, "sent")) {
         n->sent++;
@@ -265,17 +282,19 @@ static int round_once(struct notifier *n, char *err)
     snprintf(lease, sizeof(lease), "%lld", (long long)(2 * n->cfg->notify_timeout_ms / 1000 + 5));
     const char *p[] = {lim, lease};
     PGresult *res = NULL;
-    if (cs_db_exec(n->db, CSQ_NOTIFICATIONS_CLAIM, 2, p, &res, err) != CS_OK)
+    if (cs_db_exec(n->db, CS_DB_Q(NOTIFICATIONS_CLAIM, p), &res, err) != CS_OK)
         return -1;
     int count = PQntuples(res), live = 0;
     struct message *ms = cs_calloc((size_t)(count ? count : 1), sizeof(*ms));
     for (int r = 0; r < count; r++) {
         struct message *m = &ms[r];
-        cs_strlcpy(m->id, cs_db_str(res, r, N_ID), sizeof(m->id));
-        cs_strlcpy(m->approval, cs_db_str(res, r, N_APPROVAL), sizeof(m->approval));
-        cs_strlcpy(m->channel, cs_db_str(res, r, N_CHANNEL), sizeof(m->channel));
-        m->attempts = (int)cs_db_int(res, r, N_ATTEMPTS);
-        if (strcmp(cs_db_str(res, r, N_STATUS), "pending") != 0) {
+        cs_strlcpy(m->id, cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_ID), sizeof(m->id));
+        cs_strlcpy(m->approval, cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_SUBJECT_ID),
+                   sizeof(m->approval));
+        cs_strlcpy(m->channel, cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_CHANNEL),
+                   sizeof(m->channel));
+        m->attempts = (int)cs_db_int(res, r, CSC_NOTIFICATIONS_CLAIM_ATTEMPTS);
+        if (strcmp(cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_STATUS), "pending") != 0) {
             finish(n, m, "skipped", NULL);
             continue;
         }
@@ -285,12 +304,15 @@ static int round_once(struct notifier *n, char *err)
         }
         char path[CS_LINK_PATH_MAX];
         struct links link = {NULL, NULL};
-        if (cs_db_bool(res, r, N_IS_BATCH))
-            cs_link_batch_path(&n->keys, m->approval, cs_db_int(res, r, N_EXPIRES), path);
+        if (cs_db_bool(res, r, CSC_NOTIFICATIONS_CLAIM_IS_BATCH))
+            cs_link_batch_path(&n->keys, m->approval,
+                               cs_db_int(res, r, CSC_NOTIFICATIONS_CLAIM_EXPIRES_MS), path);
         else
-            cs_link_approval_path(&n->keys, m->approval, cs_db_int(res, r, N_EXPIRES), path);
-        if (cs_signin_link_mint(n->db, n->cfg, cs_db_str(res, r, N_RECIPIENT), path,
-                                cs_db_str(res, r, N_KIND), &link.signin, err) != CS_OK) {
+            cs_link_approval_path(&n->keys, m->approval,
+                                  cs_db_int(res, r, CSC_NOTIFICATIONS_CLAIM_EXPIRES_MS), path);
+        if (cs_signin_link_mint(
+                n->db, n->cfg, cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_RECIPIENT_ID), path,
+                cs_db_str(res, r, CSC_NOTIFICATIONS_CLAIM_KIND), &link.signin, err) != CS_OK) {
             finish(n, m, "failed", "the recipient cannot sign in (unknown or disabled)");
             continue;
         }

@@ -247,7 +247,7 @@ WITH c AS (
            jsonb_build_object('batch_uid', u.uid, 'status', u.status, 'counts', s.counts)
     FROM u JOIN s ON s.uid = u.uid
 )
-SELECT count(*) AS finished FROM u WHERE (SELECT count(*) FROM ob) > 0;
+SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: batch_member_exists
 -- $1 agent id, $2 request id.

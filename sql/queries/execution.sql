@@ -315,7 +315,7 @@ WITH c AS (
     UNION ALL
     SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
 )
-SELECT count(*) AS expired FROM u WHERE (SELECT count(*) FROM ob) > 0;
+SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: grant_states
 -- Per grant for the api's /metrics: paused (0/1), throttled until (unix s,

@@ -37,7 +37,7 @@ WITH c AS (
         'next_reminder_at', (u.a).next_reminder_at))
     FROM u
 )
-SELECT count(*) AS reminded FROM u;
+SELECT count(*) AS changed FROM u;
 
 -- name: escalate_due
 -- Pending approvals whose escalation delay has passed: the policy's
@@ -81,4 +81,4 @@ WITH c AS (
                             WHERE ad.approval_id = (u.a).id)))
     FROM u
 )
-SELECT count(*) AS escalated FROM u WHERE (SELECT count(*) FROM ob) > 0;
+SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;
