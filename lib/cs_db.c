@@ -349,14 +349,31 @@ enum cs_err cs_db_schema_version(struct cs_db *db, int *version, char *err)
     return rc;
 }
 
+enum cs_err cs_db_lock(struct cs_db *db, long long key, char *err)
+{
+    char k[24];
+    snprintf(k, sizeof(k), "%lld", key);
+    const char *kp[] = {k};
+    return cs_db_exec(db, CS_DB_Q(MIGRATE_LOCK, kp), NULL, err);
+}
+
+void cs_db_unlock(struct cs_db *db, long long key)
+{
+    if (!cs_db_connected(db))
+        return; /* the session, and its lock, are gone */
+    char k[24], ignore[CS_ERRLEN];
+    snprintf(k, sizeof(k), "%lld", key);
+    const char *kp[] = {k};
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(MIGRATE_UNLOCK, kp), NULL, ignore);
+    (void)rc;
+}
+
 enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
 {
-    char key[32], ver[16];
-    snprintf(key, sizeof(key), "%lld", CS_LOCK_MIGRATE);
-    const char *kp[] = {key};
+    char ver[16];
     int current = 0;
     *applied = 0;
-    enum cs_err rc = cs_db_exec(db, CS_DB_Q(MIGRATE_LOCK, kp), NULL, err);
+    enum cs_err rc = cs_db_lock(db, CS_LOCK_MIGRATE, err);
     if (rc)
         return rc;
     if (!(rc = cs_db_exec(db, CS_DB_Q0(MIGRATE_INIT), NULL, err)))
@@ -384,11 +401,7 @@ enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err)
         cs_log(CS_LOG_INFO, "migrate", "applied %s", m->name);
         (*applied)++;
     }
-    if (cs_db_connected(db)) {
-        char ignore[CS_ERRLEN];
-        enum cs_err urc = cs_db_exec(db, CS_DB_Q(MIGRATE_UNLOCK, kp), NULL, ignore);
-        (void)urc;
-    }
+    cs_db_unlock(db, CS_LOCK_MIGRATE);
     if (rc == CS_ERR_INTERNAL && err) {
         /* A 42xxx error here is most often a role that does not own the schema. */
         char detail[CS_ERRLEN];

@@ -59,11 +59,15 @@ enum cs_err cs_events_slot_ensure(struct cs_db *db, const struct cs_config *cfg,
     const char *p[] = {name};
     PGresult *res = NULL;
     char why[CS_ERRLEN];
-    /* The publication first: pgoutput fails on any change older than it. */
-    rc = cs_db_exec(db, CS_DB_Q0(EVENT_PUBLICATION_CREATE), NULL, why);
-    if (!rc)
+    /* One process at a time (the migrations' lock): concurrent creators of the
+     * publication would collide. The publication first: pgoutput fails on any
+     * change older than it. */
+    rc = cs_db_lock(db, CS_LOCK_MIGRATE, why);
+    if (!rc && !(rc = slot_exists(db, name, &exists, why)) && !exists &&
+        !(rc = cs_db_exec(db, CS_DB_Q0(EVENT_PUBLICATION_CREATE), NULL, why)))
         rc = cs_db_exec(db, CS_DB_Q(EVENT_SLOT_CREATE, p), &res, why);
     PQclear(res);
+    cs_db_unlock(db, CS_LOCK_MIGRATE);
     if (rc == CS_OK)
         return CS_OK;
     if (strstr(why, "wal_level"))

@@ -252,7 +252,8 @@ class System:
               window: int = 3600, timeout_ms: int = 10000, attempts: int = 3,
               idempotency_keys: bool = False, bases: tuple[str, ...] | None = None,
               operator_of_agent: tuple[str, ...] = (),
-              approver_args: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+              approver_args: dict[str, tuple[str, ...]] | None = None,
+              exec_deadline: int | None = None) -> dict[str, Any]:
         """Agent bot1, approvers, policy 'pay' and grant 'stripe' aimed at the stub.
 
         Default rule: POST /v1/refunds* with amount > 100 needs approval.
@@ -279,6 +280,8 @@ class System:
             args += ["--allow", b]
         if idempotency_keys:
             args.append("--idempotency-keys")
+        if exec_deadline is not None:  # seconds a never-sent call is retried (README, "Execution")
+            args += ["--deadline", str(exec_deadline)]
         self.cli(*args, input=self.secret + "\n")
         return ids
 

@@ -350,11 +350,9 @@ def test_execution_failure_outcome_unknown(system: System) -> None:
 
 def test_execution_failure_connect_failed_inline(system: System) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    url, key, _ = start(system, bases=(dead,), attempts=1)
     # Nothing was ever sent, so the call is retried until the grant's execution
     # deadline (README, "Execution"): a short one, then connect_failed.
-    system.cli("grant", "set", "stripe", "--policy", "pay", "--agents", "bot1",
-               "--secret-stdin", "--allow", dead, "--deadline", "3", input=system.secret + "\n")
+    url, key, _ = start(system, bases=(dead,), attempts=1, exec_deadline=3)
 
     async def main() -> Any:
         async with Agent(key, base_url=url) as agent:
