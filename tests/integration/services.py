@@ -179,15 +179,28 @@ class Postgres:
         return self.url(name)
 
     def drop_event_slots(self, name: str) -> None:
-        """Drop the replication slots of database `name` (ending the relays reading them)."""
+        """Drop the replication slots of database `name`, ending the relays reading them
+        (a terminated walsender lets its slot go a moment later: wait for that)."""
+        import psycopg
         from psycopg import sql
 
-        self._admin_execute(sql.SQL(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-            "WHERE database = {} AND active_pid IS NOT NULL").format(sql.Literal(name)))
-        self._admin_execute(sql.SQL(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE database = {} AND NOT active").format(sql.Literal(name)))
+        db = sql.Literal(name)
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as conn:
+            def left() -> bool:
+                conn.execute(sql.SQL(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                    "WHERE database = {} AND active_pid IS NOT NULL").format(db))
+                try:
+                    conn.execute(sql.SQL(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                        "WHERE database = {} AND NOT active").format(db))
+                except psycopg.errors.ObjectInUse:
+                    return False  # taken again between the check and the drop: next round
+                row = conn.execute(sql.SQL("SELECT count(*) FROM pg_replication_slots "
+                                           "WHERE database = {}").format(db)).fetchone()
+                return bool(row and row[0] == 0)
+
+            wait_for(left, 30, interval=0.1, what=f"the replication slots of {name} to go")
 
     def drop_database(self, name: str) -> None:
         """DROP DATABASE IF EXISTS `name`, disconnecting its sessions first."""
