@@ -52,6 +52,7 @@ extern const int cs_nmigrations;
 /* Advisory lock keys (pg_advisory_lock); one place so they never collide. */
 #define CS_LOCK_MIGRATE 0x43530001LL
 #define CS_LOCK_SCHEDULER 0x43530003LL
+#define CS_LOCK_CLAIM 0x43530004LL     /* executors' claims, one at a time (executor.c) */
 
 #define CS_DB_MAX_LISTEN 4
 

@@ -468,7 +468,18 @@ static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
     json_object *held = held_per_grant(ex);
     const char *p[] = {ex->owner, lim, margin, share, cs_json_text(held, NULL)};
     PGresult *res = NULL;
-    enum cs_err rc = cs_db_exec(ex->db, CS_DB_Q(CLAIM_APPROVED, p), &res, err);
+    /*
+     * One claim at a time across the fleet. The claim counts a grant's calls in
+     * flight in its statement's snapshot; its lock on the grant's flow row does
+     * not refresh that count, so a claim whose snapshot predates another's
+     * commit would miss those calls and pass max_in_flight. Taking this lock
+     * before the statement starts puts every earlier claim's commit in its
+     * snapshot.
+     */
+    enum cs_err rc = cs_db_lock(ex->db, CS_LOCK_CLAIM, err);
+    if (!rc)
+        rc = cs_db_exec(ex->db, CS_DB_Q(CLAIM_APPROVED, p), &res, err);
+    cs_db_unlock(ex->db, CS_LOCK_CLAIM);
     json_object_put(held);
     if (rc)
         return rc;
