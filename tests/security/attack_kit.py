@@ -337,7 +337,7 @@ class Deployment:
 
     def add_grant(self, grant: str, secret: str, bases: list[str], *, policy: str = "pay",
                   agents: str = "bot1", inject: str | None = None, header: str | None = None,
-                  idempotency_keys: bool = False) -> None:
+                  idempotency_keys: bool = False, exec_deadline: int | None = None) -> None:
         args = ["grant", "set", grant, "--policy", policy, "--agents", agents, "--secret-stdin"]
         for b in bases:
             args += ["--allow", b]
@@ -347,6 +347,8 @@ class Deployment:
             args += ["--header", header]
         if idempotency_keys:
             args.append("--idempotency-keys")
+        if exec_deadline is not None:  # seconds a never-sent call is retried
+            args += ["--deadline", str(exec_deadline)]
         self.system.cli(*args, input=secret + "\n")
         self.secrets.append(secret)
 

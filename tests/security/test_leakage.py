@@ -76,7 +76,9 @@ def d(request: pytest.FixtureRequest, pg: Postgres, kafka: Kafka,
                     [f"{stub.url}/v2"], inject="basic")
         d.add_grant("hdr", "hk_" + secrets.token_hex(20), [f"{stub.url}/v3"], inject="header",
                     header="X-Provider-Key")
-        d.add_grant("dead", "dk_" + secrets.token_hex(16), [f"http://127.0.0.1:{DEAD_PORT}"])
+        # Nothing listens there: never sent, retried until a short deadline, then failed.
+        d.add_grant("dead", "dk_" + secrets.token_hex(16), [f"http://127.0.0.1:{DEAD_PORT}"],
+                    exec_deadline=3)
         d.add_grant("named", "nk_" + secrets.token_hex(16), [f"http://localhost:{stub.port}"])
         d.add_grant("short", "st_" + secrets.token_hex(16), [stub.url], policy="short")
         d.start_api()
