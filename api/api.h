@@ -169,6 +169,7 @@ enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c);
 /* pages.c */
 enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c);
 enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
 
@@ -237,8 +238,10 @@ void session_signin_box(struct cs_buf *b, struct api *a, const char *path, bool 
  */
 enum cs_err pages_decision(struct api_req *r, struct MHD_Connection *c, const char *csrf_subject,
                            struct form *f, bool *approve, char *err) CS_MUSTCHECK;
-/* A request body for people (base64 in): pretty JSON, text, or a byte count. */
-/* Shows a body (JSON pretty, text whole); false when it could not be shown (binary). */
+/*
+ * Shows a body (base64 in) to people: JSON pretty, text whole, binary as its
+ * size and SHA-256; false when it could not be shown (binary).
+ */
 bool pages_show_body(struct cs_buf *b, const char *b64);
 /* A JSON object's text, pretty, or "(none)" when empty. */
 void pages_show_json(struct cs_buf *b, const char *text);

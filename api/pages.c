@@ -12,17 +12,27 @@
  *     Sec-Fetch-Site / Origin; the vote goes through cs_approval_vote(),
  *     which enforces every rule (window, slot, delegation, self-approval,
  *     one vote each) inside one transaction;
- *   - everything shown is escaped; the digest shown is the stored request's.
+ *   - everything shown is escaped; the digest shown is the stored request's;
+ *   - a page approves only what it showed: a body it cannot show (binary)
+ *     is offered as a download (/status/<token>/body) and for denial only,
+ *     and an approve POSTed for it anyway is refused.
  */
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
 #include "cs_approval.h"
+#include "cs_crypto.h"
 #include "cs_json.h"
 #include "cs_link.h"
 #include "cs_log.h"
 #include "cs_mem.h"
+
+/* A person can read it: valid UTF-8 without NUL (JSON is text too). */
+static bool body_is_text(const unsigned char *body, size_t len)
+{
+    return memchr(body, '\0', len) == NULL && cs_json_utf8_valid((const char *)body, len);
+}
 
 bool pages_show_body(struct cs_buf *b, const char *b64)
 {
@@ -35,24 +45,29 @@ bool pages_show_body(struct cs_buf *b, const char *b64)
     }
     json_object *doc = NULL;
     char err[CS_ERRLEN];
-    bool shown = true;
+    bool shown = body_is_text(body, len);
     html_raw(b, "<pre>");
-    if (cs_json_parse((const char *)body, len, &doc, err) == CS_OK) {
+    if (shown && cs_json_parse((const char *)body, len, &doc, err) == CS_OK) {
         html_esc(b, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
                                                        JSON_C_TO_STRING_SPACED |
                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(doc);
-    } else if (memchr(body, '\0', len) == NULL && cs_json_utf8_valid((const char *)body, len)) {
+    } else if (shown) {
         /* Text is shown whole, whatever its size (bodies are capped by
          * CS_REQUEST_MAX_BYTES): an approver reads all of what they approve. */
         char *text = cs_strndup((const char *)body, len);
         html_esc(b, text);
         cs_free(text);
     } else {
-        char line[96];
-        snprintf(line, sizeof(line), "(%zu bytes of binary data; see the digest)", len);
+        /* The hash lets whoever downloads it check they hold these bytes. */
+        unsigned char sum[CS_SHA256_LEN];
+        char line[160];
+        cs_sha256(body, len, sum);
+        int n = snprintf(line, sizeof(line), "(%zu bytes of binary data, SHA-256 ", len);
+        for (size_t i = 0; i < sizeof(sum); i++)
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x", sum[i]);
+        snprintf(line + n, sizeof(line) - (size_t)n, ")");
         html_esc(b, line);
-        shown = false;
     }
     html_raw(b, "</pre>");
     cs_free(body);
@@ -229,9 +244,14 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     html_raw(b, "</blockquote></div><div class=\"card\"><h2>Payload</h2>");
     /* Nobody approves what the page could not show them. */
     bool shown = pages_show_body(b, cs_db_str(res, 0, CSC_PAGE_VIEW_BODY_B64));
+    if (!shown) {
+        html_raw(b, "<p><a href=\"/status/");
+        html_esc(b, r->params[0]);
+        html_raw(b, "/body\" download>Download the payload</a> to inspect it.</p>");
+    }
     if (!shown && pending)
         html_raw(b, "<p><b>This payload is not text, so this page cannot show it; it cannot "
-                    "be approved here.</b> Check it by its digest and decide with "
+                    "be approved here.</b> Inspect the download and decide with "
                     "<code>countersign approval approve</code>, or deny it.</p>");
     html_raw(b, "<h2>Headers</h2>");
     pages_show_json(b, cs_db_str(res, 0, CSC_PAGE_VIEW_HEADERS));
@@ -367,6 +387,79 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
     return html_message(r, c, 200, approve ? "Thank you: approved" : "Thank you: denied", text);
 }
 
+/*
+ * The stored body of approval id, decoded into *body and *len (the caller
+ * cs_free()s it; NULL and 0 when there is none). CS_ERR_NOT_FOUND when the
+ * approval is gone.
+ */
+static enum cs_err stored_body(struct api_db *d, const char *id, unsigned char **body,
+                               size_t *len, char *err)
+{
+    const char *p[] = {id};
+    PGresult *res = NULL;
+    *body = NULL;
+    *len = 0;
+    enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(PAGE_BODY, p), &res, err);
+    if (rc)
+        return rc;
+    const char *b64 = PQntuples(res) == 1 ? cs_db_str(res, 0, CSC_PAGE_BODY_BODY_B64) : NULL;
+    if (PQntuples(res) != 1)
+        rc = cs_err_set(err, CS_ERR_NOT_FOUND, "this approval no longer exists");
+    else if (b64 && *b64 && cs_b64_decode(b64, strlen(b64), false, body, len) != CS_OK)
+        rc = cs_err_set(err, CS_ERR_INTERNAL, "a stored body is not base64");
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * A page approves only what it showed: a body the page could not show
+ * (binary) is refused here, whatever the form said, and stays for the CLI.
+ */
+static enum cs_err pages_approvable(struct api_db *d, const char *id, char *err)
+{
+    unsigned char *body = NULL;
+    size_t len = 0;
+    enum cs_err rc = stored_body(d, id, &body, &len, err);
+    bool text = rc || len == 0 || body_is_text(body, len);
+    cs_free(body);
+    if (rc == CS_ERR_NOT_FOUND)
+        return CS_OK; /* the vote says so in its own words */
+    if (rc)
+        return rc;
+    return text ? CS_OK
+                : cs_err_set(err, CS_ERR_FORBIDDEN,
+                             "this payload is not text, so the page cannot show it and cannot "
+                             "approve it: download and inspect it, then decide with "
+                             "countersign approval approve, or deny it here");
+}
+
+/* ---- GET /status/{token}/body: the payload as stored, to inspect ---- */
+
+enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c)
+{
+    struct cs_link l;
+    char err[CS_ERRLEN], filename[CS_UUID_STRLEN + 8];
+    unsigned char *body = NULL;
+    size_t len = 0;
+    enum cs_err rc = view_token(r, &l, err);
+    if (rc)
+        return html_error(r, c, rc, err);
+    struct api_db *d = pool_get(r->api->pool);
+    rc = stored_body(d, l.approval_id, &body, &len, err);
+    pool_put(r->api->pool, d);
+    struct cs_buf out;
+    cs_buf_init(&out, len + 1);
+    if (!rc && len > 0)
+        rc = cs_buf_append(&out, body, len);
+    cs_free(body);
+    if (rc) {
+        cs_buf_free(&out);
+        return html_error(r, c, rc, err);
+    }
+    snprintf(filename, sizeof(filename), "%s.bin", l.approval_id);
+    return reply_download(r, c, "application/octet-stream", filename, &out);
+}
+
 #define APPROVED_TEXT "Approved. Countersign will now make the call, once."
 #define DENIED_TEXT "Denied. The call will not be made."
 
@@ -396,6 +489,8 @@ static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connecti
         return html_error(r, c, CS_ERR_UNAUTHENTICATED,
                           "sign in as an approver of this request to decide: open the page again");
     }
+    if (!rc && approve)
+        rc = pages_approvable(d, l->approval_id, err);
     if (!rc) {
         const char *reason = form_get(&f, "reason");
         session_client_address(c, addr);
@@ -435,6 +530,8 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
         return ret;
     }
     rc = pages_decision(r, c, s.id, &f, &approve, err);
+    if (!rc && approve)
+        rc = pages_approvable(d, l.approval_id, err);
     if (!rc)
         rc = passkeys_vote_check(r->api, d, &s, l.approval_id, approve, &f, passkey_id, &passkey,
                                  err);

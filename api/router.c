@@ -40,6 +40,7 @@ static const struct route {
     {"GET", "/v1/batches/{}", agent_batch_status, "batch_status", false},
     {"GET", "/status/{}", page_status, "status_page", true},
     {"POST", "/status/{}", page_decide, "decide", true},
+    {"GET", "/status/{}/body", page_body, "status_body", true},
     {"POST", "/status/{}/signin-links", page_resend, "signin_resend", true},
     {"GET", "/inbox", page_inbox, "inbox_page", true},
     {"GET", "/signin", signin_page, "signin_page", true},

@@ -225,6 +225,13 @@ SELECT a.id, a.status, ag.name, a.grant_id, a.method, a.url, a.headers::text,
 FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid;
 
+-- name: page_body
+-- The stored request body alone, for its download and for refusing a page's
+-- approve of a body the page cannot show. $1 approval id.
+SELECT translate(encode(a.body, 'base64'), E'\n', '') AS body_b64, a.status
+FROM approvals a
+WHERE a.id = $1::uuid;
+
 -- name: page_votes
 -- The votes so far, oldest first. $1 approval id.
 SELECT p.name AS voter_name, v.decision, v.reason, c.name AS cast_by_name,

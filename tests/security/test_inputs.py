@@ -15,12 +15,15 @@ receives nothing.
 - connection exhaustion: one client address holding every connection the api
   accepts with unfinished requests;
 - case-sensitive path rules (opt-in "path_ci"), and text bodies over 64 KiB
-  shown as "binary data" beside an active Approve button.
+  shown as "binary data" beside an active Approve button (now shown whole; a binary
+  body is offered as a download and for denial only, and an approve POSTed for it
+  anyway is refused).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -33,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from attack_kit import Deployment, deployment, error_code
+from attack_kit import Deployment, deployment, error_code, session_csrf
 from services import Kafka, Postgres, wait_for
 
 DUP = '{"amount": 99999, "amount": 5}'          # the policy saw 5, the provider 99999 first
@@ -362,12 +365,33 @@ def test_an_approver_reads_all_of_a_large_text_body_and_never_approves_the_unsho
     html = c.get(page).text
     assert html_escape(tail) in html and "binary data" not in html, html[-2000:]
     assert 'value="approve"' in html
-    # Binary: shown as such, and no Approve on offer.
+    # Binary: shown as its size and SHA-256, offered as a download, and for denial only.
+    raw = b"\x00\x01\xff" * 100
     r = d.submit(grant="stripe-all", amount=None, path="/v1/transfers/bin",
-                 body_b64=base64.b64encode(b"\x00\x01\xff" * 100).decode())
+                 body_b64=base64.b64encode(raw).decode())
     assert r.status_code == 202, r.text
-    c, page = d.sign_in(d.link(r.json()["approval_id"]))
-    html = c.get(page).text
+    binary_id = r.json()["approval_id"]
+    c, page = d.sign_in(d.link(binary_id))
+    shown = c.get(page)
+    html = shown.text
     assert "binary data" in html and "cannot be approved here" in html
+    assert f"{len(raw)} bytes of binary data, SHA-256 {hashlib.sha256(raw).hexdigest()}" in html
     assert 'value="approve"' not in html and 'value="deny"' in html
+    m = re.search(r'href="(/status/[^"]+/body)" download', html)
+    assert m, html[-2000:]
+    got = c.get(m.group(1))
+    assert got.status_code == 200 and got.content == raw
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"] == f'attachment; filename="{binary_id}.bin"'
+    assert got.headers["x-content-type-options"] == "nosniff"
+    # The form the page did not offer, forged with the session's own token: refused.
+    forged = c.post(page, data={"decision": "approve", "csrf": session_csrf(shown)},
+                    headers={"Origin": d.url})
+    assert forged.status_code == 403 and "cannot approve it" in forged.text, forged.text[-500:]
+    assert d.status(binary_id) == "pending" and d.votes(binary_id) == 0
     nothing_reached(d, "/v1/transfers/")
+    # Denying it on the page works; approving it stays the CLI's, after inspection.
+    denied = c.post(page, data={"decision": "deny", "csrf": session_csrf(shown)},
+                    headers={"Origin": d.url})
+    assert denied.status_code == 200, denied.text[-500:]
+    assert d.status(binary_id) == "denied"
