@@ -19,7 +19,7 @@ readonly APT_PACKAGES=(
     postgresql postgresql-contrib libpq-dev
     librdkafka-dev libcurl4-openssl-dev libjson-c-dev libmicrohttpd-dev libssl-dev
     kcat
-    clang libclang-rt-14-dev valgrind
+    clang libclang-rt-14-dev valgrind clang-format
     chromium
     maven openjdk-17-jdk-headless
     python3-pip
