@@ -45,9 +45,12 @@ static void render(void *arg, struct cs_buf *b)
     cs_metrics_value(b, "countersign_scheduler_leader", NULL, atomic_load(&m->leader));
 }
 
-/* Runs one duty's batches until it is caught up, the budget is spent, or a stop. */
+/*
+ * Runs one duty's batches until it is caught up, the budget is spent, or a
+ * stop; *more says it is not caught up (or never got to run).
+ */
 static enum cs_err run_duty(struct cs_db *db, const struct duty *d, const struct duty_config *c,
-                            int64_t deadline, atomic_uint_fast64_t *rows, char *err)
+                            int64_t deadline, atomic_uint_fast64_t *rows, bool *more, char *err)
 {
     struct duty_result r = {0, true};
     int64_t total = 0;
@@ -60,6 +63,7 @@ static enum cs_err run_duty(struct cs_db *db, const struct duty *d, const struct
     atomic_fetch_add(rows, (uint_fast64_t)total);
     if (total)
         cs_log(CS_LOG_INFO, d->name, "%lld row(s)", (long long)total);
+    *more = r.more;
     return rc;
 }
 
@@ -80,8 +84,10 @@ static int loop(const struct cs_config *cfg, struct cs_db *db, struct sched_metr
         for (size_t i = 0; i < DUTY_COUNT && cs_db_connected(db); i++) {
             if (start < next[i] || !cs_leader_hold(&el))
                 continue;
-            enum cs_err rc = run_duty(db, &duties[i], &dc, deadline, &m->rows[i], err);
-            next[i] = start + duties[i].every_ms;
+            bool more = false;
+            enum cs_err rc = run_duty(db, &duties[i], &dc, deadline, &m->rows[i], &more, err);
+            /* Behind (the sweep's budget ran out, maybe before its turn): again next sweep. */
+            next[i] = more && !rc ? 0 : start + duties[i].every_ms;
             if (rc) {
                 atomic_fetch_add(&m->failures, 1);
                 static struct cs_log_limit lim;
