@@ -53,7 +53,7 @@ LIB_SRCS := \
 	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c \
 	lib/cs_idtoken.c lib/cs_oidc.c \
 	lib/cs_session.c lib/cs_webauthn.c lib/cs_passkey.c lib/cs_leader.c lib/cs_envsig.c lib/cs_msgfit.c \
-	lib/cs_events.c lib/cs_wal.c
+	lib/cs_events.c lib/cs_wal.c lib/cs_eventrec.c
 GEN_SRCS := $(BUILD)/gen/cs_sql_gen.c
 WORKER_SRCS := worker/main.c worker/ingest.c worker/signature.c worker/dead_letters.c worker/executor.c worker/call.c worker/verdict.c worker/notifier.c worker/relay.c \
 	worker/metrics.c

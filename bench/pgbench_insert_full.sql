@@ -1,7 +1,7 @@
 -- pgbench_insert_full.sql -- like pgbench_insert.sql, plus what the ingest's
 -- insert_approvals statement writes with every approval in the same
--- transaction: its audit entry and its event (cs_emit of cs_event, a logical
--- decoding message since migration 014). 100 per
+-- transaction: its audit entry and its event (cs_emit of cs_created_rec, a
+-- logical decoding message since migration 014, a record since 016). 100 per
 -- transaction. The ceiling for the ingest's full write set.
 WITH ins AS (
     INSERT INTO approvals AS x (id, request_id, agent_id, grant_id, policy_id, method, url, headers,
@@ -25,4 +25,5 @@ WITH ins AS (
         'digest', encode((i.x).digest, 'hex'), 'reason', (i.x).reason, 'quorum', (i.x).quorum)
     FROM ins i
 )
-SELECT count(cs_emit('events', (i.x).id::text, cs_event(i.x))) FROM ins i;
+SELECT count(cs_emit('events', (i.x).id::text,
+                    cs_created_rec(i.x, 'http://127.0.0.1:8080/status/pgbench'))) FROM ins i;

@@ -1,7 +1,8 @@
 /*
  * relay.c -- the worker's event relay: logical decoding messages -> Kafka.
  *
- * Every transition emits its events into the WAL (cs_emit, migration 014).
+ * Every transition emits its events into the WAL (cs_emit, migration 014),
+ * most as records the relay renders as JSON (cs_eventrec, migration 016).
  * The relay reads them in commit order over a logical replication
  * connection to the event slot (pgoutput with messages 'true') and
  * publishes each to <prefix>.events or <prefix>.results, keyed as emitted,
@@ -23,6 +24,7 @@
 #include <poll.h>
 #include <string.h>
 
+#include "cs_eventrec.h"
 #include "cs_events.h"
 #include "cs_kafka.h"
 #include "cs_log.h"
@@ -152,15 +154,16 @@ static enum cs_err settle(struct relay *r, char *err)
     return r->complete_lsn > r->confirmed ? send_status(r, err) : CS_OK;
 }
 
-/* What to publish for m's payload: NULL when it fits as it is, else the cut version
- * (cs_msgfit_event) the caller frees; *len set. */
-static char *fit(struct relay *r, const struct cs_wal_msg *m, size_t *len)
+/* What to publish for payload[0..len) of m: NULL when it fits as it is, else
+ * the cut version (cs_msgfit_event) the caller frees; *outlen set. */
+static char *fit(struct relay *r, const struct cs_wal_msg *m, const char *payload, size_t len,
+                 size_t *outlen)
 {
     const char *topics[] = {r->cfg->topic_events, r->cfg->topic_results};
     int64_t limit = cs_kafka_limit_get(&r->limit, r->rk, topics, 2);
-    char *cut = cs_msgfit_event(m->payload, m->payload_len, m->key_len, (size_t)limit, len);
+    char *cut = cs_msgfit_event(payload, len, m->key_len, (size_t)limit, outlen);
     if (!cut) {
-        *len = m->payload_len;
+        *outlen = len;
         return NULL;
     }
     atomic_fetch_add(&r->role->m->publish_cut, 1);
@@ -168,24 +171,35 @@ static char *fit(struct relay *r, const struct cs_wal_msg *m, size_t *len)
     if (cs_log_limit_allow(&r->cut_warn, 5, &suppressed))
         cs_log(CS_LOG_WARN, "relay", "event of %.*s is %zu bytes, over the topic's limit of %lld: "
                "published cut to %zu bytes (%u similar suppressed)",
-               (int)(m->key_len > 64 ? 64 : m->key_len), m->key, m->payload_len,
-               (long long)limit, *len, suppressed);
+               (int)(m->key_len > 64 ? 64 : m->key_len), m->key, len, (long long)limit, *outlen,
+               suppressed);
     return cut;
 }
 
 static void produce(struct relay *r, const struct cs_wal_msg *m)
 {
     const char *topic = m->topic_len == 7 ? r->cfg->topic_results : r->cfg->topic_events;
-    size_t vlen = 0;
-    char *cut = fit(r, m, &vlen);
+    const char *payload = m->payload;
+    size_t len = m->payload_len, vlen = 0;
+    char *json = NULL, err[CS_ERRLEN];
+    /* A record (migration 016) becomes the event's JSON here, off the transaction's path. */
+    if (cs_eventrec_is(payload, len)) {
+        if (cs_eventrec_render(payload, len, &json, &len, err) != CS_OK) {
+            skipped(r, "an event record", err);
+            return;
+        }
+        payload = json;
+    }
+    char *cut = fit(r, m, payload, len, &vlen);
     rd_kafka_resp_err_t e;
     while ((e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic),
                                   RD_KAFKA_V_KEY(m->key, m->key_len),
-                                  RD_KAFKA_V_VALUE(cut ? cut : (void *)m->payload, vlen),
+                                  RD_KAFKA_V_VALUE(cut ? cut : (void *)payload, vlen),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                   RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(r->rk, 50);
     cs_free(cut);
+    cs_free(json);
     if (!e)
         r->produced++;
     else if (cs_kafka_err_permanent(e))

@@ -7,7 +7,8 @@
 -- Terminal transitions emit both an 'events' and a 'results' message.
 --
 -- Events are logical decoding messages (cs_emit, migration 014) emitted in
--- a MATERIALIZED CTE named ob. A SELECT CTE runs only when read, so the
+-- a MATERIALIZED CTE named ob, as row literals the relay renders as JSON
+-- (cs_event_rec and friends, migration 016; lib/cs_eventrec.c). A SELECT CTE runs only when read, so the
 -- statement's final SELECT reads it: WHERE (SELECT count(*) FROM ob) > 0
 -- (true whenever the transition changed a row, since each emits at least
 -- one event).
@@ -47,11 +48,7 @@ WITH r AS (
 ), ob AS MATERIALIZED (
     -- The pending event carries the approval_url and the approvers' ids,
     -- never a credential: reading the topic lets nobody vote.
-    SELECT cs_emit('events', (i.a).id::text,
-           CASE WHEN (i.a).status = 'pending'
-                THEN cs_event(i.a) || jsonb_strip_nulls(jsonb_build_object(
-                         'approval_url', r.approval_url, 'approvers', to_jsonb((i.a).approvers)))
-                ELSE cs_event(i.a) END)
+    SELECT cs_emit('events', (i.a).id::text, cs_created_rec(i.a, r.approval_url))
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
     -- One message per approver slot and channel of the person who holds the
@@ -129,9 +126,9 @@ WITH u AS (
         jsonb_build_object('decided_by', $3::text, 'reason', $4::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
+    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -156,9 +153,9 @@ WITH u AS (
                                                              'reason', $3::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
+    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -177,9 +174,9 @@ WITH u AS (
            jsonb_strip_nulls(jsonb_build_object('reason', $4::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
+    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u
+    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 

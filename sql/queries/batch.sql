@@ -151,9 +151,9 @@ WITH b AS (
                               'denied_items', (SELECT cardinality(denied) FROM x))
     FROM b
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a)) FROM u
+    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (SELECT count(*) FROM b) AS batches,
        count(*) FILTER (WHERE (u.a).status = 'approved') AS approved,
