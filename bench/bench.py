@@ -698,6 +698,68 @@ def scenario_g(ctx: Ctx) -> None:
         ctx.undeploy(d)
 
 
+def limited_flow(ctx: Ctx, d: Deployment, bid: str, seen: list[Any],
+                 decided_at: float) -> dict[str, Any]:
+    """Where (h)'s time goes: the provider's own arrivals per second and in its busiest
+    windows, each claim (one statement: the audit entries of one transaction) and the
+    time from a call's claim to its arrival at the provider (joined by Idempotency-Key).
+    Writes the raw rows to logs/limited-*.tsv and returns the summary."""
+    out: dict[str, Any] = {}
+    arr = sorted((r.time, r.status, r.headers.get("idempotency-key", "")) for r in seen)
+    with open(ctx.logs / "limited-arrivals.tsv", "w") as f:
+        for t, st, key in arr:
+            f.write(f"{t - decided_at:.4f}\t{st}\t{key}\n")
+    if not arr:
+        return out
+    t0 = arr[0][0]
+    per_s: dict[int, list[int]] = {}
+    for t, st, _ in arr:
+        c = per_s.setdefault(int(t - t0), [0, 0])
+        c[0 if st == 200 else 1] += 1
+    secs = [per_s.get(i, [0, 0]) for i in range(int(arr[-1][0] - t0) + 1)]
+    out["per_second_200"] = [c[0] for c in secs]
+    out["per_second_429"] = [c[1] for c in secs]
+    out["seconds_with_429"] = sum(1 for c in secs if c[1])
+    out["seconds_without_200"] = sum(1 for c in secs if not c[0])
+    times = [t for t, _, _ in arr]
+    for w in (0.01, 0.1, 1.0):   # most arrivals in any window of w seconds
+        j, best = 0, 0
+        for i, t in enumerate(times):
+            while times[j] < t - w:
+                j += 1
+            best = max(best, i - j + 1)
+        out[f"max_arrivals_in_{int(w * 1000)}ms"] = best
+    claims = d.sql(
+        "SELECT extract(epoch FROM min(au.at)), extract(epoch FROM max(au.at)), au.actor, count(*) "
+        "FROM audit au JOIN approvals a ON a.id = au.approval_id WHERE a.batch_id = %s "
+        "AND au.action = 'approval.executing' GROUP BY au.txid, au.actor ORDER BY 1", bid)
+    with open(ctx.logs / "limited-claims.tsv", "w") as f:
+        for lo, hi, actor, k in claims:
+            f.write(f"{float(lo) - decided_at:.4f}\t{float(hi) - float(lo):.4f}\t{actor}\t{k}\n")
+    sizes = [int(c[3]) for c in claims]
+    gaps = [float(b[0]) - float(a[0]) for a, b in zip(claims, claims[1:])]
+    out["claims"] = len(claims)
+    out["claim_size_p50_max"] = [pct(sizes, 50), max(sizes)] if sizes else None
+    out["claim_gap_ms_p50_p99_max"] = ([pct(gaps, 50) * 1000, pct(gaps, 99) * 1000, max(gaps) * 1000]
+                                       if gaps else None)
+    at = d.sql("SELECT 'countersign-' || au.approval_id::text, (au.detail->>'attempt')::int, "
+               "extract(epoch FROM au.at) FROM audit au JOIN approvals a ON a.id = au.approval_id "
+               "WHERE a.batch_id = %s AND au.action = 'approval.executing' ORDER BY 3", bid)
+    claimed: dict[str, list[float]] = {}
+    for key, _, t in at:
+        claimed.setdefault(key, []).append(float(t))
+    lag, nth = [], {}  # k-th arrival of a key <- its k-th claim
+    for t, _, key in arr:
+        k = nth[key] = nth.get(key, -1) + 1
+        if key in claimed and k < len(claimed[key]):
+            lag.append(t - claimed[key][k])
+    if lag:
+        out["claim_to_arrival_ms_p50_p99_max"] = [pct(lag, 50) * 1000, pct(lag, 99) * 1000,
+                                                  max(lag) * 1000]
+    say("h: flow: " + json.dumps({k: v for k, v in out.items() if not k.startswith("per_second")}))
+    return out
+
+
 def scenario_h(ctx: Ctx) -> None:
     """Issue 14: a batch of --limited-members (10 000) against a provider that allows
     --limited-rate calls/s (100; burst 10) and answers 429 + Retry-After: 1 beyond
@@ -720,6 +782,8 @@ def scenario_h(ctx: Ctx) -> None:
               "--burst", "10", input="sk_bench_" + secrets.token_hex(12) + "\n")
         d.create_topics()
         d.start_api()
+        if os.environ.get("CS_BENCH_H_LOG_LEVEL"):   # e.g. debug: every claim in the workers' logs
+            d.env["CS_LOG_LEVEL"] = os.environ["CS_BENCH_H_LOG_LEVEL"]
         d.start_workers(2)
         d.start_scheduler()
         bid = f"limited-{n}"
@@ -737,13 +801,15 @@ def scenario_h(ctx: Ctx) -> None:
         failed = int(d.one("SELECT count(*) FROM approvals WHERE batch_id = %s AND "
                            "(status = 'failed' OR response_status <> 200)", bid))
         seen = stub.requests()
+        flow = limited_flow(ctx, d, bid, seen, decided_at)
         throttled = sum(1 for r in seen if r.status == 429)
         ok = sorted(r.time for r in seen if r.status == 200)
         provider_rate = (len(ok) - 1) / (ok[-1] - ok[0]) if len(ok) > 1 else float("nan")
         drain = last - decided_at
         ctx.res.raw["limited"] = {"members": n, "provider_rate": limit, "executed": done,
                                   "failed": failed, "drain_s": drain, "answered_429": throttled,
-                                  "observed_rate": provider_rate, "decision_post_s": time.time() - td}
+                                  "observed_rate": provider_rate, "decision_post_s": time.time() - td,
+                                  "flow": flow}
         prog.done(f"{done}/{n} in {drain:.1f} s, {failed} failed, {throttled} answered 429, "
                   f"{provider_rate:.1f} calls/s at the provider")
         sec = "(h) rate-limited provider"
