@@ -60,6 +60,7 @@ struct cs_config {
     int64_t exec_concurrency;
     int64_t exec_claim_batch;
     int64_t exec_grant_share;       /* percent of exec_concurrency one grant may hold */
+    int64_t exec_pace_ahead_ms;     /* a claim takes a rate-limited grant's tokens this far ahead */
     int64_t exec_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS */
     int64_t lease_margin_ms;
     int64_t response_max_bytes;

@@ -153,6 +153,8 @@ const char *cs_db_text(const PGresult *res, int r, int c); /* "" when NULL */
 enum cs_err cs_db_migrate(struct cs_db *db, int *applied, char *err) CS_MUSTCHECK;
 /* A session advisory lock (CS_LOCK_*): waits for it; released by cs_db_unlock or the session's end. */
 enum cs_err cs_db_lock(struct cs_db *db, long long key, char *err) CS_MUSTCHECK;
+/* The same lock if it is free now (*got); never waits. */
+enum cs_err cs_db_trylock(struct cs_db *db, long long key, bool *got, char *err) CS_MUSTCHECK;
 void cs_db_unlock(struct cs_db *db, long long key);
 /* Highest applied migration version (0 when none); CS_ERR_DB on failure. */
 enum cs_err cs_db_schema_version(struct cs_db *db, int *version, char *err) CS_MUSTCHECK;

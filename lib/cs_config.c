@@ -83,6 +83,10 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_EXEC_GRANT_SHARE", CS_CFG_INT, F(exec_grant_share), "75", 1, 100, W,
      "percent of a worker's call slots one grant may hold: the rest stay free for other "
      "grants when one provider is slow or dead"},
+    {"CS_EXEC_PACE_AHEAD_MS", CS_CFG_INT, F(exec_pace_ahead_ms), "100", 0, 10000, W,
+     "a claim takes up to this much of a rate-limited grant's tokens ahead; those calls wait "
+     "in the worker for their turn, so calls leave at the grant's rate, not in bunches "
+     "(0: only the tokens the bucket holds, all started at once)"},
     {"CS_EXEC_HOST_CONNECTIONS", CS_CFG_INT, F(exec_host_connections), "64", 1, 10000, W,
      "connections per provider host per worker, reused (keep-alive, HTTP/2 where offered) "
      "for grants with idempotency keys"},

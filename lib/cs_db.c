@@ -357,6 +357,20 @@ enum cs_err cs_db_lock(struct cs_db *db, long long key, char *err)
     return cs_db_exec(db, CS_DB_Q(MIGRATE_LOCK, kp), NULL, err);
 }
 
+enum cs_err cs_db_trylock(struct cs_db *db, long long key, bool *got, char *err)
+{
+    char k[24];
+    snprintf(k, sizeof(k), "%lld", key);
+    const char *kp[] = {k};
+    PGresult *res = NULL;
+    *got = false;
+    enum cs_err rc = cs_db_exec(db, CS_DB_Q(TRY_LOCK, kp), &res, err);
+    if (!rc)
+        *got = cs_db_bool(res, 0, CSC_TRY_LOCK_LOCKED);
+    PQclear(res);
+    return rc;
+}
+
 void cs_db_unlock(struct cs_db *db, long long key)
 {
     if (!cs_db_connected(db))

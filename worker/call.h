@@ -47,7 +47,8 @@ struct job {
     long retry_after_ms;           /* from the last response, -1 when absent */
     int64_t decided_ms;            /* when it was approved (decision or policy) */
     int64_t started_ms;            /* when the current attempt started */
-    int64_t retry_at_ms;           /* in ex->waiting: when to try again (Postgres was down) */
+    int64_t retry_at_ms;           /* in ex->waiting: its turn, or when to try Postgres again */
+    int turn_gap_ms;               /* 1000 / the grant's rate (0: no rate) */
     struct requeue *rq;            /* in ex->waiting: a requeue Postgres has not taken yet */
     struct worker_grant_stats *stats;
 };

@@ -32,6 +32,7 @@ struct worker_grant_stats {
     atomic_uint_fast64_t not_sent;                     /* attempts that never reached it */
     atomic_int inflight;
     struct cs_histogram queue_wait;                    /* due (approved or retry time) -> claimed */
+    int64_t next_turn_ms;   /* executor thread only: a late turn of the grant starts no sooner */
 };
 
 /* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */

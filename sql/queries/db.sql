@@ -16,6 +16,10 @@ SELECT pg_advisory_lock($1::bigint) AS locked;
 -- name: migrate_unlock
 SELECT pg_advisory_unlock($1::bigint) AS unlocked;
 
+-- name: try_lock
+-- The session advisory lock $1 if it is free now; never waits.
+SELECT pg_try_advisory_lock($1::bigint) AS locked;
+
 -- name: migrate_init
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    int PRIMARY KEY,

@@ -11,7 +11,16 @@
 -- (not_before); at most as many as its token bucket holds (rate_per_s,
 -- burst), as its max_in_flight leaves (unexpired leases across the fleet)
 -- and as this worker's share of its slots leaves ($4 per grant, less what
--- the worker holds already: $5, {"grant": n}). Grants take turns: the
+-- the worker holds already: $5, {"grant": n}).
+--
+-- A rate-limited grant's calls also get their turn (turn_ms, from the
+-- claim): when the bucket has a token for each. Those the bucket holds now
+-- start at once; the claim may take up to $6 ms of tokens ahead (the bucket
+-- goes below zero: spent before they are refilled), and those calls wait in
+-- the worker until their turn. So calls leave at the grant's rate whatever
+-- the time between claims, rather than in bunches of whatever accumulated
+-- between two claims (capped at the burst), and fleet-wide: the next claim's
+-- turns follow this one's. Grants take turns: the
 -- first call of each grant, then the second, ... so one grant's backlog
 -- never starves another. Calls past their grant's exec_deadline_s are
 -- claimed whatever the grant's state (overdue = true): the executor ends
@@ -23,11 +32,15 @@ WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
 g AS MATERIALIZED (
     SELECT gr.id, gr.rate_per_s, gr.max_in_flight, gr.exec_deadline_s,
            coalesce(gr.burst, greatest(1, ceil(gr.rate_per_s / 10)))::float8 AS burst
-    FROM grants gr, t
+    -- The grant's queue read from its head (approvals_queue, first row due):
+    -- an EXISTS here was planned as a bitmap of every approved row of the
+    -- fleet, each claim, a 10 000-member batch's backlog included.
+    FROM grants gr CROSS JOIN LATERAL (
+        SELECT 1 FROM approvals a
+        WHERE a.grant_id = gr.id AND a.status = 'approved'
+          AND (a.not_before IS NULL OR a.not_before <= (SELECT t.now FROM t))
+        ORDER BY a.decided_at LIMIT 1) due
     WHERE gr.paused_at IS NULL
-      AND EXISTS (SELECT 1 FROM approvals a
-                  WHERE a.grant_id = gr.id AND a.status = 'approved'
-                    AND (a.not_before IS NULL OR a.not_before <= t.now))
 ), f AS MATERIALIZED (
     SELECT fl.grant_id, g.rate_per_s, g.max_in_flight, g.exec_deadline_s,
            least(g.burst, fl.tokens + coalesce(g.rate_per_s, 0)
@@ -43,7 +56,8 @@ g AS MATERIALIZED (
                f.max_in_flight - (SELECT count(*) FROM approvals x, t
                                   WHERE x.grant_id = f.grant_id AND x.status = 'executing'
                                     AND x.lease_expires_at > t.now)::int,
-               CASE WHEN f.rate_per_s IS NULL THEN $2::int ELSE floor(f.tokens)::int END)) AS n
+               CASE WHEN f.rate_per_s IS NULL THEN $2::int
+                    ELSE floor(f.tokens + f.rate_per_s * $6::int / 1000.0)::int END)) AS n
     FROM f
 ), c AS MATERIALIZED (
     SELECT q.id, q.grant_id, q.decided_at, false AS overdue
@@ -57,13 +71,16 @@ g AS MATERIALIZED (
 ), o AS MATERIALIZED (
     SELECT q.id, q.grant_id, q.decided_at, true AS overdue
     FROM grants gr CROSS JOIN LATERAL (
-        SELECT a.id, a.grant_id, a.decided_at FROM approvals a, t
+        -- The bound as a scalar (not a join with t), so that it is an index
+        -- condition: joined, it filtered every approved row of the grant, a
+        -- scan of the whole backlog in every claim (10 000 batch members).
+        SELECT a.id, a.grant_id, a.decided_at FROM approvals a
         WHERE a.grant_id = gr.id AND a.status = 'approved'
-          AND a.decided_at < t.now - make_interval(secs => gr.exec_deadline_s)
+          AND a.decided_at < (SELECT t.now FROM t) - make_interval(secs => gr.exec_deadline_s)
         ORDER BY a.decided_at LIMIT $2::int
         FOR UPDATE OF a SKIP LOCKED) q
 ), pick AS MATERIALIZED (
-    SELECT y.id, y.grant_id, y.overdue FROM (
+    SELECT y.id, y.grant_id, y.overdue, y.rn FROM (
         SELECT x.*, row_number() OVER (PARTITION BY x.grant_id ORDER BY x.decided_at) AS rn
         FROM (SELECT * FROM o UNION ALL SELECT * FROM c) x) y
     ORDER BY y.overdue DESC, y.rn, y.decided_at LIMIT $2::int
@@ -98,10 +115,15 @@ g AS MATERIALIZED (
          WHERE fl.throttled_until > t.now),
         (SELECT min(a.not_before) FROM approvals a
          WHERE a.status = 'approved' AND a.not_before IS NOT NULL AND a.not_before > t.now),
-        (SELECT t.now + make_interval(secs => min((1 - (n.tokens - coalesce(spent.k, 0)))
+        -- (with tokens taken ahead: once half of that window is free again)
+        (SELECT t.now + make_interval(secs => min((greatest(1, n.rate_per_s * $6::int / 2000.0)
+                                                   - (n.tokens + n.rate_per_s * $6::int / 1000.0
+                                                      - coalesce(spent.k, 0)))
                                                   / n.rate_per_s))
          FROM n LEFT JOIN spent ON spent.grant_id = n.grant_id
-         WHERE n.rate_per_s IS NOT NULL AND n.tokens - coalesce(spent.k, 0) < 1),
+         WHERE n.rate_per_s IS NOT NULL
+           AND n.tokens + n.rate_per_s * $6::int / 1000.0 - coalesce(spent.k, 0)
+               < greatest(1, n.rate_per_s * $6::int / 2000.0)),
         (SELECT t.now + interval '20 ms' FROM g
          WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.grant_id = g.id)
            AND NOT EXISTS (SELECT 1 FROM grant_flow fl WHERE fl.grant_id = g.id
@@ -121,12 +143,18 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
         * 1000)::bigint AS deadline_ms,
        greatest(0, extract(epoch FROM t.now - greatest((u.a).decided_at, (u.a).not_before))
                    * 1000)::bigint AS queue_wait_ms,
+       -- The call's turn, ms after t.now: when the bucket (n.tokens at t.now)
+       -- has its p.rn-th token.
+       (CASE WHEN n.rate_per_s IS NULL OR p.overdue THEN 0
+             ELSE greatest(0, (p.rn - n.tokens) / n.rate_per_s * 1000) END)::bigint AS turn_ms,
+       (CASE WHEN n.rate_per_s IS NULL THEN 0 ELSE 1000 / n.rate_per_s END)::int AS turn_gap_ms,
        NULL::bigint AS next_ms
-FROM u JOIN pick p ON p.id = (u.a).id JOIN grants gr ON gr.id = (u.a).grant_id, t
+FROM u JOIN pick p ON p.id = (u.a).id JOIN grants gr ON gr.id = (u.a).grant_id
+     LEFT JOIN n ON n.grant_id = (u.a).grant_id, t
 WHERE (SELECT count(*) FROM ob) > 0
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL,
        greatest(0, ceil(extract(epoch FROM nxt.at - t.now) * 1000))::bigint
 FROM nxt, t;
 

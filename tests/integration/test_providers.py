@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import psycopg
 
 from approver import batch_vote
 from harness import System
@@ -155,6 +156,68 @@ def test_rate_limited_batch_is_paced_and_never_stored_as_429(system: System) -> 
     assert 'countersign_grant_queue_wait_seconds_count{grant="stripe"}' in text
     print(f"rate test: {n} members, {len(seen)} arrivals, {len(throttled)} answered 429, "
           f"drained in {span:.1f} s ({n / span:.1f}/s)")
+
+
+CLAIM_LOCK = 0x43530004  # CS_LOCK_CLAIM (include/cs_db.h)
+
+
+def test_a_worker_waiting_to_claim_still_records_its_answers(system: System) -> None:
+    """While another worker holds the fleet's claim lock (here the test holds it),
+    a worker does not wait for it: its loop goes on reading answers and recording
+    outcomes, and it claims once the lock is free. A worker that waited for the
+    lock held its answered calls, and their places under max_in_flight, for as
+    long as the other worker's claim took: under load that, not the grant's rate,
+    set the drain rate (issue 14's bench)."""
+    system.setup(mode="never", rules=[])
+    system.stub.program("/v1/refunds", delay=1.0, times=1)
+    system.worker()
+    system.produce(system.envelope("first"))
+    system.stub.wait_for(1, "/v1/refunds", timeout=20)
+    with psycopg.connect(system.db_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (CLAIM_LOCK,))
+        system.produce(system.envelope("second"))  # approved: the worker tries to claim
+        wait_for(lambda: count_status(system).get("approved", 0) == 1, 20, what="second queued")
+        # The first call's answer (1 s) is read and recorded while the lock is held.
+        system.wait_status("first", "executed", timeout=15)
+        assert count_status(system) == {"executed": 1, "approved": 1}
+        conn.execute("SELECT pg_advisory_unlock(%s)", (CLAIM_LOCK,))
+    system.wait_status("second", "executed", timeout=20)
+
+
+def test_calls_claimed_together_leave_at_their_turns(system: System) -> None:
+    """A claim takes a rate-limited grant's tokens up to CS_EXEC_PACE_AHEAD_MS
+    ahead, and each call starts at its turn in the bucket, not when the claim's
+    answer comes back: calls claimed together reach the provider at the grant's
+    rate, not in a bunch (the provider's bucket counts arrivals)."""
+    system.setup(mode="never", rules=[])
+    grant(system, "paced", system.stub.url, "--rate", "10/s", "--burst", "1",
+          "--max-in-flight", "100")
+    system.worker(CS_EXEC_PACE_AHEAD_MS="2000")
+    system.cli("grant", "pause", "paced")   # the whole queue first, then one claim takes 21
+    n = 30
+    system.produce(*[call(system, f"p{i:02d}", "paced", f"{system.stub.url}/v1/paced/{i}")
+                     for i in range(n)])
+    wait_for(lambda: count_status(system, "paced").get("approved", 0) == n, 30,
+             what=f"{n} queued")
+    system.cli("grant", "resume", "paced")
+    wait_for(lambda: terminal(system, "paced") == n, 60, what=f"{n} terminal")
+    assert outcomes(system, "paced") == {("executed", 200, None): n}
+    # Claims took several calls at a time ...
+    sizes = [k for (k,) in system.sql(
+        "SELECT count(*) FROM audit au JOIN approvals a ON a.id = au.approval_id "
+        "WHERE a.grant_id = 'paced' AND au.action = 'approval.executing' GROUP BY au.txid")]
+    assert max(sizes) >= 10, sizes
+    # ... and the provider saw them a turn (100 ms) apart, not in bunches: the
+    # typical gap is a turn, and no half second has more than its 5 (+2 for a
+    # worker's loop running late on a loaded machine).
+    seen = sorted(r.monotonic for r in system.stub.requests("/v1/paced"))
+    assert len(seen) == n
+    gaps = sorted(b - a for a, b in zip(seen, seen[1:]))
+    assert gaps[len(gaps) // 2] >= 0.08, f"median gap {gaps[len(gaps) // 2] * 1000:.0f} ms"
+    most = max(sum(1 for t in seen if s <= t < s + 0.5) for s in seen)
+    assert most <= 7, f"{most} arrivals within 500 ms"
+    rate = (n - 1) / (seen[-1] - seen[0])
+    assert rate <= 10 * 1.1, f"{rate:.1f}/s"
 
 
 def test_key_in_progress_is_not_an_outcome(system: System) -> None:
