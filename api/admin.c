@@ -639,8 +639,8 @@ static enum MHD_Result route(struct api_req *r, struct MHD_Connection *c, struct
     return reply_error(r, c, CS_ERR_NOT_FOUND, "no such admin route", NULL);
 }
 
-enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,
-                            const char *path)
+enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                            const char *method, const char *path)
 {
     struct api *a = r->api;
     if (!a->cfg->admin_token)
@@ -648,8 +648,5 @@ enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const c
                            NULL);
     if (!authorized(a, c))
         return reply_error(r, c, CS_ERR_UNAUTHENTICATED, "admin token required", NULL);
-    struct api_db *d = pool_get(a->pool);
-    enum MHD_Result ret = route(r, c, d, method, path);
-    pool_put(a->pool, d);
-    return ret;
+    return route(r, c, d, method, path);
 }

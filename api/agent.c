@@ -143,19 +143,15 @@ static enum MHD_Result suspend_for(struct api_req *r, struct MHD_Connection *c, 
         cs_status_terminal(st))
         waiters_fire(r->api->waiters, r->waiter);
     json_object_put(o);
-    pool_put(r->api->pool, d);
-    return MHD_YES;
+    return MHD_YES; /* the router returns d to the pool: nothing is held while suspended */
 }
 
 /* Called again after a suspension ends: answer with what is there now. */
-static enum MHD_Result resumed(struct api_req *r, struct MHD_Connection *c)
+static enum MHD_Result resumed(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     waiters_remove(r->api->waiters, r->waiter);
     r->waiter = NULL;
-    struct api_db *d = pool_get(r->api->pool);
-    enum MHD_Result ret = outcome_reply(r, c, d, r->waits == WAIT_INLINE);
-    pool_put(r->api->pool, d);
-    return ret;
+    return outcome_reply(r, c, d, r->waits == WAIT_INLINE);
 }
 
 /* ---- POST /v1/proxy ---- */
@@ -214,13 +210,12 @@ static enum cs_err store(struct api *a, struct api_db *d, json_object *rows,
     return rc;
 }
 
-enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     if (r->waiter)
-        return resumed(r, c);
+        return resumed(r, c, d);
     struct api *a = r->api;
     char err[CS_ERRLEN];
-    struct api_db *d = pool_get(a->pool);
     enum MHD_Result ret;
     json_object *obj = NULL, *rows = NULL;
     struct cs_request rq = {0};
@@ -270,54 +265,47 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c)
     }
     int64_t wait = g->policy->exec_timeout_ms + 2000;
     ret = suspend_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
-    d = NULL; /* suspend_for returned it to the pool */
 done:
     json_object_put(obj);
     json_object_put(rows);
     cs_request_free(&rq);
-    if (d)
-        pool_put(a->pool, d);
     return ret;
 }
 
 /* ---- GET /v1/approvals/{id}, /result, POST /cancel ---- */
 
-/* Authenticates and checks the approval id; on failure *ret holds the reply. */
-static struct api_db *begin(struct api_req *r, struct MHD_Connection *c, const char *scope,
-                            enum MHD_Result *ret)
+/* Authenticates and checks the approval id; false with the reply in *ret on failure. */
+static bool begin(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                  const char *scope, enum MHD_Result *ret)
 {
     char err[CS_ERRLEN];
-    struct api_db *d = pool_get(r->api->pool);
     enum cs_err rc = authenticate(r, c, d, scope, err);
     if (!rc && !cs_uuid_valid(r->params[0]))
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no such approval");
     if (rc) {
         *ret = reply_error(r, c, rc, err, NULL);
-        pool_put(r->api->pool, d);
-        return NULL;
+        return false;
     }
     cs_strlcpy(r->approval_id, r->params[0], sizeof(r->approval_id));
-    return d;
+    return true;
 }
 
-enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     enum MHD_Result ret;
-    struct api_db *d = begin(r, c, "read", &ret);
-    if (!d)
+    if (!begin(r, c, d, "read", &ret))
         return ret;
     char err[CS_ERRLEN];
     json_object *o = NULL;
     enum cs_status st;
     enum cs_err rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &o, &st, err);
-    pool_put(r->api->pool, d);
     return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, 200, o);
 }
 
-enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     if (r->waiter)
-        return resumed(r, c);
+        return resumed(r, c, d);
     const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
     long wait = 0;
     if (w) {
@@ -327,8 +315,7 @@ enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c)
             return reply_error(r, c, CS_ERR_INVALID, "wait must be an integer from 0 to 60", NULL);
     }
     enum MHD_Result ret;
-    struct api_db *d = begin(r, c, "read", &ret);
-    if (!d)
+    if (!begin(r, c, d, "read", &ret))
         return ret;
     char err[CS_ERRLEN], message[512];
     enum cs_err outcome;
@@ -336,23 +323,17 @@ enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c)
     enum cs_err rc = cs_approval_outcome(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
                                          message, sizeof(message), err);
     json_object_put(body);
-    if (rc) {
-        pool_put(r->api->pool, d);
+    if (rc)
         return reply_error(r, c, rc, err, NULL);
-    }
-    if (outcome != CS_ERR_NOT_PENDING || wait == 0) {
-        ret = outcome_reply(r, c, d, false);
-        pool_put(r->api->pool, d);
-        return ret;
-    }
+    if (outcome != CS_ERR_NOT_PENDING || wait == 0)
+        return outcome_reply(r, c, d, false);
     return suspend_for(r, c, d, WAIT_RESULT, cs_now_ms() + wait * 1000);
 }
 
-enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     enum MHD_Result ret;
-    struct api_db *d = begin(r, c, "submit", &ret);
-    if (!d)
+    if (!begin(r, c, d, "submit", &ret))
         return ret;
     char err[CS_ERRLEN], actor[96];
     const char *reason = NULL;
@@ -376,7 +357,6 @@ enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c)
     if (!rc)
         rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &st, &status, err);
     json_object_put(obj);
-    pool_put(r->api->pool, d);
     if (rc)
         return reply_error(r, c, rc, err, NULL);
     cs_log_ap(CS_LOG_INFO, "api", r->approval_id, "cancelled by %s", r->who.agent.name);
@@ -394,10 +374,9 @@ static enum MHD_Result batch_reply(struct api_req *r, struct MHD_Connection *c, 
     return rc ? reply_error(r, c, rc, err, NULL) : reply_json(r, c, status, o);
 }
 
-enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     char err[CS_ERRLEN], actor[96];
-    struct api_db *d = pool_get(r->api->pool);
     json_object *obj = NULL;
     int64_t count = 0;
     static const char *const keys[] = {"count", NULL};
@@ -415,17 +394,12 @@ enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c)
         rc = cs_batch_seal(d->db, r->who.agent.id, r->params[0], (int)count, &r->api->keys,
                            r->api->cfg->public_url, actor, err);
     json_object_put(obj);
-    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
-    pool_put(r->api->pool, d);
-    return ret;
+    return rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
 }
 
-enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     char err[CS_ERRLEN];
-    struct api_db *d = pool_get(r->api->pool);
     enum cs_err rc = authenticate(r, c, d, "read", err);
-    enum MHD_Result ret = rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
-    pool_put(r->api->pool, d);
-    return ret;
+    return rc ? reply_error(r, c, rc, err, NULL) : batch_reply(r, c, d, 200);
 }

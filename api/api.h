@@ -10,9 +10,10 @@
  * plus /healthz, /readyz, /metrics, /openapi.json (router.c, metrics.c).
  *
  * Every rule lives in lib/ (cs_request, cs_approval, cs_link, ...); these
- * files only translate HTTP to those calls and back. A handler borrows a
- * database connection from pool.c for the duration of one call and never
- * holds it while a connection is suspended (waiters.c).
+ * files only translate HTTP to those calls and back. The router lends a
+ * handler one database connection from pool.c for the duration of one call
+ * (the route table says which routes get one); a handler never takes its
+ * own, and none is held while a connection is suspended (waiters.c).
  */
 #ifndef API_H
 #define API_H
@@ -104,7 +105,8 @@ struct api_metrics;
 struct api_metrics *metrics_new(int nroutes, const char *(*route_name)(int route));
 void metrics_free(struct api_metrics *m);
 void metrics_request(struct api_metrics *m, int route, unsigned status, int64_t micros);
-enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r);
+enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r,
+                              struct api_db *d);
 /* The event slot as /metrics and /readyz show it; false when it cannot be read. */
 struct metrics_slot {
     bool exists, active;
@@ -158,20 +160,27 @@ bool router_match(const char *pattern, const char *path, struct api_req *r);
 int router_nroutes(void);
 const char *router_route_name(int route);
 
+/*
+ * Route handlers (the tables of router.c and admin.c) take (r, c, d): d is
+ * the request's database connection, lent by the router for the call and
+ * returned by it (NULL on a route marked as needing none). A handler
+ * neither returns d nor takes another.
+ */
+
 /* agent.c */
-enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result agent_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result agent_batch_seal(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result agent_batch_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 /* pages.c */
-enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 /* html.c -- the approval pages' frame and escaping. */
 void html_esc(struct cs_buf *b, const char *s);
@@ -216,8 +225,8 @@ enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_se
                         char *err) CS_MUSTCHECK;
 /*
  * For a page only a signed-in person sees: true with *s filled; otherwise
- * false, d is back in the pool and *ret is the answer given (303 to
- * /signin?next=next, or the lookup's own error page in an outage).
+ * false and *ret is the answer given (303 to /signin?next=next, or the
+ * lookup's own error page in an outage).
  */
 bool session_require(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                      struct cs_session *s, const char *next, enum MHD_Result *ret);
@@ -255,10 +264,10 @@ bool pages_slot(struct api_db *d, bool batch, const char *id, const struct cs_se
 
 /* passkeys.c -- passkey registration and revocation pages; a vote's passkey check. */
 #define PASSKEY_NONCE_LEN (16 + 1 + 22)
-enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* A fresh nonce for a decision form of session s (bound to it). */
 void passkeys_vote_nonce(struct api *a, const struct cs_session *s, char out[PASSKEY_NONCE_LEN + 1]);
 /* The credential ids of s's live passkeys as JSON array text (cs_malloc'd). */
@@ -275,27 +284,27 @@ enum cs_err passkeys_vote_check(struct api *a, struct api_db *d, const struct cs
                                 char *err) CS_MUSTCHECK;
 
 /* signin.c -- sign-in links, OpenID Connect, sign-out. */
-enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 /* batch_pages.c */
-enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 /* admin.c */
-enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, const char *method,
-                            const char *path);
+enum MHD_Result admin_route(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                            const char *method, const char *path);
 
 /*
  * console.c -- the operator console's access rule and page frame; its pages
  * are console_*.c, one file per noun. A handler opens a struct console (the
- * signed-in operator, a pooled connection, the page being built) and ends
- * with console_page() or console_fail(), which return the connection.
+ * signed-in operator, the request's connection, the page being built) and
+ * ends with console_page(), console_fail() or console_done().
  */
 struct console {
     struct api_req *r;
@@ -307,11 +316,11 @@ struct console {
 };
 struct form;
 /* A GET: true for a signed-in operator of either role; otherwise *ret is the answer (sign-in, 403). */
-bool console_open(struct api_req *r, struct MHD_Connection *c, struct console *k,
-                  enum MHD_Result *ret);
+bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                  struct console *k, enum MHD_Result *ret);
 /* A POST: true for a read-write operator whose form f (parsed; form_free it) passes the CSRF checks. */
-bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct console *k,
-                       struct form *f, enum MHD_Result *ret);
+bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                       struct console *k, struct form *f, enum MHD_Result *ret);
 /* Starts the page: the frame, the navigation (`here` is its current entry) and the title. */
 void console_head(struct console *k, const char *title, const char *here);
 enum MHD_Result console_page(struct console *k);          /* 200 with the page; ends k */
@@ -326,25 +335,25 @@ void console_csrf(struct console *k);                 /* the hidden csrf field o
 void console_esc_or_dash(struct cs_buf *b, const char *s);
 /* A database value as text (escaped, "-" when NULL). */
 void console_cell(struct cs_buf *b, const PGresult *res, int row, int col);
-enum MHD_Result console_script(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_script(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* console_overview.c */
-enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* console_approvals.c -- the list, search and export; one approval's timeline and actions. */
-enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* console_catalog.c -- batches, grants (and pausing them), policies, approvers, delegations. */
-enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* console_audit.c -- dead letters and the audit chain. */
-enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c);
-enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c);
+enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 /* form.c -- application/x-www-form-urlencoded, strict. */
 #define FORM_MAX_FIELDS 16

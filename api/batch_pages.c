@@ -129,7 +129,7 @@ static long page_number(struct MHD_Connection *c)
     return v && (*end || n < 1 || n > 100000) ? 1 : n;
 }
 
-enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     struct cs_link l;
@@ -138,15 +138,12 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
     enum cs_err rc = cs_link_verify(a->keys.batch, r->params[0], cs_now_ms(), &l, err);
     if (rc)
         return html_error(r, c, rc, err);
-    struct api_db *d = pool_get(a->pool);
     bool in = session_of(r, c, d, &s);
     bool can_vote = in && pages_slot(d, true, l.approval_id, &s, slot);
     json_object *st = NULL;
     rc = cs_batch_status(d->db, NULL, l.approval_id, &st, err);
-    if (rc) {
-        pool_put(a->pool, d);
+    if (rc)
         return html_error(r, c, rc, err);
-    }
     char title[256], here[CS_LINK_PATH_MAX + 8];
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
@@ -167,7 +164,6 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c)
     json_object *m = NULL;
     json_object_object_get_ex(st, "members", &m);
     items(&b, d, l.approval_id, page_number(c), m ? json_object_get_int64(m) : 0, r->params[0]);
-    pool_put(a->pool, d);
     bool decidable = str(st, "status") && !strcmp(str(st, "status"), "decidable");
     if (decidable && can_vote) {
         html_raw(&b, "<form method=\"post\" class=\"card\">");
@@ -215,7 +211,7 @@ static void csv(struct cs_buf *b, const char *v, bool last)
     cs_buf_append_trunc(b, last ? "\r\n" : ",", last ? 2 : 1);
 }
 
-enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     struct cs_link l;
@@ -232,7 +228,6 @@ enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
     csv(&b, "amount", false);
     csv(&b, "digest", false);
     csv(&b, "reason", true);
-    struct api_db *d = pool_get(a->pool);
     for (long off = 0;; off += 1000) {
         char o[24];
         snprintf(o, sizeof(o), "%ld", off);
@@ -253,7 +248,6 @@ enum MHD_Result page_batch_csv(struct api_req *r, struct MHD_Connection *c)
         if (n < 1000)
             break;
     }
-    pool_put(a->pool, d);
     if (rc) {
         cs_buf_free(&b);
         return html_error(r, c, rc, err);
@@ -283,7 +277,7 @@ static json_object *except_list(const char *text)
     return arr;
 }
 
-enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct cs_link l;
     struct cs_session s;
@@ -294,7 +288,6 @@ enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
     enum cs_err rc = cs_link_verify(r->api->keys.batch, r->params[0], cs_now_ms(), &l, err);
     if (rc)
         return html_error(r, c, rc == CS_ERR_EXPIRED ? CS_ERR_BAD_TOKEN : rc, err);
-    struct api_db *d = pool_get(r->api->pool);
     rc = session_get(c, d, &s, err);
     if (rc == CS_ERR_UNAUTHENTICATED)
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
@@ -314,7 +307,6 @@ enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c)
         some_denied = json_object_array_length(except) > 0;
         json_object_put(except);
     }
-    pool_put(r->api->pool, d);
     form_free(&f);
     if (rc)
         return html_error(r, c, rc, err);

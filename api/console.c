@@ -38,19 +38,18 @@ static const struct {
     {"audit", "/console/audit", "Audit"},
 };
 
-static void start(struct api_req *r, struct MHD_Connection *c, struct console *k)
+static void start(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                  struct console *k)
 {
     memset(k, 0, sizeof(*k));
     k->r = r;
     k->c = c;
-    k->d = pool_get(r->api->pool);
+    k->d = d;
     cs_buf_init(&k->b, API_PAGE_MAX);
 }
 
 static void end(struct console *k)
 {
-    if (k->d)
-        pool_put(k->r->api->pool, k->d);
     k->d = NULL;
     cs_buf_free(&k->b);
 }
@@ -62,13 +61,12 @@ static bool refuse(struct console *k, enum cs_err rc, const char *err, enum MHD_
     return false;
 }
 
-bool console_open(struct api_req *r, struct MHD_Connection *c, struct console *k,
-                  enum MHD_Result *ret)
+bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                  struct console *k, enum MHD_Result *ret)
 {
     char err[CS_ERRLEN];
-    start(r, c, k);
+    start(r, c, d, k);
     if (!session_require(r, c, k->d, &k->s, "/console", ret)) {
-        k->d = NULL; /* session_require returned it */
         end(k);
         return false;
     }
@@ -81,11 +79,11 @@ bool console_open(struct api_req *r, struct MHD_Connection *c, struct console *k
     return true;
 }
 
-bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct console *k,
-                       struct form *f, enum MHD_Result *ret)
+bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                       struct console *k, struct form *f, enum MHD_Result *ret)
 {
     char err[CS_ERRLEN];
-    start(r, c, k);
+    start(r, c, d, k);
     enum cs_err rc = session_get(c, k->d, &k->s, err);
     if (rc)
         return refuse(k, rc, rc == CS_ERR_UNAUTHENTICATED ? "sign in first" : err, ret);
@@ -200,7 +198,6 @@ enum MHD_Result console_page(struct console *k)
 {
     html_raw(&k->b, "<p class=\"muted\" style=\"font-size:.8em\">Countersign operator console "
                     "&middot; times are UTC</p></main></body></html>");
-    pool_put(k->r->api->pool, k->d);
     k->d = NULL;
     return reply_html(k->r, k->c, 200, &k->b, NULL);
 }
@@ -268,8 +265,9 @@ void console_cell(struct cs_buf *b, const PGresult *res, int row, int col)
     console_esc_or_dash(b, cs_db_str(res, row, col));
 }
 
-enum MHD_Result console_script(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_script(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
+    (void)d;
     return reply_text(r, c, 200, "text/javascript; charset=utf-8", api_console_js,
                       strlen(api_console_js));
 }

@@ -343,7 +343,6 @@ static enum MHD_Result export(struct console *k, const struct filters *f, bool c
            csv ? "CSV" : "JSON lines");
     struct api_req *r = k->r;
     struct MHD_Connection *c = k->c;
-    pool_put(r->api->pool, k->d);
     k->d = NULL;
     cs_buf_free(&k->b);
     return reply_download(r, c, csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
@@ -352,13 +351,13 @@ static enum MHD_Result export(struct console *k, const struct filters *f, bool c
 
 /* ---- GET /console/approvals ---- */
 
-enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     struct filters f;
     char err[CS_ERRLEN];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     enum cs_err rc = read_filters(&k, &f, err);
     const char *format = console_arg(&k, "format");
@@ -533,12 +532,12 @@ static void timeline(struct console *k, const char *id)
     PQclear(res);
 }
 
-enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     char err[CS_ERRLEN];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     const char *id = r->params[0];
     if (!cs_uuid_valid(id))
@@ -630,10 +629,10 @@ enum MHD_Result console_approval(struct api_req *r, struct MHD_Connection *c)
 /* ---- POST actions ---- */
 
 /* Opens a POST on /console/approvals/{id}/...: a read-write operator, the form, a UUID. */
-static bool action_open(struct api_req *r, struct MHD_Connection *c, struct console *k,
-                        struct form *f, enum MHD_Result *ret)
+static bool action_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                        struct console *k, struct form *f, enum MHD_Result *ret)
 {
-    if (!console_open_post(r, c, k, f, ret))
+    if (!console_open_post(r, c, d, k, f, ret))
         return false;
     if (cs_uuid_valid(r->params[0]))
         return true;
@@ -658,13 +657,13 @@ static const char *reason_of(const struct form *f)
     return reason && *reason ? reason : NULL;
 }
 
-enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     struct form f = {0};
     enum MHD_Result ret;
     char err[CS_ERRLEN];
-    if (!action_open(r, c, &k, &f, &ret)) {
+    if (!action_open(r, c, d, &k, &f, &ret)) {
         form_free(&f);
         return ret;
     }
@@ -674,13 +673,13 @@ enum MHD_Result console_cancel(struct api_req *r, struct MHD_Connection *c)
     return action_end(&k, &f, rc, err, r->params[0]);
 }
 
-enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     struct form f = {0};
     enum MHD_Result ret;
     char err[CS_ERRLEN];
-    if (!action_open(r, c, &k, &f, &ret)) {
+    if (!action_open(r, c, d, &k, &f, &ret)) {
         form_free(&f);
         return ret;
     }
@@ -703,13 +702,13 @@ enum MHD_Result console_decide(struct api_req *r, struct MHD_Connection *c)
     return action_end(&k, &f, rc, err, r->params[0]);
 }
 
-enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_resubmit(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     struct form f = {0};
     enum MHD_Result ret;
     char err[CS_ERRLEN], new_id[CS_UUID_STRLEN + 1];
-    if (!action_open(r, c, &k, &f, &ret)) {
+    if (!action_open(r, c, d, &k, &f, &ret)) {
         form_free(&f);
         return ret;
     }

@@ -16,12 +16,12 @@
 
 #define DEAD_PAGE 100
 
-enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_dead_letters(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     char err[CS_ERRLEN], limit[16];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     const char *before = console_arg(&k, "before");
     if (before && strspn(before, "0123456789") != strlen(before))
@@ -108,12 +108,12 @@ static void verify(struct console *k)
     html_raw(b, "</div>");
 }
 
-enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_audit(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     char err[CS_ERRLEN];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(k.d->db, CS_DB_Q0(CONSOLE_AUDIT_HEAD), &res, err);

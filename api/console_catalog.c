@@ -75,13 +75,13 @@ static void batch_summary(struct console *k, const char *uid)
     PQclear(res);
 }
 
-enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_batches(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     PGresult *res = NULL;
     char limit[16];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     snprintf(limit, sizeof(limit), "%d", BATCH_PAGE);
     const char *p[] = {NULL, limit};
@@ -156,12 +156,12 @@ static void grant_state(struct console *k, const PGresult *res, int i)
                        : "<button class=\"danger\">Pause</button></form>");
 }
 
-enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     PGresult *res = NULL;
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     if (!list_start(
             &k, CS_DB_Q0(CONSOLE_GRANTS), "Grants", "grants",
@@ -207,12 +207,12 @@ enum MHD_Result console_grants(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- GET /console/policies ---- */
 
-enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_policies(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     PGresult *res = NULL;
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     if (!list_start(&k, CS_DB_Q0(CONSOLE_POLICIES), "Policies", "policies",
                     "<th>policy</th><th>mode</th><th>rules</th><th>quorum</th><th>approvers</th>"
@@ -284,12 +284,12 @@ static void delegations(struct console *k)
     PQclear(res);
 }
 
-enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     PGresult *res = NULL;
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     if (!list_start(&k, CS_DB_Q0(CONSOLE_APPROVERS), "Approvers", "approvers",
                     "<th>approver</th><th>operator role</th><th>state</th><th>channels</th>"
@@ -324,14 +324,15 @@ enum MHD_Result console_approvers(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- POST /console/grants/{id}/pause | /resume ---- */
 
-static enum MHD_Result grant_switch(struct api_req *r, struct MHD_Connection *c, bool pause)
+static enum MHD_Result grant_switch(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                    bool pause)
 {
     struct console k;
     struct form f = {0};
     enum MHD_Result ret;
     char err[CS_ERRLEN];
     bool changed = false;
-    if (!console_open_post(r, c, &k, &f, &ret)) {
+    if (!console_open_post(r, c, d, &k, &f, &ret)) {
         form_free(&f);
         return ret;
     }
@@ -346,12 +347,12 @@ static enum MHD_Result grant_switch(struct api_req *r, struct MHD_Connection *c,
     return console_done(&k, "/console/grants");
 }
 
-enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_grant_pause(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    return grant_switch(r, c, true);
+    return grant_switch(r, c, d, true);
 }
 
-enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_grant_resume(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    return grant_switch(r, c, false);
+    return grant_switch(r, c, d, false);
 }

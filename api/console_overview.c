@@ -245,12 +245,12 @@ static enum cs_err charts(struct console *k, bool day, char *err)
     return CS_OK;
 }
 
-enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result console_overview(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct console k;
     enum MHD_Result ret;
     char err[CS_ERRLEN];
-    if (!console_open(r, c, &k, &ret))
+    if (!console_open(r, c, d, &k, &ret))
         return ret;
     const char *period = console_arg(&k, "period");
     bool day = period && strcmp(period, "day") == 0;

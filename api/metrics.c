@@ -97,7 +97,8 @@ static void grant_states(struct cs_buf *b, const PGresult *res)
     }
 }
 
-enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r)
+enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct api_req *r,
+                              struct api_db *d)
 {
     static const char *const classes[CODES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
     struct api_metrics *m = a->metrics;
@@ -128,7 +129,6 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
                       "connections suspended waiting for an outcome");
     cs_metrics_value(&b, "countersign_longpoll_waiters", NULL, waiters_count(a->waiters));
 
-    struct api_db *d = pool_get(a->pool);
     PGresult *res = NULL;
     char err[CS_ERRLEN];
     if (cs_db_exec(d->db, CS_DB_Q0(QUEUE_DEPTHS), &res, err) == CS_OK) {
@@ -157,7 +157,6 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
     if (cs_db_exec(d->db, CS_DB_Q0(GRANT_STATES), &res, err) == CS_OK)
         grant_states(&b, res);
     PQclear(res);
-    pool_put(a->pool, d);
     size_t len = 0;
     char *text = cs_buf_take(&b, &len);
     enum MHD_Result ret = reply_text(r, c, 200, "text/plain; version=0.0.4", text, len);

@@ -331,9 +331,8 @@ static enum cs_err render_review(struct api_req *r, struct api_db *d, const stru
     return CS_OK;
 }
 
-enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    struct api *a = r->api;
     struct cs_link l;
     struct cs_session s;
     char err[CS_ERRLEN], slot[CS_UUID_STRLEN + 1];
@@ -342,11 +341,9 @@ enum MHD_Result page_status(struct api_req *r, struct MHD_Connection *c)
         return html_error(r, c, rc, err);
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
-    struct api_db *d = pool_get(a->pool);
     bool in = session_of(r, c, d, &s);
     bool can_vote = in && pages_slot(d, false, l.approval_id, &s, slot);
     rc = render_review(r, d, &l, &b, in ? &s : NULL, can_vote, err);
-    pool_put(a->pool, d);
     if (rc) {
         cs_buf_free(&b);
         return html_error(r, c, rc, err);
@@ -435,7 +432,7 @@ static enum cs_err pages_approvable(struct api_db *d, const char *id, char *err)
 
 /* ---- GET /status/{token}/body: the payload as stored, to inspect ---- */
 
-enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct cs_link l;
     char err[CS_ERRLEN], filename[CS_UUID_STRLEN + 8];
@@ -444,9 +441,7 @@ enum MHD_Result page_body(struct api_req *r, struct MHD_Connection *c)
     enum cs_err rc = view_token(r, &l, err);
     if (rc)
         return html_error(r, c, rc, err);
-    struct api_db *d = pool_get(r->api->pool);
     rc = stored_body(d, l.approval_id, &body, &len, err);
-    pool_put(r->api->pool, d);
     struct cs_buf out;
     cs_buf_init(&out, len + 1);
     if (!rc && len > 0)
@@ -505,7 +500,7 @@ static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connecti
     return pages_outcome(r, c, approve, &out, APPROVED_TEXT, DENIED_TEXT);
 }
 
-enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct cs_link l;
     struct cs_session s;
@@ -517,18 +512,12 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
     enum cs_err rc = view_token(r, &l, err);
     if (rc)
         return html_error(r, c, rc, err);
-    struct api_db *d = pool_get(r->api->pool);
     rc = session_get(c, d, &s, err);
-    if (rc && rc != CS_ERR_UNAUTHENTICATED) { /* e.g. Postgres away: not "sign in" */
-        pool_put(r->api->pool, d);
+    if (rc && rc != CS_ERR_UNAUTHENTICATED) /* e.g. Postgres away: not "sign in" */
         return html_error(r, c, rc, err);
-    }
     bool in = !rc;
-    if (!in || !pages_slot(d, false, l.approval_id, &s, slot)) {
-        enum MHD_Result ret = link_holder_decide(r, c, d, &l, in ? &s : NULL);
-        pool_put(r->api->pool, d);
-        return ret;
-    }
+    if (!in || !pages_slot(d, false, l.approval_id, &s, slot))
+        return link_holder_decide(r, c, d, &l, in ? &s : NULL);
     rc = pages_decision(r, c, s.id, &f, &approve, err);
     if (!rc && approve)
         rc = pages_approvable(d, l.approval_id, err);
@@ -543,7 +532,6 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
                             passkey ? passkey_id : NULL, passkey};
         rc = cs_approval_vote(d->db, &v, &out, err);
     }
-    pool_put(r->api->pool, d);
     form_free(&f);
     cs_free(passkey);
     if (rc)
@@ -553,7 +541,7 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- POST /status/{token}/signin-links ---- */
 
-enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct cs_link l;
     char err[CS_ERRLEN];
@@ -564,9 +552,7 @@ enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
         return html_error(r, c, rc, err);
     const char *p[] = {l.approval_id, NULL};
     PGresult *res = NULL;
-    struct api_db *d = pool_get(r->api->pool);
     rc = cs_db_exec(d->db, CS_DB_Q(SIGNIN_RESEND, p), &res, err);
-    pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
     bool open = cs_db_int(res, 0, CSC_SIGNIN_RESEND_RESENT) > 0,
@@ -585,19 +571,17 @@ enum MHD_Result page_resend(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- GET /inbox ---- */
 
-enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result page_inbox(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     struct cs_session s;
     char err[CS_ERRLEN];
     enum MHD_Result ret;
-    struct api_db *d = pool_get(a->pool);
     if (!session_require(r, c, d, &s, "/inbox", &ret))
         return ret;
     const char *p[] = {s.approver_id};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(INBOX_PENDING, p), &res, err);
-    pool_put(a->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
     struct cs_buf b;

@@ -185,22 +185,19 @@ static void register_form(struct cs_buf *b, struct api *a, struct api_db *d,
     cs_free(exclude);
 }
 
-enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     struct cs_session s;
     char err[CS_ERRLEN];
     enum MHD_Result ret;
-    struct api_db *d = pool_get(a->pool);
     if (!session_require(r, c, d, &s, "/passkeys", &ret))
         return ret;
     const char *p[] = {s.approver_id, NULL};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(PASSKEY_LIST, p), &res, err);
-    if (rc) {
-        pool_put(a->pool, d);
+    if (rc)
         return html_error(r, c, rc, err);
-    }
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     html_head(&b, "Your passkeys");
@@ -225,7 +222,6 @@ enum MHD_Result passkeys_page(struct api_req *r, struct MHD_Connection *c)
     html_raw(&b, "</div>");
     PQclear(res);
     register_form(&b, a, d, &s);
-    pool_put(a->pool, d);
     html_foot(&b);
     return reply_html(r, c, 200, &b, NULL);
 }
@@ -240,14 +236,13 @@ static enum cs_err posted(struct api_req *r, struct MHD_Connection *c, struct ap
     return rc ? rc : csrf_check(r->api, c, form_get(f, "csrf"), s, err);
 }
 
-enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     struct cs_session s;
     struct form f = {0};
     char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
     unsigned char challenge[32];
-    struct api_db *d = pool_get(a->pool);
     enum cs_err rc = posted(r, c, d, &s, &f, err);
     if (!rc && !challenge_valid(a, &s, form_get(&f, "challenge"), challenge))
         rc = cs_err_set(err, CS_ERR_CSRF, "the registration expired or was not issued to you: "
@@ -258,7 +253,6 @@ enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c)
                                  sizeof(challenge), form_get(&f, "client_data_json"),
                                  form_get(&f, "attestation_object"), id, err);
     }
-    pool_put(a->pool, d);
     form_free(&f);
     if (rc)
         return html_error(r, c, rc, err);
@@ -266,14 +260,12 @@ enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c)
     return reply_redirect(r, c, "/passkeys", NULL, NULL);
 }
 
-enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    struct api *a = r->api;
     struct cs_session s;
     struct form f = {0};
     char err[CS_ERRLEN], actor[64];
     PGresult *res = NULL;
-    struct api_db *d = pool_get(a->pool);
     enum cs_err rc = posted(r, c, d, &s, &f, err);
     if (!rc && !cs_uuid_valid(r->params[0]))
         rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no such passkey");
@@ -285,13 +277,13 @@ enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c)
             rc = cs_err_set(err, CS_ERR_NOT_FOUND, "no such passkey of yours");
         PQclear(res);
     }
-    pool_put(a->pool, d);
     form_free(&f);
     return rc ? html_error(r, c, rc, err) : reply_redirect(r, c, "/passkeys", NULL, NULL);
 }
 
-enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
+    (void)d;
     return reply_text(r, c, 200, "text/javascript; charset=utf-8", api_passkey_js,
                       strlen(api_passkey_js));
 }

@@ -20,61 +20,62 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 
-static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c);
-static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c);
-static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c);
-static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c);
+static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
+static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 
 static const struct route {
     const char *method;
     const char *pattern;
-    enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c);
+    enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
     const char *name;
     bool html;                  /* errors as pages rather than JSON */
+    bool db;                    /* the router lends the handler a pooled connection (else NULL) */
 } routes[] = {
-    {"POST", "/v1/proxy", agent_proxy, "proxy", false},
-    {"GET", "/v1/approvals/{}", agent_status, "approval_status", false},
-    {"GET", "/v1/approvals/{}/result", agent_result, "approval_result", false},
-    {"POST", "/v1/approvals/{}/cancel", agent_cancel, "approval_cancel", false},
-    {"POST", "/v1/batches/{}/seal", agent_batch_seal, "batch_seal", false},
-    {"GET", "/v1/batches/{}", agent_batch_status, "batch_status", false},
-    {"GET", "/status/{}", page_status, "status_page", true},
-    {"POST", "/status/{}", page_decide, "decide", true},
-    {"GET", "/status/{}/body", page_body, "status_body", true},
-    {"POST", "/status/{}/signin-links", page_resend, "signin_resend", true},
-    {"GET", "/inbox", page_inbox, "inbox_page", true},
-    {"GET", "/signin", signin_page, "signin_page", true},
-    {"GET", "/signin/oidc", signin_oidc_start, "signin_oidc", true},
-    {"GET", "/signin/oidc/callback", signin_oidc_callback, "signin_oidc_callback", true},
-    {"GET", "/signin/{}", signin_link_page, "signin_link_page", true},
-    {"POST", "/signin/{}", signin_link_use, "signin_link", true},
-    {"POST", "/signout", signout, "signout", true},
-    {"GET", "/passkeys", passkeys_page, "passkeys_page", true},
-    {"POST", "/passkeys", passkeys_register, "passkey_register", true},
-    {"POST", "/passkeys/{}/revoke", passkeys_revoke, "passkey_revoke", true},
-    {"GET", "/static/passkey.js", passkeys_script, "passkey_script", false},
-    {"GET", "/batch/{}", page_batch, "batch_page", true},
-    {"GET", "/batch/{}/items.csv", page_batch_csv, "batch_csv", true},
-    {"POST", "/batch/{}", page_batch_decide, "batch_decide", true},
-    {"GET", "/console", console_overview, "console_overview", true},
-    {"GET", "/console/approvals", console_approvals, "console_approvals", true},
-    {"GET", "/console/approvals/{}", console_approval, "console_approval", true},
-    {"POST", "/console/approvals/{}/cancel", console_cancel, "console_cancel", true},
-    {"POST", "/console/approvals/{}/decide", console_decide, "console_decide", true},
-    {"POST", "/console/approvals/{}/resubmit", console_resubmit, "console_resubmit", true},
-    {"GET", "/console/batches", console_batches, "console_batches", true},
-    {"GET", "/console/grants", console_grants, "console_grants", true},
-    {"POST", "/console/grants/{}/pause", console_grant_pause, "console_grant_pause", true},
-    {"POST", "/console/grants/{}/resume", console_grant_resume, "console_grant_resume", true},
-    {"GET", "/console/policies", console_policies, "console_policies", true},
-    {"GET", "/console/approvers", console_approvers, "console_approvers", true},
-    {"GET", "/console/dead-letters", console_dead_letters, "console_dead_letters", true},
-    {"GET", "/console/audit", console_audit, "console_audit", true},
-    {"GET", "/static/console.js", console_script, "console_script", false},
-    {"GET", "/healthz", healthz, "healthz", false},
-    {"GET", "/readyz", readyz, "readyz", false},
-    {"GET", "/metrics", metrics, "metrics", false},
-    {"GET", "/openapi.json", openapi, "openapi", false},
+    {"POST", "/v1/proxy", agent_proxy, "proxy", false, true},
+    {"GET", "/v1/approvals/{}", agent_status, "approval_status", false, true},
+    {"GET", "/v1/approvals/{}/result", agent_result, "approval_result", false, true},
+    {"POST", "/v1/approvals/{}/cancel", agent_cancel, "approval_cancel", false, true},
+    {"POST", "/v1/batches/{}/seal", agent_batch_seal, "batch_seal", false, true},
+    {"GET", "/v1/batches/{}", agent_batch_status, "batch_status", false, true},
+    {"GET", "/status/{}", page_status, "status_page", true, true},
+    {"POST", "/status/{}", page_decide, "decide", true, true},
+    {"GET", "/status/{}/body", page_body, "status_body", true, true},
+    {"POST", "/status/{}/signin-links", page_resend, "signin_resend", true, true},
+    {"GET", "/inbox", page_inbox, "inbox_page", true, true},
+    {"GET", "/signin", signin_page, "signin_page", true, false},
+    {"GET", "/signin/oidc", signin_oidc_start, "signin_oidc", true, true},
+    {"GET", "/signin/oidc/callback", signin_oidc_callback, "signin_oidc_callback", true, true},
+    {"GET", "/signin/{}", signin_link_page, "signin_link_page", true, true},
+    {"POST", "/signin/{}", signin_link_use, "signin_link", true, true},
+    {"POST", "/signout", signout, "signout", true, true},
+    {"GET", "/passkeys", passkeys_page, "passkeys_page", true, true},
+    {"POST", "/passkeys", passkeys_register, "passkey_register", true, true},
+    {"POST", "/passkeys/{}/revoke", passkeys_revoke, "passkey_revoke", true, true},
+    {"GET", "/static/passkey.js", passkeys_script, "passkey_script", false, false},
+    {"GET", "/batch/{}", page_batch, "batch_page", true, true},
+    {"GET", "/batch/{}/items.csv", page_batch_csv, "batch_csv", true, true},
+    {"POST", "/batch/{}", page_batch_decide, "batch_decide", true, true},
+    {"GET", "/console", console_overview, "console_overview", true, true},
+    {"GET", "/console/approvals", console_approvals, "console_approvals", true, true},
+    {"GET", "/console/approvals/{}", console_approval, "console_approval", true, true},
+    {"POST", "/console/approvals/{}/cancel", console_cancel, "console_cancel", true, true},
+    {"POST", "/console/approvals/{}/decide", console_decide, "console_decide", true, true},
+    {"POST", "/console/approvals/{}/resubmit", console_resubmit, "console_resubmit", true, true},
+    {"GET", "/console/batches", console_batches, "console_batches", true, true},
+    {"GET", "/console/grants", console_grants, "console_grants", true, true},
+    {"POST", "/console/grants/{}/pause", console_grant_pause, "console_grant_pause", true, true},
+    {"POST", "/console/grants/{}/resume", console_grant_resume, "console_grant_resume", true, true},
+    {"GET", "/console/policies", console_policies, "console_policies", true, true},
+    {"GET", "/console/approvers", console_approvers, "console_approvers", true, true},
+    {"GET", "/console/dead-letters", console_dead_letters, "console_dead_letters", true, true},
+    {"GET", "/console/audit", console_audit, "console_audit", true, true},
+    {"GET", "/static/console.js", console_script, "console_script", false, false},
+    {"GET", "/healthz", healthz, "healthz", false, false},
+    {"GET", "/readyz", readyz, "readyz", false, true},
+    {"GET", "/metrics", metrics, "metrics", false, true},
+    {"GET", "/openapi.json", openapi, "openapi", false, false},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 #define ROUTE_ADMIN NROUTES
@@ -92,14 +93,14 @@ const char *router_route_name(int route)
 
 /* ---- operational endpoints ---- */
 
-static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c)
+static enum MHD_Result healthz(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
+    (void)d;
     return reply_text(r, c, 200, "application/json", "{\"status\":\"ok\"}", 15);
 }
 
-static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
+static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    struct api_db *d = pool_get(r->api->pool);
     char err[CS_ERRLEN];
     PGresult *res = NULL;
     bool pg = cs_db_exec(d->db, CS_DB_Q0(PING), &res, err) == CS_OK;
@@ -108,7 +109,6 @@ static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
     struct metrics_slot slot = {0};
     bool events = pg && metrics_event_slot(r->api, d->db, &slot) && slot.exists &&
                   slot.lag_bytes <= r->api->cfg->event_lag_max_bytes;
-    pool_put(r->api->pool, d);
     bool kafka = r->api->kafka_ok && r->api->kafka_ok(r->api);
     bool ready = pg && kafka && events;
     json_object *o = json_object_new_object(), *ev = json_object_new_object();
@@ -123,13 +123,14 @@ static enum MHD_Result readyz(struct api_req *r, struct MHD_Connection *c)
     return reply_json(r, c, ready ? 200 : 503, o);
 }
 
-static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c)
+static enum MHD_Result metrics(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
-    return metrics_reply(r->api, c, r);
+    return metrics_reply(r->api, c, r, d);
 }
 
-static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c)
+static enum MHD_Result openapi(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
+    (void)d;
     return reply_text(r, c, 200, "application/json", r->api->openapi, strlen(r->api->openapi));
 }
 
@@ -177,6 +178,26 @@ void router_allow(struct api_req *r, const char *method)
         allow_one(r, "HEAD");
 }
 
+/*
+ * Runs one handler with a connection borrowed from the pool for the whole
+ * call when the route needs one: the one place a request takes and returns
+ * its connection, so no handler holds two or forgets one. A handler that
+ * suspends its connection (waiters.c) returns at once, so nothing is held
+ * while it waits; the resumed call borrows again.
+ */
+static enum MHD_Result call(struct api_req *r, struct MHD_Connection *c,
+                            enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
+                                                  struct api_db *),
+                            bool db)
+{
+    if (!db)
+        return fn(r, c, NULL);
+    struct api_db *d = pool_get(r->api->pool);
+    enum MHD_Result ret = fn(r, c, d);
+    pool_put(r->api->pool, d);
+    return ret;
+}
+
 static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, const char *url,
                                 const char *method)
 {
@@ -184,7 +205,10 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
     if (strncmp(url, "/v1/admin/", 10) == 0) {
         r->route = ROUTE_ADMIN;
         r->route_name = "admin";
-        return admin_route(r, c, m, url + 9);
+        struct api_db *d = pool_get(r->api->pool);
+        enum MHD_Result ret = admin_route(r, c, d, m, url + 9);
+        pool_put(r->api->pool, d);
+        return ret;
     }
     bool other_method = false;
     for (int i = 0; i < NROUTES; i++) {
@@ -197,7 +221,7 @@ static enum MHD_Result dispatch(struct api_req *r, struct MHD_Connection *c, con
         }
         r->route = i;
         r->route_name = routes[i].name;
-        return routes[i].fn(r, c);
+        return call(r, c, routes[i].fn, routes[i].db);
     }
     r->route = ROUTE_OTHER;
     r->route_name = "other";

@@ -38,7 +38,6 @@ bool session_require(struct api_req *r, struct MHD_Connection *c, struct api_db 
     enum cs_err rc = session_get(c, d, s, err);
     if (rc == CS_OK)
         return true;
-    pool_put(r->api->pool, d);
     snprintf(to, sizeof(to), "/signin?next=%s", next);
     *ret = rc == CS_ERR_UNAUTHENTICATED ? reply_redirect(r, c, to, NULL, NULL)
                                         : html_error(r, c, rc, err);

@@ -50,7 +50,6 @@ static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c,
     const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
     enum cs_err rc = cs_session_create(d->db, r->api->cfg, approver_id, method, role, ua, addr,
                                        token, err);
-    pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
     cs_session_cookie(r->api->cfg, token, cookie, sizeof(cookie));
@@ -61,9 +60,10 @@ static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c,
 
 /* ---- GET /signin ---- */
 
-enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
+    (void)d;
     struct cs_buf b;
     cs_buf_init(&b, API_PAGE_MAX);
     html_head(&b, "Sign in");
@@ -82,12 +82,10 @@ enum MHD_Result signin_page(struct api_req *r, struct MHD_Connection *c)
 
 /* ---- one-time links ---- */
 
-enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     char name[129], err[CS_ERRLEN];
-    struct api_db *d = pool_get(r->api->pool);
     enum cs_err rc = cs_signin_link_peek(d->db, r->params[0], name, err);
-    pool_put(r->api->pool, d);
     if (rc)
         return html_error(r, c, rc, err);
     struct cs_buf b;
@@ -104,18 +102,15 @@ enum MHD_Result signin_link_page(struct api_req *r, struct MHD_Connection *c)
     return reply_html(r, c, 200, &b, NULL);
 }
 
-enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signin_link_use(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     char approver[CS_UUID_STRLEN + 1], next[CS_NEXT_PATH_MAX + 1], err[CS_ERRLEN];
     enum cs_err rc = csrf_check_origin(r->api, c, err);
     if (rc)
         return html_error(r, c, rc, err);
-    struct api_db *d = pool_get(r->api->pool);
     rc = cs_signin_link_use(d->db, r->params[0], approver, next, err);
-    if (rc) {
-        pool_put(r->api->pool, d);
+    if (rc)
         return html_error(r, c, rc, err);
-    }
     return open_session(r, c, d, approver, "link", CS_OPERATOR_NONE, next, NULL);
 }
 
@@ -135,7 +130,7 @@ static void state_hash(const char *state, char hex[2 * CS_SHA256_LEN + 1])
     cs_hex_encode(h, sizeof(h), hex);
 }
 
-enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     char err[CS_ERRLEN], hex[2 * CS_SHA256_LEN + 1], ttl[16], cookie[160];
@@ -149,9 +144,7 @@ enum MHD_Result signin_oidc_start(struct api_req *r, struct MHD_Connection *c)
     state_hash(login.state, hex);
     snprintf(ttl, sizeof(ttl), "%d", OIDC_LOGIN_SECONDS);
     const char *p[] = {hex, login.nonce, login.verifier, next_param(c), ttl};
-    struct api_db *d = pool_get(a->pool);
     rc = cs_db_exec(d->db, CS_DB_Q(OIDC_LOGIN_INSERT, p), NULL, err);
-    pool_put(a->pool, d);
     oidc_cookie(a, login.state, cookie, sizeof(cookie));
     cs_wipe(&login, sizeof(login));
     enum MHD_Result ret = rc ? html_error(r, c, rc, err) : reply_redirect(r, c, url, cookie, NULL);
@@ -177,7 +170,7 @@ static enum cs_operator_role oidc_role(const struct cs_config *cfg, const char *
                                                       : CS_OPERATOR_NONE;
 }
 
-enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct api *a = r->api;
     char err[CS_ERRLEN], hex[2 * CS_SHA256_LEN + 1], clear[160], next[CS_NEXT_PATH_MAX + 1];
@@ -197,7 +190,6 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     state_hash(state, hex);
     const char *p[] = {hex};
     PGresult *res = NULL;
-    struct api_db *d = pool_get(a->pool);
     enum cs_err rc = cs_db_exec(d->db, CS_DB_Q(OIDC_LOGIN_TAKE, p), &res, err);
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_BAD_TOKEN, "this sign-in was already completed or has expired");
@@ -219,7 +211,6 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     PQclear(res);
     cs_wipe(&login, sizeof(login));
     if (rc) {
-        pool_put(a->pool, d);
         cs_log(CS_LOG_WARN, "signin", "OpenID sign-in refused: %s: %s", cs_err_code(rc), err);
         return html_error(r, c, rc, err);
     }
@@ -235,22 +226,19 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     if (!rc)
         cs_strlcpy(approver, cs_db_str(res, 0, CSC_OIDC_APPROVER_ID), sizeof(approver));
     PQclear(res);
-    if (rc) {
-        pool_put(a->pool, d);
+    if (rc)
         return html_error(r, c, rc, err);
-    }
     oidc_cookie(a, NULL, clear, sizeof(clear));
     return open_session(r, c, d, approver, "oidc", oidc_role(a->cfg, id.roles), next, clear);
 }
 
 /* ---- POST /signout ---- */
 
-enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c)
+enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c, struct api_db *d)
 {
     struct cs_session s;
     struct form f = {0};
     char err[CS_ERRLEN], cookie[160];
-    struct api_db *d = pool_get(r->api->pool);
     enum cs_err rc = session_get(c, d, &s, err);
     if (rc == CS_ERR_UNAUTHENTICATED) {
         rc = CS_OK; /* nobody to sign out; a failed lookup is not that (the session lives on) */
@@ -263,7 +251,6 @@ enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c)
                                    MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE),
                                    err);
     }
-    pool_put(r->api->pool, d);
     form_free(&f);
     if (rc)
         return html_error(r, c, rc, err);

@@ -28,7 +28,7 @@ from harness import REPO_ROOT, System
 from services import scaled, wait_for
 from test_api import Api
 
-ROUTES = re.findall(r'\{"(GET|POST)", "(/console[^"]*)", \w+, "\w+", (?:true|false)\}',
+ROUTES = re.findall(r'\{"(GET|POST)", "(/console[^"]*)", \w+, "\w+"(?:, (?:true|false))+\}',
                     (REPO_ROOT / "api" / "router.c").read_text())
 
 

@@ -21,7 +21,7 @@ from attack_kit import (CSRF_PURPOSE, SESSION, Deployment, b64, deployment, deri
 from harness import REPO_ROOT
 from services import Kafka, Postgres
 
-POSTS = re.findall(r'\{"POST", "(/console[^"]+)", \w+, "\w+", (?:true|false)\}',
+POSTS = re.findall(r'\{"POST", "(/console[^"]+)", \w+, "\w+"(?:, (?:true|false))+\}',
                    (REPO_ROOT / "api" / "router.c").read_text())
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
