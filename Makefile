@@ -49,7 +49,8 @@ ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 LIB_SRCS := \
 	lib/cs_err.c lib/cs_mem.c lib/cs_buf.c lib/cs_log.c lib/cs_config.c \
 	lib/cs_crypto.c lib/cs_json.c lib/cs_map.c lib/cs_db.c lib/cs_link.c lib/cs_url.c \
-	lib/cs_ident.c lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c lib/cs_batch.c \
+	lib/cs_ident.c lib/cs_request.c lib/cs_policy.c lib/cs_catalog.c lib/cs_approval.c lib/cs_approval_read.c \
+	lib/cs_batch.c \
 	lib/cs_audit.c lib/cs_admin.c lib/cs_kafka.c lib/cs_process.c lib/cs_time.c lib/cs_metrics.c \
 	lib/cs_idtoken.c lib/cs_oidc.c \
 	lib/cs_session.c lib/cs_webauthn.c lib/cs_passkey.c lib/cs_leader.c lib/cs_envsig.c lib/cs_msgfit.c \

@@ -96,18 +96,31 @@ static enum MHD_Result pending_reply(struct api_req *r, struct MHD_Connection *c
 }
 
 /*
- * Answers with the approval's outcome, or -- when it is not terminal --
- * with `not_terminal` (202 status object, or a pending_approval for a
- * submission). Borrows d.
+ * Answers from one read of the approval (cs_approval_answer): its outcome,
+ * or -- when it is not terminal -- the 202 status object, or a
+ * pending_approval for a submission. When r->waiter is registered (before
+ * the read, so no change between the read and the suspension is missed)
+ * and the approval is not terminal, the connection is suspended instead:
+ * the answer comes when it is resumed (resumed()).
  */
-static enum MHD_Result outcome_reply(struct api_req *r, struct MHD_Connection *c,
-                                     struct api_db *d, bool as_submission)
+static enum MHD_Result answer(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                              bool as_submission)
 {
     char err[CS_ERRLEN], message[512];
     enum cs_err outcome;
+    enum cs_status status = CS_ST_PENDING;
     json_object *body = NULL;
-    enum cs_err rc = cs_approval_outcome(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
-                                         message, sizeof(message), err);
+    enum cs_err rc = cs_approval_answer(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
+                                        &status, message, sizeof(message), err);
+    if (!rc && outcome == CS_ERR_NOT_PENDING && r->waiter &&
+        waiters_suspend(r->api->waiters, r->waiter)) {
+        json_object_put(body);
+        return MHD_YES; /* the router returns d: nothing is held while suspended */
+    }
+    if (r->waiter) {
+        waiters_remove(r->api->waiters, r->waiter);
+        r->waiter = NULL;
+    }
     if (rc)
         return reply_error(r, c, rc, err, NULL);
     if (outcome == CS_OK)
@@ -116,34 +129,21 @@ static enum MHD_Result outcome_reply(struct api_req *r, struct MHD_Connection *c
         json_object_object_add(body, "approval_id", json_object_new_string(r->approval_id));
         return reply_error(r, c, outcome, message, body);
     }
-    json_object *st = NULL;
-    enum cs_status status;
-    if ((rc = cs_approval_status(d->db, r->approval_id, r->who.agent.id, &st, &status, err)))
-        return reply_error(r, c, rc, err, NULL);
     if (!as_submission)
-        return reply_json(r, c, 202, st);
+        return reply_json(r, c, 202, body);
     enum MHD_Result ret = pending_reply(r, c, r->approval_id, cs_status_name(status),
                                         r->inline_expires_ms);
-    json_object_put(st);
+    json_object_put(body);
     return ret;
 }
 
-/* Suspends the connection until the approval changes or deadline_ms. */
-static enum MHD_Result suspend_for(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                                   int why, int64_t deadline_ms)
+/* Waits (up to deadline_ms) for the approval to end, or answers now if it has. */
+static enum MHD_Result wait_for(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                int why, int64_t deadline_ms)
 {
     r->waits = why;
-    MHD_suspend_connection(c);
     r->waiter = waiters_add(r->api->waiters, r->approval_id, c, deadline_ms);
-    /* It may have finished between our read and the registration. */
-    enum cs_status st = CS_ST_PENDING;
-    json_object *o = NULL;
-    char err[CS_ERRLEN];
-    if (cs_approval_status(d->db, r->approval_id, r->who.agent.id, &o, &st, err) != CS_OK ||
-        cs_status_terminal(st))
-        waiters_fire(r->api->waiters, r->waiter);
-    json_object_put(o);
-    return MHD_YES; /* the router returns d to the pool: nothing is held while suspended */
+    return answer(r, c, d, why == WAIT_INLINE);
 }
 
 /* Called again after a suspension ends: answer with what is there now. */
@@ -151,7 +151,7 @@ static enum MHD_Result resumed(struct api_req *r, struct MHD_Connection *c, stru
 {
     waiters_remove(r->api->waiters, r->waiter);
     r->waiter = NULL;
-    return outcome_reply(r, c, d, r->waits == WAIT_INLINE);
+    return answer(r, c, d, r->waits == WAIT_INLINE);
 }
 
 /* ---- POST /v1/proxy ---- */
@@ -181,7 +181,7 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
                            "this idempotency_key was used for a different request", NULL);
     if (st == CS_ST_PENDING)
         return pending_reply(r, c, r->approval_id, "pending", r->inline_expires_ms);
-    return outcome_reply(r, c, d, true);
+    return answer(r, c, d, true);
 }
 
 /* Stores one submission; a batch member is admitted to its batch in the same transaction. */
@@ -264,7 +264,7 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct 
         goto done;
     }
     int64_t wait = g->policy->exec_timeout_ms + 2000;
-    ret = suspend_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
+    ret = wait_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
 done:
     json_object_put(obj);
     json_object_put(rows);
@@ -317,17 +317,9 @@ enum MHD_Result agent_result(struct api_req *r, struct MHD_Connection *c, struct
     enum MHD_Result ret;
     if (!begin(r, c, d, "read", &ret))
         return ret;
-    char err[CS_ERRLEN], message[512];
-    enum cs_err outcome;
-    json_object *body = NULL;
-    enum cs_err rc = cs_approval_outcome(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
-                                         message, sizeof(message), err);
-    json_object_put(body);
-    if (rc)
-        return reply_error(r, c, rc, err, NULL);
-    if (outcome != CS_ERR_NOT_PENDING || wait == 0)
-        return outcome_reply(r, c, d, false);
-    return suspend_for(r, c, d, WAIT_RESULT, cs_now_ms() + wait * 1000);
+    if (wait == 0)
+        return answer(r, c, d, false);
+    return wait_for(r, c, d, WAIT_RESULT, cs_now_ms() + wait * 1000);
 }
 
 enum MHD_Result agent_cancel(struct api_req *r, struct MHD_Connection *c, struct api_db *d)

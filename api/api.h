@@ -67,12 +67,19 @@ struct api_agent {
 struct api_waiters;
 struct api_waiter;
 enum cs_err waiters_start(struct api *a, struct api_waiters **out, char *err) CS_MUSTCHECK;
-/* Registers c (already suspended) until approval `id` changes or deadline_ms. */
+/*
+ * Registers c's interest in approval `id` until it changes or deadline_ms
+ * (c is not suspended yet: read the approval, then waiters_suspend).
+ */
 struct api_waiter *waiters_add(struct api_waiters *w, const char *id,
                                struct MHD_Connection *c, int64_t deadline_ms);
-/* Resumes the waiter's connection now (idempotent). */
-void waiters_fire(struct api_waiters *w, struct api_waiter *x);
-/* Unregisters and frees x (after its connection was resumed). */
+/*
+ * Suspends x's connection until it fires (the approval changed, the
+ * deadline passed, the api stops); false, and nothing suspended, when it
+ * already fired since waiters_add. Thread: x's connection's, in its handler.
+ */
+bool waiters_suspend(struct api_waiters *w, struct api_waiter *x);
+/* Unregisters and frees x (never suspended, or resumed). */
 void waiters_remove(struct api_waiters *w, struct api_waiter *x);
 int waiters_count(struct api_waiters *w);
 /* Resumes every waiter and stops the thread. */

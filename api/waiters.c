@@ -1,8 +1,9 @@
 /*
  * waiters.c -- long-poll waiters: suspended connections, not threads.
  *
- * A handler that must wait for an approval's outcome suspends its
- * libmicrohttpd connection and registers it here with a deadline. One
+ * A handler that must wait for an approval's outcome registers its
+ * libmicrohttpd connection here with a deadline, reads the approval once,
+ * and -- when it is not over -- suspends the connection (waiters_suspend). One
  * thread holds a Postgres connection that LISTENs on cs_done (notified by
  * the approvals_notify trigger with the approval id at every terminal
  * transition) and resumes the matching connections; it also resumes those
@@ -10,8 +11,10 @@
  * database itself, so a lost or early notification only costs a re-check.
  * Thousands of waiters cost a few hundred bytes each.
  *
- * Locks: mu guards the id map and the list. Ordering: the handler suspends
- * the connection before waiters_add(), so a resume always follows its suspend.
+ * Locks: mu guards the id map and the list, and orders a waiter's suspend
+ * and resume: a waiter fired before it is suspended is not suspended at all
+ * (waiters_suspend says so), so a resume always follows its suspend and a
+ * change between the handler's read and its suspension is never missed.
  */
 #include <poll.h>
 #include <string.h>
@@ -28,6 +31,7 @@ struct api_waiter {
     struct MHD_Connection *c;
     int64_t deadline_ms;
     bool fired;
+    bool suspended;                  /* its connection is suspended (waiters_suspend) */
     struct api_waiter *next_same;    /* other waiters on the same approval */
     struct api_waiter *prev, *next;  /* all waiters */
 };
@@ -49,14 +53,8 @@ static void fire_locked(struct api_waiter *x)
     if (x->fired)
         return;
     x->fired = true;
-    MHD_resume_connection(x->c);
-}
-
-void waiters_fire(struct api_waiters *w, struct api_waiter *x)
-{
-    pthread_mutex_lock(&w->mu);
-    fire_locked(x);
-    pthread_mutex_unlock(&w->mu);
+    if (x->suspended)
+        MHD_resume_connection(x->c);
 }
 
 struct api_waiter *waiters_add(struct api_waiters *w, const char *id,
@@ -104,6 +102,23 @@ void waiters_remove(struct api_waiters *w, struct api_waiter *x)
     w->count--;
     pthread_mutex_unlock(&w->mu);
     cs_free(x);
+}
+
+bool waiters_suspend(struct api_waiters *w, struct api_waiter *x)
+{
+    pthread_mutex_lock(&w->mu);
+    bool fired = x->fired;
+    pthread_mutex_unlock(&w->mu);
+    if (fired)
+        return false;
+    MHD_suspend_connection(x->c);
+    pthread_mutex_lock(&w->mu);
+    x->suspended = true;
+    fired = x->fired; /* fired between the two: nobody resumed it, so resume it here */
+    pthread_mutex_unlock(&w->mu);
+    if (fired)
+        MHD_resume_connection(x->c);
+    return true;
 }
 
 int waiters_count(struct api_waiters *w)

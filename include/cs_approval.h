@@ -198,18 +198,21 @@ enum cs_err cs_approval_status(struct cs_db *db, const char *id, const char *age
                                char *err) CS_MUSTCHECK;
 
 /*
- * The outcome of a terminal approval, as the HTTP API reports it:
+ * Everything the HTTP API answers about approval `id` (agent_id's when not
+ * NULL), from one read. For a terminal approval, its outcome:
  *   executed  -> CS_OK, *body = {type: "result", approval_id, status,
  *                status_code, headers, body_b64, body_truncated, executed_at}
  *   denied    -> CS_ERR_DENIED, *body = details {reason, decided_by, decided_at}
  *   expired   -> CS_ERR_EXPIRED; cancelled -> CS_ERR_CANCELLED (details likewise)
  *   failed    -> CS_ERR_EXECUTION_FAILED, *body = {error_code, error_message}
- * For a non-terminal approval *outcome is CS_ERR_NOT_PENDING and *body NULL.
- * The function's own return value reports database errors and NOT_FOUND.
+ * with a message for the error. For a non-terminal one *outcome is
+ * CS_ERR_NOT_PENDING and *body the status object of cs_approval_status.
+ * *status is set either way; *body is new (the caller puts it). The
+ * function's own return value reports database errors and NOT_FOUND.
  */
-enum cs_err cs_approval_outcome(struct cs_db *db, const char *id, const char *agent_id,
-                                enum cs_err *outcome, json_object **body, char *message,
-                                size_t message_len, char *err) CS_MUSTCHECK;
+enum cs_err cs_approval_answer(struct cs_db *db, const char *id, const char *agent_id,
+                               enum cs_err *outcome, json_object **body, enum cs_status *status,
+                               char *message, size_t message_len, char *err) CS_MUSTCHECK;
 
 /*
  * pending -> cancelled by its own agent (agent_id), or by an operator

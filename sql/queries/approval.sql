@@ -182,6 +182,7 @@ SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
 -- name: approval_status
 -- What a status read returns. $1 id, $2 agent id (NULL for operators).
+-- Checklist: approval_answer begins with these columns, in this order.
 SELECT a.id, a.status, a.agent_id, ag.name, a.grant_id, a.method, a.url,
        (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms,
        (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
@@ -195,15 +196,25 @@ SELECT a.id, a.status, a.agent_id, ag.name, a.grant_id, a.method, a.url,
 FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
 
--- name: approval_result
--- The stored outcome. $1 id, $2 agent id (NULL for operators).
-SELECT a.status, a.response_status, a.response_headers::text,
-       translate(encode(a.response_body, 'base64'), E'\n', '') AS response_body_b64,
-       a.response_truncated,
-       a.error_code, a.error_message, a.decision_reason, a.decided_by,
+-- name: approval_answer
+-- Everything an agent's /result answer needs, in one read: approval_status's
+-- columns first, in the same order (cs_approval.c asserts it, so its status
+-- object is built from either), then the stored response.
+-- $1 id, $2 agent id (NULL for operators).
+SELECT a.id, a.status, a.agent_id, ag.name, a.grant_id, a.method, a.url,
+       (extract(epoch FROM a.created_at) * 1000)::bigint AS created_ms,
+       (extract(epoch FROM a.expires_at) * 1000)::bigint AS expires_ms,
        (extract(epoch FROM a.decided_at) * 1000)::bigint AS decided_ms,
-       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms
-FROM approvals a
+       a.decided_by, a.decision_reason,
+       (extract(epoch FROM a.executed_at) * 1000)::bigint AS executed_ms,
+       a.response_status IS NOT NULL OR a.error_code IS NOT NULL AS has_result,
+       (SELECT count(*) FROM votes v WHERE v.approval_id = a.id AND v.decision = 'approve') AS approvals,
+       a.quorum, a.error_code, a.error_message, encode(a.digest, 'hex') AS digest_hex, a.reason,
+       a.batch_id, a.request_id, a.attempts,
+       a.response_status, a.response_headers::text,
+       translate(encode(a.response_body, 'base64'), E'\n', '') AS response_body_b64,
+       a.response_truncated
+FROM approvals a JOIN agents ag ON ag.id = a.agent_id
 WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid);
 
 -- name: page_view
