@@ -779,7 +779,7 @@ def scenario_h(ctx: Ctx) -> None:
         d.setup("always", amount_field="amount")
         d.cli("grant", "set", "stripe", "--policy", "pay", "--agents", "bot1", "--secret-stdin",
               "--allow", stub.url, "--idempotency-keys", "--rate", f"{limit * 0.9:g}/s",
-              "--burst", "10", input="sk_bench_" + secrets.token_hex(12) + "\n")
+              "--burst", str(a.limited_burst), input="sk_bench_" + secrets.token_hex(12) + "\n")
         d.create_topics()
         d.start_api()
         if os.environ.get("CS_BENCH_H_LOG_LEVEL"):   # e.g. debug: every claim in the workers' logs
@@ -1648,6 +1648,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch-members", type=int, help="(g) members of the batch (default 10000; quick 2000)")
     p.add_argument("--limited-members", type=int, help="(h) members of the batch (default 10000; quick 1000)")
     p.add_argument("--limited-rate", type=float, default=100.0, help="(h) the provider's calls/s (default 100)")
+    p.add_argument("--limited-burst", type=int, default=10,
+                   help="(h) the grant's burst (default 10, the provider's; its rate is 0.9x the provider's)")
     p.add_argument("--river-jobs", type=int, help="River: jobs for river bench -n (default 100000; quick 20000)")
     p.add_argument("--pgbench-seconds", type=int, help="pgbench duration (default 15; quick 5)")
     p.add_argument("--pgbench-clients", type=int, default=4, help="pgbench clients (default 4)")
