@@ -32,10 +32,17 @@
  * first is committed and its dead letters acknowledged before its offsets
  * are stored and committed (asynchronously: a lost commit only means
  * redelivery), and only then does the next one reach the database.
+ * Waiting: for a message, the thread sleeps in poll() on the consumer
+ * queue's event pipe (librdkafka writes to it when the queue stops being
+ * empty) and the role's stop pipe, like the other roles (worker_wait), so
+ * a stop ends an idle wait at once.
  * It does not execute anything: approved rows are the executor's.
  */
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cs_approval.h"
 #include "cs_batch.h"
@@ -51,6 +58,9 @@
 
 /* Row buffers larger than this are freed after their batch, not kept. */
 #define ROWS_KEEP ((size_t)16 << 20)
+
+/* The longest idle wait before looking at the consumer again (a safety net). */
+#define IDLE_WAIT_MS 1000
 
 /* One message of a batch, parsed. */
 struct item {
@@ -90,6 +100,7 @@ struct ingest {
     struct cs_db *db;
     rd_kafka_t *consumer;
     rd_kafka_queue_t *cq;             /* the consumer's queue: serves commit results */
+    int events[2];                    /* cq's event pipe: readable when cq has something */
     rd_kafka_t *dlq;
     struct cs_kafka_limit dlq_limit;  /* the dead-letter topic's message limit */
     struct cs_catalog *cat;
@@ -310,6 +321,37 @@ static int member_order(const void *a, const void *b)
 }
 
 /*
+ * The next message (or error event) of the consumer, waiting up to ms for
+ * one on the consumer queue's event pipe and the role's stop pipe; NULL on
+ * timeout or stop.
+ */
+static rd_kafka_message_t *next_message(struct ingest *in, int ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(in->consumer, 0);
+    if (m || ms <= 0 || atomic_load(&in->role->stop))
+        return m;
+    /* Anything enqueued since the poll above has written to the pipe. */
+    struct pollfd fds[2] = {{in->events[0], POLLIN, 0}, {in->role->wake[0], POLLIN, 0}};
+    if (poll(fds, 2, ms) > 0 && (fds[0].revents & POLLIN)) {
+        char drain[64];
+        while (read(in->events[0], drain, sizeof(drain)) > 0)
+            ;
+    }
+    return rd_kafka_consumer_poll(in->consumer, 0);
+}
+
+/* Makes the consumer queue write to in->events when it stops being empty. */
+static enum cs_err events_open(struct ingest *in, char *err)
+{
+    if (pipe(in->events) != 0)
+        return cs_err_set(err, CS_ERR_INTERNAL, "pipe failed");
+    for (int k = 0; k < 2; k++)
+        fcntl(in->events[k], F_SETFL, fcntl(in->events[k], F_GETFL) | O_NONBLOCK);
+    rd_kafka_queue_io_event_enable(in->cq, in->events[1], "1", 1);
+    return CS_OK;
+}
+
+/*
  * Reads up to CS_INGEST_BATCH messages into b, waiting at most the linger
  * after its first; with nowait, only what has already arrived.
  */
@@ -317,14 +359,14 @@ static void fill_batch(struct ingest *in, struct batch *b, bool nowait)
 {
     int64_t deadline = b->first_ms + in->cfg->ingest_linger_ms;
     while (b->nmsgs < in->cfg->ingest_batch && !atomic_load(&in->role->stop)) {
-        int wait = nowait ? 0 : 100;
+        int wait = nowait ? 0 : IDLE_WAIT_MS;
         if (!nowait && b->nmsgs > 0) {
             int64_t left = deadline - cs_now_ms();
             if (left <= 0)
                 break;
             wait = (int)left;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(in->consumer, wait);
+        rd_kafka_message_t *m = next_message(in, wait);
         if (!m) {
             if (nowait || b->nmsgs == 0)
                 return; /* idle: let the caller check for a stop */
@@ -669,6 +711,11 @@ void *ingest_main(void *arg)
         goto out;
     }
     in.cq = rd_kafka_queue_get_consumer(in.consumer);
+    if (events_open(&in, err) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "ingest", "cannot start: %s", err);
+        role->status = 1;
+        goto out;
+    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, role->cfg->topic_requests, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in.consumer, topics);
@@ -706,8 +753,10 @@ out:
     if (in.consumer) {
         /* Every completed batch's offsets were committed (asynchronously); the
          * group waits for those commits before it is left. */
-        if (in.cq)
+        if (in.cq) {
+            rd_kafka_queue_io_event_enable(in.cq, -1, NULL, 0);
             rd_kafka_queue_destroy(in.cq);
+        }
         rd_kafka_consumer_close(in.consumer);
         rd_kafka_destroy(in.consumer);
     }
@@ -715,6 +764,9 @@ out:
         rd_kafka_flush(in.dlq, 5000);
         rd_kafka_destroy(in.dlq);
     }
+    for (int k = 0; k < 2; k++)
+        if (in.events[k] > 0)
+            close(in.events[k]);
     cs_catalog_free(in.cat);
     cs_db_close(in.db);
     for (int k = 0; k < 2; k++) {
