@@ -91,7 +91,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: deps fuzz bench bench-quick all run test check unit valgrind integration tsan check-style format docs docs-check help clean \
-        sdk-python sdk-typescript fuzz bench
+        sdk-python sdk-typescript sdk-lint fuzz bench
 
 all: $(BINS) client ## Build every binary, the C client library and the examples into $(BUILD)/
 
@@ -206,6 +206,10 @@ sdk-python: ## Python SDK: unit tests and strict type check
 sdk-typescript: ## TypeScript SDK: install (lockfile), build, unit and README tests
 	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build && npm test
 
+sdk-lint: ## SDK linters: ruff (sdk/python); tsc --strict --noEmit and ESLint (sdk/typescript, after its npm ci)
+	cd sdk/python && $(PYTHON) -m ruff check .
+	cd sdk/typescript && npm run lint
+
 test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan + valgrind), fuzz smoke, SDKs, integration under ASan/UBSan, concurrency under TSan
 	$(MAKE) deps
 	$(MAKE) check-style
@@ -216,6 +220,7 @@ test: ## Install what is missing, then every test: style, docs, unit (ASan/UBSan
 	$(MAKE) fuzz
 	$(MAKE) sdk-python
 	$(MAKE) sdk-typescript
+	$(MAKE) sdk-lint
 	$(MAKE) SANITIZER=$(TEST_SANITIZER) integration
 	$(MAKE) tsan
 
@@ -228,11 +233,12 @@ bench: ## Benchmark table with River and pgbench beside ours (bench/run; ~30 min
 bench-quick: ## The benchmark scaled down (~3 min): proves the harness end to end
 	bench/run --quick
 
-check: ## The fast inner loop: style, generated docs and the unit tests (no installs, no services)
+check: ## The fast inner loop: style, generated docs, ruff on the Python SDK, the unit tests (no installs, no services)
 	$(MAKE) check-style
 	tools/test-sqlgen.sh
 	$(MAKE) docs-check
 	python3 tests/integration/test_sdk_retries.py
+	cd sdk/python && $(PYTHON) -m ruff check .
 	$(MAKE) unit
 
 check-style: ## Banned functions, file headers, sizes

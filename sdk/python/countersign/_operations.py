@@ -7,6 +7,7 @@ generator of transport effects (``_transport.py``) that
 from __future__ import annotations
 
 import base64
+import contextlib
 import json as _json
 import logging
 import math
@@ -67,7 +68,7 @@ def long_poll_wait(remaining: float) -> int:
         return 0
     if math.isinf(remaining):
         return MAX_WAIT_SECONDS
-    return min(MAX_WAIT_SECONDS, int(math.floor(remaining)))
+    return min(MAX_WAIT_SECONDS, math.floor(remaining))
 
 
 def batch_poll_delay(poll: int, poll_interval: float) -> float:
@@ -309,10 +310,8 @@ def await_approval(s: Settings, approval_id: str, timeout: float | None,
         data = _json_object(resp)
         if resp.status_code == 200 or data.get("type") == "result":
             return _model(ApprovalResult.from_dict, data, resp)
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             last_status = ApprovalStatus.from_dict(data)
-        except (ValueError, TypeError):
-            pass
         if deadline.left() <= 0:
             status = last_status.status if last_status else "unknown"
             raise ApprovalTimeoutError(

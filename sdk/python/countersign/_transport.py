@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -180,7 +180,7 @@ class Gather:
     concurrency: int
 
 
-Effect = Union[Send, Sleep, Gather]
+Effect = Send | Sleep | Gather
 Op = Generator[Effect, Any, _T]
 GatherOutcome = tuple[list[Any], list[tuple[int, Exception]]]
 
@@ -353,7 +353,7 @@ async def _gather_async(g: Gather, client: httpx.AsyncClient) -> GatherOutcome:
             next_op += 1
             try:
                 results[i] = await run_async(g.ops[i](), client)
-            except Exception as exc:  # noqa: BLE001 - handed back to the operation
+            except Exception as exc:  # handed back to the operation
                 failures.append((i, exc))
                 return
 
@@ -396,7 +396,7 @@ def _gather_sync(g: Gather, client: httpx.Client) -> GatherOutcome:
                 next_op += 1
             try:
                 results[i] = run_sync(g.ops[i](), client)
-            except Exception as exc:  # noqa: BLE001 - handed back to the operation
+            except Exception as exc:  # handed back to the operation
                 with lock:
                     failures.append((i, exc))
                 return

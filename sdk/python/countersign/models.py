@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "HttpMethod",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: A query parameter's value (lists of them repeat the parameter).
-QueryValue = Union[str, int, float, bool]
+QueryValue = str | int | float | bool
 
 
 class _Missing(Enum):

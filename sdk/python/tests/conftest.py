@@ -14,8 +14,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import countersign._transport as transport_module  # noqa: E402
-from sdkhelpers import FakeClock  # noqa: E402
+import countersign._transport as transport_module
+
+from sdkhelpers import FakeClock
 
 
 @pytest.fixture

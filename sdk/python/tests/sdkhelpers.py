@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
 from countersign import Agent, SyncAgent
 
 API_KEY = "cs_test_0123456789abcdef_SECRET"

@@ -7,9 +7,10 @@ import json
 import logging
 from typing import Any
 
-import countersign
 import httpx
 import pytest
+
+import countersign
 from countersign import (
     Agent,
     ApprovalExecutionFailedError,
@@ -25,6 +26,7 @@ from countersign import (
     SyncAgent,
     ValidationError,
 )
+
 from sdkhelpers import (
     AID,
     API_KEY,

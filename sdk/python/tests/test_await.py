@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from countersign import (
     ApprovalCancelledError,
     ApprovalDeniedError,
@@ -21,6 +22,7 @@ from countersign import (
     ServerError,
 )
 from countersign._operations import MAX_WAIT_SECONDS, long_poll_wait
+
 from sdkhelpers import AID, BASE, FakeClock, err, jresp, make_agent, result_body, status_body
 
 pytestmark = pytest.mark.anyio

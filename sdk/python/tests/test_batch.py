@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from countersign import (
     ApprovalExpiredError,
     ApprovalTimeoutError,
@@ -23,6 +24,7 @@ from countersign import (
     ValidationError,
 )
 from countersign._agent import BATCH_POLL_MAX_SECONDS, batch_poll_delay
+
 from sdkhelpers import BASE, FakeClock, err, jresp, make_agent
 
 pytestmark = pytest.mark.anyio
@@ -301,7 +303,7 @@ async def test_bad_requests_send_nothing() -> None:
             await agent.submit_batch("b1", [good, {**good, "grant_id": ""}])
         with pytest.raises(TypeError, match=r"requests\[0\] lacks 'url'"):
             await agent.submit_batch("b1", [{"method": "POST", "grant_id": "g"}])
-        with pytest.raises(TypeError, match="unknown keys.*grantId"):
+        with pytest.raises(TypeError, match=r"unknown keys.*grantId"):
             await agent.submit_batch("b1", [{**good, "grantId": "g"}])
         with pytest.raises(TypeError, match="submit_batch sets batch_id"):
             await agent.submit_batch("b1", [{**good, "batch_id": "b2"}])

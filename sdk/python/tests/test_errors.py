@@ -6,8 +6,9 @@ import builtins
 import pickle
 from typing import Any
 
-import countersign
 import pytest
+
+import countersign
 from countersign import (
     ApprovalCancelledError,
     ApprovalDeniedError,

@@ -6,11 +6,13 @@ import base64
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 import countersign
 import countersign.models as models
-import pytest
 from countersign import ApprovalResult, ApprovalStatus, HttpMethod, PendingApproval
 from countersign.models import parse_datetime
+
 from sdkhelpers import AID, pending_body, result_body, status_body
 
 UTC = timezone.utc
@@ -146,8 +148,8 @@ def test_status_is_terminal_defaults_from_the_status() -> None:
     body = status_body("failed")
     del body["is_terminal"]
     assert ApprovalStatus.from_dict(body).is_terminal
-    assert countersign.TERMINAL_STATUSES == {"executed", "failed", "denied", "expired",
-                                             "cancelled"}
+    assert {"executed", "failed", "denied", "expired",
+            "cancelled"} == countersign.TERMINAL_STATUSES
 
 
 @pytest.mark.parametrize("text", ["get", "GET", "Post", " put ", "patch", "delete", "head",

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+
 from countersign import (
     ApprovalExecutionFailedError,
     CountersignConnectionError,
@@ -16,6 +17,7 @@ from countersign import (
     ServerError,
 )
 from countersign._transport import backoff_delay
+
 from sdkhelpers import AID, FakeClock, err, jresp, make_agent, pending_body, status_body
 
 pytestmark = pytest.mark.anyio
@@ -80,7 +82,7 @@ async def test_reads_honour_retry_after(clock: FakeClock) -> None:
 
 async def test_retry_after_as_a_date(clock: FakeClock) -> None:
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=20), usegmt=True)
-    seen, handler = script(err(503, "unavailable", headers={"Retry-After": when}),
+    _seen, handler = script(err(503, "unavailable", headers={"Retry-After": when}),
                            err(503, "unavailable", headers={"Retry-After": "soon"}),
                            jresp(200, status_body()))
     async with make_agent(handler, retry_backoff=1) as agent:

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from test_batch import FakeBatches, refunds
+
 from countersign import (
     Agent,
     ApprovalDeniedError,
@@ -21,6 +23,7 @@ from countersign import (
     ServerError,
     SyncAgent,
 )
+
 from sdkhelpers import (
     AID,
     BASE,
@@ -33,7 +36,6 @@ from sdkhelpers import (
     result_body,
     status_body,
 )
-from test_batch import FakeBatches, refunds
 
 pytestmark = pytest.mark.anyio
 
@@ -142,9 +144,8 @@ def test_sync_await_long_polls_until_the_outcome(clock: FakeClock) -> None:
             return jresp(202, status_body("pending"))
         return err(409, "denied", "no", {"reason": "wrong customer"})
 
-    with make_sync_agent(handler) as agent:
-        with pytest.raises(ApprovalDeniedError) as caught:
-            agent.await_approval(AID, timeout=300)
+    with make_sync_agent(handler) as agent, pytest.raises(ApprovalDeniedError) as caught:
+        agent.await_approval(AID, timeout=300)
     assert caught.value.details["reason"] == "wrong customer"
     assert waits == ["60", "60", "60"]
 
@@ -154,9 +155,8 @@ def test_sync_await_times_out(clock: FakeClock) -> None:
         clock.t += int(request.url.params["wait"])
         return jresp(202, status_body("pending"))
 
-    with make_sync_agent(handler) as agent:
-        with pytest.raises(ApprovalTimeoutError) as caught:
-            agent.await_approval(AID, timeout=90)
+    with make_sync_agent(handler) as agent, pytest.raises(ApprovalTimeoutError) as caught:
+        agent.await_approval(AID, timeout=90)
     assert caught.value.last_status is not None and clock.t == 1090
 
 
@@ -195,9 +195,9 @@ def test_sync_submit_batch_runs_members_concurrently_then_seals() -> None:
 def test_sync_submit_batch_stops_at_a_refused_member() -> None:
     server = ThreadedBatches()
     server.refuse["b1:3"] = err(409, "conflict", "another grant")
-    with SyncAgent("k", base_url=BASE, transport=httpx.MockTransport(server.handle)) as agent:
-        with pytest.raises(ConflictError) as caught:
-            agent.submit_batch("b1", refunds(20), concurrency=1)
+    with SyncAgent("k", base_url=BASE, transport=httpx.MockTransport(server.handle)) as agent, \
+            pytest.raises(ConflictError) as caught:
+        agent.submit_batch("b1", refunds(20), concurrency=1)
     assert caught.value.details["batch_index"] == 3
     assert len(server.posted()) == 4 and "b1" not in server.expected
 

@@ -300,7 +300,12 @@ function durationMs(
     m !== undefined ? [ms, m, "milliseconds", 1] : [seconds, s ?? defaultMs / 1000, "seconds", 1000];
   if (!(typeof value === "number" && Number.isFinite(value) && (positive ? value > 0 : value >= 0))) {
     const bound = positive ? "a positive" : "a non-negative";
-    const shown = typeof value === "string" ? JSON.stringify(value) : String(value);
+    const shown =
+      typeof value === "string"
+        ? JSON.stringify(value)
+        : typeof value === "number" || typeof value === "boolean" || value == null
+          ? String(value)
+          : `a value of type ${typeof value}`;
     throw invalid(`${name} must be ${bound} finite number of ${unit}, not ${shown}`);
   }
   return value * scale;
@@ -510,6 +515,7 @@ export class Agent {
     options: SubmitBatchOptions = {},
   ): Promise<BatchStatus> {
     const id = requireBatchId(batchId);
+    const members: readonly BatchRequest[] = requests; // Array.isArray narrows requests to any[]
     if (!Array.isArray(requests)) throw invalid("requests must be an array of requests");
     const seal = options.seal ?? true;
     const concurrency = options.concurrency ?? BATCH_CONCURRENCY;
@@ -518,13 +524,13 @@ export class Agent {
     if (typeof seal !== "boolean") throw invalid("seal must be a boolean");
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw invalid("concurrency must be an integer >= 1");
     if (!(Number.isInteger(firstIndex) && firstIndex >= 0)) throw invalid("firstIndex must be an integer >= 0");
-    if (requests.length === 0 && seal) throw invalid("a batch needs at least one request");
-    const total = firstIndex + requests.length;
+    if (members.length === 0 && seal) throw invalid("a batch needs at least one request");
+    const total = firstIndex + members.length;
     if (total > BATCH_MAX_MEMBERS) throw invalid(`a batch has at most ${BATCH_MAX_MEMBERS} members`);
 
     const payloads: Record<string, unknown>[] = [];
     const seen = new Map<string, number>();
-    requests.forEach((r, i) => {
+    members.forEach((r, i) => {
       if (!r || typeof r !== "object" || Array.isArray(r)) throw invalid(`requests[${i}] must be an object`);
       const unknown = Object.keys(r).filter((k) => !BATCH_REQUEST_KEYS.has(k));
       if (unknown.length > 0) {
@@ -555,7 +561,7 @@ export class Agent {
       while (failures.length === 0 && next < payloads.length) {
         const i = next++;
         try {
-          approvalIds[i] = (await this.#submit(payloads[i]!, true, signal)).approvalId;
+          approvalIds[i] = (await this.#submit(payloads[i], true, signal)).approvalId;
         } catch (e) {
           if (e instanceof ApprovalDeniedError || e instanceof ApprovalCancelledError || e instanceof ApprovalExecutionFailedError) {
             // Stored before and already decided: its first answer is an outcome.
@@ -575,7 +581,7 @@ export class Agent {
     await Promise.all(Array.from({ length: Math.min(concurrency, payloads.length) }, worker));
     if (failures.length > 0) {
       failures.sort((a, b) => a.index - b.index);
-      throw failures[0]!.error;
+      throw failures[0].error;
     }
     signal?.throwIfAborted();
     const status = seal ? await this.sealBatch(id, total, { signal }) : await this.getBatchStatus(id, { signal });

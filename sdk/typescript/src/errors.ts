@@ -195,7 +195,7 @@ export function errorFromResponse(
 ): CountersignError {
   const err: WireError =
     body && typeof body === "object" && "error" in body && typeof body.error === "object" && body.error
-      ? (body.error as WireError)
+      ? body.error
       : {};
   const code = typeof err.code === "string" && err.code ? err.code : `http_${statusCode}`;
   const message =

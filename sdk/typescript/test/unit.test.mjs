@@ -85,8 +85,10 @@ describe("package", () => {
     assert.equal(cs.VERSION, pkg.version);
     assert.equal(pkg.name, "countersign");
     assert.equal(pkg.dependencies, undefined);
-    assert.deepEqual(Object.keys(pkg.devDependencies), ["typescript"]);
-    assert.match(pkg.devDependencies.typescript, /^\d+\.\d+\.\d+$/, "exact version pin");
+    assert.deepEqual(Object.keys(pkg.devDependencies), ["@eslint/js", "eslint", "typescript", "typescript-eslint"]);
+    for (const [name, version] of Object.entries(pkg.devDependencies)) {
+      assert.match(version, /^\d+\.\d+\.\d+$/, `exact version pin of ${name}`);
+    }
   });
 
   it("HttpMethod lists the seven methods", () => {
