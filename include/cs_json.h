@@ -51,7 +51,9 @@ enum cs_err cs_json_only_keys(json_object *obj, const char *const *allowed, char
 enum cs_err cs_json_str(json_object *obj, const char *key, bool required, size_t maxlen,
                         const char **out, char *err) CS_MUSTCHECK;
 
-/* Reads an integer field within [min, max]; missing -> *out = def when not required. */
+/* Reads an integer field within [min, max]; missing -> *out = def when not required.
+ * As in JSON Schema, a number with no fraction is an integer (16761.0, 1e3), up to
+ * 2^53 in magnitude when written with a fraction or an exponent; 1.5 is refused. */
 enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min,
                         int64_t max, int64_t def, int64_t *out, char *err) CS_MUSTCHECK;
 

@@ -4,6 +4,7 @@
 #include "cs_json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "cs_mem.h"
@@ -418,10 +419,20 @@ enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_
     *out = def;
     if (!v)
         return required ? cs_err_set(err, CS_ERR_INVALID, "\"%s\" is required", key) : CS_OK;
-    if (!json_object_is_type(v, json_type_int))
-        return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be an integer", key);
+    int64_t n = 0;
     errno = 0;
-    int64_t n = json_object_get_int64(v);
+    if (json_object_is_type(v, json_type_int)) {
+        n = json_object_get_int64(v);
+    } else if (json_object_is_type(v, json_type_double)) {
+        /* JSON Schema's integer: 16761.0 and 1e3 are integers, 1.5 is not. Within
+         * +-2^53 a double holds every integer exactly, so what is read is what was sent. */
+        double d = json_object_get_double(v);
+        if (!(d == trunc(d) && fabs(d) <= 9007199254740992.0))
+            return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be an integer", key);
+        n = (int64_t)d;
+    } else {
+        return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be an integer", key);
+    }
     if (errno || n < min || n > max)
         return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must be between %lld and %lld", key,
                           (long long)min, (long long)max);

@@ -373,13 +373,18 @@ static void check_field(json_object *obj, const char *key, json_object *val)
         int64_t n = 0;
         rc = cs_json_int(obj, key, required, -5, 1000, 7, &n, err);
         if (rc == CS_OK) {
-            FUZZ_CHECK(present ? json_object_is_type(val, json_type_int) : !required && n == 7);
+            bool dbl = present && json_object_is_type(val, json_type_double);
+            FUZZ_CHECK(present ? json_object_is_type(val, json_type_int) || dbl
+                               : !required && n == 7);
             FUZZ_CHECK(n >= -5 && n <= 1000);
-            if (present) {
+            if (present && !dbl) {
                 /* The number read is the number written. */
                 errno = 0;
                 long long text = strtoll(json_object_get_string(val), NULL, 10);
                 FUZZ_CHECK(errno == 0 && text == n);
+            } else if (dbl) {
+                /* An integral number written with a fraction or an exponent. */
+                FUZZ_CHECK(strtod(json_object_get_string(val), NULL) == (double)n);
             }
         } else {
             FUZZ_CHECK(rc == CS_ERR_INVALID);

@@ -378,7 +378,8 @@ CS_TEST(str_getter)
 CS_TEST(int_getter)
 {
     json_object *o = doc("{\"n\":42,\"neg\":-7,\"big\":9223372036854775807,\"d\":1.5,"
-                         "\"e\":1e3,\"s\":\"42\",\"b\":true,\"nul\":null}");
+                         "\"e\":1e3,\"s\":\"42\",\"b\":true,\"nul\":null,\"f\":16761.0,"
+                         "\"huge\":1e300,\"past53\":9007199254740994.0,\"tiny\":1e-300}");
     int64_t v = 0;
     char err[CS_ERRLEN] = "";
     CS_CHECK_RC(cs_json_int(o, "n", true, 0, 100, 0, &v, err), CS_OK);
@@ -400,7 +401,15 @@ CS_TEST(int_getter)
     CS_CHECK_RC(cs_json_int(o, "missing", true, 0, 10, 9, &v, err), CS_ERR_INVALID);
     CS_CHECK_HAS(err, "\"missing\" is required");
 
-    static const char *const wrong[] = {"d", "e", "s", "b", NULL};
+    /* JSON Schema's integers: a number without a fraction, however written. */
+    CS_CHECK_RC(cs_json_int(o, "f", true, 0, 100000, 0, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, 16761);
+    CS_CHECK_RC(cs_json_int(o, "e", true, 0, 10000, 0, &v, err), CS_OK);
+    CS_CHECK_EQ_INT(v, 1000);
+    CS_CHECK_RC(cs_json_int(o, "e", true, 0, 999, 0, &v, err), CS_ERR_INVALID);
+    CS_CHECK_HAS(err, "\"e\" must be between 0 and 999");
+
+    static const char *const wrong[] = {"d", "s", "b", "huge", "past53", "tiny", NULL};
     for (const char *const *k = wrong; *k; k++) {
         CS_CHECK_RC(cs_json_int(o, *k, true, 0, 10000, 0, &v, err), CS_ERR_INVALID);
         char want[32];
