@@ -73,6 +73,9 @@ static enum cs_err strings(json_object *obj, const char *key, const char **out, 
         json_object *v = json_object_array_get_idx(arr, i);
         if (!json_object_is_type(v, json_type_string))
             return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must hold strings", key);
+        if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+            return cs_err_set(err, CS_ERR_INVALID, "\"%s\": an item contains a NUL character",
+                              key);
         out[(*n)++] = json_object_get_string(v);
     }
     return CS_OK;
@@ -105,13 +108,18 @@ static enum cs_err int_field(json_object *o, const char *k, int64_t min, int64_t
 static enum cs_err link_mode_field(json_object *o, int *lifetime, char *err)
 {
     const char *mode = NULL;
+    int given = 0;
     *lifetime = 0;
-    enum cs_err rc = cs_json_str(o, "link_mode", false, 16, &mode, err);
+    /* Range-checked even where it does not apply, so a bad value is never silently kept. */
+    enum cs_err rc = int_field(o, "link_lifetime_s", 60, 86400, 900, &given, err);
+    if (!rc)
+        rc = cs_json_str(o, "link_mode", false, 16, &mode, err);
     if (rc || !mode || !strcmp(mode, "signin"))
         return rc;
     if (strcmp(mode, "semi-public"))
         return cs_err_set(err, CS_ERR_INVALID, "link_mode is signin or semi-public");
-    return int_field(o, "link_lifetime_s", 60, 86400, 900, lifetime, err);
+    *lifetime = given;
+    return CS_OK;
 }
 
 /* ---- handlers that take a body ---- */

@@ -38,6 +38,8 @@ enum cs_err {
     CS_ERR_UNKNOWN_GRANT,     /* no such grant */
     CS_ERR_HOST_NOT_ALLOWED,  /* URL is not under one of the grant's allowed bases */
     CS_ERR_POLICY,            /* the policy cannot be evaluated: refused (fail closed) */
+    CS_ERR_UNPROCESSABLE,     /* well-formed, but its fields contradict each other or one
+                                 cannot be used (a period ending before it starts) */
     CS_ERR_CONFIG,            /* bad configuration value */
     /* Decisions. */
     CS_ERR_NOT_PENDING,       /* the approval is no longer pending */

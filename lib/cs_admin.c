@@ -46,11 +46,14 @@ enum cs_err cs_admin_key_create(struct cs_db *db, const char *agent, const char 
     unsigned char raw[32], hash[CS_SHA256_LEN];
     char hex[2 * CS_SHA256_LEN + 1], scope_list[128];
     const char *s = scopes ? scopes : "submit,read";
-    char *copy = cs_strdup(s);
-    bool ok = *s != '\0';
-    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save))
-        ok = !strcmp(t, "submit") || !strcmp(t, "read");
-    cs_free(copy);
+    bool ok = true; /* ^(submit|read)(,(submit|read))*$, as api/openapi.json says */
+    for (const char *t = s;; t++) {
+        size_t n = strcspn(t, ",");
+        ok = ok && ((n == 6 && !strncmp(t, "submit", 6)) || (n == 4 && !strncmp(t, "read", 4)));
+        if (!t[n])
+            break;
+        t += n;
+    }
     if (!ok || strlen(s) > 20)
         return cs_err_set(err, CS_ERR_INVALID, "scopes are submit, read or submit,read");
     snprintf(scope_list, sizeof(scope_list), "{%s}", s);
@@ -196,7 +199,7 @@ enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s
             const char *x = i < s->napprovers ? s->approvers[i] : s->escalation[i - s->napprovers];
             const char *y = k < s->napprovers ? s->approvers[k] : s->escalation[k - s->napprovers];
             if (!strcmp(x, y))
-                rc = cs_err_set(err, CS_ERR_INVALID, "approver \"%.64s\" is listed twice", x);
+                rc = cs_err_set(err, CS_ERR_UNPROCESSABLE, "approver \"%.64s\" is listed twice", x);
         }
     if (!rc && (s->window_seconds < 1 || s->window_seconds > 2592000))
         rc = cs_err_set(err, CS_ERR_INVALID, "the window is 1 s to 30 days");
@@ -359,11 +362,15 @@ enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char
                               char id[CS_UUID_STRLEN + 1], char *err)
 {
     if (strcmp(approver, delegate) == 0)
-        return cs_err_set(err, CS_ERR_INVALID, "an approver cannot delegate to themselves");
+        return cs_err_set(err, CS_ERR_UNPROCESSABLE, "an approver cannot delegate to themselves");
     cs_uuid_v7(id);
     const char *p[] = {id, approver, delegate, from ? from : "now", until};
-    return exec_one(db, CS_DB_Q(DELEGATION_CREATE, p), CS_ERR_CONFLICT,
-                    "no such approvers, or the delegate already delegates to this approver "
-                    "in that period (a loop)",
-                    err);
+    enum cs_err rc = exec_one(db, CS_DB_Q(DELEGATION_CREATE, p), CS_ERR_CONFLICT,
+                              "no such approvers, or the delegate already delegates to this "
+                              "approver in that period (a loop)",
+                              err);
+    /* The table's CHECK (ends_at > starts_at): well-formed times, an empty period. */
+    if (rc == CS_ERR_INVALID && strstr(err, "delegations_check"))
+        rc = cs_err_set(err, CS_ERR_UNPROCESSABLE, "the delegation must end after it starts");
+    return rc;
 }

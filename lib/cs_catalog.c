@@ -459,7 +459,7 @@ enum cs_err cs_in_progress_pattern_valid(const char *pattern, char *err)
     if (n < 1 || n > 512)
         return cs_err_set(err, CS_ERR_INVALID, "an in-progress pattern is 1-512 bytes");
     if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return cs_err_set(err, CS_ERR_INVALID, "the in-progress pattern is not a POSIX extended "
+        return cs_err_set(err, CS_ERR_UNPROCESSABLE, "the in-progress pattern is not a POSIX extended "
                           "regular expression");
     regfree(&re);
     return CS_OK;

@@ -33,7 +33,7 @@ CASES: list[tuple[int, str, type[CountersignError]]] = [
     (400, "malformed_json", ValidationError),
     (400, "forbidden_header", ValidationError),
     (400, "invalid_url", ValidationError),
-    (400, "unknown_agent", ValidationError),
+    (404, "unknown_agent", NotFoundError),
     (413, "too_large", ValidationError),
     (422, "policy_unevaluable", ValidationError),
     (401, "unauthenticated", AuthenticationError),
