@@ -181,8 +181,14 @@ valgrind: ## Run the unit tests under valgrind (leaks are errors)
 	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    --suppressions=tests/valgrind.supp $$t >/dev/null; done
 
-integration: all ## Integration, security and fault suites: real binaries, Postgres, Kafka
+# The suites run in TEST_JOBS pytest-xdist workers sharing one Postgres and one Kafka
+# (tests/conftest.py says how tests are spread); TEST_JOBS=0 runs them in one process.
+# Most of a test's time is spent waiting on its processes, so more workers than cores help.
+TEST_JOBS ?= 4
+
+integration: all ## Integration, security and fault suites: real binaries, Postgres, Kafka (TEST_JOBS workers)
 	CS_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  -n $(TEST_JOBS) --dist loadfile \
 	  tests/integration $(wildcard tests/security) $(wildcard tests/fault)
 
 # The tests with the most threads at once: many workers, kills, SIGTERM, broker and

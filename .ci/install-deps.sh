@@ -91,7 +91,7 @@ install_python_packages() {
     else
         grep -v '^Requirement already satisfied' <<<"$out" >&2 || true
     fi
-    python3 -c 'import pytest, psycopg, confluent_kafka, httpx, schemathesis' ||
+    python3 -c 'import pytest, xdist, psycopg, confluent_kafka, httpx, schemathesis' ||
         die "Python test packages installed but not importable by $(command -v python3)"
 }
 

@@ -15,6 +15,7 @@ import json
 import random
 import time
 import httpx
+import pytest
 
 from faultlib import scale, seed, wait_all_terminal
 from harness import System
@@ -98,6 +99,7 @@ def test_relay_killed_again_and_again_skips_no_event(system: System) -> None:
     print(f"{KILLS} relay kills over {n} calls: {dups} duplicate deliveries, 0 gaps")
 
 
+@pytest.mark.private_services  # kills a service (tests/conftest.py)
 def test_postgres_crash_with_the_slot_behind_republishes(system: System) -> None:
     """Postgres writes a slot's confirmed position to disk at checkpoints. After a
     crash the slot is behind what the relay had confirmed (and the broker holds):

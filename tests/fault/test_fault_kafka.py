@@ -11,10 +11,15 @@ from __future__ import annotations
 import collections
 import time
 
+import pytest
+
 from faultlib import (RetryingProducer, alive_and_same, assert_one_outcome_each,
                       keys_by_approval, results_by_approval, scale, statuses, wait_all_terminal)
 from harness import System
 from services import scaled, wait_for
+
+# Kills or restarts a service: under xdist, on services of its own (tests/conftest.py).
+pytestmark = pytest.mark.private_services
 
 CYCLES = scale(2, 6)          # broker kills
 RATE = 25                     # envelopes per second

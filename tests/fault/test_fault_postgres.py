@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
+import pytest
 
 import approver as browser
 from faultlib import (ApprovalPages, HttpLoad, RetryingProducer, alive_and_same,
@@ -24,6 +25,9 @@ from faultlib import (ApprovalPages, HttpLoad, RetryingProducer, alive_and_same,
                       statuses, wait_all_terminal, wait_sealed)
 from harness import System
 from services import scaled, wait_for
+
+# Kills or restarts a service: under xdist, on services of its own (tests/conftest.py).
+pytestmark = pytest.mark.private_services
 
 CYCLES = scale(1, 4)          # each cycle: one immediate restart, one SIGKILL + start
 KILL_GAP = 2.0                # seconds Postgres stays down after the SIGKILL

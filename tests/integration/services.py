@@ -86,6 +86,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def npm_ci(folder: Path, package: str) -> None:
+    """`npm ci` in `folder` (from its lockfile) unless ``node_modules/<package>`` is there.
+    Under a file lock in `folder`: parallel test workers install once, never over each other."""
+    import fcntl
+
+    with open(folder / ".npm-ci.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if not (folder / "node_modules" / package).is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True,
+                           capture_output=True, timeout=scaled(300))
+
+
 class ServiceError(RuntimeError):
     """A tools/*.sh command failed; the message carries its stderr."""
 

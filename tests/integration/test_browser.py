@@ -8,15 +8,13 @@ import subprocess
 
 from approver import link
 from harness import BUILD_DIR, System
-from services import REPO_ROOT, scaled
+from services import REPO_ROOT, npm_ci, scaled
 
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 
 
 def run_browser(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
-                       capture_output=True, timeout=scaled(300))
+    npm_ci(BROWSER_DIR, "playwright-core")
     return subprocess.run(["node", "approve.mjs"], cwd=BROWSER_DIR, text=True, capture_output=True,
                           env={**os.environ, **env}, timeout=scaled(120))
 

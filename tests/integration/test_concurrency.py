@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import time
 
+import pytest
+
 from harness import System
 from services import scaled, wait_for
 
@@ -105,6 +107,7 @@ def test_5xx_without_idempotency_is_not_retried(system: System) -> None:
     assert system.stub.count() == 1
 
 
+@pytest.mark.private_services  # kills a service (tests/conftest.py)
 def test_kafka_broker_restart_loses_no_outcome(system: System) -> None:
     system.setup(mode="never", rules=[])
     system.stub.program("/v1/refunds", delay=0.05)
@@ -132,6 +135,7 @@ def test_kafka_broker_restart_loses_no_outcome(system: System) -> None:
     assert system.stub.count() == 100
 
 
+@pytest.mark.private_services  # kills a service (tests/conftest.py)
 def test_postgres_outage_every_thread_reconnects(system: System) -> None:
     """Postgres goes away under a running worker: its ingest, relay, notifier and
     executor threads reconnect at the same time, each on its own connection with

@@ -25,7 +25,7 @@ import psycopg
 
 from approver import ANY_CSRF, Approver, origin_of
 from harness import REPO_ROOT, System
-from services import scaled, wait_for
+from services import npm_ci, scaled, wait_for
 from test_api import Api
 
 ROUTES = re.findall(r'\{"(GET|POST)", "(/console[^"]*)", \w+, "\w+"(?:, (?:true|false))+\}',
@@ -431,9 +431,7 @@ def test_console_in_chromium(system: System) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("*.png"):
         old.unlink()
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
-                       capture_output=True, timeout=scaled(300))
+    npm_ci(BROWSER_DIR, "playwright-core")
     out = subprocess.run(
         ["node", "console.mjs"], cwd=BROWSER_DIR, text=True, capture_output=True,
         timeout=scaled(240),

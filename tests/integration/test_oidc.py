@@ -40,7 +40,7 @@ import pytest
 
 from approver import Approver, SESSION_COOKIE
 from harness import LOG_ROOT, System, deadline
-from services import REPO_ROOT, scaled
+from services import REPO_ROOT, npm_ci, scaled
 
 PROVIDER_DIR = REPO_ROOT / "tests" / "oidc"
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
@@ -62,9 +62,7 @@ class OidcProvider:
         self.log = log
         self.secret = secrets.token_urlsafe(24)
         self.other_secret = secrets.token_urlsafe(24)
-        if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR,
-                           check=True, capture_output=True, timeout=scaled(300))
+        npm_ci(PROVIDER_DIR, "oidc-provider")
         log.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(log, "ab")
         env = {**os.environ, "OIDC_CLIENT_SECRET": self.secret,
@@ -285,9 +283,7 @@ def signed_in_as(person: Approver, api_url: str) -> str | None:
 
 
 def run_browser(env: dict[str, str], log: Path) -> subprocess.CompletedProcess[str]:
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
-                       capture_output=True, timeout=scaled(300))
+    npm_ci(BROWSER_DIR, "playwright-core")
     out = subprocess.run(["node", "oidc.mjs"], cwd=BROWSER_DIR, text=True, capture_output=True,
                          env={**os.environ, **env}, timeout=scaled(180))
     log.write_text(out.stdout + out.stderr)

@@ -31,7 +31,7 @@ import httpx
 
 from approver import HIDDEN, Approver, link
 from harness import System
-from services import REPO_ROOT, scaled, wait_for
+from services import REPO_ROOT, npm_ci, scaled, wait_for
 
 BROWSER_DIR = REPO_ROOT / "tests" / "browser"
 ADMIN = "admin-secret-token"
@@ -48,9 +48,7 @@ class Device:
 
     def run(self, action: str, **env: str) -> dict[str, Any]:
         """Runs passkey.mjs once (CS_ACTION=action); its JSON answer, asserted ok."""
-        if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
-                           capture_output=True, timeout=scaled(300))
+        npm_ci(BROWSER_DIR, "playwright-core")
         p = subprocess.run(["node", "passkey.mjs"], cwd=BROWSER_DIR, text=True,
                            capture_output=True, timeout=scaled(150),
                            env={**os.environ, "CS_ACTION": action, "CS_STATE": str(self.state),
