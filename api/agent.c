@@ -8,7 +8,7 @@
  * sees only its own approvals: another agent's id answers 404.
  *
  * Submitting runs the same lib/ code as Kafka ingest (cs_request_parse,
- * cs_approval_check, cs_approval_row, cs_approval_insert). When no approval
+ * cs_approval_check, cs_batch_tx_admit, cs_approval_row_write and its insert). When no approval
  * is needed the row is inserted approved and the request waits -- suspended,
  * see waiters.c -- for the worker to execute it, up to the policy's
  * execution timeout (at most 60 s), then answers 200 with the result, or
@@ -184,19 +184,31 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
     return answer(r, c, d, true);
 }
 
-/* Stores one submission; a batch member is admitted to its batch in the same transaction. */
-static enum cs_err store(struct api *a, struct api_db *d, json_object *rows,
-                         const struct cs_request *rq, const struct cs_grant *g,
-                         const struct cs_agent *agent, PGresult **res, char *err)
+/*
+ * Writes and stores the row of one submission (its id into r->approval_id,
+ * its expiry into *expires_ms); a batch member is admitted to its batch
+ * first, in the same transaction, and its row written in the batch's window.
+ */
+static enum cs_err store(struct api_req *r, struct api_db *d, const struct cs_request *rq,
+                         const struct cs_grant *g, bool needs, int64_t *expires_ms,
+                         PGresult **res, char *err)
 {
+    struct api *a = r->api;
+    const struct cs_agent *agent = &r->who.agent;
+    char actor[96];
+    snprintf(actor, sizeof(actor), "agent:%s", agent->name);
     if (!rq->batch_id)
-        return cs_approval_insert(d->db, rows, res, err);
+        return cs_approval_insert_row(d->db, rq, agent, g, needs, 0, &a->keys, a->cfg->public_url,
+                                      actor, r->approval_id, expires_ms, res, err);
     struct cs_batch_tx *t = cs_batch_tx_new();
+    int64_t window_ms = 0;
     enum cs_err rc = cs_db_begin(d->db, err);
     if (!rc)
-        rc = cs_batch_tx_admit(t, d->db, json_object_array_get_idx(rows, 0), rq, agent, g, err);
+        rc = cs_batch_tx_admit(t, d->db, rq, agent, g, &window_ms, err);
     if (!rc)
-        rc = cs_approval_insert(d->db, rows, res, err);
+        rc = cs_approval_insert_row(d->db, rq, agent, g, needs, window_ms, &a->keys,
+                                    a->cfg->public_url, actor, r->approval_id, expires_ms, res,
+                                    err);
     if (!rc)
         rc = cs_batch_tx_finish(t, d->db, *res, &a->keys, a->cfg->public_url, "api", err);
     if (!rc)
@@ -217,7 +229,7 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct 
     struct api *a = r->api;
     char err[CS_ERRLEN];
     enum MHD_Result ret;
-    json_object *obj = NULL, *rows = NULL;
+    json_object *obj = NULL;
     struct cs_request rq = {0};
     const struct cs_grant *g = NULL;
     bool needs = true;
@@ -234,23 +246,14 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct 
         ret = reply_error(r, c, rc, err, NULL);
         goto done;
     }
-    char actor[96];
     int64_t expires_ms = 0;
-    snprintf(actor, sizeof(actor), "agent:%s", r->who.agent.name);
     needs = needs || rq.batch_id; /* a batch member waits for the batch decision */
-    rows = json_object_new_array();
-    json_object_array_add(rows, cs_approval_row(&rq, &r->who.agent, g, needs, &a->keys,
-                                                a->cfg->public_url, actor, r->approval_id,
-                                                &expires_ms));
     PGresult *res = NULL;
-    if ((rc = store(a, d, rows, &rq, g, &r->who.agent, &res, err))) {
+    if ((rc = store(r, d, &rq, g, needs, &expires_ms, &res, err))) {
         ret = reply_error(r, c, rc, err, NULL);
         goto done;
     }
     bool inserted = PQntuples(res) == 1;
-    if (inserted)
-        expires_ms =
-            cs_db_int(res, 0, CSC_INSERT_APPROVALS_EXPIRES_MS); /* a batch member: its window */
     PQclear(res);
     r->inline_expires_ms = expires_ms;
     if (!inserted) {
@@ -267,7 +270,6 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct 
     ret = wait_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
 done:
     json_object_put(obj);
-    json_object_put(rows);
     cs_request_free(&rq);
     return ret;
 }

@@ -60,26 +60,31 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
 
 /*
  * Writes one row for cs_approval_insert_text() at the end of b, as a JSON
- * object: a fresh UUIDv7 id (copied to id), status pending or approved,
- * expires_at = now + the policy window, the policy snapshot, and -- when
+ * object, in its final form (nothing rewrites it): a fresh UUIDv7 id
+ * (copied to id), status pending or approved, expires_at = now + the
+ * policy window (copied to *expires_ms), the policy snapshot, and -- when
  * pending -- its approval_url (cs_link_approval_path) for the pending event.
+ * A batch member (rq->batch_id) is written as its batch admitted it: pending
+ * until member_expires_ms (the batch's window, from cs_batch_tx_admit), with
+ * no approval_url, reminder or escalation of its own; member_expires_ms is
+ * ignored for any other row.
  * CS_ERR_TOO_LARGE when it does not fit under b's cap; b is then as it was.
  */
 enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
                                   const struct cs_agent *agent, const struct cs_grant *g,
-                                  bool needs_approval, const struct cs_link_keys *keys,
-                                  const char *public_url, const char *actor,
-                                  char id[CS_UUID_STRLEN + 1], int64_t *expires_ms) CS_MUSTCHECK;
+                                  bool needs_approval, int64_t member_expires_ms,
+                                  const struct cs_link_keys *keys, const char *public_url,
+                                  const char *actor, char id[CS_UUID_STRLEN + 1],
+                                  int64_t *expires_ms) CS_MUSTCHECK;
 
 /*
- * The same row (the same writer) as a new json_object owned by the caller,
- * for cs_approval_insert() and cs_batch_tx_admit(), which rewrites it.
+ * What a row of grant g records of its policy, appended as JSON text: the
+ * policy snapshot to `policy`, the approver slots (an array) to `approvers`
+ * (the same writer as the rows': a batch binds to them). CS_ERR_TOO_LARGE
+ * past a buffer's cap.
  */
-json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
-                             const struct cs_grant *g, bool needs_approval,
-                             const struct cs_link_keys *keys, const char *public_url,
-                             const char *actor, char id[CS_UUID_STRLEN + 1],
-                             int64_t *expires_ms);
+enum cs_err cs_approval_policy_write(struct cs_buf *policy, struct cs_buf *approvers,
+                                     const struct cs_grant *g) CS_MUSTCHECK;
 
 /*
  * Inserts rows -- the text of a JSON array of rows (cs_approval_row_write)
@@ -90,9 +95,17 @@ json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent 
 enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res,
                                     char *err) CS_MUSTCHECK;
 
-/* cs_approval_insert_text() of rows, a JSON array of cs_approval_row()s. */
-enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res,
-                               char *err) CS_MUSTCHECK;
+/*
+ * cs_approval_row_write() of one row, inserted with cs_approval_insert_text()
+ * (in the caller's transaction, if any). *res as there; id and *expires_ms
+ * as the writer's.
+ */
+enum cs_err cs_approval_insert_row(struct cs_db *db, const struct cs_request *rq,
+                                   const struct cs_agent *agent, const struct cs_grant *g,
+                                   bool needs_approval, int64_t member_expires_ms,
+                                   const struct cs_link_keys *keys, const char *public_url,
+                                   const char *actor, char id[CS_UUID_STRLEN + 1],
+                                   int64_t *expires_ms, PGresult **res, char *err) CS_MUSTCHECK;
 
 struct cs_vote {
     const char *approval_id;

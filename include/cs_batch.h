@@ -49,14 +49,16 @@ void cs_batch_tx_free(struct cs_batch_tx *t);
 /*
  * Admits a member inside the caller's transaction: locks its batch (first
  * sight), binds the batch to the member's grant and policy when it is the
- * first, and rewrites `row` (from cs_approval_row) into a batch member:
- * pending, the batch's window, no approval_url of its own. Returns the refusal
- * (CS_ERR_CONFLICT with the reason, CS_ERR_EXPIRED, CS_ERR_POLICY) without
- * changing anything, or CS_OK. Call members in (agent, batch id) order.
+ * first, and sets *expires_ms to the batch's window, which the member's row
+ * is then written with (cs_approval_row_write: pending, no approval_url of
+ * its own). Returns the refusal (CS_ERR_CONFLICT with the reason,
+ * CS_ERR_EXPIRED, CS_ERR_POLICY) without changing anything, or CS_OK. Call
+ * members in (agent, batch id) order.
  */
-enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_object *row,
+enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
                               const struct cs_request *rq, const struct cs_agent *agent,
-                              const struct cs_grant *g, char *err) CS_MUSTCHECK;
+                              const struct cs_grant *g, int64_t *expires_ms,
+                              char *err) CS_MUSTCHECK;
 
 /*
  * After the insert (res of cs_approval_insert: its rows carry batch_id):

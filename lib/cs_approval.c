@@ -62,11 +62,12 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
 }
 
 /*
- * Rows are written as JSON text straight into the caller's buffer: one
- * writer for every row, whether it goes to the ingest's batch parameter
- * as it is or becomes a json_object (cs_approval_row) for the api and for
- * batch members. The fields are the columns of insert_approvals' recordset
- * (sql/queries/approval.sql): the two change together.
+ * Rows are written as JSON text straight into the caller's buffer, once,
+ * in their final form: one writer for every row (the ingest's batch
+ * parameter, the api's submission, a batch member after its batch
+ * admitted it, a re-submission). The fields are the columns of
+ * insert_approvals' recordset (sql/queries/approval.sql): the two change
+ * together.
  */
 struct jw {
     struct cs_buf *b;
@@ -139,19 +140,57 @@ static void jw_b64(struct jw *w, const unsigned char *p, size_t n)
     JW_LIT(w, "\"");
 }
 
+/* The policy snapshot a row of g records (text, into w). */
+static void jw_policy(struct jw *w, const struct cs_grant *g)
+{
+    if (g->policy_json) {
+        jw_raw(w, g->policy_json, strlen(g->policy_json));
+    } else {
+        json_object *snap = cs_policy_snapshot(g->policy, g->idempotency_keys);
+        jw_json(w, snap);
+        json_object_put(snap);
+    }
+}
+
+/* Its approvers (slot ids) as a JSON array, none when !needs_approval. */
+static void jw_approvers(struct jw *w, const struct cs_policy *p, bool needs_approval)
+{
+    JW_LIT(w, "[");
+    for (int i = 0; needs_approval && i < p->napprovers; i++) {
+        if (i)
+            JW_LIT(w, ",");
+        jw_str(w, p->approvers[i].approver_id);
+    }
+    JW_LIT(w, "]");
+}
+
+enum cs_err cs_approval_policy_write(struct cs_buf *policy, struct cs_buf *approvers,
+                                     const struct cs_grant *g)
+{
+    struct jw pw = {.b = policy}, aw = {.b = approvers};
+    jw_policy(&pw, g);
+    jw_approvers(&aw, g->policy, true);
+    return pw.rc ? pw.rc : aw.rc;
+}
+
 enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
                                   const struct cs_agent *agent, const struct cs_grant *g,
-                                  bool needs_approval, const struct cs_link_keys *keys,
-                                  const char *public_url, const char *actor,
-                                  char id[CS_UUID_STRLEN + 1], int64_t *expires_ms)
+                                  bool needs_approval, int64_t member_expires_ms,
+                                  const struct cs_link_keys *keys, const char *public_url,
+                                  const char *actor, char id[CS_UUID_STRLEN + 1],
+                                  int64_t *expires_ms)
 {
     const struct cs_policy *p = g->policy;
     struct jw w = {.b = b};
     size_t at = b->len;
     char hex[2 * CS_SHA256_LEN + 1];
+    /* A batch member waits for its batch's decision: pending, the batch's
+     * window, no link, reminder or escalation of its own (the batch has them). */
+    bool member = rq->batch_id != NULL;
+    needs_approval = needs_approval || member;
     cs_uuid_v7(id);
     int64_t now = cs_now_ms();
-    *expires_ms = now + (int64_t)p->window_seconds * 1000;
+    *expires_ms = member ? member_expires_ms : now + (int64_t)p->window_seconds * 1000;
 
     JW_LIT(&w, "{\"id\":");
     jw_str(&w, id);
@@ -183,26 +222,16 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
     JW_LIT(&w, ",\"digest_hex\":");
     jw_str(&w, hex);
     JW_LIT(&w, ",\"policy\":");
-    if (g->policy_json) {
-        jw_raw(&w, g->policy_json, strlen(g->policy_json));
-    } else {
-        json_object *snap = cs_policy_snapshot(p, g->idempotency_keys);
-        jw_json(&w, snap);
-        json_object_put(snap);
-    }
-    JW_LIT(&w, ",\"approvers\":[");
-    for (int i = 0; needs_approval && i < p->napprovers; i++) {
-        if (i)
-            JW_LIT(&w, ",");
-        jw_str(&w, p->approvers[i].approver_id);
-    }
-    JW_LIT(&w, "],\"quorum\":");
+    jw_policy(&w, g);
+    JW_LIT(&w, ",\"approvers\":");
+    jw_approvers(&w, p, needs_approval);
+    JW_LIT(&w, ",\"quorum\":");
     jw_int(&w, needs_approval ? p->quorum : 0);
     JW_LIT(&w, ",\"status\":");
     jw_str(&w, needs_approval ? "pending" : "approved");
     JW_LIT(&w, ",\"expires_ms\":");
     jw_int(&w, *expires_ms);
-    if (needs_approval) {
+    if (needs_approval && !member) {
         /* Who holds each slot now (the catalog's cs_link_holder), to notify. */
         JW_LIT(&w, ",\"holders\":[");
         for (int i = 0; i < p->napprovers; i++) {
@@ -244,28 +273,6 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
     return w.rc;
 }
 
-json_object *cs_approval_row(const struct cs_request *rq, const struct cs_agent *agent,
-                             const struct cs_grant *g, bool needs_approval,
-                             const struct cs_link_keys *keys, const char *public_url,
-                             const char *actor, char id[CS_UUID_STRLEN + 1],
-                             int64_t *expires_ms)
-{
-    struct cs_buf b;
-    cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
-    /* A request is at most CS_REQUEST_MAX_BYTES (64 MB): its row always fits. */
-    cs_assert(cs_approval_row_write(&b, rq, agent, g, needs_approval, keys, public_url,
-                                    actor, id, expires_ms) == CS_OK);
-    /* Our own output, read back as it was written (no re-validation of the
-     * request's strings, which cs_request_parse already checked). */
-    json_tokener *tok = json_tokener_new_ex(2 * CS_JSON_MAX_DEPTH);
-    cs_assert(tok && b.len <= INT32_MAX);
-    json_object *row = json_tokener_parse_ex(tok, b.data, (int)b.len);
-    cs_assert(row && json_tokener_get_error(tok) == json_tokener_success);
-    json_tokener_free(tok);
-    cs_buf_free(&b);
-    return row;
-}
-
 enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res,
                                     char *err)
 {
@@ -273,9 +280,28 @@ enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult
     return cs_db_exec(db, CS_DB_Q(INSERT_APPROVALS, p), res, err);
 }
 
-enum cs_err cs_approval_insert(struct cs_db *db, json_object *rows, PGresult **res, char *err)
+enum cs_err cs_approval_insert_row(struct cs_db *db, const struct cs_request *rq,
+                                   const struct cs_agent *agent, const struct cs_grant *g,
+                                   bool needs_approval, int64_t member_expires_ms,
+                                   const struct cs_link_keys *keys, const char *public_url,
+                                   const char *actor, char id[CS_UUID_STRLEN + 1],
+                                   int64_t *expires_ms, PGresult **res, char *err)
 {
-    return cs_approval_insert_text(db, cs_json_text(rows, NULL), res, err);
+    struct cs_buf b;
+    cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
+    *res = NULL;
+    enum cs_err rc = cs_buf_append(&b, "[", 1);
+    if (!rc)
+        rc = cs_approval_row_write(&b, rq, agent, g, needs_approval, member_expires_ms, keys,
+                                   public_url, actor, id, expires_ms);
+    if (!rc)
+        rc = cs_buf_append(&b, "]", 1);
+    if (rc)
+        rc = cs_err_set(err, rc, "the approval row exceeds %zu bytes", CS_APPROVAL_ROWS_MAX);
+    else
+        rc = cs_approval_insert_text(db, b.data, res, err);
+    cs_buf_free(&b);
+    return rc;
 }
 
 /* ---- votes ---- */
@@ -596,7 +622,7 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
     struct cs_agent agent = {.name = (char *)cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_NAME),
                              .disabled = cs_db_bool(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_DISABLED)};
     cs_strlcpy(agent.id, cs_db_str(res, 0, CSC_CONSOLE_RESUBMIT_SOURCE_AGENT_ID), sizeof(agent.id));
-    json_object *env = resubmission(res, id), *rows = NULL;
+    json_object *env = resubmission(res, id);
     struct cs_request rq = {0};
     const struct cs_grant *g = NULL;
     bool needs = true;
@@ -609,14 +635,10 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
         rc = cs_catalog_grant(cat, db, rq.grant_id, &g, err);
     if (!rc)
         rc = cs_approval_check(&rq, &agent, g, &needs, err);
-    if (!rc) {
-        rows = json_object_new_array();
-        json_object_array_add(rows, cs_approval_row(&rq, &agent, g, needs, keys, public_url, actor,
-                                                    new_id, &expires_ms));
-        rc = cs_db_begin(db, err);
-    }
+    bool began = !rc && !(rc = cs_db_begin(db, err));
     if (!rc)
-        rc = cs_approval_insert(db, rows, &ins, err);
+        rc = cs_approval_insert_row(db, &rq, &agent, g, needs, 0, keys, public_url, actor, new_id,
+                                    &expires_ms, &ins, err);
     if (!rc && PQntuples(ins) != 1)
         rc = cs_err_set(err, CS_ERR_CONFLICT, "this call was re-submitted at the same moment");
     if (!rc) {
@@ -629,14 +651,13 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
     }
     if (!rc)
         rc = cs_db_commit(db, err);
-    else if (rows)
+    else if (began)
         cs_db_rollback(db);
     if (rc)
         new_id[0] = '\0';
     PQclear(ins);
     PQclear(res);
     json_object_put(env);
-    json_object_put(rows);
     cs_request_free(&rq);
     return rc;
 }

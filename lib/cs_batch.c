@@ -136,18 +136,23 @@ static bool member_exists(struct cs_db *db, const char *agent_id, const char *re
 }
 
 static enum cs_err bind(struct cs_db *db, struct batch_state *s, const struct cs_grant *g,
-                        json_object *row, char *err)
+                        char *err)
 {
-    json_object *policy = NULL, *approvers = NULL;
-    json_object_object_get_ex(row, "policy", &policy);
-    json_object_object_get_ex(row, "approvers", &approvers);
+    struct cs_buf policy, approvers;
+    cs_buf_init(&policy, CS_APPROVAL_ROWS_MAX);
+    cs_buf_init(&approvers, CS_APPROVAL_ROWS_MAX);
     char quorum[16], expires[24];
     s->expires_ms = cs_now_ms() + (int64_t)g->policy->window_seconds * 1000;
     snprintf(quorum, sizeof(quorum), "%d", g->policy->quorum);
     snprintf(expires, sizeof(expires), "%lld", (long long)s->expires_ms);
-    const char *p[] = {s->uid, g->id, g->policy->id, cs_json_text(policy, NULL),
-                       cs_json_text(approvers, NULL), quorum, expires};
-    enum cs_err rc = cs_db_exec(db, CS_DB_Q(BATCH_BIND, p), NULL, err);
+    enum cs_err rc = cs_approval_policy_write(&policy, &approvers, g);
+    const char *p[] = {s->uid, g->id, g->policy->id, policy.data, approvers.data, quorum, expires};
+    if (rc)
+        rc = cs_err_set(err, rc, "the policy of grant %s is too large", g->id);
+    else
+        rc = cs_db_exec(db, CS_DB_Q(BATCH_BIND, p), NULL, err);
+    cs_buf_free(&policy);
+    cs_buf_free(&approvers);
     if (!rc) {
         cs_strlcpy(s->grant_id, g->id, sizeof(s->grant_id));
         cs_strlcpy(s->policy_id, g->policy->id, sizeof(s->policy_id));
@@ -155,9 +160,9 @@ static enum cs_err bind(struct cs_db *db, struct batch_state *s, const struct cs
     return rc;
 }
 
-enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_object *row,
+enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
                               const struct cs_request *rq, const struct cs_agent *agent,
-                              const struct cs_grant *g, char *err)
+                              const struct cs_grant *g, int64_t *expires_ms, char *err)
 {
     char key[256];
     snprintf(key, sizeof(key), "%s|%s", agent->id, rq->batch_id);
@@ -171,6 +176,7 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
         }
         cs_map_put(t->batches, key, s);
     }
+    *expires_ms = s->expires_ms; /* (a copy the insert skips below keeps the lock's) */
     if (g->policy->quorum < 1 || g->policy->napprovers < g->policy->quorum)
         return cs_err_set(err, CS_ERR_POLICY, "a batch needs a policy with approvers and a quorum");
     if (g->policy->require_passkey)
@@ -201,7 +207,7 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
                           strcmp(s->status, "open") ? s->status : "complete", s->expected);
     }
     if (!s->grant_id[0]) {
-        if ((rc = bind(db, s, g, row, err)))
+        if ((rc = bind(db, s, g, err)))
             return rc;
     } else if (strcmp(s->grant_id, g->id) || strcmp(s->policy_id, g->policy->id)) {
         return cs_err_set(err, CS_ERR_CONFLICT,
@@ -209,13 +215,8 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, json_obje
                           "(policy %s): refused", rq->batch_id, s->grant_id, s->policy_id, g->id,
                           g->policy->id);
     }
-    /* A member waits for the batch decision: pending, the batch's window, no link of its own. */
-    json_object_object_add(row, "status", json_object_new_string("pending"));
-    json_object_object_add(row, "expires_ms", json_object_new_int64(s->expires_ms));
-    json_object_object_del(row, "approval_url");
-    json_object_object_del(row, "holders");
-    json_object_object_del(row, "next_reminder_ms");
-    json_object_object_del(row, "escalate_ms");
+    /* A member waits for the batch decision: its row is written pending, in the batch's window. */
+    *expires_ms = s->expires_ms;
     s->admitted++;
     cs_map_put(t->members, mkey, t);
     return CS_OK;

@@ -70,8 +70,9 @@ struct item {
     const struct cs_grant *grant;
     bool needs;                       /* the policy asks for approval (or a batch member) */
     bool row;                         /* has an approval row to store; false once refused */
-    size_t off, len;                  /* the row's text in the batch's rows (not a member) */
-    json_object *member;              /* a batch member's row: cs_batch_tx_admit rewrites it */
+    size_t off, len;                  /* the row's text: in the batch's rows, a member's in
+                                         in->members (written once its batch admitted it) */
+    bool member;                      /* a batch member (its row is written by store()) */
     struct cs_seal seal;              /* count > 0: a seal message */
 };
 
@@ -107,6 +108,7 @@ struct ingest {
     struct cs_link_keys keys;          /* approval_url and batch page links */
     struct batch b[2];
     struct cs_buf param;              /* the JSON array one insert takes (reused) */
+    struct cs_buf members;            /* the batch members' rows of one store() (reused) */
 };
 
 /* Delivery report of a dead letter: its batch is the message's opaque. */
@@ -224,44 +226,46 @@ static enum cs_err admit(struct ingest *in, const rd_kafka_message_t *m, struct 
 }
 
 /*
- * Writes the approval row of an admitted request: a batch member's as an
- * object (its batch rewrites it while storing), any other's as text at the
- * end of b->rows. CS_ERR_TOO_LARGE when b->rows is full.
+ * Writes the approval row of item it at the end of rows (member_expires_ms: a batch
+ * member's window, from its batch). CS_ERR_TOO_LARGE when rows is full.
  */
-static enum cs_err write_row(struct ingest *in, struct batch *b, struct item *it, char *err)
+static enum cs_err row_text(struct ingest *in, struct cs_buf *rows, struct item *it,
+                            int64_t member_expires_ms, char *err)
 {
     char id[CS_UUID_STRLEN + 1], actor[96];
     int64_t expires_ms;
     snprintf(actor, sizeof(actor), "agent:%s", it->agent->name);
-    if (it->rq.batch_id) {
-        it->member = cs_approval_row(&it->rq, it->agent, it->grant, it->needs, &in->keys,
-                                     in->cfg->public_url, actor, id, &expires_ms);
-    } else {
-        it->off = b->rows.len;
-        if (cs_approval_row_write(&b->rows, &it->rq, it->agent, it->grant, it->needs,
-                                  &in->keys, in->cfg->public_url, actor, id,
-                                  &expires_ms) != CS_OK)
-            return cs_err_set(err, CS_ERR_TOO_LARGE,
-                              "the approval rows exceed %zu bytes for one insert",
-                              (size_t)CS_APPROVAL_ROWS_MAX);
-        it->len = b->rows.len - it->off;
-    }
-    it->row = true;
+    it->off = rows->len;
+    if (cs_approval_row_write(rows, &it->rq, it->agent, it->grant, it->needs, member_expires_ms,
+                              &in->keys, in->cfg->public_url, actor, id, &expires_ms) != CS_OK)
+        return cs_err_set(err, CS_ERR_TOO_LARGE, "the approval rows exceed %zu bytes for one insert",
+                          (size_t)CS_APPROVAL_ROWS_MAX);
+    it->len = rows->len - it->off;
     return CS_OK;
+}
+
+/*
+ * Writes the approval row of an admitted request at the end of b->rows; a
+ * batch member's waits for store(), where its batch admits it and gives it
+ * its window. CS_ERR_TOO_LARGE when b->rows is full.
+ */
+static enum cs_err write_row(struct ingest *in, struct batch *b, struct item *it, char *err)
+{
+    it->member = it->rq.batch_id != NULL;
+    enum cs_err rc = it->member ? CS_OK : row_text(in, &b->rows, it, 0, err);
+    it->row = !rc;
+    return rc;
 }
 
 /* Drops the row of a refused item. */
 static void drop_row(struct item *it)
 {
-    json_object_put(it->member);
-    it->member = NULL;
     it->row = false;
 }
 
 /* Undoes an item's admission (it holds no side effect). */
 static void item_reset(struct item *it)
 {
-    json_object_put(it->member);
     cs_request_free(&it->rq);
     cs_batch_seal_free(&it->seal);
     memset(it, 0, sizeof(*it));
@@ -400,12 +404,10 @@ static enum cs_err rows_param(struct ingest *in, struct batch *b, struct item **
     for (int i = 0; i < n && !rc; i++) {
         if (!items[i]->row)
             continue;
-        size_t len = items[i]->len;
-        const char *text = items[i]->member ? cs_json_text(items[i]->member, &len)
-                                            : b->rows.data + items[i]->off;
+        const char *text = (items[i]->member ? in->members.data : b->rows.data) + items[i]->off;
         if (*nrows && (rc = cs_buf_append(&in->param, ",", 1)))
             break;
-        rc = cs_buf_append(&in->param, text, len);
+        rc = cs_buf_append(&in->param, text, items[i]->len);
         (*nrows)++;
     }
     if (!rc)
@@ -435,10 +437,14 @@ static enum cs_err store(struct ingest *in, struct batch *b, struct item **items
     PGresult *res = NULL;
     int nrows = 0;
     enum cs_err rc = cs_db_begin(in->db, err);
+    cs_buf_reset(&in->members);
     for (int i = 0; i < nm && !rc; i++) {
         char why[CS_ERRLEN];
-        enum cs_err r = cs_batch_tx_admit(t, in->db, members[i]->member, &members[i]->rq,
-                                          members[i]->agent, members[i]->grant, why);
+        int64_t window_ms = 0;
+        enum cs_err r = cs_batch_tx_admit(t, in->db, &members[i]->rq, members[i]->agent,
+                                          members[i]->grant, &window_ms, why);
+        if (!r)
+            rc = row_text(in, &in->members, members[i], window_ms, err);
         if (r && cs_err_info(r)->retriable) {
             rc = cs_err_set(err, r, "%s", why);
         } else if (r) {
@@ -700,6 +706,7 @@ void *ingest_main(void *arg)
         cs_buf_init(&b->rows, CS_APPROVAL_ROWS_MAX);
     }
     cs_buf_init(&in.param, CS_APPROVAL_ROWS_MAX);
+    cs_buf_init(&in.members, CS_APPROVAL_ROWS_MAX);
     in.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
     if (cs_process_db(role->cfg, "countersign-ingest", &role->stop, &in.db, err) != CS_OK ||
         !(in.dlq = cs_kafka_producer(role->cfg, client, dlq_report, &in, err)) ||
@@ -777,6 +784,7 @@ out:
         cs_buf_free(&in.b[k].rows);
     }
     cs_buf_free(&in.param);
+    cs_buf_free(&in.members);
     cs_link_keys_wipe(&in.keys);
     atomic_store(&role->done, 1);
     return NULL;

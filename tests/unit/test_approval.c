@@ -1,10 +1,10 @@
 /*
  * test_approval.c -- unit tests of approval rows and the request check
- * (lib/cs_approval.c: cs_approval_row_write, cs_approval_row,
- * cs_approval_check). Nothing here needs a database.
+ * (lib/cs_approval.c: cs_approval_row_write, cs_approval_check). Nothing
+ * here needs a database.
  *
- * The ingest writes rows as JSON text straight into one buffer; the api
- * and batch members get the same text as a json_object. These tests hold
+ * Every row is written once, as JSON text, in its final form (a batch
+ * member's pending in its batch's window, with no link of its own). These tests hold
  * that the text is strict JSON (the parser that guards every envelope
  * accepts it) whatever the strings hold -- quotes, backslashes, every
  * control character, multi-byte UTF-8 -- that every field is the request's
@@ -125,9 +125,11 @@ static json_object *get(json_object *o, const char *k)
 /* Checks one written row against what it was written from. */
 static void check_row(json_object *row, const struct cs_request *rq, const struct fixture *f,
                       bool needs, const char *id, int64_t expires_ms, int64_t before,
-                      int64_t after)
+                      int64_t after, int64_t member_ms)
 {
     char hex[2 * CS_SHA256_LEN + 1], err[CS_ERRLEN];
+    bool member = rq->batch_id != NULL;
+    needs = needs || member; /* a batch member waits for its batch's decision */
     CS_CHECK_EQ_STR(str_of(row, "id"), id);
     CS_CHECK(cs_uuid_valid(id) && id[14] == '7');
     CS_CHECK_EQ_STR(str_of(row, "request_id"), rq->request_id ? rq->request_id : id);
@@ -156,7 +158,10 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     CS_CHECK_EQ_INT(json_object_get_int(get(row, "quorum")), needs ? 1 : 0);
     CS_CHECK_EQ_STR(str_of(row, "status"), needs ? "pending" : "approved");
     CS_CHECK_EQ_INT(json_object_get_int64(get(row, "expires_ms")), expires_ms);
-    CS_CHECK(expires_ms >= before + 3600 * 1000 && expires_ms <= after + 3600 * 1000);
+    if (member)
+        CS_CHECK_EQ_INT(expires_ms, member_ms);
+    else
+        CS_CHECK(expires_ms >= before + 3600 * 1000 && expires_ms <= after + 3600 * 1000);
     CS_CHECK_EQ_STR(str_of(row, "actor"), "agent:billing-bot");
     json_object *approvers = get(row, "approvers");
     CS_CHECK_EQ_INT(json_object_array_length(approvers), needs ? 2 : 0);
@@ -177,7 +182,7 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     }
     CS_CHECK(!get(row, "links"));
     const char *url = str_of(row, "approval_url");
-    if (!needs) {
+    if (!needs || member) {
         CS_CHECK(!get(row, "approval_url") && !get(row, "holders") &&
                  !get(row, "next_reminder_ms") && !get(row, "escalate_ms"));
         return;
@@ -222,33 +227,42 @@ static void write_and_check(const struct cs_request *rq, struct fixture *f, bool
 {
     struct cs_buf b;
     char id[CS_UUID_STRLEN + 1], err[CS_ERRLEN];
-    int64_t expires_ms = 0;
+    int64_t expires_ms = 0, member_ms = rq->batch_id ? cs_now_ms() + 7200 * 1000 : 0;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     CS_CHECK_RC(cs_buf_puts(&b, "[1,"), CS_OK);
     int64_t before = cs_now_ms();
-    enum cs_err rc = cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, &f->keys, PUBLIC,
-                                           "agent:billing-bot", id, &expires_ms);
+    enum cs_err rc = cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, member_ms, &f->keys,
+                                           PUBLIC, "agent:billing-bot", id, &expires_ms);
     int64_t after = cs_now_ms();
     CS_CHECK_RC(rc, CS_OK);
     CS_CHECK_RC(cs_buf_puts(&b, "]"), CS_OK);
     json_object *arr = NULL;
     if (CS_CHECK_RC(cs_json_parse(b.data, b.len, &arr, err), CS_OK)) {
         CS_CHECK_EQ_INT(json_object_array_length(arr), 2);
-        check_row(json_object_array_get_idx(arr, 1), rq, f, needs, id, expires_ms, before, after);
+        check_row(json_object_array_get_idx(arr, 1), rq, f, needs, id, expires_ms, before, after,
+                  member_ms);
     } else {
         printf("  %s\n  %s\n", err, b.data);
     }
     json_object_put(arr);
     cs_buf_free(&b);
 
-    /* The object form is the same writer's text, read back. */
-    before = cs_now_ms();
-    json_object *row = cs_approval_row(rq, &f->agent, &f->g, needs, &f->keys, PUBLIC,
-                                       "agent:billing-bot", id, &expires_ms);
-    after = cs_now_ms();
-    if (CS_CHECK(row))
-        check_row(row, rq, f, needs, id, expires_ms, before, after);
-    json_object_put(row);
+}
+
+/* The row cs_approval_row_write writes for rq (not a batch member), parsed. */
+static json_object *row_of(const struct cs_request *rq, struct fixture *f, bool needs,
+                           const char *public_url, char id[CS_UUID_STRLEN + 1],
+                           int64_t *expires_ms)
+{
+    struct cs_buf b;
+    char err[CS_ERRLEN];
+    json_object *row = NULL;
+    cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
+    CS_CHECK_RC(cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, 0, &f->keys, public_url,
+                                      "agent:x", id, expires_ms), CS_OK);
+    CS_CHECK_RC(cs_json_parse(b.data, b.len, &row, err), CS_OK);
+    cs_buf_free(&b);
+    return row;
 }
 
 CS_TEST(row_fields_and_approval_url)
@@ -346,14 +360,14 @@ CS_TEST(row_too_large_leaves_buffer)
     /* Find the row's size, then give each cap below it: nothing may be left behind. */
     struct cs_buf b;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
-    CS_CHECK_RC(cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, &f.keys, PUBLIC, "agent:x",
+    CS_CHECK_RC(cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, 0, &f.keys, PUBLIC, "agent:x",
                                       id, &expires_ms), CS_OK);
     size_t full = b.len;
     cs_buf_free(&b);
     for (size_t cap = 5; cap < full + 5; cap += 97) {
         cs_buf_init(&b, cap);
         CS_CHECK_RC(cs_buf_puts(&b, "[1,"), CS_OK);
-        enum cs_err rc = cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, &f.keys, PUBLIC,
+        enum cs_err rc = cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, 0, &f.keys, PUBLIC,
                                                "agent:x", id, &expires_ms);
         if (cap < full + 3) {
             CS_CHECK_RC(rc, CS_ERR_TOO_LARGE);
@@ -385,8 +399,7 @@ CS_TEST(approval_url_and_schedule)
     /* A public URL with or without its trailing slash gives one approval_url. */
     static const char *const bases[] = {"https://cs.example.com", "https://cs.example.com//"};
     for (size_t i = 0; i < 2; i++) {
-        json_object *row = cs_approval_row(&rq, &f.agent, &f.g, true, &f.keys, bases[i],
-                                           "agent:x", id, &expires_ms);
+        json_object *row = row_of(&rq, &f, true, bases[i], id, &expires_ms);
         char path[CS_LINK_PATH_MAX];
         cs_link_approval_path(&f.keys, id, expires_ms, path);
         char *want = cs_asprintf("https://cs.example.com%s", path);
@@ -409,8 +422,7 @@ CS_TEST(approval_url_and_schedule)
         f.pol.reminder_interval_s = cases[i].remind_s;
         f.pol.escalate_after_s = cases[i].escalate_s;
         f.pol.nescalation = cases[i].nesc;
-        json_object *row = cs_approval_row(&rq, &f.agent, &f.g, true, &f.keys, PUBLIC,
-                                           "agent:x", id, &expires_ms);
+        json_object *row = row_of(&rq, &f, true, PUBLIC, id, &expires_ms);
         int64_t now = expires_ms - 3600 * 1000;
         json_object *r = get(row, "next_reminder_ms"), *e = get(row, "escalate_ms");
         if (!CS_CHECK_EQ_INT(r != NULL, cases[i].has_remind) ||
@@ -484,6 +496,54 @@ CS_TEST(check_bases_parsed_at_load)
     fixture_free(&f);
 }
 
+CS_TEST(member_row_written_final)
+{
+    /* A batch member's row is written once, as its batch admitted it: pending
+     * (whatever the policy said), in the batch's window, the policy's approvers
+     * and quorum, no approval_url, holders, reminder or escalation of its own;
+     * and the batch binds to the same policy snapshot and approvers. */
+    struct fixture f;
+    struct cs_request rq;
+    char err[CS_ERRLEN];
+    fixture_init(&f, false, true);
+    f.pol.reminder_interval_s = 600;
+    f.pol.escalate_after_s = 1800;
+    f.pol.nescalation = 1;
+    if (CS_CHECK_RC(request("{'request_id':'m-1','agent':'billing-bot','grant_id':'stripe',"
+                            "'method':'POST','url':'https://api.example.com/v1/refunds',"
+                            "'batch_id':'refunds-7','json':{'amount':5}}", &rq, err), CS_OK)) {
+        write_and_check(&rq, &f, false);
+        write_and_check(&rq, &f, true);
+        struct cs_buf row, policy, approvers;
+        char id[CS_UUID_STRLEN + 1];
+        int64_t expires_ms = 0, window = cs_now_ms() + 99 * 1000;
+        cs_buf_init(&row, CS_APPROVAL_ROWS_MAX);
+        cs_buf_init(&policy, CS_APPROVAL_ROWS_MAX);
+        cs_buf_init(&approvers, CS_APPROVAL_ROWS_MAX);
+        CS_CHECK_RC(cs_approval_row_write(&row, &rq, &f.agent, &f.g, false, window, &f.keys,
+                                          PUBLIC, "agent:x", id, &expires_ms), CS_OK);
+        CS_CHECK_EQ_INT(expires_ms, window);
+        CS_CHECK_RC(cs_approval_policy_write(&policy, &approvers, &f.g), CS_OK);
+        json_object *o = NULL, *p = NULL, *a = NULL;
+        if (CS_CHECK_RC(cs_json_parse(row.data, row.len, &o, err), CS_OK) &&
+            CS_CHECK_RC(cs_json_parse(policy.data, policy.len, &p, err), CS_OK) &&
+            CS_CHECK_RC(cs_json_parse(approvers.data, approvers.len, &a, err), CS_OK)) {
+            CS_CHECK(json_object_equal(get(o, "policy"), p));
+            CS_CHECK(json_object_equal(get(o, "approvers"), a));
+            CS_CHECK_EQ_INT(json_object_array_length(a), 2);
+        }
+        json_object_put(o);
+        json_object_put(p);
+        json_object_put(a);
+        cs_buf_free(&row);
+        cs_buf_free(&policy);
+        cs_buf_free(&approvers);
+        cs_request_free(&rq);
+    }
+    fixture_free(&f);
+}
+
 CS_TEST_MAIN(CS_RUN(row_fields_and_approval_url), CS_RUN(row_strings_escaped),
              CS_RUN(row_body_every_chunk_boundary), CS_RUN(row_too_large_leaves_buffer),
-             CS_RUN(approval_url_and_schedule), CS_RUN(check_bases_parsed_at_load))
+             CS_RUN(approval_url_and_schedule), CS_RUN(check_bases_parsed_at_load),
+             CS_RUN(member_row_written_final))
