@@ -94,7 +94,13 @@ static int serve(struct api *a)
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)a->cfg->http_port);
-    if (inet_pton(AF_INET, a->cfg->http_addr, &sa.sin_addr) != 1) {
+    /* An inherited listening socket (CS_HTTP_FD) is served as it is; else bind. */
+    struct MHD_OptionItem listen_at[] = {
+        a->cfg->http_fd >= 0
+            ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)a->cfg->http_fd, NULL}
+            : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa},
+        {MHD_OPTION_END, 0, NULL}};
+    if (a->cfg->http_fd < 0 && inet_pton(AF_INET, a->cfg->http_addr, &sa.sin_addr) != 1) {
         cs_log(CS_LOG_ERROR, "api", "CS_HTTP_ADDR: not an IPv4 address: %s", a->cfg->http_addr);
         return 2;
     }
@@ -106,7 +112,7 @@ static int serve(struct api *a)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->http_max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->cfg->http_client_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg->http_idle_s, /* suspended: never */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_ARRAY, listen_at,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!a->d) {
         cs_log(CS_LOG_ERROR, "api", "cannot listen on %s:%lld", a->cfg->http_addr,

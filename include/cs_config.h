@@ -88,6 +88,7 @@ struct cs_config {
     /* API. */
     char *http_addr;
     int64_t http_port;
+    int64_t http_fd;
     int64_t http_threads;
     int64_t http_max_connections;
     int64_t http_client_connections; /* per client address, 0: no limit */

@@ -138,6 +138,10 @@ const struct cs_config_key cs_config_keys[] = {
      "address the api (and the worker's and scheduler's /metrics) listen on"},
     {"CS_HTTP_PORT", CS_CFG_INT, F(http_port), "8080", 0, 65535, A,
      "port the api listens on (0 picks a free port and logs it)"},
+    {"CS_HTTP_FD", CS_CFG_INT, F(http_fd), "-1", -1, 65535, A,
+     "a listening TCP socket the api inherits from whoever started it, served instead of "
+     "binding CS_HTTP_ADDR:CS_HTTP_PORT (the starter bound it, to port 0 if it likes, and "
+     "knows the port before the api starts; -1: bind)"},
     {"CS_HTTP_THREADS", CS_CFG_INT, F(http_threads), "4", 1, 256, A,
      "api threads serving HTTP"},
     {"CS_HTTP_MAX_CONNECTIONS", CS_CFG_INT, F(http_max_connections), "20000", 16, 1000000, A,

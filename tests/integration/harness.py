@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from services import REPO_ROOT, Kafka, Postgres, StubProvider, free_port, scaled, wait_for
+from services import (REPO_ROOT, Kafka, Postgres, StubProvider, listening_socket, scaled,
+                      wait_for)
 
 import sys  # noqa: E402  (the SDK's signer, from this checkout)
 sys.path.insert(0, str(REPO_ROOT / "sdk" / "python"))
@@ -44,12 +45,13 @@ TERMINAL = {"executed", "failed", "denied", "expired", "cancelled"}
 class Proc:
     """A Countersign process started by a test."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path,
+                 pass_fds: tuple[int, ...] = ()) -> None:
         self.name = name
         self.log = log
         self._fh = open(log, "ab")
         self.p = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+                                  start_new_session=True, pass_fds=pass_fds)
         self.ended_by_test = False  # stop() or kill(): any other exit is checked in close()
 
     @property
@@ -140,13 +142,14 @@ class System:
 
     # ---- processes -------------------------------------------------------
 
-    def _start(self, kind: str, name: str | None, env: dict[str, str] | None) -> Proc:
+    def _start(self, kind: str, name: str | None, env: dict[str, str] | None,
+               pass_fds: tuple[int, ...] = ()) -> Proc:
         self._n += 1
         name = name or f"{kind}{self._n}"
         full_env = {**self.env, "CS_INSTANCE_ID": name, "CS_PG_URL": self.role_urls[kind],
                     **(env or {})}
         proc = Proc(name, [str(BUILD_DIR / f"countersign-{kind}")], full_env,
-                    self.log_dir / f"{name}.log")
+                    self.log_dir / f"{name}.log", pass_fds)
         self.procs.append(proc)
         return proc
 
@@ -163,12 +166,17 @@ class System:
         return self._start("scheduler", name, env)
 
     def api(self, name: str | None = None, host: str = "127.0.0.1", **env: str) -> Proc:
-        """Starts an api on a free port and waits for /healthz; its base URL is `.url`.
-        `host` names it in CS_PUBLIC_URL and `.url`: "localhost" for WebAuthn (a
-        browser refuses an IP literal as the RP ID); it listens on 127.0.0.1 either way."""
-        port = free_port()
-        proc = self._start("api", name, {"CS_HTTP_PORT": str(port),
-                                         "CS_PUBLIC_URL": f"http://{host}:{port}", **env})
+        """Starts an api and waits for /healthz; its base URL is `.url`. The test binds
+        127.0.0.1:0 and the api serves that socket (CS_HTTP_FD), so the port is known
+        before it starts and never raced for. `host` names it in CS_PUBLIC_URL and
+        `.url`: "localhost" for WebAuthn (a browser refuses an IP literal as the RP ID);
+        it listens on 127.0.0.1 either way."""
+        with listening_socket() as sock:
+            port = sock.getsockname()[1]
+            fd = sock.fileno()
+            proc = self._start("api", name, {"CS_HTTP_FD": str(fd), "CS_HTTP_PORT": str(port),
+                                             "CS_PUBLIC_URL": f"http://{host}:{port}", **env},
+                               pass_fds=(fd,))
         proc.url = f"http://{host}:{port}"  # type: ignore[attr-defined]
 
         def up() -> bool:

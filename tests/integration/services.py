@@ -86,6 +86,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_socket() -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:0 and listening: hand its fd to a server process
+    (the api's CS_HTTP_FD) and the port is known, and held, before the server starts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
 def npm_ci(folder: Path, package: str) -> None:
     """`npm ci` in `folder` (from its lockfile) unless ``node_modules/<package>`` is there.
     Under a file lock in `folder`: parallel test workers install once, never over each other."""

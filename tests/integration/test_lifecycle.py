@@ -12,7 +12,7 @@ import json
 import httpx
 
 from harness import System
-from services import free_port, wait_for
+from services import free_port, scaled, wait_for
 
 
 def test_pending_approve_executed_result(system: System) -> None:
@@ -205,3 +205,14 @@ def test_operator_cancel_and_worker_metrics(system: System) -> None:
     assert "countersign_ingest_stored_total 2" in m
     assert "countersign_executions_executed_total 1" in m
     assert 'countersign_decision_to_call_seconds_count 1' in m
+
+
+def test_api_serves_the_socket_the_test_bound(system: System) -> None:
+    """The harness binds 127.0.0.1:0 and hands the socket over (CS_HTTP_FD): the api
+    serves that very port, so no probed port is raced for between probe and bind."""
+    system.setup()
+    api = system.api()
+    port = int(api.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
+    assert httpx.get(f"{api.url}/healthz", timeout=scaled(5)).status_code == 200  # type: ignore[attr-defined]
+    assert f"listening on http://127.0.0.1:{port} " in api.text()
+    assert api.stop() == 0
