@@ -51,25 +51,25 @@
 
 /* Reconnection attempts of one connection, without ever sleeping. */
 struct backoff {
-    int64_t at_ms;                 /* the next attempt */
+    int64_t at_ms; /* the next attempt */
     struct cs_backoff b;
 };
 
 struct executor {
     const struct cs_config *cfg;
     struct worker_role *role;
-    struct cs_db *db;              /* claims, leases, grants, LISTEN cs_approved */
-    struct cs_db *wdb;             /* outcomes, written asynchronously */
+    struct cs_db *db;  /* claims, leases, grants, LISTEN cs_approved */
+    struct cs_db *wdb; /* outcomes, written asynchronously */
     struct backoff db_retry, wdb_retry;
     struct cs_catalog *cat;
-    char owner[96];                /* lease owner: instance id + per-start nonce */
+    char owner[96]; /* lease owner: instance id + per-start nonce */
     CURLM *cm;
-    struct job *active;            /* every job this executor holds */
+    struct job *active; /* every job this executor holds */
     int inflight;
     int nwaiting;
-    struct job *waiting;           /* lease held: waiting for its turn, or for Postgres */
-    json_object *done;             /* completion rows not yet written */
-    json_object *writing;          /* completion rows being written, or NULL */
+    struct job *waiting;  /* lease held: waiting for its turn, or for Postgres */
+    json_object *done;    /* completion rows not yet written */
+    json_object *writing; /* completion rows being written, or NULL */
     bool wake;
     int64_t next_poll_ms;
     uint64_t executed, failed;
@@ -83,9 +83,9 @@ struct executor {
 /* A retry Postgres has yet to take (requeue_execution, grant_throttle). */
 struct requeue {
     long delay_ms;
-    bool failure;                  /* uses up an attempt */
-    const char *wait_code;         /* the error at the deadline, or NULL: keep */
-    long throttle_ms;              /* >= 0: the whole grant waits this long */
+    bool failure;          /* uses up an attempt */
+    const char *wait_code; /* the error at the deadline, or NULL: keep */
+    long throttle_ms;      /* >= 0: the whole grant waits this long */
     char why[CS_ERRLEN];
 };
 
@@ -154,8 +154,8 @@ static void executed(struct executor *ex, struct job *j, long code)
     ex->executed++;
     atomic_fetch_add(&ex->role->m->executed, 1);
     atomic_fetch_add(&j->stats->executed, 1);
-    cs_log_ap(CS_LOG_INFO, "executor", j->id, "executed: provider answered %ld (%zu bytes%s)",
-              code, j->resp.len, j->resp.truncated ? ", truncated" : "");
+    cs_log_ap(CS_LOG_INFO, "executor", j->id, "executed: provider answered %ld (%zu bytes%s)", code,
+              j->resp.len, j->resp.truncated ? ", truncated" : "");
     job_free(j);
 }
 
@@ -168,7 +168,8 @@ static void start_transfer(struct executor *ex, struct job *j)
     atomic_fetch_add(&j->stats->inflight, 1);
     j->started_ms = cs_now_ms();
     if (j->attempt == 1) /* the first attempt of the first claim */
-        cs_histogram_observe_us(&ex->role->m->decision_to_call, (j->started_ms - j->decided_ms) * 1000);
+        cs_histogram_observe_us(&ex->role->m->decision_to_call,
+                                (j->started_ms - j->decided_ms) * 1000);
 }
 
 static void wait_for(struct executor *ex, struct job *j, int64_t delay_ms)
@@ -229,23 +230,9 @@ static void prepare(struct executor *ex, struct job *j)
 /* Claimed past its execution deadline: ends unsent, with the reason it last waited for. */
 static void end_overdue(struct executor *ex, struct job *j)
 {
-    enum cs_err rc = j->last_wait[0] ? cs_err_from_code(j->last_wait) : CS_ERR_EXEC_DEADLINE;
-    if (rc == CS_ERR__COUNT)
-        rc = CS_ERR_EXEC_DEADLINE;
-    char msg[CS_ERRLEN];
-    if (rc == CS_ERR_RATE_LIMITED)
-        snprintf(msg, sizeof(msg), "the provider was still throttling the grant at the "
-                 "execution deadline; the call was not executed");
-    else if (rc == CS_ERR_OUTCOME_UNKNOWN)
-        snprintf(msg, sizeof(msg), "the provider was still processing this idempotency key at "
-                 "the execution deadline; it may complete it");
-    else if (rc == CS_ERR_CONNECT || rc == CS_ERR_TLS)
-        snprintf(msg, sizeof(msg), "the provider could not be reached before the execution "
-                 "deadline (%s); nothing was sent", cs_err_code(rc));
-    else
-        snprintf(msg, sizeof(msg), "the call could not start before its execution deadline "
-                 "(grant paused or over its limits); nothing was sent");
-    fail(ex, j, rc, msg);
+    struct verdict v;
+    verdict_overdue(j, &v);
+    fail(ex, j, v.rc, v.msg);
 }
 
 /* Takes a claimed row; a request that fails its digest is failed without any call. */
@@ -275,12 +262,14 @@ static void start(struct executor *ex, const PGresult *res, int r, int64_t recei
     j->overdue = cs_db_bool(res, r, CSC_CLAIM_APPROVED_OVERDUE);
     j->deadline_ms = cs_db_int(res, r, CSC_CLAIM_APPROVED_DEADLINE_MS);
     j->stats = worker_grant_stats(ex->role->m, j->grant_id);
-    cs_histogram_observe_us(&j->stats->queue_wait, cs_db_int(res, r, CSC_CLAIM_APPROVED_QUEUE_WAIT_MS) * 1000);
+    cs_histogram_observe_us(&j->stats->queue_wait,
+                            cs_db_int(res, r, CSC_CLAIM_APPROVED_QUEUE_WAIT_MS) * 1000);
     int64_t turn = received + cs_db_int(res, r, CSC_CLAIM_APPROVED_TURN_MS);
     j->turn_gap_ms = (int)cs_db_int(res, r, CSC_CLAIM_APPROVED_TURN_GAP_MS);
     if (j->overdue)
         return end_overdue(ex, j);
-    const char *h = cs_db_str(res, r, CSC_CLAIM_APPROVED_HEADERS), *b = cs_db_str(res, r, CSC_CLAIM_APPROVED_BODY_B64);
+    const char *h = cs_db_str(res, r, CSC_CLAIM_APPROVED_HEADERS),
+               *b = cs_db_str(res, r, CSC_CLAIM_APPROVED_BODY_B64);
     unsigned char want[CS_SHA256_LEN], got[CS_SHA256_LEN];
     const char *digest = cs_db_str(res, r, CSC_CLAIM_APPROVED_DIGEST_HEX);
     if (cs_json_parse(h, strlen(h), &j->req_headers, err) != CS_OK ||
@@ -343,8 +332,8 @@ static bool requeue_now(struct executor *ex, struct job *j)
         rq->throttle_ms = -1; /* done: not again if the requeue has to wait */
     snprintf(attempt, sizeof(attempt), "%d", j->attempt);
     snprintf(delay, sizeof(delay), "%ld", rq->delay_ms);
-    const char *p[] = {j->id, ex->owner, attempt, delay, rq->why, rq->failure ? "true" : "false",
-                       rq->wait_code};
+    const char *p[] = {
+        j->id, ex->owner, attempt, delay, rq->why, rq->failure ? "true" : "false", rq->wait_code};
     PGresult *res = NULL;
     if (!rc)
         rc = cs_db_exec(ex->db, CS_DB_Q(REQUEUE_EXECUTION, p), &res, err);
@@ -353,8 +342,10 @@ static bool requeue_now(struct executor *ex, struct job *j)
         return false; /* keep the job: the lease may still be ours when Postgres is back */
     }
     if (rc || PQntuples(res) != 1)
-        cs_log_ap(CS_LOG_WARN, "executor", j->id, "cannot requeue the call (%s): the rescuer "
-                  "owns the outcome", rc ? err : "lease lost");
+        cs_log_ap(CS_LOG_WARN, "executor", j->id,
+                  "cannot requeue the call (%s): the rescuer "
+                  "owns the outcome",
+                  rc ? err : "lease lost");
     else
         atomic_fetch_add(&j->stats->requeued, 1);
     PQclear(res);
@@ -465,13 +456,16 @@ static void write_end(struct executor *ex, bool wait)
         if (cs_log_limit_allow(&lim, 10, NULL))
             cs_log(CS_LOG_WARN, "executor", "cannot record %d outcome(s) yet: %s", total, err);
         for (size_t i = 0; i < json_object_array_length(ex->done); i++)
-            json_object_array_add(ex->writing, json_object_get(json_object_array_get_idx(ex->done, i)));
+            json_object_array_add(ex->writing,
+                                  json_object_get(json_object_array_get_idx(ex->done, i)));
         json_object_put(ex->done);
         ex->done = ex->writing;
     } else {
         if (PQntuples(res) < total)
-            cs_log(CS_LOG_WARN, "executor", "%d outcome(s) not recorded: their lease was lost to "
-                   "the rescuer", total - PQntuples(res));
+            cs_log(CS_LOG_WARN, "executor",
+                   "%d outcome(s) not recorded: their lease was lost to "
+                   "the rescuer",
+                   total - PQntuples(res));
         PQclear(res);
         json_object_put(ex->writing);
         ex->wake = true; /* their grants' in-flight counts just went down */
@@ -566,8 +560,7 @@ static void restart_due(struct executor *ex, int64_t now)
 {
     for (struct job **pj = &ex->waiting; *pj;) {
         struct job *j = *pj;
-        if (!j->rq && j->turn_gap_ms > 0 && j->retry_at_ms <= now &&
-            j->stats->next_turn_ms > now)
+        if (!j->rq && j->turn_gap_ms > 0 && j->retry_at_ms <= now && j->stats->next_turn_ms > now)
             j->retry_at_ms = j->stats->next_turn_ms;
         if (j->retry_at_ms > now) {
             pj = &j->next;
@@ -687,9 +680,10 @@ static void run(struct executor *ex)
         if (!stopping && free_slots > 0 && (ex->wake || full || now >= ex->next_poll_ms)) {
             ex->wake = false;
             ex->next_poll_ms = now + ex->cfg->poll_interval_ms;
-            int n = free_slots < ex->cfg->exec_claim_batch ? free_slots : (int)ex->cfg->exec_claim_batch;
-            enum cs_err rc = db_ready(ex, ex->db, &ex->db_retry, now) ? claim(ex, n, &full, err)
-                                                                       : CS_ERR_DB;
+            int n = free_slots < ex->cfg->exec_claim_batch ? free_slots
+                                                           : (int)ex->cfg->exec_claim_batch;
+            enum cs_err rc =
+                db_ready(ex, ex->db, &ex->db_retry, now) ? claim(ex, n, &full, err) : CS_ERR_DB;
             if (rc == CS_ERR_DB && !cs_db_connected(ex->db)) {
                 full = false;
                 ex->wake = false;
@@ -733,8 +727,8 @@ static void run(struct executor *ex)
 void *executor_main(void *arg)
 {
     struct worker_role *role = arg;
-    struct executor ex = {.cfg = role->cfg, .role = role, .db_retry = {0, CS_BACKOFF},
-                          .wdb_retry = {0, CS_BACKOFF}};
+    struct executor ex = {
+        .cfg = role->cfg, .role = role, .db_retry = {0, CS_BACKOFF}, .wdb_retry = {0, CS_BACKOFF}};
     char err[CS_ERRLEN];
     ex.cat = cs_catalog_new(role->cfg->catalog_ttl_ms);
     ex.done = json_object_new_array();
@@ -764,18 +758,19 @@ void *executor_main(void *arg)
         /* Not connected yet is fine: write_start() reconnects when there is work. */
         if (cs_db_open(&ex.wdb, role->cfg->pg_url, "countersign-executor-writer", err) != CS_OK)
             cs_log(CS_LOG_WARN, "executor", "outcome connection not up yet: %s", err);
-        cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once",
-               ex.owner, (long long)role->cfg->exec_concurrency);
+        cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once", ex.owner,
+               (long long)role->cfg->exec_concurrency);
         run(&ex);
         write_end(&ex, true);
         write_start(&ex, cs_now_ms());
         write_end(&ex, true);
         if (json_object_array_length(ex.done) > 0)
-            cs_log(CS_LOG_WARN, "executor", "%zu outcome(s) not recorded at exit (leases will lapse)",
+            cs_log(CS_LOG_WARN, "executor",
+                   "%zu outcome(s) not recorded at exit (leases will lapse)",
                    json_object_array_length(ex.done));
         if (ex.inflight)
-            cs_log(CS_LOG_WARN, "executor", "%d call(s) still in flight at exit: leases left to lapse",
-                   ex.inflight);
+            cs_log(CS_LOG_WARN, "executor",
+                   "%d call(s) still in flight at exit: leases left to lapse", ex.inflight);
         cs_log(CS_LOG_INFO, "executor", "stopped: %llu executed, %llu failed",
                (unsigned long long)ex.executed, (unsigned long long)ex.failed);
     }

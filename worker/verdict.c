@@ -44,10 +44,10 @@ bool verdict_never_sent(const struct job *j, long sent)
 static bool tls_error(CURLcode c)
 {
     return c == CURLE_SSL_CONNECT_ERROR || c == CURLE_PEER_FAILED_VERIFICATION ||
-           c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_CIPHER ||
-           c == CURLE_SSL_CACERT_BADFILE || c == CURLE_SSL_ISSUER_ERROR ||
-           c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_SSL_INVALIDCERTSTATUS ||
-           c == CURLE_SSL_CRL_BADFILE || c == CURLE_SSL_ENGINE_INITFAILED;
+           c == CURLE_SSL_CERTPROBLEM || c == CURLE_SSL_CIPHER || c == CURLE_SSL_CACERT_BADFILE ||
+           c == CURLE_SSL_ISSUER_ERROR || c == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+           c == CURLE_SSL_INVALIDCERTSTATUS || c == CURLE_SSL_CRL_BADFILE ||
+           c == CURLE_SSL_ENGINE_INITFAILED;
 }
 
 /* Backoff of retries that use no attempt: 0.5 s doubling to 10 s. */
@@ -66,8 +66,8 @@ static void failed(struct verdict *v, enum cs_err rc, const char *msg)
 }
 
 /* A retry delay_ms from now if it starts before the deadline, else failed with rc. */
-static void retry(struct verdict *v, const struct job *j, int64_t now, long delay_ms,
-                  bool failure, const char *wait_code, enum cs_err rc, const char *late)
+static void retry(struct verdict *v, const struct job *j, int64_t now, long delay_ms, bool failure,
+                  const char *wait_code, enum cs_err rc, const char *late)
 {
     if (now + delay_ms >= j->deadline_ms)
         return failed(v, rc, late);
@@ -86,8 +86,8 @@ static void answered(struct verdict *v, const struct job *j, long code, bool in_
     if (code == 429 || (code == 503 && ra)) {
         v->counted = VERDICT_THROTTLED;
         v->throttle_ms = ra ? j->retry_after_ms : 1000;
-        snprintf(v->msg, sizeof(v->msg), "provider answered %ld%s; the grant waits %ld ms",
-                 code, ra ? " with Retry-After" : "", v->throttle_ms);
+        snprintf(v->msg, sizeof(v->msg), "provider answered %ld%s; the grant waits %ld ms", code,
+                 ra ? " with Retry-After" : "", v->throttle_ms);
         if (code == 503 && !j->idempotent)
             return; /* the outcome, but the grant still waits as told */
         return retry(v, j, now, v->throttle_ms, false, "rate_limited", CS_ERR_RATE_LIMITED,
@@ -96,10 +96,12 @@ static void answered(struct verdict *v, const struct job *j, long code, bool in_
     }
     if (in_progress) {
         v->counted = VERDICT_IN_PROGRESS;
-        snprintf(v->msg, sizeof(v->msg), "provider answered %ld: the idempotency key is still "
-                 "in progress", code);
-        return retry(v, j, now, ra ? j->retry_after_ms : wait_backoff(j), false,
-                     "outcome_unknown", CS_ERR_OUTCOME_UNKNOWN,
+        snprintf(v->msg, sizeof(v->msg),
+                 "provider answered %ld: the idempotency key is still "
+                 "in progress",
+                 code);
+        return retry(v, j, now, ra ? j->retry_after_ms : wait_backoff(j), false, "outcome_unknown",
+                     CS_ERR_OUTCOME_UNKNOWN,
                      "the provider was still processing this idempotency key at the execution "
                      "deadline; it may complete it");
     }
@@ -136,11 +138,42 @@ void verdict_of(const struct job *j, CURLcode c, long code, bool unsent, bool in
     if (j->idempotent && j->failures + 1 < j->max_attempts && now + backoff < j->deadline_ms)
         return retry(v, j, now, backoff, true, NULL, CS_ERR_INTERNAL, "");
     if (c == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(late, sizeof(late), "no answer within %d ms; the provider may have received "
-                 "the call, and it is not re-run", j->timeout_ms);
+        snprintf(late, sizeof(late),
+                 "no answer within %d ms; the provider may have received "
+                 "the call, and it is not re-run",
+                 j->timeout_ms);
         return failed(v, CS_ERR_TIMEOUT, late);
     }
-    snprintf(late, sizeof(late), "%s after the call was sent; the provider may have received "
-             "it, and it is not re-run", curl_easy_strerror(c));
+    snprintf(late, sizeof(late),
+             "%s after the call was sent; the provider may have received "
+             "it, and it is not re-run",
+             curl_easy_strerror(c));
     failed(v, CS_ERR_OUTCOME_UNKNOWN, late);
+}
+
+void verdict_overdue(const struct job *j, struct verdict *v)
+{
+    *v = (struct verdict){.throttle_ms = -1};
+    enum cs_err rc = j->last_wait[0] ? cs_err_from_code(j->last_wait) : CS_ERR_EXEC_DEADLINE;
+    if (rc == CS_ERR__COUNT)
+        rc = CS_ERR_EXEC_DEADLINE;
+    char msg[CS_ERRLEN];
+    if (rc == CS_ERR_RATE_LIMITED)
+        snprintf(msg, sizeof(msg),
+                 "the provider was still throttling the grant at the "
+                 "execution deadline; the call was not executed");
+    else if (rc == CS_ERR_OUTCOME_UNKNOWN)
+        snprintf(msg, sizeof(msg),
+                 "the provider was still processing this idempotency key at "
+                 "the execution deadline; it may complete it");
+    else if (rc == CS_ERR_CONNECT || rc == CS_ERR_TLS)
+        snprintf(msg, sizeof(msg),
+                 "the provider could not be reached before the execution "
+                 "deadline (%s); nothing was sent",
+                 cs_err_code(rc));
+    else
+        snprintf(msg, sizeof(msg),
+                 "the call could not start before its execution deadline "
+                 "(grant paused or over its limits); nothing was sent");
+    failed(v, rc, msg);
 }
