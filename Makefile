@@ -247,11 +247,10 @@ check: ## The fast inner loop: style, generated docs, ruff on the Python SDK, th
 	cd sdk/python && $(PYTHON) -m ruff check .
 	$(MAKE) unit
 
-check-style: ## Banned functions, file headers, sizes
+check-style: ## Banned functions, file headers, sizes, clang-format (.clang-format)
 	tools/check-style.sh
+	tools/format.sh --check
 
-# The C tree is not yet formatted with .clang-format: once `make format` has been
-# applied, add `tools/format.sh --check` to check-style to hold it.
 format: ## Format the C sources with clang-format (.clang-format); tools/format.sh --check only checks
 	tools/format.sh
 

@@ -74,8 +74,7 @@ static enum cs_err strings(json_object *obj, const char *key, const char **out, 
         if (!json_object_is_type(v, json_type_string))
             return cs_err_set(err, CS_ERR_INVALID, "\"%s\" must hold strings", key);
         if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-            return cs_err_set(err, CS_ERR_INVALID, "\"%s\": an item contains a NUL character",
-                              key);
+            return cs_err_set(err, CS_ERR_INVALID, "\"%s\": an item contains a NUL character", key);
         out[(*n)++] = json_object_get_string(v);
     }
     return CS_OK;
@@ -124,8 +123,8 @@ static enum cs_err link_mode_field(json_object *o, int *lifetime, char *err)
 
 /* ---- handlers that take a body ---- */
 
-static enum MHD_Result agent_create(struct api_req *r, struct MHD_Connection *c,
-                                    struct api_db *d, json_object *o)
+static enum MHD_Result agent_create(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                    json_object *o)
 {
     const char *name = NULL;
     char err[CS_ERRLEN], id[CS_UUID_STRLEN + 1];
@@ -311,8 +310,8 @@ static enum MHD_Result approval_decide(struct api_req *r, struct MHD_Connection 
     if (strcmp(decision, "approve") && strcmp(decision, "deny"))
         return reply_error(r, c, CS_ERR_INVALID, "decision must be approve or deny", NULL);
     struct cs_vote_outcome out;
-    if ((rc = cs_approval_operator_vote(d->db, id, as, NULL, strcmp(decision, "approve") == 0, reason,
-                                        &out, err)))
+    if ((rc = cs_approval_operator_vote(d->db, id, as, NULL, strcmp(decision, "approve") == 0,
+                                        reason, &out, err)))
         return reply_error(r, c, rc, err, NULL);
     json_object *st = NULL;
     enum cs_status status;
@@ -336,7 +335,7 @@ static bool authorized(struct api *a, struct MHD_Connection *c)
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return false;
     unsigned char h1[CS_SHA256_LEN], h2[CS_SHA256_LEN];
-    cs_sha256(auth + 7, strlen(auth + 7), h1);  /* equal-length, constant-time compare */
+    cs_sha256(auth + 7, strlen(auth + 7), h1); /* equal-length, constant-time compare */
     cs_sha256(tok, strlen(tok), h2);
     return cs_ct_equal(h1, h2, sizeof(h1));
 }
@@ -382,8 +381,8 @@ static enum MHD_Result signing_key_revoke(struct api_req *r, struct MHD_Connecti
     return list(r, c, d, CSQ_SIGNING_KEY_REVOKE, CSP_SIGNING_KEY_REVOKE, p);
 }
 
-static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *c,
-                                      struct api_db *d, json_object *o)
+static enum MHD_Result approvers_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                      json_object *o)
 {
     (void)o;
     return list(r, c, d, CS_DB_Q0(APPROVER_LIST));
@@ -457,8 +456,8 @@ static enum MHD_Result approver_signin_link(struct api_req *r, struct MHD_Connec
     return reply_json(r, c, 201, out);
 }
 
-static enum MHD_Result policies_list(struct api_req *r, struct MHD_Connection *c,
-                                     struct api_db *d, json_object *o)
+static enum MHD_Result policies_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                     json_object *o)
 {
     (void)o;
     return list(r, c, d, CS_DB_Q0(POLICY_LIST));
@@ -495,15 +494,15 @@ static enum MHD_Result grant_pause(struct api_req *r, struct MHD_Connection *c, 
     return grant_flip(r, c, d, true);
 }
 
-static enum MHD_Result grant_resume(struct api_req *r, struct MHD_Connection *c,
-                                    struct api_db *d, json_object *o)
+static enum MHD_Result grant_resume(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                    json_object *o)
 {
     (void)o;
     return grant_flip(r, c, d, false);
 }
 
-static enum MHD_Result approvals_list(struct api_req *r, struct MHD_Connection *c,
-                                      struct api_db *d, json_object *o)
+static enum MHD_Result approvals_list(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                      json_object *o)
 {
     (void)o;
     const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
@@ -545,8 +544,8 @@ static enum MHD_Result audit_list(struct api_req *r, struct MHD_Connection *c, s
     return list(r, c, d, CS_DB_Q(AUDIT_EXPORT, p));
 }
 
-static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
-                                    struct api_db *d, json_object *o)
+static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                    json_object *o)
 {
     (void)o;
     char err[CS_ERRLEN];
@@ -562,20 +561,29 @@ static enum MHD_Result audit_verify(struct api_req *r, struct MHD_Connection *c,
 static const char *const agent_keys[] = {"name", NULL};
 static const char *const key_keys[] = {"scopes", NULL};
 static const char *const rotate_keys[] = {"overlap_seconds", NULL};
-static const char *const approver_keys[] = {"name", "email", "webhook_url", "slack_webhook_url",
-                                            "agent", "oidc_subject", NULL};
+static const char *const approver_keys[] = {
+    "name", "email", "webhook_url", "slack_webhook_url", "agent", "oidc_subject", NULL};
 static const char *const signin_keys[] = {"next", NULL};
-static const char *const policy_keys[] = {"mode", "rules", "quorum", "window_seconds",
-                                          "exec_timeout_ms", "max_attempts", "amount_field",
-                                          "reminder_interval_s", "escalate_after_s", "approvers",
-                                          "require_passkey", "link_mode", "link_lifetime_s",
-                                          "escalation", NULL};
-static const char *const grant_keys[] = {"secret", "policy_id", "inject", "inject_header",
-                                         "idempotency_keys", "allowed_bases", "agents",
-                                         "rate_per_s", "burst", "max_in_flight",
-                                         "exec_deadline_s", "in_progress_pattern", NULL};
-static const char *const delegation_keys[] = {"approver", "delegate", "starts_at", "ends_at",
-                                              NULL};
+static const char *const policy_keys[] = {"mode",
+                                          "rules",
+                                          "quorum",
+                                          "window_seconds",
+                                          "exec_timeout_ms",
+                                          "max_attempts",
+                                          "amount_field",
+                                          "reminder_interval_s",
+                                          "escalate_after_s",
+                                          "approvers",
+                                          "require_passkey",
+                                          "link_mode",
+                                          "link_lifetime_s",
+                                          "escalation",
+                                          NULL};
+static const char *const grant_keys[] = {
+    "secret", "policy_id",  "inject", "inject_header", "idempotency_keys", "allowed_bases",
+    "agents", "rate_per_s", "burst",  "max_in_flight", "exec_deadline_s",  "in_progress_pattern",
+    NULL};
+static const char *const delegation_keys[] = {"approver", "delegate", "starts_at", "ends_at", NULL};
 static const char *const decide_keys[] = {"approver", "decision", "reason", NULL};
 
 /* Checklist when adding a route: this table and api/openapi.json (test_api.py compares). */
@@ -584,7 +592,7 @@ static const struct admin_route {
     const char *pattern;
     enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                           json_object *body);
-    const char *const *keys;       /* accepted body fields; NULL: no body */
+    const char *const *keys; /* accepted body fields; NULL: no body */
 } admin_routes[] = {
     {"GET", "/agents", agents_list, NULL},
     {"POST", "/agents", agent_create, agent_keys},

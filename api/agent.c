@@ -131,8 +131,8 @@ static enum MHD_Result answer(struct api_req *r, struct MHD_Connection *c, struc
     }
     if (!as_submission)
         return reply_json(r, c, 202, body);
-    enum MHD_Result ret = pending_reply(r, c, r->approval_id, cs_status_name(status),
-                                        r->inline_expires_ms);
+    enum MHD_Result ret =
+        pending_reply(r, c, r->approval_id, cs_status_name(status), r->inline_expires_ms);
     json_object_put(body);
     return ret;
 }
@@ -156,8 +156,8 @@ static enum MHD_Result resumed(struct api_req *r, struct MHD_Connection *c, stru
 
 /* ---- POST /v1/proxy ---- */
 
-static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *c,
-                                      struct api_db *d, const struct cs_request *rq)
+static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
+                                      const struct cs_request *rq)
 {
     char err[CS_ERRLEN], hex[2 * CS_SHA256_LEN + 1];
     const char *p[] = {r->who.agent.id, rq->request_id};
@@ -190,8 +190,8 @@ static enum MHD_Result proxy_existing(struct api_req *r, struct MHD_Connection *
  * first, in the same transaction, and its row written in the batch's window.
  */
 static enum cs_err store(struct api_req *r, struct api_db *d, const struct cs_request *rq,
-                         const struct cs_grant *g, bool needs, int64_t *expires_ms,
-                         PGresult **res, char *err)
+                         const struct cs_grant *g, bool needs, int64_t *expires_ms, PGresult **res,
+                         char *err)
 {
     struct api *a = r->api;
     const struct cs_agent *agent = &r->who.agent;
@@ -206,9 +206,9 @@ static enum cs_err store(struct api_req *r, struct api_db *d, const struct cs_re
     if (!rc)
         rc = cs_batch_tx_admit(t, d->db, rq, agent, g, &window_ms, err);
     if (!rc)
-        rc = cs_approval_insert_row(d->db, rq, agent, g, needs, window_ms, &a->keys,
-                                    a->cfg->public_url, actor, r->approval_id, expires_ms, res,
-                                    err);
+        rc =
+            cs_approval_insert_row(d->db, rq, agent, g, needs, window_ms, &a->keys,
+                                   a->cfg->public_url, actor, r->approval_id, expires_ms, res, err);
     if (!rc)
         rc = cs_batch_tx_finish(t, d->db, *res, &a->keys, a->cfg->public_url, "api", err);
     if (!rc)
@@ -267,7 +267,8 @@ enum MHD_Result agent_proxy(struct api_req *r, struct MHD_Connection *c, struct 
         goto done;
     }
     int64_t wait = g->policy->exec_timeout_ms + 2000;
-    ret = wait_for(r, c, d, WAIT_INLINE, cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
+    ret = wait_for(r, c, d, WAIT_INLINE,
+                   cs_now_ms() + (wait < INLINE_WAIT_MAX_MS ? wait : INLINE_WAIT_MAX_MS));
 done:
     json_object_put(obj);
     cs_request_free(&rq);
@@ -277,8 +278,8 @@ done:
 /* ---- GET /v1/approvals/{id}, /result, POST /cancel ---- */
 
 /* Authenticates and checks the approval id; false with the reply in *ret on failure. */
-static bool begin(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                  const char *scope, enum MHD_Result *ret)
+static bool begin(struct api_req *r, struct MHD_Connection *c, struct api_db *d, const char *scope,
+                  enum MHD_Result *ret)
 {
     char err[CS_ERRLEN];
     enum cs_err rc = authenticate(r, c, d, scope, err);

@@ -36,7 +36,7 @@
 #include "cs_session.h"
 
 #define API_MAX_PARAMS 2
-#define API_PAGE_MAX (8u << 20)     /* cap on one rendered HTML page */
+#define API_PAGE_MAX (8u << 20) /* cap on one rendered HTML page */
 
 struct api;
 
@@ -59,7 +59,7 @@ void pool_free(struct api_pool *p);
 /* The authenticated caller of an agent route. */
 struct api_agent {
     char key_id[CS_UUID_STRLEN + 1];
-    struct cs_agent agent;          /* id and name (name points into name_buf) */
+    struct cs_agent agent; /* id and name (name points into name_buf) */
     char name_buf[72];
 };
 
@@ -71,8 +71,8 @@ enum cs_err waiters_start(struct api *a, struct api_waiters **out, char *err) CS
  * Registers c's interest in approval `id` until it changes or deadline_ms
  * (c is not suspended yet: read the approval, then waiters_suspend).
  */
-struct api_waiter *waiters_add(struct api_waiters *w, const char *id,
-                               struct MHD_Connection *c, int64_t deadline_ms);
+struct api_waiter *waiters_add(struct api_waiters *w, const char *id, struct MHD_Connection *c,
+                               int64_t deadline_ms);
 /*
  * Suspends x's connection until it fires (the approval changed, the
  * deadline passed, the api stops); false, and nothing suspended, when it
@@ -92,18 +92,18 @@ struct api_req {
     struct cs_buf body;
     bool too_large;
     int64_t started_us;
-    int route;                       /* index in router.c's table, -1 unknown */
-    const char *route_name;          /* its name, for logs ("other" until routed) */
+    int route;              /* index in router.c's table, -1 unknown */
+    const char *route_name; /* its name, for logs ("other" until routed) */
     const char *params[API_MAX_PARAMS];
     char pathbuf[512];
-    struct api_waiter *waiter;       /* set while suspended */
-    int waits;                       /* what the suspension is for (agent.c) */
-    int64_t inline_expires_ms;       /* expiry of the approval a submission created */
+    struct api_waiter *waiter; /* set while suspended */
+    int waits;                 /* what the suspension is for (agent.c) */
+    int64_t inline_expires_ms; /* expiry of the approval a submission created */
     char approval_id[CS_UUID_STRLEN + 1];
     struct api_agent who;
-    unsigned status;                 /* HTTP status answered, for metrics */
-    bool close;                      /* answer with Connection: close (bad framing) */
-    char allow[64];                  /* a 405's Allow header: the path's methods */
+    unsigned status; /* HTTP status answered, for metrics */
+    bool close;      /* answer with Connection: close (bad framing) */
+    char allow[64];  /* a 405's Allow header: the path's methods */
 };
 
 /* metrics.c */
@@ -117,7 +117,7 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
 /* The event slot as /metrics and /readyz show it; false when it cannot be read. */
 struct metrics_slot {
     bool exists, active;
-    int64_t lag_bytes;  /* WAL held back: events not yet confirmed published */
+    int64_t lag_bytes; /* WAL held back: events not yet confirmed published */
 };
 bool metrics_event_slot(struct api *a, struct cs_db *db, struct metrics_slot *out);
 
@@ -140,11 +140,11 @@ struct api {
 
 /* reply.c -- responses. Each returns what MHD_queue_response returned. */
 enum MHD_Result reply_json(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                           json_object *body);  /* takes body */
+                           json_object *body); /* takes body */
 enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs_err rc,
-                            const char *message, json_object *details);  /* takes details */
+                            const char *message, json_object *details); /* takes details */
 enum MHD_Result reply_html(struct api_req *r, struct MHD_Connection *c, unsigned status,
-                           struct cs_buf *html, const char *set_cookie);  /* takes html */
+                           struct cs_buf *html, const char *set_cookie); /* takes html */
 enum MHD_Result reply_text(struct api_req *r, struct MHD_Connection *c, unsigned status,
                            const char *type, const char *text, size_t len);
 /* A file to save (Content-Disposition: attachment; filename is plain ASCII); takes body. */
@@ -194,7 +194,7 @@ void html_esc(struct cs_buf *b, const char *s);
 void html_raw(struct cs_buf *b, const char *s);
 void html_head(struct cs_buf *b, const char *title);
 void html_foot(struct cs_buf *b);
-void html_time_left(char *out, size_t n, int64_t ms);   /* "in 42 min" ... "passed" */
+void html_time_left(char *out, size_t n, int64_t ms); /* "in 42 min" ... "passed" */
 /* A page with a heading and a sentence (outcomes and refusals). */
 enum MHD_Result html_message(struct api_req *r, struct MHD_Connection *c, unsigned status,
                              const char *title, const char *text);
@@ -276,7 +276,8 @@ enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c, s
 enum MHD_Result passkeys_revoke(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 enum MHD_Result passkeys_script(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
 /* A fresh nonce for a decision form of session s (bound to it). */
-void passkeys_vote_nonce(struct api *a, const struct cs_session *s, char out[PASSKEY_NONCE_LEN + 1]);
+void passkeys_vote_nonce(struct api *a, const struct cs_session *s,
+                         char out[PASSKEY_NONCE_LEN + 1]);
 /* The credential ids of s's live passkeys as JSON array text (cs_malloc'd). */
 char *passkeys_credentials(struct api_db *d, const struct cs_session *s);
 /*
@@ -319,26 +320,26 @@ struct console {
     struct api_db *d;
     struct cs_session s;
     struct cs_buf b;
-    char actor[160];                 /* "operator:<name>", what the audit records */
+    char actor[160]; /* "operator:<name>", what the audit records */
 };
 struct form;
 /* A GET: true for a signed-in operator of either role; otherwise *ret is the answer (sign-in, 403). */
-bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                  struct console *k, enum MHD_Result *ret);
+bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d, struct console *k,
+                  enum MHD_Result *ret);
 /* A POST: true for a read-write operator whose form f (parsed; form_free it) passes the CSRF checks. */
 bool console_open_post(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
                        struct console *k, struct form *f, enum MHD_Result *ret);
 /* Starts the page: the frame, the navigation (`here` is its current entry) and the title. */
 void console_head(struct console *k, const char *title, const char *here);
-enum MHD_Result console_page(struct console *k);          /* 200 with the page; ends k */
+enum MHD_Result console_page(struct console *k); /* 200 with the page; ends k */
 enum MHD_Result console_fail(struct console *k, enum cs_err rc, const char *err); /* ends k */
 /* 303 back to `to` after an action (a local path); ends k. */
 enum MHD_Result console_done(struct console *k, const char *to);
 /* A query parameter, NULL when absent or empty. */
 const char *console_arg(struct console *k, const char *name);
-void console_time(struct cs_buf *b, int64_t ms);      /* "2026-12-02 07:10:11" UTC, "-" for 0 */
-void console_ago(struct cs_buf *b, int64_t ms);       /* "3 min ago" */
-void console_csrf(struct console *k);                 /* the hidden csrf field of k's session */
+void console_time(struct cs_buf *b, int64_t ms); /* "2026-12-02 07:10:11" UTC, "-" for 0 */
+void console_ago(struct cs_buf *b, int64_t ms);  /* "3 min ago" */
+void console_csrf(struct console *k);            /* the hidden csrf field of k's session */
 void console_esc_or_dash(struct cs_buf *b, const char *s);
 /* A database value as text (escaped, "-" when NULL). */
 void console_cell(struct cs_buf *b, const PGresult *res, int row, int col);

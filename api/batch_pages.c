@@ -56,7 +56,8 @@ static void summary(struct cs_buf *b, struct api_db *d, const char *uid, json_ob
         json_object *per = NULL;
         const char *j = cs_db_str(res, 0, CSC_BATCH_SUMMARY_TARGETS_JSON);
         if (j && cs_json_parse(j, strlen(j), &per, err) == CS_OK) {
-            json_object_object_foreach(per, k, v) {
+            json_object_object_foreach(per, k, v)
+            {
                 snprintf(line, sizeof(line), "%s calls", json_object_get_string(v));
                 field(b, k, line);
             }
@@ -170,14 +171,15 @@ enum MHD_Result page_batch(struct api_req *r, struct MHD_Connection *c, struct a
         session_csrf_field(&b, a, &s);
         html_raw(&b, "<input type=\"hidden\" name=\"digest\" value=\"");
         html_esc(&b, str(st, "digest"));
-        html_raw(&b, "\"><label for=\"except\">Deny only these request ids (one per line; "
-                     "leave empty to decide all alike)</label>"
-                     "<textarea id=\"except\" name=\"except\"></textarea>"
-                     "<label for=\"reason\">Reason (shown to the agent for denied items)</label>"
-                     "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"
-                     "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "
-                     "value=\"approve\">Approve all (but those listed)</button><button "
-                     "class=\"deny\" name=\"decision\" value=\"deny\">Deny all</button></div></form>");
+        html_raw(&b,
+                 "\"><label for=\"except\">Deny only these request ids (one per line; "
+                 "leave empty to decide all alike)</label>"
+                 "<textarea id=\"except\" name=\"except\"></textarea>"
+                 "<label for=\"reason\">Reason (shown to the agent for denied items)</label>"
+                 "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"
+                 "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "
+                 "value=\"approve\">Approve all (but those listed)</button><button "
+                 "class=\"deny\" name=\"decision\" value=\"deny\">Deny all</button></div></form>");
     } else if (decidable && in) {
         html_raw(&b, "<div class=\"card\"><p>You are signed in as <b>");
         html_esc(&b, s.name);
@@ -264,7 +266,8 @@ static json_object *except_list(const char *text)
 {
     json_object *arr = json_object_new_array();
     char *copy = cs_strdup(text ? text : "");
-    for (char *save = NULL, *t = strtok_r(copy, "\r\n", &save); t; t = strtok_r(NULL, "\r\n", &save)) {
+    for (char *save = NULL, *t = strtok_r(copy, "\r\n", &save); t;
+         t = strtok_r(NULL, "\r\n", &save)) {
         while (*t == ' ' || *t == '\t')
             t++;
         size_t n = strlen(t);
@@ -300,8 +303,13 @@ enum MHD_Result page_batch_decide(struct api_req *r, struct MHD_Connection *c, s
         json_object *except = except_list(form_get(&f, "except"));
         const char *reason = form_get(&f, "reason");
         snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
-        struct cs_batch_vote v = {l.approval_id, slot, s.approver_id, approve, except,
-                                  reason && *reason ? reason : NULL, form_get(&f, "digest"),
+        struct cs_batch_vote v = {l.approval_id,
+                                  slot,
+                                  s.approver_id,
+                                  approve,
+                                  except,
+                                  reason && *reason ? reason : NULL,
+                                  form_get(&f, "digest"),
                                   actor};
         rc = cs_batch_vote(d->db, &v, &out, err);
         some_denied = json_object_array_length(except) > 0;

@@ -38,8 +38,7 @@ static const struct {
     {"audit", "/console/audit", "Audit"},
 };
 
-static void start(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                  struct console *k)
+static void start(struct api_req *r, struct MHD_Connection *c, struct api_db *d, struct console *k)
 {
     memset(k, 0, sizeof(*k));
     k->r = r;
@@ -61,8 +60,8 @@ static bool refuse(struct console *k, enum cs_err rc, const char *err, enum MHD_
     return false;
 }
 
-bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                  struct console *k, enum MHD_Result *ret)
+bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d, struct console *k,
+                  enum MHD_Result *ret)
 {
     char err[CS_ERRLEN];
     start(r, c, d, k);
@@ -71,8 +70,10 @@ bool console_open(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
         return false;
     }
     if (k->s.role == CS_OPERATOR_NONE) {
-        cs_err_set(err, CS_ERR_FORBIDDEN, "%s is not an operator: the console needs the operator "
-                   "role (countersign approver set NAME --operator read|write)", k->s.name);
+        cs_err_set(err, CS_ERR_FORBIDDEN,
+                   "%s is not an operator: the console needs the operator "
+                   "role (countersign approver set NAME --operator read|write)",
+                   k->s.name);
         return refuse(k, CS_ERR_FORBIDDEN, err, ret);
     }
     snprintf(k->actor, sizeof(k->actor), "operator:%s", k->s.name);
@@ -113,67 +114,69 @@ void console_head(struct console *k, const char *title, const char *here)
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                 "<meta name=\"robots\" content=\"noindex\"><title>");
     html_esc(b, title);
-    html_raw(b, " &middot; Countersign console</title><style>"
-                "*{box-sizing:border-box}"
-                "body{font:15px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;"
-                "background:#f5f5f4;color:#1c1917}"
-                "header{background:#1c1917;color:#fafaf9;padding:8px 16px}"
-                "header a{color:#e7e5e4;text-decoration:none;margin-right:14px;"
-                "display:inline-block;padding:4px 0}"
-                "header a.here{color:#fff;font-weight:700;border-bottom:2px solid #fbbf24}"
-                "header .who{float:right;font-size:.85em;color:#d6d3d1}"
-                "header form{display:inline}"
-                "header button{background:none;border:0;color:#d6d3d1;text-decoration:underline;"
-                "cursor:pointer;font:inherit;padding:0}"
-                "main{max-width:1400px;margin:0 auto;padding:12px 16px}"
-                "h1{font-size:1.3em;margin:.3em 0 .6em}h2{font-size:1em;margin:1.1em 0 .4em;"
-                "text-transform:uppercase;letter-spacing:.04em;color:#57534e}"
-                ".card{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:12px;"
-                "margin:10px 0;min-width:0}"
-                ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}"
-                ".grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:10px}"
-                ".stat{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:10px}"
-                ".stat b{display:block;font-size:1.6em}.stat span{color:#57534e;font-size:.85em}"
-                ".scroll{overflow-x:auto;max-width:100%}"
-                "table{border-collapse:collapse;width:100%;font-size:.9em}"
-                "th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e7e5e4;"
-                "vertical-align:top}th{color:#57534e;font-weight:600;white-space:nowrap}"
-                "td.u{font-family:ui-monospace,monospace;word-break:break-all;min-width:12em}"
-                ".mono{font-family:ui-monospace,monospace;word-break:break-all}"
-                "pre{background:#fafaf9;border:1px solid #e7e5e4;border-radius:8px;padding:8px;"
-                "white-space:pre-wrap;word-break:break-word;font-size:.85em;margin:4px 0}"
-                ".badge{display:inline-block;padding:1px 8px;border-radius:99px;background:#e7e5e4;"
-                "font-size:.85em;white-space:nowrap}"
-                ".pending{background:#fef3c7}.approved,.executing{background:#dbeafe}"
-                ".executed{background:#dcfce7}.failed,.denied{background:#fee2e2}"
-                ".expired,.cancelled{background:#e7e5e4}"
-                "form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end}"
-                "form.filters label{display:flex;flex-direction:column;font-size:.8em;color:#57534e}"
-                "input,select,textarea{font:inherit;padding:5px;border:1px solid #d6d3d1;"
-                "border-radius:6px;max-width:100%}"
-                "button{font:inherit;font-weight:600;padding:6px 12px;border-radius:6px;border:0;"
-                "background:#1d4ed8;color:#fff;cursor:pointer}"
-                "button.danger{background:#b91c1c}button.ok{background:#15803d}"
-                "button.plain{background:#e7e5e4;color:#1c1917}"
-                ".actions{display:flex;flex-wrap:wrap;gap:8px;align-items:center}"
-                ".actions form{display:flex;flex-wrap:wrap;gap:6px;align-items:center}"
-                "dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 12px;margin:0}"
-                "dt{color:#57534e}dd{margin:0;word-break:break-all;min-width:0}"
-                "svg{width:100%;height:auto;display:block}"
-                ".muted{color:#78716c}.note{background:#fef9c3;border-color:#fde68a}"
-                "a{color:#1d4ed8}"
-                "ol.tl{list-style:none;padding:0;margin:0}"
-                "ol.tl li{border-left:3px solid #d6d3d1;padding:4px 10px;margin:0 0 6px}"
-                "ol.tl li.vote{border-color:#15803d}ol.tl li.notification{border-color:#a16207}"
-                "@media (max-width:600px){header .who{float:none;display:block}"
-                "main{padding:8px}"
-                /* On a phone each approval is a block of its cells, not a wide row. */
-                "table.rows tr:first-child{display:none}"
-                "table.rows tr{display:block;border-bottom:1px solid #d6d3d1;padding:6px 0}"
-                "table.rows td{display:inline-block;border:0;padding:1px 6px 1px 0;min-width:0}"
-                "table.rows td.u{display:block}}"
-                "</style><script src=\"/static/console.js\" defer></script></head>"
-                "<body data-refresh=\"");
+    html_raw(
+        b,
+        " &middot; Countersign console</title><style>"
+        "*{box-sizing:border-box}"
+        "body{font:15px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;"
+        "background:#f5f5f4;color:#1c1917}"
+        "header{background:#1c1917;color:#fafaf9;padding:8px 16px}"
+        "header a{color:#e7e5e4;text-decoration:none;margin-right:14px;"
+        "display:inline-block;padding:4px 0}"
+        "header a.here{color:#fff;font-weight:700;border-bottom:2px solid #fbbf24}"
+        "header .who{float:right;font-size:.85em;color:#d6d3d1}"
+        "header form{display:inline}"
+        "header button{background:none;border:0;color:#d6d3d1;text-decoration:underline;"
+        "cursor:pointer;font:inherit;padding:0}"
+        "main{max-width:1400px;margin:0 auto;padding:12px 16px}"
+        "h1{font-size:1.3em;margin:.3em 0 .6em}h2{font-size:1em;margin:1.1em 0 .4em;"
+        "text-transform:uppercase;letter-spacing:.04em;color:#57534e}"
+        ".card{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:12px;"
+        "margin:10px 0;min-width:0}"
+        ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:10px}"
+        ".grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:10px}"
+        ".stat{background:#fff;border:1px solid #e7e5e4;border-radius:10px;padding:10px}"
+        ".stat b{display:block;font-size:1.6em}.stat span{color:#57534e;font-size:.85em}"
+        ".scroll{overflow-x:auto;max-width:100%}"
+        "table{border-collapse:collapse;width:100%;font-size:.9em}"
+        "th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e7e5e4;"
+        "vertical-align:top}th{color:#57534e;font-weight:600;white-space:nowrap}"
+        "td.u{font-family:ui-monospace,monospace;word-break:break-all;min-width:12em}"
+        ".mono{font-family:ui-monospace,monospace;word-break:break-all}"
+        "pre{background:#fafaf9;border:1px solid #e7e5e4;border-radius:8px;padding:8px;"
+        "white-space:pre-wrap;word-break:break-word;font-size:.85em;margin:4px 0}"
+        ".badge{display:inline-block;padding:1px 8px;border-radius:99px;background:#e7e5e4;"
+        "font-size:.85em;white-space:nowrap}"
+        ".pending{background:#fef3c7}.approved,.executing{background:#dbeafe}"
+        ".executed{background:#dcfce7}.failed,.denied{background:#fee2e2}"
+        ".expired,.cancelled{background:#e7e5e4}"
+        "form.filters{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-end}"
+        "form.filters label{display:flex;flex-direction:column;font-size:.8em;color:#57534e}"
+        "input,select,textarea{font:inherit;padding:5px;border:1px solid #d6d3d1;"
+        "border-radius:6px;max-width:100%}"
+        "button{font:inherit;font-weight:600;padding:6px 12px;border-radius:6px;border:0;"
+        "background:#1d4ed8;color:#fff;cursor:pointer}"
+        "button.danger{background:#b91c1c}button.ok{background:#15803d}"
+        "button.plain{background:#e7e5e4;color:#1c1917}"
+        ".actions{display:flex;flex-wrap:wrap;gap:8px;align-items:center}"
+        ".actions form{display:flex;flex-wrap:wrap;gap:6px;align-items:center}"
+        "dl{display:grid;grid-template-columns:max-content 1fr;gap:3px 12px;margin:0}"
+        "dt{color:#57534e}dd{margin:0;word-break:break-all;min-width:0}"
+        "svg{width:100%;height:auto;display:block}"
+        ".muted{color:#78716c}.note{background:#fef9c3;border-color:#fde68a}"
+        "a{color:#1d4ed8}"
+        "ol.tl{list-style:none;padding:0;margin:0}"
+        "ol.tl li{border-left:3px solid #d6d3d1;padding:4px 10px;margin:0 0 6px}"
+        "ol.tl li.vote{border-color:#15803d}ol.tl li.notification{border-color:#a16207}"
+        "@media (max-width:600px){header .who{float:none;display:block}"
+        "main{padding:8px}"
+        /* On a phone each approval is a block of its cells, not a wide row. */
+        "table.rows tr:first-child{display:none}"
+        "table.rows tr{display:block;border-bottom:1px solid #d6d3d1;padding:6px 0}"
+        "table.rows td{display:inline-block;border:0;padding:1px 6px 1px 0;min-width:0}"
+        "table.rows td.u{display:block}}"
+        "</style><script src=\"/static/console.js\" defer></script></head>"
+        "<body data-refresh=\"");
     html_raw(b, refresh);
     html_raw(b, "\"><header><span class=\"who\">");
     html_esc(b, k->s.name);
@@ -228,7 +231,7 @@ void console_time(struct cs_buf *b, int64_t ms)
         return;
     }
     cs_time_iso(ms, iso);
-    iso[10] = ' ';                      /* 2026-12-02T07:10:11.123Z -> 2026-12-02 07:10:11 */
+    iso[10] = ' '; /* 2026-12-02T07:10:11.123Z -> 2026-12-02 07:10:11 */
     iso[19] = '\0';
     html_raw(b, iso);
 }

@@ -30,16 +30,16 @@
 #define EXPORT_MAX_ROWS 100000
 #define EXPORT_MAX_BYTES ((size_t)64 << 20)
 
-static const char *const filter_names[] = {"status", "agent", "grant", "policy", "approver",
-                                           "batch", "from", "to"};
+static const char *const filter_names[] = {"status",   "agent", "grant", "policy",
+                                           "approver", "batch", "from",  "to"};
 #define NFILTERS 8
 
 struct filters {
-    const char *v[NFILTERS];        /* console_list $1..$8, NULL for any */
-    char from[40], to[40];          /* times as Postgres reads them */
-    const char *cursor;             /* an approval id, or NULL */
-    const char *q;                  /* a search, or NULL */
-    char *found;                    /* its answer: the ids, as a Postgres array (cs_malloc'd) */
+    const char *v[NFILTERS]; /* console_list $1..$8, NULL for any */
+    char from[40], to[40];   /* times as Postgres reads them */
+    const char *cursor;      /* an approval id, or NULL */
+    const char *q;           /* a search, or NULL */
+    char *found;             /* its answer: the ids, as a Postgres array (cs_malloc'd) */
     int limit;
 };
 
@@ -59,7 +59,8 @@ static enum cs_err read_filters(struct console *k, struct filters *f, char *err)
     for (int i = 0; i < NFILTERS; i++)
         f->v[i] = console_arg(k, filter_names[i]);
     if (f->v[0] && cs_status_parse(f->v[0]) < 0)
-        return cs_err_set(err, CS_ERR_INVALID, "status: one of pending, approved, executing, "
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "status: one of pending, approved, executing, "
                           "executed, failed, denied, expired, cancelled");
     if (f->v[6] && !time_arg(f->v[6], f->from))
         return cs_err_set(err, CS_ERR_INVALID, "from: a date and time, e.g. 2026-12-02T07:00");
@@ -200,9 +201,11 @@ static void filter_form(struct console *k)
 
 static void rows_table(struct cs_buf *b, const PGresult *res, int n)
 {
-    html_raw(b, "<div class=\"scroll\"><table class=\"rows\"><tr><th>created</th><th>status</th><th>agent</th>"
-                "<th>grant</th><th>policy</th><th>request</th><th>call</th><th>decided by / error"
-                "</th><th>batch</th></tr>");
+    html_raw(
+        b,
+        "<div class=\"scroll\"><table class=\"rows\"><tr><th>created</th><th>status</th><th>agent</th>"
+        "<th>grant</th><th>policy</th><th>request</th><th>call</th><th>decided by / error"
+        "</th><th>batch</th></tr>");
     for (int i = 0; i < n; i++) {
         html_raw(b, "<tr><td><a href=\"/console/approvals/");
         html_esc(b, cs_db_str(res, i, CSC_CONSOLE_LIST_ID));
@@ -295,58 +298,52 @@ static void export_rows(struct cs_buf *b, const PGresult *res, bool csv)
     }
 }
 
-static enum MHD_Result export(struct console *k, const struct filters *f, bool csv)
-{
-    char err[CS_ERRLEN], cursor[CS_UUID_STRLEN + 1] = "";
-    struct cs_buf out;
+static enum MHD_Result export(struct console *k, const struct filters *f, bool csv) {
+    char err[CS_ERRLEN], cursor[CS_UUID_STRLEN + 1] = ""; struct cs_buf out;
     cs_buf_init(&out, EXPORT_MAX_BYTES);
-    if (csv) {
-        for (int col = 0; col < CSC_CONSOLE_LIST__COUNT; col++) {
-            html_raw(&out, col ? "," : "");
-            html_raw(&out, export_cols[col]);
-        }
-        html_raw(&out, "\n");
-    }
-    long rows = 0;
-    bool more = true;
-    enum cs_err rc = CS_OK;
-    while (more && rows < EXPORT_MAX_ROWS && !rc) {
-        PGresult *res = NULL;
-        rc = list_page(k->d, f, cursor[0] ? cursor : f->cursor, EXPORT_CHUNK, &res, err);
-        if (rc)
-            break;
-        export_rows(&out, res, csv);
-        rows += PQntuples(res);
-        more = PQntuples(res) == EXPORT_CHUNK;
-        if (PQntuples(res) > 0)
-            cs_strlcpy(cursor, cs_db_str(res, PQntuples(res) - 1, CSC_CONSOLE_LIST_ID),
-                       sizeof(cursor));
-        PQclear(res);
-    }
-    json_object *d = json_object_new_object();
-    json_object_object_add(d, "format", json_object_new_string(csv ? "csv" : "jsonl"));
-    json_object_object_add(d, "rows", json_object_new_int64(rows));
-    for (int i = 0; i < NFILTERS; i++)
-        if (f->v[i])
-            json_object_object_add(d, filter_names[i], json_object_new_string(f->v[i]));
-    if (f->q)
-        json_object_object_add(d, "q", json_object_new_string(f->q));
-    const char *ap[] = {k->actor, "console.exported", NULL, cs_json_text(d, NULL)};
-    if (!rc)
-        rc = cs_db_exec(k->d->db, CS_DB_Q(AUDIT_INSERT, ap), NULL, err);
-    json_object_put(d);
-    if (rc) {
-        cs_buf_free(&out);
-        return console_fail(k, rc, err);
-    }
-    cs_log(CS_LOG_INFO, "console", "%s exported %ld approvals as %s", k->actor, rows,
-           csv ? "CSV" : "JSON lines");
-    struct api_req *r = k->r;
-    struct MHD_Connection *c = k->c;
-    k->d = NULL;
-    cs_buf_free(&k->b);
-    return reply_download(r, c, csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
-                          csv ? "approvals.csv" : "approvals.jsonl", &out);
+    if (csv){for (int col = 0; col < CSC_CONSOLE_LIST__COUNT;
+                  col++){html_raw(&out, col ? "," : ""); html_raw(&out, export_cols[col]);}
+html_raw(&out, "\n");
+}
+long rows = 0;
+bool more = true;
+enum cs_err rc = CS_OK;
+while (more && rows < EXPORT_MAX_ROWS && !rc) {
+    PGresult *res = NULL;
+    rc = list_page(k->d, f, cursor[0] ? cursor : f->cursor, EXPORT_CHUNK, &res, err);
+    if (rc)
+        break;
+    export_rows(&out, res, csv);
+    rows += PQntuples(res);
+    more = PQntuples(res) == EXPORT_CHUNK;
+    if (PQntuples(res) > 0)
+        cs_strlcpy(cursor, cs_db_str(res, PQntuples(res) - 1, CSC_CONSOLE_LIST_ID), sizeof(cursor));
+    PQclear(res);
+}
+json_object *d = json_object_new_object();
+json_object_object_add(d, "format", json_object_new_string(csv ? "csv" : "jsonl"));
+json_object_object_add(d, "rows", json_object_new_int64(rows));
+for (int i = 0; i < NFILTERS; i++)
+    if (f->v[i])
+        json_object_object_add(d, filter_names[i], json_object_new_string(f->v[i]));
+if (f->q)
+    json_object_object_add(d, "q", json_object_new_string(f->q));
+const char *ap[] = {k->actor, "console.exported", NULL, cs_json_text(d, NULL)};
+if (!rc)
+    rc = cs_db_exec(k->d->db, CS_DB_Q(AUDIT_INSERT, ap), NULL, err);
+json_object_put(d);
+if (rc) {
+    cs_buf_free(&out);
+    return console_fail(k, rc, err);
+}
+cs_log(CS_LOG_INFO, "console", "%s exported %ld approvals as %s", k->actor, rows,
+       csv ? "CSV" : "JSON lines");
+struct api_req *r = k->r;
+struct MHD_Connection *c = k->c;
+k->d = NULL;
+cs_buf_free(&k->b);
+return reply_download(r, c, csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
+                      csv ? "approvals.csv" : "approvals.jsonl", &out);
 }
 
 /* ---- GET /console/approvals ---- */
@@ -379,7 +376,8 @@ enum MHD_Result console_approvals(struct api_req *r, struct MHD_Connection *c, s
     int n = PQntuples(res) > f.limit ? f.limit : PQntuples(res);
     bool more = PQntuples(res) > f.limit;
     struct cs_buf *b = &k.b;
-    html_raw(b, "<div class=\"actions\"><span>Export this filter: </span><a href=\"/console/approvals");
+    html_raw(
+        b, "<div class=\"actions\"><span>Export this filter: </span><a href=\"/console/approvals");
     query_string(b, &k, "format", "csv");
     html_raw(b, "\">CSV</a><a href=\"/console/approvals");
     query_string(b, &k, "format", "jsonl");
@@ -456,26 +454,29 @@ static void actions(struct console *k, const PGresult *res)
             cs_free(name);
             p += n + (p[n] == '\n');
         }
-        html_raw(b, "</select></label><input name=\"reason\" placeholder=\"reason\" maxlength=\"4096\">"
-                    "<button class=\"ok\" name=\"decision\" value=\"approve\">Approve</button>"
-                    "<button class=\"danger\" name=\"decision\" value=\"deny\">Deny</button></form>"
-                    "<form method=\"post\" action=\"/console/approvals/");
+        html_raw(
+            b, "</select></label><input name=\"reason\" placeholder=\"reason\" maxlength=\"4096\">"
+               "<button class=\"ok\" name=\"decision\" value=\"approve\">Approve</button>"
+               "<button class=\"danger\" name=\"decision\" value=\"deny\">Deny</button></form>"
+               "<form method=\"post\" action=\"/console/approvals/");
         html_esc(b, id);
         html_raw(b, "/cancel\">");
         console_csrf(k);
-        html_raw(b, "<input name=\"reason\" placeholder=\"why cancel\" maxlength=\"4096\">"
-                    "<button class=\"plain\" id=\"cancel\">Cancel this approval</button></form></div>"
-                    "<p class=\"muted\">An operator vote counts as the approver's (every rule of a "
-                    "vote applies: the window, self-approval, passkey policies) and is audited with "
-                    "your name.</p>");
+        html_raw(b,
+                 "<input name=\"reason\" placeholder=\"why cancel\" maxlength=\"4096\">"
+                 "<button class=\"plain\" id=\"cancel\">Cancel this approval</button></form></div>"
+                 "<p class=\"muted\">An operator vote counts as the approver's (every rule of a "
+                 "vote applies: the window, self-approval, passkey policies) and is audited with "
+                 "your name.</p>");
     } else {
         html_raw(b, "<form method=\"post\" action=\"/console/approvals/");
         html_esc(b, id);
         html_raw(b, "/resubmit\">");
         console_csrf(k);
-        html_raw(b, "<p>A failed call is never re-run. Re-submitting makes a <b>new approval</b>: "
-                    "a new request id and digest, through the grant's checks and its policy "
-                    "again.</p><button id=\"resubmit\">Re-submit as a new approval</button></form>");
+        html_raw(b,
+                 "<p>A failed call is never re-run. Re-submitting makes a <b>new approval</b>: "
+                 "a new request id and digest, through the grant's checks and its policy "
+                 "again.</p><button id=\"resubmit\">Re-submit as a new approval</button></form>");
     }
     html_raw(b, "</div>");
 }

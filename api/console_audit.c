@@ -88,14 +88,17 @@ static void verify(struct console *k)
         html_raw(b, "</p></div>");
         return;
     }
-    snprintf(line, sizeof(line), "<p id=\"verdict\"><b>%s</b>: %lld seals and %lld entries "
+    snprintf(line, sizeof(line),
+             "<p id=\"verdict\"><b>%s</b>: %lld seals and %lld entries "
              "recomputed, %lld passkey-signed votes re-verified, %lld entries not sealed yet.</p>",
              rep.ok ? "The chain holds" : "The chain is BROKEN", (long long)rep.seals,
              (long long)rep.entries, (long long)rep.assertions, (long long)rep.unsealed_tail);
     html_raw(b, line);
-    snprintf(line, sizeof(line), "<p>%lld seals signed, %lld from before signing (legacy); "
-             "published head: %lld%s.</p>", (long long)rep.signed_seals,
-             (long long)rep.legacy_seals, (long long)rep.published_head,
+    snprintf(line, sizeof(line),
+             "<p>%lld seals signed, %lld from before signing (legacy); "
+             "published head: %lld%s.</p>",
+             (long long)rep.signed_seals, (long long)rep.legacy_seals,
+             (long long)rep.published_head,
              rep.published_checked ? "" : " (no CS_AUDIT_HEAD_FILE: a cut chain goes unnoticed)");
     html_raw(b, line);
     if (!rep.ok) {

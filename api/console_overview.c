@@ -69,8 +69,9 @@ static void counts(struct console *k, const PGresult *res)
     snprintf(v, sizeof(v), "?");
     if (metrics_event_slot(k->r->api, k->d->db, &slot)) {
         snprintf(v, sizeof(v), "%.1f MB", (double)slot.lag_bytes / 1e6);
-        relay = !slot.exists ? "Kafka relay: no event slot"
-                : slot.active ? "behind, Kafka relay active" : "behind, no Kafka relay";
+        relay = !slot.exists  ? "Kafka relay: no event slot"
+                : slot.active ? "behind, Kafka relay active"
+                              : "behind, no Kafka relay";
     }
     stat(b, relay, v, NULL);
     snprintf(v, sizeof(v), "%lld",
@@ -108,7 +109,7 @@ static void counts(struct console *k, const PGresult *res)
 struct series {
     int n;
     int64_t v[MAX_BUCKETS];
-    int64_t v2[MAX_BUCKETS];    /* a second line (p99), or unused */
+    int64_t v2[MAX_BUCKETS]; /* a second line (p99), or unused */
 };
 
 static void num(struct cs_buf *b, double x)
@@ -136,8 +137,10 @@ static void chart(struct cs_buf *b, const char *title, const struct series *s, b
     html_raw(b, "</h2><svg viewBox=\"0 0 600 140\" role=\"img\" aria-label=\"");
     html_esc(b, title);
     html_raw(b, "\"><line x1=\"44\" y1=\"122\" x2=\"600\" y2=\"122\" stroke=\"#a8a29e\"/>");
-    snprintf(t, sizeof(t), "<text x=\"40\" y=\"14\" font-size=\"11\" text-anchor=\"end\" "
-             "fill=\"#57534e\">%lld%s</text>", (long long)max, unit);
+    snprintf(t, sizeof(t),
+             "<text x=\"40\" y=\"14\" font-size=\"11\" text-anchor=\"end\" "
+             "fill=\"#57534e\">%lld%s</text>",
+             (long long)max, unit);
     html_raw(b, t);
     html_raw(b, "<text x=\"40\" y=\"122\" font-size=\"11\" text-anchor=\"end\" "
                 "fill=\"#57534e\">0</text>");
@@ -212,13 +215,15 @@ static enum cs_err charts(struct console *k, bool day, char *err)
     PQclear(res);
     const char *left = day ? "24 h ago" : "60 min ago";
     char line[200];
-    snprintf(line, sizeof(line), "<p>Last %s: <b>%lld</b> requests in, <b>%lld</b> calls made, "
-             "<b>%lld</b> failed.</p>", day ? "day" : "hour", (long long)total_in,
-             (long long)total_exec, (long long)total_fail);
+    snprintf(line, sizeof(line),
+             "<p>Last %s: <b>%lld</b> requests in, <b>%lld</b> calls made, "
+             "<b>%lld</b> failed.</p>",
+             day ? "day" : "hour", (long long)total_in, (long long)total_exec,
+             (long long)total_fail);
     html_raw(b, line);
     html_raw(b, "<div class=\"grid2\">");
-    chart(b, day ? "Requests in, per hour" : "Requests in, per minute", &in, false, "#1d4ed8",
-          left, "now", "");
+    chart(b, day ? "Requests in, per hour" : "Requests in, per minute", &in, false, "#1d4ed8", left,
+          "now", "");
     chart(b, "Decisions", &dec, false, "#7c3aed", left, "now", "");
     chart(b, "Executions", &exe, false, "#15803d", left, "now", "");
     chart(b, "Failures", &fail, false, "#b91c1c", left, "now", "");

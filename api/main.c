@@ -108,12 +108,11 @@ static int serve(struct api *a)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, router_handle, a, MHD_OPTION_NOTIFY_COMPLETED, router_completed, a,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->http_max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->cfg->http_client_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg->http_idle_s, /* suspended: never */
-        MHD_OPTION_ARRAY, listen_at,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)a->cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)a->cfg->http_client_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)a->cfg->http_idle_s, /* suspended: never */
+        MHD_OPTION_ARRAY, listen_at, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!a->d) {
         cs_log(CS_LOG_ERROR, "api", "cannot listen on %s:%lld", a->cfg->http_addr,
                (long long)a->cfg->http_port);

@@ -15,13 +15,13 @@
 #include "cs_mem.h"
 #include "cs_metrics.h"
 
-#define CODES 6   /* 1xx..5xx by class, plus "other" */
+#define CODES 6 /* 1xx..5xx by class, plus "other" */
 
 struct api_metrics {
     int nroutes;
-    const char *(*route_name)(int route);  /* router.c's, handed in by main.c */
-    atomic_uint_fast64_t *requests;        /* [route][status class] */
-    struct cs_histogram *latency;          /* [route] */
+    const char *(*route_name)(int route); /* router.c's, handed in by main.c */
+    atomic_uint_fast64_t *requests;       /* [route][status class] */
+    struct cs_histogram *latency;         /* [route] */
 };
 
 bool metrics_event_slot(struct api *a, struct cs_db *db, struct metrics_slot *out)
@@ -80,10 +80,13 @@ static void grant_states(struct cs_buf *b, const PGresult *res)
         {"countersign_grant_throttled_until_seconds",
          "unix time until which the provider throttled the grant (429/503), 0 when not",
          CSC_GRANT_STATES_THROTTLED_UNTIL_S},
-        {"countersign_grant_queued", "calls approved and waiting to start (limits, throttle, "
-                                     "pause or a retry time)", CSC_GRANT_STATES_QUEUED},
-        {"countersign_grant_in_flight_leases", "calls in flight across the fleet (unexpired "
-                                               "leases: what max_in_flight counts)",
+        {"countersign_grant_queued",
+         "calls approved and waiting to start (limits, throttle, "
+         "pause or a retry time)",
+         CSC_GRANT_STATES_QUEUED},
+        {"countersign_grant_in_flight_leases",
+         "calls in flight across the fleet (unexpired "
+         "leases: what max_in_flight counts)",
          CSC_GRANT_STATES_IN_FLIGHT},
     };
     char labels[160];
@@ -135,8 +138,9 @@ enum MHD_Result metrics_reply(struct api *a, struct MHD_Connection *c, struct ap
         static const char *const st[] = {"pending", "approved", "executing"};
         static const int col[] = {CSC_QUEUE_DEPTHS_PENDING, CSC_QUEUE_DEPTHS_APPROVED,
                                   CSC_QUEUE_DEPTHS_EXECUTING};
-        cs_metrics_family(&b, "countersign_approvals", "gauge",
-                          "approvals not yet terminal, by status (approved = waiting for a worker)");
+        cs_metrics_family(
+            &b, "countersign_approvals", "gauge",
+            "approvals not yet terminal, by status (approved = waiting for a worker)");
         for (int i = 0; i < 3; i++) {
             snprintf(labels, sizeof(labels), "status=\"%s\"", st[i]);
             cs_metrics_value(&b, "countersign_approvals", labels,

@@ -49,8 +49,8 @@ bool pages_show_body(struct cs_buf *b, const char *b64)
     html_raw(b, "<pre>");
     if (shown && cs_json_parse((const char *)body, len, &doc, err) == CS_OK) {
         html_esc(b, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
-                                                       JSON_C_TO_STRING_SPACED |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+                                                            JSON_C_TO_STRING_SPACED |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(doc);
     } else if (shown) {
         /* Text is shown whole, whatever its size (bodies are capped by
@@ -83,8 +83,8 @@ void pages_show_json(struct cs_buf *b, const char *text)
     if (json_object_object_length(doc) > 0) {
         html_raw(b, "<pre>");
         html_esc(b, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY |
-                                                       JSON_C_TO_STRING_SPACED |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+                                                            JSON_C_TO_STRING_SPACED |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE));
         html_raw(b, "</pre>");
     } else {
         html_raw(b, "<p>(none)</p>");
@@ -93,18 +93,18 @@ void pages_show_json(struct cs_buf *b, const char *text)
 }
 
 /* The reason box and the two buttons of a decision form, and its end. */
-#define DECISION_FIELDS                                                                         \
-    "<label for=\"reason\">Reason (optional for approve, shown to the agent)</label>"             \
-    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"                     \
-    "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "                        \
-    "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "                \
+#define DECISION_FIELDS                                                               \
+    "<label for=\"reason\">Reason (optional for approve, shown to the agent)</label>" \
+    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"          \
+    "<div class=\"actions\"><button class=\"approve\" name=\"decision\" "             \
+    "value=\"approve\">Approve</button><button class=\"deny\" name=\"decision\" "     \
     "value=\"deny\">Deny</button></div></form>"
 
 /* The same, without Approve: for a payload the page could not show. */
-#define DENY_ONLY_FIELDS                                                                        \
-    "<label for=\"reason\">Reason (shown to the agent)</label>"                                 \
-    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>"                     \
-    "<div class=\"actions\"><button class=\"deny\" name=\"decision\" "                          \
+#define DENY_ONLY_FIELDS                                                     \
+    "<label for=\"reason\">Reason (shown to the agent)</label>"              \
+    "<textarea id=\"reason\" name=\"reason\" maxlength=\"4096\"></textarea>" \
+    "<div class=\"actions\"><button class=\"deny\" name=\"decision\" "       \
     "value=\"deny\">Deny</button></div></form>"
 
 /*
@@ -389,8 +389,8 @@ enum MHD_Result pages_outcome(struct api_req *r, struct MHD_Connection *c, bool 
  * cs_free()s it; NULL and 0 when there is none). CS_ERR_NOT_FOUND when the
  * approval is gone.
  */
-static enum cs_err stored_body(struct api_db *d, const char *id, unsigned char **body,
-                               size_t *len, char *err)
+static enum cs_err stored_body(struct api_db *d, const char *id, unsigned char **body, size_t *len,
+                               char *err)
 {
     const char *p[] = {id};
     PGresult *res = NULL;
@@ -489,9 +489,9 @@ static enum MHD_Result link_holder_decide(struct api_req *r, struct MHD_Connecti
     if (!rc) {
         const char *reason = form_get(&f, "reason");
         session_client_address(c, addr);
-        rc = cs_approval_link_decide(d->db, l->approval_id, approve, reason && *reason ? reason : NULL,
-                                     addr, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent"),
-                                     err);
+        rc = cs_approval_link_decide(
+            d->db, l->approval_id, approve, reason && *reason ? reason : NULL, addr,
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent"), err);
     }
     form_free(&f);
     if (rc)
@@ -527,9 +527,14 @@ enum MHD_Result page_decide(struct api_req *r, struct MHD_Connection *c, struct 
     if (!rc) {
         const char *reason = form_get(&f, "reason");
         snprintf(actor, sizeof(actor), "approver:%s", s.approver_id);
-        struct cs_vote v = {l.approval_id, slot, s.approver_id, approve,
-                            reason && *reason ? reason : NULL, actor,
-                            passkey ? passkey_id : NULL, passkey};
+        struct cs_vote v = {l.approval_id,
+                            slot,
+                            s.approver_id,
+                            approve,
+                            reason && *reason ? reason : NULL,
+                            actor,
+                            passkey ? passkey_id : NULL,
+                            passkey};
         rc = cs_approval_vote(d->db, &v, &out, err);
     }
     form_free(&f);

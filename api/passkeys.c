@@ -32,8 +32,8 @@ static struct cs_passkey_rp rp_of(const struct api *a)
 }
 
 /* mac = HMAC(csrf_key, purpose "|" session id "|" data), truncated to n bytes */
-static void mac(struct api *a, const char *purpose, const struct cs_session *s,
-                const void *data, size_t len, unsigned char *out, size_t n)
+static void mac(struct api *a, const char *purpose, const struct cs_session *s, const void *data,
+                size_t len, unsigned char *out, size_t n)
 {
     unsigned char full[CS_SHA256_LEN];
     size_t plen = strlen(purpose), slen = strlen(s->id);
@@ -89,10 +89,9 @@ enum cs_err passkeys_vote_check(struct api *a, struct api_db *d, const struct cs
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
                         "this vote needs a passkey signature made on this page: open it again");
     if (required && !rc) {
-        struct cs_passkey_assertion as = {form_get(f, "credential_id"),
-                                          form_get(f, "authenticator_data"),
-                                          form_get(f, "client_data_json"), form_get(f, "signature"),
-                                          form_get(f, "nonce")};
+        struct cs_passkey_assertion as = {
+            form_get(f, "credential_id"), form_get(f, "authenticator_data"),
+            form_get(f, "client_data_json"), form_get(f, "signature"), form_get(f, "nonce")};
         struct cs_passkey_rp rp = rp_of(a);
         const char *reason = form_get(f, "reason");
         rc = cs_passkey_verify_vote(d->db, &rp, s->approver_id, approval_id,
@@ -177,10 +176,11 @@ static void register_form(struct cs_buf *b, struct api *a, struct api_db *d,
     html_esc(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     html_raw(b, "\"><h2>Register a passkey</h2>");
     session_csrf_field(b, a, s);
-    html_raw(b, "<label for=\"name\">Name (e.g. \"laptop\")</label><input id=\"name\" name=\"name\" "
-                "maxlength=\"64\" required><p class=\"passkey-status\"></p><div class=\"actions\">"
-                "<button class=\"approve\">Register a passkey</button></div></form>"
-                "<script src=\"/static/passkey.js\"></script>");
+    html_raw(b,
+             "<label for=\"name\">Name (e.g. \"laptop\")</label><input id=\"name\" name=\"name\" "
+             "maxlength=\"64\" required><p class=\"passkey-status\"></p><div class=\"actions\">"
+             "<button class=\"approve\">Register a passkey</button></div></form>"
+             "<script src=\"/static/passkey.js\"></script>");
     json_object_put(o);
     cs_free(exclude);
 }
@@ -245,8 +245,9 @@ enum MHD_Result passkeys_register(struct api_req *r, struct MHD_Connection *c, s
     unsigned char challenge[32];
     enum cs_err rc = posted(r, c, d, &s, &f, err);
     if (!rc && !challenge_valid(a, &s, form_get(&f, "challenge"), challenge))
-        rc = cs_err_set(err, CS_ERR_CSRF, "the registration expired or was not issued to you: "
-                                          "open the page again");
+        rc = cs_err_set(err, CS_ERR_CSRF,
+                        "the registration expired or was not issued to you: "
+                        "open the page again");
     if (!rc) {
         struct cs_passkey_rp rp = rp_of(a);
         rc = cs_passkey_register(d->db, &rp, s.approver_id, form_get(&f, "name"), challenge,

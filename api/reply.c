@@ -69,7 +69,8 @@ enum MHD_Result reply_error(struct api_req *r, struct MHD_Connection *c, enum cs
     /* Internal details stay in the log: a 500 says only what the table says. */
     json_object_object_add(err, "message",
                            json_object_new_string(message && *message && rc != CS_ERR_INTERNAL
-                                                      ? message : e->message));
+                                                      ? message
+                                                      : e->message));
     if (details)
         json_object_object_add(err, "details", details);
     json_object_object_add(o, "error", err);
@@ -114,7 +115,8 @@ enum MHD_Result reply_download(struct api_req *r, struct MHD_Connection *c, cons
 enum MHD_Result reply_redirect(struct api_req *r, struct MHD_Connection *c, const char *location,
                                const char *cookie1, const char *cookie2)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Location", location);
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     if (cookie1)

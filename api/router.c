@@ -30,8 +30,8 @@ static const struct route {
     const char *pattern;
     enum MHD_Result (*fn)(struct api_req *r, struct MHD_Connection *c, struct api_db *d);
     const char *name;
-    bool html;                  /* errors as pages rather than JSON */
-    bool db;                    /* the router lends the handler a pooled connection (else NULL) */
+    bool html; /* errors as pages rather than JSON */
+    bool db;   /* the router lends the handler a pooled connection (else NULL) */
 } routes[] = {
     {"POST", "/v1/proxy", agent_proxy, "proxy", false, true},
     {"GET", "/v1/approvals/{}", agent_status, "approval_status", false, true},
@@ -185,10 +185,9 @@ void router_allow(struct api_req *r, const char *method)
  * suspends its connection (waiters.c) returns at once, so nothing is held
  * while it waits; the resumed call borrows again.
  */
-static enum MHD_Result call(struct api_req *r, struct MHD_Connection *c,
-                            enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *,
-                                                  struct api_db *),
-                            bool db)
+static enum MHD_Result
+call(struct api_req *r, struct MHD_Connection *c,
+     enum MHD_Result (*fn)(struct api_req *, struct MHD_Connection *, struct api_db *), bool db)
 {
     if (!db)
         return fn(r, c, NULL);

@@ -12,8 +12,7 @@
 #include "api.h"
 #include "cs_mem.h"
 
-enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_session *s,
-                        char *err)
+enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_session *s, char *err)
 {
     const char *token = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE);
     if (!token) {
@@ -23,8 +22,7 @@ enum cs_err session_get(struct MHD_Connection *c, struct api_db *d, struct cs_se
     return cs_session_lookup(d->db, token, s, err);
 }
 
-bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d,
-                struct cs_session *s)
+bool session_of(struct api_req *r, struct MHD_Connection *c, struct api_db *d, struct cs_session *s)
 {
     char err[CS_ERRLEN];
     (void)r;

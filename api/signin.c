@@ -48,8 +48,8 @@ static enum MHD_Result open_session(struct api_req *r, struct MHD_Connection *c,
         cs_log(CS_LOG_WARN, "signin", "cannot revoke the previous session: %s", err);
     session_client_address(c, addr);
     const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
-    enum cs_err rc = cs_session_create(d->db, r->api->cfg, approver_id, method, role, ua, addr,
-                                       token, err);
+    enum cs_err rc =
+        cs_session_create(d->db, r->api->cfg, approver_id, method, role, ua, addr, token, err);
     if (rc)
         return html_error(r, c, rc, err);
     cs_session_cookie(r->api->cfg, token, cookie, sizeof(cookie));
@@ -165,7 +165,7 @@ static bool has_role(const char *roles, const char *value)
 /* The operator role the ID token's CS_OIDC_OPERATOR_CLAIM grants (the stronger one). */
 static enum cs_operator_role oidc_role(const struct cs_config *cfg, const char *roles)
 {
-    return has_role(roles, cfg->oidc_operator_write) ? CS_OPERATOR_WRITE
+    return has_role(roles, cfg->oidc_operator_write)  ? CS_OPERATOR_WRITE
            : has_role(roles, cfg->oidc_operator_read) ? CS_OPERATOR_READ
                                                       : CS_OPERATOR_NONE;
 }
@@ -181,9 +181,11 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     const char *bound = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, OIDC_COOKIE);
     const char *perr = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "error");
     if (perr)
-        return html_error(r, c, CS_ERR_UNAUTHENTICATED, "the identity provider refused the sign-in");
+        return html_error(r, c, CS_ERR_UNAUTHENTICATED,
+                          "the identity provider refused the sign-in");
     if (!state || !code || !*code || strlen(code) > 2048)
-        return html_error(r, c, CS_ERR_UNAUTHENTICATED, "the sign-in answer lacks its state or code");
+        return html_error(r, c, CS_ERR_UNAUTHENTICATED,
+                          "the sign-in answer lacks its state or code");
     if (!bound || strlen(bound) != strlen(state) || !cs_ct_equal(bound, state, strlen(state)))
         return html_error(r, c, CS_ERR_CSRF,
                           "this sign-in was not started in this browser: start it again");
@@ -221,7 +223,8 @@ enum MHD_Result signin_oidc_callback(struct api_req *r, struct MHD_Connection *c
     if (!rc && PQntuples(res) != 1)
         rc = cs_err_set(err, CS_ERR_NOT_APPROVER,
                         "you signed in at the identity provider as %s, who is not a Countersign "
-                        "approver", id.email[0] ? id.email : id.sub);
+                        "approver",
+                        id.email[0] ? id.email : id.sub);
     char approver[CS_UUID_STRLEN + 1] = "";
     if (!rc)
         cs_strlcpy(approver, cs_db_str(res, 0, CSC_OIDC_APPROVER_ID), sizeof(approver));
@@ -247,9 +250,8 @@ enum MHD_Result signout(struct api_req *r, struct MHD_Connection *c, struct api_
         if (!rc)
             rc = csrf_check(r->api, c, form_get(&f, "csrf"), &s, err);
         if (!rc)
-            rc = cs_session_revoke(d->db,
-                                   MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE),
-                                   err);
+            rc = cs_session_revoke(
+                d->db, MHD_lookup_connection_value(c, MHD_COOKIE_KIND, CS_SESSION_COOKIE), err);
     }
     form_free(&f);
     if (rc)

@@ -31,15 +31,15 @@ struct api_waiter {
     struct MHD_Connection *c;
     int64_t deadline_ms;
     bool fired;
-    bool suspended;                  /* its connection is suspended (waiters_suspend) */
-    struct api_waiter *next_same;    /* other waiters on the same approval */
-    struct api_waiter *prev, *next;  /* all waiters */
+    bool suspended;                 /* its connection is suspended (waiters_suspend) */
+    struct api_waiter *next_same;   /* other waiters on the same approval */
+    struct api_waiter *prev, *next; /* all waiters */
 };
 
 struct api_waiters {
     struct api *api;
     pthread_mutex_t mu;
-    struct cs_map *by_id;            /* id -> first waiter */
+    struct cs_map *by_id; /* id -> first waiter */
     struct api_waiter *all;
     int count;
     struct cs_db *db;
@@ -57,8 +57,8 @@ static void fire_locked(struct api_waiter *x)
         MHD_resume_connection(x->c);
 }
 
-struct api_waiter *waiters_add(struct api_waiters *w, const char *id,
-                               struct MHD_Connection *c, int64_t deadline_ms)
+struct api_waiter *waiters_add(struct api_waiters *w, const char *id, struct MHD_Connection *c,
+                               int64_t deadline_ms)
 {
     struct api_waiter *x = cs_calloc(1, sizeof(*x));
     cs_strlcpy(x->id, id, sizeof(x->id));

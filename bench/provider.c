@@ -148,7 +148,8 @@ static MHD_RESULT handle(void *cls, struct MHD_Connection *c, const char *url, c
             if (atomic_load(&g_record)) {
                 uint_fast64_t i = atomic_fetch_add(&g_nrec, 1);
                 if (i < g_cap) {
-                    const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+                    const char *k =
+                        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
                     if (k && !strncmp(k, "countersign-", 12))
                         k += 12;
                     snprintf(g_log[i].key, sizeof(g_log[i].key), "%s", k ? k : "");
@@ -193,10 +194,10 @@ int main(int argc, char **argv)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)20000,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-        MHD_OPTION_END);
+        flags, (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)20000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "bench-provider: cannot listen on 127.0.0.1:%d\n", port);
         return 1;

@@ -65,8 +65,8 @@ static int key_create(struct cli_ctx *c, const char *agent)
     if (!args_only(c->args, known))
         return 2;
     char key[CS_API_KEY_LEN + 1], id[CS_UUID_STRLEN + 1], prefix[16], err[CS_ERRLEN];
-    enum cs_err rc = cs_admin_key_create(c->db, agent, args_get(c->args, "scopes"), key, id,
-                                         prefix, err);
+    enum cs_err rc =
+        cs_admin_key_create(c->db, agent, args_get(c->args, "scopes"), key, id, prefix, err);
     if (rc)
         return cli_fail(rc, err);
     json_object *o = json_object_new_object();
@@ -133,13 +133,15 @@ static int signing_key(struct cli_ctx *c)
 
 static int approver_create(struct cli_ctx *c, const char *name)
 {
-    static const char *const known[] = {"email", "webhook", "slack", "agent", "oidc-subject",
-                                        NULL};
+    static const char *const known[] = {"email", "webhook", "slack", "agent", "oidc-subject", NULL};
     if (!args_only(c->args, known))
         return 2;
     char id[CS_UUID_STRLEN + 1], err[CS_ERRLEN];
-    struct cs_approver_spec s = {name, args_get(c->args, "email"), args_get(c->args, "webhook"),
-                                 args_get(c->args, "slack"), args_get(c->args, "agent"),
+    struct cs_approver_spec s = {name,
+                                 args_get(c->args, "email"),
+                                 args_get(c->args, "webhook"),
+                                 args_get(c->args, "slack"),
+                                 args_get(c->args, "agent"),
                                  args_get(c->args, "oidc-subject")};
     enum cs_err rc = cs_admin_approver_create(c->db, &s, id, err);
     return rc ? cli_fail(rc, err) : print_id("approver_id", id, "name", name);
@@ -277,10 +279,10 @@ static int split(char *list, const char **out)
 
 static int policy_set(struct cli_ctx *c, const char *id)
 {
-    static const char *const known[] = {"mode", "rules", "quorum", "approvers", "escalation",
-                                        "window", "timeout", "attempts", "amount-field",
-                                        "remind", "escalate-after", "require-passkey",
-                                        "link-mode", "link-lifetime", NULL};
+    static const char *const known[] = {
+        "mode",           "rules",           "quorum",    "approvers",     "escalation",
+        "window",         "timeout",         "attempts",  "amount-field",  "remind",
+        "escalate-after", "require-passkey", "link-mode", "link-lifetime", NULL};
     if (!args_only(c->args, known))
         return 2;
     bool ok = true;
@@ -307,8 +309,8 @@ static int policy_set(struct cli_ctx *c, const char *id)
     char *rules_text = rules_arg ? read_arg_or_file(rules_arg, err) : NULL;
     if (rules_arg && !rules_text)
         return cli_fail(CS_ERR_INVALID, err);
-    enum cs_err rc = rules_text ? cs_json_parse(rules_text, strlen(rules_text), &s.rules, err)
-                                : CS_OK;
+    enum cs_err rc =
+        rules_text ? cs_json_parse(rules_text, strlen(rules_text), &s.rules, err) : CS_OK;
     cs_free(rules_text);
     const char *approvers[CLI_MAX_ARGS], *escalation[CLI_MAX_ARGS];
     char *a1 = cs_strdup(args_get(c->args, "approvers") ? args_get(c->args, "approvers") : "");
@@ -364,16 +366,26 @@ static bool parse_rate(const char *v, double *out)
         return true;
     }
     fprintf(stderr, "countersign: --rate is calls per second, e.g. 50/s or 0.5/s (at most "
-            "100000)\n");
+                    "100000)\n");
     return false;
 }
 
 static int grant_set(struct cli_ctx *c, const char *id)
 {
-    static const char *const known[] = {"policy", "allow", "agents", "inject", "header",
-                                        "idempotency-keys", "secret-file", "secret-stdin",
-                                        "rate", "burst", "max-in-flight", "deadline",
-                                        "in-progress-pattern", NULL};
+    static const char *const known[] = {"policy",
+                                        "allow",
+                                        "agents",
+                                        "inject",
+                                        "header",
+                                        "idempotency-keys",
+                                        "secret-file",
+                                        "secret-stdin",
+                                        "rate",
+                                        "burst",
+                                        "max-in-flight",
+                                        "deadline",
+                                        "in-progress-pattern",
+                                        NULL};
     if (!args_only(c->args, known))
         return 2;
     char err[CS_ERRLEN];
@@ -381,9 +393,11 @@ static int grant_set(struct cli_ctx *c, const char *id)
     if (rc)
         return cli_fail(rc, err);
     const char *bases[CLI_MAX_ARGS], *agents[CLI_MAX_ARGS];
-    struct cs_grant_spec s = {.id = id, .policy_id = args_get(c->args, "policy"),
+    struct cs_grant_spec s = {.id = id,
+                              .policy_id = args_get(c->args, "policy"),
                               .inject = args_get(c->args, "inject"),
-                              .inject_header = args_get(c->args, "header"), .bases = bases,
+                              .inject_header = args_get(c->args, "header"),
+                              .bases = bases,
                               .agents = agents,
                               .idempotency_keys = args_has(c->args, "idempotency-keys")};
     for (int i = 0; i < c->args->nopt; i++)
@@ -518,7 +532,8 @@ int admin_main(struct cli_ctx *c, const char *noun, const char *verb)
             return grant_pause(c, arg, !strcmp(verb, "pause"));
         if (!strcmp(verb, "allow") && arg) {
             c->args->npos--;
-            memmove(c->args->pos, c->args->pos + 1, sizeof(c->args->pos[0]) * (size_t)c->args->npos);
+            memmove(c->args->pos, c->args->pos + 1,
+                    sizeof(c->args->pos[0]) * (size_t)c->args->npos);
             return grant_allow(c, arg);
         }
     } else {

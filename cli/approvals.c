@@ -49,9 +49,11 @@ static enum cs_err print_signin_links(struct cli_ctx *c, const PGresult *res, in
         if (rc)
             return rc;
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "approver_id", json_object_new_string(cs_db_str(res, r, slot_col)));
+        json_object_object_add(o, "approver_id",
+                               json_object_new_string(cs_db_str(res, r, slot_col)));
         json_object_object_add(o, "approver", json_object_new_string(cs_db_str(res, r, name_col)));
-        json_object_object_add(o, "voter_id", json_object_new_string(cs_db_str(res, r, holder_col)));
+        json_object_object_add(o, "voter_id",
+                               json_object_new_string(cs_db_str(res, r, holder_col)));
         json_object_object_add(o, "url", json_object_new_string(url));
         printf("%s\n", cs_json_text(o, NULL));
         json_object_put(o);

@@ -99,6 +99,7 @@ int cli_print_json(json_object *obj)
 
 int cli_fail(enum cs_err rc, const char *err)
 {
-    fprintf(stderr, "countersign: %s: %s\n", cs_err_code(rc), err && *err ? err : cs_err_info(rc)->message);
+    fprintf(stderr, "countersign: %s: %s\n", cs_err_code(rc),
+            err && *err ? err : cs_err_info(rc)->message);
     return 1;
 }

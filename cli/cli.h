@@ -15,14 +15,14 @@
 #include "cs_config.h"
 #include "cs_db.h"
 
-#define CLI_MAX_ARGS 128   /* room for CS_GRANT_BASES_MAX --allow and the rest */
+#define CLI_MAX_ARGS 128 /* room for CS_GRANT_BASES_MAX --allow and the rest */
 
 /* `--name value` options (repeatable), `--flag` switches, and positionals. */
 struct cli_args {
     const char *pos[CLI_MAX_ARGS];
     int npos;
     const char *opt_name[CLI_MAX_ARGS];
-    const char *opt_value[CLI_MAX_ARGS];   /* NULL for a switch */
+    const char *opt_value[CLI_MAX_ARGS]; /* NULL for a switch */
     int nopt;
 };
 

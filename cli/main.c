@@ -182,7 +182,8 @@ static int db_roles(struct cs_db *db, const struct cli_args *a)
                "-- (psql \"$ADMIN_URL\" -f this-file), then set each role's password, e.g.\n"
                "--   ALTER ROLE countersign_api PASSWORD '...';\n"
                "-- then `countersign migrate` with CS_PG_OWNER_URL naming countersign_owner.\n"
-               "%s", cs_queries[CSQ_ROLES_BOOTSTRAP].sql);
+               "%s",
+               cs_queries[CSQ_ROLES_BOOTSTRAP].sql);
         return 0;
     }
     char err[CS_ERRLEN];
@@ -200,8 +201,8 @@ static int db_roles(struct cs_db *db, const struct cli_args *a)
 
 int main(int argc, char **argv)
 {
-    static const char *const switches[] = {"idempotency-keys", "secret-stdin", "require-passkey",
-                                           "apply", "help", NULL};
+    static const char *const switches[] = {
+        "idempotency-keys", "secret-stdin", "require-passkey", "apply", "help", NULL};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, stdout);
@@ -253,7 +254,8 @@ int main(int argc, char **argv)
     /* Migrations run as the owner; everything else as CS_PG_URL's role. */
     bool as_owner = !strcmp(noun, "migrate") && cfg.pg_owner_url;
     struct cs_db *db = NULL;
-    enum cs_err rc = cs_db_open(&db, as_owner ? cfg.pg_owner_url : cfg.pg_url, "countersign-cli", err);
+    enum cs_err rc =
+        cs_db_open(&db, as_owner ? cfg.pg_owner_url : cfg.pg_url, "countersign-cli", err);
     if (rc) {
         status = cli_fail(rc, err);
     } else if (!strcmp(noun, "migrate")) {

@@ -100,8 +100,10 @@ static enum countersign_code parse_result(json_object *o, long http,
         char id[COUNTERSIGN_ID_LEN + 1];
         cs_strlcpy(id, r->approval_id, sizeof(id));
         countersign_response_free(r);
-        return invalid_response(e, http, "not a result (approval_id, status_code, body_b64, "
-                                "body_truncated)", id[0] ? id : NULL);
+        return invalid_response(e, http,
+                                "not a result (approval_id, status_code, body_b64, "
+                                "body_truncated)",
+                                id[0] ? id : NULL);
     }
     *out = r;
     return COUNTERSIGN_OK;
@@ -187,12 +189,22 @@ enum countersign_code countersign_proxy_request(struct countersign_client *c,
         return client_fail(e, COUNTERSIGN_INVALID_ARGUMENT, 0, "invalid_argument",
                            "client, request and out are required");
     struct client_fields f = {
-        .id = req->idempotency_key, .grant_id = req->grant_id, .method = req->method,
-        .url = req->url, .json = req->json, .reason = req->reason, .context = req->context,
-        .batch_id = req->batch_id, .body = req->body, .body_len = req->body_len,
-        .headers = req->headers, .n_headers = req->n_headers,
-        .query_params = req->query_params, .n_query_params = req->n_query_params,
-        .path_params = req->path_params, .n_path_params = req->n_path_params,
+        .id = req->idempotency_key,
+        .grant_id = req->grant_id,
+        .method = req->method,
+        .url = req->url,
+        .json = req->json,
+        .reason = req->reason,
+        .context = req->context,
+        .batch_id = req->batch_id,
+        .body = req->body,
+        .body_len = req->body_len,
+        .headers = req->headers,
+        .n_headers = req->n_headers,
+        .query_params = req->query_params,
+        .n_query_params = req->n_query_params,
+        .path_params = req->path_params,
+        .n_path_params = req->n_path_params,
     };
     char err[COUNTERSIGN_ERRLEN], *body = NULL;
     enum countersign_code rc = client_request_json(&f, CLIENT_JSON_HTTP, &body, err);
@@ -200,8 +212,7 @@ enum countersign_code countersign_proxy_request(struct countersign_client *c,
         return client_fail(e, rc, 0, "invalid_argument", "%s", err);
     struct client_reply rep;
     rc = client_call(c, "POST", "/v1/proxy", NULL, body, INLINE_WAIT_SECONDS,
-                     req->idempotency_key ? CLIENT_RETRY_ALL : CLIENT_RETRY_CONNECT, NULL, &rep,
-                     e);
+                     req->idempotency_key ? CLIENT_RETRY_ALL : CLIENT_RETRY_CONNECT, NULL, &rep, e);
     cs_free(body);
     if (rc)
         return rc;
@@ -236,8 +247,8 @@ enum countersign_code countersign_get_approval_status(struct countersign_client 
     char path[96];
     snprintf(path, sizeof(path), "/v1/approvals/%s", approval_id);
     struct client_reply rep;
-    enum countersign_code rc = client_call(c, "GET", path, NULL, NULL, 0, CLIENT_RETRY_ALL,
-                                           approval_id, &rep, e);
+    enum countersign_code rc =
+        client_call(c, "GET", path, NULL, NULL, 0, CLIENT_RETRY_ALL, approval_id, &rep, e);
     if (rc)
         return rc;
     json_object *o = client_reply_object(&rep, e, approval_id);
@@ -269,8 +280,8 @@ enum countersign_code countersign_cancel_approval(struct countersign_client *c,
         json_object_put(o);
     }
     struct client_reply rep;
-    enum countersign_code rc = client_call(c, "POST", path, NULL, body, 0, CLIENT_RETRY_CONNECT,
-                                           approval_id, &rep, e);
+    enum countersign_code rc =
+        client_call(c, "POST", path, NULL, body, 0, CLIENT_RETRY_CONNECT, approval_id, &rep, e);
     cs_free(body);
     if (rc)
         return rc;
@@ -327,8 +338,8 @@ enum countersign_code countersign_await_approval(struct countersign_client *c,
         snprintf(query, sizeof(query), "wait=%d", wait);
         double started = client_now();
         struct client_reply rep;
-        enum countersign_code rc = client_call(c, "GET", path, query, NULL, wait,
-                                               CLIENT_RETRY_NONE, approval_id, &rep, e);
+        enum countersign_code rc =
+            client_call(c, "GET", path, query, NULL, wait, CLIENT_RETRY_NONE, approval_id, &rep, e);
         if (rc) {
             if (!client_retriable(e) || LEFT() <= 0)
                 return rc;
@@ -353,8 +364,8 @@ enum countersign_code countersign_await_approval(struct countersign_client *c,
         if (LEFT() <= 0) {
             client_fail(e, COUNTERSIGN_TIMEOUT, 0, "timeout",
                         "approval %s is still %s after waiting %g s; it may still be decided: "
-                        "await it again later", approval_id, last[0] ? last : "unknown",
-                        timeout_seconds);
+                        "await it again later",
+                        approval_id, last[0] ? last : "unknown", timeout_seconds);
             cs_strlcpy(e->approval_id, approval_id, sizeof(e->approval_id));
             cs_strlcpy(e->last_status, last, sizeof(e->last_status));
             return COUNTERSIGN_TIMEOUT;

@@ -84,8 +84,8 @@ static enum countersign_code parse_batch(json_object *o, long http,
     if (ok && json_object_object_get_ex(o, "counts", &counts) && counts) {
         ok = json_object_is_type(counts, json_type_object);
         if (ok)
-            st->counts = cs_calloc((size_t)json_object_object_length(counts) + 1,
-                                   sizeof(*st->counts));
+            st->counts =
+                cs_calloc((size_t)json_object_object_length(counts) + 1, sizeof(*st->counts));
         if (ok) {
             json_object_object_foreach(counts, name, value)
             {
@@ -108,7 +108,8 @@ static enum countersign_code parse_batch(json_object *o, long http,
         countersign_batch_status_free(st);
         client_fail(e, COUNTERSIGN_SERVER, (int)http, "invalid_response",
                     "Countersign answered HTTP %ld with an unexpected body: not a batch "
-                    "status (batch_id, status, counts)", http);
+                    "status (batch_id, status, counts)",
+                    http);
         return e->code;
     }
     client_json_int(o, "members", &st->members);
@@ -132,8 +133,8 @@ static enum countersign_code parse_batch(json_object *o, long http,
 
 /* One exchange whose answer is a batch status; errors carry the batch id. */
 static enum countersign_code batch_call(struct countersign_client *c, const char *method,
-                                        const char *batch_id, const char *suffix,
-                                        const char *body, enum client_retry retry,
+                                        const char *batch_id, const char *suffix, const char *body,
+                                        enum client_retry retry,
                                         struct countersign_batch_status **out,
                                         struct countersign_error *e)
 {
@@ -175,8 +176,8 @@ enum countersign_code countersign_seal_batch(struct countersign_client *c, const
     snprintf(body, sizeof(body), "{\"count\":%d}", count);
     struct countersign_batch_status *st = NULL;
     /* The same seal again is a no-op on the server: safe to re-send. */
-    enum countersign_code rc = batch_call(c, "POST", batch_id, "/seal", body, CLIENT_RETRY_ALL,
-                                          &st, e);
+    enum countersign_code rc =
+        batch_call(c, "POST", batch_id, "/seal", body, CLIENT_RETRY_ALL, &st, e);
     if (out)
         *out = st;
     else
@@ -265,12 +266,22 @@ static enum countersign_code prepare(const char *batch_id, const struct counters
         keys[i] = req->idempotency_key ? cs_strdup(req->idempotency_key)
                                        : cs_asprintf("%s:%zu", batch_id, i);
         struct client_fields f = {
-            .id = keys[i], .grant_id = req->grant_id, .method = req->method, .url = req->url,
-            .json = req->json, .reason = req->reason, .context = req->context,
-            .batch_id = batch_id, .body = req->body, .body_len = req->body_len,
-            .headers = req->headers, .n_headers = req->n_headers,
-            .query_params = req->query_params, .n_query_params = req->n_query_params,
-            .path_params = req->path_params, .n_path_params = req->n_path_params,
+            .id = keys[i],
+            .grant_id = req->grant_id,
+            .method = req->method,
+            .url = req->url,
+            .json = req->json,
+            .reason = req->reason,
+            .context = req->context,
+            .batch_id = batch_id,
+            .body = req->body,
+            .body_len = req->body_len,
+            .headers = req->headers,
+            .n_headers = req->n_headers,
+            .query_params = req->query_params,
+            .n_query_params = req->n_query_params,
+            .path_params = req->path_params,
+            .n_path_params = req->n_path_params,
         };
         enum countersign_code rc = client_request_json(&f, CLIENT_JSON_HTTP, &body, err);
         if (rc) {
@@ -283,7 +294,8 @@ static enum countersign_code prepare(const char *batch_id, const struct counters
     if (duplicate_key(keys, n, &first, &second)) {
         client_fail(e, COUNTERSIGN_INVALID_ARGUMENT, 0, "invalid_argument",
                     "requests[%zu] and requests[%zu] have the same idempotency_key \"%.200s\": "
-                    "they would be one member", first, second, keys[second]);
+                    "they would be one member",
+                    first, second, keys[second]);
         return batch_fail(e, batch_id, (long)second);
     }
     return COUNTERSIGN_OK;
@@ -295,8 +307,8 @@ static enum countersign_code submit_member(struct countersign_client *c, const c
                                            struct countersign_error *e)
 {
     struct client_reply rep;
-    enum countersign_code rc = client_call(c, "POST", "/v1/proxy", NULL, body,
-                                           INLINE_WAIT_SECONDS, CLIENT_RETRY_ALL, NULL, &rep, e);
+    enum countersign_code rc = client_call(c, "POST", "/v1/proxy", NULL, body, INLINE_WAIT_SECONDS,
+                                           CLIENT_RETRY_ALL, NULL, &rep, e);
     if (rc == COUNTERSIGN_DENIED || rc == COUNTERSIGN_CANCELLED ||
         rc == COUNTERSIGN_EXECUTION_FAILED) {
         /* Stored before and already decided: the first answer is an outcome. */
@@ -317,8 +329,7 @@ static enum countersign_code submit_member(struct countersign_client *c, const c
     return rc;
 }
 
-enum countersign_code countersign_submit_batch(struct countersign_client *c,
-                                               const char *batch_id,
+enum countersign_code countersign_submit_batch(struct countersign_client *c, const char *batch_id,
                                                const struct countersign_request *reqs, size_t n,
                                                bool seal, struct countersign_batch_status **out,
                                                struct countersign_error *error)
@@ -427,8 +438,8 @@ enum countersign_code countersign_await_batch(struct countersign_client *c, cons
 #define LEFT() (forever ? INFINITY : fmax(0.0, deadline - client_now()))
     for (int polls = 0;; polls++) {
         struct countersign_batch_status *st = NULL;
-        enum countersign_code rc = batch_call(c, "GET", batch_id, "", NULL, CLIENT_RETRY_NONE,
-                                              &st, e);
+        enum countersign_code rc =
+            batch_call(c, "GET", batch_id, "", NULL, CLIENT_RETRY_NONE, &st, e);
         if (rc) {
             if (!client_retriable(e) || LEFT() <= 0)
                 return rc;
@@ -440,8 +451,8 @@ enum countersign_code countersign_await_batch(struct countersign_client *c, cons
             counts_text(st, counts, sizeof(counts));
             client_fail(e, COUNTERSIGN_TIMEOUT, 0, "timeout",
                         "batch %s is still %s (%s) after waiting %g s; it may still be "
-                        "decided: await it again later", batch_id, st->status, counts,
-                        timeout_seconds);
+                        "decided: await it again later",
+                        batch_id, st->status, counts, timeout_seconds);
             cs_strlcpy(e->last_status, st->status, sizeof(e->last_status));
             countersign_batch_status_free(st);
             return batch_fail(e, batch_id, -1);

@@ -31,13 +31,13 @@
 #define REPLY_MAX ((size_t)64 << 20) /* stored bodies are capped server-side; base64 adds 1/3 */
 
 struct countersign_client {
-    char *base_url;   /* without a trailing slash */
-    char *api_key;    /* wiped on free */
+    char *base_url; /* without a trailing slash */
+    char *api_key;  /* wiped on free */
     char *user_agent;
     CURL *curl;
     double timeout, backoff, backoff_max, poll_interval;
     int max_retries;
-    uint32_t rng;     /* xorshift state for backoff jitter */
+    uint32_t rng; /* xorshift state for backoff jitter */
 };
 
 /* ==== errors ============================================================= */
@@ -166,8 +166,8 @@ static enum countersign_code category(long status, const char *code)
 }
 
 /* Fills e from an error answer {"error": {"code", "message", "details"}}. */
-static void error_from_reply(struct countersign_error *e, long status, const char *body,
-                             size_t len, const char *approval_id)
+static void error_from_reply(struct countersign_error *e, long status, const char *body, size_t len,
+                             const char *approval_id)
 {
     json_object *root = client_json_parse(body, len), *err = NULL, *details = NULL;
     if (root && json_object_object_get_ex(root, "error", &err) &&
@@ -388,8 +388,7 @@ void countersign_client_free(struct countersign_client *c)
     cs_free(c);
 }
 
-enum countersign_code countersign_client_set_timeout(struct countersign_client *c,
-                                                     double seconds,
+enum countersign_code countersign_client_set_timeout(struct countersign_client *c, double seconds,
                                                      char err[COUNTERSIGN_ERRLEN])
 {
     if (!c || !(seconds > 0) || seconds > 86400)
@@ -399,8 +398,8 @@ enum countersign_code countersign_client_set_timeout(struct countersign_client *
     return COUNTERSIGN_OK;
 }
 
-enum countersign_code countersign_client_set_retries(struct countersign_client *c,
-                                                     int max_retries, double backoff_seconds,
+enum countersign_code countersign_client_set_retries(struct countersign_client *c, int max_retries,
+                                                     double backoff_seconds,
                                                      double backoff_max_seconds,
                                                      char err[COUNTERSIGN_ERRLEN])
 {
@@ -433,8 +432,8 @@ enum countersign_code countersign_client_set_user_agent(struct countersign_clien
         return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
                           "the user agent must be one line of at most 200 characters");
     cs_free(c->user_agent);
-    c->user_agent = cs_asprintf("countersign-c/%s %s %s", COUNTERSIGN_VERSION, curl_version(),
-                                user_agent);
+    c->user_agent =
+        cs_asprintf("countersign-c/%s %s %s", COUNTERSIGN_VERSION, curl_version(), user_agent);
     return COUNTERSIGN_OK;
 }
 
@@ -492,7 +491,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
             secs = when < 0 ? -1 : difftime(when, time(NULL));
         }
         if (secs == secs && secs >= -1)
-            s->retry_after = secs < 0 ? 0 : secs > COUNTERSIGN_RETRY_AFTER_MAX ? COUNTERSIGN_RETRY_AFTER_MAX : secs;
+            s->retry_after = secs < 0                             ? 0
+                             : secs > COUNTERSIGN_RETRY_AFTER_MAX ? COUNTERSIGN_RETRY_AFTER_MAX
+                                                                  : secs;
     }
     return len;
 }
@@ -586,8 +587,8 @@ enum countersign_code client_call(struct countersign_client *c, const char *meth
         bool sent = false;
         /* A submission that may not be re-sent never rides a kept-alive connection. */
         bool fresh = !strcmp(method, "POST") && retry != CLIENT_RETRY_ALL;
-        CURLcode cc = perform(c, method, url, body, extra_seconds, fresh, &status, &sent, &s,
-                              curl_err);
+        CURLcode cc =
+            perform(c, method, url, body, extra_seconds, fresh, &status, &sent, &s, curl_err);
         const char *why = curl_err[0] ? curl_err : curl_easy_strerror(cc);
         if (cc == CURLE_OK && status < 400) {
             out->status = status;
@@ -610,8 +611,8 @@ enum countersign_code client_call(struct countersign_client *c, const char *meth
                         "Countersign did not answer %s %s within %.0f s: %s", method, path,
                         c->timeout + extra_seconds, why);
         else
-            client_fail(e, COUNTERSIGN_CONNECTION, 0, "transport_error",
-                        "%s %s failed: %s", method, path, why);
+            client_fail(e, COUNTERSIGN_CONNECTION, 0, "transport_error", "%s %s failed: %s", method,
+                        path, why);
         cs_free(s.data);
         rc = e->code;
         if (e->approval_id[0] == '\0' && approval_id)

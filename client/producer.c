@@ -35,8 +35,8 @@
 
 struct countersign_producer {
     rd_kafka_t *rk;
-    char *topic; /* <prefix>.requests */
-    char key_id[24];             /* empty: unsigned */
+    char *topic;     /* <prefix>.requests */
+    char key_id[24]; /* empty: unsigned */
     char secret[65];
 };
 
@@ -85,8 +85,7 @@ static bool secret_prop(const char *name)
            strstr(name, "oauthbearer.config") || (n > 4 && !strcmp(name + n - 4, ".pem"));
 }
 
-struct countersign_producer *countersign_producer_new(const char *brokers,
-                                                      const char *topic_prefix,
+struct countersign_producer *countersign_producer_new(const char *brokers, const char *topic_prefix,
                                                       char err[COUNTERSIGN_ERRLEN])
 {
     return countersign_producer_new_props(brokers, topic_prefix, NULL, 0, err);
@@ -126,15 +125,16 @@ struct countersign_producer *countersign_producer_new_props(const char *brokers,
     }
     for (size_t i = 0; i < n_props; i++) {
         const char *k = props[2 * i], *v = props[2 * i + 1];
-        const char *why = !k || !v ? "a name and a value are required"
-                        : locked(k) ? "set by the producer itself" : NULL;
+        const char *why = !k || !v    ? "a name and a value are required"
+                          : locked(k) ? "set by the producer itself"
+                                      : NULL;
         if (!why && rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
             why = secret_prop(k) ? "refused by librdkafka (a secret: the value is not shown)"
                                  : errstr;
         if (why) {
             rd_kafka_conf_destroy(conf);
-            client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka property %s: %s",
-                       k ? k : "(null)", why);
+            client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka property %s: %s", k ? k : "(null)",
+                       why);
             return NULL;
         }
     }
@@ -168,24 +168,27 @@ static bool hex_ok(const char *s, size_t n)
 static enum countersign_code key_ok(const char *key_id, const char *secret, char *err)
 {
     if (!key_id || strncmp(key_id, "csk_", 4) || !hex_ok(key_id + 4, 16))
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a signing key id is csk_ and 16 "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a signing key id is csk_ and 16 "
                           "lower-case hex digits");
     if (!hex_ok(secret, 64))
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a signing secret is 64 lower-case "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a signing secret is 64 lower-case "
                           "hex digits");
     return COUNTERSIGN_OK;
 }
 
 enum countersign_code countersign_sign_envelope(const char *key_id, const char *secret,
-                                                long long unix_time, const void *value,
-                                                size_t len, char out[COUNTERSIGN_SIGNATURE_MAX],
+                                                long long unix_time, const void *value, size_t len,
+                                                char out[COUNTERSIGN_SIGNATURE_MAX],
                                                 char err[COUNTERSIGN_ERRLEN])
 {
     enum countersign_code rc = key_ok(key_id, secret, err);
     if (rc)
         return rc;
     if (unix_time < 0 || unix_time > 999999999999LL || (!value && len))
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a time of 0-999999999999 seconds "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a time of 0-999999999999 seconds "
                           "and a value are required");
     char t[16];
     snprintf(t, sizeof(t), "%lld", unix_time);
@@ -230,16 +233,15 @@ enum countersign_code countersign_producer_set_signing_key(struct countersign_pr
  * signed when the producer has a key, and waits for its delivery report;
  * `key` also names it in errors.
  */
-static enum countersign_code produce(struct countersign_producer *p, const char *key,
-                                     char *value, char *err)
+static enum countersign_code produce(struct countersign_producer *p, const char *key, char *value,
+                                     char *err)
 {
     struct delivery d = {0};
     rd_kafka_headers_t *hdrs = NULL;
     if (p->key_id[0]) {
         char sig[COUNTERSIGN_SIGNATURE_MAX];
-        enum countersign_code rc = countersign_sign_envelope(p->key_id, p->secret,
-                                                             (long long)time(NULL), value,
-                                                             strlen(value), sig, err);
+        enum countersign_code rc = countersign_sign_envelope(
+            p->key_id, p->secret, (long long)time(NULL), value, strlen(value), sig, err);
         if (rc)
             return rc;
         hdrs = rd_kafka_headers_new(1);
@@ -253,7 +255,8 @@ static enum countersign_code produce(struct countersign_producer *p, const char 
     if (kerr && hdrs)
         rd_kafka_headers_destroy(hdrs);
     if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "kafka: the message is larger "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "kafka: the message is larger "
                           "than the producer's message.max.bytes");
     if (kerr)
         return client_err(err, COUNTERSIGN_CONNECTION, "kafka: could not enqueue to %s: %s",
@@ -262,8 +265,8 @@ static enum countersign_code produce(struct countersign_producer *p, const char 
     while (!d.done)
         rd_kafka_poll(p->rk, 100);
     if (d.err)
-        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: %s was not delivered to %s: %s",
-                          key, p->topic, rd_kafka_err2str(d.err));
+        return client_err(err, COUNTERSIGN_CONNECTION, "kafka: %s was not delivered to %s: %s", key,
+                          p->topic, rd_kafka_err2str(d.err));
     if (err)
         err[0] = '\0';
     return COUNTERSIGN_OK;
@@ -274,15 +277,27 @@ enum countersign_code countersign_produce_request(struct countersign_producer *p
                                                   char err[COUNTERSIGN_ERRLEN])
 {
     if (!p || !env)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a producer and an envelope are "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a producer and an envelope are "
                           "required");
     struct client_fields f = {
-        .id = env->request_id, .agent = env->agent, .grant_id = env->grant_id,
-        .method = env->method, .url = env->url, .json = env->json, .reason = env->reason,
-        .context = env->context, .batch_id = env->batch_id, .body = env->body,
-        .body_len = env->body_len, .headers = env->headers, .n_headers = env->n_headers,
-        .query_params = env->query_params, .n_query_params = env->n_query_params,
-        .path_params = env->path_params, .n_path_params = env->n_path_params,
+        .id = env->request_id,
+        .agent = env->agent,
+        .grant_id = env->grant_id,
+        .method = env->method,
+        .url = env->url,
+        .json = env->json,
+        .reason = env->reason,
+        .context = env->context,
+        .batch_id = env->batch_id,
+        .body = env->body,
+        .body_len = env->body_len,
+        .headers = env->headers,
+        .n_headers = env->n_headers,
+        .query_params = env->query_params,
+        .n_query_params = env->n_query_params,
+        .path_params = env->path_params,
+        .n_path_params = env->n_path_params,
     };
     char *value = NULL;
     enum countersign_code rc = client_request_json(&f, CLIENT_JSON_ENVELOPE, &value, err);
@@ -298,21 +313,26 @@ enum countersign_code countersign_produce_seal(struct countersign_producer *p, c
                                                char err[COUNTERSIGN_ERRLEN])
 {
     if (!p || !agent || !*agent)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a producer and an agent are "
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a producer and an agent are "
                           "required");
     if (!client_batch_id_ok(batch_id))
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "a batch id is 1-%d letters, "
-                          "digits and ._:- only", COUNTERSIGN_BATCH_ID_MAX);
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "a batch id is 1-%d letters, "
+                          "digits and ._:- only",
+                          COUNTERSIGN_BATCH_ID_MAX);
     if (count < 1 || count > COUNTERSIGN_BATCH_MAX)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "count must be from 1 to %d, "
-                          "not %d", COUNTERSIGN_BATCH_MAX, count);
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "count must be from 1 to %d, "
+                          "not %d",
+                          COUNTERSIGN_BATCH_MAX, count);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "type", json_object_new_string("seal"));
     json_object_object_add(o, "agent", json_object_new_string(agent));
     json_object_object_add(o, "batch_id", json_object_new_string(batch_id));
     json_object_object_add(o, "count", json_object_new_int(count));
-    char *value = cs_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *value = cs_strdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     enum countersign_code rc = produce(p, batch_id, value, err);
     cs_free(value);

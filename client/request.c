@@ -15,8 +15,8 @@
 #include "client.h"
 #include "cs_mem.h"
 
-static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
-                                      "OPTIONS", NULL};
+static const char *const methods[] = {"GET",    "POST", "PUT",     "PATCH",
+                                      "DELETE", "HEAD", "OPTIONS", NULL};
 
 static bool add_str(json_object *o, const char *key, const char *value)
 {
@@ -33,8 +33,10 @@ static enum countersign_code add_pairs(json_object *o, const char *key,
     if (!n)
         return COUNTERSIGN_OK;
     if (!p)
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\": n is %zu but the array "
-                          "is NULL", key, n);
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                          "\"%s\": n is %zu but the array "
+                          "is NULL",
+                          key, n);
     json_object *m = json_object_new_object();
     for (size_t i = 0; i < n; i++) {
         json_object *prev = NULL;
@@ -47,8 +49,10 @@ static enum countersign_code add_pairs(json_object *o, const char *key,
             json_object_object_add(m, p[i].name, json_object_new_string(p[i].value));
         } else if (!lists) {
             json_object_put(m);
-            return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\": \"%.64s\" is given "
-                              "twice", key, p[i].name);
+            return client_err(err, COUNTERSIGN_INVALID_ARGUMENT,
+                              "\"%s\": \"%.64s\" is given "
+                              "twice",
+                              key, p[i].name);
         } else if (json_object_is_type(prev, json_type_array)) {
             json_object_array_add(prev, json_object_new_string(p[i].value));
         } else {
@@ -73,8 +77,7 @@ static enum countersign_code add_json(json_object *o, const char *key, const cha
         return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\" is not valid JSON", key);
     if (object && !json_object_is_type(v, json_type_object)) {
         json_object_put(v);
-        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\" must be a JSON object",
-                          key);
+        return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\" must be a JSON object", key);
     }
     json_object_object_add(o, key, v); /* NULL is JSON null */
     return COUNTERSIGN_OK;
@@ -85,8 +88,12 @@ enum countersign_code client_request_json(const struct client_fields *f, int mod
 {
     bool env = mode == CLIENT_JSON_ENVELOPE;
     *out = NULL;
-    const char *missing = !f->method ? "method" : !f->url ? "url" : !f->grant_id ? "grant_id"
-                        : env && !f->id ? "request_id" : env && !f->agent ? "agent" : NULL;
+    const char *missing = !f->method         ? "method"
+                          : !f->url          ? "url"
+                          : !f->grant_id     ? "grant_id"
+                          : env && !f->id    ? "request_id"
+                          : env && !f->agent ? "agent"
+                                             : NULL;
     if (missing)
         return client_err(err, COUNTERSIGN_INVALID_ARGUMENT, "\"%s\" is required", missing);
     const char *method = NULL;
@@ -125,15 +132,14 @@ enum countersign_code client_request_json(const struct client_fields *f, int mod
     if (!rc)
         rc = add_json(o, "context", f->context, true, err);
     if (!rc)
-        rc = add_pairs(o, env ? "headers" : "extra_headers", f->headers, f->n_headers, false,
-                       err);
+        rc = add_pairs(o, env ? "headers" : "extra_headers", f->headers, f->n_headers, false, err);
     if (!rc)
         rc = add_pairs(o, "query_params", f->query_params, f->n_query_params, true, err);
     if (!rc)
         rc = add_pairs(o, "path_params", f->path_params, f->n_path_params, false, err);
     if (!rc)
         *out = cs_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return rc;
 }

@@ -56,8 +56,7 @@ bool check(bool cond, int line, const char *fmt, ...)
     n_checks++;
     if (!cond)
         n_failed++;
-    printf("%sok %d - %s: %s%s", cond ? "" : "not ", n_checks, scenario, what,
-           cond ? "\n" : "");
+    printf("%sok %d - %s: %s%s", cond ? "" : "not ", n_checks, scenario, what, cond ? "\n" : "");
     if (!cond)
         printf(" (test_client.c line %d)\n", line);
     fflush(stdout);
@@ -66,7 +65,7 @@ bool check(bool cond, int line, const char *fmt, ...)
 
 /* A check on a returned code, showing the error when it is not the wanted one. */
 bool check_code(enum countersign_code rc, enum countersign_code want,
-                       const struct countersign_error *e, const char *what, int line)
+                const struct countersign_error *e, const char *what, int line)
 {
     if (rc == want)
         return check(true, line, "%s -> %s", what, countersign_code_name(rc));
@@ -384,9 +383,9 @@ static void *approve_later(void *arg)
 {
     struct later *l = arg;
     pause_for(l->delay);
-    l->status = decide(l->approval_id, "alice", "approve",
-                       "checked ticket #4312: duplicate charge confirmed", NULL, 0, l->why,
-                       sizeof(l->why));
+    l->status =
+        decide(l->approval_id, "alice", "approve",
+               "checked ticket #4312: duplicate charge confirmed", NULL, 0, l->why, sizeof(l->why));
     return NULL;
 }
 
@@ -408,14 +407,16 @@ char *stub(const char *path)
 
 /* Submits a refund of `amount` to the stub's `path`; *out as returned. */
 enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
-                                    struct countersign_response **out,
-                                    struct countersign_error *e)
+                             struct countersign_response **out, struct countersign_error *e)
 {
     char json[64];
     snprintf(json, sizeof(json), "{\"amount\":%d}", amount);
     char *url = stub(path);
     struct countersign_request req = {
-        .method = "POST", .url = url, .grant_id = "stripe", .json = json,
+        .method = "POST",
+        .url = url,
+        .grant_id = "stripe",
+        .json = json,
         .reason = "customer charged twice for order 1042, ticket #4312",
         .context = "{\"ticket\":4312,\"order\":1042}",
     };
@@ -425,8 +426,7 @@ enum countersign_code refund(struct countersign_client *c, const char *path, int
 }
 
 /* Submits a refund that needs approval; returns its pending response or NULL. */
-struct countersign_response *pending(struct countersign_client *c, const char *path,
-                                            int amount)
+struct countersign_response *pending(struct countersign_client *c, const char *path, int amount)
 {
     struct countersign_response *p = NULL;
     struct countersign_error e;
@@ -453,7 +453,7 @@ static void immediate(struct countersign_client *c)
         CHECK(r->status_code == 201, "provider status %d", r->status_code);
         CHECK(!strcmp(r->status, "executed"), "status %s", r->status);
         CHECK(r->body_len == strlen("{\"id\":\"re_1\",\"amount\":50}") &&
-              !memcmp(r->body, "{\"id\":\"re_1\",\"amount\":50}", r->body_len),
+                  !memcmp(r->body, "{\"id\":\"re_1\",\"amount\":50}", r->body_len),
               "body %.*s", (int)r->body_len, (const char *)r->body);
         const char *rid = countersign_response_header(r, "X-Request-Id");
         CHECK(rid && !strcmp(rid, "req_1"), "header x-request-id %s", rid ? rid : "(none)");
@@ -462,7 +462,8 @@ static void immediate(struct countersign_client *c)
         rc = countersign_get_approval_status(c, r->approval_id, &st, &e);
         if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
             CHECK(!strcmp(st->status, "executed") && st->is_terminal && st->has_result &&
-                  st->executed_at[0], "status executed, terminal, has_result");
+                      st->executed_at[0],
+                  "status executed, terminal, has_result");
         rc = countersign_await_approval(c, r->approval_id, 0, &again, &e);
         if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await with timeout 0 of an executed one"))
             CHECK(again->status_code == 201 && again->body_len == r->body_len,
@@ -479,13 +480,22 @@ static void immediate(struct countersign_client *c)
     const struct countersign_header path[] = {{"file_id", "file_9"}};
     const struct countersign_header query[] = {
         {"purpose", "dispute_evidence"}, {"tag", "a"}, {"tag", "b"}};
-    const struct countersign_header hdrs[] = {
-        {"Content-Type", "application/octet-stream"}, {"X-Trace", "t-1"}};
+    const struct countersign_header hdrs[] = {{"Content-Type", "application/octet-stream"},
+                                              {"X-Trace", "t-1"}};
     char *url = stub("/v1/files/{file_id}");
     struct countersign_request req = {
-        .method = "put", .url = url, .grant_id = "stripe", .body = raw, .body_len = sizeof(raw),
-        .path_params = path, .n_path_params = 1, .query_params = query, .n_query_params = 3,
-        .headers = hdrs, .n_headers = 2, .reason = "upload the dispute evidence for ticket #77",
+        .method = "put",
+        .url = url,
+        .grant_id = "stripe",
+        .body = raw,
+        .body_len = sizeof(raw),
+        .path_params = path,
+        .n_path_params = 1,
+        .query_params = query,
+        .n_query_params = 3,
+        .headers = hdrs,
+        .n_headers = 2,
+        .reason = "upload the dispute evidence for ticket #77",
     };
     rc = countersign_proxy_request(c, &req, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "PUT of 1024 bytes with parameters"))
@@ -493,8 +503,11 @@ static void immediate(struct countersign_client *c)
     countersign_response_free(r);
     cs_free(url);
     url = stub("/v1/ping");
-    struct countersign_request ping = {.method = "POST", .url = url, .grant_id = "stripe",
-                                       .json = "null", .reason = "health check"};
+    struct countersign_request ping = {.method = "POST",
+                                       .url = url,
+                                       .grant_id = "stripe",
+                                       .json = "null",
+                                       .reason = "health check"};
     rc = countersign_proxy_request(c, &ping, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "POST of JSON null"))
         CHECK(r->kind == COUNTERSIGN_RESULT && r->body[r->body_len] == '\0',
@@ -518,9 +531,9 @@ static void approved(struct countersign_client *c)
     enum countersign_code rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status before the decision"))
         CHECK(!strcmp(st->status, "pending") && !st->is_terminal && !st->has_result &&
-              st->approvals_received == 0 && st->approvals_required == 1 &&
-              !strcmp(st->expires_at, p->expires_at) && st->grant_id &&
-              !strcmp(st->grant_id, "stripe") && !strcmp(st->method, "POST"),
+                  st->approvals_received == 0 && st->approvals_required == 1 &&
+                  !strcmp(st->expires_at, p->expires_at) && st->grant_id &&
+                  !strcmp(st->grant_id, "stripe") && !strcmp(st->method, "POST"),
               "pending 0/1, not terminal, same expiry");
     countersign_status_free(st);
     st = NULL;
@@ -533,18 +546,21 @@ static void approved(struct countersign_client *c)
     rc = countersign_await_approval(c, p->approval_id, 60 * mult, &r, &e);
     double took = now() - t0;
     pthread_join(t, NULL);
-    CHECK(l.status == 200, "alice signed in with her link and approved (HTTP %ld, %s)", l.status, l.why);
+    CHECK(l.status == 200, "alice signed in with her link and approved (HTTP %ld, %s)", l.status,
+          l.why);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await while alice decides")) {
         CHECK(took >= 0.9, "await returned after the decision (%.2f s)", took);
         CHECK(r->kind == COUNTERSIGN_RESULT && r->status_code == 201 &&
-              !strcmp(r->approval_id, p->approval_id), "the provider's answer 201");
+                  !strcmp(r->approval_id, p->approval_id),
+              "the provider's answer 201");
         CHECK(r->body_len && strstr((const char *)r->body, "re_approved"), "body %s",
               (const char *)r->body);
     }
     rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after"))
         CHECK(!strcmp(st->status, "executed") && st->is_terminal && st->has_result &&
-              st->decided_at[0] && st->approvals_received == 1, "executed, 1 approval");
+                  st->decided_at[0] && st->approvals_received == 1,
+              "executed, 1 approval");
     countersign_status_free(st);
     countersign_response_free(r);
     countersign_response_free(p);
@@ -566,16 +582,16 @@ static void denied(struct countersign_client *c)
     if (CHECK_CODE(rc, COUNTERSIGN_DENIED, e, "await")) {
         CHECK(e.http_status == 409 && !strcmp(e.server_code, "denied"), "409 denied");
         CHECK(!strcmp(e.reason, why_deny), "the approver's reason: %s", e.reason);
-        CHECK(bob[0] && strstr(e.decided_by, bob), "decided_by %s names bob %s", e.decided_by,
-              bob);
+        CHECK(bob[0] && strstr(e.decided_by, bob), "decided_by %s names bob %s", e.decided_by, bob);
         CHECK(!strcmp(e.approval_id, p->approval_id) && e.decided_at[0], "approval id, when");
     }
     CHECK(r == NULL, "no result");
     rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
         CHECK(!strcmp(st->status, "denied") && st->is_terminal && !st->has_result &&
-              st->decision_reason && !strcmp(st->decision_reason, why_deny) &&
-              st->decided_at[0], "denied with the reason");
+                  st->decision_reason && !strcmp(st->decision_reason, why_deny) &&
+                  st->decided_at[0],
+              "denied with the reason");
     countersign_status_free(st);
     countersign_response_free(p);
 }
@@ -590,12 +606,13 @@ static void expired(struct countersign_client *c)
     enum countersign_code rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_EXPIRED, e, "await"))
         CHECK(e.http_status == 410 && !strcmp(e.server_code, "expired") &&
-              !strcmp(e.approval_id, p->approval_id), "410 expired, approval id");
+                  !strcmp(e.approval_id, p->approval_id),
+              "410 expired, approval id");
     rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
         CHECK(!strcmp(st->status, "expired") && st->is_terminal && st->decided_at[0] &&
-              strcmp(st->decided_at, st->expires_at) >= 0, "expired at %s (deadline %s)",
-              st->decided_at, st->expires_at);
+                  strcmp(st->decided_at, st->expires_at) >= 0,
+              "expired at %s (deadline %s)", st->decided_at, st->expires_at);
     countersign_status_free(st);
     countersign_response_free(p);
 }
@@ -614,14 +631,14 @@ static void timeout(struct countersign_client *c)
     if (CHECK_CODE(rc, COUNTERSIGN_TIMEOUT, e, "await 2 s while pending")) {
         CHECK(took >= 1.9 && took < 2 + 5 * mult, "gave up after %.2f s", took);
         CHECK(e.http_status == 0 && !strcmp(e.server_code, "timeout") &&
-              !strcmp(e.last_status, "pending") && !strcmp(e.approval_id, p->approval_id),
+                  !strcmp(e.last_status, "pending") && !strcmp(e.approval_id, p->approval_id),
               "local timeout, last status %s", e.last_status);
     }
     rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
         CHECK(!strcmp(st->status, "pending"), "still pending");
-    long s = decide(p->approval_id, "alice", "approve", "ok after the customer called back",
-                    NULL, 0, why, sizeof(why));
+    long s = decide(p->approval_id, "alice", "approve", "ok after the customer called back", NULL,
+                    0, why, sizeof(why));
     CHECK(s == 200, "alice approved (HTTP %ld, %s)", s, why);
     rc = countersign_await_approval(c, p->approval_id, 30 * mult, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "a later await"))
@@ -644,7 +661,8 @@ static void failure(struct countersign_client *c)
     enum countersign_code rc = countersign_await_approval(c, p->approval_id, 60 * mult, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_EXECUTION_FAILED, e, "await"))
         CHECK(e.http_status == 502 && !strcmp(e.server_code, "execution_failed") &&
-              !strcmp(e.error_code, "outcome_unknown") && !strcmp(e.approval_id, p->approval_id),
+                  !strcmp(e.error_code, "outcome_unknown") &&
+                  !strcmp(e.approval_id, p->approval_id),
               "502, error_code %s (%s)", e.error_code, e.error_message);
     rc = countersign_get_approval_status(c, p->approval_id, &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status"))
@@ -662,17 +680,17 @@ static void cancel(struct countersign_client *c)
     struct countersign_error e;
     if (!p)
         return;
-    enum countersign_code rc = countersign_cancel_approval(c, p->approval_id,
-                                                           "customer withdrew the request", &st,
-                                                           &e);
+    enum countersign_code rc =
+        countersign_cancel_approval(c, p->approval_id, "customer withdrew the request", &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "cancel"))
         CHECK(!strcmp(st->status, "cancelled") && st->is_terminal &&
-              !strcmp(st->approval_id, p->approval_id), "cancelled, terminal");
+                  !strcmp(st->approval_id, p->approval_id),
+              "cancelled, terminal");
     rc = countersign_await_approval(c, p->approval_id, 10 * mult, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_CANCELLED, e, "await"))
         CHECK(e.http_status == 409 && !strcmp(e.approval_id, p->approval_id) &&
-              !strcmp(e.reason, "customer withdrew the request"), "409, the reason: %s",
-              e.reason);
+                  !strcmp(e.reason, "customer withdrew the request"),
+              "409, the reason: %s", e.reason);
     rc = countersign_cancel_approval(c, p->approval_id, NULL, NULL, &e);
     CHECK((rc == COUNTERSIGN_CONFLICT || rc == COUNTERSIGN_CANCELLED) && e.http_status == 409,
           "cancel again -> %s %d %s", countersign_code_name(rc), e.http_status, e.server_code);

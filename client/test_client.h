@@ -13,7 +13,7 @@
 #include "countersign.h"
 
 extern const char *base_url, *api_key, *stub_url, *cli;
-extern double mult;   /* CS_TEST_TIMEOUT_MULT */
+extern double mult; /* CS_TEST_TIMEOUT_MULT */
 
 bool check(bool cond, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool check_code(enum countersign_code rc, enum countersign_code want,
@@ -23,14 +23,13 @@ bool check_code(enum countersign_code rc, enum countersign_code want,
 
 double now(void);
 void pause_for(double seconds);
-struct countersign_client *client(const char *key);        /* free with countersign_client_free */
-char *stub(const char *path);                               /* cs_free() it */
+struct countersign_client *client(const char *key); /* free with countersign_client_free */
+char *stub(const char *path);                       /* cs_free() it */
 /* A producer signing with $COUNTERSIGN_SIGNING_KEY_ID / _SECRET (bot1's key), or NULL. */
 struct countersign_producer *signing_producer(char *err);
 enum countersign_code refund(struct countersign_client *c, const char *path, int amount,
                              struct countersign_response **out, struct countersign_error *e);
-struct countersign_response *pending(struct countersign_client *c, const char *path,
-                                     int amount);
+struct countersign_response *pending(struct countersign_client *c, const char *path, int amount);
 /* Signs in with `approver`'s one-time batch link and decides the batch on its page; the
  * decision POST's HTTP status (0 when an earlier step failed; *why says what). */
 long decide_batch(const char *batch_id, const char *approver, const char *decision,

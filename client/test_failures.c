@@ -27,21 +27,25 @@ void test_errors(struct countersign_client *c)
     enum countersign_code rc = refund(stranger, "/v1/refunds/x", 500, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "submit with a bad key"))
         CHECK(e.http_status == 401 && !strcmp(e.server_code, "unauthenticated") &&
-              !strstr(e.message, bad), "401 unauthenticated, key not in the message");
-    rc = countersign_get_approval_status(stranger, "00000000-0000-0000-0000-000000000001", &st,
-                                         &e);
+                  !strstr(e.message, bad),
+              "401 unauthenticated, key not in the message");
+    rc = countersign_get_approval_status(stranger, "00000000-0000-0000-0000-000000000001", &st, &e);
     CHECK_CODE(rc, COUNTERSIGN_AUTHENTICATION, e, "status with a bad key");
     countersign_client_free(stranger);
 
     /* A forbidden header: 400 forbidden_header. */
     const struct countersign_header steal[] = {{"Authorization", "Bearer sk_live_stolen"}};
-    struct countersign_request req = {.method = "POST", .url = url, .grant_id = "stripe",
-                                      .json = "{\"amount\":5}", .headers = steal, .n_headers = 1,
+    struct countersign_request req = {.method = "POST",
+                                      .url = url,
+                                      .grant_id = "stripe",
+                                      .json = "{\"amount\":5}",
+                                      .headers = steal,
+                                      .n_headers = 1,
                                       .reason = "small refund"};
     rc = countersign_proxy_request(c, &req, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_VALIDATION, e, "Authorization as an extra header"))
-        CHECK(e.http_status == 400 && !strcmp(e.server_code, "forbidden_header") &&
-              e.message[0], "400 forbidden_header: %s", e.message);
+        CHECK(e.http_status == 400 && !strcmp(e.server_code, "forbidden_header") && e.message[0],
+              "400 forbidden_header: %s", e.message);
 
     /* An unknown grant: 404 unknown_grant. */
     req.headers = NULL;
@@ -49,8 +53,7 @@ void test_errors(struct countersign_client *c)
     req.grant_id = "no-such-grant";
     rc = countersign_proxy_request(c, &req, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_NOT_FOUND, e, "unknown grant"))
-        CHECK(e.http_status == 404 && !strcmp(e.server_code, "unknown_grant"),
-              "404 unknown_grant");
+        CHECK(e.http_status == 404 && !strcmp(e.server_code, "unknown_grant"), "404 unknown_grant");
 
     /* Refused locally: nothing is sent. */
     req.grant_id = "stripe";
@@ -84,11 +87,14 @@ void test_errors(struct countersign_client *c)
     rc = countersign_proxy_request(c, &req, &second, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "the same again") && first)
         CHECK(second->kind == COUNTERSIGN_PENDING &&
-              !strcmp(first->approval_id, second->approval_id), "the same approval");
+                  !strcmp(first->approval_id, second->approval_id),
+              "the same approval");
     req.json = "{\"amount\":501}";
     rc = countersign_proxy_request(c, &req, &r, &e);
-    CHECK(rc == COUNTERSIGN_CONFLICT && e.http_status == 409, "the key for another request -> "
-          "%s %d", countersign_code_name(rc), e.http_status);
+    CHECK(rc == COUNTERSIGN_CONFLICT && e.http_status == 409,
+          "the key for another request -> "
+          "%s %d",
+          countersign_code_name(rc), e.http_status);
     countersign_response_free(first);
     countersign_response_free(second);
 
@@ -125,11 +131,11 @@ void test_retries(void)
     if (!CHECK(c != NULL, "client on the fake API"))
         return;
     CHECK(countersign_client_set_retries(c, 3, 0.01, 0.05, err) == COUNTERSIGN_OK &&
-          countersign_client_set_poll_interval(c, 0.1, err) == COUNTERSIGN_OK &&
-          countersign_client_set_user_agent(c, "c-test/1", err) == COUNTERSIGN_OK,
+              countersign_client_set_poll_interval(c, 0.1, err) == COUNTERSIGN_OK &&
+              countersign_client_set_user_agent(c, "c-test/1", err) == COUNTERSIGN_OK,
           "settings");
-    enum countersign_code rc = countersign_get_approval_status(
-        c, "00000000-0000-0000-0000-0000000000aa", &st, &e);
+    enum countersign_code rc =
+        countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000aa", &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "status after two 503s"))
         CHECK(!strcmp(st->status, "pending") && st->approvals_required == 2, "parsed");
     countersign_status_free(st);
@@ -146,7 +152,8 @@ void test_retries(void)
     rc = countersign_get_approval_status(c, "00000000-0000-0000-0000-0000000000ee", &st, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a 500 page, four times"))
         CHECK(e.http_status == 500 && !strcmp(e.server_code, "http_500") &&
-              strstr(e.message, "oops"), "http_500: %s", e.message);
+                  strstr(e.message, "oops"),
+              "http_500: %s", e.message);
 
     rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000bb", 5, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_EXECUTION_FAILED, e, "execution_failed is not retried"))
@@ -156,8 +163,8 @@ void test_retries(void)
     rc = countersign_await_approval(c, "00000000-0000-0000-0000-0000000000dd", 10, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await through two 503s"))
         CHECK(r->status_code == 200 && r->body_len == 2 && !memcmp(r->body, "ok", 2) &&
-              countersign_response_header(r, "CONTENT-TYPE") &&
-              !strcmp(countersign_response_header(r, "content-type"), "text/plain"),
+                  countersign_response_header(r, "CONTENT-TYPE") &&
+                  !strcmp(countersign_response_header(r, "content-type"), "text/plain"),
               "the result, headers lower-cased");
     countersign_response_free(r);
     r = NULL;
@@ -166,8 +173,8 @@ void test_retries(void)
     CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response"),
           "a 200 that is not JSON -> %s %s", countersign_code_name(rc), e.server_code);
 
-    struct countersign_request req = {.method = "POST", .url = "https://x.test/",
-                                      .grant_id = "stripe", .reason = "retry test"};
+    struct countersign_request req = {
+        .method = "POST", .url = "https://x.test/", .grant_id = "stripe", .reason = "retry test"};
     rc = countersign_proxy_request(c, &req, &r, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_SERVER, e, "a submission without key, 503"))
         CHECK(e.http_status == 503 && !strcmp(e.server_code, "unavailable"), "503 unavailable");
@@ -180,24 +187,23 @@ void test_retries(void)
     rc = countersign_await_batch(c, "rb-await", 10, &b, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "await_batch through two 503s and an open batch"))
         CHECK(b->is_terminal && countersign_batch_count(b, "executed") == 2 &&
-              countersign_batch_count(b, "denied") == 0 && b->expected == 2 &&
-              !strcmp(b->finished_at, "2030-01-01T00:00:00Z") && b->grant_id == NULL,
+                  countersign_batch_count(b, "denied") == 0 && b->expected == 2 &&
+                  !strcmp(b->finished_at, "2030-01-01T00:00:00Z") && b->grant_id == NULL,
               "terminal, executed 2");
     countersign_batch_status_free(b);
     b = NULL;
     rc = countersign_seal_batch(c, "rb-seal", 3, &b, &e);
     if (CHECK_CODE(rc, COUNTERSIGN_OK, e, "seal_batch through a 503"))
-        CHECK(!strcmp(b->status, "open") && b->expected == 3 && b->members == 1 &&
-              !b->is_terminal, "open, 1 of 3");
+        CHECK(!strcmp(b->status, "open") && b->expected == 3 && b->members == 1 && !b->is_terminal,
+              "open, 1 of 3");
     countersign_batch_status_free(b);
     b = NULL;
     rc = countersign_get_batch_status(c, "rb-bad", &b, &e);
     CHECK(rc == COUNTERSIGN_SERVER && !strcmp(e.server_code, "invalid_response") && b == NULL &&
-          !strcmp(e.batch_id, "rb-bad"), "counts that are not an object -> %s %s",
-          countersign_code_name(rc), e.server_code);
+              !strcmp(e.batch_id, "rb-bad"),
+          "counts that are not an object -> %s %s", countersign_code_name(rc), e.server_code);
     rc = countersign_await_batch(c, "rb-gone", 10, &b, &e);
     CHECK(rc == COUNTERSIGN_NOT_FOUND && b == NULL, "await of an unknown batch -> %s",
           countersign_code_name(rc));
     countersign_client_free(c);
 }
-

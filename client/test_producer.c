@@ -49,10 +49,11 @@ static void sign_vector(void)
     static const char secret[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     static const char value[] = "{\"request_id\":\"r1\",\"agent\":\"bot1\"}";
     char out[COUNTERSIGN_SIGNATURE_MAX], err[COUNTERSIGN_ERRLEN];
-    enum countersign_code rc = countersign_sign_envelope("csk_00112233aabbccdd", secret,
-                                                         1700000000, value, strlen(value), out, err);
-    CHECK(rc == COUNTERSIGN_OK && !strcmp(out, "t=1700000000,k=csk_00112233aabbccdd,v1=2ea8549c31b92616"
-                                                "b700405b319ad33e82a9b21ec01dea7f5ca8362fe651330a"),
+    enum countersign_code rc = countersign_sign_envelope("csk_00112233aabbccdd", secret, 1700000000,
+                                                         value, strlen(value), out, err);
+    CHECK(rc == COUNTERSIGN_OK &&
+              !strcmp(out, "t=1700000000,k=csk_00112233aabbccdd,v1=2ea8549c31b92616"
+                           "b700405b319ad33e82a9b21ec01dea7f5ca8362fe651330a"),
           "the documented vector: %s", rc ? err : out);
     rc = countersign_sign_envelope("csk_00112233AABBCCDD", secret, 1, value, 1, out, err);
     CHECK(rc == COUNTERSIGN_INVALID_ARGUMENT, "an upper-case key id is refused: %s", err);
@@ -70,9 +71,15 @@ void test_produce(void)
     char *url = stub("/v1/refunds/kafka");
     const struct countersign_header hdrs[] = {{"X-Trace", "c-kafka"}};
     struct countersign_envelope env = {
-        .request_id = "c-produce-1", .agent = "bot1", .grant_id = "stripe", .method = "POST",
-        .url = url, .json = "{\"amount\":500,\"charge\":\"ch_1\"}", .headers = hdrs,
-        .n_headers = 1, .reason = "customer charged twice, ticket #4312",
+        .request_id = "c-produce-1",
+        .agent = "bot1",
+        .grant_id = "stripe",
+        .method = "POST",
+        .url = url,
+        .json = "{\"amount\":500,\"charge\":\"ch_1\"}",
+        .headers = hdrs,
+        .n_headers = 1,
+        .reason = "customer charged twice, ticket #4312",
         .context = "{\"ticket\":4312}",
     };
     enum countersign_code rc = countersign_produce_request(p, &env, err);
@@ -87,10 +94,11 @@ void test_produce(void)
     countersign_producer_free(p);
     CHECK(countersign_producer_new("", NULL, err) == NULL, "no brokers refused: %s", err);
     const char *own[] = {"acks", "1"}, *secret[] = {"sasl.password", ""}, *odd[] = {"no.such", "x"};
-    CHECK(!countersign_producer_new_props("127.0.0.1:1", NULL, own, 1, err) &&
-          strstr(err, "acks"), "acks is the producer's own: %s", err);
+    CHECK(!countersign_producer_new_props("127.0.0.1:1", NULL, own, 1, err) && strstr(err, "acks"),
+          "acks is the producer's own: %s", err);
     CHECK(!countersign_producer_new_props("127.0.0.1:1", NULL, odd, 1, err) &&
-          strstr(err, "no.such"), "an unknown property is refused: %s", err);
+              strstr(err, "no.such"),
+          "an unknown property is refused: %s", err);
     p = countersign_producer_new_props("127.0.0.1:1", NULL, secret, 1, err);
     CHECK(p != NULL, "an empty password is a value like another: %s", p ? "ok" : err);
     countersign_producer_free(p);

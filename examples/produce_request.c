@@ -32,9 +32,8 @@ int main(int argc, char **argv)
     const char *agent = getenv("COUNTERSIGN_AGENT"), *grant = getenv("COUNTERSIGN_GRANT");
 
     char err[COUNTERSIGN_ERRLEN];
-    struct countersign_producer *producer =
-        countersign_producer_new(brokers ? brokers : "127.0.0.1:9092",
-                                 getenv("CS_TOPIC_PREFIX"), err);
+    struct countersign_producer *producer = countersign_producer_new(
+        brokers ? brokers : "127.0.0.1:9092", getenv("CS_TOPIC_PREFIX"), err);
     if (!producer) {
         fprintf(stderr, "countersign: %s\n", err);
         return 2;

@@ -78,17 +78,12 @@ int main(int argc, char **argv)
         printf("waiting for approval: %s\n", outcome->approval_url);
         fflush(stdout);
         switch (countersign_await_approval(client, outcome->approval_id, 600, &result, &e)) {
-        case COUNTERSIGN_OK:
-            break;
-        case COUNTERSIGN_DENIED:
-            printf("denied by %s - %s\n", e.decided_by, e.reason);
-            goto done;
+        case COUNTERSIGN_OK: break;
+        case COUNTERSIGN_DENIED: printf("denied by %s - %s\n", e.decided_by, e.reason); goto done;
         case COUNTERSIGN_EXPIRED:
             printf("nobody decided before %s\n", outcome->expires_at);
             goto done;
-        case COUNTERSIGN_CANCELLED:
-            printf("cancelled\n");
-            goto done;
+        case COUNTERSIGN_CANCELLED: printf("cancelled\n"); goto done;
         case COUNTERSIGN_EXECUTION_FAILED:
             /* Approved, but the call failed; "outcome_unknown" means the provider
              * may have received it: check there before trying again. */
@@ -98,9 +93,7 @@ int main(int argc, char **argv)
             /* Only our wait gave up: it may still be approved later. */
             printf("still %s; await %s again later\n", e.last_status, outcome->approval_id);
             goto done;
-        default:
-            fprintf(stderr, "could not wait: %s: %s\n", e.server_code, e.message);
-            goto done;
+        default: fprintf(stderr, "could not wait: %s: %s\n", e.server_code, e.message); goto done;
         }
     }
 

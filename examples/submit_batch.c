@@ -58,11 +58,13 @@ int main(int argc, char **argv)
         snprintf(json[i], sizeof(json[i]), "{\"charge\":\"ch_%04d\",\"amount\":%d}", i,
                  1000 + 250 * i);
         snprintf(reasons[i], sizeof(reasons[i]),
-                 "order %d was shipped twice and charged twice (ticket #%d)", 2000 + i,
-                 4400 + i);
+                 "order %d was shipped twice and charged twice (ticket #%d)", 2000 + i, 4400 + i);
         reqs[i] = (struct countersign_request){
-            .method = "POST", .url = urls[i], .grant_id = grant ? grant : "stripe",
-            .json = json[i], .reason = reasons[i],
+            .method = "POST",
+            .url = urls[i],
+            .grant_id = grant ? grant : "stripe",
+            .json = json[i],
+            .reason = reasons[i],
         };
     }
 
@@ -79,20 +81,17 @@ int main(int argc, char **argv)
                 e.http_status, e.message);
         goto done;
     }
-    printf("batch %s: %d members, %s; waiting for the approvers\n", batch->batch_id,
-           batch->members, batch->status);
+    printf("batch %s: %d members, %s; waiting for the approvers\n", batch->batch_id, batch->members,
+           batch->status);
     fflush(stdout);
 
     switch (countersign_await_batch(client, batch_id, 3600, &done, &e)) {
-    case COUNTERSIGN_OK:
-        break;
+    case COUNTERSIGN_OK: break;
     case COUNTERSIGN_TIMEOUT:
         /* Only our wait gave up: the batch may still be decided. */
         printf("still %s; await batch %s again later\n", e.last_status, batch_id);
         goto done;
-    default:
-        fprintf(stderr, "could not wait: %s: %s\n", e.server_code, e.message);
-        goto done;
+    default: fprintf(stderr, "could not wait: %s: %s\n", e.server_code, e.message); goto done;
     }
     /* Denied or expired members are counted, not errors. */
     printf("batch %s %s: executed %d, denied %d, failed %d, expired %d\n", done->batch_id,

@@ -42,6 +42,9 @@
 #ifndef COUNTERSIGN_H
 #define COUNTERSIGN_H
 
+/* The public header keeps its hand-laid tables and field notes (tools/format.sh). */
+/* clang-format off */
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -630,5 +633,7 @@ void countersign_producer_free(struct countersign_producer *producer);
 #ifdef __cplusplus
 }
 #endif
+
+/* clang-format on */
 
 #endif

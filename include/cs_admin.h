@@ -19,10 +19,10 @@
 #include "cs_envsig.h"
 #include "cs_err.h"
 
-#define CS_API_KEY_LEN 46     /* "cs_" + 43 base64url characters */
+#define CS_API_KEY_LEN 46 /* "cs_" + 43 base64url characters */
 
-enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
-                                  char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name, char id[CS_UUID_STRLEN + 1],
+                                  char *err) CS_MUSTCHECK;
 
 /*
  * Issues an API key for `agent` with comma-separated scopes (NULL: submit,read).
@@ -56,15 +56,15 @@ enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_
 
 struct cs_policy_spec {
     const char *id, *mode;
-    json_object *rules;       /* array, or NULL for none */
+    json_object *rules; /* array, or NULL for none */
     int quorum, window_seconds, exec_timeout_ms, max_attempts;
     const char *amount_field;
-    int reminder_interval_s, escalate_after_s;   /* 0: none */
-    bool require_passkey;                        /* every vote a passkey assertion */
-    int link_lifetime_s;                         /* > 0: semi-public link mode */
-    const char *const *approvers;                /* approver names */
+    int reminder_interval_s, escalate_after_s; /* 0: none */
+    bool require_passkey;                      /* every vote a passkey assertion */
+    int link_lifetime_s;                       /* > 0: semi-public link mode */
+    const char *const *approvers;              /* approver names */
     int napprovers;
-    const char *const *escalation;               /* further approvers after escalate_after_s */
+    const char *const *escalation; /* further approvers after escalate_after_s */
     int nescalation;
 };
 /* Creates or replaces a policy and its approvers. */
@@ -73,25 +73,25 @@ enum cs_err cs_admin_policy_set(struct cs_db *db, const struct cs_policy_spec *s
 
 struct cs_grant_spec {
     const char *id, *policy_id;
-    const char *inject;       /* "bearer" (default when NULL), "basic", "header" */
+    const char *inject; /* "bearer" (default when NULL), "basic", "header" */
     const char *inject_header;
     const char *const *bases;
     int nbases;
-    const char *const *agents;  /* agent names bound to the grant (added) */
+    const char *const *agents; /* agent names bound to the grant (added) */
     int nagents;
     bool idempotency_keys;
     const unsigned char *secret;
     size_t secret_len;
     /* Limits shared by every worker (0: the default) and the provider's
      * "key in progress" answer; README "Providers: limits and retries". */
-    double rate_per_s;          /* token bucket refill; 0: no rate limit */
-    int burst;                  /* bucket size (needs a rate); 0: rate/10, at least 1 */
-    int max_in_flight;          /* 0: CS_GRANT_MAX_IN_FLIGHT */
-    int exec_deadline_s;        /* 0: CS_GRANT_EXEC_DEADLINE_S */
-    const char *in_progress_pattern;   /* NULL: Stripe's 409 only */
+    double rate_per_s;               /* token bucket refill; 0: no rate limit */
+    int burst;                       /* bucket size (needs a rate); 0: rate/10, at least 1 */
+    int max_in_flight;               /* 0: CS_GRANT_MAX_IN_FLIGHT */
+    int exec_deadline_s;             /* 0: CS_GRANT_EXEC_DEADLINE_S */
+    const char *in_progress_pattern; /* NULL: Stripe's 409 only */
 };
 #define CS_GRANT_MAX_IN_FLIGHT 16
-#define CS_GRANT_BASES_MAX 64     /* allowed bases of one grant, however they are set */
+#define CS_GRANT_BASES_MAX 64 /* allowed bases of one grant, however they are set */
 #define CS_GRANT_EXEC_DEADLINE_S 3600
 /* Creates or replaces a grant; encrypts the secret with the master key. */
 enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
@@ -117,7 +117,7 @@ enum cs_err cs_grant_resume(struct cs_db *db, const char *id, const char *actor,
 
 /* Approver `approver` is away: delegate votes to `delegate` in [from, until). */
 enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
-                              const char *from, const char *until,
-                              char id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+                              const char *from, const char *until, char id[CS_UUID_STRLEN + 1],
+                              char *err) CS_MUSTCHECK;
 
 #endif

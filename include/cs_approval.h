@@ -36,12 +36,19 @@
 #include "cs_request.h"
 
 enum cs_status {
-    CS_ST_PENDING, CS_ST_APPROVED, CS_ST_EXECUTING, CS_ST_EXECUTED, CS_ST_FAILED,
-    CS_ST_DENIED, CS_ST_EXPIRED, CS_ST_CANCELLED, CS_ST__COUNT
+    CS_ST_PENDING,
+    CS_ST_APPROVED,
+    CS_ST_EXECUTING,
+    CS_ST_EXECUTED,
+    CS_ST_FAILED,
+    CS_ST_DENIED,
+    CS_ST_EXPIRED,
+    CS_ST_CANCELLED,
+    CS_ST__COUNT
 };
 
 const char *cs_status_name(enum cs_status s);
-int cs_status_parse(const char *s);          /* -1 when unknown */
+int cs_status_parse(const char *s); /* -1 when unknown */
 bool cs_status_terminal(enum cs_status s);
 
 /*
@@ -109,18 +116,18 @@ enum cs_err cs_approval_insert_row(struct cs_db *db, const struct cs_request *rq
 
 struct cs_vote {
     const char *approval_id;
-    const char *approver_id;   /* whose vote (an approver slot of the approval) */
-    const char *cast_by;       /* who votes: the approver, or their active delegate */
+    const char *approver_id; /* whose vote (an approver slot of the approval) */
+    const char *cast_by;     /* who votes: the approver, or their active delegate */
     bool approve;
-    const char *reason;        /* optional */
-    const char *actor;         /* audit actor, e.g. "approver:<id>" or "operator:<name>" */
-    const char *passkey_id;    /* the passkey that signed it (cs_passkey_verify_vote), or NULL */
-    const char *passkey;       /* its audit record (JSON text), or NULL */
+    const char *reason;     /* optional */
+    const char *actor;      /* audit actor, e.g. "approver:<id>" or "operator:<name>" */
+    const char *passkey_id; /* the passkey that signed it (cs_passkey_verify_vote), or NULL */
+    const char *passkey;    /* its audit record (JSON text), or NULL */
 };
 
 struct cs_vote_outcome {
-    enum cs_status status;     /* after the vote */
-    int approvals;             /* approve votes counted in the database */
+    enum cs_status status; /* after the vote */
+    int approvals;         /* approve votes counted in the database */
     int quorum;
 };
 
@@ -147,9 +154,8 @@ enum cs_err cs_approval_vote_tally(PGresult *res, struct cs_vote_outcome *out,
  * ids are UUIDs the caller validated; approval_id or batch_uid may be NULL.
  */
 void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *actor,
-                               const char *action, const char *approval_id,
-                               const char *batch_uid, const char *approver_id,
-                               const char *cast_by);
+                               const char *action, const char *approval_id, const char *batch_uid,
+                               const char *approver_id, const char *cast_by);
 
 /*
  * Records a vote in one transaction: the approval is locked, must be
@@ -159,8 +165,8 @@ void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *act
  * each approver and each person votes once (CS_ERR_ALREADY_VOTED). A deny
  * denies; the quorum-th approval approves. A refused vote is audited.
  */
-enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
-                             struct cs_vote_outcome *out, char *err) CS_MUSTCHECK;
+enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v, struct cs_vote_outcome *out,
+                             char *err) CS_MUSTCHECK;
 
 /*
  * An operator's vote (CLI `approval approve|deny --as NAME`, admin API
@@ -185,8 +191,8 @@ enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const ch
  */
 enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
                                  const struct cs_link_keys *keys, const char *public_url,
-                                 const char *id, const char *actor,
-                                 char new_id[CS_UUID_STRLEN + 1], char *err) CS_MUSTCHECK;
+                                 const char *id, const char *actor, char new_id[CS_UUID_STRLEN + 1],
+                                 char *err) CS_MUSTCHECK;
 
 /*
  * Semi-public link mode: decides approval `id` for whoever holds its
@@ -196,8 +202,8 @@ enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
  * CS_ERR_NOT_PENDING when the link can no longer decide.
  */
 enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool approve,
-                                    const char *reason, const char *address,
-                                    const char *user_agent, char *err) CS_MUSTCHECK;
+                                    const char *reason, const char *address, const char *user_agent,
+                                    char *err) CS_MUSTCHECK;
 
 /*
  * Reads approval `id` -- only agent_id's when agent_id is not NULL -- as
@@ -207,8 +213,7 @@ enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool appro
  * CS_ERR_NOT_FOUND when there is none (or it is another agent's).
  */
 enum cs_err cs_approval_status(struct cs_db *db, const char *id, const char *agent_id,
-                               json_object **out, enum cs_status *status,
-                               char *err) CS_MUSTCHECK;
+                               json_object **out, enum cs_status *status, char *err) CS_MUSTCHECK;
 
 /*
  * Everything the HTTP API answers about approval `id` (agent_id's when not

@@ -27,8 +27,8 @@
 #include "cs_db.h"
 #include "cs_err.h"
 
-#define CS_AUDIT_SEAL_PURPOSE "countersign/audit-seal/v1"   /* cs_key_derive purpose */
-#define CS_AUDIT_MAC_HEX 65                                 /* 64 hex digits and a NUL */
+#define CS_AUDIT_SEAL_PURPOSE "countersign/audit-seal/v1" /* cs_key_derive purpose */
+#define CS_AUDIT_MAC_HEX 65                               /* 64 hex digits and a NUL */
 
 /* What a broken chain means (report->tamper). */
 #define CS_AUDIT_REWRITE "rewrite"            /* a sealed entry or seal changed */
@@ -38,19 +38,19 @@
 
 struct cs_audit_report {
     bool ok;
-    int64_t seals;            /* seals verified */
-    int64_t entries;          /* entries covered by them */
-    int64_t unsealed_tail;    /* newer entries not sealed yet */
-    int64_t signed_seals;     /* of seals, signed ones */
-    int64_t legacy_seals;     /* of seals, made before signing (migration 011): a prefix */
-    bool legacy_anchor;       /* the prune anchor predates signing */
-    bool published_checked;   /* a heads file was configured */
-    int64_t published_head;   /* newest seq in the heads file (0: none) */
-    int64_t unpublished;      /* signed seals newer than published_head (published next sweep) */
-    int64_t broken_seq;       /* first bad seal (0 when ok) */
-    int64_t assertions;       /* passkey-signed votes re-verified (cs_passkey_reverify) */
-    const char *tamper;       /* CS_AUDIT_* when not ok, or "" */
-    char problem[CS_ERRLEN];  /* what is wrong */
+    int64_t seals;           /* seals verified */
+    int64_t entries;         /* entries covered by them */
+    int64_t unsealed_tail;   /* newer entries not sealed yet */
+    int64_t signed_seals;    /* of seals, signed ones */
+    int64_t legacy_seals;    /* of seals, made before signing (migration 011): a prefix */
+    bool legacy_anchor;      /* the prune anchor predates signing */
+    bool published_checked;  /* a heads file was configured */
+    int64_t published_head;  /* newest seq in the heads file (0: none) */
+    int64_t unpublished;     /* signed seals newer than published_head (published next sweep) */
+    int64_t broken_seq;      /* first bad seal (0 when ok) */
+    int64_t assertions;      /* passkey-signed votes re-verified (cs_passkey_reverify) */
+    const char *tamper;      /* CS_AUDIT_* when not ok, or "" */
+    char problem[CS_ERRLEN]; /* what is wrong */
 };
 
 /* The key seals and prune anchors are signed with, derived from the master key. */

@@ -34,7 +34,7 @@
 struct cs_seal {
     char *agent;
     char *batch_id;
-    int count;                /* > 0 once parsed */
+    int count; /* > 0 once parsed */
 };
 bool cs_batch_is_seal(json_object *obj);
 enum cs_err cs_batch_seal_parse(json_object *obj, struct cs_seal *s, char *err) CS_MUSTCHECK;
@@ -55,10 +55,9 @@ void cs_batch_tx_free(struct cs_batch_tx *t);
  * CS_ERR_EXPIRED, CS_ERR_POLICY) without changing anything, or CS_OK. Call
  * members in (agent, batch id) order.
  */
-enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
-                              const struct cs_request *rq, const struct cs_agent *agent,
-                              const struct cs_grant *g, int64_t *expires_ms,
-                              char *err) CS_MUSTCHECK;
+enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, const struct cs_request *rq,
+                              const struct cs_agent *agent, const struct cs_grant *g,
+                              int64_t *expires_ms, char *err) CS_MUSTCHECK;
 
 /*
  * After the insert (res of cs_approval_insert: its rows carry batch_id):
@@ -76,18 +75,18 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
  * the members already stored, is CS_ERR_CONFLICT. The batch becomes
  * decidable here when every member is already stored.
  */
-enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id,
-                          int count, const struct cs_link_keys *keys, const char *public_url,
+enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id, int count,
+                          const struct cs_link_keys *keys, const char *public_url,
                           const char *actor, char *err) CS_MUSTCHECK;
 
 struct cs_batch_vote {
     const char *batch_uid;
-    const char *approver_id;   /* the slot */
-    const char *cast_by;       /* the approver or their active delegate */
+    const char *approver_id; /* the slot */
+    const char *cast_by;     /* the approver or their active delegate */
     bool approve;
-    json_object *except;       /* approve: request ids to deny instead (array), or NULL */
+    json_object *except; /* approve: request ids to deny instead (array), or NULL */
     const char *reason;
-    const char *digest_hex;    /* the batch digest the approver was shown */
+    const char *digest_hex; /* the batch digest the approver was shown */
     const char *actor;
 };
 

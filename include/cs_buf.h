@@ -16,16 +16,16 @@
 #include "cs_err.h"
 
 struct cs_buf {
-    char *data;      /* owned; NULL until the first append */
+    char *data; /* owned; NULL until the first append */
     size_t len;
-    size_t cap;      /* allocated bytes */
-    size_t max;      /* cap on len */
-    bool truncated;  /* cs_buf_append_trunc() dropped bytes */
+    size_t cap;     /* allocated bytes */
+    size_t max;     /* cap on len */
+    bool truncated; /* cs_buf_append_trunc() dropped bytes */
 };
 
 void cs_buf_init(struct cs_buf *b, size_t max);
-void cs_buf_free(struct cs_buf *b);   /* frees data; the struct can be reused after init */
-void cs_buf_reset(struct cs_buf *b);  /* len = 0, keeps the allocation */
+void cs_buf_free(struct cs_buf *b);  /* frees data; the struct can be reused after init */
+void cs_buf_reset(struct cs_buf *b); /* len = 0, keeps the allocation */
 
 /* Appends n bytes; CS_ERR_TOO_LARGE if len + n > max (nothing appended). */
 enum cs_err cs_buf_append(struct cs_buf *b, const void *p, size_t n) CS_MUSTCHECK;

@@ -37,11 +37,11 @@ struct cs_agent {
 
 /* An agent's live envelope-signing key (cs_envsig.h), its secret decrypted at load. */
 struct cs_signing_key {
-    char id[24];                  /* "csk_" + 16 hex */
+    char id[24]; /* "csk_" + 16 hex */
     char agent_id[CS_UUID_STRLEN + 1];
     char *agent_name;
-    char secret[65];              /* the 64-character secret; wiped when the entry is freed */
-    int64_t expires_ms;           /* 0: no expiry */
+    char secret[65];    /* the 64-character secret; wiped when the entry is freed */
+    int64_t expires_ms; /* 0: no expiry */
 };
 
 enum cs_inject { CS_INJECT_BEARER, CS_INJECT_BASIC, CS_INJECT_HEADER };
@@ -49,16 +49,16 @@ enum cs_inject { CS_INJECT_BEARER, CS_INJECT_BASIC, CS_INJECT_HEADER };
 struct cs_grant {
     char *id;
     enum cs_inject inject;
-    char *inject_header;          /* CS_INJECT_HEADER only */
-    char **bases;                 /* allowed base URLs */
+    char *inject_header; /* CS_INJECT_HEADER only */
+    char **bases;        /* allowed base URLs */
     int nbases;
-    struct cs_url *base_urls;     /* bases[i] parsed at load; scheme NULL if it does not parse */
-    char *policy_json;            /* cs_policy_snapshot(policy, idempotency_keys) as JSON text */
-    bool idempotency_keys;        /* the provider honours Idempotency-Key */
+    struct cs_url *base_urls; /* bases[i] parsed at load; scheme NULL if it does not parse */
+    char *policy_json;        /* cs_policy_snapshot(policy, idempotency_keys) as JSON text */
+    bool idempotency_keys;    /* the provider honours Idempotency-Key */
     bool disabled;
-    bool paused;                  /* an operator paused it: no new calls start */
-    regex_t *in_progress_re;      /* the grant's in-progress pattern, or NULL */
-    unsigned char *secret_blob;   /* AES-256-GCM, see cs_crypto.h */
+    bool paused;                /* an operator paused it: no new calls start */
+    regex_t *in_progress_re;    /* the grant's in-progress pattern, or NULL */
+    unsigned char *secret_blob; /* AES-256-GCM, see cs_crypto.h */
     size_t secret_len;
     char (*agents)[CS_UUID_STRLEN + 1];
     int nagents;

@@ -35,7 +35,7 @@ struct cs_config {
     /* Connections. */
     char *pg_url;
     char *relay_pg_url;
-    char *pg_owner_url;     /* secret (may hold a password): never printed */
+    char *pg_owner_url; /* secret (may hold a password): never printed */
     char *kafka_brokers;
     char *topic_prefix;
     char *kafka_group;
@@ -45,7 +45,7 @@ struct cs_config {
     bool kafka_allow_unsigned;
     char *kafka_properties_file;
     /* Identity and keys. */
-    char *master_key_b64;   /* secret: never printed */
+    char *master_key_b64; /* secret: never printed */
     char *master_key_file;
     char *public_url;
     char *instance_id;
@@ -59,9 +59,9 @@ struct cs_config {
     /* Executor. */
     int64_t exec_concurrency;
     int64_t exec_claim_batch;
-    int64_t exec_grant_share;       /* percent of exec_concurrency one grant may hold */
-    int64_t exec_pace_ahead_ms;     /* a claim takes a rate-limited grant's tokens this far ahead */
-    int64_t exec_host_connections;  /* CURLMOPT_MAX_HOST_CONNECTIONS */
+    int64_t exec_grant_share;      /* percent of exec_concurrency one grant may hold */
+    int64_t exec_pace_ahead_ms;    /* a claim takes a rate-limited grant's tokens this far ahead */
+    int64_t exec_host_connections; /* CURLMOPT_MAX_HOST_CONNECTIONS */
     int64_t lease_margin_ms;
     int64_t response_max_bytes;
     char *exec_ca_file;
@@ -71,7 +71,7 @@ struct cs_config {
     char *smtp_url;
     char *smtp_from;
     char *smtp_user;
-    char *smtp_password;    /* secret: never printed */
+    char *smtp_password; /* secret: never printed */
     int64_t notify_max_attempts;
     int64_t notify_timeout_ms;
     int64_t notify_backoff_ms;
@@ -93,7 +93,7 @@ struct cs_config {
     int64_t http_max_connections;
     int64_t http_client_connections; /* per client address, 0: no limit */
     int64_t http_idle_s;
-    char *admin_token;      /* secret: never printed */
+    char *admin_token; /* secret: never printed */
     int64_t metrics_port;
     /* Approver sign-in (api; links also worker and CLI). */
     int64_t signin_link_s;
@@ -101,12 +101,12 @@ struct cs_config {
     int64_t session_max_s;
     char *oidc_issuer;
     char *oidc_client_id;
-    char *oidc_client_secret;       /* secret: never printed */
+    char *oidc_client_secret; /* secret: never printed */
     char *oidc_client_secret_file;
     char *oidc_scopes;
     bool oidc_match_email;
     bool oidc_allow_http;
-    char *oidc_operator_claim;      /* operator console role from the ID token */
+    char *oidc_operator_claim; /* operator console role from the ID token */
     char *oidc_operator_read;
     char *oidc_operator_write;
     int64_t console_refresh_s;
@@ -129,12 +129,12 @@ struct cs_config {
 enum cs_config_type { CS_CFG_STRING, CS_CFG_SECRET, CS_CFG_INT, CS_CFG_BOOL };
 
 struct cs_config_key {
-    const char *env;          /* e.g. "CS_PG_URL" */
+    const char *env; /* e.g. "CS_PG_URL" */
     enum cs_config_type type;
-    size_t offset;            /* offsetof(struct cs_config, field) */
-    const char *def;          /* default as text; NULL = unset */
-    int64_t min, max;         /* bounds for CS_CFG_INT */
-    unsigned procs;           /* CS_PROC_* mask */
+    size_t offset;    /* offsetof(struct cs_config, field) */
+    const char *def;  /* default as text; NULL = unset */
+    int64_t min, max; /* bounds for CS_CFG_INT */
+    unsigned procs;   /* CS_PROC_* mask */
     const char *help;
 };
 

@@ -52,26 +52,27 @@ extern const int cs_nmigrations;
 /* Advisory lock keys (pg_advisory_lock); one place so they never collide. */
 #define CS_LOCK_MIGRATE 0x43530001LL
 #define CS_LOCK_SCHEDULER 0x43530003LL
-#define CS_LOCK_CLAIM 0x43530004LL     /* executors' claims, one at a time (executor.c) */
+#define CS_LOCK_CLAIM 0x43530004LL /* executors' claims, one at a time (executor.c) */
 
 #define CS_DB_MAX_LISTEN 4
 
 struct cs_db {
     PGconn *pg;
     char *url;
-    char *app;                       /* application_name */
+    char *app; /* application_name */
     bool prepared[CSQ__COUNT];
     enum cs_query listen[CS_DB_MAX_LISTEN];
     int nlisten;
-    struct cs_backoff backoff;       /* cs_db_reconnect's waits */
-    struct cs_log_limit reconnect_warn; /* cs_db_reconnect's warning: per connection, so
-                                         * per thread (cs_log.h: one thread per struct) */
-    bool sent;                       /* cs_db_send() awaits cs_db_poll() */
+    struct cs_backoff backoff; /* cs_db_reconnect's waits */
+    /* cs_db_reconnect's warning: per connection, so per thread (cs_log.h: one thread per struct) */
+    struct cs_log_limit reconnect_warn;
+    bool sent; /* cs_db_send() awaits cs_db_poll() */
     enum cs_query sent_q;
 };
 
 /* Connects once. On failure *out is still a usable handle for reconnect. */
-enum cs_err cs_db_open(struct cs_db **out, const char *url, const char *app, char *err) CS_MUSTCHECK;
+enum cs_err cs_db_open(struct cs_db **out, const char *url, const char *app,
+                       char *err) CS_MUSTCHECK;
 void cs_db_close(struct cs_db *db);
 
 /*
@@ -140,13 +141,13 @@ int cs_db_socket(const struct cs_db *db);
  * Reads pending input and hands each notification to fn; returns how many
  * there were, or -1 when the connection is lost.
  */
-int cs_db_notifies(struct cs_db *db, void (*fn)(void *arg, const char *channel,
-                                                const char *payload), void *arg);
+int cs_db_notifies(struct cs_db *db,
+                   void (*fn)(void *arg, const char *channel, const char *payload), void *arg);
 
 /* Value of row r column c, or NULL when SQL NULL. */
 const char *cs_db_str(const PGresult *res, int r, int c);
-int64_t cs_db_int(const PGresult *res, int r, int c);   /* 0 when NULL */
-bool cs_db_bool(const PGresult *res, int r, int c);     /* false when NULL */
+int64_t cs_db_int(const PGresult *res, int r, int c);      /* 0 when NULL */
+bool cs_db_bool(const PGresult *res, int r, int c);        /* false when NULL */
 const char *cs_db_text(const PGresult *res, int r, int c); /* "" when NULL */
 
 /* Applies every migration not yet applied, under CS_LOCK_MIGRATE. */

@@ -37,13 +37,13 @@
 #include "cs_err.h"
 
 #define CS_ENVSIG_HEADER "countersign-signature"
-#define CS_ENVSIG_KID_LEN 20            /* "csk_" + 16 hex */
-#define CS_ENVSIG_SECRET_LEN 64         /* 32 random bytes as hex */
-#define CS_ENVSIG_HEADER_MAX 160        /* longest header value this side writes */
+#define CS_ENVSIG_KID_LEN 20     /* "csk_" + 16 hex */
+#define CS_ENVSIG_SECRET_LEN 64  /* 32 random bytes as hex */
+#define CS_ENVSIG_HEADER_MAX 160 /* longest header value this side writes */
 
 struct cs_envsig {
-    int64_t t;                           /* unix seconds */
-    char t_text[16];                     /* t as it was written (signed as such) */
+    int64_t t;       /* unix seconds */
+    char t_text[16]; /* t as it was written (signed as such) */
     char kid[CS_ENVSIG_KID_LEN + 1];
     unsigned char mac[CS_SHA256_LEN];
 };

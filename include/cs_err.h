@@ -26,59 +26,59 @@
 enum cs_err {
     CS_OK = 0,
     /* Caller input (HTTP, Kafka envelope, CLI, config). */
-    CS_ERR_INVALID,           /* a field is missing, of the wrong type or out of range */
-    CS_ERR_MALFORMED_JSON,    /* the body is not JSON */
-    CS_ERR_TOO_LARGE,         /* a body or field exceeds its cap */
-    CS_ERR_FORBIDDEN_HEADER,  /* the caller tried to set Authorization, Cookie, ... */
-    CS_ERR_BAD_URL,           /* not an absolute http(s) URL, or carries credentials */
-    CS_ERR_UNAUTHENTICATED,   /* missing, unknown or revoked API key */
-    CS_ERR_FORBIDDEN,         /* authenticated but not allowed (e.g. grant not bound) */
-    CS_ERR_NOT_FOUND,         /* no such approval (or not yours) */
-    CS_ERR_UNKNOWN_AGENT,     /* the envelope names no known, enabled agent */
-    CS_ERR_UNKNOWN_GRANT,     /* no such grant */
-    CS_ERR_HOST_NOT_ALLOWED,  /* URL is not under one of the grant's allowed bases */
-    CS_ERR_POLICY,            /* the policy cannot be evaluated: refused (fail closed) */
-    CS_ERR_UNPROCESSABLE,     /* well-formed, but its fields contradict each other or one
+    CS_ERR_INVALID,          /* a field is missing, of the wrong type or out of range */
+    CS_ERR_MALFORMED_JSON,   /* the body is not JSON */
+    CS_ERR_TOO_LARGE,        /* a body or field exceeds its cap */
+    CS_ERR_FORBIDDEN_HEADER, /* the caller tried to set Authorization, Cookie, ... */
+    CS_ERR_BAD_URL,          /* not an absolute http(s) URL, or carries credentials */
+    CS_ERR_UNAUTHENTICATED,  /* missing, unknown or revoked API key */
+    CS_ERR_FORBIDDEN,        /* authenticated but not allowed (e.g. grant not bound) */
+    CS_ERR_NOT_FOUND,        /* no such approval (or not yours) */
+    CS_ERR_UNKNOWN_AGENT,    /* the envelope names no known, enabled agent */
+    CS_ERR_UNKNOWN_GRANT,    /* no such grant */
+    CS_ERR_HOST_NOT_ALLOWED, /* URL is not under one of the grant's allowed bases */
+    CS_ERR_POLICY,           /* the policy cannot be evaluated: refused (fail closed) */
+    CS_ERR_UNPROCESSABLE,    /* well-formed, but its fields contradict each other or one
                                  cannot be used (a period ending before it starts) */
-    CS_ERR_CONFIG,            /* bad configuration value */
+    CS_ERR_CONFIG,           /* bad configuration value */
     /* Decisions. */
-    CS_ERR_NOT_PENDING,       /* the approval is no longer pending */
-    CS_ERR_EXPIRED,           /* the approval window has elapsed */
-    CS_ERR_ALREADY_VOTED,     /* this approver (or person) already voted */
-    CS_ERR_SELF_APPROVAL,     /* the requester tried to vote on its own request */
-    CS_ERR_NOT_APPROVER,      /* the person is not an approver of this approval */
-    CS_ERR_BAD_TOKEN,         /* approval link forged, tampered or malformed */
-    CS_ERR_CONFLICT,          /* the object changed since it was shown, or exists */
-    CS_ERR_DUPLICATE,         /* an object with this identity already exists */
-    CS_ERR_CSRF,              /* a decision form without a valid same-site token */
-    CS_ERR_METHOD,            /* the route does not take this HTTP method */
+    CS_ERR_NOT_PENDING,   /* the approval is no longer pending */
+    CS_ERR_EXPIRED,       /* the approval window has elapsed */
+    CS_ERR_ALREADY_VOTED, /* this approver (or person) already voted */
+    CS_ERR_SELF_APPROVAL, /* the requester tried to vote on its own request */
+    CS_ERR_NOT_APPROVER,  /* the person is not an approver of this approval */
+    CS_ERR_BAD_TOKEN,     /* approval link forged, tampered or malformed */
+    CS_ERR_CONFLICT,      /* the object changed since it was shown, or exists */
+    CS_ERR_DUPLICATE,     /* an object with this identity already exists */
+    CS_ERR_CSRF,          /* a decision form without a valid same-site token */
+    CS_ERR_METHOD,        /* the route does not take this HTTP method */
     /* Outcomes reported to a waiting caller. */
-    CS_ERR_DENIED,            /* an approver denied the request */
-    CS_ERR_CANCELLED,         /* the requester cancelled the request */
-    CS_ERR_EXECUTION_FAILED,  /* approved, but the call failed (details carry why) */
+    CS_ERR_DENIED,           /* an approver denied the request */
+    CS_ERR_CANCELLED,        /* the requester cancelled the request */
+    CS_ERR_EXECUTION_FAILED, /* approved, but the call failed (details carry why) */
     /* Execution outcomes (stored as error_code of a failed approval). */
-    CS_ERR_CONNECT,           /* could not connect to the provider (nothing sent) */
-    CS_ERR_TLS,               /* TLS handshake or certificate failure (nothing sent) */
-    CS_ERR_TIMEOUT,           /* provider did not answer within the execution timeout */
-    CS_ERR_OUTCOME_UNKNOWN,   /* the call may have reached the provider; not re-run */
-    CS_ERR_DIGEST_MISMATCH,   /* stored request does not match its digest */
-    CS_ERR_PROVIDER,          /* other transport failure talking to the provider */
-    CS_ERR_RATE_LIMITED,      /* the provider still throttled the grant at the deadline */
-    CS_ERR_EXEC_DEADLINE,     /* the call could not run before its execution deadline */
+    CS_ERR_CONNECT,         /* could not connect to the provider (nothing sent) */
+    CS_ERR_TLS,             /* TLS handshake or certificate failure (nothing sent) */
+    CS_ERR_TIMEOUT,         /* provider did not answer within the execution timeout */
+    CS_ERR_OUTCOME_UNKNOWN, /* the call may have reached the provider; not re-run */
+    CS_ERR_DIGEST_MISMATCH, /* stored request does not match its digest */
+    CS_ERR_PROVIDER,        /* other transport failure talking to the provider */
+    CS_ERR_RATE_LIMITED,    /* the provider still throttled the grant at the deadline */
+    CS_ERR_EXEC_DEADLINE,   /* the call could not run before its execution deadline */
     /* Infrastructure. */
-    CS_ERR_DB,                /* Postgres unavailable or a query failed */
-    CS_ERR_KAFKA,             /* Kafka unavailable or produce/commit failed */
-    CS_ERR_CRYPTO,            /* OpenSSL failure or undecryptable secret */
-    CS_ERR_UNAVAILABLE,       /* shutting down or overloaded; try again */
-    CS_ERR_INTERNAL,          /* a bug: logged with detail, reported generically */
+    CS_ERR_DB,          /* Postgres unavailable or a query failed */
+    CS_ERR_KAFKA,       /* Kafka unavailable or produce/commit failed */
+    CS_ERR_CRYPTO,      /* OpenSSL failure or undecryptable secret */
+    CS_ERR_UNAVAILABLE, /* shutting down or overloaded; try again */
+    CS_ERR_INTERNAL,    /* a bug: logged with detail, reported generically */
     CS_ERR__COUNT
 };
 
 struct cs_err_info {
-    const char *code;     /* stable snake_case code, JSON "error.code" and DLQ reason */
-    int http_status;      /* HTTP status the api answers with */
-    bool retriable;       /* true: the same input may succeed later */
-    const char *message;  /* default human message */
+    const char *code;    /* stable snake_case code, JSON "error.code" and DLQ reason */
+    int http_status;     /* HTTP status the api answers with */
+    bool retriable;      /* true: the same input may succeed later */
+    const char *message; /* default human message */
 };
 
 extern const struct cs_err_info cs_err_table[CS_ERR__COUNT];

@@ -16,18 +16,18 @@
 
 #include "cs_err.h"
 
-#define CS_OIDC_TOKEN_MAX (16 * 1024)   /* an ID token, in bytes */
-#define CS_OIDC_JWKS_MAX (256 * 1024)   /* a JWKS document, in bytes */
-#define CS_OIDC_JWKS_KEYS 64            /* keys in one JWKS */
+#define CS_OIDC_TOKEN_MAX (16 * 1024) /* an ID token, in bytes */
+#define CS_OIDC_JWKS_MAX (256 * 1024) /* a JWKS document, in bytes */
+#define CS_OIDC_JWKS_KEYS 64          /* keys in one JWKS */
 
 /* Who signed in, from a verified ID token. */
 struct cs_oidc_identity {
-    char iss[256];        /* the configured issuer */
-    char sub[256];        /* 1..255 bytes; (iss, sub) is the stable identity */
-    char email[320];      /* "" when absent or unusable */
-    bool email_verified;  /* false when absent */
-    char name[256];       /* "" when absent or unusable */
-    char roles[1024];     /* values of the role claim asked for, each followed by '\n' */
+    char iss[256];       /* the configured issuer */
+    char sub[256];       /* 1..255 bytes; (iss, sub) is the stable identity */
+    char email[320];     /* "" when absent or unusable */
+    bool email_verified; /* false when absent */
+    char name[256];      /* "" when absent or unusable */
+    char roles[1024];    /* values of the role claim asked for, each followed by '\n' */
 };
 
 struct cs_jwks;
@@ -44,7 +44,7 @@ struct cs_jwks;
  */
 enum cs_err cs_jwks_parse(const char *json, size_t len, struct cs_jwks **out,
                           char *err) CS_MUSTCHECK;
-void cs_jwks_free(struct cs_jwks *k);   /* NULL ok */
+void cs_jwks_free(struct cs_jwks *k); /* NULL ok */
 /* Usable keys in k (0 for NULL). */
 size_t cs_jwks_count(const struct cs_jwks *k);
 
@@ -67,11 +67,10 @@ size_t cs_jwks_count(const struct cs_jwks *k);
  * JWKS might. CS_ERR_INVALID: keys, issuer, client_id or nonce missing.
  * Thread: any (keys is only read).
  */
-enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
-                                    const char *issuer, const char *client_id,
-                                    const char *nonce, int64_t now_s, int leeway_s,
-                                    const char *role_claim, struct cs_oidc_identity *id,
-                                    bool *unknown_key,
+enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt, const char *issuer,
+                                    const char *client_id, const char *nonce, int64_t now_s,
+                                    int leeway_s, const char *role_claim,
+                                    struct cs_oidc_identity *id, bool *unknown_key,
                                     char *err) CS_MUSTCHECK;
 
 #endif

@@ -19,8 +19,8 @@
 #include "cs_err.h"
 
 #define CS_JSON_MAX_DEPTH 32
-#define CS_JSON_MAX_EXPONENT 1000  /* |e| of a number, far inside a Postgres numeric */
-#define CS_JSON_MAX_NUMBER 1000    /* characters of one number, sign included */
+#define CS_JSON_MAX_EXPONENT 1000 /* |e| of a number, far inside a Postgres numeric */
+#define CS_JSON_MAX_NUMBER 1000   /* characters of one number, sign included */
 
 /*
  * Parses s[n] as one RFC 8259 JSON value that Postgres json and jsonb also
@@ -54,8 +54,8 @@ enum cs_err cs_json_str(json_object *obj, const char *key, bool required, size_t
 /* Reads an integer field within [min, max]; missing -> *out = def when not required.
  * As in JSON Schema, a number with no fraction is an integer (16761.0, 1e3), up to
  * 2^53 in magnitude when written with a fraction or an exponent; 1.5 is refused. */
-enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min,
-                        int64_t max, int64_t def, int64_t *out, char *err) CS_MUSTCHECK;
+enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min, int64_t max,
+                        int64_t def, int64_t *out, char *err) CS_MUSTCHECK;
 
 /* Reads a field that must be of type t (json_type_object, json_type_array, ...). */
 enum cs_err cs_json_typed(json_object *obj, const char *key, bool required, json_type t,

@@ -28,8 +28,8 @@ rd_kafka_t *cs_kafka_producer(const struct cs_config *cfg, const char *client_id
                               void *opaque, char *err);
 
 /* A consumer in group `group` with manual offset storage and commits. */
-rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id,
-                              const char *group, char *err);
+rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id, const char *group,
+                              char *err);
 
 /*
  * Creates the topics that do not exist yet (n names, `partitions` each),
@@ -38,8 +38,8 @@ rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id
  * message.timestamp.type=LogAppendTime: the broker stamps each record, and
  * signed envelopes' replay window is measured against that (cs_envsig.h).
  */
-enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
-                                   int partitions, const char *append_time_topic, int timeout_ms,
+enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n, int partitions,
+                                   const char *append_time_topic, int timeout_ms,
                                    char *err) CS_MUSTCHECK;
 
 /*

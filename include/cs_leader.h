@@ -19,10 +19,10 @@
 #include "cs_db.h"
 
 struct cs_leader {
-    struct cs_db *db;       /* the session that holds the lock */
-    long long lock;         /* CS_LOCK_SCHEDULER, ... */
-    const char *role;       /* log subsystem, e.g. "relay" */
-    const char *taking;     /* logged when it takes the lead, e.g. "active: publishing" */
+    struct cs_db *db;   /* the session that holds the lock */
+    long long lock;     /* CS_LOCK_SCHEDULER, ... */
+    const char *role;   /* log subsystem, e.g. "relay" */
+    const char *taking; /* logged when it takes the lead, e.g. "active: publishing" */
     bool leading;
 };
 

@@ -35,16 +35,16 @@ struct cs_link {
 };
 
 /* Purposes of the other signed links (sub-keys via cs_key_derive). */
-#define CS_LINK_VIEW_PURPOSE "countersign/status-link/v1"   /* read-only status page */
-#define CS_LINK_BATCH_PURPOSE "countersign/batch-link/v1"   /* a batch's page */
-#define CS_LINK_CSRF_PURPOSE "countersign/csrf/v2"          /* session form tokens */
-#define CS_WEBHOOK_PURPOSE "countersign/webhook/v1"         /* approver webhook signatures */
+#define CS_LINK_VIEW_PURPOSE "countersign/status-link/v1" /* read-only status page */
+#define CS_LINK_BATCH_PURPOSE "countersign/batch-link/v1" /* a batch's page */
+#define CS_LINK_CSRF_PURPOSE "countersign/csrf/v2"        /* session form tokens */
+#define CS_WEBHOOK_PURPOSE "countersign/webhook/v1"       /* approver webhook signatures */
 #define CS_NIL_UUID "00000000-0000-0000-0000-000000000000"
 
 /* The signing keys of the public links, derived once from the master key. */
 struct cs_link_keys {
-    unsigned char approval[32];      /* /status/<token>: an approval's approval_url */
-    unsigned char batch[32];         /* /batch/<token>: a batch's page */
+    unsigned char approval[32]; /* /status/<token>: an approval's approval_url */
+    unsigned char batch[32];    /* /batch/<token>: a batch's page */
 };
 void cs_link_keys_derive(const unsigned char master[32], struct cs_link_keys *k);
 void cs_link_keys_wipe(struct cs_link_keys *k);

@@ -31,16 +31,16 @@ bool cs_log_enabled(enum cs_log_level level);
 void cs_log_write(enum cs_log_level level, const char *subsystem, const char *approval_id,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-#define cs_log(level, subsystem, ...)                                   \
-    do {                                                                \
-        if (cs_log_enabled(level))                                      \
-            cs_log_write(level, subsystem, NULL, __VA_ARGS__);          \
+#define cs_log(level, subsystem, ...)                          \
+    do {                                                       \
+        if (cs_log_enabled(level))                             \
+            cs_log_write(level, subsystem, NULL, __VA_ARGS__); \
     } while (0)
 
-#define cs_log_ap(level, subsystem, approval_id, ...)                   \
-    do {                                                                \
-        if (cs_log_enabled(level))                                      \
-            cs_log_write(level, subsystem, approval_id, __VA_ARGS__);   \
+#define cs_log_ap(level, subsystem, approval_id, ...)                 \
+    do {                                                              \
+        if (cs_log_enabled(level))                                    \
+            cs_log_write(level, subsystem, approval_id, __VA_ARGS__); \
     } while (0)
 
 /*

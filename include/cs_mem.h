@@ -14,7 +14,7 @@
 void *cs_malloc(size_t n);
 void *cs_calloc(size_t count, size_t n);
 void *cs_realloc(void *p, size_t n);
-char *cs_strdup(const char *s);           /* cs_strdup(NULL) returns NULL */
+char *cs_strdup(const char *s); /* cs_strdup(NULL) returns NULL */
 char *cs_strndup(const char *s, size_t n);
 void *cs_memdup(const void *p, size_t n);
 void cs_free(void *p);

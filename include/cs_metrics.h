@@ -17,7 +17,7 @@
 #define CS_HIST_BUCKETS 15
 
 struct cs_histogram {
-    atomic_uint_fast64_t buckets[CS_HIST_BUCKETS];   /* non-cumulative counts */
+    atomic_uint_fast64_t buckets[CS_HIST_BUCKETS]; /* non-cumulative counts */
     atomic_uint_fast64_t count;
     atomic_uint_fast64_t sum_us;
 };
@@ -43,8 +43,7 @@ void cs_metrics_histogram(struct cs_buf *b, const char *name, const char *labels
  */
 struct cs_metrics_server;
 struct cs_metrics_server *cs_metrics_serve(const char *addr, int port,
-                                           void (*render)(void *arg, struct cs_buf *b),
-                                           void *arg);
+                                           void (*render)(void *arg, struct cs_buf *b), void *arg);
 void cs_metrics_server_stop(struct cs_metrics_server *s);
 
 #endif

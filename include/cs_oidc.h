@@ -32,17 +32,17 @@
 #include "cs_err.h"
 #include "cs_idtoken.h"
 
-struct cs_oidc_config {         /* strings borrowed for cs_oidc_new only (copied) */
-    const char *issuer;         /* exactly the discovery document's "issuer" */
+struct cs_oidc_config { /* strings borrowed for cs_oidc_new only (copied) */
+    const char *issuer; /* exactly the discovery document's "issuer" */
     const char *client_id;
-    const char *client_secret;  /* NULL: public client, PKCE only (client_id in the body) */
-    const char *redirect_uri;   /* <CS_PUBLIC_URL>/signin/oidc/callback */
-    const char *scopes;         /* NULL: "openid email profile"; must hold "openid" */
-    int leeway_s;               /* clock skew allowed on exp, iat, nbf: 0..600 */
-    int http_timeout_ms;        /* per request to the provider; 0: 10000 */
-    int64_t (*clock_ms)(void);  /* NULL: cs_now_ms; tests pass one they move (any thread calls it) */
-    bool allow_http;            /* http:// issuer and endpoints on a loopback host (tests) */
-    const char *role_claim;     /* an ID token claim whose values go to identity.roles, or NULL */
+    const char *client_secret; /* NULL: public client, PKCE only (client_id in the body) */
+    const char *redirect_uri;  /* <CS_PUBLIC_URL>/signin/oidc/callback */
+    const char *scopes;        /* NULL: "openid email profile"; must hold "openid" */
+    int leeway_s;              /* clock skew allowed on exp, iat, nbf: 0..600 */
+    int http_timeout_ms;       /* per request to the provider; 0: 10000 */
+    int64_t (*clock_ms)(void); /* NULL: cs_now_ms; tests pass one they move (any thread calls it) */
+    bool allow_http;           /* http:// issuer and endpoints on a loopback host (tests) */
+    const char *role_claim;    /* an ID token claim whose values go to identity.roles, or NULL */
 };
 
 struct cs_oidc;
@@ -69,9 +69,9 @@ enum cs_err cs_oidc_set_discovery(struct cs_oidc *o, const char *json, size_t le
 
 /* What the api stores server-side between the redirect and the callback. */
 struct cs_oidc_login {
-    char state[44];     /* base64url of 32 random bytes (43 chars) */
-    char nonce[44];     /* idem, bound into the ID token */
-    char verifier[64];  /* PKCE code_verifier, 43 chars (RFC 7636: 43..128); secret */
+    char state[44];    /* base64url of 32 random bytes (43 chars) */
+    char nonce[44];    /* idem, bound into the ID token */
+    char verifier[64]; /* PKCE code_verifier, 43 chars (RFC 7636: 43..128); secret */
 };
 
 /*
@@ -103,7 +103,7 @@ enum cs_err cs_oidc_check_callback(const struct cs_oidc *o, const struct cs_oidc
  * CS_ERR_CONFIG when it refuses the client; CS_ERR_UNAVAILABLE otherwise.
  * Call cs_oidc_check_callback first. Thread: any.
  */
-enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login,
-                           const char *code, struct cs_oidc_identity *id, char *err) CS_MUSTCHECK;
+enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login, const char *code,
+                           struct cs_oidc_identity *id, char *err) CS_MUSTCHECK;
 
 #endif

@@ -61,8 +61,8 @@ struct cs_passkey_assertion {
  */
 enum cs_err cs_passkey_verify_vote(struct cs_db *db, const struct cs_passkey_rp *rp,
                                    const char *voter_id, const char *approval_id,
-                                   const char *digest_hex, const char *decision,
-                                   const char *reason, const struct cs_passkey_assertion *a,
+                                   const char *digest_hex, const char *decision, const char *reason,
+                                   const struct cs_passkey_assertion *a,
                                    char passkey_id[CS_UUID_STRLEN + 1], char **detail,
                                    char *err) CS_MUSTCHECK;
 

@@ -34,26 +34,26 @@ enum cs_policy_mode { CS_POLICY_ALWAYS, CS_POLICY_NEVER, CS_POLICY_RULES };
 /* One approver slot: whose vote, and who holds the link right now. */
 struct cs_policy_approver {
     char approver_id[CS_UUID_STRLEN + 1];
-    char voter_id[CS_UUID_STRLEN + 1];   /* a delegate, or approver_id */
+    char voter_id[CS_UUID_STRLEN + 1]; /* a delegate, or approver_id */
 };
 
 struct cs_policy {
     char *id;
     enum cs_policy_mode mode;
-    json_object *rules;          /* owned, validated array */
+    json_object *rules; /* owned, validated array */
     int quorum;
     int window_seconds;
     int exec_timeout_ms;
     int max_attempts;
-    char *amount_field;          /* NULL when unset */
-    int reminder_interval_s;     /* 0 when unset */
-    int escalate_after_s;        /* 0 when unset */
+    char *amount_field;      /* NULL when unset */
+    int reminder_interval_s; /* 0 when unset */
+    int escalate_after_s;    /* 0 when unset */
     struct cs_policy_approver *approvers;
     int napprovers;
-    char (*escalation)[CS_UUID_STRLEN + 1];  /* added after escalate_after_s */
+    char (*escalation)[CS_UUID_STRLEN + 1]; /* added after escalate_after_s */
     int nescalation;
-    bool require_passkey;        /* every vote carries a WebAuthn assertion */
-    int link_lifetime_s;         /* > 0: semi-public link mode, the approval_url decides this long */
+    bool require_passkey; /* every vote carries a WebAuthn assertion */
+    int link_lifetime_s;  /* > 0: semi-public link mode, the approval_url decides this long */
 };
 
 /* Parses "always" | "never" | "rules"; -1 otherwise. */

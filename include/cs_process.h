@@ -34,8 +34,7 @@ extern atomic_int cs_stopping;
  * Handles --help/--version, loads cfg from the environment and starts the
  * logger. Returns -1 to go on, or the exit status to return from main().
  */
-int cs_process_init(int argc, char **argv, const struct cs_process_info *pi,
-                    struct cs_config *cfg);
+int cs_process_init(int argc, char **argv, const struct cs_process_info *pi, struct cs_config *cfg);
 
 /* Installs the SIGTERM/SIGINT handlers and ignores SIGPIPE. */
 void cs_process_signals(void);

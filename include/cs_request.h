@@ -38,20 +38,20 @@
 #define CS_HEADERS_MAX 64
 
 struct cs_request {
-    char *request_id;       /* NULL for a submit without idempotency_key */
-    char *agent;            /* envelope only */
+    char *request_id; /* NULL for a submit without idempotency_key */
+    char *agent;      /* envelope only */
     char *grant_id;
-    char *method;           /* upper case */
-    char *url;              /* normalised, query merged */
-    char *host;             /* of url */
-    char *path;             /* of url, for policy rules */
-    json_object *headers;   /* owned; object of name -> string */
-    unsigned char *body;    /* owned; may be NULL when body_len == 0 */
+    char *method;         /* upper case */
+    char *url;            /* normalised, query merged */
+    char *host;           /* of url */
+    char *path;           /* of url, for policy rules */
+    json_object *headers; /* owned; object of name -> string */
+    unsigned char *body;  /* owned; may be NULL when body_len == 0 */
     size_t body_len;
-    bool body_is_json;      /* given as "json": policy rules may read fields */
+    bool body_is_json; /* given as "json": policy rules may read fields */
     char *reason;
-    json_object *context;   /* owned; object */
-    char *batch_id;         /* NULL unless part of a batch */
+    json_object *context; /* owned; object */
+    char *batch_id;       /* NULL unless part of a batch */
     unsigned char digest[CS_SHA256_LEN];
 };
 

@@ -24,7 +24,7 @@
 #include "cs_db.h"
 #include "cs_err.h"
 
-#define CS_SESSION_TOKEN_LEN 43          /* base64url of 32 random bytes */
+#define CS_SESSION_TOKEN_LEN 43 /* base64url of 32 random bytes */
 #define CS_SESSION_COOKIE "cs_session"
 #define CS_NEXT_PATH_MAX 512
 
@@ -32,11 +32,11 @@
 enum cs_operator_role { CS_OPERATOR_NONE, CS_OPERATOR_READ, CS_OPERATOR_WRITE };
 
 struct cs_session {
-    enum cs_operator_role role;          /* the stronger of the approver's and the session's */
+    enum cs_operator_role role; /* the stronger of the approver's and the session's */
     char id[CS_UUID_STRLEN + 1];
     char approver_id[CS_UUID_STRLEN + 1];
-    char name[129];                      /* the approver's name */
-    char method[8];                      /* "oidc" or "link" */
+    char name[129]; /* the approver's name */
+    char method[8]; /* "oidc" or "link" */
 };
 
 /* True when p is a local path to send a browser to after sign-in ("/x...", not "//host"). */
@@ -50,8 +50,8 @@ bool cs_session_next_valid(const char *p);
  * CS_ERR_NOT_APPROVER for an unknown or disabled approver.
  */
 enum cs_err cs_signin_link_mint(struct cs_db *db, const struct cs_config *cfg,
-                                const char *approver_id, const char *next_path,
-                                const char *purpose, char **url, char *err) CS_MUSTCHECK;
+                                const char *approver_id, const char *next_path, const char *purpose,
+                                char **url, char *err) CS_MUSTCHECK;
 
 /* Whose link `token` is while it can still be used (a GET shows this); CS_ERR_BAD_TOKEN otherwise. */
 enum cs_err cs_signin_link_peek(struct cs_db *db, const char *token, char name[129],
@@ -75,9 +75,9 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
  */
 enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
                               const char *approver_id, const char *method,
-                              enum cs_operator_role role,
-                              const char *user_agent, const char *address,
-                              char token[CS_SESSION_TOKEN_LEN + 1], char *err) CS_MUSTCHECK;
+                              enum cs_operator_role role, const char *user_agent,
+                              const char *address, char token[CS_SESSION_TOKEN_LEN + 1],
+                              char *err) CS_MUSTCHECK;
 
 /* The live session of cookie value `token` into *s; CS_ERR_UNAUTHENTICATED when none. */
 enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_session *s,

@@ -25,7 +25,7 @@ char *cs_time_iso(int64_t ms, char out[CS_TIME_ISO_LEN]);
  */
 struct cs_backoff {
     int min_ms, max_ms;
-    int ms;                    /* the last wait handed out, 0 before any */
+    int ms; /* the last wait handed out, 0 before any */
 };
 #define CS_BACKOFF ((struct cs_backoff){100, 5000, 0})
 

@@ -32,12 +32,12 @@ struct sockaddr;
 #define CS_URL_MAX 8192
 
 struct cs_url {
-    char *scheme;  /* "http" or "https" */
-    char *host;    /* lower case; IPv6 without brackets */
-    int port;      /* explicit or the scheme's default */
-    char *path;    /* normalised, starts with '/' */
-    char *query;   /* without '?', or NULL */
-    char *full;    /* the normalised URL, without fragment */
+    char *scheme; /* "http" or "https" */
+    char *host;   /* lower case; IPv6 without brackets */
+    int port;     /* explicit or the scheme's default */
+    char *path;   /* normalised, starts with '/' */
+    char *query;  /* without '?', or NULL */
+    char *full;   /* the normalised URL, without fragment */
     bool host_is_ip;
 };
 

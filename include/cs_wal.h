@@ -29,11 +29,11 @@ enum cs_wal_kind {
 
 struct cs_wal_msg {
     enum cs_wal_kind kind;
-    uint64_t end_lsn;            /* COMMIT: end of the transaction; KEEPALIVE: the server's end */
-    bool reply_requested;        /* KEEPALIVE */
-    const char *topic;           /* MESSAGE: "events" | "results" (points into the input) */
+    uint64_t end_lsn;     /* COMMIT: end of the transaction; KEEPALIVE: the server's end */
+    bool reply_requested; /* KEEPALIVE */
+    const char *topic;    /* MESSAGE: "events" | "results" (points into the input) */
     size_t topic_len;
-    const char *key, *payload;   /* MESSAGE: point into the input; not NUL-terminated */
+    const char *key, *payload; /* MESSAGE: point into the input; not NUL-terminated */
     size_t key_len, payload_len;
 };
 
@@ -44,7 +44,7 @@ struct cs_wal_msg {
  * line, a topic other than events | results.
  */
 enum cs_err cs_wal_decode(const char *buf, size_t len, struct cs_wal_msg *m,
-                             char *err) CS_MUSTCHECK;
+                          char *err) CS_MUSTCHECK;
 
 /* The standby status update confirming lsn ('r', 34 bytes), at unix time now_us. */
 #define CS_WAL_STATUS_LEN 34

@@ -35,25 +35,25 @@
 
 #include "cs_err.h"
 
-#define CS_WEBAUTHN_CRED_ID_MAX 1023        /* credential id, bytes (WebAuthn L3) */
-#define CS_WEBAUTHN_KEY_MAX 2048            /* a COSE_Key, bytes (RSA-8192 fits) */
-#define CS_WEBAUTHN_CDJ_MAX 8192            /* clientDataJSON, bytes */
-#define CS_WEBAUTHN_AO_MAX (64 * 1024)      /* attestationObject, bytes */
-#define CS_WEBAUTHN_AD_MAX (16 * 1024)      /* an assertion's authenticatorData, bytes */
-#define CS_WEBAUTHN_CHALLENGE_MIN 16        /* challenge, bytes */
+#define CS_WEBAUTHN_CRED_ID_MAX 1023   /* credential id, bytes (WebAuthn L3) */
+#define CS_WEBAUTHN_KEY_MAX 2048       /* a COSE_Key, bytes (RSA-8192 fits) */
+#define CS_WEBAUTHN_CDJ_MAX 8192       /* clientDataJSON, bytes */
+#define CS_WEBAUTHN_AO_MAX (64 * 1024) /* attestationObject, bytes */
+#define CS_WEBAUTHN_AD_MAX (16 * 1024) /* an assertion's authenticatorData, bytes */
+#define CS_WEBAUTHN_CHALLENGE_MIN 16   /* challenge, bytes */
 #define CS_WEBAUTHN_CHALLENGE_MAX 64
 #define CS_WEBAUTHN_ALG_ES256 (-7)
 #define CS_WEBAUTHN_ALG_RS256 (-257)
 
 /* What registration yields and the server stores. */
 struct cs_webauthn_credential {
-    unsigned char *id;          /* credential id from authenticatorData (cs_malloc'd) */
-    size_t id_len;              /* 1..CS_WEBAUTHN_CRED_ID_MAX */
-    unsigned char *public_key;  /* the COSE_Key bytes as sent (cs_malloc'd) */
-    size_t public_key_len;      /* <= CS_WEBAUTHN_KEY_MAX */
-    int alg;                    /* CS_WEBAUTHN_ALG_ES256 or CS_WEBAUTHN_ALG_RS256 */
-    uint32_t sign_count;        /* the authenticator's counter at registration (often 0) */
-    bool user_verified;         /* UV was set at registration */
+    unsigned char *id;         /* credential id from authenticatorData (cs_malloc'd) */
+    size_t id_len;             /* 1..CS_WEBAUTHN_CRED_ID_MAX */
+    unsigned char *public_key; /* the COSE_Key bytes as sent (cs_malloc'd) */
+    size_t public_key_len;     /* <= CS_WEBAUTHN_KEY_MAX */
+    int alg;                   /* CS_WEBAUTHN_ALG_ES256 or CS_WEBAUTHN_ALG_RS256 */
+    uint32_t sign_count;       /* the authenticator's counter at registration (often 0) */
+    bool user_verified;        /* UV was set at registration */
 };
 
 /* Frees the members of c and zeroes it (the struct itself is the caller's); NULL ok. */
@@ -106,11 +106,10 @@ enum cs_err cs_webauthn_register(const char *rp_id, const char *origin,
 enum cs_err cs_webauthn_verify(const char *rp_id, const char *origin,
                                const unsigned char *challenge, size_t challenge_len,
                                const unsigned char *public_key, size_t public_key_len,
-                               uint32_t stored_count,
-                               const unsigned char *authenticator_data, size_t ad_len,
-                               const unsigned char *client_data_json, size_t cdj_len,
-                               const unsigned char *signature, size_t sig_len,
-                               bool require_uv, uint32_t *new_count, char *err) CS_MUSTCHECK;
+                               uint32_t stored_count, const unsigned char *authenticator_data,
+                               size_t ad_len, const unsigned char *client_data_json, size_t cdj_len,
+                               const unsigned char *signature, size_t sig_len, bool require_uv,
+                               uint32_t *new_count, char *err) CS_MUSTCHECK;
 
 /*
  * The challenge a vote's assertion must carry (32 bytes): SHA-256 of

@@ -26,11 +26,12 @@ static enum cs_err exec_one(struct cs_db *db, enum cs_query q, int n, const char
     return rc;
 }
 
-enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name,
-                                  char id[CS_UUID_STRLEN + 1], char *err)
+enum cs_err cs_admin_agent_create(struct cs_db *db, const char *name, char id[CS_UUID_STRLEN + 1],
+                                  char *err)
 {
     if (!cs_ident_valid(name, CS_IDENT_AGENT))
-        return cs_err_set(err, CS_ERR_INVALID, "an agent name is %s", cs_ident_rule(CS_IDENT_AGENT));
+        return cs_err_set(err, CS_ERR_INVALID, "an agent name is %s",
+                          cs_ident_rule(CS_IDENT_AGENT));
     cs_uuid_v7(id);
     const char *p[] = {id, name};
     enum cs_err rc = exec_one(db, CS_DB_Q(AGENT_CREATE, p), CS_ERR_INTERNAL, "not created", err);
@@ -131,15 +132,17 @@ enum cs_err cs_admin_approver_create(struct cs_db *db, const struct cs_approver_
             return cs_err_set(err, CS_ERR_INVALID, "an OpenID subject is 1-255 printable bytes");
     }
     cs_uuid_v7(id);
-    const char *p[] = {id, s->name, s->email, s->webhook_url, s->slack_webhook_url, s->agent,
-                       s->oidc_subject};
+    const char *p[] = {id,       s->name,        s->email, s->webhook_url, s->slack_webhook_url,
+                       s->agent, s->oidc_subject};
     PGresult *res = NULL;
     enum cs_err rc = cs_db_exec(db, CS_DB_Q(APPROVER_CREATE, p), &res, err);
     bool agent_ok = !rc && cs_db_bool(res, 0, CSC_APPROVER_CREATE_AGENT_OK);
     PQclear(res);
     if (rc == CS_ERR_DUPLICATE)
-        return cs_err_set(err, rc, "an approver named \"%.64s\" (or with that OpenID subject) "
-                          "exists", s->name);
+        return cs_err_set(err, rc,
+                          "an approver named \"%.64s\" (or with that OpenID subject) "
+                          "exists",
+                          s->name);
     if (!rc && !agent_ok)
         return cs_err_set(err, CS_ERR_UNKNOWN_AGENT,
                           "approver created, but no agent is named \"%.64s\"", s->agent);
@@ -157,10 +160,19 @@ static enum cs_err policy_tx(struct cs_db *db, const struct cs_policy_spec *s, c
     snprintf(rm, sizeof(rm), "%d", s->reminder_interval_s);
     snprintf(es, sizeof(es), "%d", s->escalate_after_s);
     snprintf(ll, sizeof(ll), "%d", s->link_lifetime_s);
-    const char *p[] = {s->id, s->mode, rules, q, w, t, at, s->amount_field,
-                       s->reminder_interval_s ? rm : NULL, s->escalate_after_s ? es : NULL,
+    const char *p[] = {s->id,
+                       s->mode,
+                       rules,
+                       q,
+                       w,
+                       t,
+                       at,
+                       s->amount_field,
+                       s->reminder_interval_s ? rm : NULL,
+                       s->escalate_after_s ? es : NULL,
                        s->require_passkey ? "true" : "false",
-                       s->link_lifetime_s ? "semi-public" : "signin", s->link_lifetime_s ? ll : NULL};
+                       s->link_lifetime_s ? "semi-public" : "signin",
+                       s->link_lifetime_s ? ll : NULL};
     const char *cp[] = {s->id};
     enum cs_err rc = exec_one(db, CS_DB_Q(POLICY_UPSERT, p), CS_ERR_INTERNAL, "not stored", err);
     if (!rc)
@@ -261,7 +273,8 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
     if (kind < 0)
         return cs_err_set(err, CS_ERR_INVALID, "inject must be bearer, basic or header");
     if ((kind == CS_INJECT_HEADER) != (s->inject_header != NULL))
-        return cs_err_set(err, CS_ERR_INVALID, "a header name goes with inject=header, and only with it");
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "a header name goes with inject=header, and only with it");
     if (s->inject_header && cs_header_forbidden(s->inject_header))
         return cs_err_set(err, CS_ERR_INVALID, "the header %s is managed by Countersign",
                           s->inject_header);
@@ -285,14 +298,22 @@ enum cs_err cs_admin_grant_set(struct cs_db *db, const unsigned char master[32],
     char rate[32], burst[16], inflight[16], deadline[16];
     snprintf(rate, sizeof(rate), "%.17g", s->rate_per_s);
     snprintf(burst, sizeof(burst), "%d", s->burst);
-    snprintf(inflight, sizeof(inflight), "%d", s->max_in_flight ? s->max_in_flight
-                                                                 : CS_GRANT_MAX_IN_FLIGHT);
-    snprintf(deadline, sizeof(deadline), "%d", s->exec_deadline_s ? s->exec_deadline_s
-                                                                   : CS_GRANT_EXEC_DEADLINE_S);
-    const char *p[] = {s->id, hex, inject, s->inject_header, cs_json_text(bases, NULL),
-                       s->idempotency_keys ? "true" : "false", s->policy_id,
-                       s->rate_per_s > 0 ? rate : NULL, s->burst ? burst : NULL, inflight,
-                       deadline, s->in_progress_pattern};
+    snprintf(inflight, sizeof(inflight), "%d",
+             s->max_in_flight ? s->max_in_flight : CS_GRANT_MAX_IN_FLIGHT);
+    snprintf(deadline, sizeof(deadline), "%d",
+             s->exec_deadline_s ? s->exec_deadline_s : CS_GRANT_EXEC_DEADLINE_S);
+    const char *p[] = {s->id,
+                       hex,
+                       inject,
+                       s->inject_header,
+                       cs_json_text(bases, NULL),
+                       s->idempotency_keys ? "true" : "false",
+                       s->policy_id,
+                       s->rate_per_s > 0 ? rate : NULL,
+                       s->burst ? burst : NULL,
+                       inflight,
+                       deadline,
+                       s->in_progress_pattern};
     if (!rc)
         rc = cs_db_begin(db, err);
     if (!rc)
@@ -331,8 +352,8 @@ _Static_assert((int)CSP_GRANT_PAUSE == 2 && (int)CSP_GRANT_RESUME == 2 &&
                    (int)CSC_GRANT_PAUSE_CHANGED == (int)CSC_GRANT_RESUME_CHANGED,
                "grant_pause and grant_resume differ");
 
-static enum cs_err grant_flip(struct cs_db *db, enum cs_query q, const char *id,
-                              const char *actor, bool *changed, char *err)
+static enum cs_err grant_flip(struct cs_db *db, enum cs_query q, const char *id, const char *actor,
+                              bool *changed, char *err)
 {
     const char *p[CSP_GRANT_PAUSE] = {id, actor};
     PGresult *res = NULL;
@@ -358,8 +379,8 @@ enum cs_err cs_grant_resume(struct cs_db *db, const char *id, const char *actor,
 }
 
 enum cs_err cs_admin_delegate(struct cs_db *db, const char *approver, const char *delegate,
-                              const char *from, const char *until,
-                              char id[CS_UUID_STRLEN + 1], char *err)
+                              const char *from, const char *until, char id[CS_UUID_STRLEN + 1],
+                              char *err)
 {
     if (strcmp(approver, delegate) == 0)
         return cs_err_set(err, CS_ERR_UNPROCESSABLE, "an approver cannot delegate to themselves");

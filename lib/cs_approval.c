@@ -50,12 +50,14 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
     if (rc)
         return rc;
     if (g->inject == CS_INJECT_HEADER) {
-        json_object_object_foreach(rq->headers, name, v) {
+        json_object_object_foreach(rq->headers, name, v)
+        {
             (void)v;
             if (strcasecmp(name, g->inject_header) == 0)
-                return cs_err_set(err, CS_ERR_FORBIDDEN_HEADER,
-                                  "the %s header carries the grant's secret; callers may not set it",
-                                  g->inject_header);
+                return cs_err_set(
+                    err, CS_ERR_FORBIDDEN_HEADER,
+                    "the %s header carries the grant's secret; callers may not set it",
+                    g->inject_header);
         }
     }
     return cs_policy_evaluate(g->policy, rq, needs_approval, err);
@@ -71,7 +73,7 @@ enum cs_err cs_approval_check(const struct cs_request *rq, const struct cs_agent
  */
 struct jw {
     struct cs_buf *b;
-    enum cs_err rc;               /* the first failure; nothing is appended after it */
+    enum cs_err rc; /* the first failure; nothing is appended after it */
 };
 
 static void jw_raw(struct jw *w, const char *s, size_t n)
@@ -98,9 +100,7 @@ static void jw_esc(struct jw *w, const char *s, size_t n)
         case '\n': JW_LIT(w, "\\n"); break;
         case '\r': JW_LIT(w, "\\r"); break;
         case '\t': JW_LIT(w, "\\t"); break;
-        default:
-            snprintf(e, sizeof(e), "\\u%04x", c);
-            jw_raw(w, e, 6);
+        default: snprintf(e, sizeof(e), "\\u%04x", c); jw_raw(w, e, 6);
         }
         run = i + 1;
     }
@@ -273,8 +273,7 @@ enum cs_err cs_approval_row_write(struct cs_buf *b, const struct cs_request *rq,
     return w.rc;
 }
 
-enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res,
-                                    char *err)
+enum cs_err cs_approval_insert_text(struct cs_db *db, const char *rows, PGresult **res, char *err)
 {
     const char *p[] = {rows};
     return cs_db_exec(db, CS_DB_Q(INSERT_APPROVALS, p), res, err);
@@ -307,8 +306,8 @@ enum cs_err cs_approval_insert_row(struct cs_db *db, const struct cs_request *rq
 /* ---- votes ---- */
 
 /* Loads an approver; fills *agent_id (may be empty) and refuses disabled ones. */
-static enum cs_err approver_agent(struct cs_db *db, const char *id, char agent_id[CS_UUID_STRLEN + 1],
-                                  char *err)
+static enum cs_err approver_agent(struct cs_db *db, const char *id,
+                                  char agent_id[CS_UUID_STRLEN + 1], char *err)
 {
     PGresult *res = NULL;
     const char *p[] = {id};
@@ -402,9 +401,9 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_vote *v, struct cs_
         return cs_err_set(err, CS_ERR_FORBIDDEN,
                           "this approval's policy requires every vote to be signed with a passkey");
 
-    const char *ip[] = {v->approval_id, v->approver_id, v->cast_by,
-                        v->approve ? "approve" : "deny", v->reason, v->actor, v->passkey_id,
-                        v->passkey};
+    const char *ip[] = {
+        v->approval_id, v->approver_id, v->cast_by,    v->approve ? "approve" : "deny",
+        v->reason,      v->actor,       v->passkey_id, v->passkey};
     if ((rc = cs_db_exec(db, CS_DB_Q(VOTE_INSERT, ip), &res, err)) ||
         (rc = cs_approval_vote_tally(res, out, err)))
         return rc;
@@ -445,8 +444,8 @@ enum cs_err cs_approval_operator_vote(struct cs_db *db, const char *id, const ch
 }
 
 enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool approve,
-                                    const char *reason, const char *address,
-                                    const char *user_agent, char *err)
+                                    const char *reason, const char *address, const char *user_agent,
+                                    char *err)
 {
     if (!cs_uuid_valid(id))
         return cs_err_set(err, CS_ERR_INVALID, "the approval id must be a UUID");
@@ -454,7 +453,8 @@ enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool appro
         return cs_err_set(err, CS_ERR_INVALID, "the reason is longer than %d bytes", CS_REASON_MAX);
     char ua[257] = "";
     for (size_t i = 0; user_agent && user_agent[i] && i < sizeof(ua) - 1; i++) {
-        unsigned char ch = (unsigned char)user_agent[i]; /* printable ASCII only: jsonb refuses bad UTF-8 */
+        unsigned char ch =
+            (unsigned char)user_agent[i]; /* printable ASCII only: jsonb refuses bad UTF-8 */
         ua[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
         ua[i + 1] = '\0';
     }
@@ -474,24 +474,23 @@ enum cs_err cs_approval_link_decide(struct cs_db *db, const char *id, bool appro
 }
 
 void cs_approval_audit_refusal(struct cs_db *db, enum cs_err rc, const char *actor,
-                               const char *action, const char *approval_id,
-                               const char *batch_uid, const char *approver_id,
-                               const char *cast_by)
+                               const char *action, const char *approval_id, const char *batch_uid,
+                               const char *approver_id, const char *cast_by)
 {
     if (cs_err_info(rc)->retriable || rc == CS_ERR_INTERNAL)
         return; /* an outage or a bug, not a refusal */
     char detail[512], ignore[CS_ERRLEN];
     snprintf(detail, sizeof(detail),
-             "{\"code\":\"%s\",%s%s%s\"approver_id\":\"%s\",\"cast_by\":\"%s\"}",
-             cs_err_code(rc), batch_uid ? "\"batch_uid\":\"" : "", batch_uid ? batch_uid : "",
+             "{\"code\":\"%s\",%s%s%s\"approver_id\":\"%s\",\"cast_by\":\"%s\"}", cs_err_code(rc),
+             batch_uid ? "\"batch_uid\":\"" : "", batch_uid ? batch_uid : "",
              batch_uid ? "\"," : "", approver_id, cast_by);
     const char *ap[] = {actor, action, approval_id, detail};
     if (cs_db_exec(db, CS_DB_Q(AUDIT_INSERT, ap), NULL, ignore) != CS_OK)
         cs_log(CS_LOG_WARN, "approval", "cannot audit a refused vote: %s", ignore);
 }
 
-enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v,
-                             struct cs_vote_outcome *out, char *err)
+enum cs_err cs_approval_vote(struct cs_db *db, const struct cs_vote *v, struct cs_vote_outcome *out,
+                             char *err)
 {
     memset(out, 0, sizeof(*out));
     if (!cs_uuid_valid(v->approval_id) || !cs_uuid_valid(v->approver_id) ||
@@ -598,8 +597,8 @@ static json_object *resubmission(const PGresult *res, const char *id)
 
 enum cs_err cs_approval_resubmit(struct cs_db *db, struct cs_catalog *cat,
                                  const struct cs_link_keys *keys, const char *public_url,
-                                 const char *id, const char *actor,
-                                 char new_id[CS_UUID_STRLEN + 1], char *err)
+                                 const char *id, const char *actor, char new_id[CS_UUID_STRLEN + 1],
+                                 char *err)
 {
     new_id[0] = '\0';
     if (!cs_uuid_valid(id))

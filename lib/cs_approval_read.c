@@ -23,9 +23,10 @@ static void add_str(json_object *o, const char *k, const PGresult *res, int col)
 static void add_time(json_object *o, const char *k, const PGresult *res, int col)
 {
     char iso[CS_TIME_ISO_LEN];
-    json_object_object_add(o, k, cs_db_str(res, 0, col)
-                                     ? json_object_new_string(cs_time_iso(cs_db_int(res, 0, col), iso))
-                                     : NULL);
+    json_object_object_add(o, k,
+                           cs_db_str(res, 0, col)
+                               ? json_object_new_string(cs_time_iso(cs_db_int(res, 0, col), iso))
+                               : NULL);
 }
 
 /* approval_answer begins with approval_status's columns: status_object() reads either. */
@@ -48,8 +49,9 @@ static json_object *status_object(const PGresult *res, enum cs_status *status)
     json_object *o = json_object_new_object();
     add_str(o, "approval_id", res, CSC_APPROVAL_STATUS_ID);
     add_str(o, "status", res, CSC_APPROVAL_STATUS_STATUS);
-    json_object_object_add(o, "is_terminal",
-                           json_object_new_boolean(st >= 0 && cs_status_terminal((enum cs_status)st)));
+    json_object_object_add(
+        o, "is_terminal",
+        json_object_new_boolean(st >= 0 && cs_status_terminal((enum cs_status)st)));
     add_time(o, "created_at", res, CSC_APPROVAL_STATUS_CREATED_MS);
     add_time(o, "expires_at", res, CSC_APPROVAL_STATUS_EXPIRES_MS);
     add_time(o, "decided_at", res, CSC_APPROVAL_STATUS_DECIDED_MS);
@@ -159,16 +161,17 @@ static json_object *outcome_object(const PGresult *res, const char *id, enum cs_
             json_object_object_add(o, "decided_at",
                                    json_object_new_string(cs_time_iso(
                                        cs_db_int(res, 0, CSC_APPROVAL_ANSWER_DECIDED_MS), iso)));
-        *outcome = st == CS_ST_DENIED ? CS_ERR_DENIED : st == CS_ST_EXPIRED ? CS_ERR_EXPIRED
-                                                                            : CS_ERR_CANCELLED;
+        *outcome = st == CS_ST_DENIED    ? CS_ERR_DENIED
+                   : st == CS_ST_EXPIRED ? CS_ERR_EXPIRED
+                                         : CS_ERR_CANCELLED;
         if (st == CS_ST_DENIED)
             snprintf(message, message_len, "denied%s%s",
                      cs_db_str(res, 0, CSC_APPROVAL_ANSWER_DECISION_REASON) ? ": " : "",
                      cs_db_text(res, 0, CSC_APPROVAL_ANSWER_DECISION_REASON));
         else
-            snprintf(message, message_len, "%s", st == CS_ST_EXPIRED
-                                                    ? "the approval window elapsed without a decision"
-                                                    : "the request was cancelled");
+            snprintf(message, message_len, "%s",
+                     st == CS_ST_EXPIRED ? "the approval window elapsed without a decision"
+                                         : "the request was cancelled");
         break;
     default:
         json_object_put(o);

@@ -74,8 +74,9 @@ static bool head_parse(const char *line, struct head *h)
     long long seq = 0;
     int end = 0;
     if (sscanf(line, "{\"seq\":%lld,\"hash\":\"%64[0-9a-f]\",\"mac\":\"%64[0-9a-f]\"}%n", &seq,
-               h->hash, h->mac, &end) != 3 || seq < 1 || strlen(h->hash) != 64 ||
-        strlen(h->mac) != 64 || (line[end] != '\0' && line[end] != '\n'))
+               h->hash, h->mac, &end) != 3 ||
+        seq < 1 || strlen(h->hash) != 64 || strlen(h->mac) != 64 ||
+        (line[end] != '\0' && line[end] != '\n'))
         return false;
     h->seq = seq;
     return true;
@@ -103,8 +104,10 @@ enum cs_err cs_audit_head_last(const char *path, int64_t *seq, char *err)
     char *last = strrchr(tail, '\n');
     struct head h;
     if (!head_parse(last ? last + 1 : tail, &h))
-        return cs_err_set(err, CS_ERR_CONFLICT, "CS_AUDIT_HEAD_FILE %s: its last line is not a "
-                          "published head", path);
+        return cs_err_set(err, CS_ERR_CONFLICT,
+                          "CS_AUDIT_HEAD_FILE %s: its last line is not a "
+                          "published head",
+                          path);
     *seq = h.seq;
     return CS_OK;
 }
@@ -173,9 +176,10 @@ static enum cs_err heads_load(const char *path, const unsigned char key[32], str
         }
         cs_audit_seal_mac(key, h.seq, h.hash, want);
         if (!mac_ok(h.mac, want)) {
-            broke(rep, CS_AUDIT_PUBLISHED, "%s line %zu (seal %lld) is not signed by the sealing "
-                  "key: the heads file was written by someone else", path, lineno,
-                  (long long)h.seq);
+            broke(rep, CS_AUDIT_PUBLISHED,
+                  "%s line %zu (seal %lld) is not signed by the sealing "
+                  "key: the heads file was written by someone else",
+                  path, lineno, (long long)h.seq);
             break;
         }
         if (hs->n == cap) {
@@ -196,8 +200,10 @@ static void heads_check(const struct heads *hs, int64_t seq, const char *hash_he
 {
     for (size_t i = 0; i < hs->n; i++)
         if (hs->v[i].seq == seq && strcmp(hs->v[i].hash, hash_hex) != 0) {
-            broke(rep, tamper, "%s %lld differs from its published head (published %.16s..., "
-                  "database %.16s...)", what, (long long)seq, hs->v[i].hash, hash_hex);
+            broke(rep, tamper,
+                  "%s %lld differs from its published head (published %.16s..., "
+                  "database %.16s...)",
+                  what, (long long)seq, hs->v[i].hash, hash_hex);
             return;
         }
 }
@@ -240,7 +246,7 @@ struct walk {
     const struct heads *heads;
     unsigned char prev[32];
     char expect_from[32];
-    int64_t head_seq;        /* newest seal seen */
+    int64_t head_seq; /* newest seal seen */
 };
 
 /* Verifies one seal row: chain, entries, signature, published head. */
@@ -287,8 +293,8 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
         return CS_OK;
     }
     if (!cs_ct_equal(got_entries, want_entries, 32)) {
-        broke(rep, CS_AUDIT_REWRITE, "an entry sealed by seal %s was changed (entries hash differs)",
-              seq);
+        broke(rep, CS_AUDIT_REWRITE,
+              "an entry sealed by seal %s was changed (entries hash differs)", seq);
         return CS_OK;
     }
     seal_hash(w->prev, seq, from, to, nbuf, got_entries, got_hash);
@@ -300,16 +306,20 @@ static enum cs_err check_seal(struct walk *w, const PGresult *seals, int r,
     if (!*mac) {
         /* Unsigned seals are the legacy prefix, made before migration 011. */
         if (rep->signed_seals > 0) {
-            broke(rep, CS_AUDIT_REWRITE, "seal %s is unsigned after signed seals: made without "
-                  "the sealing key", seq);
+            broke(rep, CS_AUDIT_REWRITE,
+                  "seal %s is unsigned after signed seals: made without "
+                  "the sealing key",
+                  seq);
             return CS_OK;
         }
         rep->legacy_seals++;
     } else {
         cs_audit_seal_mac(w->key, seqn, hash_hex, want_mac);
         if (!mac_ok(mac, want_mac)) {
-            broke(rep, CS_AUDIT_REWRITE, "seal %s is not signed by the sealing key: its entries "
-                  "or the chain up to it were rewritten and the hashes recomputed", seq);
+            broke(rep, CS_AUDIT_REWRITE,
+                  "seal %s is not signed by the sealing key: its entries "
+                  "or the chain up to it were rewritten and the hashes recomputed",
+                  seq);
             return CS_OK;
         }
         rep->signed_seals++;
@@ -347,21 +357,28 @@ static enum cs_err anchor(struct walk *w, const PGresult *seals, struct cs_audit
     const char *mac = PQntuples(res) == 1 ? cs_db_str(res, 0, CSC_AUDIT_ANCHOR_MAC) : NULL;
     char want[CS_AUDIT_MAC_HEX];
     if (!hex32(anchor_hex, w->prev)) {
-        broke(rep, CS_AUDIT_FORGED_PRUNE, "seals 1..%s are missing and no audit.pruned entry "
-              "anchors the chain", before);
+        broke(rep, CS_AUDIT_FORGED_PRUNE,
+              "seals 1..%s are missing and no audit.pruned entry "
+              "anchors the chain",
+              before);
     } else if (mac) {
         cs_audit_prune_mac(w->key, through, anchor_hex, want);
         if (!mac_ok(mac, want))
-            broke(rep, CS_AUDIT_FORGED_PRUNE, "the audit.pruned anchor for seals 1..%s is not "
-                  "signed by the sealing key: a forged prune (seals deleted)", before);
+            broke(rep, CS_AUDIT_FORGED_PRUNE,
+                  "the audit.pruned anchor for seals 1..%s is not "
+                  "signed by the sealing key: a forged prune (seals deleted)",
+                  before);
     } else if (*PQgetvalue(seals, 0, CSC_SEAL_LIST_MAC_HEX)) {
-        broke(rep, CS_AUDIT_FORGED_PRUNE, "the audit.pruned anchor for seals 1..%s is unsigned "
-              "but the chain after it is signed: a forged prune (seals deleted)", before);
+        broke(rep, CS_AUDIT_FORGED_PRUNE,
+              "the audit.pruned anchor for seals 1..%s is unsigned "
+              "but the chain after it is signed: a forged prune (seals deleted)",
+              before);
     } else {
         rep->legacy_anchor = true; /* a prune from before migration 011 */
     }
     if (anchor_hex && !rep->problem[0])
-        heads_check(w->heads, through, anchor_hex, rep, CS_AUDIT_FORGED_PRUNE, "the prune anchor of seal");
+        heads_check(w->heads, through, anchor_hex, rep, CS_AUDIT_FORGED_PRUNE,
+                    "the prune anchor of seal");
     PQclear(res);
     cs_strlcpy(w->expect_from, PQgetvalue(seals, 0, CSC_SEAL_LIST_FROM_TXID),
                sizeof(w->expect_from));
@@ -441,9 +458,10 @@ enum cs_err cs_audit_verify(struct cs_db *db, const unsigned char key[32], const
     if (!rc && !rep->problem[0])
         rc = walk_seals(&w, rep, err);
     if (!rc && !rep->problem[0] && hs.max_seq > w.head_seq) {
-        broke(rep, CS_AUDIT_TRUNCATION, "seals %lld..%lld were published but the database ends "
-              "at seal %lld: the chain was cut", (long long)w.head_seq + 1,
-              (long long)hs.max_seq, (long long)w.head_seq);
+        broke(rep, CS_AUDIT_TRUNCATION,
+              "seals %lld..%lld were published but the database ends "
+              "at seal %lld: the chain was cut",
+              (long long)w.head_seq + 1, (long long)hs.max_seq, (long long)w.head_seq);
         rep->broken_seq = w.head_seq + 1;
     }
     cs_free(hs.v);
@@ -456,7 +474,8 @@ enum cs_err cs_audit_verify(struct cs_db *db, const unsigned char key[32], const
     rep->unsealed_tail = cs_db_int(res, 0, CSC_AUDIT_UNSEALED_AFTER_LAST);
     PQclear(res);
     if (below > 0)
-        broke(rep, CS_AUDIT_REWRITE, "%lld entries are older than the first seal", (long long)below);
+        broke(rep, CS_AUDIT_REWRITE, "%lld entries are older than the first seal",
+              (long long)below);
     if ((rc = verify_assertions(db, rep, err)))
         return rc;
     rep->ok = rep->problem[0] == '\0';
@@ -487,9 +506,8 @@ json_object *cs_audit_report_json(const struct cs_audit_report *r)
     json_object_object_add(o, "legacy_seals", json_object_new_int64(r->legacy_seals));
     if (r->legacy_anchor)
         json_object_object_add(o, "legacy_anchor", json_object_new_boolean(true));
-    json_object_object_add(o, "published_head", r->published_checked
-                                                    ? json_object_new_int64(r->published_head)
-                                                    : NULL);
+    json_object_object_add(o, "published_head",
+                           r->published_checked ? json_object_new_int64(r->published_head) : NULL);
     json_object_object_add(o, "unpublished_seals", json_object_new_int64(r->unpublished));
     json_object_object_add(o, "passkey_votes_verified", json_object_new_int64(r->assertions));
     if (!r->ok) {

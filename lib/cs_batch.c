@@ -25,24 +25,25 @@ struct batch_state {
     char agent_id[CS_UUID_STRLEN + 1];
     char batch_id[136];
     char grant_id[72], policy_id[72], status[16];
-    int expected;                   /* -1 until sealed */
+    int expected; /* -1 until sealed */
     int members;
-    int64_t expires_ms;             /* 0 until the first member */
+    int64_t expires_ms; /* 0 until the first member */
     bool expired;
-    int admitted;                   /* members admitted in this transaction */
-    int stored;                     /* of which the insert stored */
+    int admitted; /* members admitted in this transaction */
+    int stored;   /* of which the insert stored */
 };
 
 struct cs_batch_tx {
-    struct cs_map *batches;         /* "agent|batch" -> struct batch_state */
-    struct cs_map *members;         /* "agent|request id" admitted in this transaction */
+    struct cs_map *batches; /* "agent|batch" -> struct batch_state */
+    struct cs_map *members; /* "agent|request id" admitted in this transaction */
 };
 
 bool cs_batch_is_seal(json_object *obj)
 {
     json_object *t = NULL;
-    return json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, "type", &t) &&
-           json_object_is_type(t, json_type_string) && strcmp(json_object_get_string(t), "seal") == 0;
+    return json_object_is_type(obj, json_type_object) &&
+           json_object_object_get_ex(obj, "type", &t) && json_object_is_type(t, json_type_string) &&
+           strcmp(json_object_get_string(t), "seal") == 0;
 }
 
 enum cs_err cs_batch_seal_parse(json_object *obj, struct cs_seal *s, char *err)
@@ -58,9 +59,11 @@ enum cs_err cs_batch_seal_parse(json_object *obj, struct cs_seal *s, char *err)
         (rc = cs_json_int(obj, "count", true, 1, CS_BATCH_MAX, 0, &count, err)))
         return rc;
     if (!cs_ident_valid(agent, CS_IDENT_AGENT))
-        return cs_err_set(err, CS_ERR_INVALID, "\"agent\" must be %s", cs_ident_rule(CS_IDENT_AGENT));
+        return cs_err_set(err, CS_ERR_INVALID, "\"agent\" must be %s",
+                          cs_ident_rule(CS_IDENT_AGENT));
     if (!cs_ident_valid(batch, CS_IDENT_BATCH))
-        return cs_err_set(err, CS_ERR_INVALID, "\"batch_id\" must be %s", cs_ident_rule(CS_IDENT_BATCH));
+        return cs_err_set(err, CS_ERR_INVALID, "\"batch_id\" must be %s",
+                          cs_ident_rule(CS_IDENT_BATCH));
     s->agent = cs_strdup(agent);
     s->batch_id = cs_strdup(batch);
     s->count = (int)count;
@@ -160,9 +163,9 @@ static enum cs_err bind(struct cs_db *db, struct batch_state *s, const struct cs
     return rc;
 }
 
-enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
-                              const struct cs_request *rq, const struct cs_agent *agent,
-                              const struct cs_grant *g, int64_t *expires_ms, char *err)
+enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db, const struct cs_request *rq,
+                              const struct cs_agent *agent, const struct cs_grant *g,
+                              int64_t *expires_ms, char *err)
 {
     char key[256];
     snprintf(key, sizeof(key), "%s|%s", agent->id, rq->batch_id);
@@ -187,7 +190,8 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
     if (g->policy->link_lifetime_s)
         return cs_err_set(err, CS_ERR_POLICY,
                           "policy %s uses semi-public links, which are refused for batches: "
-                          "batch approvers sign in", g->policy->id);
+                          "batch approvers sign in",
+                          g->policy->id);
     /* The same member twice in one transaction (a redelivery within the poll): the
      * insert skips the copy, so it is neither counted nor refused. */
     char mkey[256];
@@ -203,8 +207,9 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
                               rq->batch_id);
         return cs_err_set(err, CS_ERR_CONFLICT,
                           "batch %s is %s (sealed for %d members, all stored): a member after "
-                          "that is refused", rq->batch_id,
-                          strcmp(s->status, "open") ? s->status : "complete", s->expected);
+                          "that is refused",
+                          rq->batch_id, strcmp(s->status, "open") ? s->status : "complete",
+                          s->expected);
     }
     if (!s->grant_id[0]) {
         if ((rc = bind(db, s, g, err)))
@@ -212,8 +217,8 @@ enum cs_err cs_batch_tx_admit(struct cs_batch_tx *t, struct cs_db *db,
     } else if (strcmp(s->grant_id, g->id) || strcmp(s->policy_id, g->policy->id)) {
         return cs_err_set(err, CS_ERR_CONFLICT,
                           "batch %s uses grant %s (policy %s); this member uses grant %s "
-                          "(policy %s): refused", rq->batch_id, s->grant_id, s->policy_id, g->id,
-                          g->policy->id);
+                          "(policy %s): refused",
+                          rq->batch_id, s->grant_id, s->policy_id, g->id, g->policy->id);
     }
     /* A member waits for the batch decision: its row is written pending, in the batch's window. */
     *expires_ms = s->expires_ms;
@@ -329,8 +334,8 @@ enum cs_err cs_batch_tx_finish(struct cs_batch_tx *t, struct cs_db *db, const PG
     return CS_OK;
 }
 
-enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id,
-                          int count, const struct cs_link_keys *keys, const char *public_url,
+enum cs_err cs_batch_seal(struct cs_db *db, const char *agent_id, const char *batch_id, int count,
+                          const struct cs_link_keys *keys, const char *public_url,
                           const char *actor, char *err)
 {
     if (count < 1 || count > CS_BATCH_MAX)
@@ -416,8 +421,12 @@ static enum cs_err vote_tx(struct cs_db *db, const struct cs_batch_vote *v,
     if ((rc = cs_approval_check_voter(db, v->approver_id, v->cast_by, requester, err)))
         return rc;
     json_object *none = json_object_new_array();
-    const char *ip[] = {v->batch_uid, v->approver_id, v->cast_by, v->approve ? "approve" : "deny",
-                        cs_json_text(v->except && v->approve ? v->except : none, NULL), v->reason,
+    const char *ip[] = {v->batch_uid,
+                        v->approver_id,
+                        v->cast_by,
+                        v->approve ? "approve" : "deny",
+                        cs_json_text(v->except && v->approve ? v->except : none, NULL),
+                        v->reason,
                         v->actor};
     rc = cs_db_exec(db, CS_DB_Q(BATCH_VOTE_INSERT, ip), &res, err);
     json_object_put(none);
@@ -445,7 +454,8 @@ enum cs_err cs_batch_vote(struct cs_db *db, const struct cs_batch_vote *v,
                           struct cs_vote_outcome *out, char *err)
 {
     memset(out, 0, sizeof(*out));
-    if (!cs_uuid_valid(v->batch_uid) || !cs_uuid_valid(v->approver_id) || !cs_uuid_valid(v->cast_by))
+    if (!cs_uuid_valid(v->batch_uid) || !cs_uuid_valid(v->approver_id) ||
+        !cs_uuid_valid(v->cast_by))
         return cs_err_set(err, CS_ERR_INVALID, "batch and approver ids must be UUIDs");
     if (v->reason && strlen(v->reason) > CS_REASON_MAX)
         return cs_err_set(err, CS_ERR_INVALID, "the reason is longer than %d bytes", CS_REASON_MAX);
@@ -511,10 +521,11 @@ enum cs_err cs_batch_status(struct cs_db *db, const char *agent_id, const char *
                  {"decided_at", CSC_BATCH_STATUS_DECIDED_MS},
                  {"finished_at", CSC_BATCH_STATUS_FINISHED_MS}};
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
-        json_object_object_add(o, times[i].key, cs_db_str(res, 0, times[i].col)
-                                                    ? json_object_new_string(cs_time_iso(
-                                                          cs_db_int(res, 0, times[i].col), iso))
-                                                    : NULL);
+        json_object_object_add(
+            o, times[i].key,
+            cs_db_str(res, 0, times[i].col)
+                ? json_object_new_string(cs_time_iso(cs_db_int(res, 0, times[i].col), iso))
+                : NULL);
     json_object_object_add(o, "expected",
                            cs_db_str(res, 0, CSC_BATCH_STATUS_EXPECTED)
                                ? json_object_new_int64(cs_db_int(res, 0, CSC_BATCH_STATUS_EXPECTED))

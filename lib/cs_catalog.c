@@ -19,8 +19,8 @@
 
 struct entry {
     int64_t loaded_ms;
-    uint64_t gen;                 /* the catalog's generation when loaded */
-    bool missing;                 /* cached "not found" */
+    uint64_t gen; /* the catalog's generation when loaded */
+    bool missing; /* cached "not found" */
     enum { E_AGENT, E_GRANT, E_KEY } kind;
     union {
         struct cs_agent agent;
@@ -32,10 +32,10 @@ struct entry {
 
 struct cs_catalog {
     int64_t ttl_ms;
-    uint64_t gen;                 /* cs_catalog_expire() bumps it */
-    struct cs_map *agents;        /* name -> entry */
-    struct cs_map *grants;        /* id -> entry */
-    struct cs_map *keys;          /* signing key id -> entry */
+    uint64_t gen;          /* cs_catalog_expire() bumps it */
+    struct cs_map *agents; /* name -> entry */
+    struct cs_map *grants; /* id -> entry */
+    struct cs_map *keys;   /* signing key id -> entry */
     struct entry *retired;
 };
 
@@ -176,8 +176,7 @@ enum cs_err cs_catalog_agent(struct cs_catalog *c, struct cs_db *db, const char 
     return CS_OK;
 }
 
-static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out,
-                            char *err)
+static enum cs_err json_col(const PGresult *res, int col, json_type t, json_object **out, char *err)
 {
     const char *s = cs_db_str(res, 0, col);
     if (!s || cs_json_parse(s, strlen(s), out, err) != CS_OK || !json_object_is_type(*out, t)) {
@@ -227,7 +226,8 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->bases = cs_calloc((size_t)g->nbases, sizeof(char *));
     g->base_urls = cs_calloc((size_t)g->nbases, sizeof(*g->base_urls));
     for (int i = 0; i < g->nbases; i++) {
-        g->bases[i] = cs_strdup(json_object_get_string(json_object_array_get_idx(bases, (size_t)i)));
+        g->bases[i] =
+            cs_strdup(json_object_get_string(json_object_array_get_idx(bases, (size_t)i)));
         /* As cs_url_allowed() would parse it at every check; a base that does not
          * parse stays zeroed and is skipped, as it is there. */
         if (cs_url_parse(g->bases[i], &g->base_urls[i], NULL) != CS_OK)
@@ -236,7 +236,8 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->nagents = (int)json_object_array_length(agents);
     g->agents = cs_calloc((size_t)g->nagents, sizeof(*g->agents));
     for (int i = 0; i < g->nagents; i++)
-        cs_strlcpy(g->agents[i], json_object_get_string(json_object_array_get_idx(agents, (size_t)i)),
+        cs_strlcpy(g->agents[i],
+                   json_object_get_string(json_object_array_get_idx(agents, (size_t)i)),
                    sizeof(g->agents[i]));
 
     struct cs_policy *p = g->policy = cs_calloc(1, sizeof(*p));
@@ -325,9 +326,12 @@ static enum cs_err load_key(const PGresult *res, const unsigned char master[32],
     cs_strlcpy(k->id, cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_KEY_ID), sizeof(k->id));
     cs_strlcpy(k->agent_id, cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_AGENT_ID), sizeof(k->agent_id));
     k->agent_name = cs_strdup(cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_AGENT_NAME));
-    k->expires_ms = cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS) ? cs_db_int(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS) : 0;
+    k->expires_ms = cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS)
+                        ? cs_db_int(res, 0, CSC_SIGNING_KEY_LOAD_EXPIRES_MS)
+                        : 0;
     size_t blen = 0, plen = 0;
-    unsigned char *blob = PQunescapeBytea((const unsigned char *)cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_SECRET), &blen);
+    unsigned char *blob = PQunescapeBytea(
+        (const unsigned char *)cs_db_str(res, 0, CSC_SIGNING_KEY_LOAD_SECRET), &blen);
     cs_assert(blob);
     unsigned char *plain = NULL;
     char *aad = cs_asprintf("signing-key:%s", k->id);
@@ -459,7 +463,8 @@ enum cs_err cs_in_progress_pattern_valid(const char *pattern, char *err)
     if (n < 1 || n > 512)
         return cs_err_set(err, CS_ERR_INVALID, "an in-progress pattern is 1-512 bytes");
     if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return cs_err_set(err, CS_ERR_UNPROCESSABLE, "the in-progress pattern is not a POSIX extended "
+        return cs_err_set(err, CS_ERR_UNPROCESSABLE,
+                          "the in-progress pattern is not a POSIX extended "
                           "regular expression");
     regfree(&re);
     return CS_OK;

@@ -26,8 +26,8 @@
 #define DAY 86400000LL
 
 const struct cs_config_key cs_config_keys[] = {
-    {"CS_PG_URL", CS_CFG_STRING, F(pg_url), "postgresql://cs@127.0.0.1:5432/countersign", 0, 0,
-     ALL, "libpq connection URL of the Countersign database, as this process's own role "
+    {"CS_PG_URL", CS_CFG_STRING, F(pg_url), "postgresql://cs@127.0.0.1:5432/countersign", 0, 0, ALL,
+     "libpq connection URL of the Countersign database, as this process's own role "
      "(countersign_api for the api and the CLI, countersign_worker, countersign_scheduler)"},
     {"CS_RELAY_PG_URL", CS_CFG_SECRET, F(relay_pg_url), NULL, 0, 0, W,
      "libpq URL of the relay's replication connection: a role with REPLICATION and no table "
@@ -43,8 +43,8 @@ const struct cs_config_key cs_config_keys[] = {
      "consumer group of the ingest consumers on the requests topic"},
     {"CS_KAFKA_PARTITIONS", CS_CFG_INT, F(kafka_partitions), "6", 1, 1024, W | C,
      "partitions for topics Countersign creates when they are missing"},
-    {"CS_KAFKA_SESSION_TIMEOUT_MS", CS_CFG_INT, F(kafka_session_timeout_ms), "10000", 6000,
-     300000, W, "how soon the group reassigns the partitions of an ingest consumer that died"},
+    {"CS_KAFKA_SESSION_TIMEOUT_MS", CS_CFG_INT, F(kafka_session_timeout_ms), "10000", 6000, 300000,
+     W, "how soon the group reassigns the partitions of an ingest consumer that died"},
     {"CS_KAFKA_SIGNATURE_WINDOW_S", CS_CFG_INT, F(kafka_signature_window_s), "300", 5, 86400, W,
      "replay window of signed request envelopes: a signature's t may differ from the broker's "
      "append time (or the worker's clock) by at most this many seconds"},
@@ -104,7 +104,8 @@ const struct cs_config_key cs_config_keys[] = {
      "SMTP server for approver emails, smtp://host:port or smtps://host:port (email off when unset)"},
     {"CS_SMTP_FROM", CS_CFG_STRING, F(smtp_from), "countersign@localhost", 0, 0, W,
      "sender address of approver emails"},
-    {"CS_SMTP_USER", CS_CFG_STRING, F(smtp_user), NULL, 0, 0, W, "SMTP user name, if the server needs one"},
+    {"CS_SMTP_USER", CS_CFG_STRING, F(smtp_user), NULL, 0, 0, W,
+     "SMTP user name, if the server needs one"},
     {"CS_SMTP_PASSWORD", CS_CFG_SECRET, F(smtp_password), NULL, 0, 0, W, "SMTP password"},
     {"CS_NOTIFY_MAX_ATTEMPTS", CS_CFG_INT, F(notify_max_attempts), "8", 1, 50, W,
      "tries per approver message before it is marked failed"},
@@ -118,8 +119,9 @@ const struct cs_config_key cs_config_keys[] = {
     {"CS_EVENT_SLOT", CS_CFG_STRING, F(event_slot), NULL, 0, 0, ALL,
      "logical replication slot the events are read from (default countersign_<database>, "
      "made by the first process that starts; Postgres needs wal_level = logical)"},
-    {"CS_EVENT_LAG_MAX_BYTES", CS_CFG_INT, F(event_lag_max_bytes), "1073741824", 1048576,
-     INT64_MAX, A, "WAL the event slot may hold back before /readyz says not ready (a relay "
+    {"CS_EVENT_LAG_MAX_BYTES", CS_CFG_INT, F(event_lag_max_bytes), "1073741824", 1048576, INT64_MAX,
+     A,
+     "WAL the event slot may hold back before /readyz says not ready (a relay "
      "that stays away); keep Postgres's max_slot_wal_keep_size above it"},
     {"CS_SWEEP_INTERVAL_MS", CS_CFG_INT, F(sweep_interval_ms), "1000", 50, 3600000, S,
      "how often the scheduler's duties run"},
@@ -142,8 +144,7 @@ const struct cs_config_key cs_config_keys[] = {
      "a listening TCP socket the api inherits from whoever started it, served instead of "
      "binding CS_HTTP_ADDR:CS_HTTP_PORT (the starter bound it, to port 0 if it likes, and "
      "knows the port before the api starts; -1: bind)"},
-    {"CS_HTTP_THREADS", CS_CFG_INT, F(http_threads), "4", 1, 256, A,
-     "api threads serving HTTP"},
+    {"CS_HTTP_THREADS", CS_CFG_INT, F(http_threads), "4", 1, 256, A, "api threads serving HTTP"},
     {"CS_HTTP_MAX_CONNECTIONS", CS_CFG_INT, F(http_max_connections), "20000", 16, 1000000, A,
      "open connections the api accepts in all, long-poll waiters included (the process's "
      "open-files limit must be higher)"},
@@ -261,7 +262,8 @@ static enum cs_err load_oidc(struct cs_config *cfg, char *err)
         !(cfg->oidc_allow_http && !strncmp(cfg->oidc_issuer, "http://", 7)))
         return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_ISSUER: must be an https:// URL");
     if (!cfg->oidc_operator_claim != (!cfg->oidc_operator_read && !cfg->oidc_operator_write))
-        return cs_err_set(err, CS_ERR_CONFIG, "CS_OIDC_OPERATOR_CLAIM goes with "
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_OIDC_OPERATOR_CLAIM goes with "
                           "CS_OIDC_OPERATOR_READ and/or CS_OIDC_OPERATOR_WRITE");
     if (cfg->oidc_client_secret || !cfg->oidc_client_secret_file)
         return CS_OK;
@@ -328,8 +330,8 @@ static void kafka_prop_set(struct cs_config *cfg, const char *name, const char *
             cfg->kafka_props[2 * i + 1] = cs_strdup(value);
             return;
         }
-    cfg->kafka_props = cs_realloc(cfg->kafka_props,
-                                  sizeof(char *) * 2 * (size_t)(cfg->nkafka_props + 1));
+    cfg->kafka_props =
+        cs_realloc(cfg->kafka_props, sizeof(char *) * 2 * (size_t)(cfg->nkafka_props + 1));
     cfg->kafka_props[2 * cfg->nkafka_props] = cs_strdup(name);
     cfg->kafka_props[2 * cfg->nkafka_props + 1] = cs_strdup(value);
     cfg->nkafka_props++;
@@ -351,8 +353,10 @@ static enum cs_err kafka_props_file(struct cs_config *cfg, char *err)
         no++;
         size_t n = strlen(line);
         if (n == sizeof(line) - 1 && line[n - 1] != '\n')
-            rc = cs_err_set(err, CS_ERR_CONFIG, "CS_KAFKA_PROPERTIES_FILE: line %d is longer "
-                            "than %zu bytes", no, sizeof(line) - 2);
+            rc = cs_err_set(err, CS_ERR_CONFIG,
+                            "CS_KAFKA_PROPERTIES_FILE: line %d is longer "
+                            "than %zu bytes",
+                            no, sizeof(line) - 2);
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
             line[--n] = '\0';
         char *p = line;
@@ -362,8 +366,10 @@ static enum cs_err kafka_props_file(struct cs_config *cfg, char *err)
             continue;
         char *eq = strchr(p, '=');
         if (!eq || eq == p) {
-            rc = cs_err_set(err, CS_ERR_CONFIG, "CS_KAFKA_PROPERTIES_FILE: line %d is not "
-                            "name=value", no);
+            rc = cs_err_set(err, CS_ERR_CONFIG,
+                            "CS_KAFKA_PROPERTIES_FILE: line %d is not "
+                            "name=value",
+                            no);
             break;
         }
         char *end = eq;
@@ -381,16 +387,17 @@ static enum cs_err kafka_props_file(struct cs_config *cfg, char *err)
 }
 
 /* Properties Countersign sets itself, for correctness (README "Kafka security settings"). */
-static const char *const kafka_locked[] = {"bootstrap.servers", "client.id", "group.id",
-                                           "enable.auto.commit", "enable.auto.offset.store",
-                                           "enable.idempotence", "acks", NULL};
+static const char *const kafka_locked[] = {
+    "bootstrap.servers",        "client.id",          "group.id", "enable.auto.commit",
+    "enable.auto.offset.store", "enable.idempotence", "acks",     NULL};
 
 static enum cs_err kafka_props_check(const struct cs_config *cfg, char *err)
 {
     for (int i = 0; i < cfg->nkafka_props; i++)
         for (const char *const *l = kafka_locked; *l; l++)
             if (!strcmp(cfg->kafka_props[2 * i], *l))
-                return cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s is set by Countersign "
+                return cs_err_set(err, CS_ERR_CONFIG,
+                                  "Kafka property %s is set by Countersign "
                                   "itself (CS_KAFKA_BROKERS, CS_KAFKA_GROUP or fixed); remove it",
                                   *l);
     return CS_OK;
@@ -412,8 +419,10 @@ static enum cs_err kafka_props_env(struct cs_config *cfg, char *err)
         memcpy(env, *e, n);
         env[n] = '\0';
         if (!cs_config_kafka_prop_name(env, name, sizeof(name)))
-            return cs_err_set(err, CS_ERR_CONFIG, "%s: NAME is A-Z, 0-9 and _ (\"_\" for "
-                              "\".\", \"__\" for \"_\")", env);
+            return cs_err_set(err, CS_ERR_CONFIG,
+                              "%s: NAME is A-Z, 0-9 and _ (\"_\" for "
+                              "\".\", \"__\" for \"_\")",
+                              env);
         if (eq[1])
             kafka_prop_set(cfg, name, eq + 1);
     }
@@ -436,9 +445,7 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
         char *field = (char *)cfg + k->offset;
         switch (k->type) {
         case CS_CFG_STRING:
-        case CS_CFG_SECRET:
-            *(char **)field = cs_strdup(v);
-            break;
+        case CS_CFG_SECRET: *(char **)field = cs_strdup(v); break;
         case CS_CFG_INT: {
             int64_t n = 0;
             if (!v || parse_int(v, &n) != CS_OK)
@@ -457,7 +464,8 @@ enum cs_err cs_config_load(struct cs_config *cfg, unsigned procs,
         }
     }
     if (cs_log_level_parse(cfg->log_level) < 0)
-        return cs_err_set(err, CS_ERR_CONFIG, "CS_LOG_LEVEL: expected debug, info, warn, error or off");
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "CS_LOG_LEVEL: expected debug, info, warn, error or off");
     if (!cs_ident_valid(cfg->topic_prefix, CS_IDENT_TOPIC_PREFIX))
         return cs_err_set(err, CS_ERR_CONFIG, "CS_TOPIC_PREFIX: must be %s",
                           cs_ident_rule(CS_IDENT_TOPIC_PREFIX));
@@ -519,14 +527,10 @@ void cs_config_free(struct cs_config *cfg)
 static const char *type_name(enum cs_config_type t)
 {
     switch (t) {
-    case CS_CFG_INT:
-        return "integer";
-    case CS_CFG_BOOL:
-        return "boolean";
-    case CS_CFG_SECRET:
-        return "secret";
-    default:
-        return "string";
+    case CS_CFG_INT: return "integer";
+    case CS_CFG_BOOL: return "boolean";
+    case CS_CFG_SECRET: return "secret";
+    default: return "string";
     }
 }
 
@@ -566,8 +570,8 @@ void cs_config_print_markdown(FILE *out)
         char range[64] = "";
         if (k->type == CS_CFG_INT)
             snprintf(range, sizeof(range), "%lld..%lld", (long long)k->min, (long long)k->max);
-        fprintf(out, "| `%s` | %s | %s%s%s | %s | ", k->env, type_name(k->type),
-                k->def ? "`" : "", k->def ? k->def : "(unset)", k->def ? "`" : "", range);
+        fprintf(out, "| `%s` | %s | %s%s%s | %s | ", k->env, type_name(k->type), k->def ? "`" : "",
+                k->def ? k->def : "(unset)", k->def ? "`" : "", range);
         const char *sep = "";
         for (size_t p = 0; p < sizeof(procs) / sizeof(procs[0]); p++)
             if (k->procs & procs[p].bit) {

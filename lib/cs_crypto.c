@@ -32,9 +32,9 @@
 /* ---- algorithms fetched once ---- */
 
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256_md;         /* process lifetime */
-static EVP_MAC *hmac_mac;         /* process lifetime */
-static pthread_key_t hmac_tls;    /* struct hmac_cache of the thread */
+static EVP_MD *sha256_md;      /* process lifetime */
+static EVP_MAC *hmac_mac;      /* process lifetime */
+static pthread_key_t hmac_tls; /* struct hmac_cache of the thread */
 
 static void hmac_cache_free(void *p);
 
@@ -90,17 +90,17 @@ void cs_sha256_final(struct cs_sha256 *h, unsigned char out[CS_SHA256_LEN])
  * and the two key-pad blocks of a one-shot HMAC().
  */
 #define HMAC_SLOTS 4
-#define HMAC_KEY_MAX 64   /* longer keys (never used here) take the one-shot path */
+#define HMAC_KEY_MAX 64 /* longer keys (never used here) take the one-shot path */
 
 struct hmac_slot {
-    EVP_MAC_CTX *ctx;     /* NULL: empty */
+    EVP_MAC_CTX *ctx; /* NULL: empty */
     unsigned char key[HMAC_KEY_MAX];
     size_t keylen;
 };
 
 struct hmac_cache {
     struct hmac_slot slot[HMAC_SLOTS];
-    unsigned next;        /* the slot to replace */
+    unsigned next; /* the slot to replace */
 };
 
 static void hmac_cache_free(void *p)
@@ -203,10 +203,8 @@ enum cs_err cs_hex_decode(const char *s, size_t slen, unsigned char *out, size_t
 
 /* ---- base64 ---- */
 
-static const char b64_std[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 size_t cs_b64_encoded_len(size_t n, bool url)
 {
@@ -266,8 +264,7 @@ static int b64val(int c, bool url)
     return -1;
 }
 
-enum cs_err cs_b64_decode(const char *s, size_t slen, bool url, unsigned char **out,
-                          size_t *outlen)
+enum cs_err cs_b64_decode(const char *s, size_t slen, bool url, unsigned char **out, size_t *outlen)
 {
     /* Strip up to two '=' of padding; padding must then complete a quantum. */
     size_t pad = 0;
@@ -322,8 +319,8 @@ void cs_aead_seal(const unsigned char key[32], const void *pt, size_t ptlen, con
     cs_assert(EVP_EncryptUpdate(c, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) == 1);
     cs_assert(EVP_EncryptUpdate(c, buf + 1 + AEAD_NONCE, &len, pt, (int)ptlen) == 1);
     cs_assert(EVP_EncryptFinal_ex(c, buf + 1 + AEAD_NONCE + len, &len) == 1);
-    cs_assert(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, AEAD_TAG,
-                                  buf + 1 + AEAD_NONCE + ptlen) == 1);
+    cs_assert(
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, AEAD_TAG, buf + 1 + AEAD_NONCE + ptlen) == 1);
     EVP_CIPHER_CTX_free(c);
     *out = buf;
     *outlen = n;
@@ -342,8 +339,8 @@ enum cs_err cs_aead_open(const unsigned char key[32], const unsigned char *in, s
     cs_assert(EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, in + 1) == 1);
     ok = EVP_DecryptUpdate(c, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
          EVP_DecryptUpdate(c, buf, &len, in + 1 + AEAD_NONCE, (int)ctlen) == 1 &&
-         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, AEAD_TAG,
-                             (void *)(in + inlen - AEAD_TAG)) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, AEAD_TAG, (void *)(in + inlen - AEAD_TAG)) ==
+             1 &&
          EVP_DecryptFinal_ex(c, buf + len, &len) == 1;
     EVP_CIPHER_CTX_free(c);
     if (!ok) {
@@ -373,7 +370,7 @@ void cs_key_derive(const unsigned char master[32], const char *purpose, unsigned
 #define UUID_POOL 4096
 
 static _Thread_local unsigned char uuid_pool[UUID_POOL];
-static _Thread_local size_t uuid_left;      /* unused bytes at the end of uuid_pool */
+static _Thread_local size_t uuid_left; /* unused bytes at the end of uuid_pool */
 static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
 
 static void uuid_pool_forget(void)

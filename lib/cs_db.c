@@ -107,8 +107,10 @@ enum cs_err cs_db_reconnect(struct cs_db *db, const atomic_int *stop, char *err)
         unsigned suppressed = 0;
         int wait = cs_backoff_next(&db->backoff);
         if (cs_log_limit_allow(&db->reconnect_warn, 10, &suppressed))
-            cs_log(CS_LOG_WARN, "db", "Postgres unavailable to %s, retrying in %d ms (%u similar "
-                   "suppressed): %s", db->app, wait, suppressed, err ? err : "");
+            cs_log(CS_LOG_WARN, "db",
+                   "Postgres unavailable to %s, retrying in %d ms (%u similar "
+                   "suppressed): %s",
+                   db->app, wait, suppressed, err ? err : "");
         /* Sleep in short slices so a stop request is honoured promptly. */
         for (int slept = 0; slept < wait && !(stop && atomic_load(stop)); slept += 50)
             poll(NULL, 0, 50);
@@ -131,7 +133,7 @@ static enum cs_err classify(const PGresult *res, const PGconn *pg, char *err)
         return CS_ERR_INVALID;
     if (strncmp(state, "42", 2) == 0)
         return CS_ERR_INTERNAL; /* our SQL is wrong: a bug */
-    return CS_ERR_DB;          /* 08 connection, 40 serialization, 53, 57 shutdown, ... */
+    return CS_ERR_DB;           /* 08 connection, 40 serialization, 53, 57 shutdown, ... */
 }
 
 static enum cs_err prepare(struct cs_db *db, enum cs_query q, char *err)
@@ -295,8 +297,8 @@ int cs_db_socket(const struct cs_db *db)
     return cs_db_connected(db) ? PQsocket(db->pg) : -1;
 }
 
-int cs_db_notifies(struct cs_db *db, void (*fn)(void *arg, const char *channel,
-                                                const char *payload), void *arg)
+int cs_db_notifies(struct cs_db *db,
+                   void (*fn)(void *arg, const char *channel, const char *payload), void *arg)
 {
     if (!cs_db_connected(db) || PQconsumeInput(db->pg) == 0)
         return -1;

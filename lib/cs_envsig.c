@@ -24,17 +24,19 @@ bool cs_envsig_kid_valid(const char *s)
 }
 
 /* One name=value pair of v[0..len): copies the value of a known name into the signature. */
-static enum cs_err pair(const char *p, size_t n, struct cs_envsig *out, unsigned *seen,
-                        char *err)
+static enum cs_err pair(const char *p, size_t n, struct cs_envsig *out, unsigned *seen, char *err)
 {
     const char *eq = memchr(p, '=', n);
     if (!eq)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: a part "
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "malformed signature header: a part "
                           "without '='");
     size_t nlen = (size_t)(eq - p), vlen = n - nlen - 1;
     const char *v = eq + 1;
-    unsigned bit = nlen == 1 && *p == 't' ? 1u : nlen == 1 && *p == 'k' ? 2u
-                 : nlen == 2 && !memcmp(p, "v1", 2) ? 4u : 0u;
+    unsigned bit = nlen == 1 && *p == 't'             ? 1u
+                   : nlen == 1 && *p == 'k'           ? 2u
+                   : nlen == 2 && !memcmp(p, "v1", 2) ? 4u
+                                                      : 0u;
     if (!bit)
         return CS_OK; /* another name: ignored */
     if (*seen & bit)
@@ -43,12 +45,14 @@ static enum cs_err pair(const char *p, size_t n, struct cs_envsig *out, unsigned
     *seen |= bit;
     if (bit == 1) {
         if (vlen < 1 || vlen > 12)
-            return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: t is "
+            return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                              "malformed signature header: t is "
                               "1-12 digits");
         out->t = 0;
         for (size_t i = 0; i < vlen; i++) {
             if (v[i] < '0' || v[i] > '9')
-                return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: t "
+                return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                                  "malformed signature header: t "
                                   "is 1-12 digits");
             out->t = out->t * 10 + (v[i] - '0');
         }
@@ -56,19 +60,22 @@ static enum cs_err pair(const char *p, size_t n, struct cs_envsig *out, unsigned
         out->t_text[vlen] = '\0';
     } else if (bit == 2) {
         if (vlen != CS_ENVSIG_KID_LEN)
-            return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: k is "
+            return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                              "malformed signature header: k is "
                               "not a key id (csk_ and 16 hex digits)");
         memcpy(out->kid, v, vlen);
         out->kid[vlen] = '\0';
         if (!cs_envsig_kid_valid(out->kid))
-            return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: k is "
+            return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                              "malformed signature header: k is "
                               "not a key id (csk_ and 16 hex digits)");
     } else {
         for (size_t i = 0; i < vlen; i++)
             if (v[i] >= 'A' && v[i] <= 'F')
                 vlen = 0; /* lower-case only */
         if (vlen != 2 * CS_SHA256_LEN || cs_hex_decode(v, vlen, out->mac, CS_SHA256_LEN))
-            return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: v1 is "
+            return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                              "malformed signature header: v1 is "
                               "not 64 lower-case hex digits");
     }
     return CS_OK;
@@ -78,7 +85,8 @@ enum cs_err cs_envsig_parse(const char *v, size_t len, struct cs_envsig *out, ch
 {
     memset(out, 0, sizeof(*out));
     if (len > 1024)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: longer "
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "malformed signature header: longer "
                           "than 1024 bytes");
     unsigned seen = 0;
     size_t start = 0;
@@ -91,7 +99,8 @@ enum cs_err cs_envsig_parse(const char *v, size_t len, struct cs_envsig *out, ch
         start = i + 1;
     }
     if (seen != 7)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: t, k and "
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "malformed signature header: t, k and "
                           "v1 are required");
     return CS_OK;
 }

@@ -20,14 +20,35 @@
 
 /* Field positions (migration 016). */
 enum {
-    F_KIND, F_ID, F_STATUS, F_ATTEMPTS, F_REQUEST_ID, F_AGENT_ID, F_GRANT_ID, F_BATCH_ID,
-    F_METHOD, F_URL, F_DIGEST, F_CREATED, F_EXPIRES, F_DECIDED, F_DECIDED_BY, F_REASON,
-    F_ERROR_CODE, F_AT,
-    F_EVENT_N,                                   /* 'e' */
-    F_EXECUTED = F_EVENT_N, F_RSTATUS, F_RHEADERS, F_BODY, F_TRUNCATED, F_ERRMSG,
-    F_RESULT_N,                                  /* 'r' */
-    F_APPROVAL_URL = F_EVENT_N, F_APPROVERS,
-    F_PENDING_N,                                 /* 'p' */
+    F_KIND,
+    F_ID,
+    F_STATUS,
+    F_ATTEMPTS,
+    F_REQUEST_ID,
+    F_AGENT_ID,
+    F_GRANT_ID,
+    F_BATCH_ID,
+    F_METHOD,
+    F_URL,
+    F_DIGEST,
+    F_CREATED,
+    F_EXPIRES,
+    F_DECIDED,
+    F_DECIDED_BY,
+    F_REASON,
+    F_ERROR_CODE,
+    F_AT,
+    F_EVENT_N, /* 'e' */
+    F_EXECUTED = F_EVENT_N,
+    F_RSTATUS,
+    F_RHEADERS,
+    F_BODY,
+    F_TRUNCATED,
+    F_ERRMSG,
+    F_RESULT_N, /* 'r' */
+    F_APPROVAL_URL = F_EVENT_N,
+    F_APPROVERS,
+    F_PENDING_N, /* 'p' */
     F_MAX = F_RESULT_N
 };
 
@@ -170,14 +191,13 @@ static json_object *uuid_array(const struct field *x)
 }
 
 /* The fields every kind shares (cs_event()). */
-static enum cs_err common(json_object *o, const struct field *f, const char *type_prefix,
-                          char *err)
+static enum cs_err common(json_object *o, const struct field *f, const char *type_prefix, char *err)
 {
     int64_t attempts;
     if (!to_int(&f[F_ATTEMPTS], 0, INT32_MAX, &attempts))
         return cs_err_set(err, CS_ERR_INVALID, "an event record's attempts is not a count");
-    static const int required[] = {F_ID, F_STATUS, F_REQUEST_ID, F_AGENT_ID, F_GRANT_ID,
-                                   F_METHOD, F_URL, F_DIGEST, F_CREATED, F_EXPIRES, F_AT};
+    static const int required[] = {F_ID,  F_STATUS, F_REQUEST_ID, F_AGENT_ID, F_GRANT_ID, F_METHOD,
+                                   F_URL, F_DIGEST, F_CREATED,    F_EXPIRES,  F_AT};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (f[required[i]].null)
             return cs_err_set(err, CS_ERR_INVALID, "an event record lacks field %d", required[i]);
@@ -237,8 +257,7 @@ static enum cs_err result(json_object *o, const struct field *f, char *err)
     return CS_OK;
 }
 
-enum cs_err cs_eventrec_render(const char *rec, size_t len, char **out, size_t *outlen,
-                               char *err)
+enum cs_err cs_eventrec_render(const char *rec, size_t len, char **out, size_t *outlen, char *err)
 {
     struct field f[F_MAX];
     int nf = 0;
@@ -250,8 +269,10 @@ enum cs_err cs_eventrec_render(const char *rec, size_t len, char **out, size_t *
     int want = kind == 'e' ? F_EVENT_N : kind == 'r' ? F_RESULT_N : kind == 'p' ? F_PENDING_N : -1;
     if (!rc && nf != want)
         rc = want < 0 ? cs_err_set(err, CS_ERR_INVALID, "an event record of an unknown kind")
-                      : cs_err_set(err, CS_ERR_INVALID, "an event record of kind %c has %d "
-                                   "fields, not %d", kind, nf, want);
+                      : cs_err_set(err, CS_ERR_INVALID,
+                                   "an event record of kind %c has %d "
+                                   "fields, not %d",
+                                   kind, nf, want);
     json_object *o = json_object_new_object();
     if (!rc)
         rc = common(o, f, kind == 'r' ? "result." : "approval.", err);

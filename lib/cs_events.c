@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-
 static bool slot_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
@@ -20,8 +19,10 @@ enum cs_err cs_events_slot_name(const struct cs_config *cfg, const char *dbname,
         for (size_t i = 0; ok && i < n; i++)
             ok = slot_char(cfg->event_slot[i]);
         if (!ok)
-            return cs_err_set(err, CS_ERR_CONFIG, "CS_EVENT_SLOT must be 1 to %d characters "
-                              "of a-z, 0-9 and _", CS_EVENTS_SLOT_MAX);
+            return cs_err_set(err, CS_ERR_CONFIG,
+                              "CS_EVENT_SLOT must be 1 to %d characters "
+                              "of a-z, 0-9 and _",
+                              CS_EVENTS_SLOT_MAX);
         memcpy(out, cfg->event_slot, n + 1);
         return CS_OK;
     }
@@ -71,11 +72,15 @@ enum cs_err cs_events_slot_ensure(struct cs_db *db, const struct cs_config *cfg,
     if (rc == CS_OK)
         return CS_OK;
     if (strstr(why, "wal_level"))
-        return cs_err_set(err, CS_ERR_CONFIG, "Postgres must run with wal_level = logical: "
-                          "events leave through the logical replication slot %s", name);
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "Postgres must run with wal_level = logical: "
+                          "events leave through the logical replication slot %s",
+                          name);
     /* Another process may have made it between our check and our create. */
     if (slot_exists(db, name, &exists, err) == CS_OK && exists)
         return CS_OK;
-    return cs_err_set(err, CS_ERR_CONFIG, "no event slot %s, and this role may not create it: "
-                      "run `countersign migrate` as the owner, with REPLICATION", name);
+    return cs_err_set(err, CS_ERR_CONFIG,
+                      "no event slot %s, and this role may not create it: "
+                      "run `countersign migrate` as the owner, with REPLICATION",
+                      name);
 }

@@ -39,9 +39,9 @@ enum kty { KTY_RSA, KTY_EC };
 enum alg { ALG_RS256, ALG_ES256 };
 
 struct jwk {
-    char *kid;         /* NULL when the key has none */
+    char *kid; /* NULL when the key has none */
     enum kty kty;
-    bool has_alg;      /* the JWK names its alg: the token's must be the same */
+    bool has_alg; /* the JWK names its alg: the token's must be the same */
     enum alg alg;
     EVP_PKEY *pkey;
 };
@@ -126,8 +126,8 @@ static bool jwk_parse(json_object *k, struct jwk *out)
     const char *kty = NULL, *use = NULL, *alg = NULL, *kid = NULL;
     json_object *ops = NULL;
     if (!json_object_is_type(k, json_type_object) || jstr(k, "kty", &kty) != 1 ||
-        jstr(k, "use", &use) < 0 || (use && strcmp(use, "sig") != 0) ||
-        jstr(k, "alg", &alg) < 0 || (alg && alg_parse(alg) < 0) || jstr(k, "kid", &kid) < 0 ||
+        jstr(k, "use", &use) < 0 || (use && strcmp(use, "sig") != 0) || jstr(k, "alg", &alg) < 0 ||
+        (alg && alg_parse(alg) < 0) || jstr(k, "kid", &kid) < 0 ||
         (kid && (kid[0] == '\0' || strlen(kid) > 255)))
         return false;
     if (json_object_object_get_ex(k, "key_ops", &ops) && ops) {
@@ -265,8 +265,8 @@ static const struct jwk *key_find(const struct cs_jwks *ks, enum alg alg, const 
 }
 
 /* True when sig is a valid signature of tbs by k (RS256 or ES256 as R||S). */
-static bool sig_valid(const struct jwk *k, const char *tbs, size_t tbslen,
-                      const unsigned char *sig, size_t siglen)
+static bool sig_valid(const struct jwk *k, const char *tbs, size_t tbslen, const unsigned char *sig,
+                      size_t siglen)
 {
     unsigned char *der = NULL;
     ECDSA_SIG *es = NULL;
@@ -401,7 +401,8 @@ static void claim_roles(json_object *c, const char *key, char *roles, size_t siz
         return;
     size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 1;
     for (size_t i = 0; i < n; i++) {
-        json_object *x = json_object_is_type(v, json_type_array) ? json_object_array_get_idx(v, i) : v;
+        json_object *x =
+            json_object_is_type(v, json_type_array) ? json_object_array_get_idx(v, i) : v;
         const char *s = cstr(x);
         size_t len = s ? strlen(s) : 0;
         bool ok = len > 0 && used + len + 2 <= size;
@@ -444,11 +445,10 @@ static enum cs_err check_claims(json_object *c, const char *issuer, const char *
     return CS_OK;
 }
 
-enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
-                                    const char *issuer, const char *client_id,
-                                    const char *nonce, int64_t now_s, int leeway_s,
-                                    const char *role_claim, struct cs_oidc_identity *id,
-                                    bool *unknown_key, char *err)
+enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt, const char *issuer,
+                                    const char *client_id, const char *nonce, int64_t now_s,
+                                    int leeway_s, const char *role_claim,
+                                    struct cs_oidc_identity *id, bool *unknown_key, char *err)
 {
     bool unknown_ignored;
     memset(id, 0, sizeof(*id));
@@ -456,7 +456,8 @@ enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
         unknown_key = &unknown_ignored;
     *unknown_key = false;
     if (!keys || !issuer || !client_id || !nonce || strlen(issuer) >= sizeof(id->iss))
-        return cs_err_set(err, CS_ERR_INVALID, "ID token check: missing keys, issuer, "
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "ID token check: missing keys, issuer, "
                           "client_id or nonce, or an issuer over 255 bytes");
     if (!jwt)
         return REFUSE("no token");
@@ -502,7 +503,7 @@ enum cs_err cs_oidc_verify_id_token(const struct cs_jwks *keys, const char *jwt,
     const struct jwk *k = key_find(keys, (enum alg)alg, kid, &why);
     if (!k) {
         *unknown_key = why == NOKEY_UNKNOWN;
-        rc = why == NOKEY_UNKNOWN    ? REFUSE("no key of the provider's set for its kid and alg")
+        rc = why == NOKEY_UNKNOWN     ? REFUSE("no key of the provider's set for its kid and alg")
              : why == NOKEY_AMBIGUOUS ? REFUSE("no kid, and several keys of its type")
                                       : REFUSE("its kid names a key of another type or alg");
         goto done;

@@ -220,8 +220,7 @@ static size_t decode_name(const char *s, size_t n, char *o)
         }
         unsigned cp = hex4(s + i + 1);
         i += 4;
-        if (cp >= 0xd800 && cp <= 0xdbff && i + 6 < n && s[i + 1] == '\\' &&
-            s[i + 2] == 'u') {
+        if (cp >= 0xd800 && cp <= 0xdbff && i + 6 < n && s[i + 1] == '\\' && s[i + 2] == 'u') {
             unsigned lo = hex4(s + i + 3);
             if (lo >= 0xdc00 && lo <= 0xdfff) {
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -358,8 +357,8 @@ enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
                 break;
             }
         if (!rc && (bad = names_check(s, n, &at)))
-            rc = cs_err_set(err, CS_ERR_MALFORMED_JSON, "malformed JSON at offset %zu: %s", at,
-                            bad);
+            rc =
+                cs_err_set(err, CS_ERR_MALFORMED_JSON, "malformed JSON at offset %zu: %s", at, bad);
     }
     json_tokener_free(tok);
     if (rc) {
@@ -372,7 +371,8 @@ enum cs_err cs_json_parse(const char *s, size_t n, json_object **out, char *err)
 
 enum cs_err cs_json_only_keys(json_object *obj, const char *const *allowed, char *err)
 {
-    json_object_object_foreach(obj, key, val) {
+    json_object_object_foreach(obj, key, val)
+    {
         (void)val;
         bool ok = false;
         for (const char *const *a = allowed; *a && !ok; a++)
@@ -412,8 +412,8 @@ enum cs_err cs_json_str(json_object *obj, const char *key, bool required, size_t
     return CS_OK;
 }
 
-enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min,
-                        int64_t max, int64_t def, int64_t *out, char *err)
+enum cs_err cs_json_int(json_object *obj, const char *key, bool required, int64_t min, int64_t max,
+                        int64_t def, int64_t *out, char *err)
 {
     json_object *v = field(obj, key);
     *out = def;
@@ -469,6 +469,6 @@ enum cs_err cs_json_bool(json_object *obj, const char *key, bool def, bool *out,
 
 const char *cs_json_text(json_object *obj, size_t *len)
 {
-    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE, len);
+    return json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }

@@ -20,8 +20,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     (void)rk;
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-    enum cs_log_level l = level <= 3 ? CS_LOG_ERROR : level == 4 ? CS_LOG_WARN
-                        : level <= 6 ? CS_LOG_INFO : CS_LOG_DEBUG;
+    enum cs_log_level l = level <= 3   ? CS_LOG_ERROR
+                          : level == 4 ? CS_LOG_WARN
+                          : level <= 6 ? CS_LOG_INFO
+                                       : CS_LOG_DEBUG;
     cs_log(l, "kafka", "%s: %s", fac, buf);
 }
 
@@ -48,8 +50,10 @@ static bool operator_props(rd_kafka_conf_t *conf, const struct cs_config *cfg, c
         if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK)
             continue;
         if (cs_config_kafka_prop_secret(k))
-            cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s: refused by librdkafka (its "
-                       "value is a secret and not shown)", k);
+            cs_err_set(err, CS_ERR_CONFIG,
+                       "Kafka property %s: refused by librdkafka (its "
+                       "value is a secret and not shown)",
+                       k);
         else
             cs_err_set(err, CS_ERR_CONFIG, "Kafka property %s: %s", k, e);
         return false;
@@ -62,8 +66,7 @@ static rd_kafka_conf_t *base_conf(const struct cs_config *cfg, const char *clien
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, log_cb);
     if (!set(conf, "bootstrap.servers", cfg->kafka_brokers, err) ||
-        !set(conf, "client.id", client_id, err) ||
-        !set(conf, "reconnect.backoff.ms", "100", err) ||
+        !set(conf, "client.id", client_id, err) || !set(conf, "reconnect.backoff.ms", "100", err) ||
         !set(conf, "reconnect.backoff.max.ms", "5000", err) ||
         !set(conf, "log.connection.close", "false", err) || !operator_props(conf, cfg, err)) {
         rd_kafka_conf_destroy(conf);
@@ -98,8 +101,8 @@ rd_kafka_t *cs_kafka_producer(const struct cs_config *cfg, const char *client_id
     return rk;
 }
 
-rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id,
-                              const char *group, char *err)
+rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id, const char *group,
+                              char *err)
 {
     rd_kafka_conf_t *conf = base_conf(cfg, client_id, err);
     char session[24], heartbeat[24];
@@ -128,9 +131,8 @@ rd_kafka_t *cs_kafka_consumer(const struct cs_config *cfg, const char *client_id
     return rk;
 }
 
-enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n,
-                                   int partitions, const char *append_time_topic, int timeout_ms,
-                                   char *err)
+enum cs_err cs_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, int n, int partitions,
+                                   const char *append_time_topic, int timeout_ms, char *err)
 {
     char e[512];
     rd_kafka_NewTopic_t **nt = cs_calloc((size_t)n, sizeof(*nt));
@@ -236,8 +238,10 @@ int64_t cs_kafka_limit_get(struct cs_kafka_limit *l, rd_kafka_t *rk, const char 
     for (int i = 0; i < n && all; i++) {
         if (cs_kafka_topic_config(rk, topics[i], "max.message.bytes", v, sizeof(v), 5000, err)) {
             all = false;
-            cs_log(CS_LOG_WARN, "kafka", "cannot read max.message.bytes of %s (%s): using %lld "
-                   "bytes until the broker answers", topics[i], err, (long long)least);
+            cs_log(CS_LOG_WARN, "kafka",
+                   "cannot read max.message.bytes of %s (%s): using %lld "
+                   "bytes until the broker answers",
+                   topics[i], err, (long long)least);
         } else if (strtoll(v, NULL, 10) > 0 && strtoll(v, NULL, 10) < least) {
             least = strtoll(v, NULL, 10);
         }
@@ -246,9 +250,10 @@ int64_t cs_kafka_limit_get(struct cs_kafka_limit *l, rd_kafka_t *rk, const char 
     l->known = all;
     l->next_try_ms = cs_now_ms() + 30000;
     if (all)
-        cs_log(CS_LOG_INFO, "kafka", "messages to %s%s limited to %lld bytes (the broker's "
-               "max.message.bytes, capped by the producer's %lld)", topics[0],
-               n > 1 ? " and others" : "", (long long)least, (long long)own);
+        cs_log(CS_LOG_INFO, "kafka",
+               "messages to %s%s limited to %lld bytes (the broker's "
+               "max.message.bytes, capped by the producer's %lld)",
+               topics[0], n > 1 ? " and others" : "", (long long)least, (long long)own);
     return least;
 }
 
@@ -260,9 +265,7 @@ bool cs_kafka_err_permanent(rd_kafka_resp_err_t e)
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR__BAD_MSG:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
-        return true;
-    default:
-        return false;
+    case RD_KAFKA_RESP_ERR__INVALID_ARG: return true;
+    default: return false;
     }
 }

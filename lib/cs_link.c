@@ -24,8 +24,8 @@ void cs_link_keys_wipe(struct cs_link_keys *k)
 }
 
 /* The one place a public link is signed. */
-static void mint(const unsigned char key[32], const char *route, const char *id,
-                 int64_t expires_ms, char out[CS_LINK_PATH_MAX])
+static void mint(const unsigned char key[32], const char *route, const char *id, int64_t expires_ms,
+                 char out[CS_LINK_PATH_MAX])
 {
     struct cs_link l;
     char token[CS_LINK_TOKEN_LEN + 1];

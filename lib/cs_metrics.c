@@ -12,9 +12,8 @@
 #include "cs_log.h"
 #include "cs_mem.h"
 
-const double cs_hist_bounds[CS_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
-                                                0.25,  0.5,    1,     2.5,  5,    10,   60,
-                                                1e300};
+const double cs_hist_bounds[CS_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,  0.25,
+                                                0.5,   1,      2.5,   5,    10,   60,   1e300};
 
 void cs_histogram_observe_us(struct cs_histogram *h, int64_t us)
 {
@@ -105,8 +104,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *ur
 }
 
 struct cs_metrics_server *cs_metrics_serve(const char *addr, int port,
-                                           void (*render)(void *arg, struct cs_buf *b),
-                                           void *arg)
+                                           void (*render)(void *arg, struct cs_buf *b), void *arg)
 {
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;

@@ -87,8 +87,9 @@ static void sha256_hex(const void *p, size_t n, char hex[2 * CS_SHA256_LEN + 1])
 /* The identifying fields of an event, and that it was cut: the last resort. */
 static char *minimal(json_object *o, size_t max, size_t *outlen)
 {
-    static const char *const keep[] = {"event_id", "type", "approval_id", "request_id",
-                                       "agent_id", "grant_id", "status", "error_code", NULL};
+    static const char *const keep[] = {"event_id",   "type",       "approval_id",
+                                       "request_id", "agent_id",   "grant_id",
+                                       "status",     "error_code", NULL};
     json_object *m = json_object_new_object();
     for (int i = 0; o && keep[i]; i++) {
         json_object *v = NULL;
@@ -97,23 +98,25 @@ static char *minimal(json_object *o, size_t max, size_t *outlen)
             json_object_object_add(m, keep[i], json_object_get(v));
     }
     json_object_object_add(m, "cut", json_object_new_boolean(1));
-    json_object_object_add(m, "cut_reason", json_object_new_string(
-        "larger than the topic's message limit; read the approval through the API"));
+    json_object_object_add(
+        m, "cut_reason",
+        json_object_new_string(
+            "larger than the topic's message limit; read the approval through the API"));
     char *t = text_of(m, outlen);
     json_object_put(m);
     (void)max;
     return t;
 }
 
-char *cs_msgfit_event(const char *payload, size_t len, size_t key_len, size_t limit,
-                      size_t *outlen)
+char *cs_msgfit_event(const char *payload, size_t len, size_t key_len, size_t limit, size_t *outlen)
 {
     size_t max = room(key_len, limit);
     if (len <= max)
         return NULL;
     json_object *o = NULL;
     char err[CS_ERRLEN];
-    if (cs_json_parse(payload, len, &o, err) != CS_OK || !json_object_is_type(o, json_type_object)) {
+    if (cs_json_parse(payload, len, &o, err) != CS_OK ||
+        !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
         return minimal(NULL, max, outlen);
     }
@@ -132,8 +135,10 @@ char *cs_msgfit_event(const char *payload, size_t len, size_t key_len, size_t li
                 json_object_is_type(idv, json_type_string))
                 id = json_object_get_string(idv);
             char *route = cs_asprintf("GET /v1/approvals/%.64s/result", id);
-            json_object_object_add(cut, "reason", json_object_new_string(
-                "the result is larger than the topic's message limit: body_b64 holds a prefix"));
+            json_object_object_add(
+                cut, "reason",
+                json_object_new_string(
+                    "the result is larger than the topic's message limit: body_b64 holds a prefix"));
             json_object_object_add(cut, "body_bytes", json_object_new_int64((int64_t)rawlen));
             json_object_object_add(cut, "body_sha256", json_object_new_string(hex));
             json_object_object_add(cut, "limit", json_object_new_int64((int64_t)limit));

@@ -36,8 +36,8 @@
 
 #define JWKS_MAX_AGE_MS (3600 * 1000LL)
 #define JWKS_REFETCH_MS (30 * 1000LL)
-#define DOC_MAX (256 * 1024)        /* discovery document */
-#define TOKEN_BODY_MAX (64 * 1024)  /* token endpoint answer */
+#define DOC_MAX (256 * 1024)       /* discovery document */
+#define TOKEN_BODY_MAX (64 * 1024) /* token endpoint answer */
 #define URL_MAX 2048
 #define CODE_MAX 4096
 #define WELL_KNOWN "/.well-known/openid-configuration"
@@ -45,20 +45,20 @@
 /* A JWKS shared by the threads verifying with it. */
 struct keyset {
     struct cs_jwks *jwks;
-    int refs;                  /* the cache's own + one per verifying thread; under mu */
+    int refs; /* the cache's own + one per verifying thread; under mu */
 };
 
 struct cs_oidc {
     char *issuer, *client_id, *client_secret, *discovery_url, *role_claim;
-    char *q_client_id, *q_redirect_uri, *q_scopes;   /* URL-encoded for the query */
+    char *q_client_id, *q_redirect_uri, *q_scopes; /* URL-encoded for the query */
     int leeway_s;
     long timeout_ms;
     int64_t (*clock_ms)(void);
     bool allow_http;
     pthread_mutex_t mu;
     /* Guarded by mu: */
-    char *authz_ep, *token_ep, *jwks_uri;   /* NULL until discovered */
-    struct keyset *keys;                    /* NULL until fetched */
+    char *authz_ep, *token_ep, *jwks_uri; /* NULL until discovered */
+    struct keyset *keys;                  /* NULL until fetched */
     int64_t keys_loaded_ms, keys_tried_ms;
 };
 
@@ -128,7 +128,8 @@ enum cs_err cs_oidc_new(const struct cs_oidc_config *oc, struct cs_oidc **out, c
     char e[CS_ERRLEN];
     if (endpoint_ok(oc->allow_http, "issuer", oc->issuer, e) || strlen(oc->issuer) > 255 ||
         strchr(oc->issuer, '?'))
-        return cs_err_set(err, CS_ERR_CONFIG, "OIDC issuer: an https URL of at most 255 bytes "
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "OIDC issuer: an https URL of at most 255 bytes "
                           "without query or fragment is required%s",
                           oc->allow_http ? " (http to a loopback host allowed)" : "");
     if (!printable(oc->client_id, 255, false))
@@ -138,11 +139,13 @@ enum cs_err cs_oidc_new(const struct cs_oidc_config *oc, struct cs_oidc **out, c
     struct cs_url u;
     if (!oc->redirect_uri || strchr(oc->redirect_uri, '#') ||
         cs_url_parse(oc->redirect_uri, &u, e) != CS_OK)
-        return cs_err_set(err, CS_ERR_CONFIG, "OIDC redirect_uri: an absolute http(s) URL "
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "OIDC redirect_uri: an absolute http(s) URL "
                           "without fragment is required");
     cs_url_free(&u);
     if (!scopes_ok(scopes))
-        return cs_err_set(err, CS_ERR_CONFIG, "OIDC scopes: space-separated scope tokens "
+        return cs_err_set(err, CS_ERR_CONFIG,
+                          "OIDC scopes: space-separated scope tokens "
                           "including openid");
     if (oc->leeway_s < 0 || oc->leeway_s > 600)
         return cs_err_set(err, CS_ERR_CONFIG, "OIDC leeway: 0..600 seconds");
@@ -156,8 +159,8 @@ enum cs_err cs_oidc_new(const struct cs_oidc_config *oc, struct cs_oidc **out, c
     o->client_secret = cs_strdup(oc->client_secret);
     o->role_claim = cs_strdup(oc->role_claim);
     size_t n = strlen(o->issuer);
-    o->discovery_url = cs_asprintf("%.*s" WELL_KNOWN,
-                                   (int)(n && o->issuer[n - 1] == '/' ? n - 1 : n), o->issuer);
+    o->discovery_url =
+        cs_asprintf("%.*s" WELL_KNOWN, (int)(n && o->issuer[n - 1] == '/' ? n - 1 : n), o->issuer);
     o->q_client_id = escape(oc->client_id);
     o->q_redirect_uri = escape(oc->redirect_uri);
     o->q_scopes = escape(scopes);
@@ -190,9 +193,9 @@ void cs_oidc_free(struct cs_oidc *o)
     keyset_put(o, o->keys);
     if (o->client_secret)
         cs_wipe(o->client_secret, strlen(o->client_secret));
-    char *strs[] = {o->issuer, o->client_id, o->client_secret, o->discovery_url, o->q_client_id,
-                    o->q_redirect_uri, o->q_scopes, o->authz_ep, o->token_ep, o->jwks_uri,
-                    o->role_claim};
+    char *strs[] = {o->issuer,      o->client_id,      o->client_secret, o->discovery_url,
+                    o->q_client_id, o->q_redirect_uri, o->q_scopes,      o->authz_ep,
+                    o->token_ep,    o->jwks_uri,       o->role_claim};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         cs_free(strs[i]);
     pthread_mutex_destroy(&o->mu);
@@ -282,8 +285,10 @@ enum cs_err cs_oidc_set_discovery(struct cs_oidc *o, const char *json, size_t le
         goto done;
     }
     if (cs_json_str(doc, "issuer", true, 1024, &iss, e) || strcmp(iss, o->issuer) != 0) {
-        rc = cs_err_set(err, CS_ERR_UNAVAILABLE, "OIDC discovery: issuer is not the configured "
-                        "%s", o->issuer);
+        rc = cs_err_set(err, CS_ERR_UNAVAILABLE,
+                        "OIDC discovery: issuer is not the configured "
+                        "%s",
+                        o->issuer);
         goto done;
     }
     for (int i = 0; i < 3; i++)
@@ -435,10 +440,14 @@ enum cs_err cs_oidc_begin(struct cs_oidc *o, struct cs_oidc_login *login, char *
     put(&b, ep);
     put(&b, strchr(ep, '?') ? "&" : "?");
     const char *kv[][2] = {
-        {"response_type=", "code"},       {"&client_id=", o->q_client_id},
-        {"&redirect_uri=", o->q_redirect_uri}, {"&scope=", o->q_scopes},
-        {"&state=", login->state},        {"&nonce=", login->nonce},
-        {"&code_challenge=", challenge},  {"&code_challenge_method=", "S256"},
+        {"response_type=", "code"},
+        {"&client_id=", o->q_client_id},
+        {"&redirect_uri=", o->q_redirect_uri},
+        {"&scope=", o->q_scopes},
+        {"&state=", login->state},
+        {"&nonce=", login->nonce},
+        {"&code_challenge=", challenge},
+        {"&code_challenge_method=", "S256"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
         put(&b, kv[i][0]);
@@ -480,8 +489,8 @@ static void error_code(json_object *doc, char out[41])
  * POSTs the code to the token endpoint; *id_token (cs_malloc'd) on success.
  * The form, the Authorization header and the answer are wiped after use.
  */
-static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
-                          const char *code, char **id_token, char *err)
+static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login, const char *code,
+                          char **id_token, char *err)
 {
     char *ep = NULL, *q_code = NULL, *q_verifier = NULL, *auth = NULL;
     enum cs_err rc = endpoint(o, &o->token_ep, &ep, err);
@@ -492,10 +501,11 @@ static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
     q_code = escape(code);
     q_verifier = escape(login->verifier);
     /* One allocation each, so that wiping them leaves no copy behind. */
-    char *form = cs_asprintf("grant_type=authorization_code&code=%s&redirect_uri=%s"
-                             "&code_verifier=%s%s%s", q_code, o->q_redirect_uri, q_verifier,
-                             o->client_secret ? "" : "&client_id=",
-                             o->client_secret ? "" : o->q_client_id);
+    char *form =
+        cs_asprintf("grant_type=authorization_code&code=%s&redirect_uri=%s"
+                    "&code_verifier=%s%s%s",
+                    q_code, o->q_redirect_uri, q_verifier,
+                    o->client_secret ? "" : "&client_id=", o->client_secret ? "" : o->q_client_id);
     if (o->client_secret) {
         /* RFC 6749 2.3.1: id and secret are form-encoded before base64. */
         char *q_secret = escape(o->client_secret);
@@ -524,14 +534,13 @@ static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
         /* http() said why */
     } else if (status == 200 && doc &&
                cs_json_str(doc, "id_token", true, TOKEN_BODY_MAX, &tok, jerr) == CS_OK) {
-        *id_token = cs_strdup(tok);   /* a NUL inside is refused by cs_json_str */
+        *id_token = cs_strdup(tok); /* a NUL inside is refused by cs_json_str */
     } else if (status == 200) {
         rc = cs_err_set(err, CS_ERR_UNAVAILABLE, "OIDC token endpoint: answer without id_token");
     } else if (status >= 400 && status < 500 && doc &&
                (!strcmp(code_s, "invalid_client") || !strcmp(code_s, "unauthorized_client") ||
                 !strcmp(code_s, "unsupported_grant_type") || !strcmp(code_s, "invalid_scope"))) {
-        rc = cs_err_set(err, CS_ERR_CONFIG, "OIDC token endpoint refused this client (%s)",
-                        code_s);
+        rc = cs_err_set(err, CS_ERR_CONFIG, "OIDC token endpoint refused this client (%s)", code_s);
     } else if (status >= 400 && status < 500 && code_s[0]) {
         rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "OIDC token endpoint refused the code (%s)",
                         code_s);
@@ -554,13 +563,15 @@ static enum cs_err redeem(struct cs_oidc *o, const struct cs_oidc_login *login,
     return rc;
 }
 
-enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login,
-                           const char *code, struct cs_oidc_identity *id, char *err)
+enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login, const char *code,
+                           struct cs_oidc_identity *id, char *err)
 {
     memset(id, 0, sizeof(*id));
     if (!printable(code, CODE_MAX, false))
-        return cs_err_set(err, CS_ERR_INVALID, "OIDC callback: code is missing, longer than %d "
-                          "bytes or not printable ASCII", CODE_MAX);
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "OIDC callback: code is missing, longer than %d "
+                          "bytes or not printable ASCII",
+                          CODE_MAX);
     size_t vn = strnlen(login->verifier, sizeof(login->verifier));
     if (vn < 43 || vn >= sizeof(login->verifier) ||
         strnlen(login->nonce, sizeof(login->nonce)) >= sizeof(login->nonce))
@@ -580,11 +591,12 @@ enum cs_err cs_oidc_finish(struct cs_oidc *o, const struct cs_oidc_login *login,
         /* Maybe the provider rolled its keys: one refetch (rate-limited), then decide. */
         struct keyset *fresh = NULL;
         if (keyset_get(o, true, &fresh, err) == CS_OK && fresh != ks)
-            rc = cs_oidc_verify_id_token(fresh->jwks, jwt, o->issuer, o->client_id,
-                                         login->nonce, o->clock_ms() / 1000, o->leeway_s,
-                                         o->role_claim, id, NULL, err);
+            rc = cs_oidc_verify_id_token(fresh->jwks, jwt, o->issuer, o->client_id, login->nonce,
+                                         o->clock_ms() / 1000, o->leeway_s, o->role_claim, id, NULL,
+                                         err);
         else
-            cs_err_set(err, CS_ERR_UNAUTHENTICATED, "ID token refused: no key of the provider's "
+            cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                       "ID token refused: no key of the provider's "
                        "set for its kid and alg (the set is refetched at most every 30 s)");
         keyset_put(o, fresh);
     }

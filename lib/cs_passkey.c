@@ -50,15 +50,16 @@ enum cs_err cs_passkey_register(struct cs_db *db, const struct cs_passkey_rp *rp
     size_t nl = name ? strlen(name) : 0;
     if (nl < 1 || nl > 64)
         return cs_err_set(err, CS_ERR_INVALID, "a passkey's name is 1-64 characters");
-    enum cs_err rc = b64u(client_data_json, CS_WEBAUTHN_CDJ_MAX, "client_data_json", &cdj,
-                          &cdj_len, err);
+    enum cs_err rc =
+        b64u(client_data_json, CS_WEBAUTHN_CDJ_MAX, "client_data_json", &cdj, &cdj_len, err);
     if (!rc)
         rc = b64u(attestation_object, CS_WEBAUTHN_AO_MAX, "attestation_object", &ao, &ao_len, err);
     if (!rc)
         rc = cs_webauthn_register(rp->rp_id, rp->origin, challenge, challenge_len, cdj, cdj_len, ao,
                                   ao_len, true, &cred, err);
     if (!rc) {
-        char *cid = hex_of(cred.id, cred.id_len), *key = hex_of(cred.public_key, cred.public_key_len);
+        char *cid = hex_of(cred.id, cred.id_len),
+             *key = hex_of(cred.public_key, cred.public_key_len);
         char alg[16], count[24];
         snprintf(alg, sizeof(alg), "%d", cred.alg);
         snprintf(count, sizeof(count), "%u", cred.sign_count);
@@ -105,7 +106,8 @@ static enum cs_err check(const char *rp_id, const char *origin, const char *key_
     size_t ad_len = 0, cdj_len = 0, sig_len = 0, klen = key_hex ? strlen(key_hex) / 2 : 0;
     unsigned char *key = cs_malloc(klen ? klen : 1);
     enum cs_err rc = klen && cs_hex_decode(key_hex, 2 * klen, key, klen) == CS_OK
-                         ? CS_OK : cs_err_set(err, CS_ERR_INTERNAL, "stored passkey unreadable");
+                         ? CS_OK
+                         : cs_err_set(err, CS_ERR_INTERNAL, "stored passkey unreadable");
     /* The challenge text joins fields with newlines: none may hold one. */
     static const char nonce_chars[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
@@ -115,15 +117,17 @@ static enum cs_err check(const char *rp_id, const char *origin, const char *key_
     if (!rc && (strpbrk(approval_id, "\n") || strpbrk(digest_hex, "\n")))
         rc = cs_err_set(err, CS_ERR_INVALID, "the vote's id or digest is malformed");
     if (!rc)
-        rc = b64u(a->authenticator_data, CS_WEBAUTHN_AD_MAX, "authenticator_data", &ad, &ad_len, err);
+        rc = b64u(a->authenticator_data, CS_WEBAUTHN_AD_MAX, "authenticator_data", &ad, &ad_len,
+                  err);
     if (!rc)
-        rc = b64u(a->client_data_json, CS_WEBAUTHN_CDJ_MAX, "client_data_json", &cdj, &cdj_len, err);
+        rc =
+            b64u(a->client_data_json, CS_WEBAUTHN_CDJ_MAX, "client_data_json", &cdj, &cdj_len, err);
     if (!rc)
         rc = b64u(a->signature, 1024, "signature", &sig, &sig_len, err);
     if (!rc) {
         cs_webauthn_vote_challenge(approval_id, digest_hex, decision, reason, a->nonce, challenge);
-        rc = cs_webauthn_verify(rp_id, origin, challenge, sizeof(challenge), key, klen, stored,
-                                ad, ad_len, cdj, cdj_len, sig, sig_len, true, count, err);
+        rc = cs_webauthn_verify(rp_id, origin, challenge, sizeof(challenge), key, klen, stored, ad,
+                                ad_len, cdj, cdj_len, sig, sig_len, true, count, err);
     }
     cs_free(key);
     cs_free(ad);
@@ -134,16 +138,15 @@ static enum cs_err check(const char *rp_id, const char *origin, const char *key_
 
 enum cs_err cs_passkey_verify_vote(struct cs_db *db, const struct cs_passkey_rp *rp,
                                    const char *voter_id, const char *approval_id,
-                                   const char *digest_hex, const char *decision,
-                                   const char *reason, const struct cs_passkey_assertion *a,
-                                   char passkey_id[CS_UUID_STRLEN + 1], char **detail,
-                                   char *err)
+                                   const char *digest_hex, const char *decision, const char *reason,
+                                   const struct cs_passkey_assertion *a,
+                                   char passkey_id[CS_UUID_STRLEN + 1], char **detail, char *err)
 {
     *detail = NULL;
     unsigned char *cid = NULL;
     size_t cid_len = 0;
-    enum cs_err rc = b64u(a->credential_id, CS_WEBAUTHN_CRED_ID_MAX, "credential_id", &cid,
-                          &cid_len, err);
+    enum cs_err rc =
+        b64u(a->credential_id, CS_WEBAUTHN_CRED_ID_MAX, "credential_id", &cid, &cid_len, err);
     if (rc)
         return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "this vote needs a passkey: none was sent");
     char *cid_hex = hex_of(cid, cid_len);
@@ -184,7 +187,8 @@ static const char *field(json_object *o, const char *k)
 {
     json_object *v = NULL;
     return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v) : NULL;
+               ? json_object_get_string(v)
+               : NULL;
 }
 
 enum cs_err cs_passkey_reverify(struct cs_db *db, const char *approval_id, const char *decision,
@@ -204,11 +208,12 @@ enum cs_err cs_passkey_reverify(struct cs_db *db, const char *approval_id, const
     rc = cs_db_exec(db, CS_DB_Q(PASSKEY_KEY, p), &res, err);
     if (!rc && (PQntuples(res) != 1 ||
                 strcmp(cs_db_str(res, 0, CSC_PASSKEY_KEY_APPROVER_ID), field(d, "cast_by")) != 0))
-        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "the passkey is not the voter's registered key");
+        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                        "the passkey is not the voter's registered key");
     if (!rc) {
-        struct cs_passkey_assertion a = {field(pk, "credential_id"), field(pk, "authenticator_data"),
-                                         field(pk, "client_data_json"), field(pk, "signature"),
-                                         field(pk, "nonce")};
+        struct cs_passkey_assertion a = {
+            field(pk, "credential_id"), field(pk, "authenticator_data"),
+            field(pk, "client_data_json"), field(pk, "signature"), field(pk, "nonce")};
         uint32_t count = 0;
         rc = check(field(pk, "rp_id") ? field(pk, "rp_id") : "",
                    field(pk, "origin") ? field(pk, "origin") : "",

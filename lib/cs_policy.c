@@ -35,8 +35,8 @@ static bool is_number(json_object *v)
 
 static enum cs_err validate_rule(json_object *r, int i, char *err)
 {
-    static const char *const keys[] = {"method", "path", "path_ci", "field", "op", "value",
-                                       "description", NULL};
+    static const char *const keys[] = {"method", "path",  "path_ci",     "field",
+                                       "op",     "value", "description", NULL};
     char inner[CS_ERRLEN];
     if (!json_object_is_type(r, json_type_object))
         return cs_err_set(err, CS_ERR_INVALID, "rule %d must be an object", i);
@@ -47,12 +47,14 @@ static enum cs_err validate_rule(json_object *r, int i, char *err)
      * the key present (json_object_object_get_ex) and must never meet a
      * condition that validation did not check.
      */
-    json_object_object_foreach(r, key, val) {
+    json_object_object_foreach(r, key, val)
+    {
         if (val)
             continue;
         if (strcmp(key, "value") == 0)
             return cs_err_set(err, CS_ERR_INVALID,
-                              "rule %d: \"value\" must be a number (or a string with == and !=)", i);
+                              "rule %d: \"value\" must be a number (or a string with == and !=)",
+                              i);
         return cs_err_set(err, CS_ERR_INVALID, "rule %d: \"%s\" must not be null", i, key);
     }
     json_object *m = NULL, *v = NULL;
@@ -86,11 +88,13 @@ static enum cs_err validate_rule(json_object *r, int i, char *err)
         while (ops[k] && strcmp(ops[k], op))
             k++;
         if (!ops[k])
-            return cs_err_set(err, CS_ERR_INVALID, "rule %d: \"op\" must be >, >=, <, <=, == or !=", i);
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "rule %d: \"op\" must be >, >=, <, <=, == or !=", i);
         bool eq = op[0] == '=' || op[0] == '!';
         if (!(is_number(v) || (eq && json_object_is_type(v, json_type_string))))
             return cs_err_set(err, CS_ERR_INVALID,
-                              "rule %d: \"value\" must be a number (or a string with == and !=)", i);
+                              "rule %d: \"value\" must be a number (or a string with == and !=)",
+                              i);
     }
     if (!path && !field && !m)
         return cs_err_set(err, CS_ERR_INVALID,
@@ -216,8 +220,8 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
             if (!doc_tried) {
                 doc_tried = true;
                 char ignore[CS_ERRLEN];
-                doc_ok = rq->body_len > 0 && cs_json_parse((const char *)rq->body, rq->body_len,
-                                                           &doc, ignore) == CS_OK;
+                doc_ok = rq->body_len > 0 &&
+                         cs_json_parse((const char *)rq->body, rq->body_len, &doc, ignore) == CS_OK;
             }
             if (!doc_ok) {
                 rc = cs_err_set(err, CS_ERR_POLICY,
@@ -229,9 +233,8 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
             bool ok = false;
             bool hit = actual && compare(json_object_get_string(opv), actual, want, &ok);
             if (!actual || !ok) {
-                rc = cs_err_set(err, CS_ERR_POLICY,
-                                "policy %s rule %zu: body field \"%s\" is %s", p->id, i, field,
-                                actual ? "of the wrong type" : "missing");
+                rc = cs_err_set(err, CS_ERR_POLICY, "policy %s rule %zu: body field \"%s\" is %s",
+                                p->id, i, field, actual ? "of the wrong type" : "missing");
                 break;
             }
             *needs_approval = hit;
@@ -244,8 +247,8 @@ enum cs_err cs_policy_evaluate(const struct cs_policy *p, const struct cs_reques
     }
     if (*needs_approval && (p->quorum < 1 || p->quorum > p->napprovers))
         return cs_err_set(err, CS_ERR_POLICY,
-                          "policy %s needs %d approval(s) but has %d approver(s): refused",
-                          p->id, p->quorum, p->napprovers);
+                          "policy %s needs %d approval(s) but has %d approver(s): refused", p->id,
+                          p->quorum, p->napprovers);
     return CS_OK;
 }
 
@@ -262,7 +265,8 @@ json_object *cs_policy_snapshot(const struct cs_policy *p, bool idempotency_keys
     if (p->amount_field)
         json_object_object_add(o, "amount_field", json_object_new_string(p->amount_field));
     if (p->reminder_interval_s)
-        json_object_object_add(o, "reminder_interval_s", json_object_new_int(p->reminder_interval_s));
+        json_object_object_add(o, "reminder_interval_s",
+                               json_object_new_int(p->reminder_interval_s));
     if (p->escalate_after_s)
         json_object_object_add(o, "escalate_after_s", json_object_new_int(p->escalate_after_s));
     if (p->require_passkey)

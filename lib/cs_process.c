@@ -45,8 +45,7 @@ int cs_process_wake_fd(void)
     return wake_pipe[0];
 }
 
-int cs_process_init(int argc, char **argv, const struct cs_process_info *pi,
-                    struct cs_config *cfg)
+int cs_process_init(int argc, char **argv, const struct cs_process_info *pi, struct cs_config *cfg)
 {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -105,7 +104,8 @@ enum cs_err cs_process_db(const struct cs_config *cfg, const char *app, const at
     if (version < want)
         return cs_err_set(err, CS_ERR_CONFIG,
                           "database schema is at version %d, this binary needs %d: run "
-                          "`countersign migrate`", version, want);
+                          "`countersign migrate`",
+                          version, want);
     /* Nothing is written before a slot keeps the events it emits. */
     return cs_events_slot_ensure(*db, cfg, err);
 }

@@ -18,17 +18,31 @@
 #include "cs_mem.h"
 #include "cs_url.h"
 
-static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
-                                      "OPTIONS", NULL};
+static const char *const methods[] = {"GET",    "POST", "PUT",     "PATCH",
+                                      "DELETE", "HEAD", "OPTIONS", NULL};
 
 /* Headers callers may not set: credentials (security invariant 5), headers
  * that Countersign or libcurl owns, and method overrides, which many
  * frameworks honour: a POST the policy saw could run there as a DELETE. */
-static const char *const forbidden_headers[] = {
-    "authorization", "cookie", "proxy-authorization", "x-api-key", "host",
-    "idempotency-key", "content-length", "transfer-encoding", "connection", "te",
-    "upgrade", "expect", "keep-alive", "proxy-connection", "trailer",
-    "x-http-method-override", "x-http-method", "x-method-override", NULL};
+static const char *const forbidden_headers[] = {"authorization",
+                                                "cookie",
+                                                "proxy-authorization",
+                                                "x-api-key",
+                                                "host",
+                                                "idempotency-key",
+                                                "content-length",
+                                                "transfer-encoding",
+                                                "connection",
+                                                "te",
+                                                "upgrade",
+                                                "expect",
+                                                "keep-alive",
+                                                "proxy-connection",
+                                                "trailer",
+                                                "x-http-method-override",
+                                                "x-http-method",
+                                                "x-method-override",
+                                                NULL};
 
 bool cs_header_forbidden(const char *name)
 {
@@ -83,7 +97,8 @@ static bool has_nul(json_object *v)
             if (has_nul(json_object_array_get_idx(v, i)))
                 return true;
     if (json_object_is_type(v, json_type_object)) {
-        json_object_object_foreach(v, key, val) {
+        json_object_object_foreach(v, key, val)
+        {
             (void)key;
             if (has_nul(val))
                 return true;
@@ -118,7 +133,8 @@ static enum cs_err parse_headers(json_object *h, const char *field, struct cs_re
         return CS_OK;
     if (json_object_object_length(h) > CS_HEADERS_MAX)
         return cs_err_set(err, CS_ERR_INVALID, "\"%s\": at most %d headers", field, CS_HEADERS_MAX);
-    json_object_object_foreach(h, name, val) {
+    json_object_object_foreach(h, name, val)
+    {
         if (!header_name_ok(name))
             return cs_err_set(err, CS_ERR_INVALID, "\"%s\": invalid header name \"%.64s\"", field,
                               name);
@@ -132,9 +148,10 @@ static enum cs_err parse_headers(json_object *h, const char *field, struct cs_re
         if ((size_t)json_object_get_string_len(val) != strlen(v) || strlen(v) > 8192 ||
             !header_value_ok(v))
             return cs_err_set(err, CS_ERR_INVALID,
-                              "\"%s\": header %s has a control character or is too long",
-                              field, name);
-        json_object_object_foreach(rq->headers, seen, sv) {
+                              "\"%s\": header %s has a control character or is too long", field,
+                              name);
+        json_object_object_foreach(rq->headers, seen, sv)
+        {
             (void)sv;
             if (strcasecmp(seen, name) == 0)
                 return cs_err_set(err, CS_ERR_INVALID, "\"%s\": header %s appears twice", field,
@@ -223,7 +240,8 @@ static enum cs_err substitute_path(const char *url, json_object *params, char **
     }
     if (!rc && params) {
         /* Checked by name: a placeholder used twice must not hide an unused one. */
-        json_object_object_foreach(params, key, val) {
+        json_object_object_foreach(params, key, val)
+        {
             (void)val;
             char *ph = cs_asprintf("{%s}", key);
             bool found = strstr(url, ph) != NULL;
@@ -256,11 +274,13 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
         curl_url_cleanup(h);
         return cs_err_set(err, CS_ERR_BAD_URL, "invalid URL");
     }
-    json_object_object_foreach(q, key, val) {
+    json_object_object_foreach(q, key, val)
+    {
         int n = json_object_is_type(val, json_type_array) ? (int)json_object_array_length(val) : 1;
         for (int i = 0; i < n && !rc; i++) {
             json_object *v = json_object_is_type(val, json_type_array)
-                                 ? json_object_array_get_idx(val, (size_t)i) : val;
+                                 ? json_object_array_get_idx(val, (size_t)i)
+                                 : val;
             bool nul = false;
             const char *text = scalar_text(v, &nul);
             if (nul) {
@@ -271,7 +291,8 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
             if (!text || !*key || strchr(key, '=')) {
                 rc = cs_err_set(err, CS_ERR_INVALID,
                                 "\"query_params\": %.64s must be a name without '=' and a string, "
-                                "number, boolean or an array of them", key);
+                                "number, boolean or an array of them",
+                                key);
                 break;
             }
             char *pair = cs_asprintf("%s=%s", key, text);
@@ -299,7 +320,8 @@ static enum cs_err append_query(char **url, json_object *q, char *err)
  * application/json or any "+json" type, parameters aside. */
 static bool declares_json(json_object *headers)
 {
-    json_object_object_foreach(headers, name, v) {
+    json_object_object_foreach(headers, name, v)
+    {
         if (strcasecmp(name, "content-type") != 0)
             continue;
         const char *t = json_object_get_string(v);
@@ -328,9 +350,10 @@ static enum cs_err strict_json_body(const char *field, const struct cs_request *
                                   : cs_err_set(jerr, CS_ERR_MALFORMED_JSON, "it is empty");
     json_object_put(doc);
     if (rc == CS_ERR_MALFORMED_JSON || rc == CS_ERR_TOO_LARGE)
-        return cs_err_set(err, CS_ERR_INVALID,
-                          "\"%s\": the Content-Type says JSON, but the body is not strict JSON (%s)",
-                          field, jerr);
+        return cs_err_set(
+            err, CS_ERR_INVALID,
+            "\"%s\": the Content-Type says JSON, but the body is not strict JSON (%s)", field,
+            jerr);
     return rc ? cs_err_set(err, rc, "%s", jerr) : CS_OK;
 }
 
@@ -350,7 +373,8 @@ static enum cs_err parse_body(json_object *obj, size_t max_body, struct cs_reque
         return cs_err_set(err, CS_ERR_TOO_LARGE, "the body is larger than %zu bytes", max_body);
     given += (text != NULL) + (b64 != NULL);
     if (given > 1)
-        return cs_err_set(err, CS_ERR_INVALID, "give at most one of \"json\", \"body\", \"body_b64\"");
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "give at most one of \"json\", \"body\", \"body_b64\"");
     if (json_object_object_get_ex(obj, "json", &tmp)) {
         size_t len = 0;
         const char *s = js ? cs_json_text(js, &len) : "null";
@@ -362,7 +386,8 @@ static enum cs_err parse_body(json_object *obj, size_t max_body, struct cs_reque
         rq->body_len = len;
         rq->body_is_json = true;
         bool has_ct = false;
-        json_object_object_foreach(rq->headers, name, v) {
+        json_object_object_foreach(rq->headers, name, v)
+        {
             (void)v;
             has_ct = has_ct || strcasecmp(name, "content-type") == 0;
         }
@@ -388,11 +413,14 @@ enum cs_err cs_request_parse(json_object *obj, unsigned mode, size_t max_body,
                              struct cs_request *rq, char *err)
 {
     static const char *const envelope_keys[] = {
-        "request_id", "agent", "grant_id", "method", "url", "headers", "json", "body",
-        "body_b64", "query_params", "path_params", "reason", "context", "batch_id", NULL};
+        "request_id",  "agent",  "grant_id", "method",   "url",
+        "headers",     "json",   "body",     "body_b64", "query_params",
+        "path_params", "reason", "context",  "batch_id", NULL};
     static const char *const submit_keys[] = {
-        "idempotency_key", "grant_id", "method", "url", "extra_headers", "json", "body",
-        "body_b64", "query_params", "path_params", "reason", "context", "batch_id", NULL};
+        "idempotency_key", "grant_id",    "method", "url",
+        "extra_headers",   "json",        "body",   "body_b64",
+        "query_params",    "path_params", "reason", "context",
+        "batch_id",        NULL};
     const bool env = mode == CS_REQ_ENVELOPE;
     const char *rid = NULL, *agent = NULL, *grant = NULL, *method = NULL, *url = NULL,
                *reason = NULL, *batch = NULL;
@@ -525,7 +553,8 @@ void cs_request_digest(const char *method, const char *url, const char *grant_id
     struct hdr *hs = cs_calloc(n ? n : 1, sizeof(*hs));
     size_t i = 0;
     if (headers) {
-        json_object_object_foreach(headers, name, val) {
+        json_object_object_foreach(headers, name, val)
+        {
             hs[i].lname = cs_strdup(name);
             for (char *c = hs[i].lname; *c; c++)
                 *c = (char)tolower((unsigned char)*c);

@@ -73,12 +73,13 @@ bool cs_session_next_valid(const char *p)
 /* ---- sign-in links ---- */
 
 enum cs_err cs_signin_link_mint(struct cs_db *db, const struct cs_config *cfg,
-                                const char *approver_id, const char *next_path,
-                                const char *purpose, char **url, char *err)
+                                const char *approver_id, const char *next_path, const char *purpose,
+                                char **url, char *err)
 {
     *url = NULL;
     if (!cs_uuid_valid(approver_id) || !cs_session_next_valid(next_path))
-        return cs_err_set(err, CS_ERR_INVALID, "a sign-in link needs an approver id and a local path");
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "a sign-in link needs an approver id and a local path");
     char token[CS_SESSION_TOKEN_LEN + 1], hex[2 * CS_SHA256_LEN + 1], ttl[24];
     token_new(token);
     token_hash(token, hex);
@@ -89,7 +90,8 @@ enum cs_err cs_signin_link_mint(struct cs_db *db, const struct cs_config *cfg,
     if (rc)
         goto done;
     if (PQntuples(res) != 1) {
-        rc = cs_err_set(err, CS_ERR_NOT_APPROVER, "approver %s is unknown or disabled", approver_id);
+        rc =
+            cs_err_set(err, CS_ERR_NOT_APPROVER, "approver %s is unknown or disabled", approver_id);
         goto done;
     }
     size_t n = strlen(cfg->public_url);
@@ -142,9 +144,8 @@ enum cs_err cs_signin_link_use(struct cs_db *db, const char *token,
 
 enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
                               const char *approver_id, const char *method,
-                              enum cs_operator_role role,
-                              const char *user_agent, const char *address,
-                              char token[CS_SESSION_TOKEN_LEN + 1], char *err)
+                              enum cs_operator_role role, const char *user_agent,
+                              const char *address, char token[CS_SESSION_TOKEN_LEN + 1], char *err)
 {
     char id[CS_UUID_STRLEN + 1], hex[2 * CS_SHA256_LEN + 1], idle[24], max[24];
     cs_uuid_v7(id);
@@ -152,16 +153,22 @@ enum cs_err cs_session_create(struct cs_db *db, const struct cs_config *cfg,
     token_hash(token, hex);
     snprintf(idle, sizeof(idle), "%lld", (long long)cfg->session_idle_s);
     snprintf(max, sizeof(max), "%lld", (long long)cfg->session_max_s);
-    const char *p[] = {id, hex, approver_id, method, idle, max, user_agent ? user_agent : "",
-                       address ? address : "", cs_operator_role_name(role)};
+    const char *p[] = {id,
+                       hex,
+                       approver_id,
+                       method,
+                       idle,
+                       max,
+                       user_agent ? user_agent : "",
+                       address ? address : "",
+                       cs_operator_role_name(role)};
     enum cs_err rc = cs_db_exec(db, CS_DB_Q(SESSION_INSERT, p), NULL, err);
     if (rc)
         cs_wipe(token, CS_SESSION_TOKEN_LEN + 1);
     return rc;
 }
 
-enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_session *s,
-                              char *err)
+enum cs_err cs_session_lookup(struct cs_db *db, const char *token, struct cs_session *s, char *err)
 {
     memset(s, 0, sizeof(*s));
     PGresult *res = NULL;
@@ -208,9 +215,8 @@ void cs_session_cookie(const struct cs_config *cfg, const char *token, char *out
 {
     bool secure = strncmp(cfg->public_url, "https:", 6) == 0;
     if (token)
-        snprintf(out, n, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s",
-                 CS_SESSION_COOKIE, token, (long long)cfg->session_max_s,
-                 secure ? "; Secure" : "");
+        snprintf(out, n, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s", CS_SESSION_COOKIE,
+                 token, (long long)cfg->session_max_s, secure ? "; Secure" : "");
     else
         snprintf(out, n, "%s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s", CS_SESSION_COOKIE,
                  secure ? "; Secure" : "");

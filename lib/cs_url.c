@@ -37,8 +37,10 @@ void cs_url_free(struct cs_url *u)
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /*
@@ -167,7 +169,8 @@ enum cs_err cs_url_parse(const char *s, struct cs_url *u, char *err)
         return cs_err_set(err, CS_ERR_BAD_URL,
                           "URL host must not be percent-encoded or carry an IPv6 zone");
     if (dot_param_segment(raw_path, raw_path_len))
-        return cs_err_set(err, CS_ERR_BAD_URL, "URL path must not contain a dot segment with a ';' parameter");
+        return cs_err_set(err, CS_ERR_BAD_URL,
+                          "URL path must not contain a dot segment with a ';' parameter");
     CURLU *h = curl_url();
     cs_assert(h);
     enum cs_err rc = CS_OK;
@@ -258,8 +261,7 @@ bool cs_url_under_base(const struct cs_url *u, const struct cs_url *base)
     return strncmp(u->path, base->path, bl) == 0 && (u->path[bl] == '\0' || u->path[bl] == '/');
 }
 
-enum cs_err cs_url_allowed(const struct cs_url *u, char *const *bases, int n, int *index,
-                           char *err)
+enum cs_err cs_url_allowed(const struct cs_url *u, char *const *bases, int n, int *index, char *err)
 {
     for (int i = 0; i < n; i++) {
         struct cs_url b;
@@ -291,14 +293,14 @@ enum cs_err cs_url_base_valid(const char *base, char *err)
 
 static bool v4_private(uint32_t a)
 {
-    return (a >> 24) == 0 ||                  /* 0.0.0.0/8 */
-           (a >> 24) == 10 ||                 /* 10/8 */
-           (a >> 24) == 127 ||                /* loopback */
-           (a >> 16) == 0xa9fe ||             /* 169.254/16 link-local (metadata) */
-           (a >> 20) == 0xac1 ||              /* 172.16/12 */
-           (a >> 16) == 0xc0a8 ||             /* 192.168/16 */
-           (a >> 22) == (100u << 2 | 1) ||    /* 100.64/10 CGNAT */
-           (a >> 28) >= 0xe;                  /* multicast, reserved, broadcast */
+    return (a >> 24) == 0 ||               /* 0.0.0.0/8 */
+           (a >> 24) == 10 ||              /* 10/8 */
+           (a >> 24) == 127 ||             /* loopback */
+           (a >> 16) == 0xa9fe ||          /* 169.254/16 link-local (metadata) */
+           (a >> 20) == 0xac1 ||           /* 172.16/12 */
+           (a >> 16) == 0xc0a8 ||          /* 192.168/16 */
+           (a >> 22) == (100u << 2 | 1) || /* 100.64/10 CGNAT */
+           (a >> 28) >= 0xe;               /* multicast, reserved, broadcast */
 }
 
 bool cs_addr_is_private(const struct sockaddr *sa)
@@ -313,13 +315,13 @@ bool cs_addr_is_private(const struct sockaddr *sa)
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         static const unsigned char zero[12] = {0};
         if (memcmp(b, mapped, 12) == 0) /* ::ffff:a.b.c.d is the IPv4 address */
-            return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                              (uint32_t)b[14] << 8 | b[15]);
+            return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                              b[15]);
         if (memcmp(b, zero, 12) == 0) /* ::, ::1 and deprecated ::a.b.c.d */
             return true;
-        return (b[0] & 0xfe) == 0xfc ||                 /* fc00::/7 unique local */
+        return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique local */
                (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-               b[0] == 0xff ||                          /* multicast */
+               b[0] == 0xff ||                            /* multicast */
                (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) || /* doc */
                (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b);   /* NAT64 */
     }

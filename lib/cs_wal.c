@@ -23,8 +23,7 @@ static void put64(unsigned char *p, uint64_t v)
 }
 
 /* pgoutput's Message: flags(1) lsn(8) prefix\0 length(4) content. */
-static enum cs_err decode_message(const unsigned char *p, size_t n, struct cs_wal_msg *m,
-                                  char *err)
+static enum cs_err decode_message(const unsigned char *p, size_t n, struct cs_wal_msg *m, char *err)
 {
     if (n < 10)
         return cs_err_set(err, CS_ERR_INVALID, "logical message truncated");
@@ -49,8 +48,10 @@ static enum cs_err decode_message(const unsigned char *p, size_t n, struct cs_wa
     m->topic_len = plen - (sizeof(PREFIX) - 1);
     if (!(m->topic_len == 6 && memcmp(m->topic, "events", 6) == 0) &&
         !(m->topic_len == 7 && memcmp(m->topic, "results", 7) == 0))
-        return cs_err_set(err, CS_ERR_INVALID, "event topic \"%.*s\" is neither events nor "
-                          "results", (int)(m->topic_len > 40 ? 40 : m->topic_len), m->topic);
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "event topic \"%.*s\" is neither events nor "
+                          "results",
+                          (int)(m->topic_len > 40 ? 40 : m->topic_len), m->topic);
     const char *c = (const char *)p + off, *nl = memchr(c, '\n', (size_t)clen);
     if (!nl || nl == c)
         return cs_err_set(err, CS_ERR_INVALID, "event without its key line");
@@ -96,10 +97,8 @@ enum cs_err cs_wal_decode(const char *buf, size_t len, struct cs_wal_msg *m, cha
         m->kind = CS_WAL_COMMIT;
         m->end_lsn = be64(p + 10);
         return CS_OK;
-    case 'M':
-        return decode_message(p + 1, n - 1, m, err);
-    default:
-        return CS_OK; /* relation, type, origin ...: nothing of ours */
+    case 'M': return decode_message(p + 1, n - 1, m, err);
+    default: return CS_OK; /* relation, type, origin ...: nothing of ours */
     }
 }
 
@@ -110,5 +109,5 @@ void cs_wal_status(unsigned char out[CS_WAL_STATUS_LEN], uint64_t lsn, int64_t n
     put64(out + 9, lsn);  /* flushed: the slot's confirmed position */
     put64(out + 17, lsn); /* applied */
     put64(out + 25, (uint64_t)(now_us - PG_EPOCH_US));
-    out[33] = 0;          /* no reply requested */
+    out[33] = 0; /* no reply requested */
 }

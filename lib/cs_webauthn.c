@@ -36,11 +36,19 @@
 
 /* ---- CBOR ---------------------------------------------------------------- */
 
-#define CBOR_DEPTH_MAX 8    /* nested arrays and maps */
-#define CBOR_PAIRS_MAX 64   /* pairs in one map (keeps the duplicate check small) */
+#define CBOR_DEPTH_MAX 8  /* nested arrays and maps */
+#define CBOR_PAIRS_MAX 64 /* pairs in one map (keeps the duplicate check small) */
 
-enum { CB_UINT = 0, CB_NINT = 1, CB_BYTES = 2, CB_TEXT = 3, CB_ARRAY = 4, CB_MAP = 5,
-       CB_TAG = 6, CB_SIMPLE = 7 };
+enum {
+    CB_UINT = 0,
+    CB_NINT = 1,
+    CB_BYTES = 2,
+    CB_TEXT = 3,
+    CB_ARRAY = 4,
+    CB_MAP = 5,
+    CB_TAG = 6,
+    CB_SIMPLE = 7
+};
 
 /* A reader over p[n]; off is the next byte. */
 struct cbor {
@@ -177,7 +185,8 @@ static bool item_int(const struct cbor_item *it, int64_t *v)
 
 static bool item_text_is(const struct cbor_item *it, const char *s)
 {
-    return it->major == CB_TEXT && it->val == strlen(s) && memcmp(it->data, s, (size_t)it->val) == 0;
+    return it->major == CB_TEXT && it->val == strlen(s) &&
+           memcmp(it->data, s, (size_t)it->val) == 0;
 }
 
 /* ---- COSE_Key ------------------------------------------------------------ */
@@ -232,10 +241,12 @@ static enum cs_err cose_key(const struct cbor_item *key, int *alg, EVP_PKEY **pk
     if (a == CS_WEBAUTHN_ALG_ES256) {
         int64_t crv = 0;
         if (kty != KTY_EC2 || !item_int(&par[0], &crv) || crv != CRV_P256)
-            return cs_err_set(err, CS_ERR_INVALID, "credential key: ES256 needs kty EC2, crv P-256");
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "credential key: ES256 needs kty EC2, crv P-256");
         if (par[1].major != CB_BYTES || par[1].val != 32 || par[2].major != CB_BYTES ||
             par[2].val != 32)
-            return cs_err_set(err, CS_ERR_INVALID, "credential key: x and y must be 32-byte strings");
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "credential key: x and y must be 32-byte strings");
         if (neg & 1u << 4) /* d */
             return cs_err_set(err, CS_ERR_INVALID, "credential key: holds private-key members");
         *pkey = cs_pkey_p256(par[1].data, par[2].data);
@@ -251,10 +262,11 @@ static enum cs_err cose_key(const struct cbor_item *key, int *alg, EVP_PKEY **pk
     }
     ERR_clear_error();
     if (!*pkey)
-        return cs_err_set(err, CS_ERR_INVALID, a == CS_WEBAUTHN_ALG_ES256
-                                                   ? "credential key: not a point on P-256"
-                                                   : "credential key: not an RSA key of 2048..8192 "
-                                                     "bits with an odd exponent");
+        return cs_err_set(err, CS_ERR_INVALID,
+                          a == CS_WEBAUTHN_ALG_ES256
+                              ? "credential key: not a point on P-256"
+                              : "credential key: not an RSA key of 2048..8192 "
+                                "bits with an odd exponent");
     *alg = (int)a;
     return CS_OK;
 }
@@ -267,7 +279,7 @@ static enum cs_err cose_key(const struct cbor_item *key, int *alg, EVP_PKEY **pk
 #define FLAG_BS 0x10
 #define FLAG_AT 0x40
 #define FLAG_ED 0x80
-#define AD_FIXED 37          /* rpIdHash 32 | flags 1 | signCount 4 */
+#define AD_FIXED 37             /* rpIdHash 32 | flags 1 | signCount 4 */
 #define AD_CRED (AD_FIXED + 18) /* + aaguid 16 | credentialIdLength 2 */
 
 /* The arguments every ceremony needs. */
@@ -278,8 +290,8 @@ static enum cs_err args_check(const char *rp_id, const char *origin, const unsig
         return cs_err_set(err, CS_ERR_INVALID, "RP ID and origin are required");
     if (!challenge || challenge_len < CS_WEBAUTHN_CHALLENGE_MIN ||
         challenge_len > CS_WEBAUTHN_CHALLENGE_MAX)
-        return cs_err_set(err, CS_ERR_INVALID, "challenge: %d..%d bytes",
-                          CS_WEBAUTHN_CHALLENGE_MIN, CS_WEBAUTHN_CHALLENGE_MAX);
+        return cs_err_set(err, CS_ERR_INVALID, "challenge: %d..%d bytes", CS_WEBAUTHN_CHALLENGE_MIN,
+                          CS_WEBAUTHN_CHALLENGE_MAX);
     return CS_OK;
 }
 
@@ -339,7 +351,7 @@ struct authdata {
     uint32_t count;
     const unsigned char *cred_id; /* registration only */
     size_t cred_id_len;
-    struct cbor_item key;         /* the COSE_Key, validated CBOR */
+    struct cbor_item key; /* the COSE_Key, validated CBOR */
 };
 
 /*
@@ -357,9 +369,9 @@ static enum cs_err authdata_parse(const unsigned char *ad, size_t len, bool regi
     a->flags = ad[32];
     a->count = (uint32_t)ad[33] << 24 | (uint32_t)ad[34] << 16 | (uint32_t)ad[35] << 8 | ad[36];
     if (registration != !!(a->flags & FLAG_AT))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, registration
-                              ? "authenticatorData: AT not set (no attested credential)"
-                              : "authenticatorData: AT set in an assertion");
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          registration ? "authenticatorData: AT not set (no attested credential)"
+                                       : "authenticatorData: AT set in an assertion");
     struct cbor r = {ad, len, AD_FIXED};
     const char *why;
     if (registration) {
@@ -367,8 +379,10 @@ static enum cs_err authdata_parse(const unsigned char *ad, size_t len, bool regi
             return cs_err_set(err, CS_ERR_INVALID, "authenticatorData: credential data truncated");
         size_t idlen = (size_t)ad[AD_CRED - 2] << 8 | ad[AD_CRED - 1];
         if (idlen == 0 || idlen > CS_WEBAUTHN_CRED_ID_MAX)
-            return cs_err_set(err, CS_ERR_INVALID, "authenticatorData: credential id of %zu bytes "
-                              "(1..%d)", idlen, CS_WEBAUTHN_CRED_ID_MAX);
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "authenticatorData: credential id of %zu bytes "
+                              "(1..%d)",
+                              idlen, CS_WEBAUTHN_CRED_ID_MAX);
         if (len - AD_CRED < idlen)
             return cs_err_set(err, CS_ERR_INVALID, "authenticatorData: credential id truncated");
         a->cred_id = ad + AD_CRED;
@@ -439,11 +453,13 @@ static enum cs_err ao_members(const struct cbor_item *ao, struct cbor_item *fmt,
         else if (item_text_is(&k, "authData") && v.major == CB_BYTES)
             *adata = v, seen[2] = true;
         else
-            return cs_err_set(err, CS_ERR_INVALID, "attestationObject: members are fmt (text of "
+            return cs_err_set(err, CS_ERR_INVALID,
+                              "attestationObject: members are fmt (text of "
                               "1..32 bytes), attStmt (map) and authData (bytes) only");
     }
     if (!seen[0] || !seen[1] || !seen[2])
-        return cs_err_set(err, CS_ERR_INVALID, "attestationObject: fmt, attStmt and authData "
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "attestationObject: fmt, attStmt and authData "
                           "are required");
     if (item_text_is(fmt, "none") && stmt->val != 0)
         return cs_err_set(err, CS_ERR_INVALID, "attestationObject: attStmt of fmt none not empty");
@@ -461,13 +477,15 @@ enum cs_err cs_webauthn_register(const char *rp_id, const char *origin,
     enum cs_err rc = args_check(rp_id, origin, challenge, challenge_len, err);
     if (rc)
         return rc;
-    rc = client_data(client_data_json, cdj_len, "webauthn.create", challenge, challenge_len,
-                     origin, err);
+    rc = client_data(client_data_json, cdj_len, "webauthn.create", challenge, challenge_len, origin,
+                     err);
     if (rc)
         return rc;
     if (!attestation_object || ao_len == 0 || ao_len > CS_WEBAUTHN_AO_MAX)
-        return cs_err_set(err, CS_ERR_INVALID, "attestationObject: missing or larger than %d "
-                          "bytes", CS_WEBAUTHN_AO_MAX);
+        return cs_err_set(err, CS_ERR_INVALID,
+                          "attestationObject: missing or larger than %d "
+                          "bytes",
+                          CS_WEBAUTHN_AO_MAX);
     struct cbor_item ao, fmt = {0}, stmt = {0}, ad = {0};
     const char *why = cbor_whole(attestation_object, ao_len, &ao);
     if (why)
@@ -514,11 +532,10 @@ static bool sig_valid(EVP_PKEY *pkey, int alg, const unsigned char *ad, size_t a
 enum cs_err cs_webauthn_verify(const char *rp_id, const char *origin,
                                const unsigned char *challenge, size_t challenge_len,
                                const unsigned char *public_key, size_t public_key_len,
-                               uint32_t stored_count,
-                               const unsigned char *authenticator_data, size_t ad_len,
-                               const unsigned char *client_data_json, size_t cdj_len,
-                               const unsigned char *signature, size_t sig_len,
-                               bool require_uv, uint32_t *new_count, char *err)
+                               uint32_t stored_count, const unsigned char *authenticator_data,
+                               size_t ad_len, const unsigned char *client_data_json, size_t cdj_len,
+                               const unsigned char *signature, size_t sig_len, bool require_uv,
+                               uint32_t *new_count, char *err)
 {
     cs_assert(new_count);
     *new_count = stored_count;
@@ -552,7 +569,8 @@ enum cs_err cs_webauthn_verify(const char *rp_id, const char *origin,
     }
     cs_sha256(client_data_json, cdj_len, h);
     if (!sig_valid(pkey, alg, authenticator_data, ad_len, h, signature, sig_len)) {
-        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "signature: does not verify with the "
+        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                        "signature: does not verify with the "
                         "credential's key");
         goto done;
     }
@@ -561,8 +579,10 @@ enum cs_err cs_webauthn_verify(const char *rp_id, const char *origin,
         (rc = authdata_check(&a, rp_id, require_uv, err)))
         goto done;
     if ((stored_count != 0 || a.count != 0) && a.count <= stored_count) {
-        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED, "signCount %u is not above the stored %u: "
-                        "possibly a cloned authenticator", a.count, stored_count);
+        rc = cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                        "signCount %u is not above the stored %u: "
+                        "possibly a cloned authenticator",
+                        a.count, stored_count);
         goto done;
     }
     *new_count = a.count;

@@ -10,8 +10,8 @@
  */
 #include "scheduler.h"
 
-enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c,
-                             struct duty_result *out, char *err)
+enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                             char *err)
 {
     return duty_run(db, CSQ_EXPIRE_DUE, c->batch, "scheduler:expirer", out, err);
 }

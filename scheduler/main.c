@@ -35,12 +35,17 @@ static void render(void *arg, struct cs_buf *b)
                       "rows each duty changed (expired, rescued, sealed entries, deleted)");
     for (int i = 0; i < DUTY_COUNT; i++) {
         snprintf(labels, sizeof(labels), "duty=\"%s\"", duties[i].name);
-        cs_metrics_value(b, "countersign_scheduler_rows_total", labels, (double)atomic_load(&m->rows[i]));
+        cs_metrics_value(b, "countersign_scheduler_rows_total", labels,
+                         (double)atomic_load(&m->rows[i]));
     }
-    cs_metrics_family(b, "countersign_scheduler_sweeps_total", "counter", "sweeps run while leading");
-    cs_metrics_value(b, "countersign_scheduler_sweeps_total", NULL, (double)atomic_load(&m->sweeps));
-    cs_metrics_family(b, "countersign_scheduler_failures_total", "counter", "duty runs that failed");
-    cs_metrics_value(b, "countersign_scheduler_failures_total", NULL, (double)atomic_load(&m->failures));
+    cs_metrics_family(b, "countersign_scheduler_sweeps_total", "counter",
+                      "sweeps run while leading");
+    cs_metrics_value(b, "countersign_scheduler_sweeps_total", NULL,
+                     (double)atomic_load(&m->sweeps));
+    cs_metrics_family(b, "countersign_scheduler_failures_total", "counter",
+                      "duty runs that failed");
+    cs_metrics_value(b, "countersign_scheduler_failures_total", NULL,
+                     (double)atomic_load(&m->failures));
     cs_metrics_family(b, "countersign_scheduler_leader", "gauge", "1 when this scheduler leads");
     cs_metrics_value(b, "countersign_scheduler_leader", NULL, atomic_load(&m->leader));
 }
@@ -113,7 +118,8 @@ int main(int argc, char **argv)
     static const struct cs_process_info info = {
         "scheduler", CS_PROC_SCHEDULER,
         "expiry sweeps, lease rescue, reminders, escalation, batch summaries, audit sealing, "
-        "retention", true};
+        "retention",
+        true};
     struct cs_config cfg;
     int status = cs_process_init(argc, argv, &info, &cfg);
     if (status >= 0)

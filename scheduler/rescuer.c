@@ -12,8 +12,8 @@
 
 #include "scheduler.h"
 
-enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
-                             struct duty_result *out, char *err)
+enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                             char *err)
 {
     char lim[16], margin[16];
     snprintf(lim, sizeof(lim), "%d", c->batch);

@@ -18,8 +18,8 @@
 #include "cs_err.h"
 
 struct duty_result {
-    int64_t changed;   /* rows changed (expired, rescued, sealed entries, deleted) */
-    bool more;         /* the batch was full: run again soon */
+    int64_t changed; /* rows changed (expired, rescued, sealed entries, deleted) */
+    bool more;       /* the batch was full: run again soon */
 };
 
 /*
@@ -34,13 +34,14 @@ enum cs_err duty_run(struct cs_db *db, enum cs_query q, int batch, const char *a
  * duty takes the same struct, so the loop holds them in one table.
  */
 struct duty_config {
-    int batch;                 /* CS_SWEEP_BATCH: most rows one statement changes */
-    int margin_ms;             /* rescuer: no rescue within this long of a database start */
-    int seal_entries;          /* sealer: most audit entries one seal covers */
-    int retention_days;        /* retention: terminal approvals kept this long */
-    int audit_days;            /* retention: 0 keeps the audit log forever */
-    unsigned char audit_key[32]; /* sealer, retention: signs seals and prune anchors (cs_audit_key) */
-    const char *head_file;     /* sealer: CS_AUDIT_HEAD_FILE, or NULL */
+    int batch;          /* CS_SWEEP_BATCH: most rows one statement changes */
+    int margin_ms;      /* rescuer: no rescue within this long of a database start */
+    int seal_entries;   /* sealer: most audit entries one seal covers */
+    int retention_days; /* retention: terminal approvals kept this long */
+    int audit_days;     /* retention: 0 keeps the audit log forever */
+    unsigned char
+        audit_key[32];     /* sealer, retention: signs seals and prune anchors (cs_audit_key) */
+    const char *head_file; /* sealer: CS_AUDIT_HEAD_FILE, or NULL */
 };
 struct duty_config duty_config_from(const struct cs_config *cfg);
 
@@ -50,23 +51,23 @@ typedef enum cs_err (*duty_fn)(struct cs_db *db, const struct duty_config *c,
 
 /* The duties, in the order a sweep runs them (duty.c; main.c owns the loop). */
 struct duty {
-    const char *name;          /* log subsystem and metrics label */
+    const char *name; /* log subsystem and metrics label */
     duty_fn run_once;
-    int64_t every_ms;          /* 0: every sweep */
+    int64_t every_ms; /* 0: every sweep */
 };
 #define DUTY_COUNT 7
 extern const struct duty duties[DUTY_COUNT];
 
 /* expirer.c: pending past expires_at -> expired. */
-enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c,
-                             struct duty_result *out, char *err) CS_MUSTCHECK;
+enum cs_err expirer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                             char *err) CS_MUSTCHECK;
 /* rescuer.c: executing with a lapsed lease -> approved (retry) or failed. */
-enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c,
-                             struct duty_result *out, char *err) CS_MUSTCHECK;
+enum cs_err rescuer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                             char *err) CS_MUSTCHECK;
 /* sealer.c: publishes signed heads not yet in CS_AUDIT_HEAD_FILE, then chains
  * finished audit entries into a new signed audit_seal row and publishes it. */
-enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
-                            struct duty_result *out, char *err) CS_MUSTCHECK;
+enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                            char *err) CS_MUSTCHECK;
 /* reminder.c: due reminders, once per interval. */
 enum cs_err reminder_run_once(struct cs_db *db, const struct duty_config *c,
                               struct duty_result *out, char *err) CS_MUSTCHECK;

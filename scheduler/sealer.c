@@ -37,9 +37,11 @@ static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c
     if (rc)
         return rc;
     if (last > head)
-        return cs_err_set(err, CS_ERR_CONFLICT, "the audit chain was cut: seal %lld is published "
+        return cs_err_set(err, CS_ERR_CONFLICT,
+                          "the audit chain was cut: seal %lld is published "
                           "but the database ends at seal %lld; not sealing (run `countersign "
-                          "audit verify`)", (long long)last, (long long)head);
+                          "audit verify`)",
+                          (long long)last, (long long)head);
     while (head_signed && last < head) {
         char after[24];
         snprintf(after, sizeof(after), "%lld", (long long)last);
@@ -55,8 +57,10 @@ static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c
             char want[CS_AUDIT_MAC_HEX];
             cs_audit_seal_mac(c->audit_key, seq, hash, want);
             if (*mac && (strlen(mac) != 64 || !cs_ct_equal(mac, want, 64)))
-                rc = cs_err_set(err, CS_ERR_CONFLICT, "seal %lld is not signed by the audit key: "
-                                "not publishing it (run `countersign audit verify`)", (long long)seq);
+                rc = cs_err_set(err, CS_ERR_CONFLICT,
+                                "seal %lld is not signed by the audit key: "
+                                "not publishing it (run `countersign audit verify`)",
+                                (long long)seq);
             else if (*mac) /* unsigned: a legacy seal, never published */
                 rc = cs_audit_head_append(c->head_file, seq, hash, mac, err);
             last = seq;
@@ -70,8 +74,8 @@ static enum cs_err publish_missing(struct cs_db *db, const struct duty_config *c
     return CS_OK;
 }
 
-enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
-                            struct duty_result *out, char *err)
+enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c, struct duty_result *out,
+                            char *err)
 {
     char lim[16], seq[24], hi[32], prev[65];
     snprintf(lim, sizeof(lim), "%d", c->seal_entries);
@@ -127,7 +131,7 @@ enum cs_err sealer_run_once(struct cs_db *db, const struct duty_config *c,
         return rc;
     out->changed = strtoll(n, NULL, 10);
     if (c->head_file && (rc = cs_audit_head_append(c->head_file, head + 1, hash, mac, err)))
-        cs_log(CS_LOG_WARN, "sealer", "seal %s is made but not yet published (next sweep): %s",
-               seq, err);
+        cs_log(CS_LOG_WARN, "sealer", "seal %s is made but not yet published (next sweep): %s", seq,
+               err);
     return CS_OK;
 }

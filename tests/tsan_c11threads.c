@@ -27,8 +27,11 @@
 
 static int map(int e)
 {
-    return e == 0 ? thrd_success : e == ENOMEM ? thrd_nomem : e == ETIMEDOUT ? thrd_timedout
-                                 : e == EBUSY  ? thrd_busy  : thrd_error;
+    return e == 0           ? thrd_success
+           : e == ENOMEM    ? thrd_nomem
+           : e == ETIMEDOUT ? thrd_timedout
+           : e == EBUSY     ? thrd_busy
+                            : thrd_error;
 }
 
 struct start {

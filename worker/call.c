@@ -162,7 +162,8 @@ enum cs_err call_headers(struct job *j, const struct cs_grant *g, const struct c
                          char *err)
 {
     bool has_ct = false;
-    json_object_object_foreach(j->req_headers, name, val) {
+    json_object_object_foreach(j->req_headers, name, val)
+    {
         if (cs_header_forbidden(name) ||
             (g->inject == CS_INJECT_HEADER && strcasecmp(name, g->inject_header) == 0))
             return cs_err_set(err, CS_ERR_FORBIDDEN_HEADER, "stored request sets %s", name);
@@ -207,7 +208,8 @@ CURL *call_easy(struct job *j, const struct cs_config *cfg)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)j->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(j->timeout_ms < 10000 ? j->timeout_ms : 10000));
     curl_easy_setopt(e, CURLOPT_USERAGENT, "countersign/" CS_VERSION);
     /* HTTP/2 where the provider offers it over TLS (ALPN), many calls on one
      * connection; keep-alive otherwise (see the reuse rule below). */

@@ -25,18 +25,21 @@ static void safe_preview(const rd_kafka_message_t *m, char out[201])
     json_object *doc = NULL;
     char err[CS_ERRLEN], t[1024];
     size_t n = 0;
-#define ADD(...) (n += (size_t)snprintf(t + n, n < sizeof(t) ? sizeof(t) - n : 0, __VA_ARGS__), \
-                  n = n < sizeof(t) ? n : sizeof(t) - 1)
+#define ADD(...)                                                                   \
+    (n += (size_t)snprintf(t + n, n < sizeof(t) ? sizeof(t) - n : 0, __VA_ARGS__), \
+     n = n < sizeof(t) ? n : sizeof(t) - 1)
     t[0] = '\0';
     if (m->payload && cs_json_parse(m->payload, m->len, &doc, err) == CS_OK &&
         json_object_is_type(doc, json_type_object)) {
         for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
             json_object *v = NULL;
-            if (json_object_object_get_ex(doc, shown[i], &v) && json_object_is_type(v, json_type_string))
+            if (json_object_object_get_ex(doc, shown[i], &v) &&
+                json_object_is_type(v, json_type_string))
                 ADD("%s=%.48s ", shown[i], json_object_get_string(v));
         }
         ADD("keys:");
-        json_object_object_foreach(doc, key, val) {
+        json_object_object_foreach(doc, key, val)
+        {
             (void)val;
             ADD(" %.32s", key);
         }
@@ -99,7 +102,9 @@ void dead_letter_dropped(const void *key, size_t key_len, rd_kafka_resp_err_t e)
     static struct cs_log_limit lim;
     unsigned suppressed = 0;
     if (cs_log_limit_allow(&lim, 5, &suppressed))
-        cs_log(CS_LOG_ERROR, "ingest", "a dead letter (key %.*s) cannot be written and is "
-               "skipped: %s (%u similar suppressed)", (int)(key_len > 64 ? 64 : key_len),
-               key ? (const char *)key : "", rd_kafka_err2str(e), suppressed);
+        cs_log(CS_LOG_ERROR, "ingest",
+               "a dead letter (key %.*s) cannot be written and is "
+               "skipped: %s (%u similar suppressed)",
+               (int)(key_len > 64 ? 64 : key_len), key ? (const char *)key : "",
+               rd_kafka_err2str(e), suppressed);
 }

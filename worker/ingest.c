@@ -64,16 +64,17 @@
 
 /* One message of a batch, parsed. */
 struct item {
-    int msg;                          /* index in the batch's msgs */
-    struct cs_request rq;             /* kept until the row is stored */
+    int msg;              /* index in the batch's msgs */
+    struct cs_request rq; /* kept until the row is stored */
     const struct cs_agent *agent;
     const struct cs_grant *grant;
-    bool needs;                       /* the policy asks for approval (or a batch member) */
-    bool row;                         /* has an approval row to store; false once refused */
-    size_t off, len;                  /* the row's text: in the batch's rows, a member's in
-                                         in->members (written once its batch admitted it) */
-    bool member;                      /* a batch member (its row is written by store()) */
-    struct cs_seal seal;              /* count > 0: a seal message */
+    bool needs; /* the policy asks for approval (or a batch member) */
+    bool row;   /* has an approval row to store; false once refused */
+    /* the row's text: in the batch's rows, a member's in in->members (written once its
+     * batch admitted it) */
+    size_t off, len;
+    bool member;         /* a batch member (its row is written by store()) */
+    struct cs_seal seal; /* count > 0: a seal message */
 };
 
 /*
@@ -81,18 +82,18 @@ struct item {
  * being stored and the next, admitted while the first one's insert runs.
  */
 struct batch {
-    rd_kafka_message_t **msgs;        /* CS_INGEST_BATCH slots */
+    rd_kafka_message_t **msgs; /* CS_INGEST_BATCH slots */
     int nmsgs;
-    int64_t first_ms;                 /* when its first message was polled */
-    struct item *items;               /* one per message (CS_INGEST_BATCH slots) */
-    struct item **todo;               /* the rows to store, in message order */
+    int64_t first_ms;   /* when its first message was polled */
+    struct item *items; /* one per message (CS_INGEST_BATCH slots) */
+    struct item **todo; /* the rows to store, in message order */
     int ntodo;
-    int admitted;                     /* items[0..admitted) went through admission */
+    int admitted; /* items[0..admitted) went through admission */
     int stored, ndlq;
-    atomic_int dlq_failed;            /* its dead letters the broker did not take (yet) */
-    atomic_int dlq_dropped;           /* ... and never will (their size or form): skipped */
-    json_object *dead;                /* its dead letters for the console (NULL: none) */
-    struct cs_buf rows;               /* its rows as JSON text */
+    atomic_int dlq_failed;  /* its dead letters the broker did not take (yet) */
+    atomic_int dlq_dropped; /* ... and never will (their size or form): skipped */
+    json_object *dead;      /* its dead letters for the console (NULL: none) */
+    struct cs_buf rows;     /* its rows as JSON text */
 };
 
 struct ingest {
@@ -100,15 +101,15 @@ struct ingest {
     struct worker_role *role;
     struct cs_db *db;
     rd_kafka_t *consumer;
-    rd_kafka_queue_t *cq;             /* the consumer's queue: serves commit results */
-    int events[2];                    /* cq's event pipe: readable when cq has something */
+    rd_kafka_queue_t *cq; /* the consumer's queue: serves commit results */
+    int events[2];        /* cq's event pipe: readable when cq has something */
     rd_kafka_t *dlq;
-    struct cs_kafka_limit dlq_limit;  /* the dead-letter topic's message limit */
+    struct cs_kafka_limit dlq_limit; /* the dead-letter topic's message limit */
     struct cs_catalog *cat;
-    struct cs_link_keys keys;          /* approval_url and batch page links */
+    struct cs_link_keys keys; /* approval_url and batch page links */
     struct batch b[2];
-    struct cs_buf param;              /* the JSON array one insert takes (reused) */
-    struct cs_buf members;            /* the batch members' rows of one store() (reused) */
+    struct cs_buf param;   /* the JSON array one insert takes (reused) */
+    struct cs_buf members; /* the batch members' rows of one store() (reused) */
 };
 
 /* Delivery report of a dead letter: its batch is the message's opaque. */
@@ -151,14 +152,12 @@ static void dead_letter(struct ingest *in, struct batch *b, const rd_kafka_messa
     const char *topic = in->cfg->topic_dlq;
     int64_t limit = cs_kafka_limit_get(&in->dlq_limit, in->dlq, &topic, 1);
     size_t len = 0;
-    char *text = cs_msgfit_dead_letter(o, m->payload, m->payload ? m->len : 0, key_len,
-                                       (size_t)limit, &len);
+    char *text =
+        cs_msgfit_dead_letter(o, m->payload, m->payload ? m->len : 0, key_len, (size_t)limit, &len);
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(in->dlq, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_KEY(key, key_len),
+    while ((e = rd_kafka_producev(in->dlq, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                                   RD_KAFKA_V_VALUE(text, len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_OPAQUE(b),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(b),
                                   RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(in->dlq, 100);
     if (e && cs_kafka_err_permanent(e)) {
@@ -238,7 +237,8 @@ static enum cs_err row_text(struct ingest *in, struct cs_buf *rows, struct item 
     it->off = rows->len;
     if (cs_approval_row_write(rows, &it->rq, it->agent, it->grant, it->needs, member_expires_ms,
                               &in->keys, in->cfg->public_url, actor, id, &expires_ms) != CS_OK)
-        return cs_err_set(err, CS_ERR_TOO_LARGE, "the approval rows exceed %zu bytes for one insert",
+        return cs_err_set(err, CS_ERR_TOO_LARGE,
+                          "the approval rows exceed %zu bytes for one insert",
                           (size_t)CS_APPROVAL_ROWS_MAX);
     it->len = rows->len - it->off;
     return CS_OK;
@@ -413,7 +413,8 @@ static enum cs_err rows_param(struct ingest *in, struct batch *b, struct item **
     if (!rc)
         rc = cs_buf_append(&in->param, "]", 1);
     if (rc)
-        return cs_err_set(err, CS_ERR_TOO_LARGE, "the approval rows exceed %zu bytes for one insert",
+        return cs_err_set(err, CS_ERR_TOO_LARGE,
+                          "the approval rows exceed %zu bytes for one insert",
                           (size_t)CS_APPROVAL_ROWS_MAX);
     return CS_OK;
 }
@@ -424,8 +425,7 @@ static enum cs_err rows_param(struct ingest *in, struct batch *b, struct item **
  * complete batches made decidable. Refusals go to the dead-letter topic; a
  * non-retriable failure of the whole is reported as such.
  */
-static enum cs_err store(struct ingest *in, struct batch *b, struct item **items, int n,
-                         char *err)
+static enum cs_err store(struct ingest *in, struct batch *b, struct item **items, int n, char *err)
 {
     struct item **members = cs_calloc((size_t)(n ? n : 1), sizeof(*members));
     int nm = 0;
@@ -457,8 +457,8 @@ static enum cs_err store(struct ingest *in, struct batch *b, struct item **items
     if (!rc && nrows > 0)
         rc = cs_approval_insert_text(in->db, in->param.data, &res, err);
     if (!rc)
-        rc = cs_batch_tx_finish(t, in->db, res, &in->keys, in->cfg->public_url,
-                                "worker:ingest", err);
+        rc = cs_batch_tx_finish(t, in->db, res, &in->keys, in->cfg->public_url, "worker:ingest",
+                                err);
     if (!rc)
         rc = cs_db_commit(in->db, err);
     if (!rc && res)
@@ -736,18 +736,20 @@ void *ingest_main(void *arg)
     cs_log(CS_LOG_INFO, "ingest", "consuming %s as group %s", role->cfg->topic_requests,
            role->cfg->kafka_group);
     if (role->cfg->kafka_allow_unsigned)
-        cs_log(CS_LOG_WARN, "ingest", "CS_KAFKA_ALLOW_UNSIGNED is on: request envelopes without "
+        cs_log(CS_LOG_WARN, "ingest",
+               "CS_KAFKA_ALLOW_UNSIGNED is on: request envelopes without "
                "a signature are accepted as the agent they name; anyone who can write %s can "
-               "act as any agent", role->cfg->topic_requests);
+               "act as any agent",
+               role->cfg->topic_requests);
     char ts_type[32];
-    if (cs_kafka_topic_config(in.dlq, role->cfg->topic_requests, "message.timestamp.type",
-                              ts_type, sizeof(ts_type), 10000, err) == CS_OK &&
+    if (cs_kafka_topic_config(in.dlq, role->cfg->topic_requests, "message.timestamp.type", ts_type,
+                              sizeof(ts_type), 10000, err) == CS_OK &&
         strcmp(ts_type, "LogAppendTime"))
-        cs_log(CS_LOG_WARN, "ingest", "%s keeps %s: the signatures' replay window is measured "
+        cs_log(CS_LOG_WARN, "ingest",
+               "%s keeps %s: the signatures' replay window is measured "
                "against this worker's clock, so a backlog older than %llds is refused as stale; "
                "set message.timestamp.type=LogAppendTime on the topic",
-               role->cfg->topic_requests, ts_type,
-               (long long)role->cfg->kafka_signature_window_s);
+               role->cfg->topic_requests, ts_type, (long long)role->cfg->kafka_signature_window_s);
     run(&in);
 out:
     for (int k = 0; k < 2; k++) {

@@ -36,8 +36,7 @@ void worker_sleep(struct worker_role *role, int ms)
 }
 
 bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
-                 void (*on_notify)(void *arg, const char *channel, const char *payload),
-                 void *arg)
+                 void (*on_notify)(void *arg, const char *channel, const char *payload), void *arg)
 {
     if (cs_db_notifies(db, on_notify, arg) > 0)
         return true;
@@ -62,7 +61,7 @@ static int ensure_topics(const struct cs_config *cfg)
     struct cs_backoff b = {200, 5000, 0};
     /* The broker may still be starting: retry until it answers or we are stopped. */
     while ((rc = cs_kafka_ensure_topics(rk, topics, 4, (int)cfg->kafka_partitions,
-                                             cfg->topic_requests, 10000, err)) &&
+                                        cfg->topic_requests, 10000, err)) &&
            !atomic_load(&cs_stopping)) {
         cs_log(CS_LOG_WARN, "worker", "Kafka not ready, retrying: %s", err);
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
@@ -97,8 +96,8 @@ int main(int argc, char **argv)
 
     /* outlives the threads and the server */
     static struct worker_metrics metrics = {.grants_lock = PTHREAD_MUTEX_INITIALIZER};
-    struct worker_role roles[] = {{.name = "ingest"}, {.name = "executor"},
-                                  {.name = "notifier"}, {.name = "relay"}};
+    struct worker_role roles[] = {
+        {.name = "ingest"}, {.name = "executor"}, {.name = "notifier"}, {.name = "relay"}};
     void *(*mains[])(void *) = {ingest_main, executor_main, notifier_main, relay_main};
     const int n = 4;
     status = ensure_topics(&cfg);

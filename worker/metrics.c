@@ -11,8 +11,7 @@
 #include "cs_mem.h"
 #include "worker.h"
 
-static void counter(struct cs_buf *b, const char *name, const char *help,
-                    atomic_uint_fast64_t *v)
+static void counter(struct cs_buf *b, const char *name, const char *help, atomic_uint_fast64_t *v)
 {
     cs_metrics_family(b, name, "counter", help);
     cs_metrics_value(b, name, NULL, (double)atomic_load(v));
@@ -79,7 +78,8 @@ void worker_metrics_free(struct worker_metrics *m)
 static void grant_metrics(struct cs_buf *b, struct worker_metrics *m)
 {
     const char *calls = "countersign_grant_calls_total";
-    grant_family(b, m, calls, "counter", "calls by grant and outcome: executed, failed, or "
+    grant_family(b, m, calls, "counter",
+                 "calls by grant and outcome: executed, failed, or "
                  "requeued (back in the queue to be retried, holding no slot)",
                  offsetof(struct worker_grant_stats, executed), ",outcome=\"executed\"");
     grant_family(b, m, calls, NULL, NULL, offsetof(struct worker_grant_stats, failed),
@@ -107,16 +107,17 @@ void worker_metrics_render(void *arg, struct cs_buf *b)
 {
     struct worker_metrics *m = arg;
     counter(b, "countersign_ingest_stored_total", "requests stored from Kafka", &m->ingested);
-    counter(b, "countersign_ingest_duplicates_total", "requests whose request_id was already stored",
-            &m->duplicates);
+    counter(b, "countersign_ingest_duplicates_total",
+            "requests whose request_id was already stored", &m->duplicates);
     counter(b, "countersign_ingest_dead_lettered_total", "messages sent to the dead-letter topic",
             &m->dead_lettered);
     counter(b, "countersign_ingest_dead_letters_dropped_total",
             "dead letters the broker refused for good (size or form): logged and skipped",
             &m->dead_letters_dropped);
-    histogram(b, "countersign_ingest_batch_seconds", "first message of a batch to its offsets committed",
-              &m->ingest_batch);
-    counter(b, "countersign_executions_executed_total", "calls the provider answered", &m->executed);
+    histogram(b, "countersign_ingest_batch_seconds",
+              "first message of a batch to its offsets committed", &m->ingest_batch);
+    counter(b, "countersign_executions_executed_total", "calls the provider answered",
+            &m->executed);
     counter(b, "countersign_executions_failed_total", "calls that ended failed", &m->failed);
     counter(b, "countersign_execution_retries_total", "attempts retried", &m->retries);
     cs_metrics_family(b, "countersign_executions_in_flight", "gauge", "provider calls in flight");
@@ -127,8 +128,8 @@ void worker_metrics_render(void *arg, struct cs_buf *b)
               "approval decided (or auto-approved) to its call starting", &m->decision_to_call);
     counter(b, "countersign_relay_published_total", "events and results the broker acknowledged",
             &m->published);
-    counter(b, "countersign_relay_failures_total", "events the broker did not acknowledge (retried)",
-            &m->publish_failures);
+    counter(b, "countersign_relay_failures_total",
+            "events the broker did not acknowledge (retried)", &m->publish_failures);
     counter(b, "countersign_relay_cut_total",
             "events and results cut to fit the topic's message limit (full body through the API)",
             &m->publish_cut);

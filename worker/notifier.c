@@ -86,8 +86,8 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 
 /* The links of one message: the approval's page and the recipient's sign-in link. */
 struct links {
-    char *page;     /* approval_url or batch page */
-    char *signin;   /* one-time, for this recipient only */
+    char *page;   /* approval_url or batch page */
+    char *signin; /* one-time, for this recipient only */
 };
 
 /* The human text of a message, shared by email and Slack. */
@@ -159,7 +159,8 @@ static void prepare_email(struct notifier *n, struct message *m, const PGresult 
     curl_easy_setopt(m->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)m->len);
     if (n->cfg->smtp_user) {
         curl_easy_setopt(m->easy, CURLOPT_USERNAME, n->cfg->smtp_user);
-        curl_easy_setopt(m->easy, CURLOPT_PASSWORD, n->cfg->smtp_password ? n->cfg->smtp_password : "");
+        curl_easy_setopt(m->easy, CURLOPT_PASSWORD,
+                         n->cfg->smtp_password ? n->cfg->smtp_password : "");
     }
 }
 
@@ -192,7 +193,8 @@ static void prepare_post(struct notifier *n, struct message *m, const PGresult *
                     {"grant_id", CSC_NOTIFICATIONS_CLAIM_GRANT_ID},
                     {"reason", CSC_NOTIFICATIONS_CLAIM_REASON}};
         for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-            json_object_object_add(o, cols[i].key, json_object_new_string(cs_db_str(res, r, cols[i].col)));
+            json_object_object_add(o, cols[i].key,
+                                   json_object_new_string(cs_db_str(res, r, cols[i].col)));
         json_object_object_add(o, "approval_url", json_object_new_string(link->page));
         json_object_object_add(o, "signin_url", json_object_new_string(link->signin));
         json_object_object_add(o, "expires_at",
@@ -237,8 +239,9 @@ static void finish(struct notifier *n, struct message *m, const char *status, co
     char retry[24], detail[600], err[CS_ERRLEN];
     int64_t delay = n->cfg->notify_backoff_ms << (m->attempts - 1 < 16 ? m->attempts - 1 : 16);
     snprintf(retry, sizeof(retry), "%.3f", (double)(delay > 3600000 ? 3600000 : delay) / 1000.0);
-    const char *action = !strcmp(status, "sent") ? "notification.sent"
-                       : !strcmp(status, "skipped") ? NULL : "notification.failed";
+    const char *action = !strcmp(status, "sent")      ? "notification.sent"
+                         : !strcmp(status, "skipped") ? NULL
+                                                      : "notification.failed";
     json_object *d = json_object_new_object();
     json_object_object_add(d, "channel", json_object_new_string(m->channel));
     json_object_object_add(d, "attempt", json_object_new_int(m->attempts));

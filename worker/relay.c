@@ -35,23 +35,23 @@
 #include "worker.h"
 
 #define STANDBY_MS 2000
-#define STATUS_MS 10000     /* standby status at least this often (wal_sender_timeout 60 s) */
-#define STOP_QUIET_MS 100   /* at a stop: publish until the stream is this long quiet ... */
-#define STOP_MAX_MS 2000    /* ... or this long has passed */
+#define STATUS_MS 10000   /* standby status at least this often (wal_sender_timeout 60 s) */
+#define STOP_QUIET_MS 100 /* at a stop: publish until the stream is this long quiet ... */
+#define STOP_MAX_MS 2000  /* ... or this long has passed */
 
 struct relay {
     const struct cs_config *cfg;
     struct worker_role *role;
-    PGconn *pg;                /* replication connection, in COPY BOTH while leading */
+    PGconn *pg; /* replication connection, in COPY BOTH while leading */
     rd_kafka_t *rk;
     struct cs_kafka_limit limit; /* the events and results topics' message limit */
     char slot[CS_EVENTS_SLOT_MAX + 1];
-    bool in_txn;               /* between a Begin and its Commit */
-    uint64_t complete_lsn;     /* end of the last transaction wholly handed to the broker */
-    uint64_t confirmed;        /* the position the server was last told */
-    int64_t status_due;        /* when the next standby status goes out (ms) */
-    int produced;              /* handed to the broker since the last settle */
-    atomic_int failed;         /* of those, not acknowledged (delivery reports) */
+    bool in_txn;           /* between a Begin and its Commit */
+    uint64_t complete_lsn; /* end of the last transaction wholly handed to the broker */
+    uint64_t confirmed;    /* the position the server was last told */
+    int64_t status_due;    /* when the next standby status goes out (ms) */
+    int produced;          /* handed to the broker since the last settle */
+    atomic_int failed;     /* of those, not acknowledged (delivery reports) */
     uint64_t published, dropped;
     struct cs_log_limit skip_warn, stall_warn, cut_warn;
 };
@@ -103,8 +103,10 @@ static enum cs_err open_stream(struct relay *r, char *err)
         return rc;
     }
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', "
-             "publication_names '%s', messages 'true')", r->slot, CS_EVENTS_PUBLICATION);
+    snprintf(cmd, sizeof(cmd),
+             "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', "
+             "publication_names '%s', messages 'true')",
+             r->slot, CS_EVENTS_PUBLICATION);
     PGresult *res = PQexec(r->pg, cmd);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -169,7 +171,8 @@ static char *fit(struct relay *r, const struct cs_wal_msg *m, const char *payloa
     atomic_fetch_add(&r->role->m->publish_cut, 1);
     unsigned suppressed = 0;
     if (cs_log_limit_allow(&r->cut_warn, 5, &suppressed))
-        cs_log(CS_LOG_WARN, "relay", "event of %.*s is %zu bytes, over the topic's limit of %lld: "
+        cs_log(CS_LOG_WARN, "relay",
+               "event of %.*s is %zu bytes, over the topic's limit of %lld: "
                "published cut to %zu bytes (%u similar suppressed)",
                (int)(m->key_len > 64 ? 64 : m->key_len), m->key, len, (long long)limit, *outlen,
                suppressed);
@@ -192,11 +195,11 @@ static void produce(struct relay *r, const struct cs_wal_msg *m)
     }
     char *cut = fit(r, m, payload, len, &vlen);
     rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_KEY(m->key, m->key_len),
-                                  RD_KAFKA_V_VALUE(cut ? cut : (void *)payload, vlen),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    while (
+        (e = rd_kafka_producev(r->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                               RD_KAFKA_V_VALUE(cut ? cut : (void *)payload, vlen),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+        RD_KAFKA_RESP_ERR__QUEUE_FULL)
         rd_kafka_poll(r->rk, 50);
     cs_free(cut);
     cs_free(json);
@@ -220,12 +223,8 @@ static void take(struct relay *r, const char *buf, size_t len)
         return;
     }
     switch (m.kind) {
-    case CS_WAL_BEGIN:
-        r->in_txn = true;
-        break;
-    case CS_WAL_MESSAGE:
-        produce(r, &m);
-        break;
+    case CS_WAL_BEGIN: r->in_txn = true; break;
+    case CS_WAL_MESSAGE: produce(r, &m); break;
     case CS_WAL_COMMIT:
         r->in_txn = false;
         r->complete_lsn = m.end_lsn;
@@ -237,8 +236,7 @@ static void take(struct relay *r, const char *buf, size_t len)
         if (m.reply_requested)
             r->status_due = 0;
         break;
-    case CS_WAL_OTHER:
-        break;
+    case CS_WAL_OTHER: break;
     }
 }
 
@@ -324,8 +322,10 @@ static void run(struct relay *r)
         }
         unsigned suppressed = 0;
         if (cs_log_limit_allow(&r->stall_warn, 10, &suppressed))
-            cs_log(CS_LOG_WARN, "relay", "publishing stalled, retrying from the confirmed "
-                   "position: %s (%u similar suppressed)", err, suppressed);
+            cs_log(CS_LOG_WARN, "relay",
+                   "publishing stalled, retrying from the confirmed "
+                   "position: %s (%u similar suppressed)",
+                   err, suppressed);
         worker_sleep(r->role, cs_backoff_next(&stalled));
     }
 }

@@ -36,16 +36,20 @@ enum cs_err signature_check(const struct cs_config *cfg, struct cs_catalog *cat,
                           CS_ENVSIG_HEADER);
     }
     if (!rd_kafka_header_get(hdrs, 1, CS_ENVSIG_HEADER, &second, &len2))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "malformed signature header: more than "
-                          "one %s header", CS_ENVSIG_HEADER);
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "malformed signature header: more than "
+                          "one %s header",
+                          CS_ENVSIG_HEADER);
     struct cs_envsig sig;
     enum cs_err rc = cs_envsig_parse(v, vlen, &sig, err);
     if (rc)
         return rc;
     rc = cs_catalog_signing_key(cat, db, cfg->master_key, sig.kid, key, err);
     if (rc == CS_ERR_NOT_FOUND)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "unknown key: %s is not a live signing "
-                          "key (never issued, revoked, expired or its agent disabled)", sig.kid);
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "unknown key: %s is not a live signing "
+                          "key (never issued, revoked, expired or its agent disabled)",
+                          sig.kid);
     if (rc)
         return rc;
     /* The reference time: the broker's, when the topic stamps records at append. */
@@ -58,12 +62,16 @@ enum cs_err signature_check(const struct cs_config *cfg, struct cs_catalog *cat,
                           sig.kid);
     if (!cs_envsig_verify(&sig, (*key)->secret, CS_ENVSIG_SECRET_LEN, m->payload,
                           m->payload ? m->len : 0))
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "bad signature: the v1 MAC of key %s "
-                          "does not match this record's value and t", sig.kid);
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "bad signature: the v1 MAC of key %s "
+                          "does not match this record's value and t",
+                          sig.kid);
     int64_t skew_s = (sig.t * 1000 - ref_ms) / 1000;
     if (skew_s > cfg->kafka_signature_window_s || -skew_s > cfg->kafka_signature_window_s)
-        return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "stale: signed at t=%lld, %lld s from "
-                          "the %s (replay window %lld s)", (long long)sig.t, (long long)skew_s,
+        return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                          "stale: signed at t=%lld, %lld s from "
+                          "the %s (replay window %lld s)",
+                          (long long)sig.t, (long long)skew_s,
                           broker ? "broker's append time" : "worker's clock",
                           (long long)cfg->kafka_signature_window_s);
     return CS_OK;
@@ -73,6 +81,8 @@ enum cs_err signature_owner(const struct cs_signing_key *key, const char *agent,
 {
     if (!key || !strcmp(key->agent_name, agent))
         return CS_OK;
-    return cs_err_set(err, CS_ERR_UNAUTHENTICATED, "wrong agent: key %s belongs to agent "
-                      "\"%.64s\", not \"%.64s\"", key->id, key->agent_name, agent);
+    return cs_err_set(err, CS_ERR_UNAUTHENTICATED,
+                      "wrong agent: key %s belongs to agent "
+                      "\"%.64s\", not \"%.64s\"",
+                      key->id, key->agent_name, agent);
 }

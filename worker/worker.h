@@ -26,26 +26,26 @@
 struct worker_grant_stats {
     struct worker_grant_stats *next;
     char grant[72];
-    atomic_uint_fast64_t executed, failed, requeued;   /* calls by outcome; requeued: to retry */
-    atomic_uint_fast64_t throttled;                    /* 429, or 503 with Retry-After */
-    atomic_uint_fast64_t in_progress;                  /* "key still in progress" answers */
-    atomic_uint_fast64_t not_sent;                     /* attempts that never reached it */
+    atomic_uint_fast64_t executed, failed, requeued; /* calls by outcome; requeued: to retry */
+    atomic_uint_fast64_t throttled;                  /* 429, or 503 with Retry-After */
+    atomic_uint_fast64_t in_progress;                /* "key still in progress" answers */
+    atomic_uint_fast64_t not_sent;                   /* attempts that never reached it */
     atomic_int inflight;
-    struct cs_histogram queue_wait;                    /* due (approved or retry time) -> claimed */
-    int64_t next_turn_ms;   /* executor thread only: a late turn of the grant starts no sooner */
+    struct cs_histogram queue_wait; /* due (approved or retry time) -> claimed */
+    int64_t next_turn_ms; /* executor thread only: a late turn of the grant starts no sooner */
 };
 
 /* What the roles count, rendered by metrics.c on CS_METRICS_PORT. */
 struct worker_metrics {
     atomic_uint_fast64_t ingested, duplicates, dead_lettered, dead_letters_dropped;
-    struct cs_histogram ingest_batch;        /* first message polled -> offsets committed */
+    struct cs_histogram ingest_batch; /* first message polled -> offsets committed */
     atomic_uint_fast64_t executed, failed, retries;
     atomic_int inflight;
-    struct cs_histogram call;                /* provider call, request to response */
-    struct cs_histogram decision_to_call;    /* decided_at -> call started */
+    struct cs_histogram call;             /* provider call, request to response */
+    struct cs_histogram decision_to_call; /* decided_at -> call started */
     atomic_uint_fast64_t published, publish_failures, publish_cut, publish_dropped;
     atomic_uint_fast64_t notified, notify_failures;
-    pthread_mutex_t grants_lock;             /* guards the list, not the figures */
+    pthread_mutex_t grants_lock; /* guards the list, not the figures */
     struct worker_grant_stats *grants;
 };
 
@@ -77,8 +77,7 @@ void worker_sleep(struct worker_role *role, int ms);
  * before the wait (the caller has work at once).
  */
 bool worker_wait(struct worker_role *role, struct cs_db *db, int timeout_ms,
-                 void (*on_notify)(void *arg, const char *channel, const char *payload),
-                 void *arg);
+                 void (*on_notify)(void *arg, const char *channel, const char *payload), void *arg);
 
 /* dead_letters.c -- what a dead letter of message m says (reason, message, topic, partition, offset). */
 json_object *dead_letter_fields(const rd_kafka_message_t *m, enum cs_err rc, const char *detail);

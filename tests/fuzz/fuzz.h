@@ -27,13 +27,12 @@
 
 #include "cs_mem.h"
 
-#define FUZZ_CHECK(cond)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "FUZZ PROPERTY FAILED %s:%d: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                           \
-            __builtin_trap();                                                         \
-        }                                                                             \
+#define FUZZ_CHECK(cond)                                                                    \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            fprintf(stderr, "FUZZ PROPERTY FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+            __builtin_trap();                                                               \
+        }                                                                                   \
     } while (0)
 
 /*

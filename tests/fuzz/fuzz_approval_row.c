@@ -31,7 +31,8 @@ static const char *str_of(json_object *o, const char *k)
 {
     json_object *v = NULL;
     return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v) : NULL;
+               ? json_object_get_string(v)
+               : NULL;
 }
 
 static json_object *field(json_object *o, const char *k)
@@ -96,9 +97,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cs_policy_approver ap = {0};
     cs_strlcpy(ap.approver_id, ALICE, sizeof(ap.approver_id));
     cs_strlcpy(ap.voter_id, ALICE, sizeof(ap.voter_id));
-    struct cs_policy pol = {.id = "pay", .mode = CS_POLICY_ALWAYS, .quorum = 1,
-                            .window_seconds = 3600, .exec_timeout_ms = 10000, .max_attempts = 3,
-                            .approvers = &ap, .napprovers = 1};
+    struct cs_policy pol = {.id = "pay",
+                            .mode = CS_POLICY_ALWAYS,
+                            .quorum = 1,
+                            .window_seconds = 3600,
+                            .exec_timeout_ms = 10000,
+                            .max_attempts = 3,
+                            .approvers = &ap,
+                            .napprovers = 1};
     struct cs_grant g = {.id = "stripe", .policy = &pol};
     struct cs_agent agent = {.name = "bot"};
     cs_strlcpy(agent.id, AGENT, sizeof(agent.id));

@@ -56,8 +56,7 @@ static void encode_then_decode(const uint8_t *data, size_t size, bool url)
     for (int strip = 0; strip < 2; strip++) {
         unsigned char *out = NULL;
         size_t outlen = 0;
-        FUZZ_CHECK(cs_b64_decode(text, strip ? unpadded(text, n) : n, url, &out, &outlen) ==
-                   CS_OK);
+        FUZZ_CHECK(cs_b64_decode(text, strip ? unpadded(text, n) : n, url, &out, &outlen) == CS_OK);
         FUZZ_CHECK(outlen == size && (size == 0 || memcmp(out, data, size) == 0));
         cs_free(out);
     }

@@ -26,7 +26,7 @@
 #define MAX_VARS 64
 
 struct var {
-    const char *name;   /* a cs_config_keys[] env name */
+    const char *name; /* a cs_config_keys[] env name */
     char *value;
 };
 

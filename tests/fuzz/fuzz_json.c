@@ -193,8 +193,8 @@ static size_t code_points(const unsigned char *p, uint32_t *out, size_t max)
     for (p++; *p != '"' && n < max;) {
         uint32_t cp;
         if (*p == '\\' && p[1] == 'u') {
-            cp = (uint32_t)strtoul((const char[]){(char)p[2], (char)p[3], (char)p[4], (char)p[5], 0},
-                                   NULL, 16);
+            cp = (uint32_t)strtoul(
+                (const char[]){(char)p[2], (char)p[3], (char)p[4], (char)p[5], 0}, NULL, 16);
             p += 6;
             if (cp >= 0xd800 && cp < 0xdc00 && p[0] == '\\' && p[1] == 'u') {
                 uint32_t lo = (uint32_t)strtoul(
@@ -301,20 +301,13 @@ static bool value(struct rd *r)
     if (r->depth + 1 > r->max_depth)
         r->max_depth = r->depth + 1;
     switch (peek(r)) {
-    case '{':
-        return members(r, '}', true);
-    case '[':
-        return members(r, ']', false);
-    case '"':
-        return string(r);
-    case 't':
-        return literal(r, "true");
-    case 'f':
-        return literal(r, "false");
-    case 'n':
-        return literal(r, "null");
-    default:
-        return number(r);
+    case '{': return members(r, '}', true);
+    case '[': return members(r, ']', false);
+    case '"': return string(r);
+    case 't': return literal(r, "true");
+    case 'f': return literal(r, "false");
+    case 'n': return literal(r, "null");
+    default: return number(r);
     }
 }
 
@@ -323,8 +316,7 @@ static bool value(struct rd *r)
  * its nesting; *extreme: it holds a number that a parser may refuse as
  * out of range (beyond 1e+-1000) though Postgres would take it.
  */
-static bool rfc_json(const uint8_t *data, size_t size, int *depth, bool *extreme,
-                     bool *twofold)
+static bool rfc_json(const uint8_t *data, size_t size, int *depth, bool *extreme, bool *twofold)
 {
     struct rd r = {data, data + size, 0, 0, false, false};
     bool ok = value(&r);
@@ -336,7 +328,7 @@ static bool rfc_json(const uint8_t *data, size_t size, int *depth, bool *extreme
 }
 
 static const char *const allowed[] = {"request_id", "grant_id", "method", "url", "json",
-                                      "amount", "a", "", NULL};
+                                      "amount",     "a",        "",       NULL};
 
 static bool in_allowed(const char *key)
 {
@@ -348,8 +340,8 @@ static bool in_allowed(const char *key)
 
 static void check_field(json_object *obj, const char *key, json_object *val)
 {
-    static const json_type types[] = {json_type_null, json_type_boolean, json_type_double,
-                                      json_type_int, json_type_object, json_type_array,
+    static const json_type types[] = {json_type_null,  json_type_boolean, json_type_double,
+                                      json_type_int,   json_type_object,  json_type_array,
                                       json_type_string};
     char err[CS_ERRLEN];
     bool present = val != NULL; /* a JSON null reads as missing */
@@ -422,7 +414,8 @@ static void walk(json_object *v, int depth)
         return;
     char err[CS_ERRLEN];
     bool all_known = true;
-    json_object_object_foreach(v, key, val) {
+    json_object_object_foreach(v, key, val)
+    {
         all_known = all_known && in_allowed(key);
         check_field(v, key, val);
         walk(val, depth + 1);

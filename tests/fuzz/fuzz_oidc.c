@@ -34,41 +34,39 @@
 #define NOW 1800000000LL
 #define LEEWAY 60
 
-static const char rsa_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQDQe2uGAyO924Y7\n"
-    "9T7I3NcX3L/Aqr5Q6O7bynhjn+HOCUmVhbmtDsQ+GfUiFm2T4ibQvx3NplL8KSIf\n"
-    "+L6W8irB2uhaho0zv2FE+pCJp8yVKddR8FB3BP55o8kO60uI53Cdn1ztpp+8OInJ\n"
-    "+L49jqiw99bmglNP3BXzevVX3mmkfnATJtLNTGLNst7ptocx4ScLc7wQOhrmTCOI\n"
-    "nu1BsQwaAhHmpO1tv+9gEgofM//7aZG6od6CaJeZyvTbXsL/jiZxZkzYYwkiPxgO\n"
-    "X5yqGem6ix8K0JnrZdizdpmhPgECYGhu5c/WoOoWG3yMeS90FsC5YXB5NZeH7ehU\n"
-    "xQukVzytAgMBAAECggEAA4i4gdXjrZrX/kszs4miYco6H3aXRvnz3bcqpvGuYmTn\n"
-    "IdA9OgaAVXObhx+Q+9lGZfJ73wSgmZuSc3Yu1HXiyY2xlzCXDBA9gnvjUT2cjl4X\n"
-    "Q0MncgicP/BmN55cB5mVNRJfARHeElLnQNO6dWZX9u+RChOeCuzoVMvkvc33GwoY\n"
-    "Q6+DzhkyIPbtVd0BnrpzC82Esw5YW11AIFJwj8QkC84zalxefZE1Cqvyk8GpA9NW\n"
-    "9w/Eay4Pe5OuIbIROXURAQ46n813tBQNMb+k+w3f+Wq7b38pjFMHy/vXcxcI8QXs\n"
-    "/QB7i50biZp7nPl0KFuxDvB6ib9hsz+GcFMgnCyyFwKBgQDqwC6OCbzLuZgqhaSS\n"
-    "b5DXYHfOf7++DHhtO3ZLqkzCgX9lnjJMmjYla5pP9FF+QpltJSvfWpOBXpKZY0Mt\n"
-    "4EC7RcrMmzyobE8j5p53Ou5yJFDlEZh/Jjb3NAgOftSbMn5y8VGdukRBPegHv2RO\n"
-    "WKoe7ypLk60DJ5SRhtv6XdofhwKBgQDjWoXIfsNfbhbE9CQZqgMxdhWiO8hy6VtJ\n"
-    "YPX879T81cMN25qxsDXpRVB1JMzmBzuS21GUbOQHEVvVp1op9uwRpN1dIPOkcqfa\n"
-    "wEnA/u4jrgekRC1uI7HD71O9JEWE+/BlmdBXUQuGSCy5Ro5twQN1NYM35Mv0kND7\n"
-    "LVvttL7HKwKBgQDfH6lgQesbrBzwlbP1p2sA+2UEdjH2Xn38PN9UTdrFqTZAjNt8\n"
-    "Kbs7WAoE4tCudHjF3+XSVpILDavDdTB+Iz8DgPOgBBDkeIXENsf5xZ6sCM6G23GZ\n"
-    "sOXfkqnxtSU5GgZMFAiiJVAIvuGSs5yQRv/zhRkrWoLAk9dHduoRDzFqcwKBgQCc\n"
-    "47XYcqmN7CFoTnWvBCRp+GvbZVfg/GnTTEbUAgi/ZR/SK04n+kpprDxmaju/LRSO\n"
-    "NiyouS/uNKtj17WfqdakIlnjzz5yp/BvQyxiM0nQc2Kwl5+mFpmwdTIbHrGeoGD3\n"
-    "K9qatsG2K445WJgm4v/o3UGsy4V3QowEGPwMICNauwKBgQC/6uJxYIMIhX+eJkKX\n"
-    "BY86vA9yvRHcXgK4MhBh0ATXu+5LfDEILKf9fptN3iXHpoiuvFBtJGpNwNkcBxFD\n"
-    "LBs4kd2E8tx9LfiD9AiMRZyVwC6UOxhD/4dytjFu4pP7WCMEOSSKkTnoa0CbCoST\n"
-    "+wDsAe5H+pTVJImMGMB78ir/IA==\n"
-    "-----END PRIVATE KEY-----\n";
-static const char ec_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgK6Y2n8ynCySZktDZ\n"
-    "6v2LPvKsFilsFS29uxRI7IK5aS6hRANCAASX7fb1t5l9QjzGXt3rlGvvrPGNP3+Q\n"
-    "2O8oL9kCjlwAMkr/MKjmIDPcoui4j0K74/rHZ/j5/MCDxjc7159vDW0J\n"
-    "-----END PRIVATE KEY-----\n";
+static const char rsa_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                              "MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQDQe2uGAyO924Y7\n"
+                              "9T7I3NcX3L/Aqr5Q6O7bynhjn+HOCUmVhbmtDsQ+GfUiFm2T4ibQvx3NplL8KSIf\n"
+                              "+L6W8irB2uhaho0zv2FE+pCJp8yVKddR8FB3BP55o8kO60uI53Cdn1ztpp+8OInJ\n"
+                              "+L49jqiw99bmglNP3BXzevVX3mmkfnATJtLNTGLNst7ptocx4ScLc7wQOhrmTCOI\n"
+                              "nu1BsQwaAhHmpO1tv+9gEgofM//7aZG6od6CaJeZyvTbXsL/jiZxZkzYYwkiPxgO\n"
+                              "X5yqGem6ix8K0JnrZdizdpmhPgECYGhu5c/WoOoWG3yMeS90FsC5YXB5NZeH7ehU\n"
+                              "xQukVzytAgMBAAECggEAA4i4gdXjrZrX/kszs4miYco6H3aXRvnz3bcqpvGuYmTn\n"
+                              "IdA9OgaAVXObhx+Q+9lGZfJ73wSgmZuSc3Yu1HXiyY2xlzCXDBA9gnvjUT2cjl4X\n"
+                              "Q0MncgicP/BmN55cB5mVNRJfARHeElLnQNO6dWZX9u+RChOeCuzoVMvkvc33GwoY\n"
+                              "Q6+DzhkyIPbtVd0BnrpzC82Esw5YW11AIFJwj8QkC84zalxefZE1Cqvyk8GpA9NW\n"
+                              "9w/Eay4Pe5OuIbIROXURAQ46n813tBQNMb+k+w3f+Wq7b38pjFMHy/vXcxcI8QXs\n"
+                              "/QB7i50biZp7nPl0KFuxDvB6ib9hsz+GcFMgnCyyFwKBgQDqwC6OCbzLuZgqhaSS\n"
+                              "b5DXYHfOf7++DHhtO3ZLqkzCgX9lnjJMmjYla5pP9FF+QpltJSvfWpOBXpKZY0Mt\n"
+                              "4EC7RcrMmzyobE8j5p53Ou5yJFDlEZh/Jjb3NAgOftSbMn5y8VGdukRBPegHv2RO\n"
+                              "WKoe7ypLk60DJ5SRhtv6XdofhwKBgQDjWoXIfsNfbhbE9CQZqgMxdhWiO8hy6VtJ\n"
+                              "YPX879T81cMN25qxsDXpRVB1JMzmBzuS21GUbOQHEVvVp1op9uwRpN1dIPOkcqfa\n"
+                              "wEnA/u4jrgekRC1uI7HD71O9JEWE+/BlmdBXUQuGSCy5Ro5twQN1NYM35Mv0kND7\n"
+                              "LVvttL7HKwKBgQDfH6lgQesbrBzwlbP1p2sA+2UEdjH2Xn38PN9UTdrFqTZAjNt8\n"
+                              "Kbs7WAoE4tCudHjF3+XSVpILDavDdTB+Iz8DgPOgBBDkeIXENsf5xZ6sCM6G23GZ\n"
+                              "sOXfkqnxtSU5GgZMFAiiJVAIvuGSs5yQRv/zhRkrWoLAk9dHduoRDzFqcwKBgQCc\n"
+                              "47XYcqmN7CFoTnWvBCRp+GvbZVfg/GnTTEbUAgi/ZR/SK04n+kpprDxmaju/LRSO\n"
+                              "NiyouS/uNKtj17WfqdakIlnjzz5yp/BvQyxiM0nQc2Kwl5+mFpmwdTIbHrGeoGD3\n"
+                              "K9qatsG2K445WJgm4v/o3UGsy4V3QowEGPwMICNauwKBgQC/6uJxYIMIhX+eJkKX\n"
+                              "BY86vA9yvRHcXgK4MhBh0ATXu+5LfDEILKf9fptN3iXHpoiuvFBtJGpNwNkcBxFD\n"
+                              "LBs4kd2E8tx9LfiD9AiMRZyVwC6UOxhD/4dytjFu4pP7WCMEOSSKkTnoa0CbCoST\n"
+                              "+wDsAe5H+pTVJImMGMB78ir/IA==\n"
+                              "-----END PRIVATE KEY-----\n";
+static const char ec_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgK6Y2n8ynCySZktDZ\n"
+                             "6v2LPvKsFilsFS29uxRI7IK5aS6hRANCAASX7fb1t5l9QjzGXt3rlGvvrPGNP3+Q\n"
+                             "2O8oL9kCjlwAMkr/MKjmIDPcoui4j0K74/rHZ/j5/MCDxjc7159vDW0J\n"
+                             "-----END PRIVATE KEY-----\n";
 
 static struct fx_key rsa, ec;
 static struct cs_jwks *fixed;
@@ -80,7 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     fx_key_pem(&rsa, "rsa-1", rsa_pem);
     fx_key_pem(&ec, "ec-1", ec_pem);
-    char *j[2] = {fx_jwk(&rsa, "'use':'sig','alg':'RS256',", NULL), fx_jwk(&ec, "'use':'sig',", NULL)};
+    char *j[2] = {fx_jwk(&rsa, "'use':'sig','alg':'RS256',", NULL),
+                  fx_jwk(&ec, "'use':'sig',", NULL)};
     char *set = fx_jwks((const char *const *)j, 2), err[CS_ERRLEN];
     FUZZ_CHECK(cs_jwks_parse(set, strlen(set), &fixed, err) == CS_OK);
     cs_free(j[0]);
@@ -121,7 +120,8 @@ static void verify_any(const uint8_t *data, size_t size)
     struct cs_oidc_identity id;
     bool unknown = false;
     err[0] = '\0';
-    rc = cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown, err);
+    rc = cs_oidc_verify_id_token(keys, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
+                                 err);
     FUZZ_CHECK(rc == CS_OK || rc == CS_ERR_UNAUTHENTICATED);
     if (rc) {
         FUZZ_CHECK(err[0] && strncmp(err, "ID token refused: ", 18) == 0);
@@ -162,11 +162,14 @@ static void oracle(const uint8_t *data, size_t size)
 {
     if (size < 12)
         return;
-    static const char *const headers[] = {
-        "{\"alg\":\"RS256\",\"kid\":\"rsa-1\"}", "{\"alg\":\"ES256\",\"kid\":\"ec-1\"}",
-        "{\"alg\":\"RS256\"}", "{\"alg\":\"ES256\",\"typ\":\"JWT\"}",
-        "{\"alg\":\"RS256\",\"kid\":\"ec-1\"}", "{\"alg\":\"RS256\",\"kid\":\"zz\"}",
-        "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}", "{\"alg\":\"none\"}"};
+    static const char *const headers[] = {"{\"alg\":\"RS256\",\"kid\":\"rsa-1\"}",
+                                          "{\"alg\":\"ES256\",\"kid\":\"ec-1\"}",
+                                          "{\"alg\":\"RS256\"}",
+                                          "{\"alg\":\"ES256\",\"typ\":\"JWT\"}",
+                                          "{\"alg\":\"RS256\",\"kid\":\"ec-1\"}",
+                                          "{\"alg\":\"RS256\",\"kid\":\"zz\"}",
+                                          "{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}",
+                                          "{\"alg\":\"none\"}"};
     int h = data[0] % 8;
     bool ok = h < 4;
     json_object *c = json_object_new_object();
@@ -245,8 +248,8 @@ static void oracle(const uint8_t *data, size_t size)
     }
     struct cs_oidc_identity id;
     char err[CS_ERRLEN] = "";
-    enum cs_err rc = cs_oidc_verify_id_token(fixed, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                             NULL, err);
+    enum cs_err rc =
+        cs_oidc_verify_id_token(fixed, jwt, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, NULL, err);
     if (ok && rc)
         fprintf(stderr, "refused: %s\n", err);
     FUZZ_CHECK((rc == CS_OK) == ok);

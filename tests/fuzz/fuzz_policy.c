@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rc == CS_OK || (rc == CS_ERR_INVALID && err[0]));
     if (rc == CS_OK)
         for (size_t i = 0; i < json_object_array_length(rules); i++) {
-            json_object_object_foreach(json_object_array_get_idx(rules, i), key, val) {
+            json_object_object_foreach(json_object_array_get_idx(rules, i), key, val)
+            {
                 (void)key;
                 FUZZ_CHECK(val != NULL);
             }

@@ -48,8 +48,8 @@ static inline bool fuzz_id_ok(const char *s, enum cs_ident kind)
 /* Properties of a request the parser accepted (see the file comment). */
 static inline void fuzz_request_check(const struct cs_request *rq, unsigned mode, size_t max_body)
 {
-    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
-                                          "OPTIONS", NULL};
+    static const char *const methods[] = {"GET",    "POST", "PUT",     "PATCH",
+                                          "DELETE", "HEAD", "OPTIONS", NULL};
     bool known = false;
     for (const char *const *m = methods; *m; m++)
         known = known || strcmp(*m, rq->method) == 0;
@@ -73,9 +73,8 @@ static inline void fuzz_request_check(const struct cs_request *rq, unsigned mode
     enum cs_err urc = cs_url_parse(rq->url, &u, err);
     if (urc != CS_OK || strcmp(u.full, rq->url) || strcmp(u.host, rq->host) ||
         strcmp(u.path, rq->path)) {
-        fprintf(stderr, "stored URL [%s] host [%s] path [%s] re-parses as %s [%s] [%s]\n",
-                rq->url, rq->host, rq->path, urc ? err : "", urc ? "" : u.full,
-                urc ? "" : u.host);
+        fprintf(stderr, "stored URL [%s] host [%s] path [%s] re-parses as %s [%s] [%s]\n", rq->url,
+                rq->host, rq->path, urc ? err : "", urc ? "" : u.full, urc ? "" : u.host);
         FUZZ_CHECK(!"the stored URL re-parses to itself");
     }
     cs_url_free(&u);
@@ -83,7 +82,8 @@ static inline void fuzz_request_check(const struct cs_request *rq, unsigned mode
     /* Headers: at most CS_HEADERS_MAX given plus a Content-Type we add. */
     FUZZ_CHECK(json_object_is_type(rq->headers, json_type_object));
     FUZZ_CHECK(json_object_object_length(rq->headers) <= CS_HEADERS_MAX + 1);
-    json_object_object_foreach(rq->headers, name, val) {
+    json_object_object_foreach(rq->headers, name, val)
+    {
         FUZZ_CHECK(*name && !cs_header_forbidden(name));
         FUZZ_CHECK(json_object_is_type(val, json_type_string));
         const char *v = json_object_get_string(val);
@@ -91,7 +91,8 @@ static inline void fuzz_request_check(const struct cs_request *rq, unsigned mode
         for (const char *c = v; *c; c++)
             FUZZ_CHECK((unsigned char)*c >= 0x20 || *c == '\t');
         int same = 0;
-        json_object_object_foreach(rq->headers, other, oval) {
+        json_object_object_foreach(rq->headers, other, oval)
+        {
             (void)oval;
             same += strcasecmp(name, other) == 0;
         }

@@ -27,9 +27,9 @@
 
 #define MAX_BASES 8
 
-static const char *const fixed_bases[] = {
-    "https://api.example.com/v1", "http://127.0.0.1:8080/", "https://[2001:db8::1]:8443/x/",
-    "https://api.stripe.com"};
+static const char *const fixed_bases[] = {"https://api.example.com/v1", "http://127.0.0.1:8080/",
+                                          "https://[2001:db8::1]:8443/x/",
+                                          "https://api.stripe.com"};
 
 /* An empty query ("x?") is no query: the normalised URL drops the '?'. */
 static const char *query(const struct cs_url *u)
@@ -40,15 +40,14 @@ static const char *query(const struct cs_url *u)
 static bool same_url(const struct cs_url *a, const struct cs_url *b)
 {
     return strcmp(a->scheme, b->scheme) == 0 && strcmp(a->host, b->host) == 0 &&
-           a->port == b->port && strcmp(a->path, b->path) == 0 &&
-           strcmp(query(a), query(b)) == 0 && strcmp(a->full, b->full) == 0 &&
-           a->host_is_ip == b->host_is_ip;
+           a->port == b->port && strcmp(a->path, b->path) == 0 && strcmp(query(a), query(b)) == 0 &&
+           strcmp(a->full, b->full) == 0 && a->host_is_ip == b->host_is_ip;
 }
 
 static void show(const char *what, const struct cs_url *u)
 {
-    fprintf(stderr, "%s: scheme=%s host=[%s] port=%d path=[%s] query=[%s] full=[%s] ip=%d\n",
-            what, u->scheme, u->host, u->port, u->path, query(u), u->full, u->host_is_ip);
+    fprintf(stderr, "%s: scheme=%s host=[%s] port=%d path=[%s] query=[%s] full=[%s] ip=%d\n", what,
+            u->scheme, u->host, u->port, u->path, query(u), u->full, u->host_is_ip);
 }
 
 static void check_parsed(const struct cs_url *u)

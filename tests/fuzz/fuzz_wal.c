@@ -52,9 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(data[0] == 'w' && size >= 51 && m.end_lsn == be64(data + 35));
         break;
     case CS_WAL_BEGIN:
-    case CS_WAL_OTHER:
-        FUZZ_CHECK(data[0] == 'w');
-        break;
+    case CS_WAL_OTHER: FUZZ_CHECK(data[0] == 'w'); break;
     }
     return 0;
 }

@@ -38,12 +38,11 @@
 #define STORED 5u
 
 /* Test-only key: never used anywhere else. */
-static const char ec_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjRcdTKi/niNf5JsY\n"
-    "jmySr2Z54f3FJr4WS3+a+L4TYlihRANCAASHoxRC2yk9OaWjPoXdBkmrIzGsBuc0\n"
-    "dO+IuPHZjZoEQdLDxtHa+VqitXbH6LkUd7v3bDjomrYm4lR5IkedI1NA\n"
-    "-----END PRIVATE KEY-----\n";
+static const char ec_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjRcdTKi/niNf5JsY\n"
+                             "jmySr2Z54f3FJr4WS3+a+L4TYlihRANCAASHoxRC2yk9OaWjPoXdBkmrIzGsBuc0\n"
+                             "dO+IuPHZjZoEQdLDxtHa+VqitXbH6LkUd7v3bDjomrYm4lR5IkedI1NA\n"
+                             "-----END PRIVATE KEY-----\n";
 
 static const unsigned char challenge[32] = "fuzz-webauthn-challenge-0123456";
 
@@ -109,7 +108,10 @@ static void init(void)
     struct bytes ad = {.n = 0};
     put(&ad, rph, 32);
     put(&ad, "\x45\x00\x00\x00\x00", 5); /* UP UV AT, count 0 */
-    put(&ad, "0123456789abcdef\x00\x10" "fuzz-credential!", 34);
+    put(&ad,
+        "0123456789abcdef\x00\x10"
+        "fuzz-credential!",
+        34);
     put(&ad, h.cose.b, h.cose.n);
     head(&h.ao, 5, 3);
     text(&h.ao, "fmt"), text(&h.ao, "none");
@@ -126,8 +128,8 @@ static void init(void)
 }
 
 /* The harness's ES256 signature of ad || SHA-256(cdj) into sig[72]. */
-static size_t sign(const unsigned char *ad, size_t ad_len, const unsigned char *cdj,
-                   size_t cdj_len, unsigned char *sig)
+static size_t sign(const unsigned char *ad, size_t ad_len, const unsigned char *cdj, size_t cdj_len,
+                   unsigned char *sig)
 {
     unsigned char hash[32];
     size_t siglen = 72;
@@ -135,7 +137,8 @@ static size_t sign(const unsigned char *ad, size_t ad_len, const unsigned char *
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     FUZZ_CHECK(md && EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, h.pkey, NULL) == 1 &&
                EVP_DigestSignUpdate(md, ad, ad_len) == 1 &&
-               EVP_DigestSignUpdate(md, hash, 32) == 1 && EVP_DigestSignFinal(md, sig, &siglen) == 1);
+               EVP_DigestSignUpdate(md, hash, 32) == 1 &&
+               EVP_DigestSignFinal(md, sig, &siglen) == 1);
     EVP_MD_CTX_free(md);
     return siglen;
 }
@@ -151,16 +154,17 @@ static enum cs_err verify(const unsigned char *key, size_t key_len, const unsign
                           const unsigned char *sig, size_t sig_len, uint32_t *count, char *err)
 {
     *count = 12345;
-    enum cs_err rc = cs_webauthn_verify(RP, ORIGIN, challenge, sizeof(challenge), key, key_len,
-                                        STORED, ad, ad_len, cdj, cdj_len, sig, sig_len, false,
-                                        count, err);
+    enum cs_err rc =
+        cs_webauthn_verify(RP, ORIGIN, challenge, sizeof(challenge), key, key_len, STORED, ad,
+                           ad_len, cdj, cdj_len, sig, sig_len, false, count, err);
     check_rc(rc, err);
     FUZZ_CHECK(rc == CS_OK || *count == STORED);
     if (rc == CS_OK) {
         unsigned char rph[32];
         cs_sha256(RP, strlen(RP), rph);
         FUZZ_CHECK(ad_len >= 37 && memcmp(ad, rph, 32) == 0 && (ad[32] & 0x01));
-        uint32_t c = (uint32_t)ad[33] << 24 | (uint32_t)ad[34] << 16 | (uint32_t)ad[35] << 8 | ad[36];
+        uint32_t c =
+            (uint32_t)ad[33] << 24 | (uint32_t)ad[34] << 16 | (uint32_t)ad[35] << 8 | ad[36];
         FUZZ_CHECK(*count == c && c > STORED);
     }
     return rc;
@@ -210,9 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0:
         registration((const unsigned char *)h.cdj_create, strlen(h.cdj_create), data, size);
         break;
-    case 1:
-        registration(data, size, h.ao.b, h.ao.n);
-        break;
+    case 1: registration(data, size, h.ao.b, h.ao.n); break;
     case 2:
         sig_len = sign(data, size, cdj, cdj_len, sig);
         verify(h.cose.b, h.cose.n, data, size, cdj, cdj_len, sig, sig_len, &count, err);
@@ -220,8 +222,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 3:
         sig_len = sign(h.ad.b, h.ad.n, cdj, cdj_len, sig);
         rc = verify(data, size, h.ad.b, h.ad.n, cdj, cdj_len, sig, sig_len, &count, err);
-        FUZZ_CHECK(rc != CS_OK || (size >= 64 && memmem(data, size, h.x, 32) &&
-                                   memmem(data, size, h.y, 32)));
+        FUZZ_CHECK(rc != CS_OK ||
+                   (size >= 64 && memmem(data, size, h.x, 32) && memmem(data, size, h.y, 32)));
         break;
     case 4:
         verify(h.cose.b, h.cose.n, h.ad.b, h.ad.n, cdj, cdj_len, data, size, &count, err);

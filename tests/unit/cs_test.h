@@ -29,11 +29,14 @@ struct cs_test {
     void (*fn)(void);
 };
 
-static int cs_test_checks;     /* checks run in this binary */
-static int cs_test_failed;     /* checks failed in the current test */
+static int cs_test_checks; /* checks run in this binary */
+static int cs_test_failed; /* checks failed in the current test */
 
 #define CS_TEST(name) static void name(void)
-#define CS_RUN(name) {#name, name}
+#define CS_RUN(name) \
+    {                \
+#name, name  \
+    }
 
 /* Counts one check; a failed one is reported by the caller just before. */
 static inline bool cs_test_count(bool ok)
@@ -111,10 +114,10 @@ static inline int cs_test_run(const char *file, const struct cs_test *tests, siz
     return failed ? 1 : 0;
 }
 
-#define CS_TEST_MAIN(...)                                                    \
-    int main(void)                                                           \
-    {                                                                        \
-        static const struct cs_test tests[] = {__VA_ARGS__};                 \
+#define CS_TEST_MAIN(...)                                                      \
+    int main(void)                                                             \
+    {                                                                          \
+        static const struct cs_test tests[] = {__VA_ARGS__};                   \
         return cs_test_run(__FILE__, tests, sizeof(tests) / sizeof(tests[0])); \
     }
 

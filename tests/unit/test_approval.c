@@ -124,8 +124,8 @@ static json_object *get(json_object *o, const char *k)
 
 /* Checks one written row against what it was written from. */
 static void check_row(json_object *row, const struct cs_request *rq, const struct fixture *f,
-                      bool needs, const char *id, int64_t expires_ms, int64_t before,
-                      int64_t after, int64_t member_ms)
+                      bool needs, const char *id, int64_t expires_ms, int64_t before, int64_t after,
+                      int64_t member_ms)
 {
     char hex[2 * CS_SHA256_LEN + 1], err[CS_ERRLEN];
     bool member = rq->batch_id != NULL;
@@ -167,11 +167,12 @@ static void check_row(json_object *row, const struct cs_request *rq, const struc
     CS_CHECK_EQ_INT(json_object_array_length(approvers), needs ? 2 : 0);
     /* Only the fields the insert reads: none of the former per-approver links. */
     static const char *const known[] = {
-        "id", "request_id", "agent_id", "grant_id", "policy_id", "batch_id", "method", "url",
-        "headers", "body_b64", "reason", "context", "digest_hex", "policy", "approvers",
-        "quorum", "status", "expires_ms", "approval_url", "holders", "next_reminder_ms",
-        "escalate_ms", "actor"};
-    json_object_object_foreach(row, key, val) {
+        "id",           "request_id", "agent_id",         "grant_id",    "policy_id", "batch_id",
+        "method",       "url",        "headers",          "body_b64",    "reason",    "context",
+        "digest_hex",   "policy",     "approvers",        "quorum",      "status",    "expires_ms",
+        "approval_url", "holders",    "next_reminder_ms", "escalate_ms", "actor"};
+    json_object_object_foreach(row, key, val)
+    {
         (void)val;
         bool ok = false;
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -246,20 +247,19 @@ static void write_and_check(const struct cs_request *rq, struct fixture *f, bool
     }
     json_object_put(arr);
     cs_buf_free(&b);
-
 }
 
 /* The row cs_approval_row_write writes for rq (not a batch member), parsed. */
 static json_object *row_of(const struct cs_request *rq, struct fixture *f, bool needs,
-                           const char *public_url, char id[CS_UUID_STRLEN + 1],
-                           int64_t *expires_ms)
+                           const char *public_url, char id[CS_UUID_STRLEN + 1], int64_t *expires_ms)
 {
     struct cs_buf b;
     char err[CS_ERRLEN];
     json_object *row = NULL;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     CS_CHECK_RC(cs_approval_row_write(&b, rq, &f->agent, &f->g, needs, 0, &f->keys, public_url,
-                                      "agent:x", id, expires_ms), CS_OK);
+                                      "agent:x", id, expires_ms),
+                CS_OK);
     CS_CHECK_RC(cs_json_parse(b.data, b.len, &row, err), CS_OK);
     cs_buf_free(&b);
     return row;
@@ -278,7 +278,8 @@ CS_TEST(row_fields_and_approval_url)
                                     "'headers':{'Stripe-Version':'2024-06-20','X-Q':'a\\\\\\\"b'},"
                                     "'json':{'amount':2500,'f':1.5e3,'n':-0.0},"
                                     "'reason':'double charge','context':{'t':[1,{'a':null}]}}",
-                                    &rq, err), CS_OK)) {
+                                    &rq, err),
+                            CS_OK)) {
                 write_and_check(&rq, &f, true);
                 write_and_check(&rq, &f, false);
                 cs_request_free(&rq);
@@ -328,7 +329,8 @@ CS_TEST(row_body_every_chunk_boundary)
         char *b64 = cs_b64_encode(raw, lens[k], false);
         char *env = cs_asprintf("{'request_id':'r-%zu','agent':'billing-bot','grant_id':'stripe',"
                                 "'method':'PUT','url':'https://api.example.com/v1/x',"
-                                "'body_b64':'%s'}", k, b64);
+                                "'body_b64':'%s'}",
+                                k, b64);
         struct cs_request rq;
         if (CS_CHECK_RC(request(env, &rq, err), CS_OK)) {
             CS_CHECK_EQ_INT(rq.body_len, lens[k]);
@@ -353,7 +355,8 @@ CS_TEST(row_too_large_leaves_buffer)
     fixture_init(&f, false, true);
     if (!CS_CHECK_RC(request("{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe',"
                              "'method':'POST','url':'https://api.example.com/v1/x','body':'x'}",
-                             &rq, err), CS_OK)) {
+                             &rq, err),
+                     CS_OK)) {
         fixture_free(&f);
         return;
     }
@@ -361,7 +364,8 @@ CS_TEST(row_too_large_leaves_buffer)
     struct cs_buf b;
     cs_buf_init(&b, CS_APPROVAL_ROWS_MAX);
     CS_CHECK_RC(cs_approval_row_write(&b, &rq, &f.agent, &f.g, true, 0, &f.keys, PUBLIC, "agent:x",
-                                      id, &expires_ms), CS_OK);
+                                      id, &expires_ms),
+                CS_OK);
     size_t full = b.len;
     cs_buf_free(&b);
     for (size_t cap = 5; cap < full + 5; cap += 97) {
@@ -391,7 +395,8 @@ CS_TEST(approval_url_and_schedule)
     int64_t expires_ms = 0;
     fixture_init(&f, false, true);
     if (!CS_CHECK_RC(request("{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe',"
-                             "'method':'GET','url':'https://api.example.com/v1/x'}", &rq, err),
+                             "'method':'GET','url':'https://api.example.com/v1/x'}",
+                             &rq, err),
                      CS_OK)) {
         fixture_free(&f);
         return;
@@ -414,9 +419,8 @@ CS_TEST(approval_url_and_schedule)
         int nesc;
         bool has_remind, has_escalate;
     } cases[] = {
-        {600, 1800, 1, true, true},      {3600, 3600, 1, false, false},
-        {3599, 3599, 1, true, true},     {0, 0, 1, false, false},
-        {600, 1800, 0, true, false},     {7200, 1800, 0, false, false},
+        {600, 1800, 1, true, true}, {3600, 3600, 1, false, false}, {3599, 3599, 1, true, true},
+        {0, 0, 1, false, false},    {600, 1800, 0, true, false},   {7200, 1800, 0, false, false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         f.pol.reminder_interval_s = cases[i].remind_s;
@@ -443,11 +447,11 @@ CS_TEST(check_bases_parsed_at_load)
 {
     /* The same answer, index and refusal as the textual allow-list check. */
     static const char *const urls[] = {
-        "https://api.example.com/v1", "https://api.example.com/v1/refunds",
-        "https://API.example.com:443/v1/x", "https://api.example.com/other/a",
-        "https://api.example.com/v10", "http://api.example.com/v1/x",
+        "https://api.example.com/v1",        "https://api.example.com/v1/refunds",
+        "https://API.example.com:443/v1/x",  "https://api.example.com/other/a",
+        "https://api.example.com/v10",       "http://api.example.com/v1/x",
         "https://api.example.com:8443/v1/x", "https://evil.example.com/v1/x",
-        "https://api.example.com/", "https://api.example.com/v1/../other/b"};
+        "https://api.example.com/",          "https://api.example.com/v1/../other/b"};
     struct fixture f;
     fixture_init(&f, false, true);
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
@@ -480,14 +484,16 @@ CS_TEST(check_bases_parsed_at_load)
     struct cs_request rq;
     bool needs = false;
     if (CS_CHECK_RC(request("{'request_id':'r','agent':'billing-bot','grant_id':'stripe',"
-                            "'method':'GET','url':'https://evil.example.com/v1'}", &rq, err),
+                            "'method':'GET','url':'https://evil.example.com/v1'}",
+                            &rq, err),
                     CS_OK)) {
         CS_CHECK_RC(cs_approval_check(&rq, &f.agent, &f.g, &needs, err), CS_ERR_HOST_NOT_ALLOWED);
         CS_CHECK_HAS(err, "evil.example.com");
         cs_request_free(&rq);
     }
     if (CS_CHECK_RC(request("{'request_id':'r','agent':'billing-bot','grant_id':'stripe',"
-                            "'method':'GET','url':'https://api.example.com/v1/ok'}", &rq, err),
+                            "'method':'GET','url':'https://api.example.com/v1/ok'}",
+                            &rq, err),
                     CS_OK)) {
         CS_CHECK_RC(cs_approval_check(&rq, &f.agent, &f.g, &needs, err), CS_OK);
         CS_CHECK(needs);
@@ -511,7 +517,9 @@ CS_TEST(member_row_written_final)
     f.pol.nescalation = 1;
     if (CS_CHECK_RC(request("{'request_id':'m-1','agent':'billing-bot','grant_id':'stripe',"
                             "'method':'POST','url':'https://api.example.com/v1/refunds',"
-                            "'batch_id':'refunds-7','json':{'amount':5}}", &rq, err), CS_OK)) {
+                            "'batch_id':'refunds-7','json':{'amount':5}}",
+                            &rq, err),
+                    CS_OK)) {
         write_and_check(&rq, &f, false);
         write_and_check(&rq, &f, true);
         struct cs_buf row, policy, approvers;
@@ -520,8 +528,9 @@ CS_TEST(member_row_written_final)
         cs_buf_init(&row, CS_APPROVAL_ROWS_MAX);
         cs_buf_init(&policy, CS_APPROVAL_ROWS_MAX);
         cs_buf_init(&approvers, CS_APPROVAL_ROWS_MAX);
-        CS_CHECK_RC(cs_approval_row_write(&row, &rq, &f.agent, &f.g, false, window, &f.keys,
-                                          PUBLIC, "agent:x", id, &expires_ms), CS_OK);
+        CS_CHECK_RC(cs_approval_row_write(&row, &rq, &f.agent, &f.g, false, window, &f.keys, PUBLIC,
+                                          "agent:x", id, &expires_ms),
+                    CS_OK);
         CS_CHECK_EQ_INT(expires_ms, window);
         CS_CHECK_RC(cs_approval_policy_write(&policy, &approvers, &f.g), CS_OK);
         json_object *o = NULL, *p = NULL, *a = NULL;

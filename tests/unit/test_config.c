@@ -88,10 +88,23 @@ CS_TEST(defaults_with_empty_environment)
 
 CS_TEST(values_are_read)
 {
-    static const char *const pairs[] = {
-        "CS_PG_URL", "postgresql://other/db", "CS_INGEST_BATCH", "1", "CS_HTTP_PORT", "0",
-        "CS_MIGRATE_ON_START", "false", "CS_INSTANCE_ID", "api-7", "CS_LOG_LEVEL", "debug",
-        "CS_ADMIN_TOKEN", "s3cret", "CS_REQUEST_MAX_BYTES", "67108864", NULL};
+    static const char *const pairs[] = {"CS_PG_URL",
+                                        "postgresql://other/db",
+                                        "CS_INGEST_BATCH",
+                                        "1",
+                                        "CS_HTTP_PORT",
+                                        "0",
+                                        "CS_MIGRATE_ON_START",
+                                        "false",
+                                        "CS_INSTANCE_ID",
+                                        "api-7",
+                                        "CS_LOG_LEVEL",
+                                        "debug",
+                                        "CS_ADMIN_TOKEN",
+                                        "s3cret",
+                                        "CS_REQUEST_MAX_BYTES",
+                                        "67108864",
+                                        NULL};
     struct cs_config cfg;
     char err[CS_ERRLEN] = "";
     if (CS_CHECK_RC(load(&cfg, CS_PROC_ALL, pairs, err), CS_OK)) {
@@ -181,12 +194,15 @@ CS_TEST(master_key_from_variable)
         CS_CHECK(memcmp(cfg.master_key, zero, sizeof(zero)) == 0); /* wiped */
     }
     static const char *const bad[] = {
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",       /* 31 bytes */
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g",       /* 33 bytes */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==",                   /* 31 bytes */
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g",                   /* 33 bytes */
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e", /* 31 hex bytes */
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
         "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8-", "not a key", "q!", NULL};
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8-",
+        "not a key",
+        "q!",
+        NULL};
     for (const char *const *k = bad; *k; k++) {
         const char *pairs[] = {"CS_MASTER_KEY", *k, NULL};
         struct cs_config cfg;
@@ -231,8 +247,9 @@ CS_TEST(master_key_from_file)
     cs_config_free(&cfg);
 
     /* CS_MASTER_KEY wins over the file. */
-    const char *both[] = {"CS_MASTER_KEY", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
-                          "CS_MASTER_KEY_FILE", path, NULL};
+    const char *both[] = {"CS_MASTER_KEY",
+                          "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=", "CS_MASTER_KEY_FILE",
+                          path, NULL};
     if (CS_CHECK_RC(load(&cfg, CS_PROC_ALL, both, err), CS_OK))
         CS_CHECK_EQ_INT(cfg.master_key[0], 0x20);
     cs_config_free(&cfg);
@@ -298,8 +315,8 @@ CS_TEST(every_key_is_documented)
         if (k->type == CS_CFG_INT && CS_CHECK(k->def != NULL)) {
             long long def = strtoll(k->def, NULL, 10);
             if (!CS_CHECK(k->min <= def && def <= k->max))
-                printf("  %s default %s outside [%lld, %lld]\n", k->env, k->def,
-                       (long long)k->min, (long long)k->max);
+                printf("  %s default %s outside [%lld, %lld]\n", k->env, k->def, (long long)k->min,
+                       (long long)k->max);
         }
         for (size_t j = i + 1; j < cs_config_nkeys; j++) {
             CS_CHECK(strcmp(k->env, cs_config_keys[j].env) != 0);
@@ -350,9 +367,9 @@ CS_TEST(kafka_property_names)
         CS_CHECK(cs_config_kafka_prop_name(good[i][0], out, sizeof(out)));
         CS_CHECK_EQ_STR(out, good[i][1]);
     }
-    static const char *const bad[] = {"CS_KAFKA_PROP_", "CS_KAFKA_PROP__X", "CS_KAFKA_PROP_X_",
-                                      "CS_KAFKA_PROP_sasl_username", "CS_KAFKA_PROP_A-B",
-                                      "CS_KAFKA_PROPS_X", "KAFKA_PROP_X"};
+    static const char *const bad[] = {
+        "CS_KAFKA_PROP_",    "CS_KAFKA_PROP__X", "CS_KAFKA_PROP_X_", "CS_KAFKA_PROP_sasl_username",
+        "CS_KAFKA_PROP_A-B", "CS_KAFKA_PROPS_X", "KAFKA_PROP_X"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CS_CHECK(!cs_config_kafka_prop_name(bad[i], out, sizeof(out)));
     char tiny[8];
@@ -366,7 +383,7 @@ CS_TEST(kafka_property_names)
     CS_CHECK(!cs_config_kafka_prop_secret("ssl.key.location"));
 }
 
-CS_TEST_MAIN(CS_RUN(kafka_property_names), CS_RUN(defaults_with_empty_environment), CS_RUN(values_are_read),
-             CS_RUN(bad_values_name_the_variable), CS_RUN(master_key_from_variable),
-             CS_RUN(master_key_from_file), CS_RUN(topic_prefix), CS_RUN(every_key_is_documented),
-             CS_RUN(help_and_markdown))
+CS_TEST_MAIN(CS_RUN(kafka_property_names), CS_RUN(defaults_with_empty_environment),
+             CS_RUN(values_are_read), CS_RUN(bad_values_name_the_variable),
+             CS_RUN(master_key_from_variable), CS_RUN(master_key_from_file), CS_RUN(topic_prefix),
+             CS_RUN(every_key_is_documented), CS_RUN(help_and_markdown))

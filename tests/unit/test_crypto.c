@@ -185,8 +185,10 @@ static enum cs_err b64_decode_str(const char *s, bool url, char **out)
 
 CS_TEST(base64_rfc4648)
 {
-    static const char *const vec[][3] = {{"", "", ""},         {"f", "Zg==", "Zg"},
-                                         {"fo", "Zm8=", "Zm8"}, {"foo", "Zm9v", "Zm9v"},
+    static const char *const vec[][3] = {{"", "", ""},
+                                         {"f", "Zg==", "Zg"},
+                                         {"fo", "Zm8=", "Zm8"},
+                                         {"foo", "Zm9v", "Zm9v"},
                                          {"foob", "Zm9vYg==", "Zm9vYg"},
                                          {"fooba", "Zm9vYmE=", "Zm9vYmE"},
                                          {"foobar", "Zm9vYmFy", "Zm9vYmFy"}};
@@ -249,12 +251,15 @@ CS_TEST(base64_round_trips_every_length)
 
 CS_TEST(base64_strict)
 {
-    static const char *const bad_std[] = {
-        "Zm9v-_", "Zm9v_w==", "Zm 9v", "Zm9v\n", "Zm9v*A==", "Zm9\xc3\xa9", /* alphabet */
-        "Z", "Zm9vY", "=", "==", "===", "====", "Zg=", "Zg===", "Zm9v=", "Zm9v==", /* length */
-        "Zg==Zg==", "Z=g=", "Zm=9v", "=Zm9v", /* padding not at the end */
-        "Zh==", "Zm9=", "Zm9vYh==", "Zm9vYmF=", "Zh", "Zm9", /* non-canonical trailing bits */
-        NULL};
+    static const char *const
+        bad_std[] = {"Zm9v-_",      "Zm9v_w==", "Zm 9v",    "Zm9v\n",   "Zm9v*A==",
+                     "Zm9\xc3\xa9", /* alphabet */
+                     "Z",           "Zm9vY",    "=",        "==",       "===",
+                     "====",        "Zg=",      "Zg===",    "Zm9v=",    "Zm9v==", /* length */
+                     "Zg==Zg==",    "Z=g=",     "Zm=9v",    "=Zm9v", /* padding not at the end */
+                     "Zh==",        "Zm9=",     "Zm9vYh==", "Zm9vYmF=", "Zh",
+                     "Zm9", /* non-canonical trailing bits */
+                     NULL};
     for (const char *const *s = bad_std; *s; s++) {
         unsigned char *out = NULL;
         size_t len = 0;
@@ -391,8 +396,8 @@ CS_TEST(uuid_v7_format)
             printf("  %s\n", u);
             break;
         }
-        CS_CHECK_EQ_INT(u[14], '7');                 /* version */
-        CS_CHECK(strchr("89ab", u[19]) != NULL);     /* variant 10xx */
+        CS_CHECK_EQ_INT(u[14], '7');             /* version */
+        CS_CHECK(strchr("89ab", u[19]) != NULL); /* variant 10xx */
         CS_CHECK(uuid_ms(u) >= before && uuid_ms(u) <= after);
         CS_CHECK(cs_uuid_valid(u));
     }
@@ -447,7 +452,8 @@ CS_TEST(uuid_valid_parse_format)
                                        "00000000-0000-0000-0000-000000000000", NULL};
     for (const char *const *s = good; *s; s++)
         CS_CHECK(cs_uuid_valid(*s));
-    static const char *const bad[] = {"", "01890a5d-ac96-774b-bcce-b302099a805",
+    static const char *const bad[] = {"",
+                                      "01890a5d-ac96-774b-bcce-b302099a805",
                                       "01890a5d-ac96-774b-bcce-b302099a80577",
                                       "01890a5dac96774bbcceb302099a8057",
                                       "01890a5d-ac96-774b-bcceb-302099a8057",
@@ -455,7 +461,8 @@ CS_TEST(uuid_valid_parse_format)
                                       "01890a5d-ac96-774b-bcce-b302099a805g",
                                       " 1890a5d-ac96-774b-bcce-b302099a8057",
                                       "01890a5d_ac96_774b_bcce_b302099a8057",
-                                      "+1890a5d-ac96-774b-bcce-b302099a8057", NULL};
+                                      "+1890a5d-ac96-774b-bcce-b302099a8057",
+                                      NULL};
     for (const char *const *s = bad; *s; s++)
         if (!CS_CHECK(!cs_uuid_valid(*s)))
             printf("  accepted \"%s\"\n", *s);
@@ -479,7 +486,7 @@ CS_TEST(uuid_valid_parse_format)
 }
 
 CS_TEST_MAIN(CS_RUN(sha256_vectors), CS_RUN(hmac_sha256_rfc4231), CS_RUN(hmac_keyed_cache),
-             CS_RUN(key_derive_and_ct_equal), CS_RUN(random_bytes_differ), CS_RUN(hex), CS_RUN(base64_rfc4648),
-             CS_RUN(base64_round_trips_every_length), CS_RUN(base64_strict),
+             CS_RUN(key_derive_and_ct_equal), CS_RUN(random_bytes_differ), CS_RUN(hex),
+             CS_RUN(base64_rfc4648), CS_RUN(base64_round_trips_every_length), CS_RUN(base64_strict),
              CS_RUN(aead_round_trip), CS_RUN(aead_refuses_tampering), CS_RUN(uuid_v7_format),
              CS_RUN(uuid_v7_orders_by_time), CS_RUN(uuid_valid_parse_format))

@@ -102,6 +102,6 @@ CS_TEST(set_formats_and_returns)
     CS_CHECK_EQ_INT(strlen(err), CS_ERRLEN - 1);
 }
 
-CS_TEST_MAIN(CS_RUN(every_code_has_a_row), CS_RUN(codes_are_unique),
-             CS_RUN(http_statuses_are_sane), CS_RUN(from_code_round_trips),
-             CS_RUN(out_of_range_is_internal), CS_RUN(set_formats_and_returns))
+CS_TEST_MAIN(CS_RUN(every_code_has_a_row), CS_RUN(codes_are_unique), CS_RUN(http_statuses_are_sane),
+             CS_RUN(from_code_round_trips), CS_RUN(out_of_range_is_internal),
+             CS_RUN(set_formats_and_returns))

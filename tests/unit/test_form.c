@@ -25,8 +25,8 @@ CS_TEST(parses_fields)
 {
     struct form f;
     char err[CS_ERRLEN] = "";
-    if (!CS_CHECK_RC(FORM("decision=approve&reason=ok+by+me%21&csrf=a%2Fb&&empty=&bare", &f,
-                          err), CS_OK))
+    if (!CS_CHECK_RC(FORM("decision=approve&reason=ok+by+me%21&csrf=a%2Fb&&empty=&bare", &f, err),
+                     CS_OK))
         return;
     CS_CHECK_EQ_INT(f.n, 5);
     CS_CHECK_EQ_STR(form_get(&f, "decision"), "approve");
@@ -47,8 +47,8 @@ CS_TEST(parses_fields)
 
 CS_TEST(refuses_bad_names_and_repeats)
 {
-    static const char *const bad[] = {"Reason=x", "re-ason=x", "a=1&a=2", "=x", "a=1&=2",
-                                      "a b=1", NULL};
+    static const char *const bad[] = {"Reason=x", "re-ason=x", "a=1&a=2", "=x",
+                                      "a=1&=2",   "a b=1",     NULL};
     for (const char *const *s = bad; *s; s++) {
         struct form f;
         char err[CS_ERRLEN] = "";
@@ -59,11 +59,13 @@ CS_TEST(refuses_bad_names_and_repeats)
     struct form f;
     char err[CS_ERRLEN] = "";
     /* FORM_MAX_FIELDS (16; a passkey-signed vote sends 8) and one more. */
-    CS_CHECK_RC(FORM("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13&n=14&o=15&p=16",
-                     &f, err), CS_OK);
+    CS_CHECK_RC(
+        FORM("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13&n=14&o=15&p=16", &f, err),
+        CS_OK);
     form_free(&f);
     CS_CHECK_RC(FORM("a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13&n=14&o=15&p=16&q=17",
-                     &f, err), CS_ERR_INVALID);
+                     &f, err),
+                CS_ERR_INVALID);
     CS_CHECK_HAS(err, "too many");
     CS_CHECK_RC(FORM("a=1&a=2", &f, err), CS_ERR_INVALID);
     CS_CHECK_HAS(err, "\"a\" is repeated");
@@ -71,8 +73,8 @@ CS_TEST(refuses_bad_names_and_repeats)
 
 CS_TEST(refuses_malformed_escapes)
 {
-    static const char *const bad[] = {"reason=%", "reason=%4", "reason=%zz", "reason=%4g",
-                                      "reason=50%+off", NULL};
+    static const char *const bad[] = {"reason=%",   "reason=%4",      "reason=%zz",
+                                      "reason=%4g", "reason=50%+off", NULL};
     for (const char *const *s = bad; *s; s++) {
         struct form f;
         char err[CS_ERRLEN] = "";
@@ -103,15 +105,15 @@ CS_TEST(refuses_nul_bytes)
 
 CS_TEST(refuses_invalid_utf8)
 {
-    static const char *const bad[] = {
-        "reason=%FF",             /* never valid */
-        "reason=%80",             /* lone continuation byte */
-        "reason=caf%C3",          /* truncated */
-        "reason=%C0%AF",          /* overlong '/' */
-        "reason=%ED%A0%80",       /* UTF-16 surrogate */
-        "reason=%F4%90%80%80",    /* above U+10FFFF */
-        "reason=\xff",            /* raw */
-        "reason=ok&csrf=\xc3\x28", NULL};
+    static const char *const bad[] = {"reason=%FF",          /* never valid */
+                                      "reason=%80",          /* lone continuation byte */
+                                      "reason=caf%C3",       /* truncated */
+                                      "reason=%C0%AF",       /* overlong '/' */
+                                      "reason=%ED%A0%80",    /* UTF-16 surrogate */
+                                      "reason=%F4%90%80%80", /* above U+10FFFF */
+                                      "reason=\xff",         /* raw */
+                                      "reason=ok&csrf=\xc3\x28",
+                                      NULL};
     for (const char *const *s = bad; *s; s++) {
         struct form f;
         char err[CS_ERRLEN] = "";

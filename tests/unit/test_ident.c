@@ -82,7 +82,8 @@ CS_TEST(no_migration_has_another_identifier_check)
             bool known = false;
             for (int k = 0; q && k < CS_IDENT__COUNT; k++) {
                 const char *c = cs_ident_regex((enum cs_ident)k);
-                known = known || (strlen(c) == (size_t)(q - re) && !strncmp(c, re, (size_t)(q - re)));
+                known =
+                    known || (strlen(c) == (size_t)(q - re) && !strncmp(c, re, (size_t)(q - re)));
             }
             seen++;
             if (!CS_CHECK(known))
@@ -98,23 +99,23 @@ static const struct {
     bool agent, id, batch, instance, prefix;
 } names[] = {
     /*  name                  agent  id     batch  inst   prefix */
-    {"ops@acme",              true,  false, false, false, false},
-    {"billing-bot",           true,  true,  true,  true,  true},
-    {"a",                     true,  true,  true,  true,  true},
-    {"A.b_c:d-e",             true,  true,  true,  true,  false},
-    {"host:1234",             true,  true,  true,  true,  false},
-    {"9lives",                true,  true,  true,  true,  true},
-    {"-ops",                  false, false, true,  true,  true},
-    {".hidden",               false, false, true,  true,  true},
-    {"@acme",                 false, false, false, false, false},
-    {"ops@",                  true,  false, false, false, false},
-    {"",                      false, false, false, false, false},
-    {"a b",                   false, false, false, false, false},
-    {"a/b",                   false, false, false, false, false},
-    {"ops\n",                 false, false, false, false, false},
-    {"caf\xc3\xa9",           false, false, false, false, false},
-    {"\xc3\xa9t\xc3\xa9",     false, false, false, false, false},
-    {"a\x7f",                 false, false, false, false, false},
+    {"ops@acme", true, false, false, false, false},
+    {"billing-bot", true, true, true, true, true},
+    {"a", true, true, true, true, true},
+    {"A.b_c:d-e", true, true, true, true, false},
+    {"host:1234", true, true, true, true, false},
+    {"9lives", true, true, true, true, true},
+    {"-ops", false, false, true, true, true},
+    {".hidden", false, false, true, true, true},
+    {"@acme", false, false, false, false, false},
+    {"ops@", true, false, false, false, false},
+    {"", false, false, false, false, false},
+    {"a b", false, false, false, false, false},
+    {"a/b", false, false, false, false, false},
+    {"ops\n", false, false, false, false, false},
+    {"caf\xc3\xa9", false, false, false, false, false},
+    {"\xc3\xa9t\xc3\xa9", false, false, false, false, false},
+    {"a\x7f", false, false, false, false, false},
 };
 
 CS_TEST(accepted_and_refused_names)
@@ -124,7 +125,8 @@ CS_TEST(accepted_and_refused_names)
                                             names[i].instance, names[i].prefix};
         for (int k = 0; k < CS_IDENT__COUNT; k++)
             if (!CS_CHECK(cs_ident_valid(names[i].s, (enum cs_ident)k) == want[k]))
-                printf("  \"%s\" kind %d: expected %s\n", names[i].s, k, want[k] ? "valid" : "refused");
+                printf("  \"%s\" kind %d: expected %s\n", names[i].s, k,
+                       want[k] ? "valid" : "refused");
     }
     CS_CHECK(!cs_ident_valid(NULL, CS_IDENT_AGENT));
     char s[200];
@@ -149,7 +151,8 @@ CS_TEST(c_rule_is_its_regex)
     int checked = 0;
     for (int k = 0; k < CS_IDENT__COUNT; k++) {
         regex_t re;
-        if (!CS_CHECK(regcomp(&re, cs_ident_regex((enum cs_ident)k), REG_EXTENDED | REG_NOSUB) == 0))
+        if (!CS_CHECK(regcomp(&re, cs_ident_regex((enum cs_ident)k), REG_EXTENDED | REG_NOSUB) ==
+                      0))
             continue;
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             CS_CHECK((regexec(&re, names[i].s, 0, NULL, 0) == 0) ==
@@ -160,7 +163,8 @@ CS_TEST(c_rule_is_its_regex)
             for (size_t j = 0; j < len; j++) {
                 x ^= x << 13, x ^= x >> 7, x ^= x << 17;
                 /* Mostly letters, so that long valid names occur too. */
-                s[j] = (x >> 40) % 4 ? "abcXYZ019"[(x >> 20) % 9] : alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
+                s[j] = (x >> 40) % 4 ? "abcXYZ019"[(x >> 20) % 9]
+                                     : alphabet[(x >> 8) % (sizeof(alphabet) - 1)];
             }
             s[len] = '\0';
             bool by_re = regexec(&re, s, 0, NULL, 0) == 0;
@@ -177,8 +181,8 @@ CS_TEST(c_rule_is_its_regex)
 
 /* ---- where the rule is used ---- */
 
-#define ENV_AGENT(agent)                                                               \
-    "{'request_id':'r-1','agent':'" agent "','grant_id':'stripe','method':'POST',"     \
+#define ENV_AGENT(agent)                                                           \
+    "{'request_id':'r-1','agent':'" agent "','grant_id':'stripe','method':'POST'," \
     "'url':'https://api.example.com/v1/refunds'}"
 
 CS_TEST(kafka_envelope_takes_the_schema_agent_names)
@@ -226,7 +230,7 @@ CS_TEST(seal_takes_the_schema_agent_names)
     json_object_put(obj);
 }
 
-CS_TEST_MAIN(CS_RUN(schema_checks_are_the_c_rule), CS_RUN(no_migration_has_another_identifier_check),
-             CS_RUN(accepted_and_refused_names), CS_RUN(c_rule_is_its_regex),
-             CS_RUN(kafka_envelope_takes_the_schema_agent_names),
+CS_TEST_MAIN(CS_RUN(schema_checks_are_the_c_rule),
+             CS_RUN(no_migration_has_another_identifier_check), CS_RUN(accepted_and_refused_names),
+             CS_RUN(c_rule_is_its_regex), CS_RUN(kafka_envelope_takes_the_schema_agent_names),
              CS_RUN(seal_takes_the_schema_agent_names))

@@ -28,9 +28,9 @@
 #define NOW 1800000000LL
 #define LEEWAY 60
 
-static struct fx_key rsa, ec;        /* in the set */
-static struct fx_key ec2, weak;      /* not: another P-256 key, an RSA-1024 key */
-static struct cs_jwks *keys;          /* {rsa, ec} */
+static struct fx_key rsa, ec;   /* in the set */
+static struct fx_key ec2, weak; /* not: another P-256 key, an RSA-1024 key */
+static struct cs_jwks *keys;    /* {rsa, ec} */
 
 static void setup(void)
 {
@@ -40,7 +40,8 @@ static void setup(void)
     fx_key_new(&ec, "ec-1", 0);
     fx_key_new(&ec2, "ec-2", 0);
     fx_key_new(&weak, "weak", 1024);
-    char *j[2] = {fx_jwk(&rsa, "'use':'sig','alg':'RS256',", NULL), fx_jwk(&ec, "'use':'sig',", NULL)};
+    char *j[2] = {fx_jwk(&rsa, "'use':'sig','alg':'RS256',", NULL),
+                  fx_jwk(&ec, "'use':'sig',", NULL)};
     char *set = fx_jwks((const char *const *)j, 2);
     char err[CS_ERRLEN] = "";
     cs_assert(cs_jwks_parse(set, strlen(set), &keys, err) == CS_OK);
@@ -59,9 +60,15 @@ static char *claims(const char *extra)
     char iat[64], exp[64];
     snprintf(iat, sizeof(iat), "'iat':%lld", (long long)(NOW - 10));
     snprintf(exp, sizeof(exp), "'exp':%lld", (long long)(NOW + 300));
-    const char *std[] = {"'iss':'" ISS "'", "'aud':'" CLIENT "'", "'sub':'alice-42'",
-                         "'email':'alice@example.test'", "'email_verified':true",
-                         "'name':'Alice'", "'nonce':'" NONCE "'", iat, exp};
+    const char *std[] = {"'iss':'" ISS "'",
+                         "'aud':'" CLIENT "'",
+                         "'sub':'alice-42'",
+                         "'email':'alice@example.test'",
+                         "'email_verified':true",
+                         "'name':'Alice'",
+                         "'nonce':'" NONCE "'",
+                         iat,
+                         exp};
     struct cs_buf b;
     cs_buf_init(&b, 1 << 16);
     cs_assert(cs_buf_puts(&b, "{") == CS_OK);
@@ -114,7 +121,8 @@ CS_TEST(valid_rs256_and_es256)
         char err[CS_ERRLEN] = "";
         bool unknown = true;
         CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                            &unknown, err), CS_OK);
+                                            &unknown, err),
+                    CS_OK);
         CS_CHECK(!unknown);
         CS_CHECK_EQ_STR(id.iss, ISS);
         CS_CHECK_EQ_STR(id.sub, "alice-42");
@@ -173,7 +181,7 @@ CS_TEST(times_and_leeway)
     snprintf(extra, sizeof(extra), "'exp':%lld,", NOW - LEEWAY - 1);
     expect(&rsa, extra, CS_ERR_UNAUTHENTICATED, "expired");
     snprintf(extra, sizeof(extra), "'exp':%lld,", NOW - LEEWAY + 1);
-    expect(&ec, extra, CS_OK, "");   /* expired, but within the leeway */
+    expect(&ec, extra, CS_OK, ""); /* expired, but within the leeway */
     snprintf(extra, sizeof(extra), "'iat':%lld,", NOW + LEEWAY + 5);
     expect(&rsa, extra, CS_ERR_UNAUTHENTICATED, "iat is in the future");
     snprintf(extra, sizeof(extra), "'nbf':%lld,", NOW + LEEWAY + 5);
@@ -220,7 +228,7 @@ CS_TEST(alg_none_and_hmac_confusion)
     refused(cs_asprintf("%s.c2ln", in), "alg");
     refused(cs_strdup(in), "three parts");
     cs_free(in);
-    in = fx_signing_input("{'kid':'rsa-1'}", c);   /* no alg at all */
+    in = fx_signing_input("{'kid':'rsa-1'}", c); /* no alg at all */
     refused(cs_asprintf("%s.c2ln", in), "alg is missing");
     cs_free(in);
 
@@ -276,25 +284,29 @@ CS_TEST(key_selection)
     CS_CHECK_RC(cs_jwks_parse(set, strlen(set), &ec_only, err), CS_OK);
     char *t = fx_sign(&rsa, "{'alg':'RS256','kid':'rsa-1'}", c);
     CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                        &unknown, err), CS_ERR_UNAUTHENTICATED);
+                                        &unknown, err),
+                CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     cs_free(t);
-    t = fx_sign(&rsa, "{'alg':'RS256'}", c);   /* no kid, no RSA key */
+    t = fx_sign(&rsa, "{'alg':'RS256'}", c); /* no kid, no RSA key */
     CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                        &unknown, err), CS_ERR_UNAUTHENTICATED);
+                                        &unknown, err),
+                CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     cs_free(t);
     /* The EC key's kid on an RS256 token signed by an RSA key: a known kid of another type. */
     t = fx_sign(&rsa, "{'alg':'RS256','kid':'ec-1'}", c);
     CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                        &unknown, err), CS_ERR_UNAUTHENTICATED);
+                                        &unknown, err),
+                CS_ERR_UNAUTHENTICATED);
     CS_CHECK(!unknown);
     CS_CHECK_HAS(err, "another type");
     cs_free(t);
     /* Without kid, the only key of the type is used. */
     t = fx_sign(&ec, "{'alg':'ES256'}", c);
     CS_CHECK_RC(cs_oidc_verify_id_token(ec_only, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                        &unknown, err), CS_OK);
+                                        &unknown, err),
+                CS_OK);
     cs_free(t);
     cs_jwks_free(ec_only);
     cs_free(set);
@@ -302,8 +314,9 @@ CS_TEST(key_selection)
 
     /* Unknown kid; a key not in the set; the right kid but another key's signature. */
     t = fx_sign(&ec2, "{'alg':'ES256','kid':'ec-2'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
-                                        &unknown, err), CS_ERR_UNAUTHENTICATED);
+    CS_CHECK_RC(
+        cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown, err),
+        CS_ERR_UNAUTHENTICATED);
     CS_CHECK(unknown);
     CS_CHECK_HAS(err, "no key");
     cs_free(t);
@@ -321,13 +334,15 @@ CS_TEST(key_selection)
     struct cs_jwks *two = NULL;
     CS_CHECK_RC(cs_jwks_parse(set, strlen(set), &two, err), CS_OK);
     t = fx_sign(&rsa, "{'alg':'RS256'}", c);
-    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
-                                        err), CS_ERR_UNAUTHENTICATED);
+    CS_CHECK_RC(
+        cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown, err),
+        CS_ERR_UNAUTHENTICATED);
     CS_CHECK_HAS(err, "several keys");
     cs_free(t);
-    t = fx_sign(&ec, "{'alg':'ES256'}", c);   /* the EC key has no kid: fine */
-    CS_CHECK_RC(cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
-                                        err), CS_OK);
+    t = fx_sign(&ec, "{'alg':'ES256'}", c); /* the EC key has no kid: fine */
+    CS_CHECK_RC(
+        cs_oidc_verify_id_token(two, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown, err),
+        CS_OK);
     cs_free(t);
     cs_jwks_free(two);
     cs_free(set);
@@ -342,15 +357,15 @@ CS_TEST(tampering_and_malformed)
     char *c = claims(""), *h = fx_header(&rsa), *t = fx_sign(&rsa, h, c);
     char *d1 = strchr(t, '.'), *d2 = strrchr(t, '.');
 
-    char *x = cs_strdup(t);   /* one payload character changed */
+    char *x = cs_strdup(t); /* one payload character changed */
     x[d1 - t + 5] = x[d1 - t + 5] == 'A' ? 'B' : 'A';
     refused(x, "signature does not verify");
-    x = cs_strdup(t);         /* one signature character changed */
+    x = cs_strdup(t); /* one signature character changed */
     x[d2 - t + 10] = x[d2 - t + 10] == 'A' ? 'B' : 'A';
     refused(x, "signature does not verify");
-    x = cs_strndup(t, (size_t)(d2 - t) + 20);   /* signature cut short */
+    x = cs_strndup(t, (size_t)(d2 - t) + 20); /* signature cut short */
     refused(x, "signature");
-    x = cs_asprintf("%sAAAA", t);                 /* signature made longer */
+    x = cs_asprintf("%sAAAA", t); /* signature made longer */
     refused(x, "signature");
     /* Another claims part under the same signature. */
     char *c2 = claims("'email':'mallory@example.test',"), *t2 = fx_sign(&rsa, h, c2);
@@ -371,8 +386,8 @@ CS_TEST(tampering_and_malformed)
     refused(fx_sign(&rsa, "'just a string'", c), "header is not base64url JSON");
     /* ES256 with its signature in DER rather than R||S. */
     char *te = fx_sign(&ec, "{'alg':'ES256','kid':'ec-1'}", c);
-    refused(cs_asprintf("%.*sMEUCIQ%s", (int)(strrchr(te, '.') - te + 1), te,
-                        strrchr(te, '.') + 1), "signature does not verify");
+    refused(cs_asprintf("%.*sMEUCIQ%s", (int)(strrchr(te, '.') - te + 1), te, strrchr(te, '.') + 1),
+            "signature does not verify");
     cs_free(te);
 
     /* Oversize: a valid token padded past 16 KiB in an ignored claim. */
@@ -406,11 +421,12 @@ CS_TEST(optional_claims)
     char err[CS_ERRLEN] = "";
     CS_CHECK_RC(check(t, &id, err), CS_OK);
     CS_CHECK_EQ_STR(id.sub, "alice-42");
-    CS_CHECK_EQ_STR(id.email, "");   /* too long: not copied */
-    CS_CHECK(!id.email_verified);    /* a string, not a boolean */
+    CS_CHECK_EQ_STR(id.email, ""); /* too long: not copied */
+    CS_CHECK(!id.email_verified);  /* a string, not a boolean */
     CS_CHECK_EQ_STR(id.name, "");
-    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NULL, NOW, LEEWAY, NULL, &id, NULL, err),
-                CS_ERR_INVALID);
+    CS_CHECK_RC(
+        cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NULL, NOW, LEEWAY, NULL, &id, NULL, err),
+        CS_ERR_INVALID);
     cs_free(extra);
     cs_free(c);
     cs_free(t);
@@ -436,9 +452,10 @@ CS_TEST(role_claim)
         struct cs_oidc_identity id;
         char err[CS_ERRLEN] = "";
         CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, "groups", &id,
-                                            NULL, err), CS_OK);
+                                            NULL, err),
+                    CS_OK);
         CS_CHECK_EQ_STR(id.roles, cases[i].want);
-        CS_CHECK_RC(check(t, &id, err), CS_OK);     /* no claim asked for: none read */
+        CS_CHECK_RC(check(t, &id, err), CS_OK); /* no claim asked for: none read */
         CS_CHECK_EQ_STR(id.roles, "");
         cs_free(h);
         cs_free(c);
@@ -452,8 +469,9 @@ CS_TEST(role_claim)
     char *h = fx_header(&rsa), *c = claims(extra), *t = fx_sign(&rsa, h, c);
     struct cs_oidc_identity id;
     char err[CS_ERRLEN] = "";
-    CS_CHECK_RC(cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, "groups", &id, NULL,
-                                        err), CS_OK);
+    CS_CHECK_RC(
+        cs_oidc_verify_id_token(keys, t, ISS, CLIENT, NONCE, NOW, LEEWAY, "groups", &id, NULL, err),
+        CS_OK);
     size_t n = strlen(id.roles);
     CS_CHECK(n > 900 && n < sizeof(id.roles) && id.roles[n - 1] == '\n');
     CS_CHECK(strncmp(id.roles, "group-000\ngroup-001\n", 20) == 0);
@@ -468,12 +486,13 @@ CS_TEST(jwks_parsing)
     char err[CS_ERRLEN] = "";
     struct cs_jwks *k = NULL;
     char *j[6] = {
-        fx_jwk(&weak, "", NULL),                              /* 1024 bits: skipped */
-        fx_jwk(&rsa, "'use':'enc',", "rsa-2"),                /* encryption key: skipped */
-        fx_jwk(&rsa, "'alg':'ES256',", "rsa-x"),              /* alg of another type */
-        fx_jwk(&rsa, "'key_ops':['encrypt'],", "rsa-y"),      /* not for verify */
+        fx_jwk(&weak, "", NULL),                         /* 1024 bits: skipped */
+        fx_jwk(&rsa, "'use':'enc',", "rsa-2"),           /* encryption key: skipped */
+        fx_jwk(&rsa, "'alg':'ES256',", "rsa-x"),         /* alg of another type */
+        fx_jwk(&rsa, "'key_ops':['encrypt'],", "rsa-y"), /* not for verify */
         fx_jwk(&ec, "'alg':'ES256','key_ops':['verify'],", NULL),
-        cs_strdup("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"),
+        cs_strdup(
+            "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"),
     };
     char *set = fx_jwks((const char *const *)j, 6);
     CS_CHECK_RC(cs_jwks_parse(set, strlen(set), &k, err), CS_OK);
@@ -486,8 +505,9 @@ CS_TEST(jwks_parsing)
         char *t = fx_sign(signer[i], hdr[i], c);
         struct cs_oidc_identity id;
         bool unknown = false;
-        CS_CHECK_RC(cs_oidc_verify_id_token(k, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id, &unknown,
-                                            err), CS_ERR_UNAUTHENTICATED);
+        CS_CHECK_RC(cs_oidc_verify_id_token(k, t, ISS, CLIENT, NONCE, NOW, LEEWAY, NULL, &id,
+                                            &unknown, err),
+                    CS_ERR_UNAUTHENTICATED);
         CS_CHECK(unknown);
         cs_free(t);
     }
@@ -500,9 +520,16 @@ CS_TEST(jwks_parsing)
     CS_CHECK(k == NULL);
     CS_CHECK_HAS(err, "no usable");
     cs_free(set);
-    const char *bad[] = {"", "[]", "{}", "{\"keys\":{}}", "{\"keys\":[]}", "{\"keys\":[1,\"x\"]}",
-                         "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
-                         "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"!!\",\"e\":\"AQAB\"}]}", "{\"keys\":[]} x"};
+    const char *bad[] = {
+        "",
+        "[]",
+        "{}",
+        "{\"keys\":{}}",
+        "{\"keys\":[]}",
+        "{\"keys\":[1,\"x\"]}",
+        "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
+        "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"!!\",\"e\":\"AQAB\"}]}",
+        "{\"keys\":[]} x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CS_CHECK_RC(cs_jwks_parse(bad[i], strlen(bad[i]), &k, err), CS_ERR_INVALID);
     /* An EC point off the curve (y changed). */

@@ -46,8 +46,8 @@ CS_TEST(parse_accepts_json)
 /* KNOWN-1: json-c waits for a delimiter after a number or literal. */
 CS_TEST(parse_accepts_bare_values_at_the_end)
 {
-    static const char *const good[] = {"5", "-0", "1.5e-3", "true", "false", "5 ", "\n7\t",
-                                       "\"s\"", NULL};
+    static const char *const good[] = {"5",  "-0",    "1.5e-3", "true", "false",
+                                       "5 ", "\n7\t", "\"s\"",  NULL};
     for (const char *const *s = good; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -86,17 +86,28 @@ CS_TEST(parse_refuses_numbers_outside_rfc8259)
     static const struct {
         const char *text, *why;
     } bad[] = {
-        {"[1.]", "digit after '.'"},         {"[1.e5]", "digit after '.'"},
-        {"{\"a\":1.}", "digit after '.'"},   {"1.", "digit after '.'"},
-        {"[-012.5]", "leading zero"},        {"[00]", "leading zero"},
-        {"-01", "leading zero"},             {"[-.3]", "digit before"},
-        {"[.5]", "digit before"},            {"[+1]", "digit before"},
-        {"[-]", "digit before"},             {"[1e]", "exponent"},
-        {"[1e+]", "exponent"},               {"[1E-x]", "exponent"},
-        {"[1e200000]", "exponent above 1000"}, {"[1e1001]", "exponent above 1000"},
-        {"[1e-16384]", "exponent below -1000"}, {"[2E+00001001]", "exponent above 1000"},
-        {"[1-2]", "malformed number"},       {"[1.5.5]", "malformed number"},
-        {"[1e5e5]", "malformed number"},     {"[0-]", "malformed number"},
+        {"[1.]", "digit after '.'"},
+        {"[1.e5]", "digit after '.'"},
+        {"{\"a\":1.}", "digit after '.'"},
+        {"1.", "digit after '.'"},
+        {"[-012.5]", "leading zero"},
+        {"[00]", "leading zero"},
+        {"-01", "leading zero"},
+        {"[-.3]", "digit before"},
+        {"[.5]", "digit before"},
+        {"[+1]", "digit before"},
+        {"[-]", "digit before"},
+        {"[1e]", "exponent"},
+        {"[1e+]", "exponent"},
+        {"[1E-x]", "exponent"},
+        {"[1e200000]", "exponent above 1000"},
+        {"[1e1001]", "exponent above 1000"},
+        {"[1e-16384]", "exponent below -1000"},
+        {"[2E+00001001]", "exponent above 1000"},
+        {"[1-2]", "malformed number"},
+        {"[1.5.5]", "malformed number"},
+        {"[1e5e5]", "malformed number"},
+        {"[0-]", "malformed number"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_object *o = NULL;
@@ -115,8 +126,10 @@ CS_TEST(parse_refuses_numbers_outside_rfc8259)
     json_object_put(o);
     /* The edges that stay valid. */
     static const char *const good[] = {
-        "[0]", "[-0]", "[0.0]", "[-0.05]", "[10]", "[1e1000]", "[-1E-1000]", "[1e+0999]",
-        "[0e0]", "[123.456e-7]", "[1,-2,3.5,4e1]", "{\"a\":[10,{\"b\":-1.25E+3}]}", NULL};
+        "[0]",   "[-0]",         "[0.0]",          "[-0.05]",
+        "[10]",  "[1e1000]",     "[-1E-1000]",     "[1e+0999]",
+        "[0e0]", "[123.456e-7]", "[1,-2,3.5,4e1]", "{\"a\":[10,{\"b\":-1.25E+3}]}",
+        NULL};
     for (const char *const *s = good; *s; s++) {
         o = NULL;
         if (!CS_CHECK_RC(cs_json_parse(*s, strlen(*s), &o, err), CS_OK))
@@ -169,14 +182,14 @@ CS_TEST(parse_refuses_integers_json_c_would_saturate)
     char err[CS_ERRLEN] = "";
     CS_CHECK_RC(cs_json_parse("[123456789012345678901234567890.0]", 34, &o, err), CS_OK);
     CS_CHECK_EQ_STR(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-                 "[123456789012345678901234567890.0]");
+                    "[123456789012345678901234567890.0]");
     json_object_put(o);
 }
 
 CS_TEST(parse_refuses_trailing_garbage)
 {
-    static const char *const bad[] = {"{} x", "{}{}", "[1] [2]", "{\"a\":1}}", "[1]\n,",
-                                      "{} // comment", NULL};
+    static const char *const bad[] = {"{} x",   "{}{}",          "[1] [2]", "{\"a\":1}}",
+                                      "[1]\n,", "{} // comment", NULL};
     for (const char *const *s = bad; *s; s++) {
         json_object *o = (json_object *)1;
         char err[CS_ERRLEN] = "";
@@ -189,9 +202,9 @@ CS_TEST(parse_refuses_trailing_garbage)
 
 CS_TEST(parse_refuses_incomplete_and_malformed)
 {
-    static const char *const bad[] = {"", "   ", "{", "{\"a\":", "[1,2", "{\"a\":1,}", "[1,]",
-                                      "{a:1}", "/* c */{}", "[01]", "[+1]", "[.5]", "[True]",
-                                      "[\"\\x41\"]", NULL};
+    static const char *const bad[] = {"",           "   ",  "{",      "{\"a\":",     "[1,2",
+                                      "{\"a\":1,}", "[1,]", "{a:1}",  "/* c */{}",   "[01]",
+                                      "[+1]",       "[.5]", "[True]", "[\"\\x41\"]", NULL};
     for (const char *const *s = bad; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -244,18 +257,17 @@ CS_TEST(parse_refuses_deep_nesting)
 
 CS_TEST(parse_refuses_invalid_utf8)
 {
-    static const char *const bad[] = {
-        "[\"\xff\"]",             /* never valid */
-        "[\"\x80\"]",             /* lone continuation byte */
-        "[\"\xc3\"]",             /* truncated 2-byte sequence */
-        "[\"\xe2\x82\"]",         /* truncated 3-byte sequence */
-        "[\"\xc0\xaf\"]",         /* overlong '/' */
-        "[\"\xe0\x80\xaf\"]",     /* overlong '/', 3 bytes */
-        "[\"\xed\xa0\x80\"]",     /* UTF-16 surrogate D800 */
-        "[\"\xf4\x90\x80\x80\"]", /* above U+10FFFF */
-        "[\"\xf8\x88\x80\x80\x80\"]",
-        "{\"\xc1\xbf\":1}", /* in a name */
-        NULL};
+    static const char *const bad[] = {"[\"\xff\"]",             /* never valid */
+                                      "[\"\x80\"]",             /* lone continuation byte */
+                                      "[\"\xc3\"]",             /* truncated 2-byte sequence */
+                                      "[\"\xe2\x82\"]",         /* truncated 3-byte sequence */
+                                      "[\"\xc0\xaf\"]",         /* overlong '/' */
+                                      "[\"\xe0\x80\xaf\"]",     /* overlong '/', 3 bytes */
+                                      "[\"\xed\xa0\x80\"]",     /* UTF-16 surrogate D800 */
+                                      "[\"\xf4\x90\x80\x80\"]", /* above U+10FFFF */
+                                      "[\"\xf8\x88\x80\x80\x80\"]",
+                                      "{\"\xc1\xbf\":1}", /* in a name */
+                                      NULL};
     for (const char *const *s = bad; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -267,15 +279,16 @@ CS_TEST(parse_refuses_invalid_utf8)
     char err[CS_ERRLEN];
     /* The edges of the valid ranges. */
     CS_CHECK_RC(PARSE("[\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
-                      "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]", &o, err), CS_OK);
+                      "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"]",
+                      &o, err),
+                CS_OK);
     json_object_put(o);
 }
 
 CS_TEST(parse_refuses_json_c_extensions)
 {
-    static const char *const bad[] = {"[NaN]", "{\"a\":Infinity}", "[-Infinity]",
-                                      "{'a':1}", "['a']", "[\"tab\there\"]",
-                                      "[\"line\nbreak\"]", NULL};
+    static const char *const bad[] = {"[NaN]", "{\"a\":Infinity}", "[-Infinity]",       "{'a':1}",
+                                      "['a']", "[\"tab\there\"]",  "[\"line\nbreak\"]", NULL};
     for (const char *const *s = bad; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -294,12 +307,17 @@ CS_TEST(parse_refuses_json_c_extensions)
  * name at U+0000; a provider may keep the first, or the whole name. */
 CS_TEST(parse_refuses_duplicate_and_nul_names)
 {
-    static const char *const bad[] = {
-        "{\"amount\":1,\"amount\":99999}", "{\"a\":1,\"b\":2,\"a\":3}",
-        "{\"a\":1,\"\\u0061\":2}", "{\"\\u00e9\":1,\"\u00e9\":2}",
-        "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", "{\"a\\/b\":1,\"a/b\":2}",
-        "[{\"x\":{\"k\":1,\"k\":1}}]", "{\"a\":{},\"b\":[{\"c\":1},{\"d\":1,\"d\":2}]}",
-        "{\"a\\u0000b\":1}", "{\"a\":1,\"a\\u0000\":2}", NULL};
+    static const char *const bad[] = {"{\"amount\":1,\"amount\":99999}",
+                                      "{\"a\":1,\"b\":2,\"a\":3}",
+                                      "{\"a\":1,\"\\u0061\":2}",
+                                      "{\"\\u00e9\":1,\"\u00e9\":2}",
+                                      "{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}",
+                                      "{\"a\\/b\":1,\"a/b\":2}",
+                                      "[{\"x\":{\"k\":1,\"k\":1}}]",
+                                      "{\"a\":{},\"b\":[{\"c\":1},{\"d\":1,\"d\":2}]}",
+                                      "{\"a\\u0000b\":1}",
+                                      "{\"a\":1,\"a\\u0000\":2}",
+                                      NULL};
     for (const char *const *s = bad; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -310,10 +328,14 @@ CS_TEST(parse_refuses_duplicate_and_nul_names)
         CS_CHECK(o == NULL);
     }
     /* The same name in different objects, names that only look alike, and names as values. */
-    static const char *const good[] = {
-        "{\"a\":{\"a\":1},\"b\":{\"a\":2}}", "[{\"a\":1},{\"a\":2}]", "{\"a\":\"a\",\"b\":\"a\"}",
-        "{\"a\":1,\"A\":2,\"a \":3,\"\\u0062\":4}", "{\"\\ud83d\\ude00\":1,\"\\ud83d\\ude01\":2}",
-        "{\"x\":[\"y\",\"y\"],\"y\":{\"x\":{}}}", "{\"a\\\"\":1,\"a\":2}", NULL};
+    static const char *const good[] = {"{\"a\":{\"a\":1},\"b\":{\"a\":2}}",
+                                       "[{\"a\":1},{\"a\":2}]",
+                                       "{\"a\":\"a\",\"b\":\"a\"}",
+                                       "{\"a\":1,\"A\":2,\"a \":3,\"\\u0062\":4}",
+                                       "{\"\\ud83d\\ude00\":1,\"\\ud83d\\ude01\":2}",
+                                       "{\"x\":[\"y\",\"y\"],\"y\":{\"x\":{}}}",
+                                       "{\"a\\\"\":1,\"a\":2}",
+                                       NULL};
     for (const char *const *s = good; *s; s++) {
         json_object *o = NULL;
         char err[CS_ERRLEN] = "";
@@ -465,9 +487,9 @@ CS_TEST(text_is_compact)
 
 CS_TEST_MAIN(CS_RUN(parse_accepts_json), CS_RUN(parse_accepts_bare_values_at_the_end),
              CS_RUN(parse_refuses_numbers_outside_rfc8259),
-             CS_RUN(parse_refuses_integers_json_c_would_saturate), CS_RUN(parse_refuses_trailing_garbage),
-             CS_RUN(parse_refuses_incomplete_and_malformed), CS_RUN(parse_refuses_nul_bytes),
-             CS_RUN(parse_refuses_deep_nesting), CS_RUN(parse_refuses_invalid_utf8),
-             CS_RUN(parse_refuses_json_c_extensions),
+             CS_RUN(parse_refuses_integers_json_c_would_saturate),
+             CS_RUN(parse_refuses_trailing_garbage), CS_RUN(parse_refuses_incomplete_and_malformed),
+             CS_RUN(parse_refuses_nul_bytes), CS_RUN(parse_refuses_deep_nesting),
+             CS_RUN(parse_refuses_invalid_utf8), CS_RUN(parse_refuses_json_c_extensions),
              CS_RUN(parse_refuses_duplicate_and_nul_names), CS_RUN(only_keys), CS_RUN(str_getter),
              CS_RUN(int_getter), CS_RUN(typed_and_bool_getters), CS_RUN(text_is_compact))

@@ -53,11 +53,11 @@ CS_TEST(keys_are_derived)
     memset(master, 1, sizeof(master));
     cs_link_keys_derive(master, &a);
     cs_link_keys_derive(master, &b);
-    CS_CHECK(memcmp(&a, &b, sizeof(a)) == 0);                  /* deterministic */
-    CS_CHECK(memcmp(a.approval, a.batch, 32) != 0);           /* two distinct keys */
+    CS_CHECK(memcmp(&a, &b, sizeof(a)) == 0);       /* deterministic */
+    CS_CHECK(memcmp(a.approval, a.batch, 32) != 0); /* two distinct keys */
     CS_CHECK(memcmp(a.approval, master, 32) != 0);
     CS_CHECK(memcmp(a.batch, master, 32) != 0);
-    test_keys(&c, 2);                                         /* another master */
+    test_keys(&c, 2); /* another master */
     CS_CHECK(memcmp(a.approval, c.approval, 32) != 0);
     CS_CHECK(memcmp(a.batch, c.batch, 32) != 0);
 
@@ -268,7 +268,7 @@ static void check_path(const char *path, const char *prefix, const unsigned char
     memset(&l, 0, sizeof(l));
     if (CS_CHECK_RC(cs_link_verify(key, tok, EXPIRES, &l, err), CS_OK)) {
         CS_CHECK_EQ_STR(l.approval_id, id);
-        CS_CHECK_EQ_STR(l.approver_id, CS_NIL_UUID);  /* the link names nobody */
+        CS_CHECK_EQ_STR(l.approver_id, CS_NIL_UUID); /* the link names nobody */
         CS_CHECK_EQ_STR(l.voter_id, CS_NIL_UUID);
         CS_CHECK_EQ_INT(l.expires_ms, EXPIRES + CS_LINK_GRACE_MS);
     }
@@ -303,8 +303,10 @@ CS_TEST(approval_path)
     CS_CHECK(strcmp(q, p) != 0);
 
     /* It is exactly what cs_link_sign makes of (id, nil, nil, expiry + grace). */
-    struct cs_link l = {.approval_id = APPROVAL, .approver_id = CS_NIL_UUID,
-                        .voter_id = CS_NIL_UUID, .expires_ms = EXPIRES + CS_LINK_GRACE_MS};
+    struct cs_link l = {.approval_id = APPROVAL,
+                        .approver_id = CS_NIL_UUID,
+                        .voter_id = CS_NIL_UUID,
+                        .expires_ms = EXPIRES + CS_LINK_GRACE_MS};
     char tok[CS_LINK_TOKEN_LEN + 1];
     if (CS_CHECK_RC(cs_link_sign(k.approval, &l, tok), CS_OK))
         CS_CHECK_EQ_STR(p + strlen("/status/"), tok);

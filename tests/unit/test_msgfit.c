@@ -126,12 +126,14 @@ CS_TEST(headers_and_errors_are_cut_next)
     pad[big] = '\0';
     char *extra = cs_asprintf(",\"error_message\":\"%s\"", pad);
     char *r = cs_asprintf("{\"event_id\":\"e\",\"type\":\"result.failed\",\"approval_id\":\"a\","
-                          "\"headers\":{\"h\":\"%s\"}%s}", pad, extra);
+                          "\"headers\":{\"h\":\"%s\"}%s}",
+                          pad, extra);
     size_t n = 0, limit = 100000;
     char *cut = cs_msgfit_event(r, strlen(r), KEY_LEN, limit, &n);
     CS_CHECK(cut && n <= limit - KEY_LEN - CS_MSGFIT_OVERHEAD);
     json_object *o = cut ? parsed(cut, n) : NULL;
-    CS_CHECK(o && !strcmp(str(o, "headers_cut"), "true") && !strcmp(str(o, "type"), "result.failed"));
+    CS_CHECK(o && !strcmp(str(o, "headers_cut"), "true") &&
+             !strcmp(str(o, "type"), "result.failed"));
     CS_CHECK(o && strlen(str(o, "error_message")) > 90000);
     json_object_put(o);
     cs_free(cut);

@@ -33,7 +33,7 @@
 struct route {
     const char *path;
     int status;
-    char *body;   /* owned */
+    char *body; /* owned */
     int hits;
 };
 
@@ -41,9 +41,9 @@ static struct srv {
     int fd, port;
     pthread_t th;
     pthread_mutex_t mu;
-    struct route r[4];       /* discovery, jwks, token, authorize */
-    char auth[512];          /* Authorization of the last POST ("" none) */
-    char form[4096];         /* body of the last POST */
+    struct route r[4]; /* discovery, jwks, token, authorize */
+    char auth[512];    /* Authorization of the last POST ("" none) */
+    char form[4096];   /* body of the last POST */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 enum { R_DISCO, R_JWKS, R_TOKEN };
@@ -167,7 +167,7 @@ static int srv_hits(int i)
 
 static char issuer[64];
 static struct fx_key rsa, ec;
-static int64_t now_ms;   /* the clients' clock: only the test thread moves it */
+static int64_t now_ms; /* the clients' clock: only the test thread moves it */
 
 static int64_t clock_ms(void)
 {
@@ -176,9 +176,13 @@ static int64_t clock_ms(void)
 
 static struct cs_oidc_config config(void)
 {
-    struct cs_oidc_config oc = {.issuer = issuer, .client_id = CLIENT, .client_secret = SECRET,
-                                .redirect_uri = REDIRECT, .leeway_s = 60,
-                                .http_timeout_ms = 5000, .allow_http = true,
+    struct cs_oidc_config oc = {.issuer = issuer,
+                                .client_id = CLIENT,
+                                .client_secret = SECRET,
+                                .redirect_uri = REDIRECT,
+                                .leeway_s = 60,
+                                .http_timeout_ms = 5000,
+                                .allow_http = true,
                                 .clock_ms = clock_ms};
     return oc;
 }
@@ -201,7 +205,8 @@ static void token_answer(const struct fx_key *k, const char *kid, const char *no
                           issuer, nonce, now, now + 300);
     char *t = fx_sign(k, h, c);
     char *body = cs_asprintf("{\"access_token\":\"at-secret\",\"token_type\":\"Bearer\","
-                             "\"expires_in\":300,\"id_token\":\"%s\"}", t);
+                             "\"expires_in\":300,\"id_token\":\"%s\"}",
+                             t);
     srv_set(R_TOKEN, 200, body);
     cs_free(h);
     cs_free(c);
@@ -286,12 +291,13 @@ CS_TEST(discovery_checked)
     CS_CHECK_RC(cs_oidc_new(&oc, &o, err), CS_OK);
     char *ok = discovery(issuer, "http://127.0.0.1:1/authorize");
     char *bad[] = {
-        discovery("http://127.0.0.1:1", "http://127.0.0.1:1/authorize"),   /* other issuer */
+        discovery("http://127.0.0.1:1", "http://127.0.0.1:1/authorize"), /* other issuer */
         cs_asprintf("%s/", issuer),                                      /* not an object */
         discovery(issuer, "http://login.example.com/authorize"),         /* http, not loopback */
         discovery(issuer, "ftp://127.0.0.1/authorize"),
         discovery(issuer, "http://127.0.0.1:1/authorize#frag"),
-        cs_asprintf("{\"issuer\":\"%s\",\"authorization_endpoint\":\"http://127.0.0.1/a\"}", issuer),
+        cs_asprintf("{\"issuer\":\"%s\",\"authorization_endpoint\":\"http://127.0.0.1/a\"}",
+                    issuer),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CS_CHECK_RC(cs_oidc_set_discovery(o, bad[i], strlen(bad[i]), err), CS_ERR_UNAVAILABLE);
@@ -375,8 +381,9 @@ CS_TEST(begin_url)
 
     /* The callback: state (constant time) and RFC 9207 iss. */
     CS_CHECK_RC(cs_oidc_check_callback(o, &l[0], l[0].state, NULL, err), CS_OK);
-    CS_CHECK_RC(cs_oidc_check_callback(o, &l[0], l[0].state, "https://login.example.com/realms/x",
-                                       err), CS_OK);
+    CS_CHECK_RC(
+        cs_oidc_check_callback(o, &l[0], l[0].state, "https://login.example.com/realms/x", err),
+        CS_OK);
     CS_CHECK_RC(cs_oidc_check_callback(o, &l[0], l[1].state, NULL, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK_RC(cs_oidc_check_callback(o, &l[0], NULL, NULL, err), CS_ERR_UNAUTHENTICATED);
     CS_CHECK_RC(cs_oidc_check_callback(o, &l[0], "", NULL, err), CS_ERR_UNAUTHENTICATED);
@@ -402,13 +409,13 @@ CS_TEST(discovery_fetched_and_retried)
     CS_CHECK(url == NULL);
     srv_set(R_DISCO, 200, "not json");
     CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_ERR_UNAVAILABLE);
-    srv_set(R_DISCO, 302, "");   /* a redirect is not followed */
+    srv_set(R_DISCO, 302, ""); /* a redirect is not followed */
     CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_ERR_UNAVAILABLE);
     char *doc = discovery(issuer, "http://127.0.0.1:9/authorize");
     srv_set(R_DISCO, 200, doc);
     CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_OK);
     cs_free(url);
-    CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_OK);   /* cached: no second fetch */
+    CS_CHECK_RC(cs_oidc_begin(o, &l, &url, err), CS_OK); /* cached: no second fetch */
     CS_CHECK_EQ_INT(srv_hits(R_DISCO), 1);
     cs_free(url);
     cs_free(doc);
@@ -444,9 +451,11 @@ CS_TEST(finish_confidential_and_public)
         CS_CHECK_EQ_STR(id.sub, "alice");
         CS_CHECK_EQ_STR(id.email, "a@example.test");
         CS_CHECK(id.email_verified);
-        snprintf(want, sizeof(want), "grant_type=authorization_code&code=c0de%%2F%%2Bx&"
+        snprintf(want, sizeof(want),
+                 "grant_type=authorization_code&code=c0de%%2F%%2Bx&"
                  "redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A8080%%2Fsignin%%2Foidc%%2Fcallback&"
-                 "code_verifier=%s%s", l.verifier, pub ? "&client_id=" CLIENT : "");
+                 "code_verifier=%s%s",
+                 l.verifier, pub ? "&client_id=" CLIENT : "");
         srv_last(auth, form);
         CS_CHECK_EQ_STR(form, want);
         /* RFC 6749 2.3.1: "countersign:s3cr%2Bt%2Fx" in base64. */
@@ -536,7 +545,7 @@ CS_TEST(jwks_refetch_limited)
     now_ms += 1;
     CS_CHECK_RC(cs_oidc_finish(o, &l, "c4", &id, err), CS_OK);
     CS_CHECK_EQ_INT(srv_hits(R_JWKS), 1);
-    CS_CHECK_RC(cs_oidc_finish(o, &l, "c5", &id, err), CS_OK);   /* cached now */
+    CS_CHECK_RC(cs_oidc_finish(o, &l, "c5", &id, err), CS_OK); /* cached now */
     /* A kid the provider never had: refused, and no fetch right after the last one. */
     token_answer(&ec2, "ec-9", l.nonce);
     CS_CHECK_RC(cs_oidc_finish(o, &l, "c6", &id, err), CS_ERR_UNAUTHENTICATED);
@@ -555,7 +564,7 @@ CS_TEST(jwks_refetch_limited)
     CS_CHECK_RC(cs_oidc_finish(o, &l, "c9", &id, err), CS_OK);
     CS_CHECK_RC(cs_oidc_finish(o, &l, "c10", &id, err), CS_OK);
     CS_CHECK_EQ_INT(srv_hits(R_JWKS), 1);
-    token_answer(&ec2, "ec-2", l.nonce);   /* ec-2 has left the set */
+    token_answer(&ec2, "ec-2", l.nonce); /* ec-2 has left the set */
     CS_CHECK_RC(cs_oidc_finish(o, &l, "c11", &id, err), CS_ERR_UNAUTHENTICATED);
     fx_key_free(&ec2);
     cs_oidc_free(o);
@@ -615,7 +624,7 @@ CS_TEST(teardown)
     CS_CHECK(true);
 }
 
-CS_TEST_MAIN(CS_RUN(setup), CS_RUN(config_refused), CS_RUN(discovery_checked),
-             CS_RUN(begin_url), CS_RUN(discovery_fetched_and_retried),
-             CS_RUN(finish_confidential_and_public), CS_RUN(token_endpoint_errors),
-             CS_RUN(jwks_refetch_limited), CS_RUN(threads_share_the_cache), CS_RUN(teardown))
+CS_TEST_MAIN(CS_RUN(setup), CS_RUN(config_refused), CS_RUN(discovery_checked), CS_RUN(begin_url),
+             CS_RUN(discovery_fetched_and_retried), CS_RUN(finish_confidential_and_public),
+             CS_RUN(token_endpoint_errors), CS_RUN(jwks_refetch_limited),
+             CS_RUN(threads_share_the_cache), CS_RUN(teardown))

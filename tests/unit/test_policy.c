@@ -58,8 +58,7 @@ static struct cs_policy *policy(enum cs_policy_mode mode, const char *rules, int
 }
 
 /* A submit request; body is the JSON text of the extra fields (or ""). */
-static bool request(const char *method, const char *path, const char *extra,
-                    struct cs_request *rq)
+static bool request(const char *method, const char *path, const char *extra, struct cs_request *rq)
 {
     char buf[1024];
     snprintf(buf, sizeof(buf), "{'grant_id':'g','method':'%s','url':'https://api.example.com%s'%s}",
@@ -93,10 +92,10 @@ static int decide(const char *rules, const char *method, const char *path, const
     return r;
 }
 
-#define DECIDES(rules, method, path, extra, want)                                        \
-    do {                                                                                 \
-        char err_[CS_ERRLEN] = "";                                                       \
-        if (!CS_CHECK_EQ_INT(decide((rules), (method), (path), (extra), err_), (want)))  \
+#define DECIDES(rules, method, path, extra, want)                                              \
+    do {                                                                                       \
+        char err_[CS_ERRLEN] = "";                                                             \
+        if (!CS_CHECK_EQ_INT(decide((rules), (method), (path), (extra), err_), (want)))        \
             printf("  rules %s on %s %s %s (%s)\n", (rules), (method), (path), (extra), err_); \
     } while (0)
 
@@ -200,7 +199,7 @@ CS_TEST(numeric_operators)
     static const struct {
         const char *op;
         int below, equal, above;
-    } ops[] = {{">", 0, 0, 1}, {">=", 0, 1, 1}, {"<", 1, 0, 0},
+    } ops[] = {{">", 0, 0, 1},  {">=", 0, 1, 1}, {"<", 1, 0, 0},
                {"<=", 1, 1, 0}, {"==", 0, 1, 0}, {"!=", 1, 0, 1}};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         char rules[128];
@@ -211,8 +210,8 @@ CS_TEST(numeric_operators)
         DECIDES(rules, "POST", "/v1/x", ",'json':{'amount':100.5}", ops[i].above);
         DECIDES(rules, "POST", "/v1/x", ",'json':{'amount':-1e9}", ops[i].below);
     }
-    DECIDES("[{'field':'amount','op':'>','value':99.5}]", "POST", "/v1/x",
-            ",'json':{'amount':100}", 1);
+    DECIDES("[{'field':'amount','op':'>','value':99.5}]", "POST", "/v1/x", ",'json':{'amount':100}",
+            1);
     /* A text body that is JSON is read too. */
     DECIDES("[{'field':'amount','op':'>','value':10}]", "POST", "/v1/x",
             ",'body':'{\\'amount\\':11}'", 1);
@@ -282,10 +281,12 @@ CS_TEST(null_keys_do_not_crash_evaluation)
             ",'json':{'amount':5}", 1);
     char err[CS_ERRLEN] = "";
     CS_CHECK_EQ_INT(decide("[{'field':'amount','op':null,'value':1}]", "POST", "/v1/x",
-                           ",'json':{'amount':5}", err), -1);
+                           ",'json':{'amount':5}", err),
+                    -1);
     CS_CHECK_HAS(err, "rule 0 is malformed");
     CS_CHECK_EQ_INT(decide("[{'field':'amount','op':'>','value':null}]", "POST", "/v1/x",
-                           ",'json':{'amount':5}", err), -1);
+                           ",'json':{'amount':5}", err),
+                    -1);
     CS_CHECK_HAS(err, "rule 0 is malformed");
 }
 

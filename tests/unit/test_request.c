@@ -22,8 +22,8 @@
 #include "cs_test.h"
 #include "request_fixture.h"
 
-#define ENV(extra)                                                                       \
-    "{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe','method':'POST',"     \
+#define ENV(extra)                                                                   \
+    "{'request_id':'r-1','agent':'billing-bot','grant_id':'stripe','method':'POST'," \
     "'url':'https://api.example.com/v1/refunds'" extra "}"
 #define SUB(extra) \
     "{'grant_id':'stripe','method':'POST','url':'https://api.example.com/v1/x'" extra "}"
@@ -78,7 +78,8 @@ CS_TEST(submit_minimal)
     }
     if (CS_CHECK_RC(parse(SUB(",'idempotency_key':'k 1','reason':'why','batch_id':'b-1',"
                               "'context':{'ticket':4312},'extra_headers':{'X-Trace':'t'}"),
-                          CS_REQ_SUBMIT, 1024, &rq, err), CS_OK)) {
+                          CS_REQ_SUBMIT, 1024, &rq, err),
+                    CS_OK)) {
         CS_CHECK_EQ_STR(rq.request_id, "k 1");
         CS_CHECK_EQ_STR(rq.reason, "why");
         CS_CHECK_EQ_STR(rq.batch_id, "b-1");
@@ -120,8 +121,8 @@ CS_TEST(field_errors_name_the_field)
         enum cs_err rc;
         const char *detail;
     } cases[] = {
-        {"{'agent':'a','grant_id':'g','method':'GET','url':'https://x.example/'}",
-         CS_REQ_ENVELOPE, CS_ERR_INVALID, "\"request_id\" is required"},
+        {"{'agent':'a','grant_id':'g','method':'GET','url':'https://x.example/'}", CS_REQ_ENVELOPE,
+         CS_ERR_INVALID, "\"request_id\" is required"},
         {"{'request_id':'r','grant_id':'g','method':'GET','url':'https://x.example/'}",
          CS_REQ_ENVELOPE, CS_ERR_INVALID, "\"agent\" is required"},
         {"{'method':'GET','url':'https://x.example/'}", CS_REQ_SUBMIT, CS_ERR_INVALID,
@@ -133,14 +134,14 @@ CS_TEST(field_errors_name_the_field)
          "\"url\" is required"},
         {"{'request_id':'','agent':'a','grant_id':'g','method':'GET','url':'https://x.example/'}",
          CS_REQ_ENVELOPE, CS_ERR_INVALID, "\"request_id\" must not be empty"},
-        {"{'grant_id':'','method':'GET','url':'https://x.example/'}", CS_REQ_SUBMIT,
-         CS_ERR_INVALID, "\"grant_id\" must not be empty"},
+        {"{'grant_id':'','method':'GET','url':'https://x.example/'}", CS_REQ_SUBMIT, CS_ERR_INVALID,
+         "\"grant_id\" must not be empty"},
         {"{'grant_id':'g','method':'','url':'https://x.example/'}", CS_REQ_SUBMIT, CS_ERR_INVALID,
          "\"method\" must not be empty"},
         {"{'grant_id':'g','method':'GET','url':''}", CS_REQ_SUBMIT, CS_ERR_INVALID,
          "\"url\" must not be empty"},
-        {"{'grant_id':7,'method':'GET','url':'https://x.example/'}", CS_REQ_SUBMIT,
-         CS_ERR_INVALID, "\"grant_id\" must be a string"},
+        {"{'grant_id':7,'method':'GET','url':'https://x.example/'}", CS_REQ_SUBMIT, CS_ERR_INVALID,
+         "\"grant_id\" must be a string"},
         {"{'grant_id':'g','method':['GET'],'url':'https://x.example/'}", CS_REQ_SUBMIT,
          CS_ERR_INVALID, "\"method\" must be a string"},
         {"{'grant_id':'g','method':'GET','url':{'u':1}}", CS_REQ_SUBMIT, CS_ERR_INVALID,
@@ -164,8 +165,8 @@ CS_TEST(field_errors_name_the_field)
          CS_REQ_ENVELOPE, CS_ERR_INVALID, "\"agent\""},
         {SUB(",'batch_id':'b b'"), CS_REQ_SUBMIT, CS_ERR_INVALID, "\"batch_id\""},
         {SUB(",'idempotency_key':'a\\nb'"), CS_REQ_SUBMIT, CS_ERR_INVALID, "\"idempotency_key\""},
-        {"{'grant_id':'g','method':'GET','url':'ftp://x.example/'}", CS_REQ_SUBMIT,
-         CS_ERR_BAD_URL, "http"},
+        {"{'grant_id':'g','method':'GET','url':'ftp://x.example/'}", CS_REQ_SUBMIT, CS_ERR_BAD_URL,
+         "http"},
         {"{'grant_id':'g','method':'GET','url':'https://u:p@x.example/'}", CS_REQ_SUBMIT,
          CS_ERR_BAD_URL, "credentials"},
         {"{'grant_id':'g','method':'GET','url':'/v1/relative'}", CS_REQ_SUBMIT, CS_ERR_BAD_URL,
@@ -186,11 +187,25 @@ CS_TEST(field_errors_name_the_field)
 
 CS_TEST(forbidden_headers)
 {
-    static const char *const names[] = {
-        "Authorization", "authorization", "AUTHORIZATION", "cookie", "Cookie", "COOKIE",
-        "Proxy-Authorization", "proxy-authorization", "X-Api-Key", "x-api-key", "X-API-KEY",
-        "Host", "host", "hOsT", "Idempotency-Key", "Content-Length", "Transfer-Encoding",
-        "Connection", NULL};
+    static const char *const names[] = {"Authorization",
+                                        "authorization",
+                                        "AUTHORIZATION",
+                                        "cookie",
+                                        "Cookie",
+                                        "COOKIE",
+                                        "Proxy-Authorization",
+                                        "proxy-authorization",
+                                        "X-Api-Key",
+                                        "x-api-key",
+                                        "X-API-KEY",
+                                        "Host",
+                                        "host",
+                                        "hOsT",
+                                        "Idempotency-Key",
+                                        "Content-Length",
+                                        "Transfer-Encoding",
+                                        "Connection",
+                                        NULL};
     for (const char *const *n = names; *n; n++) {
         CS_CHECK(cs_header_forbidden(*n));
         char json[256];
@@ -234,7 +249,8 @@ CS_TEST(header_validation)
     struct cs_request rq;
     char err[CS_ERRLEN] = "";
     if (CS_CHECK_RC(parse(SUB(",'extra_headers':{'Stripe-Version':'2024-06-20','X-Tab':'a\\tb'}"),
-                          CS_REQ_SUBMIT, 1024, &rq, err), CS_OK)) {
+                          CS_REQ_SUBMIT, 1024, &rq, err),
+                    CS_OK)) {
         CS_CHECK_EQ_STR(header(&rq, "Stripe-Version"), "2024-06-20");
         CS_CHECK_EQ_STR(header(&rq, "X-Tab"), "a\tb");
         cs_request_free(&rq);
@@ -248,7 +264,8 @@ CS_TEST(json_body)
     struct cs_request rq;
     char err[CS_ERRLEN] = "";
     if (CS_CHECK_RC(parse(SUB(",'json': { 'b' : [1, 2.5, 'x/y'], 'a' : {} }"), CS_REQ_SUBMIT, 1024,
-                          &rq, err), CS_OK)) {
+                          &rq, err),
+                    CS_OK)) {
         CS_CHECK(rq.body_is_json);
         CS_CHECK_EQ_INT(rq.body_len, strlen("{\"b\":[1,2.5,\"x/y\"],\"a\":{}}"));
         CS_CHECK(rq.body && memcmp(rq.body, "{\"b\":[1,2.5,\"x/y\"],\"a\":{}}", rq.body_len) == 0);
@@ -258,7 +275,8 @@ CS_TEST(json_body)
     /* A caller's Content-Type, in any case, is kept and not doubled. */
     if (CS_CHECK_RC(parse(SUB(",'json':[1],"
                               "'extra_headers':{'content-type':'application/merge-patch+json'}"),
-                          CS_REQ_SUBMIT, 1024, &rq, err), CS_OK)) {
+                          CS_REQ_SUBMIT, 1024, &rq, err),
+                    CS_OK)) {
         CS_CHECK_EQ_INT(json_object_object_length(rq.headers), 1);
         CS_CHECK_EQ_STR(header(&rq, "content-type"), "application/merge-patch+json");
         cs_request_free(&rq);
@@ -271,7 +289,7 @@ CS_TEST(json_body)
      * KNOWN-1: a bare value is a JSON body like any other, and the body as
      * stored parses again (policy rules read it with cs_json_parse).
      */
-    static const char *const bare[] = {",'json':null", ",'json':5", ",'json':-2.5e3",
+    static const char *const bare[] = {",'json':null", ",'json':5",   ",'json':-2.5e3",
                                        ",'json':true", ",'json':'x'", NULL};
     for (const char *const *b = bare; *b; b++) {
         char text[256];
@@ -300,10 +318,12 @@ CS_TEST(json_body)
 
 CS_TEST(one_body_at_most)
 {
-    static const char *const both[] = {
-        SUB(",'json':{},'body':'x'"), SUB(",'json':{},'body_b64':'eA=='"),
-        SUB(",'body':'x','body_b64':'eA=='"), SUB(",'json':null,'body':''"),
-        SUB(",'json':1,'body':'x','body_b64':'eA=='"), NULL};
+    static const char *const both[] = {SUB(",'json':{},'body':'x'"),
+                                       SUB(",'json':{},'body_b64':'eA=='"),
+                                       SUB(",'body':'x','body_b64':'eA=='"),
+                                       SUB(",'json':null,'body':''"),
+                                       SUB(",'json':1,'body':'x','body_b64':'eA=='"),
+                                       NULL};
     for (const char *const *j = both; *j; j++) {
         struct cs_request rq;
         char err[CS_ERRLEN] = "";
@@ -335,7 +355,8 @@ CS_TEST(body_caps)
                 CS_ERR_TOO_LARGE);
     CS_CHECK_HAS(err, "\"body_b64\"");
     CS_CHECK_RC(parse(SUB(",'body_b64':'MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6'"),
-                      CS_REQ_SUBMIT, 16, &rq, err), CS_ERR_TOO_LARGE);
+                      CS_REQ_SUBMIT, 16, &rq, err),
+                CS_ERR_TOO_LARGE);
     CS_CHECK_RC(parse(SUB(",'body':''"), CS_REQ_SUBMIT, 0, &rq, err), CS_OK);
     CS_CHECK_EQ_INT(rq.body_len, 0);
     cs_request_free(&rq);
@@ -381,19 +402,19 @@ CS_TEST(path_params)
                  CS_ERR_INVALID, "no value for {order}", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1/{user}", ""), CS_ERR_INVALID,
                  "no value for {user}", __LINE__);
-    expect_error(URL_FIXTURE("https://x.example/v1/{user}",
-                             ",'path_params':{'user':'a','extra':'b'}"),
-                 CS_ERR_INVALID, "extra is not used", __LINE__);
+    expect_error(
+        URL_FIXTURE("https://x.example/v1/{user}", ",'path_params':{'user':'a','extra':'b'}"),
+        CS_ERR_INVALID, "extra is not used", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1/{a}/{a}", ",'path_params':{'a':'1','b':'2'}"),
                  CS_ERR_INVALID, "b is not used", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1", ",'path_params':{'a':'1'}"), CS_ERR_INVALID,
                  "a is not used", __LINE__);
-    expect_error(URL_FIXTURE("https://x.example/v1/{a}", ",'path_params':{'a':''}"),
-                 CS_ERR_INVALID, "{a} is empty", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1/{a}", ",'path_params':{'a':''}"), CS_ERR_INVALID,
+                 "{a} is empty", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1/{a}", ",'path_params':{'a':[1]}"),
                  CS_ERR_INVALID, "no value for {a}", __LINE__);
-    expect_error(URL_FIXTURE("https://x.example/v1/{a}", ",'path_params':{'a':{}}"),
-                 CS_ERR_INVALID, "no value for {a}", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1/{a}", ",'path_params':{'a':{}}"), CS_ERR_INVALID,
+                 "no value for {a}", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1/{}", ""), CS_ERR_INVALID, "placeholder",
                  __LINE__);
     /* A value can never leave its segment. */
@@ -422,8 +443,8 @@ CS_TEST(query_params)
                  CS_ERR_INVALID, "\"query_params\": a", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'a':[1,[2]]}"),
                  CS_ERR_INVALID, "\"query_params\": a", __LINE__);
-    expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'a':null}"),
-                 CS_ERR_INVALID, "\"query_params\"", __LINE__);
+    expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'a':null}"), CS_ERR_INVALID,
+                 "\"query_params\"", __LINE__);
     expect_error(URL_FIXTURE("https://x.example/v1", ",'query_params':{'':'x'}"), CS_ERR_INVALID,
                  "\"query_params\"", __LINE__);
     /* A '=' in a name would move the split between name and value. */
@@ -451,19 +472,21 @@ CS_TEST(inputs_that_mean_two_things)
                                              "application/merchant+json", NULL};
     for (const char *const *t = json_types; *t; t++) {
         char json[512];
-        snprintf(json, sizeof(json),
-                 SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{\\'amount\\':1,\\'amount\\':99999}'"),
-                 *t);
+        snprintf(
+            json, sizeof(json),
+            SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{\\'amount\\':1,\\'amount\\':99999}'"),
+            *t);
         expect_error(json, CS_ERR_INVALID, "\"body\": the Content-Type says JSON", __LINE__);
-        snprintf(json, sizeof(json),
-                 SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhbW91bnQiOjEsImFtb3VudCI6OTk5OTl9'"),
-                 *t);
+        snprintf(
+            json, sizeof(json),
+            SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhbW91bnQiOjEsImFtb3VudCI6OTk5OTl9'"),
+            *t);
         expect_error(json, CS_ERR_INVALID, "twice", __LINE__);
         snprintf(json, sizeof(json),
                  SUB(",'extra_headers':{'Content-Type':'%s'},'body_b64':'eyJhIjoi/yJ9'"), *t);
         expect_error(json, CS_ERR_INVALID, "UTF-8", __LINE__);
-        snprintf(json, sizeof(json),
-                 SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{} {}'"), *t);
+        snprintf(json, sizeof(json), SUB(",'extra_headers':{'Content-Type':'%s'},'body':'{} {}'"),
+                 *t);
         expect_error(json, CS_ERR_INVALID, "not strict JSON", __LINE__);
         snprintf(json, sizeof(json), SUB(",'extra_headers':{'Content-Type':'%s'},'body':''"), *t);
         expect_error(json, CS_ERR_INVALID, "empty", __LINE__);
@@ -479,7 +502,8 @@ CS_TEST(inputs_that_mean_two_things)
     struct cs_request rq;
     char err[CS_ERRLEN] = "";
     if (CS_CHECK_RC(parse(SUB(",'extra_headers':{'Content-Type':'text/plain'},'body':'{} {'"),
-                          CS_REQ_SUBMIT, 1024, &rq, err), CS_OK))
+                          CS_REQ_SUBMIT, 1024, &rq, err),
+                    CS_OK))
         cs_request_free(&rq);
     static const char *const overrides[] = {"X-HTTP-Method-Override", "x-http-method",
                                             "X-Method-Override", NULL};
@@ -493,9 +517,9 @@ CS_TEST(inputs_that_mean_two_things)
 
 CS_TEST(method)
 {
-    static const char *const ok[][2] = {{"get", "GET"}, {"Post", "POST"}, {"PUT", "PUT"},
-                                        {"patch", "PATCH"}, {"DELETE", "DELETE"},
-                                        {"head", "HEAD"}, {"OPTIONS", "OPTIONS"}};
+    static const char *const ok[][2] = {
+        {"get", "GET"},       {"Post", "POST"}, {"PUT", "PUT"},        {"patch", "PATCH"},
+        {"DELETE", "DELETE"}, {"head", "HEAD"}, {"OPTIONS", "OPTIONS"}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         char json[200];
         snprintf(json, sizeof(json), "{'grant_id':'g','method':'%s','url':'https://x.example/'}",
@@ -507,8 +531,8 @@ CS_TEST(method)
             cs_request_free(&rq);
         }
     }
-    static const char *const bad[] = {"TRACE", "CONNECT", "FETCH", "GET ", "G",
-                                      "GETGETGETGETGETGET", NULL};
+    static const char *const bad[] = {
+        "TRACE", "CONNECT", "FETCH", "GET ", "G", "GETGETGETGETGETGET", NULL};
     for (const char *const *m = bad; *m; m++) {
         char json[200];
         snprintf(json, sizeof(json), "{'grant_id':'g','method':'%s','url':'https://x.example/'}",
@@ -559,7 +583,8 @@ CS_TEST(digest_follows_documented_layout)
     struct cs_request rq;
     char err[CS_ERRLEN] = "";
     if (!CS_CHECK_RC(parse(SUB(",'extra_headers':{'X-B':'2','x-a':'1'},'body':'hi'"), CS_REQ_SUBMIT,
-                           1024, &rq, err), CS_OK))
+                           1024, &rq, err),
+                     CS_OK))
         return;
     unsigned char want[CS_SHA256_LEN];
     struct cs_sha256 *h = cs_sha256_new();
@@ -597,7 +622,7 @@ static bool digest_of(const char *json, unsigned char out[CS_SHA256_LEN])
 
 CS_TEST(digest_stable_and_sensitive)
 {
-#define REQ(method, url, grant, headers, body)                                             \
+#define REQ(method, url, grant, headers, body)                                                \
     "{'grant_id':'" grant "','method':'" method "','url':'" url "','extra_headers':{" headers \
     "},'body':'" body "'}"
     static const char *const same[] = {
@@ -633,6 +658,5 @@ CS_TEST_MAIN(CS_RUN(envelope_minimal), CS_RUN(submit_minimal), CS_RUN(mode_keys)
              CS_RUN(field_errors_name_the_field), CS_RUN(forbidden_headers),
              CS_RUN(header_validation), CS_RUN(json_body), CS_RUN(one_body_at_most),
              CS_RUN(body_caps), CS_RUN(path_params), CS_RUN(query_params),
-             CS_RUN(inputs_that_mean_two_things), CS_RUN(method),
-             CS_RUN(context), CS_RUN(digest_follows_documented_layout),
-             CS_RUN(digest_stable_and_sensitive))
+             CS_RUN(inputs_that_mean_two_things), CS_RUN(method), CS_RUN(context),
+             CS_RUN(digest_follows_documented_layout), CS_RUN(digest_stable_and_sensitive))

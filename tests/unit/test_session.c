@@ -24,8 +24,14 @@
 CS_TEST(next_accepts_local_paths)
 {
     static const char *const ok[] = {
-        "/inbox", "/status/x", "/batch/abc?page=2", "/status/AQGJ-_x#frag",
-        "/a/b/c.d?x=1&y=%2F", "/signin?next=/inbox", "/~user", "/a//b",
+        "/inbox",
+        "/status/x",
+        "/batch/abc?page=2",
+        "/status/AQGJ-_x#frag",
+        "/a/b/c.d?x=1&y=%2F",
+        "/signin?next=/inbox",
+        "/~user",
+        "/a//b",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (!CS_CHECK(cs_session_next_valid(ok[i])))
@@ -35,11 +41,34 @@ CS_TEST(next_accepts_local_paths)
 CS_TEST(next_refuses_other_origins)
 {
     static const char *const bad[] = {
-        "", "/", "x", "inbox", "//evil.example", "//evil.example/inbox", "/\\evil.example",
-        "/\\/evil.example", "\\\\evil.example", "/a\\b", "/a b", " /inbox", "/inbox ",
-        "https://evil.example/", "javascript:alert(1)", "./inbox", "?next=/", "#/inbox",
-        "/a\tb", "/a\nb", "/a\rb", "/\t/evil.example", "/a\x7f", "/a\x01", "/a\x1f",
-        "/caf\xc3\xa9", "/\xe2\x80\xae", "/\xff",
+        "",
+        "/",
+        "x",
+        "inbox",
+        "//evil.example",
+        "//evil.example/inbox",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\\\evil.example",
+        "/a\\b",
+        "/a b",
+        " /inbox",
+        "/inbox ",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "./inbox",
+        "?next=/",
+        "#/inbox",
+        "/a\tb",
+        "/a\nb",
+        "/a\rb",
+        "/\t/evil.example",
+        "/a\x7f",
+        "/a\x01",
+        "/a\x1f",
+        "/caf\xc3\xa9",
+        "/\xe2\x80\xae",
+        "/\xff",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (!CS_CHECK(!cs_session_next_valid(bad[i])))

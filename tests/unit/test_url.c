@@ -42,7 +42,9 @@ CS_TEST(parse_fills_parts)
     struct cs_url u;
     char err[CS_ERRLEN] = "";
     if (!CS_CHECK_RC(cs_url_parse("HTTPS://API.Example.COM:8443/V1/./charges/../refunds"
-                                  "?a=1&b=%20#frag", &u, err), CS_OK))
+                                  "?a=1&b=%20#frag",
+                                  &u, err),
+                     CS_OK))
         return;
     CS_CHECK_EQ_STR(u.scheme, "https");
     CS_CHECK_EQ_STR(u.host, "api.example.com");
@@ -101,18 +103,34 @@ CS_TEST(numeric_ipv4_forms)
 
 CS_TEST(refusals)
 {
-    static const char *const bad[] = {
-        "https://user:pass@x.example/", "https://user@x.example/", "https://:pw@x.example/",
-        "https://evil.example%2F@x.example/", /* credentials */
-        "ftp://x.example/", "file:///etc/passwd", "gopher://x.example/", "javascript:alert(1)",
-        "x.example/a", "//x.example/a", "/relative", "", /* not absolute http(s) */
-        "https://x.example/a/%2e%2e/b", "https://x.example/%2E%2E/admin", "https://x.example/a%2Fb",
-        "https://x.example/a%2fb", "https://x.example/a/..%2f", "https://x.example/a%5Cb",
-        "https://x.example/a\\b", /* encoded or back slashes */
-        "https://[fe80::1%25eth0]/", /* scoped IPv6 */
-        "https://x.example/a b", "https://x.example/a\tb", "https://x.example/\x7f",
-        "https://x.example/a\r\nHost: y", /* spaces and controls */
-        "https://x.example%2F.evil/", "https://:443/", "https://x.example:65536/", NULL};
+    static const char *const bad[] = {"https://user:pass@x.example/",
+                                      "https://user@x.example/",
+                                      "https://:pw@x.example/",
+                                      "https://evil.example%2F@x.example/", /* credentials */
+                                      "ftp://x.example/",
+                                      "file:///etc/passwd",
+                                      "gopher://x.example/",
+                                      "javascript:alert(1)",
+                                      "x.example/a",
+                                      "//x.example/a",
+                                      "/relative",
+                                      "", /* not absolute http(s) */
+                                      "https://x.example/a/%2e%2e/b",
+                                      "https://x.example/%2E%2E/admin",
+                                      "https://x.example/a%2Fb",
+                                      "https://x.example/a%2fb",
+                                      "https://x.example/a/..%2f",
+                                      "https://x.example/a%5Cb",
+                                      "https://x.example/a\\b",    /* encoded or back slashes */
+                                      "https://[fe80::1%25eth0]/", /* scoped IPv6 */
+                                      "https://x.example/a b",
+                                      "https://x.example/a\tb",
+                                      "https://x.example/\x7f",
+                                      "https://x.example/a\r\nHost: y", /* spaces and controls */
+                                      "https://x.example%2F.evil/",
+                                      "https://:443/",
+                                      "https://x.example:65536/",
+                                      NULL};
     for (const char *const *s = bad; *s; s++) {
         struct cs_url u;
         char err[CS_ERRLEN] = "";
@@ -163,8 +181,12 @@ CS_TEST(host_escapes_and_characters)
     REFUSES("http:/0x7f%2e1/x", "percent-encoded");
     REFUSES("https://[fe80::1%25eth0]/", "percent-encoded");
     /* What curl lets through in a name, the approvers would misread. */
-    REFUSES("https://\xd0\xb0" "pi.example.com/", "punycode");
-    REFUSES("https://api.example\xe3\x80\x82" "com/", "punycode");
+    REFUSES("https://\xd0\xb0"
+            "pi.example.com/",
+            "punycode");
+    REFUSES("https://api.example\xe3\x80\x82"
+            "com/",
+            "punycode");
     REFUSES("http://a|b.example/", "letters, digits");
     REFUSES("http://a$b.example/", "invalid URL");
     PARSES_TO("https://xn--pi-7ld.example.com/", "https://xn--pi-7ld.example.com/");
@@ -202,8 +224,7 @@ CS_TEST(dot_param_segments_in_the_path_only)
     REFUSES("http:///api.example.com/v1/.;/../admin", "dot segment with a ';'");
     REFUSES("HTTPS://x.example/v1/.;/../admin#://", "dot segment with a ';'");
     /* In the query or the fragment, ".;" is data. */
-    PARSES_TO("https://api.example.com/v1/x?next=/.;/",
-              "https://api.example.com/v1/x?next=/.;/");
+    PARSES_TO("https://api.example.com/v1/x?next=/.;/", "https://api.example.com/v1/x?next=/.;/");
     PARSES_TO("https://api.example.com/v1/x?a=/..;/b&c=://x/..;/",
               "https://api.example.com/v1/x?a=/..;/b&c=://x/..;/");
     PARSES_TO("https://api.example.com/v1/x#/..;/admin", "https://api.example.com/v1/x");
@@ -319,17 +340,51 @@ static int private_addr(const char *s)
 
 CS_TEST(private_addresses)
 {
-    static const char *const priv[] = {
-        "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1",
-        "172.31.255.255", "192.168.0.1", "192.168.255.255", "169.254.169.254", "169.254.0.1",
-        "100.64.0.1", "100.127.255.255", "0.0.0.0", "0.1.2.3", "224.0.0.1", "255.255.255.255",
-        "::1", "::", "fe80::1", "febf::1", "fc00::1", "fd12:3456::1", "ff02::1",
-        "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::127.0.0.1", NULL};
-    static const char *const pub[] = {
-        "8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "192.167.255.255",
-        "192.169.0.1", "100.63.255.255", "100.128.0.1", "169.253.255.255", "11.0.0.1",
-        "126.255.255.255", "128.0.0.1", "223.255.255.255", "::ffff:8.8.8.8",
-        "2606:4700::1111", "2a00:1450:4001::200e", NULL};
+    static const char *const priv[] = {"127.0.0.1",
+                                       "127.255.255.254",
+                                       "10.0.0.1",
+                                       "10.255.255.255",
+                                       "172.16.0.1",
+                                       "172.31.255.255",
+                                       "192.168.0.1",
+                                       "192.168.255.255",
+                                       "169.254.169.254",
+                                       "169.254.0.1",
+                                       "100.64.0.1",
+                                       "100.127.255.255",
+                                       "0.0.0.0",
+                                       "0.1.2.3",
+                                       "224.0.0.1",
+                                       "255.255.255.255",
+                                       "::1",
+                                       "::",
+                                       "fe80::1",
+                                       "febf::1",
+                                       "fc00::1",
+                                       "fd12:3456::1",
+                                       "ff02::1",
+                                       "::ffff:127.0.0.1",
+                                       "::ffff:10.1.2.3",
+                                       "::ffff:169.254.169.254",
+                                       "::127.0.0.1",
+                                       NULL};
+    static const char *const pub[] = {"8.8.8.8",
+                                      "1.1.1.1",
+                                      "172.15.255.255",
+                                      "172.32.0.1",
+                                      "192.167.255.255",
+                                      "192.169.0.1",
+                                      "100.63.255.255",
+                                      "100.128.0.1",
+                                      "169.253.255.255",
+                                      "11.0.0.1",
+                                      "126.255.255.255",
+                                      "128.0.0.1",
+                                      "223.255.255.255",
+                                      "::ffff:8.8.8.8",
+                                      "2606:4700::1111",
+                                      "2a00:1450:4001::200e",
+                                      NULL};
     for (const char *const *s = priv; *s; s++)
         if (!CS_CHECK_EQ_INT(private_addr(*s), 1))
             printf("  %s should be private\n", *s);
@@ -345,5 +400,5 @@ CS_TEST(private_addresses)
 
 CS_TEST_MAIN(CS_RUN(parse_fills_parts), CS_RUN(normalisation), CS_RUN(numeric_ipv4_forms),
              CS_RUN(refusals), CS_RUN(host_escapes_and_characters), CS_RUN(port_zero),
-             CS_RUN(dot_param_segments_in_the_path_only), CS_RUN(under_base), CS_RUN(allowed), CS_RUN(base_valid),
-             CS_RUN(private_addresses))
+             CS_RUN(dot_param_segments_in_the_path_only), CS_RUN(under_base), CS_RUN(allowed),
+             CS_RUN(base_valid), CS_RUN(private_addresses))

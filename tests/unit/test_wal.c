@@ -24,9 +24,9 @@ static size_t xlog(unsigned char *out, const unsigned char *body, size_t n)
 {
     size_t o = 0;
     out[o++] = 'w';
-    o += put64(out + o, 0x1000);    /* dataStart */
-    o += put64(out + o, 0x2000);    /* walEnd */
-    o += put64(out + o, 12345);     /* sendTime */
+    o += put64(out + o, 0x1000); /* dataStart */
+    o += put64(out + o, 0x2000); /* walEnd */
+    o += put64(out + o, 12345);  /* sendTime */
     memcpy(out + o, body, n);
     return o + n;
 }
@@ -116,8 +116,8 @@ CS_TEST(begin_commit_and_keepalive)
     o = 0;
     body[o++] = 'C';
     body[o++] = 0;
-    o += put64(body + o, 0x2FF0);      /* commit LSN */
-    o += put64(body + o, 0x3010);      /* end LSN: what the relay confirms */
+    o += put64(body + o, 0x2FF0); /* commit LSN */
+    o += put64(body + o, 0x3010); /* end LSN: what the relay confirms */
     o += put64(body + o, 99);
     CS_CHECK_RC(cs_wal_decode((const char *)buf, xlog(buf, body, o), &m, err), CS_OK);
     CS_CHECK(m.kind == CS_WAL_COMMIT && m.end_lsn == 0x3010);

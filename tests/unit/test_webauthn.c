@@ -26,35 +26,34 @@
 #define ORIGIN "https://approve.example.com"
 
 /* Test-only key: never used anywhere else. */
-static const char rsa_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCw5qBpG6tzMjVG\n"
-    "cKAIDadL3tm6LyXWE07fF2aUxDNGdOzYE8uIjr5TZHaYH5o7JW9iqgoQqtPqb+Fc\n"
-    "D0LzfkYMZQDsI5gNGFiorFadar6fQMJ0Pd43PTOzkf1w9fbsQQdw+AnnrlavqL6M\n"
-    "cgdkOPGGctoVgtGPo3Dpv4MjC86h2/g3KQJTjtsRqWYFeQCO1TrTuotzMRXKlkFI\n"
-    "xGPByJC8mGBJew21fMCfgr9acL1r4ll9x3pJWNaAVvLVI8fYBL9gbioyCKW9hE+/\n"
-    "Cj+oQj7bLnArUxclIR91RvgfhxKISApmhvBgMvf92LttR4bodnijJdArBLfWhXvK\n"
-    "71FFIXnzAgMBAAECggEASH5qlEhTjYSw0moLGuHFglET9rmljsIg20myrxpsTN5T\n"
-    "xQTvrsmYc4JDG3ov8TcZG1zFfSkUaQlqWBik/jXsLN4jb6HyiMNGafEeGaqJ7adT\n"
-    "SOGltAtvqZIVQ3p4sz6+9uue24PVYG0NkW6VWtv/FnLwrkoK6Qs4lYH3EqCfEDLt\n"
-    "P634h5+Of+raUlDv0pMHygV/hB+Q+vHW9RsfK6JcHbw+qZM1YVfJ/KiKZPv+lX6M\n"
-    "2Q3wQg3OrTkT6wGs7Tjq9ySB3rbJ3YWctBwJvb93/TNCVwoKEPDFaTyvEWE32OXR\n"
-    "m8hnPIO28DXytjqQOBAkCc+NK6nKagNbmiBOoavEyQKBgQD5MxuSmBmILToD+UgA\n"
-    "ATVKxsSWERIdzIpKe8QBxjMqVbdQUcvhOVsPGxO8Hs6zRaHcsbg7XODS00vOp37o\n"
-    "XgUzFoUZhcM1U0C0An+nog4m7XVceIeZOQWVQiCVeio8mDW8KTKTE+J+48+SPy6s\n"
-    "VCjZhmSvBz2iBK7YOBN2tuFQnQKBgQC1unHOWbUIxtqiZ+VfzSDMAA+wkOwRKVLV\n"
-    "zThQTaOkpQsOcbHVZ7Zoc1Z6Eo5XWBpRd/OXMJVnawvpfTr0Uu2d2JSS28DTLD6c\n"
-    "h8F9Z0tJiT6AEIJyipP7fyW7+CoCU7jLrxzNbGPPIN8Mo8HNu9kQTgxRWbNLz4PK\n"
-    "cL6o3aEHzwKBgQCLJGdD3ht7ds1LBLiYEBSikQOZSyTTcK7S0fJqjzFodP3rIhD1\n"
-    "y+G1OIg3ZPhDDyFGqhDVTJHYBdTxKYLp2f2LPgrJam/J6ZdaK379qbW/NJ1wKXiF\n"
-    "LFqasZah/9lvhgmS62nqx5KTCT6QSSkVXdSFSM4VELTwLy81WXI8ufZq3QKBgQCN\n"
-    "ZAiT0jwGHiGRZmCSTxkLX6jVaYwiNhKbAlakNCP0P+0ASflg3paPYd2QkMtqrcOc\n"
-    "S0WdBlHX6vOTsLmjyrnRq+a89HlsU+pLA1zJ4woyprOYFEBKOgO1E1Iak5SrxtPq\n"
-    "tc4lDgYB68NfJDHvjg3un6r5yF61xzj00w+kdvuJBQKBgFRjpJwojujzdd5+raxS\n"
-    "UxKlPmZiy/khSuQB5uPz2NBaHqMa8aBKxmYE/gxwdJjeJUwuQ2muVcmXN1C64MHB\n"
-    "7145jcJvUwyAo6ciuVURO3djZz4BYdgdYVUHGwLXMcUNdSZ0oPy0vv/s4eLIPGrG\n"
-    "m2CgaCAvJD31UnWT79dvHW+n\n"
-    "-----END PRIVATE KEY-----\n";
+static const char rsa_pem[] = "-----BEGIN PRIVATE KEY-----\n"
+                              "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCw5qBpG6tzMjVG\n"
+                              "cKAIDadL3tm6LyXWE07fF2aUxDNGdOzYE8uIjr5TZHaYH5o7JW9iqgoQqtPqb+Fc\n"
+                              "D0LzfkYMZQDsI5gNGFiorFadar6fQMJ0Pd43PTOzkf1w9fbsQQdw+AnnrlavqL6M\n"
+                              "cgdkOPGGctoVgtGPo3Dpv4MjC86h2/g3KQJTjtsRqWYFeQCO1TrTuotzMRXKlkFI\n"
+                              "xGPByJC8mGBJew21fMCfgr9acL1r4ll9x3pJWNaAVvLVI8fYBL9gbioyCKW9hE+/\n"
+                              "Cj+oQj7bLnArUxclIR91RvgfhxKISApmhvBgMvf92LttR4bodnijJdArBLfWhXvK\n"
+                              "71FFIXnzAgMBAAECggEASH5qlEhTjYSw0moLGuHFglET9rmljsIg20myrxpsTN5T\n"
+                              "xQTvrsmYc4JDG3ov8TcZG1zFfSkUaQlqWBik/jXsLN4jb6HyiMNGafEeGaqJ7adT\n"
+                              "SOGltAtvqZIVQ3p4sz6+9uue24PVYG0NkW6VWtv/FnLwrkoK6Qs4lYH3EqCfEDLt\n"
+                              "P634h5+Of+raUlDv0pMHygV/hB+Q+vHW9RsfK6JcHbw+qZM1YVfJ/KiKZPv+lX6M\n"
+                              "2Q3wQg3OrTkT6wGs7Tjq9ySB3rbJ3YWctBwJvb93/TNCVwoKEPDFaTyvEWE32OXR\n"
+                              "m8hnPIO28DXytjqQOBAkCc+NK6nKagNbmiBOoavEyQKBgQD5MxuSmBmILToD+UgA\n"
+                              "ATVKxsSWERIdzIpKe8QBxjMqVbdQUcvhOVsPGxO8Hs6zRaHcsbg7XODS00vOp37o\n"
+                              "XgUzFoUZhcM1U0C0An+nog4m7XVceIeZOQWVQiCVeio8mDW8KTKTE+J+48+SPy6s\n"
+                              "VCjZhmSvBz2iBK7YOBN2tuFQnQKBgQC1unHOWbUIxtqiZ+VfzSDMAA+wkOwRKVLV\n"
+                              "zThQTaOkpQsOcbHVZ7Zoc1Z6Eo5XWBpRd/OXMJVnawvpfTr0Uu2d2JSS28DTLD6c\n"
+                              "h8F9Z0tJiT6AEIJyipP7fyW7+CoCU7jLrxzNbGPPIN8Mo8HNu9kQTgxRWbNLz4PK\n"
+                              "cL6o3aEHzwKBgQCLJGdD3ht7ds1LBLiYEBSikQOZSyTTcK7S0fJqjzFodP3rIhD1\n"
+                              "y+G1OIg3ZPhDDyFGqhDVTJHYBdTxKYLp2f2LPgrJam/J6ZdaK379qbW/NJ1wKXiF\n"
+                              "LFqasZah/9lvhgmS62nqx5KTCT6QSSkVXdSFSM4VELTwLy81WXI8ufZq3QKBgQCN\n"
+                              "ZAiT0jwGHiGRZmCSTxkLX6jVaYwiNhKbAlakNCP0P+0ASflg3paPYd2QkMtqrcOc\n"
+                              "S0WdBlHX6vOTsLmjyrnRq+a89HlsU+pLA1zJ4woyprOYFEBKOgO1E1Iak5SrxtPq\n"
+                              "tc4lDgYB68NfJDHvjg3un6r5yF61xzj00w+kdvuJBQKBgFRjpJwojujzdd5+raxS\n"
+                              "UxKlPmZiy/khSuQB5uPz2NBaHqMa8aBKxmYE/gxwdJjeJUwuQ2muVcmXN1C64MHB\n"
+                              "7145jcJvUwyAo6ciuVURO3djZz4BYdgdYVUHGwLXMcUNdSZ0oPy0vv/s4eLIPGrG\n"
+                              "m2CgaCAvJD31UnWT79dvHW+n\n"
+                              "-----END PRIVATE KEY-----\n";
 
 /* ---- a tiny CBOR writer ---- */
 
@@ -132,17 +131,17 @@ static void cose_of(struct authn *a)
         bn_param(a->pkey, OSSL_PKEY_PARAM_EC_PUB_X, p1, &l1, 32);
         bn_param(a->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, p2, &l2, 32);
         head(&w, 5, 5);
-        cint(&w, 1), cint(&w, 2);       /* kty EC2 */
-        cint(&w, 3), cint(&w, -7);      /* alg ES256 */
-        cint(&w, -1), cint(&w, 1);      /* crv P-256 */
+        cint(&w, 1), cint(&w, 2);  /* kty EC2 */
+        cint(&w, 3), cint(&w, -7); /* alg ES256 */
+        cint(&w, -1), cint(&w, 1); /* crv P-256 */
         cint(&w, -2), cbytes(&w, p1, l1);
         cint(&w, -3), cbytes(&w, p2, l2);
     } else {
         bn_param(a->pkey, OSSL_PKEY_PARAM_RSA_N, p1, &l1, 0);
         bn_param(a->pkey, OSSL_PKEY_PARAM_RSA_E, p2, &l2, 0);
         head(&w, 5, 4);
-        cint(&w, 1), cint(&w, 3);       /* kty RSA */
-        cint(&w, 3), cint(&w, -257);    /* alg RS256 */
+        cint(&w, 1), cint(&w, 3);    /* kty RSA */
+        cint(&w, 3), cint(&w, -257); /* alg RS256 */
         cint(&w, -1), cbytes(&w, p1, l1);
         cint(&w, -2), cbytes(&w, p2, l2);
     }
@@ -235,8 +234,8 @@ static size_t sign(const struct authn *a, const struct w *ad, const char *cd, un
 
 static const unsigned char challenge[32] = "0123456789abcdef0123456789abcde";
 
-static enum cs_err reg(const char *cd, const struct w *ao, bool uv, struct cs_webauthn_credential *c,
-                       char *err)
+static enum cs_err reg(const char *cd, const struct w *ao, bool uv,
+                       struct cs_webauthn_credential *c, char *err)
 {
     return cs_webauthn_register(RP, ORIGIN, challenge, sizeof(challenge), (const unsigned char *)cd,
                                 strlen(cd), ao->b, ao->n, uv, c, err);
@@ -248,8 +247,8 @@ static enum cs_err reg_ad(const struct w *ad, bool uv, char *err)
     struct w ao;
     struct cs_webauthn_credential c;
     attobj(&ao, ad);
-    enum cs_err rc = reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, uv, &c,
-                         err);
+    enum cs_err rc =
+        reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, uv, &c, err);
     cs_webauthn_credential_free(&c);
     return rc;
 }
@@ -260,8 +259,8 @@ static enum cs_err reg_raw(const unsigned char *p, size_t n, char *err)
     struct w ao = {.n = 0};
     struct cs_webauthn_credential c;
     put(&ao, p, n);
-    enum cs_err rc = reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, false,
-                         &c, err);
+    enum cs_err rc =
+        reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, false, &c, err);
     cs_webauthn_credential_free(&c);
     return rc;
 }
@@ -279,8 +278,9 @@ CS_TEST(register_es256_and_rs256)
         authn_init(&a, algs[i]);
         authdata(&ad, &a, RP, 0x45, 7, false); /* UP UV AT */
         attobj(&ao, &ad);
-        CS_CHECK_RC(reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, true, &c,
-                        err), CS_OK);
+        CS_CHECK_RC(
+            reg(client_data("webauthn.create", challenge, 32, ORIGIN, NULL), &ao, true, &c, err),
+            CS_OK);
         CS_CHECK_EQ_INT(c.alg, algs[i]);
         CS_CHECK_EQ_INT(c.sign_count, 7);
         CS_CHECK(c.user_verified);
@@ -292,8 +292,9 @@ CS_TEST(register_es256_and_rs256)
         authdata(&ad, &a, RP, 0x41, 0, true);
         attobj(&ao, &ad);
         CS_CHECK_RC(reg(client_data("webauthn.create", challenge, 32, ORIGIN,
-                                    ",\"other_keys_can_be_added_here\":\"x\""), &ao, false, &c,
-                        err), CS_OK);
+                                    ",\"other_keys_can_be_added_here\":\"x\""),
+                        &ao, false, &c, err),
+                    CS_OK);
         CS_CHECK(!c.user_verified && c.sign_count == 0);
         cs_webauthn_credential_free(&c);
         authn_free(&a);
@@ -503,7 +504,11 @@ CS_TEST(register_refuses_malformed_cbor)
     x.n = 0;
     head(&x, 5, 4);
     ctext(&x, "fmt"), ctext(&x, "none");
-    put(&x, "\x78\x03" "fmt", 5), ctext(&x, "none");
+    put(&x,
+        "\x78\x03"
+        "fmt",
+        5),
+        ctext(&x, "none");
     ctext(&x, "attStmt"), head(&x, 5, 0);
     ctext(&x, "authData"), cbytes(&x, ad.b, ad.n);
     CS_CHECK_RC(reg_raw(x.b, x.n, err), CS_ERR_INVALID);
@@ -518,8 +523,12 @@ CS_TEST(register_refuses_malformed_cbor)
     CS_CHECK_HAS(err, "duplicate map key");
     /* a tag, a float, undefined, a reserved head, a non-UTF-8 key, an array key, another member */
     const char *bad[][2] = {
-        {"\xc0", "tags"}, {"\xfa\x00\x00\x00\x00", "floats"}, {"\xf7", "simple values"},
-        {"\x1c", "reserved"}, {"\x62\xc3\x28", "UTF-8"}, {"\x81\x00", "map key"},
+        {"\xc0", "tags"},
+        {"\xfa\x00\x00\x00\x00", "floats"},
+        {"\xf7", "simple values"},
+        {"\x1c", "reserved"},
+        {"\x62\xc3\x28", "UTF-8"},
+        {"\x81\x00", "map key"},
         {"\x63zzz", "members are fmt"},
     };
     size_t badlen[] = {1, 5, 1, 1, 3, 2, 4};
@@ -598,8 +607,9 @@ static void assert_make(struct assertion *as, const struct authn *signer, const 
     as->sig_len = sign(signer, &as->ad, as->cd, as->sig);
 }
 
-static enum cs_err check(const struct authn *a, const struct assertion *as, const unsigned char ch[32],
-                         uint32_t stored, bool uv, uint32_t *count, char *err)
+static enum cs_err check(const struct authn *a, const struct assertion *as,
+                         const unsigned char ch[32], uint32_t stored, bool uv, uint32_t *count,
+                         char *err)
 {
     return cs_webauthn_verify(RP, ORIGIN, ch, 32, a->cose, a->cose_len, stored, as->ad.b, as->ad.n,
                               (const unsigned char *)as->cd, strlen(as->cd), as->sig, as->sig_len,
@@ -714,11 +724,13 @@ CS_TEST(assertion_refused)
     assert_make(&as, &a, RP, 0x05, 5, ch, ORIGIN);
     CS_CHECK_RC(cs_webauthn_verify(RP, ORIGIN, ch, 32, a.cose, a.cose_len - 1, 4, as.ad.b, as.ad.n,
                                    (const unsigned char *)as.cd, strlen(as.cd), as.sig, as.sig_len,
-                                   false, &count, err), CS_ERR_INVALID);
+                                   false, &count, err),
+                CS_ERR_INVALID);
     CS_CHECK_HAS(err, "stored key");
     CS_CHECK_RC(cs_webauthn_verify(RP, ORIGIN, ch, 8, a.cose, a.cose_len, 4, as.ad.b, as.ad.n,
                                    (const unsigned char *)as.cd, strlen(as.cd), as.sig, as.sig_len,
-                                   false, &count, err), CS_ERR_INVALID);
+                                   false, &count, err),
+                CS_ERR_INVALID);
     CS_CHECK_HAS(err, "challenge");
     authn_free(&a);
     authn_free(&other);
