@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 sys.path.insert(0, str(REPO_ROOT / "sdk" / "python"))
 
 from countersign.signing import SIGNATURE_HEADER, sign_envelope  # noqa: E402
-from services import Kafka, Postgres, free_port, wait_for  # noqa: E402
+from services import Kafka, Postgres, free_port, wait_for, worker_ready  # noqa: E402
 
 __all__ = ["Kafka", "Postgres", "free_port", "wait_for"]
 
@@ -457,8 +457,7 @@ class Deployment:
         self.wait_group_stable(n)
 
     def wait_worker(self, p: Proc) -> None:
-        wait_for(lambda: ("consuming" in p.text() and "executing as" in p.text()) or not p.alive(),
-                 60, what=f"{p.name} to start")
+        wait_for(lambda: worker_ready(p.text()) or not p.alive(), 60, what=f"{p.name} to start")
         if not p.alive():
             raise RuntimeError(f"{p.name} exited: {p.tail()}")
 

@@ -760,6 +760,7 @@ void *executor_main(void *arg)
             cs_log(CS_LOG_WARN, "executor", "outcome connection not up yet: %s", err);
         cs_log(CS_LOG_INFO, "executor", "executing as %s, up to %lld calls at once", ex.owner,
                (long long)role->cfg->exec_concurrency);
+        worker_ready(role);
         run(&ex);
         write_end(&ex, true);
         write_start(&ex, cs_now_ms());

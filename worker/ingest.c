@@ -735,6 +735,7 @@ void *ingest_main(void *arg)
     }
     cs_log(CS_LOG_INFO, "ingest", "consuming %s as group %s", role->cfg->topic_requests,
            role->cfg->kafka_group);
+    worker_ready(role);
     if (role->cfg->kafka_allow_unsigned)
         cs_log(CS_LOG_WARN, "ingest",
                "CS_KAFKA_ALLOW_UNSIGNED is on: request envelopes without "

@@ -28,6 +28,11 @@
 #include "cs_process.h"
 #include "worker.h"
 
+void worker_ready(struct worker_role *role)
+{
+    atomic_store(&role->ready, 1);
+}
+
 void worker_sleep(struct worker_role *role, int ms)
 {
     struct pollfd p = {role->wake[0], POLLIN, 0};
@@ -119,12 +124,21 @@ int main(int argc, char **argv)
         cs_log(CS_LOG_ERROR, "worker", "cannot serve /metrics on port %lld",
                (long long)cfg.metrics_port);
     /* Run until a signal, or until a role ends on its own (a failure). */
+    bool announced = false;
     while (status == 0 && !atomic_load(&cs_stopping)) {
         struct pollfd p = {cs_process_wake_fd(), POLLIN, 0};
-        poll(&p, 1, 500);
-        for (int i = 0; i < started; i++)
+        poll(&p, 1, announced ? 500 : 20);
+        int ready = 0;
+        for (int i = 0; i < started; i++) {
             if (atomic_load(&roles[i].done) && !atomic_load(&roles[i].stop))
                 status = 1;
+            ready += atomic_load(&roles[i].ready);
+        }
+        /* The ready line is an interface (worker/README.md): supervisors and tests wait for it. */
+        if (!announced && status == 0 && ready == n) {
+            cs_log(CS_LOG_INFO, "worker", "ready");
+            announced = true;
+        }
     }
     cs_log(CS_LOG_INFO, "worker", "stopping");
     for (int i = 0; i < started; i++) {

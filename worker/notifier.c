@@ -406,6 +406,7 @@ void *notifier_main(void *arg)
     } else {
         cs_log(CS_LOG_INFO, "notifier", "notifying approvers (email %s)",
                role->cfg->smtp_url ? "on" : "off: CS_SMTP_URL unset");
+        worker_ready(role);
         run(&n);
         cs_log(CS_LOG_INFO, "notifier", "stopped: %llu sent, %llu failed",
                (unsigned long long)n.sent, (unsigned long long)n.failed);

@@ -340,6 +340,7 @@ void *relay_main(void *arg)
         cs_log(CS_LOG_ERROR, "relay", "cannot start: %s", err);
         role->status = 1;
     } else {
+        worker_ready(role); /* leading or standing by, it relays once it may */
         run(&r);
         cs_log(CS_LOG_INFO, "relay", "stopped: %llu events published, %llu skipped",
                (unsigned long long)r.published, (unsigned long long)r.dropped);

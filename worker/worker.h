@@ -61,6 +61,7 @@ struct worker_role {
     const char *name;
     const struct cs_config *cfg;
     pthread_t thread;
+    atomic_int ready;         /* set by the role once it works (worker_ready) */
     atomic_int done;          /* set by the role when its loop has ended */
     atomic_int stop;          /* set by main to end the role (after cs_stopping) */
     int wake[2];              /* main writes a byte after setting stop; roles poll wake[0] */
@@ -68,6 +69,8 @@ struct worker_role {
     struct worker_metrics *m; /* shared by every role */
 };
 
+/* The role works: main logs the process's ready line once every role has said so. */
+void worker_ready(struct worker_role *role);
 /* Waits up to ms for the role's wake pipe (a stop request). */
 void worker_sleep(struct worker_role *role, int ms);
 /*

@@ -17,7 +17,7 @@ import pytest
 from faultlib import (alive_and_same, keys_by_approval, results_by_approval, scale, seed,
                       wait_all_terminal)
 from harness import Proc, System
-from services import scaled, wait_for
+from services import scaled, wait_for, worker_ready
 
 CALLS = scale(100, 300)          # per batch; another batch is produced while kills remain
 ROUNDS = scale(8, 100)           # SIGKILLs
@@ -81,7 +81,7 @@ def _kill_rounds(system: System, rng: random.Random) -> tuple[list[str], dict[st
         workers[w.name] = w
         time.sleep(rng.uniform(0.1, 0.5))
     for w in workers.values():
-        wait_for(lambda w=w: "executing as" in w.text() or not w.alive(), 60,
+        wait_for(lambda w=w: worker_ready(w.text()) or not w.alive(), 60,
                  what=f"{w.name} to start")
     alive_and_same(workers.values(), {w.name: w.pid for w in workers.values()})
     return killed, held, batches

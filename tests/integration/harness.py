@@ -29,7 +29,7 @@ import httpx
 import psycopg
 
 from services import (REPO_ROOT, Kafka, Postgres, StubProvider, listening_socket, scaled,
-                      wait_for)
+                      wait_for, worker_ready)
 
 import sys  # noqa: E402  (the SDK's signer, from this checkout)
 sys.path.insert(0, str(REPO_ROOT / "sdk" / "python"))
@@ -154,11 +154,11 @@ class System:
         return proc
 
     def worker(self, name: str | None = None, wait_ready: bool = True, **env: str) -> Proc:
-        """Starts a worker; by default waits until its ingest has joined the group."""
+        """Starts a worker; by default waits for its ready line (every role works)."""
         proc = self._start("worker", name, env)
         if wait_ready:
-            wait_for(lambda: "consuming" in proc.text() and "executing as" in proc.text()
-                     or not proc.alive(), 60, what=f"{proc.name} to start")
+            wait_for(lambda: worker_ready(proc.text()) or not proc.alive(), 60,
+                     what=f"{proc.name} to start")
             assert proc.alive(), proc.text()[-3000:]
         return proc
 

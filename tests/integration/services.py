@@ -79,6 +79,20 @@ def wait_for(
         time.sleep(min(interval, remaining))
 
 
+def worker_ready(log: str) -> bool:
+    """Whether a countersign-worker's log holds its ready line, the documented interface
+    (worker/README.md): {"subsystem":"worker","msg":"ready"} once every role works."""
+    for line in log.splitlines():
+        if '"ready"' in line:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("subsystem") == "worker" and rec.get("msg") == "ready":
+                return True
+    return False
+
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago (bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
