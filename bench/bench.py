@@ -1006,7 +1006,7 @@ def scenario_c(ctx: Ctx) -> None:
             d.start_worker(wait=False)
         for w in d.workers:
             d.wait_worker(w)
-        d.start_api()
+        d.start_api(**({"CS_HTTP_THREADS": str(a.http_threads)} if a.http_threads else {}))
         d.start_scheduler()
         tid = d.template_row()
         base_n = a.decide_baseline
@@ -1050,6 +1050,7 @@ def scenario_c(ctx: Ctx) -> None:
         f["rate"] = len(recs) / el
         f["concurrency"] = a.decide_concurrency
         f["workers"] = a.decide_workers
+        f["http_threads"] = a.http_threads or "default"
         f["cpu"] = cpu.last
         f["breakdown"] = breakdown(d, recs, ctx.provider.arrivals())
         ctx.res.raw["decide"] = f
@@ -1636,6 +1637,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--decide-concurrency", type=int, default=4, help="(c) decisions in flight (default 4)")
     p.add_argument("--decide-baseline", type=int, help="(c) decisions made one at a time first (default 300; quick 100)")
     p.add_argument("--decide-workers", type=int, default=1, help="(c) worker processes (default 1)")
+    p.add_argument("--http-threads", type=int, default=0,
+                   help="(c) the api's CS_HTTP_THREADS (default: the api's own default)")
     p.add_argument("--waiters", type=int, help="(d) long-poll waiters (default 10000; quick 2000)")
     p.add_argument("--sweep", type=int, help="(e) due approvals to expire (default 1000000; quick 50000)")
     p.add_argument("--sweep-decide-rate", type=float, default=50.0, help="(e) decisions/s during the sweep")
