@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
+import pytest
 
 from approver import Approver
 
@@ -306,6 +307,7 @@ def test_many_processes_mixed_load(system: System) -> None:
     print(f"results: {len(grouped)} approvals, {dups} duplicate deliveries (at least once)")
 
 
+@pytest.mark.private_services  # moves the cluster's txid counter: nobody else may use it
 def test_audit_verify_across_a_txid_power_of_ten(system: System) -> None:
     """A seal whose entries straddle txid 10^k (999 -> 1000, 9999 -> 10000, ...) verifies.
 

@@ -94,7 +94,9 @@ def test_schemathesis_finds_no_failure(system: System) -> None:
            "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "2",
            "--request-timeout", str(scaled(70)), "--max-response-time", str(scaled(15)),
            "--report", "json", "--report-json-path", str(report)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=scaled(170),
+    # A bound, not a timing: alone it takes ~60 s; beside the other xdist workers on a
+    # 2-core CI machine it took over 170 s.
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=scaled(600),
                          cwd=out)
     (out / "schemathesis.log").write_text(res.stdout + res.stderr)
     summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-2000:]

@@ -176,12 +176,18 @@ def test_sdk_typescript_batch(system: System, ts_sdk: str) -> None:
 
 
 def test_sdk_is_self_contained() -> None:
-    """No runtime dependencies; typescript pinned exactly; dist/ is not committed."""
+    """No runtime dependencies; the compiler and linters (dev only) pinned exactly; dist/ is
+    not committed."""
     pkg = json.loads((SDK / "package.json").read_text())
     assert pkg["name"] == "countersign"
     assert "dependencies" not in pkg
-    assert list(pkg["devDependencies"]) == ["typescript"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", pkg["devDependencies"]["typescript"])
+    assert sorted(pkg["devDependencies"]) == ["@eslint/js", "eslint", "typescript",
+                                              "typescript-eslint"]
+    for name, version in pkg["devDependencies"].items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), (name, version)
     lock = json.loads((SDK / "package-lock.json").read_text())
-    assert set(lock["packages"]) == {"", "node_modules/typescript"}
+    # Everything the lock installs is for development: nothing ships with the SDK.
+    assert "dependencies" not in lock["packages"][""]
+    runtime = [p for p, v in lock["packages"].items() if p and not v.get("dev")]
+    assert runtime == [], runtime[:5]
     assert Path(SDK / ".gitignore").read_text().count("/dist/") == 1
