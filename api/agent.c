@@ -112,10 +112,17 @@ static enum MHD_Result answer(struct api_req *r, struct MHD_Connection *c, struc
     json_object *body = NULL;
     enum cs_err rc = cs_approval_answer(d->db, r->approval_id, r->who.agent.id, &outcome, &body,
                                         &status, message, sizeof(message), err);
-    if (!rc && outcome == CS_ERR_NOT_PENDING && r->waiter &&
-        waiters_suspend(r->api->waiters, r->waiter)) {
+    if (!rc && outcome == CS_ERR_NOT_PENDING && r->waiter) {
+        if (waiters_suspend(r->api->waiters, r->waiter)) {
+            json_object_put(body);
+            return MHD_YES; /* the router returns d: nothing is held while suspended */
+        }
+        /* It fired after the read: the approval ended (or the wait is over) since, so
+         * what was read is stale. Read again (the only second read, and only then). */
         json_object_put(body);
-        return MHD_YES; /* the router returns d: nothing is held while suspended */
+        body = NULL;
+        rc = cs_approval_answer(d->db, r->approval_id, r->who.agent.id, &outcome, &body, &status,
+                                message, sizeof(message), err);
     }
     if (r->waiter) {
         waiters_remove(r->api->waiters, r->waiter);

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import datetime as dt
 import json
 import math
@@ -959,7 +960,12 @@ def decision_figures(recs: list[dict[str, Any]], arrivals: dict[str, int]) -> di
     api = [(r["t_decided"] - r["t0"]) * 1000 for r in ok]
     wake = [(r["t_woken"] - r["t0"]) * 1000 for r in ok if "t_woken" in r]
     wake_ok = sum(1 for r in ok if r.get("wake_status") == 200)
+    # What the others got (a status, or none): a lost wake-up shows here.
+    other = collections.Counter(str(r.get("wake_status")) for r in recs
+                                if "wake_status" in r and (r["status"] != 200 or r["wake_status"] != 200))
     return {"decisions": len(recs), "ok": len(ok), "calls_matched": len(call), "woken_200": wake_ok,
+            "woken_other": dict(other), "decided_other": dict(collections.Counter(
+                str(r["status"]) for r in recs if r["status"] != 200)),
             "api_p50_ms": pct(api, 50), "api_p99_ms": pct(api, 99),
             "call_p50_ms": pct(call, 50), "call_p99_ms": pct(call, 99),
             "wake_p50_ms": pct(wake, 50), "wake_p99_ms": pct(wake, 99)}
@@ -1056,7 +1062,8 @@ def scenario_c(ctx: Ctx) -> None:
         ctx.res.raw["decide"] = f
         prog.done(f"{f['ok']}/{f['decisions']} decided at {f['rate']:.0f}/s; -> call p50 "
                   f"{fmt_ms(f['call_p50_ms'])} p99 {fmt_ms(f['call_p99_ms'])}; -> wake p50 "
-                  f"{fmt_ms(f['wake_p50_ms'])} p99 {fmt_ms(f['wake_p99_ms'])}; {f['woken_200']} woken with 200; "
+                  f"{fmt_ms(f['wake_p50_ms'])} p99 {fmt_ms(f['wake_p99_ms'])}; {f['woken_200']} woken with 200 "
+                  f"(others {f['woken_other'] or 'none'}, decide answers not 200: {f['decided_other'] or 'none'}); "
                   f"{cpu_text}")
         ctx.res.add(sec, f"{f['decisions']} decisions, {a.decide_concurrency} in flight ({f['rate']:.0f}/s): "
                     "decide request", f"p50 {fmt_ms(f['api_p50_ms'])}, p99 {fmt_ms(f['api_p99_ms'])}")
