@@ -188,24 +188,7 @@ enum countersign_code countersign_proxy_request(struct countersign_client *c,
     if (!c || !req || !out)
         return client_fail(e, COUNTERSIGN_INVALID_ARGUMENT, 0, "invalid_argument",
                            "client, request and out are required");
-    struct client_fields f = {
-        .id = req->idempotency_key,
-        .grant_id = req->grant_id,
-        .method = req->method,
-        .url = req->url,
-        .json = req->json,
-        .reason = req->reason,
-        .context = req->context,
-        .batch_id = req->batch_id,
-        .body = req->body,
-        .body_len = req->body_len,
-        .headers = req->headers,
-        .n_headers = req->n_headers,
-        .query_params = req->query_params,
-        .n_query_params = req->n_query_params,
-        .path_params = req->path_params,
-        .n_path_params = req->n_path_params,
-    };
+    struct client_fields f = client_fields_of(req, req->idempotency_key, req->batch_id);
     char err[COUNTERSIGN_ERRLEN], *body = NULL;
     enum countersign_code rc = client_request_json(&f, CLIENT_JSON_HTTP, &body, err);
     if (rc)

@@ -265,24 +265,7 @@ static enum countersign_code prepare(const char *batch_id, const struct counters
         }
         keys[i] = req->idempotency_key ? cs_strdup(req->idempotency_key)
                                        : cs_asprintf("%s:%zu", batch_id, i);
-        struct client_fields f = {
-            .id = keys[i],
-            .grant_id = req->grant_id,
-            .method = req->method,
-            .url = req->url,
-            .json = req->json,
-            .reason = req->reason,
-            .context = req->context,
-            .batch_id = batch_id,
-            .body = req->body,
-            .body_len = req->body_len,
-            .headers = req->headers,
-            .n_headers = req->n_headers,
-            .query_params = req->query_params,
-            .n_query_params = req->n_query_params,
-            .path_params = req->path_params,
-            .n_path_params = req->n_path_params,
-        };
+        struct client_fields f = client_fields_of(req, keys[i], batch_id);
         enum countersign_code rc = client_request_json(&f, CLIENT_JSON_HTTP, &body, err);
         if (rc) {
             client_fail(e, rc, 0, "invalid_argument", "requests[%zu]: %s", i, err);

@@ -103,6 +103,9 @@ struct client_fields {
     const struct countersign_header *headers, *query_params, *path_params;
     size_t n_headers, n_query_params, n_path_params;
 };
+/* The fields of HTTP submission req, under id and in batch_id (either may be NULL). */
+struct client_fields client_fields_of(const struct countersign_request *req, const char *id,
+                                      const char *batch_id);
 #define CLIENT_JSON_HTTP 0
 #define CLIENT_JSON_ENVELOPE 1
 

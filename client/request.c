@@ -83,6 +83,29 @@ static enum countersign_code add_json(json_object *o, const char *key, const cha
     return COUNTERSIGN_OK;
 }
 
+struct client_fields client_fields_of(const struct countersign_request *req, const char *id,
+                                      const char *batch_id)
+{
+    return (struct client_fields){
+        .id = id,
+        .grant_id = req->grant_id,
+        .method = req->method,
+        .url = req->url,
+        .json = req->json,
+        .reason = req->reason,
+        .context = req->context,
+        .batch_id = batch_id,
+        .body = req->body,
+        .body_len = req->body_len,
+        .headers = req->headers,
+        .n_headers = req->n_headers,
+        .query_params = req->query_params,
+        .n_query_params = req->n_query_params,
+        .path_params = req->path_params,
+        .n_path_params = req->n_path_params,
+    };
+}
+
 enum countersign_code client_request_json(const struct client_fields *f, int mode, char **out,
                                           char *err)
 {
