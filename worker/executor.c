@@ -289,6 +289,7 @@ static void start(struct executor *ex, const PGresult *res, int r, int64_t recei
 /* A 429 for the grant: its calls waiting here for their turn go back to the queue. */
 static void release_turns(struct executor *ex, const char *grant)
 {
+    struct job *kept = NULL; /* Postgres did not answer: prepare() them later */
     for (struct job **pj = &ex->waiting; *pj;) {
         struct job *j = *pj;
         if (j->rq || strcmp(j->grant_id, grant) != 0) {
@@ -297,10 +298,17 @@ static void release_turns(struct executor *ex, const char *grant)
         }
         *pj = j->next;
         ex->nwaiting--;
-        if (release(ex, j))
+        if (release(ex, j)) {
             job_free(j);
-        else
-            wait_for(ex, j, 1000); /* Postgres did not answer: prepare() it later */
+        } else {
+            j->next = kept; /* not wait_for() here: it would put j back under pj */
+            kept = j;
+        }
+    }
+    while (kept) {
+        struct job *j = kept;
+        kept = j->next;
+        wait_for(ex, j, 1000);
     }
 }
 

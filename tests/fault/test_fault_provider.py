@@ -91,10 +91,14 @@ TRUSTED = [
 def _check(system: System, bases: dict[str, Any], case: Case) -> dict[str, Any]:
     a = system.wait_status(case.name, {"executed", "failed"}, timeout=30)
     got = {"status": a["status"], "error": a["error_code"], "attempts": a["attempts"]}
+    trail = system.sql("SELECT at, actor, action, detail::text FROM audit WHERE approval_id = %s "
+                       "ORDER BY id", a["id"])
     if case.waits is not None:
-        assert a["waits"] >= case.waits, f"{case.name}: {a['waits']} retries without an attempt"
+        assert a["waits"] >= case.waits, \
+            f"{case.name}: {a['waits']} retries without an attempt; audit: {trail}"
     if case.failures is not None:
-        assert a["failures"] == case.failures, f"{case.name}: {a['failures']} attempts used"
+        assert a["failures"] == case.failures, \
+            f"{case.name}: {a['failures']} attempts used; audit: {trail}"
     stub = bases["stub"] if case.where == "http" else bases["tls_stub"]
     calls = [] if case.where == "refused" else stub.requests(f"/v1/refunds/{case.name}/")
     want = {"status": case.status, "error": case.error,
