@@ -38,12 +38,12 @@ WITH r AS (
     ON CONFLICT (agent_id, request_id) DO NOTHING
     RETURNING a
 ), aud AS (
+    -- What the immutable row holds (grant, policy, method, url, reason,
+    -- quorum) is not repeated: the digest binds the entry to that request.
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT r.actor, 'approval.created', (i.a).id, jsonb_build_object(
-        'status', (i.a).status, 'request_id', (i.a).request_id, 'grant_id', (i.a).grant_id,
-        'policy_id', (i.a).policy_id, 'method', (i.a).method, 'url', (i.a).url,
-        'digest', encode((i.a).digest, 'hex'), 'reason', (i.a).reason,
-        'quorum', (i.a).quorum, 'batch_id', (i.a).batch_id)
+        'status', (i.a).status, 'request_id', (i.a).request_id,
+        'digest', encode((i.a).digest, 'hex'), 'batch_id', (i.a).batch_id)
     FROM ins i JOIN r ON r.id = (i.a).id
 ), ob AS MATERIALIZED (
     -- The pending event carries the approval_url and the approvers' ids,

@@ -46,9 +46,28 @@ def test_database_refuses_tampering(system: System) -> None:
         "UPDATE approvals SET expires_at = now() + interval '1 day' WHERE id = %s": "immutable",
         "UPDATE approvals SET quorum = 0 WHERE id = %s": "immutable",
     }
+    # Every column of the stored request, alone and beside a legal change of state
+    # (migration 017 checks them only when an UPDATE names one: each is named here;
+    # the trigger runs before NOT NULL and foreign keys, so it is what refuses).
+    changed = {"id": "gen_random_uuid()", "request_id": "'r2'",
+               "agent_id": "(SELECT id FROM agents LIMIT 1 OFFSET 1)",
+               "grant_id": "'other'", "policy_id": "'other'", "batch_id": "'b1'",
+               "method": "'DELETE'", "headers": "'{}'::jsonb", "context": "'{\"x\": 1}'::jsonb",
+               "reason": "reason || '!'", "digest": "sha256(digest)", "policy": "'{}'::jsonb",
+               "created_at": "created_at - interval '1 s'"}
+    for col, value in changed.items():
+        refusals[f"UPDATE approvals SET {col} = {value} WHERE id = %s"] = "immutable"
+        refusals[f"UPDATE approvals SET status = 'cancelled', {col} = {value} "
+                 "WHERE id = %s"] = "immutable"
+    refusals["UPDATE approvals SET (status, url) = ('cancelled', url || '/x') WHERE id = %s"] = \
+        "immutable"
     for stmt, why in refusals.items():
         with pytest.raises(psycopg.errors.CheckViolation, match=why):
             system.sql(stmt, a["id"])
+            pytest.fail(f"allowed: {stmt}")
+    # Naming a request column with its own value changes nothing and is allowed, as before.
+    system.sql("UPDATE approvals SET url = url, headers = headers, quorum = quorum "
+               "WHERE id = %s", a["id"])
     for stmt in ("UPDATE audit SET actor = 'someone else'", "DELETE FROM audit",
                  "TRUNCATE audit"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
