@@ -7,9 +7,10 @@
  * keeps its secret encrypted; cs_grant_secret() decrypts it on demand into
  * a buffer the caller wipes and frees.
  *
- * The executor expires the catalog at every claim and forgets a grant before
- * every retry, so a call is always checked against the grant as it is when
- * the call is made, not as it was cached.
+ * Each claim tells the executor's catalog which version of every claimed
+ * call's grant it saw (cs_catalog_grant_seen); a cached copy of another
+ * version is reloaded, so a call (a retry is claimed again) is checked
+ * against its grant as of its claim, never an older copy.
  *
  * Lifetime: pointers returned by lookups stay valid until the next
  * cs_catalog_tick() on the same catalog; call it at a safe point of the
@@ -63,6 +64,7 @@ struct cs_grant {
     char (*agents)[CS_UUID_STRLEN + 1];
     int nagents;
     struct cs_policy *policy;
+    char *version; /* cs_grant_version() when loaded (migration 018) */
 };
 
 struct cs_catalog;
@@ -71,10 +73,13 @@ struct cs_catalog *cs_catalog_new(int64_t ttl_ms);
 void cs_catalog_free(struct cs_catalog *c);
 /* Frees entries replaced since the last tick. */
 void cs_catalog_tick(struct cs_catalog *c);
-/* Makes every entry stale: the next lookup of each reads the database again. */
-void cs_catalog_expire(struct cs_catalog *c);
-/* Makes grant `id` stale (its pointer stays valid until the next tick). */
-void cs_catalog_forget_grant(struct cs_catalog *c, const char *id);
+/*
+ * Grant `id` as a statement saw it, by its cs_grant_version(): a cached
+ * copy of another version is made stale (its pointer stays valid until the
+ * next tick). The version covers the grant's row and its bound agents, not
+ * its policy.
+ */
+void cs_catalog_grant_seen(struct cs_catalog *c, const char *id, const char *version);
 
 /*
  * Lookups. With db NULL they answer from the cache only, and return

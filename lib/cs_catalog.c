@@ -19,7 +19,6 @@
 
 struct entry {
     int64_t loaded_ms;
-    uint64_t gen; /* the catalog's generation when loaded */
     bool missing; /* cached "not found" */
     enum { E_AGENT, E_GRANT, E_KEY } kind;
     union {
@@ -32,7 +31,6 @@ struct entry {
 
 struct cs_catalog {
     int64_t ttl_ms;
-    uint64_t gen;          /* cs_catalog_expire() bumps it */
     struct cs_map *agents; /* name -> entry */
     struct cs_map *grants; /* id -> entry */
     struct cs_map *keys;   /* signing key id -> entry */
@@ -58,6 +56,7 @@ static void entry_free(void *p)
         struct cs_grant *g = &e->u.grant;
         cs_free(g->id);
         cs_free(g->inject_header);
+        cs_free(g->version);
         for (int i = 0; i < g->nbases; i++) {
             cs_free(g->bases[i]);
             if (g->base_urls)
@@ -102,18 +101,22 @@ void cs_catalog_tick(struct cs_catalog *c)
     }
 }
 
-void cs_catalog_expire(struct cs_catalog *c)
-{
-    c->gen++;
-}
-
-void cs_catalog_forget_grant(struct cs_catalog *c, const char *id)
+/* Makes grant `id` stale (its pointer stays valid until the next tick). */
+static void forget_grant(struct cs_catalog *c, const char *id)
 {
     struct entry *old = cs_map_del(c->grants, id);
     if (old) {
         old->retired_next = c->retired;
         c->retired = old;
     }
+}
+
+void cs_catalog_grant_seen(struct cs_catalog *c, const char *id, const char *version)
+{
+    struct entry *e = cs_map_get(c->grants, id);
+    if (e &&
+        (e->missing || !version || !e->u.grant.version || strcmp(e->u.grant.version, version) != 0))
+        forget_grant(c, id);
 }
 
 void cs_catalog_free(struct cs_catalog *c)
@@ -130,14 +133,13 @@ void cs_catalog_free(struct cs_catalog *c)
 static struct entry *fresh(struct cs_catalog *c, struct cs_map *m, const char *key, int64_t now)
 {
     struct entry *e = cs_map_get(m, key);
-    if (e && e->gen == c->gen && now - e->loaded_ms < c->ttl_ms)
+    if (e && now - e->loaded_ms < c->ttl_ms)
         return e;
     return NULL;
 }
 
 static void store(struct cs_catalog *c, struct cs_map *m, const char *key, struct entry *e)
 {
-    e->gen = c->gen;
     struct entry *old = cs_map_put(m, key, e);
     if (old) {
         old->retired_next = c->retired;
@@ -207,6 +209,7 @@ static enum cs_err load_grant(const PGresult *res, struct cs_grant *g, char *err
     g->idempotency_keys = cs_db_bool(res, 0, CSC_GRANT_LOAD_IDEMPOTENCY_KEYS);
     g->disabled = cs_db_bool(res, 0, CSC_GRANT_LOAD_DISABLED);
     g->paused = cs_db_bool(res, 0, CSC_GRANT_LOAD_PAUSED);
+    g->version = cs_strdup(cs_db_str(res, 0, CSC_GRANT_LOAD_VERSION));
     const char *pat = cs_db_str(res, 0, CSC_GRANT_LOAD_IN_PROGRESS_PATTERN);
     if (pat) {
         g->in_progress_re = cs_malloc(sizeof(regex_t));

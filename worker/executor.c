@@ -540,8 +540,9 @@ static enum cs_err claim(struct executor *ex, int n, bool *full, char *err)
             ex->next_poll_ms = next;
     }
     cs_catalog_tick(ex->cat);
-    if (got > 0)
-        cs_catalog_expire(ex->cat); /* check the claimed calls against the grants as they are now */
+    for (int r = 0; r < got; r++) /* the calls are checked against their grants as claimed */
+        cs_catalog_grant_seen(ex->cat, cs_db_str(res, r, CSC_CLAIM_APPROVED_GRANT_ID),
+                              cs_db_str(res, r, CSC_CLAIM_APPROVED_GRANT_VERSION));
     for (int r = 0; r < got; r++)
         start(ex, res, r, received);
     PQclear(res);

@@ -24,7 +24,8 @@ SELECT g.id, g.secret, g.inject, g.inject_header, array_to_json(g.allowed_bases)
                  FROM policy_approvers pa JOIN approvers a ON a.id = pa.approver_id
                  WHERE pa.policy_id = p.id AND pa.escalation AND a.disabled_at IS NULL), '[]') AS escalation_json,
        p.require_passkey, CASE WHEN p.link_mode = 'semi-public' THEN p.link_lifetime_s END AS link_lifetime_s,
-       g.paused_at IS NOT NULL AS paused, g.in_progress_pattern
+       g.paused_at IS NOT NULL AS paused, g.in_progress_pattern,
+       cs_grant_version(g.id) AS version
 FROM grants g JOIN policies p ON p.id = g.policy_id
 WHERE g.id = $1;
 

@@ -148,13 +148,16 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        (CASE WHEN n.rate_per_s IS NULL OR p.overdue THEN 0
              ELSE greatest(0, (p.rn - n.tokens) / n.rate_per_s * 1000) END)::bigint AS turn_ms,
        (CASE WHEN n.rate_per_s IS NULL THEN 0 ELSE 1000 / n.rate_per_s END)::int AS turn_gap_ms,
+       -- What this claim saw of the grant (migration 018): the executor
+       -- reloads its cached copy only when that differs.
+       cs_grant_version(gr.id) AS grant_version,
        NULL::bigint AS next_ms
 FROM u JOIN pick p ON p.id = (u.a).id JOIN grants gr ON gr.id = (u.a).grant_id
      LEFT JOIN n ON n.grant_id = (u.a).grant_id, t
 WHERE (SELECT count(*) FROM ob) > 0
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        greatest(0, ceil(extract(epoch FROM nxt.at - t.now) * 1000))::bigint
 FROM nxt, t;
 

@@ -368,6 +368,25 @@ def test_grant_narrowed_while_cached_refused(d: Deployment) -> None:
     assert f["status"] == "failed" and f["error_code"] == "host_not_allowed"
 
 
+def test_agent_unbound_while_cached_refused(d: Deployment) -> None:
+    """As above, but what changes is the grant's bound agents (grant_agents, not the
+    grant's own row): the executor's cached copy must not outlive the unbinding."""
+    sec = "sk_unbound_" + secrets.token_hex(12)
+    d.secrets.append(sec)
+    _put_grant(d, "unbound", sec, [d.stub.url], ["bot1"])
+    aid = d.pending(grant="unbound", path="/v1/refunds/unbound-pending")
+    warm = d.submit(grant="unbound", amount=5, path="/v1/refunds/unbound-warm")
+    assert warm.status_code == 200, warm.text  # executed by a worker: grant loaded there
+    d.system.cli("grant", "unbind", "unbound", "bot1")
+    r = d.http.post(f"/v1/admin/approvals/{aid}/decide", headers=d.admin(),
+                    json={"approver": "alice", "decision": "approve"})
+    assert r.status_code == 200, r.text
+    f = d.wait_id(aid, {"failed", "executed"})
+    assert d.stub.count("/v1/refunds/unbound-pending") == 0, \
+        "the call ran for an agent the grant no longer binds (stale grant cache)"
+    assert f["status"] == "failed" and f["error_code"] == "forbidden"
+
+
 def test_grant_narrowed_between_retries_refused(d: Deployment) -> None:
     """A call the provider answered 503 waits to be retried (Retry-After 3 s). Meanwhile
     the operator narrows the grant's hosts: the retry must not send the secret again."""
