@@ -245,9 +245,11 @@ def pg_stats_top(ctx: Ctx, wall: float, n: int = 12) -> list[dict[str, Any]]:
     assert ctx.pg
     with psycopg.connect(ctx.pg.url("postgres"), autocommit=True) as c:
         rows = c.execute(
-            "SELECT calls, total_exec_time, mean_exec_time, rows, shared_blks_hit + shared_blks_read, "
+            "SELECT calls, total_exec_time + total_plan_time, "
+            "(total_exec_time + total_plan_time) / greatest(calls, 1), plans, total_plan_time, "
+            "rows, shared_blks_hit + shared_blks_read, "
             "wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements "
-            "ORDER BY total_exec_time DESC LIMIT %s", (n,)).fetchall()
+            "ORDER BY total_exec_time + total_plan_time DESC LIMIT %s", (n,)).fetchall()
         w1 = c.execute(_WAL_Q).fetchone()
     w0 = getattr(ctx, "wal0", None)
     if w0 and w1:
@@ -257,12 +259,14 @@ def pg_stats_top(ctx: Ctx, wall: float, n: int = 12) -> list[dict[str, Any]]:
             f"{dlt[1] / wall:.0f} WAL records/s")
     out = []
     say(f"    pg_stat_statements, top {n} by total time over {wall:.1f}s "
-        "(calls, total ms, % of wall, mean ms, rows, blocks, WAL MB, query):")
-    for calls, total, mean, nrows, blks, wal, q in rows:
-        out.append({"calls": calls, "total_ms": total, "mean_ms": mean, "rows": nrows, "blocks": blks,
-                    "wal_bytes": int(wal), "query": q[:300]})
-        say(f"    {calls:>8} {total:>10.0f} {total / wall / 10:>5.1f}% {mean:>8.2f} {nrows:>9} {blks:>10} "
-            f"{int(wal) / 1e6:>7.1f}  {q[:110]}")
+        "(calls, total ms with planning, % of wall, mean ms, plans, planning ms, rows, blocks, "
+        "WAL MB, query):")
+    for calls, total, mean, plans, plan_ms, nrows, blks, wal, q in rows:
+        out.append({"calls": calls, "total_ms": total, "mean_ms": mean, "plans": plans,
+                    "plan_ms": plan_ms, "rows": nrows, "blocks": blks, "wal_bytes": int(wal),
+                    "query": q[:300]})
+        say(f"    {calls:>8} {total:>10.0f} {total / wall / 10:>5.1f}% {mean:>8.2f} {plans:>7} "
+            f"{plan_ms:>8.0f} {nrows:>9} {blks:>10} {int(wal) / 1e6:>7.1f}  {q[:100]}")
     return out
 
 
@@ -1724,6 +1728,7 @@ def main(argv: list[str]) -> int:
         if args.pg_stats:
             os.environ["CS_PG_OPTS"] = (os.environ.get("CS_PG_OPTS", "") + " -c shared_preload_libraries="
                                         "pg_stat_statements -c pg_stat_statements.track=all "
+                                        "-c pg_stat_statements.track_planning=on "
                                         "-c track_wal_io_timing=on").strip()
         ctx.pg = Postgres(tmp / "pg", free_port())
         ctx.pg.start()
