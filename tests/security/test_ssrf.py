@@ -19,7 +19,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -348,43 +348,41 @@ def test_grant_narrowed_or_unbound_before_execution_refused(d: Deployment) -> No
     assert results[left]["error_code"] == "forbidden"
 
 
-def test_grant_narrowed_while_cached_refused(d: Deployment) -> None:
-    """The same attack without waiting: the worker has just used the grant (so it may
-    hold it in its cache), the operator narrows its hosts, and only then approves. The
-    approval must not go to the host the grant no longer allows."""
-    sec = "sk_cached_" + secrets.token_hex(12)
+def _changed_while_cached(d: Deployment, grant: str, change: Callable[[str], None],
+                          code: str, what: str) -> None:
+    """A worker has just executed a call of `grant` (so it may hold the grant cached);
+    `change(secret)` changes the grant, and only then is a pending call approved: it
+    must fail with `code` and reach nobody."""
+    sec = f"sk_{grant}_" + secrets.token_hex(12)
     d.secrets.append(sec)
-    _put_grant(d, "cached", sec, [d.stub.url], ["bot1"])
-    aid = d.pending(grant="cached", path="/v1/refunds/cached-pending")
-    warm = d.submit(grant="cached", amount=5, path="/v1/refunds/cached-warm")
+    _put_grant(d, grant, sec, [d.stub.url], ["bot1"])
+    aid = d.pending(grant=grant, path=f"/v1/refunds/{grant}-pending")
+    warm = d.submit(grant=grant, amount=5, path=f"/v1/refunds/{grant}-warm")
     assert warm.status_code == 200, warm.text  # executed by a worker: grant loaded there
-    _put_grant(d, "cached", sec, ["https://api.example.com"], ["bot1"])
+    change(sec)
     r = d.http.post(f"/v1/admin/approvals/{aid}/decide", headers=d.admin(),
                     json={"approver": "alice", "decision": "approve"})
     assert r.status_code == 200, r.text
     f = d.wait_id(aid, {"failed", "executed"})
-    assert d.stub.count("/v1/refunds/cached-pending") == 0, \
-        "the secret went to a host the grant no longer allowed (stale grant cache)"
-    assert f["status"] == "failed" and f["error_code"] == "host_not_allowed"
+    assert d.stub.count(f"/v1/refunds/{grant}-pending") == 0, f"{what} (stale grant cache)"
+    assert f["status"] == "failed" and f["error_code"] == code
+
+
+def test_grant_narrowed_while_cached_refused(d: Deployment) -> None:
+    """The same attack without waiting: the operator narrows the grant's hosts right
+    after a worker used it. The approval must not go to the host no longer allowed."""
+    _changed_while_cached(
+        d, "cached",
+        lambda sec: _put_grant(d, "cached", sec, ["https://api.example.com"], ["bot1"]),
+        "host_not_allowed", "the secret went to a host the grant no longer allowed")
 
 
 def test_agent_unbound_while_cached_refused(d: Deployment) -> None:
     """As above, but what changes is the grant's bound agents (grant_agents, not the
     grant's own row): the executor's cached copy must not outlive the unbinding."""
-    sec = "sk_unbound_" + secrets.token_hex(12)
-    d.secrets.append(sec)
-    _put_grant(d, "unbound", sec, [d.stub.url], ["bot1"])
-    aid = d.pending(grant="unbound", path="/v1/refunds/unbound-pending")
-    warm = d.submit(grant="unbound", amount=5, path="/v1/refunds/unbound-warm")
-    assert warm.status_code == 200, warm.text  # executed by a worker: grant loaded there
-    d.system.cli("grant", "unbind", "unbound", "bot1")
-    r = d.http.post(f"/v1/admin/approvals/{aid}/decide", headers=d.admin(),
-                    json={"approver": "alice", "decision": "approve"})
-    assert r.status_code == 200, r.text
-    f = d.wait_id(aid, {"failed", "executed"})
-    assert d.stub.count("/v1/refunds/unbound-pending") == 0, \
-        "the call ran for an agent the grant no longer binds (stale grant cache)"
-    assert f["status"] == "failed" and f["error_code"] == "forbidden"
+    _changed_while_cached(
+        d, "unbound", lambda _: d.system.cli("grant", "unbind", "unbound", "bot1"),
+        "forbidden", "the call ran for an agent the grant no longer binds")
 
 
 def test_grant_narrowed_between_retries_refused(d: Deployment) -> None:
