@@ -143,11 +143,12 @@ def test_the_link_stops_deciding_after_its_lifetime(system: System) -> None:
         text = holder.page(p["approval_url"])
         assert "Anyone holding this link can decide" in text
         form = holder.form(p["approval_url"])
-        # 61 s later (the stored request is immutable: the test's superuser lifts the guard).
-        system.sql("ALTER TABLE approvals DISABLE TRIGGER approvals_guard")
+        # 61 s later (the stored request is immutable: the test's superuser lifts the
+        # trigger that guards it, migration 017).
+        system.sql("ALTER TABLE approvals DISABLE TRIGGER approvals_immutable")
         system.sql("UPDATE approvals SET created_at = created_at - interval '61 seconds' "
                    "WHERE id = %s", p["approval_id"])
-        system.sql("ALTER TABLE approvals ENABLE TRIGGER approvals_guard")
+        system.sql("ALTER TABLE approvals ENABLE TRIGGER approvals_immutable")
         text = holder.page(p["approval_url"])
         assert NO_FORM not in text and "Anyone holding" not in text
         assert "Sign in to decide" in text
