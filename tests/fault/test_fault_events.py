@@ -110,14 +110,14 @@ def test_postgres_crash_with_the_slot_behind_republishes(system: System) -> None
     system.worker()
     # The slot's position reaches disk at checkpoints, and whenever its restart point or
     # catalog xmin moves. A checkpoint now, before the events, puts the next timed one
-    # minutes away; a transaction left open from before the events until the crash keeps
-    # the restart point (and so the slot's copy on disk) before every one of them. The
+    # minutes away; a transaction left open from before the events until the crash, with
+    # a WAL record of its own (so that decoding holds it: an xid alone is not enough),
+    # keeps the restart point, and so the slot's copy on disk, before every event. The
     # crash then sends the slot back before all of them. (Without it, a save after the
-    # last event, as twice under load in CI, left only keepalive positions in the gap:
-    # the slot went back and rightly nothing came again.)
+    # last event, as under load in CI, left nothing to send again, or nothing behind.)
     system.sql("CHECKPOINT")
     holder = psycopg.connect(system.db_url, autocommit=False)
-    holder.execute("SELECT pg_current_xact_id()")
+    holder.execute("SELECT pg_logical_emit_message(true, 'cs-test-hold', '')")
     system.produce(*[system.envelope(f"a{i}", amount=5) for i in range(200)])
     wait_all_terminal(system, 200, timeout=90)
     system.wait_events_published(60)
