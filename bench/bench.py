@@ -456,7 +456,7 @@ def exec_drain(ctx: Ctx, m: int, workers: int, conc: int, claim: int) -> dict[st
                     30, what="the template call to execute")
         d.stop_workers()
         load_rows(d, tid, "ex-", m, "approved", prog)
-        d.sql("VACUUM ANALYZE approvals")
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         ctx.provider.reset(record=False)
         for _ in range(workers):
             d.start_worker(wait=False)
@@ -1021,7 +1021,7 @@ def scenario_c(ctx: Ctx) -> None:
         tid = d.template_row()
         base_n = a.decide_baseline
         load_rows(d, tid, "dec-", a.decisions + base_n, "pending", prog)
-        d.sql("VACUUM ANALYZE approvals")
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         ids = [r[0] for r in d.sql("SELECT id::text FROM approvals WHERE request_id LIKE 'dec-%%' "
                                    "ORDER BY id")]
         sec = "(c) decisions"
@@ -1118,7 +1118,7 @@ def scenario_d(ctx: Ctx) -> None:
         api = d.start_api()
         tid = d.template_row()
         load_rows(d, tid, "wait-", n, "pending", prog)
-        d.sql("VACUUM ANALYZE approvals")
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         ids = [r[0] for r in d.sql("SELECT id::text FROM approvals WHERE request_id LIKE 'wait-%%'")]
         assert api.url
         port = int(api.url.rsplit(":", 1)[1])
@@ -1178,9 +1178,10 @@ def scenario_d(ctx: Ctx) -> None:
             prog.update(f"{int(waiting)} suspended, api RSS {rss / 1024:.1f} MB; waking them all", force=True)
             t0 = time.time()
             await loop.run_in_executor(None, lambda: d.sql(
-                "UPDATE approvals SET status = 'denied', decided_at = clock_timestamp(), "
-                "decided_by = 'bench', decision_reason = 'bench wake-up' "
-                "WHERE request_id LIKE 'wait-%%' AND status = 'pending'"))
+                "UPDATE approval_states SET status = 'denied', decided_at = clock_timestamp(), "
+                "decided_by = 'bench', decision_reason = 'bench wake-up' WHERE id IN "
+                "(SELECT id FROM approval_requests WHERE request_id LIKE 'wait-%%') "
+                "AND status = 'pending'"))
             t_commit = time.time()
             done, pending = await asyncio.wait(tasks, timeout=60)
             for t in pending:
@@ -1229,8 +1230,8 @@ def scenario_e(ctx: Ctx) -> None:
         load_rows(d, tid, "pool-", pool_n, "pending", prog)
         load_rows(d, tid, "due-", n, "pending", prog, expires="now() - interval '1 second'",
                   chunk=100_000)
-        prog.update("VACUUM ANALYZE approvals", force=True)
-        d.sql("VACUUM ANALYZE approvals")
+        prog.update("VACUUM ANALYZE approval_requests, approval_states", force=True)
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         ids = [r[0] for r in d.sql("SELECT id::text FROM approvals WHERE request_id LIKE 'pool-%%' "
                                    "ORDER BY id")]
         ctx.provider.reset(record=True)
@@ -1534,7 +1535,7 @@ def scenario_plans(ctx: Ctx) -> None:
         }
         backlog = a.m
         load_rows(d, tid, "pl-", backlog, "approved", prog)
-        d.sql("VACUUM ANALYZE approvals")
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         conn = d.conn()
         conn.prepare_threshold = None   # our own PREPAREs only
         # calls in flight of another worker (never completed): what complete_executions joins past

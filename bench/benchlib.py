@@ -596,19 +596,27 @@ class Deployment:
         decided_by = "'policy'" if status == "approved" else "NULL"
         cur = self.conn().execute(
             f"""
-            INSERT INTO approvals (id, request_id, agent_id, grant_id, policy_id, method, url,
-                headers, body, reason, context, digest, policy, approvers, quorum, status,
-                expires_at, decided_at, decided_by)
-            SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
-                       substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint)
-                                 FROM 3) FROM 1 FOR 6), 'hex')::uuid,
-                   %s || g, t.agent_id, t.grant_id, t.policy_id, t.method, t.url, t.headers,
-                   t.body, t.reason, t.context, t.digest, t.policy, t.approvers, t.quorum,
-                   %s, {expires}, {decided}, {decided_by}
-            FROM approvals t, generate_series(%s::int, %s::int) g
-            WHERE t.id = %s::uuid
+            WITH src AS (
+                SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
+                           substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                                     FROM 3) FROM 1 FOR 6), 'hex')::uuid AS id,
+                       %s || g AS request_id, t.agent_id, t.grant_id, t.policy_id, t.method,
+                       t.url, t.headers, t.body, t.reason, t.context, t.digest, t.policy,
+                       t.approvers, t.quorum
+                FROM approvals t, generate_series(%s::int, %s::int) g
+                WHERE t.id = %s::uuid
+            ), req AS (
+                INSERT INTO approval_requests (id, request_id, agent_id, grant_id, policy_id,
+                    method, url, headers, body, reason, context, digest, policy)
+                SELECT id, request_id, agent_id, grant_id, policy_id, method, url, headers,
+                       body, reason, context, digest, policy FROM src
+            )
+            INSERT INTO approval_states (id, grant_id, approvers, quorum, status, expires_at,
+                decided_at, decided_by)
+            SELECT id, grant_id, approvers, quorum, %s, {expires}, {decided}, {decided_by}
+            FROM src
             """,
-            (prefix, status, lo, hi, template),
+            (prefix, lo, hi, template, status),
         )
         return cur.rowcount
 

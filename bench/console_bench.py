@@ -43,29 +43,29 @@ def _load(d: Any, template: str, n: int, prog: Progress, chunk: int = 100_000) -
                        (i::bigint * 7919) %% 1000 AS r
                 FROM generate_series(%s::int, %s::int - 1) i
             )
-            INSERT INTO approvals (id, request_id, agent_id, grant_id, policy_id, method, url,
-                headers, body, reason, context, digest, policy, approvers, quorum, status,
-                created_at, updated_at, expires_at, decided_at, decided_by, executed_at,
-                attempts, response_status, error_code, error_message)
+            , src AS (
             SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
-                       substring(int8send(g.ms) FROM 3) FROM 1 FOR 6), 'hex')::uuid,
-                   'load-' || g.i, ags.ids[1 + g.i %% %s], 'g' || (g.i %% %s), t.policy_id, t.method, t.url,
+                       substring(int8send(g.ms) FROM 3) FROM 1 FOR 6), 'hex')::uuid AS id,
+                   'load-' || g.i AS request_id, ags.ids[1 + g.i %% %s] AS agent_id,
+                   'g' || (g.i %% %s) AS grant_id, t.policy_id, t.method, t.url,
                    t.headers, t.body, t.reason, t.context, t.digest, t.policy, t.approvers,
-                   t.quorum, s.status, to_timestamp(g.ms / 1000.0),
-                   to_timestamp(g.ms / 1000.0) + interval '2 minutes',
-                   to_timestamp(g.ms / 1000.0) + interval '30 days',
+                   t.quorum, s.status, to_timestamp(g.ms / 1000.0) AS created_at,
+                   to_timestamp(g.ms / 1000.0) + interval '2 minutes' AS updated_at,
+                   to_timestamp(g.ms / 1000.0) + interval '30 days' AS expires_at,
                    CASE WHEN s.status IN ('executed', 'failed', 'denied', 'approved', 'executing')
-                        THEN to_timestamp(g.ms / 1000.0) + interval '1 minute' END,
+                        THEN to_timestamp(g.ms / 1000.0) + interval '1 minute' END AS decided_at,
                    CASE WHEN s.status IN ('executed', 'failed', 'approved', 'executing')
-                        THEN 'approver:alice' WHEN s.status = 'denied' THEN 'approver:alice' END,
+                        THEN 'approver:alice' WHEN s.status = 'denied' THEN 'approver:alice' END
+                        AS decided_by,
                    CASE WHEN s.status IN ('executed', 'failed')
                         THEN to_timestamp(g.ms / 1000.0) + interval '1 minute'
-                             + make_interval(secs => (g.r %% 50) / 1000.0 + 0.01) END,
-                   CASE WHEN s.status IN ('executed', 'failed') THEN 1 ELSE 0 END,
-                   CASE WHEN s.status = 'executed' THEN 200 END,
+                             + make_interval(secs => (g.r %% 50) / 1000.0 + 0.01) END
+                        AS executed_at,
+                   CASE WHEN s.status IN ('executed', 'failed') THEN 1 ELSE 0 END AS attempts,
+                   CASE WHEN s.status = 'executed' THEN 200 END AS response_status,
                    CASE WHEN s.status = 'failed' THEN (ARRAY['timeout', 'connect',
-                        'outcome_unknown', 'tls'])[1 + g.i %% 4] END,
-                   CASE WHEN s.status = 'failed' THEN 'bench failure' END
+                        'outcome_unknown', 'tls'])[1 + g.i %% 4] END AS error_code,
+                   CASE WHEN s.status = 'failed' THEN 'bench failure' END AS error_message
             FROM g
             CROSS JOIN LATERAL (SELECT CASE
                 WHEN g.i >= %s::int - 2000 THEN (ARRAY['pending', 'pending', 'approved',
@@ -76,6 +76,18 @@ def _load(d: Any, template: str, n: int, prog: Progress, chunk: int = 100_000) -
             CROSS JOIN (SELECT array_agg(id ORDER BY name) AS ids FROM agents) ags,
             approvals t
             WHERE t.id = %s::uuid
+            ), req AS (
+                INSERT INTO approval_requests (id, request_id, agent_id, grant_id, policy_id,
+                    method, url, headers, body, reason, context, digest, policy, created_at)
+                SELECT id, request_id, agent_id, grant_id, policy_id, method, url, headers, body,
+                       reason, context, digest, policy, created_at FROM src
+            )
+            INSERT INTO approval_states (id, grant_id, approvers, quorum, status, updated_at,
+                expires_at, decided_at, decided_by, executed_at, attempts, response_status,
+                error_code, error_message)
+            SELECT id, grant_id, approvers, quorum, status, updated_at, expires_at, decided_at,
+                   decided_by, executed_at, attempts, response_status, error_code, error_message
+            FROM src
             """,
             span_ms, span_ms, n, done, hi, AGENTS, GRANTS, n, template)
         done = hi
@@ -151,7 +163,7 @@ def scenario_console(ctx: Any) -> None:
         _load(d, template, n, prog)
         load_s = time.monotonic() - t0
         prog.update("VACUUM ANALYZE", force=True)
-        d.sql("VACUUM ANALYZE approvals")
+        d.sql("VACUUM ANALYZE approval_requests, approval_states")
         api = d.start_api()
         d.env["CS_PUBLIC_URL"] = api.url  # sign-in links lead to this api
         link = json.loads(d.cli("approver", "signin-link", "ops", "--next", "/console"))["url"]

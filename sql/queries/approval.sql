@@ -24,19 +24,26 @@ WITH r AS (
         context jsonb, digest_hex text, policy jsonb, approvers uuid[], quorum int,
         status text, expires_ms bigint, approval_url text, holders jsonb, actor text, next_reminder_ms bigint,
         escalate_ms bigint)
-), ins AS (
-    INSERT INTO approvals AS a (id, request_id, agent_id, grant_id, policy_id, batch_id,
-        method, url, headers, body, reason, context, digest, policy, approvers, quorum,
-        status, expires_at, decided_at, decided_by, next_reminder_at, escalate_at)
+), req AS (
+    -- The request, written once (migration 019), and its state.
+    INSERT INTO approval_requests AS q (id, request_id, agent_id, grant_id, policy_id, batch_id,
+        method, url, headers, body, reason, context, digest, policy)
     SELECT id, request_id, agent_id, grant_id, policy_id, batch_id, method, url, headers,
-        decode(body_b64, 'base64'), reason, context, decode(digest_hex, 'hex'), policy,
-        approvers, quorum, status, to_timestamp(expires_ms / 1000.0),
-        CASE WHEN status = 'approved' THEN clock_timestamp() END,
-        CASE WHEN status = 'approved' THEN 'policy' END,
-        to_timestamp(next_reminder_ms / 1000.0), to_timestamp(escalate_ms / 1000.0)
+        decode(body_b64, 'base64'), reason, context, decode(digest_hex, 'hex'), policy
     FROM r
     ON CONFLICT (agent_id, request_id) DO NOTHING
-    RETURNING a
+    RETURNING q
+), st AS (
+    INSERT INTO approval_states AS s (id, grant_id, expires_at, quorum, approvers, status,
+        decided_at, decided_by, next_reminder_at, escalate_at)
+    SELECT r.id, r.grant_id, to_timestamp(r.expires_ms / 1000.0), r.quorum, r.approvers,
+        r.status, CASE WHEN r.status = 'approved' THEN clock_timestamp() END,
+        CASE WHEN r.status = 'approved' THEN 'policy' END,
+        to_timestamp(r.next_reminder_ms / 1000.0), to_timestamp(r.escalate_ms / 1000.0)
+    FROM req JOIN r ON r.id = (req.q).id
+    RETURNING s
+), ins AS (
+    SELECT cs_approval(req.q, st.s) AS a FROM req JOIN st ON (st.s).id = (req.q).id
 ), aud AS (
     -- What the immutable row holds (grant, policy, method, url, reason,
     -- quorum) is not repeated: the digest binds the entry to that request.
@@ -85,11 +92,11 @@ SELECT EXISTS (
 
 -- name: vote_lock
 -- Locks the approval for the voting transaction.
-SELECT status, agent_id, quorum, expires_at <= clock_timestamp() AS expired,
-       $2::uuid = ANY (approvers) AS is_approver,
-       coalesce((policy->>'require_passkey')::bool, false) AS require_passkey
-FROM approvals WHERE id = $1::uuid
-FOR UPDATE;
+SELECT a.status, r.agent_id, a.quorum, a.expires_at <= clock_timestamp() AS expired,
+       $2::uuid = ANY (a.approvers) AS is_approver,
+       coalesce((r.policy->>'require_passkey')::bool, false) AS require_passkey
+FROM approval_states a JOIN approval_requests r ON r.id = a.id WHERE a.id = $1::uuid
+FOR UPDATE OF a;
 
 -- name: vote_insert
 -- $1 approval, $2 approver (whose vote), $3 cast_by (who voted), $4 'approve'|'deny',
@@ -115,11 +122,12 @@ SELECT (SELECT count(*) FROM votes WHERE approval_id = $1::uuid AND decision = '
 -- name: approval_decide
 -- pending -> approved | denied. $1 id, $2 new status, $3 decided_by, $4 reason, $5 actor.
 WITH u AS (
-    UPDATE approvals a SET status = $2::text, decided_at = clock_timestamp(),
+    UPDATE approval_states a SET status = $2::text, decided_at = clock_timestamp(),
         decided_by = $3::text, decision_reason = $4::text
-    WHERE a.id = $1::uuid AND a.status = 'pending' AND a.expires_at > clock_timestamp()
-      AND $2::text IN ('approved', 'denied')
-    RETURNING a
+    FROM approval_requests r
+    WHERE a.id = $1::uuid AND r.id = a.id AND a.status = 'pending'
+      AND a.expires_at > clock_timestamp() AND $2::text IN ('approved', 'denied')
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $5::text, 'approval.' || (u.a).status, (u.a).id, jsonb_strip_nulls(
@@ -138,14 +146,16 @@ SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 -- Audited as by "link holder" with the client's address and user agent.
 -- $1 id, $2 new status, $3 reason, $4 detail (jsonb: address, user_agent).
 WITH u AS (
-    UPDATE approvals a SET status = $2::text, decided_at = clock_timestamp(),
+    UPDATE approval_states a SET status = $2::text, decided_at = clock_timestamp(),
         decided_by = 'link holder', decision_reason = $3::text
-    WHERE a.id = $1::uuid AND a.status = 'pending' AND a.expires_at > clock_timestamp()
-      AND a.policy->>'link_mode' = 'semi-public'
-      AND clock_timestamp() < a.created_at
-                              + make_interval(secs => (a.policy->>'link_lifetime_s')::int)
+    FROM approval_requests r
+    WHERE a.id = $1::uuid AND r.id = a.id AND a.status = 'pending'
+      AND a.expires_at > clock_timestamp()
+      AND r.policy->>'link_mode' = 'semi-public'
+      AND clock_timestamp() < r.created_at
+                              + make_interval(secs => (r.policy->>'link_lifetime_s')::int)
       AND $2::text IN ('approved', 'denied')
-    RETURNING a
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'link-holder', 'approval.' || (u.a).status, (u.a).id,
@@ -163,11 +173,12 @@ SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 -- pending -> cancelled by the requesting agent ($2), or by an operator ($2 NULL).
 -- $1 id, $2 agent id, $3 actor, $4 reason.
 WITH u AS (
-    UPDATE approvals a SET status = 'cancelled', decided_at = clock_timestamp(),
+    UPDATE approval_states a SET status = 'cancelled', decided_at = clock_timestamp(),
         decided_by = $3::text, decision_reason = $4::text
-    WHERE a.id = $1::uuid AND ($2::uuid IS NULL OR a.agent_id = $2::uuid)
+    FROM approval_requests r
+    WHERE a.id = $1::uuid AND r.id = a.id AND ($2::uuid IS NULL OR r.agent_id = $2::uuid)
       AND a.status = 'pending'
-    RETURNING a
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $3::text, 'approval.cancelled', (u.a).id,

@@ -130,16 +130,16 @@ WITH b AS (
     FROM batch_votes v CROSS JOIN LATERAL unnest(v.denied_items) AS e
     WHERE v.batch_uid = $1::uuid AND v.decision = 'approve'
 ), u AS (
-    UPDATE approvals a SET
-        status = CASE WHEN $2::text = 'denied' OR a.request_id = ANY (x.denied)
+    UPDATE approval_states a SET
+        status = CASE WHEN $2::text = 'denied' OR r.request_id = ANY (x.denied)
                       THEN 'denied' ELSE 'approved' END,
         decided_at = clock_timestamp(), decided_by = $3::text,
-        decision_reason = CASE WHEN $2::text = 'denied' OR a.request_id = ANY (x.denied)
+        decision_reason = CASE WHEN $2::text = 'denied' OR r.request_id = ANY (x.denied)
                                THEN $4::text END
-    FROM b, x
-    WHERE a.agent_id = b.agent_id AND a.batch_id = b.id AND a.status = 'pending'
-      AND a.expires_at > clock_timestamp()
-    RETURNING a
+    FROM b, x, approval_requests r
+    WHERE r.agent_id = b.agent_id AND r.batch_id = b.id AND a.id = r.id
+      AND a.status = 'pending' AND a.expires_at > clock_timestamp()
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $5::text, 'approval.' || (u.a).status, (u.a).id, jsonb_strip_nulls(jsonb_build_object(

@@ -15,15 +15,15 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 -- The overview's head: approvals waiting by status; terminal ones in the
 -- last hour by status; the oldest pending approval; the longest-running
 -- execution (since its latest start, from the audit log) and its lease owner.
-SELECT (SELECT count(*) FROM approvals WHERE status = 'pending') AS pending,
-       (SELECT count(*) FROM approvals WHERE status = 'approved') AS approved,
-       (SELECT count(*) FROM approvals WHERE status = 'executing') AS executing,
+SELECT (SELECT count(*) FROM approval_states WHERE status = 'pending') AS pending,
+       (SELECT count(*) FROM approval_states WHERE status = 'approved') AS approved,
+       (SELECT count(*) FROM approval_states WHERE status = 'executing') AS executing,
        (SELECT count(*) FILTER (WHERE status = 'executed') || ',' ||
                count(*) FILTER (WHERE status = 'failed') || ',' ||
                count(*) FILTER (WHERE status = 'denied') || ',' ||
                count(*) FILTER (WHERE status = 'expired') || ',' ||
                count(*) FILTER (WHERE status = 'cancelled')
-        FROM approvals
+        FROM approval_states
         WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
           AND updated_at > now() - interval '1 hour') AS finished_csv,
        o.id AS oldest_id, (extract(epoch FROM o.created_at) * 1000)::bigint AS oldest_created_ms,
@@ -38,7 +38,7 @@ LEFT JOIN LATERAL (
     SELECT a.id, a.lease_owner,
            (SELECT max(u.at) FROM audit u
             WHERE u.approval_id = a.id AND u.action = 'approval.executing') AS started
-    FROM approvals a WHERE a.status = 'executing'
+    FROM approval_states a WHERE a.status = 'executing'
     ORDER BY started NULLS LAST LIMIT 1) x ON true;
 
 -- name: console_series
@@ -51,16 +51,16 @@ LEFT JOIN LATERAL (
 WITH p AS (
     SELECT now() - make_interval(secs => $1::int) AS since, $1::float8 / $2::int AS width
 ), moved AS (
-    SELECT status, decided_at, coalesce(executed_at, updated_at) AS done_at FROM approvals
+    SELECT status, decided_at, coalesce(executed_at, updated_at) AS done_at FROM approval_states
     WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
       AND updated_at > now() - make_interval(secs => $1::int)
     UNION ALL
-    SELECT status, decided_at, NULL FROM approvals
+    SELECT status, decided_at, NULL FROM approval_states
     WHERE status IN ('approved', 'executing')
       AND decided_at > now() - make_interval(secs => $1::int)
 ), ins AS (
     -- Each bucket is an id range: counted from the primary key alone.
-    SELECT g.b, (SELECT count(*) FROM approvals a
+    SELECT g.b, (SELECT count(*) FROM approval_requests a
                  WHERE a.id >= cs_uuid7_floor(p.since + make_interval(secs => g.b * p.width))
                    AND a.id < cs_uuid7_floor(p.since + make_interval(secs => (g.b + 1) * p.width)))
                 AS n
@@ -92,7 +92,7 @@ ORDER BY g.b;
 
 -- name: console_failures
 -- Failed calls of the last $1 seconds by error code, most first.
-SELECT coalesce(error_code, 'unknown') AS error_code, count(*) AS n FROM approvals
+SELECT coalesce(error_code, 'unknown') AS error_code, count(*) AS n FROM approval_states
 WHERE status IN ('executed', 'failed', 'denied', 'expired', 'cancelled')
   AND status = 'failed' AND updated_at > now() - make_interval(secs => $1::int)
 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20;
@@ -128,11 +128,11 @@ LIMIT $10::int;
 -- as an array for console_list's $11: the primary key, then each agent's
 -- (agent_id, request_id) key, probed (no scan).
 SELECT coalesce(array_agg(x.id), '{}')::text AS ids FROM (
-    SELECT id FROM approvals
+    SELECT id FROM approval_requests
     WHERE id = CASE WHEN $1::text ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
                     THEN $1::text::uuid END
     UNION
-    SELECT a.id FROM agents g JOIN approvals a ON a.agent_id = g.id AND a.request_id = $1::text
+    SELECT a.id FROM agents g JOIN approval_requests a ON a.agent_id = g.id AND a.request_id = $1::text
 ) x;
 
 -- name: console_approval
@@ -235,7 +235,7 @@ LEFT JOIN (
            (percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM executed_at - decided_at)
                 * 1000) FILTER (WHERE status = 'executed'))::bigint AS p99,
            count(*) FILTER (WHERE status IN ('approved', 'executing')) AS waiting
-    FROM approvals WHERE id >= cs_uuid7_floor(now() - interval '1 day')
+    FROM approval_states WHERE id >= cs_uuid7_floor(now() - interval '1 day')
     GROUP BY grant_id) st ON st.grant_id = gr.id
 ORDER BY gr.id;
 

@@ -52,9 +52,9 @@ SELECT 1 AS one;
 -- name: queue_depths
 -- Gauges for /metrics: approvals not yet terminal by status (each an index
 -- scan of a partial index).
-SELECT (SELECT count(*) FROM approvals WHERE status = 'pending') AS pending,
-       (SELECT count(*) FROM approvals WHERE status = 'approved') AS approved,
-       (SELECT count(*) FROM approvals WHERE status = 'executing') AS executing;
+SELECT (SELECT count(*) FROM approval_states WHERE status = 'pending') AS pending,
+       (SELECT count(*) FROM approval_states WHERE status = 'approved') AS approved,
+       (SELECT count(*) FROM approval_states WHERE status = 'executing') AS executing;
 
 -- name: event_slot_state
 -- The event slot $1 for /readyz and /metrics: whether it exists, whether a

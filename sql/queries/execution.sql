@@ -36,7 +36,7 @@ g AS MATERIALIZED (
     -- an EXISTS here was planned as a bitmap of every approved row of the
     -- fleet, each claim, a 10 000-member batch's backlog included.
     FROM grants gr CROSS JOIN LATERAL (
-        SELECT 1 FROM approvals a
+        SELECT 1 FROM approval_states a
         WHERE a.grant_id = gr.id AND a.status = 'approved'
           AND (a.not_before IS NULL OR a.not_before <= (SELECT t.now FROM t))
         ORDER BY a.decided_at LIMIT 1) due
@@ -53,7 +53,7 @@ g AS MATERIALIZED (
            greatest(0, least(
                $2::int,
                $4::int - coalesce(($5::jsonb ->> f.grant_id)::int, 0),
-               f.max_in_flight - (SELECT count(*) FROM approvals x, t
+               f.max_in_flight - (SELECT count(*) FROM approval_states x, t
                                   WHERE x.grant_id = f.grant_id AND x.status = 'executing'
                                     AND x.lease_expires_at > t.now)::int,
                CASE WHEN f.rate_per_s IS NULL THEN $2::int
@@ -62,7 +62,7 @@ g AS MATERIALIZED (
 ), c AS MATERIALIZED (
     SELECT q.id, q.grant_id, q.decided_at, false AS overdue
     FROM n CROSS JOIN LATERAL (
-        SELECT a.id, a.grant_id, a.decided_at FROM approvals a, t
+        SELECT a.id, a.grant_id, a.decided_at FROM approval_states a, t
         WHERE a.grant_id = n.grant_id AND a.status = 'approved'
           AND (a.not_before IS NULL OR a.not_before <= t.now)
           AND a.decided_at >= t.now - make_interval(secs => n.exec_deadline_s)
@@ -74,7 +74,7 @@ g AS MATERIALIZED (
         -- The bound as a scalar (not a join with t), so that it is an index
         -- condition: joined, it filtered every approved row of the grant, a
         -- scan of the whole backlog in every claim (10 000 batch members).
-        SELECT a.id, a.grant_id, a.decided_at FROM approvals a
+        SELECT a.id, a.grant_id, a.decided_at FROM approval_states a
         WHERE a.grant_id = gr.id AND a.status = 'approved'
           AND a.decided_at < (SELECT t.now FROM t) - make_interval(secs => gr.exec_deadline_s)
         ORDER BY a.decided_at LIMIT $2::int
@@ -85,14 +85,15 @@ g AS MATERIALIZED (
         FROM (SELECT * FROM o UNION ALL SELECT * FROM c) x) y
     ORDER BY y.overdue DESC, y.rn, y.decided_at LIMIT $2::int
 ), u AS (
-    UPDATE approvals a SET status = 'executing', lease_owner = $1::text,
+    UPDATE approval_states a SET status = 'executing', lease_owner = $1::text,
         attempts = a.attempts + 1,
         lease_expires_at = clock_timestamp() + make_interval(
-            secs => ((a.policy->>'exec_timeout_ms')::int + $3::int) / 1000.0)
+            secs => ((r.policy->>'exec_timeout_ms')::int + $3::int) / 1000.0)
+    FROM approval_requests r
     -- A primary-key lookup whatever the plan (a join let a generic plan hash
     -- every approved row: O(backlog) per claim).
-    WHERE a.id = ANY (ARRAY(SELECT id FROM pick)) AND a.status = 'approved'
-    RETURNING a
+    WHERE a.id = ANY (ARRAY(SELECT id FROM pick)) AND r.id = a.id AND a.status = 'approved'
+    RETURNING cs_approval(r, a) AS a
 ), spent AS MATERIALIZED (
     SELECT (u.a).grant_id AS grant_id, count(*) AS k FROM u JOIN pick p ON p.id = (u.a).id
     WHERE NOT p.overdue GROUP BY 1
@@ -113,7 +114,7 @@ g AS MATERIALIZED (
     SELECT least(
         (SELECT min(fl.throttled_until) FROM grant_flow fl JOIN g ON g.id = fl.grant_id
          WHERE fl.throttled_until > t.now),
-        (SELECT min(a.not_before) FROM approvals a
+        (SELECT min(a.not_before) FROM approval_states a
          WHERE a.status = 'approved' AND a.not_before IS NOT NULL AND a.not_before > t.now),
         -- (with tokens taken ahead: once half of that window is free again)
         (SELECT t.now + make_interval(secs => min((greatest(1, n.rate_per_s * $6::int / 2000.0)
@@ -169,14 +170,15 @@ FROM nxt, t;
 -- wait), $7 the error the call ends with if its deadline passes while it
 -- waits (NULL: keep the last). Returns the id; no row: the lease was lost.
 WITH u AS (
-    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL,
+    UPDATE approval_states a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL,
         not_before = clock_timestamp() + make_interval(secs => $4::int / 1000.0),
         failures = a.failures + CASE WHEN $6::boolean THEN 1 ELSE 0 END,
         waits = a.waits + CASE WHEN $6::boolean THEN 0 ELSE 1 END,
         last_wait = coalesce($7::text, a.last_wait)
-    WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
-      AND a.attempts = $3::int
-    RETURNING a
+    FROM approval_requests r
+    WHERE a.id = $1::uuid AND r.id = a.id AND a.status = 'executing'
+      AND a.lease_owner = $2::text AND a.attempts = $3::int
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $2::text, 'execution.retry', (u.a).id,
@@ -207,10 +209,11 @@ RETURNING (extract(epoch FROM throttled_until) * 1000)::bigint AS throttled_unti
 -- (shutdown while it waited to retry). Safe: only calls whose retry is
 -- already known to be safe wait. $3 the attempt held.
 WITH u AS (
-    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
-    WHERE a.id = $1::uuid AND a.status = 'executing' AND a.lease_owner = $2::text
-      AND a.attempts = $3::int
-    RETURNING a
+    UPDATE approval_states a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
+    FROM approval_requests r
+    WHERE a.id = $1::uuid AND r.id = a.id AND a.status = 'executing'
+      AND a.lease_owner = $2::text AND a.attempts = $3::int
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $2::text, 'approval.released', (u.a).id, '{}'::jsonb FROM u
@@ -225,10 +228,11 @@ SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 -- claims whose commit reached the database but whose answer never came
 -- back. Nothing was sent for them: back to approved, audited.
 WITH u AS (
-    UPDATE approvals a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
-    WHERE a.status = 'executing' AND a.lease_owner = $1::text
+    UPDATE approval_states a SET status = 'approved', lease_owner = NULL, lease_expires_at = NULL
+    FROM approval_requests r
+    WHERE a.status = 'executing' AND a.lease_owner = $1::text AND r.id = a.id
       AND NOT a.id = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb)::uuid))
-    RETURNING a
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $1::text, 'approval.released', (u.a).id,
@@ -250,7 +254,7 @@ SELECT count(*) AS released FROM u WHERE (SELECT count(*) FROM ob) > 0;
 WITH m AS MATERIALIZED (
     SELECT jsonb_object_agg(e->>'id', e) AS m FROM jsonb_array_elements($2::jsonb) e
 ), u AS (
-    UPDATE approvals a SET (status, response_status, response_headers, response_body,
+    UPDATE approval_states a SET (status, response_status, response_headers, response_body,
                             response_truncated, error_code, error_message) =
             (SELECT x.status, x.response_status, x.response_headers, decode(x.body_b64, 'base64'),
                     coalesce(x.truncated, false), x.error_code, x.error_message
@@ -258,12 +262,12 @@ WITH m AS MATERIALIZED (
                  status text, response_status int, response_headers jsonb, body_b64 text,
                  truncated boolean, error_code text, error_message text)),
         executed_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL
-    FROM m
-    WHERE a.id = ANY (ARRAY(SELECT k::uuid FROM m, jsonb_object_keys(m.m) k))
+    FROM m, approval_requests r
+    WHERE a.id = ANY (ARRAY(SELECT k::uuid FROM m, jsonb_object_keys(m.m) k)) AND r.id = a.id
       AND a.status = 'executing' AND a.lease_owner = $1::text
       AND a.attempts = (m.m -> a.id::text ->> 'attempt')::int
       AND m.m -> a.id::text ->> 'status' IN ('executed', 'failed')
-    RETURNING a
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $1::text, 'approval.' || (u.a).status, (u.a).id,
@@ -285,7 +289,7 @@ SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 -- idempotency keys and attempts remain; otherwise failed/outcome_unknown.
 -- Never re-runs a call blindly. $1 batch size, $2 actor.
 WITH c AS (
-    SELECT id, lease_owner FROM approvals
+    SELECT id, lease_owner, failures FROM approval_states
     WHERE status = 'executing' AND lease_expires_at < clock_timestamp()
       -- After a database restart every worker had to reconnect: give them a
       -- lease margin to record what they hold before their leases count.
@@ -293,7 +297,7 @@ WITH c AS (
     ORDER BY lease_expires_at LIMIT $1::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
-    UPDATE approvals a SET
+    UPDATE approval_states a SET
         status = CASE WHEN retry THEN 'approved' ELSE 'failed' END,
         error_code = CASE WHEN retry THEN NULL ELSE 'outcome_unknown' END,
         error_message = CASE WHEN retry THEN NULL ELSE
@@ -305,10 +309,11 @@ WITH c AS (
         lease_owner = NULL, lease_expires_at = NULL
     FROM (SELECT c.id, c.lease_owner,
                  coalesce((x.policy->>'idempotency_keys')::boolean, false)
-                 AND x.failures + 1 < (x.policy->>'max_attempts')::int AS retry
-          FROM c JOIN approvals x ON x.id = c.id) d
-    WHERE a.id = d.id AND a.status = 'executing' AND a.lease_expires_at < clock_timestamp()
-    RETURNING a, d.lease_owner AS owner
+                 AND c.failures + 1 < (x.policy->>'max_attempts')::int AS retry
+          FROM c JOIN approval_requests x ON x.id = c.id) d, approval_requests r
+    WHERE a.id = d.id AND r.id = a.id AND a.status = 'executing'
+      AND a.lease_expires_at < clock_timestamp()
+    RETURNING cs_approval(r, a) AS a, d.lease_owner AS owner
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $2::text, CASE WHEN (u.a).status = 'approved' THEN 'execution.requeued'
@@ -327,15 +332,17 @@ SELECT count(*) AS rescued, count(*) FILTER (WHERE (u.a).status = 'approved') AS
 -- name: expire_due
 -- pending -> expired for up to $1 approvals past their window. $2 actor.
 WITH c AS (
-    SELECT id FROM approvals
+    SELECT id FROM approval_states
     WHERE status = 'pending' AND expires_at <= clock_timestamp()
     ORDER BY expires_at LIMIT $1::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
-    UPDATE approvals a SET status = 'expired', decided_at = clock_timestamp(),
+    UPDATE approval_states a SET status = 'expired', decided_at = clock_timestamp(),
         decided_by = $2::text
-    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.expires_at <= clock_timestamp()
-    RETURNING a
+    FROM c, approval_requests r
+    WHERE a.id = c.id AND r.id = a.id AND a.status = 'pending'
+      AND a.expires_at <= clock_timestamp()
+    RETURNING cs_approval(r, a) AS a
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT $2::text, 'approval.expired', (u.a).id,
@@ -355,9 +362,9 @@ SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;
 SELECT g.id AS grant_id, (g.paused_at IS NOT NULL)::int AS paused,
        CASE WHEN f.throttled_until > now() THEN extract(epoch FROM f.throttled_until)
             ELSE 0 END::float8 AS throttled_until_s,
-       (SELECT count(*) FROM approvals a WHERE a.grant_id = g.id AND a.status = 'approved')
+       (SELECT count(*) FROM approval_states a WHERE a.grant_id = g.id AND a.status = 'approved')
            AS queued,
-       (SELECT count(*) FROM approvals a WHERE a.grant_id = g.id AND a.status = 'executing'
+       (SELECT count(*) FROM approval_states a WHERE a.grant_id = g.id AND a.status = 'executing'
           AND a.lease_expires_at > now()) AS in_flight
 FROM grants g LEFT JOIN grant_flow f ON f.grant_id = g.id
 WHERE g.disabled_at IS NULL

@@ -7,19 +7,21 @@
 -- approver slot that has not voted gets one message per channel of whoever
 -- holds its link now. A reminder never changes the window. $1 limit, $2 actor.
 WITH c AS (
-    SELECT id FROM approvals
+    SELECT id FROM approval_states
     WHERE status = 'pending' AND next_reminder_at <= clock_timestamp()
       AND expires_at > clock_timestamp()
     ORDER BY next_reminder_at LIMIT $1::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
-    UPDATE approvals a SET next_reminder_at = CASE
-        WHEN clock_timestamp() + make_interval(secs => (a.policy->>'reminder_interval_s')::int)
+    UPDATE approval_states a SET next_reminder_at = CASE
+        WHEN clock_timestamp() + make_interval(secs => (r.policy->>'reminder_interval_s')::int)
              < a.expires_at
-        THEN clock_timestamp() + make_interval(secs => (a.policy->>'reminder_interval_s')::int)
+        THEN clock_timestamp() + make_interval(secs => (r.policy->>'reminder_interval_s')::int)
         END
-    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.next_reminder_at <= clock_timestamp()
-    RETURNING a
+    FROM c, approval_requests r
+    WHERE a.id = c.id AND r.id = a.id AND a.status = 'pending'
+      AND a.next_reminder_at <= clock_timestamp()
+    RETURNING cs_approval(r, a) AS a
 ), nt AS (
     INSERT INTO notifications (approval_id, approver_id, recipient_id, kind, channel)
     SELECT (u.a).id, s.slot, p.id, 'reminder', ch
@@ -44,18 +46,19 @@ SELECT count(*) AS changed FROM u;
 -- escalation approvers join the approver slots (each gets a message with
 -- their own link, and may vote from now on), once. $1 limit, $2 actor.
 WITH c AS (
-    SELECT id, approvers AS before FROM approvals
+    SELECT id, approvers AS before FROM approval_states
     WHERE status = 'pending' AND escalate_at <= clock_timestamp()
       AND expires_at > clock_timestamp()
     ORDER BY escalate_at LIMIT $1::int
     FOR UPDATE SKIP LOCKED
 ), u AS (
-    UPDATE approvals a SET escalate_at = NULL,
+    UPDATE approval_states a SET escalate_at = NULL,
         approvers = a.approvers || ARRAY(
-            SELECT x::uuid FROM jsonb_array_elements_text(coalesce(a.policy->'escalation', '[]')) AS x
+            SELECT x::uuid FROM jsonb_array_elements_text(coalesce(r.policy->'escalation', '[]')) AS x
             WHERE NOT (x::uuid = ANY (c.before)))
-    FROM c WHERE a.id = c.id AND a.status = 'pending' AND a.escalate_at IS NOT NULL
-    RETURNING a, c.before
+    FROM c, approval_requests r
+    WHERE a.id = c.id AND r.id = a.id AND a.status = 'pending' AND a.escalate_at IS NOT NULL
+    RETURNING cs_approval(r, a) AS a, c.before
 ), added AS (
     SELECT (u.a).id AS approval_id, s.slot
     FROM u CROSS JOIN LATERAL unnest((u.a).approvers) AS s(slot)

@@ -334,8 +334,8 @@ def test_list_queries_use_their_indexes(system: System) -> None:
         ("pending", None, None, None): "approvals_console_status",
         (None, "stripe", None, None): "approvals_console_grant",
         (None, None, "bot1", None): "approvals_console_agent",
-        (None, None, None, None): "approvals_pkey",
-        (None, None, None, "search"): "approvals_pkey",
+        (None, None, None, None): "approval_requests_pkey",
+        (None, None, None, "search"): "approval_requests_pkey",
     }
     with psycopg.connect(system.db_url, autocommit=True) as conn:
         conn.execute("SET enable_seqscan = off")

@@ -56,7 +56,7 @@ def test_rendered_events_equal_postgres_documents(system: System) -> None:
     system.cli_json("approval", "approve", ids["exec"], "--as", "alice")
     system.cli_json("approval", "deny", ids["deny"], "--as", "alice", "--reason",
                     'too much, "really" (see \\ notes)\nbye')
-    system.sql("UPDATE approvals SET status = 'cancelled', decided_at = clock_timestamp(), "
+    system.sql("UPDATE approval_states SET status = 'cancelled', decided_at = clock_timestamp(), "
                "decided_by = 'agent' WHERE id = %s", ids["cancel"])
     system.wait_status("exec", "executed")
     system.wait_events_published(30)

@@ -145,7 +145,7 @@ def test_a_row_the_database_refuses_is_dead_lettered_alone(system: System) -> No
     constraint the test adds) must not stall its batch: the others are stored, it
     alone goes to the dead-letter topic."""
     system.setup(mode="never", rules=[])
-    system.sql("ALTER TABLE approvals ADD CONSTRAINT test_poison CHECK (reason <> 'poison')")
+    system.sql("ALTER TABLE approval_requests ADD CONSTRAINT test_poison CHECK (reason <> 'poison')")
     system.worker(CS_INGEST_LINGER_MS="500")
     system.produce(system.envelope("before"), system.envelope("poison", reason="poison"),
                    system.envelope("after"))

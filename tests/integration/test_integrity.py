@@ -38,17 +38,15 @@ def test_database_refuses_tampering(system: System) -> None:
     system.worker()
     system.produce(system.envelope("r1"))
     a = system.wait_status("r1", "pending")
+    # The request is written once and never updated (migration 019): any UPDATE of
+    # approval_requests is refused, whatever it names, even a column's own value.
     refusals = {
-        "UPDATE approvals SET url = 'https://evil.example/' WHERE id = %s": "immutable",
-        "UPDATE approvals SET body = 'x' WHERE id = %s": "immutable",
-        "UPDATE approvals SET status = 'executing' WHERE id = %s": "illegal transition",
-        "UPDATE approvals SET status = 'executed' WHERE id = %s": "illegal transition",
-        "UPDATE approvals SET expires_at = now() + interval '1 day' WHERE id = %s": "immutable",
-        "UPDATE approvals SET quorum = 0 WHERE id = %s": "immutable",
+        "UPDATE approval_requests SET url = 'https://evil.example/' WHERE id = %s": "immutable",
+        "UPDATE approval_requests SET body = 'x' WHERE id = %s": "immutable",
+        "UPDATE approval_requests SET url = url WHERE id = %s": "immutable",
+        "UPDATE approval_states SET status = 'executing' WHERE id = %s": "illegal transition",
+        "UPDATE approval_states SET status = 'executed' WHERE id = %s": "illegal transition",
     }
-    # Every column of the stored request, alone and beside a legal change of state
-    # (migration 017 checks them only when an UPDATE names one: each is named here;
-    # the trigger runs before NOT NULL and foreign keys, so it is what refuses).
     changed = {"id": "gen_random_uuid()", "request_id": "'r2'",
                "agent_id": "(SELECT id FROM agents LIMIT 1 OFFSET 1)",
                "grant_id": "'other'", "policy_id": "'other'", "batch_id": "'b1'",
@@ -56,18 +54,26 @@ def test_database_refuses_tampering(system: System) -> None:
                "reason": "reason || '!'", "digest": "sha256(digest)", "policy": "'{}'::jsonb",
                "created_at": "created_at - interval '1 s'"}
     for col, value in changed.items():
-        refusals[f"UPDATE approvals SET {col} = {value} WHERE id = %s"] = "immutable"
-        refusals[f"UPDATE approvals SET status = 'cancelled', {col} = {value} "
+        refusals[f"UPDATE approval_requests SET {col} = {value} WHERE id = %s"] = "immutable"
+    # The copies of the request the state carries, alone and beside a legal
+    # transition; approvers only grow.
+    copies = {"id": "gen_random_uuid()", "grant_id": "'other'",
+              "expires_at": "now() + interval '1 day'", "quorum": "0",
+              "approvers": "approvers[2:]"}
+    for col, value in copies.items():
+        refusals[f"UPDATE approval_states SET {col} = {value} WHERE id = %s"] = "immutable"
+        refusals[f"UPDATE approval_states SET status = 'cancelled', {col} = {value} "
                  "WHERE id = %s"] = "immutable"
-    refusals["UPDATE approvals SET (status, url) = ('cancelled', url || '/x') WHERE id = %s"] = \
-        "immutable"
     for stmt, why in refusals.items():
         with pytest.raises(psycopg.errors.CheckViolation, match=why):
             system.sql(stmt, a["id"])
             pytest.fail(f"allowed: {stmt}")
-    # Naming a request column with its own value changes nothing and is allowed, as before.
-    system.sql("UPDATE approvals SET url = url, headers = headers, quorum = quorum "
-               "WHERE id = %s", a["id"])
+    # The view of the two is not a way around them.
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+        system.sql("UPDATE approvals SET url = 'https://evil.example/' WHERE id = %s", a["id"])
+    # Naming a copy with its own value changes nothing and is allowed.
+    system.sql("UPDATE approval_states SET expires_at = expires_at, quorum = quorum, "
+               "approvers = approvers WHERE id = %s", a["id"])
     for stmt in ("UPDATE audit SET actor = 'someone else'", "DELETE FROM audit",
                  "TRUNCATE audit"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
@@ -86,7 +92,7 @@ def test_database_refuses_a_decision_after_expiry(system: System) -> None:
                                 a["id"])[0][0], 10, what="the deadline")
     for status in ("approved", "denied"):
         with pytest.raises(psycopg.errors.CheckViolation, match="after expiry"):
-            system.sql("UPDATE approvals SET status = %s WHERE id = %s", status, a["id"])
+            system.sql("UPDATE approval_states SET status = %s WHERE id = %s", status, a["id"])
 
 
 def test_audit_chain_verifies_and_detects_tampering(system: System) -> None:
@@ -150,8 +156,9 @@ def test_cancelled_by_its_agent(system: System) -> None:
     assert system.sql("SELECT (cs_event(a)) IS NOT NULL FROM approvals a WHERE id = %s",
                       a["id"])[0][0]
     rows = system.sql("""
-        WITH u AS (UPDATE approvals SET status = 'cancelled' WHERE id = %s AND agent_id = %s
-                   AND status = 'pending' RETURNING id) SELECT count(*) FROM u""", a["id"], other)
+        WITH u AS (UPDATE approval_states s SET status = 'cancelled' FROM approval_requests r
+                   WHERE s.id = %s AND r.id = s.id AND r.agent_id = %s AND s.status = 'pending'
+                   RETURNING s.id) SELECT count(*) FROM u""", a["id"], other)
     assert rows[0][0] == 0
 
 
@@ -167,10 +174,10 @@ def test_retention_keeps_tables_bounded(system: System) -> None:
     system.wait_status("new", "executed")
     audit_before = system.sql("SELECT count(*) FROM audit")[0][0]
     # Age the first 30 by 40 days (the guard stamps updated_at on every update).
-    system.sql("ALTER TABLE approvals DISABLE TRIGGER approvals_guard")
-    system.sql("UPDATE approvals SET updated_at = now() - interval '40 days' "
-               "WHERE request_id LIKE 'old%%'")
-    system.sql("ALTER TABLE approvals ENABLE TRIGGER approvals_guard")
+    system.sql("ALTER TABLE approval_states DISABLE TRIGGER approvals_guard")
+    system.sql("UPDATE approval_states SET updated_at = now() - interval '40 days' "
+               "WHERE id IN (SELECT id FROM approval_requests WHERE request_id LIKE 'old%%')")
+    system.sql("ALTER TABLE approval_states ENABLE TRIGGER approvals_guard")
     system.scheduler(CS_RETENTION_DAYS="30", CS_SWEEP_BATCH="7")
     wait_for(lambda: system.sql("SELECT count(*) FROM approvals")[0][0] == 1, 30,
              what="retention to delete the aged approvals")

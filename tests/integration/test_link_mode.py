@@ -144,11 +144,11 @@ def test_the_link_stops_deciding_after_its_lifetime(system: System) -> None:
         assert "Anyone holding this link can decide" in text
         form = holder.form(p["approval_url"])
         # 61 s later (the stored request is immutable: the test's superuser lifts the
-        # trigger that guards it, migration 017).
-        system.sql("ALTER TABLE approvals DISABLE TRIGGER approvals_immutable")
-        system.sql("UPDATE approvals SET created_at = created_at - interval '61 seconds' "
+        # trigger that guards it, migrations 017 and 019).
+        system.sql("ALTER TABLE approval_requests DISABLE TRIGGER approvals_immutable")
+        system.sql("UPDATE approval_requests SET created_at = created_at - interval '61 seconds' "
                    "WHERE id = %s", p["approval_id"])
-        system.sql("ALTER TABLE approvals ENABLE TRIGGER approvals_immutable")
+        system.sql("ALTER TABLE approval_requests ENABLE TRIGGER approvals_immutable")
         text = holder.page(p["approval_url"])
         assert NO_FORM not in text and "Anyone holding" not in text
         assert "Sign in to decide" in text

@@ -233,7 +233,8 @@ def pg_dump(d: Deployment) -> bytes:
     res = subprocess.run([str(dump), "--data-only", "--no-owner", d.system.db_url],
                          capture_output=True, timeout=120)
     assert res.returncode == 0, res.stderr.decode(errors="replace")
-    assert b"COPY public.approvals" in res.stdout
+    assert b"COPY public.approval_requests" in res.stdout
+    assert b"COPY public.approval_states" in res.stdout
     return res.stdout
 
 
