@@ -407,7 +407,7 @@ def scenario_pgbench(ctx: Ctx) -> None:
             if r.returncode != 0 or not m:
                 raise RuntimeError(f"pgbench failed: {r.stdout[-1500:]}{r.stderr[-1500:]}")
             out[script] = float(m.group(1)) * 100
-            d.sql("TRUNCATE approvals CASCADE")
+            d.sql("TRUNCATE approval_requests, approval_states CASCADE")
         ctx.res.raw["pgbench"] = out
         ceiling = out["pgbench_insert.sql"]
         prog.done(f"100-row INSERTs: {fmt_rate(ceiling)} rows/s; with audit+events: "
