@@ -85,6 +85,18 @@ def test_role_may_append_but_never_rewrite_the_audit(pg: Postgres, db: str, role
 
 
 @pytest.mark.parametrize("role", ROLES)
+def test_role_never_rewrites_a_stored_request(pg: Postgres, db: str, role: str) -> None:
+    """Migration 019: the request is written once; its state is where transitions go."""
+    # Positive control: the role may change the state (every process makes transitions).
+    run_as(pg, role, "UPDATE approval_states SET status = status WHERE false")
+    for st in ("UPDATE approval_requests SET url = 'https://evil.example/'",
+               "UPDATE approval_requests SET body = '' WHERE false",
+               "ALTER TABLE approval_requests DISABLE TRIGGER approvals_immutable",
+               "ALTER TABLE approval_states DISABLE TRIGGER approvals_guard"):
+        refused(pg, role, st)
+
+
+@pytest.mark.parametrize("role", ROLES)
 def test_role_cannot_switch_off_or_skip_the_triggers(pg: Postgres, db: str, role: str) -> None:
     for st in ("ALTER TABLE audit DISABLE TRIGGER audit_append_only",
                "ALTER TABLE audit DISABLE TRIGGER ALL",
