@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define PREFIX "countersign."
+#define BATCH ".batch"                /* after the topic: cs_emit_all(), migration 020 */
 #define PG_EPOCH_US 946684800000000LL /* 2000-01-01 in unix microseconds */
 
 static uint64_t be64(const unsigned char *p)
@@ -46,13 +47,25 @@ static enum cs_err decode_message(const unsigned char *p, size_t n, struct cs_wa
     }
     m->topic = (const char *)pre + sizeof(PREFIX) - 1;
     m->topic_len = plen - (sizeof(PREFIX) - 1);
+    bool batch =
+        m->topic_len > sizeof(BATCH) - 1 &&
+        memcmp(m->topic + m->topic_len - (sizeof(BATCH) - 1), BATCH, sizeof(BATCH) - 1) == 0;
+    if (batch)
+        m->topic_len -= sizeof(BATCH) - 1;
     if (!(m->topic_len == 6 && memcmp(m->topic, "events", 6) == 0) &&
         !(m->topic_len == 7 && memcmp(m->topic, "results", 7) == 0))
         return cs_err_set(err, CS_ERR_INVALID,
                           "event topic \"%.*s\" is neither events nor "
                           "results",
                           (int)(m->topic_len > 40 ? 40 : m->topic_len), m->topic);
-    const char *c = (const char *)p + off, *nl = memchr(c, '\n', (size_t)clen);
+    const char *c = (const char *)p + off;
+    if (batch) {
+        m->kind = CS_WAL_BATCH;
+        m->payload = c;
+        m->payload_len = (size_t)clen;
+        return CS_OK;
+    }
+    const char *nl = memchr(c, '\n', (size_t)clen);
     if (!nl || nl == c)
         return cs_err_set(err, CS_ERR_INVALID, "event without its key line");
     m->kind = CS_WAL_MESSAGE;
@@ -100,6 +113,34 @@ enum cs_err cs_wal_decode(const char *buf, size_t len, struct cs_wal_msg *m, cha
     case 'M': return decode_message(p + 1, n - 1, m, err);
     default: return CS_OK; /* relation, type, origin ...: nothing of ours */
     }
+}
+
+enum cs_err cs_wal_entry(const struct cs_wal_msg *b, size_t *pos, struct cs_wal_msg *one, char *err)
+{
+    const char *p = b->payload + *pos, *end = b->payload + b->payload_len;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl || nl == p)
+        return cs_err_set(err, CS_ERR_INVALID, "event batch: entry without its key line");
+    const char *q = nl + 1;
+    size_t len = 0, digits = 0;
+    for (; q < end && *q >= '0' && *q <= '9' && digits < 10; q++, digits++)
+        len = len * 10 + (size_t)(*q - '0');
+    if (!digits || q >= end || *q != '\n')
+        return cs_err_set(err, CS_ERR_INVALID, "event batch: entry without its length line");
+    q++;
+    if (len > (size_t)(end - q))
+        return cs_err_set(err, CS_ERR_INVALID, "event batch: entry of %zu bytes, %zu left", len,
+                          (size_t)(end - q));
+    memset(one, 0, sizeof(*one));
+    one->kind = CS_WAL_MESSAGE;
+    one->topic = b->topic;
+    one->topic_len = b->topic_len;
+    one->key = p;
+    one->key_len = (size_t)(nl - p);
+    one->payload = q;
+    one->payload_len = len;
+    *pos = (size_t)(q + len - b->payload);
+    return CS_OK;
 }
 
 void cs_wal_status(unsigned char out[CS_WAL_STATUS_LEN], uint64_t lsn, int64_t now_us)

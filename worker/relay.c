@@ -2,7 +2,9 @@
  * relay.c -- the worker's event relay: logical decoding messages -> Kafka.
  *
  * Every transition emits its events into the WAL (cs_emit, migration 014),
- * most as records the relay renders as JSON (cs_eventrec, migration 016).
+ * most as records the relay renders as JSON (cs_eventrec, migration 016),
+ * a statement's events as one message per topic that the relay splits
+ * (cs_emit_all, migration 020).
  * The relay reads them in commit order over a logical replication
  * connection to the event slot (pgoutput with messages 'true') and
  * publishes each to <prefix>.events or <prefix>.results, keyed as emitted,
@@ -225,6 +227,16 @@ static void take(struct relay *r, const char *buf, size_t len)
     switch (m.kind) {
     case CS_WAL_BEGIN: r->in_txn = true; break;
     case CS_WAL_MESSAGE: produce(r, &m); break;
+    case CS_WAL_BATCH:
+        for (size_t pos = 0; pos < m.payload_len;) {
+            struct cs_wal_msg one;
+            if (cs_wal_entry(&m, &pos, &one, err) != CS_OK) {
+                skipped(r, "the rest of an event batch", err);
+                break;
+            }
+            produce(r, &one);
+        }
+        break;
     case CS_WAL_COMMIT:
         r->in_txn = false;
         r->complete_lsn = m.end_lsn;

@@ -6,12 +6,13 @@
 -- another process won the race; callers treat that as "nothing to do".
 -- Terminal transitions emit both an 'events' and a 'results' message.
 --
--- Events are logical decoding messages (cs_emit, migration 014) emitted in
--- a MATERIALIZED CTE named ob, as row literals the relay renders as JSON
--- (cs_event_rec and friends, migration 016; lib/cs_eventrec.c). A SELECT CTE runs only when read, so the
+-- Events are logical decoding messages emitted in a MATERIALIZED CTE named
+-- ob, as row literals the relay renders as JSON (cs_event_rec and friends,
+-- migration 016; lib/cs_eventrec.c): one message per statement and topic
+-- holding every changed row's event (cs_emit_all of cs_entry's, migration
+-- 020), which the relay splits. A SELECT CTE runs only when read, so the
 -- statement's final SELECT reads it: WHERE (SELECT count(*) FROM ob) > 0
--- (true whenever the transition changed a row, since each emits at least
--- one event).
+-- (true always: an aggregate has a row, NULL when there was nothing to emit).
 
 -- name: insert_approvals
 -- $1: JSON array of rows written by cs_approval_row_write() (its fields
@@ -55,7 +56,8 @@ WITH r AS (
 ), ob AS MATERIALIZED (
     -- The pending event carries the approval_url and the approvers' ids,
     -- never a credential: reading the topic lets nobody vote.
-    SELECT cs_emit('events', (i.a).id::text, cs_created_rec(i.a, r.approval_url))
+    SELECT cs_emit_all('events', string_agg(
+               cs_entry((i.a).id::text, cs_created_rec(i.a, r.approval_url)), ''))
     FROM ins i JOIN r ON r.id = (i.a).id
 ), nt AS (
     -- One message per approver slot and channel of the person who holds the
@@ -134,9 +136,11 @@ WITH u AS (
         jsonb_build_object('decided_by', $3::text, 'reason', $4::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -163,9 +167,11 @@ WITH u AS (
                                                              'reason', $3::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -185,9 +191,11 @@ WITH u AS (
            jsonb_strip_nulls(jsonb_build_object('reason', $4::text))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u
 )
 SELECT (u.a).status FROM u WHERE (SELECT count(*) FROM ob) > 0;
 

@@ -151,9 +151,11 @@ WITH b AS (
                               'denied_items', (SELECT cardinality(denied) FROM x))
     FROM b
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'denied'
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u WHERE (u.a).status = 'denied'
 )
 SELECT (SELECT count(*) FROM b) AS batches,
        count(*) FILTER (WHERE (u.a).status = 'approved') AS approved,
@@ -229,7 +231,8 @@ WITH c AS (
         WHERE a.agent_id = u.agent_id AND a.batch_id = u.id GROUP BY a.status) t ON true
     GROUP BY u.uid
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('results', 'batch:' || u.agent_id || ':' || u.id, jsonb_strip_nulls(jsonb_build_object(
+    SELECT cs_emit_all('results', string_agg(cs_entry(
+        'batch:' || u.agent_id || ':' || u.id, jsonb_strip_nulls(jsonb_build_object(
         'event_id', 'batch:' || u.uid || ':' || u.status,
         'type', 'batch.summary', 'batch_id', u.id, 'batch_uid', u.uid, 'agent_id', u.agent_id,
         'status', u.status, 'expected', u.expected, 'members', u.members,
@@ -239,7 +242,7 @@ WITH c AS (
             WHEN u.members <> u.expected THEN format('sealed for %s members but %s arrived',
                                                      u.expected, u.members)
             ELSE 'not decided within the approval window' END END,
-        'counts', s.counts, 'at', clock_timestamp())))
+        'counts', s.counts, 'at', clock_timestamp()))::text), ''))
     FROM u JOIN s ON s.uid = u.uid
 ), aud AS (
     INSERT INTO audit (actor, action, approval_id, detail)

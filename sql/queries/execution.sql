@@ -107,7 +107,8 @@ g AS MATERIALIZED (
            jsonb_build_object('attempt', (u.a).attempts)
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
 ), nxt AS (
     -- The soonest of: a throttled grant with work is let go, a waiting retry
     -- is due, a token for a grant that ran out, a grant another worker held.
@@ -186,7 +187,8 @@ WITH u AS (
                               'delay_ms', $4::int, 'failure', $6::boolean)
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
 )
 SELECT (u.a).id AS requeued FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -218,7 +220,8 @@ WITH u AS (
     INSERT INTO audit (actor, action, approval_id, detail)
     SELECT 'worker:' || $2::text, 'approval.released', (u.a).id, '{}'::jsonb FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
 )
 SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -238,7 +241,8 @@ WITH u AS (
     SELECT 'worker:' || $1::text, 'approval.released', (u.a).id,
            '{"why": "claim answer lost with the connection"}'::jsonb FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
 )
 SELECT count(*) AS released FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -277,9 +281,11 @@ WITH m AS MATERIALIZED (
                'body_truncated', (u.a).response_truncated, 'attempts', (u.a).attempts))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u
 )
 SELECT (u.a).id FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -323,9 +329,11 @@ WITH c AS (
                'error_code', (u.a).error_code))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u WHERE (u.a).status = 'failed'
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u WHERE (u.a).status = 'failed'
 )
 SELECT count(*) AS rescued, count(*) FILTER (WHERE (u.a).status = 'approved') AS requeued FROM u WHERE (SELECT count(*) FROM ob) > 0;
 
@@ -349,9 +357,11 @@ WITH c AS (
            jsonb_build_object('expires_at', (u.a).expires_at)
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event_rec(u.a)) FROM u
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
+    FROM u
     UNION ALL
-    SELECT cs_emit('results', (u.a).id::text, cs_result_rec(u.a)) FROM u
+    SELECT cs_emit_all('results', string_agg(cs_entry((u.a).id::text, cs_result_rec(u.a)), ''))
+    FROM u
 )
 SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;
 

@@ -77,11 +77,12 @@ WITH c AS (
                   WHERE ad.approval_id = (u.a).id))
     FROM u
 ), ob AS MATERIALIZED (
-    SELECT cs_emit('events', (u.a).id::text, cs_event(u.a) || jsonb_build_object(
-        'type', 'approval.escalated',
-        'event_id', (u.a).id::text || ':escalated',
-        'added_approvers', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
-                            WHERE ad.approval_id = (u.a).id)))
+    SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, (
+        cs_event(u.a) || jsonb_build_object(
+            'type', 'approval.escalated',
+            'event_id', (u.a).id::text || ':escalated',
+            'added_approvers', (SELECT coalesce(jsonb_agg(ad.slot), '[]') FROM added ad
+                                WHERE ad.approval_id = (u.a).id)))::text), ''))
     FROM u
 )
 SELECT count(*) AS changed FROM u WHERE (SELECT count(*) FROM ob) > 0;

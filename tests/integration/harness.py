@@ -42,6 +42,15 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 TERMINAL = {"executed", "failed", "denied", "expired", "cancelled"}
 
 
+def _sanitizer_report(text: str, marker: str) -> str:
+    """The first report after marker, condensed to one line: the summary line of
+    a failed test is often all a CI log keeps, so the frames go there."""
+    lines = text[text.index(marker):].splitlines()[:60]
+    keep = [ln.strip() for ln in lines
+            if ln.strip() and not ln.startswith("{") and "/usr/lib/" not in ln]
+    return " | ".join(keep)[:4000]
+
+
 class Proc:
     """A Countersign process started by a test."""
 
@@ -401,7 +410,7 @@ class System:
                 problems.append(f"{log.name}: the grant secret appears in the log")
             for marker in SANITIZER_MARKERS:
                 if marker in text:
-                    problems.append(f"{log.name}: {marker}")
+                    problems.append(f"{log.name}: {_sanitizer_report(text, marker)}")
             for line in text.splitlines():
                 if line.startswith("{") and not _json_line(line):
                     problems.append(f"{log.name}: not a JSON log line: {line[:200]}")

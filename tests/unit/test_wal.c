@@ -100,6 +100,64 @@ CS_TEST(refuses_malformed_messages)
     CS_CHECK_RC(cs_wal_decode("x", 1, &m, err), CS_ERR_INVALID);
 }
 
+/* A statement's events as one message (migration 020): split in order, keys and payloads intact. */
+CS_TEST(splits_a_batch)
+{
+    unsigned char buf[600];
+    const char content[] = "id-1\n7\n(e,1,a)id-2\n0\nid-3\n11\n{\"n\":\"a\nb\"}";
+    size_t n = message(buf, "countersign.events.batch", content, sizeof(content) - 1);
+    struct cs_wal_msg m, one;
+    char err[CS_ERRLEN];
+    if (!CS_CHECK_RC(cs_wal_decode((const char *)buf, n, &m, err), CS_OK))
+        return;
+    CS_CHECK(m.kind == CS_WAL_BATCH);
+    CS_CHECK(m.topic_len == 6 && memcmp(m.topic, "events", 6) == 0);
+    CS_CHECK(m.payload_len == sizeof(content) - 1);
+    const char *keys[] = {"id-1", "id-2", "id-3"},
+               *payloads[] = {"(e,1,a)", "", "{\"n\":\"a\nb\"}"};
+    size_t pos = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!CS_CHECK_RC(cs_wal_entry(&m, &pos, &one, err), CS_OK))
+            return;
+        CS_CHECK(one.kind == CS_WAL_MESSAGE && one.topic == m.topic && one.topic_len == 6);
+        CS_CHECK(one.key_len == strlen(keys[i]) && memcmp(one.key, keys[i], one.key_len) == 0);
+        CS_CHECK(one.payload_len == strlen(payloads[i]) &&
+                 memcmp(one.payload, payloads[i], one.payload_len) == 0);
+    }
+    CS_CHECK(pos == m.payload_len);
+    n = message(buf, "countersign.results.batch", "k\n2\n{}", 6);
+    if (CS_CHECK_RC(cs_wal_decode((const char *)buf, n, &m, err), CS_OK))
+        CS_CHECK(m.kind == CS_WAL_BATCH && m.topic_len == 7 && !memcmp(m.topic, "results", 7));
+    n = message(buf, "countersign.audit.batch", "k\n2\n{}", 6);
+    CS_CHECK_RC(cs_wal_decode((const char *)buf, n, &m, err), CS_ERR_INVALID);
+}
+
+/* Each way an entry can be malformed is refused, never read past the message. */
+CS_TEST(refuses_malformed_batch_entries)
+{
+    const char *bad[] = {"\n2\n{}",            /* empty key */
+                         "k",                  /* no key line */
+                         "k\n",                /* no length */
+                         "k\nx\n{}",           /* not a number */
+                         "k\n2",               /* no length line */
+                         "k\n3\n{}",           /* payload shorter than its length */
+                         "k\n99999999999\n{}", /* 11 digits */
+                         "k\n2\n{}k2\n9\n{}"}; /* the second entry short */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        unsigned char buf[600];
+        size_t n = message(buf, "countersign.events.batch", bad[i], strlen(bad[i]));
+        struct cs_wal_msg m, one;
+        char err[CS_ERRLEN];
+        if (!CS_CHECK_RC(cs_wal_decode((const char *)buf, n, &m, err), CS_OK))
+            continue;
+        size_t pos = 0;
+        enum cs_err rc = CS_OK;
+        while (pos < m.payload_len && (rc = cs_wal_entry(&m, &pos, &one, err)) == CS_OK)
+            ;
+        CS_CHECK_RC(rc, CS_ERR_INVALID);
+    }
+}
+
 CS_TEST(begin_commit_and_keepalive)
 {
     unsigned char body[64], buf[128];
@@ -165,5 +223,6 @@ CS_TEST(slot_names)
 }
 
 CS_TEST_MAIN(CS_RUN(decodes_our_message), CS_RUN(other_prefixes_are_not_ours),
-             CS_RUN(refuses_malformed_messages), CS_RUN(begin_commit_and_keepalive),
+             CS_RUN(refuses_malformed_messages), CS_RUN(splits_a_batch),
+             CS_RUN(refuses_malformed_batch_entries), CS_RUN(begin_commit_and_keepalive),
              CS_RUN(status_update_confirms_the_position), CS_RUN(slot_names))
