@@ -2,9 +2,9 @@
 -- insert_approvals statement writes with every approval in the same
 -- transaction: its audit entry (the status, request id, digest and batch:
 -- what the immutable request row does not prove alone) and its event
--- (cs_emit of cs_created_rec, a logical decoding message since migration
--- 014, a record since 016). 100 per transaction. The ceiling for the
--- ingest's full write set.
+-- (cs_created_rec, a record since migration 016, in a logical decoding
+-- message since 014: one per statement since 020, cs_emit_all of cs_entry's).
+-- 100 per transaction. The ceiling for the ingest's full write set.
 WITH src AS (
     SELECT encode(overlay(uuid_send(gen_random_uuid()) PLACING
                substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
@@ -34,5 +34,5 @@ WITH src AS (
         'digest', encode((i.x).digest, 'hex'), 'batch_id', (i.x).batch_id)
     FROM ins i
 )
-SELECT count(cs_emit('events', (i.x).id::text,
-                    cs_created_rec(i.x, 'http://127.0.0.1:8080/status/pgbench'))) FROM ins i;
+SELECT cs_emit_all('events', string_agg(cs_entry((i.x).id::text,
+                   cs_created_rec(i.x, 'http://127.0.0.1:8080/status/pgbench')), '')) FROM ins i;
