@@ -20,8 +20,9 @@
 -- version left in the slot is published as before. A key never holds a
 -- newline (approval and batch ids), as for cs_emit.
 --
--- Upgrading: run workers of this version before this migration (an older
--- relay skips a batch message as an unknown topic, logged and counted).
+-- Upgrading (README.md): stop every worker of an older version before a
+-- process of this version starts; an older relay would skip a batch message
+-- as an unknown topic. Meanwhile the events wait in the slot.
 
 -- STABLE and strict with a strict body, as cs_us() (016): so it is inlined.
 CREATE FUNCTION cs_entry(key text, payload text) RETURNS text
