@@ -225,6 +225,14 @@ def noise(ctx: Ctx, section: str, cpu: CpuMeter | None = None, last: dict[str, f
                 f"{other:.0f}% of a core (machine {busy:.0f}% busy)")
 
 
+def cpu_per_unit(last: dict[str, float], n: int) -> str:
+    """CPU microseconds per unit of work of each part that used a measurable share
+    (n units over the CpuMeter window `last`), and their sum."""
+    skip = {"machine", "others on the machine", "bench client"}
+    parts = {k: v / n * 1e6 for k, v in last.items() if k not in skip and n > 0 and v / n * 1e6 >= 0.5}
+    return ", ".join(f"{k} {v:.0f} us" for k, v in parts.items()) + f"; all {sum(parts.values()):.0f} us"
+
+
 _WAL_Q = ("SELECT (SELECT sum(xact_commit) FROM pg_stat_database)::float8, wal_records::float8, "
           "wal_bytes::float8, wal_write::float8, wal_sync::float8, wal_sync_time FROM pg_stat_wal")
 
@@ -586,6 +594,9 @@ def scenario_b(ctx: Ctx) -> None:
         noise(ctx, "(b) execution", last=r["cpu"], wall=r["wall"], what="that run")
     best = max(runs, key=lambda r: r["call_rate"] if r["call_rate"] == r["call_rate"] else 0)
     ctx.res.raw["exec_best"] = best["call_rate"]
+    if best.get("cpu") and best["executed"]:
+        ctx.res.add("(b) execution", "  CPU per executed call, best configuration",
+                    cpu_per_unit(best["cpu"], best["executed"]))
     ctx.res.add("(b) execution", f"best, M={a.m} approved calls drained (provider-side)",
                 f"{fmt_rate(best['call_rate'])} calls/s", f">= {fmt_rate(TARGETS['exec'])}/s",
                 verdict(best["call_rate"] >= TARGETS["exec"]))
@@ -855,8 +866,16 @@ def scenario_river(ctx: Ctx) -> None:
                        timeout=120)
         n = a.river_jobs
         prog.update(f"river bench -n {n} (insert, then work them all)", force=True)
+        # River's own CPU: this process's reaped children's, around the run (the
+        # process is gone when it ends, so /proc cannot be read then).
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = CpuMeter(ctx, {})
+        cpu.start()
         r = subprocess.run([river, "bench", "--database-url", url, "-n", str(n)], capture_output=True,
                            text=True, timeout=600)
+        cpu.stop()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.last["river"] = (after.ru_utime + after.ru_stime) - (kids.ru_utime + kids.ru_stime)
         text = r.stdout + r.stderr
         m = re.search(r"overall job/sec \[\s*([0-9.]+)\s*\]", text)
         if not m:
@@ -865,6 +884,8 @@ def scenario_river(ctx: Ctx) -> None:
         ctx.res.raw["river"] = {"jobs": n, "rate": rate}
         prog.done(f"{fmt_rate(rate)} jobs/s worked ({n} jobs)")
         ctx.res.add("river", f"river bench -n {n} (v0.47.0, no-op jobs)", f"{fmt_rate(rate)} jobs/s")
+        ctx.res.raw["river"]["cpu"] = cpu.last
+        ctx.res.add("river", "  CPU per job, its insert and its work", cpu_per_unit(cpu.last, n))
         if "exec_best" in ctx.res.raw:
             ratio = ctx.res.raw["exec_best"] / rate
             ctx.res.raw["exec_vs_river"] = ratio
