@@ -195,7 +195,7 @@ enum cs_err waiters_start(struct api *a, struct api_waiters **out, char *err)
     /* Without Postgres now, the thread keeps reconnecting (and re-LISTENs). */
     enum cs_err rc = cs_db_open(&w->db, a->cfg->pg_url, "countersign-api-waiters", err);
     if (!rc || rc == CS_ERR_DB)
-        rc = cs_db_session(w->db, CSQ_LISTEN_DONE, err);
+        rc = cs_db_listen(w->db, CSQ_LISTEN_DONE, err);
     if (rc && rc != CS_ERR_DB)
         return rc;
     if (pthread_create(&w->thread, NULL, run, w) != 0)

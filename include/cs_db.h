@@ -10,7 +10,7 @@
  * (retriable); a constraint or data error is CS_ERR_INVALID or
  * CS_ERR_DUPLICATE with the server's message; an error in our own SQL is
  * CS_ERR_INTERNAL. After CS_ERR_DB the caller reconnects with
- * cs_db_reconnect(), which backs off and re-runs the session statements (LISTEN, SET).
+ * cs_db_reconnect(), which backs off and re-issues LISTENs.
  *
  * Thread: a struct cs_db belongs to one thread at a time.
  */
@@ -54,15 +54,15 @@ extern const int cs_nmigrations;
 #define CS_LOCK_SCHEDULER 0x43530003LL
 #define CS_LOCK_CLAIM 0x43530004LL /* executors' claims, one at a time (executor.c) */
 
-#define CS_DB_MAX_SESSION 4
+#define CS_DB_MAX_LISTEN 4
 
 struct cs_db {
     PGconn *pg;
     char *url;
     char *app; /* application_name */
     bool prepared[CSQ__COUNT];
-    enum cs_query session[CS_DB_MAX_SESSION]; /* LISTENs and SETs, re-run on reconnect */
-    int nsession;
+    enum cs_query listen[CS_DB_MAX_LISTEN];
+    int nlisten;
     struct cs_backoff backoff; /* cs_db_reconnect's waits */
     /* cs_db_reconnect's warning: per connection, so per thread (cs_log.h: one thread per struct) */
     struct cs_log_limit reconnect_warn;
@@ -77,7 +77,7 @@ void cs_db_close(struct cs_db *db);
 
 /*
  * Reconnects with exponential backoff (100 ms .. 5 s) until it succeeds or
- * *stop (may be NULL) becomes non-zero (then CS_ERR_UNAVAILABLE). Re-runs cs_db_session()'s.
+ * *stop (may be NULL) becomes non-zero (then CS_ERR_UNAVAILABLE). Re-issues LISTENs.
  * Warns at most once per 10 s per connection (db->reconnect_warn).
  * Thread: the thread that holds db; threads reconnecting at once share nothing.
  */
@@ -133,9 +133,8 @@ enum cs_err cs_db_commit(struct cs_db *db, char *err) CS_MUSTCHECK;
 /* Rolls back if a transaction is open; never fails (a dead connection has none). */
 void cs_db_rollback(struct cs_db *db);
 
-/* Runs a session statement without parameters (CSQ_LISTEN_*, CSQ_SESSION_*)
- * and remembers it: every reconnection runs it again. */
-enum cs_err cs_db_session(struct cs_db *db, enum cs_query q, char *err) CS_MUSTCHECK;
+/* Runs a LISTEN query (CSQ_LISTEN_*) and remembers it for reconnects. */
+enum cs_err cs_db_listen(struct cs_db *db, enum cs_query q, char *err) CS_MUSTCHECK;
 /* The socket to poll for notifications; -1 when disconnected. */
 int cs_db_socket(const struct cs_db *db);
 /*

@@ -52,9 +52,9 @@ static enum cs_err connect_now(struct cs_db *db, char *err)
         return CS_ERR_DB;
     }
     PQsetNoticeProcessor(db->pg, on_notice, NULL);
-    for (int i = 0; i < db->nsession; i++) {
+    for (int i = 0; i < db->nlisten; i++) {
         PGresult *res = NULL;
-        enum cs_err rc = cs_db_exec(db, db->session[i], 0, NULL, &res, err);
+        enum cs_err rc = cs_db_exec(db, db->listen[i], 0, NULL, &res, err);
         PQclear(res);
         if (rc)
             return rc;
@@ -285,10 +285,10 @@ void cs_db_rollback(struct cs_db *db)
     }
 }
 
-enum cs_err cs_db_session(struct cs_db *db, enum cs_query q, char *err)
+enum cs_err cs_db_listen(struct cs_db *db, enum cs_query q, char *err)
 {
-    cs_assert(db->nsession < CS_DB_MAX_SESSION);
-    db->session[db->nsession++] = q;
+    cs_assert(db->nlisten < CS_DB_MAX_LISTEN);
+    db->listen[db->nlisten++] = q;
     return cs_db_exec(db, q, 0, NULL, NULL, err);
 }
 

@@ -758,8 +758,7 @@ void *executor_main(void *arg)
      * mistakes its predecessor's leases for its own. */
     snprintf(ex.owner, sizeof(ex.owner), "%s/%s", role->cfg->instance_id, hex);
     if (cs_process_db(role->cfg, "countersign-executor", &role->stop, &ex.db, err) != CS_OK ||
-        cs_db_session(ex.db, CSQ_LISTEN_APPROVED, err) != CS_OK ||
-        cs_db_session(ex.db, CSQ_SESSION_GENERIC_PLANS, err) != CS_OK) {
+        cs_db_listen(ex.db, CSQ_LISTEN_APPROVED, err) != CS_OK) {
         if (!atomic_load(&role->stop)) {
             cs_log(CS_LOG_ERROR, "executor", "cannot start: %s", err);
             role->status = 1;

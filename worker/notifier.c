@@ -398,7 +398,7 @@ void *notifier_main(void *arg)
     n.cm = curl_multi_init();
     cs_assert(n.cm);
     if (cs_process_db(role->cfg, "countersign-notifier", &role->stop, &n.db, err) != CS_OK ||
-        cs_db_session(n.db, CSQ_LISTEN_NOTIFY, err) != CS_OK) {
+        cs_db_listen(n.db, CSQ_LISTEN_NOTIFY, err) != CS_OK) {
         if (!atomic_load(&role->stop)) {
             cs_log(CS_LOG_ERROR, "notifier", "cannot start: %s", err);
             role->status = 1;

@@ -39,14 +39,6 @@ INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
 -- name: listen_approved
 LISTEN cs_approved;
 
--- name: session_generic_plans
--- The executor's claim connection (worker/executor.c): claim_approved is
--- written for its generic plan (primary-key lookups and index-bounded scans
--- whatever $2), but the plan cache, costing a generic LIMIT $2 above the
--- custom plans, planned it anew at every claim: 3.2 ms of planning per claim
--- of ~90 calls, 16% of a core while draining (bench/RESULTS.md).
-SET plan_cache_mode = force_generic_plan;
-
 -- name: listen_done
 LISTEN cs_done;
 
