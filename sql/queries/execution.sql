@@ -109,6 +109,11 @@ g AS MATERIALIZED (
 ), ob AS MATERIALIZED (
     SELECT cs_emit_all('events', string_agg(cs_entry((u.a).id::text, cs_event_rec(u.a)), ''))
     FROM u
+), v AS MATERIALIZED (
+    -- What this claim saw of each grant (migration 018), once per grant (not
+    -- per call): the executor reloads its cached copy only when that differs.
+    SELECT g.grant_id, cs_grant_version(g.grant_id) AS version
+    FROM (SELECT DISTINCT grant_id FROM pick) g
 ), nxt AS (
     -- The soonest of: a throttled grant with work is let go, a waiting retry
     -- is due, a token for a grant that ran out, a grant another worker held.
@@ -150,11 +155,10 @@ SELECT (u.a).id, (u.a).grant_id, (u.a).method, (u.a).url, (u.a).headers::text,
        (CASE WHEN n.rate_per_s IS NULL OR p.overdue THEN 0
              ELSE greatest(0, (p.rn - n.tokens) / n.rate_per_s * 1000) END)::bigint AS turn_ms,
        (CASE WHEN n.rate_per_s IS NULL THEN 0 ELSE 1000 / n.rate_per_s END)::int AS turn_gap_ms,
-       -- What this claim saw of the grant (migration 018): the executor
-       -- reloads its cached copy only when that differs.
-       cs_grant_version(gr.id) AS grant_version,
+       v.version AS grant_version,
        NULL::bigint AS next_ms
 FROM u JOIN pick p ON p.id = (u.a).id JOIN grants gr ON gr.id = (u.a).grant_id
+     JOIN v ON v.grant_id = (u.a).grant_id
      LEFT JOIN n ON n.grant_id = (u.a).grant_id, t
 WHERE (SELECT count(*) FROM ob) > 0
 UNION ALL
